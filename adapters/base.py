@@ -1,0 +1,44 @@
+"""The one small interface every source dialect implements.
+
+An adapter turns one upstream system into FHIR R4 resources (plain JSON dicts, as the
+wire carries them). It receives its ``httpx.AsyncClient`` from the caller and never
+builds one, so tests can hand it a loopback server, ``httpx.MockTransport`` or respx.
+Every failure leaves the adapter as one of the errors in :mod:`adapters.errors`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from fhir_profiles.identifiers import PersonIdentifier
+
+FhirResource = dict[str, Any]
+
+#: The resource types the gateway asks every source for, per person.
+PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = (
+    "Observation",
+    "MedicationRequest",
+    "Appointment",
+    "Encounter",
+    "Condition",
+    "DocumentReference",
+)
+
+
+@runtime_checkable
+class SourceAdapter(Protocol):
+    """One upstream system, seen as FHIR R4."""
+
+    source_id: str
+
+    async def find_patient(self, person: PersonIdentifier) -> FhirResource | None:
+        """Return the source's own Patient resource for ``person``, or None if it has none."""
+        ...
+
+    async def search(self, resource_type: str, patient_id: str) -> list[FhirResource]:
+        """Return every resource of ``resource_type`` for the source's patient ``patient_id``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the adapter holds (not the injected client: its owner closes it)."""
+        ...
