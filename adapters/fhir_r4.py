@@ -1,0 +1,458 @@
+"""The adapter for sources that speak FHIR R4 REST (``kind = "fhir-r4"``).
+
+Dialects differ in identifier system and format, paging habits and how patient search
+is sent; :class:`FhirR4Dialect` holds those settings, read from ``[sources.dialect]``.
+
+Page-cap behaviour: reaching ``page_cap`` raises ``SourceProtocolError("page cap
+reached")``. A silently truncated list would look complete to the overview, which must
+instead say that this source is missing; an operator who meets the cap for real
+patients raises it in the configuration.
+
+Safety rules that hold for every request:
+
+* identity numbers go in a POST form body by default, never in a URL that httpx, a
+  proxy or an access log could record;
+* next links are followed only on the configured scheme, host, port and base path, and
+  never twice; redirects are not followed at all, so a hostile source cannot make the
+  gateway call other hosts;
+* bodies are streamed and reading stops at ``max_response_bytes``;
+* error messages name the source, the resource type and the HTTP status, never the
+  identity number, a query string or the upstream body.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import unquote
+
+import httpx
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from adapters.base import FhirResource
+from adapters.config import SourceConfig, SourceConfigError
+from adapters.errors import (
+    SourceAuthError,
+    SourceError,
+    SourceProtocolError,
+    SourceTimeout,
+    SourceUnavailable,
+)
+from fhir_profiles.identifiers import (
+    InvalidPersonIdentifier,
+    PersonIdentifier,
+    parse_person_identifier,
+)
+
+log = logging.getLogger(__name__)
+
+FHIR_JSON = "application/fhir+json"
+DEFAULT_MAX_RESPONSE_BYTES = 20 * 1024 * 1024
+
+_RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+# FHIR R4 ``id``: what a source may legitimately hand us as a Patient id.
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Upstream text that may reach our logs must look like a FHIR code, nothing freer.
+_SAFE_CODE = re.compile(r"^[a-z][a-z-]{0,39}$")
+
+
+class FhirR4Dialect(BaseModel):
+    """The ``[sources.dialect]`` settings a fhir-r4 source understands; unknown keys fail."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Sent as ``_count``.
+    page_size: int = Field(default=50, ge=1, le=1000)
+    #: Most pages followed per search; reaching it is an error, never a silent truncation.
+    page_cap: int = Field(default=100, ge=1, le=10_000)
+    #: A local identifier system; when unset the canonical national system is used.
+    identifier_system: str | None = Field(default=None, min_length=1)
+    #: ``canonical`` (12 digits) or ``yymmdd-nnnn`` (10 digits with ``-``, or ``+`` from 100).
+    identifier_format: Literal["canonical", "yymmdd-nnnn"] = "canonical"
+    #: ``post`` keeps the identity number out of URLs; ``get`` is for sources without _search.
+    patient_search: Literal["post", "get"] = "post"
+    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024)
+
+
+def parse_dialect(config: SourceConfig) -> FhirR4Dialect:
+    """Validate ``config.dialect`` for a fhir-r4 source; raise SourceConfigError if invalid."""
+    try:
+        return FhirR4Dialect.model_validate(config.dialect)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'dialect'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        message = f"source {config.id!r}: invalid fhir-r4 dialect: {problems}"
+        raise SourceConfigError(message) from exc
+
+
+def format_identifier(person: PersonIdentifier, style: str, today: date) -> str:
+    """Render ``person`` as a source expects it.
+
+    ``yymmdd-nnnn`` uses ``+`` from the calendar year the person turns 100, as the
+    population register does. That is also the only rule under which the 10-digit form
+    reads back to the same person with :func:`parse_person_identifier`, which resolves
+    the century from the year alone.
+    """
+    if style == "canonical":
+        return person.value
+    if style != "yymmdd-nnnn":
+        raise ValueError(f"unknown identifier format {style!r}")
+    separator = "+" if today.year - person.birth_date.year >= 100 else "-"
+    return f"{person.value[2:8]}{separator}{person.value[8:]}"
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; obsolete forms may lack a zone
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+@dataclass
+class SearchResult:
+    """What one search produced: the matching resources, and what the source said besides.
+
+    ``issues`` holds ``(severity, code)`` of OperationOutcome entries (``search.mode =
+    outcome``); their diagnostics text is dropped because sources echo query values in it.
+    """
+
+    resources: list[FhirResource] = field(default_factory=list)
+    issues: list[tuple[str, str]] = field(default_factory=list)
+    pages: int = 0
+    skipped: int = 0
+
+
+class FhirR4Adapter:
+    """A FHIR R4 REST source, reached through an injected ``httpx.AsyncClient``."""
+
+    kind = "fhir-r4"
+
+    def __init__(
+        self,
+        config: SourceConfig,
+        client: httpx.AsyncClient,
+        *,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self.source_id = config.id
+        self.dialect = parse_dialect(config)
+        self._config = config
+        self._client = client
+        self._today = today
+        self._base = httpx.URL(config.base_url.rstrip("/"))
+        base_path = self._base.path.rstrip("/")
+        self._base_path_prefix = f"{base_path}/"
+
+    @classmethod
+    def check_config(cls, config: SourceConfig) -> None:
+        """Validate the dialect settings without building anything (start-up check)."""
+        parse_dialect(config)
+
+    def __repr__(self) -> str:
+        return f"FhirR4Adapter(source_id={self.source_id!r})"
+
+    # -- the SourceAdapter interface -------------------------------------------------
+
+    async def find_patient(self, person: PersonIdentifier) -> FhirResource | None:
+        """Find the source's Patient for ``person`` by identifier; None if it has none.
+
+        More than one match raises SourceProtocolError: picking one would risk showing
+        another person's data. A match must carry the searched identifier, so a source
+        that ignores the ``identifier`` parameter cannot hand us a stranger.
+        """
+        system = self.dialect.identifier_system or person.system
+        value = format_identifier(person, self.dialect.identifier_format, self._today())
+        form = {"identifier": f"{system}|{value}", "_count": "2"}
+        if self.dialect.patient_search == "post":
+            request = self._build("POST", self._url("Patient/_search"), data=form)
+        else:
+            request = self._build("GET", self._url("Patient"), params=form)
+        bundle = await self._fetch(request, "Patient")
+        result = SearchResult()
+        self._collect(bundle, "Patient", result)
+        if _next_link(bundle, f"{self.source_id}: Patient search") is not None:
+            # Following it would put the identity number in a URL; a unique match never pages.
+            raise SourceProtocolError(f"{self.source_id}: Patient search returned several pages")
+        if len(result.resources) > 1 or _total(bundle) > 1:
+            raise SourceProtocolError(f"{self.source_id}: more than one Patient matches")
+        if not result.resources:
+            return None
+        patient = result.resources[0]
+        if not self._carries(patient, system, person):
+            raise SourceProtocolError(
+                f"{self.source_id}: Patient match does not carry the searched identifier"
+            )
+        return patient
+
+    async def search(self, resource_type: str, patient_id: str) -> list[FhirResource]:
+        """Return every ``resource_type`` resource of the source's patient ``patient_id``."""
+        return (await self.search_all(resource_type, patient_id)).resources
+
+    async def aclose(self) -> None:
+        """Nothing to release: the injected client belongs to the caller."""
+
+    # -- beyond the interface --------------------------------------------------------
+
+    async def search_all(self, resource_type: str, patient_id: str) -> SearchResult:
+        """Like :meth:`search`, also reporting outcome issues and the pages read."""
+        if not _RESOURCE_TYPE.match(resource_type):
+            raise ValueError("not a FHIR resource type name")
+        if not _FHIR_ID.match(patient_id):
+            # Patient ids come from the source itself; a malformed one is its fault.
+            raise SourceProtocolError(f"{self.source_id}: Patient id is not a valid FHIR id")
+        what = f"{self.source_id}: {resource_type} search"
+        request = self._build(
+            "GET",
+            self._url(resource_type),
+            params={"patient": patient_id, "_count": str(self.dialect.page_size)},
+        )
+        seen = {_without_fragment(request.url)}
+        result = SearchResult()
+        while True:
+            bundle = await self._fetch(request, resource_type)
+            result.pages += 1
+            self._collect(bundle, resource_type, result)
+            next_url = _next_link(bundle, what)
+            if next_url is None:
+                break
+            if result.pages >= self.dialect.page_cap:
+                raise SourceProtocolError(
+                    f"{what}: page cap reached ({self.dialect.page_cap} pages)"
+                )
+            url = self._checked_next(request.url, next_url, resource_type)
+            key = _without_fragment(url)
+            if key in seen:
+                raise SourceProtocolError(f"{what}: next-link loop")
+            seen.add(key)
+            request = self._build("GET", url)
+        if result.issues:
+            log.info(
+                "source %s: %s search: %d outcome issue(s) ignored: %s",
+                self.source_id,
+                resource_type,
+                len(result.issues),
+                sorted(set(result.issues)),
+            )
+        return result
+
+    # -- internals -------------------------------------------------------------------
+
+    def _url(self, path: str) -> httpx.URL:
+        return httpx.URL(f"{self._base}/{path}")
+
+    def _build(
+        self,
+        method: str,
+        url: httpx.URL,
+        *,
+        params: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+    ) -> httpx.Request:
+        return self._client.build_request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers={"Accept": FHIR_JSON},
+            timeout=self._config.timeout,
+        )
+
+    def _checked_next(self, current: httpx.URL, link: str, resource_type: str) -> httpx.URL:
+        """Resolve a next link and refuse one that leaves this source's base URL."""
+        what = f"{self.source_id}: {resource_type} search"
+        try:
+            url = current.join(link)
+        except httpx.InvalidURL as exc:
+            raise SourceProtocolError(f"{what}: malformed next link") from exc
+        same_origin = (
+            url.scheme == self._base.scheme
+            and url.host == self._base.host
+            and _port(url) == _port(self._base)
+            and not url.userinfo
+        )
+        # Encoded dot segments ("%2e%2e") survive URL joining but not every server's decoder.
+        segments = unquote(url.path).split("/")
+        escapes = "." in segments or ".." in segments
+        if not same_origin or escapes or not url.path.startswith(self._base_path_prefix):
+            raise SourceProtocolError(f"{what}: next link leaves the source's base URL")
+        return url
+
+    async def _fetch(self, request: httpx.Request, resource_type: str) -> dict[str, Any]:
+        """Send one request and return the searchset Bundle, or raise a SourceError."""
+        what = f"{self.source_id}: {resource_type} search"
+        try:
+            response = await self._client.send(request, stream=True, follow_redirects=False)
+            try:
+                _raise_for_status(response, what)
+                body = await self._read_capped(response, what)
+            finally:
+                await response.aclose()
+        except SourceError:
+            raise
+        except httpx.TimeoutException as exc:
+            raise SourceTimeout(f"{what}: timed out") from exc
+        except httpx.TransportError as exc:
+            raise SourceUnavailable(f"{what}: {_transport_problem(exc)}") from exc
+        except httpx.HTTPError as exc:  # e.g. a broken content-encoding
+            raise SourceProtocolError(f"{what}: unreadable response") from exc
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise SourceProtocolError(f"{what}: response is not valid JSON") from exc
+        if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
+            raise SourceProtocolError(f"{what}: response is not a Bundle")
+        if data.get("type") != "searchset":
+            raise SourceProtocolError(f"{what}: Bundle is not a searchset")
+        if not isinstance(data.get("entry", []), list):
+            raise SourceProtocolError(f"{what}: malformed Bundle")
+        if not isinstance(data.get("link", []), list):
+            raise SourceProtocolError(f"{what}: malformed Bundle")
+        return data
+
+    async def _read_capped(self, response: httpx.Response, what: str) -> bytes:
+        limit = self.dialect.max_response_bytes
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise SourceProtocolError(f"{what}: response larger than {limit} bytes")
+        buffer = bytearray()
+        # Counted after decompression: a small gzip body must not expand past the limit.
+        async for chunk in response.aiter_bytes():
+            buffer += chunk
+            if len(buffer) > limit:
+                raise SourceProtocolError(f"{what}: response larger than {limit} bytes")
+        return bytes(buffer)
+
+    def _collect(self, bundle: dict[str, Any], resource_type: str, result: SearchResult) -> None:
+        for entry in _entries(bundle, f"{self.source_id}: {resource_type} search"):
+            mode = _search_mode(entry)
+            resource = entry.get("resource")
+            if mode == "outcome":
+                result.issues.extend(_outcome_issues(resource))
+                continue
+            if mode not in (None, "match"):  # "include" and anything unknown
+                continue
+            if (
+                isinstance(resource, dict)
+                and resource.get("resourceType") == resource_type
+                and isinstance(resource.get("id"), str)
+                and resource["id"]
+            ):
+                result.resources.append(resource)
+            else:
+                result.skipped += 1
+
+    def _carries(self, patient: FhirResource, system: str, person: PersonIdentifier) -> bool:
+        identifiers = patient.get("identifier")
+        if not isinstance(identifiers, list):
+            return False
+        for identifier in identifiers:
+            if not isinstance(identifier, dict) or identifier.get("system") != system:
+                continue
+            value = identifier.get("value")
+            if not isinstance(value, str):
+                continue
+            try:
+                if parse_person_identifier(value, today=self._today()) == person:
+                    return True
+            except InvalidPersonIdentifier:
+                continue
+        return False
+
+
+def _raise_for_status(response: httpx.Response, what: str) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    message = f"{what}: HTTP {status}"
+    if status in (401, 403):
+        raise SourceAuthError(message)
+    if status in (429, 503):
+        raise SourceUnavailable(
+            message, retry_after=parse_retry_after(response.headers.get("Retry-After"))
+        )
+    if status >= 500:
+        raise SourceUnavailable(message)
+    # 3xx lands here too: redirects are not followed (they could point anywhere).
+    raise SourceProtocolError(message)
+
+
+def _transport_problem(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "cannot connect"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "broken HTTP response"
+    return "network error"
+
+
+def _entries(bundle: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
+    for entry in bundle.get("entry", []):
+        if not isinstance(entry, dict):
+            raise SourceProtocolError(f"{what}: malformed Bundle entry")
+        yield entry
+
+
+def _search_mode(entry: dict[str, Any]) -> str | None:
+    search = entry.get("search")
+    if isinstance(search, dict):
+        mode = search.get("mode")
+        return mode if isinstance(mode, str) else None
+    return None
+
+
+def _outcome_issues(resource: Any) -> list[tuple[str, str]]:
+    if not isinstance(resource, dict) or resource.get("resourceType") != "OperationOutcome":
+        return []
+    issues = resource.get("issue")
+    if not isinstance(issues, list):
+        return []
+    return [
+        (_safe_code(issue.get("severity")), _safe_code(issue.get("code")))
+        for issue in issues
+        if isinstance(issue, dict)
+    ]
+
+
+def _safe_code(value: Any) -> str:
+    return value if isinstance(value, str) and _SAFE_CODE.match(value) else "?"
+
+
+def _next_link(bundle: dict[str, Any], what: str) -> str | None:
+    for link in bundle.get("link", []):
+        if isinstance(link, dict) and link.get("relation") == "next":
+            url = link.get("url")
+            if isinstance(url, str) and url:
+                return url
+            raise SourceProtocolError(f"{what}: next link without a URL")
+    return None
+
+
+def _total(bundle: dict[str, Any]) -> int:
+    total = bundle.get("total")
+    return total if isinstance(total, int) and not isinstance(total, bool) else 0
+
+
+def _port(url: httpx.URL) -> int | None:
+    return url.port or _DEFAULT_PORTS.get(url.scheme)
+
+
+def _without_fragment(url: httpx.URL) -> str:
+    return str(url.copy_with(fragment=None))

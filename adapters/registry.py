@@ -1,0 +1,76 @@
+"""Adapter kinds by name: the sources file says ``kind = "..."``, this module builds it.
+
+A new dialect plugs in with one line in :data:`ADAPTER_KINDS`, e.g.
+``"legacy-xml": LegacyXmlAdapter,`` — any class whose constructor takes
+``(config, client)`` and that has a ``check_config`` classmethod.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Protocol
+
+import httpx
+
+from adapters.auth import bearer_auth, smart_backend_auth
+from adapters.base import SourceAdapter
+from adapters.config import BearerAuth, NoAuth, SmartBackendAuth, SourceConfig, SourceConfigError
+from adapters.fhir_r4 import FhirR4Adapter
+
+
+class AdapterFactory(Protocol):
+    """What a registered kind provides: a constructor and a start-up config check."""
+
+    def __call__(self, config: SourceConfig, client: httpx.AsyncClient) -> SourceAdapter: ...
+
+    def check_config(self, config: SourceConfig) -> None: ...
+
+
+ADAPTER_KINDS: Mapping[str, AdapterFactory] = MappingProxyType(
+    {
+        "fhir-r4": FhirR4Adapter,
+    }
+)
+
+
+class UnknownAdapterKind(SourceConfigError):
+    """A source names a kind no adapter is registered for."""
+
+    def __init__(self, source_id: str, kind: str) -> None:
+        valid = ", ".join(sorted(ADAPTER_KINDS))
+        super().__init__(f"source {source_id!r}: unknown kind {kind!r}; valid kinds: {valid}")
+        self.kind = kind
+
+
+def _factory(config: SourceConfig) -> AdapterFactory:
+    try:
+        return ADAPTER_KINDS[config.kind]
+    except KeyError:
+        raise UnknownAdapterKind(config.id, config.kind) from None
+
+
+def check_kinds(configs: Iterable[SourceConfig]) -> None:
+    """Fail at start-up, before any client exists, on an unknown kind or invalid dialect."""
+    for config in configs:
+        _factory(config).check_config(config)
+
+
+def build_adapter(config: SourceConfig, client: httpx.AsyncClient) -> SourceAdapter:
+    """Build the adapter for ``config.kind`` around the caller's client."""
+    return _factory(config)(config, client)
+
+
+def build_auth(config: SourceConfig) -> httpx.Auth:
+    """Build the ``httpx.Auth`` for a source; give it to the client that source uses.
+
+    Key files are read here, so a missing or unusable key fails at start-up.
+    """
+    auth = config.auth
+    if isinstance(auth, SmartBackendAuth):
+        return smart_backend_auth(auth)
+    if isinstance(auth, BearerAuth):
+        return bearer_auth(auth)
+    if isinstance(auth, NoAuth):
+        return httpx.Auth()  # the base class sends requests unchanged
+    raise SourceConfigError(f"source {config.id!r}: unsupported auth type")  # pragma: no cover
