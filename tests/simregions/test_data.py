@@ -1,0 +1,320 @@
+"""The resources each region serves: shape, dialect, size, duplicates and determinism."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from fhir_profiles.identifiers import parse_person_identifier
+from simregions.catalog import ACT_CODE_SYSTEM, DIAGNOSES, ICD10SE_SYSTEM, MEDICINES
+from simregions.clock import REFERENCE_DATE, REFERENCE_INSTANT
+from simregions.data import (
+    MAX_RESOURCES_PER_PERSON,
+    MIN_RESOURCES_PER_PERSON,
+    PATIENT_COMPARTMENT_TYPES,
+    SERVED_TYPES,
+    build_region_data,
+    deliberate_duplicates,
+)
+from simregions.labs import (
+    ANALYSES_BY_KEY,
+    LAB_ANALYSES,
+    LOINC_SYSTEM,
+    NPU_SYSTEM,
+    PANELS,
+    SYD_LOCAL_LAB_SYSTEM,
+)
+from simregions.people import TEST_PERSON_PNR, people_in_region
+from simregions.regions import DEFAULT_REGIONS, RegionSpec, get_region
+
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+REGION_IDS = [region.id for region in DEFAULT_REGIONS]
+
+
+def resources(region_id: str, resource_type: str | None = None) -> list[dict[str, Any]]:
+    data = build_region_data(get_region(region_id))
+    return [r for r in data.resources if resource_type in (None, r["resourceType"])]
+
+
+def references(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        if isinstance(value.get("reference"), str):
+            yield value["reference"]
+        for item in value.values():
+            yield from references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from references(item)
+
+
+def patient_of(resource: dict[str, Any]) -> str | None:
+    if resource["resourceType"] == "Patient":
+        return f"Patient/{resource['id']}"
+    if "subject" in resource:
+        return str(resource["subject"]["reference"])
+    for participant in resource.get("participant", []):
+        reference = participant.get("actor", {}).get("reference", "")
+        if reference.startswith("Patient/"):
+            return str(reference)
+    return None
+
+
+def loinc_check_digit_ok(code: str) -> bool:
+    """LOINC's mod-10 check: odd positions from the right doubled as a number, and so on."""
+    number, check = code.split("-")
+    reversed_digits = number[::-1]
+    digits = reversed_digits[1::2] + str(int(reversed_digits[0::2]) * 2)
+    return (10 - sum(int(d) for d in digits) % 10) % 10 == int(check)
+
+
+# -- catalogues ---------------------------------------------------------------------------
+
+
+def test_lab_table_has_about_forty_consistently_coded_analyses() -> None:
+    assert 38 <= len(LAB_ANALYSES) <= 50
+    assert len({a.key for a in LAB_ANALYSES}) == len(LAB_ANALYSES)
+    assert len({a.loinc for a in LAB_ANALYSES}) == len(LAB_ANALYSES)
+    for analysis in LAB_ANALYSES:
+        assert loinc_check_digit_ok(analysis.loinc), analysis.key
+        if analysis.alt and analysis.alt.loinc:
+            assert loinc_check_digit_ok(analysis.alt.loinc), analysis.key
+        if analysis.npu is None:
+            assert analysis.local_code, analysis.key
+        else:
+            assert re.fullmatch(r"NPU\d{5}", analysis.npu), analysis.key
+        if analysis.low is not None and analysis.high is not None:
+            assert analysis.low < analysis.high
+    for panel in PANELS.values():
+        assert all(key in ANALYSES_BY_KEY for key in panel)
+
+
+def test_known_codes_are_the_real_ones() -> None:
+    hb, glucose, crp = ANALYSES_BY_KEY["hb"], ANALYSES_BY_KEY["glukos"], ANALYSES_BY_KEY["crp"]
+    assert (hb.loinc, hb.npu, hb.unit) == ("718-7", "NPU28309", "g/L")
+    assert (glucose.loinc, glucose.npu) == ("14749-6", "NPU02192")
+    assert (crp.loinc, crp.npu) == ("1988-5", "NPU19748")
+
+
+def test_diagnoses_use_icd10_and_medicines_atc() -> None:
+    for diagnosis in DIAGNOSES.values():
+        assert re.fullmatch(r"[A-Z]\d{2}(\.\d{1,2})?", diagnosis.icd10), diagnosis.key
+        assert all(key in MEDICINES for key in diagnosis.medicines)
+        assert all(panel in PANELS for panel in diagnosis.panels)
+    for medicine in MEDICINES.values():
+        assert re.fullmatch(r"[A-Z]\d{2}[A-Z]{1,2}(\d{2})?", medicine.atc), medicine.key
+
+
+# -- resources ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("region_id", REGION_IDS)
+def test_every_resource_has_an_id_meta_and_resolvable_references(region_id: str) -> None:
+    everything = resources(region_id)
+    keys = {f"{r['resourceType']}/{r['id']}" for r in everything}
+    assert len(keys) == len(everything)
+    assert {r["resourceType"] for r in everything} == set(SERVED_TYPES)
+    for resource in everything:
+        assert FHIR_ID.match(resource["id"])
+        updated = datetime.fromisoformat(resource["meta"]["lastUpdated"])
+        assert updated < REFERENCE_INSTANT
+        for reference in references(resource):
+            assert reference in keys, (resource["resourceType"], reference)
+        if resource["resourceType"] in PATIENT_COMPARTMENT_TYPES:
+            assert patient_of(resource) in keys
+
+
+def test_local_patient_ids_differ_per_region_and_are_not_the_number() -> None:
+    ids = [build_region_data(region).patient_id(TEST_PERSON_PNR) for region in DEFAULT_REGIONS]
+    assert len(set(ids)) == 3
+    for region in DEFAULT_REGIONS:
+        for pnr, patient_id in build_region_data(region).patient_ids.items():
+            assert pnr[2:] not in patient_id
+
+
+@pytest.mark.parametrize("region_id", REGION_IDS)
+def test_patients_carry_the_region_identifier_dialect(region_id: str) -> None:
+    region = get_region(region_id)
+    for patient in resources(region_id, "Patient"):
+        (identifier,) = patient["identifier"]
+        assert identifier["system"] in (
+            region.identifier_system,
+            region.coordination_identifier_system,
+        )
+        value = identifier["value"]
+        if region.identifier_format == "canonical":
+            assert re.fullmatch(r"\d{12}", value)
+        else:
+            assert re.fullmatch(r"\d{6}[-+]\d{4}", value)
+        parse_person_identifier(value, today=REFERENCE_DATE)
+
+
+def test_vast_writes_yymmdd_with_plus_for_centenarians() -> None:
+    values = {p["identifier"][0]["value"] for p in resources("vast", "Patient")}
+    assert "121212+1212" in values
+    assert sum(1 for value in values if "+" in value) >= 2
+    assert len(values) == len(people_in_region("vast"))
+
+
+def test_canonical_regions_put_samordningsnummer_in_their_own_system() -> None:
+    systems = Counter(p["identifier"][0]["system"] for p in resources("nord", "Patient"))
+    assert systems["http://electronichealth.se/identifier/samordningsnummer"] >= 1
+
+
+def test_protected_identity_is_labelled_and_has_no_address() -> None:
+    labelled = [
+        patient
+        for region_id in REGION_IDS
+        for patient in resources(region_id, "Patient")
+        if patient["meta"].get("security")
+    ]
+    assert labelled
+    for patient in labelled:
+        assert patient["meta"]["security"][0]["code"] == "R"
+        assert "address" not in patient
+        assert "telecom" not in patient
+
+
+def lab_systems(region_id: str) -> Counter[str]:
+    return Counter(o["code"]["coding"][0]["system"] for o in resources(region_id, "Observation"))
+
+
+def test_nord_and_vast_code_labs_in_loinc_and_syd_in_npu() -> None:
+    assert set(lab_systems("nord")) == {LOINC_SYSTEM}
+    assert set(lab_systems("vast")) == {LOINC_SYSTEM}
+    syd = lab_systems("syd")
+    assert syd[NPU_SYSTEM] > 10 * syd[SYD_LOCAL_LAB_SYSTEM] > 0
+    assert any(
+        o["code"]["coding"][0]["code"] == "NPU28309" for o in resources("syd", "Observation")
+    )
+
+
+def test_vast_reports_some_analyses_in_other_units() -> None:
+    units = {
+        (o["code"]["coding"][0]["code"], o["valueQuantity"]["code"])
+        for o in resources("vast", "Observation")
+    }
+    assert ("2345-7", "mg/dL") in units  # glucose by mass
+    assert ("718-7", "g/dL") in units  # haemoglobin in g/dL
+    assert ("718-7", "g/L") not in units
+    nord_units = {
+        (o["code"]["coding"][0]["code"], o["valueQuantity"]["code"])
+        for o in resources("nord", "Observation")
+    }
+    assert ("718-7", "g/L") in nord_units
+
+
+def test_syd_sends_some_times_without_a_zone() -> None:
+    zoned = re.compile(r"(Z|[+-]\d{2}:\d{2})$")
+    for region_id, expect_missing in (("nord", False), ("syd", True)):
+        times = [o["effectiveDateTime"] for o in resources(region_id, "Observation")]
+        missing = [t for t in times if not zoned.search(t)]
+        assert bool(missing) is expect_missing
+    # Instants stay valid everywhere.
+    assert all(zoned.search(a["start"]) for a in resources("syd", "Appointment"))
+
+
+def test_observations_are_laboratory_results_with_ranges_and_series() -> None:
+    observations = resources("nord", "Observation")
+    tolvan = build_region_data(get_region("nord")).patient_id(TEST_PERSON_PNR)
+    series = Counter(
+        o["code"]["coding"][0]["code"]
+        for o in observations
+        if o["subject"]["reference"] == f"Patient/{tolvan}"
+    )
+    assert max(series.values()) >= 3
+    for observation in observations:
+        assert observation["category"][0]["coding"][0]["code"] == "laboratory"
+        assert observation["valueQuantity"]["system"] == "http://unitsofmeasure.org"
+        assert observation["referenceRange"][0].keys() & {"low", "high"}
+        assert observation["performer"][0]["reference"].startswith("Organization/")
+
+
+def test_encounters_use_the_r4_single_coding_class() -> None:
+    for encounter in resources("vast", "Encounter"):
+        assert isinstance(encounter["class"], dict)
+        assert encounter["class"]["system"] == ACT_CODE_SYSTEM
+        assert encounter["serviceProvider"]["reference"].startswith("Organization/")
+
+
+def test_clinical_content_is_swedish_and_coded() -> None:
+    notes = resources("syd", "DocumentReference")
+    text = base64.b64decode(notes[0]["content"][0]["attachment"]["data"]).decode("utf-8")
+    assert "Bedömning:" in text
+    assert all(
+        c["code"]["coding"][0]["system"] == ICD10SE_SYSTEM for c in resources("syd", "Condition")
+    )
+    requests = resources("nord", "MedicationRequest")
+    assert all(
+        r["medicationCodeableConcept"]["coding"][0]["system"] == "http://www.whocc.no/atc"
+        for r in requests
+    )
+    statuses = Counter(r["status"] for r in requests)
+    assert statuses["active"]
+    assert statuses["completed"]
+
+
+def test_appointments_are_past_and_future() -> None:
+    starts = Counter()
+    for appointment in resources("nord", "Appointment"):
+        future = datetime.fromisoformat(appointment["start"]) > REFERENCE_INSTANT
+        starts[(future, appointment["status"])] += 1
+    assert starts[(True, "booked")]
+    assert starts[(False, "fulfilled")]
+    assert starts[(False, "cancelled")] + starts[(True, "cancelled")] > 0
+    assert not starts[(True, "fulfilled")]
+
+
+def per_patient(region_id: str) -> Counter[str]:
+    return Counter(patient_of(r) for r in resources(region_id) if patient_of(r))
+
+
+def test_the_test_person_is_rich_and_everyone_else_modest() -> None:
+    total = 0
+    for region in DEFAULT_REGIONS:
+        counts = per_patient(region.id)
+        tolvan = f"Patient/{build_region_data(region).patient_id(TEST_PERSON_PNR)}"
+        total += counts.pop(tolvan)
+        assert min(counts.values()) >= MIN_RESOURCES_PER_PERSON
+        assert max(counts.values()) <= MAX_RESOURCES_PER_PERSON
+    assert 900 <= total <= 1200
+
+
+def strip_local(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource without what legitimately differs between regions: ids and references."""
+    kept = {k: v for k, v in resource.items() if k not in ("id", "meta", "subject")}
+    if "performer" in kept:
+        kept["performer"] = [
+            {k: v for k, v in p.items() if k != "reference"} for p in kept["performer"]
+        ]
+    return kept
+
+
+def test_deliberate_duplicates_are_identical_but_for_local_ids() -> None:
+    crp, prescription, hb = deliberate_duplicates()
+    by_id = {(region_id, r["id"]): r for region_id in REGION_IDS for r in resources(region_id)}
+    for duplicate in (crp, prescription):
+        first, second = (by_id[key] for key in duplicate.ids)
+        assert [region for region, _ in duplicate.ids] == ["nord", "vast"]
+        assert first["resourceType"] == second["resourceType"] == duplicate.resource_type
+        assert strip_local(first) == strip_local(second)
+        assert first["id"] != second["id"]
+    nord_hb, syd_hb = (by_id[key] for key in hb.ids)
+    assert nord_hb["code"]["coding"][0]["code"] == "718-7"
+    assert syd_hb["code"]["coding"][0]["code"] == "NPU28309"
+    for field in ("effectiveDateTime", "valueQuantity", "referenceRange", "issued"):
+        assert nord_hb[field] == syd_hb[field]
+    assert nord_hb["performer"][0]["identifier"] == syd_hb["performer"][0]["identifier"]
+
+
+@pytest.mark.parametrize("region", DEFAULT_REGIONS, ids=REGION_IDS)
+def test_building_twice_gives_the_same_data(region: RegionSpec) -> None:
+    fresh = build_region_data.__wrapped__(region)  # bypass the cache
+    cached = build_region_data(region)
+    assert fresh.resources == cached.resources
+    assert fresh.patient_ids == cached.patient_ids
