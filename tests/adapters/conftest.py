@@ -102,7 +102,7 @@ def _free_port() -> int:
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
-    done = subprocess.run(  # noqa: S603 - fixed argv, our own sekmet binary
+    done = subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
     )
     if done.returncode != 0:
@@ -162,7 +162,7 @@ def sekmet() -> Iterator[Sekmet]:
 
         log_path = cwd / "serve.log"
         with log_path.open("wb") as log:
-            process = subprocess.Popen(  # noqa: S603 - fixed argv, our own sekmet binary
+            process = subprocess.Popen(
                 [command, "serve", "--config", "settings.yaml"],
                 cwd=cwd,
                 env=env,

@@ -1,0 +1,99 @@
+"""The app factory: builds a FastAPI app from settings (nothing happens at import time)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+
+from gateway import __version__
+from gateway.capability import CapabilityRegistry
+from gateway.errors import install_error_handlers
+from gateway.fhir_api import build_fhir_router
+from gateway.fhir_json import FhirJSONResponse
+from gateway.services import Services
+from gateway.settings import Settings
+
+access_log = logging.getLogger("samlad.access")
+
+
+def smart_configuration(settings: Settings) -> dict[str, Any]:
+    """SMART App Launch / Backend Services discovery document."""
+    primary = settings.issuers[0] if settings.issuers else None
+    document: dict[str, Any] = {
+        "issuer": primary.issuer if primary else None,
+        "jwks_uri": primary.jwks_url if primary else None,
+        "token_endpoint": primary.token_endpoint if primary else None,
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+        "scopes_supported": ["openid", "fhirUser", "patient/*.rs", "user/*.rs", "system/*.rs"],
+        "response_types_supported": ["code"],
+        "capabilities": [
+            "launch-standalone",
+            "client-public",
+            "client-confidential-asymmetric",
+            "permission-v2",
+        ],
+        "code_challenge_methods_supported": ["S256"],
+    }
+    if primary and primary.authorization_endpoint:
+        document["authorization_endpoint"] = primary.authorization_endpoint
+    return {key: value for key, value in document.items() if value is not None}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the gateway app for ``settings``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = await Services.start(settings)
+        try:
+            yield
+        finally:
+            await app.state.services.aclose()
+
+    app = FastAPI(
+        title="Samlad FHIR gateway",
+        version=__version__,
+        description="A unified, consent-gated FHIR R4 view of a person's health records.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def log_access(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # Logs the route template, never the concrete path or query: they may carry ids.
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "<unmatched>")
+        access_log.info(
+            "%s %s %d %.1fms",
+            request.method,
+            template,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response
+
+    registry = CapabilityRegistry()
+    app.include_router(build_fhir_router(registry))
+
+    @app.get("/fhir/.well-known/smart-configuration", response_class=FhirJSONResponse)
+    @app.get("/.well-known/smart-configuration", response_class=FhirJSONResponse)
+    async def smart_config() -> Any:
+        return FhirJSONResponse(smart_configuration(settings), media_type="application/json")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

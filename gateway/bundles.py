@@ -1,0 +1,110 @@
+"""Render answers as FHIR Bundles, with the status of every source as an outcome entry.
+
+Each source gets one issue in an OperationOutcome entry (``search.mode = outcome``):
+the severity says whether it answered, ``details.coding`` carries the status code from
+:data:`SOURCE_STATUS_SYSTEM`, and the ``source-status`` extension carries the same facts
+as data (source id, status, time answered, resource count), so clients never need to
+parse the prose in ``diagnostics``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.base import FhirResource
+from gateway.aggregate import SourceReport, SourceStatus
+
+SOURCE_STATUS_SYSTEM = "https://samlad.se/fhir/CodeSystem/source-status"
+SOURCE_STATUS_EXTENSION = "https://samlad.se/fhir/StructureDefinition/source-status"
+
+_ISSUE_CODE = {
+    SourceStatus.OK: ("information", "informational"),
+    SourceStatus.NO_DATA: ("information", "not-found"),
+    SourceStatus.TIMEOUT: ("warning", "timeout"),
+    SourceStatus.FAILED: ("warning", "transient"),
+}
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def source_issue(report: SourceReport) -> dict[str, Any]:
+    severity, code = _ISSUE_CODE[report.status]
+    extension: list[dict[str, Any]] = [
+        {"url": "source", "valueString": report.source_id},
+        {"url": "status", "valueCode": report.status.value},
+        {"url": "elapsedMs", "valueDecimal": report.elapsed_ms},
+    ]
+    if report.answered_at is not None:
+        extension.append({"url": "answeredAt", "valueInstant": _instant(report.answered_at)})
+        text = f"{report.name} answered at {_instant(report.answered_at)}"
+    else:
+        text = f"{report.name} did not answer ({report.reason or report.status.value})"
+    if report.status is SourceStatus.OK:
+        extension.append({"url": "resourceCount", "valueUnsignedInt": report.resource_count})
+        text += f" with {report.resource_count} resource(s)"
+    elif report.status is SourceStatus.NO_DATA:
+        text += ": no record of this person"
+    if report.reason:
+        extension.append({"url": "reason", "valueCode": report.reason})
+    if report.warnings:
+        text += "; " + "; ".join(report.warnings)
+    return {
+        "severity": severity,
+        "code": code,
+        "details": {
+            "coding": [{"system": SOURCE_STATUS_SYSTEM, "code": report.status.value}],
+            "text": report.name,
+        },
+        "diagnostics": text,
+        "extension": [{"url": SOURCE_STATUS_EXTENSION, "extension": extension}],
+    }
+
+
+def source_status_outcome(reports: Sequence[SourceReport]) -> FhirResource:
+    """One OperationOutcome with an issue per source."""
+    return {
+        "resourceType": "OperationOutcome",
+        "id": "source-status",
+        "issue": [source_issue(report) for report in reports]
+        or [{"severity": "information", "code": "informational", "diagnostics": "no sources"}],
+    }
+
+
+def searchset(
+    resources: Sequence[FhirResource],
+    reports: Sequence[SourceReport] | None,
+    *,
+    base_url: str,
+    self_link: str,
+) -> FhirResource:
+    """A searchset Bundle: the matches, then the per-source status (if any)."""
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": f"{base_url}/{resource['resourceType']}/{resource['id']}",
+            "resource": resource,
+            "search": {"mode": "match"},
+        }
+        for resource in resources
+    ]
+    if reports is not None:
+        entries.append(
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": source_status_outcome(reports),
+                "search": {"mode": "outcome"},
+            }
+        )
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": _instant(datetime.now(UTC))},
+        "type": "searchset",
+        "total": len(resources),
+        "link": [{"relation": "self", "url": self_link}],
+        "entry": entries,
+    }

@@ -1,0 +1,136 @@
+"""The ``samlad`` command: demo, serve, token, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.settings import ConfigError, load_settings
+
+DEFAULT_DATA_DIR = Path(".samlad")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # httpx logs full request URLs at INFO; upstream queries may carry identifiers.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(args.data_dir, args.port, args.region_port_base))
+    print("Samlad demo stopped.")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    settings = load_settings(args.config)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=False,  # our own access log leaves out paths and queries
+        log_level=args.log_level.lower(),
+    )
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from gateway.demo import dev_token
+
+    config = args.config or DEFAULT_DATA_DIR / "demo.toml"
+    if not config.exists():
+        print(f"no configuration at {config}: start `samlad demo` first", file=sys.stderr)
+        return 2
+    settings = load_settings(config)
+    claims: dict[str, str]
+    if args.role == "citizen":
+        if not args.personnummer:
+            print("--personnummer is required for a citizen token", file=sys.stderr)
+            return 2
+        claims = {"personnummer": args.personnummer, "scope": "patient/*.rs"}
+    elif args.role == "clinician":
+        claims = {
+            "hsa_id": args.hsa_id,
+            "care_unit_hsa_id": args.care_unit,
+            "care_provider_hsa_id": args.care_provider,
+            "scope": "user/*.rs",
+        }
+    else:
+        claims = {
+            "client_id": args.client_id,
+            "care_provider_hsa_id": args.care_provider,
+            "scope": "system/*.rs",
+        }
+    print(dev_token(settings, claims, lifetime=args.lifetime))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from gateway.store.migrate import upgrade
+
+    settings = load_settings(args.config)
+    upgrade(settings.effective_database_url)
+    print("database schema is current")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="samlad", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the simulated regions and the gateway")
+    demo.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--region-port-base", type=int, default=8101)
+    demo.set_defaults(func=cmd_demo)
+
+    serve = sub.add_parser("serve", help="run the gateway from a configuration file")
+    serve.add_argument("--config", type=Path, required=True)
+    serve.set_defaults(func=cmd_serve)
+
+    token = sub.add_parser("token", help="print a token from the local development issuer")
+    token.add_argument("--config", type=Path, default=None)
+    token.add_argument("--role", choices=["citizen", "clinician", "integrator"], required=True)
+    token.add_argument("--personnummer")
+    token.add_argument("--hsa-id", default="SE2321009001-DOC1")
+    token.add_argument("--care-unit", default="SE2321009001-MEDM")
+    token.add_argument("--care-provider", default="SE2321009001-NORD")
+    token.add_argument("--client-id", default="demo-integrator")
+    token.add_argument("--lifetime", type=int, default=3600)
+    token.set_defaults(func=cmd_token)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.add_argument("--config", type=Path, default=None)
+    migrate.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""``samlad demo``: the simulated regions and the gateway in one process, on loopback.
+
+Writes a dev-mode configuration to the data folder (SQLite, the local development
+issuer, one source per simulated region), starts everything, and prints a token and
+ready-to-paste requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM, parse_person_identifier
+from gateway.app import create_app
+from gateway.dev_issuer import DevIssuer, mint
+from gateway.settings import Settings, load_settings
+from simregions.app import create_app as create_region_app
+from simregions.regions import DEFAULT_REGIONS, RegionSpec
+from simregions.server import LOOPBACK, bind_socket, make_server
+
+TEST_PERSON = "191212121212"
+
+
+def region_source(spec: RegionSpec, base_url: str) -> dict[str, Any]:
+    """The ``[[sources]]`` entry that points the gateway at one simulated region."""
+    dialect: dict[str, Any] = {"page_size": spec.page_size}
+    if spec.identifier_system != PERSONNUMMER_SYSTEM:
+        dialect["identifier_system"] = spec.identifier_system
+    if spec.identifier_format != "canonical":
+        dialect["identifier_format"] = spec.identifier_format
+    return {
+        "id": f"region-{spec.id}",
+        "name": spec.name,
+        "kind": "fhir-r4",
+        "base_url": base_url,
+        "timeout": 5.0,
+        "auth": {"type": "bearer", "token": spec.token},
+        "dialect": dialect,
+    }
+
+
+def write_demo_config(
+    data_dir: Path, port: int, region_urls: dict[str, str], regions: tuple[RegionSpec, ...]
+) -> Path:
+    """Write the demo's TOML configuration and the dev issuer's keys; return the file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    public = f"http://{LOOPBACK}:{port}"
+    issuer = DevIssuer(data_dir / "dev-issuer", f"{public}/dev-issuer", f"{public}/fhir")
+    issuer.ensure_keys()
+    config = {
+        "gateway": {
+            "dev_mode": True,
+            "data_dir": str(data_dir.resolve()),
+            "port": port,
+            "public_base_url": public,
+        },
+        "issuers": [
+            {
+                "issuer": issuer.issuer,
+                "audience": issuer.audience,
+                "jwks_file": str(issuer.jwks_file.resolve()),
+                "dev_signing_key_file": str(issuer.private_key_file.resolve()),
+            }
+        ],
+        "sources": [region_source(spec, region_urls[spec.id]) for spec in regions],
+    }
+    header = "# Written by `samlad demo`: dev mode, SQLite, the local development issuer.\n\n"
+    path = data_dir / "demo.toml"
+    path.write_text(header + tomli_w.dumps(config), encoding="utf-8")
+    return path
+
+
+def dev_token(settings: Settings, claims: dict[str, Any], lifetime: int = 8 * 3600) -> str:
+    """A token from the development issuer; refuses any other configuration."""
+    if not settings.dev_mode:
+        raise SystemExit("refusing: this configuration is not in dev mode")
+    issuers = [i for i in settings.issuers if i.dev_signing_key_file is not None]
+    if not issuers:
+        raise SystemExit("refusing: this configuration trusts no local development issuer")
+    return mint(issuers[0], claims, lifetime=lifetime)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+async def run_demo(data_dir: Path, port: int, region_port_base: int) -> None:
+    """Start the regions and the gateway; return when cancelled (Ctrl-C)."""
+    regions = DEFAULT_REGIONS
+    ports = {spec.id: region_port_base + index for index, spec in enumerate(regions)}
+    busy = [p for p in [port, *ports.values()] if not _port_free(p)]
+    if busy:
+        raise SystemExit(f"port(s) already in use: {busy} (choose --port / --region-port-base)")
+    urls = {spec.id: spec.base_url(ports[spec.id]) for spec in regions}
+    config_file = write_demo_config(data_dir, port, urls, regions)
+    settings = load_settings(config_file)
+
+    servers = [make_server(create_region_app(spec)) for spec in regions]
+    sockets = [bind_socket(LOOPBACK, ports[spec.id]) for spec in regions]
+    app = create_app(settings)
+    gateway = make_server(app)
+    gateway_socket = bind_socket(LOOPBACK, port)
+
+    tasks = [
+        asyncio.create_task(server.serve(sockets=[sock]))
+        for server, sock in zip(servers, sockets, strict=True)
+    ]
+    tasks.append(asyncio.create_task(gateway.serve(sockets=[gateway_socket])))
+    while not gateway.started:
+        if any(task.done() for task in tasks):
+            break
+        await asyncio.sleep(0.05)
+
+    if gateway.started:
+        services = app.state.services
+        person = parse_person_identifier(TEST_PERSON)
+        patient_id = await services.persons.remember(person)
+        token = dev_token(settings, {"personnummer": TEST_PERSON, "scope": "patient/*.rs"})
+        print(_banner(settings, config_file, token, patient_id, urls), flush=True)
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for server in [*servers, gateway]:
+            server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _banner(
+    settings: Settings, config: Path, token: str, patient_id: str, urls: dict[str, str]
+) -> str:
+    base = settings.fhir_base_url
+    regions = "\n".join(f"    {rid:5} {url}" for rid, url in urls.items())
+    return f"""
+Samlad demo is running.  Ctrl-C stops everything.
+
+  FHIR base URL     {base}
+  configuration     {config}
+  simulated regions
+{regions}
+
+Citizen token for the test person Tolvan Tolvansson (19121212-1212), valid 8 hours:
+
+export TOKEN={token}
+
+Find the unified patient (the identity number travels in the body, not the URL):
+
+curl -s -H "Authorization: Bearer $TOKEN" -X POST \\
+  --data-urlencode "identifier={PERSONNUMMER_SYSTEM}|{TEST_PERSON}" \\
+  {base}/Patient/_search
+
+The whole unified record from all regions, with a status per region at the end:
+
+curl -s -H "Authorization: Bearer $TOKEN" '{base}/Patient/{patient_id}/$everything'
+
+Take one region down, then ask again (the answer says which region is missing):
+
+curl -s -X PUT -H "Authorization: Bearer sim-syd-token" -H "Content-Type: application/json" \\
+  -d '{{"fault": "down"}}' {urls.get("syd", "")[: -len("/fhir")]}/_sim/behaviour
+
+More tokens: samlad token --config {config} --role citizen --personnummer 191212121212
+"""

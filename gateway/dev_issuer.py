@@ -1,0 +1,77 @@
+"""The local development token issuer: a signing key in the data folder, for demos only.
+
+Production trusts real issuers (BankID/Freja via OIDC, SITHS, SMART Backend Services);
+this one exists so the demo and the tests can mint tokens. Settings refuse to trust it
+outside dev mode.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from gateway.settings import IssuerConfig
+
+ALGORITHM = "ES256"
+
+
+class DevIssuer:
+    """Keys and token minting for the local development issuer."""
+
+    def __init__(self, folder: Path, issuer: str, audience: str) -> None:
+        self.folder = folder
+        self.issuer = issuer
+        self.audience = audience
+
+    @property
+    def private_key_file(self) -> Path:
+        return self.folder / "signing-key.jwk.json"
+
+    @property
+    def jwks_file(self) -> Path:
+        return self.folder / "jwks.json"
+
+    def ensure_keys(self) -> None:
+        """Create the key pair once; later runs reuse it so old tokens stay valid."""
+        if self.private_key_file.exists() and self.jwks_file.exists():
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        key = ECKey.generate_key("P-256", parameters={"kid": uuid.uuid4().hex, "use": "sig"})
+        self.private_key_file.write_bytes(orjson.dumps(key.as_dict(private=True)))
+        self.private_key_file.chmod(0o600)
+        public = {"keys": [key.as_dict(private=False) | {"alg": ALGORITHM}]}
+        self.jwks_file.write_bytes(orjson.dumps(public))
+
+    def config(self) -> IssuerConfig:
+        return IssuerConfig(
+            issuer=self.issuer,
+            audience=self.audience,
+            jwks_file=self.jwks_file,
+            algorithms=(ALGORITHM,),
+            dev_signing_key_file=self.private_key_file,
+        )
+
+
+def mint(config: IssuerConfig, claims: dict[str, Any], *, lifetime: int = 3600) -> str:
+    """Sign a token with the development issuer described by ``config``."""
+    if config.dev_signing_key_file is None:
+        raise ValueError("not a development issuer: it has no local signing key")
+    key = ECKey.import_key(orjson.loads(config.dev_signing_key_file.read_bytes()))
+    now = int(time.time())
+    payload = {
+        "iss": config.issuer,
+        "aud": config.audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+        **claims,
+    }
+    header = {"alg": ALGORITHM, "typ": "JWT", "kid": key.kid}
+    return jwt.encode(header, payload, key, algorithms=[ALGORITHM])

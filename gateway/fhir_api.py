@@ -1,0 +1,209 @@
+"""The FHIR REST API under /fhir. Routes parse, call the RecordReader, and render.
+
+Every route is declared through :class:`FhirRoutes`, which also records it in the
+capability registry, so the CapabilityStatement cannot drift from what is served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+
+from adapters.base import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.identifiers import (
+    PERSONNUMMER_OID,
+    PERSONNUMMER_SYSTEM,
+    SAMORDNINGSNUMMER_OID,
+    SAMORDNINGSNUMMER_SYSTEM,
+    InvalidPersonIdentifier,
+    PersonIdentifier,
+    parse_person_identifier,
+)
+from gateway.aggregate import SourceStatus
+from gateway.auth import CurrentPrincipal
+from gateway.bundles import searchset
+from gateway.capability import CapabilityRegistry, capability_statement
+from gateway.errors import BadRequest, NotAcceptable
+from gateway.fhir_json import FhirJSONResponse
+from gateway.records import ReadResult, RecordReader
+from gateway.services import Services
+
+_IDENTIFIER_SYSTEMS = {
+    PERSONNUMMER_SYSTEM,
+    SAMORDNINGSNUMMER_SYSTEM,
+    PERSONNUMMER_OID,
+    SAMORDNINGSNUMMER_OID,
+}
+_JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
+EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+def reader(principal: CurrentPrincipal, request: Request) -> RecordReader:
+    svc = services(request)
+    return RecordReader(principal, svc.persons, svc.aggregator)
+
+
+Reader = Annotated[RecordReader, Depends(reader)]
+
+
+def negotiate(
+    request: Request, format_: Annotated[str | None, Query(alias="_format")] = None
+) -> None:
+    """Only FHIR JSON is served; anything else asked for explicitly is 406."""
+    if format_ is not None and format_.split(";")[0].strip() not in _JSON_FORMATS:
+        raise NotAcceptable("only JSON is supported (_format=json)")
+    accept = request.headers.get("accept")
+    if accept:
+        kinds = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+        if not kinds & (_JSON_FORMATS | {"*/*", "application/*"}):
+            raise NotAcceptable("only application/fhir+json is supported")
+
+
+def parse_identifier_token(token: str) -> PersonIdentifier:
+    """``system|value`` for a Swedish person identifier; the value is never echoed."""
+    system, bar, value = token.partition("|")
+    if not bar or system not in _IDENTIFIER_SYSTEMS:
+        raise BadRequest(
+            "identifier must be system|value with the personnummer or samordningsnummer system"
+        )
+    try:
+        return parse_person_identifier(value)
+    except InvalidPersonIdentifier as exc:
+        raise BadRequest("identifier value is not a valid Swedish person identifier") from exc
+
+
+def patient_id_param(value: str) -> str:
+    """Accept ``id`` or ``Patient/id`` in a patient search parameter."""
+    value = value.removeprefix("Patient/")
+    if not value or "/" in value or len(value) > 64:
+        raise BadRequest("patient must be a Patient id")
+    return value
+
+
+class FhirRoutes:
+    """Declares FHIR routes and records each one as a capability."""
+
+    def __init__(self, router: APIRouter, registry: CapabilityRegistry) -> None:
+        self.router = router
+        self.registry = registry
+
+    def get(
+        self,
+        path: str,
+        resource_type: str,
+        *,
+        interaction: str | None = None,
+        search_params: dict[str, str] | None = None,
+        operation: tuple[str, str] | None = None,
+        summary: str,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        self.registry.add(resource_type, interaction, search_params, operation)
+        return self.router.get(path, response_class=FhirJSONResponse, summary=summary)
+
+
+def _bundle(result: ReadResult, request: Request, self_link: str, *, patient: bool) -> Any:
+    svc = services(request)
+    base = svc.settings.fhir_base_url
+    resources = ([result.patient] if patient else []) + result.resources
+    return FhirJSONResponse(
+        searchset(resources, result.reports, base_url=base, self_link=f"{base}/{self_link}")
+    )
+
+
+def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
+    """The /fhir router; fills ``registry`` with what it serves."""
+    router = APIRouter(prefix="/fhir", dependencies=[Depends(negotiate)])
+    routes = FhirRoutes(router, registry)
+    released = datetime.now(UTC).date().isoformat()
+
+    @router.get("/metadata", response_class=FhirJSONResponse, summary="CapabilityStatement")
+    async def metadata(request: Request) -> Any:
+        base = services(request).settings.fhir_base_url
+        return FhirJSONResponse(
+            capability_statement(
+                registry,
+                base_url=base,
+                smart_url=f"{base}/.well-known/smart-configuration",
+                released=released,
+            )
+        )
+
+    @routes.get(
+        "/Patient",
+        "Patient",
+        interaction="search-type",
+        search_params={"identifier": "token"},
+        summary="Find the unified Patient by personnummer",
+    )
+    async def search_patient(
+        request: Request,
+        records: Reader,
+        identifier: Annotated[str, Query(description="system|value")],
+    ) -> Any:
+        return await _patient_search(request, records, identifier)
+
+    @router.post(
+        "/Patient/_search",
+        response_class=FhirJSONResponse,
+        summary="Find the unified Patient, identifier in the form body (not the URL)",
+    )
+    async def search_patient_post(
+        request: Request, records: Reader, identifier: Annotated[str, Form()]
+    ) -> Any:
+        return await _patient_search(request, records, identifier)
+
+    @routes.get("/Patient/{patient_id}", "Patient", interaction="read", summary="Read a Patient")
+    async def read_patient(request: Request, records: Reader, patient_id: str) -> Any:
+        result = await records.patient(patient_id)
+        return FhirJSONResponse(result.patient)
+
+    @routes.get(
+        "/Patient/{patient_id}/$everything",
+        "Patient",
+        operation=("everything", EVERYTHING_DEFINITION),
+        summary="The whole unified record of a patient",
+    )
+    async def everything(request: Request, records: Reader, patient_id: str) -> Any:
+        result = await records.everything(patient_id)
+        return _bundle(result, request, f"Patient/{patient_id}/$everything", patient=True)
+
+    for resource_type in PATIENT_COMPARTMENT_TYPES:
+        _add_type_search(routes, resource_type)
+    return router
+
+
+async def _patient_search(request: Request, records: RecordReader, identifier: str) -> Any:
+    person = parse_identifier_token(identifier)
+    result = await records.find_by_identifier(person)
+    found = any(r.status is SourceStatus.OK for r in result.reports)
+    # The self link names the same search by the opaque id: no identity number in URLs.
+    link = f"Patient?_id={result.patient['id']}"
+    if not found:
+        result = ReadResult(result.patient, [], result.reports)
+    return _bundle(result, request, link, patient=found)
+
+
+def _add_type_search(routes: FhirRoutes, resource_type: str) -> None:
+    @routes.get(
+        f"/{resource_type}",
+        resource_type,
+        interaction="search-type",
+        search_params={"patient": "reference"},
+        summary=f"Search {resource_type} for one patient",
+    )
+    async def search(
+        request: Request,
+        records: Reader,
+        patient: Annotated[str, Query(description="Patient id (or Patient/id)")],
+    ) -> Any:
+        patient_id = patient_id_param(patient)
+        result = await records.search(resource_type, patient_id)
+        return _bundle(result, request, f"{resource_type}?patient={patient_id}", patient=False)

@@ -1,0 +1,70 @@
+"""The long-lived parts of one gateway process, built from settings at start-up."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+
+from adapters.registry import build_adapter, build_auth, check_kinds
+from gateway.aggregate import Aggregator, Source
+from gateway.persons import PersonIndex
+from gateway.settings import Settings
+from gateway.store.db import Database
+from gateway.store.migrate import check_current, upgrade
+from gateway.tokens import TokenVerifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    persons: PersonIndex
+    aggregator: Aggregator
+    tokens: TokenVerifier
+    clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Services:
+        """Check the configuration, prepare the schema and build every collaborator."""
+        check_kinds(settings.sources)
+        url = settings.effective_database_url
+        if settings.should_auto_migrate:
+            upgrade(url)
+        else:
+            check_current(url)
+        db = Database(url)
+        clients: list[httpx.AsyncClient] = []
+        sources: list[Source] = []
+        for config in settings.sources:
+            client = httpx.AsyncClient(
+                auth=build_auth(config),
+                timeout=httpx.Timeout(config.timeout, connect=min(config.timeout, 3.0)),
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+                follow_redirects=False,
+            )
+            clients.append(client)
+            sources.append(Source(config, build_adapter(config, client)))
+        jwks_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+        clients.append(jwks_client)
+        log.info("gateway ready with %d source(s)", len(sources))
+        return cls(
+            settings=settings,
+            db=db,
+            persons=PersonIndex(
+                db, settings.id_key.get_secret_value(), settings.data_key.get_secret_value()
+            ),
+            aggregator=Aggregator(sources, settings.request_deadline),
+            tokens=TokenVerifier(settings.issuers, jwks_client),
+            clients=clients,
+        )
+
+    async def aclose(self) -> None:
+        for source in self.aggregator.sources:
+            await source.adapter.aclose()
+        for client in self.clients:
+            await client.aclose()
+        await self.db.dispose()

@@ -1,0 +1,163 @@
+"""All gateway settings in one class, read from a TOML file and SAMLAD_* environment variables.
+
+The file has a ``[gateway]`` table for scalar settings, ``[[issuers]]`` for trusted token
+issuers and ``[[sources]]`` for upstream systems. Environment variables (for example
+``SAMLAD_DATABASE_URL``) override the file. Nothing is built at import time: call
+:func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.config import SourceConfig, SourceConfigError, parse_sources
+
+#: Well-known development keys; refused unless ``dev_mode`` is on.
+DEV_ID_KEY = "samlad-dev-id-key-not-secret"
+DEV_DATA_KEY = "samlad-dev-data-key-not-secret"
+
+
+class IssuerConfig(BaseModel):
+    """A trusted token issuer: its ``iss``, the audience it issues for, and its keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    issuer: str
+    audience: str
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    algorithms: tuple[str, ...] = ("RS256", "RS384", "ES256", "ES384", "PS256", "PS384")
+    #: Set only for the local development issuer: the private key ``samlad token`` signs with.
+    dev_signing_key_file: Path | None = None
+    token_endpoint: str | None = None
+    authorization_endpoint: str | None = None
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Self:
+        if (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError("an issuer needs exactly one of jwks_url or jwks_file")
+        unsafe = {"none", "HS256", "HS384", "HS512"} & {a for a in self.algorithms}
+        if unsafe:
+            raise ValueError(f"algorithms not allowed for trusted issuers: {sorted(unsafe)}")
+        return self
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says what to fix."""
+
+
+class Settings(BaseSettings):
+    """Every setting of a gateway process."""
+
+    model_config = SettingsConfigDict(env_prefix="SAMLAD_", extra="forbid", frozen=True)
+
+    dev_mode: bool = False
+    data_dir: Path = Path(".samlad")
+    #: ``sqlite:///path.db`` or ``postgresql://user@host/db``; empty means SQLite in data_dir.
+    database_url: str = ""
+    #: Run schema migrations at start-up (default: only in dev mode).
+    auto_migrate: bool | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: The public base URL of the gateway, used in Bundle links and ``fullUrl``.
+    public_base_url: str = "http://127.0.0.1:8000"
+    #: Key for the opaque, stable unified patient ids (HMAC).
+    id_key: SecretStr = SecretStr(DEV_ID_KEY)
+    #: Key that encrypts identity numbers at rest.
+    data_key: SecretStr = SecretStr(DEV_DATA_KEY)
+    #: Upper bound on one overview, whatever the per-source timeouts say (seconds).
+    request_deadline: float = Field(default=10.0, gt=0, le=300)
+    issuers: list[IssuerConfig] = Field(default_factory=list)
+    sources: list[SourceConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _safe_outside_dev(self) -> Self:
+        if not self.dev_mode:
+            for name, default in (("id_key", DEV_ID_KEY), ("data_key", DEV_DATA_KEY)):
+                value = getattr(self, name).get_secret_value()
+                if value == default or len(value) < 16:
+                    raise ValueError(
+                        f"{name} must be set to a secret of at least 16 characters "
+                        "outside dev mode (SAMLAD_" + name.upper() + ")"
+                    )
+            if any(i.dev_signing_key_file for i in self.issuers):
+                raise ValueError("a development issuer may only be trusted in dev mode")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'samlad.db'}"
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.dev_mode if self.auto_migrate is None else self.auto_migrate
+
+    @property
+    def fhir_base_url(self) -> str:
+        return self.public_base_url.rstrip("/") + "/fhir"
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Make relative file paths in the config file relative to the file itself."""
+    for issuer in data.get("issuers", []):
+        for key in ("jwks_file", "dev_signing_key_file"):
+            if key in issuer and not Path(issuer[key]).is_absolute():
+                issuer[key] = str(base / issuer[key])
+    for source in data.get("sources", []):
+        auth = source.get("auth", {})
+        key_file = auth.get("private_key_file")
+        if key_file and not Path(key_file).is_absolute():
+            auth["private_key_file"] = str(base / key_file)
+    data_dir = data.get("data_dir")
+    if data_dir and not Path(data_dir).is_absolute():
+        data["data_dir"] = str(base / data_dir)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a gateway TOML file into keyword arguments for :class:`Settings`."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
+    unknown = set(raw) - {"gateway", "issuers", "sources"}
+    if unknown:
+        raise ConfigError(f"unknown tables in {path}: {sorted(unknown)}")
+    data: dict[str, Any] = dict(raw.get("gateway", {}))
+    data["issuers"] = raw.get("issuers", [])
+    data["sources"] = raw.get("sources", [])
+    _resolve_paths(data, path.resolve().parent)
+    return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from the file (if any), then SAMLAD_* variables, then ``overrides``."""
+    file_values = read_config_file(config_file) if config_file else {}
+    try:
+        merged: dict[str, Any] = {**file_values, **overrides}
+        # Environment variables must win over the file but lose to explicit overrides:
+        # pydantic-settings gives init arguments priority, so drop file keys set in the env.
+        for key in file_values:
+            if f"SAMLAD_{key.upper()}" in os.environ and key not in overrides:
+                merged.pop(key)
+        raw_sources = merged.pop("sources", [])
+        merged["sources"] = parse_sources(
+            {"sources": [s.model_dump() if isinstance(s, SourceConfig) else s for s in raw_sources]}
+        )
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {describe(exc)}") from exc
+    except SourceConfigError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc
+
+
+def describe(error: ValidationError) -> str:
+    """Each problem as ``location: message``, without the offending values (may be secrets)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in e['loc']) or 'value'}: {e['msg']}" for e in error.errors()
+    )

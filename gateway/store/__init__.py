@@ -1,0 +1,1 @@
+"""Persistent state: one relational database, SQLite by default, PostgreSQL in production."""

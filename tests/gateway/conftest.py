@@ -1,0 +1,138 @@
+"""The gateway against the three simulated regions, served as real HTTP servers on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.demo import region_source
+from gateway.settings import Settings, load_settings
+from simregions.app import create_app as create_region_app
+from simregions.behaviour import Behaviour
+from simregions.regions import DEFAULT_REGIONS, RegionSpec
+from simregions.server import RunningServer, start_in_thread
+from tests.conftest import IssuerKit
+
+TEST_PERSON = "191212121212"
+FHIR_BASE = "http://gateway.test/fhir"
+
+
+@dataclass
+class Region:
+    spec: RegionSpec
+    behaviour: Behaviour
+    server: RunningServer
+
+    @property
+    def source_id(self) -> str:
+        return f"region-{self.spec.id}"
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url + "/fhir"
+
+
+@pytest.fixture(scope="session")
+def regions() -> Iterator[dict[str, Region]]:
+    """The three default regions, each on its own loopback port, for the whole session."""
+    started: dict[str, Region] = {}
+    try:
+        for spec in DEFAULT_REGIONS:
+            behaviour = Behaviour()
+            server = start_in_thread(create_region_app(spec, behaviour))
+            started[spec.id] = Region(spec, behaviour, server)
+        yield started
+    finally:
+        for region in started.values():
+            region.server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _healthy_regions(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests that change a region's behaviour get it back healthy afterwards."""
+    yield
+    if "regions" in request.fixturenames:
+        for region in request.getfixturevalue("regions").values():
+            region.behaviour.latency_ms = 0
+            region.behaviour.fault = "none"
+            region.behaviour.fault_rate = 1.0
+            region.behaviour.fault_paths = ""
+
+
+def gateway_settings(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region], **overrides: Any
+) -> Settings:
+    sources = [region_source(r.spec, r.base_url) for r in regions.values()]
+    timeout = overrides.pop("source_timeout", 3.0)
+    for source in sources:
+        source["timeout"] = timeout
+    sources += overrides.pop("extra_sources", [])
+    values: dict[str, Any] = {
+        "dev_mode": False,
+        "id_key": "test-id-key-0123456789",
+        "data_key": "test-data-key-0123456789",
+        "database_url": database_url,
+        "public_base_url": FHIR_BASE.removesuffix("/fhir"),
+        "issuers": [issuer.config],
+        "sources": sources,
+    }
+    values.update(overrides)
+    return load_settings(None, **values)
+
+
+@dataclass
+class Gateway:
+    client: httpx.AsyncClient
+    issuer: IssuerKit
+    regions: dict[str, Region]
+    settings: Settings
+
+    def auth(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def citizen(self, personnummer: str = TEST_PERSON) -> dict[str, str]:
+        return self.auth(self.issuer.citizen(personnummer))
+
+    async def patient_id(self, personnummer: str = TEST_PERSON) -> str:
+        response = await self.client.post(
+            "/fhir/Patient/_search",
+            data={
+                "identifier": f"http://electronichealth.se/identifier/personnummer|{personnummer}"
+            },
+            headers=self.citizen(personnummer),
+        )
+        assert response.status_code == 200, response.text
+        patients = [
+            e["resource"]
+            for e in response.json()["entry"]
+            if e["resource"]["resourceType"] == "Patient"
+        ]
+        assert len(patients) == 1
+        return str(patients[0]["id"])
+
+
+@asynccontextmanager
+async def running_gateway(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region], **overrides: Any
+) -> AsyncIterator[Gateway]:
+    """The gateway app in process (with its lifespan), talking to the real regions."""
+    settings = gateway_settings(database_url, issuer, regions, **overrides)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+            yield Gateway(client, issuer, regions, settings)
+
+
+@pytest.fixture
+async def gateway(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> AsyncIterator[Gateway]:
+    async with running_gateway(database_url, issuer, regions) as running:
+        yield running

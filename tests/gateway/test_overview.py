@@ -1,0 +1,185 @@
+"""The unified overview from three real regions: one Bundle, every source accounted for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.gateway.conftest import TEST_PERSON, Gateway
+
+pytestmark = pytest.mark.anyio
+
+PNR_SYSTEM = "http://electronichealth.se/identifier/personnummer"
+SERVED_TYPES = (
+    "Observation",
+    "MedicationRequest",
+    "Appointment",
+    "Encounter",
+    "Condition",
+    "DocumentReference",
+)
+
+
+def matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "match"]
+
+
+def source_status(bundle: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """source id -> the data in its source-status extension."""
+    outcomes = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    assert len(outcomes) == 1
+    status: dict[str, dict[str, Any]] = {}
+    for issue in outcomes[0]["issue"]:
+        (ext,) = issue["extension"]
+        values = {
+            e["url"]: next(v for k, v in e.items() if k.startswith("value"))
+            for e in ext["extension"]
+        }
+        status[values["source"]] = values | {"severity": issue["severity"]}
+    return status
+
+
+async def test_patient_search_by_identifier_get_and_post(gateway: Gateway) -> None:
+    headers = gateway.citizen()
+    get = await gateway.client.get(
+        "/fhir/Patient", params={"identifier": f"{PNR_SYSTEM}|{TEST_PERSON}"}, headers=headers
+    )
+    post = await gateway.client.post(
+        "/fhir/Patient/_search", data={"identifier": f"{PNR_SYSTEM}|{TEST_PERSON}"}, headers=headers
+    )
+    assert get.status_code == post.status_code == 200
+    assert get.headers["content-type"].startswith("application/fhir+json")
+    (patient,) = matches(get.json())
+    (again,) = matches(post.json())
+    assert patient["id"] == again["id"]
+    # Opaque: never the identity number, and stable across requests.
+    assert TEST_PERSON not in patient["id"]
+    assert "1212" not in patient["id"]
+    assert {"system": PNR_SYSTEM, "value": TEST_PERSON} in patient["identifier"]
+    assert patient["name"][0]["family"] == "Tolvansson"
+    self_link = get.json()["link"][0]["url"]
+    assert TEST_PERSON not in self_link
+    assert all(s["status"] == "ok" for s in source_status(get.json()).values())
+
+
+async def test_other_identifier_forms_find_the_same_patient(gateway: Gateway) -> None:
+    headers = gateway.citizen()
+    ids = set()
+    for value in ("191212121212", "19121212-1212", "121212+1212"):
+        response = await gateway.client.post(
+            "/fhir/Patient/_search", data={"identifier": f"{PNR_SYSTEM}|{value}"}, headers=headers
+        )
+        assert response.status_code == 200
+        ids.add(matches(response.json())[0]["id"])
+    assert len(ids) == 1
+
+
+async def test_everything_gathers_all_three_regions(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    response = await gateway.client.get(
+        f"/fhir/Patient/{patient_id}/$everything", headers=gateway.citizen()
+    )
+    assert response.status_code == 200
+    bundle = response.json()
+    assert bundle["type"] == "searchset"
+    resources = matches(bundle)
+    assert resources[0]["resourceType"] == "Patient"
+    assert bundle["total"] == len(resources)
+    by_source: dict[str, int] = {}
+    ids = set()
+    for resource in resources[1:]:
+        source = resource["meta"]["source"]
+        assert source.startswith("urn:samlad:source:region-")
+        by_source[source.split(":")[-1].split("#")[0]] = by_source.get(source, 0) + 1
+        ids.add((resource["resourceType"], resource["id"]))
+    assert set(by_source) == {"region-nord", "region-vast", "region-syd"}
+    assert len(ids) == len(resources) - 1, "ids collide between sources"
+    assert {r["resourceType"] for r in resources[1:]} == set(SERVED_TYPES)
+    status = source_status(bundle)
+    assert set(status) == {"region-nord", "region-vast", "region-syd"}
+    for source_id, values in status.items():
+        assert values["status"] == "ok"
+        assert values["answeredAt"].endswith("Z")
+        assert values["resourceCount"] == sum(
+            1
+            for r in resources[1:]
+            if r["meta"]["source"].split(":")[-1].startswith(source_id + "#")
+        )
+    # References to the source patients now point at the unified Patient.
+    for resource in resources[1:]:
+        if resource["resourceType"] != "Appointment":
+            assert resource["subject"]["reference"] == f"Patient/{patient_id}"
+
+
+@pytest.mark.parametrize("resource_type", SERVED_TYPES)
+async def test_type_search_returns_only_that_type(gateway: Gateway, resource_type: str) -> None:
+    patient_id = await gateway.patient_id()
+    response = await gateway.client.get(
+        f"/fhir/{resource_type}", params={"patient": patient_id}, headers=gateway.citizen()
+    )
+    assert response.status_code == 200
+    resources = matches(response.json())
+    assert resources
+    assert {r["resourceType"] for r in resources} == {resource_type}
+    also = await gateway.client.get(
+        f"/fhir/{resource_type}",
+        params={"patient": f"Patient/{patient_id}"},
+        headers=gateway.citizen(),
+    )
+    assert [r["id"] for r in matches(also.json())] == [r["id"] for r in resources]
+
+
+async def test_paged_region_is_read_to_the_end(gateway: Gateway) -> None:
+    """Region Nord pages by 10: the gateway follows every next link."""
+    patient_id = await gateway.patient_id()
+    response = await gateway.client.get(
+        "/fhir/Observation", params={"patient": patient_id}, headers=gateway.citizen()
+    )
+    status = source_status(response.json())
+    assert status["region-nord"]["resourceCount"] > 10
+
+
+async def test_read_patient(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    response = await gateway.client.get(f"/fhir/Patient/{patient_id}", headers=gateway.citizen())
+    assert response.status_code == 200
+    assert response.json()["id"] == patient_id
+    assert response.json()["resourceType"] == "Patient"
+
+
+async def test_unknown_patient_is_not_found(gateway: Gateway) -> None:
+    response = await gateway.client.get("/fhir/Patient/nosuchid", headers=gateway.citizen())
+    assert response.status_code == 404
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_person_unknown_to_every_region_gets_an_empty_bundle(gateway: Gateway) -> None:
+    unknown = "199001011239"  # valid check digit, not in any region
+    response = await gateway.client.post(
+        "/fhir/Patient/_search",
+        data={"identifier": f"{PNR_SYSTEM}|{unknown}"},
+        headers=gateway.citizen(unknown),
+    )
+    assert response.status_code == 200
+    assert matches(response.json()) == []
+    assert all(s["status"] == "no-data" for s in source_status(response.json()).values())
+
+
+async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
+    response = await gateway.client.get("/fhir/metadata")
+    statement = response.json()
+    assert statement["resourceType"] == "CapabilityStatement"
+    assert statement["fhirVersion"] == "4.0.1"
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    assert set(resources) == {"Patient", *SERVED_TYPES}
+    assert {i["code"] for i in resources["Patient"]["interaction"]} == {"read", "search-type"}
+    assert [o["name"] for o in resources["Patient"]["operation"]] == ["everything"]
+    for resource_type in SERVED_TYPES:
+        assert [p["name"] for p in resources[resource_type]["searchParam"]] == ["patient"]
+    # Every advertised type search really answers (with 401: it exists and is guarded).
+    for resource_type in SERVED_TYPES:
+        probe = await gateway.client.get(f"/fhir/{resource_type}?patient=x")
+        assert probe.status_code == 401
+    unadvertised = await gateway.client.get("/fhir/Practitioner?patient=x")
+    assert unadvertised.status_code == 404

@@ -1,0 +1,99 @@
+"""Configuration fails at start-up, clearly, when it cannot be used safely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.registry import UnknownAdapterKind
+from gateway.app import create_app
+from gateway.settings import DEV_ID_KEY, ConfigError, IssuerConfig, load_settings
+
+pytestmark = pytest.mark.anyio
+
+SOURCE = {"id": "region-x", "kind": "fhir-r4", "base_url": "http://127.0.0.1:1/fhir"}
+SECRETS = {"id_key": "k" * 20, "data_key": "d" * 20}
+
+
+def test_default_secrets_refused_outside_dev_mode() -> None:
+    with pytest.raises(ConfigError, match="id_key"):
+        load_settings(None, data_key="d" * 20)
+    with pytest.raises(ConfigError, match="id_key"):
+        load_settings(None, id_key=DEV_ID_KEY, data_key="d" * 20)
+    assert load_settings(None, dev_mode=True).dev_mode
+
+
+def test_dev_issuer_only_trusted_in_dev_mode(tmp_path: Path) -> None:
+    issuer = IssuerConfig(
+        issuer="http://x/dev-issuer",
+        audience="http://x/fhir",
+        jwks_file=tmp_path / "jwks.json",
+        dev_signing_key_file=tmp_path / "key.json",
+    )
+    with pytest.raises(ConfigError, match="development issuer"):
+        load_settings(None, issuers=[issuer], **SECRETS)
+
+
+@pytest.mark.parametrize("algorithms", [("none",), ("HS256",), ("RS256", "HS512")])
+def test_unsafe_algorithms_refused(tmp_path: Path, algorithms: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="not allowed"):
+        IssuerConfig(issuer="i", audience="a", jwks_file=tmp_path / "j.json", algorithms=algorithms)
+
+
+async def test_unknown_adapter_kind_fails_at_start_listing_valid_kinds(tmp_path: Path) -> None:
+    settings = load_settings(
+        None,
+        sources=[SOURCE | {"kind": "hl7v2-carrier-pigeon"}],
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        auto_migrate=True,
+        **SECRETS,
+    )
+    app = create_app(settings)
+    with pytest.raises(UnknownAdapterKind, match="fhir-r4"):
+        async with app.router.lifespan_context(app):
+            pass
+
+
+def test_config_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "samlad.toml"
+    config.write_text(
+        """
+[gateway]
+public_base_url = "https://samlad.example"
+database_url = "sqlite:///from-file.db"
+id_key = "file-id-key-0123456789"
+data_key = "file-data-key-0123456789"
+
+[[sources]]
+id = "region-x"
+kind = "fhir-r4"
+base_url = "http://127.0.0.1:1/fhir"
+[sources.auth]
+type = "bearer"
+token = "very-secret-upstream-token"
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("SAMLAD_DATABASE_URL", "postgresql://db.example/samlad")
+    settings = load_settings(config)
+    assert settings.public_base_url == "https://samlad.example"
+    assert settings.database_url == "postgresql://db.example/samlad"
+    assert settings.sources[0].id == "region-x"
+    assert "very-secret-upstream-token" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["[gateway]\nnonsense = 1\n", "[whatever]\n", "not toml at all [", "[[sources]]\nid = 'x'\n"],
+)
+def test_invalid_config_files(tmp_path: Path, body: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError):
+        load_settings(config, **SECRETS)
+
+
+def test_duplicate_source_ids(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="duplicate"):
+        load_settings(None, sources=[SOURCE, SOURCE], **SECRETS)
