@@ -170,23 +170,16 @@ def test_printed_request_returns_all_three_regions_then_survives_one_down(demo: 
         )
 
 
+def citizen_token_command(config: Path) -> subprocess.CompletedProcess[str]:
+    command = [*SAMLAD, "token", "--config", str(config), "--role", "citizen"]
+    command += ["--personnummer", "191212121212"]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
 def test_token_command_works_for_the_demo_configuration(demo: Demo) -> None:
     config = demo.data_dir / "demo.toml"
-    result = subprocess.run(
-        [
-            *SAMLAD,
-            "token",
-            "--config",
-            str(config),
-            "--role",
-            "citizen",
-            "--personnummer",
-            "191212121212",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    result = citizen_token_command(config)
+    assert result.returncode == 0, result.stderr
     token = result.stdout.strip()
     response = httpx.get(
         demo.everything_url.removesuffix("/$everything"),
@@ -203,20 +196,7 @@ def test_token_command_refuses_a_configuration_without_the_dev_issuer(tmp_path: 
         '[gateway]\nid_key = "0123456789abcdef0123"\ndata_key = "0123456789abcdef0123"\n',
         encoding="utf-8",
     )
-    result = subprocess.run(
-        [
-            *SAMLAD,
-            "token",
-            "--config",
-            str(config),
-            "--role",
-            "citizen",
-            "--personnummer",
-            "191212121212",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = citizen_token_command(config)
     assert result.returncode != 0
     assert "refusing" in result.stderr
     assert result.stdout == ""

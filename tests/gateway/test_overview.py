@@ -6,19 +6,13 @@ from typing import Any
 
 import pytest
 
+from adapters.base import PATIENT_COMPARTMENT_TYPES
 from tests.gateway.conftest import TEST_PERSON, Gateway
 
 pytestmark = pytest.mark.anyio
 
 PNR_SYSTEM = "http://electronichealth.se/identifier/personnummer"
-SERVED_TYPES = (
-    "Observation",
-    "MedicationRequest",
-    "Appointment",
-    "Encounter",
-    "Condition",
-    "DocumentReference",
-)
+SERVED_TYPES = PATIENT_COMPARTMENT_TYPES
 
 
 def matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
