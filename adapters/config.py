@@ -64,6 +64,8 @@ class SourceConfig(BaseModel):
     kind: str
     base_url: str = Field(pattern=r"^https?://")
     name: str = ""
+    #: HSA-id of the care provider (vårdgivare) whose data this source holds, if it is one.
+    care_provider_hsa_id: str | None = Field(default=None, pattern=r"^SE[0-9A-Za-z-]{1,62}$")
     auth: SourceAuth = NoAuth()
     timeout: float = Field(default=5.0, gt=0, le=120)
     #: Dialect settings understood by the adapter of this ``kind``.

@@ -17,6 +17,7 @@ from adapters.auth import bearer_auth, smart_backend_auth
 from adapters.base import SourceAdapter
 from adapters.config import BearerAuth, NoAuth, SmartBackendAuth, SourceConfig, SourceConfigError
 from adapters.fhir_r4 import FhirR4Adapter
+from adapters.legacy_xml import LegacyXmlAdapter
 
 
 class AdapterFactory(Protocol):
@@ -30,6 +31,7 @@ class AdapterFactory(Protocol):
 ADAPTER_KINDS: Mapping[str, AdapterFactory] = MappingProxyType(
     {
         "fhir-r4": FhirR4Adapter,
+        "legacy-xml": LegacyXmlAdapter,
     }
 )
 

@@ -1,26 +1,154 @@
 """The access policy: the one place that decides who may read whose data.
 
-Rules in force:
-
-* a citizen may read their own data, and nobody else's;
-* clinicians and integrators need the patient's consent, which is not yet recorded
-  anywhere, so they are refused (fail closed) until consent records exist.
+``decide`` is a pure function of the principal and the facts about the person (consents,
+blocks, emergency access, guardianship), so every rule can be tested without a database.
+The rules, in plain words, are in docs/consent.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
 from consent.decision import AccessDecision
+from consent.models import BlockRecord, ConsentRecord, EmergencyAccess
 from consent.principals import Citizen, Clinician, Integrator, Principal
+from consent.scopes import parse_scopes
+from consent.store import consent_is_active
 from fhir_profiles.identifiers import PersonIdentifier
 
 
-def decide(principal: Principal, person: PersonIdentifier) -> AccessDecision:
-    """Decide whether ``principal`` may read the data of ``person``."""
+@dataclass(frozen=True, slots=True)
+class AccessFacts:
+    """What is known about the person when a principal asks for their data."""
+
+    person: PersonIdentifier
+    patient_id: str
+    now: datetime
+    consents: Sequence[ConsentRecord] = ()
+    blocks: Sequence[BlockRecord] = ()
+    #: The asking clinician's running emergency access to this person, if any.
+    emergency: EmergencyAccess | None = None
+    #: The asking citizen is the person's guardian (and the person is under 13).
+    guardian: bool = False
+    served_types: frozenset[str] = field(default_factory=frozenset)
+
+
+def _hidden(
+    blocks: Iterable[BlockRecord], own_provider: str | None, own_unit: str | None
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Blocked data is hidden from everyone but the blocked provider or unit itself."""
+    providers, units = set(), set()
+    for block in blocks:
+        if block.lifted_at is not None:
+            continue
+        if block.blocked_type == "care-provider" and block.blocked_hsa_id != own_provider:
+            providers.add(block.blocked_hsa_id)
+        elif block.blocked_type == "care-unit" and block.blocked_hsa_id != own_unit:
+            units.add(block.blocked_hsa_id)
+    return frozenset(providers), frozenset(units)
+
+
+def _consented(
+    consents: Iterable[ConsentRecord], now: datetime, provider: str, unit: str | None
+) -> bool:
+    for consent in consents:
+        if not consent_is_active(consent, now):
+            continue
+        if consent.grantee_type == "care-provider" and consent.grantee_hsa_id == provider:
+            return True
+        if consent.grantee_type == "care-unit" and unit and consent.grantee_hsa_id == unit:
+            return True
+    return False
+
+
+def decide(principal: Principal, facts: AccessFacts) -> AccessDecision:
+    """Decide whether ``principal`` may read the data of ``facts.person``, and how much."""
     match principal:
         case Citizen():
-            if principal.person == person:
-                return AccessDecision(allowed=True, reason="self")
-            return AccessDecision.deny("not-own-record")
-        case Clinician() | Integrator():
-            return AccessDecision.deny("no-consent")
-    return AccessDecision.deny("unknown-principal")  # pragma: no cover - exhaustive above
+            kind = "citizen" if principal.person == facts.person else "guardian"
+            if kind == "guardian" and not facts.guardian:
+                return AccessDecision.deny("not-own-record", "citizen")
+            types = parse_scopes(principal.scopes, "patient").readable(facts.served_types)
+            decision = AccessDecision(
+                allowed=True,
+                reason="self" if kind == "citizen" else "guardian",
+                actor_kind=kind,
+                purpose="PATRQT",
+                resource_types=types,
+            )
+        case Clinician():
+            types = parse_scopes(principal.scopes, "user").readable(facts.served_types)
+            own = (principal.care_provider_hsa_id, principal.care_unit_hsa_id)
+            if _consented(facts.consents, facts.now, *own):
+                providers, units = _hidden(facts.blocks, *own)
+                decision = AccessDecision(
+                    allowed=True,
+                    reason="consent",
+                    actor_kind="clinician",
+                    purpose="TREAT",
+                    hidden_providers=providers,
+                    hidden_units=units,
+                    resource_types=types,
+                )
+            elif facts.emergency is not None:
+                override = facts.emergency.block_override_reason
+                providers, units = (
+                    (frozenset(), frozenset()) if override else _hidden(facts.blocks, *own)
+                )
+                decision = AccessDecision(
+                    allowed=True,
+                    reason="emergency",
+                    actor_kind="clinician",
+                    purpose="ETREAT",
+                    emergency=True,
+                    emergency_reason=facts.emergency.reason,
+                    hidden_providers=providers,
+                    hidden_units=units,
+                    resource_types=types,
+                )
+            else:
+                return AccessDecision.deny("no-consent", "clinician")
+        case Integrator():
+            types = parse_scopes(principal.scopes, "system").readable(facts.served_types)
+            provider = principal.care_provider_hsa_id
+            if not _consented(facts.consents, facts.now, provider, None):
+                return AccessDecision.deny("no-consent", "integrator")
+            providers, units = _hidden(facts.blocks, provider, None)
+            decision = AccessDecision(
+                allowed=True,
+                reason="consent",
+                actor_kind="integrator",
+                purpose="TREAT",
+                hidden_providers=providers,
+                hidden_units=units,
+                resource_types=types,
+            )
+    if not decision.resource_types:
+        return AccessDecision.deny("scope", decision.actor_kind)
+    return decision
+
+
+def decide_self_service(
+    principal: Principal, facts: AccessFacts, resource_type: str, permission: str
+) -> AccessDecision:
+    """Managing consents and blocks, and reading the access log: the patient's own business.
+
+    Only the patient (or their guardian, for a child under 13) may do it, and only with a
+    ``patient/`` scope that grants ``permission`` (``c``, ``r``, ``u`` or ``s``) on the type.
+    """
+    if not isinstance(principal, Citizen):
+        return AccessDecision.deny("patient-only", principal.kind)
+    kind = "citizen" if principal.person == facts.person else "guardian"
+    if kind == "guardian" and not facts.guardian:
+        return AccessDecision.deny("not-own-record", "citizen")
+    if not parse_scopes(principal.scopes, "patient").allows(resource_type, permission):
+        return AccessDecision.deny("scope", kind)
+    return AccessDecision(
+        allowed=True,
+        reason="self" if kind == "citizen" else "guardian",
+        actor_kind=kind,
+        purpose="PATRQT",
+        resource_types=frozenset({resource_type}),
+    )

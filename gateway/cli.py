@@ -13,6 +13,8 @@ from pathlib import Path
 from gateway.settings import ConfigError, load_settings
 
 DEFAULT_DATA_DIR = Path(".samlad")
+#: Read everything of one's own; create and withdraw consents and blocks.
+CITIZEN_SCOPE = "patient/*.rs patient/Consent.cu"
 
 
 def _configure_logging(level: str) -> None:
@@ -62,7 +64,7 @@ def cmd_token(args: argparse.Namespace) -> int:
         if not args.personnummer:
             print("--personnummer is required for a citizen token", file=sys.stderr)
             return 2
-        claims = {"personnummer": args.personnummer, "scope": "patient/*.rs"}
+        claims = {"personnummer": args.personnummer, "scope": CITIZEN_SCOPE}
     elif args.role == "clinician":
         claims = {
             "hsa_id": args.hsa_id,
@@ -87,6 +89,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     upgrade(settings.effective_database_url)
     print("database schema is current")
     return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from consent.audit import verify_command
+
+    settings = load_settings(args.config)
+    return asyncio.run(verify_command(settings.effective_database_url))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.add_argument("--config", type=Path, default=None)
     migrate.set_defaults(func=cmd_migrate)
+
+    audit = sub.add_parser("audit", help="the access log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 on any break")
+    verify.add_argument("--config", type=Path, default=None)
+    verify.set_defaults(func=cmd_audit_verify)
     return parser
 
 

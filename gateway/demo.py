@@ -17,6 +17,7 @@ import tomli_w
 
 from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM, parse_person_identifier
 from gateway.app import create_app
+from gateway.cli import CITIZEN_SCOPE
 from gateway.dev_issuer import DevIssuer, mint
 from gateway.settings import Settings, load_settings
 from simregions.app import create_app as create_region_app
@@ -36,6 +37,7 @@ def region_source(spec: RegionSpec, base_url: str) -> dict[str, Any]:
     return {
         "id": f"region-{spec.id}",
         "name": spec.name,
+        "care_provider_hsa_id": spec.care_provider_hsa_id,
         "kind": "fhir-r4",
         "base_url": base_url,
         "timeout": 5.0,
@@ -68,6 +70,13 @@ def write_demo_config(
             }
         ],
         "sources": [region_source(spec, region_urls[spec.id]) for spec in regions],
+        "guardian_registers": [
+            {
+                "url": region_urls[spec.id].removesuffix("/fhir") + "/_sim/relations",
+                "token": spec.token,
+            }
+            for spec in regions
+        ],
     }
     header = "# Written by `samlad demo`: dev mode, SQLite, the local development issuer.\n\n"
     path = data_dir / "demo.toml"
@@ -126,7 +135,7 @@ async def run_demo(data_dir: Path, port: int, region_port_base: int) -> None:
         services = app.state.services
         person = parse_person_identifier(TEST_PERSON)
         patient_id = await services.persons.remember(person)
-        token = dev_token(settings, {"personnummer": TEST_PERSON, "scope": "patient/*.rs"})
+        token = dev_token(settings, {"personnummer": TEST_PERSON, "scope": CITIZEN_SCOPE})
         print(_banner(settings, config_file, token, patient_id, urls), flush=True)
     try:
         await asyncio.gather(*tasks)

@@ -23,13 +23,13 @@ from fhir_profiles.identifiers import (
     parse_person_identifier,
 )
 from gateway.aggregate import SourceStatus
-from gateway.auth import CurrentPrincipal
 from gateway.bundles import searchset
 from gateway.capability import CapabilityRegistry, capability_statement
+from gateway.consent_api import add_consent_routes
+from gateway.deps import Reader, services
 from gateway.errors import BadRequest, NotAcceptable
 from gateway.fhir_json import FhirJSONResponse
 from gateway.records import ReadResult, RecordReader
-from gateway.services import Services
 
 _IDENTIFIER_SYSTEMS = {
     PERSONNUMMER_SYSTEM,
@@ -39,19 +39,6 @@ _IDENTIFIER_SYSTEMS = {
 }
 _JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
 EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
-
-
-def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
-def reader(principal: CurrentPrincipal, request: Request) -> RecordReader:
-    svc = services(request)
-    return RecordReader(principal, svc.persons, svc.aggregator)
-
-
-Reader = Annotated[RecordReader, Depends(reader)]
 
 
 def negotiate(
@@ -95,8 +82,9 @@ class FhirRoutes:
         self.router = router
         self.registry = registry
 
-    def get(
+    def route(
         self,
+        method: str,
         path: str,
         resource_type: str,
         *,
@@ -104,15 +92,27 @@ class FhirRoutes:
         search_params: dict[str, str] | None = None,
         operation: tuple[str, str] | None = None,
         summary: str,
+        status_code: int = 200,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         self.registry.add(resource_type, interaction, search_params, operation)
-        return self.router.get(path, response_class=FhirJSONResponse, summary=summary)
+        return self.router.api_route(
+            path,
+            methods=[method],
+            response_class=FhirJSONResponse,
+            summary=summary,
+            status_code=status_code,
+        )
+
+    def get(
+        self, path: str, resource_type: str, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self.route("GET", path, resource_type, **kwargs)
 
 
 def _bundle(result: ReadResult, request: Request, self_link: str, *, patient: bool) -> Any:
     svc = services(request)
     base = svc.settings.fhir_base_url
-    resources = ([result.patient] if patient else []) + result.resources
+    resources = ([result.patient] if patient and result.patient else []) + result.resources
     return FhirJSONResponse(
         searchset(resources, result.reports, base_url=base, self_link=f"{base}/{self_link}")
     )
@@ -163,7 +163,7 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
     @routes.get("/Patient/{patient_id}", "Patient", interaction="read", summary="Read a Patient")
     async def read_patient(request: Request, records: Reader, patient_id: str) -> Any:
         result = await records.patient(patient_id)
-        return FhirJSONResponse(result.patient)
+        return FhirJSONResponse(result.patient)  # never None: Patient read was authorised
 
     @routes.get(
         "/Patient/{patient_id}/$everything",
@@ -177,6 +177,7 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
 
     for resource_type in PATIENT_COMPARTMENT_TYPES:
         _add_type_search(routes, resource_type)
+    add_consent_routes(routes)
     return router
 
 
@@ -185,10 +186,10 @@ async def _patient_search(request: Request, records: RecordReader, identifier: s
     result = await records.find_by_identifier(person)
     found = any(r.status is SourceStatus.OK for r in result.reports)
     # The self link names the same search by the opaque id: no identity number in URLs.
-    link = f"Patient?_id={result.patient['id']}"
+    patient_id = services(request).persons.id_for(person)
     if not found:
-        result = ReadResult(result.patient, [], result.reports)
-    return _bundle(result, request, link, patient=found)
+        result = ReadResult(None, [], result.reports, result.decision)
+    return _bundle(result, request, f"Patient?_id={patient_id}", patient=found)
 
 
 def _add_type_search(routes: FhirRoutes, resource_type: str) -> None:

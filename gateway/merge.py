@@ -18,6 +18,12 @@ from fhir_profiles.identifiers import PersonIdentifier
 from gateway.aggregate import Gathered, SourceRecord, SourceReport
 
 SOURCE_URI = "urn:samlad:source:"
+HSA_SYSTEM = "urn:oid:1.2.752.129.2.1.4.1"
+CARE_PROVIDER_TAG = "https://samlad.se/fhir/CodeSystem/care-provider"
+CARE_UNIT_TAG = "https://samlad.se/fhir/CodeSystem/care-unit"
+
+#: Fields that name the organisation (care unit) that produced a resource, in order of trust.
+UNIT_FIELDS = ("serviceProvider", "performer", "custodian", "author", "requester", "recorder")
 
 #: Where each served type names its patient (FHIRPath-like, top level only).
 PATIENT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -102,7 +108,44 @@ def _rewrite(resource: FhirResource, record: SourceRecord, patient_id: str) -> N
     meta = resource.get("meta")
     meta = dict(meta) if isinstance(meta, dict) else {}
     meta["source"] = f"{SOURCE_URI}{source_id}#{resource.get('resourceType')}/{local_id}"
+    provider = record.source.config.care_provider_hsa_id
+    unit = _unit_of(resource, provider)
+    tags = [t for t in meta.get("tag", ()) if isinstance(t, dict)]
+    tags = [t for t in tags if t.get("system") not in (CARE_PROVIDER_TAG, CARE_UNIT_TAG)]
+    if provider:
+        tags.append({"system": CARE_PROVIDER_TAG, "code": provider})
+    if unit:
+        tags.append({"system": CARE_UNIT_TAG, "code": unit})
+    if tags:
+        meta["tag"] = tags
     resource["meta"] = meta
+
+
+def _unit_of(resource: FhirResource, provider: str | None) -> str | None:
+    """The HSA-id of the care unit named in the resource, if it names one."""
+    for name in UNIT_FIELDS:
+        value = resource.get(name)
+        for ref in value if isinstance(value, list) else [value]:
+            identifier = ref.get("identifier") if isinstance(ref, dict) else None
+            if (
+                isinstance(identifier, dict)
+                and identifier.get("system") == HSA_SYSTEM
+                and isinstance(identifier.get("value"), str)
+                and identifier["value"] != provider
+            ):
+                return str(identifier["value"])
+    return None
+
+
+def care_tags(resource: FhirResource) -> tuple[str | None, str | None]:
+    """(care provider, care unit) HSA-ids recorded on a unified resource."""
+    provider = unit = None
+    for tag in (resource.get("meta") or {}).get("tag", ()):
+        if tag.get("system") == CARE_PROVIDER_TAG:
+            provider = tag.get("code")
+        elif tag.get("system") == CARE_UNIT_TAG:
+            unit = tag.get("code")
+    return provider, unit
 
 
 def unified_patient(

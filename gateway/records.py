@@ -1,92 +1,266 @@
 """The data boundary: every read of personal data goes through :class:`RecordReader`.
 
-A reader is made for one principal. Each method resolves the person, asks the access
-policy once, fetches and unifies the record, and filters it by the decision before
-anything reaches a route. Routes hold no access logic of their own, so a new endpoint
-cannot forget a check.
+A reader is made for one principal. Each method resolves the person, gathers the facts
+(consents, blocks, emergency access, guardianship), asks the policy once, fetches and
+unifies the record, removes what the decision hides, and writes the access log entry
+before anything reaches a route. If the facts or the log cannot be read or written, the
+request fails (503) rather than return data. Routes hold no access logic of their own,
+so a new endpoint cannot forget a check.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES, FhirResource
+from consent.audit import AuditEntryCreate
 from consent.decision import AccessDecision
-from consent.policy import decide
-from consent.principals import Principal
+from consent.models import EmergencyAccess
+from consent.policy import AccessFacts, decide
+from consent.principals import Citizen, Clinician, Integrator, Principal
+from consent.relations import RegisterUnavailable
+from consent.scopes import parse_scopes
 from fhir_profiles.identifiers import PersonIdentifier
-from gateway.aggregate import Aggregator, SourceReport
-from gateway.errors import Forbidden, NotFound
-from gateway.merge import unify
-from gateway.persons import PersonIndex
+from gateway.aggregate import SourceReport
+from gateway.errors import Forbidden, NotFound, ServiceUnavailable
+from gateway.merge import care_tags, unify
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+#: PurposeOfUse logged for refused requests, which have no decided purpose.
+_DEFAULT_PURPOSE = {"citizen": "PATRQT", "clinician": "TREAT", "integrator": "TREAT"}
+
+#: Every type a principal can be granted read access to through the record.
+READABLE_TYPES = frozenset({"Patient", *PATIENT_COMPARTMENT_TYPES})
 
 
 @dataclass(slots=True)
 class ReadResult:
-    patient: FhirResource
+    patient: FhirResource | None
     resources: list[FhirResource]
     reports: list[SourceReport]
+    decision: AccessDecision
+
+
+def actor_fields(principal: Principal, services: Services) -> dict[str, str | None]:
+    """Who acts, for the access log: never an identity number, only opaque or HSA ids."""
+    match principal:
+        case Citizen():
+            return {"actor_id": services.persons.id_for(principal.person)}
+        case Clinician():
+            return {
+                "actor_id": principal.hsa_id,
+                "actor_care_unit_hsa_id": principal.care_unit_hsa_id,
+                "actor_care_provider_hsa_id": principal.care_provider_hsa_id,
+            }
+        case Integrator():
+            return {
+                "actor_id": principal.client_id,
+                "actor_care_provider_hsa_id": principal.care_provider_hsa_id,
+                "on_behalf_of": principal.care_provider_hsa_id,
+            }
+    raise AssertionError("unknown principal")  # pragma: no cover
 
 
 class RecordReader:
     """Reads one person's unified record on behalf of one principal."""
 
-    def __init__(self, principal: Principal, persons: PersonIndex, aggregator: Aggregator) -> None:
+    def __init__(self, principal: Principal, services: Services) -> None:
         self._principal = principal
-        self._persons = persons
-        self._aggregator = aggregator
+        self._services = services
 
-    def _authorise(self, person: PersonIdentifier) -> AccessDecision:
-        decision = decide(self._principal, person)
+    # -- facts, decision, log ------------------------------------------------------
+
+    async def facts(self, person: PersonIdentifier, patient_id: str) -> AccessFacts:
+        """Everything the policy needs to know; any failure to know it is a 503."""
+        principal, store = self._principal, self._services.consents
+        now = datetime.now(UTC)
+        is_self = isinstance(principal, Citizen) and principal.person == person
+        try:
+            consents = () if isinstance(principal, Citizen) else await store.consents(patient_id)
+            blocks = () if isinstance(principal, Citizen) else await store.blocks(patient_id)
+            emergency = (
+                await store.active_emergency(patient_id, principal.hsa_id, now)
+                if isinstance(principal, Clinician)
+                else None
+            )
+            guardian = (
+                not is_self
+                and isinstance(principal, Citizen)
+                and await self._services.guardians.is_guardian_of(
+                    principal.person, person, now.date()
+                )
+            )
+        except RegisterUnavailable as exc:
+            raise ServiceUnavailable("the guardian register is unavailable") from exc
+        return AccessFacts(
+            person=person,
+            patient_id=patient_id,
+            now=now,
+            consents=consents,
+            blocks=blocks,
+            emergency=emergency,
+            guardian=guardian,
+            served_types=READABLE_TYPES,
+        )
+
+    async def log(
+        self,
+        decision: AccessDecision,
+        patient_id: str,
+        action: str,
+        resource_types: Sequence[str],
+        returned: Sequence[FhirResource] = (),
+        reports: Sequence[SourceReport] = (),
+    ) -> None:
+        """Write the access log entry; raises ServiceUnavailable if it cannot be written."""
+        counts = Counter(str(r.get("resourceType")) for r in returned)
+        entry = AuditEntryCreate.model_validate(
+            {
+                **actor_fields(self._principal, self._services),
+                "actor_kind": decision.actor_kind or self._principal.kind,
+                "patient_id": patient_id,
+                "action": action,
+                "resource_types": sorted(set(resource_types)),
+                "returned_count": len(returned),
+                "returned": {
+                    "types": dict(sorted(counts.items())),
+                    "sources": sorted(r.source_id for r in reports),
+                },
+                "purpose": decision.purpose or _DEFAULT_PURPOSE.get(self._principal.kind),
+                "emergency": decision.emergency,
+                "emergency_reason": decision.emergency_reason,
+                "outcome": "allowed" if decision.allowed else "denied",
+                "outcome_reason": decision.reason,
+            }
+        )
+        await self._services.audit.append(entry)
+
+    async def authorise(
+        self, person: PersonIdentifier, patient_id: str, action: str, types: Sequence[str]
+    ) -> AccessDecision:
+        """Decide; a refusal is logged and raised as 403."""
+        decision = decide(self._principal, await self.facts(person, patient_id))
         if not decision.allowed:
+            await self.log(decision, patient_id, action, types)
             raise Forbidden(f"access to this patient's data is not permitted ({decision.reason})")
         return decision
 
+    # -- reads -----------------------------------------------------------------------
+
     async def _person(self, patient_id: str) -> PersonIdentifier:
-        person = await self._persons.resolve(patient_id)
+        person = await self._services.persons.resolve(patient_id)
         if person is None:
             raise NotFound("no such patient")
         return person
 
     async def _read(
-        self, person: PersonIdentifier, patient_id: str, types: Sequence[str]
+        self,
+        person: PersonIdentifier,
+        patient_id: str,
+        types: Sequence[str],
+        action: str,
+        *,
+        with_patient: bool,
+        narrow: bool = False,
     ) -> ReadResult:
-        decision = self._authorise(person)
-        wanted = [t for t in types if decision.may_read_type(t)]
-        gathered = await self._aggregator.gather(person, wanted)
+        """Decide, fetch, hide, log. With ``narrow``, types the scopes do not cover are
+        left out; without it, asking for one is refused (403)."""
+        asked = [*types, "Patient"] if with_patient else list(types)
+        decision = await self.authorise(person, patient_id, action, asked)
+        if narrow:
+            types = [t for t in types if decision.may_read_type(t)]
+            with_patient = with_patient and decision.may_read_type("Patient")
+        elif not all(decision.may_read_type(t) for t in asked):
+            await self.log(
+                AccessDecision.deny("scope", decision.actor_kind), patient_id, action, asked
+            )
+            raise Forbidden("the token's scopes do not allow reading this resource type")
+        gathered = await self._services.aggregator.gather(person, types)
         record = unify(gathered, person, patient_id)
-        resources = [
+        resources = [r for r in record.resources if not decision.hides(*care_tags(r))]
+        # A source whose whole care provider is blocked is not even named in the status.
+        reports = [
             r
-            for r in record.resources
-            if _source_of(r) not in decision.hidden_sources
-            and decision.may_read_type(str(r.get("resourceType")))
+            for r in record.reports
+            if self._services.provider_of(r.source_id) not in decision.hidden_providers
         ]
-        reports = [r for r in record.reports if r.source_id not in decision.hidden_sources]
-        return ReadResult(record.patient, resources, reports)
+        patient = record.patient if with_patient else None
+        returned = ([patient] if patient else []) + resources
+        await self.log(decision, patient_id, action, asked, returned, reports)
+        return ReadResult(patient, resources, reports, decision)
 
     async def find_by_identifier(self, person: PersonIdentifier) -> ReadResult:
         """Patient search by identity number: the unified Patient, if any source knows it."""
-        self._authorise(person)
-        patient_id = await self._persons.remember(person)
-        return await self._read(person, patient_id, ())
+        patient_id = await self._services.persons.remember(person)
+        return await self._read(person, patient_id, (), "search", with_patient=True)
 
     async def patient(self, patient_id: str) -> ReadResult:
         """The unified Patient behind an id (with the per-source status)."""
-        return await self._read(await self._person(patient_id), patient_id, ())
+        person = await self._person(patient_id)
+        return await self._read(person, patient_id, (), "read", with_patient=True)
 
     async def search(self, resource_type: str, patient_id: str) -> ReadResult:
         """Every resource of one type for the patient."""
         person = await self._person(patient_id)
-        return await self._read(person, patient_id, (resource_type,))
+        return await self._read(person, patient_id, (resource_type,), "search", with_patient=False)
 
     async def everything(self, patient_id: str) -> ReadResult:
-        """The patient and every resource of every served type."""
+        """The patient and every resource of every type the principal may read."""
         person = await self._person(patient_id)
-        return await self._read(person, patient_id, PATIENT_COMPARTMENT_TYPES)
+        return await self._read(
+            person,
+            patient_id,
+            PATIENT_COMPARTMENT_TYPES,
+            "everything",
+            with_patient=True,
+            narrow=True,
+        )
 
+    # -- emergency access ---------------------------------------------------------------
 
-def _source_of(resource: FhirResource) -> str:
-    meta = resource.get("meta") or {}
-    source = str(meta.get("source", ""))
-    return source.removeprefix("urn:samlad:source:").split("#", 1)[0]
+    async def open_emergency(
+        self, patient_id: str, reason: str, block_override_reason: str | None
+    ) -> EmergencyAccess:
+        """Nödåtkomst: a clinician opens the record without consent, stating why.
+
+        The access lasts ``emergency_access_hours``; every read during it is flagged in
+        the log. Blocked data stays hidden unless the law's conditions for reading it are
+        recorded in ``block_override_reason``.
+        """
+        principal = self._principal
+        person = await self._person(patient_id)
+        if not isinstance(principal, Clinician):
+            decision = AccessDecision.deny("clinician-only", principal.kind)
+            await self.log(decision, patient_id, "emergency-open", [])
+            raise Forbidden("only clinicians may open emergency access")
+        if not parse_scopes(principal.scopes, "user").readable(READABLE_TYPES):
+            decision = AccessDecision.deny("scope", "clinician")
+            await self.log(decision, patient_id, "emergency-open", [])
+            raise Forbidden("the token's scopes do not allow reading patient data")
+        del person  # resolved only to refuse unknown ids before recording anything
+        settings = self._services.settings
+        record = await self._services.consents.open_emergency(
+            patient_id,
+            principal.hsa_id,
+            principal.care_unit_hsa_id,
+            principal.care_provider_hsa_id,
+            reason,
+            block_override_reason,
+            timedelta(hours=settings.emergency_access_hours),
+        )
+        decision = AccessDecision(
+            allowed=True,
+            reason="emergency",
+            actor_kind="clinician",
+            purpose="ETREAT",
+            emergency=True,
+            emergency_reason=reason,
+        )
+        await self.log(decision, patient_id, "emergency-open", [])
+        return record

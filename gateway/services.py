@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 import httpx
 
 from adapters.registry import build_adapter, build_auth, check_kinds
+from consent.audit import AuditLog
+from consent.relations import GuardianRegister
+from consent.store import ConsentStore
 from gateway.aggregate import Aggregator, Source
 from gateway.persons import PersonIndex
 from gateway.settings import Settings
@@ -25,7 +28,17 @@ class Services:
     persons: PersonIndex
     aggregator: Aggregator
     tokens: TokenVerifier
+    consents: ConsentStore
+    guardians: GuardianRegister
+    audit: AuditLog
     clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    def provider_of(self, source_id: str) -> str | None:
+        """The care provider HSA-id a source holds data for, if configured."""
+        for source in self.aggregator.sources:
+            if source.id == source_id:
+                return source.config.care_provider_hsa_id
+        return None
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -50,6 +63,8 @@ class Services:
             sources.append(Source(config, build_adapter(config, client)))
         jwks_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         clients.append(jwks_client)
+        register_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+        clients.append(register_client)
         log.info("gateway ready with %d source(s)", len(sources))
         return cls(
             settings=settings,
@@ -59,6 +74,9 @@ class Services:
             ),
             aggregator=Aggregator(sources, settings.request_deadline),
             tokens=TokenVerifier(settings.issuers, jwks_client),
+            consents=ConsentStore(db),
+            guardians=GuardianRegister(settings.guardian_registers, register_client),
+            audit=AuditLog(db),
             clients=clients,
         )
 

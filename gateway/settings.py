@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import SourceConfig, SourceConfigError, parse_sources
+from consent.relations import RegisterConfig
 
 #: Well-known development keys; refused unless ``dev_mode`` is on.
 DEV_ID_KEY = "samlad-dev-id-key-not-secret"
@@ -73,6 +74,10 @@ class Settings(BaseSettings):
     data_key: SecretStr = SecretStr(DEV_DATA_KEY)
     #: Upper bound on one overview, whatever the per-source timeouts say (seconds).
     request_deadline: float = Field(default=10.0, gt=0, le=300)
+    #: How long an emergency access (nödåtkomst) lasts once opened (hours).
+    emergency_access_hours: float = Field(default=4.0, gt=0, le=24)
+    #: Where guardian relations come from (files or HTTP endpoints).
+    guardian_registers: list[RegisterConfig] = Field(default_factory=list)
     issuers: list[IssuerConfig] = Field(default_factory=list)
     sources: list[SourceConfig] = Field(default_factory=list)
 
@@ -114,6 +119,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         key_file = auth.get("private_key_file")
         if key_file and not Path(key_file).is_absolute():
             auth["private_key_file"] = str(base / key_file)
+    for register in data.get("guardian_registers", []):
+        if "file" in register and not Path(register["file"]).is_absolute():
+            register["file"] = str(base / register["file"])
     data_dir = data.get("data_dir")
     if data_dir and not Path(data_dir).is_absolute():
         data["data_dir"] = str(base / data_dir)
@@ -125,12 +133,13 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
-    unknown = set(raw) - {"gateway", "issuers", "sources"}
+    unknown = set(raw) - {"gateway", "issuers", "sources", "guardian_registers"}
     if unknown:
         raise ConfigError(f"unknown tables in {path}: {sorted(unknown)}")
     data: dict[str, Any] = dict(raw.get("gateway", {}))
     data["issuers"] = raw.get("issuers", [])
     data["sources"] = raw.get("sources", [])
+    data["guardian_registers"] = raw.get("guardian_registers", [])
     _resolve_paths(data, path.resolve().parent)
     return data
 

@@ -16,14 +16,16 @@ import sys
 
 from simregions.behaviour import FAULTS, Behaviour, BehaviourError
 from simregions.launch import serve_regions
-from simregions.regions import DEFAULT_REGIONS, get_region
+from simregions.legacy.spec import LEGACY_REGIONS, LegacyRegionSpec, get_legacy_region
+from simregions.regions import DEFAULT_REGIONS, RegionSpec, get_region
 from simregions.server import LOOPBACK
 
 
 def _parser() -> argparse.ArgumentParser:
-    ids = ", ".join(region.id for region in DEFAULT_REGIONS)
+    ids = ", ".join([*(r.id for r in DEFAULT_REGIONS), *(r.id for r in LEGACY_REGIONS)])
     parser = argparse.ArgumentParser(
-        prog="python -m simregions", description="Serve simulated Swedish regional FHIR systems."
+        prog="python -m simregions",
+        description="Serve simulated Swedish regional systems.",
     )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--region", help=f"one region to serve ({ids})")
@@ -42,13 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.all:
         if args.port is not None:
             parser.error("--port applies to --region only")
-        specs = list(DEFAULT_REGIONS)
+        specs: list[RegionSpec | LegacyRegionSpec] = [*DEFAULT_REGIONS, *LEGACY_REGIONS]
         ports = [spec.default_port for spec in specs]
     else:
         try:
-            spec = get_region(args.region)
-        except KeyError as exc:
-            parser.error(str(exc.args[0]))
+            spec: RegionSpec | LegacyRegionSpec = get_region(args.region)
+        except KeyError:
+            try:
+                spec = get_legacy_region(args.region)
+            except KeyError:
+                valid = ", ".join(
+                    [*(r.id for r in DEFAULT_REGIONS), *(r.id for r in LEGACY_REGIONS)]
+                )
+                parser.error(f"unknown region {args.region!r}; valid regions: {valid}")
         specs = [spec]
         ports = [args.port if args.port is not None else spec.default_port]
     try:

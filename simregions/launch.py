@@ -7,15 +7,25 @@ import socket
 from collections.abc import Sequence
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from simregions.app import create_app
 from simregions.behaviour import Behaviour
+from simregions.legacy.app import create_legacy_app
+from simregions.legacy.spec import LegacyRegionSpec
 from simregions.regions import RegionSpec
 from simregions.server import LOOPBACK, bind_socket, make_server
 
 
+def _app_for(spec: RegionSpec | LegacyRegionSpec, behaviour: Behaviour) -> ASGIApp:
+    """The FHIR app for a FHIR region, the SOAP app for a legacy one (Region Öst)."""
+    if isinstance(spec, LegacyRegionSpec):
+        return create_legacy_app(spec, behaviour)
+    return create_app(spec, behaviour)
+
+
 async def serve_regions(
-    specs: Sequence[RegionSpec],
+    specs: Sequence[RegionSpec | LegacyRegionSpec],
     ports: Sequence[int | socket.socket] | None = None,
     behaviours: Sequence[Behaviour] | None = None,
     *,
@@ -44,7 +54,7 @@ async def serve_regions(
             sock.close()
         raise
     servers = [
-        make_server(create_app(spec, behaviour))
+        make_server(_app_for(spec, behaviour))
         for spec, behaviour in zip(specs, behaviours, strict=True)
     ]
     tasks = [

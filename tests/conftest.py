@@ -31,7 +31,6 @@ ADMIN_POSTGRES_URL = os.environ.get(
 )
 TEST_ISSUER = "https://idp.test.example/realms/samlad"
 TEST_AUDIENCE = "https://samlad.test.example/fhir"
-TABLES = ("person",)
 
 
 @pytest.fixture
@@ -66,7 +65,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield url
     engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
+        tables = conn.execute(
+            text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename <> 'alembic_version'"
+            )
+        ).scalars()
+        conn.execute(text(f"TRUNCATE {', '.join(tables)}"))
     engine.dispose()
 
 

@@ -212,3 +212,74 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     stop_demo(demo.process)
     with pytest.raises(httpx.ConnectError):
         httpx.get(demo.everything_url, timeout=2)
+
+
+def test_consent_walkthrough_in_the_demo(demo: Demo) -> None:
+    """The README's walkthrough: refuse, grant, read, block, withdraw, emergency, log."""
+    from tests.gateway.consent_helpers import consent_body
+
+    config = demo.data_dir / "demo.toml"
+    base = demo.everything_url.rsplit("/Patient/", 1)[0]
+    patient_id = demo.everything_url.rsplit("/", 2)[-2]
+    citizen = {"Authorization": f"Bearer {demo.token}"}
+    doc_token = subprocess.run(
+        [*SAMLAD, "token", "--config", str(config), "--role", "clinician"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    doc = {"Authorization": f"Bearer {doc_token}"}
+    with httpx.Client(base_url=base, timeout=30) as fhir:
+        assert fhir.get(f"/Patient/{patient_id}/$everything", headers=doc).status_code == 403
+        consent = fhir.post(
+            "/Consent", json=consent_body(patient_id, "SE2321009001-NORD"), headers=citizen
+        )
+        assert consent.status_code == 201
+        seen = fhir.get(f"/Patient/{patient_id}/$everything", headers=doc)
+        assert _statuses(seen.json()) == {
+            "region-nord": "ok",
+            "region-vast": "ok",
+            "region-syd": "ok",
+        }
+        blocked = fhir.post(
+            "/Consent",
+            json=consent_body(patient_id, "SE2321009003-SYD0", kind="deny"),
+            headers=citizen,
+        )
+        assert blocked.status_code == 201
+        seen = fhir.get(f"/Patient/{patient_id}/$everything", headers=doc)
+        assert set(_statuses(seen.json())) == {"region-nord", "region-vast"}
+        withdrawn = fhir.put(
+            f"/Consent/{consent.json()['id']}",
+            json=consent.json() | {"status": "inactive"},
+            headers=citizen,
+        )
+        assert withdrawn.status_code == 200
+        assert fhir.get(f"/Patient/{patient_id}", headers=doc).status_code == 403
+        reason = {
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueString": "Akut"}],
+        }
+        assert (
+            fhir.post(
+                f"/Patient/{patient_id}/$emergency-access", json=reason, headers=doc
+            ).status_code
+            == 200
+        )
+        assert fhir.get(f"/Patient/{patient_id}", headers=doc).status_code == 200
+        log = fhir.get(f"/AuditEvent?patient={patient_id}", headers=citizen)
+        assert log.status_code == 200
+        doctor_events = [
+            e["resource"]
+            for e in log.json()["entry"]
+            if "SE2321009001-DOC1" in str(e["resource"]["agent"])
+        ]
+        assert [e["outcome"] for e in doctor_events] == ["4", "0", "0", "4", "0", "0"]
+        assert "emergency" in str(doctor_events[-1]).lower()
+    verify = subprocess.run(
+        [*SAMLAD, "audit", "verify", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr

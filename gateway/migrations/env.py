@@ -6,7 +6,9 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-import gateway.store.models  # noqa: F401 - registers the tables on SQLModel.metadata
+import consent.audit  # the audit_entry table
+import consent.models  # noqa: F401 - registers the tables on SQLModel.metadata
+import gateway.store.models  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

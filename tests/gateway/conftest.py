@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from gateway.app import create_app
@@ -15,12 +17,19 @@ from gateway.demo import region_source
 from gateway.settings import Settings, load_settings
 from simregions.app import create_app as create_region_app
 from simregions.behaviour import Behaviour
+from simregions.people import relations
 from simregions.regions import DEFAULT_REGIONS, RegionSpec
 from simregions.server import RunningServer, start_in_thread
 from tests.conftest import IssuerKit
 
 TEST_PERSON = "191212121212"
+#: Guardian relations of the simulated population, plus one whose "child" is 18.
+GUARDIAN = "198107281563"
+CHILD = "201605121936"  # born 2016: under 13
+GROWN_CHILD = "200808074447"  # born 2008: 13 or older, the guardian may no longer read
+NORD_PROVIDER = "SE2321009001-NORD"
 FHIR_BASE = "http://gateway.test/fhir"
+CITIZEN_SCOPE = "patient/*.rs patient/Consent.cu"
 
 
 @dataclass
@@ -96,8 +105,31 @@ class Gateway:
     def auth(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
-    def citizen(self, personnummer: str = TEST_PERSON) -> dict[str, str]:
-        return self.auth(self.issuer.citizen(personnummer))
+    def citizen(
+        self, personnummer: str = TEST_PERSON, scope: str = CITIZEN_SCOPE
+    ) -> dict[str, str]:
+        return self.auth(self.issuer.citizen(personnummer, scope=scope))
+
+    def clinician(
+        self,
+        unit: str = "SE2321009001-MEDM",
+        provider: str = NORD_PROVIDER,
+        hsa_id: str = "SE2321009001-DOC1",
+        scope: str = "user/*.rs",
+    ) -> dict[str, str]:
+        claims = {
+            "hsa_id": hsa_id,
+            "care_unit_hsa_id": unit,
+            "care_provider_hsa_id": provider,
+            "scope": scope,
+        }
+        return self.auth(self.issuer.token(claims))
+
+    def integrator(
+        self, provider: str = NORD_PROVIDER, scope: str = "system/*.rs"
+    ) -> dict[str, str]:
+        claims = {"client_id": "journal-app", "care_provider_hsa_id": provider, "scope": scope}
+        return self.auth(self.issuer.token(claims))
 
     async def patient_id(self, personnummer: str = TEST_PERSON) -> str:
         response = await self.client.post(
@@ -130,9 +162,30 @@ async def running_gateway(
             yield Gateway(client, issuer, regions, settings)
 
 
+@pytest.fixture(scope="session")
+def guardian_register(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A register file in the form the regions serve at /_sim/relations."""
+    pairs = [*relations(), (GUARDIAN, GROWN_CHILD)]
+    document = {
+        "relations": [
+            {
+                "relationship": "guardian",
+                "guardian": {"personnummer": guardian},
+                "child": {"personnummer": child},
+            }
+            for guardian, child in pairs
+        ]
+    }
+    path = tmp_path_factory.mktemp("register") / "relations.json"
+    path.write_bytes(orjson.dumps(document))
+    return path
+
+
 @pytest.fixture
 async def gateway(
-    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region], guardian_register: Path
 ) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, issuer, regions) as running:
+    async with running_gateway(
+        database_url, issuer, regions, guardian_registers=[{"file": str(guardian_register)}]
+    ) as running:
         yield running

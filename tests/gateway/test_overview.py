@@ -166,9 +166,18 @@ async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
     assert statement["resourceType"] == "CapabilityStatement"
     assert statement["fhirVersion"] == "4.0.1"
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    assert set(resources) == {"Patient", *SERVED_TYPES}
+    assert set(resources) == {"Patient", "Consent", "AuditEvent", *SERVED_TYPES}
     assert {i["code"] for i in resources["Patient"]["interaction"]} == {"read", "search-type"}
-    assert [o["name"] for o in resources["Patient"]["operation"]] == ["everything"]
+    assert [o["name"] for o in resources["Patient"]["operation"]] == [
+        "emergency-access",
+        "everything",
+    ]
+    assert {i["code"] for i in resources["Consent"]["interaction"]} == {
+        "create",
+        "read",
+        "search-type",
+        "update",
+    }
     for resource_type in SERVED_TYPES:
         assert [p["name"] for p in resources[resource_type]["searchParam"]] == ["patient"]
     # Every advertised type search really answers (with 401: it exists and is guarded).

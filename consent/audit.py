@@ -1,0 +1,513 @@
+"""The access log (loggutdrag): an append-only, hash-chained record of every data access.
+
+Each entry has a ``seq`` (1, 2, 3, … without gaps) and an ``entry_hash``: the SHA-256 of a
+canonical serialisation of all its other fields, ``prev_hash`` (the hash of entry
+``seq - 1``; 64 zeros for the first) included. Changing, removing or inserting a row
+in the middle therefore breaks the chain, and :meth:`AuditLog.verify` finds where.
+
+Append-only is enforced three times over: this module offers no update or delete; the
+migration (0003) adds triggers that reject ``UPDATE`` and ``DELETE`` on ``audit_entry``
+on both databases; and the chain detects what a database superuser can still do around
+the triggers (``ALTER TABLE … DISABLE TRIGGER``, ``session_replication_role = replica``,
+``TRUNCATE``, editing the SQLite file). A chain cannot, on its own, detect the newest
+entries being cut off, or a whole chain being recomputed: for that, record the head
+(seq and hash, printed by ``samlad audit verify``) somewhere the database operator
+cannot write, and compare.
+
+Only opaque ids and HSA-ids are stored: never an identity number (``AuditEntryCreate``
+refuses values that look like one, and redacts them from the emergency reason, the one
+free-text field).
+
+Appends are serialised so the chain stays linear with many writers: on PostgreSQL by a
+transaction-scoped advisory lock (``pg_advisory_xact_lock``), held from reading the head
+to commit; on SQLite by ``BEGIN IMMEDIATE``, which takes the database's single write lock
+before the head is read (SQLite's busy timeout, 5 s by default in the ``sqlite3``
+module, bounds the wait). The primary key on ``seq`` is the backstop: a second writer
+that somehow read the same head fails instead of forking the chain. Database errors
+surface as :class:`gateway.errors.ServiceUnavailable`; a caller that cannot log an
+access must not serve the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import field_validator, model_validator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    String,
+    Table,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+from gateway.errors import ServiceUnavailable
+from gateway.store.db import Database
+
+ActorKind = Literal["citizen", "clinician", "integrator", "guardian"]
+Outcome = Literal["allowed", "denied", "error"]
+
+#: Actions the gateway logs today; others are accepted if they match ``action``'s pattern.
+KNOWN_ACTIONS = frozenset(
+    {
+        "read",
+        "search",
+        "everything",
+        "consent-create",
+        "consent-withdraw",
+        "block-create",
+        "block-lift",
+        "emergency-open",
+        "audit-read",
+    }
+)
+
+#: ``prev_hash`` of the first entry.
+GENESIS_HASH = "0" * 64
+
+#: Prefixed to every hashed serialisation, so a later format cannot collide with this one.
+HASH_FORMAT = b"samlad-audit-v1\n"
+
+#: The fields covered by ``entry_hash``, fixed for HASH_FORMAT v1. A new column must be
+#: added here (and the format version raised), or it would not be tamper-evident.
+HASHED_FIELDS = (
+    "seq",
+    "recorded_at",
+    "actor_kind",
+    "actor_id",
+    "actor_care_unit_hsa_id",
+    "actor_care_provider_hsa_id",
+    "on_behalf_of",
+    "patient_id",
+    "action",
+    "resource_types",
+    "returned_count",
+    "returned",
+    "purpose",
+    "emergency",
+    "emergency_reason",
+    "outcome",
+    "outcome_reason",
+    "prev_hash",
+)
+
+#: Key of the PostgreSQL advisory lock that serialises appends ("SAMLAD-A").
+PG_APPEND_LOCK = 0x53414D4C41442D41
+
+_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+# 10 or 12 digits, optionally with - or + before the last four: a personnummer or
+# samordningsnummer, whether valid or not.
+_IDENTITY_NUMBER = re.compile(r"^(?:\d{2})?\d{6}[-+]?\d{4}$")
+_IDENTITY_NUMBER_IN_TEXT = re.compile(r"(?<!\d)(?:\d{2})?\d{6}[-+]?\d{4}(?!\d)")
+_ACTION = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+_PURPOSE = re.compile(r"^[A-Z]{2,16}$")
+_REASON_CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_REDACTED = "[identitetsnummer borttaget]"
+_MAX_REASON = 1000
+_MAX_RETURNED_BYTES = 4096
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp, always UTC; SQLite returns naive ones, taken as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("audit timestamps must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class AuditEntryBase(SQLModel):
+    """What one access was: who, for whom, on whose data, what, why and how it ended."""
+
+    #: ``citizen``, ``clinician``, ``integrator`` or ``guardian``
+    actor_kind: ActorKind = Field(sa_type=String(16))
+    #: HSA-id (clinician), client_id (integrator), or the opaque unified id (citizen,
+    #: guardian); never an identity number.
+    actor_id: str = Field(max_length=64)
+    actor_care_unit_hsa_id: str | None = Field(default=None, max_length=64)
+    actor_care_provider_hsa_id: str | None = Field(default=None, max_length=64)
+    #: Whom the actor acted for: an integrator's care provider, a guardian's child
+    #: (the child's opaque id).
+    on_behalf_of: str | None = Field(default=None, max_length=64)
+    #: Opaque unified id of the person whose data was accessed.
+    patient_id: str = Field(max_length=64)
+    #: ``read``, ``search``, ``everything``, ``consent-create``, … (see KNOWN_ACTIONS)
+    action: str = Field(max_length=40)
+    #: FHIR resource types asked for or returned.
+    resource_types: list[str] = Field(default_factory=list)
+    returned_count: int = Field(default=0, ge=0)
+    #: Small summary of what was returned, e.g. ``{"counts": {"Observation": 3},
+    #: "sources": ["region-a"]}``; integers, strings, booleans, lists and objects only.
+    returned: dict[str, Any] = Field(default_factory=dict)
+    #: PurposeOfUse code (v3-ActReason): ``PATRQT``, ``TREAT``, ``ETREAT``, ``HOPERAT``, …
+    purpose: str = Field(max_length=16)
+    emergency: bool = False
+    #: The clinician's stated reason for emergency access (the only free text).
+    emergency_reason: str | None = Field(default=None, max_length=_MAX_REASON)
+    #: ``allowed``, ``denied`` or ``error``
+    outcome: Outcome = Field(sa_type=String(16))
+    #: Short machine code, e.g. ``no-consent``, ``blocked``, ``source-unavailable``.
+    outcome_reason: str | None = Field(default=None, max_length=64)
+
+
+class AuditEntryCreate(AuditEntryBase):
+    """An entry as the gateway hands it over; seq, time and hashes are added on append.
+
+    Construction validates and raises ``pydantic.ValidationError`` for malformed input,
+    notably any id that looks like a personnummer or samordningsnummer.
+    """
+
+    @field_validator("actor_id", "patient_id")
+    @classmethod
+    def _opaque_id(cls, value: str) -> str:
+        return _check_id(value)
+
+    @field_validator("actor_care_unit_hsa_id", "actor_care_provider_hsa_id", "on_behalf_of")
+    @classmethod
+    def _optional_id(cls, value: str | None) -> str | None:
+        return None if value is None else _check_id(value)
+
+    @field_validator("action")
+    @classmethod
+    def _action(cls, value: str) -> str:
+        return _check(_ACTION, value, "action")
+
+    @field_validator("purpose")
+    @classmethod
+    def _purpose(cls, value: str) -> str:
+        return _check(_PURPOSE, value, "purpose")
+
+    @field_validator("outcome_reason")
+    @classmethod
+    def _outcome_reason(cls, value: str | None) -> str | None:
+        return None if value is None else _check(_REASON_CODE, value, "outcome_reason")
+
+    @field_validator("resource_types")
+    @classmethod
+    def _resource_types(cls, value: list[str]) -> list[str]:
+        if len(value) > 64:
+            raise ValueError("too many resource types")
+        return [_check(_RESOURCE_TYPE, item, "resource type") for item in value]
+
+    @field_validator("returned")
+    @classmethod
+    def _returned(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_summary(value)
+        if len(orjson.dumps(value)) > _MAX_RETURNED_BYTES:
+            raise ValueError("the returned summary is too large")
+        return value
+
+    @field_validator("emergency_reason", mode="before")
+    @classmethod
+    def _clean_reason(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        cleaned = _IDENTITY_NUMBER_IN_TEXT.sub(_REDACTED, _CONTROL.sub(" ", value)).strip()
+        return cleaned[:_MAX_REASON] or None
+
+    @model_validator(mode="after")
+    def _emergency_needs_reason(self) -> AuditEntryCreate:
+        if self.emergency and not self.emergency_reason:
+            raise ValueError("emergency access needs a stated reason")
+        if not self.emergency and self.emergency_reason is not None:
+            raise ValueError("a reason is only recorded for emergency access")
+        return self
+
+
+class AuditEntry(AuditEntryBase, table=True):
+    """A row of the access log. Never updated or deleted (triggers refuse both)."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entry_patient_seq", "patient_id", "seq"),)
+
+    #: Position in the chain: 1, 2, 3, … without gaps.
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    resource_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    returned: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    entry_hash: str = Field(max_length=64)
+
+
+class AuditEntryPublic(AuditEntryBase):
+    """An entry as read back: for the patient's loggutdrag and for rendering."""
+
+    seq: int
+    recorded_at: datetime
+    prev_hash: str
+    entry_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """The result of checking the whole chain.
+
+    ``checked`` counts the entries read, the failing one included; ``first_broken_seq``
+    is the first position where a check failed (for a missing entry, its seq), and
+    ``problem`` says which: ``seq-gap``, ``prev-hash-mismatch`` or ``hash-mismatch``.
+    ``head_seq`` and ``head_hash`` name the last entry checked, to anchor elsewhere.
+    """
+
+    ok: bool
+    checked: int
+    first_broken_seq: int | None = None
+    problem: str | None = None
+    head_seq: int | None = None
+    head_hash: str | None = None
+
+    def summary(self) -> str:
+        """One line for operators."""
+        if self.ok:
+            if self.head_seq is None:
+                return "audit log OK: empty"
+            return (
+                f"audit log OK: {self.checked} entries, head seq {self.head_seq} "
+                f"hash {self.head_hash}"
+            )
+        return (
+            f"audit log BROKEN at seq {self.first_broken_seq} ({self.problem}) "
+            f"after checking {self.checked} entries"
+        )
+
+
+AUDIT_TABLE: Table = SQLModel.metadata.tables["audit_entry"]
+
+
+def canonical_bytes(fields: Mapping[str, Any]) -> bytes:
+    """The byte string that ``entry_hash`` is computed over (HASHED_FIELDS only)."""
+    body: dict[str, Any] = {}
+    for name in HASHED_FIELDS:
+        value = fields[name]
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError("audit timestamps must be timezone-aware")
+            value = value.astimezone(UTC).isoformat(timespec="microseconds")
+        body[name] = value
+    return HASH_FORMAT + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+def compute_hash(fields: Mapping[str, Any]) -> str:
+    """The hex SHA-256 of an entry's canonical form (its ``entry_hash`` if untampered)."""
+    return hashlib.sha256(canonical_bytes(fields)).hexdigest()
+
+
+class AuditLog:
+    """The access log on a :class:`Database`: append, read a patient's entries, verify.
+
+    There is deliberately no way to change or remove an entry.
+    """
+
+    def __init__(self, db: Database, *, lock_timeout: float = 10.0) -> None:
+        """``lock_timeout``: seconds an append waits for the PostgreSQL append lock before
+        giving up with ServiceUnavailable (on SQLite the driver's busy timeout applies).
+        """
+        self._db = db
+        self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
+
+    async def append(self, entry: AuditEntryCreate) -> AuditEntryPublic:
+        """Append ``entry`` at the head of the chain, atomically, and return it as stored.
+
+        Safe with any number of concurrent writers, in this and other processes.
+        Raises :class:`ServiceUnavailable` when the entry could not be written.
+        """
+        fields = entry.model_dump()
+        async with self._db.session() as session:
+            if self._db.engine.dialect.name == "sqlite":
+                # Take SQLite's write lock before reading the head: with the driver's
+                # default (deferred) transactions two writers could read the same head.
+                conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    row = await _insert_at_head(conn, fields)
+                    await conn.exec_driver_sql("COMMIT")
+                except Exception:
+                    await conn.exec_driver_sql("ROLLBACK")
+                    raise
+            else:
+                conn = await session.connection()
+                # The FROM clause runs first, so the timeout governs the wait for the lock,
+                # which is released at commit or rollback, after the new row is visible.
+                await conn.execute(
+                    text(
+                        "SELECT pg_advisory_xact_lock(:key)"
+                        " FROM (SELECT set_config('lock_timeout', :timeout, true)) AS settings"
+                    ),
+                    {"key": PG_APPEND_LOCK, "timeout": f"{self._lock_timeout_ms}ms"},
+                )
+                row = await _insert_at_head(conn, fields)
+                await session.commit()
+        return AuditEntryPublic.model_validate(row)
+
+    async def for_patient(
+        self,
+        patient_id: str,
+        *,
+        since: datetime | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AuditEntryPublic]:
+        """The entries about one patient's data, newest first (highest seq first).
+
+        ``since`` (timezone-aware) keeps entries recorded at or after it; ``limit``
+        (1 to 1000) and ``offset`` page through the rest.
+        """
+        if not 1 <= limit <= 1000 or offset < 0:
+            raise ValueError("limit must be 1-1000 and offset not negative")
+        if since is not None and since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        table = AUDIT_TABLE
+        query = select(table).where(table.c.patient_id == patient_id)
+        if since is not None:
+            query = query.where(table.c.recorded_at >= since)
+        query = query.order_by(table.c.seq.desc()).limit(limit).offset(offset)
+        async with self._db.session() as session:
+            conn = await session.connection()
+            rows = (await conn.execute(query)).mappings().all()
+        return [AuditEntryPublic.model_validate(dict(row)) for row in rows]
+
+    async def verify(self, *, batch_size: int = 1000) -> ChainReport:
+        """Recompute the chain in seq order, in batches, and report the first break.
+
+        Detects a changed row (its hash), a removed row (a seq gap or a ``prev_hash``
+        that does not match) and an inserted row (the entry after it no longer links).
+        """
+        table = AUDIT_TABLE
+        expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
+        async with self._db.session() as session:
+            conn = await session.connection()
+            while True:
+                query = (
+                    select(table)
+                    .where(table.c.seq >= expected_seq)
+                    .order_by(table.c.seq)
+                    .limit(batch_size)
+                )
+                rows = (await conn.execute(query)).mappings().all()
+                if not rows:
+                    break
+                for row in rows:
+                    checked += 1
+                    problem = _link_problem(row, expected_seq, prev_hash)
+                    if problem is not None:
+                        return ChainReport(
+                            ok=False,
+                            checked=checked,
+                            first_broken_seq=expected_seq if problem == "seq-gap" else row["seq"],
+                            problem=problem,
+                            head_seq=expected_seq - 1 or None,
+                            head_hash=None if expected_seq == 1 else prev_hash,
+                        )
+                    expected_seq, prev_hash = row["seq"] + 1, row["entry_hash"]
+        if checked == 0:
+            return ChainReport(ok=True, checked=0)
+        return ChainReport(ok=True, checked=checked, head_seq=expected_seq - 1, head_hash=prev_hash)
+
+
+async def _insert_at_head(conn: AsyncConnection, fields: dict[str, Any]) -> dict[str, Any]:
+    """Insert the next entry; the caller holds the append lock."""
+    table = AUDIT_TABLE
+    head = (
+        await conn.execute(
+            select(table.c.seq, table.c.entry_hash, table.c.recorded_at)
+            .order_by(table.c.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    seq, prev_hash = (1, GENESIS_HASH) if head is None else (head.seq + 1, head.entry_hash)
+    # Under the lock, and never before the previous entry (clocks of several hosts can
+    # disagree), so that recorded_at order is seq order and ``since`` filters agree.
+    now = datetime.now(UTC)
+    if head is not None and head.recorded_at > now:
+        now = head.recorded_at
+    row = {**fields, "seq": seq, "recorded_at": now, "prev_hash": prev_hash}
+    row["entry_hash"] = compute_hash(row)
+    await conn.execute(insert(table).values(**row))
+    return row
+
+
+def _link_problem(row: Mapping[Any, Any], expected_seq: int, prev_hash: str) -> str | None:
+    if row["seq"] != expected_seq:
+        return "seq-gap"
+    if row["prev_hash"] != prev_hash:
+        return "prev-hash-mismatch"
+    if compute_hash(row) != row["entry_hash"]:
+        return "hash-mismatch"
+    return None
+
+
+def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ValueError(f"malformed {what}")
+    return value
+
+
+def _check_id(value: str) -> str:
+    _check(_ID, value, "id")
+    if _IDENTITY_NUMBER.fullmatch(value):
+        raise ValueError("ids in the audit log must be opaque, never an identity number")
+    return value
+
+
+def _check_summary(value: object, depth: int = 0) -> None:
+    if depth > 4:
+        raise ValueError("the returned summary is nested too deeply")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("the returned summary has a non-string key")
+            _check_summary(key, depth + 1)
+            _check_summary(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_summary(item, depth + 1)
+    elif isinstance(value, str):
+        if len(value) > 128 or _IDENTITY_NUMBER_IN_TEXT.search(value):
+            raise ValueError("the returned summary holds a long or identifying string")
+    elif value is not None and not isinstance(value, bool | int):
+        # No floats: they need not survive a JSON column exactly, and the hash must.
+        raise ValueError("the returned summary holds only integers, strings and booleans")
+
+
+async def verify_command(database_url: str) -> int:
+    """``samlad audit verify``: check the chain, print one line; exit 0 ok, 1 broken.
+
+    Returns 2 when the database cannot be read (nothing was checked).
+    """
+    db = Database(database_url)
+    try:
+        report = await AuditLog(db).verify()
+    except ServiceUnavailable:
+        print("audit log: the database cannot be read", file=sys.stderr)
+        return 2
+    finally:
+        await db.dispose()
+    print(report.summary())
+    return 0 if report.ok else 1

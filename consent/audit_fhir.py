@@ -1,0 +1,167 @@
+"""Render access-log entries as FHIR R4 AuditEvent resources (for the patient's loggutdrag).
+
+The entry carries opaque ids and HSA-ids only, so the rendered resource does too.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from consent.audit import AuditEntryPublic
+from fhir_profiles.identifiers import HSA_ID_SYSTEM
+
+DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
+RESTFUL_INTERACTION_SYSTEM = "http://hl7.org/fhir/restful-interaction"
+ACT_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+PARTICIPATION_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+SECURITY_SOURCE_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/security-source-type"
+ENTITY_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLE_SYSTEM = "http://terminology.hl7.org/CodeSystem/object-role"
+
+AUDIT_ACTION_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-action"
+ACTOR_KIND_SYSTEM = "https://samlad.se/fhir/CodeSystem/actor-kind"
+AGENT_ROLE_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-agent-role"
+OUTCOME_REASON_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-outcome-reason"
+CLIENT_ID_SYSTEM = "https://samlad.se/fhir/sid/client-id"
+PATIENT_ID_SYSTEM = "https://samlad.se/fhir/sid/patient-id"
+EMERGENCY_EXTENSION = "https://samlad.se/fhir/StructureDefinition/emergency-access"
+ON_BEHALF_OF_EXTENSION = "https://samlad.se/fhir/StructureDefinition/on-behalf-of"
+CHAIN_EXTENSION = "https://samlad.se/fhir/StructureDefinition/audit-chain"
+
+# Our action -> (FHIR restful interaction, AuditEvent.action)
+_INTERACTIONS: dict[str, tuple[str | None, str]] = {
+    "read": ("read", "R"),
+    "search": ("search-type", "E"),
+    "everything": ("operation", "E"),
+    "audit-read": ("search-type", "E"),
+    "consent-create": ("create", "C"),
+    "consent-withdraw": ("update", "U"),
+    "block-create": ("create", "C"),
+    "block-lift": ("update", "U"),
+    "emergency-open": (None, "E"),
+}
+_OUTCOMES = {"allowed": "0", "denied": "4", "error": "8"}
+
+
+def to_audit_event(entry: AuditEntryPublic, *, base_url: str) -> dict[str, Any]:
+    """One access-log entry as a FHIR R4 AuditEvent (a JSON-ready dict).
+
+    ``base_url`` is the gateway's FHIR base; it names the gateway as ``source.observer``.
+    """
+    interaction, action = _INTERACTIONS.get(entry.action, (None, "E"))
+    subtype = [_coding(AUDIT_ACTION_SYSTEM, entry.action)]
+    if interaction is not None:
+        subtype.insert(0, _coding(RESTFUL_INTERACTION_SYSTEM, interaction))
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": str(entry.seq),
+        "type": _coding(DCM_SYSTEM, "110110", "Patient Record"),
+        "subtype": subtype,
+        "action": action,
+        "recorded": entry.recorded_at.astimezone(UTC).isoformat(timespec="milliseconds"),
+        "outcome": _OUTCOMES[entry.outcome],
+        "purposeOfEvent": [{"coding": [_coding(ACT_REASON_SYSTEM, entry.purpose)]}],
+        "agent": _agents(entry),
+        "source": {
+            "observer": {
+                "identifier": {"system": "urn:ietf:rfc:3986", "value": base_url},
+                "display": "Samlad FHIR gateway",
+            },
+            "type": [_coding(SECURITY_SOURCE_TYPE_SYSTEM, "4", "Application Server")],
+        },
+        "entity": [_patient_entity(entry)],
+    }
+    if entry.outcome_reason:
+        event["outcomeDesc"] = entry.outcome_reason
+    extensions = [
+        {
+            "url": CHAIN_EXTENSION,
+            "extension": [
+                {"url": "seq", "valueInteger": entry.seq},
+                {"url": "hash", "valueString": entry.entry_hash},
+            ],
+        }
+    ]
+    if entry.emergency:
+        emergency: list[dict[str, Any]] = [{"url": "active", "valueBoolean": True}]
+        if entry.emergency_reason:
+            emergency.append({"url": "reason", "valueString": entry.emergency_reason})
+        extensions.insert(0, {"url": EMERGENCY_EXTENSION, "extension": emergency})
+    event["extension"] = extensions
+    return event
+
+
+def _coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
+    coding = {"system": system, "code": code}
+    if display is not None:
+        coding["display"] = display
+    return coding
+
+
+def _actor_identifier(entry: AuditEntryPublic) -> dict[str, str]:
+    if entry.actor_kind == "clinician":
+        return {"system": HSA_ID_SYSTEM, "value": entry.actor_id}
+    if entry.actor_kind == "integrator":
+        return {"system": CLIENT_ID_SYSTEM, "value": entry.actor_id}
+    return {"system": PATIENT_ID_SYSTEM, "value": entry.actor_id}
+
+
+def _agents(entry: AuditEntryPublic) -> list[dict[str, Any]]:
+    who: dict[str, Any] = {"identifier": _actor_identifier(entry)}
+    if entry.actor_kind == "citizen":
+        who["reference"] = f"Patient/{entry.actor_id}"
+    requestor: dict[str, Any] = {
+        "type": {"coding": [_coding(PARTICIPATION_TYPE_SYSTEM, "IRCP", "information recipient")]},
+        "role": [{"coding": [_coding(ACTOR_KIND_SYSTEM, entry.actor_kind)]}],
+        "who": who,
+        "requestor": True,
+    }
+    if entry.on_behalf_of:
+        requestor["extension"] = [
+            {"url": ON_BEHALF_OF_EXTENSION, "valueIdentifier": _on_behalf_of(entry)}
+        ]
+    agents = [requestor]
+    for role, hsa_id in (
+        ("care-unit", entry.actor_care_unit_hsa_id),
+        ("care-provider", entry.actor_care_provider_hsa_id),
+    ):
+        if hsa_id:
+            agents.append(
+                {
+                    "role": [{"coding": [_coding(AGENT_ROLE_SYSTEM, role)]}],
+                    "who": {"identifier": {"system": HSA_ID_SYSTEM, "value": hsa_id}},
+                    "requestor": False,
+                }
+            )
+    return agents
+
+
+def _on_behalf_of(entry: AuditEntryPublic) -> dict[str, str]:
+    assert entry.on_behalf_of is not None
+    # An integrator acts for a care provider (HSA-id); a guardian for a person (opaque id).
+    system = HSA_ID_SYSTEM if entry.actor_kind == "integrator" else PATIENT_ID_SYSTEM
+    return {"system": system, "value": entry.on_behalf_of}
+
+
+def _patient_entity(entry: AuditEntryPublic) -> dict[str, Any]:
+    details: list[dict[str, str]] = [
+        {"type": "returned-count", "valueString": str(entry.returned_count)}
+    ]
+    if entry.resource_types:
+        details.append({"type": "resource-types", "valueString": ",".join(entry.resource_types)})
+    counts = entry.returned.get("counts")
+    if isinstance(counts, dict):
+        details.extend(
+            {"type": f"count:{name}", "valueString": str(value)}
+            for name, value in sorted(counts.items())
+        )
+    sources = entry.returned.get("sources")
+    if isinstance(sources, list) and sources:
+        details.append({"type": "sources", "valueString": ",".join(str(s) for s in sources)})
+    return {
+        "what": {"reference": f"Patient/{entry.patient_id}"},
+        "type": _coding(ENTITY_TYPE_SYSTEM, "1", "Person"),
+        "role": _coding(OBJECT_ROLE_SYSTEM, "1", "Patient"),
+        "detail": details,
+    }

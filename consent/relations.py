@@ -1,0 +1,126 @@
+"""The guardian register: who is the custodial parent (vårdnadshavare) of which child.
+
+Loaded from the configured registers (JSON files or HTTP endpoints in the form the
+simulated regions serve at ``/_sim/relations``) and refreshed after ``max_age``. If a
+register cannot be read, guardian questions cannot be answered: callers fail closed.
+Other proxy relations (ombud) fit the same shape with another ``relationship`` value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+
+from fhir_profiles.identifiers import (
+    InvalidPersonIdentifier,
+    PersonIdentifier,
+    parse_person_identifier,
+)
+
+log = logging.getLogger(__name__)
+
+#: A guardian reads a child's record until the child's 13th birthday.
+GUARDIAN_AGE_LIMIT = 13
+
+
+class RegisterConfig(BaseModel):
+    """One source of guardian relations: a JSON file or an HTTP endpoint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: Path | None = None
+    url: str | None = None
+    token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RegisterConfig:
+        if (self.file is None) == (self.url is None):
+            raise ValueError("a guardian register needs exactly one of file or url")
+        return self
+
+
+class RegisterUnavailable(Exception):
+    """The register could not be read; guardian access must be refused."""
+
+
+def age_on(birth: date, today: date) -> int:
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+
+
+def _pairs(document: Any) -> set[tuple[str, str]]:
+    pairs: set[tuple[str, str]] = set()
+    relations = document.get("relations", []) if isinstance(document, dict) else []
+    for relation in relations if isinstance(relations, list) else []:
+        if not isinstance(relation, dict) or relation.get("relationship") != "guardian":
+            continue
+        try:
+            guardian = parse_person_identifier(str(relation["guardian"]["personnummer"]))
+            child = parse_person_identifier(str(relation["child"]["personnummer"]))
+        except (KeyError, TypeError, InvalidPersonIdentifier):
+            continue  # a malformed row grants nothing
+        pairs.add((guardian.value, child.value))
+    return pairs
+
+
+class GuardianRegister:
+    """Answers "is G the guardian of C", from every configured register."""
+
+    def __init__(
+        self,
+        registers: Sequence[RegisterConfig],
+        client: httpx.AsyncClient,
+        *,
+        max_age: float = 600.0,
+    ) -> None:
+        self._registers = tuple(registers)
+        self._client = client
+        self._max_age = max_age
+        self._pairs: set[tuple[str, str]] | None = None
+        self._loaded_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _load_one(self, register: RegisterConfig) -> set[tuple[str, str]]:
+        if register.file is not None:
+            return _pairs(orjson.loads(register.file.read_bytes()))
+        assert register.url is not None
+        headers = {}
+        if register.token is not None:
+            headers["Authorization"] = f"Bearer {register.token.get_secret_value()}"
+        response = await self._client.get(register.url, headers=headers, timeout=5.0)
+        response.raise_for_status()
+        return _pairs(orjson.loads(response.content))
+
+    async def _current(self) -> set[tuple[str, str]]:
+        if self._pairs is not None and time.monotonic() - self._loaded_at < self._max_age:
+            return self._pairs
+        async with self._lock:
+            if self._pairs is not None and time.monotonic() - self._loaded_at < self._max_age:
+                return self._pairs
+            try:
+                loaded: set[tuple[str, str]] = set()
+                for register in self._registers:
+                    loaded |= await self._load_one(register)
+            except (OSError, ValueError, httpx.HTTPError) as exc:
+                log.warning("guardian register unavailable: %s", type(exc).__name__)
+                raise RegisterUnavailable("the guardian register is unavailable") from exc
+            self._pairs, self._loaded_at = loaded, time.monotonic()
+            return loaded
+
+    async def is_guardian_of(
+        self, guardian: PersonIdentifier, child: PersonIdentifier, today: date
+    ) -> bool:
+        """True if ``guardian`` may act for ``child`` today (the child is under 13)."""
+        if age_on(child.birth_date, today) >= GUARDIAN_AGE_LIMIT:
+            return False
+        if not self._registers:
+            return False
+        return (guardian.value, child.value) in await self._current()

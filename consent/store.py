@@ -1,0 +1,169 @@
+"""Reading and writing consent, block and emergency-access records."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import col, select
+
+from consent.models import BlockRecord, ConsentRecord, EmergencyAccess
+from gateway.store.db import Database
+
+ORGANISATION_LEVELS = ("care-provider", "care-unit")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def consent_is_active(record: ConsentRecord, at: datetime) -> bool:
+    if record.withdrawn_at is not None:
+        return False
+    if _aware(record.period_start) > at:
+        return False
+    return record.period_end is None or _aware(record.period_end) > at
+
+
+class ConsentStore:
+    """Consent, blocks and emergency access of patients, by opaque patient id."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def consents(self, patient_id: str) -> Sequence[ConsentRecord]:
+        """Every consent the patient has given, newest first (withdrawn ones too)."""
+        async with self._db.session() as session:
+            rows = await session.exec(
+                select(ConsentRecord)
+                .where(ConsentRecord.patient_id == patient_id)
+                .order_by(col(ConsentRecord.recorded_at).desc())
+            )
+            return rows.all()
+
+    async def blocks(self, patient_id: str) -> Sequence[BlockRecord]:
+        """Every block the patient has set, newest first (lifted ones too)."""
+        async with self._db.session() as session:
+            rows = await session.exec(
+                select(BlockRecord)
+                .where(BlockRecord.patient_id == patient_id)
+                .order_by(col(BlockRecord.recorded_at).desc())
+            )
+            return rows.all()
+
+    async def active_emergency(
+        self, patient_id: str, clinician_hsa_id: str, at: datetime
+    ) -> EmergencyAccess | None:
+        """The clinician's emergency access to the patient that is still running, if any."""
+        async with self._db.session() as session:
+            rows = await session.exec(
+                select(EmergencyAccess)
+                .where(EmergencyAccess.patient_id == patient_id)
+                .where(EmergencyAccess.clinician_hsa_id == clinician_hsa_id)
+                .order_by(col(EmergencyAccess.expires_at).desc())
+            )
+            for row in rows.all():
+                if _aware(row.started_at) <= at < _aware(row.expires_at):
+                    return row
+        return None
+
+    async def grant(
+        self,
+        patient_id: str,
+        grantee_type: str,
+        grantee_hsa_id: str,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> ConsentRecord:
+        now = _now()
+        record = ConsentRecord(
+            id=f"consent-{uuid.uuid4().hex}",
+            patient_id=patient_id,
+            grantee_type=grantee_type,
+            grantee_hsa_id=grantee_hsa_id,
+            period_start=start or now,
+            period_end=end,
+            recorded_at=now,
+        )
+        async with self._db.session() as session:
+            session.add(record)
+            await session.commit()
+        return record
+
+    async def block(self, patient_id: str, blocked_type: str, blocked_hsa_id: str) -> BlockRecord:
+        record = BlockRecord(
+            id=f"block-{uuid.uuid4().hex}",
+            patient_id=patient_id,
+            blocked_type=blocked_type,
+            blocked_hsa_id=blocked_hsa_id,
+            recorded_at=_now(),
+        )
+        async with self._db.session() as session:
+            session.add(record)
+            await session.commit()
+        return record
+
+    async def get_consent(self, record_id: str) -> ConsentRecord | None:
+        async with self._db.session() as session:
+            return await session.get(ConsentRecord, record_id)
+
+    async def get_block(self, record_id: str) -> BlockRecord | None:
+        async with self._db.session() as session:
+            return await session.get(BlockRecord, record_id)
+
+    async def withdraw(self, record_id: str) -> ConsentRecord | None:
+        """End a consent now (idempotent); None if there is no such consent."""
+        async with self._db.session() as session:
+            record = await session.get(ConsentRecord, record_id)
+            if record is None:
+                return None
+            if record.withdrawn_at is None:
+                record.withdrawn_at = _now()
+                session.add(record)
+                await session.commit()
+            return record
+
+    async def lift(self, record_id: str) -> BlockRecord | None:
+        """Lift a block now (idempotent); None if there is no such block."""
+        async with self._db.session() as session:
+            record = await session.get(BlockRecord, record_id)
+            if record is None:
+                return None
+            if record.lifted_at is None:
+                record.lifted_at = _now()
+                session.add(record)
+                await session.commit()
+            return record
+
+    async def open_emergency(
+        self,
+        patient_id: str,
+        clinician_hsa_id: str,
+        care_unit_hsa_id: str,
+        care_provider_hsa_id: str,
+        reason: str,
+        block_override_reason: str | None,
+        duration: timedelta,
+    ) -> EmergencyAccess:
+        now = _now()
+        record = EmergencyAccess(
+            id=f"emergency-{uuid.uuid4().hex}",
+            patient_id=patient_id,
+            clinician_hsa_id=clinician_hsa_id,
+            care_unit_hsa_id=care_unit_hsa_id,
+            care_provider_hsa_id=care_provider_hsa_id,
+            reason=reason,
+            block_override_reason=block_override_reason,
+            started_at=now,
+            expires_at=now + duration,
+        )
+        async with self._db.session() as session:
+            session.add(record)
+            await session.commit()
+        return record

@@ -1,0 +1,153 @@
+"""FHIR routes for the patient's choices (Consent), emergency access and the access log."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+from fastapi import Query, Request
+
+from consent.audit_fhir import to_audit_event
+from gateway.bundles import searchset
+from gateway.deps import Choices, Reader
+from gateway.errors import BadRequest, GatewayError
+from gateway.fhir_json import FhirJSONResponse
+
+if TYPE_CHECKING:
+    from gateway.fhir_api import FhirRoutes
+
+MAX_BODY_BYTES = 64 * 1024
+EMERGENCY_DEFINITION = "https://samlad.se/fhir/OperationDefinition/Patient-emergency-access"
+
+
+class PayloadTooLarge(GatewayError):
+    status, code = 413, "too-costly"
+
+
+async def json_body(request: Request) -> Any:
+    """The request body as JSON, size-capped; malformed bodies are 400."""
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge("the request body is too large")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest("the request body is not valid JSON") from exc
+
+
+def _parameters(body: Any) -> dict[str, str]:
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise BadRequest("the body must be a Parameters resource")
+    values: dict[str, str] = {}
+    for parameter in body.get("parameter") or []:
+        if isinstance(parameter, dict) and isinstance(parameter.get("valueString"), str):
+            values[str(parameter.get("name"))] = parameter["valueString"].strip()
+    return values
+
+
+def add_consent_routes(routes: FhirRoutes) -> None:
+    """Register Consent, $emergency-access and AuditEvent on the FHIR router."""
+    base_of = _base_url
+
+    @routes.route(
+        "POST",
+        "/Consent",
+        "Consent",
+        interaction="create",
+        summary="Grant or block",
+        status_code=201,
+    )
+    async def create_consent(request: Request, desk: Choices) -> Any:
+        resource = await desk.create(await json_body(request))
+        location = f"{base_of(request)}/Consent/{resource['id']}"
+        return FhirJSONResponse(resource, status_code=201, headers={"Location": location})
+
+    @routes.get(
+        "/Consent",
+        "Consent",
+        interaction="search-type",
+        search_params={"patient": "reference"},
+        summary="The patient's consents and blocks",
+    )
+    async def search_consent(
+        request: Request, desk: Choices, patient: Annotated[str, Query()]
+    ) -> Any:
+        patient_id = patient.removeprefix("Patient/")
+        resources = await desk.search(patient_id)
+        base = base_of(request)
+        return FhirJSONResponse(
+            searchset(
+                resources, None, base_url=base, self_link=f"{base}/Consent?patient={patient_id}"
+            )
+        )
+
+    @routes.get("/Consent/{record_id}", "Consent", interaction="read", summary="Read a Consent")
+    async def read_consent(record_id: str, desk: Choices) -> Any:
+        return FhirJSONResponse(await desk.read(record_id))
+
+    @routes.route(
+        "PUT",
+        "/Consent/{record_id}",
+        "Consent",
+        interaction="update",
+        summary="Withdraw a consent or lift a block (status inactive)",
+    )
+    async def update_consent(record_id: str, request: Request, desk: Choices) -> Any:
+        return FhirJSONResponse(await desk.update(record_id, await json_body(request)))
+
+    @routes.route(
+        "POST",
+        "/Patient/{patient_id}/$emergency-access",
+        "Patient",
+        operation=("emergency-access", EMERGENCY_DEFINITION),
+        summary="Open emergency access (nödåtkomst) with a stated reason",
+    )
+    async def emergency_access(
+        patient_id: str,
+        request: Request,
+        records: Reader,
+    ) -> Any:
+        values = _parameters(await json_body(request))
+        reason = values.get("reason", "")
+        if not 3 <= len(reason) <= 1000:
+            raise BadRequest("a reason (3 to 1000 characters) is required")
+        override = values.get("blockOverrideReason") or None
+        if override is not None and not 3 <= len(override) <= 1000:
+            raise BadRequest("blockOverrideReason must be 3 to 1000 characters")
+        record = await records.open_emergency(patient_id, reason, override)
+        expires = record.expires_at.astimezone(UTC).isoformat(timespec="seconds")
+        return FhirJSONResponse(
+            {
+                "resourceType": "Parameters",
+                "parameter": [
+                    {"name": "expires", "valueInstant": expires.replace("+00:00", "Z")},
+                    {"name": "blocksLifted", "valueBoolean": override is not None},
+                ],
+            }
+        )
+
+    @routes.get(
+        "/AuditEvent",
+        "AuditEvent",
+        interaction="search-type",
+        search_params={"patient": "reference"},
+        summary="Who has accessed the patient's data (the patient's own log)",
+    )
+    async def search_audit(
+        request: Request, desk: Choices, patient: Annotated[str, Query()]
+    ) -> Any:
+        patient_id = patient.removeprefix("Patient/")
+        entries = await desk.access_log(patient_id)
+        base = base_of(request)
+        events = [to_audit_event(entry, base_url=base) for entry in entries]
+        return FhirJSONResponse(
+            searchset(
+                events, None, base_url=base, self_link=f"{base}/AuditEvent?patient={patient_id}"
+            )
+        )
+
+
+def _base_url(request: Request) -> str:
+    base: str = request.app.state.services.settings.fhir_base_url
+    return base

@@ -1,0 +1,128 @@
+"""The patient's own choices and their access log, behind the same boundary as reads.
+
+Granting and withdrawing consent, blocking and unblocking, and reading who has accessed
+the record: only the patient (or a guardian of a child under 13) may do these, decided
+by :func:`consent.policy.decide_self_service`, and every attempt is logged.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from consent.audit import AuditEntryPublic
+from consent.decision import AccessDecision
+from consent.fhir import InvalidConsent, block_resource, consent_resource, parse_consent
+from consent.policy import decide_self_service
+from consent.principals import Principal
+from gateway.errors import BadRequest, Forbidden, NotFound
+from gateway.records import RecordReader
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+
+class UnprocessableConsent(BadRequest):
+    status, code = 422, "processing"
+
+
+class PatientChoices:
+    """Consents, blocks and the access log of one patient, for one principal."""
+
+    def __init__(self, principal: Principal, services: Services) -> None:
+        self._services = services
+        self._reader = RecordReader(principal, services)
+        self._principal = principal
+
+    async def _authorise(
+        self, patient_id: str, resource_type: str, permission: str, action: str
+    ) -> AccessDecision:
+        person = await self._services.persons.resolve(patient_id)
+        if person is None:
+            raise NotFound("no such patient")
+        facts = await self._reader.facts(person, patient_id)
+        decision = decide_self_service(self._principal, facts, resource_type, permission)
+        if not decision.allowed:
+            await self._reader.log(decision, patient_id, action, [resource_type])
+            raise Forbidden(f"not permitted ({decision.reason})")
+        return decision
+
+    async def create(self, body: Any) -> dict[str, Any]:
+        """Record a consent (permit) or a block (deny) from a Consent resource."""
+        try:
+            request = parse_consent(body)
+        except InvalidConsent as exc:
+            raise UnprocessableConsent(str(exc)) from exc
+        action = f"{request.kind}-create"
+        decision = await self._authorise(request.patient_id, "Consent", "c", action)
+        store = self._services.consents
+        if request.kind == "consent":
+            record = await store.grant(
+                request.patient_id, request.level, request.hsa_id, request.start, request.end
+            )
+            resource = consent_resource(record, datetime.now(UTC))
+        else:
+            block = await store.block(request.patient_id, request.level, request.hsa_id)
+            resource = block_resource(block)
+        await self._reader.log(decision, request.patient_id, action, ["Consent"], [resource])
+        return resource
+
+    async def _find(self, record_id: str) -> tuple[str, dict[str, Any], str]:
+        store = self._services.consents
+        consent = await store.get_consent(record_id) if record_id.startswith("consent-") else None
+        if consent is not None:
+            return consent.patient_id, consent_resource(consent, datetime.now(UTC)), "consent"
+        block = await store.get_block(record_id) if record_id.startswith("block-") else None
+        if block is not None:
+            return block.patient_id, block_resource(block), "block"
+        raise NotFound("no such Consent")
+
+    async def read(self, record_id: str) -> dict[str, Any]:
+        patient_id, resource, _ = await self._find(record_id)
+        decision = await self._authorise(patient_id, "Consent", "r", "read")
+        await self._reader.log(decision, patient_id, "read", ["Consent"], [resource])
+        return resource
+
+    async def search(self, patient_id: str) -> list[dict[str, Any]]:
+        decision = await self._authorise(patient_id, "Consent", "s", "search")
+        store, now = self._services.consents, datetime.now(UTC)
+        resources = [consent_resource(c, now) for c in await store.consents(patient_id)]
+        resources += [block_resource(b) for b in await store.blocks(patient_id)]
+        await self._reader.log(decision, patient_id, "search", ["Consent"], resources)
+        return resources
+
+    async def update(self, record_id: str, body: Any) -> dict[str, Any]:
+        """Withdraw a consent or lift a block: the only change a Consent accepts."""
+        patient_id, current, kind = await self._find(record_id)
+        if not isinstance(body, dict) or body.get("resourceType") != "Consent":
+            raise UnprocessableConsent("the body must be a Consent resource")
+        if body.get("id") != record_id:
+            raise UnprocessableConsent("the resource id must match the URL")
+        if body.get("status") not in ("active", "inactive"):
+            raise UnprocessableConsent("status must be active or inactive")
+        if body.get("status") == "active" and current["status"] == "inactive":
+            raise UnprocessableConsent(
+                "a withdrawn consent or lifted block cannot be reactivated: create a new one"
+            )
+        action = "consent-withdraw" if kind == "consent" else "block-lift"
+        decision = await self._authorise(patient_id, "Consent", "u", action)
+        if body["status"] == "inactive":
+            store = self._services.consents
+            if kind == "consent":
+                consent = await store.withdraw(record_id)
+                assert consent is not None
+                current = consent_resource(consent, datetime.now(UTC))
+            else:
+                block = await store.lift(record_id)
+                assert block is not None
+                current = block_resource(block)
+        await self._reader.log(decision, patient_id, action, ["Consent"], [current])
+        return current
+
+    async def access_log(self, patient_id: str) -> list[AuditEntryPublic]:
+        """Who has accessed the patient's data, oldest first; this reading is logged too."""
+        decision = await self._authorise(patient_id, "AuditEvent", "s", "audit-read")
+        entries = await self._services.audit.for_patient(patient_id, limit=1000)
+        entries.reverse()
+        await self._reader.log(decision, patient_id, "audit-read", ["AuditEvent"])
+        return list(entries)

@@ -1,0 +1,38 @@
+"""Migration 0003: the table it creates is the one the model describes, and it reverses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+from sqlmodel import SQLModel
+
+from consent.audit import AUDIT_TABLE
+from gateway.store.db import sync_url
+from gateway.store.migrate import alembic_config, upgrade
+
+
+def test_migration_matches_the_model(database_url: str) -> None:
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.connect() as conn:
+            diffs = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    finally:
+        engine.dispose()
+    assert [d for d in diffs if AUDIT_TABLE.name in repr(d)] == []
+
+
+def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'samlad.db'}"
+    upgrade(url)
+    command.downgrade(alembic_config(url), "0002")
+    engine = create_engine(sync_url(url))
+    try:
+        assert AUDIT_TABLE.name not in inspect(engine).get_table_names()
+        upgrade(url)
+        assert AUDIT_TABLE.name in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

@@ -1,0 +1,85 @@
+"""Building Consent resources and driving the patient's choices through the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.gateway.conftest import TEST_PERSON, Gateway
+
+HSA = "urn:oid:1.2.752.129.2.1.4.1"
+LEVEL = "https://samlad.se/fhir/StructureDefinition/hsa-organisation-level"
+ROLES = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+
+
+def consent_body(
+    patient_id: str,
+    hsa_id: str,
+    *,
+    level: str = "care-provider",
+    kind: str = "permit",
+    start: str | None = None,
+    end: str | None = None,
+) -> dict[str, Any]:
+    provision: dict[str, Any] = {
+        "type": kind,
+        "actor": [
+            {
+                "role": {
+                    "coding": [{"system": ROLES, "code": "IRCP" if kind == "permit" else "CST"}]
+                },
+                "reference": {
+                    "extension": [{"url": LEVEL, "valueCode": level}],
+                    "identifier": {"system": HSA, "value": hsa_id},
+                },
+            }
+        ],
+    }
+    period = {k: v for k, v in (("start", start), ("end", end)) if v}
+    if period:
+        provision["period"] = period
+    return {
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "provision": provision,
+    }
+
+
+async def grant(
+    gateway: Gateway, patient_id: str, hsa_id: str, *, person: str = TEST_PERSON, **kwargs: Any
+) -> str:
+    response = await gateway.client.post(
+        "/fhir/Consent",
+        json=consent_body(patient_id, hsa_id, **kwargs),
+        headers=gateway.citizen(person),
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def block(
+    gateway: Gateway, patient_id: str, hsa_id: str, *, level: str = "care-provider"
+) -> str:
+    return await grant(gateway, patient_id, hsa_id, level=level, kind="deny")
+
+
+async def deactivate(gateway: Gateway, record_id: str, person: str = TEST_PERSON) -> None:
+    current = await gateway.client.get(
+        f"/fhir/Consent/{record_id}", headers=gateway.citizen(person)
+    )
+    assert current.status_code == 200, current.text
+    body = current.json() | {"status": "inactive"}
+    response = await gateway.client.put(
+        f"/fhir/Consent/{record_id}", json=body, headers=gateway.citizen(person)
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "inactive"

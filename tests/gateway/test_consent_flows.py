@@ -1,0 +1,293 @@
+"""Blocking, emergency access, scopes, Consent validation and failing closed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from consent.audit import AuditLog
+from consent.store import ConsentStore
+from gateway.store.db import Database, sync_url
+from tests.conftest import IssuerKit
+from tests.gateway.conftest import NORD_PROVIDER, TEST_PERSON, Gateway, Region, running_gateway
+from tests.gateway.consent_helpers import block, consent_body, deactivate, grant
+
+pytestmark = pytest.mark.anyio
+
+SYD_PROVIDER = "SE2321009003-SYD0"
+NORD_LAB = "SE2321009001-KLKM"
+UNREACHABLE_DB = "postgresql://nobody@127.0.0.1:9/none"
+
+
+def sources_of(bundle: dict[str, Any]) -> set[str]:
+    return {
+        e["resource"]["meta"]["source"].split(":")[-1].split("#")[0]
+        for e in bundle["entry"]
+        if e["search"]["mode"] == "match" and e["resource"]["resourceType"] != "Patient"
+    }
+
+
+def status_sources(bundle: dict[str, Any]) -> set[str]:
+    (outcome,) = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    return {i["extension"][0]["extension"][0]["valueString"] for i in outcome["issue"]}
+
+
+async def everything(gateway: Gateway, patient_id: str, headers: dict[str, str]) -> dict[str, Any]:
+    response = await gateway.client.get(f"/fhir/Patient/{patient_id}/$everything", headers=headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def test_block_hides_a_provider_from_others_not_from_the_patient(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    await grant(gateway, patient_id, NORD_PROVIDER)
+    everyone = {"region-nord", "region-vast", "region-syd"}
+    assert sources_of(await everything(gateway, patient_id, gateway.clinician())) == everyone
+
+    blocked = await block(gateway, patient_id, SYD_PROVIDER)
+    seen = await everything(gateway, patient_id, gateway.clinician())
+    assert sources_of(seen) == {"region-nord", "region-vast"}
+    assert "region-syd" not in status_sources(seen), "a blocked source is not even named"
+    assert SYD_PROVIDER not in str(seen)
+    assert sources_of(await everything(gateway, patient_id, gateway.citizen())) == everyone
+    integrator = await everything(gateway, patient_id, gateway.integrator())
+    assert sources_of(integrator) == {"region-nord", "region-vast"}
+
+    await deactivate(gateway, blocked)
+    assert sources_of(await everything(gateway, patient_id, gateway.clinician())) == everyone
+
+
+async def test_unit_block_hides_that_units_data_and_fails_closed_on_unknown_units(
+    gateway: Gateway,
+) -> None:
+    patient_id = await gateway.patient_id()
+    await grant(gateway, patient_id, NORD_PROVIDER)
+    await block(gateway, patient_id, NORD_LAB, level="care-unit")
+    seen = await everything(gateway, patient_id, gateway.clinician(unit="SE2321009001-MEDM"))
+    for entry in seen["entry"]:
+        resource = entry["resource"]
+        tags = {
+            t["system"].rsplit("/", 1)[-1]: t["code"]
+            for t in resource.get("meta", {}).get("tag", [])
+        }
+        assert tags.get("care-unit") != NORD_LAB
+        if tags.get("care-provider") == NORD_PROVIDER:
+            assert "care-unit" in tags, "nord data of unknown unit must be hidden"
+    # The blocked unit itself still sees its own data.
+    own = await everything(gateway, patient_id, gateway.clinician(unit=NORD_LAB))
+    assert NORD_LAB in str(own)
+
+
+async def test_emergency_access_is_flagged_limited_and_respects_blocks(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    async with running_gateway(
+        database_url, issuer, regions, emergency_access_hours=1.5 / 3600
+    ) as gateway:
+        patient_id = await gateway.patient_id()
+        await block(gateway, patient_id, SYD_PROVIDER)
+        headers = gateway.clinician()
+        missing = {"resourceType": "Parameters", "parameter": []}
+        response = await gateway.client.post(
+            f"/fhir/Patient/{patient_id}/$emergency-access", json=missing, headers=headers
+        )
+        assert response.status_code == 400
+        opened = await gateway.client.post(
+            f"/fhir/Patient/{patient_id}/$emergency-access",
+            json={
+                "resourceType": "Parameters",
+                "parameter": [{"name": "reason", "valueString": "Akut medvetslös, 19121212-1212"}],
+            },
+            headers=headers,
+        )
+        assert opened.status_code == 200, opened.text
+        seen = await everything(gateway, patient_id, headers)
+        assert sources_of(seen) == {"region-nord", "region-vast"}, "blocks still hold"
+        await asyncio.sleep(1.6)
+        expired = await gateway.client.get(f"/fhir/Patient/{patient_id}", headers=headers)
+        assert expired.status_code == 403
+
+        log = await gateway.client.get(
+            f"/fhir/AuditEvent?patient={patient_id}", headers=gateway.citizen()
+        )
+        flagged = [e["resource"] for e in log.json()["entry"] if "emergency" in str(e["resource"])]
+        assert flagged, "emergency accesses are flagged in the log"
+        assert TEST_PERSON not in log.text
+        assert "19121212-1212" not in log.text, "identity numbers in reasons are redacted"
+
+
+async def test_emergency_with_recorded_conditions_may_read_blocked_data(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    await block(gateway, patient_id, SYD_PROVIDER)
+    headers = gateway.clinician()
+    response = await gateway.client.post(
+        f"/fhir/Patient/{patient_id}/$emergency-access",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "reason", "valueString": "Hjärtstopp"},
+                {"name": "blockOverrideReason", "valueString": "Fara för liv, samtycke ej möjligt"},
+            ],
+        },
+        headers=headers,
+    )
+    assert response.status_code == 200
+    assert "region-syd" in sources_of(await everything(gateway, patient_id, headers))
+
+
+async def test_only_clinicians_open_emergency_access(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "reason", "valueString": "x" * 10}],
+    }
+    for headers in (gateway.integrator(), gateway.citizen("199001011239")):
+        response = await gateway.client.post(
+            f"/fhir/Patient/{patient_id}/$emergency-access", json=body, headers=headers
+        )
+        assert response.status_code == 403
+
+
+async def test_scopes_narrow_what_a_clinician_reads(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    await grant(gateway, patient_id, NORD_PROVIDER)
+    headers = gateway.clinician(scope="user/Observation.rs")
+    labs = await gateway.client.get(f"/fhir/Observation?patient={patient_id}", headers=headers)
+    assert labs.status_code == 200
+    meds = await gateway.client.get(
+        f"/fhir/MedicationRequest?patient={patient_id}", headers=headers
+    )
+    assert meds.status_code == 403
+    patient = await gateway.client.get(f"/fhir/Patient/{patient_id}", headers=headers)
+    assert patient.status_code == 403
+    seen = await everything(gateway, patient_id, headers)
+    types = {e["resource"]["resourceType"] for e in seen["entry"] if e["search"]["mode"] == "match"}
+    assert types == {"Observation"}
+    # A finer v2 scope (with a query) is not understood, so it grants nothing.
+    narrowed = gateway.clinician(scope="user/Observation.rs?category=laboratory")
+    refused = await gateway.client.get(f"/fhir/Observation?patient={patient_id}", headers=narrowed)
+    assert refused.status_code == 403
+    # Scopes also bind citizens: no Consent write scope, no consent.
+    read_only = gateway.citizen(scope="patient/*.rs")
+    denied = await gateway.client.post(
+        "/fhir/Consent", json=consent_body(patient_id, NORD_PROVIDER), headers=read_only
+    )
+    assert denied.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"resourceType": "Patient"},
+        {"status": "draft"},
+        {"patient": {"reference": "Group/x"}},
+        {"provision": {"type": "maybe"}},
+        {"provision": {"type": "permit", "actor": []}},
+        {"provision": {"type": "permit", "actor": [{"reference": {"identifier": {"value": "x"}}}]}},
+    ],
+)
+async def test_malformed_consents_are_422(gateway: Gateway, change: dict[str, Any]) -> None:
+    patient_id = await gateway.patient_id()
+    body = consent_body(patient_id, NORD_PROVIDER) | change
+    response = await gateway.client.post("/fhir/Consent", json=body, headers=gateway.citizen())
+    assert response.status_code == 422
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_consent_bodies_that_are_not_json_are_400(gateway: Gateway) -> None:
+    response = await gateway.client.post(
+        "/fhir/Consent", content=b"{not json", headers=gateway.citizen()
+    )
+    assert response.status_code == 400
+    huge = await gateway.client.post(
+        "/fhir/Consent", content=b"[" + b"1," * 70000 + b"1]", headers=gateway.citizen()
+    )
+    assert huge.status_code == 413
+
+
+async def test_nobody_manages_another_persons_consents(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    body = consent_body(patient_id, NORD_PROVIDER)
+    for headers in (gateway.citizen("199001011239"), gateway.clinician(), gateway.integrator()):
+        response = await gateway.client.post("/fhir/Consent", json=body, headers=headers)
+        assert response.status_code == 403
+    consent = await grant(gateway, patient_id, NORD_PROVIDER)
+    for headers in (gateway.citizen("199001011239"), gateway.clinician()):
+        assert (
+            await gateway.client.get(f"/fhir/Consent/{consent}", headers=headers)
+        ).status_code == 403
+        log = await gateway.client.get(f"/fhir/AuditEvent?patient={patient_id}", headers=headers)
+        assert log.status_code == 403
+
+
+async def test_withdrawn_consent_cannot_be_reactivated(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    consent = await grant(gateway, patient_id, NORD_PROVIDER)
+    await deactivate(gateway, consent)
+    current = (
+        await gateway.client.get(f"/fhir/Consent/{consent}", headers=gateway.citizen())
+    ).json()
+    again = await gateway.client.put(
+        f"/fhir/Consent/{consent}", json=current | {"status": "active"}, headers=gateway.citizen()
+    )
+    assert again.status_code == 422
+    listed = await gateway.client.get(
+        f"/fhir/Consent?patient={patient_id}", headers=gateway.citizen()
+    )
+    assert [e["resource"]["status"] for e in listed.json()["entry"]] == ["inactive"]
+
+
+async def test_consent_store_unavailable_fails_closed(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    await grant(gateway, patient_id, NORD_PROVIDER)
+    services = gateway.client._transport.app.state.services  # type: ignore[attr-defined]
+    broken = Database(UNREACHABLE_DB)
+    services.consents = ConsentStore(broken)
+    try:
+        response = await gateway.client.get(
+            f"/fhir/Patient/{patient_id}/$everything", headers=gateway.clinician()
+        )
+    finally:
+        await broken.dispose()
+    assert response.status_code == 503
+    assert response.json()["issue"][0]["code"] == "transient"
+    assert "Tolvansson" not in response.text
+
+
+async def test_no_log_write_no_data(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    services = gateway.client._transport.app.state.services  # type: ignore[attr-defined]
+    broken = Database(UNREACHABLE_DB)
+    services.audit = AuditLog(broken)
+    try:
+        response = await gateway.client.get(
+            f"/fhir/Patient/{patient_id}/$everything", headers=gateway.citizen()
+        )
+    finally:
+        await broken.dispose()
+    assert response.status_code == 503
+    assert "Tolvansson" not in response.text
+
+
+async def test_concurrent_reads_each_log_exactly_once(gateway: Gateway, database_url: str) -> None:
+    patient_id = await gateway.patient_id()
+    reads = 120 if database_url.startswith("postgresql") else 30
+    headers = gateway.citizen()
+    responses = await asyncio.gather(
+        *(gateway.client.get(f"/fhir/Patient/{patient_id}", headers=headers) for _ in range(reads))
+    )
+    assert all(r.status_code == 200 for r in responses)
+    engine = create_engine(sync_url(database_url))
+    with engine.connect() as conn:
+        count = conn.execute(
+            text("SELECT count(*) FROM audit_entry WHERE action = 'read' AND patient_id = :p"),
+            {"p": patient_id},
+        ).scalar_one()
+    engine.dispose()
+    assert count == reads
+    services = gateway.client._transport.app.state.services  # type: ignore[attr-defined]
+    report = await services.audit.verify()
+    assert report.ok
