@@ -1,0 +1,220 @@
+"""Code systems the gateway emits, and the maps that put LOINC beside NPU and local codes.
+
+The maps are data: FHIR R4 ConceptMap resources in ``fhir_profiles/data/``, read once on
+first use. Only targets whose equivalence makes the added code true for the source concept
+(``equal``, ``equivalent``, ``wider``, ``subsumes``) are used; any other map is ignored,
+never guessed at. Codings are only ever appended, so a source's own coding survives, and
+appended ones carry ``userSelected: false``.
+
+Medication codes: ATC is emitted under ``http://www.whocc.no/atc``; aliases sources use
+(the Swedish OID, the HL7 OID, spelling variants) are rewritten to it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from types import MappingProxyType
+from typing import Any
+
+LOINC_SYSTEM = "http://loinc.org"
+NPU_SYSTEM = "urn:oid:1.2.208.176.2.1"
+ATC_SYSTEM = "http://www.whocc.no/atc"
+SNOMED_SYSTEM = "http://snomed.info/sct"
+UCUM_SYSTEM = "http://unitsofmeasure.org"
+SYD_LOCAL_LAB_SYSTEM = "http://regionsyd.example.se/CodeSystem/labanalys"
+
+#: System URIs sources use for ATC, rewritten to :data:`ATC_SYSTEM`.
+ATC_SYSTEM_ALIASES: frozenset[str] = frozenset(
+    {
+        "urn:oid:1.2.752.129.2.2.3.1.1",  # the Swedish national ATC OID (Inera, eHälsomyndigheten)
+        "urn:oid:2.16.840.1.113883.6.73",  # HL7's OID for WHO ATC
+        "http://www.whocc.no/atc/",
+        "https://www.whocc.no/atc",
+        "https://www.whocc.no/atc/",
+        "http://whocc.no/atc",
+    }
+)
+
+#: ConceptMap files in ``fhir_profiles/data`` (all map to LOINC).
+CONCEPT_MAP_FILES: tuple[str, ...] = ("npu_loinc.json", "local_lab_loinc.json")
+
+# Equivalences under which the target code is a true statement about the source concept.
+_USABLE = frozenset({"equal", "equivalent", "wider", "subsumes"})
+# Only these are exact enough to map back (LOINC -> NPU).
+_REVERSIBLE = frozenset({"equal", "equivalent"})
+_ATC_CODE = re.compile(r"[A-Z](?:[0-9]{2}(?:[A-Z](?:[A-Z](?:[0-9]{2})?)?)?)?", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class Coding:
+    """A code in a system, with its display text."""
+
+    system: str
+    code: str
+    display: str | None = None
+
+    def as_fhir(self) -> dict[str, Any]:
+        """The coding as appended by the gateway (``userSelected: false``)."""
+        coding: dict[str, Any] = {"system": self.system, "code": self.code}
+        if self.display:
+            coding["display"] = self.display
+        coding["userSelected"] = False
+        return coding
+
+
+@dataclass(frozen=True)
+class CodeMaps:
+    """Lookup tables built from the ConceptMaps: ``(system, code) -> codings to add``."""
+
+    forward: Mapping[tuple[str, str], tuple[Coding, ...]]
+    reverse: Mapping[tuple[str, str], tuple[Coding, ...]]
+
+
+def _read_json(name: str) -> dict[str, Any]:
+    text = resources.files("fhir_profiles").joinpath("data", name).read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def _add(table: dict[tuple[str, str], list[Coding]], key: tuple[str, str], coding: Coding) -> None:
+    entries = table.setdefault(key, [])
+    if coding not in entries:
+        entries.append(coding)
+
+
+@functools.cache
+def code_maps() -> CodeMaps:
+    """The lookup tables, read from the ConceptMap files on first use and then cached."""
+    forward: dict[tuple[str, str], list[Coding]] = {}
+    reverse: dict[tuple[str, str], list[Coding]] = {}
+    for name in CONCEPT_MAP_FILES:
+        concept_map = _read_json(name)
+        for group in concept_map.get("group", []):
+            source, target = group["source"], group["target"]
+            for element in group.get("element", []):
+                source_coding = Coding(source, element["code"], element.get("display"))
+                for entry in element.get("target", []):
+                    equivalence = entry.get("equivalence")
+                    if equivalence not in _USABLE:
+                        continue
+                    target_coding = Coding(target, entry["code"], entry.get("display"))
+                    _add(forward, (source, element["code"]), target_coding)
+                    if equivalence in _REVERSIBLE:
+                        _add(reverse, (target, entry["code"]), source_coding)
+    return CodeMaps(
+        forward=MappingProxyType({key: tuple(value) for key, value in forward.items()}),
+        reverse=MappingProxyType({key: tuple(value) for key, value in reverse.items()}),
+    )
+
+
+def loinc_for(system: str, code: str) -> tuple[Coding, ...]:
+    """The LOINC codings a source ``(system, code)`` maps to; empty when there is no map."""
+    return tuple(c for c in code_maps().forward.get((system, code), ()) if c.system == LOINC_SYSTEM)
+
+
+def npu_for(loinc_code: str) -> tuple[Coding, ...]:
+    """The NPU codings equivalent to LOINC ``loinc_code``; empty when there is no map."""
+    found = code_maps().reverse.get((LOINC_SYSTEM, loinc_code), ())
+    return tuple(c for c in found if c.system == NPU_SYSTEM)
+
+
+def _codings(codeable_concept: object) -> list[Any] | None:
+    if not isinstance(codeable_concept, dict):
+        return None
+    codings = codeable_concept.get("coding")
+    return codings if isinstance(codings, list) else None
+
+
+def _key(coding: object) -> tuple[str, str] | None:
+    if not isinstance(coding, dict):
+        return None
+    system, code = coding.get("system"), coding.get("code")
+    if isinstance(system, str) and isinstance(code, str):
+        return system, code
+    return None
+
+
+def has_mappable_coding(codeable_concept: object) -> bool:
+    """True when some coding of the concept has a LOINC (or NPU) map to add."""
+    codings = _codings(codeable_concept)
+    if not codings:
+        return False
+    maps = code_maps()
+    for coding in codings:
+        key = _key(coding)
+        if key is not None and (key in maps.forward or key in maps.reverse):
+            return True
+    return False
+
+
+def add_canonical_codings(codeable_concept: dict[str, Any]) -> bool:
+    """Append the mapped codings to a CodeableConcept; return True if any was added.
+
+    For an NPU or regional local code: the mapped LOINC coding. For a LOINC code: the
+    equivalent NPU coding, so the overview carries both where a map exists. Every
+    original coding is kept; appended ones have ``userSelected: false``; a code already
+    present (same system and code) is not added again, so the call is idempotent. Odd input
+    (not a dict, ``coding`` not a list, codings without a string system or code) is skipped.
+    """
+    codings = _codings(codeable_concept)
+    if not codings:
+        return False
+    maps = code_maps()
+    present: set[tuple[str, str]] = set()
+    wanted: list[Coding] = []
+    for coding in codings:
+        key = _key(coding)
+        if key is None:
+            continue
+        present.add(key)
+        wanted.extend(maps.forward.get(key, ()))
+        wanted.extend(maps.reverse.get(key, ()))
+    added = False
+    for coding_to_add in wanted:
+        key = (coding_to_add.system, coding_to_add.code)
+        if key not in present:
+            codings.append(coding_to_add.as_fhir())
+            present.add(key)
+            added = True
+    return added
+
+
+def canonical_atc_code(code: object) -> str | None:
+    """``code`` as a well-formed ATC code (upper case, any of the five levels), else None."""
+    if not isinstance(code, str) or len(code) > 16:
+        return None
+    cleaned = code.strip().upper()
+    return cleaned if _ATC_CODE.fullmatch(cleaned) else None
+
+
+def canonicalise_atc(codeable_concept: dict[str, Any]) -> bool:
+    """Rewrite ATC codings under an alias system to :data:`ATC_SYSTEM`; True if changed.
+
+    The alias systems name the same code system, so the rewrite loses nothing. A code is
+    also trimmed and upper-cased when that makes it a well-formed ATC code; codes that are
+    not ATC-shaped are left as they are (reported by the validator, not guessed at).
+    """
+    codings = _codings(codeable_concept)
+    if not codings:
+        return False
+    changed = False
+    for coding in codings:
+        if not isinstance(coding, dict):
+            continue
+        system = coding.get("system")
+        if system != ATC_SYSTEM and system not in ATC_SYSTEM_ALIASES:
+            continue
+        if system != ATC_SYSTEM:
+            coding["system"] = ATC_SYSTEM
+            changed = True
+        code = coding.get("code")
+        cleaned = canonical_atc_code(code)
+        if cleaned is not None and cleaned != code:
+            coding["code"] = cleaned
+            changed = True
+    return changed

@@ -1,0 +1,207 @@
+"""FHIR dateTimes with a UTC offset: Swedish local times completed, absurd ones refused.
+
+FHIR requires an offset on any dateTime with a time of day, but some sources send Swedish
+wall-clock time without one. :func:`normalise_datetime` adds the Europe/Stockholm offset
+in force at that moment (CET +01:00 or CEST +02:00, from the time-zone database). Two
+wall-clock hours are not unique: in the autumn hour that occurs twice the first (summer
+time) is taken; a spring time that does not exist gets the winter offset (PEP 495
+``fold=0``).
+
+Dates and partial dates (``2026``, ``2026-05``, ``2026-05-20``) and values that already
+carry ``Z`` or an offset are returned unchanged. Years before :data:`MIN_YEAR` or after
+:data:`MAX_YEAR` are refused with :class:`DateTimeOutOfRange` so the caller can drop the
+value and warn.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from types import MappingProxyType
+from typing import Any
+from zoneinfo import ZoneInfo
+
+STOCKHOLM = "Europe/Stockholm"
+MIN_YEAR = 1850
+MAX_YEAR = 2200
+
+_DATETIME = re.compile(
+    r"(?P<date>(?P<year>[0-9]{4})(?:-(?P<month>0[1-9]|1[0-2])(?:-(?P<day>0[1-9]|[12][0-9]|3[01]))?)?)"
+    r"(?:T(?P<time>(?:[01][0-9]|2[0-3]):[0-5][0-9](?::(?:[0-5][0-9]|60)(?:\.[0-9]{1,9})?)?)"
+    r"(?P<zone>Z|[+-](?:0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)?)?",
+    re.ASCII,
+)
+# Longer than any FHIR dateTime: refused before any regex work.
+_MAX_LENGTH = 40
+
+
+class InvalidDateTime(ValueError):
+    """Not a FHIR date/dateTime/instant, even allowing a missing offset."""
+
+
+class DateTimeOutOfRange(InvalidDateTime):
+    """A well-formed date outside the years the gateway accepts (MIN_YEAR..MAX_YEAR)."""
+
+
+@functools.cache
+def _zone() -> ZoneInfo:
+    return ZoneInfo(STOCKHOLM)
+
+
+@functools.lru_cache(maxsize=4096)
+def _offset(date_hour: str) -> str:
+    """The Stockholm offset text for local ``YYYY-MM-DDTHH`` (transitions are on the hour)."""
+    local = datetime.fromisoformat(date_hour + ":00").replace(tzinfo=_zone())
+    offset = local.utcoffset()
+    assert offset is not None  # a ZoneInfo always gives one
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def normalise_datetime(value: str) -> str:
+    """Return ``value`` as a FHIR dateTime with an offset wherever it has a time of day.
+
+    A time without offset is taken as Swedish local time and gets the Stockholm offset
+    (seconds are added when missing: ``10:15`` becomes ``10:15:00``). Dates, partial dates
+    and values with an offset come back unchanged. Raises :class:`InvalidDateTime` for
+    text that is no date at all and :class:`DateTimeOutOfRange` for years outside
+    ``MIN_YEAR..MAX_YEAR``; the message never quotes the value.
+    """
+    if not isinstance(value, str) or len(value) > _MAX_LENGTH:
+        raise InvalidDateTime("not a FHIR dateTime")
+    match = _DATETIME.fullmatch(value)
+    if match is None:
+        raise InvalidDateTime("not a FHIR dateTime")
+    year_text, day, time, zone = match.group("year", "day", "time", "zone")
+    year = int(year_text)
+    if year < MIN_YEAR or year > MAX_YEAR:
+        raise DateTimeOutOfRange("year outside the accepted range")
+    if day is not None:
+        _check_date(value[:10])
+    if time is None:
+        return value
+    if day is None:
+        raise InvalidDateTime("a time of day needs a full date")
+    if zone is not None:
+        return value
+    if len(time) == 5:
+        time += ":00"
+    return f"{value[:10]}T{time}{_offset(value[:13])}"
+
+
+@functools.lru_cache(maxsize=8192)
+def _check_date(text: str) -> None:
+    try:
+        date(int(text[0:4]), int(text[5:7]), int(text[8:10]))
+    except ValueError as exc:
+        raise InvalidDateTime("not a calendar date") from exc
+
+
+#: Per resource type, the paths of its date/dateTime/instant elements the gateway serves.
+#: A path is a tuple of keys; lists on the way are walked element by element.
+DATETIME_FIELDS: Mapping[str, tuple[tuple[str, ...], ...]] = MappingProxyType(
+    {
+        "Patient": (("birthDate",), ("deceasedDateTime",)),
+        "Observation": (
+            ("effectiveDateTime",),
+            ("effectiveInstant",),
+            ("effectivePeriod", "start"),
+            ("effectivePeriod", "end"),
+            ("issued",),
+            ("valueDateTime",),
+        ),
+        "Encounter": (
+            ("period", "start"),
+            ("period", "end"),
+            ("statusHistory", "period", "start"),
+            ("statusHistory", "period", "end"),
+            ("location", "period", "start"),
+            ("location", "period", "end"),
+        ),
+        "Appointment": (("start",), ("end",), ("created",)),
+        "MedicationRequest": (
+            ("authoredOn",),
+            ("dispenseRequest", "validityPeriod", "start"),
+            ("dispenseRequest", "validityPeriod", "end"),
+        ),
+        "Condition": (
+            ("onsetDateTime",),
+            ("onsetPeriod", "start"),
+            ("onsetPeriod", "end"),
+            ("abatementDateTime",),
+            ("abatementPeriod", "start"),
+            ("abatementPeriod", "end"),
+            ("recordedDate",),
+        ),
+        "DocumentReference": (
+            ("date",),
+            ("context", "period", "start"),
+            ("context", "period", "end"),
+        ),
+        "Provenance": (("recorded",), ("occurredDateTime",)),
+    }
+)
+_COMMON_FIELDS: tuple[tuple[str, ...], ...] = (("meta", "lastUpdated"),)
+
+
+def _set(node: dict[str, Any], key: str, where: str, issues: list[str] | None) -> bool:
+    """Normalise ``node[key]`` in place (drop it if unusable); True if it changed."""
+    value = node[key]
+    try:
+        normalised = normalise_datetime(value)
+    except InvalidDateTime as exc:
+        del node[key]
+        if issues is not None:
+            reason = "out of range" if isinstance(exc, DateTimeOutOfRange) else "not a dateTime"
+            issues.append(f"{where}.{key}: {reason}, dropped")
+        return True
+    if normalised is value:
+        return False
+    node[key] = normalised
+    return True
+
+
+def _walk(
+    node: Any, path: tuple[str, ...], where: str, issues: list[str] | None, depth: int = 0
+) -> bool:
+    if isinstance(node, list):
+        changed = False
+        for index, item in enumerate(node):
+            changed |= _walk(item, path, f"{where}[{index}]", issues, depth)
+        return changed
+    if not isinstance(node, dict):
+        return False
+    key = path[depth]
+    if key not in node:
+        return False
+    if depth + 1 < len(path):
+        return _walk(node[key], path, f"{where}.{key}", issues, depth + 1)
+    return _set(node, key, where, issues)
+
+
+def normalise_datetimes(resource: dict[str, Any], issues: list[str] | None = None) -> bool:
+    """Normalise every known dateTime element of ``resource`` in place; True if changed.
+
+    The elements come from :data:`DATETIME_FIELDS` for the resource's type (plus
+    ``meta.lastUpdated``). A value without offset gets the Stockholm offset; a value that
+    is no dateTime or has an absurd year is removed and, when ``issues`` is given, reported
+    there by path (never by value). Unknown types and odd input are left alone.
+    """
+    if not isinstance(resource, dict):
+        return False
+    resource_type = resource.get("resourceType")
+    paths = DATETIME_FIELDS.get(resource_type, ()) if isinstance(resource_type, str) else ()
+    changed = False
+    where = str(resource_type)
+    for path in (*paths, *_COMMON_FIELDS):
+        if path[0] not in resource:
+            continue
+        if len(path) == 1:
+            changed |= _set(resource, path[0], where, issues)
+        else:
+            changed |= _walk(resource, path, where, issues)
+    return changed

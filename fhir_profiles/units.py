@@ -1,0 +1,445 @@
+"""Canonical UCUM units for laboratory analyses, and the conversion into them.
+
+The gateway shows every result of an analysis in one unit, the one Swedish labs report in:
+glucose in mmol/L, haemoglobin in g/L, creatinine in µmol/L (UCUM ``umol/L``), enzymes in
+µkat/L. A result in another unit is converted when, and only when, the conversion is
+known: a change of prefix within one kind of quantity (g/dL to g/L), or mass to amount of
+substance through the analyte's molar mass (glucose 180.16 g/mol: mg/dL / 18.016 gives
+mmol/L; creatinine 113.1 g/mol: mg/dL x 88.42 gives µmol/L), or U/L to µkat/L (1 U = 1/60
+µkat). Anything else (a unit we do not know, an affine conversion such as HbA1c % to
+mmol/mol, a quantity that is not UCUM-coded) is left exactly as it was and reported.
+
+The original quantity is kept in the extension :data:`ORIGINAL_QUANTITY_URL` on the
+converted Quantity, and values are rounded to the significant digits of the original (at
+least two), so 99 mg/dL becomes 5.5 mmol/L, not 5.495004440497335.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from fhir_profiles.codes import LOINC_SYSTEM, UCUM_SYSTEM, Coding, loinc_for, npu_for
+
+ORIGINAL_QUANTITY_URL = "https://samlad.se/fhir/StructureDefinition/original-quantity"
+
+Dimension = Literal[
+    "mass",
+    "substance",
+    "catalytic",
+    "number",
+    "volume-fraction",
+    "entitic-volume",
+    "substance-fraction",
+    "arbitrary",
+    "ratio",
+    "gfr",
+]
+
+#: UCUM unit code -> (kind of quantity, factor to that kind's base unit).
+UNIT_SCALES: Mapping[str, tuple[Dimension, float]] = MappingProxyType(
+    {
+        # mass concentration, base g/L
+        "g/L": ("mass", 1.0),
+        "g/dL": ("mass", 10.0),
+        "mg/mL": ("mass", 1.0),
+        "mg/dL": ("mass", 1e-2),
+        "mg/L": ("mass", 1e-3),
+        "ug/mL": ("mass", 1e-3),
+        "ug/dL": ("mass", 1e-5),
+        "ug/L": ("mass", 1e-6),
+        "ng/mL": ("mass", 1e-6),
+        "ng/dL": ("mass", 1e-8),
+        "ng/L": ("mass", 1e-9),
+        "pg/mL": ("mass", 1e-9),
+        # substance concentration, base mol/L
+        "mol/L": ("substance", 1.0),
+        "mmol/L": ("substance", 1e-3),
+        "umol/L": ("substance", 1e-6),
+        "nmol/L": ("substance", 1e-9),
+        "pmol/L": ("substance", 1e-12),
+        # catalytic concentration, base kat/L; 1 U = 1 umol/min = 1/60 ukat
+        "ukat/L": ("catalytic", 1e-6),
+        "nkat/L": ("catalytic", 1e-9),
+        "U/L": ("catalytic", 1e-6 / 60),
+        # number concentration, base /L
+        "10*9/L": ("number", 1e9),
+        "10*12/L": ("number", 1e12),
+        "10*3/uL": ("number", 1e9),
+        "10*6/uL": ("number", 1e12),
+        # volume fraction, base L/L
+        "L/L": ("volume-fraction", 1.0),
+        "%": ("volume-fraction", 1e-2),
+        # entitic volume, base fL
+        "fL": ("entitic-volume", 1.0),
+        "um3": ("entitic-volume", 1.0),
+        # substance fraction (HbA1c IFCC), base mol/mol
+        "mmol/mol": ("substance-fraction", 1e-3),
+        # arbitrary units per volume (TSH), base m[IU]/L
+        "m[IU]/L": ("arbitrary", 1.0),
+        "u[IU]/mL": ("arbitrary", 1.0),
+        "m[iU]/L": ("arbitrary", 1.0),
+        "u[iU]/mL": ("arbitrary", 1.0),
+        # ratios and eGFR
+        "{INR}": ("ratio", 1.0),
+        "{ratio}": ("ratio", 1.0),
+        "mL/min/{1.73_m2}": ("gfr", 1.0),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Analyte:
+    """One laboratory analysis, the unit it is shown in, and how other units convert.
+
+    ``loinc`` maps every LOINC code of the analysis to the kind of quantity it names
+    (``14749-6`` substance, ``2345-7`` mass for glucose); ``canonical_loinc`` is the one
+    matching ``unit``. ``extra_units`` holds analyte-specific factors to ``unit`` (mEq/L
+    is mmol/L only for a monovalent ion).
+    """
+
+    key: str
+    canonical_loinc: str
+    canonical_display: str
+    unit: str
+    unit_display: str
+    loinc: Mapping[str, Dimension]
+    molar_mass: float | None = None
+    extra_units: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def dimension(self) -> Dimension:
+        """The kind of quantity of the canonical unit."""
+        return UNIT_SCALES[self.unit][0]
+
+
+_S: Dimension = "substance"
+_M: Dimension = "mass"
+
+
+def _an(
+    key: str,
+    loinc: tuple[str, str],
+    unit: tuple[str, str],
+    codes: dict[str, Dimension] | None = None,
+    molar_mass: float | None = None,
+    extra_units: dict[str, float] | None = None,
+) -> Analyte:
+    dimension = UNIT_SCALES[unit[0]][0]
+    return Analyte(
+        key=key,
+        canonical_loinc=loinc[0],
+        canonical_display=loinc[1],
+        unit=unit[0],
+        unit_display=unit[1],
+        loinc=MappingProxyType({loinc[0]: dimension, **(codes or {})}),
+        molar_mass=molar_mass,
+        extra_units=MappingProxyType(extra_units or {}),
+    )
+
+
+_G_L = ("g/L", "g/L")
+_MMOL = ("mmol/L", "mmol/L")
+_UMOL = ("umol/L", "µmol/L")
+_UKAT = ("ukat/L", "µkat/L")
+_E9 = ("10*9/L", "10^9/L")
+_MEQ = {"meq/L": 1.0}
+
+#: The analyses the gateway normalises, with Swedish canonical units.
+ANALYTES: tuple[Analyte, ...] = (
+    _an("hb", ("718-7", "Hemoglobin [Mass/volume] in Blood"), _G_L,
+        molar_mass=16114.5),  # Hb(Fe) monomer, for mmol/L as some European labs report
+    _an("evf", ("4544-3", "Hematocrit [Volume Fraction] of Blood by Automated count"),
+        ("L/L", "L/L")),
+    _an("epk", ("789-8", "Erythrocytes [#/volume] in Blood by Automated count"),
+        ("10*12/L", "10^12/L")),
+    _an("mcv", ("787-2", "MCV [Entitic volume] by Automated count"), ("fL", "fL")),
+    _an("lpk", ("6690-2", "Leukocytes [#/volume] in Blood by Automated count"), _E9),
+    _an("tpk", ("777-3", "Platelets [#/volume] in Blood by Automated count"), _E9),
+    _an("neut", ("751-8", "Neutrophils [#/volume] in Blood by Automated count"), _E9),
+    _an("lymf", ("731-0", "Lymphocytes [#/volume] in Blood by Automated count"), _E9),
+    _an("mono", ("742-7", "Monocytes [#/volume] in Blood by Automated count"), _E9),
+    _an("inr", ("6301-6", "INR in Platelet poor plasma by Coagulation assay"), ("{INR}", "INR")),
+    _an("crp", ("1988-5", "C reactive protein [Mass/volume] in Serum or Plasma"),
+        ("mg/L", "mg/L")),
+    _an("natrium", ("2951-2", "Sodium [Moles/volume] in Serum or Plasma"), _MMOL,
+        molar_mass=22.99, extra_units=_MEQ),
+    _an("kalium", ("2823-3", "Potassium [Moles/volume] in Serum or Plasma"), _MMOL,
+        molar_mass=39.098, extra_units=_MEQ),
+    _an("klorid", ("2075-0", "Chloride [Moles/volume] in Serum or Plasma"), _MMOL,
+        molar_mass=35.45, extra_units=_MEQ),
+    _an("kreatinin", ("14682-9", "Creatinine [Moles/volume] in Serum or Plasma"), _UMOL,
+        {"2160-0": _M}, molar_mass=113.1),
+    _an("egfr", ("62238-1", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] "
+                 "in Serum, Plasma or Blood by Creatinine-based formula (CKD-EPI)"),
+        ("mL/min/{1.73_m2}", "mL/min/1,73 m²"), {"69405-9": "gfr"}),
+    _an("cystatin", ("33863-2", "Cystatin C [Mass/volume] in Serum or Plasma"), ("mg/L", "mg/L")),
+    _an("urea", ("22664-7", "Urea [Moles/volume] in Serum or Plasma"), _MMOL, molar_mass=60.06),
+    _an("urat", ("14933-6", "Urate [Moles/volume] in Serum or Plasma"), _UMOL,
+        {"3084-1": _M}, molar_mass=168.11),
+    _an("kalcium", ("2000-8", "Calcium [Moles/volume] in Serum or Plasma"), _MMOL,
+        {"17861-6": _M}, molar_mass=40.078),
+    _an("fosfat", ("14879-1", "Phosphate [Moles/volume] in Serum or Plasma"), _MMOL,
+        {"2777-1": _M}, molar_mass=30.974),  # reported as phosphorus
+    _an("magnesium", ("2601-3", "Magnesium [Moles/volume] in Serum or Plasma"), _MMOL,
+        {"19123-9": _M}, molar_mass=24.305),
+    _an("albumin", ("1751-7", "Albumin [Mass/volume] in Serum or Plasma"), _G_L),
+    _an("glukos", ("14749-6", "Glucose [Moles/volume] in Serum or Plasma"), _MMOL,
+        {"2345-7": _M}, molar_mass=180.16),
+    _an("hba1c", ("59261-8", "Hemoglobin A1c/Hemoglobin.total in Blood by IFCC protocol"),
+        ("mmol/mol", "mmol/mol")),
+    _an("kolesterol", ("14647-2", "Cholesterol [Moles/volume] in Serum or Plasma"), _MMOL,
+        {"2093-3": _M}, molar_mass=386.65),
+    _an("hdl", ("14646-4", "Cholesterol in HDL [Moles/volume] in Serum or Plasma"), _MMOL,
+        {"2085-9": _M}, molar_mass=386.65),
+    _an("ldl", ("22748-8", "Cholesterol in LDL [Moles/volume] in Serum or Plasma"), _MMOL,
+        {"2089-1": _M}, molar_mass=386.65),
+    _an("tg", ("14927-8", "Triglyceride [Moles/volume] in Serum or Plasma"), _MMOL,
+        {"2571-8": _M}, molar_mass=885.7),  # as triolein, the lab convention
+    _an("alat", ("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or "
+                 "Plasma"), _UKAT),
+    _an("asat", ("1920-8", "Aspartate aminotransferase [Enzymatic activity/volume] in Serum or "
+                 "Plasma"), _UKAT),
+    _an("alp", ("6768-6", "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma"),
+        _UKAT),
+    _an("gt", ("2324-2", "Gamma glutamyl transferase [Enzymatic activity/volume] in Serum or "
+               "Plasma"), _UKAT),
+    _an("bilirubin", ("14631-6", "Bilirubin.total [Moles/volume] in Serum or Plasma"), _UMOL,
+        {"1975-2": _M}, molar_mass=584.66),
+    _an("tsh", ("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma"),
+        ("m[IU]/L", "mIE/L")),
+    _an("ft4", ("14920-3", "Thyroxine (T4) free [Moles/volume] in Serum or Plasma"),
+        ("pmol/L", "pmol/L"), {"3024-7": _M}, molar_mass=776.87),
+    _an("ferritin", ("2276-4", "Ferritin [Mass/volume] in Serum or Plasma"), ("ug/L", "µg/L")),
+    _an("jarn", ("14798-3", "Iron [Moles/volume] in Serum or Plasma"), _UMOL,
+        {"2498-4": _M}, molar_mass=55.845),
+    _an("b12", ("14685-2", "Cobalamin (Vitamin B12) [Moles/volume] in Serum or Plasma"),
+        ("pmol/L", "pmol/L"), {"2132-9": _M}, molar_mass=1355.37),
+    _an("folat", ("14732-2", "Folate [Moles/volume] in Serum or Plasma"), ("nmol/L", "nmol/L"),
+        {"2284-8": _M}, molar_mass=441.4),
+    _an("vitd", ("62292-8", "25-Hydroxyvitamin D2+D3 in Serum or Plasma"), ("nmol/L", "nmol/L"),
+        molar_mass=400.64),  # 25-OH vitamin D3
+    _an("ntprobnp", ("33762-6", "Natriuretic peptide.B prohormone N-Terminal [Mass/volume] in "
+                     "Serum or Plasma"), ("ng/L", "ng/L")),
+    _an("troponin", ("67151-1", "Troponin T.cardiac [Mass/volume] in Serum or Plasma by High "
+                     "sensitivity method"), ("ng/L", "ng/L")),
+    _an("psa", ("2857-1", "Prostate specific Ag [Mass/volume] in Serum or Plasma"),
+        ("ug/L", "µg/L")),
+)  # fmt: skip
+
+
+@functools.cache
+def _by_loinc() -> Mapping[str, Analyte]:
+    index: dict[str, Analyte] = {}
+    for analyte in ANALYTES:
+        for code in analyte.loinc:
+            index[code] = analyte
+    return MappingProxyType(index)
+
+
+def analyte_for_loinc(code: str) -> Analyte | None:
+    """The analysis LOINC ``code`` names, if the gateway normalises it."""
+    return _by_loinc().get(code)
+
+
+def analyte_for(code: object) -> Analyte | None:
+    """The analysis an Observation ``code`` (CodeableConcept) names, via LOINC or a code map.
+
+    None when no coding names a known analysis, or when codings disagree (never guessed).
+    """
+    if not isinstance(code, dict):
+        return None
+    codings = code.get("coding")
+    if not isinstance(codings, list):
+        return None
+    index = _by_loinc()
+    found: Analyte | None = None
+    for coding in codings:
+        if not isinstance(coding, dict):
+            continue
+        system, value = coding.get("system"), coding.get("code")
+        if not isinstance(system, str) or not isinstance(value, str):
+            continue
+        if system == LOINC_SYSTEM:
+            candidates: tuple[Analyte | None, ...] = (index.get(value),)
+        else:
+            candidates = tuple(index.get(c.code) for c in loinc_for(system, value))
+        for analyte in candidates:
+            if analyte is None:
+                continue
+            if found is not None and found is not analyte:
+                return None
+            found = analyte
+    return found
+
+
+@functools.cache
+def conversion_factor(analyte_key: str, unit: str) -> float | None:
+    """Factor from ``unit`` to the canonical unit of analysis ``analyte_key``, or None.
+
+    ``value_in_canonical = value_in_unit * factor``; None when the conversion is not known.
+    """
+    analyte = next((a for a in ANALYTES if a.key == analyte_key), None)
+    if analyte is None:
+        return None
+    if unit in analyte.extra_units:
+        return analyte.extra_units[unit]
+    source = UNIT_SCALES.get(unit)
+    if source is None:
+        return None
+    target_dimension, target_scale = UNIT_SCALES[analyte.unit]
+    source_dimension, source_scale = source
+    if source_dimension == target_dimension:
+        return source_scale / target_scale
+    if analyte.molar_mass is None:
+        return None
+    if source_dimension == "mass" and target_dimension == "substance":
+        return source_scale / analyte.molar_mass / target_scale
+    if source_dimension == "substance" and target_dimension == "mass":
+        return source_scale * analyte.molar_mass / target_scale
+    return None
+
+
+def significant_digits(value: float) -> int:
+    """How many significant digits ``value`` is written with (an int: all its digits)."""
+    if isinstance(value, int):
+        return max(len(str(abs(value))), 1)
+    text = repr(abs(value)).split("e")[0].replace(".", "").lstrip("0")
+    return max(len(text), 1)
+
+
+def round_significant(value: float, digits: int) -> float:
+    """``value`` rounded to ``digits`` significant digits, an int when it has no decimals."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    decimals = digits - 1 - math.floor(math.log10(abs(value)))
+    rounded = round(value, decimals)
+    return int(rounded) if decimals <= 0 else rounded
+
+
+def convert_value(value: float, factor: float) -> float:
+    """``value * factor`` rounded to the precision of ``value`` (2 to 6 significant digits)."""
+    digits = min(max(significant_digits(value), 2), 6)
+    return round_significant(value * factor, digits)
+
+
+def _report(issues: list[str] | None, message: str) -> None:
+    if issues is not None:
+        issues.append(message)
+
+
+def _is_converted(quantity: dict[str, Any]) -> bool:
+    extensions = quantity.get("extension")
+    return isinstance(extensions, list) and any(
+        isinstance(e, dict) and e.get("url") == ORIGINAL_QUANTITY_URL for e in extensions
+    )
+
+
+def _convert(
+    quantity: object, analyte: Analyte, where: str, issues: list[str] | None
+) -> tuple[bool, bool]:
+    """Convert one Quantity in place; return (changed, now in the canonical unit)."""
+    if not isinstance(quantity, dict):
+        _report(issues, f"{where}: not a Quantity")
+        return False, False
+    unit = quantity.get("code")
+    if quantity.get("system") != UCUM_SYSTEM or not isinstance(unit, str):
+        _report(issues, f"{where}: not UCUM-coded, left as sent")
+        return False, False
+    if unit == analyte.unit:
+        return False, True
+    if _is_converted(quantity):
+        _report(issues, f"{where}: already converted, but not to the canonical unit")
+        return False, False
+    value = quantity.get("value")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        _report(issues, f"{where}: value is not a finite number")
+        return False, False
+    factor = conversion_factor(analyte.key, unit)
+    if factor is None:
+        _report(issues, f"{where}: no known conversion to {analyte.unit}, left as sent")
+        return False, False
+    original = {key: item for key, item in quantity.items() if key != "extension"}
+    quantity["value"] = convert_value(value, factor)
+    quantity["unit"] = analyte.unit_display
+    quantity["system"] = UCUM_SYSTEM
+    quantity["code"] = analyte.unit
+    extensions = quantity.get("extension")
+    if not isinstance(extensions, list):
+        extensions = []
+        quantity["extension"] = extensions
+    extensions.append({"url": ORIGINAL_QUANTITY_URL, "valueQuantity": original})
+    return True, True
+
+
+def _ensure_canonical_loinc(code: object, analyte: Analyte) -> bool:
+    """Append the canonical LOINC (and its NPU) when no coding names the canonical property."""
+    if not isinstance(code, dict) or not isinstance(code.get("coding"), list):
+        return False
+    codings: list[Any] = code["coding"]
+    for coding in codings:  # the common case, decided without building a set
+        if isinstance(coding, dict) and coding.get("system") == LOINC_SYSTEM:
+            loinc = coding.get("code")
+            if isinstance(loinc, str) and analyte.loinc.get(loinc) == analyte.dimension:
+                return False
+    # No LOINC coding names the canonical property: a mass-coded LOINC beside a molar value
+    # would misstate what the number is, so the canonical code is added.
+    present = {
+        (c["system"], c["code"])
+        for c in codings
+        if isinstance(c, dict)
+        and isinstance(c.get("system"), str)
+        and isinstance(c.get("code"), str)
+    }
+    extra = [Coding(LOINC_SYSTEM, analyte.canonical_loinc, analyte.canonical_display)]
+    extra.extend(npu_for(analyte.canonical_loinc))
+    added = False
+    for coding in extra:
+        if (coding.system, coding.code) not in present:
+            codings.append(coding.as_fhir())
+            added = True
+    return added
+
+
+def normalise_quantity(observation: dict[str, Any], issues: list[str] | None = None) -> bool:
+    """Convert an Observation's ``valueQuantity`` and reference range to the canonical unit.
+
+    The analysis is found from ``code`` (LOINC, or NPU/local codes through the code maps).
+    Each converted Quantity gets the canonical UCUM code and display, a value rounded to
+    the original's precision, and the original Quantity in the :data:`ORIGINAL_QUANTITY_URL`
+    extension. When the value is (now) in the canonical unit but the only LOINC coding
+    names another property (a mass code beside a molar value), the canonical LOINC coding
+    is appended. Returns True if anything changed. Never raises on odd input: what cannot
+    be converted is left as sent and, when ``issues`` is given, described there (the
+    descriptions name paths and units, never values).
+    """
+    if not isinstance(observation, dict):
+        return False
+    value = observation.get("valueQuantity")
+    ranges = observation.get("referenceRange")
+    if value is None and not ranges:
+        return False
+    analyte = analyte_for(observation.get("code"))
+    if analyte is None:
+        if value is not None:
+            _report(issues, "Observation.code: no known analysis, units left as sent")
+        return False
+    changed = False
+    value_canonical = False
+    if value is not None:
+        changed, value_canonical = _convert(value, analyte, "Observation.valueQuantity", issues)
+    if isinstance(ranges, list):
+        for index, reference in enumerate(ranges):
+            if not isinstance(reference, dict):
+                continue
+            for end in ("low", "high"):
+                if end in reference:
+                    where = f"Observation.referenceRange[{index}].{end}"
+                    changed |= _convert(reference[end], analyte, where, issues)[0]
+    if value_canonical:
+        changed |= _ensure_canonical_loinc(observation.get("code"), analyte)
+    return changed
