@@ -164,7 +164,7 @@ class AuditEntryBase(SQLModel):
     #: FHIR resource types asked for or returned.
     resource_types: list[str] = Field(default_factory=list)
     returned_count: int = Field(default=0, ge=0)
-    #: Small summary of what was returned, e.g. ``{"counts": {"Observation": 3},
+    #: Small summary of what was returned, e.g. ``{"types": {"Observation": 3},
     #: "sources": ["region-a"]}``; integers, strings, booleans, lists and objects only.
     returned: dict[str, Any] = Field(default_factory=dict)
     #: PurposeOfUse code (v3-ActReason): ``PATRQT``, ``TREAT``, ``ETREAT``, ``HOPERAT``, …
@@ -404,12 +404,10 @@ class AuditLog:
         async with self._db.session() as session:
             conn = await session.connection()
             while True:
-                query = (
-                    select(table)
-                    .where(table.c.seq >= expected_seq)
-                    .order_by(table.c.seq)
-                    .limit(batch_size)
-                )
+                query = select(table).order_by(table.c.seq).limit(batch_size)
+                if checked:
+                    query = query.where(table.c.seq >= expected_seq)
+                # (The first batch has no lower bound: a row below seq 1 must show too.)
                 rows = (await conn.execute(query)).mappings().all()
                 if not rows:
                     break

@@ -150,7 +150,8 @@ def _patient_entity(entry: AuditEntryPublic) -> dict[str, Any]:
     ]
     if entry.resource_types:
         details.append({"type": "resource-types", "valueString": ",".join(entry.resource_types)})
-    counts = entry.returned.get("counts")
+    # Counts per resource type: "types" as the gateway writes it, "counts" accepted too.
+    counts = entry.returned.get("types", entry.returned.get("counts"))
     if isinstance(counts, dict):
         details.extend(
             {"type": f"count:{name}", "valueString": str(value)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from gateway.cli import CITIZEN_SCOPE
 from gateway.dev_issuer import DevIssuer, mint
 from gateway.settings import Settings, load_settings
 from simregions.app import create_app as create_region_app
+from simregions.legacy.app import create_legacy_app
+from simregions.legacy.spec import OST, LegacyRegionSpec
 from simregions.regions import DEFAULT_REGIONS, RegionSpec
 from simregions.server import LOOPBACK, bind_socket, make_server
 
@@ -46,8 +49,30 @@ def region_source(spec: RegionSpec, base_url: str) -> dict[str, Any]:
     }
 
 
+def legacy_source(spec: LegacyRegionSpec, base_url: str) -> dict[str, Any]:
+    """The ``[[sources]]`` entry for the simulated legacy XML (RIVTA-style) region."""
+    return {
+        "id": f"region-{spec.id}",
+        "name": spec.name,
+        "care_provider_hsa_id": spec.care_provider_hsa_id,
+        "kind": "legacy-xml",
+        "base_url": base_url,
+        "timeout": 5.0,
+        "auth": {"type": "bearer", "token": spec.token},
+        "dialect": {
+            "logical_address": spec.care_provider_hsa_id,
+            # Stable patient ids across demo restarts; a demo value, not a secret.
+            "patient_id_secret": "samlad-demo-legacy-ids",
+        },
+    }
+
+
 def write_demo_config(
-    data_dir: Path, port: int, region_urls: dict[str, str], regions: tuple[RegionSpec, ...]
+    data_dir: Path,
+    port: int,
+    region_urls: dict[str, str],
+    regions: tuple[RegionSpec, ...],
+    extra_sources: Sequence[dict[str, Any]] = (),
 ) -> Path:
     """Write the demo's TOML configuration and the dev issuer's keys; return the file."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +94,8 @@ def write_demo_config(
                 "dev_signing_key_file": str(issuer.private_key_file.resolve()),
             }
         ],
-        "sources": [region_source(spec, region_urls[spec.id]) for spec in regions],
+        "sources": [region_source(spec, region_urls[spec.id]) for spec in regions]
+        + list(extra_sources),
         "guardian_registers": [
             {
                 "url": region_urls[spec.id].removesuffix("/fhir") + "/_sim/relations",
@@ -108,15 +134,20 @@ async def run_demo(data_dir: Path, port: int, region_port_base: int) -> None:
     """Start the regions and the gateway; return when cancelled (Ctrl-C)."""
     regions = DEFAULT_REGIONS
     ports = {spec.id: region_port_base + index for index, spec in enumerate(regions)}
+    ports[OST.id] = region_port_base + len(regions)
     busy = [p for p in [port, *ports.values()] if not _port_free(p)]
     if busy:
         raise SystemExit(f"port(s) already in use: {busy} (choose --port / --region-port-base)")
     urls = {spec.id: spec.base_url(ports[spec.id]) for spec in regions}
-    config_file = write_demo_config(data_dir, port, urls, regions)
+    legacy_url = OST.base_url(ports[OST.id])
+    config_file = write_demo_config(data_dir, port, urls, regions, [legacy_source(OST, legacy_url)])
     settings = load_settings(config_file)
 
     servers = [make_server(create_region_app(spec)) for spec in regions]
+    servers.append(make_server(create_legacy_app(OST)))
     sockets = [bind_socket(LOOPBACK, ports[spec.id]) for spec in regions]
+    sockets.append(bind_socket(LOOPBACK, ports[OST.id]))
+    urls[OST.id] = legacy_url
     app = create_app(settings)
     gateway = make_server(app)
     gateway_socket = bind_socket(LOOPBACK, port)

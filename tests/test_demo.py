@@ -148,8 +148,15 @@ def test_printed_request_returns_all_three_regions_then_survives_one_down(demo: 
     response = httpx.get(demo.everything_url, headers=headers, timeout=30)
     assert response.status_code == 200, (response.text, demo.banner)
     bundle = response.json()
-    assert _statuses(bundle) == {"region-nord": "ok", "region-vast": "ok", "region-syd": "ok"}
+    assert _statuses(bundle) == {
+        "region-nord": "ok",
+        "region-vast": "ok",
+        "region-syd": "ok",
+        "region-ost": "ok",
+    }
     assert len(bundle["entry"]) > 100
+    legacy = [e for e in bundle["entry"] if "source:region-ost#" in str(e["resource"].get("meta"))]
+    assert {e["resource"]["resourceType"] for e in legacy} >= {"Observation", "MedicationRequest"}
 
     sim_token, behaviour_url = demo.down_command
     down = httpx.put(
@@ -163,6 +170,7 @@ def test_printed_request_returns_all_three_regions_then_survives_one_down(demo: 
             "region-nord": "ok",
             "region-vast": "ok",
             "region-syd": "failed",
+            "region-ost": "ok",
         }
     finally:
         httpx.put(
@@ -236,10 +244,11 @@ def test_consent_walkthrough_in_the_demo(demo: Demo) -> None:
         )
         assert consent.status_code == 201
         seen = fhir.get(f"/Patient/{patient_id}/$everything", headers=doc)
-        assert _statuses(seen.json()) == {
-            "region-nord": "ok",
-            "region-vast": "ok",
-            "region-syd": "ok",
+        assert set(_statuses(seen.json())) == {
+            "region-nord",
+            "region-vast",
+            "region-syd",
+            "region-ost",
         }
         blocked = fhir.post(
             "/Consent",
@@ -248,7 +257,7 @@ def test_consent_walkthrough_in_the_demo(demo: Demo) -> None:
         )
         assert blocked.status_code == 201
         seen = fhir.get(f"/Patient/{patient_id}/$everything", headers=doc)
-        assert set(_statuses(seen.json())) == {"region-nord", "region-vast"}
+        assert set(_statuses(seen.json())) == {"region-nord", "region-vast", "region-ost"}
         withdrawn = fhir.put(
             f"/Consent/{consent.json()['id']}",
             json=consent.json() | {"status": "inactive"},

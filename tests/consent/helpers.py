@@ -29,7 +29,7 @@ def entry(
         "action": "search",
         "resource_types": ["Observation", "Condition"],
         "returned_count": 3,
-        "returned": {"counts": {"Observation": 2, "Condition": 1}, "sources": ["region-a"]},
+        "returned": {"types": {"Observation": 2, "Condition": 1}, "sources": ["region-a"]},
         "purpose": "TREAT",
         "outcome": "allowed",
     }

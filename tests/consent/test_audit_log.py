@@ -34,6 +34,7 @@ pytestmark = pytest.mark.anyio
 
 PATIENT_A = "pata" + "a" * 28
 PATIENT_B = "patb" + "b" * 28
+_SEQ_CHECK = "ck_audit_entry_seq_positive"
 
 
 async def _append(
@@ -193,6 +194,30 @@ async def test_verify_detects_a_row_inserted_past_the_head(database_url: str) ->
     assert (report.ok, report.first_broken_seq, report.problem) == (False, 4, "seq-gap")
 
 
+async def test_verify_detects_a_row_inserted_before_the_first(database_url: str) -> None:
+    await _append(database_url, 2)
+    forged = {**_rows(database_url)[0], "seq": 0, "prev_hash": GENESIS_HASH}
+    forged["entry_hash"] = compute_hash(forged)
+    postgres = database_url.startswith("postgresql")
+    # The CHECK (seq >= 1) stands in the way; someone with full rights can remove it.
+    with connection(database_url) as conn:
+        if postgres:
+            conn.execute(text(f"ALTER TABLE audit_entry DROP CONSTRAINT {_SEQ_CHECK}"))
+        else:
+            conn.execute(text("PRAGMA ignore_check_constraints = ON"))
+        conn.execute(insert(AUDIT_TABLE).values(**forged))
+    try:
+        report = await _verify(database_url)
+        assert (report.ok, report.first_broken_seq, report.problem) == (False, 1, "seq-gap")
+    finally:
+        if postgres:  # the session's database is shared: put the schema back
+            with triggers_off(database_url) as conn:
+                conn.execute(text("DELETE FROM audit_entry WHERE seq < 1"))
+                conn.execute(
+                    text(f"ALTER TABLE audit_entry ADD CONSTRAINT {_SEQ_CHECK} CHECK (seq >= 1)")
+                )
+
+
 async def test_concurrent_appends_keep_one_chain(database_url: str) -> None:
     postgres = database_url.startswith("postgresql")
     count = 150 if postgres else 40
@@ -244,7 +269,7 @@ async def test_for_patient_returns_only_their_entries(database_url: str) -> None
             e.seq for e in mine if e.recorded_at >= since
         ]
         assert mine[0].returned == {
-            "counts": {"Observation": 2, "Condition": 1},
+            "types": {"Observation": 2, "Condition": 1},
             "sources": ["region-a"],
         }
         with pytest.raises(ValueError, match="limit"):
