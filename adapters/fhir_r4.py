@@ -273,7 +273,6 @@ class FhirR4Adapter:
             params=params,
             data=data,
             headers={"Accept": FHIR_JSON},
-            timeout=self._config.timeout,
         )
 
     def _checked_next(self, current: httpx.URL, link: str, resource_type: str) -> httpx.URL:

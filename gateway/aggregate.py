@@ -2,6 +2,13 @@
 
 A slow or failing source never fails the whole answer: it is reported in its
 :class:`SourceReport` and the others are served.
+
+Deadlines: the request has one (``request_deadline``), counted from the start of
+:meth:`Aggregator.gather`; each source gets the earlier of that and its own ``timeout``.
+The source's deadline is published in a :class:`~gateway.resilience.CallBudget` so the
+source's :class:`~gateway.resilience.ResilientAdapter` can fit retries and waits for a
+slot inside it, and an ``asyncio`` timeout a little later is the backstop for adapters
+that are not wrapped.
 """
 
 from __future__ import annotations
@@ -9,17 +16,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from adapters.base import FhirResource, SourceAdapter
 from adapters.config import SourceConfig
 from adapters.errors import SourceError
 from fhir_profiles.identifiers import PersonIdentifier
+from gateway.resilience import CallBudget, call_budget, failure_reason
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The backstop fires this much after a source's deadline, so that the resilient
+#: wrapper's own deadline fires first and can count the timeout against the source.
+BACKSTOP_GRACE = 0.05
 
 
 class SourceStatus(StrEnum):
@@ -52,8 +67,11 @@ class SourceReport:
     answered_at: datetime | None
     elapsed_ms: float
     resource_count: int = 0
-    #: A short machine-readable reason for a failure, e.g. ``timeout`` or ``unavailable``.
+    #: A short machine-readable reason for a failure: ``timeout``, ``unavailable``,
+    #: ``rate-limited``, ``circuit-open``, ``auth`` or ``protocol``.
     reason: str | None = None
+    #: The most tries any one call to the source needed (1 = no retry, 0 = not asked).
+    attempts: int = 0
     warnings: list[str] = field(default_factory=list)
 
 
@@ -72,6 +90,22 @@ class Gathered:
     reports: list[SourceReport]
 
 
+async def _all_or_nothing(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run ``calls`` concurrently; on the first failure cancel the rest and raise it.
+
+    Unlike ``asyncio.gather``, no call outlives a failed sibling: a search still
+    retrying after its source was already reported failed would hold one of the
+    source's concurrency slots for nothing.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except BaseExceptionGroup as failed:
+        # The siblings were cancelled; the first real failure is the one to report.
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
 class Aggregator:
     """Asks every source for one person's data, concurrently."""
 
@@ -81,16 +115,28 @@ class Aggregator:
 
     async def gather(self, person: PersonIdentifier, resource_types: Sequence[str]) -> Gathered:
         """Fetch ``resource_types`` for ``person`` from every source."""
+        request_deadline = time.monotonic() + self.deadline
         results = await asyncio.gather(
-            *(self._one(source, person, resource_types) for source in self.sources)
+            *(
+                self._one(source, person, resource_types, request_deadline)
+                for source in self.sources
+            )
         )
         records = [record for record, _ in results if record is not None]
         return Gathered(records=records, reports=[report for _, report in results])
 
     async def _one(
-        self, source: Source, person: PersonIdentifier, resource_types: Sequence[str]
+        self,
+        source: Source,
+        person: PersonIdentifier,
+        resource_types: Sequence[str],
+        request_deadline: float,
     ) -> tuple[SourceRecord | None, SourceReport]:
         started = time.perf_counter()
+        # time.monotonic is the clock of both the event loop and the resilient wrapper.
+        budget = CallBudget(
+            deadline=min(time.monotonic() + source.config.timeout, request_deadline)
+        )
 
         def report(status: SourceStatus, **kwargs: object) -> SourceReport:
             answered = status in (SourceStatus.OK, SourceStatus.NO_DATA)
@@ -100,25 +146,29 @@ class Aggregator:
                 status=status,
                 answered_at=datetime.now(UTC) if answered else None,
                 elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+                attempts=budget.attempts,
                 **kwargs,  # type: ignore[arg-type]
             )
 
         try:
-            async with asyncio.timeout(min(source.config.timeout, self.deadline)):
-                patient = await source.adapter.find_patient(person)
-                if patient is None:
-                    return None, report(SourceStatus.NO_DATA)
-                patient_id = str(patient.get("id", ""))
-                batches = await asyncio.gather(
-                    *(source.adapter.search(t, patient_id) for t in resource_types)
-                )
+            with call_budget(budget):
+                backstop = budget.deadline - time.monotonic() + BACKSTOP_GRACE
+                async with asyncio.timeout(backstop):
+                    patient = await source.adapter.find_patient(person)
+                    if patient is None:
+                        return None, report(SourceStatus.NO_DATA)
+                    patient_id = str(patient.get("id", ""))
+                    batches = await _all_or_nothing(
+                        [source.adapter.search(t, patient_id) for t in resource_types]
+                    )
         except TimeoutError:
             log.warning("source %s timed out", source.id)
             return None, report(SourceStatus.TIMEOUT, reason="timeout")
         except SourceError as exc:
-            log.warning("source %s failed: %s (%s)", source.id, exc.reason, type(exc).__name__)
-            status = SourceStatus.TIMEOUT if exc.reason == "timeout" else SourceStatus.FAILED
-            return None, report(status, reason=exc.reason)
+            reason = failure_reason(exc)
+            log.warning("source %s failed: %s (%s)", source.id, reason, type(exc).__name__)
+            status = SourceStatus.TIMEOUT if reason == "timeout" else SourceStatus.FAILED
+            return None, report(status, reason=reason)
         resources = [resource for batch in batches for resource in batch]
         record = SourceRecord(source=source, patient=patient, resources=resources)
         return record, report(SourceStatus.OK, resource_count=len(resources))

@@ -13,6 +13,7 @@ from consent.relations import GuardianRegister
 from consent.store import ConsentStore
 from gateway.aggregate import Aggregator, Source
 from gateway.persons import PersonIndex
+from gateway.resilience import ResiliencePolicy, ResilientAdapter
 from gateway.settings import Settings
 from gateway.store.db import Database
 from gateway.store.migrate import check_current, upgrade
@@ -52,15 +53,23 @@ class Services:
         db = Database(url)
         clients: list[httpx.AsyncClient] = []
         sources: list[Source] = []
+        policy = resilience_policy(settings)
         for config in settings.sources:
             client = httpx.AsyncClient(
                 auth=build_auth(config),
-                timeout=httpx.Timeout(config.timeout, connect=min(config.timeout, 3.0)),
-                limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+                timeout=httpx.Timeout(
+                    config.timeout, connect=min(config.timeout, settings.connect_timeout)
+                ),
+                # More connections than concurrent calls would never be used.
+                limits=httpx.Limits(
+                    max_connections=settings.source_max_concurrency,
+                    max_keepalive_connections=min(settings.source_max_concurrency, 20),
+                ),
                 follow_redirects=False,
             )
             clients.append(client)
-            sources.append(Source(config, build_adapter(config, client)))
+            adapter = ResilientAdapter(build_adapter(config, client), policy)
+            sources.append(Source(config, adapter))
         jwks_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         clients.append(jwks_client)
         register_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
@@ -86,3 +95,16 @@ class Services:
         for client in self.clients:
             await client.aclose()
         await self.db.dispose()
+
+
+def resilience_policy(settings: Settings) -> ResiliencePolicy:
+    """The retry, breaker and concurrency policy every source gets."""
+    return ResiliencePolicy(
+        attempts=settings.retry_attempts,
+        backoff_base=settings.retry_backoff_base,
+        backoff_cap=settings.retry_backoff_cap,
+        failure_threshold=settings.breaker_failure_threshold,
+        failure_window=settings.breaker_window,
+        cool_down=settings.breaker_cool_down,
+        max_concurrency=settings.source_max_concurrency,
+    )

@@ -73,7 +73,22 @@ class Settings(BaseSettings):
     #: Key that encrypts identity numbers at rest.
     data_key: SecretStr = SecretStr(DEV_DATA_KEY)
     #: Upper bound on one overview, whatever the per-source timeouts say (seconds).
-    request_deadline: float = Field(default=10.0, gt=0, le=300)
+    request_deadline: float = Field(default=5.0, gt=0, le=300)
+    #: Time allowed to open a TCP/TLS connection to a source (capped by its timeout).
+    connect_timeout: float = Field(default=2.0, gt=0, le=60)
+    #: Tries per source call, the first included; 1 disables retries.
+    retry_attempts: int = Field(default=3, ge=1, le=10)
+    #: Exponential backoff with full jitter: wait uniform(0, min(cap, base * 2**n)).
+    retry_backoff_base: float = Field(default=0.05, ge=0, le=10)
+    retry_backoff_cap: float = Field(default=1.0, ge=0, le=60)
+    #: Consecutive transient failures of one source that open its circuit ...
+    breaker_failure_threshold: int = Field(default=5, ge=1, le=1000)
+    #: ... when they all fall within this many seconds.
+    breaker_window: float = Field(default=30.0, gt=0, le=3600)
+    #: Seconds an open circuit waits before letting one probe through.
+    breaker_cool_down: float = Field(default=10.0, ge=0, le=3600)
+    #: Calls in flight to one source at once, across all requests.
+    source_max_concurrency: int = Field(default=16, ge=1, le=1000)
     #: How long an emergency access (nödåtkomst) lasts once opened (hours).
     emergency_access_hours: float = Field(default=4.0, gt=0, le=24)
     #: Where guardian relations come from (files or HTTP endpoints).

@@ -358,10 +358,11 @@ async def test_real_read_timeout_on_loopback_is_source_timeout() -> None:
     async def slow(scope: object, receive: object, send: object) -> None:
         await anyio.sleep(0.6)  # longer than the timeout, short enough to shut down fast
 
-    config = make_config(base_url="http://127.0.0.1:1/fhir").model_copy(update={"timeout": 0.1})
+    # Timeouts belong to the injected client, which its owner builds from the config.
+    config = make_config(base_url="http://127.0.0.1:1/fhir")
     with serve_in_thread(slow) as running:
         config = config.model_copy(update={"base_url": f"{running.url}/fhir"})
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(timeout=0.1) as client:
             with pytest.raises(SourceTimeout):
                 await FhirR4Adapter(config, client).search("Observation", "p1")
 

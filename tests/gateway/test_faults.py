@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from gateway.demo import region_source
+from simregions.app import SimRegionApp
+from simregions.app import create_app as create_region_app
+from simregions.behaviour import Behaviour
+from simregions.server import serve_in_thread
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import Gateway, Region, running_gateway
 from tests.gateway.test_overview import matches, source_status
@@ -88,3 +94,184 @@ async def test_stopped_region_is_reported_missing(
     assert statuses["region-stopped"]["status"] == "failed"
     assert statuses["region-stopped"]["reason"] == "unavailable"
     assert statuses["region-nord"]["status"] == "ok"
+
+
+# -- resilience: every fault within the deadline, with its reason ----------------------
+
+#: Each source's share of a request in the tests below (seconds).
+SOURCE_TIMEOUT = 1.0
+#: What the gateway may add on top: merging, rendering and the access log (generous for CI).
+MARGIN = 1.0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("fault", "status", "reason", "attempts"),
+    [
+        ("timeout", "timeout", "timeout", 1),
+        ("slow-drip", "timeout", "timeout", 1),
+        ("reset", "failed", "unavailable", 3),
+        ("down", "failed", "unavailable", 3),
+        ("error-500", "failed", "unavailable", 3),
+        ("unavailable-503", "failed", "unavailable", 3),
+        # Retry-After: 1 does not fit in what is left of the 1 s deadline: no retry.
+        ("rate-limit-429", "failed", "rate-limited", 1),
+        ("malformed-json", "failed", "protocol", 1),
+        ("invalid-fhir", "failed", "protocol", 1),
+        ("next-loop", "failed", "protocol", 1),
+    ],
+)
+async def test_fault_is_reported_within_the_deadline(
+    database_url: str,
+    issuer: IssuerKit,
+    regions: dict[str, Region],
+    fault: str,
+    status: str,
+    reason: str,
+    attempts: int,
+) -> None:
+    async with running_gateway(
+        database_url, issuer, regions, source_timeout=SOURCE_TIMEOUT, request_deadline=2.0
+    ) as gateway:
+        patient_id = await gateway.patient_id()
+        regions["vast"].behaviour.fault = fault
+        started = time.perf_counter()
+        response = await gateway.client.get(
+            f"/fhir/Patient/{patient_id}/$everything", headers=gateway.citizen()
+        )
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 200
+    assert elapsed < SOURCE_TIMEOUT + MARGIN
+    bundle = response.json()
+    statuses = source_status(bundle)
+    vast = statuses["region-vast"]
+    assert (vast["status"], vast["reason"], vast["attempts"]) == (status, reason, attempts)
+    assert vast["elapsedMs"] <= SOURCE_TIMEOUT * 1000 + 200
+    for other in ("region-nord", "region-syd"):
+        assert statuses[other]["status"] == "ok"
+        assert statuses[other]["attempts"] == 1
+        assert "reason" not in statuses[other]
+    sources = {r["meta"]["source"].split("#")[0] for r in matches(bundle)[1:]}
+    assert sources == {"urn:samlad:source:region-nord", "urn:samlad:source:region-syd"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_connection_refused_is_reported_within_the_deadline(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    stopped = region_source(regions["nord"].spec, f"http://127.0.0.1:{free_port}/fhir")
+    stopped |= {"id": "region-stopped", "name": "Region Stoppad", "timeout": SOURCE_TIMEOUT}
+    async with running_gateway(
+        database_url,
+        issuer,
+        regions,
+        source_timeout=SOURCE_TIMEOUT,
+        extra_sources=[stopped],
+        breaker_failure_threshold=100,  # see every retry; the breaker has its own test
+    ) as gateway:
+        bundle, elapsed = await _everything(gateway)
+    assert elapsed < SOURCE_TIMEOUT + MARGIN
+    statuses = source_status(bundle)
+    assert statuses["region-stopped"]["reason"] == "unavailable"
+    assert statuses["region-stopped"]["attempts"] == 3
+    assert {statuses[f"region-{r}"]["status"] for r in ("nord", "vast", "syd")} == {"ok"}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_rate_limited_call_is_retried_after_retry_after(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    """The Patient search is refused once (429, Retry-After: 1); the retry completes it."""
+    async with running_gateway(
+        database_url, issuer, regions, source_timeout=3.0, request_deadline=3.0
+    ) as complete:
+        healthy, _ = await _everything(complete)
+    async with running_gateway(
+        database_url, issuer, regions, source_timeout=3.0, request_deadline=3.0
+    ) as gateway:
+        patient_id = await gateway.patient_id()
+        syd = regions["syd"].behaviour
+        syd.fault_paths = "Patient/_search"
+        syd.fault_rate = 0.5
+        syd.seed = 1  # draws 0.13 (refused), then 0.85 (served)
+        syd.fault = "rate-limit-429"
+        started = time.perf_counter()
+        response = await gateway.client.get(
+            f"/fhir/Patient/{patient_id}/$everything", headers=gateway.citizen()
+        )
+        elapsed = time.perf_counter() - started
+    assert response.status_code == 200
+    assert 1.0 <= elapsed < 3.0 + MARGIN
+    bundle = response.json()
+    statuses = source_status(bundle)
+    assert statuses["region-syd"]["status"] == "ok"
+    assert statuses["region-syd"]["attempts"] == 2
+    assert "reason" not in statuses["region-syd"]
+    assert len(matches(bundle)) == len(matches(healthy))
+
+
+class CountingApp:
+    """A region app that counts the FHIR requests that reach it."""
+
+    def __init__(self, inner: SimRegionApp) -> None:
+        self.inner = inner
+        self.fhir_requests = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/fhir"):
+            self.fhir_requests += 1
+        await self.inner(scope, receive, send)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_open_circuit_spares_the_region_until_a_probe_closes_it(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    behaviour = Behaviour()
+    counted = CountingApp(create_region_app(regions["nord"].spec, behaviour))
+    with serve_in_thread(counted) as server:
+        source = region_source(regions["nord"].spec, server.url + "/fhir")
+        source |= {"id": "region-counted", "name": "Region Räknad", "timeout": SOURCE_TIMEOUT}
+        async with running_gateway(
+            database_url,
+            issuer,
+            regions,
+            source_timeout=SOURCE_TIMEOUT,
+            extra_sources=[source],
+            retry_attempts=1,
+            breaker_failure_threshold=2,
+            breaker_cool_down=2.0,
+        ) as gateway:
+            patient_id = await gateway.patient_id()
+            assert counted.fhir_requests == 1
+
+            async def everything() -> dict[str, object]:
+                response = await gateway.client.get(
+                    f"/fhir/Patient/{patient_id}/$everything", headers=gateway.citizen()
+                )
+                assert response.status_code == 200
+                return source_status(response.json())["region-counted"]
+
+            behaviour.fault = "error-500"
+            for _ in range(2):  # two consecutive failures open the circuit
+                status = await everything()
+                assert (status["reason"], status["attempts"]) == ("unavailable", 1)
+            assert counted.fhir_requests == 3
+
+            opened = time.monotonic()
+            for _ in range(2):
+                status = await everything()
+                assert (status["reason"], status["attempts"]) == ("circuit-open", 0)
+                assert float(status["elapsedMs"]) < 50  # type: ignore[arg-type]
+            assert counted.fhir_requests == 3  # not one request reached the region
+
+            behaviour.fault = "none"
+            await asyncio.sleep(2.05 - (time.monotonic() - opened))  # the rest of the cool-down
+            status = await everything()
+            assert status["status"] == "ok"
+            assert counted.fhir_requests > 3
+            status = await everything()
+            assert status["status"] == "ok"

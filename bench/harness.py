@@ -1,0 +1,384 @@
+"""What the gateway benchmarks share: real servers in subprocesses, a test issuer, timing.
+
+Everything runs on loopback as separate processes, so the process that times a request
+does no serving and competes with no server for the interpreter lock:
+
+* simulated regions: ``python -m simregions --region ID --port P`` each;
+* the gateway: ``python -m gateway.cli serve --config FILE`` with SQLite in a temporary
+  folder and a throw-away token issuer whose private key only this process holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+from adapters.base import PATIENT_COMPARTMENT_TYPES
+from adapters.fhir_r4 import format_identifier
+from fhir_profiles.identifiers import parse_person_identifier
+from gateway.demo import region_source
+from simregions.regions import DEFAULT_REGIONS, RegionSpec
+
+TEST_PERSON = "191212121212"
+ISSUER = "https://bench-issuer.invalid"
+AUDIENCE = "https://bench-gateway.invalid/fhir"
+PERSONNUMMER_SYSTEM = "http://electronichealth.se/identifier/personnummer"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the tiny race is fine for a benchmark)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Process:
+    """A server subprocess, stopped by its own pid."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGINT)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def spawn(name: str, args: Sequence[str], log_dir: Path) -> Process:
+    """Start ``python args...`` from the repository root, output to ``log_dir/name.log``."""
+    log = (log_dir / f"{name}.log").open("wb")
+    popen = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
+        [sys.executable, *args],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=quiet_environment(),
+    )
+    return Process(name, popen)
+
+
+def wait_until_up(url: str, process: Process, timeout: float = 60.0) -> None:
+    """Poll ``url`` until it answers (any status), or fail if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"{process.name} exited early; see its log")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{process.name} did not start within {timeout:.0f} s")
+
+
+@dataclass
+class RunningRegion:
+    spec: RegionSpec
+    port: int
+    process: Process
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/fhir"
+
+    def set_latency(self, latency_ms: float) -> None:
+        response = httpx.put(
+            f"http://127.0.0.1:{self.port}/_sim/behaviour",
+            json={"latency_ms": latency_ms, "fault": "none"},
+            headers={"Authorization": f"Bearer {self.spec.token}"},
+        )
+        response.raise_for_status()
+
+
+def start_regions(log_dir: Path) -> list[RunningRegion]:
+    """The three FHIR regions, one subprocess each."""
+    running = []
+    for spec in DEFAULT_REGIONS:
+        port = free_port()
+        process = spawn(
+            f"region-{spec.id}",
+            ["-m", "simregions", "--region", spec.id, "--port", str(port)],
+            log_dir,
+        )
+        running.append(RunningRegion(spec, port, process))
+    for region in running:
+        wait_until_up(f"http://127.0.0.1:{region.port}/fhir/metadata", region.process)
+    return running
+
+
+@dataclass
+class Issuer:
+    """A throw-away RS256 issuer: the gateway trusts its JWKS file, we hold the key."""
+
+    key: RSAKey
+    jwks_file: Path
+
+    @classmethod
+    def create(cls, folder: Path) -> Issuer:
+        key = RSAKey.generate_key(2048, parameters={"kid": "bench-1"})
+        jwks = folder / "jwks.json"
+        jwks.write_bytes(orjson.dumps({"keys": [key.as_dict(private=False)]}))
+        return cls(key, jwks)
+
+    def citizen_token(self, personnummer: str = TEST_PERSON) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+            "jti": uuid.uuid4().hex,
+            "personnummer": personnummer,
+            "scope": "patient/*.rs",
+        }
+        return jwt.encode({"alg": "RS256", "kid": "bench-1"}, claims, self.key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return orjson.dumps(str(value)).decode()  # a JSON string is a valid TOML basic string
+
+
+def _toml_table(header: str, values: dict[str, Any]) -> list[str]:
+    lines = [header]
+    nested = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            nested.append((key, value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in nested:
+        lines.append(f"[sources.{key}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in value.items())
+    return lines
+
+
+@dataclass
+class RunningGateway:
+    port: int
+    process: Process
+    token: str
+    patient_id: str = ""
+    client: httpx.AsyncClient = field(init=False)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/fhir"
+
+
+def start_gateway(
+    name: str,
+    folder: Path,
+    issuer: Issuer,
+    sources: Sequence[dict[str, Any]],
+    log_dir: Path,
+    **gateway: Any,
+) -> RunningGateway:
+    """A gateway subprocess for ``sources``, with SQLite in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    settings: dict[str, Any] = {
+        "dev_mode": False,
+        "auto_migrate": True,
+        "data_dir": str(folder),
+        "database_url": f"sqlite:///{folder / 'samlad.db'}",
+        "host": "127.0.0.1",
+        "port": port,
+        "public_base_url": f"http://127.0.0.1:{port}",
+        "id_key": "bench-id-key-0123456789",
+        "data_key": "bench-data-key-0123456789",
+        **gateway,
+    }
+    lines = _toml_table("[gateway]", settings)
+    lines += [
+        "",
+        "[[issuers]]",
+        f"issuer = {_toml_value(ISSUER)}",
+        f"audience = {_toml_value(AUDIENCE)}",
+        f"jwks_file = {_toml_value(issuer.jwks_file)}",
+        'algorithms = ["RS256"]',
+    ]
+    for source in sources:
+        lines += ["", *_toml_table("[[sources]]", source)]
+    config = folder / "gateway.toml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    process = spawn(
+        name,
+        ["-m", "gateway.cli", "--log-level", "WARNING", "serve", "--config", str(config)],
+        log_dir,
+    )
+    wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+    return RunningGateway(port, process, issuer.citizen_token())
+
+
+def region_sources(regions: Sequence[RunningRegion], timeout: float) -> list[dict[str, Any]]:
+    """``[[sources]]`` entries for the running regions, as the demo writes them."""
+    sources = []
+    for region in regions:
+        source = region_source(region.spec, region.base_url)
+        source["timeout"] = timeout
+        source["auth"] = {"type": "bearer", "token": region.spec.token}
+        sources.append(source)
+    return sources
+
+
+async def open_gateway(gateway: RunningGateway) -> None:
+    """Connect to the gateway and resolve the test person's unified id."""
+    gateway.client = httpx.AsyncClient(
+        base_url=gateway.base_url,
+        headers={"Authorization": f"Bearer {gateway.token}"},
+        timeout=120.0,
+    )
+    response = await gateway.client.post(
+        "/Patient/_search", data={"identifier": f"{PERSONNUMMER_SYSTEM}|{TEST_PERSON}"}
+    )
+    response.raise_for_status()
+    entries = response.json()["entry"]
+    gateway.patient_id = next(
+        e["resource"]["id"] for e in entries if e["resource"]["resourceType"] == "Patient"
+    )
+
+
+@dataclass
+class Overview:
+    """One timed ``$everything``."""
+
+    elapsed: float
+    total: int
+    #: source id -> status code
+    statuses: dict[str, str]
+    #: The slowest source's ``elapsedMs`` as the gateway reported it (seconds): the fan-out.
+    fan_out: float
+
+
+async def everything(gateway: RunningGateway) -> Overview:
+    """Time one ``$everything``, reading the per-source status from its outcome entry."""
+    started = time.perf_counter()
+    response = await gateway.client.get(f"/Patient/{gateway.patient_id}/$everything")
+    body = response.content
+    elapsed = time.perf_counter() - started
+    response.raise_for_status()
+    bundle = orjson.loads(body)
+    statuses: dict[str, str] = {}
+    fan_out = 0.0
+    for entry in bundle["entry"]:
+        if entry["search"]["mode"] == "outcome":
+            for issue in entry["resource"]["issue"]:
+                (ext,) = issue["extension"]
+                values = {e["url"]: e[k] for e in ext["extension"] for k in e if k != "url"}
+                statuses[values["source"]] = values["status"]
+                fan_out = max(fan_out, float(values["elapsedMs"]) / 1000)
+    return Overview(elapsed, int(bundle["total"]), statuses, fan_out)
+
+
+# -- the physical limit: the regions' data fetched directly ----------------------------
+
+
+async def _search_type(
+    client: httpx.AsyncClient, base: str, resource_type: str, patient_id: str, page_size: int
+) -> int:
+    count = 0
+    url: str | None = f"{base}/{resource_type}"
+    params: dict[str, str] | None = {"patient": patient_id, "_count": str(page_size)}
+    while url is not None:
+        response = await client.get(url, params=params)
+        response.raise_for_status()
+        bundle = orjson.loads(response.content)
+        count += sum(1 for e in bundle.get("entry", []) if e["search"]["mode"] == "match")
+        url = next(
+            (link["url"] for link in bundle.get("link", []) if link["relation"] == "next"), None
+        )
+        params = None
+    return count
+
+
+async def fetch_region_directly(client: httpx.AsyncClient, region: RunningRegion) -> int:
+    """The gateway's work for one region with a plain client: Patient search, then every
+    type concurrently, each paged to the end. Returns the resources found."""
+    source = region_source(region.spec, region.base_url)
+    dialect = source["dialect"]
+    person = parse_person_identifier(TEST_PERSON)
+    value = format_identifier(person, dialect.get("identifier_format", "canonical"), date.today())
+    system = dialect.get("identifier_system", PERSONNUMMER_SYSTEM)
+    response = await client.post(
+        f"{region.base_url}/Patient/_search",
+        data={"identifier": f"{system}|{value}", "_count": "2"},
+    )
+    response.raise_for_status()
+    patient_id = orjson.loads(response.content)["entry"][0]["resource"]["id"]
+    counts = await asyncio.gather(
+        *(
+            _search_type(client, region.base_url, t, patient_id, region.spec.page_size)
+            for t in PATIENT_COMPARTMENT_TYPES
+        )
+    )
+    return sum(counts)
+
+
+class DirectClients:
+    """One pooled client per region, as the gateway keeps one per source."""
+
+    def __init__(self, regions: Sequence[RunningRegion]) -> None:
+        self.regions = list(regions)
+        self.clients = [
+            httpx.AsyncClient(
+                headers={
+                    "Authorization": f"Bearer {r.spec.token}",
+                    "Accept": "application/fhir+json",
+                },
+                timeout=120.0,
+            )
+            for r in self.regions
+        ]
+
+    async def fetch_all(self) -> tuple[float, int]:
+        """Every region concurrently: the wall time is the slowest region's."""
+        started = time.perf_counter()
+        counts = await asyncio.gather(
+            *(fetch_region_directly(c, r) for c, r in zip(self.clients, self.regions, strict=True))
+        )
+        return time.perf_counter() - started, sum(counts)
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.1f} ms"
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def quiet_environment() -> dict[str, str]:
+    """No SAMLAD_* variables leak into the gateway subprocesses from the caller's shell."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SAMLAD_")}
