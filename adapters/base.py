@@ -3,7 +3,11 @@
 An adapter turns one upstream system into FHIR R4 resources (plain JSON dicts, as the
 wire carries them). It receives its ``httpx.AsyncClient`` from the caller and never
 builds one, so tests can hand it a loopback server, ``httpx.MockTransport`` or respx.
+Timeouts and authentication are the client's: its owner sets them from the source's
+configuration (connect and read timeouts, auth) when building it.
 Every failure leaves the adapter as one of the errors in :mod:`adapters.errors`.
+Resources are returned as fresh objects the caller owns and may change in place: no
+two resources (nor two calls) share a nested dict or list.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ from zoneinfo import ZoneInfo
 
 import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped]
 import httpx
+import orjson
 from defusedxml import DefusedXmlException
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -410,14 +411,17 @@ class LegacyXmlAdapter:
         what = f"{self.source_id}: {resource_type} search"
         response = await self._call(contract, person, what)
         resources: list[FhirResource] = []
-        subject = {"reference": f"Patient/{patient_id}"}
         for record in self._records(response, contract, what):
             header = record.child(f"{contract.record}Header")
             if header is None:
                 raise SourceProtocolError(f"{what}: record without header")
             self._check_person(header, person, what)
+            subject = {"reference": f"Patient/{patient_id}"}
             resources.extend(build(self, record, header, subject))
-        return resources
+        # The builders share small parts (subject, performer) between resources; callers own
+        # and edit what adapters return, so hand out independent copies.
+        fresh: list[FhirResource] = orjson.loads(orjson.dumps(resources))
+        return fresh
 
     async def aclose(self) -> None:
         """Forget the issued Patient ids (the injected client belongs to the caller)."""
@@ -484,7 +488,6 @@ class LegacyXmlAdapter:
                 "Accept": "text/xml",
                 "SOAPAction": contract.soap_action,
             },
-            timeout=self._config.timeout,
         )
         try:
             response = await self._client.send(request, stream=True, follow_redirects=False)

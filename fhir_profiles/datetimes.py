@@ -69,10 +69,16 @@ def normalise_datetime(value: str) -> str:
     (seconds are added when missing: ``10:15`` becomes ``10:15:00``). Dates, partial dates
     and values with an offset come back unchanged. Raises :class:`InvalidDateTime` for
     text that is no date at all and :class:`DateTimeOutOfRange` for years outside
-    ``MIN_YEAR..MAX_YEAR``; the message never quotes the value.
+    ``MIN_YEAR..MAX_YEAR``; the message never quotes the value. Results are cached: the
+    same instants recur across a person's resources and across requests.
     """
     if not isinstance(value, str) or len(value) > _MAX_LENGTH:
         raise InvalidDateTime("not a FHIR dateTime")
+    return _normalise_text(value)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _normalise_text(value: str) -> str:
     match = _DATETIME.fullmatch(value)
     if match is None:
         raise InvalidDateTime("not a FHIR dateTime")

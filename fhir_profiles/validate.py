@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from fhir_profiles.codes import ATC_SYSTEM_ALIASES, LOINC_SYSTEM, UCUM_SYSTEM, has_mappable_coding
 from fhir_profiles.identifiers import (
+    HSA_ID_SYSTEM,
     PERSONNUMMER_SYSTEM,
     SAMORDNINGSNUMMER_SYSTEM,
     InvalidPersonIdentifier,
@@ -54,6 +55,8 @@ PROFILE_FOR_TYPE: Mapping[str, str] = MappingProxyType(
         "Provenance": PROFILE_BASE + "samlad-provenance",
         "OperationOutcome": PROFILE_BASE + "samlad-operationoutcome",
         "Bundle": PROFILE_BASE + "samlad-bundle-searchset",
+        "Consent": PROFILE_BASE + "samlad-consent",
+        "AuditEvent": PROFILE_BASE + "samlad-auditevent",
     }
 )
 
@@ -436,6 +439,33 @@ def _atc_system(resource: dict[str, Any], where: str) -> list[Issue]:
     ]
 
 
+def _consent_actor(resource: dict[str, Any], where: str) -> list[Issue]:
+    provision = resource.get("provision")
+    provision = provision if isinstance(provision, dict) else {}
+    actors = provision.get("actor")
+    expected = {"permit": "IRCP", "deny": "CST"}.get(str(provision.get("type")))
+    if not isinstance(actors, list) or len(actors) != 1 or not isinstance(actors[0], dict):
+        return [_issue("samlad-consent-1", f"{where}.provision.actor", "exactly one actor")]
+    actor = actors[0]
+    roles = {code for code, _ in _at(actor, "role.coding.code", where)}
+    reference = actor.get("reference") if isinstance(actor.get("reference"), dict) else {}
+    identifier = reference.get("identifier") if isinstance(reference, dict) else None
+    levels = [
+        e.get("valueCode")
+        for e in (reference.get("extension") or [] if isinstance(reference, dict) else [])
+        if isinstance(e, dict) and str(e.get("url", "")).endswith("/hsa-organisation-level")
+    ]
+    if (
+        expected not in roles
+        or not isinstance(identifier, dict)
+        or identifier.get("system") != HSA_ID_SYSTEM
+        or levels not in (["care-provider"], ["care-unit"])
+    ):
+        message = "actor must be an HSA-id with its level, role IRCP (permit) or CST (deny)"
+        return [_issue("samlad-consent-1", f"{where}.provision.actor[0]", message)]
+    return []
+
+
 def _appointment_patient(resource: dict[str, Any], where: str) -> list[Issue]:
     for reference, _ in _at(resource, "participant.actor.reference", where):
         if isinstance(reference, str) and reference.startswith("Patient/"):
@@ -483,6 +513,7 @@ PROFILE_RULES: Mapping[str, Rule] = MappingProxyType(
         "samlad-doc-1": _attachment_types,
         "samlad-oo-1": _no_person_numbers,
         "samlad-bundle-1": _bundle_entries,
+        "samlad-consent-1": _consent_actor,
     }
 )
 

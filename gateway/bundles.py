@@ -38,6 +38,7 @@ def source_issue(report: SourceReport) -> dict[str, Any]:
         {"url": "source", "valueString": report.source_id},
         {"url": "status", "valueCode": report.status.value},
         {"url": "elapsedMs", "valueDecimal": report.elapsed_ms},
+        {"url": "attempts", "valueUnsignedInt": report.attempts},
     ]
     if report.answered_at is not None:
         extension.append({"url": "answeredAt", "valueInstant": _instant(report.answered_at)})
@@ -81,15 +82,17 @@ def searchset(
     *,
     base_url: str,
     self_link: str,
+    included: Sequence[FhirResource] = (),
 ) -> FhirResource:
-    """A searchset Bundle: the matches, then the per-source status (if any)."""
+    """A searchset Bundle: the matches, the includes, then the per-source status (if any)."""
     entries: list[dict[str, Any]] = [
         {
             "fullUrl": f"{base_url}/{resource['resourceType']}/{resource['id']}",
             "resource": resource,
-            "search": {"mode": "match"},
+            "search": {"mode": mode},
         }
-        for resource in resources
+        for mode, batch in (("match", resources), ("include", included))
+        for resource in batch
     ]
     if reports is not None:
         entries.append(

@@ -114,7 +114,13 @@ def _bundle(result: ReadResult, request: Request, self_link: str, *, patient: bo
     base = svc.settings.fhir_base_url
     resources = ([result.patient] if patient and result.patient else []) + result.resources
     return FhirJSONResponse(
-        searchset(resources, result.reports, base_url=base, self_link=f"{base}/{self_link}")
+        searchset(
+            resources,
+            result.reports,
+            base_url=base,
+            self_link=f"{base}/{self_link}",
+            included=result.provenance,
+        )
     )
 
 

@@ -1,31 +1,45 @@
-"""Turn the raw answers of many sources into one record of unified resources.
+"""Normalise and merge: the raw answers of many sources become one record.
 
-For every resource: a gateway id that cannot collide between sources, references to
-the source's patient pointed at the unified Patient, and ``meta.source`` naming the
-source. A resource that does not belong to the source's patient is dropped and the
-drop is reported, never passed on.
+For each source that answered: its Patient is linked to the person or the whole answer
+is set aside (:mod:`gateway.linking`). For each resource, in one pass:
+
+1. admission: the right type, a usable id, no more than a sane size and depth, and it
+   names the source's patient and no other; otherwise it is dropped and the drop is
+   reported for that source, never passed on;
+2. normalisation (:func:`fhir_profiles.normalise.normalise_resource`): dateTimes with
+   offsets, LOINC beside NPU and local codes, canonical UCUM units, canonical ATC;
+3. identity and provenance: a gateway id that cannot collide between sources, references
+   to the source's patient pointed at the unified Patient, ``meta.source`` naming the
+   source and original id, tags for the care provider and care unit, the fetch time.
+
+Then duplicates across sources are merged (:mod:`gateway.dedup`), each merge with a
+Provenance resource naming every contributing source.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from adapters.base import FhirResource
 from fhir_profiles.identifiers import PersonIdentifier
-from gateway.aggregate import Gathered, SourceRecord, SourceReport
+from fhir_profiles.normalise import normalise_resource
+from gateway.aggregate import Gathered, SourceRecord, SourceReport, SourceStatus
+from gateway.dedup import deduplicate
+from gateway.linking import LinkError, check_link, unified_patient
 
 SOURCE_URI = "urn:samlad:source:"
 HSA_SYSTEM = "urn:oid:1.2.752.129.2.1.4.1"
 CARE_PROVIDER_TAG = "https://samlad.se/fhir/CodeSystem/care-provider"
 CARE_UNIT_TAG = "https://samlad.se/fhir/CodeSystem/care-unit"
+FETCHED_AT = "https://samlad.se/fhir/StructureDefinition/fetched-at"
 
 #: Fields that name the organisation (care unit) that produced a resource, in order of trust.
 UNIT_FIELDS = ("serviceProvider", "performer", "custodian", "author", "requester", "recorder")
 
-#: Where each served type names its patient (FHIRPath-like, top level only).
+#: Where each served type names its patient.
 PATIENT_FIELDS: dict[str, tuple[str, ...]] = {
     "Observation": ("subject",),
     "MedicationRequest": ("subject",),
@@ -35,12 +49,26 @@ PATIENT_FIELDS: dict[str, tuple[str, ...]] = {
     "Appointment": ("participant.actor",),
 }
 
+#: Deeper nesting than this is no clinical data: the resource is dropped.
+MAX_DEPTH = 24
+#: A narrative longer than this is removed (the structured data stays).
+MAX_NARRATIVE = 64 * 1024
+#: An inline attachment larger than this drops the resource (the source's size cap
+#: bounds everything else).
+MAX_STRING = 2 * 1024 * 1024
+
 
 @dataclass(slots=True)
 class UnifiedRecord:
     patient: FhirResource
     resources: list[FhirResource]
+    #: One Provenance per merged group of duplicates.
+    provenance: list[FhirResource]
     reports: list[SourceReport]
+
+
+class Inadmissible(ValueError):
+    """A resource the gateway will not pass on; the message is a safe, short reason."""
 
 
 def gateway_id(source_id: str, local_id: str) -> str:
@@ -52,16 +80,42 @@ def gateway_id(source_id: str, local_id: str) -> str:
     return f"{source_id}.{digest}"
 
 
-def _references(node: Any) -> Iterable[dict[str, Any]]:
-    if isinstance(node, dict):
-        if isinstance(node.get("reference"), str):
-            yield node
-        for value in node.values():
-            if isinstance(value, dict | list):
-                yield from _references(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _references(item)
+_CONTAINERS = (dict, list)
+
+
+def _walk(resource: FhirResource) -> list[dict[str, Any]]:
+    """Collect reference objects, refusing absurd nesting on the way.
+
+    Iterative, visiting containers only: this runs over every resource and is the
+    hottest loop of the merge step.
+    """
+    refs: list[dict[str, Any]] = []
+    stack: list[tuple[Any, int]] = [(resource, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > MAX_DEPTH:
+            raise Inadmissible("nested too deeply")
+        if type(node) is dict:
+            if type(node.get("reference")) is str:
+                refs.append(node)
+            values: Any = node.values()
+        else:
+            values = node
+        for value in values:
+            if type(value) in _CONTAINERS:
+                push((value, depth + 1))
+    return refs
+
+
+def _oversized(resource: FhirResource) -> bool:
+    """Attachments beyond the cap (where large strings legitimately live)."""
+    for content in resource.get("content") or ():
+        attachment = content.get("attachment") if isinstance(content, dict) else None
+        data = attachment.get("data") if isinstance(attachment, dict) else None
+        if isinstance(data, str) and len(data) > MAX_STRING:
+            return True
+    return False
 
 
 def _patient_refs(resource: FhirResource) -> list[str]:
@@ -69,11 +123,11 @@ def _patient_refs(resource: FhirResource) -> list[str]:
     for path in PATIENT_FIELDS.get(str(resource.get("resourceType")), ()):
         nodes: list[Any] = [resource]
         for part in path.split("."):
-            nxt: list[Any] = []
+            found: list[Any] = []
             for node in nodes:
                 value = node.get(part) if isinstance(node, dict) else None
-                nxt.extend(value if isinstance(value, list) else [value])
-            nodes = [n for n in nxt if n is not None]
+                found.extend(value if isinstance(value, list) else [value])
+            nodes = [n for n in found if n is not None]
         refs.extend(
             n["reference"]
             for n in nodes
@@ -87,38 +141,6 @@ def _belongs_to(resource: FhirResource, local_patient: str) -> bool:
     refs = [r for r in _patient_refs(resource) if r.split("/")[-2:-1] == ["Patient"]]
     own = f"Patient/{local_patient}"
     return bool(refs) and all(r == own or r.endswith("/" + own) for r in refs)
-
-
-def _rewrite(resource: FhirResource, record: SourceRecord, patient_id: str) -> None:
-    source_id = record.source.id
-    local_patient = str(record.patient.get("id"))
-    for ref in _references(resource):
-        value: str = ref["reference"]
-        if value.startswith("#") or "://" in value or value.startswith("urn:"):
-            continue
-        kind, _, local = value.partition("/")
-        if not local or "/" in local:
-            continue
-        if kind == "Patient" and local == local_patient:
-            ref["reference"] = f"Patient/{patient_id}"
-        else:
-            ref["reference"] = f"{kind}/{gateway_id(source_id, local)}"
-    local_id = str(resource.get("id", ""))
-    resource["id"] = gateway_id(source_id, local_id)
-    meta = resource.get("meta")
-    meta = dict(meta) if isinstance(meta, dict) else {}
-    meta["source"] = f"{SOURCE_URI}{source_id}#{resource.get('resourceType')}/{local_id}"
-    provider = record.source.config.care_provider_hsa_id
-    unit = _unit_of(resource, provider)
-    tags = [t for t in meta.get("tag", ()) if isinstance(t, dict)]
-    tags = [t for t in tags if t.get("system") not in (CARE_PROVIDER_TAG, CARE_UNIT_TAG)]
-    if provider:
-        tags.append({"system": CARE_PROVIDER_TAG, "code": provider})
-    if unit:
-        tags.append({"system": CARE_UNIT_TAG, "code": unit})
-    if tags:
-        meta["tag"] = tags
-    resource["meta"] = meta
 
 
 def _unit_of(resource: FhirResource, provider: str | None) -> str | None:
@@ -148,47 +170,184 @@ def care_tags(resource: FhirResource) -> tuple[str | None, str | None]:
     return provider, unit
 
 
-def unified_patient(
-    patient_id: str, person: PersonIdentifier, records: list[SourceRecord]
+def _admit(
+    resource: Any, wanted: frozenset[str], local_patient: str
+) -> tuple[FhirResource, list[dict[str, Any]]]:
+    if not isinstance(resource, dict) or resource.get("resourceType") not in wanted:
+        raise Inadmissible("unexpected resource type")
+    local_id = resource.get("id")
+    if not isinstance(local_id, str) or not 0 < len(local_id) <= 64:
+        raise Inadmissible("missing or invalid id")
+    refs = _walk(resource)
+    if _oversized(resource):
+        raise Inadmissible("an attachment is too large")
+    if not _belongs_to(resource, local_patient):
+        raise Inadmissible("does not belong to the requested patient")
+    text = resource.get("text")
+    if isinstance(text, dict) and len(str(text.get("div", ""))) > MAX_NARRATIVE:
+        del resource["text"]  # a huge narrative: keep the data, drop the prose
+    return resource, refs
+
+
+def _rewrite(
+    resource: FhirResource,
+    refs: list[dict[str, Any]],
+    record: SourceRecord,
+    patient_id: str,
+    fetched: str,
+) -> None:
+    source_id = record.source.id
+    local_patient = str(record.patient.get("id"))
+    for ref in refs:
+        value: str = ref["reference"]
+        if value.startswith("#") or "://" in value or value.startswith("urn:"):
+            continue
+        kind, _, local = value.partition("/")
+        if not local or "/" in local:
+            continue
+        if kind == "Patient" and local == local_patient:
+            ref["reference"] = f"Patient/{patient_id}"
+        else:
+            ref["reference"] = f"{kind}/{gateway_id(source_id, local)}"
+    local_id = str(resource["id"])
+    resource["id"] = gateway_id(source_id, local_id)
+    meta = resource.get("meta")
+    meta = dict(meta) if isinstance(meta, dict) else {}
+    meta["source"] = f"{SOURCE_URI}{source_id}#{resource['resourceType']}/{local_id}"
+    provider = record.source.config.care_provider_hsa_id
+    unit = _unit_of(resource, provider)
+    tags = [
+        t
+        for t in meta.get("tag", ())
+        if isinstance(t, dict) and t.get("system") not in (CARE_PROVIDER_TAG, CARE_UNIT_TAG)
+    ]
+    if provider:
+        tags.append({"system": CARE_PROVIDER_TAG, "code": provider})
+    if unit:
+        tags.append({"system": CARE_UNIT_TAG, "code": unit})
+    if tags:
+        meta["tag"] = tags
+    meta["extension"] = [{"url": FETCHED_AT, "valueInstant": fetched}]
+    resource["meta"] = meta
+
+
+def _instant(moment: datetime | None) -> str:
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _summarise(issues: list[str]) -> list[str]:
+    """Collapse per-resource normalisation notes into counted lines (no values)."""
+    counts: dict[str, int] = {}
+    for issue in issues:
+        counts[issue] = counts.get(issue, 0) + 1
+    return [f"{text} ({n}x)" if n > 1 else text for text, n in sorted(counts.items())]
+
+
+def _provenance(
+    primary: FhirResource, duplicates: list[FhirResource], sources: dict[str, SourceRecord]
 ) -> FhirResource:
-    """The one Patient of the overview. Only demographics every principal may see."""
-    patient: FhirResource = {
-        "resourceType": "Patient",
-        "id": patient_id,
-        "meta": {"source": f"{SOURCE_URI}gateway"},
-        "identifier": [{"system": person.system, "value": person.value}],
-        "birthDate": person.birth_date.isoformat(),
+    members = [primary, *duplicates]
+    agents: list[dict[str, Any]] = [
+        {
+            "type": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                        "code": "assembler",
+                    }
+                ]
+            },
+            "who": {"display": "Samlad"},
+        }
+    ]
+    for member in members:
+        source_id = str(member["meta"]["source"]).removeprefix(SOURCE_URI).split("#", 1)[0]
+        record = sources.get(source_id)
+        who: dict[str, Any] = {
+            "display": record.source.config.display_name if record else source_id
+        }
+        provider = record.source.config.care_provider_hsa_id if record else None
+        if provider:
+            who["identifier"] = {"system": HSA_SYSTEM, "value": provider}
+        agents.append(
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "custodian",
+                        }
+                    ]
+                },
+                "who": who,
+            }
+        )
+    target = f"{primary['resourceType']}/{primary['id']}"
+    return {
+        "resourceType": "Provenance",
+        "id": "merge." + hashlib.sha256(target.encode()).hexdigest()[:40],
+        "target": [{"reference": target}],
+        "recorded": primary["meta"]["extension"][0]["valueInstant"],
+        "activity": {"text": "the same fact reported by several sources, merged"},
+        "agent": agents,
+        "entity": [
+            {
+                "role": "source",
+                "what": {
+                    "identifier": {"system": "urn:samlad:source", "value": member["meta"]["source"]}
+                },
+            }
+            for member in members
+        ],
     }
-    for record in records:
-        source = record.patient
-        if "name" in source and "name" not in patient:
-            patient["name"] = source["name"]
-        if "gender" in source and "gender" not in patient:
-            patient["gender"] = source["gender"]
-    return patient
 
 
-def unify(gathered: Gathered, person: PersonIdentifier, patient_id: str) -> UnifiedRecord:
+def unify(
+    gathered: Gathered,
+    person: PersonIdentifier,
+    patient_id: str,
+    wanted: frozenset[str] | None = None,
+) -> UnifiedRecord:
     """Build the unified record of ``person`` from what the sources returned."""
     reports = {report.source_id: report for report in gathered.reports}
+    wanted = wanted or frozenset(PATIENT_FIELDS)
     resources: list[FhirResource] = []
+    linked: list[SourceRecord] = []
     for record in gathered.records:
-        local_patient = str(record.patient.get("id"))
-        foreign = 0
-        for resource in record.resources:
-            if not _belongs_to(resource, local_patient):
-                foreign += 1
-                continue
-            _rewrite(resource, record, patient_id)
-            resources.append(resource)
         report = reports[record.source.id]
-        if foreign:
-            report.warnings.append(
-                f"dropped {foreign} resource(s) that did not belong to the requested patient"
-            )
-            report.resource_count -= foreign
+        try:
+            check_link(record.patient, person)
+        except LinkError as exc:
+            report.status = SourceStatus.FAILED
+            report.reason = "identity"
+            report.resource_count = 0
+            report.warnings.append(str(exc))
+            continue
+        linked.append(record)
+        fetched = _instant(report.answered_at)
+        local_patient = str(record.patient.get("id"))
+        dropped: dict[str, int] = {}
+        issues: list[str] = []
+        for raw in record.resources:
+            try:
+                resource, refs = _admit(raw, wanted, local_patient)
+            except Inadmissible as exc:
+                dropped[str(exc)] = dropped.get(str(exc), 0) + 1
+                continue
+            normalise_resource(resource, issues)
+            _rewrite(resource, refs, record, patient_id, fetched)
+            resources.append(resource)
+        for reason, count in sorted(dropped.items()):
+            report.warnings.append(f"dropped {count} resource(s): {reason}")
+        report.warnings.extend(_summarise(issues))
+        report.resource_count -= sum(dropped.values())
+    kept, merged = deduplicate(resources)
+    by_source = {record.source.id: record for record in linked}
+    provenance = [_provenance(primary, dups, by_source) for primary, dups in merged]
     return UnifiedRecord(
-        patient=unified_patient(patient_id, person, gathered.records),
-        resources=resources,
+        patient=unified_patient(patient_id, person, [r.patient for r in linked]),
+        resources=kept,
+        provenance=provenance,
         reports=gathered.reports,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -45,6 +45,8 @@ class ReadResult:
     resources: list[FhirResource]
     reports: list[SourceReport]
     decision: AccessDecision
+    #: Provenance of merged duplicates among ``resources`` (served as includes).
+    provenance: list[FhirResource] = field(default_factory=list)
 
 
 def actor_fields(principal: Principal, services: Services) -> dict[str, str | None]:
@@ -65,6 +67,14 @@ def actor_fields(principal: Principal, services: Services) -> dict[str, str | No
                 "on_behalf_of": principal.care_provider_hsa_id,
             }
     raise AssertionError("unknown principal")  # pragma: no cover
+
+
+def _names_hidden(provenance: FhirResource, decision: AccessDecision) -> bool:
+    for agent in provenance.get("agent", ()):
+        identifier = (agent.get("who") or {}).get("identifier") or {}
+        if identifier.get("value") in decision.hidden_providers:
+            return True
+    return False
 
 
 class RecordReader:
@@ -182,8 +192,15 @@ class RecordReader:
             )
             raise Forbidden("the token's scopes do not allow reading this resource type")
         gathered = await self._services.aggregator.gather(person, types)
-        record = unify(gathered, person, patient_id)
+        record = unify(gathered, person, patient_id, frozenset(types))
         resources = [r for r in record.resources if not decision.hides(*care_tags(r))]
+        shown = {f"{r['resourceType']}/{r['id']}" for r in resources}
+        # Provenance naming a hidden source must not hint at it: drop those.
+        provenance = [
+            p
+            for p in record.provenance
+            if p["target"][0]["reference"] in shown and not _names_hidden(p, decision)
+        ]
         # A source whose whole care provider is blocked is not even named in the status.
         reports = [
             r
@@ -193,7 +210,7 @@ class RecordReader:
         patient = record.patient if with_patient else None
         returned = ([patient] if patient else []) + resources
         await self.log(decision, patient_id, action, asked, returned, reports)
-        return ReadResult(patient, resources, reports, decision)
+        return ReadResult(patient, resources, reports, decision, provenance)
 
     async def find_by_identifier(self, person: PersonIdentifier) -> ReadResult:
         """Patient search by identity number: the unified Patient, if any source knows it."""

@@ -299,3 +299,22 @@ async def test_a_wrong_logical_address_is_a_client_fault(
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {OST.token}"}) as client:
         with pytest.raises(SourceProtocolError, match=r"SOAP Fault \(Client\)"):
             await LegacyXmlAdapter(config, client).find_patient(TOLVAN)
+
+
+async def test_returned_resources_share_no_nested_objects(ost: LegacyXmlAdapter) -> None:
+    """Callers edit resources in place; a shared nested dict would leak edits across them."""
+    patient = await ost.find_patient(TOLVAN)
+    assert patient is not None
+    seen: dict[int, str] = {}
+    alive: list[object] = []  # keep every result alive so no id() is reused
+    for resource_type in ("Observation", "MedicationRequest", "Encounter", "DocumentReference"):
+        results = await ost.search(resource_type, str(patient["id"]))
+        alive.append(results)
+        for resource in results:
+            stack: list[object] = [resource]
+            while stack:
+                node = stack.pop()
+                if isinstance(node, dict | list):
+                    assert id(node) not in seen, (resource_type, seen.get(id(node)), node)
+                    seen[id(node)] = resource_type
+                    stack.extend(node.values() if isinstance(node, dict) else node)

@@ -291,3 +291,24 @@ async def test_concurrent_reads_each_log_exactly_once(gateway: Gateway, database
     services = gateway.client._transport.app.state.services  # type: ignore[attr-defined]
     report = await services.audit.verify()
     assert report.ok
+
+
+async def test_emitted_consents_and_audit_events_validate(gateway: Gateway) -> None:
+    from fhir_profiles.validate import errors
+
+    patient_id = await gateway.patient_id()
+    consent = await grant(gateway, patient_id, NORD_PROVIDER, end="2030-01-01")
+    blocked = await block(gateway, patient_id, SYD_PROVIDER, level="care-provider")
+    await deactivate(gateway, consent)
+    listed = await gateway.client.get(
+        f"/fhir/Consent?patient={patient_id}", headers=gateway.citizen()
+    )
+    consents = [e["resource"] for e in listed.json()["entry"]]
+    assert {c["id"] for c in consents} == {consent, blocked}
+    log = await gateway.client.get(
+        f"/fhir/AuditEvent?patient={patient_id}", headers=gateway.citizen()
+    )
+    events = [e["resource"] for e in log.json()["entry"]]
+    assert events
+    for resource in [*consents, *events, listed.json(), log.json()]:
+        assert errors(resource) == [], (resource["resourceType"], errors(resource)[:3])

@@ -95,11 +95,18 @@ async def test_everything_gathers_all_three_regions(gateway: Gateway) -> None:
     for source_id, values in status.items():
         assert values["status"] == "ok"
         assert values["answeredAt"].endswith("Z")
-        assert values["resourceCount"] == sum(
+        shown = sum(
             1
             for r in resources[1:]
             if r["meta"]["source"].split(":")[-1].startswith(source_id + "#")
         )
+        merged = sum(
+            1
+            for r in resources[1:]
+            for e in r.get("extension", [])
+            if e["url"].endswith("also-reported-by") and f":{source_id}#" in e["valueUri"]
+        )
+        assert values["resourceCount"] == shown + merged
     # References to the source patients now point at the unified Patient.
     for resource in resources[1:]:
         if resource["resourceType"] != "Appointment":

@@ -1,0 +1,220 @@
+"""Deduplication: the same fact reported by several sources appears once.
+
+The matching rules, one per type, all in this file (documented in docs/normalisation.md).
+Two resources are the same fact when their keys are equal; a resource without a key
+(a required part missing) is never merged with anything.
+
+| type | key |
+| --- | --- |
+| Observation | LOINC code (else the first coding), effective instant, value with its unit |
+| MedicationRequest | ATC code, day authored, dosage text |
+| Condition | first diagnosis coding, onset day |
+| Encounter | start instant, class, the producing care unit |
+| Appointment | start instant, status, the first non-patient participant's display |
+| DocumentReference | date instant, SHA-256 of the first attachment's data |
+
+The first resource of a group (sources in configuration order) stays; it gains one
+``also-reported-by`` extension per duplicate naming the duplicate's source and original
+id, and a Provenance resource lists every contributing source. Nothing is dropped
+silently: each duplicate stays recoverable from these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Hashable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.base import FhirResource
+
+ALSO_REPORTED_BY = "https://samlad.se/fhir/StructureDefinition/also-reported-by"
+LOINC = "http://loinc.org"
+ATC = "http://www.whocc.no/atc"
+
+Key = tuple[Hashable, ...]
+
+
+def _instant(value: Any) -> float | str | None:
+    """An instant as a UTC timestamp, so equal moments in other offsets compare equal."""
+    if not isinstance(value, str) or not value:
+        return None
+    if len(value) <= 10:
+        return value  # a date: compare as written
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.astimezone(UTC).timestamp()
+
+
+def _day(value: Any) -> str | None:
+    return value[:10] if isinstance(value, str) and len(value) >= 10 else None
+
+
+def _codings(concept: Any) -> list[dict[str, Any]]:
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    return [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
+
+
+def _code(concept: Any, preferred: str | None = None) -> tuple[str, str] | None:
+    codings = _codings(concept)
+    for coding in codings:
+        if preferred and coding.get("system") == preferred and isinstance(coding.get("code"), str):
+            return preferred, coding["code"]
+    for coding in codings:
+        if isinstance(coding.get("system"), str) and isinstance(coding.get("code"), str):
+            return coding["system"], coding["code"]
+    return None
+
+
+def _observation(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("code"), LOINC)
+    when = _instant(resource.get("effectiveDateTime"))
+    quantity = resource.get("valueQuantity")
+    if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
+        value: Hashable = (
+            round(float(quantity["value"]), 6),
+            quantity.get("code") or quantity.get("unit"),
+        )
+    elif isinstance(resource.get("valueString"), str):
+        value = resource["valueString"]
+    elif isinstance(resource.get("valueCodeableConcept"), dict):
+        value = _code(resource["valueCodeableConcept"])
+    else:
+        value = None
+    if code is None or when is None or value is None:
+        return None
+    return (code, when, value)
+
+
+def _medication(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("medicationCodeableConcept"), ATC)
+    day = _day(resource.get("authoredOn"))
+    dosage = resource.get("dosageInstruction")
+    text = (
+        dosage[0].get("text")
+        if isinstance(dosage, list) and dosage and isinstance(dosage[0], dict)
+        else None
+    )
+    if code is None or day is None:
+        return None
+    return (code, day, " ".join(str(text or "").lower().split()))
+
+
+def _condition(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("code"))
+    onset = _day(resource.get("onsetDateTime")) or _day(resource.get("recordedDate"))
+    return None if code is None or onset is None else (code, onset)
+
+
+def _unit_tag(resource: FhirResource) -> str | None:
+    for tag in (resource.get("meta") or {}).get("tag", ()):
+        if isinstance(tag, dict) and str(tag.get("system", "")).endswith("/care-unit"):
+            return str(tag.get("code"))
+    return None
+
+
+def _encounter(resource: FhirResource) -> Key | None:
+    period = resource.get("period")
+    start = _instant(period.get("start")) if isinstance(period, dict) else None
+    klass = resource.get("class")
+    code = klass.get("code") if isinstance(klass, dict) else None
+    unit = _unit_tag(resource)
+    return None if start is None or unit is None else (start, code, unit)
+
+
+def _appointment(resource: FhirResource) -> Key | None:
+    start = _instant(resource.get("start"))
+    where = None
+    for participant in resource.get("participant") or []:
+        actor = participant.get("actor") if isinstance(participant, dict) else None
+        if isinstance(actor, dict) and not str(actor.get("reference", "")).startswith("Patient/"):
+            where = actor.get("display")
+            if where:
+                break
+    if start is None or not where:
+        return None
+    return (start, resource.get("status"), where)
+
+
+def _document(resource: FhirResource) -> Key | None:
+    when = _instant(resource.get("date"))
+    content = resource.get("content")
+    attachment = (
+        content[0].get("attachment")
+        if isinstance(content, list) and content and isinstance(content[0], dict)
+        else None
+    )
+    data = attachment.get("data") if isinstance(attachment, dict) else None
+    if when is None or not isinstance(data, str):
+        return None
+    return (when, hashlib.sha256(data.encode()).hexdigest())
+
+
+MATCH_RULES: dict[str, Callable[[FhirResource], Key | None]] = {
+    "Observation": _observation,
+    "MedicationRequest": _medication,
+    "Condition": _condition,
+    "Encounter": _encounter,
+    "Appointment": _appointment,
+    "DocumentReference": _document,
+}
+
+
+def match_key(resource: FhirResource) -> Key | None:
+    """The key two resources must share to be the same fact (None: never merged)."""
+    rule = MATCH_RULES.get(str(resource.get("resourceType")))
+    if rule is None:
+        return None
+    try:
+        key = rule(resource)
+    except (TypeError, ValueError, AttributeError):
+        return None  # odd shapes are never merged
+    return None if key is None else (resource["resourceType"], *key)
+
+
+def _source(resource: FhirResource) -> str:
+    return str((resource.get("meta") or {}).get("source", "")).split("#", 1)[0]
+
+
+def deduplicate(
+    resources: Sequence[FhirResource],
+) -> tuple[list[FhirResource], list[tuple[FhirResource, list[FhirResource]]]]:
+    """Keep the first resource of every group of duplicates.
+
+    Returns the kept resources (in their original order) and, for every group that had
+    duplicates, the kept resource with the duplicates merged into it.
+    """
+    first: dict[Key, FhirResource] = {}
+    groups: dict[int, list[FhirResource]] = {}
+    kept: list[FhirResource] = []
+    for resource in resources:
+        key = match_key(resource)
+        primary = None if key is None else first.get(key)
+        if key is not None and primary is None:
+            first[key] = resource
+        # Only sources confirm each other: two equal records from one source both stay.
+        if (
+            primary is None
+            or _source(primary) == _source(resource)
+            or any(_source(r) == _source(resource) for r in groups.get(id(primary), ()))
+        ):
+            kept.append(resource)
+        else:
+            groups.setdefault(id(primary), [primary]).append(resource)
+    merged = []
+    for group in groups.values():
+        primary, duplicates = group[0], group[1:]
+        extensions = primary.setdefault("extension", [])
+        for duplicate in duplicates:
+            extensions.append(
+                {
+                    "url": ALSO_REPORTED_BY,
+                    "valueUri": str((duplicate.get("meta") or {}).get("source", "")),
+                }
+            )
+        merged.append((primary, duplicates))
+    return kept, merged

@@ -1,0 +1,239 @@
+"""The normalise-and-merge step with hand-made source answers (in-memory, no servers).
+
+Patient linking, protected identity, and hostile or broken upstream data: each is handled
+deliberately, reported for its source, and never leaks into the record.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from adapters.base import FhirResource
+from adapters.config import SourceConfig
+from fhir_profiles.identifiers import parse_person_identifier
+from gateway.aggregate import Gathered, Source, SourceRecord, SourceReport, SourceStatus
+from gateway.merge import MAX_DEPTH, unify
+
+PERSON = parse_person_identifier("191212121212")
+PNR = "http://electronichealth.se/identifier/personnummer"
+
+
+class NoAdapter:
+    """unify never calls the adapter; this satisfies the type."""
+
+    source_id = "unused"
+
+    async def find_patient(self, person: object) -> None:  # pragma: no cover
+        return None
+
+    async def search(
+        self, resource_type: str, patient_id: str
+    ) -> list[FhirResource]:  # pragma: no cover
+        return []
+
+    async def aclose(self) -> None:  # pragma: no cover
+        return None
+
+
+def source(source_id: str = "region-a") -> Source:
+    config = SourceConfig(
+        id=source_id,
+        kind="fhir-r4",
+        base_url="http://127.0.0.1:1/fhir",
+        care_provider_hsa_id="SE2321000016-PROV",
+    )
+    return Source(config, NoAdapter())
+
+
+def patient(identifier: str = "191212121212", **extra: Any) -> FhirResource:
+    return {
+        "resourceType": "Patient",
+        "id": "local-p",
+        "identifier": [{"system": PNR, "value": identifier}],
+        "name": [{"family": "Tolvansson", "given": ["Tolvan"]}],
+        "address": [{"city": "Norrhamn"}],
+        "telecom": [{"system": "phone", "value": "070-1234567"}],
+        **extra,
+    }
+
+
+def observation(local_id: str = "o1", **extra: Any) -> FhirResource:
+    return {
+        "resourceType": "Observation",
+        "id": local_id,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+        "subject": {"reference": "Patient/local-p"},
+        "effectiveDateTime": "2026-05-20T07:48:00",
+        "valueQuantity": {
+            "value": 12.8,
+            "unit": "g/dL",
+            "system": "http://unitsofmeasure.org",
+            "code": "g/dL",
+        },
+        **extra,
+    }
+
+
+def gathered(*records: tuple[Source, FhirResource, list[FhirResource]]) -> Gathered:
+    now = datetime.now(UTC)
+    return Gathered(
+        records=[SourceRecord(s, p, list(r)) for s, p, r in records],
+        reports=[
+            SourceReport(s.id, s.id, SourceStatus.OK, now, 1.0, resource_count=len(r))
+            for s, _, r in records
+        ],
+    )
+
+
+def run(*records: tuple[Source, FhirResource, list[FhirResource]]) -> Any:
+    wanted = frozenset({"Observation", "DocumentReference"})
+    return unify(gathered(*records), PERSON, "unified-id", wanted)
+
+
+@pytest.mark.parametrize(
+    ("identifier", "why"),
+    [("191212121213", "invalid"), ("199001011239", "another"), ("not-a-number", "invalid")],
+)
+def test_a_patient_with_a_wrong_identity_is_never_merged(identifier: str, why: str) -> None:
+    result = run((source(), patient(identifier), [observation()]))
+    assert result.resources == []
+    (report,) = result.reports
+    assert report.status is SourceStatus.FAILED
+    assert report.reason == "identity"
+    assert why in " ".join(report.warnings)
+    assert "191212121213" not in " ".join(report.warnings)
+
+
+def test_a_patient_without_a_person_identifier_is_never_merged() -> None:
+    bare = patient()
+    bare["identifier"] = [{"system": "urn:local", "value": "12345"}]
+    result = run((source(), bare, [observation()]))
+    assert result.resources == []
+    assert result.reports[0].reason == "identity"
+
+
+def test_local_identifier_forms_link() -> None:
+    vast = patient()
+    vast["identifier"] = [
+        {"system": "http://regionvast.example.se/identifier/personnummer", "value": "121212+1212"}
+    ]
+    assert len(run((source(), vast, [observation()])).resources) == 1
+
+
+def test_protected_identity_hides_address_and_contact_details() -> None:
+    protected = patient(
+        meta={
+            "security": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}
+            ]
+        }
+    )
+    open_record = patient()
+    result = unify(
+        gathered((source("region-a"), open_record, []), (source("region-b"), protected, [])),
+        PERSON,
+        "unified-id",
+    )
+    assert "address" not in result.patient
+    assert "telecom" not in result.patient
+    assert result.patient["meta"]["security"][0]["code"] == "R"
+    plain = unify(gathered((source(), patient(), [])), PERSON, "unified-id")
+    assert plain.patient["address"] == [{"city": "Norrhamn"}]
+
+
+def deep(levels: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"url": "http://x", "valueString": "bottom"}
+    for _ in range(levels):
+        node = {"url": "http://x", "extension": [node]}
+    return node
+
+
+@pytest.mark.parametrize(
+    ("resource", "reason"),
+    [
+        (observation(subject={"reference": "Patient/someone-else"}), "does not belong"),
+        (observation(subject=None), "does not belong"),
+        (observation(id=None), "invalid id"),
+        (observation(id="x" * 65), "invalid id"),
+        ({**observation(), "resourceType": "Patient"}, "unexpected resource type"),
+        ("not an object", "unexpected resource type"),
+        (observation(extension=[deep(MAX_DEPTH + 5)]), "nested too deeply"),
+        (
+            {
+                **observation(),
+                "resourceType": "DocumentReference",
+                "content": [{"attachment": {"data": "x" * (3 * 1024 * 1024)}}],
+            },
+            "too large",
+        ),
+    ],
+)
+def test_hostile_resources_are_dropped_and_reported(resource: Any, reason: str) -> None:
+    good = observation("good")
+    result = run((source(), patient(), [resource, good]))
+    assert [r["id"] for r in result.resources] == ["region-a.good"]
+    (report,) = result.reports
+    assert report.status is SourceStatus.OK
+    assert any(reason in w for w in report.warnings), report.warnings
+    assert report.resource_count == 1
+
+
+def test_absurd_dates_are_removed_and_reported() -> None:
+    result = run((source(), patient(), [observation(effectiveDateTime="9999-12-31T00:00:00")]))
+    (resource,) = result.resources
+    assert "effectiveDateTime" not in resource
+    assert any("effectiveDateTime" in w for w in result.reports[0].warnings)
+
+
+def test_a_huge_narrative_is_removed_but_the_data_kept() -> None:
+    big = observation(text={"status": "generated", "div": "<div>" + "x" * 200_000 + "</div>"})
+    (resource,) = run((source(), patient(), [big])).resources
+    assert "text" not in resource
+    assert resource["valueQuantity"]["code"] == "g/L"
+
+
+def test_normalisation_converts_units_and_adds_time_zones() -> None:
+    (resource,) = run((source(), patient(), [observation()])).resources
+    assert resource["valueQuantity"]["value"] == 128
+    assert resource["valueQuantity"]["code"] == "g/L"
+    assert resource["effectiveDateTime"] == "2026-05-20T07:48:00+02:00"
+    assert resource["meta"]["source"] == "urn:samlad:source:region-a#Observation/o1"
+
+
+def test_duplicates_across_sources_merge_but_not_within_one() -> None:
+    same = observation("o1")
+    twin = copy.deepcopy(same) | {"id": "o2"}
+    other_source = copy.deepcopy(same)
+    result = unify(
+        gathered(
+            (source("region-a"), patient(), [same, twin]),
+            (source("region-b"), patient(), [other_source]),
+        ),
+        PERSON,
+        "unified-id",
+        frozenset({"Observation"}),
+    )
+    assert [r["id"] for r in result.resources] == ["region-a.o1", "region-a.o2"]
+    (provenance,) = result.provenance
+    assert provenance["target"] == [{"reference": "Observation/region-a.o1"}]
+    assert {e["what"]["identifier"]["value"] for e in provenance["entity"]} == {
+        "urn:samlad:source:region-a#Observation/o1",
+        "urn:samlad:source:region-b#Observation/o1",
+    }
+
+
+def test_the_same_time_in_another_offset_is_the_same_fact() -> None:
+    utc = observation("o1", effectiveDateTime="2026-05-20T05:48:00Z")
+    local = observation("o1")
+    result = unify(
+        gathered((source("region-a"), patient(), [utc]), (source("region-b"), patient(), [local])),
+        PERSON,
+        "unified-id",
+        frozenset({"Observation"}),
+    )
+    assert len(result.resources) == 1
