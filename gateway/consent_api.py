@@ -12,7 +12,7 @@ from consent.audit_fhir import to_audit_event
 from gateway.bundles import searchset
 from gateway.deps import Choices, Reader
 from gateway.errors import BadRequest, GatewayError
-from gateway.fhir_json import FhirJSONResponse
+from gateway.fhir_json import FhirJSONResponse, read_response
 
 if TYPE_CHECKING:
     from gateway.fhir_api import FhirRoutes
@@ -83,8 +83,8 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         )
 
     @routes.get("/Consent/{record_id}", "Consent", interaction="read", summary="Read a Consent")
-    async def read_consent(record_id: str, desk: Choices) -> Any:
-        return FhirJSONResponse(await desk.read(record_id))
+    async def read_consent(record_id: str, request: Request, desk: Choices) -> Any:
+        return read_response(request, await desk.read(record_id))
 
     @routes.route(
         "PUT",

@@ -28,7 +28,7 @@ from gateway.capability import CapabilityRegistry, capability_statement
 from gateway.consent_api import add_consent_routes
 from gateway.deps import Reader, services
 from gateway.errors import BadRequest, NotAcceptable
-from gateway.fhir_json import FhirJSONResponse
+from gateway.fhir_json import FhirJSONResponse, read_response
 from gateway.records import ReadResult, RecordReader
 
 _IDENTIFIER_SYSTEMS = {
@@ -169,7 +169,8 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
     @routes.get("/Patient/{patient_id}", "Patient", interaction="read", summary="Read a Patient")
     async def read_patient(request: Request, records: Reader, patient_id: str) -> Any:
         result = await records.patient(patient_id)
-        return FhirJSONResponse(result.patient)  # never None: Patient read was authorised
+        assert result.patient is not None  # a Patient read was authorised, so it is there
+        return read_response(request, result.patient)
 
     @routes.get(
         "/Patient/{patient_id}/$everything",

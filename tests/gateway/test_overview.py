@@ -193,3 +193,18 @@ async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
         assert probe.status_code == 401
     unadvertised = await gateway.client.get("/fhir/Practitioner?patient=x")
     assert unadvertised.status_code == 404
+
+
+async def test_reads_carry_an_etag_and_honour_if_none_match(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    first = await gateway.client.get(f"/fhir/Patient/{patient_id}", headers=gateway.citizen())
+    etag = first.headers["etag"]
+    assert etag.startswith('W/"')
+    headers = gateway.citizen() | {"If-None-Match": etag}
+    again = await gateway.client.get(f"/fhir/Patient/{patient_id}", headers=headers)
+    assert again.status_code == 304
+    assert again.content == b""
+    other = gateway.citizen() | {"If-None-Match": 'W/"something-else"'}
+    changed = await gateway.client.get(f"/fhir/Patient/{patient_id}", headers=other)
+    assert changed.status_code == 200
+    assert changed.json() == first.json()
