@@ -189,15 +189,32 @@ def _admit(
     return resource, refs
 
 
-def _rewrite(
-    resource: FhirResource,
-    refs: list[dict[str, Any]],
-    record: SourceRecord,
-    patient_id: str,
-    fetched: str,
-) -> None:
-    source_id = record.source.id
-    local_patient = str(record.patient.get("id"))
+@dataclass(frozen=True, slots=True)
+class _SourceContext:
+    """What every resource of one source's answer is stamped with, computed once."""
+
+    source_id: str
+    local_patient: str
+    patient_reference: str
+    provider: str | None
+    provider_tag: dict[str, str] | None
+    fetched: str
+
+
+def _context(record: SourceRecord, patient_id: str, fetched: str) -> _SourceContext:
+    provider = record.source.config.care_provider_hsa_id
+    return _SourceContext(
+        source_id=record.source.id,
+        local_patient=str(record.patient.get("id")),
+        patient_reference=f"Patient/{patient_id}",
+        provider=provider,
+        provider_tag={"system": CARE_PROVIDER_TAG, "code": provider} if provider else None,
+        fetched=fetched,
+    )
+
+
+def _rewrite(resource: FhirResource, refs: list[dict[str, Any]], ctx: _SourceContext) -> None:
+    source_id = ctx.source_id
     for ref in refs:
         value: str = ref["reference"]
         if value.startswith("#") or "://" in value or value.startswith("urn:"):
@@ -205,8 +222,8 @@ def _rewrite(
         kind, _, local = value.partition("/")
         if not local or "/" in local:
             continue
-        if kind == "Patient" and local == local_patient:
-            ref["reference"] = f"Patient/{patient_id}"
+        if kind == "Patient" and local == ctx.local_patient:
+            ref["reference"] = ctx.patient_reference
         else:
             ref["reference"] = f"{kind}/{gateway_id(source_id, local)}"
     local_id = str(resource["id"])
@@ -214,20 +231,24 @@ def _rewrite(
     meta = resource.get("meta")
     meta = dict(meta) if isinstance(meta, dict) else {}
     meta["source"] = f"{SOURCE_URI}{source_id}#{resource['resourceType']}/{local_id}"
-    provider = record.source.config.care_provider_hsa_id
-    unit = _unit_of(resource, provider)
-    tags = [
-        t
-        for t in meta.get("tag", ())
-        if isinstance(t, dict) and t.get("system") not in (CARE_PROVIDER_TAG, CARE_UNIT_TAG)
-    ]
-    if provider:
-        tags.append({"system": CARE_PROVIDER_TAG, "code": provider})
+    unit = _unit_of(resource, ctx.provider)
+    existing = meta.get("tag")
+    tags = (
+        [
+            t
+            for t in existing
+            if isinstance(t, dict) and t.get("system") not in (CARE_PROVIDER_TAG, CARE_UNIT_TAG)
+        ]
+        if isinstance(existing, list)
+        else []
+    )
+    if ctx.provider_tag is not None:
+        tags.append(dict(ctx.provider_tag))
     if unit:
         tags.append({"system": CARE_UNIT_TAG, "code": unit})
     if tags:
         meta["tag"] = tags
-    meta["extension"] = [{"url": FETCHED_AT, "valueInstant": fetched}]
+    meta["extension"] = [{"url": FETCHED_AT, "valueInstant": ctx.fetched}]
     resource["meta"] = meta
 
 
@@ -325,18 +346,17 @@ def unify(
             report.warnings.append(str(exc))
             continue
         linked.append(record)
-        fetched = _instant(report.answered_at)
-        local_patient = str(record.patient.get("id"))
+        ctx = _context(record, patient_id, _instant(report.answered_at))
         dropped: dict[str, int] = {}
         issues: list[str] = []
         for raw in record.resources:
             try:
-                resource, refs = _admit(raw, wanted, local_patient)
+                resource, refs = _admit(raw, wanted, ctx.local_patient)
             except Inadmissible as exc:
                 dropped[str(exc)] = dropped.get(str(exc), 0) + 1
                 continue
             normalise_resource(resource, issues)
-            _rewrite(resource, refs, record, patient_id, fetched)
+            _rewrite(resource, refs, ctx)
             resources.append(resource)
         for reason, count in sorted(dropped.items()):
             report.warnings.append(f"dropped {count} resource(s): {reason}")
