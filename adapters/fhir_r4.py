@@ -26,8 +26,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from email.utils import parsedate_to_datetime
+from datetime import date
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -38,12 +37,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from adapters.base import FhirResource
 from adapters.config import SourceConfig, SourceConfigError
 from adapters.errors import (
-    SourceAuthError,
-    SourceError,
     SourceProtocolError,
-    SourceTimeout,
-    SourceUnavailable,
 )
+from adapters.transport import exchange
 from fhir_profiles.identifiers import (
     InvalidPersonIdentifier,
     PersonIdentifier,
@@ -108,23 +104,6 @@ def format_identifier(person: PersonIdentifier, style: str, today: date) -> str:
         raise ValueError(f"unknown identifier format {style!r}")
     separator = "+" if today.year - person.birth_date.year >= 100 else "-"
     return f"{person.value[2:8]}{separator}{person.value[8:]}"
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT; obsolete forms may lack a zone
-        when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 @dataclass
@@ -298,21 +277,7 @@ class FhirR4Adapter:
     async def _fetch(self, request: httpx.Request, resource_type: str) -> dict[str, Any]:
         """Send one request and return the searchset Bundle, or raise a SourceError."""
         what = f"{self.source_id}: {resource_type} search"
-        try:
-            response = await self._client.send(request, stream=True, follow_redirects=False)
-            try:
-                _raise_for_status(response, what)
-                body = await self._read_capped(response, what)
-            finally:
-                await response.aclose()
-        except SourceError:
-            raise
-        except httpx.TimeoutException as exc:
-            raise SourceTimeout(f"{what}: timed out") from exc
-        except httpx.TransportError as exc:
-            raise SourceUnavailable(f"{what}: {_transport_problem(exc)}") from exc
-        except httpx.HTTPError as exc:  # e.g. a broken content-encoding
-            raise SourceProtocolError(f"{what}: unreadable response") from exc
+        _, body = await exchange(self._client, request, what, limit=self.dialect.max_response_bytes)
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -326,19 +291,6 @@ class FhirR4Adapter:
         if not isinstance(data.get("link", []), list):
             raise SourceProtocolError(f"{what}: malformed Bundle")
         return data
-
-    async def _read_capped(self, response: httpx.Response, what: str) -> bytes:
-        limit = self.dialect.max_response_bytes
-        declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise SourceProtocolError(f"{what}: response larger than {limit} bytes")
-        buffer = bytearray()
-        # Counted after decompression: a small gzip body must not expand past the limit.
-        async for chunk in response.aiter_bytes():
-            buffer += chunk
-            if len(buffer) > limit:
-                raise SourceProtocolError(f"{what}: response larger than {limit} bytes")
-        return bytes(buffer)
 
     def _collect(self, bundle: dict[str, Any], resource_type: str, result: SearchResult) -> None:
         for entry in _entries(bundle, f"{self.source_id}: {resource_type} search"):
@@ -375,31 +327,6 @@ class FhirR4Adapter:
             except InvalidPersonIdentifier:
                 continue
         return False
-
-
-def _raise_for_status(response: httpx.Response, what: str) -> None:
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    message = f"{what}: HTTP {status}"
-    if status in (401, 403):
-        raise SourceAuthError(message)
-    if status in (429, 503):
-        raise SourceUnavailable(
-            message, retry_after=parse_retry_after(response.headers.get("Retry-After"))
-        )
-    if status >= 500:
-        raise SourceUnavailable(message)
-    # 3xx lands here too: redirects are not followed (they could point anywhere).
-    raise SourceProtocolError(message)
-
-
-def _transport_problem(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.ConnectError):
-        return "cannot connect"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "broken HTTP response"
-    return "network error"
 
 
 def _entries(bundle: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:

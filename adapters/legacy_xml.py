@@ -65,13 +65,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from adapters.base import FhirResource
 from adapters.config import SourceConfig, SourceConfigError
 from adapters.errors import (
-    SourceAuthError,
     SourceError,
     SourceProtocolError,
-    SourceTimeout,
     SourceUnavailable,
 )
-from adapters.fhir_r4 import parse_retry_after
+from adapters.transport import exchange
 from fhir_profiles.identifiers import (
     HSA_ID_SYSTEM,
     InvalidPersonIdentifier,
@@ -489,22 +487,14 @@ class LegacyXmlAdapter:
                 "SOAPAction": contract.soap_action,
             },
         )
-        try:
-            response = await self._client.send(request, stream=True, follow_redirects=False)
-            try:
-                status = response.status_code
-                _raise_for_status(response, what)
-                body = await self._read_capped(response, what)
-            finally:
-                await response.aclose()
-        except SourceError:
-            raise
-        except httpx.TimeoutException as exc:
-            raise SourceTimeout(f"{what}: timed out") from exc
-        except httpx.TransportError as exc:
-            raise SourceUnavailable(f"{what}: {_transport_problem(exc)}") from exc
-        except httpx.HTTPError as exc:
-            raise SourceProtocolError(f"{what}: unreadable response") from exc
+        # SOAP 1.1 sends Faults with 500: that body is read to tell what went wrong.
+        status, body = await exchange(
+            self._client,
+            request,
+            what,
+            limit=self.dialect.max_response_bytes,
+            readable=(500,),
+        )
         try:
             root = parse_xml(body)
         except DefusedXmlException as exc:
@@ -528,19 +518,6 @@ class LegacyXmlAdapter:
             raise SourceProtocolError(f"{what}: unexpected response element")
         _check_result(answer, contract, what)
         return answer
-
-    async def _read_capped(self, response: httpx.Response, what: str) -> bytes:
-        limit = self.dialect.max_response_bytes
-        declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise SourceProtocolError(f"{what}: response larger than {limit} bytes")
-        buffer = bytearray()
-        # Counted after decompression: a small gzip body must not expand past the limit.
-        async for chunk in response.aiter_bytes():
-            buffer += chunk
-            if len(buffer) > limit:
-                raise SourceProtocolError(f"{what}: response larger than {limit} bytes")
-        return bytes(buffer)
 
     def _records(self, answer: ET.Element, contract: _Contract, what: str) -> list[_Record]:
         tag = f"{{{contract.responder_ns}}}{contract.record}"
@@ -888,22 +865,6 @@ def _patient(record: _Record, patient_id: str, person: PersonIdentifier) -> Fhir
     return patient
 
 
-def _raise_for_status(response: httpx.Response, what: str) -> None:
-    status = response.status_code
-    if status in (200, 500):  # SOAP 1.1 sends Faults with 500: read the body to tell
-        return
-    message = f"{what}: HTTP {status}"
-    if status in (401, 403):
-        raise SourceAuthError(message)
-    if status in (429, 503):
-        raise SourceUnavailable(
-            message, retry_after=parse_retry_after(response.headers.get("Retry-After"))
-        )
-    if status >= 500:
-        raise SourceUnavailable(message)
-    raise SourceProtocolError(message)
-
-
 def _fault_error(fault: ET.Element, what: str) -> SourceError:
     """Client faults are ours to fix; Server faults may pass. The faultstring is dropped."""
     code = (fault.findtext("faultcode") or "").strip().rpartition(":")[2]
@@ -926,14 +887,6 @@ def _check_result(answer: ET.Element, contract: _Contract, what: str) -> None:
     if error == "TECHNICAL_ERROR":
         raise SourceUnavailable(f"{what}: result {shown}")
     raise SourceProtocolError(f"{what}: result {shown}")
-
-
-def _transport_problem(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.ConnectError):
-        return "cannot connect"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "broken HTTP response"
-    return "network error"
 
 
 __all__ = [

@@ -22,14 +22,18 @@ from fhir_profiles.identifiers import (
     PersonIdentifier,
     parse_person_identifier,
 )
+from gateway import search_answers
 from gateway.aggregate import SourceStatus
+from gateway.auth import CurrentPrincipal
 from gateway.bundles import searchset
 from gateway.capability import CapabilityRegistry, capability_statement
 from gateway.consent_api import add_consent_routes
 from gateway.deps import Reader, services
-from gateway.errors import BadRequest, NotAcceptable
+from gateway.errors import BadRequest, Forbidden, NotAcceptable
 from gateway.fhir_json import FhirJSONResponse, read_response
+from gateway.ips import build_summary
 from gateway.records import ReadResult, RecordReader
+from gateway.search import search_params_for
 
 _IDENTIFIER_SYSTEMS = {
     PERSONNUMMER_SYSTEM,
@@ -39,6 +43,7 @@ _IDENTIFIER_SYSTEMS = {
 }
 _JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
 EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+SUMMARY_DEFINITION = "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"
 
 
 def negotiate(
@@ -178,9 +183,50 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
         operation=("everything", EVERYTHING_DEFINITION),
         summary="The whole unified record of a patient",
     )
-    async def everything(request: Request, records: Reader, patient_id: str) -> Any:
+    async def everything(
+        request: Request,
+        records: Reader,
+        principal: CurrentPrincipal,
+        patient_id: str,
+        _count: Annotated[int | None, Query(ge=1, le=1000, description="page size")] = None,
+        _type: Annotated[str | None, Query(description="comma-separated types")] = None,
+        _since: Annotated[str | None, Query(description="only resources updated since")] = None,
+    ) -> Any:
+        params = [(n, v) for n, v in request.query_params.multi_items() if n != "_format"]
+        return await search_answers.everything(request, records, principal, patient_id, params)
+
+    @routes.get(
+        "/Patient/{patient_id}/$summary",
+        "Patient",
+        operation=("summary", SUMMARY_DEFINITION),
+        summary="International Patient Summary (IPS) document of the unified record",
+    )
+    async def patient_summary(request: Request, records: Reader, patient_id: str) -> Any:
         result = await records.everything(patient_id)
-        return _bundle(result, request, f"Patient/{patient_id}/$everything", patient=True)
+        if result.patient is None:
+            raise Forbidden("a summary needs the Patient: the token's scopes do not cover it")
+        missing = [
+            r.name
+            for r in result.reports
+            if r.status not in (SourceStatus.OK, SourceStatus.NO_DATA)
+        ]
+        document = build_summary(
+            result.patient,
+            result.resources,
+            base_url=services(request).settings.fhir_base_url,
+            now=datetime.now(UTC),
+            incomplete_sources=missing,
+        )
+        return FhirJSONResponse(document)
+
+    @router.get("", response_class=FhirJSONResponse, summary="A further page of a search")
+    async def get_page(
+        request: Request,
+        records: Reader,
+        principal: CurrentPrincipal,
+        _getpages: Annotated[str, Query(max_length=4096, description="paging cursor")],
+    ) -> Any:
+        return await search_answers.next_page(request, records, principal, _getpages)
 
     for resource_type in PATIENT_COMPARTMENT_TYPES:
         _add_type_search(routes, resource_type)
@@ -200,18 +246,33 @@ async def _patient_search(request: Request, records: RecordReader, identifier: s
 
 
 def _add_type_search(routes: FhirRoutes, resource_type: str) -> None:
+    params = search_params_for(resource_type)
+
     @routes.get(
         f"/{resource_type}",
         resource_type,
         interaction="search-type",
-        search_params={"patient": "reference"},
+        search_params=params,
         summary=f"Search {resource_type} for one patient",
     )
     async def search(
         request: Request,
         records: Reader,
+        principal: CurrentPrincipal,
         patient: Annotated[str, Query(description="Patient id (or Patient/id)")],
     ) -> Any:
-        patient_id = patient_id_param(patient)
-        result = await records.search(resource_type, patient_id)
-        return _bundle(result, request, f"{resource_type}?patient={patient_id}", patient=False)
+        items = [(n, v) for n, v in request.query_params.multi_items() if n != "_format"]
+        return await search_answers.type_search(request, records, principal, resource_type, items)
+
+    @routes.route(
+        "POST",
+        f"/{resource_type}/_search",
+        resource_type,
+        search_params=params,
+        summary=f"Search {resource_type} with the parameters in a form body",
+    )
+    async def search_post(request: Request, records: Reader, principal: CurrentPrincipal) -> Any:
+        form = await request.form()
+        items = [(n, v) for n, v in form.multi_items() if isinstance(v, str) and n != "_format"]
+        items += [(n, v) for n, v in request.query_params.multi_items() if n != "_format"]
+        return await search_answers.type_search(request, records, principal, resource_type, items)

@@ -12,6 +12,7 @@ from consent.audit import AuditLog
 from consent.relations import GuardianRegister
 from consent.store import ConsentStore
 from gateway.aggregate import Aggregator, Source
+from gateway.paging import PageCursorCodec
 from gateway.persons import PersonIndex
 from gateway.resilience import ResiliencePolicy, ResilientAdapter
 from gateway.settings import Settings
@@ -32,6 +33,7 @@ class Services:
     consents: ConsentStore
     guardians: GuardianRegister
     audit: AuditLog
+    paging: PageCursorCodec
     clients: list[httpx.AsyncClient] = field(default_factory=list)
 
     def provider_of(self, source_id: str) -> str | None:
@@ -86,6 +88,7 @@ class Services:
             consents=ConsentStore(db),
             guardians=GuardianRegister(settings.guardian_registers, register_client),
             audit=AuditLog(db),
+            paging=PageCursorCodec(b"paging:" + settings.id_key.get_secret_value().encode()),
             clients=clients,
         )
 

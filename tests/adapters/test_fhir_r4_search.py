@@ -18,7 +18,8 @@ from adapters.errors import (
     SourceTimeout,
     SourceUnavailable,
 )
-from adapters.fhir_r4 import FhirR4Adapter, parse_retry_after
+from adapters.fhir_r4 import FhirR4Adapter
+from adapters.transport import parse_retry_after
 from tests.adapters.adapter_fakes import (
     BASE,
     fhir_response,

@@ -189,3 +189,22 @@ async def gateway(
         database_url, issuer, regions, guardian_registers=[{"file": str(guardian_register)}]
     ) as running:
         yield running
+
+
+async def follow_pages(
+    gateway: Gateway, first: dict[str, Any], headers: dict[str, str], limit: int = 200
+) -> list[dict[str, Any]]:
+    """Every match of a searchset, following ``next`` links (as given) to the end."""
+    bundle, matches = first, []
+    for _ in range(limit):
+        matches += [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "match"]
+        following = [link["url"] for link in bundle.get("link", []) if link["relation"] == "next"]
+        if not following:
+            return matches
+        assert following[0].startswith(FHIR_BASE)
+        response = await gateway.client.get(
+            following[0].removeprefix(FHIR_BASE.removesuffix("/fhir")), headers=headers
+        )
+        assert response.status_code == 200, response.text
+        bundle = response.json()
+    raise AssertionError("paging did not end")

@@ -20,6 +20,7 @@ from tests.gateway.conftest import (
     NORD_PROVIDER,
     TEST_PERSON,
     Gateway,
+    follow_pages,
 )
 from tests.gateway.consent_helpers import deactivate, grant
 
@@ -188,11 +189,11 @@ async def test_matrix(gateway: Gateway, row: Row) -> None:
         assert response.status_code == 200, (path, response.text)
         body = response.json()
         if body["resourceType"] == "Bundle":
-            matches = [e for e in body["entry"] if e["search"]["mode"] == "match"]
-            assert body["total"] == len(matches)
+            matches = await follow_pages(gateway, body, headers)
+            assert body["total"] == len(matches), "totals count exactly what the pages hold"
             assert matches, path
-            for entry in matches:
-                resource = entry["resource"]
+            assert len({(r["resourceType"], r["id"]) for r in matches}) == len(matches)
+            for resource in matches:
                 if resource["resourceType"] != "Patient":
                     refs = str(resource.get("subject") or resource.get("participant"))
                     assert f"Patient/{patient_id}" in refs
@@ -247,3 +248,37 @@ def _agent_ids(event: dict[str, object]) -> set[str]:
         if location:
             ids.add(location)
     return ids
+
+
+async def test_paging_links_serve_only_the_principal_they_were_issued_to(gateway: Gateway) -> None:
+    patient_id = await _patient_id(gateway, TEST_PERSON)
+    await grant(gateway, patient_id, NORD_PROVIDER)
+    first = await gateway.client.get(
+        f"/fhir/Observation?patient={patient_id}&_count=5", headers=gateway.clinician()
+    )
+    assert first.status_code == 200
+    (following,) = [link["url"] for link in first.json()["link"] if link["relation"] == "next"]
+    assert TEST_PERSON not in following
+    assert patient_id not in following, "the cursor hides even the opaque patient id"
+    path = following.removeprefix("http://gateway.test")
+    assert (await gateway.client.get(path, headers=gateway.clinician())).status_code == 200
+    for stranger in (gateway.citizen(OTHER_PERSON), gateway.clinician(hsa_id="SE2321009001-DOC2")):
+        refused = await gateway.client.get(path, headers=stranger)
+        assert refused.status_code == 400
+        assert refused.json()["resourceType"] == "OperationOutcome"
+    tampered = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
+    assert (await gateway.client.get(tampered, headers=gateway.clinician())).status_code == 400
+
+
+async def test_a_withdrawn_consent_stops_paging_at_once(gateway: Gateway) -> None:
+    patient_id = await _patient_id(gateway, TEST_PERSON)
+    consent = await grant(gateway, patient_id, NORD_PROVIDER)
+    first = await gateway.client.get(
+        f"/fhir/Observation?patient={patient_id}&_count=5", headers=gateway.clinician()
+    )
+    (following,) = [link["url"] for link in first.json()["link"] if link["relation"] == "next"]
+    await deactivate(gateway, consent)
+    response = await gateway.client.get(
+        following.removeprefix("http://gateway.test"), headers=gateway.clinician()
+    )
+    assert response.status_code == 403

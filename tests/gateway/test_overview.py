@@ -178,6 +178,7 @@ async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
     assert [o["name"] for o in resources["Patient"]["operation"]] == [
         "emergency-access",
         "everything",
+        "summary",
     ]
     assert {i["code"] for i in resources["Consent"]["interaction"]} == {
         "create",
@@ -186,7 +187,8 @@ async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
         "update",
     }
     for resource_type in SERVED_TYPES:
-        assert [p["name"] for p in resources[resource_type]["searchParam"]] == ["patient"]
+        names = {p["name"] for p in resources[resource_type]["searchParam"]}
+        assert {"patient", "_id", "_lastUpdated"} <= names
     # Every advertised type search really answers (with 401: it exists and is guarded).
     for resource_type in SERVED_TYPES:
         probe = await gateway.client.get(f"/fhir/{resource_type}?patient=x")
@@ -208,3 +210,22 @@ async def test_reads_carry_an_etag_and_honour_if_none_match(gateway: Gateway) ->
     changed = await gateway.client.get(f"/fhir/Patient/{patient_id}", headers=other)
     assert changed.status_code == 200
     assert changed.json() == first.json()
+
+
+async def test_summary_is_an_ips_document_for_the_record_owner_only(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    response = await gateway.client.get(
+        f"/fhir/Patient/{patient_id}/$summary", headers=gateway.citizen()
+    )
+    assert response.status_code == 200
+    document = response.json()
+    assert document["type"] == "document"
+    composition = document["entry"][0]["resource"]
+    assert composition["resourceType"] == "Composition"
+    assert composition["type"]["coding"][0]["code"] == "60591-5"
+    sections = {s["code"]["coding"][0]["code"] for s in composition["section"]}
+    assert {"10160-0", "48765-2", "11450-4", "30954-2"} <= sections
+    refused = await gateway.client.get(
+        f"/fhir/Patient/{patient_id}/$summary", headers=gateway.citizen("199001011239")
+    )
+    assert refused.status_code == 403

@@ -1,0 +1,209 @@
+"""Answering searches: filter, sort, page and render what the RecordReader returned.
+
+Every page, the first and each one a ``_getpages`` cursor names, reads the record again
+through the RecordReader, so consent is evaluated and the access logged for every page,
+and a cursor is bound to the principal it was issued to (see :mod:`gateway.paging`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from urllib.parse import urlencode
+
+from fastapi import Request
+
+from adapters.base import PATIENT_COMPARTMENT_TYPES, FhirResource
+from consent.principals import Principal
+from gateway.bundles import searchset
+from gateway.errors import BadRequest
+from gateway.fhir_json import FhirJSONResponse
+from gateway.paging import PageState, check_snapshot, page, page_links, snapshot_of
+from gateway.records import ReadResult, RecordReader, actor_fields
+from gateway.search import SearchSpec, apply, elements, parse_search
+from gateway.services import Services
+
+EVERYTHING = "Patient/$everything"
+EVERYTHING_PARAMS = frozenset({"_count", "_type", "_since", "_format"})
+
+
+def strict_handling(request: Request) -> bool:
+    """``Prefer: handling=strict`` asks for 400 on unknown parameters."""
+    return "handling=strict" in request.headers.get("prefer", "").replace(" ", "").lower()
+
+
+def fingerprint(principal: Principal, services: Services) -> str:
+    """Who a cursor belongs to: the principal's kind and ids (opaque; never a pnr)."""
+    fields = actor_fields(principal, services)
+    return "|".join([principal.kind, *(str(v) for _, v in sorted(fields.items()) if v)])
+
+
+def _warnings(names: Sequence[str]) -> FhirResource:
+    return {
+        "resourceType": "OperationOutcome",
+        "id": "search-warnings",
+        "issue": [
+            {
+                "severity": "warning",
+                "code": "not-supported",
+                "diagnostics": f"parameter ignored: {name}",
+            }
+            for name in names
+        ],
+    }
+
+
+def _render(
+    request: Request,
+    services: Services,
+    result: ReadResult,
+    matched: list[FhirResource],
+    state: PageState,
+    *,
+    spec: SearchSpec | None,
+    self_url: str | None,
+) -> FhirJSONResponse:
+    base = services.settings.fhir_base_url
+    check_snapshot(state, [f"{r['resourceType']}/{r['id']}" for r in matched])
+    if spec is not None and spec.summary == "count":
+        shown: list[FhirResource] = []
+    else:
+        shown, _ = page(matched, state.offset, state.count)
+        if spec is not None and spec.subsetted:
+            shown = [elements(spec, r) for r in shown]
+    targets = {f"{r['resourceType']}/{r['id']}" for r in shown}
+    included = [p for p in result.provenance if p["target"][0]["reference"] in targets]
+    bundle = searchset(
+        shown, result.reports, base_url=base, self_link=self_url or base, included=included
+    )
+    bundle["total"] = len(matched)
+    if spec is None or spec.summary != "count":
+        bundle["link"] = page_links(
+            base, state, services.paging, total=len(matched), self_url=self_url
+        )
+    if spec is not None and spec.unsupported:
+        bundle["entry"].append(
+            {"resource": _warnings(spec.unsupported), "search": {"mode": "outcome"}}
+        )
+    return FhirJSONResponse(bundle)
+
+
+async def type_search(
+    request: Request,
+    records: RecordReader,
+    principal: Principal,
+    resource_type: str,
+    params: list[tuple[str, str]],
+) -> FhirJSONResponse:
+    """The first page of a search of one type for one patient."""
+    services: Services = request.app.state.services
+    spec = parse_search(resource_type, params, strict=strict_handling(request))
+    if spec.patient is None:
+        raise BadRequest("the patient parameter is required")
+    result = await records.search(resource_type, spec.patient)
+    matched = apply(spec, result.resources)
+    state = PageState(
+        resource_type,
+        spec.params,
+        0,
+        max(spec.count, 1),
+        snapshot_of(f"{r['resourceType']}/{r['id']}" for r in matched),
+        fingerprint(principal, services),
+    )
+    query = urlencode([*spec.params, ("_count", str(spec.count))])
+    self_url = f"{services.settings.fhir_base_url}/{resource_type}?{query}"
+    return _render(request, services, result, matched, state, spec=spec, self_url=self_url)
+
+
+def _everything_params(
+    params: Sequence[tuple[str, str]],
+) -> tuple[int | None, frozenset[str], datetime | None]:
+    count: int | None = None
+    types = frozenset(PATIENT_COMPARTMENT_TYPES) | {"Patient"}
+    since: datetime | None = None
+    for name, value in params:
+        if name == "_count":
+            if not value.isdigit() or not 1 <= int(value) <= 1000:
+                raise BadRequest("_count must be a whole number from 1 to 1000")
+            count = int(value)
+        elif name == "_type":
+            asked = frozenset(t.strip() for t in value.split(",") if t.strip())
+            if not asked <= types:
+                raise BadRequest("_type names a type this server does not serve")
+            types = asked | {"Patient"}
+        elif name == "_since":
+            since = _moment(value) if len(value) > 10 else None
+            if since is None:
+                raise BadRequest("_since must be an instant with a time zone")
+    return count, types, since
+
+
+def _moment(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
+
+
+def _updated_since(resource: FhirResource, since: datetime) -> bool:
+    """Resources without ``meta.lastUpdated`` cannot be shown to be newer: left out."""
+    updated = _moment((resource.get("meta") or {}).get("lastUpdated"))
+    return updated is not None and updated >= since
+
+
+async def everything(
+    request: Request,
+    records: RecordReader,
+    principal: Principal,
+    patient_id: str,
+    params: list[tuple[str, str]],
+    state: PageState | None = None,
+) -> FhirJSONResponse:
+    """``$everything`` with ``_type``, ``_since`` and ``_count`` (paged when given)."""
+    services: Services = request.app.state.services
+    unknown = sorted({n for n, _ in params if n not in EVERYTHING_PARAMS})
+    if unknown and strict_handling(request):
+        raise BadRequest("unsupported parameter(s): " + ", ".join(unknown))
+    count, types, since = _everything_params(params)
+    result = await records.everything(patient_id)
+    matched = ([result.patient] if result.patient else []) + result.resources
+    matched = [r for r in matched if r["resourceType"] in types]
+    if since is not None:
+        matched = [r for r in matched if r["resourceType"] == "Patient" or _updated_since(r, since)]
+    accepted = tuple((n, v) for n, v in params if n in {"_type", "_since"})
+    if state is None:
+        state = PageState(
+            EVERYTHING,
+            (("patient", patient_id), *accepted),
+            0,
+            count or max(len(matched), 1),
+            snapshot_of(f"{r['resourceType']}/{r['id']}" for r in matched),
+            fingerprint(principal, services),
+        )
+    base = services.settings.fhir_base_url
+    query = urlencode([*accepted, *([("_count", str(count))] if count else [])])
+    self_url = f"{base}/Patient/{patient_id}/$everything" + (f"?{query}" if query else "")
+    response = _render(request, services, result, matched, state, spec=None, self_url=self_url)
+    return response
+
+
+async def next_page(
+    request: Request, records: RecordReader, principal: Principal, token: str
+) -> FhirJSONResponse:
+    """The page a ``_getpages`` cursor names, read again for the same principal."""
+    services: Services = request.app.state.services
+    state = services.paging.decode(token, bound_to=fingerprint(principal, services))
+    params = dict(state.params)
+    patient_id = params.get("patient", "")
+    if state.search == EVERYTHING:
+        extra = [(n, v) for n, v in state.params if n != "patient"]
+        return await everything(request, records, principal, patient_id, extra, state)
+    spec = parse_search(state.search, list(state.params), strict=True)
+    if spec.patient is None:
+        raise BadRequest("the paging cursor is not valid")
+    result = await records.search(state.search, spec.patient)
+    matched = apply(spec, result.resources)
+    return _render(request, services, result, matched, state, spec=spec, self_url=None)
