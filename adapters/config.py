@@ -67,6 +67,8 @@ class SourceConfig(BaseModel):
     #: HSA-id of the care provider (vårdgivare) whose data this source holds, if it is one.
     care_provider_hsa_id: str | None = Field(default=None, pattern=r"^SE[0-9A-Za-z-]{1,62}$")
     auth: SourceAuth = NoAuth()
+    #: Bearer token the source presents when it announces new data for a person.
+    notify_token: SecretStr | None = None
     timeout: float = Field(default=5.0, gt=0, le=120)
     #: Dialect settings understood by the adapter of this ``kind``.
     dialect: dict[str, Any] = Field(default_factory=dict)

@@ -3,9 +3,10 @@
 Two gateways run at once against the same three FHIR regions, which hold the test
 person's data (191212121212). One is configured with just those three; the other also
 with 197 more sources that answer the Patient search with an empty searchset: regions
-that never saw the person. Without an engagement index (which would tell the gateway
-which sources hold data for whom) the gateway must ask all 200, so the question is what
-asking 197 pointless sources costs. Every source, empty or not, adds the same latency to
+that never saw the person. The first look at the person (the Patient search) asks all
+200 and teaches the engagement index which hold data; the measured overviews then ask
+only those (plus a full check at most every ``engagement_full_check_seconds``), so the
+question is what the 197 still cost. Every source, empty or not, adds the same latency to
 each HTTP request. The empty sources are Starlette apps, 50 per uvicorn server, in one
 subprocess; the gateways and the three regions are subprocesses of their own.
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Container, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -42,6 +42,7 @@ class SourceStatus(StrEnum):
     NO_DATA = "no-data"  # answered: it has no record of the person
     TIMEOUT = "timeout"  # did not answer within its deadline
     FAILED = "failed"  # answered with an error, or could not be reached
+    NOT_ASKED = "not-asked"  # the engagement index says it holds nothing for the person
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +114,34 @@ class Aggregator:
         self.sources = tuple(sources)
         self.deadline = deadline
 
-    async def gather(self, person: PersonIdentifier, resource_types: Sequence[str]) -> Gathered:
-        """Fetch ``resource_types`` for ``person`` from every source."""
+    async def gather(
+        self,
+        person: PersonIdentifier,
+        resource_types: Sequence[str],
+        skip: Container[str] = (),
+    ) -> Gathered:
+        """Fetch ``resource_types`` for ``person`` from every source not in ``skip``.
+
+        A skipped source is not asked; its report says so (status ``not-asked``).
+        """
         request_deadline = time.monotonic() + self.deadline
+        asked = [source for source in self.sources if source.id not in skip]
         results = await asyncio.gather(
-            *(
-                self._one(source, person, resource_types, request_deadline)
-                for source in self.sources
-            )
+            *(self._one(source, person, resource_types, request_deadline) for source in asked)
         )
         records = [record for record, _ in results if record is not None]
-        return Gathered(records=records, reports=[report for _, report in results])
+        reports = {report.source_id: report for _, report in results}
+        for source in self.sources:
+            if source.id not in reports:
+                reports[source.id] = SourceReport(
+                    source_id=source.id,
+                    name=source.config.display_name,
+                    status=SourceStatus.NOT_ASKED,
+                    answered_at=None,
+                    elapsed_ms=0.0,
+                    reason="engagement-index",
+                )
+        return Gathered(records=records, reports=[reports[s.id] for s in self.sources])
 
     async def _one(
         self,

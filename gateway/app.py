@@ -16,6 +16,7 @@ from gateway.capability import CapabilityRegistry
 from gateway.errors import install_error_handlers
 from gateway.fhir_api import build_fhir_router
 from gateway.fhir_json import FhirJSONResponse
+from gateway.notifications import build_notification_router
 from gateway.services import Services
 from gateway.settings import Settings
 
@@ -106,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     registry = CapabilityRegistry()
     app.include_router(build_fhir_router(registry))
+    app.include_router(build_notification_router())
 
     @app.get("/fhir/.well-known/smart-configuration", response_class=FhirJSONResponse)
     @app.get("/.well-known/smart-configuration", response_class=FhirJSONResponse)

@@ -25,6 +25,7 @@ _ISSUE_CODE = {
     SourceStatus.NO_DATA: ("information", "not-found"),
     SourceStatus.TIMEOUT: ("warning", "timeout"),
     SourceStatus.FAILED: ("warning", "transient"),
+    SourceStatus.NOT_ASKED: ("information", "informational"),
 }
 
 
@@ -50,6 +51,8 @@ def source_issue(report: SourceReport) -> dict[str, Any]:
         text += f" with {report.resource_count} resource(s)"
     elif report.status is SourceStatus.NO_DATA:
         text += ": no record of this person"
+    if report.status is SourceStatus.NOT_ASKED:
+        text = f"{report.name} was not asked: it has held no record of this person"
     if report.reason:
         extension.append({"url": "reason", "valueCode": report.reason})
     if report.warnings:

@@ -45,6 +45,8 @@ def region_source(spec: RegionSpec, base_url: str) -> dict[str, Any]:
         "base_url": base_url,
         "timeout": 5.0,
         "auth": {"type": "bearer", "token": spec.token},
+        # The token the region presents when it announces new data (a demo value).
+        "notify_token": f"{spec.token}-notify",
         "dialect": dialect,
     }
 

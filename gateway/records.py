@@ -191,7 +191,10 @@ class RecordReader:
                 AccessDecision.deny("scope", decision.actor_kind), patient_id, action, asked
             )
             raise Forbidden("the token's scopes do not allow reading this resource type")
-        gathered = await self._services.aggregator.gather(person, types)
+        engagement = self._services.engagement
+        plan = await engagement.plan(patient_id)
+        gathered = await self._services.aggregator.gather(person, types, skip=plan.skip)
+        await engagement.learn(patient_id, gathered.reports, full=plan.full)
         record = unify(gathered, person, patient_id, frozenset(types))
         resources = [r for r in record.resources if not decision.hides(*care_tags(r))]
         shown = {f"{r['resourceType']}/{r['id']}" for r in resources}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
 
@@ -12,6 +13,7 @@ from consent.audit import AuditLog
 from consent.relations import GuardianRegister
 from consent.store import ConsentStore
 from gateway.aggregate import Aggregator, Source
+from gateway.engagement import EngagementIndex
 from gateway.paging import PageCursorCodec
 from gateway.persons import PersonIndex
 from gateway.resilience import ResiliencePolicy, ResilientAdapter
@@ -34,6 +36,7 @@ class Services:
     guardians: GuardianRegister
     audit: AuditLog
     paging: PageCursorCodec
+    engagement: EngagementIndex
     clients: list[httpx.AsyncClient] = field(default_factory=list)
 
     def provider_of(self, source_id: str) -> str | None:
@@ -88,6 +91,9 @@ class Services:
             consents=ConsentStore(db),
             guardians=GuardianRegister(settings.guardian_registers, register_client),
             audit=AuditLog(db),
+            engagement=EngagementIndex(
+                db, timedelta(seconds=settings.engagement_full_check_seconds)
+            ),
             paging=PageCursorCodec(b"paging:" + settings.id_key.get_secret_value().encode()),
             clients=clients,
         )

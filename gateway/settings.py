@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     breaker_cool_down: float = Field(default=10.0, ge=0, le=3600)
     #: Calls in flight to one source at once, across all requests.
     source_max_concurrency: int = Field(default=16, ge=1, le=1000)
+    #: Every source is asked about a person at least this often, whatever the engagement
+    #: index says: the longest a source that gained data can stay unasked (seconds).
+    engagement_full_check_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
     #: How long an emergency access (nödåtkomst) lasts once opened (hours).
     emergency_access_hours: float = Field(default=4.0, gt=0, le=24)
     #: Where guardian relations come from (files or HTTP endpoints).

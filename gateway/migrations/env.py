@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 
 import consent.audit  # the audit_entry table
 import consent.models  # noqa: F401 - registers the tables on SQLModel.metadata
+import gateway.engagement
 import gateway.store.models  # noqa: F401
 
 config = context.config

@@ -1,0 +1,119 @@
+"""The engagement index: which sources hold data for which person.
+
+Learned from every fetch (a source that answered ``ok`` holds data, ``no-data`` holds
+none; failures teach nothing) and from sources announcing new data. A request asks the
+sources that hold data or are unknown, and skips those known to hold nothing, except that
+at least every ``full_check_interval`` every source is asked again, so a source that
+gained data is never hidden for longer than that bound. People are known by their opaque
+id only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Column, DateTime
+from sqlmodel import Field, SQLModel, col, select
+
+from gateway.aggregate import SourceReport, SourceStatus
+from gateway.store.db import Database
+
+
+class Engagement(SQLModel, table=True):
+    """One person at one source: whether it held data when last asked."""
+
+    __tablename__ = "engagement"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    source_id: str = Field(primary_key=True, max_length=64)
+    has_data: bool
+    checked_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class EngagementCheck(SQLModel, table=True):
+    """When every source was last asked about one person."""
+
+    __tablename__ = "engagement_check"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    checked_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Which sources not to ask this time, and whether this is a full check."""
+
+    skip: frozenset[str]
+    full: bool
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class EngagementIndex:
+    def __init__(self, db: Database, full_check_interval: timedelta) -> None:
+        self._db = db
+        self._interval = full_check_interval
+
+    async def plan(self, patient_id: str, now: datetime | None = None) -> Plan:
+        """The sources to skip for ``patient_id``: known to hold nothing, checked recently."""
+        now = now or datetime.now(UTC)
+        async with self._db.session() as session:
+            check = await session.get(EngagementCheck, patient_id)
+            if check is None or now - _aware(check.checked_at) >= self._interval:
+                return Plan(skip=frozenset(), full=True)
+            rows = await session.exec(
+                select(Engagement.source_id)
+                .where(Engagement.patient_id == patient_id)
+                .where(col(Engagement.has_data).is_(False))
+            )
+            return Plan(skip=frozenset(rows.all()), full=False)
+
+    async def learn(self, patient_id: str, reports: Sequence[SourceReport], *, full: bool) -> None:
+        """Record what the sources answered (failures and skipped sources teach nothing)."""
+        now = datetime.now(UTC)
+        async with self._db.session() as session:
+            for report in reports:
+                if report.status not in (SourceStatus.OK, SourceStatus.NO_DATA):
+                    continue
+                row = await session.get(Engagement, (patient_id, report.source_id))
+                has_data = report.status is SourceStatus.OK
+                if row is not None and row.has_data == has_data and not full:
+                    continue  # nothing new learned: no write on the hot path
+                if row is None:
+                    session.add(
+                        Engagement(
+                            patient_id=patient_id,
+                            source_id=report.source_id,
+                            has_data=has_data,
+                            checked_at=now,
+                        )
+                    )
+                else:
+                    row.has_data, row.checked_at = has_data, now
+                    session.add(row)
+            if full and all(r.status in (SourceStatus.OK, SourceStatus.NO_DATA) for r in reports):
+                check = await session.get(EngagementCheck, patient_id)
+                if check is None:
+                    session.add(EngagementCheck(patient_id=patient_id, checked_at=now))
+                else:
+                    check.checked_at = now
+                    session.add(check)
+            await session.commit()
+
+    async def announce(self, patient_id: str, source_id: str) -> None:
+        """A source says it now holds data for the person: ask it from the next request on."""
+        now = datetime.now(UTC)
+        async with self._db.session() as session:
+            row = await session.get(Engagement, (patient_id, source_id))
+            if row is None:
+                row = Engagement(
+                    patient_id=patient_id, source_id=source_id, has_data=True, checked_at=now
+                )
+            else:
+                row.has_data, row.checked_at = True, now
+            session.add(row)
+            await session.commit()
