@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 
 from gateway import __version__
 from gateway.capability import CapabilityRegistry
@@ -109,8 +110,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_fhir_router(registry))
     app.include_router(build_notification_router())
 
-    @app.get("/fhir/.well-known/smart-configuration", response_class=FhirJSONResponse)
-    @app.get("/.well-known/smart-configuration", response_class=FhirJSONResponse)
+    # Plain JSON (not FHIR), and documented so: the class only names the media type.
+    @app.get("/fhir/.well-known/smart-configuration", response_class=JSONResponse)
+    @app.get("/.well-known/smart-configuration", response_class=JSONResponse)
     async def smart_config() -> Any:
         return FhirJSONResponse(smart_configuration(settings), media_type="application/json")
 

@@ -17,6 +17,28 @@ from gateway.fhir_json import FhirJSONResponse, read_response
 if TYPE_CHECKING:
     from gateway.fhir_api import FhirRoutes
 
+#: A patient search value: one opaque id (at most 64 characters, no ``/`` or ``,``).
+PATIENT_PATTERN = "^(Patient/)?[^/,]{1,64}$"
+PATIENT_QUERY = Query(
+    description="Patient id (or Patient/id)", json_schema_extra={"pattern": PATIENT_PATTERN}
+)
+
+
+def json_resource_body(resource_type: str) -> dict[str, Any]:
+    """``openapi_extra`` for a FHIR resource in the request body."""
+    schema = {
+        "type": "object",
+        "required": ["resourceType"],
+        "properties": {"resourceType": {"type": "string", "const": resource_type}},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/fhir+json": {"schema": schema}},
+        }
+    }
+
+
 MAX_BODY_BYTES = 64 * 1024
 EMERGENCY_DEFINITION = "https://samlad.se/fhir/OperationDefinition/Patient-emergency-access"
 
@@ -57,6 +79,7 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         interaction="create",
         summary="Grant or block",
         status_code=201,
+        openapi_extra=json_resource_body("Consent"),
     )
     async def create_consent(request: Request, desk: Choices) -> Any:
         resource = await desk.create(await json_body(request))
@@ -71,7 +94,7 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         summary="The patient's consents and blocks",
     )
     async def search_consent(
-        request: Request, desk: Choices, patient: Annotated[str, Query()]
+        request: Request, desk: Choices, patient: Annotated[str, PATIENT_QUERY]
     ) -> Any:
         patient_id = patient.removeprefix("Patient/")
         resources = await desk.search(patient_id)
@@ -92,6 +115,7 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         "Consent",
         interaction="update",
         summary="Withdraw a consent or lift a block (status inactive)",
+        openapi_extra=json_resource_body("Consent"),
     )
     async def update_consent(record_id: str, request: Request, desk: Choices) -> Any:
         return FhirJSONResponse(await desk.update(record_id, await json_body(request)))
@@ -102,6 +126,8 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         "Patient",
         operation=("emergency-access", EMERGENCY_DEFINITION),
         summary="Open emergency access (nödåtkomst) with a stated reason",
+        returns="Parameters",
+        openapi_extra=json_resource_body("Parameters"),
     )
     async def emergency_access(
         patient_id: str,
@@ -135,7 +161,7 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         summary="Who has accessed the patient's data (the patient's own log)",
     )
     async def search_audit(
-        request: Request, desk: Choices, patient: Annotated[str, Query()]
+        request: Request, desk: Choices, patient: Annotated[str, PATIENT_QUERY]
     ) -> Any:
         patient_id = patient.removeprefix("Patient/")
         entries = await desk.access_log(patient_id)

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gateway.fhir_json import FhirJSONResponse
 
@@ -98,6 +99,26 @@ _STATUS_CODES = {
 }
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (for ``Allow`` on a 405).
+
+    The router answers a 405 from the first route whose path matches, so its ``Allow``
+    names only that route's methods, while GET and POST of one path are separate routes.
+    Each method is tried against every route instead (the routes' public ``matches``).
+    """
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves the app as an OperationOutcome, from this one place."""
 
@@ -105,15 +126,16 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, GatewayError)
         return error_response(exc)
 
-    async def on_http_error(_: Request, exc: Exception) -> FhirJSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> FhirJSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         status = exc.status_code
         code = _STATUS_CODES.get(status, "exception" if status >= 500 else "invalid")
         message = "unknown path" if status == 404 else f"request not accepted ({status})"
+        headers = dict(getattr(exc, "headers", None) or {})
+        if status == 405:
+            headers["Allow"] = allowed_methods(request)
         return FhirJSONResponse(
-            operation_outcome("error", code, message),
-            status_code=status,
-            headers=getattr(exc, "headers", None),
+            operation_outcome("error", code, message), status_code=status, headers=headers
         )
 
     async def on_validation_error(_: Request, exc: Exception) -> FhirJSONResponse:

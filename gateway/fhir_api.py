@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES
 from fhir_profiles.identifiers import (
@@ -27,7 +28,7 @@ from gateway.aggregate import SourceStatus
 from gateway.auth import CurrentPrincipal
 from gateway.bundles import searchset
 from gateway.capability import CapabilityRegistry, capability_statement
-from gateway.consent_api import add_consent_routes
+from gateway.consent_api import PATIENT_PATTERN, add_consent_routes
 from gateway.deps import Reader, services
 from gateway.errors import BadRequest, Forbidden, NotAcceptable
 from gateway.fhir_json import FhirJSONResponse, read_response
@@ -42,13 +43,90 @@ _IDENTIFIER_SYSTEMS = {
     SAMORDNINGSNUMMER_OID,
 }
 _JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
+_TYPE_NAMES = "|".join(["Patient", *PATIENT_COMPARTMENT_TYPES])
+#: ``_type`` of ``$everything``: a comma-separated list of served types.
+TYPES = f"^ *({_TYPE_NAMES}) *(, *({_TYPE_NAMES}) *)*$"
 EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 SUMMARY_DEFINITION = "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"
 
 
-def negotiate(
-    request: Request, format_: Annotated[str | None, Query(alias="_format")] = None
-) -> None:
+class OutcomeIssue(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    severity: Literal["fatal", "error", "warning", "information"]
+    code: str
+    diagnostics: str | None = None
+
+
+class OperationOutcome(BaseModel):
+    """What every error answer is (documented in the OpenAPI schema, not used to render)."""
+
+    model_config = ConfigDict(extra="allow")
+    resourceType: Literal["OperationOutcome"]
+    issue: list[OutcomeIssue] = Field(min_length=1)
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": OperationOutcome, "description": description}
+
+
+#: The error answers of every FHIR route, as documented in the OpenAPI schema. Declaring
+#: them also keeps FastAPI from documenting its own 422 (validation errors are 400 here).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("invalid: a bad or missing parameter, or a body that is not JSON"),
+    401: _error("login: a missing or invalid bearer token"),
+    403: _error("forbidden: the token may not read or do this"),
+    404: _error("not-found: unknown (or hidden) resource"),
+    406: _error("not-supported: only application/fhir+json is served"),
+    "4XX": _error("any other client error (405, 410, 413, 422), as an OperationOutcome"),
+    "5XX": _error("exception (500) or transient (503), as an OperationOutcome"),
+}
+
+
+def success_response(
+    resource_type: str, status_code: int = 200, *, read: bool = False
+) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI description of a FHIR route's answer: one ``resource_type`` resource."""
+    schema = {
+        "type": "object",
+        "required": ["resourceType"],
+        "properties": {"resourceType": {"type": "string", "const": resource_type}},
+    }
+    documented: dict[int | str, dict[str, Any]] = {
+        status_code: {
+            "description": resource_type,
+            "content": {FhirJSONResponse.media_type: {"schema": schema}},
+        }
+    }
+    if read:
+        documented[304] = {"description": "Not Modified: the If-None-Match ETag is current"}
+    return documented
+
+
+def form_body(properties: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``openapi_extra`` for a form body of search parameters (``properties`` required)."""
+    schema = {
+        "type": "object",
+        "required": sorted(properties),
+        "properties": properties,
+        "additionalProperties": {"type": "string"},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+        }
+    }
+
+
+#: What ``_format`` may name; anything else is a 406.
+FORMAT_QUERY = Query(
+    alias="_format",
+    description="only JSON is served; any other value is 406",
+    json_schema_extra={"enum": sorted(_JSON_FORMATS)},
+)
+
+
+def negotiate(request: Request, format_: Annotated[str | None, FORMAT_QUERY] = None) -> None:
     """Only FHIR JSON is served; anything else asked for explicitly is 406."""
     if format_ is not None and format_.split(";")[0].strip() not in _JSON_FORMATS:
         raise NotAcceptable("only JSON is supported (_format=json)")
@@ -98,14 +176,20 @@ class FhirRoutes:
         operation: tuple[str, str] | None = None,
         summary: str,
         status_code: int = 200,
+        returns: str | None = None,
+        openapi_extra: dict[str, Any] | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         self.registry.add(resource_type, interaction, search_params, operation)
+        if returns is None:
+            returns = resource_type if interaction in {"read", "create", "update"} else "Bundle"
         return self.router.api_route(
             path,
             methods=[method],
             response_class=FhirJSONResponse,
             summary=summary,
             status_code=status_code,
+            responses=success_response(returns, status_code, read=interaction == "read"),
+            openapi_extra=openapi_extra,
         )
 
     def get(
@@ -131,11 +215,16 @@ def _bundle(result: ReadResult, request: Request, self_link: str, *, patient: bo
 
 def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
     """The /fhir router; fills ``registry`` with what it serves."""
-    router = APIRouter(prefix="/fhir", dependencies=[Depends(negotiate)])
+    router = APIRouter(prefix="/fhir", dependencies=[Depends(negotiate)], responses=ERROR_RESPONSES)
     routes = FhirRoutes(router, registry)
     released = datetime.now(UTC).date().isoformat()
 
-    @router.get("/metadata", response_class=FhirJSONResponse, summary="CapabilityStatement")
+    @router.get(
+        "/metadata",
+        response_class=FhirJSONResponse,
+        summary="CapabilityStatement",
+        responses=success_response("CapabilityStatement"),
+    )
     async def metadata(request: Request) -> Any:
         base = services(request).settings.fhir_base_url
         return FhirJSONResponse(
@@ -165,6 +254,7 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
         "/Patient/_search",
         response_class=FhirJSONResponse,
         summary="Find the unified Patient, identifier in the form body (not the URL)",
+        responses=success_response("Bundle"),
     )
     async def search_patient_post(
         request: Request, records: Reader, identifier: Annotated[str, Form()]
@@ -189,8 +279,17 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
         principal: CurrentPrincipal,
         patient_id: str,
         _count: Annotated[int | None, Query(ge=1, le=1000, description="page size")] = None,
-        _type: Annotated[str | None, Query(description="comma-separated types")] = None,
-        _since: Annotated[str | None, Query(description="only resources updated since")] = None,
+        _type: Annotated[
+            str | None,
+            Query(description="comma-separated types", json_schema_extra={"pattern": TYPES}),
+        ] = None,
+        _since: Annotated[
+            str | None,
+            Query(
+                description="only resources updated since (an instant with a time zone)",
+                json_schema_extra={"format": "date-time"},
+            ),
+        ] = None,
     ) -> Any:
         params = [(n, v) for n, v in request.query_params.multi_items() if n != "_format"]
         return await search_answers.everything(request, records, principal, patient_id, params)
@@ -219,7 +318,12 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
         )
         return FhirJSONResponse(document)
 
-    @router.get("", response_class=FhirJSONResponse, summary="A further page of a search")
+    @router.get(
+        "",
+        response_class=FhirJSONResponse,
+        summary="A further page of a search",
+        responses=success_response("Bundle"),
+    )
     async def get_page(
         request: Request,
         records: Reader,
@@ -259,7 +363,13 @@ def _add_type_search(routes: FhirRoutes, resource_type: str) -> None:
         request: Request,
         records: Reader,
         principal: CurrentPrincipal,
-        patient: Annotated[str, Query(description="Patient id (or Patient/id)")],
+        patient: Annotated[
+            str,
+            Query(
+                description="Patient id (or Patient/id)",
+                json_schema_extra={"pattern": PATIENT_PATTERN},
+            ),
+        ],
     ) -> Any:
         items = [(n, v) for n, v in request.query_params.multi_items() if n != "_format"]
         return await search_answers.type_search(request, records, principal, resource_type, items)
@@ -270,6 +380,7 @@ def _add_type_search(routes: FhirRoutes, resource_type: str) -> None:
         resource_type,
         search_params=params,
         summary=f"Search {resource_type} with the parameters in a form body",
+        openapi_extra=form_body({"patient": {"type": "string", "pattern": PATIENT_PATTERN}}),
     )
     async def search_post(request: Request, records: Reader, principal: CurrentPrincipal) -> Any:
         form = await request.form()

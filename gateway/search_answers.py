@@ -127,7 +127,12 @@ def _everything_params(
                 raise BadRequest("_count must be a whole number from 1 to 1000")
             count = int(value)
         elif name == "_type":
-            asked = frozenset(t.strip() for t in value.split(",") if t.strip())
+            # Type names separated by commas (spaces around them tolerated); an empty
+            # value or item names no type, so it is malformed, not "only the Patient".
+            named = [t.strip(" ") for t in value.split(",")]
+            if not all(named):
+                raise BadRequest("_type must be type names separated by commas")
+            asked = frozenset(named)
             if not asked <= types:
                 raise BadRequest("_type names a type this server does not serve")
             types = asked | {"Patient"}
