@@ -106,18 +106,24 @@ def served(
 ) -> Iterator[ServedGateway]:
     server, base = serve_gateway(tmp_path_factory.mktemp("clients"), issuer, regions)
     try:
-        citizen = issuer.citizen(TEST_PERSON, scope=CITIZEN_SCOPE)
-        patient_id = find_patient(base, citizen)
-        granted = httpx.post(
-            f"{base}/Consent",
-            json=consent_body(patient_id, NORD_PROVIDER),
-            headers={"Authorization": f"Bearer {citizen}"},
-            timeout=30,
-        )
-        assert granted.status_code == 201, granted.text
+        patient_id, _ = consent_to_nord(base, issuer)
         yield ServedGateway(server, base, issuer, patient_id)
     finally:
         server.stop()
+
+
+def consent_to_nord(base: str, issuer: IssuerKit) -> tuple[str, str]:
+    """As the test person: find the unified id and consent to Region Nord's provider."""
+    citizen = issuer.citizen(TEST_PERSON, scope=CITIZEN_SCOPE)
+    patient_id = find_patient(base, citizen)
+    granted = httpx.post(
+        f"{base}/Consent",
+        json=consent_body(patient_id, NORD_PROVIDER),
+        headers={"Authorization": f"Bearer {citizen}"},
+        timeout=30,
+    )
+    assert granted.status_code == 201, granted.text
+    return patient_id, str(granted.json()["id"])
 
 
 def raw_search(

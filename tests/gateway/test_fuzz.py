@@ -30,9 +30,8 @@ from gateway.search import search_params_for
 from gateway.settings import load_settings
 from simregions.server import RunningServer
 from tests.conftest import IssuerKit
-from tests.gateway.conftest import CITIZEN_SCOPE, NORD_PROVIDER, TEST_PERSON, Region
-from tests.gateway.consent_helpers import consent_body
-from tests.gateway.test_clients import find_patient, serve_gateway
+from tests.gateway.conftest import CITIZEN_SCOPE, TEST_PERSON, Region
+from tests.gateway.test_clients import consent_to_nord, serve_gateway
 
 
 @dataclass
@@ -57,16 +56,7 @@ def fuzz_target(
 ) -> Iterator[FuzzTarget]:
     server, base = serve_gateway(tmp_path_factory.mktemp("fuzz"), issuer, regions)
     try:
-        citizen = issuer.citizen(TEST_PERSON, scope=CITIZEN_SCOPE)
-        patient_id = find_patient(base, citizen)
-        granted = httpx.post(
-            f"{base}/Consent",
-            json=consent_body(patient_id, NORD_PROVIDER),
-            headers={"Authorization": f"Bearer {citizen}"},
-            timeout=30,
-        )
-        assert granted.status_code == 201, granted.text
-        consent_id = str(granted.json()["id"])
+        patient_id, consent_id = consent_to_nord(base, issuer)
         REAL_IDS.update(patient_id=patient_id, patient=patient_id, record_id=consent_id)
         yield FuzzTarget(server, issuer, patient_id, consent_id)
     finally:
