@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consent.models import BlockRecord, ConsentRecord
+from fhir_profiles.identifiers import HSA_ID_SYSTEM
 
-HSA_SYSTEM = "urn:oid:1.2.752.129.2.1.4.1"
 LEVEL_EXTENSION = "https://samlad.se/fhir/StructureDefinition/hsa-organisation-level"
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 CONSENT_PROFILE = "https://samlad.se/fhir/StructureDefinition/samlad-consent"
@@ -89,7 +89,7 @@ def parse_consent(resource: Any) -> ConsentRequest:
     identifier = ref.get("identifier") if isinstance(ref, dict) else None
     if (
         not isinstance(identifier, dict)
-        or identifier.get("system") != HSA_SYSTEM
+        or identifier.get("system") != HSA_ID_SYSTEM
         or not isinstance(identifier.get("value"), str)
         or not 3 <= len(identifier["value"]) <= 64
     ):
@@ -134,7 +134,7 @@ def _actor(role: str, level: str, hsa_id: str) -> dict[str, Any]:
         "reference": {
             "extension": [{"url": LEVEL_EXTENSION, "valueCode": level}],
             "type": "Organization",
-            "identifier": {"system": HSA_SYSTEM, "value": hsa_id},
+            "identifier": {"system": HSA_ID_SYSTEM, "value": hsa_id},
         },
     }
 

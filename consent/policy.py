@@ -152,3 +152,27 @@ def decide_self_service(
         purpose="PATRQT",
         resource_types=frozenset({resource_type}),
     )
+
+
+def decide_emergency_open(
+    principal: Principal, reason: str, served_types: frozenset[str]
+) -> AccessDecision:
+    """Opening emergency access (nödåtkomst): clinicians only, with ``user/`` read scopes.
+
+    The decision carries the emergency flag and reason, so the opening itself is logged
+    as an emergency access.
+    """
+    if not isinstance(principal, Clinician):
+        return AccessDecision.deny("clinician-only", principal.kind)
+    types = parse_scopes(principal.scopes, "user").readable(served_types)
+    if not types:
+        return AccessDecision.deny("scope", "clinician")
+    return AccessDecision(
+        allowed=True,
+        reason="emergency",
+        actor_kind="clinician",
+        purpose="ETREAT",
+        emergency=True,
+        emergency_reason=reason,
+        resource_types=types,
+    )

@@ -24,14 +24,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.base import FhirResource
-from fhir_profiles.identifiers import PersonIdentifier
+from fhir_profiles.identifiers import HSA_ID_SYSTEM, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
 from gateway.aggregate import Gathered, SourceRecord, SourceReport, SourceStatus
 from gateway.dedup import deduplicate
-from gateway.linking import LinkError, check_link, unified_patient
+from gateway.linking import SOURCE_URI, LinkError, check_link, unified_patient
 
-SOURCE_URI = "urn:samlad:source:"
-HSA_SYSTEM = "urn:oid:1.2.752.129.2.1.4.1"
 CARE_PROVIDER_TAG = "https://samlad.se/fhir/CodeSystem/care-provider"
 CARE_UNIT_TAG = "https://samlad.se/fhir/CodeSystem/care-unit"
 FETCHED_AT = "https://samlad.se/fhir/StructureDefinition/fetched-at"
@@ -151,7 +149,7 @@ def _unit_of(resource: FhirResource, provider: str | None) -> str | None:
             identifier = ref.get("identifier") if isinstance(ref, dict) else None
             if (
                 isinstance(identifier, dict)
-                and identifier.get("system") == HSA_SYSTEM
+                and identifier.get("system") == HSA_ID_SYSTEM
                 and isinstance(identifier.get("value"), str)
                 and identifier["value"] != provider
             ):
@@ -290,7 +288,7 @@ def _provenance(
         }
         provider = record.source.config.care_provider_hsa_id if record else None
         if provider:
-            who["identifier"] = {"system": HSA_SYSTEM, "value": provider}
+            who["identifier"] = {"system": HSA_ID_SYSTEM, "value": provider}
         agents.append(
             {
                 "type": {

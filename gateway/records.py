@@ -20,10 +20,9 @@ from adapters.base import PATIENT_COMPARTMENT_TYPES, FhirResource
 from consent.audit import AuditEntryCreate
 from consent.decision import AccessDecision
 from consent.models import EmergencyAccess
-from consent.policy import AccessFacts, decide
+from consent.policy import AccessFacts, decide, decide_emergency_open
 from consent.principals import Citizen, Clinician, Integrator, Principal
 from consent.relations import RegisterUnavailable
-from consent.scopes import parse_scopes
 from fhir_profiles.identifiers import PersonIdentifier
 from gateway.aggregate import SourceReport
 from gateway.errors import Forbidden, NotFound, ServiceUnavailable
@@ -178,19 +177,25 @@ class RecordReader:
         *,
         with_patient: bool,
         narrow: bool = False,
+        patient_required: bool = False,
     ) -> ReadResult:
         """Decide, fetch, hide, log. With ``narrow``, types the scopes do not cover are
-        left out; without it, asking for one is refused (403)."""
+        left out (except the Patient when ``patient_required``); without it, asking for
+        one is refused (403)."""
         asked = [*types, "Patient"] if with_patient else list(types)
         decision = await self.authorise(person, patient_id, action, asked)
         if narrow:
-            types = [t for t in types if decision.may_read_type(t)]
-            with_patient = with_patient and decision.may_read_type("Patient")
-        elif not all(decision.may_read_type(t) for t in asked):
+            refused = patient_required and not decision.may_read_type("Patient")
+        else:
+            refused = not all(decision.may_read_type(t) for t in asked)
+        if refused:
             await self.log(
                 AccessDecision.deny("scope", decision.actor_kind), patient_id, action, asked
             )
             raise Forbidden("the token's scopes do not allow reading this resource type")
+        if narrow:
+            types = [t for t in types if decision.may_read_type(t)]
+            with_patient = with_patient and decision.may_read_type("Patient")
         engagement = self._services.engagement
         plan = await engagement.plan(patient_id)
         gathered = await self._services.aggregator.gather(person, types, skip=plan.skip)
@@ -253,17 +258,12 @@ class RecordReader:
         the log. Blocked data stays hidden unless the law's conditions for reading it are
         recorded in ``block_override_reason``.
         """
+        await self._person(patient_id)  # unknown ids are refused before anything is recorded
         principal = self._principal
-        person = await self._person(patient_id)
-        if not isinstance(principal, Clinician):
-            decision = AccessDecision.deny("clinician-only", principal.kind)
+        decision = decide_emergency_open(principal, reason, READABLE_TYPES)
+        if not decision.allowed or not isinstance(principal, Clinician):
             await self.log(decision, patient_id, "emergency-open", [])
-            raise Forbidden("only clinicians may open emergency access")
-        if not parse_scopes(principal.scopes, "user").readable(READABLE_TYPES):
-            decision = AccessDecision.deny("scope", "clinician")
-            await self.log(decision, patient_id, "emergency-open", [])
-            raise Forbidden("the token's scopes do not allow reading patient data")
-        del person  # resolved only to refuse unknown ids before recording anything
+            raise Forbidden(f"emergency access is not permitted ({decision.reason})")
         settings = self._services.settings
         record = await self._services.consents.open_emergency(
             patient_id,
@@ -274,13 +274,19 @@ class RecordReader:
             block_override_reason,
             timedelta(hours=settings.emergency_access_hours),
         )
-        decision = AccessDecision(
-            allowed=True,
-            reason="emergency",
-            actor_kind="clinician",
-            purpose="ETREAT",
-            emergency=True,
-            emergency_reason=reason,
-        )
         await self.log(decision, patient_id, "emergency-open", [])
         return record
+
+    async def summary(self, patient_id: str) -> ReadResult:
+        """What a patient summary is built from: like ``everything``, but the Patient is
+        required (a summary without it is refused, 403)."""
+        person = await self._person(patient_id)
+        return await self._read(
+            person,
+            patient_id,
+            PATIENT_COMPARTMENT_TYPES,
+            "summary",
+            with_patient=True,
+            narrow=True,
+            patient_required=True,
+        )

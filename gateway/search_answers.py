@@ -53,6 +53,10 @@ def _warnings(names: Sequence[str]) -> FhirResource:
     }
 
 
+def _ids(resources: Sequence[FhirResource]) -> list[str]:
+    return [f"{r['resourceType']}/{r['id']}" for r in resources]
+
+
 def _render(
     request: Request,
     services: Services,
@@ -62,9 +66,11 @@ def _render(
     *,
     spec: SearchSpec | None,
     self_url: str | None,
+    from_cursor: bool,
 ) -> FhirJSONResponse:
     base = services.settings.fhir_base_url
-    check_snapshot(state, [f"{r['resourceType']}/{r['id']}" for r in matched])
+    if from_cursor:  # a first page's snapshot was just taken from these very results
+        check_snapshot(state, _ids(matched))
     if spec is not None and spec.summary == "count":
         shown: list[FhirResource] = []
     else:
@@ -107,12 +113,14 @@ async def type_search(
         spec.params,
         0,
         max(spec.count, 1),
-        snapshot_of(f"{r['resourceType']}/{r['id']}" for r in matched),
+        snapshot_of(_ids(matched)),
         fingerprint(principal, services),
     )
     query = urlencode([*spec.params, ("_count", str(spec.count))])
     self_url = f"{services.settings.fhir_base_url}/{resource_type}?{query}"
-    return _render(request, services, result, matched, state, spec=spec, self_url=self_url)
+    return _render(
+        request, services, result, matched, state, spec=spec, self_url=self_url, from_cursor=False
+    )
 
 
 def _everything_params(
@@ -179,20 +187,29 @@ async def everything(
     if since is not None:
         matched = [r for r in matched if r["resourceType"] == "Patient" or _updated_since(r, since)]
     accepted = tuple((n, v) for n, v in params if n in {"_type", "_since"})
+    from_cursor = state is not None
     if state is None:
         state = PageState(
             EVERYTHING,
             (("patient", patient_id), *accepted),
             0,
             count or max(len(matched), 1),
-            snapshot_of(f"{r['resourceType']}/{r['id']}" for r in matched),
+            snapshot_of(_ids(matched)),
             fingerprint(principal, services),
         )
     base = services.settings.fhir_base_url
     query = urlencode([*accepted, *([("_count", str(count))] if count else [])])
     self_url = f"{base}/Patient/{patient_id}/$everything" + (f"?{query}" if query else "")
-    response = _render(request, services, result, matched, state, spec=None, self_url=self_url)
-    return response
+    return _render(
+        request,
+        services,
+        result,
+        matched,
+        state,
+        spec=None,
+        self_url=self_url,
+        from_cursor=from_cursor,
+    )
 
 
 async def next_page(
@@ -211,4 +228,6 @@ async def next_page(
         raise BadRequest("the paging cursor is not valid")
     result = await records.search(state.search, spec.patient)
     matched = apply(spec, result.resources)
-    return _render(request, services, result, matched, state, spec=spec, self_url=None)
+    return _render(
+        request, services, result, matched, state, spec=spec, self_url=None, from_cursor=True
+    )

@@ -166,6 +166,9 @@ async def test_scopes_narrow_what_a_clinician_reads(gateway: Gateway) -> None:
     seen = await everything(gateway, patient_id, headers)
     types = {e["resource"]["resourceType"] for e in seen["entry"] if e["search"]["mode"] == "match"}
     assert types == {"Observation"}
+    # A summary is built around the Patient: without the scope for it, no summary.
+    summary = await gateway.client.get(f"/fhir/Patient/{patient_id}/$summary", headers=headers)
+    assert summary.status_code == 403
     # A finer v2 scope (with a query) is not understood, so it grants nothing.
     narrowed = gateway.clinician(scope="user/Observation.rs?category=laboratory")
     refused = await gateway.client.get(f"/fhir/Observation?patient={patient_id}", headers=narrowed)
