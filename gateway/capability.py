@@ -1,4 +1,8 @@
-"""The CapabilityStatement, generated from what the FHIR router actually registered."""
+"""The CapabilityStatement, generated from what the FHIR router actually registered.
+
+A type search also lists the ``_include`` and ``_revinclude`` values it accepts, read
+from the table :mod:`gateway.search` parses and resolves them with.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway import __version__
+from gateway.search import includes_for, revincludes_for, served_types
 
 FHIR_VERSION = "4.0.1"
 
@@ -48,6 +53,9 @@ def capability_statement(
             "type": name,
             "interaction": [{"code": code} for code in sorted(entry.interactions)],
         }
+        if "search-type" in entry.interactions and name in served_types():
+            resource["searchInclude"] = sorted(includes_for(name))
+            resource["searchRevInclude"] = sorted(revincludes_for(name))
         if entry.search_params:
             resource["searchParam"] = [
                 {"name": param, "type": kind} for param, kind in sorted(entry.search_params.items())

@@ -6,6 +6,8 @@ elements". It is pure: nothing is fetched, nothing is mutated.
 
     parse_search(type, params, strict=...)  -> SearchSpec   (400 for malformed values)
     apply(spec, resources)                  -> the matches, filtered and sorted
+    include_types(spec, page)               -> the types the page's includes need
+    included(spec, page, candidates)        -> the page's included resources
     elements(spec, resource)                -> the subsetted copy (_elements, _summary=data)
     search_params_for(type)                 -> what the CapabilityStatement may promise
 
@@ -20,6 +22,14 @@ CapabilityStatement cannot promise a parameter that is not honoured.
 Dates follow FHIR's precision rules: ``2026-05`` is the whole month, and a value without
 an offset is Swedish local time (Europe/Stockholm), as the gateway normalises it. Every
 value is compared as a half-open range of UTC microseconds.
+
+``_include`` and ``_revinclude`` follow the reference parameters of a second table,
+:data:`_LINKS` (``Observation:encounter`` points at an Encounter, ``Encounter:appointment``
+at an Appointment); ``_revinclude`` reads it the other way round. :func:`include_types`
+says which types a page's includes need, :func:`included` picks them from what was read.
+References in the unified record name gateway ids, and a duplicate merged away
+(:mod:`gateway.dedup`) is still named by references from its own source: its kept copy
+answers for it, found through the kept copy's ``also-reported-by`` extensions.
 
 Unknown parameters are ignored and named in :attr:`SearchSpec.unsupported` (FHIR's
 lenient handling) or, with ``strict=True`` (``Prefer: handling=strict``), refused.
@@ -38,7 +48,10 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from adapters.base import FhirResource
+from gateway.dedup import ALSO_REPORTED_BY
 from gateway.errors import BadRequest
+from gateway.linking import SOURCE_URI
+from gateway.merge import gateway_id
 
 #: Page size when the client gives no ``_count``, and the most a page may hold.
 DEFAULT_COUNT = 50
@@ -127,6 +140,61 @@ _PARAMS: Mapping[str, Mapping[str, _Param]] = MappingProxyType(
         },
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """A reference search parameter ``_include`` follows: the one served type it points
+    at and where the reference is."""
+
+    target: str
+    paths: tuple[Path, ...]
+
+
+def _to_patient(resource_type: str) -> _Link:
+    # The same paths the patient parameter searches, so the two cannot disagree.
+    return _Link("Patient", _PARAMS[resource_type]["patient"].paths)
+
+
+_TO_ENCOUNTER = _Link("Encounter", (("encounter",),))
+
+#: Per served type, the reference parameters ``Type:param`` that ``_include`` follows
+#: (and ``_revinclude`` follows backwards), with their FHIR R4 paths. Targets the gateway
+#: does not serve (Practitioner, Location, Group, ...) are left out: they are never there.
+_LINKS: Mapping[str, Mapping[str, _Link]] = MappingProxyType(
+    {
+        "Observation": {
+            "patient": _to_patient("Observation"),
+            "subject": _to_patient("Observation"),
+            "encounter": _TO_ENCOUNTER,
+        },
+        "MedicationRequest": {
+            "patient": _to_patient("MedicationRequest"),
+            "subject": _to_patient("MedicationRequest"),
+            "encounter": _TO_ENCOUNTER,
+        },
+        "Appointment": {"patient": _to_patient("Appointment")},
+        "Encounter": {
+            "patient": _to_patient("Encounter"),
+            "subject": _to_patient("Encounter"),
+            "appointment": _Link("Appointment", (("appointment",),)),
+            "diagnosis": _Link("Condition", (("diagnosis", "condition"),)),
+        },
+        "Condition": {
+            "patient": _to_patient("Condition"),
+            "subject": _to_patient("Condition"),
+            "encounter": _TO_ENCOUNTER,
+        },
+        "DocumentReference": {
+            "patient": _to_patient("DocumentReference"),
+            "subject": _to_patient("DocumentReference"),
+            "encounter": _Link("Encounter", (("context", "encounter"),)),
+        },
+    }
+)
+#: The Provenance of merged duplicates: every read of the record carries it, and every
+#: page serves it for its matches, asked for or not (see ``gateway.search_answers``).
+PROVENANCE_TARGET = "Provenance:target"
 _COMMON: Mapping[str, _Param] = MappingProxyType(
     {"_id": _token(("id",)), "_lastUpdated": _date(("meta", "lastUpdated"))}
 )
@@ -303,16 +371,33 @@ def search_params_for(resource_type: str) -> dict[str, str]:
 
 
 def includes_for(resource_type: str) -> tuple[str, ...]:
-    """``_include`` values accepted for ``resource_type`` (CapabilityStatement.searchInclude)."""
-    _PARAMS[resource_type]  # KeyError for an unserved type, like search_params_for
-    return (f"{resource_type}:patient",)
+    """``_include`` values accepted for ``resource_type`` (CapabilityStatement.searchInclude):
+    ``*`` (every one of them) and each ``Type:param`` of :data:`_LINKS`. Raises KeyError
+    for an unserved type, like :func:`search_params_for`."""
+    return ("*", *_include_links(resource_type))
 
 
 def revincludes_for(resource_type: str) -> tuple[str, ...]:
-    """``_revinclude`` values accepted (CapabilityStatement.searchRevInclude): the
-    Provenance of merged duplicates."""
-    _PARAMS[resource_type]
-    return ("Provenance:target",)
+    """``_revinclude`` values accepted (CapabilityStatement.searchRevInclude): every
+    ``Type:param`` of :data:`_LINKS` pointing at ``resource_type``, and the Provenance of
+    merged duplicates. Raises KeyError for an unserved type."""
+    return tuple(_revinclude_links(resource_type))
+
+
+def _include_links(resource_type: str) -> dict[str, _Link]:
+    return {f"{resource_type}:{name}": link for name, link in _LINKS[resource_type].items()}
+
+
+def _revinclude_links(resource_type: str) -> dict[str, str]:
+    """``Type:param`` -> the type it points at, for the references to ``resource_type``."""
+    _PARAMS[resource_type]  # KeyError for an unserved type
+    links = {
+        f"{source}:{name}": link.target
+        for source, table in _LINKS.items()
+        for name, link in table.items()
+        if link.target == resource_type
+    }
+    return {**links, PROVENANCE_TARGET: resource_type}
 
 
 def sortable_for(resource_type: str) -> tuple[str, ...]:
@@ -394,10 +479,10 @@ def parse_search(
             continue
         if name in ("_include", "_revinclude"):
             accepted = _parse_include(resource_type, name, value)
-            if accepted is None:
+            if not accepted:
                 refuse_or_note(name)
                 continue
-            (include if name == "_include" else revinclude).append(accepted)
+            (include if name == "_include" else revinclude).extend(accepted)
             kept.append((name, value))
             continue
         param = table.get(base)
@@ -474,19 +559,30 @@ def _parse_elements(resource_type: str, value: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _parse_include(resource_type: str, name: str, value: str) -> str | None:
-    """``Type:param`` if supported (a ``:targetType`` naming its only target is allowed)."""
+def _parse_include(resource_type: str, name: str, value: str) -> tuple[str, ...]:
+    """The ``Type:param`` values ``value`` names, or () if it names none that is supported.
+
+    ``Type:param:Target`` is accepted when Target is the type the parameter points at;
+    ``Type:*`` names every parameter of Type (optionally only those pointing at Target);
+    ``*`` alone every ``_include`` of the searched type. ``_revinclude=*`` would read most
+    of the record for every page (``$everything`` does that), so it is not supported.
+    """
+    if value == "*":
+        return tuple(_include_links(resource_type)) if name == "_include" else ()
     parts = value.split(":")
     if len(parts) not in (2, 3) or not all(parts):
         raise BadRequest(f"{name} must be Type:parameter[:targetType]")
     if name == "_include":
-        allowed, target = includes_for(resource_type), "Patient"
+        targets = {key: link.target for key, link in _include_links(resource_type).items()}
     else:
-        allowed, target = revincludes_for(resource_type), resource_type
-    candidate = f"{parts[0]}:{parts[1]}"
-    if candidate not in allowed or (len(parts) == 3 and parts[2] != target):
-        return None
-    return candidate
+        targets = _revinclude_links(resource_type)
+    source, param = parts[0], parts[1]
+    return tuple(
+        key
+        for key, target in targets.items()
+        if (key == f"{source}:{param}" or (param == "*" and key.startswith(f"{source}:")))
+        and (len(parts) == 2 or parts[2] == target)
+    )
 
 
 def _parse_patient(value: str) -> str:
@@ -720,6 +816,9 @@ def apply(spec: SearchSpec, resources: Sequence[FhirResource]) -> list[FhirResou
     first; ties in any sort fall back to id order, and resources without a sort value
     come last in either direction. The inputs are not changed.
     """
+    if not spec.filters and not spec.sort:  # the common page: one type, in id order
+        wanted = spec.resource_type
+        return sorted((r for r in resources if r.get("resourceType") == wanted), key=_id_of)
     rows = []
     for resource in resources:
         if resource.get("resourceType") != spec.resource_type:
@@ -741,6 +840,10 @@ def apply(spec: SearchSpec, resources: Sequence[FhirResource]) -> list[FhirResou
     return [row.resource for row in rows]
 
 
+def _id_of(resource: FhirResource) -> str:
+    return str(resource.get("id", ""))
+
+
 def _first(pair: tuple[Any, _Row]) -> Any:
     return pair[0]
 
@@ -753,6 +856,122 @@ def _sort_value(values: list[Any], param: _Param) -> Any:
         return min(lo for lo, _ in values)
     system, code = values[0]
     return system or "", code
+
+
+# -- includes ----------------------------------------------------------------------------
+
+
+def _key(resource: FhirResource) -> str:
+    return f"{resource.get('resourceType')}/{resource.get('id')}"
+
+
+def _references(resource: FhirResource, link: _Link) -> list[str]:
+    """The relative references (``Type/id``) to ``link.target`` the resource makes there.
+
+    Absolute and logical references, and references to other types, cannot name anything
+    in the record and are passed over.
+    """
+    found = []
+    prefix = f"{link.target}/"
+    for path in link.paths:
+        for node in _walk(resource, path):
+            reference = node.get("reference") if isinstance(node, dict) else None
+            if (
+                isinstance(reference, str)
+                and reference.startswith(prefix)
+                and "/" not in reference[len(prefix) :]
+            ):
+                found.append(reference)
+    return found
+
+
+def _aliases(resource: FhirResource) -> list[str]:
+    """``Type/id`` of the duplicates merged into ``resource``: references from their own
+    sources still name them (``also-reported-by``: ``urn:samlad:source:{source}#Type/id``)."""
+    aliases = []
+    for extension in resource.get("extension") or ():
+        if not isinstance(extension, dict) or extension.get("url") != ALSO_REPORTED_BY:
+            continue
+        uri = extension.get("valueUri")
+        if not isinstance(uri, str) or not uri.startswith(SOURCE_URI):
+            continue
+        source, _, original = uri.removeprefix(SOURCE_URI).partition("#")
+        kind, _, local = original.partition("/")
+        if source and kind and local:
+            aliases.append(f"{kind}/{gateway_id(source, local)}")
+    return aliases
+
+
+def _link_of(directive: str) -> _Link | None:
+    source, _, name = directive.partition(":")
+    return _LINKS.get(source, {}).get(name)
+
+
+def include_types(spec: SearchSpec, matches: Sequence[FhirResource]) -> tuple[str, ...]:
+    """The types :func:`included` needs to resolve ``spec``'s includes for ``matches``: the
+    ``_include`` targets the matches actually refer to and the ``_revinclude`` sources.
+
+    Provenance is not among them: it comes with every read of the record. Nothing is
+    needed for an empty page.
+    """
+    needed: dict[str, None] = {}
+    if not matches:
+        return ()
+    for directive in spec.include:
+        link = _link_of(directive)
+        if link is not None and any(_references(m, link) for m in matches):
+            needed[link.target] = None
+    for directive in spec.revinclude:
+        if _link_of(directive) is not None:
+            needed[directive.partition(":")[0]] = None
+    return tuple(needed)
+
+
+def included(
+    spec: SearchSpec, matches: Sequence[FhirResource], candidates: Sequence[FhirResource]
+) -> list[FhirResource]:
+    """What ``spec``'s ``_include`` and ``_revinclude`` values add to ``matches`` (one page).
+
+    ``candidates`` are the resources that may be included: the record's resources of
+    :func:`include_types`, already filtered by consent; a reference to anything not among
+    them (hidden, outside the token's scopes, never served) includes nothing. Each
+    resource is included once and never when it is itself a match: first what the matches
+    refer to, in page order, then what refers to them, by id. A reference to a duplicate
+    merged away includes the copy that was kept. Provenance is not handled here.
+    """
+    shown = {_key(m) for m in matches}
+    chosen: dict[str, FhirResource] = {}
+
+    def add(resource: FhirResource) -> None:
+        key = _key(resource)
+        if key not in shown:
+            chosen.setdefault(key, resource)
+
+    if spec.include:
+        by_reference: dict[str, FhirResource] = {}
+        for candidate in candidates:
+            for key in (_key(candidate), *_aliases(candidate)):
+                by_reference.setdefault(key, candidate)
+        for match in matches:
+            for directive in spec.include:
+                link = _link_of(directive)
+                for reference in _references(match, link) if link else ():
+                    if reference in by_reference:
+                        add(by_reference[reference])
+    if spec.revinclude:
+        targets = {key for match in matches for key in (_key(match), *_aliases(match))}
+        in_order = sorted(candidates, key=_key)
+        for directive in spec.revinclude:
+            link = _link_of(directive)
+            if link is None:
+                continue
+            source = directive.partition(":")[0]
+            for candidate in in_order:
+                if candidate.get("resourceType") == source and any(
+                    reference in targets for reference in _references(candidate, link)
+                ):
+                    add(candidate)
+    return list(chosen.values())
 
 
 # -- projection --------------------------------------------------------------------------
