@@ -12,7 +12,8 @@ two resources (nor two calls) share a nested dict or list.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from datetime import datetime
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from fhir_profiles.identifiers import PersonIdentifier
 
@@ -46,3 +47,25 @@ class SourceAdapter(Protocol):
     async def aclose(self) -> None:
         """Release what the adapter holds (not the injected client: its owner closes it)."""
         ...
+
+
+class IncrementalSource(Protocol):
+    """An adapter that can also return only what changed at the source after a moment.
+
+    Optional: the gateway's cache asks only for changes when the adapter's ``incremental``
+    attribute is true, and for everything otherwise. Deletions are not seen this way; the
+    cache refreshes in full at a configured interval to catch them.
+    """
+
+    incremental: bool
+
+    async def search_since(
+        self, resource_type: str, patient_id: str, since: datetime
+    ) -> list[FhirResource]:
+        """Like :meth:`SourceAdapter.search`, limited to resources updated after ``since``."""
+        ...
+
+
+def supports_since(adapter: object) -> TypeGuard[IncrementalSource]:
+    """Whether ``adapter`` can search by last update (see :class:`IncrementalSource`)."""
+    return getattr(adapter, "incremental", False) is True

@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -74,6 +74,8 @@ class FhirR4Dialect(BaseModel):
     identifier_format: Literal["canonical", "yymmdd-nnnn"] = "canonical"
     #: ``post`` keeps the identity number out of URLs; ``get`` is for sources without _search.
     patient_search: Literal["post", "get"] = "post"
+    #: The source honours ``_lastUpdated=gt...``, so a refresh can ask only for changes.
+    incremental: bool = True
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024)
 
 
@@ -134,6 +136,7 @@ class FhirR4Adapter:
     ) -> None:
         self.source_id = config.id
         self.dialect = parse_dialect(config)
+        self.incremental = self.dialect.incremental
         self._config = config
         self._client = client
         self._today = today
@@ -186,12 +189,20 @@ class FhirR4Adapter:
         """Return every ``resource_type`` resource of the source's patient ``patient_id``."""
         return (await self.search_all(resource_type, patient_id)).resources
 
+    async def search_since(
+        self, resource_type: str, patient_id: str, since: datetime
+    ) -> list[FhirResource]:
+        """Like :meth:`search`, only resources updated after ``since`` (``_lastUpdated``)."""
+        return (await self.search_all(resource_type, patient_id, since)).resources
+
     async def aclose(self) -> None:
         """Nothing to release: the injected client belongs to the caller."""
 
     # -- beyond the interface --------------------------------------------------------
 
-    async def search_all(self, resource_type: str, patient_id: str) -> SearchResult:
+    async def search_all(
+        self, resource_type: str, patient_id: str, since: datetime | None = None
+    ) -> SearchResult:
         """Like :meth:`search`, also reporting outcome issues and the pages read."""
         if not _RESOURCE_TYPE.match(resource_type):
             raise ValueError("not a FHIR resource type name")
@@ -199,11 +210,10 @@ class FhirR4Adapter:
             # Patient ids come from the source itself; a malformed one is its fault.
             raise SourceProtocolError(f"{self.source_id}: Patient id is not a valid FHIR id")
         what = f"{self.source_id}: {resource_type} search"
-        request = self._build(
-            "GET",
-            self._url(resource_type),
-            params={"patient": patient_id, "_count": str(self.dialect.page_size)},
-        )
+        params = {"patient": patient_id, "_count": str(self.dialect.page_size)}
+        if since is not None:
+            params["_lastUpdated"] = "gt" + since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        request = self._build("GET", self._url(resource_type), params=params)
         seen = {_without_fragment(request.url)}
         result = SearchResult()
         while True:

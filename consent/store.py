@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent.models import BlockRecord, ConsentRecord, EmergencyAccess
 from gateway.store.db import Database
@@ -31,11 +33,42 @@ def consent_is_active(record: ConsentRecord, at: datetime) -> bool:
     return record.period_end is None or _aware(record.period_end) > at
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A patient's choices as they bear on one read."""
+
+    consents: Sequence[ConsentRecord]
+    blocks: Sequence[BlockRecord]
+    emergency: EmergencyAccess | None
+
+
 class ConsentStore:
     """Consent, blocks and emergency access of patients, by opaque patient id."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    async def standing(
+        self, patient_id: str, clinician_hsa_id: str | None, at: datetime
+    ) -> Standing:
+        """Consents, blocks and (for a clinician) running emergency access, read at once."""
+        async with self._db.session() as session:
+            consents = await session.exec(
+                select(ConsentRecord)
+                .where(ConsentRecord.patient_id == patient_id)
+                .order_by(col(ConsentRecord.recorded_at).desc())
+            )
+            blocks = await session.exec(
+                select(BlockRecord)
+                .where(BlockRecord.patient_id == patient_id)
+                .order_by(col(BlockRecord.recorded_at).desc())
+            )
+            emergency = (
+                await self._emergency(session, patient_id, clinician_hsa_id, at)
+                if clinician_hsa_id is not None
+                else None
+            )
+            return Standing(consents.all(), blocks.all(), emergency)
 
     async def consents(self, patient_id: str) -> Sequence[ConsentRecord]:
         """Every consent the patient has given, newest first (withdrawn ones too)."""
@@ -62,15 +95,21 @@ class ConsentStore:
     ) -> EmergencyAccess | None:
         """The clinician's emergency access to the patient that is still running, if any."""
         async with self._db.session() as session:
-            rows = await session.exec(
-                select(EmergencyAccess)
-                .where(EmergencyAccess.patient_id == patient_id)
-                .where(EmergencyAccess.clinician_hsa_id == clinician_hsa_id)
-                .order_by(col(EmergencyAccess.expires_at).desc())
-            )
-            for row in rows.all():
-                if _aware(row.started_at) <= at < _aware(row.expires_at):
-                    return row
+            return await self._emergency(session, patient_id, clinician_hsa_id, at)
+
+    @staticmethod
+    async def _emergency(
+        session: AsyncSession, patient_id: str, clinician_hsa_id: str, at: datetime
+    ) -> EmergencyAccess | None:
+        rows = await session.exec(
+            select(EmergencyAccess)
+            .where(EmergencyAccess.patient_id == patient_id)
+            .where(EmergencyAccess.clinician_hsa_id == clinician_hsa_id)
+            .order_by(col(EmergencyAccess.expires_at).desc())
+        )
+        for row in rows.all():
+            if _aware(row.started_at) <= at < _aware(row.expires_at):
+                return row
         return None
 
     async def grant(

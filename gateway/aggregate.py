@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Container, Coroutine, Sequence
+from collections.abc import Container, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from adapters.base import FhirResource, SourceAdapter
+from adapters.base import FhirResource, SourceAdapter, supports_since
 from adapters.config import SourceConfig
 from adapters.errors import SourceError
 from fhir_profiles.identifiers import PersonIdentifier
@@ -43,6 +43,18 @@ class SourceStatus(StrEnum):
     TIMEOUT = "timeout"  # did not answer within its deadline
     FAILED = "failed"  # answered with an error, or could not be reached
     NOT_ASKED = "not-asked"  # the engagement index says it holds nothing for the person
+    CACHED = "cached"  # not asked: its data was synced within the freshness window
+    STALE = "stale"  # asked and failed: its data comes from the cache of an earlier sync
+
+    @property
+    def has_data(self) -> bool:
+        """Data of the source's is in the answer (fresh or from the cache)."""
+        return self in (SourceStatus.OK, SourceStatus.CACHED, SourceStatus.STALE)
+
+    @property
+    def current(self) -> bool:
+        """What the answer holds of the source is up to date (within the freshness window)."""
+        return self in (SourceStatus.OK, SourceStatus.NO_DATA, SourceStatus.CACHED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +85,9 @@ class SourceReport:
     reason: str | None = None
     #: The most tries any one call to the source needed (1 = no retry, 0 = not asked).
     attempts: int = 0
+    #: When the data served for this source was last fetched from it in full or in part
+    #: (for a fresh answer: when it was asked; for cached data: the cache's sync time).
+    synced_at: datetime | None = None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -83,6 +98,8 @@ class SourceRecord:
     source: Source
     patient: FhirResource
     resources: list[FhirResource]
+    #: Set when only resources changed after this moment were asked for.
+    changed_since: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -107,6 +124,14 @@ async def _all_or_nothing(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
     return [task.result() for task in tasks]
 
 
+def _search(
+    adapter: SourceAdapter, resource_type: str, patient_id: str, since: datetime | None
+) -> Coroutine[Any, Any, list[FhirResource]]:
+    if since is not None and supports_since(adapter):
+        return adapter.search_since(resource_type, patient_id, since)
+    return adapter.search(resource_type, patient_id)
+
+
 class Aggregator:
     """Asks every source for one person's data, concurrently."""
 
@@ -119,15 +144,22 @@ class Aggregator:
         person: PersonIdentifier,
         resource_types: Sequence[str],
         skip: Container[str] = (),
+        since: Mapping[str, datetime] | None = None,
     ) -> Gathered:
         """Fetch ``resource_types`` for ``person`` from every source not in ``skip``.
 
-        A skipped source is not asked; its report says so (status ``not-asked``).
+        A skipped source is not asked; its report says so (status ``not-asked``). For a
+        source in ``since`` that can search by last update, only what changed after that
+        moment is asked for; its record's ``changed_since`` says so.
         """
         request_deadline = time.monotonic() + self.deadline
         asked = [source for source in self.sources if source.id not in skip]
+        since = since or {}
         results = await asyncio.gather(
-            *(self._one(source, person, resource_types, request_deadline) for source in asked)
+            *(
+                self._one(source, person, resource_types, request_deadline, since.get(source.id))
+                for source in asked
+            )
         )
         records = [record for record, _ in results if record is not None]
         reports = {report.source_id: report for _, report in results}
@@ -149,8 +181,12 @@ class Aggregator:
         person: PersonIdentifier,
         resource_types: Sequence[str],
         request_deadline: float,
+        since: datetime | None,
     ) -> tuple[SourceRecord | None, SourceReport]:
         started = time.perf_counter()
+        asked_at = datetime.now(UTC)
+        if since is not None and not supports_since(source.adapter):
+            since = None
         # time.monotonic is the clock of both the event loop and the resilient wrapper.
         budget = CallBudget(
             deadline=min(time.monotonic() + source.config.timeout, request_deadline)
@@ -165,6 +201,8 @@ class Aggregator:
                 answered_at=datetime.now(UTC) if answered else None,
                 elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
                 attempts=budget.attempts,
+                # Anything changed after the request went out is caught by the next sync.
+                synced_at=asked_at if answered else None,
                 **kwargs,  # type: ignore[arg-type]
             )
 
@@ -177,7 +215,7 @@ class Aggregator:
                         return None, report(SourceStatus.NO_DATA)
                     patient_id = str(patient.get("id", ""))
                     batches = await _all_or_nothing(
-                        [source.adapter.search(t, patient_id) for t in resource_types]
+                        [_search(source.adapter, t, patient_id, since) for t in resource_types]
                     )
         except TimeoutError:
             log.warning("source %s timed out", source.id)
@@ -188,5 +226,7 @@ class Aggregator:
             status = SourceStatus.TIMEOUT if reason == "timeout" else SourceStatus.FAILED
             return None, report(status, reason=reason)
         resources = [resource for batch in batches for resource in batch]
-        record = SourceRecord(source=source, patient=patient, resources=resources)
+        record = SourceRecord(
+            source=source, patient=patient, resources=resources, changed_since=since
+        )
         return record, report(SourceStatus.OK, resource_count=len(resources))

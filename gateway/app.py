@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from gateway import __version__
@@ -18,6 +18,7 @@ from gateway.errors import install_error_handlers
 from gateway.fhir_api import build_fhir_router
 from gateway.fhir_json import FhirJSONResponse
 from gateway.notifications import build_notification_router
+from gateway.ratelimit import THROTTLED_RESPONSE, RateLimiter, rate_limit
 from gateway.services import Services
 from gateway.settings import Settings
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = await Services.start(settings)
+        app.state.services.start_housekeeping()
         tune_garbage_collector()
         try:
             yield
@@ -86,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)
 
     @app.middleware("http")
@@ -107,7 +110,12 @@ def create_app(settings: Settings) -> FastAPI:
         return response
 
     registry = CapabilityRegistry()
-    app.include_router(build_fhir_router(registry))
+    # Every FHIR route spends the caller's rate budget first (gateway/ratelimit.py).
+    app.include_router(
+        build_fhir_router(registry),
+        dependencies=[Depends(rate_limit)],
+        responses={429: THROTTLED_RESPONSE},
+    )
     app.include_router(build_notification_router())
 
     # Plain JSON (not FHIR), and documented so: the class only names the media type.

@@ -4,7 +4,8 @@ Each source gets one issue in an OperationOutcome entry (``search.mode = outcome
 the severity says whether it answered, ``details.coding`` carries the status code from
 :data:`SOURCE_STATUS_SYSTEM`, and the ``source-status`` extension carries the same facts
 as data (source id, status, time answered, resource count), so clients never need to
-parse the prose in ``diagnostics``.
+parse the prose in ``diagnostics``: ``lastSync`` is when the served data was last
+fetched from the source, which for ``cached`` and ``stale`` data is earlier than now.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ _ISSUE_CODE = {
     SourceStatus.TIMEOUT: ("warning", "timeout"),
     SourceStatus.FAILED: ("warning", "transient"),
     SourceStatus.NOT_ASKED: ("information", "informational"),
+    SourceStatus.CACHED: ("information", "informational"),
+    SourceStatus.STALE: ("warning", "incomplete"),
 }
 
 
@@ -46,13 +49,25 @@ def source_issue(report: SourceReport) -> dict[str, Any]:
         text = f"{report.name} answered at {_instant(report.answered_at)}"
     else:
         text = f"{report.name} did not answer ({report.reason or report.status.value})"
-    if report.status is SourceStatus.OK:
+    if report.synced_at is not None:
+        extension.append({"url": "lastSync", "valueInstant": _instant(report.synced_at)})
+    if report.status in (SourceStatus.OK, SourceStatus.CACHED, SourceStatus.STALE):
         extension.append({"url": "resourceCount", "valueUnsignedInt": report.resource_count})
         text += f" with {report.resource_count} resource(s)"
     elif report.status is SourceStatus.NO_DATA:
         text += ": no record of this person"
     if report.status is SourceStatus.NOT_ASKED:
         text = f"{report.name} was not asked: it has held no record of this person"
+    elif report.status is SourceStatus.CACHED and report.synced_at is not None:
+        text = (
+            f"{report.name}: {report.resource_count} resource(s) from the cache,"
+            f" synced at {_instant(report.synced_at)}"
+        )
+    elif report.status is SourceStatus.STALE and report.synced_at is not None:
+        text = (
+            f"{report.name} did not answer ({report.reason}): {report.resource_count}"
+            f" resource(s) from the cache, synced at {_instant(report.synced_at)}"
+        )
     if report.reason:
         extension.append({"url": "reason", "valueCode": report.reason})
     if report.warnings:

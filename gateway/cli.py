@@ -8,6 +8,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from gateway.settings import ConfigError, load_settings
@@ -98,6 +99,28 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return asyncio.run(verify_command(settings.effective_database_url))
 
 
+def cmd_cache_purge(args: argparse.Namespace) -> int:
+    from gateway.cache import RecordCache
+    from gateway.store.db import Database
+
+    settings = load_settings(args.config)
+
+    async def purge() -> int:
+        db = Database(settings.effective_database_url)
+        try:
+            cache = RecordCache(
+                db,
+                settings.data_key.get_secret_value(),
+                timedelta(hours=settings.cache_retention_hours),
+            )
+            return await cache.purge()
+        finally:
+            await db.dispose()
+
+    print(f"removed {asyncio.run(purge())} expired cache entries")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="samlad", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
@@ -133,6 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 on any break")
     verify.add_argument("--config", type=Path, default=None)
     verify.set_defaults(func=cmd_audit_verify)
+
+    cache = sub.add_parser("cache", help="the cache of normalised data")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    purge = cache_sub.add_parser("purge", help="remove data past its retention now")
+    purge.add_argument("--config", type=Path, default=None)
+    purge.set_defaults(func=cmd_cache_purge)
     return parser
 
 

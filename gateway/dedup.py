@@ -186,7 +186,8 @@ def deduplicate(
     """Keep the first resource of every group of duplicates.
 
     Returns the kept resources (in their original order) and, for every group that had
-    duplicates, the kept resource with the duplicates merged into it.
+    duplicates, the kept resource with the duplicates merged into it. The inputs are not
+    changed: a kept resource that gains ``also-reported-by`` extensions is a copy.
     """
     first: dict[Key, FhirResource] = {}
     groups: dict[int, list[FhirResource]] = {}
@@ -206,15 +207,23 @@ def deduplicate(
         else:
             groups.setdefault(id(primary), [primary]).append(resource)
     merged = []
+    replaced: dict[int, FhirResource] = {}
     for group in groups.values():
-        primary, duplicates = group[0], group[1:]
-        extensions = primary.setdefault("extension", [])
-        for duplicate in duplicates:
-            extensions.append(
+        original, duplicates = group[0], group[1:]
+        # A new top level for the kept resource: the inputs may be shared (cached) data.
+        primary = dict(original)
+        primary["extension"] = [
+            *(original.get("extension") or ()),
+            *(
                 {
                     "url": ALSO_REPORTED_BY,
                     "valueUri": str((duplicate.get("meta") or {}).get("source", "")),
                 }
-            )
+                for duplicate in duplicates
+            ),
+        ]
+        replaced[id(original)] = primary
         merged.append((primary, duplicates))
+    if replaced:
+        kept = [replaced.get(id(resource), resource) for resource in kept]
     return kept, merged

@@ -74,6 +74,10 @@ class EngagementIndex:
 
     async def learn(self, patient_id: str, reports: Sequence[SourceReport], *, full: bool) -> None:
         """Record what the sources answered (failures and skipped sources teach nothing)."""
+        if not full and not any(
+            r.status in (SourceStatus.OK, SourceStatus.NO_DATA) for r in reports
+        ):
+            return  # nothing to learn: no database round trip
         now = datetime.now(UTC)
         async with self._db.session() as session:
             for report in reports:

@@ -6,6 +6,7 @@
     ├── Forbidden           403 forbidden      valid token, not allowed
     ├── NotFound            404 not-found      unknown (or hidden) resource
     ├── NotAcceptable       406 not-supported  unsupported format
+    ├── TooManyRequests     429 throttled      over the client's request rate (Retry-After)
     ├── ServiceUnavailable  503 transient      a store or dependency is down
     └── InternalError       500 exception      a bug; details only in the server log
 
@@ -16,6 +17,7 @@ numbers or internal URLs.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -60,6 +62,17 @@ class NotFound(GatewayError):
 
 class NotAcceptable(GatewayError):
     status, code = 406, "not-supported"
+
+
+class TooManyRequests(GatewayError):
+    status, code = 429, "throttled"
+
+    def __init__(self, retry_after: float) -> None:
+        # Says when to come back, never whose budget ran out or how large it is.
+        super().__init__(
+            "too many requests: try again later",
+            headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
+        )
 
 
 class ServiceUnavailable(GatewayError):

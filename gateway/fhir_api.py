@@ -24,7 +24,6 @@ from fhir_profiles.identifiers import (
     parse_person_identifier,
 )
 from gateway import search_answers
-from gateway.aggregate import SourceStatus
 from gateway.auth import CurrentPrincipal
 from gateway.bundles import searchset
 from gateway.capability import CapabilityRegistry, capability_statement
@@ -295,11 +294,7 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
     async def patient_summary(request: Request, records: Reader, patient_id: str) -> Any:
         result = await records.summary(patient_id)
         assert result.patient is not None  # records.summary refuses without it
-        missing = [
-            r.name
-            for r in result.reports
-            if r.status not in (SourceStatus.OK, SourceStatus.NO_DATA)
-        ]
+        missing = [r.name for r in result.reports if not r.status.current]
         document = build_summary(
             result.patient,
             result.resources,
@@ -332,7 +327,7 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
 async def _patient_search(request: Request, records: RecordReader, identifier: str) -> Any:
     person = parse_identifier_token(identifier)
     result = await records.find_by_identifier(person)
-    found = any(r.status is SourceStatus.OK for r in result.reports)
+    found = any(r.status.has_data for r in result.reports)
     # The self link names the same search by the opaque id: no identity number in URLs.
     patient_id = services(request).persons.id_for(person)
     if not found:

@@ -26,7 +26,7 @@ from typing import Any
 from adapters.base import FhirResource
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
-from gateway.aggregate import Gathered, SourceRecord, SourceReport, SourceStatus
+from gateway.aggregate import Gathered, Source, SourceRecord, SourceReport, SourceStatus
 from gateway.dedup import deduplicate
 from gateway.linking import SOURCE_URI, LinkError, check_link, unified_patient
 
@@ -63,6 +63,19 @@ class UnifiedRecord:
     #: One Provenance per merged group of duplicates.
     provenance: list[FhirResource]
     reports: list[SourceReport]
+
+
+@dataclass(slots=True)
+class NormalisedSource:
+    """One source's answer after admission, normalisation and rewriting: what the cache
+    keeps, and what :func:`merge_sources` merges across sources."""
+
+    source: Source
+    #: The source's own Patient (linked to the person; merged by :func:`unified_patient`).
+    patient: FhirResource
+    resources: list[FhirResource]
+    #: Names exactly this data (source, types and sync times), for memos; None if unknown.
+    version: tuple[object, ...] | None = None
 
 
 class Inadmissible(ValueError):
@@ -264,7 +277,7 @@ def _summarise(issues: list[str]) -> list[str]:
 
 
 def _provenance(
-    primary: FhirResource, duplicates: list[FhirResource], sources: dict[str, SourceRecord]
+    primary: FhirResource, duplicates: list[FhirResource], sources: dict[str, Source]
 ) -> FhirResource:
     members = [primary, *duplicates]
     agents: list[dict[str, Any]] = [
@@ -282,11 +295,9 @@ def _provenance(
     ]
     for member in members:
         source_id = str(member["meta"]["source"]).removeprefix(SOURCE_URI).split("#", 1)[0]
-        record = sources.get(source_id)
-        who: dict[str, Any] = {
-            "display": record.source.config.display_name if record else source_id
-        }
-        provider = record.source.config.care_provider_hsa_id if record else None
+        source = sources.get(source_id)
+        who: dict[str, Any] = {"display": source.config.display_name if source else source_id}
+        provider = source.config.care_provider_hsa_id if source else None
         if provider:
             who["identifier"] = {"system": HSA_ID_SYSTEM, "value": provider}
         agents.append(
@@ -322,6 +333,67 @@ def _provenance(
     }
 
 
+def normalise_source(
+    record: SourceRecord,
+    report: SourceReport,
+    person: PersonIdentifier,
+    patient_id: str,
+    wanted: frozenset[str] | None = None,
+) -> NormalisedSource | None:
+    """Link, admit, normalise and rewrite one source's answer.
+
+    Returns None when the source's Patient cannot be linked to ``person``; the report then
+    says the source failed on identity. Dropped resources and normalisation notes are
+    added to the report's warnings.
+    """
+    try:
+        check_link(record.patient, person)
+    except LinkError as exc:
+        report.status = SourceStatus.FAILED
+        report.reason = "identity"
+        report.resource_count = 0
+        report.warnings.append(str(exc))
+        return None
+    wanted = wanted or frozenset(PATIENT_FIELDS)
+    ctx = _context(record, patient_id, _instant(report.answered_at))
+    resources: list[FhirResource] = []
+    dropped: dict[str, int] = {}
+    issues: list[str] = []
+    for raw in record.resources:
+        try:
+            resource, refs = _admit(raw, wanted, ctx.local_patient)
+        except Inadmissible as exc:
+            dropped[str(exc)] = dropped.get(str(exc), 0) + 1
+            continue
+        normalise_resource(resource, issues)
+        _rewrite(resource, refs, ctx)
+        resources.append(resource)
+    for reason, count in sorted(dropped.items()):
+        report.warnings.append(f"dropped {count} resource(s): {reason}")
+    report.warnings.extend(_summarise(issues))
+    report.resource_count -= sum(dropped.values())
+    return NormalisedSource(record.source, record.patient, resources)
+
+
+def merge_sources(
+    sources: list[NormalisedSource],
+    person: PersonIdentifier,
+    patient_id: str,
+    reports: list[SourceReport],
+) -> UnifiedRecord:
+    """Merge normalised answers into one record: duplicates once, with Provenance."""
+    resources = [resource for source in sources for resource in source.resources]
+    kept, merged = deduplicate(resources)
+    by_source = {normalised.source.id: normalised.source for normalised in sources}
+    provenance = [_provenance(primary, dups, by_source) for primary, dups in merged]
+    return UnifiedRecord(
+        patient=unified_patient(patient_id, person, [s.patient for s in sources]),
+        resources=kept,
+        provenance=provenance,
+        reports=reports,
+    )
+
+
 def unify(
     gathered: Gathered,
     person: PersonIdentifier,
@@ -330,42 +402,14 @@ def unify(
 ) -> UnifiedRecord:
     """Build the unified record of ``person`` from what the sources returned."""
     reports = {report.source_id: report for report in gathered.reports}
-    wanted = wanted or frozenset(PATIENT_FIELDS)
-    resources: list[FhirResource] = []
-    linked: list[SourceRecord] = []
-    for record in gathered.records:
-        report = reports[record.source.id]
-        try:
-            check_link(record.patient, person)
-        except LinkError as exc:
-            report.status = SourceStatus.FAILED
-            report.reason = "identity"
-            report.resource_count = 0
-            report.warnings.append(str(exc))
-            continue
-        linked.append(record)
-        ctx = _context(record, patient_id, _instant(report.answered_at))
-        dropped: dict[str, int] = {}
-        issues: list[str] = []
-        for raw in record.resources:
-            try:
-                resource, refs = _admit(raw, wanted, ctx.local_patient)
-            except Inadmissible as exc:
-                dropped[str(exc)] = dropped.get(str(exc), 0) + 1
-                continue
-            normalise_resource(resource, issues)
-            _rewrite(resource, refs, ctx)
-            resources.append(resource)
-        for reason, count in sorted(dropped.items()):
-            report.warnings.append(f"dropped {count} resource(s): {reason}")
-        report.warnings.extend(_summarise(issues))
-        report.resource_count -= sum(dropped.values())
-    kept, merged = deduplicate(resources)
-    by_source = {record.source.id: record for record in linked}
-    provenance = [_provenance(primary, dups, by_source) for primary, dups in merged]
-    return UnifiedRecord(
-        patient=unified_patient(patient_id, person, [r.patient for r in linked]),
-        resources=kept,
-        provenance=provenance,
-        reports=gathered.reports,
-    )
+    normalised = [
+        source
+        for record in gathered.records
+        if (
+            source := normalise_source(
+                record, reports[record.source.id], person, patient_id, wanted
+            )
+        )
+        is not None
+    ]
+    return merge_sources(normalised, person, patient_id, gathered.reports)

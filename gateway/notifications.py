@@ -1,4 +1,7 @@
-"""Sources announce new data for a person, so the engagement index asks them at once.
+"""Sources announce new data for a person, so the next read asks them at once.
+
+The engagement index marks the source as holding data, and the cache treats its data for
+the person as due for a refresh (kept, for use should the refresh fail).
 
 ``POST /engagement/notifications`` with the source's own ``notify_token`` as bearer token
 and a JSON body ``{"identifier": {"system": ..., "value": ...}}`` (the identity number in
@@ -55,6 +58,7 @@ def build_notification_router() -> APIRouter:
             raise BadRequest("unknown identifier system")
         patient_id = await services.persons.remember(person)
         await services.engagement.announce(patient_id, source_id)
+        await services.cache.expire(patient_id, source_id)
         return Response(status_code=202)
 
     return router

@@ -18,8 +18,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.exc import IntegrityError
 
 from fhir_profiles.identifiers import PersonIdentifier, parse_person_identifier
+from gateway.memo import BoundedMemo
 from gateway.store.db import Database
 from gateway.store.models import Person
+
+#: People whose ids each process remembers (a few hundred bytes each).
+KNOWN_PEOPLE = 100_000
 
 
 class PersonIndex:
@@ -27,6 +31,7 @@ class PersonIndex:
         self._db = db
         self._id_key = id_key.encode()
         self._aead = AESGCM(hashlib.sha256(b"samlad-person-index:" + data_key.encode()).digest())
+        self._known: BoundedMemo[str, PersonIdentifier] = BoundedMemo(KNOWN_PEOPLE)
 
     def id_for(self, person: PersonIdentifier) -> str:
         """The unified patient id of ``person``."""
@@ -66,9 +71,18 @@ class PersonIndex:
         return person_id
 
     async def resolve(self, person_id: str) -> PersonIdentifier | None:
-        """The person behind a unified id, or None when the id is unknown."""
+        """The person behind a unified id, or None when the id is unknown.
+
+        Found people are remembered in memory: an id names the same person forever.
+        """
         if len(person_id) > 64:
             return None
+        known = self._known.get(person_id)
+        if known is not None:
+            return known
         async with self._db.session() as session:
             row = await session.get(Person, person_id)
-        return None if row is None else self._decrypt(person_id, row.identifier_ciphertext)
+        person = None if row is None else self._decrypt(person_id, row.identifier_ciphertext)
+        if person is not None and self.id_for(person) == person_id:
+            self._known.put(person_id, person, 1)
+        return person

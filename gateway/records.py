@@ -1,8 +1,9 @@
 """The data boundary: every read of personal data goes through :class:`RecordReader`.
 
 A reader is made for one principal. Each method resolves the person, gathers the facts
-(consents, blocks, emergency access, guardianship), asks the policy once, fetches and
-unifies the record, removes what the decision hides, and writes the access log entry
+(consents, blocks, emergency access, guardianship), asks the policy once, collects the
+normalised data (from the sources or the cache, :mod:`gateway.collect`) and merges it,
+removes what the decision hides, and writes the access log entry
 before anything reaches a route. If the facts or the log cannot be read or written, the
 request fails (503) rather than return data. Routes hold no access logic of their own,
 so a new endpoint cannot forget a check.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ from consent.relations import RegisterUnavailable
 from fhir_profiles.identifiers import PersonIdentifier
 from gateway.aggregate import SourceReport
 from gateway.errors import Forbidden, NotFound, ServiceUnavailable
-from gateway.merge import care_tags, unify
+from gateway.merge import NormalisedSource, care_tags, merge_sources
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -68,12 +69,13 @@ def actor_fields(principal: Principal, services: Services) -> dict[str, str | No
     raise AssertionError("unknown principal")  # pragma: no cover
 
 
-def _names_hidden(provenance: FhirResource, decision: AccessDecision) -> bool:
-    for agent in provenance.get("agent", ()):
-        identifier = (agent.get("who") or {}).get("identifier") or {}
-        if identifier.get("value") in decision.hidden_providers:
-            return True
-    return False
+@dataclass(frozen=True, slots=True)
+class Merged:
+    """One person's merged, visible record (shared between requests: never changed)."""
+
+    patient: FhirResource
+    resources: list[FhirResource]
+    provenance: list[FhirResource]
 
 
 class RecordReader:
@@ -91,12 +93,13 @@ class RecordReader:
         now = datetime.now(UTC)
         is_self = isinstance(principal, Citizen) and principal.person == person
         try:
-            consents = () if isinstance(principal, Citizen) else await store.consents(patient_id)
-            blocks = () if isinstance(principal, Citizen) else await store.blocks(patient_id)
-            emergency = (
-                await store.active_emergency(patient_id, principal.hsa_id, now)
-                if isinstance(principal, Clinician)
-                else None
+            # A citizen's own choices do not bind their own reading.
+            standing = (
+                None
+                if isinstance(principal, Citizen)
+                else await store.standing(
+                    patient_id, principal.hsa_id if isinstance(principal, Clinician) else None, now
+                )
             )
             guardian = (
                 not is_self
@@ -111,9 +114,9 @@ class RecordReader:
             person=person,
             patient_id=patient_id,
             now=now,
-            consents=consents,
-            blocks=blocks,
-            emergency=emergency,
+            consents=standing.consents if standing else (),
+            blocks=standing.blocks if standing else (),
+            emergency=standing.emergency if standing else None,
             guardian=guardian,
             served_types=READABLE_TYPES,
         )
@@ -196,29 +199,52 @@ class RecordReader:
         if narrow:
             types = [t for t in types if decision.may_read_type(t)]
             with_patient = with_patient and decision.may_read_type("Patient")
-        engagement = self._services.engagement
-        plan = await engagement.plan(patient_id)
-        gathered = await self._services.aggregator.gather(person, types, skip=plan.skip)
-        await engagement.learn(patient_id, gathered.reports, full=plan.full)
-        record = unify(gathered, person, patient_id, frozenset(types))
-        resources = [r for r in record.resources if not decision.hides(*care_tags(r))]
-        shown = {f"{r['resourceType']}/{r['id']}" for r in resources}
-        # Provenance naming a hidden source must not hint at it: drop those.
-        provenance = [
-            p
-            for p in record.provenance
-            if p["target"][0]["reference"] in shown and not _names_hidden(p, decision)
-        ]
+        collected = await self._services.collector.collect(person, patient_id, types)
+        merged = self._merge(collected.sources, decision, person, patient_id, types)
+        resources, provenance = merged.resources, merged.provenance
         # A source whose whole care provider is blocked is not even named in the status.
         reports = [
             r
-            for r in record.reports
+            for r in collected.reports
             if self._services.provider_of(r.source_id) not in decision.hidden_providers
         ]
-        patient = record.patient if with_patient else None
+        patient = merged.patient if with_patient else None
         returned = ([patient] if patient else []) + resources
         await self.log(decision, patient_id, action, asked, returned, reports)
         return ReadResult(patient, resources, reports, decision, provenance)
+
+    def _merge(
+        self,
+        sources: Sequence[NormalisedSource],
+        decision: AccessDecision,
+        person: PersonIdentifier,
+        patient_id: str,
+        types: Sequence[str],
+    ) -> Merged:
+        """Hide what the decision hides, then merge; remembered per exact input version.
+
+        Hiding comes first: a fact reported by a visible and a hidden source is kept (from
+        the visible one), and nothing merged names the hidden one.
+        """
+        memo = self._services.merged
+        versions = tuple(s.version for s in sources)
+        key = (
+            (patient_id, tuple(types), versions, decision.hidden_providers, decision.hidden_units)
+            if all(v is not None for v in versions)
+            else None
+        )
+        found = memo.get(key) if key is not None else None
+        if found is not None:
+            return found
+        visible = [
+            replace(s, resources=[r for r in s.resources if not decision.hides(*care_tags(r))])
+            for s in sources
+        ]
+        record = merge_sources(visible, person, patient_id, [])
+        merged = Merged(record.patient, record.resources, record.provenance)
+        if key is not None:
+            memo.put(key, merged, len(merged.resources))
+        return merged
 
     async def find_by_identifier(self, person: PersonIdentifier) -> ReadResult:
         """Patient search by identity number: the unified Patient, if any source knows it."""

@@ -41,9 +41,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, TypeVar
 
-from adapters.base import FhirResource, SourceAdapter
+from adapters.base import FhirResource, SourceAdapter, supports_since
 from adapters.errors import SourceError, SourceTimeout, SourceUnavailable
 from fhir_profiles.identifiers import PersonIdentifier
 
@@ -248,6 +249,7 @@ class ResilientAdapter:
     ) -> None:
         self.inner = inner
         self.source_id = inner.source_id
+        self.incremental = supports_since(inner)
         self.policy = policy
         self._clock = clock or MonotonicClock()
         self._rng = rng
@@ -268,6 +270,17 @@ class ResilientAdapter:
         not resumable, and reads are idempotent.
         """
         return await self._call(lambda: self.inner.search(resource_type, patient_id), resource_type)
+
+    async def search_since(
+        self, resource_type: str, patient_id: str, since: datetime
+    ) -> list[FhirResource]:
+        """The inner adapter's ``search_since`` (only when ``incremental``), like ``search``."""
+        inner = self.inner
+        if not supports_since(inner):
+            raise TypeError(f"{self.source_id}: the adapter cannot search by last update")
+        return await self._call(
+            lambda: inner.search_since(resource_type, patient_id, since), resource_type
+        )
 
     async def aclose(self) -> None:
         """Close the inner adapter."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -13,7 +16,11 @@ from consent.audit import AuditLog
 from consent.relations import GuardianRegister
 from consent.store import ConsentStore
 from gateway.aggregate import Aggregator, Source
+from gateway.cache import RecordCache
+from gateway.collect import Collector
 from gateway.engagement import EngagementIndex
+from gateway.errors import ServiceUnavailable
+from gateway.memo import BoundedMemo
 from gateway.paging import PageCursorCodec
 from gateway.persons import PersonIndex
 from gateway.resilience import ResiliencePolicy, ResilientAdapter
@@ -22,7 +29,13 @@ from gateway.store.db import Database
 from gateway.store.migrate import check_current, upgrade
 from gateway.tokens import TokenVerifier
 
+if TYPE_CHECKING:
+    from gateway.records import Merged
+
 log = logging.getLogger(__name__)
+
+#: Seconds between purges of expired cache entries.
+PURGE_INTERVAL = 3600.0
 
 
 @dataclass
@@ -37,7 +50,12 @@ class Services:
     audit: AuditLog
     paging: PageCursorCodec
     engagement: EngagementIndex
+    cache: RecordCache
+    collector: Collector
+    #: Merged records by exact input version (see RecordReader._merge).
+    merged: BoundedMemo[Any, Merged]
     clients: list[httpx.AsyncClient] = field(default_factory=list)
+    housekeeping: asyncio.Task[None] | None = None
 
     def provider_of(self, source_id: str) -> str | None:
         """The care provider HSA-id a source holds data for, if configured."""
@@ -79,6 +97,21 @@ class Services:
         clients.append(jwks_client)
         register_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         clients.append(register_client)
+        aggregator = Aggregator(sources, settings.request_deadline)
+        engagement = EngagementIndex(db, timedelta(seconds=settings.engagement_full_check_seconds))
+        cache = RecordCache(
+            db,
+            settings.data_key.get_secret_value(),
+            retention=timedelta(hours=settings.cache_retention_hours),
+        )
+        collector = Collector(
+            aggregator,
+            cache,
+            engagement,
+            fresh_for=timedelta(seconds=settings.cache_fresh_seconds),
+            full_every=timedelta(seconds=settings.cache_full_refresh_seconds),
+            memory_budget=settings.memory_cache_resources,
+        )
         log.info("gateway ready with %d source(s)", len(sources))
         return cls(
             settings=settings,
@@ -86,19 +119,40 @@ class Services:
             persons=PersonIndex(
                 db, settings.id_key.get_secret_value(), settings.data_key.get_secret_value()
             ),
-            aggregator=Aggregator(sources, settings.request_deadline),
+            aggregator=aggregator,
             tokens=TokenVerifier(settings.issuers, jwks_client),
             consents=ConsentStore(db),
             guardians=GuardianRegister(settings.guardian_registers, register_client),
             audit=AuditLog(db),
-            engagement=EngagementIndex(
-                db, timedelta(seconds=settings.engagement_full_check_seconds)
-            ),
+            engagement=engagement,
+            cache=cache,
+            collector=collector,
+            merged=BoundedMemo(settings.memory_cache_resources),
             paging=PageCursorCodec(b"paging:" + settings.id_key.get_secret_value().encode()),
             clients=clients,
         )
 
+    def start_housekeeping(self, every: float = PURGE_INTERVAL) -> None:
+        """Purge the cache of data past its retention now and every ``every`` seconds."""
+
+        async def purge_forever() -> None:
+            while True:
+                try:
+                    removed = await self.cache.purge()
+                except ServiceUnavailable:
+                    log.warning("cache purge failed: the data store is unavailable")
+                else:
+                    if removed:
+                        log.info("cache purge removed %d expired entries", removed)
+                await asyncio.sleep(every)
+
+        self.housekeeping = asyncio.create_task(purge_forever(), name="cache-purge")
+
     async def aclose(self) -> None:
+        if self.housekeeping is not None:
+            self.housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.housekeeping
         for source in self.aggregator.sources:
             await source.adapter.aclose()
         for client in self.clients:

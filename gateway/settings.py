@@ -92,8 +92,38 @@ class Settings(BaseSettings):
     #: Every source is asked about a person at least this often, whatever the engagement
     #: index says: the longest a source that gained data can stay unasked (seconds).
     engagement_full_check_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
+    #: Cached data younger than this is served without asking the source (seconds; 0
+    #: asks every time and keeps the cache only for sources that fail).
+    cache_fresh_seconds: float = Field(default=60.0, ge=0, le=86400)
+    #: A refresh asks only for what changed since the last sync, except that at least this
+    #: often it asks for everything, so deletions at the source show (seconds).
+    cache_full_refresh_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
+    #: Cached data not refreshed in full for this long is removed (hours).
+    cache_retention_hours: float = Field(default=24.0, gt=0, le=24 * 90)
+    #: Most resources each worker keeps decoded and merged in memory for warm reads
+    #: (twice this in the worst case: decoded and merged); 0 keeps none.
+    memory_cache_resources: int = Field(default=20_000, ge=0, le=10_000_000)
     #: How long an emergency access (nödåtkomst) lasts once opened (hours).
     emergency_access_hours: float = Field(default=4.0, gt=0, le=24)
+    # -- Request rate limits (gateway/ratelimit.py): a token bucket per principal, and one
+    # per client address for requests without a valid token. Held in memory, so every
+    # worker process counts for itself. A rate of 0 means unlimited for that kind.
+    #: Off: no request is ever refused for its rate.
+    rate_limit_enabled: bool = True
+    #: Sustained requests per second of one citizen ...
+    rate_limit_citizen_per_second: float = Field(default=10.0, ge=0, le=1_000_000)
+    #: ... and how many they may make at once after a pause (the bucket's size).
+    rate_limit_citizen_burst: int = Field(default=200, ge=1, le=1_000_000)
+    rate_limit_clinician_per_second: float = Field(default=20.0, ge=0, le=1_000_000)
+    rate_limit_clinician_burst: int = Field(default=200, ge=1, le=1_000_000)
+    rate_limit_integrator_per_second: float = Field(default=50.0, ge=0, le=1_000_000)
+    rate_limit_integrator_burst: int = Field(default=500, ge=1, le=1_000_000)
+    #: Requests with no token, or one that fails verification, per client address (an
+    #: IPv6 client by its /64): stricter, so that guessing tokens is slow.
+    rate_limit_anonymous_per_second: float = Field(default=2.0, ge=0, le=1_000_000)
+    rate_limit_anonymous_burst: int = Field(default=30, ge=1, le=1_000_000)
+    #: Buckets kept per kind (and verified tokens remembered); the least recently used go.
+    rate_limit_max_clients: int = Field(default=10_000, ge=1, le=10_000_000)
     #: Where guardian relations come from (files or HTTP endpoints).
     guardian_registers: list[RegisterConfig] = Field(default_factory=list)
     issuers: list[IssuerConfig] = Field(default_factory=list)

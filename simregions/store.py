@@ -119,19 +119,33 @@ class RegionStore:
         self._by_type: dict[str, list[StoredResource]] = {name: [] for name in SERVED_TYPES}
         self._by_patient: dict[tuple[str, str], list[StoredResource]] = {}
         for resource in data.resources:
-            stored = StoredResource(
-                resource_type=resource["resourceType"],
-                id=resource["id"],
-                patient_id=_patient_id(resource),
-                last_updated=datetime.fromisoformat(resource["meta"]["lastUpdated"]),
-                tokens=_tokens(resource),
-                body=orjson.dumps(resource),
-            )
-            self._by_key[(stored.resource_type, stored.id)] = stored
-            self._by_type[stored.resource_type].append(stored)
-            if stored.patient_id is not None and stored.resource_type != "Patient":
-                key = (stored.resource_type, stored.patient_id)
-                self._by_patient.setdefault(key, []).append(stored)
+            self._add(resource)
+
+    def _add(self, resource: FhirResource) -> StoredResource:
+        stored = StoredResource(
+            resource_type=resource["resourceType"],
+            id=resource["id"],
+            patient_id=_patient_id(resource),
+            last_updated=datetime.fromisoformat(resource["meta"]["lastUpdated"]),
+            tokens=_tokens(resource),
+            body=orjson.dumps(resource),
+        )
+        self._by_key[(stored.resource_type, stored.id)] = stored
+        self._by_type[stored.resource_type].append(stored)
+        if stored.patient_id is not None and stored.resource_type != "Patient":
+            key = (stored.resource_type, stored.patient_id)
+            self._by_patient.setdefault(key, []).append(stored)
+        return stored
+
+    def put(self, resource: FhirResource) -> None:
+        """Add a resource or replace the one with its type and id: the region's record
+        changes (``meta.lastUpdated`` must say when)."""
+        old = self._by_key.pop((resource["resourceType"], resource["id"]), None)
+        if old is not None:
+            self._by_type[old.resource_type].remove(old)
+            if old.patient_id is not None and old.resource_type != "Patient":
+                self._by_patient.get((old.resource_type, old.patient_id), []).remove(old)
+        self._add(resource)
 
     def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
         """The resource with this type and id, or None."""

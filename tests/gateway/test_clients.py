@@ -77,6 +77,7 @@ def serve_gateway(
     upgrade(database_url)
     port = free_port()
     public = f"http://{LOOPBACK}:{port}"
+    overrides.setdefault("rate_limit_enabled", False)  # one principal at fuzzing speed
     settings = gateway_settings(database_url, issuer, regions, public_base_url=public, **overrides)
     server = start_in_thread(create_app(settings), port=port)
     assert server.url == public

@@ -315,3 +315,32 @@ async def test_emitted_consents_and_audit_events_validate(gateway: Gateway) -> N
     assert events
     for resource in [*consents, *events, listed.json(), log.json()]:
         assert errors(resource) == [], (resource["resourceType"], errors(resource)[:3])
+
+
+async def test_a_blocked_source_is_hidden_before_duplicates_are_merged(gateway: Gateway) -> None:
+    """A fact also reported by a visible source stays (from that source), and nothing
+    merged names the blocked one."""
+    patient_id = await gateway.patient_id()
+    elsewhere = "SE2321000000-ANNA"  # a care provider with no data of its own
+    clinician = gateway.clinician(unit="SE2321000000-ANNU", provider=elsewhere)
+    await grant(gateway, patient_id, elsewhere)
+    before = await everything(gateway, patient_id, clinician)
+    # A fact kept from one region that another region reported too.
+    kept, other = next(
+        (entry["resource"], e["valueUri"].split(":")[-1])
+        for entry in before["entry"]
+        if entry["search"]["mode"] == "match"
+        for e in entry["resource"].get("extension", [])
+        if e["url"].endswith("also-reported-by")
+    )
+    kept_source = kept["id"].split(".")[0]
+    other_source, other_reference = other.split("#")
+    other_id = f"{other_source}.{other_reference.split('/')[1]}"
+    provider = next(s.care_provider_hsa_id for s in gateway.settings.sources if s.id == kept_source)
+    assert kept_source != other_source
+
+    await block(gateway, patient_id, provider)
+    seen = await everything(gateway, patient_id, clinician)
+    shown = {e["resource"]["id"] for e in seen["entry"] if e["search"]["mode"] == "match"}
+    assert other_id in shown
+    assert kept_source not in str(seen)

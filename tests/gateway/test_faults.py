@@ -190,7 +190,13 @@ async def test_rate_limited_call_is_retried_after_retry_after(
     ) as complete:
         healthy, _ = await _everything(complete)
     async with running_gateway(
-        database_url, issuer, regions, source_timeout=3.0, request_deadline=3.0
+        # Data the first gateway cached would spare the region the call under test.
+        database_url,
+        issuer,
+        regions,
+        source_timeout=3.0,
+        request_deadline=3.0,
+        cache_fresh_seconds=0,
     ) as gateway:
         patient_id = await gateway.patient_id()
         syd = regions["syd"].behaviour
@@ -244,6 +250,7 @@ async def test_open_circuit_spares_the_region_until_a_probe_closes_it(
             retry_attempts=1,
             breaker_failure_threshold=2,
             breaker_cool_down=2.0,
+            cache_fresh_seconds=0,  # every read asks the region
         ) as gateway:
             patient_id = await gateway.patient_id()
             assert counted.fhir_requests == 1

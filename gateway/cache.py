@@ -1,0 +1,365 @@
+"""The cache of normalised data: each source's answer about each person, encrypted at rest.
+
+What is kept is the output of :func:`gateway.merge.normalise_source` for one person, one
+source and one resource type (the source's own Patient is kept as type ``Patient``): data
+already admitted, normalised and rewritten to gateway ids, so a cached read only merges.
+It is split into chunks of at most :data:`CHUNK_SIZE` resources, so that a huge record can
+be read a chunk at a time.
+
+* Every chunk is encrypted with AES-GCM under a key derived from ``data_key``; the row's
+  key (person, source, type, chunk) is the associated data, so a chunk moved to another
+  row does not decrypt. People are known by their opaque id only.
+* Each (person, source, type) has a sync row: when it was last refreshed from the source
+  (``synced_at``) and when last in full (``full_synced_at``; a refresh by last update
+  cannot see deletions, so a full one is made at a configured interval).
+* Rows older than the retention are never served and are removed by :meth:`purge`.
+
+Nothing here decides who may see what: consent is evaluated on every read, after the
+cache, by :class:`gateway.records.RecordReader`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Column, DateTime, Table, and_, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import Field, SQLModel
+
+from adapters.base import FhirResource
+from gateway.store.db import Database
+
+#: Most resources in one encrypted chunk.
+CHUNK_SIZE = 500
+
+
+class CacheChunk(SQLModel, table=True):
+    """Part of one source's normalised answer about one person, for one resource type."""
+
+    __tablename__ = "record_cache"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    source_id: str = Field(primary_key=True, max_length=64)
+    resource_type: str = Field(primary_key=True, max_length=64)
+    chunk: int = Field(primary_key=True)
+    #: 12-byte nonce, then the AES-GCM ciphertext of an orjson list of resources.
+    body: bytes
+
+
+class CacheSync(SQLModel, table=True):
+    """When one source's answer about one person, for one type, was last refreshed."""
+
+    __tablename__ = "record_cache_sync"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    source_id: str = Field(primary_key=True, max_length=64)
+    resource_type: str = Field(primary_key=True, max_length=64)
+    synced_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    full_synced_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    chunks: int
+
+
+_CHUNKS: Table = CacheChunk.__table__  # type: ignore[attr-defined]
+_SYNC: Table = CacheSync.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    """The cache's knowledge of one (person, source, type)."""
+
+    synced_at: datetime
+    full_synced_at: datetime
+
+
+class CacheCorrupt(Exception):
+    """A chunk did not decrypt or parse: it is treated as absent, never served."""
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _chunks(resources: Sequence[FhirResource]) -> list[Sequence[FhirResource]]:
+    return [resources[i : i + CHUNK_SIZE] for i in range(0, len(resources), CHUNK_SIZE)] or [[]]
+
+
+class RecordCache:
+    """The cache of normalised data on a :class:`Database`."""
+
+    def __init__(self, db: Database, data_key: str, retention: timedelta) -> None:
+        self._db = db
+        self._aead = AESGCM(hashlib.sha256(b"samlad-record-cache:" + data_key.encode()).digest())
+        self.retention = retention
+        dialect = db.engine.dialect.name
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    # -- encryption ----------------------------------------------------------------
+
+    @staticmethod
+    def _aad(patient_id: str, source_id: str, resource_type: str, chunk: int) -> bytes:
+        return f"{patient_id}|{source_id}|{resource_type}|{chunk}".encode()
+
+    def _seal(self, resources: Sequence[FhirResource], aad: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, orjson.dumps(resources), aad)
+
+    def _open(self, body: bytes, aad: bytes) -> list[FhirResource]:
+        try:
+            plain = self._aead.decrypt(body[:12], body[12:], aad)
+            resources: Any = orjson.loads(plain)
+        except (InvalidTag, ValueError) as exc:
+            raise CacheCorrupt("a cache chunk does not decrypt") from exc
+        if not isinstance(resources, list):
+            raise CacheCorrupt("a cache chunk is not a list")
+        return resources
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def states(
+        self, patient_id: str, types: Iterable[str], now: datetime | None = None
+    ) -> dict[str, dict[str, SyncState]]:
+        """What is cached for ``patient_id``: source id -> type -> sync state.
+
+        Entries older than the retention are left out (whether or not purged yet).
+        """
+        oldest = (now or datetime.now(UTC)) - self.retention
+        query = select(
+            _SYNC.c.source_id, _SYNC.c.resource_type, _SYNC.c.synced_at, _SYNC.c.full_synced_at
+        ).where(_SYNC.c.patient_id == patient_id, _SYNC.c.resource_type.in_(list(types)))
+        found: dict[str, dict[str, SyncState]] = {}
+        async with self._db.session() as session:
+            conn = await session.connection()
+            for source_id, resource_type, synced_at, full_synced_at in await conn.execute(query):
+                state = SyncState(_aware(synced_at), _aware(full_synced_at))
+                if state.full_synced_at >= oldest:
+                    found.setdefault(source_id, {})[resource_type] = state
+        return found
+
+    async def load(
+        self, patient_id: str, source_ids: Iterable[str], types: Iterable[str]
+    ) -> dict[str, dict[str, list[FhirResource]]]:
+        """The cached resources: source id -> type -> resources (in stored order).
+
+        A source with a chunk that does not decrypt is left out entirely: better no data
+        than part of it.
+        """
+        wanted_sources, wanted_types = list(source_ids), list(types)
+        if not wanted_sources or not wanted_types:
+            return {}
+        query = (
+            select(_CHUNKS.c.source_id, _CHUNKS.c.resource_type, _CHUNKS.c.chunk, _CHUNKS.c.body)
+            .where(
+                _CHUNKS.c.patient_id == patient_id,
+                _CHUNKS.c.source_id.in_(wanted_sources),
+                _CHUNKS.c.resource_type.in_(wanted_types),
+            )
+            .order_by(_CHUNKS.c.source_id, _CHUNKS.c.resource_type, _CHUNKS.c.chunk)
+        )
+        found: dict[str, dict[str, list[FhirResource]]] = {}
+        broken: set[str] = set()
+        async with self._db.session() as session:
+            conn = await session.connection()
+            rows = (await conn.execute(query)).all()
+        for source_id, resource_type, chunk, body in rows:
+            try:
+                part = self._open(body, self._aad(patient_id, source_id, resource_type, chunk))
+            except CacheCorrupt:
+                broken.add(source_id)
+                continue
+            found.setdefault(source_id, {}).setdefault(resource_type, []).extend(part)
+        for source_id in broken:
+            found.pop(source_id, None)
+        return found
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def save(
+        self,
+        patient_id: str,
+        source_id: str,
+        by_type: Mapping[str, Sequence[FhirResource]],
+        synced_at: datetime,
+        *,
+        full: bool,
+    ) -> dict[str, list[FhirResource]]:
+        """Store a refresh of ``by_type`` and return what is now cached for those types.
+
+        ``full``: the answer is everything the source holds for these types, replacing
+        what was cached. Otherwise it holds only what changed since the last sync, and is
+        merged into the cached resources by id (a changed resource replaces its old
+        version; new ones are added).
+        """
+        async with self._db.session() as session:
+            conn = await session.connection()
+            if full:
+                merged = {t: list(resources) for t, resources in by_type.items()}
+                previous: dict[str, SyncState] = {}
+            else:
+                merged, previous = await self._merge_changes(conn, patient_id, source_id, by_type)
+            for resource_type, resources in merged.items():
+                await self._write(
+                    conn,
+                    patient_id,
+                    source_id,
+                    resource_type,
+                    resources,
+                    synced_at,
+                    synced_at if full else previous[resource_type].full_synced_at,
+                )
+            await session.commit()
+        return merged
+
+    async def _merge_changes(
+        self,
+        conn: AsyncConnection,
+        patient_id: str,
+        source_id: str,
+        changes: Mapping[str, Sequence[FhirResource]],
+    ) -> tuple[dict[str, list[FhirResource]], dict[str, SyncState]]:
+        states = await conn.execute(
+            select(_SYNC.c.resource_type, _SYNC.c.synced_at, _SYNC.c.full_synced_at).where(
+                _SYNC.c.patient_id == patient_id,
+                _SYNC.c.source_id == source_id,
+                _SYNC.c.resource_type.in_(list(changes)),
+            )
+        )
+        previous = {t: SyncState(_aware(s), _aware(f)) for t, s, f in states}
+        missing = set(changes) - set(previous)
+        if missing:
+            raise ValueError(f"no full sync to add changes to: {sorted(missing)}")
+        rows = await conn.execute(
+            select(_CHUNKS.c.resource_type, _CHUNKS.c.chunk, _CHUNKS.c.body)
+            .where(
+                _CHUNKS.c.patient_id == patient_id,
+                _CHUNKS.c.source_id == source_id,
+                _CHUNKS.c.resource_type.in_(list(changes)),
+            )
+            .order_by(_CHUNKS.c.resource_type, _CHUNKS.c.chunk)
+        )
+        current: dict[str, dict[str, FhirResource]] = {t: {} for t in changes}
+        for resource_type, chunk, body in rows:
+            aad = self._aad(patient_id, source_id, resource_type, chunk)
+            for resource in self._open(body, aad):
+                current[resource_type][str(resource.get("id"))] = resource
+        for resource_type, changed in changes.items():
+            for resource in changed:
+                current[resource_type][str(resource.get("id"))] = resource
+        return {t: list(by_id.values()) for t, by_id in current.items()}, previous
+
+    async def _write(
+        self,
+        conn: AsyncConnection,
+        patient_id: str,
+        source_id: str,
+        resource_type: str,
+        resources: Sequence[FhirResource],
+        synced_at: datetime,
+        full_synced_at: datetime,
+    ) -> None:
+        key = {"patient_id": patient_id, "source_id": source_id, "resource_type": resource_type}
+        chunks = _chunks(resources)
+        rows = [
+            {
+                **key,
+                "chunk": number,
+                "body": self._seal(part, self._aad(patient_id, source_id, resource_type, number)),
+            }
+            for number, part in enumerate(chunks)
+        ]
+        # Upserts, so two requests refreshing the same person at once both succeed.
+        insert = self._insert(_CHUNKS)
+        await conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=["patient_id", "source_id", "resource_type", "chunk"],
+                set_={"body": insert.excluded.body},
+            ),
+            rows,
+        )
+        await conn.execute(
+            delete(_CHUNKS).where(
+                _CHUNKS.c.patient_id == patient_id,
+                _CHUNKS.c.source_id == source_id,
+                _CHUNKS.c.resource_type == resource_type,
+                _CHUNKS.c.chunk >= len(chunks),
+            )
+        )
+        sync = self._insert(_SYNC).values(
+            **key, synced_at=synced_at, full_synced_at=full_synced_at, chunks=len(chunks)
+        )
+        await conn.execute(
+            sync.on_conflict_do_update(
+                index_elements=["patient_id", "source_id", "resource_type"],
+                set_={
+                    "synced_at": sync.excluded.synced_at,
+                    "full_synced_at": sync.excluded.full_synced_at,
+                    "chunks": sync.excluded.chunks,
+                },
+            )
+        )
+
+    async def forget(self, patient_id: str, source_id: str | None = None) -> None:
+        """Remove what is cached about ``patient_id`` (from one source, or from all)."""
+        chunk_where = [_CHUNKS.c.patient_id == patient_id]
+        sync_where = [_SYNC.c.patient_id == patient_id]
+        if source_id is not None:
+            chunk_where.append(_CHUNKS.c.source_id == source_id)
+            sync_where.append(_SYNC.c.source_id == source_id)
+        async with self._db.session() as session:
+            conn = await session.connection()
+            await conn.execute(delete(_CHUNKS).where(*chunk_where))
+            await conn.execute(delete(_SYNC).where(*sync_where))
+            await session.commit()
+
+    async def expire(self, patient_id: str, source_id: str) -> None:
+        """Make the next read refresh from the source (the data stays for stale-if-error)."""
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        async with self._db.session() as session:
+            conn = await session.connection()
+            await conn.execute(
+                update(_SYNC)
+                .where(_SYNC.c.patient_id == patient_id, _SYNC.c.source_id == source_id)
+                .values(synced_at=epoch)
+            )
+            await session.commit()
+
+    async def purge(self, now: datetime | None = None) -> int:
+        """Remove everything not refreshed in full within the retention; returns the number
+        of (person, source, type) entries removed."""
+        oldest = (now or datetime.now(UTC)) - self.retention
+        async with self._db.session() as session:
+            conn = await session.connection()
+            old = (
+                await conn.execute(
+                    select(_SYNC.c.patient_id, _SYNC.c.source_id, _SYNC.c.resource_type).where(
+                        _SYNC.c.full_synced_at < oldest
+                    )
+                )
+            ).all()
+            for start in range(0, len(old), 200):
+                batch = old[start : start + 200]
+                await conn.execute(
+                    delete(_CHUNKS).where(
+                        or_(
+                            *(
+                                and_(
+                                    _CHUNKS.c.patient_id == p,
+                                    _CHUNKS.c.source_id == s,
+                                    _CHUNKS.c.resource_type == t,
+                                )
+                                for p, s, t in batch
+                            )
+                        )
+                    )
+                )
+            await conn.execute(delete(_SYNC).where(_SYNC.c.full_synced_at < oldest))
+            await session.commit()
+        return len(old)

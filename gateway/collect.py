@@ -1,0 +1,214 @@
+"""Collect one person's normalised data: from the cache where it is fresh, from the
+sources where it is not, and from the cache again where a source fails.
+
+For every configured source, per request:
+
+* the engagement index says it holds nothing for the person: not asked (``not-asked``);
+* its cached data for every asked type is younger than ``fresh_for``: served from the
+  cache without asking (``cached``);
+* otherwise it is asked: for only what changed since the last sync when the adapter can
+  search by last update and the last full refresh is younger than ``full_every``, else for
+  everything. A fresh answer is normalised, stored and served (``ok``); ``no-data``
+  removes what was cached; a failure serves the cached data if there is any (``stale``,
+  with the failure's reason) and otherwise nothing (``failed`` or ``timeout``).
+
+Every report carries ``synced_at``: when the served data was last fetched from the source.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from adapters.base import FhirResource
+from fhir_profiles.identifiers import PersonIdentifier
+from gateway.aggregate import Aggregator, Source, SourceReport, SourceStatus
+from gateway.cache import RecordCache, SyncState
+from gateway.engagement import EngagementIndex
+from gateway.memo import BoundedMemo
+from gateway.merge import NormalisedSource, normalise_source
+
+log = logging.getLogger(__name__)
+
+#: A refresh by last update reaches back this far before the last sync, so a source
+#: whose clock runs a little behind ours loses nothing (the overlap is merged by id).
+SINCE_OVERLAP = timedelta(minutes=2)
+
+#: A source's Patient is cached as this type, beside the data types.
+PATIENT = "Patient"
+
+
+@dataclass(slots=True)
+class Collected:
+    """Every source's normalised data that could be served, and a report per source."""
+
+    sources: list[NormalisedSource]
+    reports: list[SourceReport]
+
+
+class Collector:
+    def __init__(
+        self,
+        aggregator: Aggregator,
+        cache: RecordCache,
+        engagement: EngagementIndex,
+        *,
+        fresh_for: timedelta,
+        full_every: timedelta,
+        memory_budget: int = 0,
+    ) -> None:
+        """``memory_budget``: most cached resources kept decoded in memory (0: none)."""
+        self._aggregator = aggregator
+        self._cache = cache
+        self._engagement = engagement
+        self._fresh_for = fresh_for
+        self._full_every = full_every
+        self._decoded: BoundedMemo[tuple[str, str, str], tuple[datetime, list[FhirResource]]] = (
+            BoundedMemo(memory_budget)
+        )
+
+    async def collect(
+        self, person: PersonIdentifier, patient_id: str, types: Sequence[str]
+    ) -> Collected:
+        """The normalised data of ``types`` (and each source's Patient) for ``person``."""
+        now = datetime.now(UTC)
+        plan = await self._engagement.plan(patient_id, now)
+        kept = [PATIENT, *types]
+        states = await self._cache.states(patient_id, kept, now)
+        by_id = {source.id: source for source in self._aggregator.sources}
+        served: dict[str, NormalisedSource] = {}
+        since: dict[str, datetime] = {}
+        for source in self._aggregator.sources:
+            known = states.get(source.id, {})
+            if source.id in plan.skip or any(t not in known for t in kept):
+                continue
+            if all(now - s.synced_at < self._fresh_for for s in known.values()):
+                # Read it now: data that cannot be read is asked for instead.
+                cached = await self._cached(patient_id, by_id[source.id], kept, known)
+                if cached is not None:
+                    served[source.id] = cached
+                    continue
+            elif all(now - s.full_synced_at < self._full_every for s in known.values()):
+                since[source.id] = min(s.synced_at for s in known.values()) - SINCE_OVERLAP
+        fresh = set(served)
+        gathered = await self._aggregator.gather(person, types, skip=plan.skip | fresh, since=since)
+        asked = [r for r in gathered.reports if r.source_id not in fresh]
+        await self._engagement.learn(patient_id, asked, full=plan.full)
+        reports = {report.source_id: report for report in gathered.reports}
+        wanted = frozenset(types)
+        for record in gathered.records:
+            report = reports[record.source.id]
+            normalised = normalise_source(record, report, person, patient_id, wanted)
+            if normalised is None:  # it no longer links to the person: nothing is kept
+                await self._cache.forget(patient_id, record.source.id)
+                continue
+            served[record.source.id] = await self._store(
+                patient_id, normalised, types, report, full=record.changed_since is None
+            )
+        for report in gathered.reports:
+            state = states.get(report.source_id)
+            if report.source_id in fresh:
+                _from_cache(report, SourceStatus.CACHED, state, served[report.source_id])
+            elif report.status is SourceStatus.NO_DATA and state:
+                await self._cache.forget(patient_id, report.source_id)
+            elif (
+                report.status in (SourceStatus.FAILED, SourceStatus.TIMEOUT)
+                and report.reason != "identity"
+                and state
+                and all(t in state for t in kept)  # never part of what was asked for
+            ):
+                cached = await self._cached(patient_id, by_id[report.source_id], kept, state)
+                if cached is not None:
+                    served[report.source_id] = cached
+                    _from_cache(report, SourceStatus.STALE, state, cached)
+        ordered = [served[s.id] for s in self._aggregator.sources if s.id in served]
+        return Collected(sources=ordered, reports=gathered.reports)
+
+    async def _cached(
+        self,
+        patient_id: str,
+        source: Source,
+        kept: Sequence[str],
+        state: dict[str, SyncState],
+    ) -> NormalisedSource | None:
+        """One source's cached data of ``kept`` types: decoded from memory when this
+        process has decoded that version before, else read from the store. Data that
+        cannot be read (purged meanwhile, or under another key) is removed: None."""
+        by_type: dict[str, list[FhirResource]] = {}
+        missing = []
+        for resource_type in kept:
+            remembered = self._decoded.get((patient_id, source.id, resource_type))
+            if remembered is not None and remembered[0] == state[resource_type].synced_at:
+                by_type[resource_type] = remembered[1]
+            else:
+                missing.append(resource_type)
+        if missing:
+            loaded = (await self._cache.load(patient_id, [source.id], missing)).get(source.id, {})
+            for resource_type in missing:
+                if resource_type in loaded:
+                    by_type[resource_type] = loaded[resource_type]
+                    self._remember(patient_id, source.id, resource_type, state, loaded)
+        if any(t not in by_type for t in kept) or not by_type[PATIENT]:
+            log.warning("cached data of source %s could not be read: removed", source.id)
+            await self._cache.forget(patient_id, source.id)
+            return None
+        resources = [r for t in kept if t != PATIENT for r in by_type[t]]
+        version = (source.id, *((t, state[t].synced_at) for t in kept))
+        return NormalisedSource(source, by_type[PATIENT][0], resources, version)
+
+    def _remember(
+        self,
+        patient_id: str,
+        source_id: str,
+        resource_type: str,
+        state: Mapping[str, SyncState] | datetime,
+        data: Mapping[str, list[FhirResource]],
+    ) -> None:
+        synced_at = state if isinstance(state, datetime) else state[resource_type].synced_at
+        resources = data[resource_type]
+        self._decoded.put(
+            (patient_id, source_id, resource_type), (synced_at, resources), len(resources)
+        )
+
+    async def _store(
+        self,
+        patient_id: str,
+        normalised: NormalisedSource,
+        types: Sequence[str],
+        report: SourceReport,
+        *,
+        full: bool,
+    ) -> NormalisedSource:
+        """Cache a fresh answer; returns what is now known (with earlier data if partial)."""
+        by_type: dict[str, list[FhirResource]] = {t: [] for t in types}
+        for resource in normalised.resources:
+            by_type[resource["resourceType"]].append(resource)
+        by_type[PATIENT] = [normalised.patient]
+        synced_at = report.synced_at or datetime.now(UTC)
+        # The Patient is always fetched whole; in a partial refresh it replaces the cached
+        # one by id like any changed resource.
+        stored = await self._cache.save(
+            patient_id, normalised.source.id, by_type, synced_at, full=full
+        )
+        for resource_type in stored:
+            self._remember(patient_id, normalised.source.id, resource_type, synced_at, stored)
+        resources = [r for t in types for r in stored.get(t, ())]
+        if not full:
+            report.resource_count = len(resources)
+        version = (normalised.source.id, *((t, synced_at) for t in (PATIENT, *types)))
+        return NormalisedSource(normalised.source, stored[PATIENT][0], resources, version)
+
+
+def _from_cache(
+    report: SourceReport,
+    status: SourceStatus,
+    state: dict[str, SyncState] | None,
+    served: NormalisedSource,
+) -> None:
+    report.status = status
+    report.synced_at = min(s.synced_at for s in state.values()) if state else None
+    report.resource_count = len(served.resources)
+    if status is SourceStatus.CACHED:
+        report.reason = None
