@@ -31,7 +31,6 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Column, DateTime, Table, and_, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
@@ -99,8 +98,6 @@ class RecordCache:
         self._db = db
         self._aead = AESGCM(hashlib.sha256(b"samlad-record-cache:" + data_key.encode()).digest())
         self.retention = retention
-        dialect = db.engine.dialect.name
-        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
 
     # -- encryption ----------------------------------------------------------------
 
@@ -276,7 +273,7 @@ class RecordCache:
             for number, part in enumerate(chunks)
         ]
         # Upserts, so two requests refreshing the same person at once both succeed.
-        insert = self._insert(_CHUNKS)
+        insert = self._db.upsert(_CHUNKS)
         await conn.execute(
             insert.on_conflict_do_update(
                 index_elements=["patient_id", "source_id", "resource_type", "chunk"],
@@ -292,7 +289,7 @@ class RecordCache:
                 _CHUNKS.c.chunk >= len(chunks),
             )
         )
-        sync = self._insert(_SYNC).values(
+        sync = self._db.upsert(_SYNC).values(
             **key, synced_at=synced_at, full_synced_at=full_synced_at, chunks=len(chunks)
         )
         await conn.execute(

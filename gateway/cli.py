@@ -6,12 +6,17 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gateway.settings import ConfigError, load_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 DEFAULT_DATA_DIR = Path(".samlad")
 #: Read everything of one's own; create and withdraw consents and blocks.
@@ -36,19 +41,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Names the configuration file of ``samlad serve --workers N`` for each worker process.
+CONFIG_FILE_VARIABLE = "SAMLAD_CONFIG_FILE"
+#: The log level each worker process of ``samlad serve --workers N`` logs at.
+LOG_LEVEL_VARIABLE = "SAMLAD_LOG_LEVEL"
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn ``--factory`` entry point of a worker: the gateway for the configuration
+    file named by ``SAMLAD_CONFIG_FILE`` (SAMLAD_* variables override it as usual)."""
+    from gateway.app import create_app
+
+    _configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "INFO"))
+    config = os.environ.get(CONFIG_FILE_VARIABLE)
+    return create_app(load_settings(Path(config) if config else None))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
 
     settings = load_settings(args.config)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        access_log=False,  # our own access log leaves out paths and queries
-        log_level=args.log_level.lower(),
-    )
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": False,  # our own access log leaves out paths and queries
+        "log_level": args.log_level.lower(),
+    }
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), **common)
+        return 0
+    # Several processes: migrate once here, so the workers do not race to do it.
+    if settings.should_auto_migrate:
+        from gateway.store.migrate import upgrade
+
+        upgrade(settings.effective_database_url)
+    os.environ[CONFIG_FILE_VARIABLE] = str(args.config.resolve())
+    os.environ[LOG_LEVEL_VARIABLE] = args.log_level
+    os.environ["SAMLAD_AUTO_MIGRATE"] = "false"
+    uvicorn.run("gateway.cli:app_from_environment", factory=True, workers=args.workers, **common)
     return 0
 
 
@@ -134,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the gateway from a configuration file")
     serve.add_argument("--config", type=Path, required=True)
+    serve.add_argument(
+        "--workers", type=int, default=1, help="server processes (each with its own memory)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     token = sub.add_parser("token", help="print a token from the local development issuer")

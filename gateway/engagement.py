@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Column, DateTime
 from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.aggregate import SourceReport, SourceStatus
 from gateway.store.db import Database
@@ -80,44 +81,48 @@ class EngagementIndex:
             return  # nothing to learn: no database round trip
         now = datetime.now(UTC)
         async with self._db.session() as session:
+            known = {
+                row.source_id: row.has_data
+                for row in (
+                    await session.exec(
+                        select(Engagement).where(Engagement.patient_id == patient_id)
+                    )
+                ).all()
+            }
             for report in reports:
                 if report.status not in (SourceStatus.OK, SourceStatus.NO_DATA):
                     continue
-                row = await session.get(Engagement, (patient_id, report.source_id))
                 has_data = report.status is SourceStatus.OK
-                if row is not None and row.has_data == has_data and not full:
+                if known.get(report.source_id) == has_data and not full:
                     continue  # nothing new learned: no write on the hot path
-                if row is None:
-                    session.add(
-                        Engagement(
-                            patient_id=patient_id,
-                            source_id=report.source_id,
-                            has_data=has_data,
-                            checked_at=now,
-                        )
-                    )
-                else:
-                    row.has_data, row.checked_at = has_data, now
-                    session.add(row)
+                await self._put(session, patient_id, report.source_id, has_data, now)
             if full and all(r.status in (SourceStatus.OK, SourceStatus.NO_DATA) for r in reports):
-                check = await session.get(EngagementCheck, patient_id)
-                if check is None:
-                    session.add(EngagementCheck(patient_id=patient_id, checked_at=now))
-                else:
-                    check.checked_at = now
-                    session.add(check)
+                check = self._db.upsert(EngagementCheck.__table__).values(  # type: ignore[attr-defined]
+                    patient_id=patient_id, checked_at=now
+                )
+                await session.exec(
+                    check.on_conflict_do_update(
+                        index_elements=["patient_id"], set_={"checked_at": now}
+                    )
+                )
             await session.commit()
+
+    async def _put(
+        self, session: AsyncSession, patient_id: str, source_id: str, has_data: bool, now: datetime
+    ) -> None:
+        # An upsert: two requests learning about the same person at once both succeed.
+        row = self._db.upsert(Engagement.__table__).values(  # type: ignore[attr-defined]
+            patient_id=patient_id, source_id=source_id, has_data=has_data, checked_at=now
+        )
+        await session.exec(
+            row.on_conflict_do_update(
+                index_elements=["patient_id", "source_id"],
+                set_={"has_data": has_data, "checked_at": now},
+            )
+        )
 
     async def announce(self, patient_id: str, source_id: str) -> None:
         """A source says it now holds data for the person: ask it from the next request on."""
-        now = datetime.now(UTC)
         async with self._db.session() as session:
-            row = await session.get(Engagement, (patient_id, source_id))
-            if row is None:
-                row = Engagement(
-                    patient_id=patient_id, source_id=source_id, has_data=True, checked_at=now
-                )
-            else:
-                row.has_data, row.checked_at = True, now
-            session.add(row)
+            await self._put(session, patient_id, source_id, True, datetime.now(UTC))
             await session.commit()

@@ -73,7 +73,7 @@ class Services:
             upgrade(url)
         else:
             check_current(url)
-        db = Database(url)
+        db = Database(url, pool_size=settings.database_pool_size)
         clients: list[httpx.AsyncClient] = []
         sources: list[Source] = []
         policy = resilience_policy(settings)

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".samlad")
     #: ``sqlite:///path.db`` or ``postgresql://user@host/db``; empty means SQLite in data_dir.
     database_url: str = ""
+    #: Connections each gateway process keeps open to PostgreSQL (half as many again
+    #: may be opened for bursts); workers x this must stay below the server's limit.
+    database_pool_size: int = Field(default=20, ge=1, le=500)
     #: Run schema migrations at start-up (default: only in dev mode).
     auto_migrate: bool | None = None
     host: str = "127.0.0.1"
@@ -102,7 +105,7 @@ class Settings(BaseSettings):
     cache_retention_hours: float = Field(default=24.0, gt=0, le=24 * 90)
     #: Most resources each worker keeps decoded and merged in memory for warm reads
     #: (twice this in the worst case: decoded and merged); 0 keeps none.
-    memory_cache_resources: int = Field(default=20_000, ge=0, le=10_000_000)
+    memory_cache_resources: int = Field(default=5_000, ge=0, le=10_000_000)
     #: How long an emergency access (nödåtkomst) lasts once opened (hours).
     emergency_access_hours: float = Field(default=4.0, gt=0, le=24)
     # -- Request rate limits (gateway/ratelimit.py): a token bucket per principal, and one

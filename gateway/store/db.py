@@ -6,13 +6,22 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.errors import ServiceUnavailable
+
+#: Connections each process keeps open to PostgreSQL.
+DEFAULT_POOL_SIZE = 20
+
+#: The dialect-specific INSERT both backends' upserts are built from.
+Insert = postgresql.Insert | sqlite.Insert
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +48,17 @@ def sync_url(url: str) -> str:
 class Database:
     """One engine and a session factory; sessions translate database errors to 503."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.url = url
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: AsyncEngine = create_async_engine(async_url(url), pool_pre_ping=True)
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if parsed.get_backend_name() == "postgresql":
+            # Enough kept-open connections for a busy worker: an overflow connection is
+            # closed after use, and opening one costs more than the query it serves.
+            options |= {"pool_size": pool_size, "max_overflow": pool_size // 2}
+        self.engine: AsyncEngine = create_async_engine(async_url(url), **options)
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -58,6 +72,12 @@ class Database:
             # The type only: statement parameters may hold personal data.
             log.error("database error: %s", type(exc).__name__)
             raise ServiceUnavailable("the data store is unavailable") from exc
+
+    def upsert(self, table: Table) -> Insert:
+        """An INSERT that can take ``on_conflict_do_update``/``_do_nothing`` (both backends)."""
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

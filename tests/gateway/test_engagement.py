@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
+from gateway.aggregate import SourceReport, SourceStatus
+from gateway.engagement import EngagementIndex
+from gateway.store.db import Database
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import Gateway, Region, running_gateway
 from tests.gateway.test_overview import source_status
@@ -101,3 +105,21 @@ async def test_a_failing_source_is_never_learned_as_empty(gateway: Gateway) -> N
     assert after["region-syd"] == "no-data"
     settled = await statuses(gateway, patient_id)
     assert settled["region-vast"] == settled["region-syd"] == "not-asked"
+
+
+async def test_requests_learning_about_one_new_person_at_once_all_succeed(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    index = EngagementIndex(db, timedelta(hours=1))
+    reports = [
+        SourceReport(f"source-{n}", f"Source {n}", status, None, 1.0)
+        for n, status in enumerate([SourceStatus.OK, SourceStatus.NO_DATA, SourceStatus.OK])
+    ]
+    try:
+        await asyncio.gather(*(index.learn("new-person", reports, full=True) for _ in range(8)))
+        plan = await index.plan("new-person")
+    finally:
+        await db.dispose()
+    assert plan.skip == {"source-1"}
+    assert not plan.full

@@ -1,0 +1,85 @@
+"""`samlad serve --workers N`: several server processes behind one port, one database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import IssuerKit
+from tests.gateway.test_clients import free_port
+
+SAMLAD = [sys.executable, "-m", "gateway.cli"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_several_workers_serve_one_port(tmp_path: Path, issuer: IssuerKit) -> None:
+    port = free_port()
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        "[gateway]\n"
+        'id_key = "serve-test-id-key-0123"\n'
+        'data_key = "serve-test-data-key-0123"\n'
+        f'database_url = "sqlite:///{tmp_path / "samlad.db"}"\n'
+        "auto_migrate = true\n"
+        f"port = {port}\n"
+        "\n[[issuers]]\n"
+        f'issuer = "{issuer.config.issuer}"\n'
+        f'audience = "{issuer.config.audience}"\n'
+        f'jwks_file = "{issuer.config.jwks_file}"\n'
+    )
+    process = subprocess.Popen(
+        [*SAMLAD, "--log-level", "WARNING", "serve", "--config", str(config), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "the gateway did not come up"
+            time.sleep(0.2)
+        # The parent supervises the worker processes (uvicorn adds none of its own).
+        assert len(_children(process.pid)) >= 2
+        token = issuer.citizen("191212121212")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for _ in range(8):  # new connections: both workers answer, on one database
+                response = client.post(
+                    "/fhir/Patient/_search",
+                    data={
+                        "identifier": "http://electronichealth.se/identifier/personnummer|"
+                        "191212121212"
+                    },
+                    headers={"Authorization": f"Bearer {token}", "Connection": "close"},
+                )
+                assert response.status_code == 200, response.text
+                assert response.json()["total"] == 0  # no sources configured
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
