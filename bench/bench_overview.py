@@ -4,8 +4,9 @@ For the test person (191212121212, about 1,100 resources across the three FHIR r
 with every region given the same added latency per HTTP request:
 
 * **gateway**: ``GET /fhir/Patient/{id}/$everything`` through a running gateway. Cold in
-  the sense that matters: the gateway caches no source data, so every request fetches
-  everything again (its connections to the regions are pooled, as in production).
+  the sense that matters: the gateway is set to serve nothing from its cache, so every
+  request fetches everything again, normalises it and stores it (its connections to the
+  regions are pooled, as in production).
 * **limit**: the same fetches made directly with a plain httpx client per region:
   Patient search, then every type concurrently, each paged to the end, every region at
   once. Its wall time is the slowest region's; no gateway can answer sooner.
@@ -107,6 +108,10 @@ async def run(latencies: list[float], runs: int, warmup: int) -> None:
                 region_sources(regions, BENCH_TIMEOUT),
                 folder,
                 request_deadline=BENCH_TIMEOUT,
+                # Cold: every read fetches everything again (and stores it).
+                cache_fresh_seconds=0,
+                cache_full_refresh_seconds=0,
+                memory_cache_resources=0,
             )
             await open_gateway(gateway)
             try:

@@ -5,7 +5,11 @@ does no serving and competes with no server for the interpreter lock:
 
 * simulated regions: ``python -m simregions --region ID --port P`` each;
 * the gateway: ``python -m gateway.cli serve --config FILE`` with SQLite in a temporary
-  folder and a throw-away token issuer whose private key only this process holds.
+  folder and a throw-away token issuer whose private key only this process holds;
+* or the gateway with several worker processes on PostgreSQL
+  (:func:`start_gateway_workers`): uvicorn ``--workers N --factory`` pointed at
+  ``gateway.cli:app_from_environment`` (as ``samlad serve --workers N`` does), in a
+  database created for the run (:func:`fresh_postgres`).
 """
 
 from __future__ import annotations
@@ -19,28 +23,41 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
+import psycopg
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from sqlalchemy.engine import make_url
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES
 from adapters.fhir_r4 import format_identifier
 from fhir_profiles.identifiers import parse_person_identifier
+from gateway.cli import CONFIG_FILE_VARIABLE, LOG_LEVEL_VARIABLE
 from gateway.demo import region_source
 from simregions.regions import DEFAULT_REGIONS, RegionSpec
+
+if TYPE_CHECKING:
+    pass
 
 TEST_PERSON = "191212121212"
 ISSUER = "https://bench-issuer.invalid"
 AUDIENCE = "https://bench-gateway.invalid/fhir"
 PERSONNUMMER_SYSTEM = "http://electronichealth.se/identifier/personnummer"
 ROOT = Path(__file__).resolve().parent.parent
+#: The clinician of ``samlad token --role clinician``: Region Nord, Medicinmottagningen.
+CLINICIAN_HSA_ID = "SE2321009001-DOC1"
+CLINICIAN_CARE_UNIT = "SE2321009001-MEDM"
+CLINICIAN_CARE_PROVIDER = "SE2321009001-NORD"
+#: Where the benches create their PostgreSQL databases (trust auth on loopback).
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def free_port() -> int:
@@ -67,15 +84,21 @@ class Process:
                 self.popen.wait()
 
 
-def spawn(name: str, args: Sequence[str], log_dir: Path) -> Process:
+def spawn(
+    name: str,
+    args: Sequence[str],
+    log_dir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    cwd: Path = ROOT,
+) -> Process:
     """Start ``python args...`` from the repository root, output to ``log_dir/name.log``."""
     log = (log_dir / f"{name}.log").open("wb")
     popen = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
         [sys.executable, *args],
-        cwd=ROOT,
+        cwd=cwd,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=quiet_environment(),
+        env={**quiet_environment(), **(extra_env or {})},
     )
     return Process(name, popen)
 
@@ -112,6 +135,16 @@ class RunningRegion:
         )
         response.raise_for_status()
 
+    def set_behaviour(self, settings: Mapping[str, Any]) -> None:
+        """Change any of the region's behaviour settings (``simregions/behaviour.py``):
+        ``latency_ms``, ``fault``, ``fault_rate``, ``fault_paths``, ``seed``."""
+        response = httpx.put(
+            f"http://127.0.0.1:{self.port}/_sim/behaviour",
+            json=dict(settings),
+            headers={"Authorization": f"Bearer {self.spec.token}"},
+        )
+        response.raise_for_status()
+
 
 def start_regions(log_dir: Path) -> list[RunningRegion]:
     """The three FHIR regions, one subprocess each."""
@@ -144,18 +177,36 @@ class Issuer:
         return cls(key, jwks)
 
     def citizen_token(self, personnummer: str = TEST_PERSON) -> str:
+        return self.token({"personnummer": personnummer, "scope": "patient/*.rs"})
+
+    def token(self, claims: Mapping[str, str], lifetime: int = 3600) -> str:
+        """A signed token for this issuer and the gateway's audience, with ``claims``."""
         now = int(time.time())
-        claims = {
+        registered = {
             "iss": ISSUER,
             "aud": AUDIENCE,
             "iat": now,
             "nbf": now,
-            "exp": now + 3600,
+            "exp": now + lifetime,
             "jti": uuid.uuid4().hex,
-            "personnummer": personnummer,
-            "scope": "patient/*.rs",
         }
-        return jwt.encode({"alg": "RS256", "kid": "bench-1"}, claims, self.key)
+        return jwt.encode({"alg": "RS256", "kid": "bench-1"}, {**registered, **claims}, self.key)
+
+    def clinician_token(
+        self,
+        hsa_id: str = CLINICIAN_HSA_ID,
+        care_unit: str = CLINICIAN_CARE_UNIT,
+        care_provider: str = CLINICIAN_CARE_PROVIDER,
+    ) -> str:
+        """A clinician of Region Nord's medicine clinic, as ``samlad token --role clinician``."""
+        return self.token(
+            {
+                "hsa_id": hsa_id,
+                "care_unit_hsa_id": care_unit,
+                "care_provider_hsa_id": care_provider,
+                "scope": "user/*.rs",
+            }
+        )
 
 
 def _toml_value(value: Any) -> str:
@@ -202,8 +253,27 @@ def start_gateway(
     **gateway: Any,
 ) -> RunningGateway:
     """A gateway subprocess for ``sources``, with SQLite in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    config = write_gateway_config(folder, port, issuer, sources, **gateway)
+    process = spawn(
+        name,
+        ["-m", "gateway.cli", "--log-level", "WARNING", "serve", "--config", str(config)],
+        log_dir,
+    )
+    wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+    return RunningGateway(port, process, issuer.citizen_token())
+
+
+def write_gateway_config(
+    folder: Path,
+    port: int,
+    issuer: Issuer,
+    sources: Sequence[dict[str, Any]],
+    **gateway: Any,
+) -> Path:
+    """Write ``folder/gateway.toml`` for a gateway on ``port`` (SQLite in ``folder`` unless
+    ``database_url`` is given) trusting ``issuer``, with ``sources``; returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
         "dev_mode": False,
         "auto_migrate": True,
@@ -229,12 +299,108 @@ def start_gateway(
         lines += ["", *_toml_table("[[sources]]", source)]
     config = folder / "gateway.toml"
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+# -- several worker processes on PostgreSQL ---------------------------------------------
+
+
+@contextmanager
+def fresh_postgres(admin_url: str = POSTGRES_ADMIN_URL) -> Iterator[str]:
+    """A new PostgreSQL database, migrated to head, dropped afterwards: nothing else's
+    data is touched and every run starts cold. Yields its URL."""
+    name = f"samlad_bench_{uuid.uuid4().hex[:12]}"
+    admin = make_url(admin_url)
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.set(database=name).render_as_string(hide_password=False)
+    try:
+        # Migrated here, once: N workers each migrating at start-up would race.
+        from gateway.store.migrate import upgrade
+
+        upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def start_uvicorn_workers(
+    name: str,
+    factory: str,
+    port: int,
+    workers: int,
+    log_dir: Path,
+    extra_env: Mapping[str, str],
+    cwd: Path = ROOT,
+    health_path: str = "/healthz",
+    timeout: float = 90.0,
+) -> Process:
+    """``uvicorn --factory factory --workers N`` on loopback; returns once every worker has
+    finished its start-up (counted in uvicorn's log) and ``health_path`` answers."""
     process = spawn(
         name,
-        ["-m", "gateway.cli", "--log-level", "WARNING", "serve", "--config", str(config)],
+        [
+            "-m",
+            "uvicorn",
+            factory,
+            "--factory",
+            "--workers",
+            str(workers),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",  # the gateway keeps its own access log
+            "--log-level",
+            "info",  # for the start-up lines counted below; nothing per request
+        ],
         log_dir,
+        extra_env,
+        cwd,
     )
-    wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
+    log = log_dir / f"{name}.log"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"{name} exited early; see {log}")
+        started = log.read_text(errors="replace").count("Application startup complete.")
+        if started >= workers:
+            break
+        time.sleep(0.1)
+    else:
+        process.stop()
+        raise RuntimeError(f"{name}: not every worker started within {timeout:.0f} s; see {log}")
+    wait_until_up(f"http://127.0.0.1:{port}{health_path}", process)
+    return process
+
+
+def start_gateway_workers(
+    name: str,
+    folder: Path,
+    issuer: Issuer,
+    sources: Sequence[dict[str, Any]],
+    log_dir: Path,
+    *,
+    workers: int,
+    database_url: str,
+    **gateway: Any,
+) -> RunningGateway:
+    """A gateway of ``workers`` processes on ``database_url`` (already migrated), as
+    production runs it: one uvicorn per machine with several workers, one database."""
+    port = free_port()
+    config = write_gateway_config(
+        folder, port, issuer, sources, database_url=database_url, auto_migrate=False, **gateway
+    )
+    process = start_uvicorn_workers(
+        name,
+        "gateway.cli:app_from_environment",
+        port,
+        workers,
+        log_dir,
+        {CONFIG_FILE_VARIABLE: str(config), LOG_LEVEL_VARIABLE: "WARNING"},
+    )
     return RunningGateway(port, process, issuer.citizen_token())
 
 
@@ -369,6 +535,53 @@ class DirectClients:
     async def aclose(self) -> None:
         for client in self.clients:
             await client.aclose()
+
+
+# -- CPU accounting (Linux /proc): who used the shared cores during a measurement --------
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its live descendants, such
+    as a uvicorn supervisor and its workers; 0 where /proc cannot tell."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, from field 3 on
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        pending += [int(child) for child in children.split()]
+    return total
+
+
+def postgres_cpu(database_url: str) -> float:
+    """CPU seconds used so far by the server processes of the local PostgreSQL that are
+    connected to ``database_url``'s database right now (a pool's connections)."""
+    url = make_url(database_url)
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (url.database,),
+        ).fetchall()
+    return sum(process_tree_cpu(int(pid)) for (pid,) in rows)
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all cores together."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0, 0.0
+    values = [int(v) for v in first[:8]]  # user nice system idle iowait irq softirq steal
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / ticks, sum(values) / ticks
 
 
 def ms(seconds: float) -> str:
