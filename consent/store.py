@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import col, select
+from sqlalchemy import Table
+from sqlalchemy import select as select_rows
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from consent.models import BlockRecord, ConsentRecord, EmergencyAccess
@@ -42,6 +44,18 @@ class Standing:
     emergency: EmergencyAccess | None
 
 
+def _table(model: type[SQLModel]) -> Table:
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
+def _running(accesses: Sequence[EmergencyAccess], at: datetime) -> EmergencyAccess | None:
+    for access in accesses:
+        if _aware(access.started_at) <= at < _aware(access.expires_at):
+            return access
+    return None
+
+
 class ConsentStore:
     """Consent, blocks and emergency access of patients, by opaque patient id."""
 
@@ -51,24 +65,37 @@ class ConsentStore:
     async def standing(
         self, patient_id: str, clinician_hsa_id: str | None, at: datetime
     ) -> Standing:
-        """Consents, blocks and (for a clinician) running emergency access, read at once."""
-        async with self._db.session() as session:
-            consents = await session.exec(
-                select(ConsentRecord)
-                .where(ConsentRecord.patient_id == patient_id)
-                .order_by(col(ConsentRecord.recorded_at).desc())
+        """Consents, blocks and (for a clinician) running emergency access, read at once.
+
+        On every data read: plain statements on one connection, no ORM session.
+        """
+        consents, blocks = _table(ConsentRecord), _table(BlockRecord)
+        async with self._db.connect() as conn:
+            consent_rows = await conn.execute(
+                select_rows(consents)
+                .where(consents.c.patient_id == patient_id)
+                .order_by(consents.c.recorded_at.desc())
             )
-            blocks = await session.exec(
-                select(BlockRecord)
-                .where(BlockRecord.patient_id == patient_id)
-                .order_by(col(BlockRecord.recorded_at).desc())
+            found_consents = [ConsentRecord(**row._mapping) for row in consent_rows]
+            block_rows = await conn.execute(
+                select_rows(blocks)
+                .where(blocks.c.patient_id == patient_id)
+                .order_by(blocks.c.recorded_at.desc())
             )
-            emergency = (
-                await self._emergency(session, patient_id, clinician_hsa_id, at)
-                if clinician_hsa_id is not None
-                else None
-            )
-            return Standing(consents.all(), blocks.all(), emergency)
+            found_blocks = [BlockRecord(**row._mapping) for row in block_rows]
+            emergency = None
+            if clinician_hsa_id is not None:
+                accesses = _table(EmergencyAccess)
+                rows = await conn.execute(
+                    select_rows(accesses)
+                    .where(
+                        accesses.c.patient_id == patient_id,
+                        accesses.c.clinician_hsa_id == clinician_hsa_id,
+                    )
+                    .order_by(accesses.c.expires_at.desc())
+                )
+                emergency = _running([EmergencyAccess(**row._mapping) for row in rows], at)
+        return Standing(found_consents, found_blocks, emergency)
 
     async def consents(self, patient_id: str) -> Sequence[ConsentRecord]:
         """Every consent the patient has given, newest first (withdrawn ones too)."""
@@ -107,10 +134,7 @@ class ConsentStore:
             .where(EmergencyAccess.clinician_hsa_id == clinician_hsa_id)
             .order_by(col(EmergencyAccess.expires_at).desc())
         )
-        for row in rows.all():
-            if _aware(row.started_at) <= at < _aware(row.expires_at):
-                return row
-        return None
+        return _running(rows.all(), at)
 
     async def grant(
         self,

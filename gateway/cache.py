@@ -133,8 +133,7 @@ class RecordCache:
             _SYNC.c.source_id, _SYNC.c.resource_type, _SYNC.c.synced_at, _SYNC.c.full_synced_at
         ).where(_SYNC.c.patient_id == patient_id, _SYNC.c.resource_type.in_(list(types)))
         found: dict[str, dict[str, SyncState]] = {}
-        async with self._db.session() as session:
-            conn = await session.connection()
+        async with self._db.connect() as conn:
             for source_id, resource_type, synced_at, full_synced_at in await conn.execute(query):
                 state = SyncState(_aware(synced_at), _aware(full_synced_at))
                 if state.full_synced_at >= oldest:
@@ -163,8 +162,7 @@ class RecordCache:
         )
         found: dict[str, dict[str, list[FhirResource]]] = {}
         broken: set[str] = set()
-        async with self._db.session() as session:
-            conn = await session.connection()
+        async with self._db.connect() as conn:
             rows = (await conn.execute(query)).all()
         for source_id, resource_type, chunk, body in rows:
             try:

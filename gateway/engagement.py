@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Column, DateTime
-from sqlmodel import Field, SQLModel, col, select
+from sqlalchemy import Column, DateTime, Table
+from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.aggregate import SourceReport, SourceStatus
@@ -42,6 +42,10 @@ class EngagementCheck(SQLModel, table=True):
     checked_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
+_ENGAGEMENT: Table = Engagement.__table__  # type: ignore[attr-defined]
+_CHECK: Table = EngagementCheck.__table__  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """Which sources not to ask this time, and whether this is a full check."""
@@ -62,16 +66,19 @@ class EngagementIndex:
     async def plan(self, patient_id: str, now: datetime | None = None) -> Plan:
         """The sources to skip for ``patient_id``: known to hold nothing, checked recently."""
         now = now or datetime.now(UTC)
-        async with self._db.session() as session:
-            check = await session.get(EngagementCheck, patient_id)
-            if check is None or now - _aware(check.checked_at) >= self._interval:
+        check, engagement = _CHECK.c, _ENGAGEMENT.c
+        async with self._db.connect() as conn:
+            checked_at = (
+                await conn.execute(select(check.checked_at).where(check.patient_id == patient_id))
+            ).scalar_one_or_none()
+            if checked_at is None or now - _aware(checked_at) >= self._interval:
                 return Plan(skip=frozenset(), full=True)
-            rows = await session.exec(
-                select(Engagement.source_id)
-                .where(Engagement.patient_id == patient_id)
-                .where(col(Engagement.has_data).is_(False))
+            rows = await conn.execute(
+                select(engagement.source_id).where(
+                    engagement.patient_id == patient_id, engagement.has_data.is_(False)
+                )
             )
-            return Plan(skip=frozenset(rows.all()), full=False)
+            return Plan(skip=frozenset(rows.scalars().all()), full=False)
 
     async def learn(self, patient_id: str, reports: Sequence[SourceReport], *, full: bool) -> None:
         """Record what the sources answered (failures and skipped sources teach nothing)."""
@@ -97,9 +104,7 @@ class EngagementIndex:
                     continue  # nothing new learned: no write on the hot path
                 await self._put(session, patient_id, report.source_id, has_data, now)
             if full and all(r.status in (SourceStatus.OK, SourceStatus.NO_DATA) for r in reports):
-                check = self._db.upsert(EngagementCheck.__table__).values(  # type: ignore[attr-defined]
-                    patient_id=patient_id, checked_at=now
-                )
+                check = self._db.upsert(_CHECK).values(patient_id=patient_id, checked_at=now)
                 await session.exec(
                     check.on_conflict_do_update(
                         index_elements=["patient_id"], set_={"checked_at": now}
@@ -111,7 +116,7 @@ class EngagementIndex:
         self, session: AsyncSession, patient_id: str, source_id: str, has_data: bool, now: datetime
     ) -> None:
         # An upsert: two requests learning about the same person at once both succeed.
-        row = self._db.upsert(Engagement.__table__).values(  # type: ignore[attr-defined]
+        row = self._db.upsert(_ENGAGEMENT).values(
             patient_id=patient_id, source_id=source_id, has_data=has_data, checked_at=now
         )
         await session.exec(
