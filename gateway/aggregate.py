@@ -145,14 +145,16 @@ class Aggregator:
         resource_types: Sequence[str],
         skip: Container[str] = (),
         since: Mapping[str, datetime] | None = None,
+        deadline: float | None = None,
     ) -> Gathered:
         """Fetch ``resource_types`` for ``person`` from every source not in ``skip``.
 
         A skipped source is not asked; its report says so (status ``not-asked``). For a
         source in ``since`` that can search by last update, only what changed after that
-        moment is asked for; its record's ``changed_since`` says so.
+        moment is asked for; its record's ``changed_since`` says so. ``deadline`` (seconds)
+        replaces the aggregator's own for this call.
         """
-        request_deadline = time.monotonic() + self.deadline
+        request_deadline = time.monotonic() + (self.deadline if deadline is None else deadline)
         asked = [source for source in self.sources if source.id not in skip]
         since = since or {}
         results = await asyncio.gather(

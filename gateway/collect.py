@@ -17,16 +17,20 @@ Every report carries ``synced_at``: when the served data was last fetched from t
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from adapters.base import FhirResource
 from fhir_profiles.identifiers import PersonIdentifier
-from gateway.aggregate import Aggregator, Source, SourceReport, SourceStatus
+from gateway.aggregate import Aggregator, Gathered, Source, SourceReport, SourceStatus
 from gateway.cache import RecordCache, SyncState
-from gateway.engagement import EngagementIndex
+from gateway.engagement import EngagementIndex, Plan
+from gateway.errors import ServiceUnavailable
 from gateway.memo import BoundedMemo
 from gateway.merge import NormalisedSource, normalise_source
 
@@ -58,13 +62,16 @@ class Collector:
         fresh_for: timedelta,
         full_every: timedelta,
         memory_budget: int = 0,
+        max_refreshes: int = 8,
     ) -> None:
-        """``memory_budget``: most cached resources kept decoded in memory (0: none)."""
+        """``memory_budget``: most cached resources kept decoded in memory (0: none);
+        ``max_refreshes``: most requests asking sources at once (see :meth:`_admitted`)."""
         self._aggregator = aggregator
         self._cache = cache
         self._engagement = engagement
         self._fresh_for = fresh_for
         self._full_every = full_every
+        self._slots = asyncio.Semaphore(max_refreshes)
         self._decoded: BoundedMemo[tuple[str, str, str], tuple[datetime, list[FhirResource]]] = (
             BoundedMemo(memory_budget)
         )
@@ -73,6 +80,7 @@ class Collector:
         self, person: PersonIdentifier, patient_id: str, types: Sequence[str]
     ) -> Collected:
         """The normalised data of ``types`` (and each source's Patient) for ``person``."""
+        started = time.monotonic()
         now = datetime.now(UTC)
         plan = await self._engagement.plan(patient_id, now)
         kept = [PATIENT, *types]
@@ -93,7 +101,48 @@ class Collector:
             elif all(now - s.full_synced_at < self._full_every for s in known.values()):
                 since[source.id] = min(s.synced_at for s in known.values()) - SINCE_OVERLAP
         fresh = set(served)
-        gathered = await self._aggregator.gather(person, types, skip=plan.skip | fresh, since=since)
+        skip = plan.skip | fresh
+        if all(source.id in skip for source in self._aggregator.sources):
+            gathered = await self._aggregator.gather(person, types, skip=skip)
+            return await self._finish(person, patient_id, types, gathered, states, served, plan)
+        async with self._admitted(started):
+            remaining = self._aggregator.deadline - (time.monotonic() - started)
+            gathered = await self._aggregator.gather(
+                person, types, skip=skip, since=since, deadline=remaining
+            )
+            return await self._finish(person, patient_id, types, gathered, states, served, plan)
+
+    @asynccontextmanager
+    async def _admitted(self, started: float) -> AsyncIterator[None]:
+        """A refresh slot: at most ``max_refreshes`` requests of this process ask sources
+        and normalise at once; the rest wait, within the request's deadline, so that no
+        source is timed (and blamed) while this process is too busy to read its answer."""
+        try:
+            async with asyncio.timeout(self._aggregator.deadline - (time.monotonic() - started)):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise ServiceUnavailable(
+                "the gateway is busy: try again shortly", headers={"Retry-After": "1"}
+            ) from None
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    async def _finish(
+        self,
+        person: PersonIdentifier,
+        patient_id: str,
+        types: Sequence[str],
+        gathered: Gathered,
+        states: dict[str, dict[str, SyncState]],
+        served: dict[str, NormalisedSource],
+        plan: Plan,
+    ) -> Collected:
+        """Learn, normalise and store what the sources answered; fall back to the cache."""
+        kept = [PATIENT, *types]
+        fresh = set(served)
+        by_id = {source.id: source for source in self._aggregator.sources}
         asked = [r for r in gathered.reports if r.source_id not in fresh]
         await self._engagement.learn(patient_id, asked, full=plan.full)
         reports = {report.source_id: report for report in gathered.reports}

@@ -111,6 +111,7 @@ class Services:
             fresh_for=timedelta(seconds=settings.cache_fresh_seconds),
             full_every=timedelta(seconds=settings.cache_full_refresh_seconds),
             memory_budget=settings.memory_cache_resources,
+            max_refreshes=settings.max_concurrent_refreshes,
         )
         log.info("gateway ready with %d source(s)", len(sources))
         return cls(

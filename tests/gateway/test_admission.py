@@ -1,0 +1,112 @@
+"""Admission: a worker asks sources for a bounded number of requests at once; the rest
+wait their turn within their deadline, or get 503 with Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from adapters.base import FhirResource
+from adapters.config import SourceConfig
+from fhir_profiles.identifiers import PersonIdentifier, parse_person_identifier
+from gateway.aggregate import Aggregator, Source, SourceStatus
+from gateway.cache import RecordCache
+from gateway.collect import Collected, Collector
+from gateway.engagement import EngagementIndex
+from gateway.errors import ServiceUnavailable
+from gateway.store.db import Database
+
+pytestmark = pytest.mark.anyio
+
+DEADLINE = 0.5
+
+
+class SlowAdapter:
+    """A source that takes ``delay`` seconds to say it has no record of anyone."""
+
+    source_id = "slow"
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def find_patient(self, person: PersonIdentifier) -> FhirResource | None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        return None
+
+    async def search(self, resource_type: str, patient_id: str) -> list[FhirResource]:
+        return []
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+def collector(db: Database, adapter: SlowAdapter, slots: int) -> Collector:
+    config = SourceConfig(id="slow", kind="fhir-r4", base_url="http://slow.test", timeout=5)
+    return Collector(
+        Aggregator([Source(config, adapter)], deadline=DEADLINE),
+        RecordCache(db, "test-data-key-0123456789", timedelta(hours=1)),
+        EngagementIndex(db, timedelta(hours=1)),
+        fresh_for=timedelta(minutes=1),
+        full_every=timedelta(hours=1),
+        max_refreshes=slots,
+    )
+
+
+def person(number: str) -> PersonIdentifier:
+    found = parse_person_identifier(number)
+    assert found is not None
+    return found
+
+
+async def test_requests_beyond_the_slots_wait_their_turn(db: Database) -> None:
+    adapter = SlowAdapter(delay=0.1)
+    gateway = collector(db, adapter, slots=1)
+    people = ["191212121212", "198107281563", "201605121936"]
+
+    results = await asyncio.gather(
+        *(gateway.collect(person(p), f"id-{n}", ["Observation"]) for n, p in enumerate(people))
+    )
+
+    assert adapter.most_in_flight == 1
+    for result in results:
+        (report,) = result.reports
+        assert report.status is SourceStatus.NO_DATA
+
+
+async def test_a_request_that_gets_no_turn_within_its_deadline_is_refused(db: Database) -> None:
+    adapter = SlowAdapter(delay=5.0)  # holds its slot until the deadline times it out
+    gateway = collector(db, adapter, slots=1)
+
+    async def visit(number: str, patient_id: str) -> Collected | ServiceUnavailable:
+        try:
+            return await gateway.collect(person(number), patient_id, ["Observation"])
+        except ServiceUnavailable as exc:
+            return exc
+
+    started = time.monotonic()
+    outcomes = await asyncio.gather(visit("191212121212", "id-1"), visit("198107281563", "id-2"))
+    elapsed = time.monotonic() - started
+
+    (served,) = [o for o in outcomes if isinstance(o, Collected)]  # whichever got the slot
+    (refused,) = [o for o in outcomes if isinstance(o, ServiceUnavailable)]
+    assert served.reports[0].status is SourceStatus.TIMEOUT
+    assert refused.headers == {"Retry-After": "1"}
+    assert elapsed < DEADLINE + 0.5
