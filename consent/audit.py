@@ -26,14 +26,26 @@ module, bounds the wait). The primary key on ``seq`` is the backstop: a second w
 that somehow read the same head fails instead of forking the chain. Database errors
 surface as :class:`gateway.errors.ServiceUnavailable`; a caller that cannot log an
 access must not serve the data.
+
+Within one process appends are group-committed, since a lock, a head read and a commit
+per entry cap the whole gateway at a few hundred logged reads per second: concurrent
+callers queue their entries, and one writer task writes everything queued so far (at
+most ``max_batch``) in one transaction under one lock, then wakes each caller. There is
+no timer: a lone entry is written at once, and a batch is whatever arrived while the
+previous one was being written. A caller returns only once its entry is committed; if
+the batch fails, every caller in it gets the error. Across processes each batch takes
+the lock like a single append did, so the chain stays one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -59,6 +71,8 @@ from sqlmodel import Field, SQLModel
 
 from gateway.errors import ServiceUnavailable
 from gateway.store.db import Database
+
+log = logging.getLogger(__name__)
 
 ActorKind = Literal["citizen", "clinician", "integrator", "guardian"]
 Outcome = Literal["allowed", "denied", "error"]
@@ -110,6 +124,9 @@ HASHED_FIELDS = (
 #: Key of the PostgreSQL advisory lock that serialises appends ("SAMLAD-A").
 PG_APPEND_LOCK = 0x53414D4C41442D41
 
+#: Most entries one transaction writes (a bound on its size and on the lock's hold time).
+MAX_BATCH = 256
+
 _ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 # 10 or 12 digits, optionally with - or + before the last four: a personnummer or
 # samordningsnummer, whether valid or not.
@@ -123,6 +140,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _REDACTED = "[identitetsnummer borttaget]"
 _MAX_REASON = 1000
 _MAX_RETURNED_BYTES = 4096
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -319,26 +337,105 @@ def compute_hash(fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(fields)).hexdigest()
 
 
+@dataclass(eq=False, slots=True)
+class _Queued:
+    """An entry waiting for the writer, and the future its caller awaits."""
+
+    fields: dict[str, Any]
+    stored: asyncio.Future[dict[str, Any]]
+
+
 class AuditLog:
     """The access log on a :class:`Database`: append, read a patient's entries, verify.
 
     There is deliberately no way to change or remove an entry.
     """
 
-    def __init__(self, db: Database, *, lock_timeout: float = 10.0) -> None:
-        """``lock_timeout``: seconds an append waits for the PostgreSQL append lock before
+    def __init__(
+        self, db: Database, *, lock_timeout: float = 10.0, max_batch: int = MAX_BATCH
+    ) -> None:
+        """``lock_timeout``: seconds a write waits for the PostgreSQL append lock before
         giving up with ServiceUnavailable (on SQLite the driver's busy timeout applies).
+        ``max_batch``: most entries written in one transaction.
         """
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
         self._db = db
         self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
+        self._max_batch = max_batch
+        self._queue: deque[_Queued] = deque()
+        self._batch: list[_Queued] = []  # the entries being written
+        # Runs while entries are queued and ends when the queue is empty; it belongs to
+        # the log, not to the request that happened to start it.
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def append(self, entry: AuditEntryCreate) -> AuditEntryPublic:
-        """Append ``entry`` at the head of the chain, atomically, and return it as stored.
+        """Append ``entry`` at the head of the chain and return it as stored, once committed.
 
         Safe with any number of concurrent writers, in this and other processes.
-        Raises :class:`ServiceUnavailable` when the entry could not be written.
+        Raises :class:`ServiceUnavailable` when the entry could not be written (also
+        after :meth:`aclose`). A caller cancelled while waiting does not withdraw its
+        entry: once queued it is written, with its batch.
         """
+        if self._closed:
+            raise ServiceUnavailable("the access log is closed")
         fields = entry.model_dump()
+        # An entry that cannot be hashed fails here, alone, rather than its whole batch.
+        canonical_bytes({**fields, "seq": 1, "recorded_at": _EPOCH, "prev_hash": GENESIS_HASH})
+        queued = _Queued(fields, asyncio.get_running_loop().create_future())
+        self._queue.append(queued)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_queued(), name="audit-log-writer")
+            self._writer.add_done_callback(self._writer_stopped)
+        return AuditEntryPublic.model_validate(await queued.stored)
+
+    async def aclose(self) -> None:
+        """Refuse further appends and wait until every queued entry is written or failed.
+
+        Call it before disposing of the database.
+        """
+        self._closed = True
+        if self._writer is not None:
+            await asyncio.wait({self._writer})  # (cancelling aclose leaves the writer be)
+
+    async def _write_queued(self) -> None:
+        """The writer: write the queue in batches until it is empty."""
+        while self._queue:
+            self._batch = [
+                self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))
+            ]
+            try:
+                rows = await self._write([queued.fields for queued in self._batch])
+            except Exception as exc:  # noqa: BLE001 - handed to each caller
+                for queued in self._batch:
+                    if not queued.stored.done():
+                        queued.stored.set_exception(exc)
+            else:
+                for queued, row in zip(self._batch, rows, strict=True):
+                    if not queued.stored.done():  # else its caller was cancelled
+                        queued.stored.set_result(row)
+            self._batch = []
+        # Here, not in a callback: an entry queued from now on must start a new writer.
+        self._writer = None
+
+    def _writer_stopped(self, writer: asyncio.Task[None]) -> None:
+        """If the writer ended early (cancelled as its event loop closed, or a bug), fail
+        everyone still waiting rather than leave them hanging."""
+        if self._writer is not writer:
+            return  # it ended normally, having cleared itself
+        self._writer = None
+        if not writer.cancelled() and (error := writer.exception()) is not None:
+            log.error("the access log writer failed: %s", type(error).__name__)
+        stopped = ServiceUnavailable("the access log writer stopped")
+        for queued in [*self._batch, *self._queue]:
+            if not queued.stored.done():
+                queued.stored.set_exception(stopped)
+        self._batch = []
+        self._queue.clear()
+
+    async def _write(self, batch: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write ``batch`` at the head of the chain, in order, in one transaction."""
         async with self._db.session() as session:
             if self._db.engine.dialect.name == "sqlite":
                 # Take SQLite's write lock before reading the head: with the driver's
@@ -346,7 +443,7 @@ class AuditLog:
                 conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
-                    row = await _insert_at_head(conn, fields)
+                    rows = await _insert_at_head(conn, batch)
                     await conn.exec_driver_sql("COMMIT")
                 except Exception:
                     await conn.exec_driver_sql("ROLLBACK")
@@ -354,7 +451,7 @@ class AuditLog:
             else:
                 conn = await session.connection()
                 # The FROM clause runs first, so the timeout governs the wait for the lock,
-                # which is released at commit or rollback, after the new row is visible.
+                # which is released at commit or rollback, after the new rows are visible.
                 await conn.execute(
                     text(
                         "SELECT pg_advisory_xact_lock(:key)"
@@ -362,8 +459,16 @@ class AuditLog:
                     ),
                     {"key": PG_APPEND_LOCK, "timeout": f"{self._lock_timeout_ms}ms"},
                 )
-                row = await _insert_at_head(conn, fields)
+                rows = await _insert_at_head(conn, batch)
                 await session.commit()
+        return rows
+
+    async def _append_unbatched(self, entry: AuditEntryCreate) -> AuditEntryPublic:
+        """One entry in its own transaction, past the queue: append before group commit.
+
+        Only for ``bench/bench_audit.py``, to measure both side by side.
+        """
+        (row,) = await self._write([entry.model_dump()])
         return AuditEntryPublic.model_validate(row)
 
     async def for_patient(
@@ -429,8 +534,10 @@ class AuditLog:
         return ChainReport(ok=True, checked=checked, head_seq=expected_seq - 1, head_hash=prev_hash)
 
 
-async def _insert_at_head(conn: AsyncConnection, fields: dict[str, Any]) -> dict[str, Any]:
-    """Insert the next entry; the caller holds the append lock."""
+async def _insert_at_head(
+    conn: AsyncConnection, batch: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Insert the next entries, chained in order; the caller holds the append lock."""
     table = AUDIT_TABLE
     head = (
         await conn.execute(
@@ -445,10 +552,14 @@ async def _insert_at_head(conn: AsyncConnection, fields: dict[str, Any]) -> dict
     now = datetime.now(UTC)
     if head is not None and head.recorded_at > now:
         now = head.recorded_at
-    row = {**fields, "seq": seq, "recorded_at": now, "prev_hash": prev_hash}
-    row["entry_hash"] = compute_hash(row)
-    await conn.execute(insert(table).values(**row))
-    return row
+    rows = []
+    for fields in batch:
+        row = {**fields, "seq": seq, "recorded_at": now, "prev_hash": prev_hash}
+        row["entry_hash"] = prev_hash = compute_hash(row)
+        rows.append(row)
+        seq += 1
+    await conn.execute(insert(table), rows)
+    return rows
 
 
 def _link_problem(row: Mapping[Any, Any], expected_seq: int, prev_hash: str) -> str | None:

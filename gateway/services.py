@@ -158,6 +158,7 @@ class Services:
             await source.adapter.aclose()
         for client in self.clients:
             await client.aclose()
+        await self.audit.aclose()  # every queued access-log entry written (or failed)
         await self.db.dispose()
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -278,23 +276,6 @@ async def test_for_patient_returns_only_their_entries(database_url: str) -> None
             await log.for_patient(PATIENT_A, since=datetime(2026, 1, 1))
     finally:
         await db.dispose()
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def unavailable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        # Not a database. (A path that cannot be opened at all would do too, but then
-        # aiosqlite 0.22 leaves a worker thread behind that outlives the test's loop.)
-        garbage = tmp_path / "samlad.db"
-        garbage.write_bytes(b"this is not an SQLite database" * 100)
-        return f"sqlite:///{garbage}"
-    return f"postgresql://postgres@127.0.0.1:{_closed_port()}/samlad"
 
 
 async def test_append_without_a_database_is_unavailable(unavailable_url: str) -> None:
