@@ -11,20 +11,17 @@ this process's memory (every worker process counts for itself), one table per ki
 client, each capped and least recently used first out: a bucket idle long enough to be
 evicted has usually refilled anyway, and a new one starts full.
 
-Finding the principal means verifying the token (about 80 µs of RSA), which the routes do
-again for themselves. So the bucket of a verified token is remembered by the token's
-SHA-256 until the token expires, and a known token costs a hash and a few dictionary
-operations. That memory only chooses which bucket to spend from: it never lets a request in.
+Finding the principal means verifying the token; the verifier remembers the tokens it has
+verified until they expire (:class:`gateway.tokens.TokenVerifier`), so for a known token
+this costs a hash and a few dictionary operations.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -103,13 +100,6 @@ class BucketTable:
         return (1.0 - bucket.tokens) / self.rate
 
 
-@dataclass(frozen=True, slots=True)
-class _KnownToken:
-    kind: str
-    key: str
-    expires: float  # on the limiter's clock
-
-
 def principal_key(principal: Principal, persons: PersonIndex) -> str:
     """A stable key for the principal that names no person: never an identity number."""
     match principal:
@@ -154,9 +144,6 @@ class RateLimiter:
             for kind, (rate, burst) in limits.items()
             if rate > 0
         }
-        self._capacity = capacity
-        self._clock = clock
-        self._known: OrderedDict[bytes, _KnownToken] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock = time.monotonic) -> RateLimiter:
@@ -189,33 +176,20 @@ class RateLimiter:
                 raise TooManyRequests(wait)
 
     async def _client(self, request: Request) -> tuple[str, str]:
-        """The caller's kind and key: its principal if the token verifies, else its address."""
+        """The caller's kind and key: its principal if the token verifies, else its address.
+
+        The verifier remembers tokens it has verified, so a known token costs a hash.
+        """
         try:
             token = bearer_token(request)
         except Unauthorized:
             return ANONYMOUS, address_key(request)
-        digest = hashlib.sha256(token.encode()).digest()
-        known = self._known.get(digest)
-        if known is not None:
-            if known.expires > self._clock():
-                self._known.move_to_end(digest)
-                return known.kind, known.key
-            del self._known[digest]
         services: Services = request.app.state.services
         try:
-            claims = await services.tokens.verify(token)
-            principal = principal_from_claims(claims)
+            principal = principal_from_claims(await services.tokens.verify(token))
         except Unauthorized:
             return ANONYMOUS, address_key(request)
-        key = principal_key(principal, services.persons)
-        expires = claims.get("exp")
-        if isinstance(expires, int | float) and expires > time.time():
-            self._known[digest] = _KnownToken(
-                principal.kind, key, self._clock() + (expires - time.time())
-            )
-            if len(self._known) > self._capacity:
-                self._known.popitem(last=False)
-        return principal.kind, key
+        return principal.kind, principal_key(principal, services.persons)
 
 
 async def rate_limit(request: Request) -> None:

@@ -7,10 +7,14 @@ import hashlib
 import hmac
 import time
 
+import httpx
 import orjson
 import pytest
 from joserfc.jwk import RSAKey
 
+from gateway.errors import Unauthorized
+from gateway.tokens import LEEWAY, TokenVerifier
+from tests.conftest import IssuerKit
 from tests.gateway.conftest import TEST_PERSON, Gateway
 
 pytestmark = pytest.mark.anyio
@@ -127,3 +131,19 @@ async def test_metadata_and_smart_configuration_are_public(gateway: Gateway) -> 
     document = smart.json()
     assert document["issuer"] == gateway.issuer.config.issuer
     assert "client-confidential-asymmetric" in document["capabilities"]
+
+
+async def test_a_remembered_token_is_refused_once_it_expires(
+    issuer: IssuerKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verified tokens are remembered (no second signature check), never past their exp."""
+    async with httpx.AsyncClient() as client:
+        verifier = TokenVerifier([issuer.config], client)
+        token = issuer.token({"personnummer": TEST_PERSON}, lifetime=60)
+        claims = await verifier.verify(token)
+        claims["personnummer"] = "changed by the caller"
+        assert (await verifier.verify(token))["personnummer"] == TEST_PERSON
+        later = time.time() + 61 + LEEWAY
+        monkeypatch.setattr("gateway.tokens.time.time", lambda: later)
+        with pytest.raises(Unauthorized):
+            await verifier.verify(token)
