@@ -45,8 +45,12 @@ class ReadResult:
     resources: list[FhirResource]
     reports: list[SourceReport]
     decision: AccessDecision
-    #: Provenance of merged duplicates among ``resources`` (served as includes).
+    #: Provenance of merged duplicates among ``resources`` and ``included`` (served as
+    #: includes).
     provenance: list[FhirResource] = field(default_factory=list)
+    #: The resources of the ``also`` types read in the same read as ``resources`` (see
+    #: :meth:`RecordReader.search`); what a search's includes are picked from.
+    included: list[FhirResource] = field(default_factory=list)
 
 
 def actor_fields(principal: Principal, services: Services) -> dict[str, str | None]:
@@ -181,16 +185,24 @@ class RecordReader:
         with_patient: bool,
         narrow: bool = False,
         patient_required: bool = False,
+        also: Sequence[str] = (),
     ) -> ReadResult:
-        """Decide, fetch, hide, log. With ``narrow``, types the scopes do not cover are
-        left out (except the Patient when ``patient_required``); without it, asking for
-        one is refused (403)."""
-        asked = [*types, "Patient"] if with_patient else list(types)
+        """Decide, fetch, hide, log: one decision, one collect, one merge, one log entry.
+
+        ``types`` (and the Patient, with ``with_patient``) are what the read is for. With
+        ``narrow``, the types the scopes do not cover are left out (except the Patient when
+        ``patient_required``); without it, asking for one is refused (403). ``also`` names
+        more types read with them, always narrowed: those the scopes cover are read and
+        returned as ``included`` (the Patient, if named, as ``patient``), the others are
+        never read and not named in the log entry.
+        """
+        main = [*types, "Patient"] if with_patient else list(types)
+        asked = list(dict.fromkeys([*main, *also]))
         decision = await self.authorise(person, patient_id, action, asked)
         if narrow:
             refused = patient_required and not decision.may_read_type("Patient")
         else:
-            refused = not all(decision.may_read_type(t) for t in asked)
+            refused = not all(decision.may_read_type(t) for t in main)
         if refused:
             await self.log(
                 AccessDecision.deny("scope", decision.actor_kind), patient_id, action, asked
@@ -199,9 +211,24 @@ class RecordReader:
         if narrow:
             types = [t for t in types if decision.may_read_type(t)]
             with_patient = with_patient and decision.may_read_type("Patient")
-        collected = await self._services.collector.collect(person, patient_id, types)
-        merged = self._merge(collected.sources, decision, person, patient_id, types)
-        resources, provenance = merged.resources, merged.provenance
+        extra = [
+            t
+            for t in dict.fromkeys(also)
+            if t != "Patient" and t not in types and decision.may_read_type(t)
+        ]
+        if "Patient" in also and decision.may_read_type("Patient"):
+            with_patient = True
+            extra_logged = [*extra, "Patient"]
+        else:
+            extra_logged = extra
+        read = [*types, *extra]
+        collected = await self._services.collector.collect(person, patient_id, read)
+        merged = self._merge(collected.sources, decision, person, patient_id, read)
+        resources, included = merged.resources, []
+        if extra:
+            wanted = frozenset(types)
+            resources = [r for r in merged.resources if r.get("resourceType") in wanted]
+            included = [r for r in merged.resources if r.get("resourceType") not in wanted]
         # A source whose whole care provider is blocked is not even named in the status.
         reports = [
             r
@@ -209,9 +236,9 @@ class RecordReader:
             if self._services.provider_of(r.source_id) not in decision.hidden_providers
         ]
         patient = merged.patient if with_patient else None
-        returned = ([patient] if patient else []) + resources
-        await self.log(decision, patient_id, action, asked, returned, reports)
-        return ReadResult(patient, resources, reports, decision, provenance)
+        returned = ([patient] if patient else []) + merged.resources
+        await self.log(decision, patient_id, action, [*main, *extra_logged], returned, reports)
+        return ReadResult(patient, resources, reports, decision, merged.provenance, included)
 
     def _merge(
         self,
@@ -256,10 +283,19 @@ class RecordReader:
         person = await self._person(patient_id)
         return await self._read(person, patient_id, (), "read", with_patient=True)
 
-    async def search(self, resource_type: str, patient_id: str) -> ReadResult:
-        """Every resource of one type for the patient."""
+    async def search(
+        self, resource_type: str, patient_id: str, also: Sequence[str] = ()
+    ) -> ReadResult:
+        """Every resource of one type for the patient (403 if the scopes do not cover it).
+
+        ``also`` names more types (a search's includes) read in the same read, under the
+        same decision and in the same log entry: those the scopes cover are returned as
+        ``included`` (the Patient as ``patient``); the others are left out, never read.
+        """
         person = await self._person(patient_id)
-        return await self._read(person, patient_id, (resource_type,), "search", with_patient=False)
+        return await self._read(
+            person, patient_id, (resource_type,), "search", with_patient=False, also=also
+        )
 
     async def everything(self, patient_id: str) -> ReadResult:
         """The patient and every resource of every type the principal may read."""

@@ -6,7 +6,7 @@ elements". It is pure: nothing is fetched, nothing is mutated.
 
     parse_search(type, params, strict=...)  -> SearchSpec   (400 for malformed values)
     apply(spec, resources)                  -> the matches, filtered and sorted
-    include_types(spec, page)               -> the types the page's includes need
+    include_types(spec)                     -> the types its includes may need (read with it)
     included(spec, page, candidates)        -> the page's included resources
     elements(spec, resource)                -> the subsetted copy (_elements, _summary=data)
     search_params_for(type)                 -> what the CapabilityStatement may promise
@@ -26,7 +26,8 @@ value is compared as a half-open range of UTC microseconds.
 ``_include`` and ``_revinclude`` follow the reference parameters of a second table,
 :data:`_LINKS` (``Observation:encounter`` points at an Encounter, ``Encounter:appointment``
 at an Appointment); ``_revinclude`` reads it the other way round. :func:`include_types`
-says which types a page's includes need, :func:`included` picks them from what was read.
+says which types a search's includes may need (read together with the matches),
+:func:`included` picks a page's includes from what was read.
 References in the unified record name gateway ids, and a duplicate merged away
 (:mod:`gateway.dedup`) is still named by references from its own source: its kept copy
 answers for it, found through the kept copy's ``also-reported-by`` extensions.
@@ -907,19 +908,20 @@ def _link_of(directive: str) -> _Link | None:
     return _LINKS.get(source, {}).get(name)
 
 
-def include_types(spec: SearchSpec, matches: Sequence[FhirResource]) -> tuple[str, ...]:
-    """The types :func:`included` needs to resolve ``spec``'s includes for ``matches``: the
-    ``_include`` targets the matches actually refer to and the ``_revinclude`` sources.
+def include_types(spec: SearchSpec) -> tuple[str, ...]:
+    """The types :func:`included` may need to resolve ``spec``'s includes on any of its
+    pages: the ``_include`` targets and the ``_revinclude`` sources, in the order named.
 
-    Provenance is not among them: it comes with every read of the record. Nothing is
-    needed for an empty page.
+    They are read with the matches, in one read, before any page is known, so they do
+    not depend on what a page's matches refer to. Provenance is not among them: it comes
+    with every read of the record. ``_summary=count`` includes nothing, so needs nothing.
     """
     needed: dict[str, None] = {}
-    if not matches:
+    if spec.summary == "count":
         return ()
     for directive in spec.include:
         link = _link_of(directive)
-        if link is not None and any(_references(m, link) for m in matches):
+        if link is not None:
             needed[link.target] = None
     for directive in spec.revinclude:
         if _link_of(directive) is not None:

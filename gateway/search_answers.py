@@ -6,26 +6,23 @@ and a cursor is bound to the principal it was issued to (see :mod:`gateway.pagin
 
 A page's ``_include`` and ``_revinclude`` resources are resolved for that page's matches
 only (:func:`gateway.search.included`), so each page carries what its own matches refer
-to, or are referred to by, and nothing counts in ``total``. A type the main read did not
-fetch is read through the RecordReader too (``search``, or ``patient`` for the Patient),
-so it is decided, filtered and logged like any read; a type the decision does not let the
-principal read is left out, never asked for. The Provenance of merged duplicates among
-the matches is served on every page, as it always was.
+to, or are referred to by, and nothing counts in ``total``. The types they may need are
+read with the matches, in the page's one read (``RecordReader.search`` with ``also``):
+one decision, one collect, one log entry and one source status for both; the reader
+leaves out, unread, the types the token's scopes do not cover. The Provenance of merged
+duplicates among the matches is served on every page, as it always was.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES, FhirResource
 from consent.principals import Principal
-from gateway.aggregate import SourceReport, SourceStatus
 from gateway.bundles import searchset
 from gateway.errors import BadRequest
 from gateway.fhir_json import FhirJSONResponse
@@ -75,57 +72,25 @@ def _ids(resources: Sequence[FhirResource]) -> list[str]:
     return [f"{r['resourceType']}/{r['id']}" for r in resources]
 
 
-#: Statuses of a source that served nothing in a read.
-_UNANSWERED = frozenset({SourceStatus.TIMEOUT, SourceStatus.FAILED})
+async def _search(records: RecordReader, spec: SearchSpec, patient_id: str) -> ReadResult:
+    """The search's one read: its type, and with it the types its includes may need."""
+    return await records.search(spec.resource_type, patient_id, also=include_types(spec))
 
 
-async def _concurrently(calls: Sequence[Coroutine[Any, Any, ReadResult]]) -> list[ReadResult]:
-    """Run the reads together; the first failure (a 403, a 503) cancels the rest and is raised."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(call) for call in calls]
-    except BaseExceptionGroup as failed:
-        raise failed.exceptions[0] from None
-    return [task.result() for task in tasks]
+def _includes(
+    spec: SearchSpec, result: ReadResult, shown: list[FhirResource]
+) -> list[FhirResource]:
+    """The page's ``_include``/``_revinclude`` resources, picked from the search's read."""
+    if not (spec.include or spec.revinclude):
+        return []
+    candidates = ([result.patient] if result.patient else []) + result.included
+    if spec.resource_type in include_types(spec):
+        candidates += result.resources
+    return included(spec, shown, candidates)
 
 
-def _combined(main: Sequence[SourceReport], others: Sequence[ReadResult]) -> list[SourceReport]:
-    """One report per source of the main read: its own, unless a read for the includes
-    got nothing from a source the main read did get data from; then that read's report,
-    so the status never claims more than the answer holds."""
-    unanswered: dict[str, SourceReport] = {}
-    for other in others:
-        for report in other.reports:
-            if report.status in _UNANSWERED:
-                unanswered.setdefault(report.source_id, report)
-    return [r if r.status in _UNANSWERED else unanswered.get(r.source_id, r) for r in main]
-
-
-async def _includes(
-    records: RecordReader, spec: SearchSpec, result: ReadResult, shown: list[FhirResource]
-) -> tuple[list[FhirResource], list[SourceReport]]:
-    """The page's ``_include``/``_revinclude`` resources and the per-source reports."""
-    patient_id = spec.patient
-    if patient_id is None or not (spec.include or spec.revinclude):
-        return [], list(result.reports)
-    # The reader would refuse (403) a type the decision does not cover: leave it out.
-    needed = [t for t in include_types(spec, shown) if result.decision.may_read_type(t)]
-    reads = await _concurrently(
-        [
-            records.patient(patient_id) if t == "Patient" else records.search(t, patient_id)
-            for t in needed
-            if t != spec.resource_type
-        ]
-    )
-    candidates = list(result.resources) if spec.resource_type in needed else []
-    for read in reads:
-        candidates += ([read.patient] if read.patient else []) + read.resources
-    return included(spec, shown, candidates), _combined(result.reports, reads)
-
-
-async def _render(
+def _render(
     request: Request,
-    records: RecordReader,
     result: ReadResult,
     matched: list[FhirResource],
     state: PageState,
@@ -142,17 +107,18 @@ async def _render(
         shown: list[FhirResource] = []
     else:
         shown, _ = page(matched, state.offset, state.count)
-    extra: list[FhirResource] = []
-    reports = list(result.reports)
-    if spec is not None:
-        # Resolved from the whole matches: ``_elements`` may leave out the references.
-        extra, reports = await _includes(records, spec, result, shown)
+    # Resolved from the whole matches: ``_elements`` may leave out the references.
+    extra = _includes(spec, result, shown) if spec is not None else []
     targets = {f"{r['resourceType']}/{r['id']}" for r in shown}
     provenance = [p for p in result.provenance if p["target"][0]["reference"] in targets]
     if spec is not None and spec.subsetted:
         shown = [elements(spec, r) for r in shown]
     bundle = searchset(
-        shown, reports, base_url=base, self_link=self_url or base, included=extra + provenance
+        shown,
+        result.reports,
+        base_url=base,
+        self_link=self_url or base,
+        included=extra + provenance,
     )
     bundle["total"] = len(matched)
     if spec is None or spec.summary != "count":
@@ -178,7 +144,7 @@ async def type_search(
     spec = parse_search(resource_type, params, strict=strict_handling(request))
     if spec.patient is None:
         raise BadRequest("the patient parameter is required")
-    result = await records.search(resource_type, spec.patient)
+    result = await _search(records, spec, spec.patient)
     matched = apply(spec, result.resources)
     state = PageState(
         resource_type,
@@ -190,9 +156,7 @@ async def type_search(
     )
     query = urlencode([*spec.params, ("_count", str(spec.count))])
     self_url = f"{services.settings.fhir_base_url}/{resource_type}?{query}"
-    return await _render(
-        request, records, result, matched, state, spec=spec, self_url=self_url, from_cursor=False
-    )
+    return _render(request, result, matched, state, spec=spec, self_url=self_url, from_cursor=False)
 
 
 def _everything_params(
@@ -272,9 +236,8 @@ async def everything(
     base = services.settings.fhir_base_url
     query = urlencode([*accepted, *([("_count", str(count))] if count else [])])
     self_url = f"{base}/Patient/{patient_id}/$everything" + (f"?{query}" if query else "")
-    return await _render(
+    return _render(
         request,
-        records,
         result,
         matched,
         state,
@@ -298,8 +261,6 @@ async def next_page(
     spec = parse_search(state.search, list(state.params), strict=True)
     if spec.patient is None:
         raise BadRequest("the paging cursor is not valid")
-    result = await records.search(state.search, spec.patient)
+    result = await _search(records, spec, spec.patient)
     matched = apply(spec, result.resources)
-    return await _render(
-        request, records, result, matched, state, spec=spec, self_url=None, from_cursor=True
-    )
+    return _render(request, result, matched, state, spec=spec, self_url=None, from_cursor=True)

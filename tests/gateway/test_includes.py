@@ -98,8 +98,8 @@ def status_of(bundle: Bundle) -> dict[str, str]:
     return found
 
 
-async def logged_types(gateway: Gateway, patient_id: str) -> list[tuple[str, str]]:
-    """(action, resource types) of every access-log entry, oldest first, leaving out the
+async def logged(gateway: Gateway, patient_id: str) -> list[tuple[str, dict[str, str]]]:
+    """(action, entity details) of every access-log entry, oldest first, leaving out the
     reads of the log itself."""
     response = await gateway.client.get(
         f"/fhir/AuditEvent?patient={patient_id}", headers=gateway.citizen()
@@ -110,8 +110,13 @@ async def logged_types(gateway: Gateway, patient_id: str) -> list[tuple[str, str
         action = next(c["code"] for c in event["subtype"] if c["system"].endswith("audit-action"))
         details = {d["type"]: d["valueString"] for d in event["entity"][0]["detail"]}
         if action != "audit-read":
-            entries.append((action, details.get("resource-types", "")))
+            entries.append((action, details))
     return entries
+
+
+async def logged_types(gateway: Gateway, patient_id: str) -> list[tuple[str, str]]:
+    """(action, resource types) of every access-log entry, as :func:`logged`."""
+    return [(a, d.get("resource-types", "")) for a, d in await logged(gateway, patient_id)]
 
 
 # -- forward: _include -------------------------------------------------------------------
@@ -181,8 +186,9 @@ async def test_include_wildcard_adds_every_kind_of_reference(gateway: Gateway) -
     assert {r["resourceType"] for r in includes(bundle)} == {"Patient", "Appointment", "Condition"}
 
 
-async def test_include_of_nothing_referenced_reads_nothing_more(gateway: Gateway) -> None:
-    """The regions' lab results name no encounter: no Encounter is read for them."""
+async def test_include_of_nothing_referenced_includes_nothing(gateway: Gateway) -> None:
+    """The regions' lab results name no encounter: the Encounters are read with them (which
+    the page needs is known only once they are read), and none is included."""
     patient_id = await gateway.patient_id()
     before = len(await logged_types(gateway, patient_id))
     bundle = await search(
@@ -192,7 +198,7 @@ async def test_include_of_nothing_referenced_reads_nothing_more(gateway: Gateway
     assert includes(bundle) == []
     assert warnings(bundle) == []
     log = await logged_types(gateway, patient_id)
-    assert log[before:] == [("search", "Observation")]
+    assert log[before:] == [("search", "Encounter,Observation")]
 
 
 async def test_includes_ignore_elements_but_keep_the_matches_subsetted(gateway: Gateway) -> None:
@@ -384,8 +390,71 @@ async def test_includes_within_the_scopes_are_read_and_logged(gateway: Gateway) 
     got = includes(bundle)
     assert got
     assert {r["resourceType"] for r in got} == {"Encounter"}  # no Patient scope: no Patient
-    log = await logged_types(gateway, patient_id)
-    assert log[before:] == [("search", "DocumentReference"), ("search", "Encounter")]
+    log = await logged(gateway, patient_id)
+    assert len(log[before:]) == 1, "one read: the matches and the includes together"
+    action, details = log[before]
+    assert action == "search"
+    assert details["resource-types"] == "DocumentReference,Encounter"  # not the Patient
+    assert "count:Patient" not in details
+    assert int(details["count:Encounter"]) >= len(got)
+    assert int(details["count:DocumentReference"]) == bundle["total"]
+
+
+async def test_an_include_search_writes_one_log_entry_per_page(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    params = [
+        ("_include", "Encounter:appointment"),
+        ("_include", "Encounter:diagnosis"),
+        ("_include", "Encounter:patient"),
+        ("_revinclude", "DocumentReference:encounter"),
+        ("_count", "4"),
+    ]
+    before = len(await logged(gateway, patient_id))
+    first = await search(gateway, "Encounter", patient_id, params)
+    assert {r["resourceType"] for r in includes(first)} == {
+        "Appointment",
+        "Condition",
+        "DocumentReference",
+        "Patient",
+    }
+    log = await logged(gateway, patient_id)
+    assert [action for action, _ in log[before:]] == ["search"]
+    details = log[before][1]
+    everything = "Appointment,Condition,DocumentReference,Encounter,Patient"
+    assert details["resource-types"] == everything
+    assert details["count:Patient"] == "1"
+    assert int(details["count:Encounter"]) == first["total"]
+    assert details["sources"] == ",".join(sorted(status_of(first)))
+    # A later page is read again, the same way: again one entry.
+    following = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    response = await gateway.client.get(
+        following.removeprefix(FHIR_BASE.removesuffix("/fhir")), headers=gateway.citizen()
+    )
+    assert response.status_code == 200, response.text
+    assert includes(response.json())
+    log = await logged(gateway, patient_id)
+    assert [(a, d["resource-types"]) for a, d in log[before + 1 :]] == [("search", everything)]
+
+
+async def test_a_search_outside_the_scopes_is_refused_with_its_includes(
+    gateway: Gateway,
+) -> None:
+    patient_id = await gateway.patient_id()
+    encounters_only = gateway.citizen(scope="patient/Encounter.rs patient/Patient.rs")
+    before = len(await logged(gateway, patient_id))
+    response = await gateway.client.get(
+        "/fhir/DocumentReference",
+        params=[("patient", patient_id), ("_include", "DocumentReference:encounter")],
+        headers=encounters_only,
+    )
+    assert response.status_code == 403
+    assert response.json()["issue"][0]["code"] == "forbidden"
+    log = await logged(gateway, patient_id)
+    assert len(log[before:]) == 1
+    action, details = log[before]
+    assert action == "search"
+    assert details["returned-count"] == "0"
+    assert not [d for d in details if d.startswith("count:")]
 
 
 async def test_includes_never_show_blocked_data(gateway: Gateway) -> None:
@@ -408,7 +477,9 @@ async def test_includes_never_show_blocked_data(gateway: Gateway) -> None:
     )
 
 
-async def test_a_source_missing_from_an_include_read_is_reported(gateway: Gateway) -> None:
+async def test_the_source_status_is_that_of_the_one_read(gateway: Gateway) -> None:
+    """The matches and the includes come from one read, so a source failing for an
+    included type fails for the whole answer, and the status says so for both."""
     patient_id = await gateway.patient_id()
     syd = gateway.regions["syd"].behaviour
     syd.fault_paths = "/Encounter"
@@ -416,13 +487,16 @@ async def test_a_source_missing_from_an_include_read_is_reported(gateway: Gatewa
     bundle = await search(
         gateway, "DocumentReference", patient_id, [("_include", "DocumentReference:encounter")]
     )
-    notes = of_mode(bundle, "match")
-    assert [n for n in notes if "region-syd" in n["meta"]["source"]]
-    assert not [r for r in includes(bundle) if "region-syd" in r["meta"]["source"]]
     assert status_of(bundle)["region-syd"] == "failed"
     assert status_of(bundle)["region-nord"] == "ok"
+    served = of_mode(bundle, "match") + includes(bundle)
+    assert not [r for r in served if "region-syd" in r["meta"]["source"]]
+    assert [r for r in of_mode(bundle, "match") if "region-nord" in r["meta"]["source"]]
+    assert [r for r in includes(bundle) if "region-nord" in r["meta"]["source"]]
+    # Without the include, Region Syd is not asked for Encounters and serves its notes.
     plain = await search(gateway, "DocumentReference", patient_id)
-    assert status_of(plain)["region-syd"] != "failed"
+    assert status_of(plain)["region-syd"] == "ok"
+    assert [n for n in of_mode(plain, "match") if "region-syd" in n["meta"]["source"]]
 
 
 # -- what is not supported -----------------------------------------------------------------
@@ -550,7 +624,7 @@ def test_a_reference_to_a_merged_duplicate_includes_the_kept_copy() -> None:
         [("patient", "p1"), ("_include", "DocumentReference:encounter")],
         strict=True,
     )
-    assert include_types(spec, [note]) == ("Encounter",)
+    assert include_types(spec) == ("Encounter",)
     assert included(spec, [note], [kept]) == [kept]
 
 
@@ -566,9 +640,9 @@ def test_a_note_naming_a_merged_duplicate_is_revincluded_with_the_kept_copy() ->
         [("patient", "p1"), ("_revinclude", "DocumentReference:encounter")],
         strict=True,
     )
-    assert include_types(spec, [kept]) == ("DocumentReference",)
+    assert include_types(spec) == ("DocumentReference",)
     assert included(spec, [kept], [other, note]) == [note]
-    assert include_types(spec, []) == ()
+    assert included(spec, [], [other, note]) == []
 
 
 def test_absolute_logical_and_other_references_include_nothing() -> None:
@@ -590,8 +664,29 @@ def test_absolute_logical_and_other_references_include_nothing() -> None:
         [("patient", "p1"), ("_include", "DocumentReference:encounter")],
         strict=True,
     )
-    assert include_types(spec, [note]) == ()
     assert included(spec, [note], [kept]) == []
+
+
+def test_include_types_are_every_target_and_source_named_once() -> None:
+    spec = parse_search(
+        "Encounter",
+        [
+            ("patient", "p1"),
+            ("_include", "Encounter:*"),
+            ("_revinclude", "DocumentReference:encounter"),
+            ("_revinclude", "Provenance:target"),
+        ],
+        strict=True,
+    )
+    # Known before any match is: a page's includes are read with its matches.
+    assert include_types(spec) == ("Patient", "Appointment", "Condition", "DocumentReference")
+    counting = parse_search(
+        "Encounter",
+        [("patient", "p1"), ("_summary", "count"), ("_include", "Encounter:appointment")],
+        strict=True,
+    )
+    assert include_types(counting) == ()
+    assert include_types(parse_search("Encounter", [("patient", "p1")], strict=True)) == ()
 
 
 def test_each_include_once_and_never_a_match() -> None:
