@@ -87,6 +87,9 @@ def write_demo_config(
             "data_dir": str(data_dir.resolve()),
             "port": port,
             "public_base_url": public,
+            # Ask every region on every request, keeping their last answers in the cache
+            # for when they fail: the walkthrough shows a region going down.
+            "cache_fresh_seconds": 0,
         },
         "issuers": [
             {
@@ -206,7 +209,8 @@ The whole unified record from all regions, with a status per region at the end:
 
 curl -s -H "Authorization: Bearer $TOKEN" '{base}/Patient/{patient_id}/$everything'
 
-Take one region down, then ask again (the answer says which region is missing):
+Take one region down, then ask again (its status says it failed, and its data comes
+from the gateway's cache of its last answer, with the time of that answer):
 
 curl -s -X PUT -H "Authorization: Bearer sim-syd-token" -H "Content-Type: application/json" \\
   -d '{{"fault": "down"}}' {urls.get("syd", "")[: -len("/fhir")]}/_sim/behaviour
