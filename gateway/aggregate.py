@@ -190,9 +190,12 @@ class Aggregator:
         if since is not None and not supports_since(source.adapter):
             since = None
         # time.monotonic is the clock of both the event loop and the resilient wrapper.
-        budget = CallBudget(
-            deadline=min(time.monotonic() + source.config.timeout, request_deadline)
-        )
+        now = time.monotonic()
+        usual = min(source.config.timeout, self.deadline)
+        deadline = min(now + source.config.timeout, request_deadline)
+        # Less than the usual time (the request waited for its turn): a timeout is then
+        # the gateway's doing, not the source's, and must not open its circuit.
+        budget = CallBudget(deadline=deadline, blames_source=deadline - now >= usual * 0.95)
 
         def report(status: SourceStatus, **kwargs: object) -> SourceReport:
             answered = status in (SourceStatus.OK, SourceStatus.NO_DATA)

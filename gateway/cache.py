@@ -98,6 +98,21 @@ class RecordCache:
         self._db = db
         self._aead = AESGCM(hashlib.sha256(b"samlad-record-cache:" + data_key.encode()).digest())
         self.retention = retention
+        # Built once: constructing an upsert costs more than running it.
+        chunk = db.upsert(_CHUNKS)
+        self._put_chunk = chunk.on_conflict_do_update(
+            index_elements=["patient_id", "source_id", "resource_type", "chunk"],
+            set_={"body": chunk.excluded.body},
+        )
+        sync = db.upsert(_SYNC)
+        self._put_sync = sync.on_conflict_do_update(
+            index_elements=["patient_id", "source_id", "resource_type"],
+            set_={
+                "synced_at": sync.excluded.synced_at,
+                "full_synced_at": sync.excluded.full_synced_at,
+                "chunks": sync.excluded.chunks,
+            },
+        )
 
     # -- encryption ----------------------------------------------------------------
 
@@ -197,19 +212,11 @@ class RecordCache:
             conn = await session.connection()
             if full:
                 merged = {t: list(resources) for t, resources in by_type.items()}
-                previous: dict[str, SyncState] = {}
+                full_synced = dict.fromkeys(merged, synced_at)
             else:
                 merged, previous = await self._merge_changes(conn, patient_id, source_id, by_type)
-            for resource_type, resources in merged.items():
-                await self._write(
-                    conn,
-                    patient_id,
-                    source_id,
-                    resource_type,
-                    resources,
-                    synced_at,
-                    synced_at if full else previous[resource_type].full_synced_at,
-                )
+                full_synced = {t: state.full_synced_at for t, state in previous.items()}
+            await self._write(conn, patient_id, source_id, merged, synced_at, full_synced)
             await session.commit()
         return merged
 
@@ -255,51 +262,46 @@ class RecordCache:
         conn: AsyncConnection,
         patient_id: str,
         source_id: str,
-        resource_type: str,
-        resources: Sequence[FhirResource],
+        by_type: Mapping[str, Sequence[FhirResource]],
         synced_at: datetime,
-        full_synced_at: datetime,
+        full_synced_at: Mapping[str, datetime],
     ) -> None:
-        key = {"patient_id": patient_id, "source_id": source_id, "resource_type": resource_type}
-        chunks = _chunks(resources)
-        rows = [
-            {
-                **key,
-                "chunk": number,
-                "body": self._seal(part, self._aad(patient_id, source_id, resource_type, number)),
-            }
-            for number, part in enumerate(chunks)
-        ]
-        # Upserts, so two requests refreshing the same person at once both succeed.
-        insert = self._db.upsert(_CHUNKS)
-        await conn.execute(
-            insert.on_conflict_do_update(
-                index_elements=["patient_id", "source_id", "resource_type", "chunk"],
-                set_={"body": insert.excluded.body},
-            ),
-            rows,
-        )
+        """Replace the chunks of every type in ``by_type``: three statements in all."""
+        person = {"patient_id": patient_id, "source_id": source_id}
+        chunk_rows = []
+        sync_rows = []
+        for resource_type, resources in by_type.items():
+            chunks = _chunks(resources)
+            chunk_rows += [
+                {
+                    **person,
+                    "resource_type": resource_type,
+                    "chunk": number,
+                    "body": self._seal(
+                        part, self._aad(patient_id, source_id, resource_type, number)
+                    ),
+                }
+                for number, part in enumerate(chunks)
+            ]
+            sync_rows.append(
+                {
+                    **person,
+                    "resource_type": resource_type,
+                    "synced_at": synced_at,
+                    "full_synced_at": full_synced_at[resource_type],
+                    "chunks": len(chunks),
+                }
+            )
         await conn.execute(
             delete(_CHUNKS).where(
                 _CHUNKS.c.patient_id == patient_id,
                 _CHUNKS.c.source_id == source_id,
-                _CHUNKS.c.resource_type == resource_type,
-                _CHUNKS.c.chunk >= len(chunks),
+                _CHUNKS.c.resource_type.in_(list(by_type)),
             )
         )
-        sync = self._db.upsert(_SYNC).values(
-            **key, synced_at=synced_at, full_synced_at=full_synced_at, chunks=len(chunks)
-        )
-        await conn.execute(
-            sync.on_conflict_do_update(
-                index_elements=["patient_id", "source_id", "resource_type"],
-                set_={
-                    "synced_at": sync.excluded.synced_at,
-                    "full_synced_at": sync.excluded.full_synced_at,
-                    "chunks": sync.excluded.chunks,
-                },
-            )
-        )
+        # Upserts, so two requests refreshing the same person at once both succeed.
+        await conn.execute(self._put_chunk, chunk_rows)
+        await conn.execute(self._put_sync, sync_rows)
 
     async def forget(self, patient_id: str, source_id: str | None = None) -> None:
         """Remove what is cached about ``patient_id`` (from one source, or from all)."""

@@ -133,6 +133,10 @@ class CallBudget:
     deadline: float = math.inf
     #: The most tries any one call needed (1 = no retries; 0 = nothing was sent).
     attempts: int = 0
+    #: Whether running out of time is the source's fault: False when the request had
+    #: less than the usual time left for it (it waited for its turn), so a timeout then
+    #: does not count against the source's circuit.
+    blames_source: bool = True
 
     def note_tries(self, tries: int) -> None:
         self.attempts = max(self.attempts, tries)
@@ -356,9 +360,16 @@ class ResilientAdapter:
                 # Queued behind this source's other calls until the deadline: the source
                 # was never asked, so this must not count against its health.
                 raise _NotAsked(f"{self.source_id}: {what}: no free slot in time") from exc
+            if not budget.blames_source:
+                raise _CutShort(f"{self.source_id}: {what}: the request's time ran out") from exc
             raise SourceTimeout(f"{self.source_id}: {what}: deadline reached") from exc
         return result
 
 
 class _NotAsked(SourceTimeout):
-    """The deadline passed before the source was asked (reported as ``timeout``)."""
+    """The deadline passed before the source was asked (reported as ``timeout``); it
+    does not count against the source's circuit."""
+
+
+class _CutShort(_NotAsked):
+    """Asked, but given less than its usual time: its timeout is not counted either."""

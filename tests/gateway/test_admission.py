@@ -18,6 +18,7 @@ from gateway.cache import RecordCache
 from gateway.collect import Collected, Collector
 from gateway.engagement import EngagementIndex
 from gateway.errors import ServiceUnavailable
+from gateway.resilience import BreakerState, ResiliencePolicy, ResilientAdapter
 from gateway.store.db import Database
 
 pytestmark = pytest.mark.anyio
@@ -110,3 +111,21 @@ async def test_a_request_that_gets_no_turn_within_its_deadline_is_refused(db: Da
     assert served.reports[0].status is SourceStatus.TIMEOUT
     assert refused.headers == {"Retry-After": "1"}
     assert elapsed < DEADLINE + 0.5
+
+
+async def test_a_source_cut_short_by_the_requests_wait_is_not_blamed() -> None:
+    """A timeout counts against a source's circuit only if it had its usual time."""
+    adapter = ResilientAdapter(
+        SlowAdapter(delay=5.0), ResiliencePolicy(attempts=1, failure_threshold=1)
+    )
+    config = SourceConfig(id="slow", kind="fhir-r4", base_url="http://slow.test", timeout=0.3)
+    aggregator = Aggregator([Source(config, adapter)], deadline=DEADLINE)
+    someone = person("191212121212")
+
+    cut_short = await aggregator.gather(someone, ["Observation"], deadline=0.1)
+    assert cut_short.reports[0].status is SourceStatus.TIMEOUT
+    assert adapter.breaker.state is BreakerState.CLOSED
+
+    full = await aggregator.gather(someone, ["Observation"])
+    assert full.reports[0].status is SourceStatus.TIMEOUT
+    assert adapter.breaker.state is BreakerState.OPEN
