@@ -30,7 +30,6 @@ from fhir_profiles.identifiers import PersonIdentifier
 from gateway.aggregate import Aggregator, Gathered, Source, SourceReport, SourceStatus
 from gateway.cache import RecordCache, SyncState
 from gateway.engagement import EngagementIndex, Plan
-from gateway.errors import ServiceUnavailable
 from gateway.memo import BoundedMemo
 from gateway.merge import NormalisedSource, normalise_source
 
@@ -39,6 +38,9 @@ log = logging.getLogger(__name__)
 #: A refresh by last update reaches back this far before the last sync, so a source
 #: whose clock runs a little behind ours loses nothing (the overlap is merged by id).
 SINCE_OVERLAP = timedelta(minutes=2)
+
+#: The longest share of its deadline a request waits for a refresh slot.
+ADMISSION_SHARE = 0.2
 
 #: A source's Patient is cached as this type, beside the data types.
 PATIENT = "Patient"
@@ -115,15 +117,19 @@ class Collector:
     @asynccontextmanager
     async def _admitted(self, started: float) -> AsyncIterator[None]:
         """A refresh slot: at most ``max_refreshes`` requests of this process ask sources
-        and normalise at once; the rest wait, within the request's deadline, so that no
-        source is timed (and blamed) while this process is too busy to read its answer."""
+        and normalise at once, so a burst is worked through a few at a time rather than
+        all at once with no time to read any answer. A request waits for a slot at most
+        :data:`ADMISSION_SHARE` of its deadline, then goes ahead without one: a source
+        that hangs holds its slot, and must not hold up everyone else. A request that
+        waited gives its sources less than their usual time; their timeouts are then not
+        held against them (see :class:`~gateway.resilience.CallBudget`)."""
+        patience = self._aggregator.deadline * ADMISSION_SHARE - (time.monotonic() - started)
         try:
-            async with asyncio.timeout(self._aggregator.deadline - (time.monotonic() - started)):
+            async with asyncio.timeout(max(patience, 0.0)):
                 await self._slots.acquire()
         except TimeoutError:
-            raise ServiceUnavailable(
-                "the gateway is busy: try again shortly", headers={"Retry-After": "1"}
-            ) from None
+            yield  # waited long enough: go ahead without a slot
+            return
         try:
             yield
         finally:

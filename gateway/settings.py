@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     #: Cached data not refreshed in full for this long is removed (hours).
     cache_retention_hours: float = Field(default=24.0, gt=0, le=24 * 90)
     #: Requests of one worker that ask sources (and normalise their answers) at once; more
-    #: wait for a turn within their deadline, and get 503 if none comes in time.
+    #: wait for a turn, at most a fifth of their deadline, then go ahead anyway.
     max_concurrent_refreshes: int = Field(default=8, ge=1, le=10_000)
     #: Most resources each worker keeps decoded and merged in memory for warm reads
     #: (twice this in the worst case: decoded and merged); 0 keeps none.

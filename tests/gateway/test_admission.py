@@ -1,5 +1,5 @@
 """Admission: a worker asks sources for a bounded number of requests at once; the rest
-wait their turn within their deadline, or get 503 with Retry-After."""
+wait their turn for a share of their deadline, then go ahead anyway."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from adapters.config import SourceConfig
 from fhir_profiles.identifiers import PersonIdentifier, parse_person_identifier
 from gateway.aggregate import Aggregator, Source, SourceStatus
 from gateway.cache import RecordCache
-from gateway.collect import Collected, Collector
+from gateway.collect import Collector
 from gateway.engagement import EngagementIndex
-from gateway.errors import ServiceUnavailable
 from gateway.resilience import BreakerState, ResiliencePolicy, ResilientAdapter
 from gateway.store.db import Database
 
@@ -59,10 +58,12 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-def collector(db: Database, adapter: SlowAdapter, slots: int) -> Collector:
+def collector(
+    db: Database, adapter: SlowAdapter, slots: int, deadline: float = DEADLINE
+) -> Collector:
     config = SourceConfig(id="slow", kind="fhir-r4", base_url="http://slow.test", timeout=5)
     return Collector(
-        Aggregator([Source(config, adapter)], deadline=DEADLINE),
+        Aggregator([Source(config, adapter)], deadline=deadline),
         RecordCache(db, "test-data-key-0123456789", timedelta(hours=1)),
         EngagementIndex(db, timedelta(hours=1)),
         fresh_for=timedelta(minutes=1),
@@ -79,7 +80,7 @@ def person(number: str) -> PersonIdentifier:
 
 async def test_requests_beyond_the_slots_wait_their_turn(db: Database) -> None:
     adapter = SlowAdapter(delay=0.1)
-    gateway = collector(db, adapter, slots=1)
+    gateway = collector(db, adapter, slots=1, deadline=5.0)  # up to 1 s of waiting
     people = ["191212121212", "198107281563", "201605121936"]
 
     results = await asyncio.gather(
@@ -92,24 +93,20 @@ async def test_requests_beyond_the_slots_wait_their_turn(db: Database) -> None:
         assert report.status is SourceStatus.NO_DATA
 
 
-async def test_a_request_that_gets_no_turn_within_its_deadline_is_refused(db: Database) -> None:
-    adapter = SlowAdapter(delay=5.0)  # holds its slot until the deadline times it out
+async def test_a_request_waits_for_a_turn_at_most_a_share_of_its_deadline(db: Database) -> None:
+    """A hanging source holds its slot; the next request goes ahead without one."""
+    adapter = SlowAdapter(delay=5.0)
     gateway = collector(db, adapter, slots=1)
 
-    async def visit(number: str, patient_id: str) -> Collected | ServiceUnavailable:
-        try:
-            return await gateway.collect(person(number), patient_id, ["Observation"])
-        except ServiceUnavailable as exc:
-            return exc
-
     started = time.monotonic()
-    outcomes = await asyncio.gather(visit("191212121212", "id-1"), visit("198107281563", "id-2"))
+    outcomes = await asyncio.gather(
+        gateway.collect(person("191212121212"), "id-1", ["Observation"]),
+        gateway.collect(person("198107281563"), "id-2", ["Observation"]),
+    )
     elapsed = time.monotonic() - started
 
-    (served,) = [o for o in outcomes if isinstance(o, Collected)]  # whichever got the slot
-    (refused,) = [o for o in outcomes if isinstance(o, ServiceUnavailable)]
-    assert served.reports[0].status is SourceStatus.TIMEOUT
-    assert refused.headers == {"Retry-After": "1"}
+    assert [o.reports[0].status for o in outcomes] == [SourceStatus.TIMEOUT] * 2
+    assert adapter.most_in_flight == 2  # the second did not wait for the first to end
     assert elapsed < DEADLINE + 0.5
 
 
