@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consent.models import BlockRecord, ConsentRecord
+from fhir_profiles.datetimes import parse_datetime
 from fhir_profiles.identifiers import HSA_ID_SYSTEM
 
 LEVEL_EXTENSION = "https://samlad.se/fhir/StructureDefinition/hsa-organisation-level"
@@ -48,7 +49,7 @@ def _instant(value: Any, name: str) -> datetime | None:
     if not isinstance(value, str):
         raise InvalidConsent(f"{name} must be a dateTime")
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = parse_datetime(value)
     except ValueError as exc:
         raise InvalidConsent(f"{name} is not a valid dateTime") from exc
     if moment.tzinfo is None:

@@ -211,3 +211,21 @@ def normalise_datetimes(resource: dict[str, Any], issues: list[str] | None = Non
         else:
             changed |= _walk(resource, path, where, issues)
     return changed
+
+
+def parse_datetime(text: str) -> datetime:
+    """A FHIR date, dateTime or instant as a ``datetime`` (naive when it has no offset);
+    raises ValueError when it is none of them."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def parse_instant(value: object) -> datetime | None:
+    """An instant with a UTC offset, or None for anything else (not a string, not a
+    dateTime, or without an offset)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = parse_datetime(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Hashable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from adapters.base import FhirResource
+from fhir_profiles.datetimes import parse_instant
 
 ALSO_REPORTED_BY = "https://samlad.se/fhir/StructureDefinition/also-reported-by"
 LOINC = "http://loinc.org"
@@ -41,13 +41,8 @@ def _instant(value: Any) -> float | str | None:
         return None
     if len(value) <= 10:
         return value  # a date: compare as written
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    return moment.astimezone(UTC).timestamp()
+    moment = parse_instant(value)
+    return None if moment is None else moment.timestamp()
 
 
 def _day(value: Any) -> str | None:

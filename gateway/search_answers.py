@@ -23,6 +23,7 @@ from fastapi import Request
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES, FhirResource
 from consent.principals import Principal
+from fhir_profiles.datetimes import parse_instant
 from gateway.bundles import searchset
 from gateway.errors import BadRequest
 from gateway.fhir_json import FhirJSONResponse
@@ -181,25 +182,15 @@ def _everything_params(
                 raise BadRequest("_type names a type this server does not serve")
             types = asked | {"Patient"}
         elif name == "_since":
-            since = _moment(value) if len(value) > 10 else None
+            since = parse_instant(value) if len(value) > 10 else None
             if since is None:
                 raise BadRequest("_since must be an instant with a time zone")
     return count, types, since
 
 
-def _moment(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None
-
-
 def _updated_since(resource: FhirResource, since: datetime) -> bool:
     """Resources without ``meta.lastUpdated`` cannot be shown to be newer: left out."""
-    updated = _moment((resource.get("meta") or {}).get("lastUpdated"))
+    updated = parse_instant((resource.get("meta") or {}).get("lastUpdated"))
     return updated is not None and updated >= since
 
 

@@ -17,6 +17,7 @@ from fhir_profiles.datetimes import (
     InvalidDateTime,
     normalise_datetime,
     normalise_datetimes,
+    parse_instant,
 )
 from simregions.clock import local_datetime
 
@@ -183,3 +184,21 @@ def test_odd_resources_never_raise(resource: Any) -> None:
     normalise_datetimes(resource, [])
     if not isinstance(resource, dict) or resource.get("resourceType") not in DATETIME_FIELDS:
         assert resource == snapshot
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-05-20T08:31:00Z", datetime(2026, 5, 20, 8, 31, tzinfo=UTC)),
+        ("2026-05-20T10:31:00+02:00", datetime(2026, 5, 20, 8, 31, tzinfo=UTC)),
+        ("2026-05-20T08:31:00", None),  # no offset: not an instant
+        ("2026-05-20", None),
+        ("yesterday", None),
+        (20260520, None),
+        (None, None),
+    ],
+)
+def test_parse_instant_accepts_only_instants_with_an_offset(
+    value: object, expected: datetime | None
+) -> None:
+    assert parse_instant(value) == expected

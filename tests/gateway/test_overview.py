@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES
-from tests.gateway.conftest import TEST_PERSON, Gateway
+from tests.gateway.conftest import TEST_PERSON, Gateway, follow_pages
 
 pytestmark = pytest.mark.anyio
 
@@ -229,3 +229,32 @@ async def test_summary_is_an_ips_document_for_the_record_owner_only(gateway: Gat
         f"/fhir/Patient/{patient_id}/$summary", headers=gateway.citizen("199001011239")
     )
     assert refused.status_code == 403
+
+
+async def test_everything_narrowed_by_type_since_and_count(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    url = f"/fhir/Patient/{patient_id}/$everything"
+    headers = gateway.citizen()
+    whole = matches((await gateway.client.get(url, headers=headers)).json())
+
+    conditions = await gateway.client.get(url, params={"_type": "Condition"}, headers=headers)
+    kinds = {r["resourceType"] for r in matches(conditions.json())}
+    assert kinds == {"Patient", "Condition"}
+    assert len(matches(conditions.json())) == 1 + sum(
+        r["resourceType"] == "Condition" for r in whole
+    )
+
+    future = await gateway.client.get(
+        url, params={"_since": "2100-01-01T00:00:00Z"}, headers=headers
+    )
+    assert [r["resourceType"] for r in matches(future.json())] == ["Patient"]
+    past = await gateway.client.get(url, params={"_since": "2000-01-01T00:00:00Z"}, headers=headers)
+    assert len(matches(past.json())) == len(whole)
+    date_only = await gateway.client.get(url, params={"_since": "2026-01-01"}, headers=headers)
+    assert date_only.status_code == 400
+    assert date_only.json()["resourceType"] == "OperationOutcome"
+
+    first = (await gateway.client.get(url, params={"_count": "100"}, headers=headers)).json()
+    assert len(matches(first)) == 100
+    paged = await follow_pages(gateway, first, headers)
+    assert sorted(r["id"] for r in paged) == sorted(r["id"] for r in whole)
