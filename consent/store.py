@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Table
 from sqlalchemy import select as select_rows
-from sqlmodel import SQLModel, col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import SQLModel
 
 from consent.models import BlockRecord, ConsentRecord, EmergencyAccess
 from gateway.store.db import Database
@@ -65,7 +64,8 @@ class ConsentStore:
     async def standing(
         self, patient_id: str, clinician_hsa_id: str | None, at: datetime
     ) -> Standing:
-        """Consents, blocks and (for a clinician) running emergency access, read at once.
+        """Every consent and block of the patient, newest first (ended ones too), and for
+        a clinician their emergency access that is running ``at``: read at once.
 
         On every data read: plain statements on one connection, no ORM session.
         """
@@ -96,45 +96,6 @@ class ConsentStore:
                 )
                 emergency = _running([EmergencyAccess(**row._mapping) for row in rows], at)
         return Standing(found_consents, found_blocks, emergency)
-
-    async def consents(self, patient_id: str) -> Sequence[ConsentRecord]:
-        """Every consent the patient has given, newest first (withdrawn ones too)."""
-        async with self._db.session() as session:
-            rows = await session.exec(
-                select(ConsentRecord)
-                .where(ConsentRecord.patient_id == patient_id)
-                .order_by(col(ConsentRecord.recorded_at).desc())
-            )
-            return rows.all()
-
-    async def blocks(self, patient_id: str) -> Sequence[BlockRecord]:
-        """Every block the patient has set, newest first (lifted ones too)."""
-        async with self._db.session() as session:
-            rows = await session.exec(
-                select(BlockRecord)
-                .where(BlockRecord.patient_id == patient_id)
-                .order_by(col(BlockRecord.recorded_at).desc())
-            )
-            return rows.all()
-
-    async def active_emergency(
-        self, patient_id: str, clinician_hsa_id: str, at: datetime
-    ) -> EmergencyAccess | None:
-        """The clinician's emergency access to the patient that is still running, if any."""
-        async with self._db.session() as session:
-            return await self._emergency(session, patient_id, clinician_hsa_id, at)
-
-    @staticmethod
-    async def _emergency(
-        session: AsyncSession, patient_id: str, clinician_hsa_id: str, at: datetime
-    ) -> EmergencyAccess | None:
-        rows = await session.exec(
-            select(EmergencyAccess)
-            .where(EmergencyAccess.patient_id == patient_id)
-            .where(EmergencyAccess.clinician_hsa_id == clinician_hsa_id)
-            .order_by(col(EmergencyAccess.expires_at).desc())
-        )
-        return _running(rows.all(), at)
 
     async def grant(
         self,

@@ -18,6 +18,7 @@ Every report carries ``synced_at``: when the served data was last fetched from t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -102,12 +103,9 @@ class Collector:
                     continue
             elif all(now - s.full_synced_at < self._full_every for s in known.values()):
                 since[source.id] = min(s.synced_at for s in known.values()) - SINCE_OVERLAP
-        fresh = set(served)
-        skip = plan.skip | fresh
-        if all(source.id in skip for source in self._aggregator.sources):
-            gathered = await self._aggregator.gather(person, types, skip=skip)
-            return await self._finish(person, patient_id, types, gathered, states, served, plan)
-        async with self._admitted(started):
+        skip = plan.skip | set(served)
+        asks = any(source.id not in skip for source in self._aggregator.sources)
+        async with self._admitted(started) if asks else contextlib.nullcontext():
             remaining = self._aggregator.deadline - (time.monotonic() - started)
             gathered = await self._aggregator.gather(
                 person, types, skip=skip, since=since, deadline=remaining
@@ -204,24 +202,22 @@ class Collector:
             for resource_type in missing:
                 if resource_type in loaded:
                     by_type[resource_type] = loaded[resource_type]
-                    self._remember(patient_id, source.id, resource_type, state, loaded)
+                    synced_at = state[resource_type].synced_at
+                    self._remember(patient_id, source.id, resource_type, synced_at, loaded)
         if any(t not in by_type for t in kept) or not by_type[PATIENT]:
             log.warning("cached data of source %s could not be read: removed", source.id)
             await self._cache.forget(patient_id, source.id)
             return None
-        resources = [r for t in kept if t != PATIENT for r in by_type[t]]
-        version = (source.id, *((t, state[t].synced_at) for t in kept))
-        return NormalisedSource(source, by_type[PATIENT][0], resources, version)
+        return _assembled(source, by_type, kept, {t: state[t].synced_at for t in kept})
 
     def _remember(
         self,
         patient_id: str,
         source_id: str,
         resource_type: str,
-        state: Mapping[str, SyncState] | datetime,
+        synced_at: datetime,
         data: Mapping[str, list[FhirResource]],
     ) -> None:
-        synced_at = state if isinstance(state, datetime) else state[resource_type].synced_at
         resources = data[resource_type]
         self._decoded.put(
             (patient_id, source_id, resource_type), (synced_at, resources), len(resources)
@@ -249,11 +245,23 @@ class Collector:
         )
         for resource_type in stored:
             self._remember(patient_id, normalised.source.id, resource_type, synced_at, stored)
-        resources = [r for t in types for r in stored.get(t, ())]
+        kept = [PATIENT, *types]
+        assembled = _assembled(normalised.source, stored, kept, dict.fromkeys(kept, synced_at))
         if not full:
-            report.resource_count = len(resources)
-        version = (normalised.source.id, *((t, synced_at) for t in (PATIENT, *types)))
-        return NormalisedSource(normalised.source, stored[PATIENT][0], resources, version)
+            report.resource_count = len(assembled.resources)
+        return assembled
+
+
+def _assembled(
+    source: Source,
+    by_type: Mapping[str, list[FhirResource]],
+    kept: Sequence[str],
+    synced_at: Mapping[str, datetime],
+) -> NormalisedSource:
+    """One source's data of ``kept`` types, versioned by the sync time of each type."""
+    resources = [r for t in kept if t != PATIENT for r in by_type[t]]
+    version = (source.id, *((t, synced_at[t]) for t in kept))
+    return NormalisedSource(source, by_type[PATIENT][0], resources, version)
 
 
 def _from_cache(

@@ -57,11 +57,19 @@ MAX_STRING = 2 * 1024 * 1024
 
 
 @dataclass(slots=True)
-class UnifiedRecord:
+class MergedRecord:
+    """One person's record merged across sources (may be shared: never changed)."""
+
     patient: FhirResource
     resources: list[FhirResource]
     #: One Provenance per merged group of duplicates.
     provenance: list[FhirResource]
+
+
+@dataclass(slots=True)
+class UnifiedRecord(MergedRecord):
+    """A merged record with the reports of the sources it came from."""
+
     reports: list[SourceReport]
 
 
@@ -376,22 +384,15 @@ def normalise_source(
 
 
 def merge_sources(
-    sources: list[NormalisedSource],
-    person: PersonIdentifier,
-    patient_id: str,
-    reports: list[SourceReport],
-) -> UnifiedRecord:
+    sources: list[NormalisedSource], person: PersonIdentifier, patient_id: str
+) -> MergedRecord:
     """Merge normalised answers into one record: duplicates once, with Provenance."""
     resources = [resource for source in sources for resource in source.resources]
     kept, merged = deduplicate(resources)
     by_source = {normalised.source.id: normalised.source for normalised in sources}
     provenance = [_provenance(primary, dups, by_source) for primary, dups in merged]
-    return UnifiedRecord(
-        patient=unified_patient(patient_id, person, [s.patient for s in sources]),
-        resources=kept,
-        provenance=provenance,
-        reports=reports,
-    )
+    patient = unified_patient(patient_id, person, [s.patient for s in sources])
+    return MergedRecord(patient=patient, resources=kept, provenance=provenance)
 
 
 def unify(
@@ -412,4 +413,5 @@ def unify(
         )
         is not None
     ]
-    return merge_sources(normalised, person, patient_id, gathered.reports)
+    merged = merge_sources(normalised, person, patient_id)
+    return UnifiedRecord(merged.patient, merged.resources, merged.provenance, gathered.reports)

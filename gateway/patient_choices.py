@@ -37,9 +37,7 @@ class PatientChoices:
     async def _authorise(
         self, patient_id: str, resource_type: str, permission: str, action: str
     ) -> AccessDecision:
-        person = await self._services.persons.resolve(patient_id)
-        if person is None:
-            raise NotFound("no such patient")
+        person = await self._reader.person(patient_id)
         facts = await self._reader.facts(person, patient_id)
         decision = decide_self_service(self._principal, facts, resource_type, permission)
         if not decision.allowed:
@@ -86,8 +84,9 @@ class PatientChoices:
     async def search(self, patient_id: str) -> list[dict[str, Any]]:
         decision = await self._authorise(patient_id, "Consent", "s", "search")
         store, now = self._services.consents, datetime.now(UTC)
-        resources = [consent_resource(c, now) for c in await store.consents(patient_id)]
-        resources += [block_resource(b) for b in await store.blocks(patient_id)]
+        standing = await store.standing(patient_id, None, now)
+        resources = [consent_resource(c, now) for c in standing.consents]
+        resources += [block_resource(b) for b in standing.blocks]
         await self._reader.log(decision, patient_id, "search", ["Consent"], resources)
         return resources
 

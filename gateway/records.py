@@ -27,7 +27,7 @@ from consent.relations import RegisterUnavailable
 from fhir_profiles.identifiers import PersonIdentifier
 from gateway.aggregate import SourceReport
 from gateway.errors import Forbidden, NotFound, ServiceUnavailable
-from gateway.merge import NormalisedSource, care_tags, merge_sources
+from gateway.merge import MergedRecord, NormalisedSource, care_tags, merge_sources
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -71,15 +71,6 @@ def actor_fields(principal: Principal, services: Services) -> dict[str, str | No
                 "on_behalf_of": principal.care_provider_hsa_id,
             }
     raise AssertionError("unknown principal")  # pragma: no cover
-
-
-@dataclass(frozen=True, slots=True)
-class Merged:
-    """One person's merged, visible record (shared between requests: never changed)."""
-
-    patient: FhirResource
-    resources: list[FhirResource]
-    provenance: list[FhirResource]
 
 
 class RecordReader:
@@ -169,7 +160,8 @@ class RecordReader:
 
     # -- reads -----------------------------------------------------------------------
 
-    async def _person(self, patient_id: str) -> PersonIdentifier:
+    async def person(self, patient_id: str) -> PersonIdentifier:
+        """The person behind a unified patient id; 404 if the id is unknown."""
         person = await self._services.persons.resolve(patient_id)
         if person is None:
             raise NotFound("no such patient")
@@ -247,7 +239,7 @@ class RecordReader:
         person: PersonIdentifier,
         patient_id: str,
         types: Sequence[str],
-    ) -> Merged:
+    ) -> MergedRecord:
         """Hide what the decision hides, then merge; remembered per exact input version.
 
         Hiding comes first: a fact reported by a visible and a hidden source is kept (from
@@ -267,8 +259,7 @@ class RecordReader:
             replace(s, resources=[r for r in s.resources if not decision.hides(*care_tags(r))])
             for s in sources
         ]
-        record = merge_sources(visible, person, patient_id, [])
-        merged = Merged(record.patient, record.resources, record.provenance)
+        merged = merge_sources(visible, person, patient_id)
         if key is not None:
             memo.put(key, merged, len(merged.resources))
         return merged
@@ -280,7 +271,7 @@ class RecordReader:
 
     async def patient(self, patient_id: str) -> ReadResult:
         """The unified Patient behind an id (with the per-source status)."""
-        person = await self._person(patient_id)
+        person = await self.person(patient_id)
         return await self._read(person, patient_id, (), "read", with_patient=True)
 
     async def search(
@@ -292,14 +283,14 @@ class RecordReader:
         same decision and in the same log entry: those the scopes cover are returned as
         ``included`` (the Patient as ``patient``); the others are left out, never read.
         """
-        person = await self._person(patient_id)
+        person = await self.person(patient_id)
         return await self._read(
             person, patient_id, (resource_type,), "search", with_patient=False, also=also
         )
 
     async def everything(self, patient_id: str) -> ReadResult:
         """The patient and every resource of every type the principal may read."""
-        person = await self._person(patient_id)
+        person = await self.person(patient_id)
         return await self._read(
             person,
             patient_id,
@@ -320,7 +311,7 @@ class RecordReader:
         the log. Blocked data stays hidden unless the law's conditions for reading it are
         recorded in ``block_override_reason``.
         """
-        await self._person(patient_id)  # unknown ids are refused before anything is recorded
+        await self.person(patient_id)  # unknown ids are refused before anything is recorded
         principal = self._principal
         decision = decide_emergency_open(principal, reason, READABLE_TYPES)
         if not decision.allowed or not isinstance(principal, Clinician):
@@ -342,7 +333,7 @@ class RecordReader:
     async def summary(self, patient_id: str) -> ReadResult:
         """What a patient summary is built from: like ``everything``, but the Patient is
         required (a summary without it is refused, 403)."""
-        person = await self._person(patient_id)
+        person = await self.person(patient_id)
         return await self._read(
             person,
             patient_id,

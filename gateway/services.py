@@ -7,7 +7,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -21,6 +21,7 @@ from gateway.collect import Collector
 from gateway.engagement import EngagementIndex
 from gateway.errors import ServiceUnavailable
 from gateway.memo import BoundedMemo
+from gateway.merge import MergedRecord
 from gateway.paging import PageCursorCodec
 from gateway.persons import PersonIndex
 from gateway.resilience import ResiliencePolicy, ResilientAdapter
@@ -28,9 +29,6 @@ from gateway.settings import Settings
 from gateway.store.db import Database
 from gateway.store.migrate import check_current, upgrade
 from gateway.tokens import TokenVerifier
-
-if TYPE_CHECKING:
-    from gateway.records import Merged
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +51,7 @@ class Services:
     cache: RecordCache
     collector: Collector
     #: Merged records by exact input version (see RecordReader._merge).
-    merged: BoundedMemo[Any, Merged]
+    merged: BoundedMemo[Any, MergedRecord]
     clients: list[httpx.AsyncClient] = field(default_factory=list)
     housekeeping: asyncio.Task[None] | None = None
 
