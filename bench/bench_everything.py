@@ -39,7 +39,6 @@ import functools
 import inspect
 import linecache
 import tempfile
-import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -47,14 +46,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from bench.bulk_region import DEFAULT_TOKEN
 from bench.harness import (
     ROOT,
     Issuer,
+    Overview,
     Process,
     RunningGateway,
+    everything,
     free_port,
     open_gateway,
     process_tree_cpu,
@@ -156,43 +155,10 @@ def reset_peak(pid: int) -> bool:
 class Reading:
     """One timed ``$everything`` and the gateway's memory around it."""
 
-    elapsed: float
-    size: int
-    total: int
-    #: Source id -> status in the answer's outcome entry.
-    statuses: dict[str, str]
-    #: The source's ``elapsedMs`` as the gateway reported it (seconds).
-    source_elapsed: float
+    overview: Overview
     peak: int = 0
     rss_after: int = 0
     cpu: float = 0.0
-
-
-def outcome_statuses(bundle: dict[str, Any]) -> tuple[dict[str, str], float]:
-    """Per-source status and the slowest ``elapsedMs`` (seconds) from the outcome entry."""
-    statuses: dict[str, str] = {}
-    slowest = 0.0
-    for entry in bundle.get("entry", []):
-        if entry.get("search", {}).get("mode") != "outcome":
-            continue
-        for issue in entry["resource"].get("issue", []):
-            for ext in issue.get("extension", []):
-                values = {e["url"]: e[k] for e in ext["extension"] for k in e if k != "url"}
-                if "source" in values:
-                    statuses[str(values["source"])] = str(values.get("status"))
-                    slowest = max(slowest, float(values.get("elapsedMs", 0)) / 1000)
-    return statuses, slowest
-
-
-async def timed_everything(gateway: RunningGateway) -> Reading:
-    started = time.perf_counter()
-    response = await gateway.client.get(f"/Patient/{gateway.patient_id}/$everything")
-    body = response.content
-    elapsed = time.perf_counter() - started
-    response.raise_for_status()
-    bundle = orjson.loads(body)
-    statuses, source_elapsed = outcome_statuses(bundle)
-    return Reading(elapsed, len(body), int(bundle["total"]), statuses, source_elapsed)
 
 
 # -- one size, measured in a gateway subprocess ----------------------------------------------
@@ -233,7 +199,7 @@ async def measure_size(resources: int, folder: Path, issuer: Issuer, page_size: 
         for _ in ("cold", "warm"):
             peak_reset = reset_peak(pid) and peak_reset
             cpu = process_tree_cpu(pid)
-            reading = await timed_everything(gateway)
+            reading = Reading(await everything(gateway))
             reading.cpu = process_tree_cpu(pid) - cpu
             memory = memory_of(pid)
             reading.peak, reading.rss_after = memory["VmHWM"], memory["VmRSS"]
@@ -241,12 +207,16 @@ async def measure_size(resources: int, folder: Path, issuer: Issuer, page_size: 
         cold, warm = readings
         expected = resources + 1  # the Patient and every Observation
         for name, reading in (("cold", cold), ("warm", warm)):
-            if reading.total != expected:
-                raise RuntimeError(f"N={resources}: {name} answer has {reading.total} entries")
-        if cold.statuses.get(SOURCE_ID) != "ok":
-            raise RuntimeError(f"N={resources}: cold read not fetched: {cold.statuses}")
-        if warm.statuses.get(SOURCE_ID) != "cached":
-            raise RuntimeError(f"N={resources}: warm read not from the cache: {warm.statuses}")
+            if reading.overview.total != expected:
+                raise RuntimeError(
+                    f"N={resources}: {name} answer has {reading.overview.total} entries"
+                )
+        if cold.overview.statuses.get(SOURCE_ID) != "ok":
+            raise RuntimeError(f"N={resources}: cold read not fetched: {cold.overview.statuses}")
+        if warm.overview.statuses.get(SOURCE_ID) != "cached":
+            raise RuntimeError(
+                f"N={resources}: warm read not from the cache: {warm.overview.statuses}"
+            )
         return SizeResult(resources, startup_rss, before_rss, cold, warm, peak_reset)
     except Exception:
         show_logs(folder)
@@ -286,10 +256,10 @@ def report(results: Sequence[SizeResult], page_size: int) -> None:
     for r in results:
         print(
             f"{r.resources:>10,} {mb(r.startup_rss):>6.1f} MB |"
-            f" {r.cold.elapsed * 1000:>6,.0f} ms {mb(r.cold.peak):>6.1f} MB"
+            f" {r.cold.overview.elapsed * 1000:>6,.0f} ms {mb(r.cold.peak):>6.1f} MB"
             f" {mb(r.cold.rss_after):>6.1f} MB |"
-            f" {r.warm.elapsed * 1000:>6,.0f} ms {mb(r.warm.peak):>6.1f} MB"
-            f" {mb(r.warm.rss_after):>6.1f} MB | {mb(r.cold.size):>6.1f} MB"
+            f" {r.warm.overview.elapsed * 1000:>6,.0f} ms {mb(r.warm.peak):>6.1f} MB"
+            f" {mb(r.warm.rss_after):>6.1f} MB | {mb(r.cold.overview.size):>6.1f} MB"
         )
     print()
     print(
@@ -304,10 +274,10 @@ def report(results: Sequence[SizeResult], page_size: int) -> None:
         cold_per = (r.cold.peak - r.startup_rss) / r.resources
         warm_per = (r.warm.peak - r.startup_rss) / r.resources
         print(
-            f"{r.resources:>10,} | {r.cold.source_elapsed * 1000:>6,.0f} ms |"
+            f"{r.resources:>10,} | {r.cold.overview.fan_out * 1000:>6,.0f} ms |"
             f" {r.cold.cpu:>5.1f} s {r.warm.cpu:>5.1f} s |"
             f" {cold_per / 1000:>7.1f} kB {warm_per / 1000:>7.1f} kB |"
-            f" {r.cold.size / (r.resources + 1):>6,.0f} B | {mb(r.before_rss):>7.1f} MB"
+            f" {r.cold.overview.size / (r.resources + 1):>6,.0f} B | {mb(r.before_rss):>7.1f} MB"
         )
     print(
         "fetch: the source's elapsedMs in the gateway's status; RSS before cold: after the"
@@ -343,9 +313,10 @@ async def run(sizes: Sequence[int], page_size: int) -> None:
         for resources in sizes:
             print(f"N={resources:,}: starting a bulk region and a fresh gateway ...", flush=True)
             result = await measure_size(resources, folder, issuer, page_size)
+            cold, warm = result.cold, result.warm
             print(
-                f"  cold {result.cold.elapsed * 1000:,.0f} ms, peak {mb(result.cold.peak):.1f} MB;"
-                f" warm {result.warm.elapsed * 1000:,.0f} ms, peak {mb(result.warm.peak):.1f} MB",
+                f"  cold {cold.overview.elapsed * 1000:,.0f} ms, peak {mb(cold.peak):.1f} MB;"
+                f" warm {warm.overview.elapsed * 1000:,.0f} ms, peak {mb(warm.peak):.1f} MB",
                 flush=True,
             )
             results.append(result)

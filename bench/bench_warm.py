@@ -70,6 +70,8 @@ from bench.harness import (
     start_regions,
     start_uvicorn_workers,
 )
+from consent.fhir import LEVEL_EXTENSION
+from fhir_profiles.identifiers import HSA_ID_SYSTEM
 
 #: Generous on purpose: the benchmark measures throughput, and counts any answer that is
 #: not complete (every source ``ok``) rather than letting the deadline trim it.
@@ -86,8 +88,6 @@ CITIZEN_SCOPE = "patient/*.rs patient/Consent.cu"
 GOAL_RATE = 1000.0
 GOAL_RATIO = 1 / 3
 
-HSA_SYSTEM = "urn:oid:1.2.752.129.2.1.4.1"
-LEVEL_EXTENSION = "https://samlad.se/fhir/StructureDefinition/hsa-organisation-level"
 ROLE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 
 # wrk's Lua. Every target gets the same: requests prepared once and sent in turn (one
@@ -351,7 +351,7 @@ def consent_for(patient_id: str, care_provider: str) -> dict[str, Any]:
                     "role": {"coding": [{"system": ROLE_SYSTEM, "code": "IRCP"}]},
                     "reference": {
                         "extension": [{"url": LEVEL_EXTENSION, "valueCode": "care-provider"}],
-                        "identifier": {"system": HSA_SYSTEM, "value": care_provider},
+                        "identifier": {"system": HSA_ID_SYSTEM, "value": care_provider},
                     },
                 }
             ],

@@ -442,6 +442,8 @@ class Overview:
     statuses: dict[str, str]
     #: The slowest source's ``elapsedMs`` as the gateway reported it (seconds): the fan-out.
     fan_out: float
+    #: The answer's size in bytes.
+    size: int = 0
 
 
 async def everything(gateway: RunningGateway) -> Overview:
@@ -461,7 +463,7 @@ async def everything(gateway: RunningGateway) -> Overview:
                 values = {e["url"]: e[k] for e in ext["extension"] for k in e if k != "url"}
                 statuses[values["source"]] = values["status"]
                 fan_out = max(fan_out, float(values["elapsedMs"]) / 1000)
-    return Overview(elapsed, int(bundle["total"]), statuses, fan_out)
+    return Overview(elapsed, int(bundle["total"]), statuses, fan_out, len(body))
 
 
 # -- the physical limit: the regions' data fetched directly ----------------------------
