@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Column, DateTime, Table, and_, delete, or_, select, update
+from sqlalchemy import Column, DateTime, Table, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
@@ -332,31 +332,13 @@ class RecordCache:
         """Remove everything not refreshed in full within the retention; returns the number
         of (person, source, type) entries removed."""
         oldest = (now or datetime.now(UTC)) - self.retention
+        expired = select(_SYNC.c.patient_id, _SYNC.c.source_id, _SYNC.c.resource_type).where(
+            _SYNC.c.full_synced_at < oldest
+        )
+        key = tuple_(_CHUNKS.c.patient_id, _CHUNKS.c.source_id, _CHUNKS.c.resource_type)
         async with self._db.session() as session:
             conn = await session.connection()
-            old = (
-                await conn.execute(
-                    select(_SYNC.c.patient_id, _SYNC.c.source_id, _SYNC.c.resource_type).where(
-                        _SYNC.c.full_synced_at < oldest
-                    )
-                )
-            ).all()
-            for start in range(0, len(old), 200):
-                batch = old[start : start + 200]
-                await conn.execute(
-                    delete(_CHUNKS).where(
-                        or_(
-                            *(
-                                and_(
-                                    _CHUNKS.c.patient_id == p,
-                                    _CHUNKS.c.source_id == s,
-                                    _CHUNKS.c.resource_type == t,
-                                )
-                                for p, s, t in batch
-                            )
-                        )
-                    )
-                )
-            await conn.execute(delete(_SYNC).where(_SYNC.c.full_synced_at < oldest))
+            await conn.execute(delete(_CHUNKS).where(key.in_(expired)))
+            removed = await conn.execute(delete(_SYNC).where(_SYNC.c.full_synced_at < oldest))
             await session.commit()
-        return len(old)
+        return int(removed.rowcount)
