@@ -94,6 +94,24 @@ def source_status_outcome(reports: Sequence[SourceReport]) -> FhirResource:
     }
 
 
+def entry(resource: FhirResource, mode: str, base_url: str) -> dict[str, Any]:
+    """A searchset entry for a match (``match``) or an included resource (``include``)."""
+    return {
+        "fullUrl": f"{base_url}/{resource['resourceType']}/{resource['id']}",
+        "resource": resource,
+        "search": {"mode": mode},
+    }
+
+
+def source_status_entry(reports: Sequence[SourceReport]) -> dict[str, Any]:
+    """The searchset entry (``outcome``) with the status of every source."""
+    return {
+        "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+        "resource": source_status_outcome(reports),
+        "search": {"mode": "outcome"},
+    }
+
+
 def searchset(
     resources: Sequence[FhirResource],
     reports: Sequence[SourceReport] | None,
@@ -104,22 +122,12 @@ def searchset(
 ) -> FhirResource:
     """A searchset Bundle: the matches, the includes, then the per-source status (if any)."""
     entries: list[dict[str, Any]] = [
-        {
-            "fullUrl": f"{base_url}/{resource['resourceType']}/{resource['id']}",
-            "resource": resource,
-            "search": {"mode": mode},
-        }
+        entry(resource, mode, base_url)
         for mode, batch in (("match", resources), ("include", included))
         for resource in batch
     ]
     if reports is not None:
-        entries.append(
-            {
-                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
-                "resource": source_status_outcome(reports),
-                "search": {"mode": "outcome"},
-            }
-        )
+        entries.append(source_status_entry(reports))
     return {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),

@@ -21,8 +21,10 @@ cache, by :class:`gateway.records.RecordReader`.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +32,7 @@ from typing import Any
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Column, DateTime, Table, delete, select, tuple_, update
+from sqlalchemy import Column, DateTime, Table, bindparam, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
@@ -39,6 +41,8 @@ from gateway.store.db import Database
 
 #: Most resources in one encrypted chunk.
 CHUNK_SIZE = 500
+#: Most chunks sealed and held in memory at once while writing.
+WRITE_BATCH = 16
 
 
 class CacheChunk(SQLModel, table=True):
@@ -83,12 +87,67 @@ class CacheCorrupt(Exception):
     """A chunk did not decrypt or parse: it is treated as absent, never served."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoredType:
+    """What one snapshot holds of one (person, source, type)."""
+
+    synced_at: datetime
+    chunks: int
+
+
+class CacheSnapshot:
+    """One person's cached data as it was when the snapshot was opened, read a chunk at
+    a time: what a stream over a large record reads twice (see
+    :meth:`RecordCache.snapshot`)."""
+
+    def __init__(
+        self,
+        cache: RecordCache,
+        conn: AsyncConnection,
+        patient_id: str,
+        stored: dict[tuple[str, str], StoredType],
+    ) -> None:
+        self._cache = cache
+        self._conn = conn
+        self._patient_id = patient_id
+        self._stored = stored
+
+    def stored(self, source_id: str, resource_type: str) -> StoredType | None:
+        return self._stored.get((source_id, resource_type))
+
+    async def chunks(
+        self, source_id: str, resource_type: str
+    ) -> AsyncGenerator[list[FhirResource], None]:
+        """The resources of one source and type, one chunk at a time, in stored order;
+        raises :class:`CacheCorrupt` on a chunk that does not decrypt."""
+        stored = self._stored.get((source_id, resource_type))
+        for number in range(stored.chunks if stored else 0):
+            body = await self._conn.scalar(
+                self._cache.chunk_query,
+                {
+                    "patient_id": self._patient_id,
+                    "source_id": source_id,
+                    "resource_type": resource_type,
+                    "chunk": number,
+                },
+            )
+            aad = self._cache._aad(self._patient_id, source_id, resource_type, number)
+            if body is None:
+                raise CacheCorrupt("a cache chunk is missing")
+            yield self._cache._open(body, aad)
+
+
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _chunks(resources: Sequence[FhirResource]) -> list[Sequence[FhirResource]]:
     return [resources[i : i + CHUNK_SIZE] for i in range(0, len(resources), CHUNK_SIZE)] or [[]]
+
+
+def _batched(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    while batch := list(itertools.islice(rows, size)):
+        yield batch
 
 
 class RecordCache:
@@ -103,6 +162,12 @@ class RecordCache:
         self._put_chunk = chunk.on_conflict_do_update(
             index_elements=["patient_id", "source_id", "resource_type", "chunk"],
             set_={"body": chunk.excluded.body},
+        )
+        self.chunk_query = select(_CHUNKS.c.body).where(
+            _CHUNKS.c.patient_id == bindparam("patient_id"),
+            _CHUNKS.c.source_id == bindparam("source_id"),
+            _CHUNKS.c.resource_type == bindparam("resource_type"),
+            _CHUNKS.c.chunk == bindparam("chunk"),
         )
         sync = db.upsert(_SYNC)
         self._put_sync = sync.on_conflict_do_update(
@@ -190,6 +255,19 @@ class RecordCache:
             found.pop(source_id, None)
         return found
 
+    @asynccontextmanager
+    async def snapshot(self, patient_id: str) -> AsyncIterator[CacheSnapshot]:
+        """What is cached for ``patient_id``, unchanged by refreshes while it is open."""
+        query = select(
+            _SYNC.c.source_id, _SYNC.c.resource_type, _SYNC.c.synced_at, _SYNC.c.chunks
+        ).where(_SYNC.c.patient_id == patient_id)
+        async with self._db.snapshot() as conn:
+            stored = {
+                (source_id, resource_type): StoredType(_aware(synced_at), chunks)
+                for source_id, resource_type, synced_at, chunks in await conn.execute(query)
+            }
+            yield CacheSnapshot(self, conn, patient_id, stored)
+
     # -- writes ----------------------------------------------------------------------
 
     async def save(
@@ -266,32 +344,20 @@ class RecordCache:
         synced_at: datetime,
         full_synced_at: Mapping[str, datetime],
     ) -> None:
-        """Replace the chunks of every type in ``by_type``: three statements in all."""
+        """Replace the chunks of every type in ``by_type``: three statements for a record
+        of up to :data:`WRITE_BATCH` chunks, one more for each further batch (so no more
+        than a batch of sealed chunks is held in memory at once)."""
         person = {"patient_id": patient_id, "source_id": source_id}
-        chunk_rows = []
-        sync_rows = []
-        for resource_type, resources in by_type.items():
-            chunks = _chunks(resources)
-            chunk_rows += [
-                {
-                    **person,
-                    "resource_type": resource_type,
-                    "chunk": number,
-                    "body": self._seal(
-                        part, self._aad(patient_id, source_id, resource_type, number)
-                    ),
-                }
-                for number, part in enumerate(chunks)
-            ]
-            sync_rows.append(
-                {
-                    **person,
-                    "resource_type": resource_type,
-                    "synced_at": synced_at,
-                    "full_synced_at": full_synced_at[resource_type],
-                    "chunks": len(chunks),
-                }
-            )
+        sync_rows = [
+            {
+                **person,
+                "resource_type": resource_type,
+                "synced_at": synced_at,
+                "full_synced_at": full_synced_at[resource_type],
+                "chunks": len(_chunks(resources)),
+            }
+            for resource_type, resources in by_type.items()
+        ]
         await conn.execute(
             delete(_CHUNKS).where(
                 _CHUNKS.c.patient_id == patient_id,
@@ -299,8 +365,19 @@ class RecordCache:
                 _CHUNKS.c.resource_type.in_(list(by_type)),
             )
         )
+        sealed = (
+            {
+                **person,
+                "resource_type": resource_type,
+                "chunk": number,
+                "body": self._seal(part, self._aad(patient_id, source_id, resource_type, number)),
+            }
+            for resource_type, resources in by_type.items()
+            for number, part in enumerate(_chunks(resources))
+        )
         # Upserts, so two requests refreshing the same person at once both succeed.
-        await conn.execute(self._put_chunk, chunk_rows)
+        for batch in _batched(sealed, WRITE_BATCH):
+            await conn.execute(self._put_chunk, batch)
         await conn.execute(self._put_sync, sync_rows)
 
     async def forget(self, patient_id: str, source_id: str | None = None) -> None:

@@ -21,15 +21,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from adapters.base import FhirResource
 from fhir_profiles.identifiers import PersonIdentifier
 from gateway.aggregate import Aggregator, Gathered, Source, SourceReport, SourceStatus
-from gateway.cache import RecordCache, SyncState
+from gateway.cache import CHUNK_SIZE, CacheSnapshot, RecordCache, SyncState
 from gateway.engagement import EngagementIndex, Plan
 from gateway.memo import BoundedMemo
 from gateway.merge import NormalisedSource, normalise_source
@@ -80,9 +80,19 @@ class Collector:
         )
 
     async def collect(
-        self, person: PersonIdentifier, patient_id: str, types: Sequence[str]
+        self,
+        person: PersonIdentifier,
+        patient_id: str,
+        types: Sequence[str],
+        *,
+        load: bool = True,
     ) -> Collected:
-        """The normalised data of ``types`` (and each source's Patient) for ``person``."""
+        """The normalised data of ``types`` (and each source's Patient) for ``person``.
+
+        Without ``load``, the sources' resources are left in the cache (their
+        ``resources`` are empty; only the Patients are read): a stream over a large
+        record reads them a chunk at a time with :meth:`chunks`.
+        """
         started = time.monotonic()
         now = datetime.now(UTC)
         plan = await self._engagement.plan(patient_id, now)
@@ -97,7 +107,7 @@ class Collector:
                 continue
             if all(now - s.synced_at < self._fresh_for for s in known.values()):
                 # Read it now: data that cannot be read is asked for instead.
-                cached = await self._cached(patient_id, by_id[source.id], kept, known)
+                cached = await self._cached(patient_id, by_id[source.id], kept, known, load)
                 if cached is not None:
                     served[source.id] = cached
                     continue
@@ -110,7 +120,9 @@ class Collector:
             gathered = await self._aggregator.gather(
                 person, types, skip=skip, since=since, deadline=remaining
             )
-            return await self._finish(person, patient_id, types, gathered, states, served, plan)
+            return await self._finish(
+                person, patient_id, types, gathered, states, served, plan, load
+            )
 
     @asynccontextmanager
     async def _admitted(self, started: float) -> AsyncIterator[None]:
@@ -142,6 +154,7 @@ class Collector:
         states: dict[str, dict[str, SyncState]],
         served: dict[str, NormalisedSource],
         plan: Plan,
+        load: bool,
     ) -> Collected:
         """Learn, normalise and store what the sources answered; fall back to the cache."""
         kept = [PATIENT, *types]
@@ -158,7 +171,7 @@ class Collector:
                 await self._cache.forget(patient_id, record.source.id)
                 continue
             served[record.source.id] = await self._store(
-                patient_id, normalised, types, report, full=record.changed_since is None
+                patient_id, normalised, types, report, full=record.changed_since is None, load=load
             )
         for report in gathered.reports:
             state = states.get(report.source_id)
@@ -172,7 +185,7 @@ class Collector:
                 and state
                 and all(t in state for t in kept)  # never part of what was asked for
             ):
-                cached = await self._cached(patient_id, by_id[report.source_id], kept, state)
+                cached = await self._cached(patient_id, by_id[report.source_id], kept, state, load)
                 if cached is not None:
                     served[report.source_id] = cached
                     _from_cache(report, SourceStatus.STALE, state, cached)
@@ -185,13 +198,15 @@ class Collector:
         source: Source,
         kept: Sequence[str],
         state: dict[str, SyncState],
+        load: bool,
     ) -> NormalisedSource | None:
-        """One source's cached data of ``kept`` types: decoded from memory when this
-        process has decoded that version before, else read from the store. Data that
-        cannot be read (purged meanwhile, or under another key) is removed: None."""
+        """One source's cached data of ``kept`` types (without ``load``, only the Patient):
+        decoded from memory when this process has decoded that version before, else read
+        from the store. Data that cannot be read (purged meanwhile, or under another key)
+        is removed: None."""
         by_type: dict[str, list[FhirResource]] = {}
         missing = []
-        for resource_type in kept:
+        for resource_type in kept if load else [PATIENT]:
             remembered = self._decoded.get((patient_id, source.id, resource_type))
             if remembered is not None and remembered[0] == state[resource_type].synced_at:
                 by_type[resource_type] = remembered[1]
@@ -204,11 +219,42 @@ class Collector:
                     by_type[resource_type] = loaded[resource_type]
                     synced_at = state[resource_type].synced_at
                     self._remember(patient_id, source.id, resource_type, synced_at, loaded)
-        if any(t not in by_type for t in kept) or not by_type[PATIENT]:
-            log.warning("cached data of source %s could not be read: removed", source.id)
-            await self._cache.forget(patient_id, source.id)
+        if any(t not in by_type for t in kept if load) or not by_type.get(PATIENT):
+            await self.forget(patient_id, source.id)
             return None
         return _assembled(source, by_type, kept, {t: state[t].synced_at for t in kept})
+
+    async def forget(self, patient_id: str, source_id: str) -> None:
+        """Remove a source's cached data that cannot be read (it is fetched again)."""
+        log.warning("cached data of source %s could not be read: removed", source_id)
+        await self._cache.forget(patient_id, source_id)
+
+    def snapshot(self, patient_id: str) -> AbstractAsyncContextManager[CacheSnapshot]:
+        """The person's cached data, unchanged while open (see :meth:`chunks`)."""
+        return self._cache.snapshot(patient_id)
+
+    async def chunks(
+        self, snapshot: CacheSnapshot, patient_id: str, source_id: str, resource_type: str
+    ) -> AsyncGenerator[list[FhirResource], None]:
+        """One source's cached resources of one type, a chunk at a time: from memory when
+        this process has decoded that very version, else from ``snapshot`` (and then
+        remembered, when small enough and read to the end)."""
+        stored = snapshot.stored(source_id, resource_type)
+        if stored is None:
+            return
+        key = (patient_id, source_id, resource_type)
+        remembered = self._decoded.get(key)
+        if remembered is not None and remembered[0] == stored.synced_at:
+            yield remembered[1]
+            return
+        small = stored.chunks * CHUNK_SIZE <= self._decoded.budget
+        decoded: list[FhirResource] = []
+        async for part in snapshot.chunks(source_id, resource_type):
+            if small:
+                decoded.extend(part)
+            yield part
+        if small:
+            self._decoded.put(key, (stored.synced_at, decoded), len(decoded))
 
     def _remember(
         self,
@@ -231,8 +277,10 @@ class Collector:
         report: SourceReport,
         *,
         full: bool,
+        load: bool,
     ) -> NormalisedSource:
-        """Cache a fresh answer; returns what is now known (with earlier data if partial)."""
+        """Cache a fresh answer; returns what is now known (with earlier data if partial;
+        without ``load``, the Patient only)."""
         by_type: dict[str, list[FhirResource]] = {t: [] for t in types}
         for resource in normalised.resources:
             by_type[resource["resourceType"]].append(resource)
@@ -246,10 +294,11 @@ class Collector:
         for resource_type in stored:
             self._remember(patient_id, normalised.source.id, resource_type, synced_at, stored)
         kept = [PATIENT, *types]
-        assembled = _assembled(normalised.source, stored, kept, dict.fromkeys(kept, synced_at))
         if not full:
-            report.resource_count = len(assembled.resources)
-        return assembled
+            report.resource_count = sum(len(stored[t]) for t in types)
+        if not load:
+            stored = {PATIENT: stored[PATIENT]}
+        return _assembled(normalised.source, stored, kept, dict.fromkeys(kept, synced_at))
 
 
 def _assembled(
@@ -258,8 +307,9 @@ def _assembled(
     kept: Sequence[str],
     synced_at: Mapping[str, datetime],
 ) -> NormalisedSource:
-    """One source's data of ``kept`` types, versioned by the sync time of each type."""
-    resources = [r for t in kept if t != PATIENT for r in by_type[t]]
+    """One source's data of ``kept`` types (those in ``by_type``), versioned by the sync
+    time of each type."""
+    resources = [r for t in kept if t != PATIENT for r in by_type.get(t, ())]
     version = (source.id, *((t, synced_at[t]) for t in kept))
     return NormalisedSource(source, by_type[PATIENT][0], resources, version)
 

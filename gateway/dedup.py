@@ -171,54 +171,75 @@ def match_key(resource: FhirResource) -> Key | None:
     return None if key is None else (resource["resourceType"], *key)
 
 
-def _source(resource: FhirResource) -> str:
-    return str((resource.get("meta") or {}).get("source", "")).split("#", 1)[0]
+def source_of(resource: FhirResource) -> str:
+    """The full ``meta.source`` (source and original id) of a unified resource."""
+    return str((resource.get("meta") or {}).get("source", ""))
+
+
+class DuplicatePlan:
+    """Which resources of a stream are duplicates of an earlier one, from keys alone.
+
+    Resources are offered in order, numbered from 0 by the caller; only their keys and
+    sources are kept, so a record can be planned a chunk at a time and its resources
+    emitted in a second pass (``$everything``) as well as merged in memory
+    (:func:`deduplicate`).
+    """
+
+    __slots__ = ("_first", "groups")
+
+    def __init__(self) -> None:
+        #: key -> (number, source) of the first resource with that key.
+        self._first: dict[Key, tuple[int, str]] = {}
+        #: number of a kept resource -> the full ``meta.source`` of each duplicate of it.
+        self.groups: dict[int, list[str]] = {}
+
+    def offer(self, number: int, resource: FhirResource) -> bool:
+        """Plan resource ``number``; True if it is kept, False if it is a duplicate."""
+        key = match_key(resource)
+        if key is None:
+            return True
+        first = self._first.get(key)
+        if first is None:
+            self._first[key] = (number, source_of(resource).split("#", 1)[0])
+            return True
+        primary, primary_source = first
+        source = source_of(resource)
+        origin = source.split("#", 1)[0]
+        # Only sources confirm each other: two equal records from one source both stay.
+        duplicates = self.groups.get(primary, ())
+        if origin == primary_source or any(d.split("#", 1)[0] == origin for d in duplicates):
+            return True
+        self.groups.setdefault(primary, []).append(source)
+        return False
+
+    def kept(self, number: int, resource: FhirResource) -> FhirResource:
+        """Kept resource ``number`` as served: a copy naming its duplicates' sources, or
+        itself if it has none (the input is never changed: it may be shared data)."""
+        duplicates = self.groups.get(number)
+        if not duplicates:
+            return resource
+        primary = dict(resource)
+        primary["extension"] = [
+            *(resource.get("extension") or ()),
+            *({"url": ALSO_REPORTED_BY, "valueUri": source} for source in duplicates),
+        ]
+        return primary
 
 
 def deduplicate(
     resources: Sequence[FhirResource],
-) -> tuple[list[FhirResource], list[tuple[FhirResource, list[FhirResource]]]]:
+) -> tuple[list[FhirResource], list[tuple[FhirResource, list[str]]]]:
     """Keep the first resource of every group of duplicates.
 
     Returns the kept resources (in their original order) and, for every group that had
-    duplicates, the kept resource with the duplicates merged into it. The inputs are not
-    changed: a kept resource that gains ``also-reported-by`` extensions is a copy.
+    duplicates, the kept resource with the duplicates' sources (``meta.source``) merged
+    into it. The inputs are not changed: a kept resource that gains ``also-reported-by``
+    extensions is a copy.
     """
-    first: dict[Key, FhirResource] = {}
-    groups: dict[int, list[FhirResource]] = {}
-    kept: list[FhirResource] = []
-    for resource in resources:
-        key = match_key(resource)
-        primary = None if key is None else first.get(key)
-        if key is not None and primary is None:
-            first[key] = resource
-        # Only sources confirm each other: two equal records from one source both stay.
-        if (
-            primary is None
-            or _source(primary) == _source(resource)
-            or any(_source(r) == _source(resource) for r in groups.get(id(primary), ()))
-        ):
-            kept.append(resource)
-        else:
-            groups.setdefault(id(primary), [primary]).append(resource)
-    merged = []
-    replaced: dict[int, FhirResource] = {}
-    for group in groups.values():
-        original, duplicates = group[0], group[1:]
-        # A new top level for the kept resource: the inputs may be shared (cached) data.
-        primary = dict(original)
-        primary["extension"] = [
-            *(original.get("extension") or ()),
-            *(
-                {
-                    "url": ALSO_REPORTED_BY,
-                    "valueUri": str((duplicate.get("meta") or {}).get("source", "")),
-                }
-                for duplicate in duplicates
-            ),
-        ]
-        replaced[id(original)] = primary
-        merged.append((primary, duplicates))
-    if replaced:
-        kept = [replaced.get(id(resource), resource) for resource in kept]
+    plan = DuplicatePlan()
+    numbered = [(n, r) for n, r in enumerate(resources) if plan.offer(n, r)]
+    kept = [plan.kept(n, r) for n, r in numbered]
+    merged = [
+        (k, plan.groups[n]) for k, (n, _) in zip(kept, numbered, strict=True) if n in plan.groups
+    ]
     return kept, merged

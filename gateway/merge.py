@@ -19,6 +19,7 @@ Provenance resource naming every contributing source.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -284,10 +285,12 @@ def _summarise(issues: list[str]) -> list[str]:
     return [f"{text} ({n}x)" if n > 1 else text for text, n in sorted(counts.items())]
 
 
-def _provenance(
-    primary: FhirResource, duplicates: list[FhirResource], sources: dict[str, Source]
+def provenance(
+    primary: FhirResource, duplicates: Sequence[str], sources: Mapping[str, Source]
 ) -> FhirResource:
-    members = [primary, *duplicates]
+    """The Provenance of a merged group: ``primary`` as served, and the ``meta.source``
+    of each of its duplicates."""
+    members = [str(primary["meta"]["source"]), *duplicates]
     agents: list[dict[str, Any]] = [
         {
             "type": {
@@ -302,7 +305,7 @@ def _provenance(
         }
     ]
     for member in members:
-        source_id = str(member["meta"]["source"]).removeprefix(SOURCE_URI).split("#", 1)[0]
+        source_id = member.removeprefix(SOURCE_URI).split("#", 1)[0]
         source = sources.get(source_id)
         who: dict[str, Any] = {"display": source.config.display_name if source else source_id}
         provider = source.config.care_provider_hsa_id if source else None
@@ -332,9 +335,7 @@ def _provenance(
         "entity": [
             {
                 "role": "source",
-                "what": {
-                    "identifier": {"system": "urn:samlad:source", "value": member["meta"]["source"]}
-                },
+                "what": {"identifier": {"system": "urn:samlad:source", "value": member}},
             }
             for member in members
         ],
@@ -390,9 +391,9 @@ def merge_sources(
     resources = [resource for source in sources for resource in source.resources]
     kept, merged = deduplicate(resources)
     by_source = {normalised.source.id: normalised.source for normalised in sources}
-    provenance = [_provenance(primary, dups, by_source) for primary, dups in merged]
+    provenance_of = [provenance(primary, dups, by_source) for primary, dups in merged]
     patient = unified_patient(patient_id, person, [s.patient for s in sources])
-    return MergedRecord(patient=patient, resources=kept, provenance=provenance)
+    return MergedRecord(patient=patient, resources=kept, provenance=provenance_of)
 
 
 def unify(

@@ -123,13 +123,28 @@ class PageState:
         return replace(self, offset=offset)
 
 
+class SnapshotDigest:
+    """:func:`snapshot_of` taken one id at a time, for results that are streamed."""
+
+    __slots__ = ("_digest",)
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+
+    def add(self, resource_id: str) -> None:
+        # Ids cannot contain a newline, so joining with one is unambiguous.
+        self._digest.update(resource_id.encode() + b"\n")
+
+    def value(self) -> str:
+        return _b64encode(self._digest.digest()[:16])
+
+
 def snapshot_of(ids: Iterable[str]) -> str:
     """A short fingerprint of an ordered result set (its resource ids, in order)."""
-    digest = hashlib.sha256()
+    digest = SnapshotDigest()
     for resource_id in ids:
-        # Ids cannot contain a newline, so joining with one is unambiguous.
-        digest.update(resource_id.encode() + b"\n")
-    return _b64encode(digest.digest()[:16])
+        digest.add(resource_id)
+    return digest.value()
 
 
 def check_snapshot(state: PageState, ids: Iterable[str]) -> None:

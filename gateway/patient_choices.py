@@ -16,7 +16,7 @@ from consent.fhir import InvalidConsent, block_resource, consent_resource, parse
 from consent.policy import decide_self_service
 from consent.principals import Principal
 from gateway.errors import BadRequest, Forbidden, NotFound
-from gateway.records import RecordReader
+from gateway.records import RecordReader, type_counts
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -62,7 +62,9 @@ class PatientChoices:
         else:
             block = await store.block(request.patient_id, request.level, request.hsa_id)
             resource = block_resource(block)
-        await self._reader.log(decision, request.patient_id, action, ["Consent"], [resource])
+        await self._reader.log(
+            decision, request.patient_id, action, ["Consent"], type_counts([resource])
+        )
         return resource
 
     async def _find(self, record_id: str) -> tuple[str, dict[str, Any], str]:
@@ -78,7 +80,7 @@ class PatientChoices:
     async def read(self, record_id: str) -> dict[str, Any]:
         patient_id, resource, _ = await self._find(record_id)
         decision = await self._authorise(patient_id, "Consent", "r", "read")
-        await self._reader.log(decision, patient_id, "read", ["Consent"], [resource])
+        await self._reader.log(decision, patient_id, "read", ["Consent"], type_counts([resource]))
         return resource
 
     async def search(self, patient_id: str) -> list[dict[str, Any]]:
@@ -87,7 +89,7 @@ class PatientChoices:
         standing = await store.standing(patient_id, None, now)
         resources = [consent_resource(c, now) for c in standing.consents]
         resources += [block_resource(b) for b in standing.blocks]
-        await self._reader.log(decision, patient_id, "search", ["Consent"], resources)
+        await self._reader.log(decision, patient_id, "search", ["Consent"], type_counts(resources))
         return resources
 
     async def update(self, record_id: str, body: Any) -> dict[str, Any]:
@@ -115,7 +117,7 @@ class PatientChoices:
                 block = await store.lift(record_id)
                 assert block is not None
                 current = block_resource(block)
-        await self._reader.log(decision, patient_id, action, ["Consent"], [current])
+        await self._reader.log(decision, patient_id, action, ["Consent"], type_counts([current]))
         return current
 
     async def access_log(self, patient_id: str) -> list[AuditEntryPublic]:

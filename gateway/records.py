@@ -12,7 +12,7 @@ so a new endpoint cannot forget a check.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -28,6 +28,7 @@ from fhir_profiles.identifiers import PersonIdentifier
 from gateway.aggregate import SourceReport
 from gateway.errors import Forbidden, NotFound, ServiceUnavailable
 from gateway.merge import MergedRecord, NormalisedSource, care_tags, merge_sources
+from gateway.streamed import Match, RecordStream, open_stream
 
 if TYPE_CHECKING:
     from gateway.services import Services
@@ -37,6 +38,20 @@ _DEFAULT_PURPOSE = {"citizen": "PATRQT", "clinician": "TREAT", "integrator": "TR
 
 #: Every type a principal can be granted read access to through the record.
 READABLE_TYPES = frozenset({"Patient", *PATIENT_COMPARTMENT_TYPES})
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """What one read may cover, decided once (see :meth:`RecordReader._scope`)."""
+
+    decision: AccessDecision
+    #: The types the read is for (narrowed to the scopes when asked to be).
+    types: list[str]
+    #: More types read with them (a search's includes), within the scopes.
+    extra: list[str]
+    with_patient: bool
+    #: The types the access log entry names.
+    logged: list[str]
 
 
 @dataclass(slots=True)
@@ -51,6 +66,11 @@ class ReadResult:
     #: The resources of the ``also`` types read in the same read as ``resources`` (see
     #: :meth:`RecordReader.search`); what a search's includes are picked from.
     included: list[FhirResource] = field(default_factory=list)
+
+
+def type_counts(resources: Sequence[FhirResource]) -> Counter[str]:
+    """How many resources of each type: what an access log entry records as returned."""
+    return Counter(str(r.get("resourceType")) for r in resources)
 
 
 def actor_fields(principal: Principal, services: Services) -> dict[str, str | None]:
@@ -122,11 +142,14 @@ class RecordReader:
         patient_id: str,
         action: str,
         resource_types: Sequence[str],
-        returned: Sequence[FhirResource] = (),
+        returned: Mapping[str, int] | None = None,
         reports: Sequence[SourceReport] = (),
     ) -> None:
-        """Write the access log entry; raises ServiceUnavailable if it cannot be written."""
-        counts = Counter(str(r.get("resourceType")) for r in returned)
+        """Write the access log entry; raises ServiceUnavailable if it cannot be written.
+
+        ``returned``: how many resources of each type the answer holds.
+        """
+        counts = returned or {}
         entry = AuditEntryCreate.model_validate(
             {
                 **actor_fields(self._principal, self._services),
@@ -134,7 +157,7 @@ class RecordReader:
                 "patient_id": patient_id,
                 "action": action,
                 "resource_types": sorted(set(resource_types)),
-                "returned_count": len(returned),
+                "returned_count": sum(counts.values()),
                 "returned": {
                     "types": dict(sorted(counts.items())),
                     "sources": sorted(r.source_id for r in reports),
@@ -167,7 +190,7 @@ class RecordReader:
             raise NotFound("no such patient")
         return person
 
-    async def _read(
+    async def _scope(
         self,
         person: PersonIdentifier,
         patient_id: str,
@@ -178,8 +201,8 @@ class RecordReader:
         narrow: bool = False,
         patient_required: bool = False,
         also: Sequence[str] = (),
-    ) -> ReadResult:
-        """Decide, fetch, hide, log: one decision, one collect, one merge, one log entry.
+    ) -> _Scope:
+        """Decide what a read may cover; a refusal is logged and raised as 403.
 
         ``types`` (and the Patient, with ``with_patient``) are what the read is for. With
         ``narrow``, the types the scopes do not cover are left out (except the Patient when
@@ -213,24 +236,56 @@ class RecordReader:
             extra_logged = [*extra, "Patient"]
         else:
             extra_logged = extra
-        read = [*types, *extra]
+        return _Scope(decision, list(types), extra, with_patient, [*main, *extra_logged])
+
+    async def _read(
+        self,
+        person: PersonIdentifier,
+        patient_id: str,
+        types: Sequence[str],
+        action: str,
+        *,
+        with_patient: bool,
+        narrow: bool = False,
+        patient_required: bool = False,
+        also: Sequence[str] = (),
+    ) -> ReadResult:
+        """Decide (:meth:`_scope`), fetch, hide, log: one decision, one collect, one
+        merge, one log entry."""
+        scope = await self._scope(
+            person,
+            patient_id,
+            types,
+            action,
+            with_patient=with_patient,
+            narrow=narrow,
+            patient_required=patient_required,
+            also=also,
+        )
+        decision, extra = scope.decision, scope.extra
+        read = [*scope.types, *extra]
         collected = await self._services.collector.collect(person, patient_id, read)
         merged = self._merge(collected.sources, decision, person, patient_id, read)
         resources, included = merged.resources, []
         if extra:
-            wanted = frozenset(types)
+            wanted = frozenset(scope.types)
             resources = [r for r in merged.resources if r.get("resourceType") in wanted]
             included = [r for r in merged.resources if r.get("resourceType") not in wanted]
-        # A source whose whole care provider is blocked is not even named in the status.
-        reports = [
+        reports = self._visible_reports(collected.reports, decision)
+        patient = merged.patient if scope.with_patient else None
+        counts = type_counts(([patient] if patient else []) + merged.resources)
+        await self.log(decision, patient_id, action, scope.logged, counts, reports)
+        return ReadResult(patient, resources, reports, decision, merged.provenance, included)
+
+    def _visible_reports(
+        self, reports: Sequence[SourceReport], decision: AccessDecision
+    ) -> list[SourceReport]:
+        """A source whose whole care provider is blocked is not even named in the status."""
+        return [
             r
-            for r in collected.reports
+            for r in reports
             if self._services.provider_of(r.source_id) not in decision.hidden_providers
         ]
-        patient = merged.patient if with_patient else None
-        returned = ([patient] if patient else []) + merged.resources
-        await self.log(decision, patient_id, action, [*main, *extra_logged], returned, reports)
-        return ReadResult(patient, resources, reports, decision, merged.provenance, included)
 
     def _merge(
         self,
@@ -288,17 +343,40 @@ class RecordReader:
             person, patient_id, (resource_type,), "search", with_patient=False, also=also
         )
 
-    async def everything(self, patient_id: str) -> ReadResult:
-        """The patient and every resource of every type the principal may read."""
+    async def everything(
+        self, patient_id: str, types: Sequence[str], matches: Match
+    ) -> RecordStream:
+        """The patient and every resource of ``types`` the principal may read, as a
+        stream (:mod:`gateway.streamed`): planned, hidden and logged here, before anything
+        is sent. The caller emits its pages and closes it."""
         person = await self.person(patient_id)
-        return await self._read(
+        scope = await self._scope(
+            person, patient_id, types, "everything", with_patient=True, narrow=True
+        )
+        collector = self._services.collector
+        collected = await collector.collect(person, patient_id, scope.types, load=False)
+        stream = await open_stream(
+            collector,
+            collected,
+            scope.decision,
             person,
             patient_id,
-            PATIENT_COMPARTMENT_TYPES,
-            "everything",
-            with_patient=True,
-            narrow=True,
+            scope.types,
+            with_patient=scope.with_patient,
+            matches=matches,
         )
+        try:
+            stream.reports = self._visible_reports(stream.reports, scope.decision)
+            counts = Counter(stream.counts)
+            if stream.patient is not None:
+                counts["Patient"] += 1
+            await self.log(
+                scope.decision, patient_id, "everything", scope.logged, counts, stream.reports
+            )
+        except BaseException:
+            await stream.aclose()
+            raise
+        return stream
 
     # -- emergency access ---------------------------------------------------------------
 

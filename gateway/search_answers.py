@@ -15,19 +15,27 @@ duplicates among the matches is served on every page, as it always was.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from urllib.parse import urlencode
 
 from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES, FhirResource
 from consent.principals import Principal
 from fhir_profiles.datetimes import parse_instant
-from gateway.bundles import searchset
+from gateway.bundles import entry, searchset, source_status_entry
 from gateway.errors import BadRequest
-from gateway.fhir_json import FhirJSONResponse
-from gateway.paging import PageState, check_snapshot, page, page_links, snapshot_of
+from gateway.fhir_json import FhirJSONResponse, dumps
+from gateway.paging import (
+    ChangedResults,
+    PageState,
+    check_snapshot,
+    page,
+    page_links,
+    snapshot_of,
+)
 from gateway.records import ReadResult, RecordReader, actor_fields
 from gateway.search import (
     SearchSpec,
@@ -38,6 +46,7 @@ from gateway.search import (
     parse_search,
 )
 from gateway.services import Services
+from gateway.streamed import RecordStream
 
 EVERYTHING = "Patient/$everything"
 EVERYTHING_PARAMS = frozenset({"_count", "_type", "_since", "_format"})
@@ -96,7 +105,7 @@ def _render(
     matched: list[FhirResource],
     state: PageState,
     *,
-    spec: SearchSpec | None,
+    spec: SearchSpec,
     self_url: str | None,
     from_cursor: bool,
 ) -> FhirJSONResponse:
@@ -104,15 +113,15 @@ def _render(
     base = services.settings.fhir_base_url
     if from_cursor:  # a first page's snapshot was just taken from these very results
         check_snapshot(state, _ids(matched))
-    if spec is not None and spec.summary == "count":
+    if spec.summary == "count":
         shown: list[FhirResource] = []
     else:
         shown, _ = page(matched, state.offset, state.count)
     # Resolved from the whole matches: ``_elements`` may leave out the references.
-    extra = _includes(spec, result, shown) if spec is not None else []
+    extra = _includes(spec, result, shown)
     targets = {f"{r['resourceType']}/{r['id']}" for r in shown}
     provenance = [p for p in result.provenance if p["target"][0]["reference"] in targets]
-    if spec is not None and spec.subsetted:
+    if spec.subsetted:
         shown = [elements(spec, r) for r in shown]
     bundle = searchset(
         shown,
@@ -122,11 +131,11 @@ def _render(
         included=extra + provenance,
     )
     bundle["total"] = len(matched)
-    if spec is None or spec.summary != "count":
+    if spec.summary != "count":
         bundle["link"] = page_links(
             base, state, services.paging, total=len(matched), self_url=self_url
         )
-    if spec is not None and spec.unsupported:
+    if spec.unsupported:
         bundle["entry"].append(
             {"resource": _warnings(spec.unsupported), "search": {"mode": "outcome"}}
         )
@@ -201,46 +210,87 @@ async def everything(
     patient_id: str,
     params: list[tuple[str, str]],
     state: PageState | None = None,
-) -> FhirJSONResponse:
-    """``$everything`` with ``_type``, ``_since`` and ``_count`` (paged when given)."""
+) -> Response:
+    """``$everything`` with ``_type``, ``_since`` and ``_count`` (paged when given).
+
+    The answer is streamed (:mod:`gateway.streamed`): everything that can fail with an
+    error status (consent, the sources, the log, a changed result set) is settled before
+    the first byte is sent.
+    """
     services: Services = request.app.state.services
     unknown = sorted({n for n, _ in params if n not in EVERYTHING_PARAMS})
     if unknown and strict_handling(request):
         raise BadRequest("unsupported parameter(s): " + ", ".join(unknown))
     count, types, since = _everything_params(params)
-    result = await records.everything(patient_id)
-    matched = ([result.patient] if result.patient else []) + result.resources
-    matched = [r for r in matched if r["resourceType"] in types]
-    if since is not None:
-        matched = [r for r in matched if r["resourceType"] == "Patient" or _updated_since(r, since)]
-    accepted = tuple((n, v) for n, v in params if n in {"_type", "_since"})
-    from_cursor = state is not None
-    if state is None:
-        state = PageState(
-            EVERYTHING,
-            (("patient", patient_id), *accepted),
-            0,
-            count or max(len(matched), 1),
-            snapshot_of(_ids(matched)),
-            fingerprint(principal, services),
+    read = [t for t in PATIENT_COMPARTMENT_TYPES if t in types]
+    stream = await records.everything(patient_id, read, _since_filter(since))
+    try:
+        accepted = tuple((n, v) for n, v in params if n in {"_type", "_since"})
+        base = services.settings.fhir_base_url
+        query = urlencode([*accepted, *([("_count", str(count))] if count else [])])
+        # The first page's self link is the operation's URL; a later page's, its cursor.
+        self_url = (
+            f"{base}/Patient/{patient_id}/$everything" + (f"?{query}" if query else "")
+            if state is None
+            else None
         )
-    base = services.settings.fhir_base_url
-    query = urlencode([*accepted, *([("_count", str(count))] if count else [])])
-    self_url = f"{base}/Patient/{patient_id}/$everything" + (f"?{query}" if query else "")
-    return _render(
-        request,
-        result,
-        matched,
-        state,
-        spec=None,
-        self_url=self_url,
-        from_cursor=from_cursor,
+        if state is None:
+            state = PageState(
+                EVERYTHING,
+                (("patient", patient_id), *accepted),
+                0,
+                count or max(stream.total, 1),
+                stream.snapshot,
+                fingerprint(principal, services),
+            )
+        elif stream.snapshot != state.snapshot:
+            raise ChangedResults()
+        head = searchset([], None, base_url=base, self_link=self_url or base)
+        del head["entry"]
+        head["total"] = stream.total
+        head["link"] = page_links(
+            base, state, services.paging, total=stream.total, self_url=self_url
+        )
+    except BaseException:
+        await stream.aclose()
+        raise
+    return StreamingResponse(
+        _streamed_bundle(head, stream, state, base), media_type=FhirJSONResponse.media_type
     )
+
+
+def _since_filter(since: datetime | None) -> Callable[[FhirResource], bool]:
+    if since is None:
+        return lambda _: True
+    return lambda resource: _updated_since(resource, since)
+
+
+#: Bytes gathered before a part of a streamed answer is sent.
+STREAM_PART = 64 * 1024
+
+
+async def _streamed_bundle(
+    head: FhirResource, stream: RecordStream, state: PageState, base: str
+) -> AsyncIterator[bytes]:
+    """The Bundle ``head`` with the page's entries, then the sources' status, as bytes."""
+    try:
+        part = bytearray(dumps(head)[:-1] + b',"entry":[')
+        separator = b""
+        async for mode, resource in stream.page(state.offset, state.count):
+            part += separator + dumps(entry(resource, mode, base))
+            separator = b","
+            if len(part) >= STREAM_PART:
+                yield bytes(part)
+                part.clear()
+        part += separator + dumps(source_status_entry(stream.reports)) + b"]}"
+        yield bytes(part)
+    finally:
+        await stream.aclose()
 
 
 async def next_page(
     request: Request, records: RecordReader, principal: Principal, token: str
-) -> FhirJSONResponse:
+) -> Response:
     """The page a ``_getpages`` cursor names, read again for the same principal."""
     services: Services = request.app.state.services
     state = services.paging.decode(token, bound_to=fingerprint(principal, services))

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -64,6 +64,9 @@ class Database:
             # closed after use, and opening one costs more than the query it serves.
             options |= {"pool_size": pool_size, "max_overflow": pool_size // 2}
         self.engine: AsyncEngine = create_async_engine(async_url(url), **options)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _write_ahead_log)
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -89,6 +92,28 @@ class Database:
             log.error("database error: %s", type(exc).__name__)
             raise ServiceUnavailable("the data store is unavailable") from exc
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only connection that sees one state of the database until it closes,
+        whatever is committed meanwhile: for a read that goes over the same rows twice.
+
+        PostgreSQL: a REPEATABLE READ transaction. SQLite: an explicit deferred
+        transaction (the driver opens none for reads of its own); with the write-ahead
+        log, it does not hold up writers.
+        """
+        async with self.connect() as conn:
+            if self.dialect == "postgresql":
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+                await conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                yield conn
+                return
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql("BEGIN")
+            try:
+                yield conn
+            finally:
+                await conn.exec_driver_sql("ROLLBACK")
+
     def upsert(self, table: Table) -> Insert:
         """An INSERT that can take ``on_conflict_do_update``/``_do_nothing`` (both backends)."""
         if self.engine.dialect.name == "postgresql":
@@ -97,3 +122,11 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite in write-ahead-log mode: readers and the one writer do not block each other
+    (a long streamed read would otherwise hold up every write). Kept by the file."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()

@@ -1,0 +1,305 @@
+"""``$everything``'s streamed merge: read twice from one snapshot of the cache, a chunk at
+a time, it serves exactly what the in-memory merge serves, and holds still while the cache
+changes under it."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from adapters.base import FhirResource
+from adapters.config import SourceConfig
+from consent.decision import AccessDecision
+from fhir_profiles.identifiers import parse_person_identifier
+from gateway.aggregate import Aggregator, Source, SourceRecord, SourceReport, SourceStatus
+from gateway.cache import CHUNK_SIZE, RecordCache
+from gateway.collect import PATIENT, Collected, Collector
+from gateway.engagement import EngagementIndex
+from gateway.merge import (
+    CARE_UNIT_TAG,
+    NormalisedSource,
+    care_tags,
+    merge_sources,
+    normalise_source,
+)
+from gateway.paging import snapshot_of
+from gateway.store.db import Database
+from gateway.streamed import RecordStream, open_stream
+from tests.gateway.test_merge_rules import NoAdapter, patient
+
+pytestmark = pytest.mark.anyio
+
+PERSON = parse_person_identifier("191212121212")
+PATIENT_ID = "unified-id"
+TYPES = ("Observation", "Condition")
+BLOCKED_UNIT = "SE2321000099-BLCK"
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+SOURCES = {"region-a": "SE2321000016-PRVA", "region-b": "SE2321000017-PRVB"}
+
+
+def _source(source_id: str) -> Source:
+    config = SourceConfig(
+        id=source_id,
+        kind="fhir-r4",
+        base_url="http://127.0.0.1:1/fhir",
+        care_provider_hsa_id=SOURCES[source_id],
+    )
+    return Source(config, NoAdapter())
+
+
+def _observation(local_id: str, n: int, *, unit: str | None = None) -> FhirResource:
+    resource: FhirResource = {
+        "resourceType": "Observation",
+        "id": local_id,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+        "subject": {"reference": "Patient/local-p"},
+        "effectiveDateTime": "2025-01-01T00:00:00Z",
+        "valueQuantity": {
+            "value": n,
+            "unit": "g/L",
+            "system": "http://unitsofmeasure.org",
+            "code": "g/L",
+        },
+        "meta": {"lastUpdated": f"2026-0{1 + n % 9}-01T00:00:00Z"},
+    }
+    if unit:
+        resource["performer"] = [
+            {"identifier": {"system": "urn:oid:1.2.752.129.2.1.4.1", "value": unit}}
+        ]
+    return resource
+
+
+def _condition(local_id: str, n: int) -> FhirResource:
+    return {
+        "resourceType": "Condition",
+        "id": local_id,
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": str(1000 + n)}]},
+        "subject": {"reference": "Patient/local-p"},
+        "onsetDateTime": "2024-03-01",
+    }
+
+
+def _normalised() -> list[NormalisedSource]:
+    """Region A: 1,203 Observations (three chunks) and 5 Conditions. Region B: 700
+    Observations, the first 300 the same facts as A's (merged), 50 more from a blocked
+    care unit, and 5 Conditions, 2 the same as A's."""
+    raw = {
+        "region-a": [_observation(f"a{n}", n) for n in range(2 * CHUNK_SIZE + 203)]
+        + [_condition(f"ac{n}", n) for n in range(5)],
+        "region-b": [
+            _observation(
+                f"b{n}", n if n < 300 else 10_000 + n, unit=BLOCKED_UNIT if 300 <= n < 350 else None
+            )
+            for n in range(700)
+        ]
+        + [_condition(f"bc{n}", n + 3) for n in range(5)],
+    }
+    normalised = []
+    for source_id, resources in raw.items():
+        record = SourceRecord(_source(source_id), patient(), resources)
+        report = SourceReport(source_id, source_id, SourceStatus.OK, NOW, 1.0, len(resources))
+        found = normalise_source(record, report, PERSON, PATIENT_ID, frozenset(TYPES))
+        assert found is not None
+        assert not report.warnings
+        normalised.append(found)
+    return normalised
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+def _collector(db: Database, memory_budget: int) -> tuple[Collector, RecordCache]:
+    cache = RecordCache(db, "test-data-key-0123456789", timedelta(hours=24))
+    collector = Collector(
+        Aggregator([_source(s) for s in SOURCES], deadline=1.0),
+        cache,
+        EngagementIndex(db, timedelta(hours=1)),
+        fresh_for=timedelta(minutes=1),
+        full_every=timedelta(hours=1),
+        memory_budget=memory_budget,
+    )
+    return collector, cache
+
+
+async def _cached(cache: RecordCache, sources: list[NormalisedSource]) -> Collected:
+    """``sources`` stored in the cache, and collected as ``collect(load=False)`` would."""
+    for source in sources:
+        by_type: dict[str, list[FhirResource]] = {t: [] for t in TYPES}
+        for resource in source.resources:
+            by_type[resource["resourceType"]].append(resource)
+        await cache.save(
+            PATIENT_ID, source.source.id, {PATIENT: [source.patient], **by_type}, NOW, full=True
+        )
+    return Collected(
+        sources=[replace(s, resources=[]) for s in sources],
+        reports=[
+            SourceReport(s.source.id, s.source.id, SourceStatus.CACHED, None, 0.0) for s in sources
+        ],
+    )
+
+
+def _updated_this_summer(resource: FhirResource) -> bool:
+    return str(resource.get("meta", {}).get("lastUpdated", "")) >= "2026-06"
+
+
+async def _everything(stream: RecordStream, page_size: int) -> list[tuple[str, FhirResource]]:
+    entries: list[tuple[str, FhirResource]] = []
+    for offset in range(0, stream.total, page_size):
+        entries += [entry async for entry in stream.page(offset, page_size)]
+    return entries
+
+
+@pytest.mark.parametrize("memory_budget", [0, 10_000], ids=["from-store", "from-memory"])
+@pytest.mark.parametrize("matches", [lambda _: True, _updated_this_summer], ids=["all", "since"])
+async def test_the_stream_serves_what_the_in_memory_merge_serves(
+    db: Database, memory_budget: int, matches: Any
+) -> None:
+    collector, cache = _collector(db, memory_budget)
+    sources = _normalised()
+    collected = await _cached(cache, sources)
+    decision = AccessDecision(
+        allowed=True, reason="consent", hidden_units=frozenset({BLOCKED_UNIT})
+    )
+    visible = [
+        replace(s, resources=[r for r in s.resources if not decision.hides(*care_tags(r))])
+        for s in sources
+    ]
+    merged = merge_sources(visible, PERSON, PATIENT_ID)
+    expected = [merged.patient, *(r for r in merged.resources if matches(r))]
+    assert len(merged.provenance) == 302  # 300 Observations and 2 Conditions merged
+
+    stream = await open_stream(
+        collector,
+        collected,
+        decision,
+        PERSON,
+        PATIENT_ID,
+        TYPES,
+        with_patient=True,
+        matches=matches,
+    )
+    try:
+        assert stream.total == len(expected)
+        assert stream.snapshot == snapshot_of(f"{r['resourceType']}/{r['id']}" for r in expected)
+        assert stream.counts == Counter(r["resourceType"] for r in merged.resources)
+        assert {r.source_id: r.resource_count for r in stream.reports} == {
+            "region-a": 2 * CHUNK_SIZE + 203 + 5,
+            "region-b": 705,
+        }
+        for page_size in (stream.total, random.Random(7).randint(1, 400), 1_000):
+            entries = await _everything(stream, page_size)
+            assert [r for mode, r in entries if mode == "match"] == expected
+            provenance = {p["target"][0]["reference"]: p for p in merged.provenance}
+            shown = {f"{r['resourceType']}/{r['id']}" for r in expected}
+            assert [r for mode, r in entries if mode == "include"] == [
+                provenance[ref]
+                for ref in (f"{r['resourceType']}/{r['id']}" for r in expected)
+                if ref in provenance and ref in shown
+            ]
+        served = [r for _, r in entries]
+        assert not any(
+            t.get("code") == BLOCKED_UNIT
+            for r in served
+            for t in (r.get("meta") or {}).get("tag", ())
+            if t.get("system") == CARE_UNIT_TAG
+        )
+    finally:
+        await stream.aclose()
+
+
+async def test_a_refresh_during_the_stream_does_not_change_what_it_serves(db: Database) -> None:
+    collector, cache = _collector(db, memory_budget=0)
+    sources = _normalised()
+    collected = await _cached(cache, sources)
+    decision = AccessDecision(allowed=True, reason="self")
+    stream = await open_stream(
+        collector,
+        collected,
+        decision,
+        PERSON,
+        PATIENT_ID,
+        TYPES,
+        with_patient=True,
+        matches=lambda _: True,
+    )
+    try:
+        first = [entry async for entry in stream.page(0, 10)]
+        # Another request refreshes region A with a different answer meanwhile.
+        await cache.save(
+            PATIENT_ID,
+            "region-a",
+            {"Observation": sources[0].resources[:3], "Condition": []},
+            NOW + timedelta(minutes=5),
+            full=True,
+        )
+        entries = await _everything(stream, stream.total)
+        assert entries[: len(first)] == first
+        assert sum(1 for mode, _ in entries if mode == "match") == stream.total
+        assert stream.total == 1 + 2 * CHUNK_SIZE + 203 + 5 + 700 - 300 + 5 - 2
+    finally:
+        await stream.aclose()
+    # The next stream sees the refresh.
+    later = await open_stream(
+        collector,
+        collected,
+        decision,
+        PERSON,
+        PATIENT_ID,
+        TYPES,
+        with_patient=True,
+        matches=lambda _: True,
+    )
+    try:
+        assert later.counts["Observation"] == 3 + 700 - 3  # A's three, B's copies merged
+    finally:
+        await later.aclose()
+
+
+async def test_a_source_whose_cached_data_does_not_decrypt_is_left_out_whole(
+    db: Database,
+) -> None:
+    collector, cache = _collector(db, memory_budget=0)
+    collected = await _cached(cache, _normalised())
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE record_cache SET body = :body WHERE source_id = 'region-a'"
+                " AND resource_type = 'Observation' AND chunk = 2"
+            ),
+            {"body": b"\x00" * 64},
+        )
+    stream = await open_stream(
+        collector,
+        collected,
+        AccessDecision(allowed=True, reason="self"),
+        PERSON,
+        PATIENT_ID,
+        TYPES,
+        with_patient=True,
+        matches=lambda _: True,
+    )
+    try:
+        served = [r async for _, r in stream.page(0, stream.total)]
+        assert len(served) == 1 + 700 + 5
+        assert all("region-a" not in r["meta"].get("source", "") for r in served[1:])
+        assert stream.counts == Counter({"Observation": 700, "Condition": 5})
+        (report,) = [r for r in stream.reports if r.source_id == "region-a"]
+        assert report.status is SourceStatus.FAILED
+        assert report.resource_count == 0
+        assert "could not be read" in " ".join(report.warnings)
+    finally:
+        await stream.aclose()
+    states = await cache.states(PATIENT_ID, [PATIENT, *TYPES])
+    assert set(states) == {"region-b"}  # removed, so it is fetched again
