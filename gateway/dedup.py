@@ -25,6 +25,8 @@ import hashlib
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+import orjson
+
 from adapters.base import FhirResource
 from fhir_profiles.datetimes import parse_instant
 
@@ -33,6 +35,9 @@ LOINC = "http://loinc.org"
 ATC = "http://www.whocc.no/atc"
 
 Key = tuple[Hashable, ...]
+
+#: Most distinct sources one :class:`DuplicatePlan` tells apart.
+_MAX_SOURCES = 1024
 
 
 def _instant(value: Any) -> float | str | None:
@@ -176,38 +181,63 @@ def source_of(resource: FhirResource) -> str:
     return str((resource.get("meta") or {}).get("source", ""))
 
 
+def _serialised(key: Key) -> bytes:
+    """A key's parts in bytes: equal keys give equal bytes (their numbers are floats and
+    their texts strings, as the rules above make them)."""
+    try:
+        return orjson.dumps(key)
+    except TypeError:  # pragma: no cover - no rule makes other values
+        return repr(key).encode()
+
+
 class DuplicatePlan:
     """Which resources of a stream are duplicates of an earlier one, from keys alone.
 
-    Resources are offered in order, numbered from 0 by the caller; only their keys and
-    sources are kept, so a record can be planned a chunk at a time and its resources
+    Resources are offered in order, numbered from 0 by the caller; only a 16-byte digest
+    of each first key and the number and source of its resource are kept (about 130
+    bytes a resource), so a record can be planned a chunk at a time and its resources
     emitted in a second pass (``$everything``) as well as merged in memory
     (:func:`deduplicate`).
     """
 
-    __slots__ = ("_first", "groups")
+    __slots__ = ("_first", "_sources", "groups")
 
     def __init__(self) -> None:
-        #: key -> (number, source) of the first resource with that key.
-        self._first: dict[Key, tuple[int, str]] = {}
+        #: digest of a key -> number * 1024 + the source's index, for the first resource
+        #: with that key.
+        self._first: dict[bytes, int] = {}
+        #: The sources seen, by index (sources are few; a resource's is its ``meta.source``
+        #: up to ``#``).
+        self._sources: dict[str, int] = {}
         #: number of a kept resource -> the full ``meta.source`` of each duplicate of it.
         self.groups: dict[int, list[str]] = {}
+
+    def _source_index(self, origin: str) -> int:
+        index = self._sources.get(origin)
+        if index is None:
+            if len(self._sources) >= _MAX_SOURCES:
+                raise ValueError("more sources than a duplicate plan can tell apart")
+            index = self._sources[origin] = len(self._sources)
+        return index
 
     def offer(self, number: int, resource: FhirResource) -> bool:
         """Plan resource ``number``; True if it is kept, False if it is a duplicate."""
         key = match_key(resource)
         if key is None:
             return True
-        first = self._first.get(key)
-        if first is None:
-            self._first[key] = (number, source_of(resource).split("#", 1)[0])
-            return True
-        primary, primary_source = first
+        digest = hashlib.blake2b(_serialised(key), digest_size=16).digest()
         source = source_of(resource)
-        origin = source.split("#", 1)[0]
+        origin = self._source_index(source.split("#", 1)[0])
+        first = self._first.get(digest)
+        if first is None:
+            self._first[digest] = number * _MAX_SOURCES + origin
+            return True
+        primary, primary_origin = divmod(first, _MAX_SOURCES)
         # Only sources confirm each other: two equal records from one source both stay.
         duplicates = self.groups.get(primary, ())
-        if origin == primary_source or any(d.split("#", 1)[0] == origin for d in duplicates):
+        if origin == primary_origin or any(
+            self._sources.get(d.split("#", 1)[0]) == origin for d in duplicates
+        ):
             return True
         self.groups.setdefault(primary, []).append(source)
         return False
