@@ -69,3 +69,34 @@ class IncrementalSource(Protocol):
 def supports_since(adapter: object) -> TypeGuard[IncrementalSource]:
     """Whether ``adapter`` can search by last update (see :class:`IncrementalSource`)."""
     return getattr(adapter, "incremental", False) is True
+
+
+class PageSink(Protocol):
+    """Takes a search's pages as they arrive (see :class:`PagedSource`)."""
+
+    def restart(self) -> None:
+        """The search starts from its first page (again, after a failed try): forget what
+        was taken so far."""
+        ...
+
+    def take(self, page: list[FhirResource]) -> None:
+        """One page's resources, in order; the sink owns them."""
+        ...
+
+
+class PagedSource(Protocol):
+    """An adapter that can hand a search's pages on as they arrive, so a huge record is
+    never held whole. Optional, like :class:`IncrementalSource`: the gateway uses it when
+    the adapter's ``paged`` attribute is true."""
+
+    paged: bool
+
+    async def search_into(self, resource_type: str, patient_id: str, sink: PageSink) -> None:
+        """Like :meth:`SourceAdapter.search`, with every page handed to ``sink`` (after
+        ``sink.restart()``) instead of returned."""
+        ...
+
+
+def supports_pages(adapter: object) -> TypeGuard[PagedSource]:
+    """Whether ``adapter`` can hand on pages as they arrive (see :class:`PagedSource`)."""
+    return getattr(adapter, "paged", False) is True

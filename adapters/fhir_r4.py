@@ -34,7 +34,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.base import FhirResource
+from adapters.base import FhirResource, PageSink
 from adapters.config import SourceConfig, SourceConfigError
 from adapters.errors import (
     SourceProtocolError,
@@ -126,6 +126,8 @@ class FhirR4Adapter:
     """A FHIR R4 REST source, reached through an injected ``httpx.AsyncClient``."""
 
     kind = "fhir-r4"
+    #: Hands pages on as they arrive (:class:`~adapters.base.PagedSource`).
+    paged = True
 
     def __init__(
         self,
@@ -170,15 +172,15 @@ class FhirR4Adapter:
             request = self._build("GET", self._url("Patient"), params=form)
         bundle = await self._fetch(request, "Patient")
         result = SearchResult()
-        self._collect(bundle, "Patient", result)
+        matches = self._collect(bundle, "Patient", result)
         if _next_link(bundle, f"{self.source_id}: Patient search") is not None:
             # Following it would put the identity number in a URL; a unique match never pages.
             raise SourceProtocolError(f"{self.source_id}: Patient search returned several pages")
-        if len(result.resources) > 1 or _total(bundle) > 1:
+        if len(matches) > 1 or _total(bundle) > 1:
             raise SourceProtocolError(f"{self.source_id}: more than one Patient matches")
-        if not result.resources:
+        if not matches:
             return None
-        patient = result.resources[0]
+        patient = matches[0]
         if not self._carries(patient, system, person):
             raise SourceProtocolError(
                 f"{self.source_id}: Patient match does not carry the searched identifier"
@@ -188,6 +190,10 @@ class FhirR4Adapter:
     async def search(self, resource_type: str, patient_id: str) -> list[FhirResource]:
         """Return every ``resource_type`` resource of the source's patient ``patient_id``."""
         return (await self.search_all(resource_type, patient_id)).resources
+
+    async def search_into(self, resource_type: str, patient_id: str, sink: PageSink) -> None:
+        """Like :meth:`search`, handing every page to ``sink`` as it arrives."""
+        await self.search_all(resource_type, patient_id, sink=sink)
 
     async def search_since(
         self, resource_type: str, patient_id: str, since: datetime
@@ -201,9 +207,15 @@ class FhirR4Adapter:
     # -- beyond the interface --------------------------------------------------------
 
     async def search_all(
-        self, resource_type: str, patient_id: str, since: datetime | None = None
+        self,
+        resource_type: str,
+        patient_id: str,
+        since: datetime | None = None,
+        sink: PageSink | None = None,
     ) -> SearchResult:
-        """Like :meth:`search`, also reporting outcome issues and the pages read."""
+        """Like :meth:`search`, also reporting outcome issues and the pages read. With a
+        ``sink``, each page's resources go to it as the page arrives (and not into the
+        result)."""
         if not _RESOURCE_TYPE.match(resource_type):
             raise ValueError("not a FHIR resource type name")
         if not _FHIR_ID.match(patient_id):
@@ -216,11 +228,18 @@ class FhirR4Adapter:
         request = self._build("GET", self._url(resource_type), params=params)
         seen = {_without_fragment(request.url)}
         result = SearchResult()
+        if sink is not None:
+            sink.restart()
         while True:
             bundle = await self._fetch(request, resource_type)
             result.pages += 1
-            self._collect(bundle, resource_type, result)
+            page = self._collect(bundle, resource_type, result)
+            if sink is None:
+                result.resources += page
+            else:
+                sink.take(page)
             next_url = _next_link(bundle, what)
+            del bundle, page  # the sink owns the page: nothing here holds on to it
             if next_url is None:
                 break
             if result.pages >= self.dialect.page_cap:
@@ -302,7 +321,11 @@ class FhirR4Adapter:
             raise SourceProtocolError(f"{what}: malformed Bundle")
         return data
 
-    def _collect(self, bundle: dict[str, Any], resource_type: str, result: SearchResult) -> None:
+    def _collect(
+        self, bundle: dict[str, Any], resource_type: str, result: SearchResult
+    ) -> list[FhirResource]:
+        """The page's matches; outcome issues and skipped entries go into ``result``."""
+        page: list[FhirResource] = []
         for entry in _entries(bundle, f"{self.source_id}: {resource_type} search"):
             mode = _search_mode(entry)
             resource = entry.get("resource")
@@ -317,9 +340,10 @@ class FhirR4Adapter:
                 and isinstance(resource.get("id"), str)
                 and resource["id"]
             ):
-                result.resources.append(resource)
+                page.append(resource)
             else:
                 result.skipped += 1
+        return page
 
     def _carries(self, patient: FhirResource, system: str, person: PersonIdentifier) -> bool:
         identifiers = patient.get("identifier")

@@ -5,7 +5,9 @@ does no serving and competes with no server for the interpreter lock:
 
 * simulated regions: ``python -m simregions --region ID --port P`` each;
 * the gateway: ``python -m gateway.cli serve --config FILE`` with SQLite in a temporary
-  folder and a throw-away token issuer whose private key only this process holds;
+  folder and a throw-away token issuer whose private key only this process holds; either
+  migrating at start-up, or (``start_gateway(..., migrated=True)``) as production starts
+  it: ``python -m gateway.cli migrate`` first, then the server with auto-migrate off;
 * or the gateway with several worker processes on PostgreSQL
   (:func:`start_gateway_workers`): uvicorn ``--workers N --factory`` pointed at
   ``gateway.cli:app_from_environment`` (as ``samlad serve --workers N`` does), in a
@@ -250,11 +252,23 @@ def start_gateway(
     issuer: Issuer,
     sources: Sequence[dict[str, Any]],
     log_dir: Path,
+    *,
+    migrated: bool = False,
     **gateway: Any,
 ) -> RunningGateway:
-    """A gateway subprocess for ``sources``, with SQLite in ``folder``."""
+    """A gateway subprocess for ``sources``, with SQLite in ``folder``.
+
+    By default the server brings the schema up to date itself at start-up
+    (``auto_migrate = true``). With ``migrated``, it starts as production does: ``samlad
+    migrate`` runs first, to completion, in a process of its own (:func:`migrate_database`),
+    and the server starts with ``auto_migrate = false``, so it only checks that the schema
+    is current (and does not import Alembic)."""
     port = free_port()
+    if migrated:
+        gateway = {**gateway, "auto_migrate": False}
     config = write_gateway_config(folder, port, issuer, sources, **gateway)
+    if migrated:
+        migrate_database(config, log_dir / f"{name}-migrate.log")
     process = spawn(
         name,
         ["-m", "gateway.cli", "--log-level", "WARNING", "serve", "--config", str(config)],
@@ -262,6 +276,28 @@ def start_gateway(
     )
     wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
     return RunningGateway(port, process, issuer.citizen_token())
+
+
+def migrate_database(config: Path, log: Path, timeout: float = 120.0) -> None:
+    """``python -m gateway.cli migrate --config config`` (``samlad migrate``) with the
+    interpreter, folder and environment :func:`spawn` uses, run to completion; its output
+    goes to ``log``. Raises with that output if it fails."""
+    completed = subprocess.run(  # noqa: S603 - our own interpreter and modules
+        [sys.executable, "-m", "gateway.cli", "migrate", "--config", str(config)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=quiet_environment(),
+        timeout=timeout,
+        check=False,
+    )
+    output = completed.stdout.decode(errors="replace")
+    log.write_text(output, encoding="utf-8")
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"samlad migrate --config {config} failed with exit code {completed.returncode}:\n"
+            f"{output}"
+        )
 
 
 def write_gateway_config(

@@ -16,13 +16,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Container, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Container, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from adapters.base import FhirResource, SourceAdapter, supports_since
+from adapters.base import (
+    FhirResource,
+    PagedSource,
+    PageSink,
+    SourceAdapter,
+    supports_pages,
+    supports_since,
+)
 from adapters.config import SourceConfig
 from adapters.errors import SourceError
 from fhir_profiles.identifiers import PersonIdentifier
@@ -100,6 +107,9 @@ class SourceRecord:
     resources: list[FhirResource]
     #: Set when only resources changed after this moment were asked for.
     changed_since: datetime | None = None
+    #: The resources went to the sinks ``gather`` was given as they arrived (and are not
+    #: in ``resources``).
+    paged: bool = False
 
 
 @dataclass(slots=True)
@@ -124,12 +134,24 @@ async def _all_or_nothing(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
     return [task.result() for task in tasks]
 
 
+#: Makes the sink one search of a source hands its pages to: given the source, its own
+#: Patient (found first) and the resource type.
+SinkFor = Callable[[Source, FhirResource, str], PageSink]
+
+
 def _search(
     adapter: SourceAdapter, resource_type: str, patient_id: str, since: datetime | None
 ) -> Coroutine[Any, Any, list[FhirResource]]:
     if since is not None and supports_since(adapter):
         return adapter.search_since(resource_type, patient_id, since)
     return adapter.search(resource_type, patient_id)
+
+
+async def _search_into(
+    adapter: PagedSource, resource_type: str, patient_id: str, sink: PageSink
+) -> list[FhirResource]:
+    await adapter.search_into(resource_type, patient_id, sink)
+    return []
 
 
 class Aggregator:
@@ -146,20 +168,25 @@ class Aggregator:
         skip: Container[str] = (),
         since: Mapping[str, datetime] | None = None,
         deadline: float | None = None,
+        sinks: SinkFor | None = None,
     ) -> Gathered:
         """Fetch ``resource_types`` for ``person`` from every source not in ``skip``.
 
         A skipped source is not asked; its report says so (status ``not-asked``). For a
         source in ``since`` that can search by last update, only what changed after that
         moment is asked for; its record's ``changed_since`` says so. ``deadline`` (seconds)
-        replaces the aggregator's own for this call.
+        replaces the aggregator's own for this call. With ``sinks``, a source asked for
+        everything that can hand on pages (:class:`~adapters.base.PagedSource`) hands
+        them to a sink per type as they arrive; its record says ``paged``.
         """
         request_deadline = time.monotonic() + (self.deadline if deadline is None else deadline)
         asked = [source for source in self.sources if source.id not in skip]
         since = since or {}
         results = await asyncio.gather(
             *(
-                self._one(source, person, resource_types, request_deadline, since.get(source.id))
+                self._one(
+                    source, person, resource_types, request_deadline, since.get(source.id), sinks
+                )
                 for source in asked
             )
         )
@@ -184,11 +211,14 @@ class Aggregator:
         resource_types: Sequence[str],
         request_deadline: float,
         since: datetime | None,
+        sinks: SinkFor | None,
     ) -> tuple[SourceRecord | None, SourceReport]:
         started = time.perf_counter()
         asked_at = datetime.now(UTC)
         if since is not None and not supports_since(source.adapter):
             since = None
+        adapter = source.adapter
+        paged = since is None and sinks is not None and supports_pages(adapter)
         # time.monotonic is the clock of both the event loop and the resilient wrapper.
         now = time.monotonic()
         usual = min(source.config.timeout, self.deadline)
@@ -220,7 +250,12 @@ class Aggregator:
                         return None, report(SourceStatus.NO_DATA)
                     patient_id = str(patient.get("id", ""))
                     batches = await _all_or_nothing(
-                        [_search(source.adapter, t, patient_id, since) for t in resource_types]
+                        [
+                            _search_into(adapter, t, patient_id, sinks(source, patient, t))
+                            if paged and sinks is not None and supports_pages(adapter)
+                            else _search(adapter, t, patient_id, since)
+                            for t in resource_types
+                        ]
                     )
         except TimeoutError:
             log.warning("source %s timed out", source.id)
@@ -232,6 +267,6 @@ class Aggregator:
             return None, report(status, reason=reason)
         resources = [resource for batch in batches for resource in batch]
         record = SourceRecord(
-            source=source, patient=patient, resources=resources, changed_since=since
+            source=source, patient=patient, resources=resources, changed_since=since, paged=paged
         )
         return record, report(SourceStatus.OK, resource_count=len(resources))

@@ -23,7 +23,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+import zlib
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,8 +50,14 @@ from gateway.store.db import Database
 
 #: Most resources in one encrypted chunk.
 CHUNK_SIZE = 500
-#: Most chunks sealed and held in memory at once while writing.
+#: Most chunks written by one statement.
 WRITE_BATCH = 16
+#: zlib level of the chunks' JSON before encryption: FHIR JSON shrinks about eightfold
+#: at the fastest level, so a huge record's sealed chunks fit in memory until written.
+COMPRESSION_LEVEL = 1
+#: Names the chunk format in the key derivation: chunks of an earlier format do not
+#: decrypt, and are fetched again.
+_KEY_LABEL = b"samlad-record-cache-v2:"
 
 
 class CacheChunk(SQLModel, table=True):
@@ -95,6 +110,50 @@ class StoredType:
     chunks: int
 
 
+@dataclass(slots=True)
+class Sealed:
+    """One (person, source, type)'s resources, sealed: what :meth:`RecordCache.store`
+    writes."""
+
+    bodies: list[bytes]
+    count: int
+    #: The resources themselves, if the sealer was asked to keep them and they were few
+    #: enough; else None.
+    resources: list[FhirResource] | None
+
+
+class ChunkSealer:
+    """Seals resources into chunks of :data:`CHUNK_SIZE` as they arrive (a
+    :class:`~adapters.base.PageSink` of already normalised resources)."""
+
+    def __init__(self, seal: Callable[[int, Sequence[FhirResource]], bytes], keep: int) -> None:
+        self._seal = seal
+        self._keep = keep
+        self.restart()
+
+    def restart(self) -> None:
+        self._bodies: list[bytes] = []
+        self._pending: list[FhirResource] = []
+        self._kept: list[FhirResource] | None = [] if self._keep > 0 else None
+        self.count = 0
+
+    def take(self, resources: list[FhirResource]) -> None:
+        self.count += len(resources)
+        if self._kept is not None:
+            self._kept = self._kept + resources if self.count <= self._keep else None
+        self._pending += resources
+        while len(self._pending) >= CHUNK_SIZE:
+            self._bodies.append(self._seal(len(self._bodies), self._pending[:CHUNK_SIZE]))
+            del self._pending[:CHUNK_SIZE]
+
+    def finish(self) -> Sealed:
+        """Seal what is left; an empty type is one empty chunk."""
+        if self._pending or not self._bodies:
+            self._bodies.append(self._seal(len(self._bodies), self._pending))
+            self._pending = []
+        return Sealed(self._bodies, self.count, self._kept)
+
+
 class CacheSnapshot:
     """One person's cached data as it was when the snapshot was opened, read a chunk at
     a time: what a stream over a large record reads twice (see
@@ -141,10 +200,6 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _chunks(resources: Sequence[FhirResource]) -> list[Sequence[FhirResource]]:
-    return [resources[i : i + CHUNK_SIZE] for i in range(0, len(resources), CHUNK_SIZE)] or [[]]
-
-
 def _batched(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     while batch := list(itertools.islice(rows, size)):
         yield batch
@@ -155,7 +210,7 @@ class RecordCache:
 
     def __init__(self, db: Database, data_key: str, retention: timedelta) -> None:
         self._db = db
-        self._aead = AESGCM(hashlib.sha256(b"samlad-record-cache:" + data_key.encode()).digest())
+        self._aead = AESGCM(hashlib.sha256(_KEY_LABEL + data_key.encode()).digest())
         self.retention = retention
         # Built once: constructing an upsert costs more than running it.
         chunk = db.upsert(_CHUNKS)
@@ -187,17 +242,30 @@ class RecordCache:
 
     def _seal(self, resources: Sequence[FhirResource], aad: bytes) -> bytes:
         nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, orjson.dumps(resources), aad)
+        plain = zlib.compress(orjson.dumps(resources), COMPRESSION_LEVEL)
+        return nonce + self._aead.encrypt(nonce, plain, aad)
 
     def _open(self, body: bytes, aad: bytes) -> list[FhirResource]:
         try:
-            plain = self._aead.decrypt(body[:12], body[12:], aad)
+            plain = zlib.decompress(self._aead.decrypt(body[:12], body[12:], aad))
             resources: Any = orjson.loads(plain)
-        except (InvalidTag, ValueError) as exc:
+        except (InvalidTag, ValueError, zlib.error) as exc:
             raise CacheCorrupt("a cache chunk does not decrypt") from exc
         if not isinstance(resources, list):
             raise CacheCorrupt("a cache chunk is not a list")
         return resources
+
+    def sealer(
+        self, patient_id: str, source_id: str, resource_type: str, keep: int = 0
+    ) -> ChunkSealer:
+        """Seals one (person, source, type)'s fresh resources as they arrive (for
+        :meth:`store`), keeping them in memory too while there are at most ``keep``."""
+        return ChunkSealer(
+            lambda number, part: self._seal(
+                part, self._aad(patient_id, source_id, resource_type, number)
+            ),
+            keep,
+        )
 
     # -- reads -----------------------------------------------------------------------
 
@@ -294,9 +362,25 @@ class RecordCache:
             else:
                 merged, previous = await self._merge_changes(conn, patient_id, source_id, by_type)
                 full_synced = {t: state.full_synced_at for t, state in previous.items()}
-            await self._write(conn, patient_id, source_id, merged, synced_at, full_synced)
+            sealed = {}
+            for resource_type, resources in merged.items():
+                sealer = self.sealer(patient_id, source_id, resource_type)
+                sealer.take(resources)
+                sealed[resource_type] = sealer.finish()
+            await self._write(conn, patient_id, source_id, sealed, synced_at, full_synced)
             await session.commit()
         return merged
+
+    async def store(
+        self, patient_id: str, source_id: str, sealed: Mapping[str, Sealed], synced_at: datetime
+    ) -> None:
+        """Store a full refresh already sealed (see :meth:`sealer`), replacing what was
+        cached for those types."""
+        async with self._db.session() as session:
+            conn = await session.connection()
+            full_synced = dict.fromkeys(sealed, synced_at)
+            await self._write(conn, patient_id, source_id, sealed, synced_at, full_synced)
+            await session.commit()
 
     async def _merge_changes(
         self,
@@ -340,45 +424,41 @@ class RecordCache:
         conn: AsyncConnection,
         patient_id: str,
         source_id: str,
-        by_type: Mapping[str, Sequence[FhirResource]],
+        sealed: Mapping[str, Sealed],
         synced_at: datetime,
         full_synced_at: Mapping[str, datetime],
     ) -> None:
-        """Replace the chunks of every type in ``by_type``: three statements for a record
-        of up to :data:`WRITE_BATCH` chunks, one more for each further batch (so no more
-        than a batch of sealed chunks is held in memory at once)."""
+        """Replace the chunks of every type in ``sealed``: three statements for a record
+        of up to :data:`WRITE_BATCH` chunks, one more for each further batch."""
         person = {"patient_id": patient_id, "source_id": source_id}
-        sync_rows = [
-            {
-                **person,
-                "resource_type": resource_type,
-                "synced_at": synced_at,
-                "full_synced_at": full_synced_at[resource_type],
-                "chunks": len(_chunks(resources)),
-            }
-            for resource_type, resources in by_type.items()
-        ]
         await conn.execute(
             delete(_CHUNKS).where(
                 _CHUNKS.c.patient_id == patient_id,
                 _CHUNKS.c.source_id == source_id,
-                _CHUNKS.c.resource_type.in_(list(by_type)),
+                _CHUNKS.c.resource_type.in_(list(sealed)),
             )
         )
-        sealed = (
-            {
-                **person,
-                "resource_type": resource_type,
-                "chunk": number,
-                "body": self._seal(part, self._aad(patient_id, source_id, resource_type, number)),
-            }
-            for resource_type, resources in by_type.items()
-            for number, part in enumerate(_chunks(resources))
+        rows = (
+            {**person, "resource_type": resource_type, "chunk": number, "body": body}
+            for resource_type, part in sealed.items()
+            for number, body in enumerate(part.bodies)
         )
         # Upserts, so two requests refreshing the same person at once both succeed.
-        for batch in _batched(sealed, WRITE_BATCH):
+        for batch in _batched(rows, WRITE_BATCH):
             await conn.execute(self._put_chunk, batch)
-        await conn.execute(self._put_sync, sync_rows)
+        await conn.execute(
+            self._put_sync,
+            [
+                {
+                    **person,
+                    "resource_type": resource_type,
+                    "synced_at": synced_at,
+                    "full_synced_at": full_synced_at[resource_type],
+                    "chunks": len(part.bodies),
+                }
+                for resource_type, part in sealed.items()
+            ],
+        )
 
     async def forget(self, patient_id: str, source_id: str | None = None) -> None:
         """Remove what is cached about ``patient_id`` (from one source, or from all)."""

@@ -26,13 +26,27 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from adapters.base import FhirResource
+from adapters.base import FhirResource, PageSink
 from fhir_profiles.identifiers import PersonIdentifier
-from gateway.aggregate import Aggregator, Gathered, Source, SourceReport, SourceStatus
-from gateway.cache import CHUNK_SIZE, CacheSnapshot, RecordCache, SyncState
+from gateway.aggregate import (
+    Aggregator,
+    Gathered,
+    Source,
+    SourceRecord,
+    SourceReport,
+    SourceStatus,
+)
+from gateway.cache import CHUNK_SIZE, CacheSnapshot, ChunkSealer, RecordCache, SyncState
 from gateway.engagement import EngagementIndex, Plan
+from gateway.linking import LinkError
 from gateway.memo import BoundedMemo
-from gateway.merge import NormalisedSource, normalise_source
+from gateway.merge import (
+    NormalisedSource,
+    Notes,
+    SourceNormaliser,
+    identity_failure,
+    normalise_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +129,14 @@ class Collector:
                 since[source.id] = min(s.synced_at for s in known.values()) - SINCE_OVERLAP
         skip = plan.skip | set(served)
         asks = any(source.id not in skip for source in self._aggregator.sources)
+        pages = _Pages(self._cache, person, patient_id, frozenset(types), self._decoded.budget)
         async with self._admitted(started) if asks else contextlib.nullcontext():
             remaining = self._aggregator.deadline - (time.monotonic() - started)
             gathered = await self._aggregator.gather(
-                person, types, skip=skip, since=since, deadline=remaining
+                person, types, skip=skip, since=since, deadline=remaining, sinks=pages
             )
             return await self._finish(
-                person, patient_id, types, gathered, states, served, plan, load
+                person, patient_id, types, gathered, states, served, plan, pages, load
             )
 
     @asynccontextmanager
@@ -154,6 +169,7 @@ class Collector:
         states: dict[str, dict[str, SyncState]],
         served: dict[str, NormalisedSource],
         plan: Plan,
+        pages: _Pages,
         load: bool,
     ) -> Collected:
         """Learn, normalise and store what the sources answered; fall back to the cache."""
@@ -166,13 +182,25 @@ class Collector:
         wanted = frozenset(types)
         for record in gathered.records:
             report = reports[record.source.id]
-            normalised = normalise_source(record, report, person, patient_id, wanted)
-            if normalised is None:  # it no longer links to the person: nothing is kept
+            if record.paged:
+                stored = await self._store_pages(patient_id, record, report, types, pages, load)
+            elif (
+                normalised := normalise_source(record, report, person, patient_id, wanted)
+            ) is not None:
+                stored = await self._store(
+                    patient_id,
+                    normalised,
+                    types,
+                    report,
+                    full=record.changed_since is None,
+                    load=load,
+                )
+            else:
+                stored = None
+            if stored is None:  # it no longer links to the person: nothing is kept
                 await self._cache.forget(patient_id, record.source.id)
                 continue
-            served[record.source.id] = await self._store(
-                patient_id, normalised, types, report, full=record.changed_since is None, load=load
-            )
+            served[record.source.id] = stored
         for report in gathered.reports:
             state = states.get(report.source_id)
             if report.source_id in fresh:
@@ -269,6 +297,54 @@ class Collector:
             (patient_id, source_id, resource_type), (synced_at, resources), len(resources)
         )
 
+    async def _store_pages(
+        self,
+        patient_id: str,
+        record: SourceRecord,
+        report: SourceReport,
+        types: Sequence[str],
+        pages: _Pages,
+        load: bool,
+    ) -> NormalisedSource | None:
+        """Store a full answer whose pages were normalised and sealed as they arrived;
+        returns what is now known (without ``load``, the Patient only), or None if the
+        source's Patient does not link to the person."""
+        source = record.source
+        normaliser = pages.normalisers.get(source.id)
+        if isinstance(normaliser, LinkError):
+            identity_failure(report, normaliser)
+            return None
+        sinks = pages.sinks.get(source.id, {})
+        sealed = {t: sink.sealer.finish() for t, sink in sinks.items()}
+        notes = Notes()
+        for sink in sinks.values():
+            notes.add(sink.notes)
+        report.resource_count = sum(s.count for s in sealed.values()) + sum(notes.dropped.values())
+        notes.report_to(report)
+        patient = self._cache.sealer(patient_id, source.id, PATIENT, keep=1)
+        patient.take([record.patient])
+        synced_at = report.synced_at or datetime.now(UTC)
+        await self._cache.store(
+            patient_id, source.id, {PATIENT: patient.finish(), **sealed}, synced_at
+        )
+        by_type = {PATIENT: [record.patient]}
+        unread = []
+        for resource_type in types:
+            resources = sealed[resource_type].resources
+            if resources is None:
+                unread.append(resource_type)
+                continue
+            self._remember(
+                patient_id, source.id, resource_type, synced_at, {resource_type: resources}
+            )
+            if load:
+                by_type[resource_type] = resources
+        if load and unread:
+            loaded = (await self._cache.load(patient_id, [source.id], unread)).get(source.id, {})
+            by_type |= loaded
+        kept = [PATIENT, *types]
+        return _assembled(source, by_type, kept, dict.fromkeys(kept, synced_at))
+
     async def _store(
         self,
         patient_id: str,
@@ -299,6 +375,61 @@ class Collector:
         if not load:
             stored = {PATIENT: stored[PATIENT]}
         return _assembled(normalised.source, stored, kept, dict.fromkeys(kept, synced_at))
+
+
+class _Pages:
+    """The sinks a collect's full answers go into, page by page as they arrive (see
+    :meth:`Collector._store_pages`): per source a normaliser, made once its Patient is
+    known, and per type a sink that normalises each page and seals it into chunks."""
+
+    def __init__(
+        self,
+        cache: RecordCache,
+        person: PersonIdentifier,
+        patient_id: str,
+        wanted: frozenset[str],
+        keep: int,
+    ) -> None:
+        self._cache = cache
+        self._person = person
+        self._patient_id = patient_id
+        self._wanted = wanted
+        self._keep = keep
+        self.normalisers: dict[str, SourceNormaliser | LinkError] = {}
+        self.sinks: dict[str, dict[str, _NormalisingSink]] = {}
+
+    def __call__(self, source: Source, patient: FhirResource, resource_type: str) -> PageSink:
+        normaliser = self.normalisers.get(source.id)
+        if normaliser is None:
+            try:
+                normaliser = SourceNormaliser(
+                    source, patient, self._person, self._patient_id, self._wanted, None
+                )
+            except LinkError as exc:  # reported, and nothing kept, when the answer is in
+                normaliser = exc
+            self.normalisers[source.id] = normaliser
+        sealer = self._cache.sealer(self._patient_id, source.id, resource_type, self._keep)
+        sink = _NormalisingSink(None if isinstance(normaliser, LinkError) else normaliser, sealer)
+        self.sinks.setdefault(source.id, {})[resource_type] = sink
+        return sink
+
+
+class _NormalisingSink:
+    """One search's pages, normalised and sealed as they arrive (dropped if the source's
+    Patient does not link to the person)."""
+
+    def __init__(self, normaliser: SourceNormaliser | None, sealer: ChunkSealer) -> None:
+        self._normaliser = normaliser
+        self.sealer = sealer
+        self.notes = Notes()
+
+    def restart(self) -> None:
+        self.sealer.restart()
+        self.notes = Notes()
+
+    def take(self, page: list[FhirResource]) -> None:
+        if self._normaliser is not None:
+            self.sealer.take(self._normaliser.normalise(page, self.notes))
 
 
 def _assembled(

@@ -19,8 +19,9 @@ Provenance resource naming every contributing source.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -221,11 +222,13 @@ class _SourceContext:
     fetched: str
 
 
-def _context(record: SourceRecord, patient_id: str, fetched: str) -> _SourceContext:
-    provider = record.source.config.care_provider_hsa_id
+def _context(
+    source: Source, patient: FhirResource, patient_id: str, fetched: str
+) -> _SourceContext:
+    provider = source.config.care_provider_hsa_id
     return _SourceContext(
-        source_id=record.source.id,
-        local_patient=str(record.patient.get("id")),
+        source_id=source.id,
+        local_patient=str(patient.get("id")),
         patient_reference=f"Patient/{patient_id}",
         provider=provider,
         provider_tag={"system": CARE_PROVIDER_TAG, "code": provider} if provider else None,
@@ -277,12 +280,72 @@ def _instant(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _summarise(issues: list[str]) -> list[str]:
-    """Collapse per-resource normalisation notes into counted lines (no values)."""
-    counts: dict[str, int] = {}
-    for issue in issues:
-        counts[issue] = counts.get(issue, 0) + 1
-    return [f"{text} ({n}x)" if n > 1 else text for text, n in sorted(counts.items())]
+@dataclass(slots=True)
+class Notes:
+    """What normalising some of a source's resources dropped and noted, counted (never
+    values): becomes warnings in the source's report."""
+
+    dropped: Counter[str] = field(default_factory=Counter)
+    issues: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: Notes) -> None:
+        self.dropped.update(other.dropped)
+        self.issues.update(other.issues)
+
+    def report_to(self, report: SourceReport) -> None:
+        """Add the drops and notes to ``report`` (and take the drops off its count)."""
+        for reason, count in sorted(self.dropped.items()):
+            report.warnings.append(f"dropped {count} resource(s): {reason}")
+        report.warnings.extend(
+            f"{text} ({n}x)" if n > 1 else text for text, n in sorted(self.issues.items())
+        )
+        report.resource_count -= sum(self.dropped.values())
+
+
+class SourceNormaliser:
+    """Admits, normalises and rewrites one source's resources, a batch (a page) at a time.
+
+    Made only for a source whose Patient links to the person: raises
+    :class:`~gateway.linking.LinkError` otherwise.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        patient: FhirResource,
+        person: PersonIdentifier,
+        patient_id: str,
+        wanted: frozenset[str],
+        fetched: datetime | None,
+    ) -> None:
+        check_link(patient, person)
+        self._wanted = wanted
+        self._ctx = _context(source, patient, patient_id, _instant(fetched))
+
+    def normalise(self, raws: list[Any], notes: Notes) -> list[FhirResource]:
+        """The admissible resources of ``raws``, normalised and rewritten in place."""
+        ctx, wanted = self._ctx, self._wanted
+        resources: list[FhirResource] = []
+        issues: list[str] = []
+        for raw in raws:
+            try:
+                resource, refs = _admit(raw, wanted, ctx.local_patient)
+            except Inadmissible as exc:
+                notes.dropped[str(exc)] += 1
+                continue
+            normalise_resource(resource, issues)
+            _rewrite(resource, refs, ctx)
+            resources.append(resource)
+        notes.issues.update(issues)
+        return resources
+
+
+def identity_failure(report: SourceReport, error: LinkError) -> None:
+    """Report a source whose Patient does not link to the person: nothing of it is kept."""
+    report.status = SourceStatus.FAILED
+    report.reason = "identity"
+    report.resource_count = 0
+    report.warnings.append(str(error))
 
 
 def provenance(
@@ -349,38 +412,27 @@ def normalise_source(
     patient_id: str,
     wanted: frozenset[str] | None = None,
 ) -> NormalisedSource | None:
-    """Link, admit, normalise and rewrite one source's answer.
+    """Link, admit, normalise and rewrite one source's whole answer.
 
     Returns None when the source's Patient cannot be linked to ``person``; the report then
     says the source failed on identity. Dropped resources and normalisation notes are
     added to the report's warnings.
     """
     try:
-        check_link(record.patient, person)
+        normaliser = SourceNormaliser(
+            record.source,
+            record.patient,
+            person,
+            patient_id,
+            wanted or frozenset(PATIENT_FIELDS),
+            report.answered_at,
+        )
     except LinkError as exc:
-        report.status = SourceStatus.FAILED
-        report.reason = "identity"
-        report.resource_count = 0
-        report.warnings.append(str(exc))
+        identity_failure(report, exc)
         return None
-    wanted = wanted or frozenset(PATIENT_FIELDS)
-    ctx = _context(record, patient_id, _instant(report.answered_at))
-    resources: list[FhirResource] = []
-    dropped: dict[str, int] = {}
-    issues: list[str] = []
-    for raw in record.resources:
-        try:
-            resource, refs = _admit(raw, wanted, ctx.local_patient)
-        except Inadmissible as exc:
-            dropped[str(exc)] = dropped.get(str(exc), 0) + 1
-            continue
-        normalise_resource(resource, issues)
-        _rewrite(resource, refs, ctx)
-        resources.append(resource)
-    for reason, count in sorted(dropped.items()):
-        report.warnings.append(f"dropped {count} resource(s): {reason}")
-    report.warnings.extend(_summarise(issues))
-    report.resource_count -= sum(dropped.values())
+    notes = Notes()
+    resources = normaliser.normalise(record.resources, notes)
+    notes.report_to(report)
     return NormalisedSource(record.source, record.patient, resources)
 
 

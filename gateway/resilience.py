@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from adapters.base import FhirResource, SourceAdapter, supports_since
+from adapters.base import FhirResource, PageSink, SourceAdapter, supports_pages, supports_since
 from adapters.errors import SourceError, SourceTimeout, SourceUnavailable
 from fhir_profiles.identifiers import PersonIdentifier
 
@@ -254,6 +254,7 @@ class ResilientAdapter:
         self.inner = inner
         self.source_id = inner.source_id
         self.incremental = supports_since(inner)
+        self.paged = supports_pages(inner)
         self.policy = policy
         self._clock = clock or MonotonicClock()
         self._rng = rng
@@ -285,6 +286,14 @@ class ResilientAdapter:
         return await self._call(
             lambda: inner.search_since(resource_type, patient_id, since), resource_type
         )
+
+    async def search_into(self, resource_type: str, patient_id: str, sink: PageSink) -> None:
+        """The inner adapter's ``search_into`` (only when ``paged``), like ``search``: a
+        retry starts the sink over from the first page."""
+        inner = self.inner
+        if not supports_pages(inner):
+            raise TypeError(f"{self.source_id}: the adapter cannot hand on pages")
+        await self._call(lambda: inner.search_into(resource_type, patient_id, sink), resource_type)
 
     async def aclose(self) -> None:
         """Close the inner adapter."""

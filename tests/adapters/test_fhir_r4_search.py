@@ -397,3 +397,44 @@ async def test_aclose_leaves_the_injected_client_open(
     source = adapter(mock_client)
     await source.aclose()
     assert not mock_client.is_closed
+
+
+class PageRecorder:
+    """A page sink that records what it was handed, and when it was told to start over."""
+
+    def __init__(self) -> None:
+        self.events: list[str | list[str]] = []
+
+    def restart(self) -> None:
+        self.events.append("restart")
+
+    def take(self, page: list[dict[str, Any]]) -> None:
+        self.events.append([r["id"] for r in page])
+
+
+async def test_search_into_hands_each_page_to_the_sink_as_it_arrives(
+    router: respx.Router, mock_client: httpx.AsyncClient
+) -> None:
+    router.get(OBS, params={"_offset": "2"}).mock(return_value=fhir_response(searchset(obs(3))))
+    router.get(OBS).mock(
+        return_value=fhir_response(searchset(obs(1), obs(2), next_url=f"{OBS}?_offset=2"))
+    )
+    sink = PageRecorder()
+    source = adapter(mock_client, page_size=2)
+    assert source.paged
+    await source.search_into("Observation", "p1", sink)
+    assert sink.events == ["restart", ["o1", "o2"], ["o3"]]
+
+
+async def test_search_into_fails_like_search_after_handing_on_earlier_pages(
+    router: respx.Router, mock_client: httpx.AsyncClient
+) -> None:
+    router.get(OBS, params={"_offset": "2"}).mock(return_value=httpx.Response(503))
+    router.get(OBS).mock(
+        return_value=fhir_response(searchset(obs(1), obs(2), next_url=f"{OBS}?_offset=2"))
+    )
+    sink = PageRecorder()
+    with pytest.raises(SourceUnavailable):
+        await adapter(mock_client, page_size=2).search_into("Observation", "p1", sink)
+    # What was taken is the caller's to discard: the search did not complete.
+    assert sink.events == ["restart", ["o1", "o2"]]

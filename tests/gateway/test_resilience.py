@@ -388,6 +388,43 @@ async def test_open_circuit_sends_no_requests_until_the_probe() -> None:
         assert len(sent) == 6
 
 
+async def test_a_retried_paged_search_starts_its_sink_over() -> None:
+    """Page 2 fails once: the retry hands on every page again, after a restart, so the
+    sink never holds page 1 twice."""
+    failures = [httpx.Response(503)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        second = request.url.params.get("page") == "2"
+        if second and failures:
+            return failures.pop()
+        entry = [{"resource": {"resourceType": "Observation", "id": "o2" if second else "o1"}}]
+        link = (
+            []
+            if second
+            else [{"relation": "next", "url": "http://paged.test/fhir/Observation?page=2"}]
+        )
+        bundle = {"resourceType": "Bundle", "type": "searchset", "entry": entry, "link": link}
+        return httpx.Response(200, json=bundle)
+
+    events: list[object] = []
+
+    class Sink:
+        def restart(self) -> None:
+            events.append("restart")
+
+        def take(self, page: list[FhirResource]) -> None:
+            events.append([r["id"] for r in page])
+
+    config = SourceConfig(id="paged", kind="fhir-r4", base_url="http://paged.test/fhir")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        adapter = wrap(FhirR4Adapter(config, client), FakeClock(), attempts=2)
+        assert adapter.paged
+        with call_budget(CallBudget()) as budget:
+            await adapter.search_into("Observation", "p1", Sink())
+    assert events == ["restart", ["o1"], "restart", ["o1"], ["o2"]]
+    assert budget.attempts == 2
+
+
 # -- concurrency cap ------------------------------------------------------------------
 
 

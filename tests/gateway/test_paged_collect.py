@@ -1,0 +1,172 @@
+"""A full answer is normalised and sealed page by page as it arrives: the same data, the
+same report and the same refusals as an answer normalised whole, without ever holding
+the whole answer."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.base import FhirResource
+from adapters.config import SourceConfig
+from adapters.fhir_r4 import FhirR4Adapter
+from fhir_profiles.identifiers import parse_person_identifier
+from gateway.aggregate import Aggregator, Source, SourceRecord, SourceReport, SourceStatus
+from gateway.cache import CHUNK_SIZE, RecordCache
+from gateway.collect import PATIENT, Collector
+from gateway.engagement import EngagementIndex
+from gateway.merge import normalise_source
+from gateway.store.db import Database
+from tests.gateway.test_merge_rules import observation, patient
+
+pytestmark = pytest.mark.anyio
+
+PERSON = parse_person_identifier("191212121212")
+PATIENT_ID = "unified-id"
+BASE = "http://paged.test/fhir"
+PAGE = 100
+
+
+class PagedSource:
+    """A FHIR source on a mock transport serving one Patient and its Observations in pages
+    of :data:`PAGE`, counting the pages asked for."""
+
+    def __init__(self, the_patient: FhirResource, observations: list[FhirResource]) -> None:
+        self.patient = the_patient
+        self.observations = observations
+        self.pages = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        entries: list[FhirResource]
+        link = []
+        if request.url.path.endswith("/Patient/_search"):
+            entries = [self.patient]
+        elif request.url.path.endswith("/Observation"):
+            self.pages += 1
+            offset = int(request.url.params.get("_offset", "0"))
+            entries = self.observations[offset : offset + PAGE]
+            if offset + PAGE < len(self.observations):
+                link = [{"relation": "next", "url": f"{BASE}/Observation?_offset={offset + PAGE}"}]
+        else:
+            entries = []
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": copy.deepcopy(r)} for r in entries],
+            "link": link,
+        }
+        return httpx.Response(200, json=bundle)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+async def _collect(
+    db: Database, upstream: PagedSource, *, memory_budget: int, load: bool = True
+) -> tuple[Any, RecordCache]:
+    config = SourceConfig(
+        id="paged",
+        kind="fhir-r4",
+        base_url=BASE,
+        care_provider_hsa_id="SE2321000016-PAGE",
+        dialect={"page_size": PAGE},
+    )
+    cache = RecordCache(db, "test-data-key-0123456789", timedelta(hours=24))
+    async with httpx.AsyncClient(transport=httpx.MockTransport(upstream)) as client:
+        collector = Collector(
+            Aggregator([Source(config, FhirR4Adapter(config, client))], deadline=5.0),
+            cache,
+            EngagementIndex(db, timedelta(hours=1)),
+            fresh_for=timedelta(minutes=1),
+            full_every=timedelta(hours=1),
+            memory_budget=memory_budget,
+        )
+        collected = await collector.collect(PERSON, PATIENT_ID, ["Observation"], load=load)
+    return collected, cache
+
+
+def _whole(upstream: PagedSource) -> tuple[list[FhirResource], SourceReport]:
+    """The same answer normalised whole, as an adapter without pages has it."""
+    config = SourceConfig(
+        id="paged", kind="fhir-r4", base_url=BASE, care_provider_hsa_id="SE2321000016-PAGE"
+    )
+    raws = copy.deepcopy(upstream.observations)
+    report = SourceReport("paged", "paged", SourceStatus.OK, None, 0.0, len(raws))
+    record = SourceRecord(Source(config, None), upstream.patient, raws)  # type: ignore[arg-type]
+    normalised = normalise_source(record, report, PERSON, PATIENT_ID, frozenset({"Observation"}))
+    assert normalised is not None
+    return normalised.resources, report
+
+
+def _without_fetch_time(resources: list[FhirResource]) -> list[FhirResource]:
+    stripped = copy.deepcopy(resources)
+    for resource in stripped:
+        resource["meta"].pop("extension", None)
+    return stripped
+
+
+def _answer() -> list[FhirResource]:
+    """Five pages and a bit; two resources that are not the patient's, one without an id."""
+    observations = [observation(f"o{n}", valueQuantity={"value": n}) for n in range(520)]
+    observations[7]["subject"] = {"reference": "Patient/someone-else"}
+    observations[333]["subject"] = {"reference": "Patient/someone-else"}
+    return observations
+
+
+@pytest.mark.parametrize("memory_budget", [0, 10_000], ids=["sealed-only", "kept-in-memory"])
+async def test_pages_become_what_the_whole_answer_becomes(db: Database, memory_budget: int) -> None:
+    upstream = PagedSource(patient(), _answer())
+    collected, cache = await _collect(db, upstream, memory_budget=memory_budget)
+    expected, expected_report = _whole(upstream)
+
+    assert upstream.pages == 6
+    (source,) = collected.sources
+    (report,) = collected.reports
+    assert report.status is SourceStatus.OK
+    assert report.resource_count == expected_report.resource_count == 518
+    assert report.warnings == expected_report.warnings
+    assert "dropped 2 resource(s): does not belong to the requested patient" in report.warnings
+    assert _without_fetch_time(source.resources) == _without_fetch_time(expected)
+    cached = await cache.load(PATIENT_ID, ["paged"], [PATIENT, "Observation"])
+    assert cached["paged"]["Observation"] == source.resources
+    assert cached["paged"][PATIENT] == [upstream.patient]
+
+
+async def test_without_loading_only_the_patient_is_returned_and_all_is_cached(
+    db: Database,
+) -> None:
+    upstream = PagedSource(patient(), _answer())
+    collected, cache = await _collect(db, upstream, memory_budget=0, load=False)
+    (source,) = collected.sources
+    assert source.resources == []
+    assert source.patient == upstream.patient
+    states = await cache.states(PATIENT_ID, [PATIENT, "Observation"])
+    assert set(states["paged"]) == {PATIENT, "Observation"}
+    cached = await cache.load(PATIENT_ID, ["paged"], ["Observation"])
+    assert len(cached["paged"]["Observation"]) == 518
+    assert CHUNK_SIZE < 518  # so it was sealed in more than one chunk
+
+
+async def test_a_patient_naming_another_person_too_keeps_nothing_of_the_pages(
+    db: Database,
+) -> None:
+    both = patient()
+    both["identifier"].append({"system": both["identifier"][0]["system"], "value": "199001011239"})
+    upstream = PagedSource(both, _answer())
+    collected, cache = await _collect(db, upstream, memory_budget=10_000)
+    assert collected.sources == []
+    (report,) = collected.reports
+    assert report.status is SourceStatus.FAILED
+    assert report.reason == "identity"
+    assert report.resource_count == 0
+    assert "199001011239" not in " ".join(report.warnings)
+    assert await cache.states(PATIENT_ID, [PATIENT, "Observation"]) == {}
