@@ -107,8 +107,9 @@ class Settings(BaseSettings):
     #: wait for a turn, at most a fifth of their deadline, then go ahead anyway.
     max_concurrent_refreshes: int = Field(default=8, ge=1, le=10_000)
     #: Most resources each worker keeps decoded and merged in memory for warm reads
-    #: (twice this in the worst case: decoded and merged); 0 keeps none.
-    memory_cache_resources: int = Field(default=5_000, ge=0, le=10_000_000)
+    #: (twice this in the worst case: decoded and merged; about 10 kB each); 0 keeps
+    #: none. The default covers a typical record and keeps a worker under 150 MB.
+    memory_cache_resources: int = Field(default=2_000, ge=0, le=10_000_000)
     #: How long an emergency access (nödåtkomst) lasts once opened (hours).
     emergency_access_hours: float = Field(default=4.0, gt=0, le=24)
     # -- Request rate limits (gateway/ratelimit.py): a token bucket per principal, and one
