@@ -108,10 +108,10 @@ async def run(latencies: list[float], runs: int, warmup: int) -> None:
                 region_sources(regions, BENCH_TIMEOUT),
                 folder,
                 request_deadline=BENCH_TIMEOUT,
-                # Cold: every read fetches everything again (and stores it).
+                # Cold: every read fetches everything again (and stores it); the in-memory
+                # copies are keyed by sync time, so none outlives its request.
                 cache_fresh_seconds=0,
                 cache_full_refresh_seconds=0,
-                memory_cache_resources=0,
             )
             await open_gateway(gateway)
             try:

@@ -177,10 +177,10 @@ async def run(total_sources: int, latency_ms: float, runs: int, warmup: int) -> 
                     sources,
                     folder,
                     request_deadline=BENCH_TIMEOUT,
-                    # Cold: every read fetches everything again (and stores it).
+                    # Cold: every read fetches everything again (and stores it); the in-memory
+                    # copies are keyed by sync time, so none outlives its request.
                     cache_fresh_seconds=0,
                     cache_full_refresh_seconds=0,
-                    memory_cache_resources=0,
                 )
                 gateways.append(gateway)
                 processes.append(gateway.process)
