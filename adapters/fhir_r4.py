@@ -415,4 +415,6 @@ def _port(url: httpx.URL) -> int | None:
 
 
 def _without_fragment(url: httpx.URL) -> str:
-    return str(url.copy_with(fragment=None))
+    # A literal "#" can only start the fragment (one in a query is encoded): cheaper than
+    # rebuilding the URL without it, on every page.
+    return str(url).partition("#")[0]

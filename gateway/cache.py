@@ -1,14 +1,15 @@
 """The cache of normalised data: each source's answer about each person, encrypted at rest.
 
-What is kept is the output of :func:`gateway.merge.normalise_source` for one person, one
-source and one resource type (the source's own Patient is kept as type ``Patient``): data
-already admitted, normalised and rewritten to gateway ids, so a cached read only merges.
-It is split into chunks of at most :data:`CHUNK_SIZE` resources, so that a huge record can
-be read a chunk at a time.
+What is kept is one source's normalised answer (:mod:`gateway.merge`) for one person and
+one resource type (the source's own Patient is kept as type ``Patient``): data already
+admitted, normalised and rewritten to gateway ids, so a cached read only merges. It is
+split into chunks of at most :data:`CHUNK_SIZE` resources, so that a huge record can be
+written as it arrives (:class:`ChunkSealer`) and read a chunk at a time
+(:class:`CacheSnapshot`).
 
-* Every chunk is encrypted with AES-GCM under a key derived from ``data_key``; the row's
-  key (person, source, type, chunk) is the associated data, so a chunk moved to another
-  row does not decrypt. People are known by their opaque id only.
+* Every chunk is compressed (zlib) and encrypted with AES-GCM under a key derived from
+  ``data_key``; the row's key (person, source, type, chunk) is the associated data, so a
+  chunk moved to another row does not decrypt. People are known by their opaque id only.
 * Each (person, source, type) has a sync row: when it was last refreshed from the source
   (``synced_at``) and when last in full (``full_synced_at``; a refresh by last update
   cannot see deletions, so a full one is made at a configured interval).
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import zlib
 from collections.abc import (
@@ -42,11 +44,15 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Column, DateTime, Table, bindparam, delete, select, tuple_, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from adapters.base import FhirResource
+from gateway.errors import ServiceUnavailable
 from gateway.store.db import Database
+
+log = logging.getLogger(__name__)
 
 #: Most resources in one encrypted chunk.
 CHUNK_SIZE = 500
@@ -122,25 +128,47 @@ class Sealed:
     resources: list[FhirResource] | None
 
 
+class KeepBudget:
+    """How many more fresh resources may be kept in memory beside their sealed chunks;
+    shared by the sealers of one read, so the read keeps at most that many in all."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+
 class ChunkSealer:
     """Seals resources into chunks of :data:`CHUNK_SIZE` as they arrive (a
-    :class:`~adapters.base.PageSink` of already normalised resources)."""
+    :class:`~adapters.base.PageSink` of already normalised resources), keeping them in
+    memory too while ``keep`` allows (none without one)."""
 
-    def __init__(self, seal: Callable[[int, Sequence[FhirResource]], bytes], keep: int) -> None:
+    def __init__(
+        self, seal: Callable[[int, Sequence[FhirResource]], bytes], keep: KeepBudget | None
+    ) -> None:
         self._seal = seal
         self._keep = keep
+        self._kept: list[FhirResource] | None = None
         self.restart()
 
     def restart(self) -> None:
+        self._give_back()
         self._bodies: list[bytes] = []
         self._pending: list[FhirResource] = []
-        self._kept: list[FhirResource] | None = [] if self._keep > 0 else None
+        self._kept = [] if self._keep is not None else None
         self.count = 0
+
+    def _give_back(self) -> None:
+        if self._keep is not None and self._kept is not None:
+            self._keep.left += len(self._kept)
+        self._kept = None
 
     def take(self, resources: list[FhirResource]) -> None:
         self.count += len(resources)
-        if self._kept is not None:
-            self._kept = self._kept + resources if self.count <= self._keep else None
+        if self._kept is not None and self._keep is not None:
+            if len(resources) <= self._keep.left:
+                self._keep.left -= len(resources)
+                self._kept += resources
+            else:  # too many to keep: all of this type is read back from the store
+                self._give_back()
         self._pending += resources
         while len(self._pending) >= CHUNK_SIZE:
             self._bodies.append(self._seal(len(self._bodies), self._pending[:CHUNK_SIZE]))
@@ -181,15 +209,19 @@ class CacheSnapshot:
         raises :class:`CacheCorrupt` on a chunk that does not decrypt."""
         stored = self._stored.get((source_id, resource_type))
         for number in range(stored.chunks if stored else 0):
-            body = await self._conn.scalar(
-                self._cache.chunk_query,
-                {
-                    "patient_id": self._patient_id,
-                    "source_id": source_id,
-                    "resource_type": resource_type,
-                    "chunk": number,
-                },
-            )
+            key = {
+                "patient_id": self._patient_id,
+                "source_id": source_id,
+                "resource_type": resource_type,
+                "chunk": number,
+            }
+            try:
+                body = await self._conn.scalar(self._cache.chunk_query, key)
+            except SQLAlchemyError as exc:
+                # Read outside the snapshot's own error handling (it is held open between
+                # reads): the type only, the parameters name a person.
+                log.error("database error: %s", type(exc).__name__)
+                raise ServiceUnavailable("the data store is unavailable") from exc
             aad = self._cache._aad(self._patient_id, source_id, resource_type, number)
             if body is None:
                 raise CacheCorrupt("a cache chunk is missing")
@@ -256,10 +288,14 @@ class RecordCache:
         return resources
 
     def sealer(
-        self, patient_id: str, source_id: str, resource_type: str, keep: int = 0
+        self,
+        patient_id: str,
+        source_id: str,
+        resource_type: str,
+        keep: KeepBudget | None = None,
     ) -> ChunkSealer:
         """Seals one (person, source, type)'s fresh resources as they arrive (for
-        :meth:`store`), keeping them in memory too while there are at most ``keep``."""
+        :meth:`store`), keeping them in memory too while ``keep`` allows."""
         return ChunkSealer(
             lambda number, part: self._seal(
                 part, self._aad(patient_id, source_id, resource_type, number)
@@ -299,12 +335,20 @@ class RecordCache:
         wanted_sources, wanted_types = list(source_ids), list(types)
         if not wanted_sources or not wanted_types:
             return {}
+        # Only the chunks the sync row counts: a longer earlier write may have left more.
         query = (
             select(_CHUNKS.c.source_id, _CHUNKS.c.resource_type, _CHUNKS.c.chunk, _CHUNKS.c.body)
+            .join(
+                _SYNC,
+                (_SYNC.c.patient_id == _CHUNKS.c.patient_id)
+                & (_SYNC.c.source_id == _CHUNKS.c.source_id)
+                & (_SYNC.c.resource_type == _CHUNKS.c.resource_type),
+            )
             .where(
                 _CHUNKS.c.patient_id == patient_id,
                 _CHUNKS.c.source_id.in_(wanted_sources),
                 _CHUNKS.c.resource_type.in_(wanted_types),
+                _CHUNKS.c.chunk < _SYNC.c.chunks,
             )
             .order_by(_CHUNKS.c.source_id, _CHUNKS.c.resource_type, _CHUNKS.c.chunk)
         )

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -36,8 +36,17 @@ from gateway.aggregate import (
     SourceReport,
     SourceStatus,
 )
-from gateway.cache import CHUNK_SIZE, CacheSnapshot, ChunkSealer, RecordCache, SyncState
+from gateway.cache import (
+    CHUNK_SIZE,
+    CacheCorrupt,
+    CacheSnapshot,
+    ChunkSealer,
+    KeepBudget,
+    RecordCache,
+    SyncState,
+)
 from gateway.engagement import EngagementIndex, Plan
+from gateway.errors import ServiceUnavailable
 from gateway.linking import LinkError
 from gateway.memo import BoundedMemo
 from gateway.merge import (
@@ -80,15 +89,18 @@ class Collector:
         full_every: timedelta,
         memory_budget: int = 0,
         max_refreshes: int = 8,
+        max_streams: int = 8,
     ) -> None:
         """``memory_budget``: most cached resources kept decoded in memory (0: none);
-        ``max_refreshes``: most requests asking sources at once (see :meth:`_admitted`)."""
+        ``max_refreshes``: most requests asking sources at once (see :meth:`_admitted`);
+        ``max_streams``: most snapshots open at once (see :meth:`snapshot`)."""
         self._aggregator = aggregator
         self._cache = cache
         self._engagement = engagement
         self._fresh_for = fresh_for
         self._full_every = full_every
         self._slots = asyncio.Semaphore(max_refreshes)
+        self._streams = asyncio.Semaphore(max_streams)
         self._decoded: BoundedMemo[tuple[str, str, str], tuple[datetime, list[FhirResource]]] = (
             BoundedMemo(memory_budget)
         )
@@ -197,7 +209,7 @@ class Collector:
                 )
             else:
                 stored = None
-            if stored is None:  # it no longer links to the person: nothing is kept
+            if stored is None:  # not the person's, or a change to data it cannot read
                 await self._cache.forget(patient_id, record.source.id)
                 continue
             served[record.source.id] = stored
@@ -257,9 +269,27 @@ class Collector:
         log.warning("cached data of source %s could not be read: removed", source_id)
         await self._cache.forget(patient_id, source_id)
 
-    def snapshot(self, patient_id: str) -> AbstractAsyncContextManager[CacheSnapshot]:
-        """The person's cached data, unchanged while open (see :meth:`chunks`)."""
-        return self._cache.snapshot(patient_id)
+    @asynccontextmanager
+    async def snapshot(self, patient_id: str) -> AsyncIterator[CacheSnapshot]:
+        """The person's cached data, unchanged while open (see :meth:`chunks`).
+
+        Each open snapshot holds a database connection and a read transaction, for as
+        long as its answer takes to send: at most ``max_streams`` are open at once in this
+        process, so they can never take every connection the other reads need. A read
+        that finds none free within the request deadline is refused (503).
+        """
+        try:
+            async with asyncio.timeout(self._aggregator.deadline):
+                await self._streams.acquire()
+        except TimeoutError:
+            raise ServiceUnavailable(
+                "too many large answers are being sent at once; try again shortly"
+            ) from None
+        try:
+            async with self._cache.snapshot(patient_id) as snapshot:
+                yield snapshot
+        finally:
+            self._streams.release()
 
     async def chunks(
         self, snapshot: CacheSnapshot, patient_id: str, source_id: str, resource_type: str
@@ -277,10 +307,11 @@ class Collector:
             return
         small = stored.chunks * CHUNK_SIZE <= self._decoded.budget
         decoded: list[FhirResource] = []
-        async for part in snapshot.chunks(source_id, resource_type):
-            if small:
-                decoded.extend(part)
-            yield part
+        async with aclosing(snapshot.chunks(source_id, resource_type)) as parts:
+            async for part in parts:
+                if small:
+                    decoded.extend(part)
+                yield part
         if small:
             self._decoded.put(key, (stored.synced_at, decoded), len(decoded))
 
@@ -321,13 +352,14 @@ class Collector:
             notes.add(sink.notes)
         report.resource_count = sum(s.count for s in sealed.values()) + sum(notes.dropped.values())
         notes.report_to(report)
-        patient = self._cache.sealer(patient_id, source.id, PATIENT, keep=1)
+        patient = self._cache.sealer(patient_id, source.id, PATIENT)
         patient.take([record.patient])
         synced_at = report.synced_at or datetime.now(UTC)
         await self._cache.store(
             patient_id, source.id, {PATIENT: patient.finish(), **sealed}, synced_at
         )
         by_type = {PATIENT: [record.patient]}
+        self._remember(patient_id, source.id, PATIENT, synced_at, by_type)
         unread = []
         for resource_type in types:
             resources = sealed[resource_type].resources
@@ -354,9 +386,11 @@ class Collector:
         *,
         full: bool,
         load: bool,
-    ) -> NormalisedSource:
+    ) -> NormalisedSource | None:
         """Cache a fresh answer; returns what is now known (with earlier data if partial;
-        without ``load``, the Patient only)."""
+        without ``load``, the Patient only). A partial answer whose earlier data cannot
+        be read (under another key) cannot be completed: the source is reported failed,
+        and None returned so nothing of it is kept and the next read asks in full."""
         by_type: dict[str, list[FhirResource]] = {t: [] for t in types}
         for resource in normalised.resources:
             by_type[resource["resourceType"]].append(resource)
@@ -364,9 +398,17 @@ class Collector:
         synced_at = report.synced_at or datetime.now(UTC)
         # The Patient is always fetched whole; in a partial refresh it replaces the cached
         # one by id like any changed resource.
-        stored = await self._cache.save(
-            patient_id, normalised.source.id, by_type, synced_at, full=full
-        )
+        try:
+            stored = await self._cache.save(
+                patient_id, normalised.source.id, by_type, synced_at, full=full
+            )
+        except CacheCorrupt:
+            log.warning("cached data of source %s could not be read", normalised.source.id)
+            report.status = SourceStatus.FAILED
+            report.resource_count = 0
+            report.synced_at = None
+            report.warnings.append("its cached data could not be read: asked in full next time")
+            return None
         for resource_type in stored:
             self._remember(patient_id, normalised.source.id, resource_type, synced_at, stored)
         kept = [PATIENT, *types]
@@ -394,7 +436,7 @@ class _Pages:
         self._person = person
         self._patient_id = patient_id
         self._wanted = wanted
-        self._keep = keep
+        self._keep = KeepBudget(keep)
         self.normalisers: dict[str, SourceNormaliser | LinkError] = {}
         self.sinks: dict[str, dict[str, _NormalisingSink]] = {}
 

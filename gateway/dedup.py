@@ -37,7 +37,7 @@ ATC = "http://www.whocc.no/atc"
 Key = tuple[Hashable, ...]
 
 #: Most distinct sources one :class:`DuplicatePlan` tells apart.
-_MAX_SOURCES = 1024
+_MAX_SOURCES = 1 << 20
 
 
 def _instant(value: Any) -> float | str | None:
@@ -76,7 +76,7 @@ def _observation(resource: FhirResource) -> Key | None:
     quantity = resource.get("valueQuantity")
     if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
         value: Hashable = (
-            round(float(quantity["value"]), 6),
+            round(float(quantity["value"]), 6) + 0.0,  # + 0.0: -0.0 is the same as 0.0
             quantity.get("code") or quantity.get("unit"),
         )
     elif isinstance(resource.get("valueString"), str):

@@ -70,9 +70,16 @@ def is_protected(patient: FhirResource) -> bool:
 
 
 def unified_patient(
-    patient_id: str, person: PersonIdentifier, sources: Sequence[FhirResource]
+    patient_id: str,
+    person: PersonIdentifier,
+    sources: Sequence[FhirResource],
+    protected_by: Sequence[FhirResource] | None = None,
 ) -> FhirResource:
-    """The one Patient of the overview, from the linked source Patients (in source order)."""
+    """The one Patient of the overview, from the linked source Patients (in source order).
+
+    ``protected_by``: every linked source Patient, when ``sources`` are only those that
+    may be shown; a protected identity marked by any of them is honoured.
+    """
     patient: dict[str, Any] = {
         "resourceType": "Patient",
         "id": patient_id,
@@ -80,7 +87,9 @@ def unified_patient(
         "identifier": [{"system": person.system, "value": person.value}],
         "birthDate": person.birth_date.isoformat(),
     }
-    protected = any(is_protected(source) for source in sources)
+    protected = any(
+        is_protected(source) for source in (sources if protected_by is None else protected_by)
+    )
     fields = ("name", "gender") if protected else ("name", "gender", "telecom", "address")
     for source in sources:
         for field in fields:

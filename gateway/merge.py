@@ -66,6 +66,10 @@ class MergedRecord:
     resources: list[FhirResource]
     #: One Provenance per merged group of duplicates.
     provenance: list[FhirResource]
+    #: How many of ``resources`` are of each type.
+    counts: Counter[str]
+    #: How many resources each source contributed (before duplicates were merged).
+    per_source: dict[str, int]
 
 
 @dataclass(slots=True)
@@ -436,16 +440,36 @@ def normalise_source(
     return NormalisedSource(record.source, record.patient, resources)
 
 
+def patient_of(
+    sources: Sequence[NormalisedSource],
+    person: PersonIdentifier,
+    patient_id: str,
+    hidden_providers: frozenset[str] = frozenset(),
+) -> FhirResource:
+    """The unified Patient, from the Patients of the sources whose care provider is not
+    hidden (a protected identity marked by any source is honoured)."""
+    shown = [
+        s.patient for s in sources if s.source.config.care_provider_hsa_id not in hidden_providers
+    ]
+    return unified_patient(patient_id, person, shown, [s.patient for s in sources])
+
+
 def merge_sources(
-    sources: list[NormalisedSource], person: PersonIdentifier, patient_id: str
+    sources: list[NormalisedSource],
+    person: PersonIdentifier,
+    patient_id: str,
+    hidden_providers: frozenset[str] = frozenset(),
 ) -> MergedRecord:
-    """Merge normalised answers into one record: duplicates once, with Provenance."""
+    """Merge normalised answers (what may be shown of them) into one record: duplicates
+    once, with Provenance; the Patient as :func:`patient_of` makes it."""
     resources = [resource for source in sources for resource in source.resources]
     kept, merged = deduplicate(resources)
     by_source = {normalised.source.id: normalised.source for normalised in sources}
     provenance_of = [provenance(primary, dups, by_source) for primary, dups in merged]
-    patient = unified_patient(patient_id, person, [s.patient for s in sources])
-    return MergedRecord(patient=patient, resources=kept, provenance=provenance_of)
+    patient = patient_of(sources, person, patient_id, hidden_providers)
+    counts = Counter(str(r.get("resourceType")) for r in kept)
+    shown = {s.source.id: len(s.resources) for s in sources}
+    return MergedRecord(patient, kept, provenance_of, counts, shown)
 
 
 def unify(
@@ -467,4 +491,11 @@ def unify(
         is not None
     ]
     merged = merge_sources(normalised, person, patient_id)
-    return UnifiedRecord(merged.patient, merged.resources, merged.provenance, gathered.reports)
+    return UnifiedRecord(
+        merged.patient,
+        merged.resources,
+        merged.provenance,
+        merged.counts,
+        merged.per_source,
+        gathered.reports,
+    )

@@ -66,6 +66,9 @@ class ReadResult:
     #: The resources of the ``also`` types read in the same read as ``resources`` (see
     #: :meth:`RecordReader.search`); what a search's includes are picked from.
     included: list[FhirResource] = field(default_factory=list)
+    #: Names exactly what was read (the data's versions and what the decision hid), for
+    #: memos of what is derived from it; None if the data's versions are not known.
+    version: tuple[object, ...] | None = None
 
 
 def type_counts(resources: Sequence[FhirResource]) -> Counter[str]:
@@ -265,27 +268,46 @@ class RecordReader:
         decision, extra = scope.decision, scope.extra
         read = [*scope.types, *extra]
         collected = await self._services.collector.collect(person, patient_id, read)
-        merged = self._merge(collected.sources, decision, person, patient_id, read)
+        merged, version = self._merge(collected.sources, decision, person, patient_id, read)
         resources, included = merged.resources, []
         if extra:
             wanted = frozenset(scope.types)
             resources = [r for r in merged.resources if r.get("resourceType") in wanted]
             included = [r for r in merged.resources if r.get("resourceType") not in wanted]
-        reports = self._visible_reports(collected.reports, decision)
+        reports = self._visible_reports(collected.reports, decision, merged.per_source)
         patient = merged.patient if scope.with_patient else None
-        counts = type_counts(([patient] if patient else []) + merged.resources)
+        counts = Counter(merged.counts)
+        if patient:
+            counts["Patient"] += 1
         await self.log(decision, patient_id, action, scope.logged, counts, reports)
-        return ReadResult(patient, resources, reports, decision, merged.provenance, included)
+        return ReadResult(
+            patient,
+            resources,
+            reports,
+            decision,
+            merged.provenance,
+            included,
+            None if version is None else (*version, tuple(scope.types), scope.with_patient),
+        )
 
     def _visible_reports(
-        self, reports: Sequence[SourceReport], decision: AccessDecision
+        self,
+        reports: Sequence[SourceReport],
+        decision: AccessDecision,
+        shown: Mapping[str, int],
     ) -> list[SourceReport]:
-        """A source whose whole care provider is blocked is not even named in the status."""
-        return [
+        """The status of the sources the decision lets the reader know of: a source whose
+        whole care provider is blocked is not even named. A source with data counts only
+        what may be shown of it (``shown``), so the count says nothing of hidden data."""
+        visible = [
             r
             for r in reports
             if self._services.provider_of(r.source_id) not in decision.hidden_providers
         ]
+        for report in visible:
+            if report.status.has_data:
+                report.resource_count = shown.get(report.source_id, 0)
+        return visible
 
     def _merge(
         self,
@@ -294,8 +316,9 @@ class RecordReader:
         person: PersonIdentifier,
         patient_id: str,
         types: Sequence[str],
-    ) -> MergedRecord:
-        """Hide what the decision hides, then merge; remembered per exact input version.
+    ) -> tuple[MergedRecord, tuple[object, ...] | None]:
+        """Hide what the decision hides, then merge; remembered per exact input version
+        (returned with it, None when the input's versions are not known).
 
         Hiding comes first: a fact reported by a visible and a hidden source is kept (from
         the visible one), and nothing merged names the hidden one.
@@ -309,15 +332,15 @@ class RecordReader:
         )
         found = memo.get(key) if key is not None else None
         if found is not None:
-            return found
+            return found, key
         visible = [
             replace(s, resources=[r for r in s.resources if not decision.hides(*care_tags(r))])
             for s in sources
         ]
-        merged = merge_sources(visible, person, patient_id)
+        merged = merge_sources(visible, person, patient_id, decision.hidden_providers)
         if key is not None:
             memo.put(key, merged, len(merged.resources))
-        return merged
+        return merged, key
 
     async def find_by_identifier(self, person: PersonIdentifier) -> ReadResult:
         """Patient search by identity number: the unified Patient, if any source knows it."""
@@ -366,7 +389,7 @@ class RecordReader:
             matches=matches,
         )
         try:
-            stream.reports = self._visible_reports(stream.reports, scope.decision)
+            stream.reports = self._visible_reports(stream.reports, scope.decision, stream.shown)
             counts = Counter(stream.counts)
             if stream.patient is not None:
                 counts["Patient"] += 1

@@ -16,11 +16,13 @@ duplicates among the matches is served on every page, as it always was.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES, FhirResource
 from consent.principals import Principal
@@ -28,14 +30,7 @@ from fhir_profiles.datetimes import parse_instant
 from gateway.bundles import entry, searchset, source_status_entry
 from gateway.errors import BadRequest
 from gateway.fhir_json import FhirJSONResponse, dumps
-from gateway.paging import (
-    ChangedResults,
-    PageState,
-    check_snapshot,
-    page,
-    page_links,
-    snapshot_of,
-)
+from gateway.paging import PageState, check_snapshot, page, page_links, snapshot_of
 from gateway.records import ReadResult, RecordReader, actor_fields
 from gateway.search import (
     SearchSpec,
@@ -99,10 +94,26 @@ def _includes(
     return included(spec, shown, candidates)
 
 
+def _matches(
+    services: Services, spec: SearchSpec, result: ReadResult
+) -> tuple[list[FhirResource], str]:
+    """The search's matches in order, and their paging snapshot: remembered per exact
+    read (a warm page of a large record filters and sorts it once, not on every read)."""
+    key = None if result.version is None else (result.version, spec.resource_type, spec.params)
+    found = services.matches.get(key) if key is not None else None
+    if found is None:
+        matched = apply(spec, result.resources)
+        found = matched, snapshot_of(_ids(matched))
+        if key is not None:
+            services.matches.put(key, found, len(matched))
+    return found
+
+
 def _render(
     request: Request,
     result: ReadResult,
     matched: list[FhirResource],
+    snapshot: str,
     state: PageState,
     *,
     spec: SearchSpec,
@@ -112,7 +123,7 @@ def _render(
     services: Services = request.app.state.services
     base = services.settings.fhir_base_url
     if from_cursor:  # a first page's snapshot was just taken from these very results
-        check_snapshot(state, _ids(matched))
+        check_snapshot(state, snapshot)
     if spec.summary == "count":
         shown: list[FhirResource] = []
     else:
@@ -155,18 +166,20 @@ async def type_search(
     if spec.patient is None:
         raise BadRequest("the patient parameter is required")
     result = await _search(records, spec, spec.patient)
-    matched = apply(spec, result.resources)
+    matched, snapshot = _matches(services, spec, result)
     state = PageState(
         resource_type,
         spec.params,
         0,
         max(spec.count, 1),
-        snapshot_of(_ids(matched)),
+        snapshot,
         fingerprint(principal, services),
     )
     query = urlencode([*spec.params, ("_count", str(spec.count))])
     self_url = f"{services.settings.fhir_base_url}/{resource_type}?{query}"
-    return _render(request, result, matched, state, spec=spec, self_url=self_url, from_cursor=False)
+    return _render(
+        request, result, matched, snapshot, state, spec=spec, self_url=self_url, from_cursor=False
+    )
 
 
 def _everything_params(
@@ -243,8 +256,8 @@ async def everything(
                 stream.snapshot,
                 fingerprint(principal, services),
             )
-        elif stream.snapshot != state.snapshot:
-            raise ChangedResults()
+        else:
+            check_snapshot(state, stream.snapshot)
         head = searchset([], None, base_url=base, self_link=self_url or base)
         del head["entry"]
         head["total"] = stream.total
@@ -254,9 +267,7 @@ async def everything(
     except BaseException:
         await stream.aclose()
         raise
-    return StreamingResponse(
-        _streamed_bundle(head, stream, state, base), media_type=FhirJSONResponse.media_type
-    )
+    return _StreamedAnswer(_streamed_bundle(head, stream, state, base), stream)
 
 
 def _since_filter(since: datetime | None) -> Callable[[FhirResource], bool]:
@@ -269,23 +280,37 @@ def _since_filter(since: datetime | None) -> Callable[[FhirResource], bool]:
 STREAM_PART = 64 * 1024
 
 
+class _StreamedAnswer(StreamingResponse):
+    """A streamed FHIR answer that gives its stream's connection back however the
+    sending ends: completed, failed, or cut short by a client that went away (the body
+    iterator is then abandoned, never closed, by the server)."""
+
+    def __init__(self, content: AsyncIterator[bytes], stream: RecordStream) -> None:
+        super().__init__(content, media_type=FhirJSONResponse.media_type)
+        self._stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._stream.aclose()
+
+
 async def _streamed_bundle(
     head: FhirResource, stream: RecordStream, state: PageState, base: str
 ) -> AsyncIterator[bytes]:
     """The Bundle ``head`` with the page's entries, then the sources' status, as bytes."""
-    try:
-        part = bytearray(dumps(head)[:-1] + b',"entry":[')
-        separator = b""
-        async for mode, resource in stream.page(state.offset, state.count):
+    part = bytearray(dumps(head)[:-1] + b',"entry":[')
+    separator = b""
+    async with aclosing(stream.page(state.offset, state.count)) as entries:
+        async for mode, resource in entries:
             part += separator + dumps(entry(resource, mode, base))
             separator = b","
             if len(part) >= STREAM_PART:
                 yield bytes(part)
                 part.clear()
-        part += separator + dumps(source_status_entry(stream.reports)) + b"]}"
-        yield bytes(part)
-    finally:
-        await stream.aclose()
+    part += separator + dumps(source_status_entry(stream.reports)) + b"]}"
+    yield bytes(part)
 
 
 async def next_page(
@@ -303,5 +328,7 @@ async def next_page(
     if spec.patient is None:
         raise BadRequest("the paging cursor is not valid")
     result = await _search(records, spec, spec.patient)
-    matched = apply(spec, result.resources)
-    return _render(request, result, matched, state, spec=spec, self_url=None, from_cursor=True)
+    matched, snapshot = _matches(services, spec, result)
+    return _render(
+        request, result, matched, snapshot, state, spec=spec, self_url=None, from_cursor=True
+    )

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from adapters.base import FhirResource
 from adapters.registry import build_adapter, build_auth, check_kinds
 from consent.audit import AuditLog
 from consent.relations import GuardianRegister
@@ -52,6 +53,9 @@ class Services:
     collector: Collector
     #: Merged records by exact input version (see RecordReader._merge).
     merged: BoundedMemo[Any, MergedRecord]
+    #: A search's matches and paging snapshot per exact read (see
+    #: ``gateway.search_answers``); lists of resources the merged memo holds.
+    matches: BoundedMemo[Any, tuple[list[FhirResource], str]]
     clients: list[httpx.AsyncClient] = field(default_factory=list)
     housekeeping: asyncio.Task[None] | None = None
 
@@ -110,6 +114,7 @@ class Services:
             full_every=timedelta(seconds=settings.cache_full_refresh_seconds),
             memory_budget=settings.memory_cache_resources,
             max_refreshes=settings.max_concurrent_refreshes,
+            max_streams=settings.max_concurrent_streams,
         )
         log.info("gateway ready with %d source(s)", len(sources))
         return cls(
@@ -127,6 +132,8 @@ class Services:
             cache=cache,
             collector=collector,
             merged=BoundedMemo(settings.memory_cache_resources),
+            # Only references: a few bytes per match.
+            matches=BoundedMemo(settings.memory_cache_resources * 10),
             paging=PageCursorCodec(b"paging:" + settings.id_key.get_secret_value().encode()),
             clients=clients,
         )

@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     #: Requests of one worker that ask sources (and normalise their answers) at once; more
     #: wait for a turn, at most a fifth of their deadline, then go ahead anyway.
     max_concurrent_refreshes: int = Field(default=8, ge=1, le=10_000)
+    #: Streamed answers (``$everything``) of one worker being read from the store at once:
+    #: each holds a database connection while it is sent. More wait for a turn, at most
+    #: ``request_deadline``, and are then refused (503).
+    max_concurrent_streams: int = Field(default=8, ge=1, le=1_000)
     #: Most resources each worker keeps decoded and merged in memory for warm reads
     #: (twice this in the worst case: decoded and merged; about 10 kB each); 0 keeps
     #: none. The default covers a typical record and keeps a worker under 150 MB.

@@ -22,7 +22,6 @@ the duplicates and one chunk (:data:`gateway.cache.CHUNK_SIZE` resources) at a t
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AsyncExitStack, aclosing
@@ -37,11 +36,8 @@ from gateway.aggregate import SourceReport, SourceStatus
 from gateway.cache import CacheCorrupt, CacheSnapshot
 from gateway.collect import Collected, Collector
 from gateway.dedup import DuplicatePlan
-from gateway.linking import unified_patient
-from gateway.merge import NormalisedSource, care_tags, provenance
+from gateway.merge import NormalisedSource, care_tags, patient_of, provenance
 from gateway.paging import SnapshotDigest
-
-log = logging.getLogger(__name__)
 
 Match = Callable[[FhirResource], bool]
 
@@ -61,6 +57,9 @@ class RecordStream:
     snapshot: str
     #: Every visible merged resource read (matching or not), by type: for the access log.
     counts: Counter[str]
+    #: How many resources each source contributed that may be shown (before duplicates
+    #: were merged): the count its status reports.
+    shown: Counter[str]
     _collector: Collector
     _cache: CacheSnapshot
     _stack: AsyncExitStack
@@ -72,9 +71,9 @@ class RecordStream:
     _plan: DuplicatePlan = field(default_factory=DuplicatePlan)
     _dropped: set[int] = field(default_factory=set)
 
-    async def _resources(self) -> AsyncGenerator[tuple[str, int, list[FhirResource]], None]:
+    async def _resources(self) -> AsyncGenerator[tuple[str, list[FhirResource]], None]:
         """Every visible resource, a chunk at a time, in the merge's order, with the
-        chunk's source and its size before hiding."""
+        chunk's source."""
         hides = self._decision.hides
         for source in self._sources:
             source_id = source.source.id
@@ -85,8 +84,7 @@ class RecordStream:
                 try:
                     async with aclosing(chunks):
                         async for chunk in chunks:
-                            visible = [r for r in chunk if not hides(*care_tags(r))]
-                            yield source_id, len(chunk), visible
+                            yield source_id, [r for r in chunk if not hides(*care_tags(r))]
                 except CacheCorrupt as exc:
                     raise _Unreadable(source_id) from exc
 
@@ -98,10 +96,9 @@ class RecordStream:
             digest.add(f"Patient/{self.patient['id']}")
         total = 1 if self.patient is not None else 0
         number = 0
-        read: Counter[str] = Counter()
         async with aclosing(self._resources()) as resources:
-            async for source_id, size, chunk in resources:
-                read[source_id] += size
+            async for source_id, chunk in resources:
+                self.shown[source_id] += len(chunk)
                 for resource in chunk:
                     if plan.offer(number, resource):
                         counts[resource["resourceType"]] += 1
@@ -112,10 +109,6 @@ class RecordStream:
                         dropped.add(number)
                     number += 1
         self.total, self.snapshot = total, digest.value()
-        # Data served from the cache was not counted when collected (it was not read).
-        for report in self.reports:
-            if report.status in (SourceStatus.CACHED, SourceStatus.STALE):
-                report.resource_count = read[report.source_id]
 
     async def page(self, offset: int, count: int) -> AsyncGenerator[tuple[str, FhirResource], None]:
         """The matches numbered ``offset`` to ``offset + count - 1`` (the Patient is 0),
@@ -133,7 +126,7 @@ class RecordStream:
         by_source = {s.source.id: s.source for s in self._sources}
         number = -1
         async with aclosing(self._resources()) as resources:
-            async for _, _, chunk in resources:
+            async for _, chunk in resources:
                 for resource in chunk:
                     number += 1
                     if number in dropped or not matches(resource):
@@ -175,7 +168,7 @@ async def open_stream(
         while True:
             stream = RecordStream(
                 patient=(
-                    unified_patient(patient_id, person, [s.patient for s in sources])
+                    patient_of(sources, person, patient_id, decision.hidden_providers)
                     if with_patient
                     else None
                 ),
@@ -183,6 +176,7 @@ async def open_stream(
                 total=0,
                 snapshot="",
                 counts=Counter(),
+                shown=Counter(),
                 _collector=collector,
                 _cache=cache,
                 _stack=stack,
@@ -202,11 +196,13 @@ async def open_stream(
                     if report.source_id == broken:
                         report.status = SourceStatus.FAILED
                         report.resource_count = 0
+                        report.synced_at = None
                         report.warnings.append("its cached data could not be read")
                 continue
             return stream
     except BaseException:
-        await stack.aclose()
+        with anyio.CancelScope(shield=True):
+            await stack.aclose()
         raise
 
 

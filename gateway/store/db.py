@@ -116,7 +116,7 @@ class Database:
 
     def upsert(self, table: Table) -> Insert:
         """An INSERT that can take ``on_conflict_do_update``/``_do_nothing`` (both backends)."""
-        if self.engine.dialect.name == "postgresql":
+        if self.dialect == "postgresql":
             return postgresql.insert(table)
         return sqlite.insert(table)
 
@@ -129,4 +129,8 @@ def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
     (a long streamed read would otherwise hold up every write). Kept by the file."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    (mode,) = cursor.fetchone()
     cursor.close()
+    if str(mode).lower() not in ("wal", "memory"):
+        # E.g. on a network file system: a streamed read then holds up every writer.
+        log.warning("SQLite could not use its write-ahead log (journal mode %s)", mode)

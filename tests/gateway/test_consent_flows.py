@@ -14,6 +14,7 @@ from gateway.store.db import Database, sync_url
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import NORD_PROVIDER, TEST_PERSON, Gateway, Region, running_gateway
 from tests.gateway.consent_helpers import block, consent_body, deactivate, grant
+from tests.gateway.test_overview import source_status
 
 pytestmark = pytest.mark.anyio
 
@@ -79,6 +80,26 @@ async def test_unit_block_hides_that_units_data_and_fails_closed_on_unknown_unit
     # The blocked unit itself still sees its own data.
     own = await everything(gateway, patient_id, gateway.clinician(unit=NORD_LAB))
     assert NORD_LAB in str(own)
+    # A source's count is of what is shown of it: it says nothing of the hidden data.
+    for bundle in (seen, own):
+        counted = source_status(bundle)["region-nord"]["resourceCount"]
+        assert counted == _shown_from(bundle, "region-nord")
+    assert _shown_from(seen, "region-nord") < _shown_from(own, "region-nord")
+
+
+def _shown_from(bundle: dict[str, Any], source_id: str) -> int:
+    """Resources of ``source_id`` in the answer, the duplicates merged into others too."""
+    prefix = f"urn:samlad:source:{source_id}#"
+    shown = 0
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if entry["search"]["mode"] != "match" or resource["resourceType"] == "Patient":
+            continue
+        shown += str(resource.get("meta", {}).get("source", "")).startswith(prefix)
+        shown += sum(
+            str(e.get("valueUri", "")).startswith(prefix) for e in resource.get("extension", [])
+        )
+    return shown
 
 
 async def test_emergency_access_is_flagged_limited_and_respects_blocks(

@@ -16,7 +16,8 @@ from adapters.base import FhirResource
 from adapters.config import SourceConfig
 from fhir_profiles.identifiers import parse_person_identifier
 from gateway.aggregate import Gathered, Source, SourceRecord, SourceReport, SourceStatus
-from gateway.merge import MAX_DEPTH, unify
+from gateway.linking import CONFIDENTIALITY
+from gateway.merge import MAX_DEPTH, NormalisedSource, patient_of, unify
 
 PERSON = parse_person_identifier("191212121212")
 PNR = "http://electronichealth.se/identifier/personnummer"
@@ -144,6 +145,31 @@ def test_protected_identity_hides_address_and_contact_details() -> None:
     assert result.patient["meta"]["security"][0]["code"] == "R"
     plain = unify(gathered((source(), patient(), [])), PERSON, "unified-id")
     assert plain.patient["address"] == [{"city": "Norrhamn"}]
+
+
+def test_the_patient_shows_nothing_of_a_hidden_providers_record_but_its_protection() -> None:
+    def provider_source(source_id: str, provider: str) -> Source:
+        config = SourceConfig(
+            id=source_id,
+            kind="fhir-r4",
+            base_url="http://127.0.0.1:1/fhir",
+            care_provider_hsa_id=provider,
+        )
+        return Source(config, NoAdapter())
+
+    without_address = patient()
+    del without_address["address"]
+    shown = NormalisedSource(provider_source("a", "SE1-A"), without_address, [])
+    hidden_only = patient(name=[{"family": "Dold"}], address=[{"city": "Hemligby"}])
+    hidden = NormalisedSource(provider_source("b", "SE1-B"), hidden_only, [])
+    unified = patient_of([shown, hidden], PERSON, "unified-id", frozenset({"SE1-B"}))
+    assert "Hemligby" not in str(unified)
+    assert unified["name"] == [{"family": "Tolvansson", "given": ["Tolvan"]}]
+    protected = patient(meta={"security": [{"system": CONFIDENTIALITY, "code": "R"}]})
+    hidden = NormalisedSource(provider_source("b", "SE1-B"), protected, [])
+    unified = patient_of([shown, hidden], PERSON, "unified-id", frozenset({"SE1-B"}))
+    assert "telecom" not in unified  # protected by a source the reader cannot see
+    assert unified["meta"]["security"][0]["code"] == "R"
 
 
 def deep(levels: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from adapters.base import FhirResource
@@ -17,7 +18,7 @@ from adapters.config import SourceConfig
 from adapters.fhir_r4 import FhirR4Adapter
 from fhir_profiles.identifiers import parse_person_identifier
 from gateway.aggregate import Aggregator, Source, SourceRecord, SourceReport, SourceStatus
-from gateway.cache import CHUNK_SIZE, RecordCache
+from gateway.cache import CHUNK_SIZE, ChunkSealer, KeepBudget, RecordCache
 from gateway.collect import PATIENT, Collector
 from gateway.engagement import EngagementIndex
 from gateway.merge import normalise_source
@@ -71,7 +72,13 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 async def _collect(
-    db: Database, upstream: PagedSource, *, memory_budget: int, load: bool = True
+    db: Database,
+    upstream: PagedSource,
+    *,
+    memory_budget: int,
+    load: bool = True,
+    key: str = "test-data-key-0123456789",
+    fresh_for: timedelta = timedelta(minutes=1),
 ) -> tuple[Any, RecordCache]:
     config = SourceConfig(
         id="paged",
@@ -80,13 +87,13 @@ async def _collect(
         care_provider_hsa_id="SE2321000016-PAGE",
         dialect={"page_size": PAGE},
     )
-    cache = RecordCache(db, "test-data-key-0123456789", timedelta(hours=24))
+    cache = RecordCache(db, key, timedelta(hours=24))
     async with httpx.AsyncClient(transport=httpx.MockTransport(upstream)) as client:
         collector = Collector(
             Aggregator([Source(config, FhirR4Adapter(config, client))], deadline=5.0),
             cache,
             EngagementIndex(db, timedelta(hours=1)),
-            fresh_for=timedelta(minutes=1),
+            fresh_for=fresh_for,
             full_every=timedelta(hours=1),
             memory_budget=memory_budget,
         )
@@ -170,3 +177,40 @@ async def test_a_patient_naming_another_person_too_keeps_nothing_of_the_pages(
     assert report.resource_count == 0
     assert "199001011239" not in " ".join(report.warnings)
     assert await cache.states(PATIENT_ID, [PATIENT, "Observation"]) == {}
+
+
+async def test_a_change_to_cached_data_that_does_not_decrypt_is_fetched_in_full_next(
+    db: Database,
+) -> None:
+    upstream = PagedSource(patient(), _answer())
+    await _collect(db, upstream, memory_budget=0)
+    # Another key (or an earlier chunk format): the cached data cannot be read, and a
+    # refresh asks only for changes, which cannot be added to it.
+    key, fresh_for = "another-data-key-0123456789", timedelta(0)
+    collected, cache = await _collect(db, upstream, memory_budget=0, key=key, fresh_for=fresh_for)
+    assert collected.sources == []
+    (report,) = collected.reports
+    assert report.status is SourceStatus.FAILED
+    assert "could not be read" in " ".join(report.warnings)
+    assert await cache.states(PATIENT_ID, [PATIENT, "Observation"]) == {}
+
+    collected, _ = await _collect(db, upstream, memory_budget=0, key=key, fresh_for=fresh_for)
+    (report,) = collected.reports
+    assert report.status is SourceStatus.OK
+    assert report.resource_count == 518
+
+
+def test_one_read_keeps_at_most_its_budget_in_memory_across_sources_and_types() -> None:
+    budget = KeepBudget(600)
+    seal = lambda number, part: orjson.dumps([number, len(part)])  # noqa: E731
+    first, second = ChunkSealer(seal, budget), ChunkSealer(seal, budget)
+    first.take([{"id": str(n)} for n in range(500)])
+    second.take([{"id": str(n)} for n in range(200)])  # 100 would fit: none of it is kept
+    assert budget.left == 100
+    sealed = first.finish(), second.finish()
+    assert [s.count for s in sealed] == [500, 200]
+    assert sealed[0].resources is not None
+    assert sealed[1].resources is None  # read back from the store instead
+    assert [len(s.bodies) for s in sealed] == [1, 1]
+    first.restart()  # a retried search starts over: what it kept is given back
+    assert budget.left == 600

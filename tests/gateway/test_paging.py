@@ -168,10 +168,10 @@ def test_short_keys_are_refused() -> None:
 
 def test_snapshot_detects_a_changed_result_set() -> None:
     current = state()
-    check_snapshot(current, ["o1", "o2"])
+    check_snapshot(current, snapshot_of(["o1", "o2"]))
     for changed in (["o2", "o1"], ["o1"], ["o1", "o2", "o3"], ["o1o2"]):
         with pytest.raises(ChangedResults) as caught:
-            check_snapshot(current, changed)
+            check_snapshot(current, snapshot_of(changed))
         assert caught.value.status == 410
         assert isinstance(caught.value, ExpiredCursor)
 
@@ -283,7 +283,7 @@ def test_a_search_resumed_from_its_cursor_continues_where_it_stopped() -> None:
         resumed = codec.decode(token, bound_to=PRINCIPAL)
         # A later page re-reads the record and runs the same search again.
         again = apply(parse_search(resumed.search, list(resumed.params), strict=True), record)
-        check_snapshot(resumed, [r["id"] for r in again])
+        check_snapshot(resumed, snapshot_of(r["id"] for r in again))
         chunk, next_offset = page(again, resumed.offset, resumed.count)
         got.extend(chunk)
     assert got == results

@@ -4,13 +4,16 @@ changes under it."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -19,9 +22,11 @@ from adapters.config import SourceConfig
 from consent.decision import AccessDecision
 from fhir_profiles.identifiers import parse_person_identifier
 from gateway.aggregate import Aggregator, Source, SourceRecord, SourceReport, SourceStatus
+from gateway.app import create_app
 from gateway.cache import CHUNK_SIZE, RecordCache
 from gateway.collect import PATIENT, Collected, Collector
 from gateway.engagement import EngagementIndex
+from gateway.errors import ServiceUnavailable
 from gateway.merge import (
     CARE_UNIT_TAG,
     NormalisedSource,
@@ -31,7 +36,11 @@ from gateway.merge import (
 )
 from gateway.paging import snapshot_of
 from gateway.store.db import Database
+from gateway.store.migrate import upgrade
 from gateway.streamed import RecordStream, open_stream
+from simregions.server import serve_in_thread
+from tests.conftest import IssuerKit
+from tests.gateway.conftest import Gateway, Region, gateway_settings
 from tests.gateway.test_merge_rules import NoAdapter, patient
 
 pytestmark = pytest.mark.anyio
@@ -120,15 +129,18 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-def _collector(db: Database, memory_budget: int) -> tuple[Collector, RecordCache]:
+def _collector(
+    db: Database, memory_budget: int, max_streams: int = 8
+) -> tuple[Collector, RecordCache]:
     cache = RecordCache(db, "test-data-key-0123456789", timedelta(hours=24))
     collector = Collector(
-        Aggregator([_source(s) for s in SOURCES], deadline=1.0),
+        Aggregator([_source(s) for s in SOURCES], deadline=0.3),
         cache,
         EngagementIndex(db, timedelta(hours=1)),
         fresh_for=timedelta(minutes=1),
         full_every=timedelta(hours=1),
         memory_budget=memory_budget,
+        max_streams=max_streams,
     )
     return collector, cache
 
@@ -194,10 +206,9 @@ async def test_the_stream_serves_what_the_in_memory_merge_serves(
         assert stream.total == len(expected)
         assert stream.snapshot == snapshot_of(f"{r['resourceType']}/{r['id']}" for r in expected)
         assert stream.counts == Counter(r["resourceType"] for r in merged.resources)
-        assert {r.source_id: r.resource_count for r in stream.reports} == {
-            "region-a": 2 * CHUNK_SIZE + 203 + 5,
-            "region-b": 705,
-        }
+        # What each source shows, never what is hidden of it (50 of B's are blocked).
+        assert stream.shown == {"region-a": 2 * CHUNK_SIZE + 203 + 5, "region-b": 705 - 50}
+        assert stream.shown == merged.per_source
         for page_size in (stream.total, random.Random(7).randint(1, 400), 1_000):
             entries = await _everything(stream, page_size)
             assert [r for mode, r in entries if mode == "match"] == expected
@@ -303,3 +314,90 @@ async def test_a_source_whose_cached_data_does_not_decrypt_is_left_out_whole(
         await stream.aclose()
     states = await cache.states(PATIENT_ID, [PATIENT, *TYPES])
     assert set(states) == {"region-b"}  # removed, so it is fetched again
+
+
+async def test_a_client_that_goes_away_mid_answer_gives_the_connection_back(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    """A real server; the client reads the first bytes of the answer and hangs up. The
+    stream's snapshot connection (and its open transaction) is given back at once, not
+    whenever the abandoned answer is garbage-collected."""
+    app = create_app(gateway_settings(database_url, issuer, regions))
+    with serve_in_thread(app) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            gateway = Gateway(client, issuer, regions, app.state.settings)
+            patient_id = await gateway.patient_id()
+            headers = gateway.citizen()
+        pool = app.state.services.db.engine.pool
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            request = (
+                f"GET /fhir/Patient/{patient_id}/$everything HTTP/1.1\r\n"
+                f"Host: 127.0.0.1\r\nAuthorization: {headers['Authorization']}\r\n\r\n"
+            )
+            writer.write(request.encode())
+            await writer.drain()
+            first = await reader.read(4096)
+            assert first.startswith(b"HTTP/1.1 200")
+            writer.transport.abort()  # gone, mid-answer
+            await writer.wait_closed()
+        for _ in range(100):
+            if pool.checkedout() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert pool.checkedout() == 0
+
+
+async def test_a_database_failure_while_planning_is_a_503(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'samlad.db'}"
+    upgrade(url)
+    database = Database(url)
+    try:
+        collector, cache = _collector(database, memory_budget=0)
+        collected = await _cached(cache, _normalised())
+        async with database.engine.begin() as conn:
+            await conn.execute(text("DROP TABLE record_cache"))  # the chunks are gone
+        with pytest.raises(ServiceUnavailable):
+            await open_stream(
+                collector,
+                collected,
+                AccessDecision(allowed=True, reason="self"),
+                PERSON,
+                PATIENT_ID,
+                TYPES,
+                with_patient=True,
+                matches=lambda _: True,
+            )
+        assert database.engine.pool.checkedout() == 0
+    finally:
+        await database.dispose()
+
+
+async def test_streams_open_at_once_are_bounded_and_the_rest_refused_in_time(
+    db: Database,
+) -> None:
+    collector, cache = _collector(db, memory_budget=0, max_streams=2)
+    collected = await _cached(cache, _normalised())
+
+    async def opened() -> RecordStream:
+        return await open_stream(
+            collector,
+            collected,
+            AccessDecision(allowed=True, reason="self"),
+            PERSON,
+            PATIENT_ID,
+            TYPES,
+            with_patient=True,
+            matches=lambda _: True,
+        )
+
+    first, second = await opened(), await opened()
+    try:
+        with pytest.raises(ServiceUnavailable, match="too many large answers"):
+            await opened()  # waits the request deadline (0.3 s) for a turn, then 503
+    finally:
+        await first.aclose()
+    third = await opened()  # a turn given back is taken at once
+    await second.aclose()
+    await third.aclose()
+    assert db.engine.pool.checkedout() == 0
