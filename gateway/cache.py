@@ -50,6 +50,7 @@ from sqlmodel import Field, SQLModel
 
 from adapters.base import FhirResource
 from gateway.errors import ServiceUnavailable
+from gateway.memo import RECENT_SECONDS, Recent
 from gateway.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -242,6 +243,8 @@ class RecordCache:
 
     def __init__(self, db: Database, data_key: str, retention: timedelta) -> None:
         self._db = db
+        #: Each person's sync rows as lately read (see :meth:`states`).
+        self._recent: Recent[str, list[tuple[str, str, SyncState]]] = Recent(RECENT_SECONDS)
         self._aead = AESGCM(hashlib.sha256(_KEY_LABEL + data_key.encode()).digest())
         self.retention = retention
         # Built once: constructing an upsert costs more than running it.
@@ -310,18 +313,30 @@ class RecordCache:
     ) -> dict[str, dict[str, SyncState]]:
         """What is cached for ``patient_id``: source id -> type -> sync state.
 
-        Entries older than the retention are left out (whether or not purged yet).
+        Entries older than the retention are left out (whether or not purged yet). Read
+        at most every :data:`RECENT_SECONDS` per person (this process's own writes are
+        seen at once; another's within that time).
         """
         oldest = (now or datetime.now(UTC)) - self.retention
-        query = select(
-            _SYNC.c.source_id, _SYNC.c.resource_type, _SYNC.c.synced_at, _SYNC.c.full_synced_at
-        ).where(_SYNC.c.patient_id == patient_id, _SYNC.c.resource_type.in_(list(types)))
+        rows = self._recent.get(patient_id)
+        if rows is None:
+            query = select(
+                _SYNC.c.source_id,
+                _SYNC.c.resource_type,
+                _SYNC.c.synced_at,
+                _SYNC.c.full_synced_at,
+            ).where(_SYNC.c.patient_id == patient_id)
+            async with self._db.connect() as conn:
+                rows = [
+                    (source_id, resource_type, SyncState(_aware(synced), _aware(full)))
+                    for source_id, resource_type, synced, full in await conn.execute(query)
+                ]
+            self._recent.put(patient_id, rows)
+        wanted = set(types)
         found: dict[str, dict[str, SyncState]] = {}
-        async with self._db.connect() as conn:
-            for source_id, resource_type, synced_at, full_synced_at in await conn.execute(query):
-                state = SyncState(_aware(synced_at), _aware(full_synced_at))
-                if state.full_synced_at >= oldest:
-                    found.setdefault(source_id, {})[resource_type] = state
+        for source_id, resource_type, state in rows:
+            if resource_type in wanted and state.full_synced_at >= oldest:
+                found.setdefault(source_id, {})[resource_type] = state
         return found
 
     async def load(
@@ -398,6 +413,7 @@ class RecordCache:
         merged into the cached resources by id (a changed resource replaces its old
         version; new ones are added).
         """
+        self._recent.discard(patient_id)
         async with self._db.session() as session:
             conn = await session.connection()
             if full:
@@ -420,6 +436,7 @@ class RecordCache:
     ) -> None:
         """Store a full refresh already sealed (see :meth:`sealer`), replacing what was
         cached for those types."""
+        self._recent.discard(patient_id)
         async with self._db.session() as session:
             conn = await session.connection()
             full_synced = dict.fromkeys(sealed, synced_at)
@@ -506,6 +523,7 @@ class RecordCache:
 
     async def forget(self, patient_id: str, source_id: str | None = None) -> None:
         """Remove what is cached about ``patient_id`` (from one source, or from all)."""
+        self._recent.discard(patient_id)
         chunk_where = [_CHUNKS.c.patient_id == patient_id]
         sync_where = [_SYNC.c.patient_id == patient_id]
         if source_id is not None:
@@ -519,6 +537,7 @@ class RecordCache:
 
     async def expire(self, patient_id: str, source_id: str) -> None:
         """Make the next read refresh from the source (the data stays for stale-if-error)."""
+        self._recent.discard(patient_id)
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         async with self._db.session() as session:
             conn = await session.connection()
@@ -532,6 +551,7 @@ class RecordCache:
     async def purge(self, now: datetime | None = None) -> int:
         """Remove everything not refreshed in full within the retention; returns the number
         of (person, source, type) entries removed."""
+        self._recent.clear()
         oldest = (now or datetime.now(UTC)) - self.retention
         expired = select(_SYNC.c.patient_id, _SYNC.c.source_id, _SYNC.c.resource_type).where(
             _SYNC.c.full_synced_at < oldest

@@ -19,6 +19,7 @@ from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.aggregate import SourceReport, SourceStatus
+from gateway.memo import RECENT_SECONDS, Recent
 from gateway.store.db import Database
 
 
@@ -62,9 +63,15 @@ class EngagementIndex:
     def __init__(self, db: Database, full_check_interval: timedelta) -> None:
         self._db = db
         self._interval = full_check_interval
+        #: Each person's plan as lately made: this process's own learning is seen at
+        #: once, another's within :data:`RECENT_SECONDS`.
+        self._recent: Recent[str, Plan] = Recent(RECENT_SECONDS)
 
     async def plan(self, patient_id: str, now: datetime | None = None) -> Plan:
         """The sources to skip for ``patient_id``: known to hold nothing, checked recently."""
+        remembered = self._recent.get(patient_id)
+        if remembered is not None:
+            return remembered
         now = now or datetime.now(UTC)
         check, engagement = _CHECK.c, _ENGAGEMENT.c
         async with self._db.connect() as conn:
@@ -72,16 +79,20 @@ class EngagementIndex:
                 await conn.execute(select(check.checked_at).where(check.patient_id == patient_id))
             ).scalar_one_or_none()
             if checked_at is None or now - _aware(checked_at) >= self._interval:
-                return Plan(skip=frozenset(), full=True)
-            rows = await conn.execute(
-                select(engagement.source_id).where(
-                    engagement.patient_id == patient_id, engagement.has_data.is_(False)
+                plan = Plan(skip=frozenset(), full=True)
+            else:
+                rows = await conn.execute(
+                    select(engagement.source_id).where(
+                        engagement.patient_id == patient_id, engagement.has_data.is_(False)
+                    )
                 )
-            )
-            return Plan(skip=frozenset(rows.scalars().all()), full=False)
+                plan = Plan(skip=frozenset(rows.scalars().all()), full=False)
+        self._recent.put(patient_id, plan)
+        return plan
 
     async def learn(self, patient_id: str, reports: Sequence[SourceReport], *, full: bool) -> None:
         """Record what the sources answered (failures and skipped sources teach nothing)."""
+        self._recent.discard(patient_id)
         if not full and not any(
             r.status in (SourceStatus.OK, SourceStatus.NO_DATA) for r in reports
         ):
@@ -127,7 +138,9 @@ class EngagementIndex:
         )
 
     async def announce(self, patient_id: str, source_id: str) -> None:
-        """A source says it now holds data for the person: ask it from the next request on."""
+        """A source says it now holds data for the person: ask it from the next request on
+        (in this process; in others within :data:`RECENT_SECONDS`)."""
+        self._recent.discard(patient_id)
         async with self._db.session() as session:
             await self._put(session, patient_id, source_id, True, datetime.now(UTC))
             await session.commit()

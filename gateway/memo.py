@@ -7,8 +7,14 @@ never stale, only unused. Values are shared between requests and must not be cha
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, TypeVar
+
+#: How long what other processes may change is used again without reading it: the
+#: engagement plan and the cache's sync rows, per person (see :class:`Recent`).
+RECENT_SECONDS = 1.0
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -55,3 +61,36 @@ class BoundedMemo(Generic[K, V]):
         entry = self._entries.pop(key, None)
         if entry is not None:
             self._weight -= entry[1]
+
+
+class Recent(Generic[K, V]):
+    """Values remembered for ``seconds`` (at most ``size`` of them, least recently used
+    out first): for what other processes may change, where acting on a copy up to that
+    old is harmless. The owner discards what its own process changes."""
+
+    def __init__(
+        self, seconds: float, size: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._memo: BoundedMemo[K, tuple[float, V]] = BoundedMemo(size)
+
+    def get(self, key: K) -> V | None:
+        found = self._memo.get(key)
+        if found is None:
+            return None
+        expires, value = found
+        if self._clock() >= expires:
+            self._memo.discard(key)
+            return None
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        if self.seconds > 0:
+            self._memo.put(key, (self._clock() + self.seconds, value), 1)
+
+    def discard(self, key: K) -> None:
+        self._memo.discard(key)
+
+    def clear(self) -> None:
+        self._memo = BoundedMemo(self._memo.budget)

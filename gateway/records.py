@@ -45,6 +45,8 @@ class _Scope:
     """What one read may cover, decided once (see :meth:`RecordReader._scope`)."""
 
     decision: AccessDecision
+    #: What the read is, for the access log (``read``, ``search``, ``everything``, ...).
+    action: str
     #: The types the read is for (narrowed to the scopes when asked to be).
     types: list[str]
     #: More types read with them (a search's includes), within the scopes.
@@ -239,32 +241,11 @@ class RecordReader:
             extra_logged = [*extra, "Patient"]
         else:
             extra_logged = extra
-        return _Scope(decision, list(types), extra, with_patient, [*main, *extra_logged])
+        return _Scope(decision, action, list(types), extra, with_patient, [*main, *extra_logged])
 
-    async def _read(
-        self,
-        person: PersonIdentifier,
-        patient_id: str,
-        types: Sequence[str],
-        action: str,
-        *,
-        with_patient: bool,
-        narrow: bool = False,
-        patient_required: bool = False,
-        also: Sequence[str] = (),
-    ) -> ReadResult:
-        """Decide (:meth:`_scope`), fetch, hide, log: one decision, one collect, one
-        merge, one log entry."""
-        scope = await self._scope(
-            person,
-            patient_id,
-            types,
-            action,
-            with_patient=with_patient,
-            narrow=narrow,
-            patient_required=patient_required,
-            also=also,
-        )
+    async def _read(self, person: PersonIdentifier, patient_id: str, scope: _Scope) -> ReadResult:
+        """Fetch, hide, merge and log what ``scope`` (:meth:`_scope`) covers: one collect,
+        one merge, one log entry."""
         decision, extra = scope.decision, scope.extra
         read = [*scope.types, *extra]
         collected = await self._services.collector.collect(person, patient_id, read)
@@ -279,7 +260,7 @@ class RecordReader:
         counts = Counter(merged.counts)
         if patient:
             counts["Patient"] += 1
-        await self.log(decision, patient_id, action, scope.logged, counts, reports)
+        await self.log(decision, patient_id, scope.action, scope.logged, counts, reports)
         return ReadResult(
             patient,
             resources,
@@ -345,12 +326,14 @@ class RecordReader:
     async def find_by_identifier(self, person: PersonIdentifier) -> ReadResult:
         """Patient search by identity number: the unified Patient, if any source knows it."""
         patient_id = await self._services.persons.remember(person)
-        return await self._read(person, patient_id, (), "search", with_patient=True)
+        scope = await self._scope(person, patient_id, (), "search", with_patient=True)
+        return await self._read(person, patient_id, scope)
 
     async def patient(self, patient_id: str) -> ReadResult:
         """The unified Patient behind an id (with the per-source status)."""
         person = await self.person(patient_id)
-        return await self._read(person, patient_id, (), "read", with_patient=True)
+        scope = await self._scope(person, patient_id, (), "read", with_patient=True)
+        return await self._read(person, patient_id, scope)
 
     async def search(
         self, resource_type: str, patient_id: str, also: Sequence[str] = ()
@@ -362,9 +345,10 @@ class RecordReader:
         ``included`` (the Patient as ``patient``); the others are left out, never read.
         """
         person = await self.person(patient_id)
-        return await self._read(
+        scope = await self._scope(
             person, patient_id, (resource_type,), "search", with_patient=False, also=also
         )
+        return await self._read(person, patient_id, scope)
 
     async def everything(
         self, patient_id: str, types: Sequence[str], matches: Match
@@ -394,7 +378,7 @@ class RecordReader:
             if stream.patient is not None:
                 counts["Patient"] += 1
             await self.log(
-                scope.decision, patient_id, "everything", scope.logged, counts, stream.reports
+                scope.decision, patient_id, scope.action, scope.logged, counts, stream.reports
             )
         except BaseException:
             await stream.aclose()
@@ -435,7 +419,7 @@ class RecordReader:
         """What a patient summary is built from: like ``everything``, but the Patient is
         required (a summary without it is refused, 403)."""
         person = await self.person(patient_id)
-        return await self._read(
+        scope = await self._scope(
             person,
             patient_id,
             PATIENT_COMPARTMENT_TYPES,
@@ -444,3 +428,4 @@ class RecordReader:
             narrow=True,
             patient_required=True,
         )
+        return await self._read(person, patient_id, scope)

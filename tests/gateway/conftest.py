@@ -15,6 +15,7 @@ import pytest
 from gateway.app import create_app
 from gateway.demo import region_source
 from gateway.settings import Settings, load_settings
+from gateway.store.db import Database
 from simregions.app import create_app as create_region_app
 from simregions.behaviour import Behaviour
 from simregions.people import relations
@@ -60,6 +61,14 @@ def regions() -> Iterator[dict[str, Region]]:
     finally:
         for region in started.values():
             region.server.stop()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The migrated database of ``database_url``, as the gateway opens it."""
+    database = Database(database_url)
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.cache import CHUNK_SIZE, RecordCache
 from gateway.demo import region_source
+from gateway.memo import RECENT_SECONDS
 from gateway.store.db import Database
 from simregions.app import SimRegionApp
 from simregions.behaviour import Behaviour
@@ -381,7 +382,8 @@ async def test_data_that_cannot_be_decrypted_is_fetched_again(
 async def test_a_refresh_by_another_worker_is_seen_by_all(
     database_url: str, issuer: IssuerKit, regions: dict[str, Region]
 ) -> None:
-    """Each worker's in-memory copy is keyed by sync time, so it never outlives a refresh."""
+    """Each worker's in-memory copy is keyed by sync time, so it never outlives a refresh
+    by another worker for longer than that worker's sync rows are reused."""
     async with (
         running_gateway(database_url, issuer, regions, cache_fresh_seconds=600) as one,
         running_gateway(database_url, issuer, regions, cache_fresh_seconds=0) as other,
@@ -389,6 +391,7 @@ async def test_a_refresh_by_another_worker_is_seen_by_all(
         await _everything(one)
         remembered = source_status(await _everything(one))
         refreshed = source_status(await _everything(other))
+        await asyncio.sleep(RECENT_SECONDS)
         seen = source_status(await _everything(one))
 
     for source_id, status in seen.items():

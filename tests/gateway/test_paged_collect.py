@@ -5,7 +5,6 @@ the whole answer."""
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -62,13 +61,6 @@ class PagedSource:
             "link": link,
         }
         return httpx.Response(200, json=bundle)
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    yield database
-    await database.dispose()
 
 
 async def _collect(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,11 +36,11 @@ from gateway.merge import (
 from gateway.paging import snapshot_of
 from gateway.store.db import Database
 from gateway.store.migrate import upgrade
-from gateway.streamed import RecordStream, open_stream
+from gateway.streamed import Match, RecordStream, open_stream
 from simregions.server import serve_in_thread
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import Gateway, Region, gateway_settings
-from tests.gateway.test_merge_rules import NoAdapter, patient
+from tests.gateway.test_merge_rules import NoAdapter, observation, patient
 
 pytestmark = pytest.mark.anyio
 
@@ -50,6 +49,7 @@ PATIENT_ID = "unified-id"
 TYPES = ("Observation", "Condition")
 BLOCKED_UNIT = "SE2321000099-BLCK"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+SELF = AccessDecision(allowed=True, reason="self")
 SOURCES = {"region-a": "SE2321000016-PRVA", "region-b": "SE2321000017-PRVB"}
 
 
@@ -64,26 +64,19 @@ def _source(source_id: str) -> Source:
 
 
 def _observation(local_id: str, n: int, *, unit: str | None = None) -> FhirResource:
-    resource: FhirResource = {
-        "resourceType": "Observation",
-        "id": local_id,
-        "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
-        "subject": {"reference": "Patient/local-p"},
-        "effectiveDateTime": "2025-01-01T00:00:00Z",
-        "valueQuantity": {
+    performer = {"identifier": {"system": "urn:oid:1.2.752.129.2.1.4.1", "value": unit}}
+    return observation(
+        local_id,
+        effectiveDateTime="2025-01-01T00:00:00Z",
+        valueQuantity={
             "value": n,
             "unit": "g/L",
             "system": "http://unitsofmeasure.org",
             "code": "g/L",
         },
-        "meta": {"lastUpdated": f"2026-0{1 + n % 9}-01T00:00:00Z"},
-    }
-    if unit:
-        resource["performer"] = [
-            {"identifier": {"system": "urn:oid:1.2.752.129.2.1.4.1", "value": unit}}
-        ]
-    return resource
+        meta={"lastUpdated": f"2026-0{1 + n % 9}-01T00:00:00Z"},
+        **({"performer": [performer]} if unit else {}),
+    )
 
 
 def _condition(local_id: str, n: int) -> FhirResource:
@@ -122,13 +115,6 @@ def _normalised() -> list[NormalisedSource]:
     return normalised
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    yield database
-    await database.dispose()
-
-
 def _collector(
     db: Database, memory_budget: int, max_streams: int = 8
 ) -> tuple[Collector, RecordCache]:
@@ -162,6 +148,25 @@ async def _cached(cache: RecordCache, sources: list[NormalisedSource]) -> Collec
     )
 
 
+async def _open(
+    collector: Collector,
+    collected: Collected,
+    decision: AccessDecision = SELF,
+    matches: Match = lambda _: True,
+) -> RecordStream:
+    """The whole record of the test person, as ``$everything`` opens it."""
+    return await open_stream(
+        collector,
+        collected,
+        decision,
+        PERSON,
+        PATIENT_ID,
+        TYPES,
+        with_patient=True,
+        matches=matches,
+    )
+
+
 def _updated_this_summer(resource: FhirResource) -> bool:
     return str(resource.get("meta", {}).get("lastUpdated", "")) >= "2026-06"
 
@@ -192,16 +197,7 @@ async def test_the_stream_serves_what_the_in_memory_merge_serves(
     expected = [merged.patient, *(r for r in merged.resources if matches(r))]
     assert len(merged.provenance) == 302  # 300 Observations and 2 Conditions merged
 
-    stream = await open_stream(
-        collector,
-        collected,
-        decision,
-        PERSON,
-        PATIENT_ID,
-        TYPES,
-        with_patient=True,
-        matches=matches,
-    )
+    stream = await _open(collector, collected, decision, matches=matches)
     try:
         assert stream.total == len(expected)
         assert stream.snapshot == snapshot_of(f"{r['resourceType']}/{r['id']}" for r in expected)
@@ -235,16 +231,7 @@ async def test_a_refresh_during_the_stream_does_not_change_what_it_serves(db: Da
     sources = _normalised()
     collected = await _cached(cache, sources)
     decision = AccessDecision(allowed=True, reason="self")
-    stream = await open_stream(
-        collector,
-        collected,
-        decision,
-        PERSON,
-        PATIENT_ID,
-        TYPES,
-        with_patient=True,
-        matches=lambda _: True,
-    )
+    stream = await _open(collector, collected, decision)
     try:
         first = [entry async for entry in stream.page(0, 10)]
         # Another request refreshes region A with a different answer meanwhile.
@@ -262,16 +249,7 @@ async def test_a_refresh_during_the_stream_does_not_change_what_it_serves(db: Da
     finally:
         await stream.aclose()
     # The next stream sees the refresh.
-    later = await open_stream(
-        collector,
-        collected,
-        decision,
-        PERSON,
-        PATIENT_ID,
-        TYPES,
-        with_patient=True,
-        matches=lambda _: True,
-    )
+    later = await _open(collector, collected, decision)
     try:
         assert later.counts["Observation"] == 3 + 700 - 3  # A's three, B's copies merged
     finally:
@@ -291,16 +269,7 @@ async def test_a_source_whose_cached_data_does_not_decrypt_is_left_out_whole(
             ),
             {"body": b"\x00" * 64},
         )
-    stream = await open_stream(
-        collector,
-        collected,
-        AccessDecision(allowed=True, reason="self"),
-        PERSON,
-        PATIENT_ID,
-        TYPES,
-        with_patient=True,
-        matches=lambda _: True,
-    )
+    stream = await _open(collector, collected)
     try:
         served = [r async for _, r in stream.page(0, stream.total)]
         assert len(served) == 1 + 700 + 5
@@ -358,16 +327,7 @@ async def test_a_database_failure_while_planning_is_a_503(tmp_path: Path) -> Non
         async with database.engine.begin() as conn:
             await conn.execute(text("DROP TABLE record_cache"))  # the chunks are gone
         with pytest.raises(ServiceUnavailable):
-            await open_stream(
-                collector,
-                collected,
-                AccessDecision(allowed=True, reason="self"),
-                PERSON,
-                PATIENT_ID,
-                TYPES,
-                with_patient=True,
-                matches=lambda _: True,
-            )
+            await _open(collector, collected)
         assert database.engine.pool.checkedout() == 0
     finally:
         await database.dispose()
@@ -380,16 +340,7 @@ async def test_streams_open_at_once_are_bounded_and_the_rest_refused_in_time(
     collected = await _cached(cache, _normalised())
 
     async def opened() -> RecordStream:
-        return await open_stream(
-            collector,
-            collected,
-            AccessDecision(allowed=True, reason="self"),
-            PERSON,
-            PATIENT_ID,
-            TYPES,
-            with_patient=True,
-            matches=lambda _: True,
-        )
+        return await _open(collector, collected)
 
     first, second = await opened(), await opened()
     try:
