@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Container, Coroutine, Mapping, Sequence
+from collections.abc import Container, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from adapters.base import (
     FhirResource,
@@ -134,9 +134,19 @@ async def _all_or_nothing(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
     return [task.result() for task in tasks]
 
 
-#: Makes the sink one search of a source hands its pages to: given the source, its own
-#: Patient (found first) and the resource type.
-SinkFor = Callable[[Source, FhirResource, str], PageSink]
+class PageSinks(Protocol):
+    """Where the sources' searches hand their pages as they arrive (see
+    :meth:`Aggregator.gather`)."""
+
+    def __call__(self, source: Source, patient: FhirResource, resource_type: str) -> PageSink:
+        """The sink for one search of ``source``, whose own Patient (found first) is
+        ``patient``."""
+        ...
+
+    async def answered(self, record: SourceRecord, report: SourceReport) -> None:
+        """``record``'s source has answered in full: its sinks hold every page. Called
+        as soon as it has, while slower sources are still being waited for."""
+        ...
 
 
 def _search(
@@ -168,7 +178,7 @@ class Aggregator:
         skip: Container[str] = (),
         since: Mapping[str, datetime] | None = None,
         deadline: float | None = None,
-        sinks: SinkFor | None = None,
+        sinks: PageSinks | None = None,
     ) -> Gathered:
         """Fetch ``resource_types`` for ``person`` from every source not in ``skip``.
 
@@ -177,7 +187,8 @@ class Aggregator:
         moment is asked for; its record's ``changed_since`` says so. ``deadline`` (seconds)
         replaces the aggregator's own for this call. With ``sinks``, a source asked for
         everything that can hand on pages (:class:`~adapters.base.PagedSource`) hands
-        them to a sink per type as they arrive; its record says ``paged``.
+        them to a sink per type as they arrive, and ``sinks.answered`` is told as soon as
+        its answer is complete; its record says ``paged``.
         """
         request_deadline = time.monotonic() + (self.deadline if deadline is None else deadline)
         asked = [source for source in self.sources if source.id not in skip]
@@ -211,7 +222,7 @@ class Aggregator:
         resource_types: Sequence[str],
         request_deadline: float,
         since: datetime | None,
-        sinks: SinkFor | None,
+        sinks: PageSinks | None,
     ) -> tuple[SourceRecord | None, SourceReport]:
         started = time.perf_counter()
         asked_at = datetime.now(UTC)
@@ -269,4 +280,7 @@ class Aggregator:
         record = SourceRecord(
             source=source, patient=patient, resources=resources, changed_since=since, paged=paged
         )
-        return record, report(SourceStatus.OK, resource_count=len(resources))
+        answered = report(SourceStatus.OK, resource_count=len(resources))
+        if paged and sinks is not None:
+            await sinks.answered(record, answered)
+        return record, answered

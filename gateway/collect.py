@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -141,7 +141,16 @@ class Collector:
                 since[source.id] = min(s.synced_at for s in known.values()) - SINCE_OVERLAP
         skip = plan.skip | set(served)
         asks = any(source.id not in skip for source in self._aggregator.sources)
-        pages = _Pages(self._cache, person, patient_id, frozenset(types), self._decoded.budget)
+        pages = _Pages(
+            self._cache,
+            person,
+            patient_id,
+            frozenset(types),
+            self._decoded.budget,
+            store=lambda record, report: self._store_pages(
+                patient_id, record, report, types, pages, load
+            ),
+        )
         async with self._admitted(started) if asks else contextlib.nullcontext():
             remaining = self._aggregator.deadline - (time.monotonic() - started)
             gathered = await self._aggregator.gather(
@@ -194,8 +203,8 @@ class Collector:
         wanted = frozenset(types)
         for record in gathered.records:
             report = reports[record.source.id]
-            if record.paged:
-                stored = await self._store_pages(patient_id, record, report, types, pages, load)
+            if record.paged:  # stored as soon as it answered (see _Pages.answered)
+                stored = pages.stored_for(record.source.id)
             elif (
                 normalised := normalise_source(record, report, person, patient_id, wanted)
             ) is not None:
@@ -420,9 +429,11 @@ class Collector:
 
 
 class _Pages:
-    """The sinks a collect's full answers go into, page by page as they arrive (see
-    :meth:`Collector._store_pages`): per source a normaliser, made once its Patient is
-    known, and per type a sink that normalises each page and seals it into chunks."""
+    """The sinks a collect's full answers go into, page by page as they arrive: per
+    source a normaliser, made once its Patient is known, and per type a sink that
+    normalises each page and seals it into chunks. A source's answer is stored
+    (``store``, :meth:`Collector._store_pages`) as soon as it is complete, while slower
+    sources are still being waited for."""
 
     def __init__(
         self,
@@ -431,14 +442,33 @@ class _Pages:
         patient_id: str,
         wanted: frozenset[str],
         keep: int,
+        *,
+        store: Callable[[SourceRecord, SourceReport], Awaitable[NormalisedSource | None]],
     ) -> None:
         self._cache = cache
         self._person = person
         self._patient_id = patient_id
         self._wanted = wanted
         self._keep = KeepBudget(keep)
+        self._store = store
         self.normalisers: dict[str, SourceNormaliser | LinkError] = {}
         self.sinks: dict[str, dict[str, _NormalisingSink]] = {}
+        self._stored: dict[str, NormalisedSource | ServiceUnavailable | None] = {}
+
+    async def answered(self, record: SourceRecord, report: SourceReport) -> None:
+        # A failure to store (the database) is raised by stored_for, once every source is
+        # done, not into the fan-out: no source is left running unattended.
+        try:
+            self._stored[record.source.id] = await self._store(record, report)
+        except ServiceUnavailable as exc:
+            self._stored[record.source.id] = exc
+
+    def stored_for(self, source_id: str) -> NormalisedSource | None:
+        """What :meth:`answered` stored for a source (None: not the person's)."""
+        stored = self._stored[source_id]
+        if isinstance(stored, ServiceUnavailable):
+            raise stored
+        return stored
 
     def __call__(self, source: Source, patient: FhirResource, resource_type: str) -> PageSink:
         normaliser = self.normalisers.get(source.id)

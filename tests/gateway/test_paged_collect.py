@@ -4,6 +4,7 @@ the whole answer."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import timedelta
 from typing import Any
@@ -206,3 +207,56 @@ def test_one_read_keeps_at_most_its_budget_in_memory_across_sources_and_types() 
     assert [len(s.bodies) for s in sealed] == [1, 1]
     first.restart()  # a retried search starts over: what it kept is given back
     assert budget.left == 600
+
+
+async def test_a_source_is_stored_as_soon_as_it_has_answered(db: Database) -> None:
+    """A fast source's answer is in the cache while a slow one is still being waited for:
+    its write is off the request's critical path."""
+    slow_may_answer = asyncio.Event()
+    fast = PagedSource(patient(), _answer())
+    slow_answer = PagedSource(patient(), _answer()[:10])
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Observation"):
+            await slow_may_answer.wait()
+        return slow_answer(request)
+
+    cache = RecordCache(db, "test-data-key-0123456789", timedelta(hours=24))
+    sources = []
+    clients = []
+    for source_id, handler in (("fast", fast), ("slow", slow)):
+        config = SourceConfig(
+            id=source_id,
+            kind="fhir-r4",
+            base_url=BASE,
+            care_provider_hsa_id=f"SE2321000016-{source_id.upper()}",
+            dialect={"page_size": PAGE},
+        )
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        clients.append(client)
+        sources.append(Source(config, FhirR4Adapter(config, client)))
+    collector = Collector(
+        Aggregator(sources, deadline=5.0),
+        cache,
+        EngagementIndex(db, timedelta(hours=1)),
+        fresh_for=timedelta(minutes=1),
+        full_every=timedelta(hours=1),
+    )
+    try:
+        collecting = asyncio.create_task(
+            collector.collect(PERSON, PATIENT_ID, ["Observation"], load=False)
+        )
+        for _ in range(200):
+            if "fast" in await cache.states(PATIENT_ID, [PATIENT, "Observation"]):
+                break
+            await asyncio.sleep(0.01)
+        assert not collecting.done()
+        assert set(await cache.states(PATIENT_ID, [PATIENT, "Observation"])) == {"fast"}
+        slow_may_answer.set()
+        collected = await collecting
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert [s.source.id for s in collected.sources] == ["fast", "slow"]
+    # The slow one's ten include one of another patient's: dropped.
+    assert {r.source_id: r.resource_count for r in collected.reports} == {"fast": 518, "slow": 9}
