@@ -43,6 +43,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,8 @@ from bench.harness import (
     start_regions,
     start_uvicorn_workers,
 )
-from consent.fhir import LEVEL_EXTENSION
-from fhir_profiles.identifiers import HSA_ID_SYSTEM
+from consent.fhir import consent_resource
+from consent.models import ConsentRecord
 
 #: Generous on purpose: the benchmark measures throughput, and counts any answer that is
 #: not complete (every source ``ok``) rather than letting the deadline trim it.
@@ -87,8 +88,6 @@ SOURCE_HAS_DATA = ('"url":"status","valueCode":"ok"', '"url":"status","valueCode
 CITIZEN_SCOPE = "patient/*.rs patient/Consent.cu"
 GOAL_RATE = 1000.0
 GOAL_RATIO = 1 / 3
-
-ROLE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 
 # wrk's Lua. Every target gets the same: requests prepared once and sent in turn (one
 # bearer token each, so the load comes from many principals, as it would in production and
@@ -330,33 +329,18 @@ def bare_app_from_environment() -> FastAPI:
 
 
 def consent_for(patient_id: str, care_provider: str) -> dict[str, Any]:
-    """The patient's consent that ``care_provider`` may read (docs/consent.md)."""
-    return {
-        "resourceType": "Consent",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": f"Patient/{patient_id}"},
-        "provision": {
-            "type": "permit",
-            "actor": [
-                {
-                    "role": {"coding": [{"system": ROLE_SYSTEM, "code": "IRCP"}]},
-                    "reference": {
-                        "extension": [{"url": LEVEL_EXTENSION, "valueCode": "care-provider"}],
-                        "identifier": {"system": HSA_ID_SYSTEM, "value": care_provider},
-                    },
-                }
-            ],
-        },
-    }
+    """The patient's consent that ``care_provider`` may read (docs/consent.md), written as
+    the gateway itself writes a Consent resource."""
+    now = datetime.now(UTC)
+    record = ConsentRecord(
+        id="new",
+        patient_id=patient_id,
+        grantee_type="care-provider",
+        grantee_hsa_id=care_provider,
+        period_start=now,
+        recorded_at=now,
+    )
+    return consent_resource(record, now)
 
 
 def has_data(body: bytes) -> int:

@@ -112,6 +112,18 @@ def source_status_entry(reports: Sequence[SourceReport]) -> dict[str, Any]:
     }
 
 
+def searchset_head(total: int, self_link: str) -> FhirResource:
+    """A searchset Bundle without its entries (a streamed answer adds them)."""
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": _instant(datetime.now(UTC))},
+        "type": "searchset",
+        "total": total,
+        "link": [{"relation": "self", "url": self_link}],
+    }
+
+
 def searchset(
     resources: Sequence[FhirResource],
     reports: Sequence[SourceReport] | None,
@@ -128,12 +140,4 @@ def searchset(
     ]
     if reports is not None:
         entries.append(source_status_entry(reports))
-    return {
-        "resourceType": "Bundle",
-        "id": str(uuid.uuid4()),
-        "meta": {"lastUpdated": _instant(datetime.now(UTC))},
-        "type": "searchset",
-        "total": len(resources),
-        "link": [{"relation": "self", "url": self_link}],
-        "entry": entries,
-    }
+    return {**searchset_head(len(resources), self_link), "entry": entries}

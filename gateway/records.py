@@ -78,6 +78,14 @@ def type_counts(resources: Sequence[FhirResource]) -> Counter[str]:
     return Counter(str(r.get("resourceType")) for r in resources)
 
 
+def _with_patient(counts: Counter[str], patient: FhirResource | None) -> Counter[str]:
+    """What a read returned by type, its Patient (if it returned one) included."""
+    returned = Counter(counts)
+    if patient is not None:
+        returned["Patient"] += 1
+    return returned
+
+
 def actor_fields(principal: Principal, services: Services) -> dict[str, str | None]:
     """Who acts, for the access log: never an identity number, only opaque or HSA ids."""
     match principal:
@@ -257,9 +265,7 @@ class RecordReader:
             included = [r for r in merged.resources if r.get("resourceType") not in wanted]
         reports = self._visible_reports(collected.reports, decision, merged.per_source)
         patient = merged.patient if scope.with_patient else None
-        counts = Counter(merged.counts)
-        if patient:
-            counts["Patient"] += 1
+        counts = _with_patient(merged.counts, patient)
         await self.log(decision, patient_id, scope.action, scope.logged, counts, reports)
         return ReadResult(
             patient,
@@ -374,9 +380,7 @@ class RecordReader:
         )
         try:
             stream.reports = self._visible_reports(stream.reports, scope.decision, stream.shown)
-            counts = Counter(stream.counts)
-            if stream.patient is not None:
-                counts["Patient"] += 1
+            counts = _with_patient(stream.counts, stream.patient)
             await self.log(
                 scope.decision, patient_id, scope.action, scope.logged, counts, stream.reports
             )

@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 from adapters.base import PATIENT_COMPARTMENT_TYPES, FhirResource
 from consent.principals import Principal
 from fhir_profiles.datetimes import parse_instant
-from gateway.bundles import entry, searchset, source_status_entry
+from gateway.bundles import entry, searchset, searchset_head, source_status_entry
 from gateway.errors import BadRequest
 from gateway.fhir_json import FhirJSONResponse, dumps
 from gateway.paging import PageState, check_snapshot, page, page_links, snapshot_of
@@ -258,9 +258,7 @@ async def everything(
             )
         else:
             check_snapshot(state, stream.snapshot)
-        head = searchset([], None, base_url=base, self_link=self_url or base)
-        del head["entry"]
-        head["total"] = stream.total
+        head = searchset_head(stream.total, self_url or base)
         head["link"] = page_links(
             base, state, services.paging, total=stream.total, self_url=self_url
         )

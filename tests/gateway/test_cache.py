@@ -284,25 +284,28 @@ class RecordingApp:
         await self.inner(scope, receive, send)
 
 
+OwnRegion = tuple[RecordingApp, RegionStore, dict[str, Any]]
+
+
 @pytest.fixture
-def own_region(regions: dict[str, Region]) -> Iterator[tuple[RecordingApp, RegionStore, str]]:
-    """Region Nord's data in a store of its own (the tests change it), on its own port."""
+def own_region(regions: dict[str, Region]) -> Iterator[OwnRegion]:
+    """Region Nord's data in a store of its own (the tests change it), on its own port,
+    and the gateway's source entry for it (``region-own``)."""
     spec = regions["nord"].spec
     store = RegionStore(build_region_data(spec))
     app = RecordingApp(SimRegionApp(spec, Behaviour(), store))
     server: RunningServer
     with serve_in_thread(app) as server:
-        yield app, store, server.url + "/fhir"
+        source = region_source(spec, server.url + "/fhir") | {"id": "region-own", "name": "Egen"}
+        yield app, store, source
 
 
 async def test_a_refresh_asks_only_for_changes_and_merges_them(
     database_url: str,
     issuer: IssuerKit,
-    regions: dict[str, Region],
-    own_region: tuple[RecordingApp, RegionStore, str],
+    own_region: OwnRegion,
 ) -> None:
-    app, store, url = own_region
-    source = region_source(regions["nord"].spec, url) | {"id": "region-own", "name": "Egen"}
+    app, store, source = own_region
     async with running_gateway(
         database_url, issuer, {}, extra_sources=[source], cache_fresh_seconds=0
     ) as gateway:
@@ -332,11 +335,9 @@ async def test_a_refresh_asks_only_for_changes_and_merges_them(
 async def test_a_full_refresh_is_made_when_the_last_one_is_too_old(
     database_url: str,
     issuer: IssuerKit,
-    regions: dict[str, Region],
-    own_region: tuple[RecordingApp, RegionStore, str],
+    own_region: OwnRegion,
 ) -> None:
-    app, _, url = own_region
-    source = region_source(regions["nord"].spec, url) | {"id": "region-own", "name": "Egen"}
+    app, _, source = own_region
     async with running_gateway(
         database_url,
         issuer,
