@@ -92,11 +92,11 @@ class EngagementIndex:
 
     async def learn(self, patient_id: str, reports: Sequence[SourceReport], *, full: bool) -> None:
         """Record what the sources answered (failures and skipped sources teach nothing)."""
-        self._recent.discard(patient_id)
         if not full and not any(
             r.status in (SourceStatus.OK, SourceStatus.NO_DATA) for r in reports
         ):
-            return  # nothing to learn: no database round trip
+            return  # nothing to learn: no database round trip, the plan stands
+        self._recent.discard(patient_id)
         now = datetime.now(UTC)
         async with self._db.session() as session:
             known = {

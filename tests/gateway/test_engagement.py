@@ -123,3 +123,27 @@ async def test_requests_learning_about_one_new_person_at_once_all_succeed(
         await db.dispose()
     assert plan.skip == {"source-1"}
     assert not plan.full
+
+
+async def test_a_read_that_learns_nothing_keeps_the_plan_it_was_made_with(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    index, other_process = (EngagementIndex(db, timedelta(hours=1)) for _ in range(2))
+    answered = [SourceReport("source-0", "Source 0", SourceStatus.NO_DATA, None, 1.0)]
+    try:
+        await index.learn("person", answered, full=True)
+        assert (await index.plan("person")).skip == {"source-0"}
+        # Another process learns the source now holds data; this one only served a read
+        # from its cache, which teaches nothing: its plan stands for RECENT_SECONDS.
+        gained = [SourceReport("source-0", "Source 0", SourceStatus.OK, None, 1.0)]
+        await other_process.learn("person", gained, full=False)
+        await index.learn("person", [], full=False)
+        kept = await index.plan("person")
+        # What it learns itself is seen at once.
+        await index.learn("person", gained, full=False)
+        relearned = await index.plan("person")
+    finally:
+        await db.dispose()
+    assert kept.skip == {"source-0"}
+    assert relearned.skip == frozenset()
