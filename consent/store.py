@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam
 from sqlalchemy import select as select_rows
 from sqlmodel import SQLModel
 
@@ -48,6 +48,30 @@ def _table(model: type[SQLModel]) -> Table:
     return table
 
 
+_CONSENTS: Table = _table(ConsentRecord)
+_BLOCKS: Table = _table(BlockRecord)
+_EMERGENCY: Table = _table(EmergencyAccess)
+# The statements of every data read, built once (building one costs more than running it).
+_CONSENTS_OF = (
+    select_rows(_CONSENTS)
+    .where(_CONSENTS.c.patient_id == bindparam("patient_id"))
+    .order_by(_CONSENTS.c.recorded_at.desc())
+)
+_BLOCKS_OF = (
+    select_rows(_BLOCKS)
+    .where(_BLOCKS.c.patient_id == bindparam("patient_id"))
+    .order_by(_BLOCKS.c.recorded_at.desc())
+)
+_EMERGENCY_OF = (
+    select_rows(_EMERGENCY)
+    .where(
+        _EMERGENCY.c.patient_id == bindparam("patient_id"),
+        _EMERGENCY.c.clinician_hsa_id == bindparam("clinician"),
+    )
+    .order_by(_EMERGENCY.c.expires_at.desc())
+)
+
+
 def _running(accesses: Sequence[EmergencyAccess], at: datetime) -> EmergencyAccess | None:
     for access in accesses:
         if _aware(access.started_at) <= at < _aware(access.expires_at):
@@ -69,30 +93,19 @@ class ConsentStore:
 
         On every data read: plain statements on one connection, no ORM session.
         """
-        consents, blocks = _table(ConsentRecord), _table(BlockRecord)
         async with self._db.connect() as conn:
-            consent_rows = await conn.execute(
-                select_rows(consents)
-                .where(consents.c.patient_id == patient_id)
-                .order_by(consents.c.recorded_at.desc())
-            )
-            found_consents = [ConsentRecord(**row._mapping) for row in consent_rows]
-            block_rows = await conn.execute(
-                select_rows(blocks)
-                .where(blocks.c.patient_id == patient_id)
-                .order_by(blocks.c.recorded_at.desc())
-            )
-            found_blocks = [BlockRecord(**row._mapping) for row in block_rows]
+            found_consents = [
+                ConsentRecord(**row._mapping)
+                for row in await conn.execute(_CONSENTS_OF, {"patient_id": patient_id})
+            ]
+            found_blocks = [
+                BlockRecord(**row._mapping)
+                for row in await conn.execute(_BLOCKS_OF, {"patient_id": patient_id})
+            ]
             emergency = None
             if clinician_hsa_id is not None:
-                accesses = _table(EmergencyAccess)
                 rows = await conn.execute(
-                    select_rows(accesses)
-                    .where(
-                        accesses.c.patient_id == patient_id,
-                        accesses.c.clinician_hsa_id == clinician_hsa_id,
-                    )
-                    .order_by(accesses.c.expires_at.desc())
+                    _EMERGENCY_OF, {"patient_id": patient_id, "clinician": clinician_hsa_id}
                 )
                 emergency = _running([EmergencyAccess(**row._mapping) for row in rows], at)
         return Standing(found_consents, found_blocks, emergency)

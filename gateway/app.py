@@ -5,12 +5,13 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import __version__
 from gateway.capability import CapabilityRegistry
@@ -48,6 +49,40 @@ def smart_configuration(settings: Settings) -> dict[str, Any]:
     if primary and primary.authorization_endpoint:
         document["authorization_endpoint"] = primary.authorization_endpoint
     return {key: value for key, value in document.items() if value is not None}
+
+
+class AccessLog:
+    """ASGI middleware: one line per HTTP request, with its route template, status and
+    time to the end of the answer. Logs the template, never the concrete path or query:
+    they may carry ids. (Plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs a task and
+    a stream per request.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # if the app fails before it starts an answer
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            access_log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                getattr(scope.get("route"), "path", "<unmatched>"),
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
 
 
 #: Young-generation threshold for the garbage collector (CPython's default is 700).
@@ -91,23 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def log_access(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # Logs the route template, never the concrete path or query: they may carry ids.
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "<unmatched>")
-        access_log.info(
-            "%s %s %d %.1fms",
-            request.method,
-            template,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
-        return response
+    app.add_middleware(AccessLog)
 
     registry = CapabilityRegistry()
     # Every FHIR route spends the caller's rate budget first (gateway/ratelimit.py).

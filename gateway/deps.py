@@ -17,11 +17,11 @@ def services(request: Request) -> Services:
     return svc
 
 
-def record_reader(principal: CurrentPrincipal, request: Request) -> RecordReader:
+async def record_reader(principal: CurrentPrincipal, request: Request) -> RecordReader:
     return RecordReader(principal, services(request))
 
 
-def patient_choices(principal: CurrentPrincipal, request: Request) -> PatientChoices:
+async def patient_choices(principal: CurrentPrincipal, request: Request) -> PatientChoices:
     return PatientChoices(principal, services(request))
 
 

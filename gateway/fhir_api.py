@@ -125,7 +125,7 @@ FORMAT_QUERY = Query(
 )
 
 
-def negotiate(request: Request, format_: Annotated[str | None, FORMAT_QUERY] = None) -> None:
+async def negotiate(request: Request, format_: Annotated[str | None, FORMAT_QUERY] = None) -> None:
     """Only FHIR JSON is served; anything else asked for explicitly is 406."""
     if format_ is not None and format_.split(";")[0].strip() not in _JSON_FORMATS:
         raise NotAcceptable("only JSON is supported (_format=json)")
