@@ -373,22 +373,21 @@ def start_uvicorn_workers(
     health_path: str = "/healthz",
     timeout: float = 90.0,
 ) -> Process:
-    """``uvicorn --factory factory --workers N`` on loopback; returns once every worker has
+    """``factory`` served by N uvicorn workers on loopback, each with its own socket on the
+    port (:mod:`gateway.workers`, as ``samlad serve`` runs them); returns once every worker has
     finished its start-up (counted in uvicorn's log) and ``health_path`` answers."""
     process = spawn(
         name,
         [
             "-m",
-            "uvicorn",
+            "gateway.workers",  # as ``samlad serve --workers N`` runs them
             factory,
-            "--factory",
             "--workers",
             str(workers),
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
-            "--no-access-log",  # the gateway keeps its own access log
             "--log-level",
             "info",  # for the start-up lines counted below; nothing per request
         ],

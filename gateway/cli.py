@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.settings import ConfigError, load_settings
 
@@ -58,19 +58,19 @@ def app_from_environment() -> FastAPI:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from gateway.app import create_app
-
     settings = load_settings(args.config)
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "access_log": False,  # our own access log leaves out paths and queries
-        "log_level": args.log_level.lower(),
-    }
     if args.workers == 1:
-        uvicorn.run(create_app(settings), **common)
+        import uvicorn
+
+        from gateway.app import create_app
+
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            access_log=False,  # our own request log leaves out paths and queries
+            log_level=args.log_level.lower(),
+        )
         return 0
     # Several processes: migrate once here, so the workers do not race to do it.
     if settings.should_auto_migrate:
@@ -80,8 +80,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ[CONFIG_FILE_VARIABLE] = str(args.config.resolve())
     os.environ[LOG_LEVEL_VARIABLE] = args.log_level
     os.environ["SAMLAD_AUTO_MIGRATE"] = "false"
-    uvicorn.run("gateway.cli:app_from_environment", factory=True, workers=args.workers, **common)
-    return 0
+    from gateway.workers import serve
+
+    return serve(
+        "gateway.cli:app_from_environment",
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        log_level=args.log_level,
+    )
 
 
 def cmd_token(args: argparse.Namespace) -> int:

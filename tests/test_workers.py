@@ -1,0 +1,119 @@
+"""`gateway.workers`: several processes on one port, each with its own socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import FastAPI
+
+from tests.gateway.test_clients import free_port
+from tests.test_serve import _children
+
+
+def pid_app() -> FastAPI:
+    """Answers with the process id of the worker that serves it."""
+    app = FastAPI()
+
+    @app.get("/pid")
+    async def pid() -> dict[str, int]:
+        return {"pid": os.getpid()}
+
+    return app
+
+
+def failing_app() -> FastAPI:
+    """An app whose start-up fails."""
+
+    async def lifespan(app: FastAPI) -> Iterator[None]:  # type: ignore[misc]
+        raise RuntimeError("start-up failed")
+        yield
+
+    return FastAPI(lifespan=lifespan)  # type: ignore[arg-type]
+
+
+@contextmanager
+def workers(factory: str, count: int = 2) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    port = free_port()
+    command = ["-m", "gateway.workers", factory, "--workers", str(count), "--port", str(port)]
+    process = subprocess.Popen(
+        [sys.executable, *command, "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=40)
+
+
+def serving(port: int, process: subprocess.Popen[str], count: int = 2) -> set[int]:
+    """The pids of the workers answering on ``port``, once ``count`` of them do."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            pids = set(burst(port, 16))
+        except OSError:
+            pids = set()
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.2)
+    raise AssertionError("the workers did not come up")
+
+
+def burst(port: int, connections: int) -> list[int]:
+    """Open ``connections`` at once, then ask each which worker holds it."""
+    sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
+    pids = []
+    try:
+        for sock in sockets:
+            sock.sendall(b"GET /pid HTTP/1.1\r\nHost: test\r\n\r\n")
+        for sock in sockets:
+            answer = b""
+            while not answer.endswith(b"}"):
+                answer += sock.recv(4096)
+            pids.append(int(answer.rsplit(b":", 1)[1].rstrip(b"}")))
+    finally:
+        for sock in sockets:
+            sock.close()
+    return pids
+
+
+def test_a_burst_of_connections_is_spread_over_the_workers() -> None:
+    with workers("tests.test_workers:pid_app") as (process, port):
+        started = serving(port, process)
+        # Kept-alive connections opened at once (a proxy filling its pool): with one
+        # shared socket the first worker to wake takes them all.
+        answered = burst(port, 32)
+    assert set(answered) == started
+    assert min(answered.count(pid) for pid in started) >= 4
+
+
+def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all() -> None:
+    with workers("tests.test_workers:pid_app") as (process, port):
+        first = serving(port, process)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while (now := serving(port, process)) & {victim} or len(now) < 2:
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+            time.sleep(0.2)
+        assert victim not in _children(process.pid)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=40) == 0
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in now), "every worker stopped"
+
+
+def test_a_start_up_failure_stops_the_server() -> None:
+    with workers("tests.test_workers:failing_app") as (process, _):
+        assert process.wait(timeout=60) == 1
