@@ -6,9 +6,22 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Table, bindparam
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Row,
+    String,
+    Table,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    union_all,
+)
 from sqlalchemy import select as select_rows
+from sqlalchemy.types import TypeEngine
 from sqlmodel import SQLModel
 
 from consent.models import BlockRecord, ConsentRecord, EmergencyAccess
@@ -51,25 +64,98 @@ def _table(model: type[SQLModel]) -> Table:
 _CONSENTS: Table = _table(ConsentRecord)
 _BLOCKS: Table = _table(BlockRecord)
 _EMERGENCY: Table = _table(EmergencyAccess)
-# The statements of every data read, built once (building one costs more than running it).
-_CONSENTS_OF = (
-    select_rows(_CONSENTS)
-    .where(_CONSENTS.c.patient_id == bindparam("patient_id"))
-    .order_by(_CONSENTS.c.recorded_at.desc())
-)
-_BLOCKS_OF = (
-    select_rows(_BLOCKS)
-    .where(_BLOCKS.c.patient_id == bindparam("patient_id"))
-    .order_by(_BLOCKS.c.recorded_at.desc())
-)
-_EMERGENCY_OF = (
-    select_rows(_EMERGENCY)
-    .where(
+_TEXT, _MOMENT = String(), DateTime(timezone=True)
+
+
+def _none(type_: TypeEngine[Any]) -> ColumnElement[Any]:
+    return cast(null(), type_)
+
+
+# A patient's standing in one statement (one round trip on every data read): the three
+# kinds of record in one row shape, told apart by ``kind``. Built once: building a
+# statement costs more than running it.
+_STANDING = union_all(
+    select_rows(
+        literal_column("'consent'", _TEXT).label("kind"),
+        _CONSENTS.c.id,
+        _CONSENTS.c.grantee_type.label("who_type"),
+        _CONSENTS.c.grantee_hsa_id.label("who"),
+        _none(_TEXT).label("unit"),
+        _none(_TEXT).label("provider"),
+        _CONSENTS.c.period_start.label("starts"),
+        _CONSENTS.c.period_end.label("ends"),
+        _CONSENTS.c.recorded_at.label("recorded"),
+        _CONSENTS.c.withdrawn_at.label("ended"),
+        _none(_TEXT).label("reason"),
+        _none(_TEXT).label("override"),
+    ).where(_CONSENTS.c.patient_id == bindparam("patient_id")),
+    select_rows(
+        literal_column("'block'", _TEXT),
+        _BLOCKS.c.id,
+        _BLOCKS.c.blocked_type,
+        _BLOCKS.c.blocked_hsa_id,
+        _none(_TEXT),
+        _none(_TEXT),
+        _none(_MOMENT),
+        _none(_MOMENT),
+        _BLOCKS.c.recorded_at,
+        _BLOCKS.c.lifted_at,
+        _none(_TEXT),
+        _none(_TEXT),
+    ).where(_BLOCKS.c.patient_id == bindparam("patient_id")),
+    select_rows(
+        literal_column("'emergency'", _TEXT),
+        _EMERGENCY.c.id,
+        _none(_TEXT),
+        _EMERGENCY.c.clinician_hsa_id,
+        _EMERGENCY.c.care_unit_hsa_id,
+        _EMERGENCY.c.care_provider_hsa_id,
+        _EMERGENCY.c.started_at,
+        _EMERGENCY.c.expires_at,
+        _none(_MOMENT),
+        _none(_MOMENT),
+        _EMERGENCY.c.reason,
+        _EMERGENCY.c.block_override_reason,
+    ).where(
         _EMERGENCY.c.patient_id == bindparam("patient_id"),
         _EMERGENCY.c.clinician_hsa_id == bindparam("clinician"),
-    )
-    .order_by(_EMERGENCY.c.expires_at.desc())
+    ),
 )
+
+
+def _from_row(row: Row[Any], patient_id: str) -> ConsentRecord | BlockRecord | EmergencyAccess:
+    """One record of :data:`_STANDING`'s rows."""
+    if row.kind == "consent":
+        return ConsentRecord(
+            id=row.id,
+            patient_id=patient_id,
+            grantee_type=row.who_type,
+            grantee_hsa_id=row.who,
+            period_start=row.starts,
+            period_end=row.ends,
+            recorded_at=row.recorded,
+            withdrawn_at=row.ended,
+        )
+    if row.kind == "block":
+        return BlockRecord(
+            id=row.id,
+            patient_id=patient_id,
+            blocked_type=row.who_type,
+            blocked_hsa_id=row.who,
+            recorded_at=row.recorded,
+            lifted_at=row.ended,
+        )
+    return EmergencyAccess(
+        id=row.id,
+        patient_id=patient_id,
+        clinician_hsa_id=row.who,
+        care_unit_hsa_id=row.unit,
+        care_provider_hsa_id=row.provider,
+        reason=row.reason,
+        block_override_reason=row.override,
+        started_at=row.starts,
+        expires_at=row.ends,
+    )
 
 
 def _running(accesses: Sequence[EmergencyAccess], at: datetime) -> EmergencyAccess | None:
@@ -91,24 +177,22 @@ class ConsentStore:
         """Every consent and block of the patient, newest first (ended ones too), and for
         a clinician their emergency access that is running ``at``: read at once.
 
-        On every data read: plain statements on one connection, no ORM session.
+        On every data read: one statement, no ORM session.
         """
         async with self._db.connect() as conn:
-            found_consents = [
-                ConsentRecord(**row._mapping)
-                for row in await conn.execute(_CONSENTS_OF, {"patient_id": patient_id})
-            ]
-            found_blocks = [
-                BlockRecord(**row._mapping)
-                for row in await conn.execute(_BLOCKS_OF, {"patient_id": patient_id})
-            ]
-            emergency = None
-            if clinician_hsa_id is not None:
-                rows = await conn.execute(
-                    _EMERGENCY_OF, {"patient_id": patient_id, "clinician": clinician_hsa_id}
+            rows = (
+                await conn.execute(
+                    _STANDING, {"patient_id": patient_id, "clinician": clinician_hsa_id}
                 )
-                emergency = _running([EmergencyAccess(**row._mapping) for row in rows], at)
-        return Standing(found_consents, found_blocks, emergency)
+            ).all()
+        records = [_from_row(row, patient_id) for row in rows]
+        consents = [r for r in records if isinstance(r, ConsentRecord)]
+        blocks = [r for r in records if isinstance(r, BlockRecord)]
+        accesses = [r for r in records if isinstance(r, EmergencyAccess)]
+        consents.sort(key=lambda c: _aware(c.recorded_at), reverse=True)
+        blocks.sort(key=lambda b: _aware(b.recorded_at), reverse=True)
+        accesses.sort(key=lambda e: _aware(e.expires_at), reverse=True)
+        return Standing(consents, blocks, _running(accesses, at))
 
     async def grant(
         self,
