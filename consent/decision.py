@@ -31,6 +31,11 @@ class AccessDecision:
     def may_read_type(self, resource_type: str) -> bool:
         return self.allowed and resource_type in self.resource_types
 
+    @property
+    def hides_nothing(self) -> bool:
+        """True when no block applies: :meth:`hides` is False for everything."""
+        return not self.hidden_providers and not self.hidden_units
+
     def hides(self, provider: str | None, unit: str | None) -> bool:
         """True when data produced by ``provider`` / ``unit`` must not be returned.
 

@@ -320,10 +320,14 @@ class RecordReader:
         found = memo.get(key) if key is not None else None
         if found is not None:
             return found, key
-        visible = [
-            replace(s, resources=[r for r in s.resources if not decision.hides(*care_tags(r))])
-            for s in sources
-        ]
+        visible = (
+            list(sources)
+            if decision.hides_nothing
+            else [
+                replace(s, resources=[r for r in s.resources if not decision.hides(*care_tags(r))])
+                for s in sources
+            ]
+        )
         merged = merge_sources(visible, person, patient_id, decision.hidden_providers)
         if key is not None:
             memo.put(key, merged, len(merged.resources))

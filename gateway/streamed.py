@@ -74,7 +74,7 @@ class RecordStream:
     async def _resources(self) -> AsyncGenerator[tuple[str, list[FhirResource]], None]:
         """Every visible resource, a chunk at a time, in the merge's order, with the
         chunk's source."""
-        hides = self._decision.hides
+        hides, everything = self._decision.hides, self._decision.hides_nothing
         for source in self._sources:
             source_id = source.source.id
             for resource_type in self._types:
@@ -84,7 +84,10 @@ class RecordStream:
                 try:
                     async with aclosing(chunks):
                         async for chunk in chunks:
-                            yield source_id, [r for r in chunk if not hides(*care_tags(r))]
+                            if everything:
+                                yield source_id, chunk
+                            else:
+                                yield source_id, [r for r in chunk if not hides(*care_tags(r))]
                 except CacheCorrupt as exc:
                     raise _Unreadable(source_id) from exc
 
