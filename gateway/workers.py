@@ -54,7 +54,11 @@ def _worker(factory: str, host: str, port: int, log_level: str) -> None:
     """One worker process: its own socket, one uvicorn server, the app from ``factory``."""
     import uvicorn
 
-    sock = listening_socket(host, port)
+    try:
+        sock = listening_socket(host, port)
+    except OSError as exc:  # e.g. the port is held by another program
+        log.error("cannot listen on %s:%d: %s", host, port, exc.strerror)
+        sys.exit(STARTUP_FAILURE)
     config = uvicorn.Config(
         factory,
         factory=True,

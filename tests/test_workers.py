@@ -117,3 +117,19 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all() -> None:
 def test_a_start_up_failure_stops_the_server() -> None:
     with workers("tests.test_workers:failing_app") as (process, _):
         assert process.wait(timeout=60) == 1
+
+
+def test_a_port_held_by_another_program_stops_the_server() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        command = ["gateway.workers", "tests.test_workers:pid_app", "--port", str(port)]
+        process = subprocess.run(
+            [sys.executable, "-m", *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert process.returncode == 1
+    assert "cannot listen on 127.0.0.1" in process.stderr
