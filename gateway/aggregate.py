@@ -3,8 +3,9 @@
 A slow or failing source never fails the whole answer: it is reported in its
 :class:`SourceReport` and the others are served.
 
-Deadlines: the request has one (``request_deadline``), counted from the start of
-:meth:`Aggregator.gather`; each source gets the earlier of that and its own ``timeout``.
+Deadlines: :meth:`Aggregator.gather` is given what is left of the request's deadline
+(:mod:`gateway.deadline`; its own ``deadline`` when called alone); each source gets the
+earlier of that and its own ``timeout``.
 The source's deadline is published in a :class:`~gateway.resilience.CallBudget` so the
 source's :class:`~gateway.resilience.ResilientAdapter` can fit retries and waits for a
 slot inside it, and an ``asyncio`` timeout a little later is the backstop for adapters

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import __version__
 from gateway.capability import CapabilityRegistry
+from gateway.deadline import FinishTimes, RequestClock
 from gateway.errors import install_error_handlers
 from gateway.fhir_api import build_fhir_router
 from gateway.fhir_json import FhirJSONResponse
@@ -85,6 +86,12 @@ class AccessLog:
             )
 
 
+def _finish_times(app: FastAPI) -> FinishTimes | None:
+    """The finishing times of ``app``'s collector, once its services have started."""
+    services: Services | None = getattr(app.state, "services", None)
+    return None if services is None else services.collector.finish_times
+
+
 #: Young-generation threshold for the garbage collector (CPython's default is 700).
 GC_GEN0_THRESHOLD = 50_000
 
@@ -127,6 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
 
     app.add_middleware(AccessLog)
+    app.add_middleware(RequestClock, finish_times=lambda: _finish_times(app))
 
     registry = CapabilityRegistry()
     # Every FHIR route spends the caller's rate budget first (gateway/ratelimit.py).

@@ -45,6 +45,7 @@ from gateway.cache import (
     RecordCache,
     SyncState,
 )
+from gateway.deadline import FinishTimes, request_arrival
 from gateway.engagement import EngagementIndex, Plan
 from gateway.errors import ServiceUnavailable
 from gateway.linking import LinkError
@@ -99,6 +100,9 @@ class Collector:
         self._engagement = engagement
         self._fresh_for = fresh_for
         self._full_every = full_every
+        #: How long this process lately took to finish an answer after its fan-out:
+        #: kept back from the sources' share of the deadline (see :mod:`gateway.deadline`).
+        self.finish_times = FinishTimes()
         self._slots = asyncio.Semaphore(max_refreshes)
         self._streams = asyncio.Semaphore(max_streams)
         self._decoded: BoundedMemo[tuple[str, str, str], tuple[datetime, list[FhirResource]]] = (
@@ -119,7 +123,8 @@ class Collector:
         ``resources`` are empty; only the Patients are read): a stream over a large
         record reads them a chunk at a time with :meth:`chunks`.
         """
-        started = time.monotonic()
+        arrival = request_arrival()
+        started = arrival.arrived if arrival is not None else time.monotonic()
         now = datetime.now(UTC)
         plan = await self._engagement.plan(patient_id, now)
         kept = [PATIENT, *types]
@@ -152,10 +157,13 @@ class Collector:
             ),
         )
         async with self._admitted(started) if asks else contextlib.nullcontext():
-            remaining = self._aggregator.deadline - (time.monotonic() - started)
+            whole = self._aggregator.deadline
+            remaining = whole - self.finish_times.reserve(whole) - (time.monotonic() - started)
             gathered = await self._aggregator.gather(
                 person, types, skip=skip, since=since, deadline=remaining, sinks=pages
             )
+            if arrival is not None and asks:
+                arrival.fanned_out = time.monotonic()
             return await self._finish(
                 person, patient_id, types, gathered, states, served, plan, pages, load
             )
