@@ -4,7 +4,8 @@
 before the sources are asked (authentication, consent, waiting for a refresh slot) and
 after they answered (merging, logging, rendering) counts too. So the sources get what is
 left of the deadline at the moment they are asked, less the time this process has lately
-needed from the end of a fan-out to the start of its answer (:class:`FinishTimes`). When
+needed from the end of a fan-out to the start of its answer (:class:`FinishTimes`), and
+never less than a tenth of the deadline. When
 the gateway is busy that time grows, the sources get less, and the answer still starts
 within the deadline; a source cut short that way is reported ``timeout`` but is not
 blamed for it (its circuit breaker does not count it: see
@@ -23,6 +24,9 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+#: The share of the deadline kept back for finishing however fast that lately was: a
+#: burst of requests arrives before any of them has shown how long finishing takes.
+MIN_FINISH_SHARE = 0.1
 #: The longest share of the deadline kept back for finishing, however slow that lately
 #: was: the sources always get most of it.
 MAX_FINISH_SHARE = 0.4
@@ -63,7 +67,8 @@ class FinishTimes:
 
     def reserve(self, deadline: float) -> float:
         """Seconds of ``deadline`` to keep back for finishing."""
-        return min(self.estimate + FINISH_MARGIN, deadline * MAX_FINISH_SHARE)
+        wanted = max(self.estimate + FINISH_MARGIN, deadline * MIN_FINISH_SHARE)
+        return min(wanted, deadline * MAX_FINISH_SHARE)
 
 
 class RequestClock:
