@@ -264,6 +264,7 @@ class FhirR4Adapter:
         finally:
             if following is not None:  # failed or cancelled meanwhile: not needed now
                 following.cancel()
+                await asyncio.wait([following])  # its connection is given back first
         if result.issues:
             log.info(
                 "source %s: %s search: %d outcome issue(s) ignored: %s",
@@ -324,7 +325,7 @@ class FhirR4Adapter:
         sent = asyncio.Event()
 
         async def trace(event: str, info: dict[str, Any]) -> None:
-            if event == "http11.send_request_body.complete":
+            if event in _REQUEST_SENT:
                 sent.set()
 
         request.extensions["trace"] = trace
@@ -446,6 +447,11 @@ def _total(bundle: dict[str, Any]) -> int:
 
 def _port(url: httpx.URL) -> int | None:
     return url.port or _DEFAULT_PORTS.get(url.scheme)
+
+
+#: httpcore's trace events for a request written to the connection (HTTP/1.1, HTTP/2).
+#: With another transport none comes, and the page is handed on once the next arrived.
+_REQUEST_SENT = frozenset({"http11.send_request_body.complete", "http2.send_request_body.complete"})
 
 
 def _settled(sent: asyncio.Event) -> Callable[[asyncio.Task[Any]], None]:

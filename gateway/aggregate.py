@@ -180,13 +180,16 @@ class Aggregator:
         since: Mapping[str, datetime] | None = None,
         deadline: float | None = None,
         sinks: PageSinks | None = None,
+        usual: float | None = None,
     ) -> Gathered:
         """Fetch ``resource_types`` for ``person`` from every source not in ``skip``.
 
         A skipped source is not asked; its report says so (status ``not-asked``). For a
         source in ``since`` that can search by last update, only what changed after that
         moment is asked for; its record's ``changed_since`` says so. ``deadline`` (seconds)
-        replaces the aggregator's own for this call. With ``sinks``, a source asked for
+        replaces the aggregator's own for this call; ``usual`` is what an unhurried call
+        gives its sources (by default the aggregator's deadline): a source given less than
+        that is not blamed for running out of time. With ``sinks``, a source asked for
         everything that can hand on pages (:class:`~adapters.base.PagedSource`) hands
         them to a sink per type as they arrive, and ``sinks.answered`` is told as soon as
         its answer is complete; its record says ``paged``.
@@ -197,7 +200,13 @@ class Aggregator:
         results = await asyncio.gather(
             *(
                 self._one(
-                    source, person, resource_types, request_deadline, since.get(source.id), sinks
+                    source,
+                    person,
+                    resource_types,
+                    request_deadline,
+                    since.get(source.id),
+                    sinks,
+                    self.deadline if usual is None else usual,
                 )
                 for source in asked
             )
@@ -224,6 +233,7 @@ class Aggregator:
         request_deadline: float,
         since: datetime | None,
         sinks: PageSinks | None,
+        usual_share: float,
     ) -> tuple[SourceRecord | None, SourceReport]:
         started = time.perf_counter()
         asked_at = datetime.now(UTC)
@@ -233,7 +243,7 @@ class Aggregator:
         paged = since is None and sinks is not None and supports_pages(adapter)
         # time.monotonic is the clock of both the event loop and the resilient wrapper.
         now = time.monotonic()
-        usual = min(source.config.timeout, self.deadline)
+        usual = min(source.config.timeout, usual_share)
         deadline = min(now + source.config.timeout, request_deadline)
         # Less than the usual time (the request waited for its turn): a timeout is then
         # the gateway's doing, not the source's, and must not open its circuit.

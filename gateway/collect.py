@@ -160,9 +160,17 @@ class Collector:
             whole = self._aggregator.deadline
             remaining = whole - self.finish_times.reserve(whole) - (time.monotonic() - started)
             gathered = await self._aggregator.gather(
-                person, types, skip=skip, since=since, deadline=remaining, sinks=pages
+                person,
+                types,
+                skip=skip,
+                since=since,
+                deadline=remaining,
+                sinks=pages,
+                usual=FinishTimes.unhurried(whole),
             )
-            if arrival is not None and asks:
+            if arrival is not None and asks and load:
+                # A streamed answer's time to start grows with the record (its plan pass):
+                # not a measure of how busy the worker is.
                 arrival.fanned_out = time.monotonic()
             return await self._finish(
                 person, patient_id, types, gathered, states, served, plan, pages, load

@@ -4,8 +4,8 @@
 before the sources are asked (authentication, consent, waiting for a refresh slot) and
 after they answered (merging, logging, rendering) counts too. So the sources get what is
 left of the deadline at the moment they are asked, less the time this process has lately
-needed from the end of a fan-out to the start of its answer (:class:`FinishTimes`), and
-never less than a tenth of the deadline. When
+needed from the end of a fan-out to the start of its answer (:class:`FinishTimes`); what
+is kept back is at least a tenth of the deadline and at most two fifths. When
 the gateway is busy that time grows, the sources get less, and the answer still starts
 within the deadline; a source cut short that way is reported ``timeout`` but is not
 blamed for it (its circuit breaker does not count it: see
@@ -66,9 +66,19 @@ class FinishTimes:
         self.estimate += (seconds - self.estimate) * step
 
     def reserve(self, deadline: float) -> float:
-        """Seconds of ``deadline`` to keep back for finishing."""
-        wanted = max(self.estimate + FINISH_MARGIN, deadline * MIN_FINISH_SHARE)
-        return min(wanted, deadline * MAX_FINISH_SHARE)
+        """Seconds of ``deadline`` to keep back for finishing now."""
+        return _reserve(self.estimate, deadline)
+
+    @staticmethod
+    def unhurried(deadline: float) -> float:
+        """The sources' share of ``deadline`` when finishing is quick: a source given
+        less (because the worker is busy) is not blamed for running out of time."""
+        return deadline - _reserve(0.0, deadline)
+
+
+def _reserve(estimate: float, deadline: float) -> float:
+    wanted = max(estimate + FINISH_MARGIN, deadline * MIN_FINISH_SHARE)
+    return min(wanted, deadline * MAX_FINISH_SHARE)
 
 
 class RequestClock:

@@ -65,10 +65,15 @@ class Database:
             options |= {"pool_size": pool_size, "max_overflow": pool_size // 2}
         self.engine: AsyncEngine = create_async_engine(async_url(url), **options)
         self.dialect = parsed.get_backend_name()
-        # Reads of single statements need no transaction: in autocommit, no BEGIN
-        # before the statement and no ROLLBACK when the connection is given back (two
-        # round trips of three on PostgreSQL).
-        self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Reads of single statements need no transaction: on PostgreSQL, in autocommit,
+        # no BEGIN before the statement and no ROLLBACK when the connection is given back
+        # (two round trips of three). SQLite's driver opens none for reads anyway, and
+        # switching would cost a PRAGMA each way.
+        self._reads = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else self.engine
+        )
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _write_ahead_log)
         self._sessions = async_sessionmaker(
@@ -87,9 +92,9 @@ class Database:
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        """A plain connection for Core reads, in autocommit (each statement sees what is
-        committed when it runs): for hot reads, a fraction of a session's CPU and round
-        trips. Not for writes that must commit together: use :meth:`session`."""
+        """A plain connection for Core reads (each statement sees what is committed when
+        it runs): for hot reads, a fraction of a session's CPU and round trips. Not for
+        writes: use :meth:`session`."""
         try:
             async with self._reads.connect() as conn:
                 yield conn

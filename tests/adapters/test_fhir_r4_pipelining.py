@@ -115,3 +115,28 @@ async def test_a_search_cut_short_leaves_no_request_behind(
         left.discard(asyncio.current_task())  # type: ignore[arg-type]
     assert [first for first, _, _ in sink.taken] == ["o1-1", "o2-1"]
     assert all(task.done() for task in left)
+
+
+class FailingSink(SlowSink):
+    """Fails on the second page, as a sink whose store went away would."""
+
+    def take(self, page: list[FhirResource]) -> None:
+        if self.taken:
+            raise RuntimeError("the sink failed")
+        super().take(page)
+
+
+async def test_a_failing_sink_leaves_no_request_behind(
+    served: tuple[PagedSource, RunningServer],
+) -> None:
+    source, _ = served
+    source.asked.clear()
+    source.hang = 3  # asked for while page 2 is taken, never answered
+    before = set(asyncio.all_tasks())
+    async with httpx.AsyncClient() as client:
+        adapter = FhirR4Adapter(make_config(base_url=source.base, page_size=2), client)
+        with pytest.raises(RuntimeError, match="the sink failed"):
+            await adapter.search_all("Observation", "p1", sink=FailingSink())
+        left = set(asyncio.all_tasks()) - before - {asyncio.current_task()}
+        assert 3 in source.asked, "page 3 was asked for before page 2 was taken"
+        assert all(task.done() for task in left), "no page request outlives its search"

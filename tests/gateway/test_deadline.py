@@ -45,11 +45,22 @@ def test_the_finishing_estimate_rises_at_once_and_falls_slowly() -> None:
     assert times.reserve(5.0) == 5.0 * MAX_FINISH_SHARE, "the sources keep most of it"
 
 
-async def test_time_before_the_sources_are_asked_counts_against_the_deadline(
-    db: Database,
-) -> None:
-    """A request that spent half its deadline before asking its sources gives a source
-    that never answers only the rest: the answer still comes within the deadline."""
+def _stuck_collector(db: Database, client: httpx.AsyncClient) -> Collector:
+    """A collector with one source, and a deadline of 1 s."""
+    config = SourceConfig(
+        id="stuck", kind="fhir-r4", base_url=BASE, care_provider_hsa_id="SE2321000016-STCK"
+    )
+    return Collector(
+        Aggregator([Source(config, FhirR4Adapter(config, client))], deadline=1.0),
+        RecordCache(db, "test-data-key-0123456789", timedelta(hours=24)),
+        EngagementIndex(db, timedelta(hours=1)),
+        fresh_for=timedelta(minutes=1),
+        full_every=timedelta(hours=1),
+    )
+
+
+def _never_answering() -> httpx.AsyncClient:
+    """A source that knows the person but never answers a search."""
     answered = PagedSource(patient(), _answer()[:5])
 
     async def never_answers(request: httpx.Request) -> httpx.Response:
@@ -57,22 +68,22 @@ async def test_time_before_the_sources_are_asked_counts_against_the_deadline(
             await asyncio.sleep(60)
         return answered(request)
 
-    config = SourceConfig(
-        id="stuck", kind="fhir-r4", base_url=BASE, care_provider_hsa_id="SE2321000016-STCK"
-    )
-    client = httpx.AsyncClient(transport=httpx.MockTransport(never_answers))
-    collector = Collector(
-        Aggregator([Source(config, FhirR4Adapter(config, client))], deadline=1.0),
-        RecordCache(db, "test-data-key-0123456789", timedelta(hours=24)),
-        EngagementIndex(db, timedelta(hours=1)),
-        fresh_for=timedelta(minutes=1),
-        full_every=timedelta(hours=1),
-    )
+    return httpx.AsyncClient(transport=httpx.MockTransport(never_answers))
+
+
+async def test_time_before_the_sources_are_asked_counts_against_the_deadline(
+    db: Database,
+) -> None:
+    """A request that spent half its deadline before asking its sources gives a source
+    that never answers only the rest: the answer still comes within the deadline."""
+    client = _never_answering()
+    collector = _stuck_collector(db, client)
     outside = request_arrival()
 
     async def overview(request: Request) -> JSONResponse:
         await asyncio.sleep(0.5)  # e.g. waiting for the consent store
-        collected = await collector.collect(PERSON, PATIENT_ID, ["Observation"])
+        load = request.query_params.get("load") != "no"
+        collected = await collector.collect(PERSON, PATIENT_ID, ["Observation"], load=load)
         return JSONResponse({r.source_id: r.status.value for r in collected.reports})
 
     app = RequestClock(
@@ -82,14 +93,32 @@ async def test_time_before_the_sources_are_asked_counts_against_the_deadline(
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
         ) as caller:
+            streamed = await caller.get("/overview?load=no")
+            assert collector.finish_times.estimate == 0, "a streamed answer is no measure"
             started = time.monotonic()
             response = await caller.get("/overview")
             elapsed = time.monotonic() - started
     finally:
         await client.aclose()
-    assert response.json() == {"stuck": "timeout"}
+    assert streamed.json() == response.json() == {"stuck": "timeout"}
     # Without counting from arrival: 0.5 s waiting, then the whole 1 s for the source.
     assert elapsed < 1.2, "the answer came about the deadline, not 0.5 s after it"
     assert collector.finish_times.estimate > 0, "the finishing time was measured"
     assert outside is None
     assert request_arrival() is None
+
+
+async def test_the_time_finishing_lately_took_is_kept_back_from_the_sources(
+    db: Database,
+) -> None:
+    client = _never_answering()
+    collector = _stuck_collector(db, client)
+    collector.finish_times.estimate = 0.3  # a busy worker: 0.35 s of the 1 s kept back
+    try:
+        started = time.monotonic()
+        collected = await collector.collect(PERSON, PATIENT_ID, ["Observation"])
+        elapsed = time.monotonic() - started
+    finally:
+        await client.aclose()
+    assert [r.status.value for r in collected.reports] == ["timeout"]
+    assert 0.55 < elapsed < 0.85, "the source had 0.65 s, not the whole deadline"

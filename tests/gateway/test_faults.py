@@ -282,3 +282,36 @@ async def test_open_circuit_spares_the_region_until_a_probe_closes_it(
             assert counted.fhir_requests > 3
             status = await everything()
             assert status["status"] == "ok"
+
+
+async def test_a_hanging_region_given_its_whole_time_opens_its_circuit(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    """A region whose timeout equals the deadline is given all the deadline leaves it
+    when the gateway is not busy: timing out then counts against it, and its circuit
+    opens, so later reads do not wait for it."""
+    behaviour = Behaviour()
+    with serve_in_thread(create_region_app(regions["nord"].spec, behaviour)) as server:
+        source = region_source(regions["nord"].spec, server.url + "/fhir")
+        source |= {"id": "region-hanging", "name": "Region Hängande", "timeout": 1.0}
+        async with running_gateway(
+            database_url,
+            issuer,
+            regions,
+            request_deadline=1.0,
+            extra_sources=[source],
+            retry_attempts=1,
+            breaker_failure_threshold=2,
+            breaker_cool_down=60.0,
+            cache_fresh_seconds=0,
+        ) as gateway:
+            patient_id = await gateway.patient_id()
+            behaviour.fault = "timeout"
+            said = []
+            for _ in range(3):
+                response = await gateway.client.get(
+                    f"/fhir/Patient/{patient_id}/$everything", headers=gateway.citizen()
+                )
+                assert response.status_code == 200
+                said.append(source_status(response.json())["region-hanging"]["reason"])
+    assert said == ["timeout", "timeout", "circuit-open"]
