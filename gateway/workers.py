@@ -8,10 +8,14 @@ works while the others idle. Here each worker binds the port itself with
 ``SO_REUSEPORT``, and the kernel spreads new connections evenly over the workers' sockets
 (Linux; only processes of the same user may join the group).
 
-The parent supervises: it starts the workers, restarts one that dies, and on SIGINT or
-SIGTERM stops them all (each finishes its open requests, as uvicorn does on its own). A
-worker that fails at start-up stops the whole server, rather than being restarted in a
-loop.
+The parent supervises: it starts the workers, restarts one that dies (after a pause if
+it died soon after it started), and on SIGINT or SIGTERM stops them all (each finishes
+its open requests, as uvicorn does on its own). If no worker has started yet, a worker
+that fails to start (its configuration, its database, the port) stops the whole server
+rather than being restarted in a loop; a replacement that fails to start is tried again.
+Before anything starts the parent checks that no other program listens on the port, so
+a second server cannot silently join the group, and a worker whose parent is gone
+stops as on SIGTERM.
 
     python -m gateway.workers MODULE:FACTORY --workers N [--host H] [--port P]
 """
@@ -19,13 +23,17 @@ loop.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
+import threading
 import time
-from multiprocessing.connection import wait
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
@@ -50,8 +58,12 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(factory: str, host: str, port: int, log_level: str) -> None:
-    """One worker process: its own socket, one uvicorn server, the app from ``factory``."""
+def _worker(
+    factory: str, host: str, port: int, log_level: str, ready: Connection, alive: Connection
+) -> None:
+    """One worker process: its own socket, one uvicorn server, the app from ``factory``.
+    Says on ``ready`` when it has started, and stops (as on SIGTERM) when ``alive`` ends:
+    the supervisor is gone."""
     import uvicorn
 
     try:
@@ -59,13 +71,40 @@ def _worker(factory: str, host: str, port: int, log_level: str) -> None:
     except OSError as exc:  # e.g. the port is held by another program
         log.error("cannot listen on %s:%d: %s", host, port, exc.strerror)
         sys.exit(STARTUP_FAILURE)
+
+    def stop_with_the_supervisor() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            alive.recv()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=stop_with_the_supervisor, daemon=True).start()
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                ready.send(True)
+
     config = uvicorn.Config(
         factory,
         factory=True,
         access_log=False,  # the gateway's own request log leaves out paths and queries
         log_level=log_level.lower(),
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])
+
+
+@dataclass(slots=True)
+class _Worker:
+    process: BaseProcess
+    #: Readable once the worker has started (or has died).
+    ready: Connection
+    #: Held open while the supervisor lives: the worker stops when it closes.
+    alive: Connection
+    started_at: float
+    started: bool = False
+    #: Whether its ``ready`` pipe is still to be heard from.
+    awaited: bool = True
 
 
 class Supervisor:
@@ -73,54 +112,98 @@ class Supervisor:
 
     def __init__(self, factory: str, host: str, port: int, workers: int, log_level: str) -> None:
         self._args = (factory, host, port, log_level)
+        self._host, self._port = host, port
         self._count = workers
         self._context = multiprocessing.get_context("spawn")
-        self._running: dict[int, tuple[BaseProcess, float]] = {}
+        self._workers: list[_Worker] = []
+        #: Whether any worker has started: until one has, a start-up failure is the
+        #: server's (its configuration, its database), and stops it.
+        self._served = False
         self._stopping = False
 
     def _start(self) -> None:
-        process = self._context.Process(target=_worker, args=self._args, daemon=False)
+        ready_r, ready_w = self._context.Pipe(duplex=False)
+        alive_r, alive_w = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=_worker, args=(*self._args, ready_w, alive_r), daemon=False
+        )
         process.start()
-        assert process.pid is not None
-        self._running[process.sentinel] = (process, time.monotonic())
+        ready_w.close()  # the worker's end: EOF here once it is gone
+        alive_r.close()
+        self._workers.append(_Worker(process, ready_r, alive_w, time.monotonic()))
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True
-        for process, _ in self._running.values():
-            if process.is_alive() and process.pid is not None:
-                process.terminate()
+        for worker in self._workers:
+            if worker.process.is_alive():
+                worker.process.terminate()
+
+    def _port_is_free(self) -> bool:
+        """Whether no other program listens on the port: a second server (or workers left
+        over from one) would otherwise silently join its ``SO_REUSEPORT`` group."""
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((self._host, self._port))
+            except OSError as exc:
+                log.error("cannot listen on %s:%d: %s", self._host, self._port, exc.strerror)
+                return False
+        return True
+
+    def _ended(self, worker: _Worker) -> bool:
+        """Handle a worker that exited; False if the server must stop."""
+        worker.process.join()
+        self._workers.remove(worker)
+        worker.ready.close()
+        worker.alive.close()
+        if self._stopping:
+            return True
+        if not worker.started and not self._served:
+            log.error("a worker failed to start; stopping the server")
+            return False
+        log.warning(
+            "worker %s exited (%s); starting another", worker.process.pid, worker.process.exitcode
+        )
+        if time.monotonic() - worker.started_at < QUICK_DEATH_SECONDS:
+            time.sleep(QUICK_DEATH_SECONDS)  # e.g. the database is down: do not spin
+        if not self._stopping:  # a signal may have come while waiting
+            self._start()
+        return True
 
     def run(self) -> int:
-        """Serve until SIGINT or SIGTERM (0), or until a worker fails at start-up (1)."""
+        """Serve until SIGINT or SIGTERM (0), or until the first workers fail to start or
+        the port is taken (1)."""
+        if not self._port_is_free():
+            return 1
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._stop)
         for _ in range(self._count):
             self._start()
         failed = False
-        while self._running and not self._stopping:
-            for sentinel in wait(list(self._running), timeout=1.0):
-                assert isinstance(sentinel, int)  # a process sentinel
-                process, started = self._running.pop(sentinel)
-                process.join()
-                if self._stopping:
+        while self._workers and not self._stopping:
+            watched: list[Connection | int] = [w.process.sentinel for w in self._workers]
+            watched += [w.ready for w in self._workers if w.awaited]
+            for ready in wait(watched, timeout=1.0):
+                worker = next(
+                    (w for w in self._workers if ready in (w.ready, w.process.sentinel)), None
+                )
+                if worker is None:  # ended already, both its pipe and its process said so
                     continue
-                if process.exitcode == STARTUP_FAILURE:
-                    log.error("a worker failed to start; stopping the server")
+                if ready is worker.ready:
+                    worker.awaited = False  # it said so, or died without saying (EOF)
+                    with contextlib.suppress(EOFError, OSError):
+                        worker.started = bool(worker.ready.recv())
+                        self._served = True
+                elif not self._ended(worker):
                     failed = True
                     self._stop(signal.SIGTERM, None)
-                    continue
-                log.warning(
-                    "worker %s exited (%s); starting another", process.pid, process.exitcode
-                )
-                if time.monotonic() - started < QUICK_DEATH_SECONDS:
-                    time.sleep(QUICK_DEATH_SECONDS)
-                self._start()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for process, _ in self._running.values():
-            process.join(max(deadline - time.monotonic(), 0.0))
-            if process.is_alive():
-                process.kill()
-                process.join()
+        for worker in self._workers:
+            worker.process.join(max(deadline - time.monotonic(), 0.0))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
         return 1 if failed else 0
 
 
@@ -130,10 +213,18 @@ def serve(factory: str, *, host: str, port: int, workers: int, log_level: str = 
     return Supervisor(factory, host, port, workers, log_level).run()
 
 
+def positive(value: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("factory", help="module:callable returning the ASGI app")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=positive, default=2)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="info")

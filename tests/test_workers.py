@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -28,6 +29,13 @@ def pid_app() -> FastAPI:
     return app
 
 
+def failing_later_app() -> FastAPI:
+    """Starts while the file named by ``FAIL_MARKER`` does not exist."""
+    if Path(os.environ["FAIL_MARKER"]).exists():
+        return failing_app()
+    return pid_app()
+
+
 def failing_app() -> FastAPI:
     """An app whose start-up fails."""
 
@@ -39,14 +47,17 @@ def failing_app() -> FastAPI:
 
 
 @contextmanager
-def workers(factory: str, count: int = 2) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    port = free_port()
+def workers(
+    factory: str, count: int = 2, port: int | None = None, **env: str
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    port = port or free_port()
     command = ["-m", "gateway.workers", factory, "--workers", str(count), "--port", str(port)]
     process = subprocess.Popen(
         [sys.executable, *command, "--log-level", "warning"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, **env},
     )
     try:
         yield process, port
@@ -73,7 +84,9 @@ def serving(port: int, process: subprocess.Popen[str], count: int = 2) -> set[in
 
 def burst(port: int, connections: int) -> list[int]:
     """Open ``connections`` at once, then ask each which worker holds it."""
-    sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(connections)]
+    sockets = [
+        socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(connections)
+    ]
     pids = []
     try:
         for sock in sockets:
@@ -81,7 +94,10 @@ def burst(port: int, connections: int) -> list[int]:
         for sock in sockets:
             answer = b""
             while not answer.endswith(b"}"):
-                answer += sock.recv(4096)
+                part = sock.recv(4096)
+                if not part:
+                    raise ConnectionError("closed before the answer")
+                answer += part
             pids.append(int(answer.rsplit(b":", 1)[1].rstrip(b"}")))
     finally:
         for sock in sockets:
@@ -133,3 +149,42 @@ def test_a_port_held_by_another_program_stops_the_server() -> None:
         )
     assert process.returncode == 1
     assert "cannot listen on 127.0.0.1" in process.stderr
+
+
+def test_a_second_server_on_the_port_is_refused_and_the_first_serves_on() -> None:
+    with workers("tests.test_workers:pid_app") as (first, port):
+        serving_pids = serving(port, first)
+        with workers("tests.test_workers:pid_app", port=port) as (second, _):
+            assert second.wait(timeout=60) == 1
+            output = second.communicate()[0]
+        assert "cannot listen on 127.0.0.1" in output
+        assert set(burst(port, 16)) == serving_pids
+
+
+def test_workers_stop_when_their_supervisor_is_killed() -> None:
+    with workers("tests.test_workers:pid_app") as (process, port):
+        pids = serving(port, process)
+        process.kill()  # no chance to stop them itself
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(os.path.exists(f"/proc/{pid}") for pid in pids):
+            assert time.monotonic() < deadline, "a worker outlived its supervisor"
+            time.sleep(0.1)
+
+
+def test_a_replacement_that_fails_to_start_is_tried_again(tmp_path: Path) -> None:
+    marker = tmp_path / "fail"
+    with workers("tests.test_workers:failing_later_app", FAIL_MARKER=str(marker)) as (
+        process,
+        port,
+    ):
+        first = serving(port, process)
+        marker.touch()  # from now on a worker fails to start (say, the database is down)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(1.0)
+        assert process.poll() is None, "the server did not stop"
+        assert set(burst(port, 8)) == first - {victim}, "the other worker serves on"
+        marker.unlink()
+        now = serving(port, process)
+        assert victim not in now
