@@ -127,6 +127,9 @@ class Sealed:
     #: The resources themselves, if the sealer was asked to keep them and they were few
     #: enough; else None.
     resources: list[FhirResource] | None
+    #: Beside kept ``resources``, what was handed in with each (see
+    #: :meth:`ChunkSealer.take`); else None.
+    digests: list[bytes | None] | None = None
 
 
 class KeepBudget:
@@ -148,6 +151,7 @@ class ChunkSealer:
         self._seal = seal
         self._keep = keep
         self._kept: list[FhirResource] | None = None
+        self._digests: list[bytes | None] | None = None
         self.restart()
 
     def restart(self) -> None:
@@ -155,19 +159,29 @@ class ChunkSealer:
         self._bodies: list[bytes] = []
         self._pending: list[FhirResource] = []
         self._kept = [] if self._keep is not None else None
+        self._digests = [] if self._keep is not None else None
         self.count = 0
 
     def _give_back(self) -> None:
         if self._keep is not None and self._kept is not None:
             self._keep.left += len(self._kept)
-        self._kept = None
+        self._kept = self._digests = None
 
-    def take(self, resources: list[FhirResource]) -> None:
+    def take(
+        self, resources: list[FhirResource], digests: list[bytes | None] | None = None
+    ) -> None:
+        """Seal ``resources``; kept, they are kept with their ``digests`` (one each, of
+        the caller's making: the dedup plan's), if given."""
         self.count += len(resources)
         if self._kept is not None and self._keep is not None:
             if len(resources) <= self._keep.left:
                 self._keep.left -= len(resources)
                 self._kept += resources
+                if self._digests is not None:
+                    if digests is None:
+                        self._digests = None
+                    else:
+                        self._digests += digests
             else:  # too many to keep: all of this type is read back from the store
                 self._give_back()
         self._pending += resources
@@ -180,7 +194,7 @@ class ChunkSealer:
         if self._pending or not self._bodies:
             self._bodies.append(self._seal(len(self._bodies), self._pending))
             self._pending = []
-        return Sealed(self._bodies, self.count, self._kept)
+        return Sealed(self._bodies, self.count, self._kept, self._digests)
 
 
 class CacheSnapshot:

@@ -46,6 +46,7 @@ from gateway.cache import (
     SyncState,
 )
 from gateway.deadline import FinishTimes, request_arrival
+from gateway.dedup import duplicate_digest
 from gateway.engagement import EngagementIndex, Plan
 from gateway.errors import ServiceUnavailable
 from gateway.linking import LinkError
@@ -105,9 +106,7 @@ class Collector:
         self.finish_times = FinishTimes()
         self._slots = asyncio.Semaphore(max_refreshes)
         self._streams = asyncio.Semaphore(max_streams)
-        self._decoded: BoundedMemo[tuple[str, str, str], tuple[datetime, list[FhirResource]]] = (
-            BoundedMemo(memory_budget)
-        )
+        self._decoded: BoundedMemo[tuple[str, str, str], _Decoded] = BoundedMemo(memory_budget)
 
     async def collect(
         self,
@@ -273,8 +272,8 @@ class Collector:
         missing = []
         for resource_type in kept if load else [PATIENT]:
             remembered = self._decoded.get((patient_id, source.id, resource_type))
-            if remembered is not None and remembered[0] == state[resource_type].synced_at:
-                by_type[resource_type] = remembered[1]
+            if remembered is not None and remembered.synced_at == state[resource_type].synced_at:
+                by_type[resource_type] = remembered.resources
             else:
                 missing.append(resource_type)
         if missing:
@@ -318,17 +317,19 @@ class Collector:
 
     async def chunks(
         self, snapshot: CacheSnapshot, patient_id: str, source_id: str, resource_type: str
-    ) -> AsyncGenerator[list[FhirResource], None]:
-        """One source's cached resources of one type, a chunk at a time: from memory when
-        this process has decoded that very version, else from ``snapshot`` (and then
-        remembered, when small enough and read to the end)."""
+    ) -> AsyncGenerator[tuple[list[FhirResource], list[bytes | None] | None], None]:
+        """One source's cached resources of one type, a chunk at a time, each with the
+        resources' duplicate digests where known (:func:`gateway.dedup.duplicate_digest`,
+        made as their pages were normalised): from memory when this process has decoded
+        that very version, else from ``snapshot`` (and then remembered, when small enough
+        and read to the end)."""
         stored = snapshot.stored(source_id, resource_type)
         if stored is None:
             return
         key = (patient_id, source_id, resource_type)
         remembered = self._decoded.get(key)
-        if remembered is not None and remembered[0] == stored.synced_at:
-            yield remembered[1]
+        if remembered is not None and remembered.synced_at == stored.synced_at:
+            yield remembered.resources, remembered.digests
             return
         small = stored.chunks * CHUNK_SIZE <= self._decoded.budget
         decoded: list[FhirResource] = []
@@ -336,9 +337,9 @@ class Collector:
             async for part in parts:
                 if small:
                     decoded.extend(part)
-                yield part
+                yield part, None
         if small:
-            self._decoded.put(key, (stored.synced_at, decoded), len(decoded))
+            self._decoded.put(key, _Decoded(stored.synced_at, decoded), len(decoded))
 
     def _remember(
         self,
@@ -347,10 +348,13 @@ class Collector:
         resource_type: str,
         synced_at: datetime,
         data: Mapping[str, list[FhirResource]],
+        digests: list[bytes | None] | None = None,
     ) -> None:
         resources = data[resource_type]
         self._decoded.put(
-            (patient_id, source_id, resource_type), (synced_at, resources), len(resources)
+            (patient_id, source_id, resource_type),
+            _Decoded(synced_at, resources, digests),
+            len(resources),
         )
 
     async def _store_pages(
@@ -392,7 +396,12 @@ class Collector:
                 unread.append(resource_type)
                 continue
             self._remember(
-                patient_id, source.id, resource_type, synced_at, {resource_type: resources}
+                patient_id,
+                source.id,
+                resource_type,
+                synced_at,
+                {resource_type: resources},
+                sealed[resource_type].digests,
             )
             if load:
                 by_type[resource_type] = resources
@@ -502,6 +511,16 @@ class _Pages:
         return sink
 
 
+@dataclass(slots=True)
+class _Decoded:
+    """One (person, source, type)'s resources as decoded, of the version synced then."""
+
+    synced_at: datetime
+    resources: list[FhirResource]
+    #: Their duplicate digests, where made as they were normalised; else None.
+    digests: list[bytes | None] | None = None
+
+
 class _NormalisingSink:
     """One search's pages, normalised and sealed as they arrive (dropped if the source's
     Patient does not link to the person)."""
@@ -517,7 +536,9 @@ class _NormalisingSink:
 
     def take(self, page: list[FhirResource]) -> None:
         if self._normaliser is not None:
-            self.sealer.take(self._normaliser.normalise(page, self.notes))
+            normalised = self._normaliser.normalise(page, self.notes)
+            # Made now, while the source is still paging, rather than in a plan pass.
+            self.sealer.take(normalised, [duplicate_digest(r) for r in normalised])
 
 
 def _assembled(

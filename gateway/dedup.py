@@ -190,6 +190,14 @@ def _serialised(key: Key) -> bytes:
         return repr(key).encode()
 
 
+def duplicate_digest(resource: FhirResource) -> bytes | None:
+    """A 16-byte digest of the resource's :func:`match_key` (None: never merged): what a
+    :class:`DuplicatePlan` keeps. Made once per resource where it is cheapest (as its page
+    is normalised) and handed to :meth:`DuplicatePlan.offer_digest`."""
+    key = match_key(resource)
+    return None if key is None else hashlib.blake2b(_serialised(key), digest_size=16).digest()
+
+
 class DuplicatePlan:
     """Which resources of a stream are duplicates of an earlier one, from keys alone.
 
@@ -222,10 +230,12 @@ class DuplicatePlan:
 
     def offer(self, number: int, resource: FhirResource) -> bool:
         """Plan resource ``number``; True if it is kept, False if it is a duplicate."""
-        key = match_key(resource)
-        if key is None:
+        return self.offer_digest(number, resource, duplicate_digest(resource))
+
+    def offer_digest(self, number: int, resource: FhirResource, digest: bytes | None) -> bool:
+        """:meth:`offer` with the resource's :func:`duplicate_digest` already known."""
+        if digest is None:
             return True
-        digest = hashlib.blake2b(_serialised(key), digest_size=16).digest()
         source = source_of(resource)
         origin = self._source_index(source.split("#", 1)[0])
         first = self._first.get(digest)

@@ -71,9 +71,11 @@ class RecordStream:
     _plan: DuplicatePlan = field(default_factory=DuplicatePlan)
     _dropped: set[int] = field(default_factory=set)
 
-    async def _resources(self) -> AsyncGenerator[tuple[str, list[FhirResource]], None]:
+    async def _resources(
+        self,
+    ) -> AsyncGenerator[tuple[str, list[FhirResource], list[bytes | None] | None], None]:
         """Every visible resource, a chunk at a time, in the merge's order, with the
-        chunk's source."""
+        chunk's source and the resources' duplicate digests where known."""
         hides, everything = self._decision.hides, self._decision.hides_nothing
         for source in self._sources:
             source_id = source.source.id
@@ -83,11 +85,18 @@ class RecordStream:
                 )
                 try:
                     async with aclosing(chunks):
-                        async for chunk in chunks:
+                        async for chunk, digests in chunks:
                             if everything:
-                                yield source_id, chunk
-                            else:
-                                yield source_id, [r for r in chunk if not hides(*care_tags(r))]
+                                yield source_id, chunk, digests
+                                continue
+                            shown = [not hides(*care_tags(r)) for r in chunk]
+                            yield (
+                                source_id,
+                                [r for r, show in zip(chunk, shown, strict=True) if show],
+                                None
+                                if digests is None
+                                else [d for d, show in zip(digests, shown, strict=True) if show],
+                            )
                 except CacheCorrupt as exc:
                     raise _Unreadable(source_id) from exc
 
@@ -100,10 +109,15 @@ class RecordStream:
         total = 1 if self.patient is not None else 0
         number = 0
         async with aclosing(self._resources()) as resources:
-            async for source_id, chunk in resources:
+            async for source_id, chunk, digests in resources:
                 self.shown[source_id] += len(chunk)
-                for resource in chunk:
-                    if plan.offer(number, resource):
+                for index, resource in enumerate(chunk):
+                    kept = (
+                        plan.offer(number, resource)
+                        if digests is None
+                        else plan.offer_digest(number, resource, digests[index])
+                    )
+                    if kept:
                         counts[resource["resourceType"]] += 1
                         if matches(resource):
                             total += 1
@@ -129,7 +143,7 @@ class RecordStream:
         by_source = {s.source.id: s.source for s in self._sources}
         number = -1
         async with aclosing(self._resources()) as resources:
-            async for _, chunk in resources:
+            async for _, chunk, _ in resources:
                 for resource in chunk:
                     number += 1
                     if number in dropped or not matches(resource):

@@ -16,13 +16,16 @@ import pytest
 from adapters.base import FhirResource
 from adapters.config import SourceConfig
 from adapters.fhir_r4 import FhirR4Adapter
+from consent.decision import AccessDecision
 from fhir_profiles.identifiers import parse_person_identifier
 from gateway.aggregate import Aggregator, Source, SourceRecord, SourceReport, SourceStatus
 from gateway.cache import CHUNK_SIZE, ChunkSealer, KeepBudget, RecordCache
 from gateway.collect import PATIENT, Collector
+from gateway.dedup import DuplicatePlan
 from gateway.engagement import EngagementIndex
-from gateway.merge import normalise_source
+from gateway.merge import merge_sources, normalise_source
 from gateway.store.db import Database
+from gateway.streamed import open_stream
 from tests.gateway.test_merge_rules import observation, patient
 
 pytestmark = pytest.mark.anyio
@@ -260,3 +263,59 @@ async def test_a_source_is_stored_as_soon_as_it_has_answered(db: Database) -> No
     assert [s.source.id for s in collected.sources] == ["fast", "slow"]
     # The slow one's ten include one of another patient's: dropped.
     assert {r.source_id: r.resource_count for r in collected.reports} == {"fast": 518, "slow": 9}
+
+
+async def test_duplicate_digests_made_as_pages_arrive_plan_the_stream_as_the_merge_does(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two sources reporting the same facts, paged in: the streamed answer, planned from
+    the digests made as each page was normalised, is the in-memory merge."""
+    cache = RecordCache(db, "test-data-key-0123456789", timedelta(hours=24))
+    sources, clients = [], []
+    for source_id in ("first", "second"):
+        config = SourceConfig(
+            id=source_id,
+            kind="fhir-r4",
+            base_url=BASE,
+            care_provider_hsa_id=f"SE2321000016-{source_id.upper()}",
+            dialect={"page_size": PAGE},
+        )
+        client = httpx.AsyncClient(transport=httpx.MockTransport(PagedSource(patient(), _answer())))
+        clients.append(client)
+        sources.append(Source(config, FhirR4Adapter(config, client)))
+    collector = Collector(
+        Aggregator(sources, deadline=5.0),
+        cache,
+        EngagementIndex(db, timedelta(hours=1)),
+        fresh_for=timedelta(minutes=1),
+        full_every=timedelta(hours=1),
+        memory_budget=10_000,
+    )
+    decision = AccessDecision(allowed=True, reason="self")
+    try:
+        collected = await collector.collect(PERSON, PATIENT_ID, ["Observation"], load=False)
+        with monkeypatch.context() as patched:
+            # Every digest is known: none is made while planning.
+            patched.setattr(DuplicatePlan, "offer", None)
+            stream = await open_stream(
+                collector,
+                collected,
+                decision,
+                PERSON,
+                PATIENT_ID,
+                ["Observation"],
+                with_patient=True,
+                matches=lambda _: True,
+            )
+        try:
+            entries = [entry async for entry in stream.page(0, stream.total)]
+        finally:
+            await stream.aclose()
+        loaded = await collector.collect(PERSON, PATIENT_ID, ["Observation"])  # the memo
+    finally:
+        for client in clients:
+            await client.aclose()
+    merged = merge_sources(loaded.sources, PERSON, PATIENT_ID)
+    assert len(merged.provenance) > 500, "the second source's facts merged into the first's"
+    assert [r for mode, r in entries if mode == "match"] == [merged.patient, *merged.resources]
+    assert [r for mode, r in entries if mode == "include"] == merged.provenance
