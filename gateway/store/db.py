@@ -136,10 +136,15 @@ class Database:
 
 def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
     """SQLite in write-ahead-log mode: readers and the one writer do not block each other
-    (a long streamed read would otherwise hold up every write). Kept by the file."""
+    (a long streamed read would otherwise hold up every write). Kept by the file, so set
+    only when the file is not in it yet: switching takes the database's lock, and a new
+    connection asking for it while writers are busy could time out."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA journal_mode")
     (mode,) = cursor.fetchone()
+    if str(mode).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
+        (mode,) = cursor.fetchone()
     cursor.close()
     if str(mode).lower() not in ("wal", "memory"):
         # E.g. on a network file system: a streamed read then holds up every writer.
