@@ -7,6 +7,8 @@ SQLAlchemy and compares it with :data:`HEAD_REVISION`.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,6 +74,16 @@ def upgrade(database_url: str) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(database_url), "head")
+    if url.startswith("sqlite:///"):
+        _write_ahead_log(Path(url.removeprefix("sqlite:///")))
+
+
+def _write_ahead_log(path: Path) -> None:
+    """Put a SQLite file in write-ahead-log mode now, while nothing else uses it: the
+    gateway's connections then find it so and need not switch it under load (switching
+    takes the database's lock; see :mod:`gateway.store.db`)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
 
 
 def check_current(database_url: str) -> None:

@@ -7,7 +7,9 @@ module was imported is only visible in a fresh interpreter, hence the subprocess
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +143,12 @@ def test_unreachable_database_message_leaves_out_the_url() -> None:
         check_current(url)
     assert "hunter2" not in str(raised.value)
     assert "127.0.0.1" not in str(raised.value)
+
+
+def test_migrating_a_sqlite_file_puts_it_in_its_write_ahead_log(tmp_path: Path) -> None:
+    """Set once, while nothing else uses the file: the gateway's connections then find it
+    so and never take the database's lock to switch it under load."""
+    path = tmp_path / "samlad.db"
+    upgrade(f"sqlite:///{path}")
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
