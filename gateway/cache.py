@@ -162,6 +162,11 @@ class ChunkSealer:
         self._digests = [] if self._keep is not None else None
         self.count = 0
 
+    @property
+    def keeps(self) -> bool:
+        """Whether what it takes is still kept in memory (so digests are worth making)."""
+        return self._kept is not None
+
     def _give_back(self) -> None:
         if self._keep is not None and self._kept is not None:
             self._keep.left += len(self._kept)
@@ -172,6 +177,8 @@ class ChunkSealer:
     ) -> None:
         """Seal ``resources``; kept, they are kept with their ``digests`` (one each, of
         the caller's making: the dedup plan's), if given."""
+        if digests is not None and len(digests) != len(resources):
+            raise ValueError("one digest per resource")
         self.count += len(resources)
         if self._kept is not None and self._keep is not None:
             if len(resources) <= self._keep.left:

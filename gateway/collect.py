@@ -537,8 +537,10 @@ class _NormalisingSink:
     def take(self, page: list[FhirResource]) -> None:
         if self._normaliser is not None:
             normalised = self._normaliser.normalise(page, self.notes)
-            # Made now, while the source is still paging, rather than in a plan pass.
-            self.sealer.take(normalised, [duplicate_digest(r) for r in normalised])
+            # Made now, while the source is still paging, rather than in a plan pass; only
+            # for what is kept in memory (a plan over what is read back makes its own).
+            digests = [duplicate_digest(r) for r in normalised] if self.sealer.keeps else None
+            self.sealer.take(normalised, digests)
 
 
 def _assembled(

@@ -48,13 +48,14 @@ STOP_GRACE_SECONDS = 30.0
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """``host:port`` bound for one worker, in the port's ``SO_REUSEPORT`` group."""
+    """``host:port`` bound for one worker, in the port's ``SO_REUSEPORT`` group. Bound
+    only: the server listens once the app has started, so no connection is given to a
+    worker that cannot answer it yet (or fails to start)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
     return sock
 
 
@@ -83,7 +84,8 @@ def _worker(
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             if self.started:
-                ready.send(True)
+                with contextlib.suppress(OSError):  # the supervisor is gone: see alive
+                    ready.send(True)
 
     config = uvicorn.Config(
         factory,
@@ -151,9 +153,19 @@ class Supervisor:
                 return False
         return True
 
+    def _hear(self, worker: _Worker) -> None:
+        """Read what a worker said on its ``ready`` pipe: that it started, or nothing (it
+        died first: end of file)."""
+        worker.awaited = False
+        with contextlib.suppress(EOFError, OSError):
+            worker.started = bool(worker.ready.recv())
+            self._served = True
+
     def _ended(self, worker: _Worker) -> bool:
         """Handle a worker that exited; False if the server must stop."""
         worker.process.join()
+        if worker.awaited and worker.ready.poll():
+            self._hear(worker)
         self._workers.remove(worker)
         worker.ready.close()
         worker.alive.close()
@@ -179,25 +191,29 @@ class Supervisor:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._stop)
         for _ in range(self._count):
+            if self._stopping:
+                break
             self._start()
         failed = False
         while self._workers and not self._stopping:
             watched: list[Connection | int] = [w.process.sentinel for w in self._workers]
             watched += [w.ready for w in self._workers if w.awaited]
-            for ready in wait(watched, timeout=1.0):
+            # Start-up news first: a worker that started and then died at once counts as
+            # started, whatever order the news came in.
+            for ready in sorted(wait(watched, timeout=1.0), key=lambda r: isinstance(r, int)):
                 worker = next(
                     (w for w in self._workers if ready in (w.ready, w.process.sentinel)), None
                 )
                 if worker is None:  # ended already, both its pipe and its process said so
                     continue
                 if ready is worker.ready:
-                    worker.awaited = False  # it said so, or died without saying (EOF)
-                    with contextlib.suppress(EOFError, OSError):
-                        worker.started = bool(worker.ready.recv())
-                        self._served = True
+                    self._hear(worker)
                 elif not self._ended(worker):
                     failed = True
                     self._stop(signal.SIGTERM, None)
+        for worker in self._workers:  # also one started while the signal came
+            if worker.process.is_alive():
+                worker.process.terminate()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for worker in self._workers:
             worker.process.join(max(deadline - time.monotonic(), 0.0))

@@ -64,7 +64,12 @@ def workers(
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=40)
+        try:
+            process.communicate(timeout=40)
+        except subprocess.TimeoutExpired:
+            process.kill()  # its workers stop when it is gone
+            process.communicate()
+            raise
 
 
 def serving(port: int, process: subprocess.Popen[str], count: int = 2) -> set[int]:
@@ -80,6 +85,15 @@ def serving(port: int, process: subprocess.Popen[str], count: int = 2) -> set[in
             return pids
         time.sleep(0.2)
     raise AssertionError("the workers did not come up")
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def burst(port: int, connections: int) -> list[int]:
@@ -127,7 +141,7 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all() -> None:
         assert victim not in _children(process.pid)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=40) == 0
-    assert not any(os.path.exists(f"/proc/{pid}") for pid in now), "every worker stopped"
+    assert not any(_running(pid) for pid in now), "every worker stopped"
 
 
 def test_a_start_up_failure_stops_the_server() -> None:
@@ -167,7 +181,7 @@ def test_workers_stop_when_their_supervisor_is_killed() -> None:
         process.kill()  # no chance to stop them itself
         process.wait(timeout=10)
         deadline = time.monotonic() + 30
-        while any(os.path.exists(f"/proc/{pid}") for pid in pids):
+        while any(_running(pid) for pid in pids):
             assert time.monotonic() < deadline, "a worker outlived its supervisor"
             time.sleep(0.1)
 

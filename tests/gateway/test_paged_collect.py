@@ -319,3 +319,38 @@ async def test_duplicate_digests_made_as_pages_arrive_plan_the_stream_as_the_mer
     assert len(merged.provenance) > 500, "the second source's facts merged into the first's"
     assert [r for mode, r in entries if mode == "match"] == [merged.patient, *merged.resources]
     assert [r for mode, r in entries if mode == "include"] == merged.provenance
+
+
+def test_digests_are_kept_in_step_with_the_resources_kept() -> None:
+    budget = KeepBudget(300)
+    seal = lambda number, part: orjson.dumps([number, len(part)])  # noqa: E731
+
+    def page(start: int, size: int) -> tuple[list[FhirResource], list[bytes | None]]:
+        resources: list[FhirResource] = [{"id": str(n)} for n in range(start, start + size)]
+        return resources, [str(r["id"]).encode() for r in resources]
+
+    sealer = ChunkSealer(seal, budget)
+    sealer.take(*page(0, 100))
+    sealer.take(*page(100, 100))
+    kept = sealer.finish()
+    assert kept.resources is not None
+    assert kept.digests == [str(r["id"]).encode() for r in kept.resources]
+    with pytest.raises(ValueError, match="one digest per resource"):
+        sealer.take([{"id": "x"}], [])
+
+    sealer.restart()  # a retried search: what was kept, and its digests, start over
+    sealer.take(*page(0, 50))
+    sealer.take(page(50, 50)[0])  # a page without digests: none are kept from now on
+    sealer.take(*page(100, 50))
+    partly = sealer.finish()
+    assert partly.resources is not None
+    assert len(partly.resources) == 150
+    assert partly.digests is None
+
+    sealer.restart()
+    sealer.take(*page(0, 200))
+    assert sealer.keeps
+    sealer.take(*page(200, 200))  # over the budget: nothing of this type is kept
+    assert not sealer.keeps
+    over = sealer.finish()
+    assert (over.resources, over.digests, over.count) == (None, None, 400)
