@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.settings import ConfigError, load_settings
+from gateway.workers import positive
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -174,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gateway from a configuration file")
     serve.add_argument("--config", type=Path, required=True)
     serve.add_argument(
-        "--workers", type=int, default=1, help="server processes (each with its own memory)"
+        "--workers", type=positive, default=1, help="server processes (each with its own memory)"
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -83,3 +83,14 @@ def test_several_workers_serve_one_port(tmp_path: Path, issuer: IssuerKit) -> No
         output = process.communicate(timeout=30)[0]
     assert process.returncode == 0, output
     assert "Traceback" not in output
+
+
+def test_no_workers_is_refused() -> None:
+    done = subprocess.run(
+        [*SAMLAD, "serve", "--config", "unused.toml", "--workers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "must be at least 1" in done.stderr
