@@ -79,8 +79,10 @@ class Demo:
 
 def start_demo(data_dir: Path) -> Demo:
     """Start `samlad demo` on free ports and wait for its banner."""
-    port = _free_ports(1)[0]
     region_base = _consecutive_free_ports(3)
+    port = _free_ports(1)[0]
+    while region_base <= port < region_base + 3:  # the kernel may hand out a port again
+        port = _free_ports(1)[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAMLAD_")}
     command = [
         *SAMLAD,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -212,22 +213,16 @@ def test_one_read_keeps_at_most_its_budget_in_memory_across_sources_and_types() 
     assert budget.left == 600
 
 
-async def test_a_source_is_stored_as_soon_as_it_has_answered(db: Database) -> None:
-    """A fast source's answer is in the cache while a slow one is still being waited for:
-    its write is off the request's critical path."""
-    slow_may_answer = asyncio.Event()
-    fast = PagedSource(patient(), _answer())
-    slow_answer = PagedSource(patient(), _answer()[:10])
-
-    async def slow(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/Observation"):
-            await slow_may_answer.wait()
-        return slow_answer(request)
-
-    cache = RecordCache(db, "test-data-key-0123456789", timedelta(hours=24))
-    sources = []
-    clients = []
-    for source_id, handler in (("fast", fast), ("slow", slow)):
+def _collector_of(
+    db: Database,
+    cache: RecordCache,
+    handlers: Mapping[str, Callable[[httpx.Request], Any]],
+    memory_budget: int = 0,
+) -> tuple[Collector, list[httpx.AsyncClient]]:
+    """A collector over one paged FHIR source per handler (by source id), each on a mock
+    transport of its own; and the clients, to close."""
+    sources, clients = [], []
+    for source_id, handler in handlers.items():
         config = SourceConfig(
             id=source_id,
             kind="fhir-r4",
@@ -244,7 +239,25 @@ async def test_a_source_is_stored_as_soon_as_it_has_answered(db: Database) -> No
         EngagementIndex(db, timedelta(hours=1)),
         fresh_for=timedelta(minutes=1),
         full_every=timedelta(hours=1),
+        memory_budget=memory_budget,
     )
+    return collector, clients
+
+
+async def test_a_source_is_stored_as_soon_as_it_has_answered(db: Database) -> None:
+    """A fast source's answer is in the cache while a slow one is still being waited for:
+    its write is off the request's critical path."""
+    slow_may_answer = asyncio.Event()
+    fast = PagedSource(patient(), _answer())
+    slow_answer = PagedSource(patient(), _answer()[:10])
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Observation"):
+            await slow_may_answer.wait()
+        return slow_answer(request)
+
+    cache = RecordCache(db, "test-data-key-0123456789", timedelta(hours=24))
+    collector, clients = _collector_of(db, cache, {"fast": fast, "slow": slow})
     try:
         collecting = asyncio.create_task(
             collector.collect(PERSON, PATIENT_ID, ["Observation"], load=False)
@@ -271,26 +284,8 @@ async def test_duplicate_digests_made_as_pages_arrive_plan_the_stream_as_the_mer
     """Two sources reporting the same facts, paged in: the streamed answer, planned from
     the digests made as each page was normalised, is the in-memory merge."""
     cache = RecordCache(db, "test-data-key-0123456789", timedelta(hours=24))
-    sources, clients = [], []
-    for source_id in ("first", "second"):
-        config = SourceConfig(
-            id=source_id,
-            kind="fhir-r4",
-            base_url=BASE,
-            care_provider_hsa_id=f"SE2321000016-{source_id.upper()}",
-            dialect={"page_size": PAGE},
-        )
-        client = httpx.AsyncClient(transport=httpx.MockTransport(PagedSource(patient(), _answer())))
-        clients.append(client)
-        sources.append(Source(config, FhirR4Adapter(config, client)))
-    collector = Collector(
-        Aggregator(sources, deadline=5.0),
-        cache,
-        EngagementIndex(db, timedelta(hours=1)),
-        fresh_for=timedelta(minutes=1),
-        full_every=timedelta(hours=1),
-        memory_budget=10_000,
-    )
+    same = {s: PagedSource(patient(), _answer()) for s in ("first", "second")}
+    collector, clients = _collector_of(db, cache, same, memory_budget=10_000)
     decision = AccessDecision(allowed=True, reason="self")
     try:
         collected = await collector.collect(PERSON, PATIENT_ID, ["Observation"], load=False)
