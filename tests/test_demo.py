@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from simregions.regions import DEFAULT_REGIONS
+
 SAMLAD = [sys.executable, "-m", "gateway.cli"]
 
 
@@ -79,9 +81,10 @@ class Demo:
 
 def start_demo(data_dir: Path) -> Demo:
     """Start `samlad demo` on free ports and wait for its banner."""
-    region_base = _consecutive_free_ports(3)
+    regions = len(DEFAULT_REGIONS) + 1  # the FHIR regions, then Region Öst's legacy system
+    region_base = _consecutive_free_ports(regions)
     port = _free_ports(1)[0]
-    while region_base <= port < region_base + 3:  # the kernel may hand out a port again
+    while region_base <= port < region_base + regions:  # a port may be handed out again
         port = _free_ports(1)[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAMLAD_")}
     command = [
