@@ -98,6 +98,15 @@ class SourceReport:
     synced_at: datetime | None = None
     warnings: list[str] = field(default_factory=list)
 
+    def serves_nothing(self, warning: str, *, reason: str | None = None) -> None:
+        """Nothing of this source is served after all (its Patient is not the person's,
+        or its cached data cannot be read): it failed, with ``warning`` saying why."""
+        self.status = SourceStatus.FAILED
+        self.resource_count = 0
+        if reason is not None:
+            self.reason = reason
+        self.warnings.append(warning)
+
 
 @dataclass(slots=True)
 class SourceRecord:

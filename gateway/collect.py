@@ -438,10 +438,7 @@ class Collector:
             )
         except CacheCorrupt:
             log.warning("cached data of source %s could not be read", normalised.source.id)
-            report.status = SourceStatus.FAILED
-            report.resource_count = 0
-            report.synced_at = None
-            report.warnings.append("its cached data could not be read: asked in full next time")
+            unreadable_cache(report, "its cached data could not be read: asked in full next time")
             return None
         for resource_type in stored:
             self._remember(patient_id, normalised.source.id, resource_type, synced_at, stored)
@@ -509,6 +506,13 @@ class _Pages:
         sink = _NormalisingSink(None if isinstance(normaliser, LinkError) else normaliser, sealer)
         self.sinks.setdefault(source.id, {})[resource_type] = sink
         return sink
+
+
+def unreadable_cache(report: SourceReport, warning: str) -> None:
+    """Report a source whose cached data cannot be read: none of it is served, and
+    nothing of it is known to be synced."""
+    report.serves_nothing(warning)
+    report.synced_at = None
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ from typing import Any
 from adapters.base import FhirResource
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
-from gateway.aggregate import Gathered, Source, SourceRecord, SourceReport, SourceStatus
+from gateway.aggregate import Gathered, Source, SourceRecord, SourceReport
 from gateway.dedup import deduplicate
 from gateway.linking import SOURCE_URI, LinkError, check_link, unified_patient
 
@@ -346,10 +346,7 @@ class SourceNormaliser:
 
 def identity_failure(report: SourceReport, error: LinkError) -> None:
     """Report a source whose Patient does not link to the person: nothing of it is kept."""
-    report.status = SourceStatus.FAILED
-    report.reason = "identity"
-    report.resource_count = 0
-    report.warnings.append(str(error))
+    report.serves_nothing(str(error), reason="identity")
 
 
 def provenance(

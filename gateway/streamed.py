@@ -32,9 +32,9 @@ import anyio
 from adapters.base import FhirResource
 from consent.decision import AccessDecision
 from fhir_profiles.identifiers import PersonIdentifier
-from gateway.aggregate import SourceReport, SourceStatus
+from gateway.aggregate import SourceReport
 from gateway.cache import CacheCorrupt, CacheSnapshot
-from gateway.collect import Collected, Collector
+from gateway.collect import Collected, Collector, unreadable_cache
 from gateway.dedup import DuplicatePlan
 from gateway.merge import NormalisedSource, care_tags, patient_of, provenance
 from gateway.paging import SnapshotDigest
@@ -211,10 +211,7 @@ async def open_stream(
                 await collector.forget(patient_id, broken)
                 for report in collected.reports:
                     if report.source_id == broken:
-                        report.status = SourceStatus.FAILED
-                        report.resource_count = 0
-                        report.synced_at = None
-                        report.warnings.append("its cached data could not be read")
+                        unreadable_cache(report, "its cached data could not be read")
                 continue
             return stream
     except BaseException:
