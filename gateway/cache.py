@@ -49,9 +49,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from adapters.base import FhirResource
-from gateway.errors import ServiceUnavailable
 from gateway.memo import RECENT_SECONDS, Recent
-from gateway.store.db import Database
+from gateway.store.db import Database, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -184,11 +183,10 @@ class ChunkSealer:
             if len(resources) <= self._keep.left:
                 self._keep.left -= len(resources)
                 self._kept += resources
-                if self._digests is not None:
-                    if digests is None:
-                        self._digests = None
-                    else:
-                        self._digests += digests
+                if digests is None:
+                    self._digests = None  # not for every resource: none kept
+                elif self._digests is not None:
+                    self._digests += digests
             else:  # too many to keep: all of this type is read back from the store
                 self._give_back()
         self._pending += resources
@@ -241,9 +239,8 @@ class CacheSnapshot:
                 body = await self._conn.scalar(self._cache.chunk_query, key)
             except SQLAlchemyError as exc:
                 # Read outside the snapshot's own error handling (it is held open between
-                # reads): the type only, the parameters name a person.
-                log.error("database error: %s", type(exc).__name__)
-                raise ServiceUnavailable("the data store is unavailable") from exc
+                # reads).
+                raise unavailable(exc) from exc
             aad = self._cache._aad(self._patient_id, source_id, resource_type, number)
             if body is None:
                 raise CacheCorrupt("a cache chunk is missing")

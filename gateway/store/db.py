@@ -50,6 +50,13 @@ def sync_url(url: str) -> str:
     return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
 
 
+def unavailable(exc: SQLAlchemyError) -> ServiceUnavailable:
+    """The 503 a database error becomes, logged by its type only: the statement's
+    parameters may hold personal data."""
+    log.error("database error: %s", type(exc).__name__)
+    return ServiceUnavailable("the data store is unavailable")
+
+
 class Database:
     """One engine and a session factory; sessions translate database errors to 503."""
 
@@ -86,9 +93,7 @@ class Database:
             async with self._sessions() as session:
                 yield session
         except SQLAlchemyError as exc:
-            # The type only: statement parameters may hold personal data.
-            log.error("database error: %s", type(exc).__name__)
-            raise ServiceUnavailable("the data store is unavailable") from exc
+            raise unavailable(exc) from exc
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -99,8 +104,7 @@ class Database:
             async with self._reads.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            log.error("database error: %s", type(exc).__name__)
-            raise ServiceUnavailable("the data store is unavailable") from exc
+            raise unavailable(exc) from exc
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
