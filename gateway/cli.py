@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.settings import ConfigError, load_settings
-from gateway.workers import positive
+from gateway.workers import positive, serve
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -81,8 +81,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ[CONFIG_FILE_VARIABLE] = str(args.config.resolve())
     os.environ[LOG_LEVEL_VARIABLE] = args.log_level
     os.environ["SAMLAD_AUTO_MIGRATE"] = "false"
-    from gateway.workers import serve
-
     return serve(
         "gateway.cli:app_from_environment",
         host=settings.host,

@@ -47,12 +47,15 @@ QUICK_DEATH_SECONDS = 5.0
 STOP_GRACE_SECONDS = 30.0
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def bound_socket(host: str, port: int) -> socket.socket:
     """``host:port`` bound for one worker, in the port's ``SO_REUSEPORT`` group. Bound
     only: the server listens once the app has started, so no connection is given to a
     worker that cannot answer it yet (or fails to start)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
@@ -68,7 +71,7 @@ def _worker(
     import uvicorn
 
     try:
-        sock = listening_socket(host, port)
+        sock = bound_socket(host, port)
     except OSError as exc:  # e.g. the port is held by another program
         log.error("cannot listen on %s:%d: %s", host, port, exc.strerror)
         sys.exit(STARTUP_FAILURE)
@@ -143,8 +146,7 @@ class Supervisor:
     def _port_is_free(self) -> bool:
         """Whether no other program listens on the port: a second server (or workers left
         over from one) would otherwise silently join its ``SO_REUSEPORT`` group."""
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
+        with socket.socket(_family(self._host), socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((self._host, self._port))
