@@ -34,7 +34,7 @@ from adapters.base import (
 from adapters.config import SourceConfig
 from adapters.errors import SourceError
 from fhir_profiles.identifiers import PersonIdentifier
-from gateway.resilience import CallBudget, call_budget, failure_reason
+from gateway.resilience import CallBudget, Clock, MonotonicClock, call_budget, failure_reason
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +177,13 @@ async def _search_into(
 class Aggregator:
     """Asks every source for one person's data, concurrently."""
 
-    def __init__(self, sources: Sequence[Source], deadline: float) -> None:
+    def __init__(
+        self, sources: Sequence[Source], deadline: float, clock: Clock | None = None
+    ) -> None:
         self.sources = tuple(sources)
         self.deadline = deadline
+        #: The clock of the sources' deadlines: the resilient wrappers' clock.
+        self._clock: Clock = clock or MonotonicClock()
 
     async def gather(
         self,
@@ -203,7 +207,7 @@ class Aggregator:
         them to a sink per type as they arrive, and ``sinks.answered`` is told as soon as
         its answer is complete; its record says ``paged``.
         """
-        request_deadline = time.monotonic() + (self.deadline if deadline is None else deadline)
+        request_deadline = self._clock.now() + (self.deadline if deadline is None else deadline)
         asked = [source for source in self.sources if source.id not in skip]
         since = since or {}
         results = await asyncio.gather(
@@ -250,8 +254,7 @@ class Aggregator:
             since = None
         adapter = source.adapter
         paged = since is None and sinks is not None and supports_pages(adapter)
-        # time.monotonic is the clock of both the event loop and the resilient wrapper.
-        now = time.monotonic()
+        now = self._clock.now()
         usual = min(source.config.timeout, usual_share)
         deadline = min(now + source.config.timeout, request_deadline)
         # Less than the usual time (the request waited for its turn): a timeout is then
@@ -274,7 +277,7 @@ class Aggregator:
 
         try:
             with call_budget(budget):
-                backstop = budget.deadline - time.monotonic() + BACKSTOP_GRACE
+                backstop = budget.deadline - self._clock.now() + BACKSTOP_GRACE
                 async with asyncio.timeout(backstop):
                     patient = await source.adapter.find_patient(person)
                     if patient is None:

@@ -281,7 +281,7 @@ async def test_a_source_whose_cached_data_does_not_decrypt_is_left_out_whole(
         assert "could not be read" in " ".join(report.warnings)
     finally:
         await stream.aclose()
-    states = await cache.states(PATIENT_ID, [PATIENT, *TYPES])
+    states = await cache.states(PATIENT_ID, [PATIENT, *TYPES], now=NOW)
     assert set(states) == {"region-b"}  # removed, so it is fetched again
 
 
