@@ -15,8 +15,12 @@ import orjson
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-#: Attributes every LogRecord has: anything else on a record came from ``extra``.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message"}
+#: Attributes every LogRecord has (anything else on a record came from ``extra``), and
+#: uvicorn's copy of its message with terminal colours.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "color_message",
+}
 
 #: uvicorn's loggers carry handlers of their own (text); in JSON mode they go to the root.
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
