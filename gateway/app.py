@@ -146,7 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(AccessLog)
     app.state.metrics = Metrics.from_environment()
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
-    app.include_router(build_health_router())
+    app.include_router(build_health_router(settings))
     app.include_router(build_metrics_router(settings))
     app.add_middleware(RequestClock, finish_times=lambda: _finish_times(app))
 

@@ -18,9 +18,12 @@ import logging
 
 from fastapi import APIRouter, Request
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from gateway.errors import ServiceUnavailable
-from gateway.store.db import Database
+from gateway.settings import Settings
+from gateway.store.db import async_url
 from gateway.store.migrate import is_current, revisions_on
 
 log = logging.getLogger(__name__)
@@ -33,11 +36,18 @@ OPERATIONAL_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 READY_TIMEOUT = 2.0
 
 
-async def readiness_problem(db: Database) -> str | None:
-    """Why the process is not ready to serve from ``db``, or None when it is."""
+def probe_engine(database_url: str) -> AsyncEngine:
+    """An engine for readiness checks alone: a connection of its own per check (no pool),
+    so a worker whose pooled connections are all busy serving is not called unready,
+    and a check sees the database as a new connection would."""
+    return create_async_engine(async_url(database_url), poolclass=NullPool)
+
+
+async def readiness_problem(engine: AsyncEngine) -> str | None:
+    """Why the process is not ready to serve from ``engine``'s database, or None."""
     try:
         async with asyncio.timeout(READY_TIMEOUT):
-            async with db.engine.connect() as conn:
+            async with engine.connect() as conn:
                 revisions = await conn.run_sync(revisions_on)
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         log.warning("not ready: the database cannot be read (%s)", type(exc).__name__)
@@ -48,9 +58,11 @@ async def readiness_problem(db: Database) -> str | None:
     return None
 
 
-def build_health_router() -> APIRouter:
+def build_health_router(settings: Settings) -> APIRouter:
     """``/livez``, ``/readyz`` and ``/healthz`` (the older name of ``/livez``)."""
     router = APIRouter(include_in_schema=False)
+    # Holds no connection between checks: nothing to close when the app stops.
+    engine = probe_engine(settings.effective_database_url)
 
     @router.get("/livez")
     @router.get("/healthz")
@@ -59,10 +71,9 @@ def build_health_router() -> APIRouter:
 
     @router.get("/readyz")
     async def readyz(request: Request) -> dict[str, str]:
-        services = getattr(request.app.state, "services", None)
-        if services is None:
+        if getattr(request.app.state, "services", None) is None:
             raise ServiceUnavailable("not ready: the gateway is starting")
-        problem = await readiness_problem(services.db)
+        problem = await readiness_problem(engine)
         if problem is not None:
             raise ServiceUnavailable(f"not ready: {problem}")
         return {"status": "ready"}

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from gateway.health import readiness_problem
-from gateway.store.db import Database, sync_url
-from gateway.store.migrate import HEAD_REVISION
+from gateway.health import probe_engine, readiness_problem
+from gateway.store.db import sync_url
+from gateway.store.migrate import HEAD_REVISION, upgrade
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import running_gateway
 
@@ -73,35 +73,35 @@ async def test_not_ready_when_the_schema_is_behind_or_ahead(
 
 
 async def test_an_unmigrated_database_is_not_ready(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'empty.db'}")
-    try:
-        assert await readiness_problem(db) == "the database schema is not current"
-    finally:
-        await db.dispose()
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert await readiness_problem(probe_engine(empty)) == "the database schema is not current"
 
 
 async def test_an_unreachable_database_is_not_ready() -> None:
-    db = Database(UNREACHABLE_DB)
-    try:
-        assert await readiness_problem(db) == "the database is unavailable"
-    finally:
-        await db.dispose()
+    assert await readiness_problem(probe_engine(UNREACHABLE_DB)) == "the database is unavailable"
 
 
 async def test_readyz_answers_503_when_the_database_goes_away(
-    database_url: str, issuer: IssuerKit
+    tmp_path: Path, issuer: IssuerKit
 ) -> None:
+    path = tmp_path / "samlad.db"
+    database_url = f"sqlite:///{path}"
+    upgrade(database_url)
     async with running_gateway(database_url, issuer, {}) as gateway:
-        services = gateway.client._transport.app.state.services  # type: ignore[attr-defined]
-        working = services.db
-        services.db = Database(UNREACHABLE_DB)  # as if the database server had stopped
+        assert (await gateway.client.get("/readyz")).status_code == 200
+        # The file goes, and a directory takes its place: it cannot be opened at all.
+        path.rename(tmp_path / "moved.db")
+        path.mkdir()
         try:
             response = await gateway.client.get("/readyz")
+            live = await gateway.client.get("/livez")
         finally:
-            await services.db.dispose()
-            services.db = working
+            path.rmdir()
+            (tmp_path / "moved.db").rename(path)
+        assert (await gateway.client.get("/readyz")).status_code == 200
     assert response.status_code == 503
+    assert response.json()["resourceType"] == "OperationOutcome"
     issue = response.json()["issue"][0]
     assert issue["diagnostics"] == "not ready: the database is unavailable"
-    assert "127.0.0.1" not in response.text
-    assert "nobody" not in response.text
+    assert str(tmp_path) not in response.text
+    assert live.status_code == 200
