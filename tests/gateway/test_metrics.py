@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -102,16 +104,45 @@ async def test_a_read_shows_in_the_metrics_and_nothing_personal_does(
     assert not [v for v in labels if patient_id in v]
 
 
-def test_json_logs_carry_structured_fields() -> None:
-    import logging
+async def test_a_failing_source_shows_its_open_breaker_and_stale_cache(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    settings = {
+        "metrics_token": TOKEN,
+        "cache_fresh_seconds": 0,  # every read asks the sources
+        "retry_attempts": 1,
+        "breaker_failure_threshold": 1,
+        "breaker_cool_down": 3600,  # open for the rest of the test, however slow
+    }
+    nord = regions["nord"]
+    async with running_gateway(database_url, issuer, regions, **settings) as gateway:
+        patient_id = await gateway.patient_id()
+        path = f"/fhir/Patient/{patient_id}/$everything"
+        assert (await gateway.client.get(path, headers=gateway.citizen())).status_code == 200
+        nord.behaviour.fault = "unavailable-503"
+        assert (await gateway.client.get(path, headers=gateway.citizen())).status_code == 200
+        text = await scrape(gateway)
+    source = nord.source_id
+    assert value(text, "samlad_source_circuit_state", source=source, state="open") == 1
+    assert value(text, "samlad_source_circuit_state", source=source, state="closed") == 0
+    assert value(text, "samlad_source_reports_total", source=source, status="stale") == 1
+    assert value(text, "samlad_cache_reads_total", source=source, result="stale") == 1
+    assert (
+        value(text, "samlad_source_fetch_duration_seconds_count", source=source, outcome="failed")
+        == 1
+    )
+    for other in regions.values():
+        if other is not nord:
+            closed = value(
+                text, "samlad_source_circuit_state", source=other.source_id, state="closed"
+            )
+            assert closed == 1
 
+
+def test_json_logs_carry_structured_fields() -> None:
     record = logging.LogRecord("samlad.access", logging.INFO, "", 0, "%s %d", ("GET", 200), None)
     record.route = "/fhir/Patient/{id}"
-    line = JsonFormatter().format(record)
-    assert line.startswith("{")
-    import orjson
-
-    document = orjson.loads(line)
+    document = orjson.loads(JsonFormatter().format(record))
     assert document["message"] == "GET 200"
     assert document["route"] == "/fhir/Patient/{id}"
     assert document["level"] == "INFO"
