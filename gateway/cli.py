@@ -93,8 +93,7 @@ def personnummer(value: str) -> str:
         return parse_person_identifier(value).value
     except InvalidPersonIdentifier as exc:
         raise argparse.ArgumentTypeError(
-            f"not a valid personnummer or samordningsnummer ({exc}); "
-            "write it as YYYYMMDD-NNNC, e.g. 19121212-1212"
+            f"not a valid personnummer or samordningsnummer ({exc}); write it as YYYYMMDD-NNNC"
         ) from None
 
 
@@ -213,7 +212,7 @@ def token_claims(args: argparse.Namespace) -> dict[str, str]:
         raise CommandError("--personnummer is only for --role citizen")
     if args.role == "citizen":
         if args.personnummer is None:
-            raise CommandError("--role citizen needs --personnummer, e.g. 19121212-1212")
+            raise CommandError("--role citizen needs --personnummer YYYYMMDD-NNNC")
         return {"personnummer": args.personnummer, "scope": CITIZEN_SCOPE}
     if args.role == "clinician":
         return {
