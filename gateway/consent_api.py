@@ -9,6 +9,7 @@ import orjson
 from fastapi import Query, Request
 
 from consent.audit_fhir import to_audit_event
+from consent.reasons import InvalidReason, stated_reason
 from gateway.bundles import searchset
 from gateway.deps import Choices, Reader
 from gateway.errors import BadRequest, GatewayError
@@ -135,12 +136,13 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         records: Reader,
     ) -> Any:
         values = _parameters(await json_body(request))
-        reason = values.get("reason", "")
-        if not 3 <= len(reason) <= 1000:
-            raise BadRequest("a reason (3 to 1000 characters) is required")
         override = values.get("blockOverrideReason") or None
-        if override is not None and not 3 <= len(override) <= 1000:
-            raise BadRequest("blockOverrideReason must be 3 to 1000 characters")
+        try:
+            reason = stated_reason(values.get("reason", ""))
+            override = None if override is None else stated_reason(override)
+        except InvalidReason as exc:
+            # (the message never repeats the reason)
+            raise BadRequest(f"reason and blockOverrideReason: {exc}") from exc
         record = await records.open_emergency(patient_id, reason, override)
         expires = record.expires_at.astimezone(UTC).isoformat(timespec="seconds")
         return FhirJSONResponse(
