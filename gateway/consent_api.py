@@ -69,6 +69,14 @@ def _parameters(body: Any) -> dict[str, str]:
     return values
 
 
+def _stated(text: str, name: str) -> str:
+    """A reason parameter as it is kept (:func:`consent.reasons.stated_reason`), or 400."""
+    try:
+        return stated_reason(text)
+    except InvalidReason as exc:  # its message never repeats the reason
+        raise BadRequest(f"{name}: {exc}") from exc
+
+
 def add_consent_routes(routes: FhirRoutes) -> None:
     """Register Consent, $emergency-access and AuditEvent on the FHIR router."""
     base_of = _base_url
@@ -136,13 +144,10 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         records: Reader,
     ) -> Any:
         values = _parameters(await json_body(request))
+        reason = _stated(values.get("reason", ""), "reason")
         override = values.get("blockOverrideReason") or None
-        try:
-            reason = stated_reason(values.get("reason", ""))
-            override = None if override is None else stated_reason(override)
-        except InvalidReason as exc:
-            # (the message never repeats the reason)
-            raise BadRequest(f"reason and blockOverrideReason: {exc}") from exc
+        if override is not None:
+            override = _stated(override, "blockOverrideReason")
         record = await records.open_emergency(patient_id, reason, override)
         expires = record.expires_at.astimezone(UTC).isoformat(timespec="seconds")
         return FhirJSONResponse(

@@ -47,17 +47,17 @@ async def open_emergency(gateway: Gateway, patient_id: str, body: dict[str, Any]
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "named"),
     [
-        parameters("\x00\x00\x00\x00"),
-        parameters("\u200b\u200b\u200b\u200b"),
-        parameters("\ufeff\u200d\u200c\u2060\u00ad"),
-        parameters("Hjärtstopp", "\x00\u200b\x00\u200b"),
+        (parameters("\x00\x00\x00\x00"), "reason"),
+        (parameters("\u200b\u200b\u200b\u200b"), "reason"),
+        (parameters("\ufeff\u200d\u200c\u2060\u00ad"), "reason"),
+        (parameters("Hjärtstopp", "\x00\u200b\x00\u200b"), "blockOverrideReason"),
     ],
     ids=["nul", "zero-width-spaces", "format-characters", "blank-override"],
 )
 async def test_a_reason_with_nothing_visible_is_refused_and_nothing_is_stored(
-    gateway: Gateway, db: Database, body: dict[str, Any]
+    gateway: Gateway, db: Database, body: dict[str, Any], named: str
 ) -> None:
     patient_id = await gateway.patient_id()
     response = await open_emergency(gateway, patient_id, body)
@@ -65,6 +65,7 @@ async def test_a_reason_with_nothing_visible_is_refused_and_nothing_is_stored(
     outcome = response.json()
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["code"] == "invalid"
+    assert outcome["issue"][0]["diagnostics"].startswith(f"{named}: ")
     assert await openings(db, patient_id) == []
     assert await logged_openings(db, patient_id) == []
     later = await gateway.client.get(f"/fhir/Patient/{patient_id}", headers=gateway.clinician())
