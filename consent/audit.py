@@ -34,7 +34,9 @@ most ``max_batch``) in one transaction under one lock, then wakes each caller. T
 no timer: a lone entry is written at once, and a batch is whatever arrived while the
 previous one was being written. A caller returns only once its entry is committed; if
 the batch fails, every caller in it gets the error. Across processes each batch takes
-the lock like a single append did, so the chain stays one.
+the lock like a single append did, so the chain stays one. Rows an entry is appended
+``together_with`` (its emergency opening) are written in its batch's transaction: they
+are committed with the entry or not at all.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from consent.reasons import IDENTITY_NUMBER_IN_TEXT, MAX_REASON, stated_reason
 from gateway.errors import ServiceUnavailable
 from gateway.store.db import Database
 
@@ -132,14 +135,10 @@ _ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 # 10 or 12 digits, optionally with - or + before the last four: a personnummer or
 # samordningsnummer, whether valid or not.
 _IDENTITY_NUMBER = re.compile(r"^(?:\d{2})?\d{6}[-+]?\d{4}$")
-_IDENTITY_NUMBER_IN_TEXT = re.compile(r"(?<!\d)(?:\d{2})?\d{6}[-+]?\d{4}(?!\d)")
 _ACTION = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 _PURPOSE = re.compile(r"^[A-Z]{2,16}$")
 _REASON_CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_REDACTED = "[identitetsnummer borttaget]"
-_MAX_REASON = 1000
 _MAX_RETURNED_BYTES = 4096
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -190,7 +189,7 @@ class AuditEntryBase(SQLModel):
     purpose: str = Field(max_length=16)
     emergency: bool = False
     #: The clinician's stated reason for emergency access (the only free text).
-    emergency_reason: str | None = Field(default=None, max_length=_MAX_REASON)
+    emergency_reason: str | None = Field(default=None, max_length=MAX_REASON)
     #: ``allowed``, ``denied`` or ``error``
     outcome: Outcome = Field(sa_type=String(16))
     #: Short machine code, e.g. ``no-consent``, ``blocked``, ``source-unavailable``.
@@ -247,10 +246,9 @@ class AuditEntryCreate(AuditEntryBase):
     @field_validator("emergency_reason", mode="before")
     @classmethod
     def _clean_reason(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        cleaned = _IDENTITY_NUMBER_IN_TEXT.sub(_REDACTED, _CONTROL.sub(" ", value)).strip()
-        return cleaned[:_MAX_REASON] or None
+        # The rule the emergency-access record's copy was kept by (InvalidReason is a
+        # ValueError, so a failing reason is a ValidationError here).
+        return stated_reason(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _emergency_needs_reason(self) -> AuditEntryCreate:
@@ -344,6 +342,8 @@ class _Queued:
 
     fields: dict[str, Any]
     stored: asyncio.Future[dict[str, Any]]
+    #: Rows of other tables committed with the entry (see :meth:`AuditLog.append`).
+    together_with: Sequence[tuple[Table, Mapping[str, Any]]] = ()
 
 
 class AuditLog:
@@ -378,8 +378,17 @@ class AuditLog:
         self._closed = False
         self._on_appended = on_appended
 
-    async def append(self, entry: AuditEntryCreate) -> AuditEntryPublic:
+    async def append(
+        self,
+        entry: AuditEntryCreate,
+        *,
+        together_with: Sequence[tuple[Table, Mapping[str, Any]]] = (),
+    ) -> AuditEntryPublic:
         """Append ``entry`` at the head of the chain and return it as stored, once committed.
+
+        ``together_with``: rows (table, values) of the record the entry is about, inserted
+        in the entry's own transaction, so both are committed or neither is (an emergency
+        opening and its entry: :meth:`consent.store.ConsentStore.open_emergency`).
 
         Safe with any number of concurrent writers, in this and other processes.
         Raises :class:`ServiceUnavailable` when the entry could not be written (also
@@ -391,7 +400,7 @@ class AuditLog:
         fields = entry.model_dump()
         # An entry that cannot be hashed fails here, alone, rather than its whole batch.
         canonical_bytes({**fields, "seq": 1, "recorded_at": _EPOCH, "prev_hash": GENESIS_HASH})
-        queued = _Queued(fields, asyncio.get_running_loop().create_future())
+        queued = _Queued(fields, asyncio.get_running_loop().create_future(), together_with)
         started = time.perf_counter()
         self._queue.append(queued)
         if self._writer is None:
@@ -418,7 +427,10 @@ class AuditLog:
                 self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))
             ]
             try:
-                rows = await self._write([queued.fields for queued in self._batch])
+                rows = await self._write(
+                    [queued.fields for queued in self._batch],
+                    [row for queued in self._batch for row in queued.together_with],
+                )
             except Exception as exc:  # noqa: BLE001 - handed to each caller
                 for queued in self._batch:
                     if not queued.stored.done():
@@ -446,8 +458,13 @@ class AuditLog:
         self._batch = []
         self._queue.clear()
 
-    async def _write(self, batch: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Write ``batch`` at the head of the chain, in order, in one transaction."""
+    async def _write(
+        self,
+        batch: Sequence[dict[str, Any]],
+        together_with: Sequence[tuple[Table, Mapping[str, Any]]] = (),
+    ) -> list[dict[str, Any]]:
+        """Write ``batch`` at the head of the chain, in order, in one transaction, with
+        the rows ``together_with`` (inserted first, so a failing entry takes them back)."""
         async with self._db.session() as session:
             if self._db.engine.dialect.name == "sqlite":
                 # Take SQLite's write lock before reading the head: with the driver's
@@ -455,6 +472,7 @@ class AuditLog:
                 conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
+                    await _insert_rows(conn, together_with)
                     rows = await _insert_at_head(conn, batch)
                     await conn.exec_driver_sql("COMMIT")
                 except Exception:
@@ -471,6 +489,7 @@ class AuditLog:
                     ),
                     {"key": PG_APPEND_LOCK, "timeout": f"{self._lock_timeout_ms}ms"},
                 )
+                await _insert_rows(conn, together_with)
                 rows = await _insert_at_head(conn, batch)
                 await session.commit()
         return rows
@@ -546,6 +565,13 @@ class AuditLog:
         return ChainReport(ok=True, checked=checked, head_seq=expected_seq - 1, head_hash=prev_hash)
 
 
+async def _insert_rows(
+    conn: AsyncConnection, rows: Sequence[tuple[Table, Mapping[str, Any]]]
+) -> None:
+    for table, values in rows:
+        await conn.execute(insert(table), [dict(values)])
+
+
 async def _insert_at_head(
     conn: AsyncConnection, batch: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -610,7 +636,7 @@ def _check_summary(value: object, depth: int = 0) -> None:
         for item in value:
             _check_summary(item, depth + 1)
     elif isinstance(value, str):
-        if len(value) > 128 or _IDENTITY_NUMBER_IN_TEXT.search(value):
+        if len(value) > 128 or IDENTITY_NUMBER_IN_TEXT.search(value):
             raise ValueError("the returned summary holds a long or identifying string")
     elif value is not None and not isinstance(value, bool | int):
         # No floats: they need not survive a JSON column exactly, and the hash must.

@@ -19,6 +19,7 @@ from gateway.deadline import FinishTimes, RequestClock
 from gateway.errors import install_error_handlers
 from gateway.fhir_api import build_fhir_router
 from gateway.fhir_json import FhirJSONResponse
+from gateway.headers import SecurityHeaders
 from gateway.health import OPERATIONAL_PATHS, build_health_router
 from gateway.metrics import Metrics, RequestMetrics, build_metrics_router
 from gateway.notifications import build_notification_router
@@ -120,6 +121,19 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
+class GatewayApp(FastAPI):
+    """FastAPI with :class:`SecurityHeaders` around the whole middleware stack, Starlette's
+    server-error middleware included (``add_middleware`` would put it inside), so that an
+    unexpected 500 carries the headers too."""
+
+    def __init__(self, *, hsts_max_age: int, **kwargs: Any) -> None:
+        self.hsts_max_age = hsts_max_age
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), hsts_max_age=self.hsts_max_age)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the gateway app for ``settings``."""
 
@@ -133,11 +147,18 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await app.state.services.aclose()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="Samlad FHIR gateway",
         version=__version__,
         description="A unified, consent-gated FHIR R4 view of a person's health records.",
         lifespan=lifespan,
+        hsts_max_age=settings.hsts_max_age,
+        # No /docs or /redoc: their pages load scripts from a CDN (docs/api.md).
+        docs_url=None,
+        redoc_url=None,
+        # No redirect to the path with(out) its slash: it is built from the Host header
+        # and re-sends the body (an identity number in a _search form) there. 404 instead.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter.from_settings(settings)

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     port: int = 8000
     #: The public base URL of the gateway, used in Bundle links and ``fullUrl``.
     public_base_url: str = "http://127.0.0.1:8000"
+    #: ``Strict-Transport-Security: max-age=…`` on every answer (seconds), for a gateway
+    #: served over TLS (``public_base_url`` must then be https); 0 sends no HSTS header.
+    hsts_max_age: int = Field(default=0, ge=0, le=2 * 365 * 86400)
     #: Key for the opaque, stable unified patient ids (HMAC).
     id_key: SecretStr = SecretStr(DEV_ID_KEY)
     #: Key that encrypts identity numbers at rest.
@@ -160,6 +163,13 @@ class Settings(BaseSettings):
                     )
             if any(i.dev_signing_key_file for i in self.issuers):
                 raise ValueError("a development issuer may only be trusted in dev mode")
+        return self
+
+    @model_validator(mode="after")
+    def _hsts_needs_tls(self) -> Self:
+        # Browsers ignore HSTS sent over plain HTTP: asking for it there is a mistake.
+        if self.hsts_max_age and not self.public_base_url.startswith("https://"):
+            raise ValueError("hsts_max_age needs an https public_base_url")
         return self
 
     @property
