@@ -46,8 +46,9 @@ import hashlib
 import logging
 import re
 import sys
+import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -352,11 +353,17 @@ class AuditLog:
     """
 
     def __init__(
-        self, db: Database, *, lock_timeout: float = 10.0, max_batch: int = MAX_BATCH
+        self,
+        db: Database,
+        *,
+        lock_timeout: float = 10.0,
+        max_batch: int = MAX_BATCH,
+        on_appended: Callable[[float], None] | None = None,
     ) -> None:
         """``lock_timeout``: seconds a write waits for the PostgreSQL append lock before
         giving up with ServiceUnavailable (on SQLite the driver's busy timeout applies).
         ``max_batch``: most entries written in one transaction.
+        ``on_appended``: told the seconds each successful append waited for its commit.
         """
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -369,6 +376,7 @@ class AuditLog:
         # the log, not to the request that happened to start it.
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        self._on_appended = on_appended
 
     async def append(
         self,
@@ -393,11 +401,15 @@ class AuditLog:
         # An entry that cannot be hashed fails here, alone, rather than its whole batch.
         canonical_bytes({**fields, "seq": 1, "recorded_at": _EPOCH, "prev_hash": GENESIS_HASH})
         queued = _Queued(fields, asyncio.get_running_loop().create_future(), together_with)
+        started = time.perf_counter()
         self._queue.append(queued)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_queued(), name="audit-log-writer")
             self._writer.add_done_callback(self._writer_stopped)
-        return AuditEntryPublic.model_validate(await queued.stored)
+        stored = await queued.stored
+        if self._on_appended is not None:
+            self._on_appended(time.perf_counter() - started)
+        return AuditEntryPublic.model_validate(stored)
 
     async def aclose(self) -> None:
         """Refuse further appends and wait until every queued entry is written or failed.

@@ -20,6 +20,8 @@ from gateway.errors import install_error_handlers
 from gateway.fhir_api import build_fhir_router
 from gateway.fhir_json import FhirJSONResponse
 from gateway.headers import SecurityHeaders
+from gateway.health import OPERATIONAL_PATHS, build_health_router
+from gateway.metrics import Metrics, RequestMetrics, build_metrics_router
 from gateway.notifications import build_notification_router
 from gateway.ratelimit import THROTTLED_RESPONSE, RateLimiter, rate_limit
 from gateway.services import Services
@@ -63,7 +65,7 @@ class AccessLog:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in OPERATIONAL_PATHS:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -78,12 +80,20 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
+            route = getattr(scope.get("route"), "path", "<unmatched>")
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
             access_log.info(
                 "%s %s %d %.1fms",
                 scope["method"],
-                getattr(scope.get("route"), "path", "<unmatched>"),
+                route,
                 status,
-                (time.perf_counter() - started) * 1000,
+                elapsed_ms,
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": elapsed_ms,
+                },
             )
 
 
@@ -129,7 +139,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = await Services.start(settings)
+        app.state.services = await Services.start(settings, app.state.metrics)
         app.state.services.start_housekeeping()
         tune_garbage_collector()
         try:
@@ -155,6 +165,10 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
 
     app.add_middleware(AccessLog)
+    app.state.metrics = Metrics.from_environment()
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    app.include_router(build_health_router(settings))
+    app.include_router(build_metrics_router(settings))
     app.add_middleware(RequestClock, finish_times=lambda: _finish_times(app))
 
     registry = CapabilityRegistry()
@@ -171,9 +185,5 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/.well-known/smart-configuration", response_class=JSONResponse)
     async def smart_config() -> Any:
         return FhirJSONResponse(smart_configuration(settings), media_type="application/json")
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     return app

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from fhir_profiles.identifiers import InvalidPersonIdentifier, parse_person_identifier
 from gateway import __version__
+from gateway.logs import configure_logging
 from gateway.settings import ConfigError, Settings, load_settings
 from gateway.workers import positive, serve
 
@@ -135,15 +135,6 @@ def settings_for(explicit: Path | None, *, demo: bool = True) -> tuple[Path | No
     return config, load_settings(config)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # httpx logs full request URLs at INFO; upstream queries may carry identifiers.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-
-
 # -- Commands
 
 
@@ -168,15 +159,18 @@ def app_from_environment() -> FastAPI:
     file named by ``SAMLAD_CONFIG`` (SAMLAD_* variables override it as usual)."""
     from gateway.app import create_app
 
-    _configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "INFO"))
     config = os.environ.get(CONFIG_FILE_VARIABLE)
-    return create_app(load_settings(Path(config) if config else None))
+    settings = load_settings(Path(config) if config else None)
+    configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "INFO"), settings.log_format)
+    return create_app(settings)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config, settings = settings_for(args.config, demo=False)
+    configure_logging(args.log_level, settings.log_format)
     if args.workers == 1:
         import uvicorn
+        from uvicorn.config import LOGGING_CONFIG
 
         from gateway.app import create_app
 
@@ -186,6 +180,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=settings.port,
             access_log=False,  # our own request log leaves out paths and queries
             log_level=args.log_level.lower(),
+            # JSON: uvicorn's loggers go through ours rather than its own text handlers.
+            log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
         )
         return 0
     # Several processes: migrate once here, so the workers do not race to do it.
@@ -424,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.log_level)
+    configure_logging(args.log_level)
     try:
         result: int = args.func(args)
     except ConfigError as exc:

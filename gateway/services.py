@@ -23,6 +23,7 @@ from gateway.engagement import EngagementIndex
 from gateway.errors import ServiceUnavailable
 from gateway.memo import BoundedMemo
 from gateway.merge import MergedRecord
+from gateway.metrics import Metrics, WatchedSource
 from gateway.paging import PageCursorCodec
 from gateway.persons import PersonIndex
 from gateway.resilience import ResiliencePolicy, ResilientAdapter
@@ -67,8 +68,9 @@ class Services:
         return None
 
     @classmethod
-    async def start(cls, settings: Settings) -> Services:
-        """Check the configuration, prepare the schema and build every collaborator."""
+    async def start(cls, settings: Settings, metrics: Metrics | None = None) -> Services:
+        """Check the configuration, prepare the schema and build every collaborator
+        (reporting to ``metrics`` if given)."""
         check_kinds(settings.sources)
         url = settings.effective_database_url
         if settings.should_auto_migrate:
@@ -79,6 +81,7 @@ class Services:
         clients: list[httpx.AsyncClient] = []
         sources: list[Source] = []
         policy = resilience_policy(settings)
+        watched: list[WatchedSource] = []
         for config in settings.sources:
             client = httpx.AsyncClient(
                 auth=build_auth(config),
@@ -95,6 +98,7 @@ class Services:
             clients.append(client)
             adapter = ResilientAdapter(build_adapter(config, client), policy)
             sources.append(Source(config, adapter))
+            watched.append(WatchedSource(config.id, adapter.breaker, client))
         jwks_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         clients.append(jwks_client)
         register_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
@@ -115,7 +119,10 @@ class Services:
             memory_budget=settings.memory_cache_resources,
             max_refreshes=settings.max_concurrent_refreshes,
             max_streams=settings.max_concurrent_streams,
+            on_collected=metrics.observe_reports if metrics else None,
         )
+        if metrics is not None:
+            metrics.watch(watched)
         log.info("gateway ready with %d source(s)", len(sources))
         return cls(
             settings=settings,
@@ -127,7 +134,7 @@ class Services:
             tokens=TokenVerifier(settings.issuers, jwks_client),
             consents=ConsentStore(db),
             guardians=GuardianRegister(settings.guardian_registers, register_client),
-            audit=AuditLog(db),
+            audit=AuditLog(db, on_appended=metrics.observe_audit_append if metrics else None),
             engagement=engagement,
             cache=cache,
             collector=collector,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     rate_limit_anonymous_burst: int = Field(default=30, ge=1, le=1_000_000)
     #: Buckets kept per kind (and verified tokens remembered); the least recently used go.
     rate_limit_max_clients: int = Field(default=10_000, ge=1, le=10_000_000)
+    #: The bearer token a metrics scraper must send to read ``/metrics``; unset, metrics
+    #: are not served at all. At least 16 characters.
+    metrics_token: SecretStr | None = None
+    #: ``text`` (one human-readable line per record) or ``json`` (one JSON object per
+    #: line, for a log shipper).
+    log_format: Literal["text", "json"] = "text"
     #: Where guardian relations come from (files or HTTP endpoints).
     guardian_registers: list[RegisterConfig] = Field(default_factory=list)
     issuers: list[IssuerConfig] = Field(default_factory=list)
@@ -145,6 +151,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _safe_outside_dev(self) -> Self:
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 16:
+            raise ValueError("metrics_token must be at least 16 characters")
         if not self.dev_mode:
             for name, default in (("id_key", DEV_ID_KEY), ("data_key", DEV_DATA_KEY)):
                 value = getattr(self, name).get_secret_value()

@@ -30,6 +30,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from types import FrameType
 
 log = logging.getLogger("samlad.workers")
 
+#: prometheus-client's multiprocess mode: the directory every worker records metrics in.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 #: uvicorn's exit code when the application's start-up failed.
 STARTUP_FAILURE = 3
 #: A worker that dies sooner than this after it started is restarted only after a pause.
@@ -115,8 +118,17 @@ class _Worker:
 class Supervisor:
     """Keeps ``workers`` processes of ``_worker`` running until told to stop."""
 
-    def __init__(self, factory: str, host: str, port: int, workers: int, log_level: str) -> None:
+    def __init__(
+        self,
+        factory: str,
+        host: str,
+        port: int,
+        workers: int,
+        log_level: str,
+        metrics_dir: str | None = None,
+    ) -> None:
         self._args = (factory, host, port, log_level)
+        self._metrics_dir = metrics_dir
         self._host, self._port = host, port
         self._count = workers
         self._context = multiprocessing.get_context("spawn")
@@ -166,6 +178,7 @@ class Supervisor:
     def _ended(self, worker: _Worker) -> bool:
         """Handle a worker that exited; False if the server must stop."""
         worker.process.join()
+        self._forget_gauges(worker)
         if worker.awaited and worker.ready.poll():
             self._hear(worker)
         self._workers.remove(worker)
@@ -184,6 +197,13 @@ class Supervisor:
         if not self._stopping:  # a signal may have come while waiting
             self._start()
         return True
+
+    def _forget_gauges(self, worker: _Worker) -> None:
+        """Drop a dead worker's per-process gauges (its counters keep counting)."""
+        if self._metrics_dir is not None and worker.process.pid is not None:
+            from prometheus_client.multiprocess import mark_process_dead
+
+            mark_process_dead(worker.process.pid, self._metrics_dir)  # type: ignore[no-untyped-call]
 
     def run(self) -> int:
         """Serve until SIGINT or SIGTERM (0), or until the first workers fail to start or
@@ -227,8 +247,17 @@ class Supervisor:
 
 def serve(factory: str, *, host: str, port: int, workers: int, log_level: str = "info") -> int:
     """Run ``workers`` processes serving the app ``factory`` (``module:callable``) on
-    ``host:port``; returns the exit status."""
-    return Supervisor(factory, host, port, workers, log_level).run()
+    ``host:port``; returns the exit status.
+
+    The run gets a fresh, private directory for prometheus-client's multiprocess files
+    (named to the workers in :data:`METRICS_DIR_VARIABLE`), removed when it ends: left
+    over from an earlier run, they would add its counts to this one's."""
+    with tempfile.TemporaryDirectory(prefix="samlad-metrics-") as metrics_dir:
+        os.environ[METRICS_DIR_VARIABLE] = metrics_dir
+        try:
+            return Supervisor(factory, host, port, workers, log_level, metrics_dir).run()
+        finally:
+            os.environ.pop(METRICS_DIR_VARIABLE, None)
 
 
 def positive(value: str) -> int:

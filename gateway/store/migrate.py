@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import column, create_engine, inspect, select, table
+from sqlalchemy import Connection, column, create_engine, inspect, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.store.db import sync_url
@@ -51,12 +51,18 @@ def current_revisions(database_url: str) -> tuple[str, ...]:
     engine = create_engine(sync_url(database_url))
     try:
         with engine.connect() as connection:
-            if not inspect(connection).has_table(VERSION_TABLE.name):
-                return ()
-            rows = connection.execute(select(VERSION_TABLE.c.version_num)).scalars()
-            return tuple(sorted(str(value) for value in rows))
+            return revisions_on(connection)
     finally:
         engine.dispose()
+
+
+def revisions_on(connection: Connection) -> tuple[str, ...]:
+    """The revisions recorded in the database of ``connection``: none without a version
+    table. (Also run on the gateway's own async engine, by the readiness check.)"""
+    if not inspect(connection).has_table(VERSION_TABLE.name):
+        return ()
+    rows = connection.execute(select(VERSION_TABLE.c.version_num)).scalars()
+    return tuple(sorted(str(value) for value in rows))
 
 
 def is_current(revisions: tuple[str, ...]) -> bool:

@@ -28,7 +28,7 @@ SECURITY = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
 }
 #: Answered without a token, and with no personal data.
-OPEN_PATHS = {*PUBLIC_DOCUMENTS, "/healthz", "/openapi.json"}
+OPEN_PATHS = {*PUBLIC_DOCUMENTS, "/healthz", "/livez", "/readyz", "/openapi.json"}
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,14 @@ def assert_safe(response: httpx.Response, *, cacheable: bool = False) -> None:
 async def open_gateway(
     database_url: str, issuer: IssuerKit, regions: dict[str, Region]
 ) -> AsyncIterator[Gateway]:
-    """The gateway, with room for every route to be asked without a token at once."""
+    """The gateway, with room for every route to be asked without a token at once (and
+    ``/metrics`` served, to its own token)."""
     async with running_gateway(
-        database_url, issuer, regions, rate_limit_anonymous_burst=10_000
+        database_url,
+        issuer,
+        regions,
+        rate_limit_anonymous_burst=10_000,
+        metrics_token="headers-test-metrics-token",
     ) as gateway:
         yield gateway
 
