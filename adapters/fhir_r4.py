@@ -84,6 +84,9 @@ class FhirR4Dialect(BaseModel):
     #: One form: ``canonical`` (12 digits) or ``yymmdd-nnnn`` (10 digits with ``-``, or ``+``
     #: from 100); the same as ``identifier_formats`` with one entry.
     identifier_format: Literal["canonical", "yymmdd-nnnn"] | None = None
+    #: Ask every identifier in one OR-search; ``false`` for a source that answers one it
+    #: cannot do with an empty result instead of HTTP 400.
+    identifier_or_search: bool = True
     #: ``post`` keeps the identity number out of URLs; ``get`` is for sources without _search.
     patient_search: Literal["post", "get"] = "post"
     #: The source honours ``_lastUpdated=gt...``, so a refresh can ask only for changes.
@@ -209,7 +212,7 @@ class FhirR4Adapter:
         systems = self.dialect.systems_for(person)
         values = person.written_forms(self.dialect.forms, today=self._today())
         terms = [f"{_escape(system)}|{_escape(value)}" for system in systems for value in values]
-        if len(terms) > 1 and not self._or_search_refused:
+        if len(terms) > 1 and self.dialect.identifier_or_search and not self._or_search_refused:
             bundle = await self._patient_search(",".join(terms), or_search=True)
             if bundle is not None:
                 return self._only_match(bundle, systems, person)

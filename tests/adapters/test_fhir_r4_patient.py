@@ -166,6 +166,21 @@ async def test_a_refused_or_search_falls_back_to_one_identifier_per_post(
     assert again == asked[1:]
 
 
+async def test_or_search_can_be_turned_off_for_a_source_that_ignores_it(
+    router: respx.Router, mock_client: httpx.AsyncClient
+) -> None:
+    person = make_person("19850317", "482")
+    stored = resource(
+        "Patient", "p1", identifier=[{"system": PERSONNUMMER_SYSTEM, "value": person.value[2:]}]
+    )
+    route = router.post(SEARCH).mock(side_effect=rejecting_or_search(stored))
+    found = await adapter(mock_client, identifier_or_search=False).find_patient(person)
+    assert found is not None
+    asked = [form_of(call.request)["identifier"][0] for call in route.calls]
+    values = person.written_forms(today=TODAY)
+    assert asked == [f"{PERSONNUMMER_SYSTEM}|{value}" for value in values]  # the 4th matches
+
+
 async def test_no_record_only_after_every_identifier_was_tried(
     router: respx.Router, mock_client: httpx.AsyncClient
 ) -> None:
