@@ -25,6 +25,7 @@ from gateway.memo import BoundedMemo
 from gateway.merge import MergedRecord
 from gateway.paging import PageCursorCodec
 from gateway.persons import PersonIndex
+from gateway.pools import SourcePool, source_pools
 from gateway.resilience import ResiliencePolicy, ResilientAdapter
 from gateway.settings import Settings
 from gateway.store.db import Database
@@ -57,6 +58,8 @@ class Services:
     #: ``gateway.search_answers``); lists of resources the merged memo holds.
     matches: BoundedMemo[Any, tuple[list[FhirResource], str]]
     clients: list[httpx.AsyncClient] = field(default_factory=list)
+    #: Each source's HTTP client, by source id (also in ``clients``).
+    source_clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     housekeeping: asyncio.Task[None] | None = None
 
     def provider_of(self, source_id: str) -> str | None:
@@ -77,6 +80,7 @@ class Services:
             check_current(url)
         db = Database(url, pool_size=settings.database_pool_size)
         clients: list[httpx.AsyncClient] = []
+        source_clients: dict[str, httpx.AsyncClient] = {}
         sources: list[Source] = []
         policy = resilience_policy(settings)
         for config in settings.sources:
@@ -93,6 +97,7 @@ class Services:
                 follow_redirects=False,
             )
             clients.append(client)
+            source_clients[config.id] = client
             adapter = ResilientAdapter(build_adapter(config, client), policy)
             sources.append(Source(config, adapter))
         jwks_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
@@ -136,7 +141,12 @@ class Services:
             matches=BoundedMemo(settings.memory_cache_resources * 10),
             paging=PageCursorCodec(b"paging:" + settings.id_key.get_secret_value().encode()),
             clients=clients,
+            source_clients=source_clients,
         )
+
+    def pools(self) -> list[SourcePool]:
+        """Each source's connections in use and idle, and its concurrency slots in use."""
+        return source_pools(self.aggregator.sources, self.source_clients)
 
     def start_housekeeping(self, every: float = PURGE_INTERVAL) -> None:
         """Purge the cache of data past its retention now and every ``every`` seconds."""
