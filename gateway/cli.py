@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway.settings import ConfigError, load_settings
-from gateway.workers import positive, serve
+from gateway.workers import forwarded_options, positive, serve
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -71,6 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=settings.port,
             access_log=False,  # our own request log leaves out paths and queries
             log_level=args.log_level.lower(),
+            **forwarded_options(settings.trusted_proxies),
         )
         return 0
     # Several processes: migrate once here, so the workers do not race to do it.
@@ -87,6 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=args.workers,
         log_level=args.log_level,
+        trusted_proxies=settings.trusted_proxies,
     )
 
 
