@@ -226,8 +226,11 @@ _abandoned: set[asyncio.Task[tuple[int, bytes]]] = set()
 
 
 def exchanges_finishing() -> int:
-    """How many abandoned exchanges are still closing their connections."""
-    return len(_abandoned)
+    """How many abandoned exchanges of the running event loop are still finishing."""
+    loop = asyncio.get_running_loop()
+    for task in [t for t in _abandoned if t.get_loop().is_closed()]:
+        _abandoned.discard(task)  # its loop is gone: it never will
+    return sum(1 for task in _abandoned if task.get_loop() is loop)
 
 
 @dataclass(frozen=True, slots=True)
