@@ -402,13 +402,7 @@ class FhirR4Adapter:
         written to the connection (or has already failed): work done meanwhile on the
         event loop then overlaps the source's time to answer instead of delaying the ask."""
         sent = asyncio.Event()
-
-        async def trace(event: str, info: dict[str, Any]) -> None:
-            if event in _REQUEST_SENT:
-                sent.set()
-
-        request.extensions["trace"] = trace
-        task = asyncio.create_task(self._fetch(request, resource_type))
+        task = asyncio.create_task(self._fetch(request, resource_type, sent))
         task.add_done_callback(_settled(sent))
         try:
             await sent.wait()
@@ -417,10 +411,14 @@ class FhirR4Adapter:
             raise
         return task
 
-    async def _fetch(self, request: httpx.Request, resource_type: str) -> dict[str, Any]:
+    async def _fetch(
+        self, request: httpx.Request, resource_type: str, sent: asyncio.Event | None = None
+    ) -> dict[str, Any]:
         """Send one request and return the searchset Bundle, or raise a SourceError."""
         what = f"{self.source_id}: {resource_type} search"
-        _, body = await exchange(self._client, request, what, limit=self.dialect.max_response_bytes)
+        _, body = await exchange(
+            self._client, request, what, limit=self.dialect.max_response_bytes, sent=sent
+        )
         return _searchset(body, what)
 
     def _collect(
@@ -540,11 +538,6 @@ def _total(bundle: dict[str, Any]) -> int:
 
 def _port(url: httpx.URL) -> int | None:
     return url.port or _DEFAULT_PORTS.get(url.scheme)
-
-
-#: httpcore's trace events for a request written to the connection (HTTP/1.1, HTTP/2).
-#: With another transport none comes, and the page is handed on once the next arrived.
-_REQUEST_SENT = frozenset({"http11.send_request_body.complete", "http2.send_request_body.complete"})
 
 
 def _settled(sent: asyncio.Event) -> Callable[[asyncio.Task[Any]], None]:

@@ -22,7 +22,7 @@ from fhir_profiles.identifiers import InvalidPersonIdentifier, parse_person_iden
 from gateway import __version__
 from gateway.logs import configure_logging
 from gateway.settings import ConfigError, Settings, load_settings
-from gateway.workers import positive, serve
+from gateway.workers import forwarded_options, positive, serve
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -182,6 +182,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level.lower(),
             # JSON: uvicorn's loggers go through ours rather than its own text handlers.
             log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
+            **forwarded_options(settings.trusted_proxies),
         )
         return 0
     # Several processes: migrate once here, so the workers do not race to do it.
@@ -199,6 +200,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=args.workers,
         log_level=args.log_level,
+        trusted_proxies=settings.trusted_proxies,
     )
 
 

@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+import uvicorn
 
 from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM, parse_person_identifier
 from gateway.app import create_app
 from gateway.cli import CITIZEN_SCOPE, DEMO_CONFIG, CommandError
 from gateway.dev_issuer import DevIssuer, mint
 from gateway.settings import ConfigError, Settings, load_settings
+from gateway.workers import forwarded_options
 from simregions.app import create_app as create_region_app
 from simregions.legacy.app import create_legacy_app
 from simregions.legacy.spec import OST, LegacyRegionSpec
@@ -203,7 +205,15 @@ async def run_demo(data_dir: Path, port: int, region_port_base: int) -> None:
     sockets.append(bind_socket(LOOPBACK, ports[OST.id]))
     urls[OST.id] = legacy_url
     app = create_app(settings)
-    gateway = make_server(app)
+    gateway = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,  # the gateway's own request log leaves out paths and queries
+            timeout_graceful_shutdown=2,
+            **forwarded_options(settings.trusted_proxies),
+        )
+    )
     gateway_socket = bind_socket(LOOPBACK, port)
 
     tasks = [

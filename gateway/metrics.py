@@ -17,11 +17,9 @@ from __future__ import annotations
 import hmac
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
-import httpx
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from prometheus_client import (
@@ -38,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.aggregate import SourceReport, SourceStatus
 from gateway.errors import NotFound, Unauthorized
 from gateway.health import OPERATIONAL_PATHS
+from gateway.pools import SourcePool
 from gateway.resilience import BreakerState, CircuitBreaker
 from gateway.settings import Settings
 from gateway.workers import METRICS_DIR_VARIABLE
@@ -55,29 +54,9 @@ _CACHE_RESULTS = {SourceStatus.CACHED: "hit", SourceStatus.STALE: "stale"}
 _NOT_FETCHED = (SourceStatus.CACHED, SourceStatus.NOT_ASKED)
 
 
-@dataclass(frozen=True, slots=True)
-class WatchedSource:
-    """A source whose breaker and connection pool the gauges show."""
-
-    source_id: str
-    breaker: CircuitBreaker | None
-    client: httpx.AsyncClient | None
-
-
-def pool_connections(client: httpx.AsyncClient) -> tuple[int, int] | None:
-    """Connections of ``client``'s pool in use and idle, or None if it cannot be read.
-
-    httpx keeps its transport, and the transport its httpcore pool, in private
-    attributes; the pool's ``connections`` and each connection's ``is_idle()`` are public
-    httpcore API. (Requests sent through a proxy from the environment use another pool,
-    not counted here.)
-    """
-    pool = getattr(getattr(client, "_transport", None), "_pool", None)
-    connections = getattr(pool, "connections", None)
-    if connections is None:
-        return None
-    idle = sum(1 for connection in connections if connection.is_idle())
-    return len(connections) - idle, idle
+#: Where the gauges read each source's breaker and pool (set once the services start).
+Breakers = Sequence[tuple[str, CircuitBreaker]]
+Pools = Callable[[], Sequence[SourcePool]]
 
 
 class Metrics:
@@ -135,34 +114,45 @@ class Metrics:
         )
         self.connections = Gauge(
             "samlad_source_connections",
-            "Connections of each source's HTTP pool, in use and idle (per process).",
+            "Connections of each source's HTTP pool, in use and idle, and requests waiting "
+            "for one (per process).",
             ["source", "state"],
             multiprocess_mode="liveall",
             registry=registry,
         )
-        self._watched: list[WatchedSource] = []
+        self.slots = Gauge(
+            "samlad_source_slots",
+            "Each source's concurrency slots, in use and in all (per process).",
+            ["source", "state"],
+            multiprocess_mode="liveall",
+            registry=registry,
+        )
+        self._breakers: Breakers = ()
+        self._pools: Pools = tuple
 
     @classmethod
     def from_environment(cls) -> Metrics:
         """Metrics in multiprocess mode when the server runs several workers."""
         return cls(os.environ.get(METRICS_DIR_VARIABLE) or None)
 
-    def watch(self, sources: Sequence[WatchedSource]) -> None:
-        """Show these sources' breakers and pools (set once the services have started)."""
-        self._watched = list(sources)
+    def watch(self, breakers: Breakers, pools: Pools) -> None:
+        """Show these sources' breakers, and the pools ``pools`` reads (set once the
+        services have started)."""
+        self._breakers, self._pools = tuple(breakers), pools
         self.refresh_gauges()
 
     def refresh_gauges(self) -> None:
         """Read the watched breakers and pools into their gauges."""
-        for source in self._watched:
-            if source.breaker is not None:
-                current = source.breaker.state
-                for state in BreakerState:
-                    self.circuit.labels(source.source_id, state.value).set(state is current)
-            counts = None if source.client is None else pool_connections(source.client)
-            if counts is not None:
-                self.connections.labels(source.source_id, "in-use").set(counts[0])
-                self.connections.labels(source.source_id, "idle").set(counts[1])
+        for source_id, breaker in self._breakers:
+            current = breaker.state
+            for state in BreakerState:
+                self.circuit.labels(source_id, state.value).set(state is current)
+        for pool in self._pools():
+            self.connections.labels(pool.source_id, "in-use").set(pool.connections_in_use)
+            self.connections.labels(pool.source_id, "idle").set(pool.connections_idle)
+            self.connections.labels(pool.source_id, "waiting").set(pool.requests_waiting)
+            self.slots.labels(pool.source_id, "in-use").set(pool.slots_in_use)
+            self.slots.labels(pool.source_id, "total").set(pool.slots)
 
     def observe_reports(self, reports: Sequence[SourceReport]) -> None:
         """Count one read's per-source reports (its final statuses)."""

@@ -23,10 +23,11 @@ from gateway.engagement import EngagementIndex
 from gateway.errors import ServiceUnavailable
 from gateway.memo import BoundedMemo
 from gateway.merge import MergedRecord
-from gateway.metrics import Metrics, WatchedSource
+from gateway.metrics import Metrics
 from gateway.paging import PageCursorCodec
 from gateway.persons import PersonIndex
-from gateway.resilience import ResiliencePolicy, ResilientAdapter
+from gateway.pools import SourcePool, source_pools
+from gateway.resilience import CircuitBreaker, ResiliencePolicy, ResilientAdapter
 from gateway.settings import Settings
 from gateway.store.db import Database
 from gateway.store.migrate import check_current, upgrade
@@ -58,6 +59,8 @@ class Services:
     #: ``gateway.search_answers``); lists of resources the merged memo holds.
     matches: BoundedMemo[Any, tuple[list[FhirResource], str]]
     clients: list[httpx.AsyncClient] = field(default_factory=list)
+    #: Each source's HTTP client, by source id (also in ``clients``).
+    source_clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     housekeeping: asyncio.Task[None] | None = None
 
     def provider_of(self, source_id: str) -> str | None:
@@ -79,9 +82,10 @@ class Services:
             check_current(url)
         db = Database(url, pool_size=settings.database_pool_size)
         clients: list[httpx.AsyncClient] = []
+        source_clients: dict[str, httpx.AsyncClient] = {}
         sources: list[Source] = []
         policy = resilience_policy(settings)
-        watched: list[WatchedSource] = []
+        breakers: list[tuple[str, CircuitBreaker]] = []
         for config in settings.sources:
             client = httpx.AsyncClient(
                 auth=build_auth(config),
@@ -96,9 +100,10 @@ class Services:
                 follow_redirects=False,
             )
             clients.append(client)
+            source_clients[config.id] = client
             adapter = ResilientAdapter(build_adapter(config, client), policy)
             sources.append(Source(config, adapter))
-            watched.append(WatchedSource(config.id, adapter.breaker, client))
+            breakers.append((config.id, adapter.breaker))
         jwks_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         clients.append(jwks_client)
         register_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
@@ -121,10 +126,8 @@ class Services:
             max_streams=settings.max_concurrent_streams,
             on_collected=metrics.observe_reports if metrics else None,
         )
-        if metrics is not None:
-            metrics.watch(watched)
         log.info("gateway ready with %d source(s)", len(sources))
-        return cls(
+        services = cls(
             settings=settings,
             db=db,
             persons=PersonIndex(
@@ -143,7 +146,15 @@ class Services:
             matches=BoundedMemo(settings.memory_cache_resources * 10),
             paging=PageCursorCodec(b"paging:" + settings.id_key.get_secret_value().encode()),
             clients=clients,
+            source_clients=source_clients,
         )
+        if metrics is not None:
+            metrics.watch(breakers, services.pools)
+        return services
+
+    def pools(self) -> list[SourcePool]:
+        """Each source's connections in use and idle, and its concurrency slots in use."""
+        return source_pools(self.aggregator.sources, self.source_clients)
 
     def start_housekeeping(self, every: float = PURGE_INTERVAL) -> None:
         """Purge the cache of data past its retention now and every ``every`` seconds."""

@@ -8,12 +8,21 @@ issuers and ``[[sources]]`` for upstream systems. Environment variables (for exa
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import SourceConfig, SourceConfigError, parse_sources
@@ -144,10 +153,29 @@ class Settings(BaseSettings):
     #: ``text`` (one human-readable line per record) or ``json`` (one JSON object per
     #: line, for a log shipper).
     log_format: Literal["text", "json"] = "text"
+    #: Addresses or networks (``10.0.0.0/8``) of the reverse proxies in front of the
+    #: gateway: only a connection from one of them has its ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto`` believed, and the client address (which the rate limit and
+    #: the request log use) is then the one the proxy names. None by default: every
+    #: such header is ignored, from loopback too.
+    trusted_proxies: list[str] = Field(default_factory=list)
     #: Where guardian relations come from (files or HTTP endpoints).
     guardian_registers: list[RegisterConfig] = Field(default_factory=list)
     issuers: list[IssuerConfig] = Field(default_factory=list)
     sources: list[SourceConfig] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_only(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                # A name or "*" would be trusted by uvicorn as a literal or as everyone.
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an IP address or network"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _safe_outside_dev(self) -> Self:

@@ -33,10 +33,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any
 
 log = logging.getLogger("samlad.workers")
 
@@ -65,8 +67,24 @@ def bound_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def forwarded_options(trusted_proxies: Sequence[str]) -> dict[str, Any]:
+    """uvicorn's options for ``X-Forwarded-*`` headers: believed only from
+    ``trusted_proxies`` (uvicorn's own default trusts loopback, so that any local client
+    could name itself anyone with an invented header)."""
+    return {
+        "proxy_headers": bool(trusted_proxies),
+        "forwarded_allow_ips": list(trusted_proxies),
+    }
+
+
 def _worker(
-    factory: str, host: str, port: int, log_level: str, ready: Connection, alive: Connection
+    factory: str,
+    host: str,
+    port: int,
+    log_level: str,
+    trusted_proxies: tuple[str, ...],
+    ready: Connection,
+    alive: Connection,
 ) -> None:
     """One worker process: its own socket, one uvicorn server, the app from ``factory``.
     Says on ``ready`` when it has started, and stops (as on SIGTERM) when ``alive`` ends:
@@ -98,6 +116,7 @@ def _worker(
         factory=True,
         access_log=False,  # the gateway's own request log leaves out paths and queries
         log_level=log_level.lower(),
+        **forwarded_options(trusted_proxies),
     )
     Server(config).run(sockets=[sock])
 
@@ -125,9 +144,10 @@ class Supervisor:
         port: int,
         workers: int,
         log_level: str,
+        trusted_proxies: Sequence[str] = (),
         metrics_dir: str | None = None,
     ) -> None:
-        self._args = (factory, host, port, log_level)
+        self._args = (factory, host, port, log_level, tuple(trusted_proxies))
         self._metrics_dir = metrics_dir
         self._host, self._port = host, port
         self._count = workers
@@ -245,9 +265,18 @@ class Supervisor:
         return 1 if failed else 0
 
 
-def serve(factory: str, *, host: str, port: int, workers: int, log_level: str = "info") -> int:
+def serve(
+    factory: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str = "info",
+    trusted_proxies: Sequence[str] = (),
+) -> int:
     """Run ``workers`` processes serving the app ``factory`` (``module:callable``) on
-    ``host:port``; returns the exit status.
+    ``host:port``; returns the exit status. ``X-Forwarded-*`` headers are believed only
+    from ``trusted_proxies`` (see :func:`forwarded_options`).
 
     The run gets a fresh, private directory for prometheus-client's multiprocess files
     (named to the workers in :data:`METRICS_DIR_VARIABLE`), removed when it ends: left
@@ -255,7 +284,9 @@ def serve(factory: str, *, host: str, port: int, workers: int, log_level: str = 
     with tempfile.TemporaryDirectory(prefix="samlad-metrics-") as metrics_dir:
         os.environ[METRICS_DIR_VARIABLE] = metrics_dir
         try:
-            return Supervisor(factory, host, port, workers, log_level, metrics_dir).run()
+            return Supervisor(
+                factory, host, port, workers, log_level, trusted_proxies, metrics_dir
+            ).run()
         finally:
             os.environ.pop(METRICS_DIR_VARIABLE, None)
 
