@@ -10,9 +10,9 @@ migration (0003) adds triggers that reject ``UPDATE`` and ``DELETE`` on ``audit_
 on both databases; and the chain detects what a database superuser can still do around
 the triggers (``ALTER TABLE … DISABLE TRIGGER``, ``session_replication_role = replica``,
 ``TRUNCATE``, editing the SQLite file). A chain cannot, on its own, detect the newest
-entries being cut off, or a whole chain being recomputed: for that, record the head
-(seq and hash, printed by ``samlad audit verify``) somewhere the database operator
-cannot write, and compare.
+entries being cut off, or a whole chain being recomputed: signed checkpoints of the head,
+kept outside the database too, do (:mod:`consent.checkpoints`; written here, with the
+entries, under the same lock).
 
 Only opaque ids and HSA-ids are stored: never an identity number (``AuditEntryCreate``
 refuses values that look like one, and redacts them from the emergency reason, the one
@@ -43,12 +43,11 @@ import asyncio
 import hashlib
 import logging
 import re
-import sys
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 from pydantic import field_validator, model_validator
@@ -72,7 +71,12 @@ from sqlmodel import Field, SQLModel
 from gateway.errors import ServiceUnavailable
 from gateway.store.db import Database
 
+if TYPE_CHECKING:
+    from consent.checkpoints import Checkpoint, Checkpointer
+
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 ActorKind = Literal["citizen", "clinician", "integrator", "guardian"]
 Outcome = Literal["allowed", "denied", "error"]
@@ -352,11 +356,17 @@ class AuditLog:
     """
 
     def __init__(
-        self, db: Database, *, lock_timeout: float = 10.0, max_batch: int = MAX_BATCH
+        self,
+        db: Database,
+        *,
+        lock_timeout: float = 10.0,
+        max_batch: int = MAX_BATCH,
+        checkpoints: Checkpointer | None = None,
     ) -> None:
         """``lock_timeout``: seconds a write waits for the PostgreSQL append lock before
         giving up with ServiceUnavailable (on SQLite the driver's busy timeout applies).
-        ``max_batch``: most entries written in one transaction.
+        ``max_batch``: most entries written in one transaction. ``checkpoints``: writes
+        signed checkpoints of the head with the entries (see :mod:`consent.checkpoints`).
         """
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -369,6 +379,8 @@ class AuditLog:
         # the log, not to the request that happened to start it.
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        self._checkpoints = checkpoints
+        self._unpublished: list[Checkpoint] = []  # committed, not yet exported
 
     async def append(self, entry: AuditEntryCreate) -> AuditEntryPublic:
         """Append ``entry`` at the head of the chain and return it as stored, once committed.
@@ -398,6 +410,13 @@ class AuditLog:
         self._closed = True
         if self._writer is not None:
             await asyncio.wait({self._writer})  # (cancelling aclose leaves the writer be)
+        if self._checkpoints is not None:
+            # A clean shutdown anchors the last entries now rather than leave them to the
+            # next start's bound.
+            try:
+                await self.checkpoint_if_due(force=True)
+            except ServiceUnavailable:
+                log.error("no audit checkpoint at shutdown: the database is unavailable")
 
     async def _write_queued(self) -> None:
         """The writer: write the queue in batches until it is empty."""
@@ -416,6 +435,7 @@ class AuditLog:
                     if not queued.stored.done():  # else its caller was cancelled
                         queued.stored.set_result(row)
             self._batch = []
+            await self._publish_checkpoints()  # after the callers are on their way
         # Here, not in a callback: an entry queued from now on must start a new writer.
         self._writer = None
 
@@ -435,7 +455,21 @@ class AuditLog:
         self._queue.clear()
 
     async def _write(self, batch: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Write ``batch`` at the head of the chain, in order, in one transaction."""
+        """Write ``batch`` at the head of the chain, in order, in one transaction, with a
+        checkpoint if one falls due."""
+
+        async def insert_batch(conn: AsyncConnection) -> list[dict[str, Any]]:
+            rows = await _insert_at_head(conn, batch)
+            if self._checkpoints is not None:
+                checkpoint = await self._checkpoints.write_if_due(conn, rows)
+                if checkpoint is not None:
+                    self._unpublished.append(checkpoint)
+            return rows
+
+        return await self._under_append_lock(insert_batch)
+
+    async def _under_append_lock(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """Run ``work`` in one transaction that holds the append lock, and commit."""
         async with self._db.session() as session:
             if self._db.engine.dialect.name == "sqlite":
                 # Take SQLite's write lock before reading the head: with the driver's
@@ -443,7 +477,7 @@ class AuditLog:
                 conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
-                    rows = await _insert_at_head(conn, batch)
+                    result = await work(conn)
                     await conn.exec_driver_sql("COMMIT")
                 except Exception:
                     await conn.exec_driver_sql("ROLLBACK")
@@ -459,9 +493,48 @@ class AuditLog:
                     ),
                     {"key": PG_APPEND_LOCK, "timeout": f"{self._lock_timeout_ms}ms"},
                 )
-                rows = await _insert_at_head(conn, batch)
+                result = await work(conn)
                 await session.commit()
-        return rows
+        return result
+
+    async def checkpoint_if_due(self, *, force: bool = False) -> Checkpoint | None:
+        """Write (and export) a checkpoint of the head if one is due by time, or with
+        ``force`` whenever entries arrived since the last; None if none was written.
+
+        Called on a timer, so that the time bound holds when no entries arrive, and at
+        shutdown. Raises :class:`ServiceUnavailable` if the database cannot be written.
+        """
+        checkpointer = self._checkpoints
+        if checkpointer is None:
+            return None
+
+        async def write(conn: AsyncConnection) -> Checkpoint | None:
+            return await checkpointer.write_if_due(conn, force=force)
+
+        checkpoint = await self._under_append_lock(write)
+        if checkpoint is not None:
+            await checkpointer.publish(checkpoint)
+        return checkpoint
+
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        """The newest checkpoint written, if any (what a reading of the log is under)."""
+        from consent.checkpoints import CHECKPOINT_TABLE, Checkpoint
+
+        async with self._db.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(CHECKPOINT_TABLE).order_by(CHECKPOINT_TABLE.c.seq.desc()).limit(1)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else Checkpoint.from_row(row)
+
+    async def _publish_checkpoints(self) -> None:
+        while self._unpublished and self._checkpoints is not None:
+            await self._checkpoints.publish(self._unpublished.pop(0))
 
     async def _append_unbatched(self, entry: AuditEntryCreate) -> AuditEntryPublic:
         """One entry in its own transaction, past the queue: append before group commit.
@@ -603,20 +676,3 @@ def _check_summary(value: object, depth: int = 0) -> None:
     elif value is not None and not isinstance(value, bool | int):
         # No floats: they need not survive a JSON column exactly, and the hash must.
         raise ValueError("the returned summary holds only integers, strings and booleans")
-
-
-async def verify_command(database_url: str) -> int:
-    """``samlad audit verify``: check the chain, print one line; exit 0 ok, 1 broken.
-
-    Returns 2 when the database cannot be read (nothing was checked).
-    """
-    db = Database(database_url)
-    try:
-        report = await AuditLog(db).verify()
-    except ServiceUnavailable:
-        print("audit log: the database cannot be read", file=sys.stderr)
-        return 2
-    finally:
-        await db.dispose()
-    print(report.summary())
-    return 0 if report.ok else 1

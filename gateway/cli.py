@@ -131,10 +131,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from consent.audit import verify_command
+    from consent.checkpoints import CheckpointKey, verify_command
 
     settings = load_settings(args.config)
-    return asyncio.run(verify_command(settings.effective_database_url))
+    key = CheckpointKey.from_hex(settings.audit_checkpoint_key.get_secret_value())
+    checkpoint_file = args.checkpoints or settings.effective_audit_checkpoint_file
+    return asyncio.run(
+        verify_command(settings.effective_database_url, key.verify_key, checkpoint_file)
+    )
 
 
 def cmd_cache_purge(args: argparse.Namespace) -> int:
@@ -196,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 on any break")
     verify.add_argument("--config", type=Path, default=None)
+    verify.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        help="checkpoint file to verify against (default: audit_checkpoint_file)",
+    )
     verify.set_defaults(func=cmd_audit_verify)
 
     cache = sub.add_parser("cache", help="the cache of normalised data")
