@@ -458,15 +458,18 @@ class AuditLog:
         """Write ``batch`` at the head of the chain, in order, in one transaction, with a
         checkpoint if one falls due."""
 
-        async def insert_batch(conn: AsyncConnection) -> list[dict[str, Any]]:
+        async def insert_batch(
+            conn: AsyncConnection,
+        ) -> tuple[list[dict[str, Any]], Checkpoint | None]:
             rows = await _insert_at_head(conn, batch)
-            if self._checkpoints is not None:
-                checkpoint = await self._checkpoints.write_if_due(conn, rows)
-                if checkpoint is not None:
-                    self._unpublished.append(checkpoint)
-            return rows
+            if self._checkpoints is None:
+                return rows, None
+            return rows, await self._checkpoints.write_if_due(conn, rows)
 
-        return await self._under_append_lock(insert_batch)
+        rows, checkpoint = await self._under_append_lock(insert_batch)
+        if checkpoint is not None:  # committed: only now may it be exported
+            self._unpublished.append(checkpoint)
+        return rows
 
     async def _under_append_lock(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
         """Run ``work`` in one transaction that holds the append lock, and commit."""

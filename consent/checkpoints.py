@@ -504,45 +504,35 @@ async def verify_anchored(
     (those exported, e.g. read from the checkpoint file). Names the first problem found:
     a bad signature first, then conflicting checkpoints, then the lowest checkpoint the
     chain disagrees with, then a break in the chain itself."""
-    chain = await AuditLog(db).verify()
+    # Checkpoints first, the entries after: with the gateway appending meanwhile, every
+    # checkpoint read is then one the entries read already reach.
     async with db.session() as session:
         conn = await session.connection()
         stored = (await conn.execute(select(CHECKPOINT_TABLE))).mappings().all()
-        checkpoints = [Checkpoint.from_row(row) for row in stored] + list(extra)
-        count = len(checkpoints)
-        for checkpoint in sorted(checkpoints, key=lambda c: c.seq):
-            if not key.verifies(checkpoint):
-                return AnchorReport(
-                    chain,
-                    count,
-                    "bad-signature",
-                    checkpoint,
-                    f"the checkpoint at seq {checkpoint.seq} is not signed by {key.key_id}",
-                )
-        by_seq: dict[int, Checkpoint] = {}
-        for checkpoint in checkpoints:
-            seen = by_seq.setdefault(checkpoint.seq, checkpoint)
-            if seen != checkpoint:
-                return AnchorReport(
-                    chain,
-                    count,
-                    "checkpoint-conflict",
-                    checkpoint,
-                    f"two different signed checkpoints at seq {checkpoint.seq}",
-                )
-        if not by_seq:
-            if chain.head_seq is not None and chain.ok:
-                detail = f"no checkpoint covers the {chain.checked} entries"
-                return AnchorReport(chain, 0, "unanchored", None, detail)
-            return AnchorReport(chain, 0, None if chain.ok else "chain", None)
-        ordered = [by_seq[seq] for seq in sorted(by_seq)]
-        found = await _compare(conn, ordered, chain)
+    checkpoints = [Checkpoint.from_row(row) for row in stored] + list(extra)
+    chain = await AuditLog(db).verify()
+    count = len(checkpoints)
+    for checkpoint in sorted(checkpoints, key=lambda c: c.seq):
+        if not key.verifies(checkpoint):
+            detail = f"the checkpoint at seq {checkpoint.seq} is not signed by {key.key_id}"
+            return AnchorReport(chain, count, "bad-signature", checkpoint, detail)
+    by_seq: dict[int, Checkpoint] = {}
+    for checkpoint in checkpoints:
+        if by_seq.setdefault(checkpoint.seq, checkpoint) != checkpoint:
+            detail = f"two different signed checkpoints at seq {checkpoint.seq}"
+            return AnchorReport(chain, count, "checkpoint-conflict", checkpoint, detail)
+    if not by_seq:
+        if chain.head_seq is not None and chain.ok:
+            detail = f"no checkpoint covers the {chain.checked} entries"
+            return AnchorReport(chain, 0, "unanchored", None, detail)
+        return AnchorReport(chain, 0, None if chain.ok else "chain", None)
+    ordered = [by_seq[seq] for seq in sorted(by_seq)]
+    async with db.session() as session:
+        found = await _compare(await session.connection(), ordered, chain)
     if found is not None:
         problem, checkpoint, detail = found
         return AnchorReport(chain, count, problem, checkpoint, detail)
-    if not chain.ok:
-        return AnchorReport(chain, count, "chain", ordered[-1])
-    return AnchorReport(chain, count, None, ordered[-1])
+    return AnchorReport(chain, count, None if chain.ok else "chain", ordered[-1])
 
 
 async def _compare(
