@@ -595,10 +595,12 @@ async def verify_command(
     exit 0 if all holds, 1 on any problem, 2 when the database or the checkpoint file
     cannot be read (nothing was checked)."""
     exported: list[Checkpoint] = []
+    file_missing = False
     if checkpoint_file is not None:
         try:
             exported = read_checkpoint_file(checkpoint_file)
         except FileNotFoundError:
+            file_missing = True
             print(f"audit log: no checkpoint file at {checkpoint_file}", file=sys.stderr)
         except OSError:
             print("audit log: the checkpoint file cannot be read", file=sys.stderr)
@@ -614,5 +616,12 @@ async def verify_command(
         return 2
     finally:
         await db.dispose()
+    if report.ok and file_missing and report.chain.head_seq is not None:
+        # The first entry is exported at once: a log with entries and no file lost it.
+        print(
+            f"audit log UNANCHORED: no checkpoint file at {checkpoint_file}; the database's "
+            "own checkpoints hold, but they are no anchor against its administrators"
+        )
+        return 1
     print(report.summary())
     return 0 if report.ok else 1

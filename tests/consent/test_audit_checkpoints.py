@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -400,6 +401,15 @@ async def test_a_chain_without_checkpoints_is_not_ok(
     captured = capsys.readouterr()
     assert "audit log UNANCHORED" in captured.out
     assert "no checkpoint file" in captured.err
+
+
+async def test_a_missing_checkpoint_file_is_not_ok(
+    database_url: str, file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _append_anchored(database_url, file, 3, every_entries=100)
+    os.remove(file)
+    assert await verify_command(database_url, KEY.verify_key, file) == 1
+    assert "audit log UNANCHORED: no checkpoint file at" in capsys.readouterr().out
 
 
 async def test_an_empty_log_verifies(database_url: str, file: Path) -> None:
