@@ -381,6 +381,8 @@ class AuditLog:
         self._closed = False
         self._checkpoints = checkpoints
         self._unpublished: list[Checkpoint] = []  # committed, not yet exported
+        # Exports (an fsync each) off the writer's path: the next batch need not wait.
+        self._exporter: asyncio.Task[None] | None = None
 
     async def append(self, entry: AuditEntryCreate) -> AuditEntryPublic:
         """Append ``entry`` at the head of the chain and return it as stored, once committed.
@@ -417,6 +419,8 @@ class AuditLog:
                 await self.checkpoint_if_due(force=True)
             except ServiceUnavailable:
                 log.error("no audit checkpoint at shutdown: the database is unavailable")
+        if self._exporter is not None:
+            await asyncio.wait({self._exporter})
 
     async def _write_queued(self) -> None:
         """The writer: write the queue in batches until it is empty."""
@@ -435,7 +439,7 @@ class AuditLog:
                     if not queued.stored.done():  # else its caller was cancelled
                         queued.stored.set_result(row)
             self._batch = []
-            await self._publish_checkpoints()  # after the callers are on their way
+            self._export_checkpoints()
         # Here, not in a callback: an entry queued from now on must start a new writer.
         self._writer = None
 
@@ -516,7 +520,8 @@ class AuditLog:
 
         checkpoint = await self._under_append_lock(write)
         if checkpoint is not None:
-            await checkpointer.publish(checkpoint)
+            self._unpublished.append(checkpoint)
+            self._export_checkpoints()
         return checkpoint
 
     async def latest_checkpoint(self) -> Checkpoint | None:
@@ -535,9 +540,19 @@ class AuditLog:
             )
         return None if row is None else Checkpoint.from_row(row)
 
-    async def _publish_checkpoints(self) -> None:
-        while self._unpublished and self._checkpoints is not None:
-            await self._checkpoints.publish(self._unpublished.pop(0))
+    def _export_checkpoints(self) -> None:
+        """Hand committed checkpoints to the sinks, in order, in a task of their own."""
+        if self._unpublished and self._exporter is None:
+            self._exporter = asyncio.create_task(
+                self._export_queued(), name="audit-checkpoint-export"
+            )
+
+    async def _export_queued(self) -> None:
+        try:
+            while self._unpublished and self._checkpoints is not None:
+                await self._checkpoints.publish(self._unpublished.pop(0))
+        finally:
+            self._exporter = None
 
     async def _append_unbatched(self, entry: AuditEntryCreate) -> AuditEntryPublic:
         """One entry in its own transaction, past the queue: append before group commit.
