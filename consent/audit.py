@@ -505,7 +505,7 @@ class AuditLog:
         return result
 
     async def checkpoint_if_due(self, *, force: bool = False) -> Checkpoint | None:
-        """Write (and export) a checkpoint of the head if one is due by time, or with
+        """Write a checkpoint of the head (then export it) if one is due by time, or with
         ``force`` whenever entries arrived since the last; None if none was written.
 
         Called on a timer, so that the time bound holds when no entries arrive, and at

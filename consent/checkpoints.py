@@ -8,13 +8,15 @@ between the two (``entries_digest``), the time, and is signed with the log's own
 key (``audit_checkpoint_key``), which the database does not hold.
 
 Checkpoints are written inside the append transaction, under the append lock (see
-:mod:`consent.audit`), when ``every_entries`` entries are unanchored or the oldest
-checkpoint is ``every_seconds`` old and entries arrived since, and on clean shutdown.
+:mod:`consent.audit`), when ``every_entries`` entries are unanchored, when the last
+checkpoint is ``every_seconds`` old and entries arrived since, with the first entry of
+a log, and on clean shutdown.
 Being under the one lock that makes the chain linear, they are linear too, however many
 processes append: each names the head it was taken at and links to the one before;
 the primary key on ``seq`` refuses a second checkpoint at the same position. After the
 commit, each is handed to the configured :class:`CheckpointSink` (an fsync'd JSON lines
-file; a webhook or another database would implement the same one method).
+file; a webhook or another database would implement the same one method), in a task of
+its own so that the next batch of entries does not wait for it.
 
 :func:`verify_anchored` checks the chain against every checkpoint it is given (the
 table's and the file's) and names what it finds: ``bad-signature``,
