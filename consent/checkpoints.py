@@ -366,6 +366,10 @@ class Checkpointer:
         self.every = timedelta(seconds=every_seconds)
         self._sinks = list(sinks)
         self._clock = clock
+        # The newest checkpoint this process has read (seq, time): the true newest is the
+        # same or later, so if not even this one makes a checkpoint due, none is, and
+        # most batches skip reading the checkpoint table.
+        self._known: tuple[int, datetime] | None = None
 
     async def write_if_due(
         self,
@@ -380,6 +384,11 @@ class Checkpointer:
         last of them; without any, it is read). ``force`` writes one whenever the head has
         moved since the last checkpoint, whatever the bounds (for shutdown).
         """
+        now = self._clock()
+        if appended and not force and self._known is not None:
+            known_seq, known_at = self._known
+            if appended[-1]["seq"] - known_seq < self.every_entries and now - known_at < self.every:
+                return None
         last = (
             await conn.execute(
                 select(CHECKPOINT_TABLE.c.seq, CHECKPOINT_TABLE.c.signed_at)
@@ -387,6 +396,8 @@ class Checkpointer:
                 .limit(1)
             )
         ).first()
+        if last is not None:
+            self._known = (int(last.seq), last.signed_at)
         if appended:
             head_seq, head_hash = appended[-1]["seq"], appended[-1]["entry_hash"]
         else:
@@ -403,7 +414,6 @@ class Checkpointer:
         last_seq = 0 if last is None else int(last.seq)
         if head_seq <= last_seq:
             return None
-        now = self._clock()
         due = (
             force
             or last is None
