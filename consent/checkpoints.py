@@ -412,6 +412,10 @@ class Checkpointer:
                 return None
             head_seq, head_hash = head.seq, head.entry_hash
         last_seq = 0 if last is None else int(last.seq)
+        if head_seq < last_seq:
+            # Only a row written past the gateway can be ahead of the chain; no checkpoint
+            # is written until the chain passes it, and verify names it.
+            log.error("an audit checkpoint lies beyond the chain's head: run samlad audit verify")
         if head_seq <= last_seq:
             return None
         due = (

@@ -498,3 +498,20 @@ async def test_an_export_that_fails_is_logged_and_the_log_goes_on(
     # In the database all the same; the next export would cover the missing ones.
     assert [c.seq for c in _stored_checkpoints(database_url)] == [1, 3]
     assert "audit checkpoint at seq 3 not exported: OSError" in caplog.text
+
+
+async def test_a_checkpoint_row_beyond_the_head_is_reported(
+    database_url: str, file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An account with INSERT rights (the gateway's own) adds a row ahead of the chain:
+    the gateway says so, and verify names it as not signed."""
+    await _append_anchored(database_url, file, 2, every_entries=100)
+    junk = OTHER_KEY.sign(
+        seq=1000, head_hash="0" * 64, prev_seq=2, entries_digest="0" * 64, signed_at=START
+    )
+    with connection(database_url) as conn:
+        conn.execute(CHECKPOINT_TABLE.insert().values(**{**junk.to_json(), "signed_at": START}))
+    await _append_anchored(database_url, file, 1, every_entries=1)
+    assert "an audit checkpoint lies beyond the chain's head" in caplog.text
+    report = await _verify(database_url, file)
+    assert (report.problem, report.checkpoint) == ("bad-signature", junk)
