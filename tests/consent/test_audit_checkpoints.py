@@ -29,6 +29,7 @@ from consent.checkpoints import (
     verify_anchored,
     verify_command,
 )
+from gateway.cli import build_parser
 from gateway.settings import DEV_AUDIT_CHECKPOINT_KEY, ConfigError, load_settings
 from gateway.store.db import Database
 from tests.consent.helpers import connection, entry, triggers_off
@@ -70,11 +71,12 @@ async def anchored_log(
     every_seconds: float = 3600.0,
     clock: FakeClock | None = None,
     max_batch: int = 256,
+    key: CheckpointKey = KEY,
 ) -> AsyncIterator[Anchored]:
     db = Database(database_url)
     clock = clock or FakeClock()
     checkpointer = Checkpointer(
-        KEY,
+        key,
         every_entries=every_entries,
         every_seconds=every_seconds,
         sinks=[JsonLinesFile(file)],
@@ -515,3 +517,23 @@ async def test_a_checkpoint_row_beyond_the_head_is_reported(
     assert "an audit checkpoint lies beyond the chain's head" in caplog.text
     report = await _verify(database_url, file)
     assert (report.problem, report.checkpoint) == ("bad-signature", junk)
+
+
+def test_the_verify_command_line_takes_the_key_from_settings_and_a_checkpoint_file(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exported = tmp_path / "elsewhere" / "copy.jsonl"
+    dev_key = CheckpointKey.from_hex(DEV_AUDIT_CHECKPOINT_KEY)
+    asyncio.run(_append_anchored(database_url, exported, 3, every_entries=2, key=dev_key))
+    config = tmp_path / "samlad.toml"
+    config.write_text(f'[gateway]\ndev_mode = true\ndatabase_url = "{database_url}"\n')
+    args = build_parser().parse_args(
+        ["audit", "verify", "--config", str(config), "--checkpoints", str(exported)]
+    )
+    # The configured file (in data_dir) does not exist: the copy elsewhere is named.
+    assert args.func(args) == 0
+    assert "anchored at checkpoint seq 3" in capsys.readouterr().out
+    with triggers_off(database_url) as conn:
+        conn.execute(text("DELETE FROM audit_entry WHERE seq = 3"))
+    assert args.func(args) == 1
+    assert "TRUNCATED" in capsys.readouterr().out
