@@ -10,9 +10,9 @@ migration (0003) adds triggers that reject ``UPDATE`` and ``DELETE`` on ``audit_
 on both databases; and the chain detects what a database superuser can still do around
 the triggers (``ALTER TABLE … DISABLE TRIGGER``, ``session_replication_role = replica``,
 ``TRUNCATE``, editing the SQLite file). A chain cannot, on its own, detect the newest
-entries being cut off, or a whole chain being recomputed: for that, record the head
-(seq and hash, printed by ``samlad audit verify``) somewhere the database operator
-cannot write, and compare.
+entries being cut off, or a whole chain being recomputed: signed checkpoints of the head,
+kept outside the database too, do (:mod:`consent.checkpoints`; written here, with the
+entries, under the same lock).
 
 Only opaque ids and HSA-ids are stored: never an identity number (``AuditEntryCreate``
 refuses values that look like one, and redacts them from the emergency reason, the one
@@ -45,13 +45,12 @@ import asyncio
 import hashlib
 import logging
 import re
-import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 from pydantic import field_validator, model_validator
@@ -76,7 +75,12 @@ from consent.reasons import IDENTITY_NUMBER_IN_TEXT, MAX_REASON, stated_reason
 from gateway.errors import ServiceUnavailable
 from gateway.store.db import Database
 
+if TYPE_CHECKING:
+    from consent.checkpoints import Checkpoint, Checkpointer
+
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 ActorKind = Literal["citizen", "clinician", "integrator", "guardian"]
 Outcome = Literal["allowed", "denied", "error"]
@@ -359,11 +363,14 @@ class AuditLog:
         lock_timeout: float = 10.0,
         max_batch: int = MAX_BATCH,
         on_appended: Callable[[float], None] | None = None,
+        checkpoints: Checkpointer | None = None,
     ) -> None:
         """``lock_timeout``: seconds a write waits for the PostgreSQL append lock before
         giving up with ServiceUnavailable (on SQLite the driver's busy timeout applies).
         ``max_batch``: most entries written in one transaction.
         ``on_appended``: told the seconds each successful append waited for its commit.
+        ``checkpoints``: writes signed checkpoints of the head with the entries (see
+        :mod:`consent.checkpoints`).
         """
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -377,6 +384,10 @@ class AuditLog:
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self._on_appended = on_appended
+        self._checkpoints = checkpoints
+        self._unpublished: list[Checkpoint] = []  # committed, not yet exported
+        # Exports (an fsync each) off the writer's path: the next batch need not wait.
+        self._exporter: asyncio.Task[None] | None = None
 
     async def append(
         self,
@@ -419,6 +430,15 @@ class AuditLog:
         self._closed = True
         if self._writer is not None:
             await asyncio.wait({self._writer})  # (cancelling aclose leaves the writer be)
+        if self._checkpoints is not None:
+            # A clean shutdown anchors the last entries now rather than leave them to the
+            # next start's bound.
+            try:
+                await self.checkpoint_if_due(force=True)
+            except ServiceUnavailable:
+                log.error("no audit checkpoint at shutdown: the database is unavailable")
+        if self._exporter is not None:
+            await asyncio.wait({self._exporter})
 
     async def _write_queued(self) -> None:
         """The writer: write the queue in batches until it is empty."""
@@ -440,6 +460,7 @@ class AuditLog:
                     if not queued.stored.done():  # else its caller was cancelled
                         queued.stored.set_result(row)
             self._batch = []
+            self._export_checkpoints()
         # Here, not in a callback: an entry queued from now on must start a new writer.
         self._writer = None
 
@@ -464,7 +485,25 @@ class AuditLog:
         together_with: Sequence[tuple[Table, Mapping[str, Any]]] = (),
     ) -> list[dict[str, Any]]:
         """Write ``batch`` at the head of the chain, in order, in one transaction, with
-        the rows ``together_with`` (inserted first, so a failing entry takes them back)."""
+        the rows ``together_with`` (inserted first, so a failing entry takes them back)
+        and a checkpoint if one falls due."""
+
+        async def insert_batch(
+            conn: AsyncConnection,
+        ) -> tuple[list[dict[str, Any]], Checkpoint | None]:
+            await _insert_rows(conn, together_with)
+            rows = await _insert_at_head(conn, batch)
+            if self._checkpoints is None:
+                return rows, None
+            return rows, await self._checkpoints.write_if_due(conn, rows)
+
+        rows, checkpoint = await self._under_append_lock(insert_batch)
+        if checkpoint is not None:  # committed: only now may it be exported
+            self._unpublished.append(checkpoint)
+        return rows
+
+    async def _under_append_lock(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """Run ``work`` in one transaction that holds the append lock, and commit."""
         async with self._db.session() as session:
             if self._db.engine.dialect.name == "sqlite":
                 # Take SQLite's write lock before reading the head: with the driver's
@@ -472,8 +511,7 @@ class AuditLog:
                 conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
-                    await _insert_rows(conn, together_with)
-                    rows = await _insert_at_head(conn, batch)
+                    result = await work(conn)
                     await conn.exec_driver_sql("COMMIT")
                 except Exception:
                     await conn.exec_driver_sql("ROLLBACK")
@@ -489,10 +527,59 @@ class AuditLog:
                     ),
                     {"key": PG_APPEND_LOCK, "timeout": f"{self._lock_timeout_ms}ms"},
                 )
-                await _insert_rows(conn, together_with)
-                rows = await _insert_at_head(conn, batch)
+                result = await work(conn)
                 await session.commit()
-        return rows
+        return result
+
+    async def checkpoint_if_due(self, *, force: bool = False) -> Checkpoint | None:
+        """Write a checkpoint of the head (then export it) if one is due by time, or with
+        ``force`` whenever entries arrived since the last; None if none was written.
+
+        Called on a timer, so that the time bound holds when no entries arrive, and at
+        shutdown. Raises :class:`ServiceUnavailable` if the database cannot be written.
+        """
+        checkpointer = self._checkpoints
+        if checkpointer is None:
+            return None
+
+        async def write(conn: AsyncConnection) -> Checkpoint | None:
+            return await checkpointer.write_if_due(conn, force=force)
+
+        checkpoint = await self._under_append_lock(write)
+        if checkpoint is not None:
+            self._unpublished.append(checkpoint)
+            self._export_checkpoints()
+        return checkpoint
+
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        """The newest checkpoint written, if any (what a reading of the log is under)."""
+        from consent.checkpoints import CHECKPOINT_TABLE, Checkpoint
+
+        async with self._db.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(CHECKPOINT_TABLE).order_by(CHECKPOINT_TABLE.c.seq.desc()).limit(1)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else Checkpoint.from_row(row)
+
+    def _export_checkpoints(self) -> None:
+        """Hand committed checkpoints to the sinks, in order, in a task of their own."""
+        if self._unpublished and self._exporter is None:
+            self._exporter = asyncio.create_task(
+                self._export_queued(), name="audit-checkpoint-export"
+            )
+
+    async def _export_queued(self) -> None:
+        try:
+            while self._unpublished and self._checkpoints is not None:
+                await self._checkpoints.publish(self._unpublished.pop(0))
+        finally:
+            self._exporter = None
 
     async def _append_unbatched(self, entry: AuditEntryCreate) -> AuditEntryPublic:
         """One entry in its own transaction, past the queue: append before group commit.
@@ -641,20 +728,3 @@ def _check_summary(value: object, depth: int = 0) -> None:
     elif value is not None and not isinstance(value, bool | int):
         # No floats: they need not survive a JSON column exactly, and the hash must.
         raise ValueError("the returned summary holds only integers, strings and booleans")
-
-
-async def verify_command(database_url: str) -> int:
-    """``samlad audit verify``: check the chain, print one line; exit 0 ok, 1 broken.
-
-    Returns 2 when the database cannot be read (nothing was checked).
-    """
-    db = Database(database_url)
-    try:
-        report = await AuditLog(db).verify()
-    except ServiceUnavailable:
-        print("audit log: the database cannot be read", file=sys.stderr)
-        return 2
-    finally:
-        await db.dispose()
-    print(report.summary())
-    return 0 if report.ok else 1

@@ -245,10 +245,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from consent.audit import verify_command
+    from consent.checkpoints import CheckpointKey, verify_command
 
     _, settings = settings_for(args.config)
-    return asyncio.run(verify_command(settings.effective_database_url))
+    key = CheckpointKey.from_hex(settings.audit_checkpoint_key.get_secret_value())
+    checkpoint_file = args.checkpoints or settings.effective_audit_checkpoint_file
+    return asyncio.run(
+        verify_command(settings.effective_database_url, key.verify_key, checkpoint_file)
+    )
 
 
 def cmd_cache_purge(args: argparse.Namespace) -> int:
@@ -408,8 +412,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = command("audit", "the access log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
-    verify = command("verify", "check the hash chain; exit 1 on any break", audit_sub)
+    verify = command(
+        "verify",
+        "check the hash chain against the signed checkpoints; exit 1 on any break",
+        audit_sub,
+    )
     _add_config(verify)
+    verify.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        help="checkpoint file to verify against (default: the audit_checkpoint_file setting)",
+    )
     verify.set_defaults(func=cmd_audit_verify)
 
     cache = command("cache", "the cache of normalised data")

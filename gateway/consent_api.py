@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 from fastapi import Query, Request
 
-from consent.audit_fhir import to_audit_event
+from consent.audit_fhir import checkpoint_extension, to_audit_event
 from consent.reasons import InvalidReason, stated_reason
 from gateway.bundles import searchset
-from gateway.deps import Choices, Reader
+from gateway.deps import Choices, Reader, services
 from gateway.errors import BadRequest, GatewayError
 from gateway.fhir_json import FhirJSONResponse, read_response
 
@@ -174,11 +174,15 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         entries = await desk.access_log(patient_id)
         base = base_of(request)
         events = [to_audit_event(entry, base_url=base) for entry in entries]
-        return FhirJSONResponse(
-            searchset(
-                events, None, base_url=base, self_link=f"{base}/AuditEvent?patient={patient_id}"
-            )
+        bundle = searchset(
+            events, None, base_url=base, self_link=f"{base}/AuditEvent?patient={patient_id}"
         )
+        # The newest signed checkpoint at the time of reading: entries up to its seq are
+        # anchored, and the patient can hold the log to it later.
+        checkpoint = await services(request).audit.latest_checkpoint()
+        if checkpoint is not None:
+            bundle["meta"]["extension"] = [checkpoint_extension(checkpoint)]
+        return FhirJSONResponse(bundle)
 
 
 def _base_url(request: Request) -> str:

@@ -14,6 +14,7 @@ import httpx
 from adapters.base import FhirResource
 from adapters.registry import build_adapter, build_auth, check_kinds
 from consent.audit import AuditLog
+from consent.checkpoints import Checkpointer, CheckpointKey, JsonLinesFile
 from consent.relations import GuardianRegister
 from consent.store import ConsentStore
 from gateway.aggregate import Aggregator, Source
@@ -62,6 +63,7 @@ class Services:
     #: Each source's HTTP client, by source id (also in ``clients``).
     source_clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     housekeeping: asyncio.Task[None] | None = None
+    checkpoint_timer: asyncio.Task[None] | None = None
 
     def provider_of(self, source_id: str) -> str | None:
         """The care provider HSA-id a source holds data for, if configured."""
@@ -137,7 +139,11 @@ class Services:
             tokens=TokenVerifier(settings.issuers, jwks_client),
             consents=ConsentStore(db),
             guardians=GuardianRegister(settings.guardian_registers, register_client),
-            audit=AuditLog(db, on_appended=metrics.observe_audit_append if metrics else None),
+            audit=AuditLog(
+                db,
+                on_appended=metrics.observe_audit_append if metrics else None,
+                checkpoints=checkpointer(settings),
+            ),
             engagement=engagement,
             cache=cache,
             collector=collector,
@@ -172,17 +178,47 @@ class Services:
 
         self.housekeeping = asyncio.create_task(purge_forever(), name="cache-purge")
 
+        # The access log's time bound must hold when no entries arrive to trigger it.
+        tick = checkpoint_tick(self.settings.audit_checkpoint_every_seconds)
+
+        async def checkpoint_forever() -> None:
+            while True:
+                await asyncio.sleep(tick)
+                try:
+                    await self.audit.checkpoint_if_due()
+                except ServiceUnavailable:
+                    log.warning("audit checkpoint skipped: the data store is unavailable")
+
+        self.checkpoint_timer = asyncio.create_task(checkpoint_forever(), name="audit-checkpoints")
+
     async def aclose(self) -> None:
-        if self.housekeeping is not None:
-            self.housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.housekeeping
+        for task in (self.housekeeping, self.checkpoint_timer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for source in self.aggregator.sources:
             await source.adapter.aclose()
         for client in self.clients:
             await client.aclose()
         await self.audit.aclose()  # every queued access-log entry written (or failed)
         await self.db.dispose()
+
+
+def checkpointer(settings: Settings) -> Checkpointer:
+    """What signs the access log's checkpoints, when, and where they are exported."""
+    return Checkpointer(
+        CheckpointKey.from_hex(settings.audit_checkpoint_key.get_secret_value()),
+        every_entries=settings.audit_checkpoint_every_entries,
+        every_seconds=settings.audit_checkpoint_every_seconds,
+        sinks=[JsonLinesFile(settings.effective_audit_checkpoint_file)],
+    )
+
+
+def checkpoint_tick(every_seconds: float) -> float:
+    """How often each process looks whether a checkpoint is due by time: a tenth of the
+    bound, at most 5 s, so that one is written at most that late."""
+    return min(every_seconds / 10, 5.0)
 
 
 def resilience_policy(settings: Settings) -> ResiliencePolicy:

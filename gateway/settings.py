@@ -31,6 +31,9 @@ from consent.relations import RegisterConfig
 #: Well-known development keys; refused unless ``dev_mode`` is on.
 DEV_ID_KEY = "samlad-dev-id-key-not-secret"
 DEV_DATA_KEY = "samlad-dev-data-key-not-secret"
+#: Seed of the well-known development key that signs access-log checkpoints (the SHA-256
+#: of "samlad-dev-audit-checkpoint-key-not-secret"); refused unless ``dev_mode`` is on.
+DEV_AUDIT_CHECKPOINT_KEY = "568cc679dd4d82cf158749da7053e2a42fbff3260b612428283f7858b59933fc"
 
 
 class IssuerConfig(BaseModel):
@@ -87,6 +90,18 @@ class Settings(BaseSettings):
     id_key: SecretStr = SecretStr(DEV_ID_KEY)
     #: Key that encrypts identity numbers at rest.
     data_key: SecretStr = SecretStr(DEV_DATA_KEY)
+    #: Ed25519 key (its 32-byte seed, 64 hex digits) that signs the access log's
+    #: checkpoints; the database must not hold it.
+    audit_checkpoint_key: SecretStr = SecretStr(DEV_AUDIT_CHECKPOINT_KEY)
+    #: A checkpoint of the access log's head is written once this many entries are
+    #: unanchored ...
+    audit_checkpoint_every_entries: int = Field(default=100, ge=1, le=1_000_000)
+    #: ... or when the last one is this old and entries arrived since (seconds).
+    audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0, le=86400)
+    #: The append-only file checkpoints are exported to (JSON lines, fsync'd); empty
+    #: means ``audit-checkpoints.jsonl`` in data_dir. Keep it where the database's
+    #: administrators cannot write.
+    audit_checkpoint_file: Path | None = None
     #: Upper bound on one overview, whatever the per-source timeouts say (seconds).
     request_deadline: float = Field(default=5.0, gt=0, le=300)
     #: Time allowed to open a TCP/TLS connection to a source (capped by its timeout).
@@ -177,6 +192,14 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("audit_checkpoint_key")
+    @classmethod
+    def _ed25519_seed(cls, value: SecretStr) -> SecretStr:
+        seed = value.get_secret_value()
+        if len(seed) != 64 or any(c not in "0123456789abcdefABCDEF" for c in seed):
+            raise ValueError("must be 64 hex digits (a 32-byte Ed25519 seed)")
+        return value
+
     @model_validator(mode="after")
     def _safe_outside_dev(self) -> Self:
         if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 16:
@@ -189,6 +212,11 @@ class Settings(BaseSettings):
                         f"{name} must be set to a secret of at least 16 characters "
                         "outside dev mode (SAMLAD_" + name.upper() + ")"
                     )
+            if self.audit_checkpoint_key.get_secret_value().lower() == DEV_AUDIT_CHECKPOINT_KEY:
+                raise ValueError(
+                    "audit_checkpoint_key must be set to a key of your own outside dev mode "
+                    "(SAMLAD_AUDIT_CHECKPOINT_KEY)"
+                )
             if any(i.dev_signing_key_file for i in self.issuers):
                 raise ValueError("a development issuer may only be trusted in dev mode")
         return self
@@ -203,6 +231,10 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'samlad.db'}"
+
+    @property
+    def effective_audit_checkpoint_file(self) -> Path:
+        return self.audit_checkpoint_file or self.data_dir / "audit-checkpoints.jsonl"
 
     @property
     def should_auto_migrate(self) -> bool:
@@ -227,6 +259,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     for register in data.get("guardian_registers", []):
         if "file" in register and not Path(register["file"]).is_absolute():
             register["file"] = str(base / register["file"])
+    checkpoint_file = data.get("audit_checkpoint_file")
+    if checkpoint_file and not Path(checkpoint_file).is_absolute():
+        data["audit_checkpoint_file"] = str(base / checkpoint_file)
     data_dir = data.get("data_dir")
     if data_dir and not Path(data_dir).is_absolute():
         data["data_dir"] = str(base / data_dir)

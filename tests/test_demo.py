@@ -143,7 +143,8 @@ def test_token_command_works_for_the_demo_configuration(demo: Demo) -> None:
 def test_token_command_refuses_a_configuration_without_the_dev_issuer(tmp_path: Path) -> None:
     config = tmp_path / "prod.toml"
     config.write_text(
-        '[gateway]\nid_key = "0123456789abcdef0123"\ndata_key = "0123456789abcdef0123"\n',
+        '[gateway]\nid_key = "0123456789abcdef0123"\ndata_key = "0123456789abcdef0123"\n'
+        f'audit_checkpoint_key = "{"a1" * 32}"\n',
         encoding="utf-8",
     )
     result = citizen_token_command(config)

@@ -36,7 +36,7 @@ OTHER_PERSON = "199001011239"
 KINDS = ("citizen", "clinician", "integrator", "anonymous")
 #: A read every principal may attempt: cheap, and never a 429 unless throttled.
 READ = "/fhir/Patient/nobody"
-SECRETS = {"id_key": "k" * 20, "data_key": "d" * 20}
+SECRETS = {"id_key": "k" * 20, "data_key": "d" * 20, "audit_checkpoint_key": "a1" * 32}
 
 
 class FakeClock:
