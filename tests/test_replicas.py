@@ -52,6 +52,8 @@ def replica(
         "gateway": {
             "id_key": "replica-test-id-key-0123",
             "data_key": "replica-test-data-key-0123",
+            "audit_checkpoint_key": "a1" * 32,
+            "audit_checkpoint_file": str(tmp_path / f"{name}-checkpoints.jsonl"),
             "database_url": database_url,
             "auto_migrate": False,
             "port": port,

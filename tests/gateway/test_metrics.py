@@ -158,6 +158,7 @@ def test_several_workers_count_together(tmp_path: Path, issuer: IssuerKit) -> No
         "[gateway]\n"
         'id_key = "metrics-test-id-key-0123"\n'
         'data_key = "metrics-test-data-key-0123"\n'
+        f'audit_checkpoint_key = "{"a1" * 32}"\n'
         f'database_url = "sqlite:///{tmp_path / "samlad.db"}"\n'
         "auto_migrate = true\n"
         f'metrics_token = "{TOKEN}"\n'
