@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from fhir_profiles.demographics import (
     CONFIDENTIALITY,
     DEMOGRAPHIC_CONFLICT_URL,
@@ -23,6 +25,8 @@ from fhir_profiles.identifiers import luhn_check_digit, parse_person_identifier
 from gateway.aggregate import SourceReport, SourceStatus
 from gateway.bundles import SOURCE_STATUS_SYSTEM, source_status_outcome
 from gateway.linking import unified_patient
+from simregions.data import FORMER_FAMILY_NAME, former_name_person
+from tests.gateway.conftest import Gateway
 
 PERSON = parse_person_identifier("191212121212")  # male, born 1912-12-12
 PNR = "http://electronichealth.se/identifier/personnummer"
@@ -235,3 +239,29 @@ def test_the_source_status_reports_each_conflict_with_a_code_and_no_values() -> 
     for personal in ("Hemligsson", "Tolvan", "female", "male", "1912", PERSON.value):
         assert personal not in text
     assert source_status_outcome([report])["issue"][1:] == []
+
+
+@pytest.mark.anyio
+async def test_two_simulated_regions_disagreeing_on_a_name(gateway: Gateway) -> None:
+    """Region Nord still has her former family name, updated before Region Väst's."""
+    person = former_name_person()
+    response = await gateway.client.get(
+        "/fhir/Patient",
+        params={"identifier": f"{PNR}|{person.pnr}"},
+        headers=gateway.citizen(person.pnr),
+    )
+    assert response.status_code == 200
+    entries = response.json()["entry"]
+    (unified,) = [e["resource"] for e in entries if e["search"]["mode"] == "match"]
+    assert unified["name"][0]["family"] == person.family
+    assert unified["gender"] == person.sex
+    assert conflicts_of(unified) == [
+        Conflict("name", ("region-nord",), "last-updated", "region-vast")
+    ]
+    (outcome,) = [e["resource"] for e in entries if e["search"]["mode"] == "outcome"]
+    (issue,) = [i for i in outcome["issue"] if i["code"] == "conflict"]
+    assert issue["details"]["coding"][0]["code"] == "demographics-differ"
+    assert "region-nord" in issue["diagnostics"]
+    text = json.dumps(outcome)
+    for personal in (FORMER_FAMILY_NAME, person.family, person.given, person.pnr):
+        assert personal not in text
