@@ -22,6 +22,7 @@ from fhir_profiles.demographics import (
     legal_sex,
 )
 from fhir_profiles.identifiers import luhn_check_digit, parse_person_identifier
+from fhir_profiles.validate import errors
 from gateway.aggregate import SourceReport, SourceStatus
 from gateway.bundles import SOURCE_STATUS_SYSTEM, source_status_outcome
 from gateway.linking import unified_patient
@@ -265,3 +266,14 @@ async def test_two_simulated_regions_disagreeing_on_a_name(gateway: Gateway) -> 
     text = json.dumps(outcome)
     for personal in (FORMER_FAMILY_NAME, person.family, person.given, person.pnr):
         assert personal not in text
+
+
+def test_the_patient_and_the_status_with_conflicts_validate() -> None:
+    secret = protected(gender="female", birthDate="1911-11-11", name=[{"family": "Annan"}])
+    unified = unified_patient(
+        "pid", PERSON, [SourcePatient("region-a", patient()), SourcePatient("region-b", secret)]
+    )
+    assert len(conflicts_of(unified)) == 4
+    report = SourceReport("region-a", "Region A", SourceStatus.OK, None, 1.0)
+    assert errors(unified) == []
+    assert errors(source_status_outcome([report], unified)) == []
