@@ -170,7 +170,8 @@ def decide(
     wrong_sex = tuple(
         s.source_id
         for s in sources
-        if isinstance(s.patient.get("gender"), str) and s.patient["gender"] != sex
+        if isinstance(s.patient.get("gender"), str)
+        and s.patient["gender"] not in (sex, "unknown")  # "unknown" claims nothing
     )
     if wrong_sex:
         conflicts.append(Conflict("gender", wrong_sex, "identity-number"))

@@ -123,6 +123,12 @@ def test_one_source_contradicting_the_number_is_reported_too() -> None:
     assert only(decided.conflicts, "gender").sources == ("a",)
 
 
+def test_an_unknown_sex_contradicts_nothing() -> None:
+    decided = decide(PERSON, [SourcePatient("a", patient(gender="unknown"))])
+    assert decided.gender == "male"
+    assert decided.conflicts == []
+
+
 def test_a_partial_birth_date_that_fits_the_number_agrees() -> None:
     decided = decide(
         PERSON,
