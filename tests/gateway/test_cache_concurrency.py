@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.cache import CHUNK_SIZE, RecordCache, Sealed
+from gateway.errors import ServiceUnavailable
 from gateway.store.db import Database
 
 pytestmark = pytest.mark.anyio
@@ -92,3 +94,127 @@ async def test_concurrent_full_refreshes_leave_the_newest(db: Database) -> None:
     assert await _consistent(cache, db) == {t: {newest} for t in SIZES}
     states = (await cache.states(PERSON, SIZES, NOW))[SOURCE]
     assert {s.synced_at for s in states.values()} == {NOW + timedelta(seconds=WRITERS - 1)}
+
+
+async def test_concurrent_changes_all_merge(db: Database) -> None:
+    """Twenty refreshes by last update at once, each adding a resource: each merges into
+    what the one before it wrote, so none is lost."""
+    cache = RecordCache(db, KEY, retention=timedelta(days=1))
+    base = [_resource("Observation", n, 0) for n in range(2 * CHUNK_SIZE)]
+    await cache.save(PERSON, SOURCE, {"Observation": base}, NOW, full=True)
+    later = NOW + timedelta(minutes=1)
+
+    await asyncio.gather(
+        *(
+            cache.save(
+                PERSON,
+                SOURCE,
+                {"Observation": [_resource("Observation", 2 * CHUNK_SIZE + writer, writer)]},
+                later,
+                full=False,
+            )
+            for writer in range(WRITERS)
+        )
+    )
+
+    loaded = (await cache.load(PERSON, [SOURCE], ["Observation"]))[SOURCE]["Observation"]
+    assert len(loaded) == 2 * CHUNK_SIZE + WRITERS
+    state = (await cache.states(PERSON, ["Observation"], later))[SOURCE]["Observation"]
+    assert (state.synced_at, state.full_synced_at) == (later, NOW)
+
+
+async def test_an_older_answer_never_replaces_a_newer_one(db: Database) -> None:
+    """A refresh asked earlier but answered later (overtaken) leaves the newer data be,
+    in full and by last update alike."""
+    cache = RecordCache(db, KEY, retention=timedelta(days=1))
+    newer = NOW + timedelta(seconds=10)
+    await cache.store(PERSON, SOURCE, _sealed(cache, 2, list(SIZES)), newer)
+
+    await cache.store(PERSON, SOURCE, _sealed(cache, 1, list(SIZES)), NOW)
+    old_full = {"Observation": [_resource("Observation", 1, 1)]}
+    returned = await cache.save(PERSON, SOURCE, old_full, NOW, full=True)
+    changes = {"Condition": [_resource("Condition", 0, 1), _resource("Condition", 9999, 1)]}
+    merged = await cache.save(PERSON, SOURCE, changes, NOW, full=False)
+
+    assert await _consistent(cache, db) == {t: {"2"} for t in SIZES}
+    states = (await cache.states(PERSON, SIZES, NOW))[SOURCE]
+    assert {s.synced_at for s in states.values()} == {newer}
+    assert returned == old_full  # the refresh's own answer
+    assert [r["meta"]["versionId"] for r in merged["Condition"]] == ["2"] * SIZES["Condition"]
+    # A newer answer still replaces an older one, and the same time counts as newer.
+    await cache.store(PERSON, SOURCE, _sealed(cache, 3, ["Observation"]), newer)
+    assert (await _consistent(cache, db))["Observation"] == {"3"}
+
+
+# -- a collision with another transaction ----------------------------------------------
+
+
+async def _waiting_for_lock_1(db: Database) -> None:
+    """Until a transaction of this database waits for advisory lock 1."""
+    query = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 1"
+        " AND NOT granted AND database = (SELECT oid FROM pg_database"
+        " WHERE datname = current_database())"
+    )
+    async with db.connect() as conn:
+        while True:
+            if await conn.scalar(query):
+                return
+            await asyncio.sleep(0.01)
+
+
+class Colliding:
+    """A write whose first ``collisions`` runs end in a deadlock with another
+    transaction, each run ending as its victim."""
+
+    def __init__(self, db: Database, collisions: int) -> None:
+        self.db = db
+        self.collisions = collisions
+        self.runs = 0
+        self.others: list[asyncio.Task[None]] = []
+
+    async def __call__(self, conn: AsyncConnection) -> str:
+        self.runs += 1
+        # The victim is whichever side looks for a deadlock first.
+        await conn.exec_driver_sql("SET LOCAL deadlock_timeout = '10ms'")
+        await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(1)")
+        if self.runs <= self.collisions:
+            holding = asyncio.Event()
+            self.others.append(asyncio.create_task(self._other(holding)))
+            await holding.wait()
+            await _waiting_for_lock_1(self.db)
+            await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(2)")
+        return "written"
+
+    async def _other(self, holding: asyncio.Event) -> None:
+        """The other side: holds lock 2, then waits for lock 1."""
+        async with self.db.engine.connect() as conn, conn.begin():
+            await conn.exec_driver_sql("SET LOCAL deadlock_timeout = '1min'")
+            await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(2)")
+            holding.set()
+            await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(1)")
+
+
+@pytest.mark.postgres
+async def test_a_deadlock_is_run_again_and_never_a_503(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    try:
+        work = Colliding(db, 1)
+        assert await db.write(work) == "written"
+        await asyncio.gather(*work.others)  # the other side went ahead, once
+    finally:
+        await db.dispose()
+    assert (work.runs, len(work.others)) == (2, 1)
+
+
+@pytest.mark.postgres
+async def test_a_second_deadlock_is_a_503(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    try:
+        work = Colliding(db, 2)
+        with pytest.raises(ServiceUnavailable):
+            await db.write(work)
+        await asyncio.gather(*work.others)
+    finally:
+        await db.dispose()
+    assert (work.runs, len(work.others)) == (2, 2)
