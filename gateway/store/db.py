@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -101,6 +102,9 @@ class Database:
         )
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _write_ahead_log)
+        #: SQLite has one writer at a time: this process's writes take turns here, so
+        #: only other processes' writes count against the driver's busy timeout.
+        self._sqlite_writer = asyncio.Lock()
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -125,9 +129,10 @@ class Database:
         writes of one name run one at a time, in this process and every other, each
         seeing what the one before it committed. PostgreSQL: a transaction-scoped
         advisory lock on the name's :func:`lock_key`, taken before anything else and
-        held to commit. SQLite: every write takes the database's one write lock first
-        (``BEGIN IMMEDIATE``, waiting at most the driver's busy timeout), whatever its
-        name, so what it reads is what it writes over.
+        held to commit. SQLite: every write, whatever its name, takes the database's one
+        write lock first (``BEGIN IMMEDIATE``), so what it reads is what it writes over;
+        this process's writes take turns for it in memory, so only other processes'
+        writes count against the driver's busy timeout (5 s).
 
         A transaction the database aborts for colliding with another (a deadlock, a
         serialization failure) is rolled back and ``work`` run once more from the
@@ -149,12 +154,13 @@ class Database:
     async def _transaction(
         self, work: Callable[[AsyncConnection], Awaitable[T]], lock: str | None
     ) -> T:
-        async with self.engine.connect() as conn:
-            if self.dialect == "postgresql":
-                async with conn.begin():
-                    if lock is not None:
-                        await conn.execute(select(func.pg_advisory_xact_lock(lock_key(lock))))
-                    return await work(conn)
+        if self.dialect == "postgresql":
+            async with self.engine.connect() as conn, conn.begin():
+                if lock is not None:
+                    await conn.execute(select(func.pg_advisory_xact_lock(lock_key(lock))))
+                return await work(conn)
+        # Its turn first, then a connection: one waiting holds none.
+        async with self._sqlite_writer, self.engine.connect() as conn:
             # The driver would begin only at the first change, after any reads.
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.exec_driver_sql("BEGIN IMMEDIATE")

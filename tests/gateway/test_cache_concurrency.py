@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.cache import CHUNK_SIZE, RecordCache, Sealed
 from gateway.errors import ServiceUnavailable
 from gateway.store.db import Database
+from tests.conftest import IssuerKit
+from tests.gateway.conftest import Region, running_gateway
+from tests.gateway.test_overview import source_status
 
 pytestmark = pytest.mark.anyio
 
@@ -218,3 +221,84 @@ async def test_a_second_deadlock_is_a_503(postgres_url: str) -> None:
     finally:
         await db.dispose()
     assert (work.runs, len(work.others)) == (2, 2)
+
+
+# -- through the gateway -------------------------------------------------------------------
+
+
+async def _one_answer_per_source(database_url: str, patient_id: str) -> dict[str, datetime]:
+    """Asserts that each source's cached data is one refresh's: every type synced at one
+    time, the chunks its sync row counts and no other, all of them readable; returns
+    each source's sync time."""
+    db = Database(database_url)
+    try:
+        async with db.connect() as conn:
+            stored = dict(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT source_id || '|' || resource_type, count(*)"
+                            " FROM record_cache WHERE patient_id = :p"
+                            " GROUP BY source_id, resource_type"
+                        ),
+                        {"p": patient_id},
+                    )
+                ).all()
+            )
+            counted = dict(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT source_id || '|' || resource_type, chunks"
+                            " FROM record_cache_sync WHERE patient_id = :p"
+                        ),
+                        {"p": patient_id},
+                    )
+                ).all()
+            )
+        assert stored == counted
+        cache = RecordCache(db, KEY, retention=timedelta(days=1))
+        types = {key.split("|")[1] for key in counted}
+        states = await cache.states(patient_id, types)
+        loaded = await cache.load(patient_id, list(states), types)
+    finally:
+        await db.dispose()
+    assert {f"{s}|{t}" for s, by_type in loaded.items() for t in by_type} == set(counted)
+    times = {s: {state.synced_at for state in by_type.values()} for s, by_type in states.items()}
+    assert all(len(moments) == 1 for moments in times.values()), times
+    return {source_id: moments.pop() for source_id, moments in times.items()}
+
+
+async def test_concurrent_reads_of_one_person_are_all_answered(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    """Twenty reads of one person at once, each refreshing every source: none is
+    refused, and the cache holds one answer per source afterwards, the newest."""
+    async with running_gateway(
+        database_url,
+        issuer,
+        regions,
+        cache_fresh_seconds=0,
+        # Time enough for twenty at once on a busy machine: what is measured is the store.
+        request_deadline=300.0,
+        source_timeout=120.0,
+        source_max_concurrency=1000,
+    ) as gateway:
+        patient_id = await gateway.patient_id()
+        headers = gateway.citizen()
+        responses = await asyncio.gather(
+            *(
+                gateway.client.get(f"/fhir/Patient/{patient_id}/$everything", headers=headers)
+                for _ in range(WRITERS)
+            )
+        )
+        assert [r.status_code for r in responses] == [200] * WRITERS
+        answers = [source_status(r.json()) for r in responses]
+
+    synced = await _one_answer_per_source(database_url, patient_id)
+    assert set(synced) == {region.source_id for region in regions.values()}
+    for source_id, synced_at in synced.items():
+        statuses = {answer[source_id]["status"] for answer in answers}
+        assert statuses == {"ok"}
+        newest = max(datetime.fromisoformat(answer[source_id]["lastSync"]) for answer in answers)
+        assert newest == synced_at.replace(microsecond=synced_at.microsecond // 1000 * 1000)
