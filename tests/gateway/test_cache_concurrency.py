@@ -4,24 +4,42 @@ and the cache holds one consistent answer afterwards: the newest."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import tomli_w
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.cache import CHUNK_SIZE, RecordCache, Sealed
+from gateway.demo import region_source
 from gateway.errors import ServiceUnavailable
 from gateway.store.db import Database
 from tests.conftest import IssuerKit
-from tests.gateway.conftest import Region, running_gateway
+from tests.gateway.conftest import (
+    CITIZEN_SCOPE,
+    TEST_PERSON,
+    Region,
+    running_gateway,
+)
+from tests.gateway.test_clients import find_patient, free_port
 from tests.gateway.test_overview import source_status
 
 pytestmark = pytest.mark.anyio
 
 KEY = "test-data-key-0123456789"
+ID_KEY = "test-id-key-0123456789"
+SAMLAD = [sys.executable, "-m", "gateway.cli"]
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PERSON, SOURCE = "unified", "src"
 WRITERS = 20
@@ -300,5 +318,100 @@ async def test_concurrent_reads_of_one_person_are_all_answered(
     for source_id, synced_at in synced.items():
         statuses = {answer[source_id]["status"] for answer in answers}
         assert statuses == {"ok"}
+        newest = max(datetime.fromisoformat(answer[source_id]["lastSync"]) for answer in answers)
+        assert newest == synced_at.replace(microsecond=synced_at.microsecond // 1000 * 1000)
+
+
+@contextmanager
+def _gateway_process(config: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+    """``samlad serve`` in a process of its own, once it answers; stopped afterwards."""
+    process = subprocess.Popen(
+        [*SAMLAD, "--log-level", "WARNING", "serve", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "the gateway did not come up"
+            time.sleep(0.2)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+@pytest.mark.postgres
+async def test_reads_spread_over_two_gateway_processes_are_all_answered(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region], tmp_path: Path
+) -> None:
+    """Two gateway processes on one database, twenty reads of one person at once spread
+    over both, twice: none is refused, and the cache holds one answer per source."""
+    ports = [free_port(), free_port()]
+    configs = []
+    for port in ports:
+        document = {
+            "gateway": {
+                "id_key": ID_KEY,
+                "data_key": KEY,
+                "database_url": database_url,
+                "port": port,
+                "public_base_url": f"http://127.0.0.1:{port}",
+                "cache_fresh_seconds": 0,
+                # Time enough on a busy machine: what is measured is the store.
+                "request_deadline": 300.0,
+                "source_max_concurrency": 1000,
+            },
+            "issuers": [
+                {
+                    "issuer": issuer.config.issuer,
+                    "audience": issuer.config.audience,
+                    "jwks_file": str(issuer.config.jwks_file),
+                }
+            ],
+            "sources": [
+                region_source(r.spec, r.base_url) | {"timeout": 120.0} for r in regions.values()
+            ],
+        }
+        config = tmp_path / f"gateway-{port}.toml"
+        config.write_text(tomli_w.dumps(document))
+        configs.append(config)
+    bases = [f"http://127.0.0.1:{port}/fhir" for port in ports]
+    token = issuer.citizen(TEST_PERSON, scope=CITIZEN_SCOPE)
+    headers = {"Authorization": f"Bearer {token}"}
+    with _gateway_process(configs[0], ports[0]) as one, _gateway_process(configs[1], ports[1]):
+        patient_id = find_patient(bases[0], token)
+        async with httpx.AsyncClient(timeout=600) as client:
+            answers = []
+            for _ in range(2):
+                responses = await asyncio.gather(
+                    *(
+                        client.get(
+                            f"{bases[n % 2]}/Patient/{patient_id}/$everything", headers=headers
+                        )
+                        for n in range(WRITERS)
+                    )
+                )
+                assert [r.status_code for r in responses] == [200] * WRITERS
+                answers += [source_status(r.json()) for r in responses]
+        assert one.poll() is None
+
+    synced = await _one_answer_per_source(database_url, patient_id)
+    assert set(synced) == {region.source_id for region in regions.values()}
+    for source_id, synced_at in synced.items():
+        assert {answer[source_id]["status"] for answer in answers} == {"ok"}
         newest = max(datetime.fromisoformat(answer[source_id]["lastSync"]) for answer in answers)
         assert newest == synced_at.replace(microsecond=synced_at.microsecond // 1000 * 1000)
