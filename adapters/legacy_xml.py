@@ -76,6 +76,7 @@ from fhir_profiles.identifiers import (
     PersonIdentifier,
     parse_person_identifier,
 )
+from fhir_profiles.record_status import approval_tag, nullified_tag
 
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 ADDRESSING_NS = "urn:riv:itintegration:registry:1"
@@ -415,7 +416,10 @@ class LegacyXmlAdapter:
                 raise SourceProtocolError(f"{what}: record without header")
             self._check_person(header, person, what)
             subject = {"reference": f"Patient/{patient_id}"}
-            resources.extend(build(self, record, header, subject))
+            tags = _record_tags(header)
+            for resource in build(self, record, header, subject):
+                resource["meta"] = {"tag": [dict(tag) for tag in tags]}
+                resources.append(resource)
         # The builders share small parts (subject, performer) between resources; callers own
         # and edit what adapters return, so hand out independent copies.
         fresh: list[FhirResource] = orjson.loads(orjson.dumps(resources))
@@ -863,6 +867,22 @@ def _patient(record: _Record, patient_id: str, person: PersonIdentifier) -> Fhir
         patient.pop("address", None)
         patient.pop("telecom", None)
     return patient
+
+
+def _record_tags(header: _Record) -> list[FhirResource]:
+    """The header's ``approvedForPatient`` and ``nullified`` as ``meta.tag``s.
+
+    ``approvedForPatient`` other than ``true``/``false`` (or missing) becomes ``unknown``,
+    which holds the record back from the patient like ``false`` does. ``nullified`` other
+    than ``false`` (or missing) counts as nullified. The nullification reason is free text
+    that nobody is shown; it is not carried.
+    """
+    approved = {"true": True, "false": False}.get(header.text("approvedForPatient") or "")
+    tags = [approval_tag(approved)]
+    nullified = header.text("nullified")
+    if nullified is not None and nullified != "false":
+        tags.append(nullified_tag())
+    return tags
 
 
 def _fault_error(fault: ET.Element, what: str) -> SourceError:
