@@ -37,11 +37,6 @@ class AccessDecision:
     def may_read_type(self, resource_type: str) -> bool:
         return self.allowed and resource_type in self.resource_types
 
-    @property
-    def hides_nothing(self) -> bool:
-        """True when no block applies: :meth:`hides` is False for everything."""
-        return not self.hidden_providers and not self.hidden_units
-
     def hides_resource(
         self, resource: dict[str, Any], provider: str | None, unit: str | None
     ) -> bool:

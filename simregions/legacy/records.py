@@ -19,6 +19,12 @@ Deliberate duplicates, both for the test person, both analysed by Klinisk kemi N
   under LOINC 1988-5.
 
 :func:`legacy_duplicates` lists them with the FHIR regions' resource ids.
+
+Records held back (:data:`HELD_BACK_FOR`, listed in :attr:`LegacyRegionData.held_back`):
+the test person and one child each have a note not yet approved for the patient
+(``approvedForPatient`` false) and a nullified note; the test person also a note without
+the ``approvedForPatient`` element and an unapproved care contact, their most recent.
+Every other record is approved for the patient.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import functools
 import random
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 
 from simregions.catalog import CONTACT_TYPES, DIAGNOSES, MEDICINES, ContactType, Diagnosis, Medicine
@@ -165,8 +171,8 @@ class LegacyRegionData:
     region: LegacyRegionSpec
     records: Mapping[str, PersonRecord]
     marked: Mapping[str, tuple[str, str]]
-    #: The planted notes of :data:`HELD_BACK_FOR`: (pnr, ``unapproved`` / ``nullified`` /
-    #: ``no-approval-flag``) → documentId.
+    #: The planted records of :data:`HELD_BACK_FOR`: (pnr, ``unapproved`` / ``nullified`` /
+    #: ``no-approval-flag`` notes, ``unapproved-contact``) → documentId.
     held_back: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def record(self, pnr: str) -> PersonRecord | None:
@@ -287,6 +293,8 @@ class _Builder:
             parts.lab_orders.pop(0)
         if person.pnr in HELD_BACK_FOR:
             parts.notes.extend(self.held_back_notes(person, parts.contacts[-1]))
+            if person.pnr == TEST_PERSON_PNR:
+                parts.contacts.append(self.unapproved_contact(person, parts.contacts[-1]))
         return PersonRecord(
             person=person,
             lab_orders=tuple(parts.lab_orders),
@@ -456,6 +464,28 @@ class _Builder:
             notes.append(Note(header=header, code="mot", title=title, text=text))
             self.held_back[person.pnr, name] = document_id
         return notes
+
+    def unapproved_contact(self, person: Person, like: CareContact) -> CareContact:
+        """The most recent care contact, not yet approved for the patient: a patient
+        summary would show it to anyone allowed to see it."""
+        start = datetime.combine(REFERENCE_DATE - timedelta(days=1), time(13, 0))
+        name = "unapproved-contact"
+        document_id = str(uuid.uuid5(_ID_NAMESPACE, f"{self.region.id}/{person.pnr}/{name}"))
+        header = replace(
+            like.header,
+            document_id=document_id,
+            author_time=start + timedelta(minutes=30),
+            signed=start + timedelta(hours=2),
+            approved_for_patient=False,
+        )
+        self.held_back[person.pnr, name] = document_id
+        return CareContact(
+            header=header,
+            code="1",
+            reason=like.reason,
+            start=start,
+            end=start + timedelta(minutes=30),
+        )
 
     def duplicates(self, parts: _Parts) -> None:
         nord = get_region("nord")

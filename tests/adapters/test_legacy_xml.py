@@ -95,7 +95,9 @@ def analysis(
     )
 
 
-def lab_outcome(*analyses: str, person: PersonIdentifier = TOLVAN, result: str = "OK") -> bytes:
+def lab_outcome(
+    *analyses: str, person: PersonIdentifier = TOLVAN, result: str = "OK", flags: str = ""
+) -> bytes:
     records = (
         "<r:laboratoryOrderOutcome><c:laboratoryOrderOutcomeHeader>"
         "<c:documentId>doc-1</c:documentId><c:sourceSystemHSAId>SE1-JRN</c:sourceSystemHSAId>"
@@ -104,7 +106,7 @@ def lab_outcome(*analyses: str, person: PersonIdentifier = TOLVAN, result: str =
         "<c:authorTime>20260115110000</c:authorTime><c:healthcareProfessionalOrgUnit>"
         "<c:orgUnitHSAId>SE1-LAB</c:orgUnitHSAId><c:orgUnitName>Labbet</c:orgUnitName>"
         "</c:healthcareProfessionalOrgUnit></c:accountableHealthcareProfessional>"
-        "</c:laboratoryOrderOutcomeHeader><c:laboratoryOrderOutcomeBody>"
+        f"{flags}</c:laboratoryOrderOutcomeHeader><c:laboratoryOrderOutcomeBody>"
         "<c:resultType>DEF</c:resultType><c:registrationTime>20260115110000</c:registrationTime>"
         f"{''.join(analyses)}</c:laboratoryOrderOutcomeBody></r:laboratoryOrderOutcome>"
         if analyses
@@ -489,6 +491,53 @@ async def test_lab_values_decimal_comma_ucum_and_stockholm_time(
     assert observation["referenceRange"][0]["text"] == "3.5-4.4 mmol/L"
     assert observation["performer"][0]["identifier"]["value"] == "SE1-LAB"
     assert "interpretation" not in observation
+
+
+APPROVAL = "https://samlad.se/fhir/CodeSystem/approved-for-patient"
+NULLIFIED = "https://samlad.se/fhir/CodeSystem/nullified"
+
+
+@pytest.mark.parametrize(
+    ("flags", "approval", "nullified"),
+    [
+        ("<c:approvedForPatient>true</c:approvedForPatient>", "true", False),
+        ("<c:approvedForPatient>false</c:approvedForPatient>", "false", False),
+        ("", "unknown", False),
+        ("<c:approvedForPatient>ja</c:approvedForPatient>", "unknown", False),
+        (
+            "<c:approvedForPatient>true</c:approvedForPatient><c:nullified>true</c:nullified>"
+            "<c:nullifiedReason>Fel patient 191212121212</c:nullifiedReason>",
+            "true",
+            True,
+        ),
+        (
+            "<c:approvedForPatient>true</c:approvedForPatient><c:nullified>false</c:nullified>",
+            "true",
+            False,
+        ),
+        (
+            "<c:approvedForPatient>true</c:approvedForPatient><c:nullified>1</c:nullified>",
+            "true",
+            True,
+        ),
+    ],
+)
+async def test_approval_for_the_patient_and_nullification_become_tags(
+    router: respx.Router,
+    mock_client: httpx.AsyncClient,
+    flags: str,
+    approval: str,
+    nullified: bool,
+) -> None:
+    """A missing or unreadable approval is ``unknown`` (held back from the patient); an
+    unreadable nullified flag counts as nullified; the reason is never carried."""
+    source, patient_id = await known(router, mock_client)
+    router.post(LAB_URL).mock(return_value=xml(lab_outcome(analysis(), flags=flags)))
+    [observation] = await source.search("Observation", patient_id)
+    tags = observation["meta"]["tag"]
+    assert [t["code"] for t in tags if t["system"] == APPROVAL] == [approval]
+    assert [t["code"] for t in tags if t["system"] == NULLIFIED] == (["true"] if nullified else [])
+    assert "Fel patient" not in str(observation)
 
 
 async def test_censored_values_flags_and_unknown_units(
