@@ -77,6 +77,7 @@ def decide(principal: Principal, facts: AccessFacts) -> AccessDecision:
                 actor_kind=kind,
                 purpose="PATRQT",
                 resource_types=types,
+                hides_unapproved=True,
             )
         case Clinician():
             types = parse_scopes(principal.scopes, "user").readable(facts.served_types)
