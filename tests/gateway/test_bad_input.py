@@ -254,3 +254,35 @@ async def test_who_may_not_manage_consents_gets_403_whatever_the_body(
                 headers=headers | {"Content-Type": "application/fhir+json"},
             )
             assert_outcome(response, 403, "forbidden")
+
+
+async def test_search_form_bodies_urlencoded_or_multipart_and_nothing_else(
+    gateway: Gateway,
+) -> None:
+    patient_id = await gateway.patient_id()
+    headers = gateway.citizen()
+    path = "/fhir/Observation/_search"
+    form = await gateway.client.post(path, data={"patient": patient_id}, headers=headers)
+    assert form.status_code == 200, form.text
+    total = form.json()["total"]
+    assert total > 0
+    multipart = await gateway.client.post(
+        path,
+        files={"patient": (None, patient_id), "upload": ("a.txt", b"x", "text/plain")},
+        headers=headers,
+    )
+    assert multipart.status_code == 200, multipart.text
+    assert multipart.json()["total"] == total
+    # A JSON body, or a file where the patient should be, is no search parameters at all.
+    as_json = await gateway.client.post(path, json={"patient": patient_id}, headers=headers)
+    assert_outcome(as_json, 400, "invalid")
+    as_file = await gateway.client.post(
+        path, files={"patient": ("p.txt", patient_id.encode(), "text/plain")}, headers=headers
+    )
+    assert_outcome(as_file, 400, "invalid")
+    broken = await gateway.client.post(
+        path,
+        content=b"--x\r\nContent-Disposition: form-data\r\n\r\n\xff",
+        headers=headers | {"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert 400 <= broken.status_code < 500, broken.text
