@@ -28,11 +28,18 @@ from schemathesis.specs.openapi.checks import allow_header_conformance, positive
 from adapters.base import PATIENT_COMPARTMENT_TYPES
 from consent.principals import Citizen, Clinician
 from gateway.app import create_app
+from gateway.merge import CARE_PROVIDER_TAG
 from gateway.search import search_params_for
 from gateway.settings import load_settings
 from simregions.server import RunningServer
 from tests.conftest import IssuerKit
-from tests.gateway.conftest import CITIZEN_SCOPE, TEST_PERSON, Region, gateway_settings
+from tests.gateway.conftest import (
+    CITIZEN_SCOPE,
+    NORD_PROVIDER,
+    TEST_PERSON,
+    Region,
+    gateway_settings,
+)
 from tests.gateway.consent_helpers import consent_body
 from tests.gateway.fuzzing import (
     ASKERS,
@@ -538,3 +545,40 @@ def test_an_uploaded_file_in_a_search_form_is_closed(fuzz_target: FuzzTarget) ->
         response = fuzz_target.request(ASKERS[0], "POST", "/Observation/_search", files=files)
         assert response.status_code == 200, response.text
     gc.collect()
+
+
+def test_the_oracle_sees_leaks(fuzz_target: FuzzTarget) -> None:
+    """The leak oracle is what the fuzz runs' "0 leaks" rests on: it must see each kind."""
+    # Not the clinician without consent: the fuzzer may have opened emergency access.
+    citizen, consented, _, integrator, unconsented = ASKERS
+    pid = fuzz_target.patient_id
+
+    def bundle(*resources: dict[str, Any]) -> bytes:
+        entries = [{"resource": r, "search": {"mode": "match"}} for r in resources]
+        return orjson.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries})
+
+    def tagged(provider: str) -> dict[str, Any]:
+        return {
+            "resourceType": "Observation",
+            "subject": {"reference": f"Patient/{pid}"},
+            "meta": {"tag": [{"system": CARE_PROVIDER_TAG, "code": provider}]},
+        }
+
+    nord, vast = tagged(NORD_PROVIDER), tagged(BLOCKED_PROVIDER)
+    leaks = fuzz_target.oracle.leaks
+    assert leaks(citizen.principal, 200, bundle(nord, vast)) == []
+    assert leaks(consented.principal, 200, bundle(nord)) == []
+    assert leaks(consented.principal, 200, bundle(vast)) == [
+        "Observation from a hidden source",
+        f"Observation naming hidden {BLOCKED_PROVIDER}",
+    ]
+    assert leaks(unconsented.principal, 200, bundle(nord)) == [
+        "Observation of a patient not readable (no-consent)"
+    ]
+    assert leaks(unconsented.principal, 403, bundle(nord)) == []
+    assert leaks(integrator.principal, 200, bundle({"resourceType": "Condition"})) == [
+        "Condition naming no patient, or several"
+    ]
+    consent = orjson.dumps({"resourceType": "Consent", "patient": {"reference": f"Patient/{pid}"}})
+    assert leaks(consented.principal, 200, consent) == ["Consent shown to a clinician"]
+    assert leaks(citizen.principal, 200, consent) == []
