@@ -86,13 +86,14 @@ def parameter_values(body: Any) -> dict[str, str]:
     except ValidationError as exc:
         # Not chained: the pydantic error repeats the values sent.
         raise BadRequest(shape_error("Parameters", exc)) from None
-    values: dict[str, str] = {}
-    for parameter in parameters.parameter:
-        if parameter.name in values:
-            raise BadRequest("a parameter is given more than once")
-        if parameter.valueString is not None:
-            values[parameter.name] = parameter.valueString.strip()
-    return values
+    names = [parameter.name for parameter in parameters.parameter]
+    if len(set(names)) != len(names):
+        raise BadRequest("a parameter is given more than once")
+    return {
+        parameter.name: parameter.valueString.strip()
+        for parameter in parameters.parameter
+        if parameter.valueString is not None
+    }
 
 
 def _stated(text: str, name: str) -> str:

@@ -210,15 +210,17 @@ async def test_emergency_parameters_of_the_wrong_shape_are_400(
     assert MARKER not in response.text
 
 
-async def test_a_parameter_given_twice_is_400(gateway: Gateway) -> None:
+@pytest.mark.parametrize("first", [{}, {"valueInteger": 5}, {"valueString": "Medvetslös"}])
+async def test_a_parameter_given_twice_is_400(gateway: Gateway, first: dict[str, Any]) -> None:
     patient_id = await gateway.patient_id()
     reason = {"name": "reason", "valueString": "Medvetslös patient på akuten"}
     response = await gateway.client.post(
         f"/fhir/Patient/{patient_id}/$emergency-access",
-        json=_parameters([reason, reason]),
+        json=_parameters([{"name": "reason", **first}, reason]),
         headers=gateway.clinician(),
     )
     assert_outcome(response, 400, "invalid")
+    assert "more than once" in response.json()["issue"][0]["diagnostics"]
 
 
 BAD_BODIES = [b"", b"{", b"null", b"[]", b'{"resourceType": "Parameters", "parameter": 5}']
