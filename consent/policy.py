@@ -155,6 +155,25 @@ def decide_self_service(
     )
 
 
+def decide_self_service_role(
+    principal: Principal, resource_type: str, permission: str
+) -> AccessDecision:
+    """What :func:`decide_self_service` refuses whoever the patient is: anyone but a citizen,
+    or a citizen without the ``patient/`` scope. Decided before a request body is read, so
+    such a request is refused whatever its body."""
+    if not isinstance(principal, Citizen):
+        return AccessDecision.deny("patient-only", principal.kind)
+    if not parse_scopes(principal.scopes, "patient").allows(resource_type, permission):
+        return AccessDecision.deny("scope", "citizen")
+    return AccessDecision(
+        allowed=True,
+        reason="self",
+        actor_kind="citizen",
+        purpose="PATRQT",
+        resource_types=frozenset({resource_type}),
+    )
+
+
 def decide_emergency_open(
     principal: Principal, reason: str, served_types: frozenset[str]
 ) -> AccessDecision:

@@ -405,6 +405,16 @@ class RecordReader:
 
     # -- emergency access ---------------------------------------------------------------
 
+    async def check_emergency_opener(self, patient_id: str) -> None:
+        """Refuse (403, logged) whoever may not open emergency access whatever reason they
+        state: not a clinician, or without ``user/`` read scopes. Routes call it before
+        reading the request body, so such a request is refused whatever its body."""
+        await self.person(patient_id)
+        decision = decide_emergency_open(self._principal, "", READABLE_TYPES)
+        if not decision.allowed:
+            await self.log(decision, patient_id, "emergency-open", [])
+            raise Forbidden(f"emergency access is not permitted ({decision.reason})")
+
     async def open_emergency(
         self, patient_id: str, reason: str, block_override_reason: str | None
     ) -> EmergencyAccess:
