@@ -367,6 +367,8 @@ async def test_reads_spread_over_two_gateway_processes_are_all_answered(
             "gateway": {
                 "id_key": ID_KEY,
                 "data_key": KEY,
+                "audit_checkpoint_key": "a1" * 32,
+                "audit_checkpoint_file": str(tmp_path / f"checkpoints-{port}.jsonl"),
                 "database_url": database_url,
                 "port": port,
                 "public_base_url": f"http://127.0.0.1:{port}",
