@@ -39,8 +39,8 @@ COPY --from=build /dist/ /tmp/dist/
 RUN /opt/samlad/bin/pip install --quiet --no-deps /tmp/dist/samlad-*.whl \
     && /opt/samlad/bin/pip check \
     && rm -r /tmp/dist
-RUN groupadd --system --gid 10001 samlad \
-    && useradd --system --uid 10001 --gid samlad --home-dir /var/lib/samlad \
+RUN groupadd --gid 10001 samlad \
+    && useradd --uid 10001 --gid samlad --no-create-home --home-dir /var/lib/samlad \
        --shell /usr/sbin/nologin samlad \
     && mkdir -p /var/lib/samlad /etc/samlad \
     && chown samlad:samlad /var/lib/samlad

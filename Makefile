@@ -60,9 +60,17 @@ check-wheel: $(STAMP)
 # release of everything. The runtime and build locks are held to the dev lock's versions,
 # so the tests run exactly what ships.
 lock: $(LOCK_VENV)/.uv-$(UV_VERSION)
-	$(COMPILE) pyproject.toml requirements/build.in --extra dev -o $(LOCK_DEV)
-	$(COMPILE) pyproject.toml -c $(LOCK_DEV) -o $(LOCK_RUNTIME)
-	$(COMPILE) requirements/build.in -c $(LOCK_DEV) -o $(LOCK_BUILD)
+	$(call compile,pyproject.toml requirements/build.in --extra dev,$(LOCK_DEV))
+	$(call compile,pyproject.toml -c $(LOCK_DEV),$(LOCK_RUNTIME))
+	$(call compile,requirements/build.in -c $(LOCK_DEV),$(LOCK_BUILD))
+
+# Compile $(1) into the lock file $(2), starting from its pins; replace the file only if
+# it changed, so that an unchanged lock does not rebuild the venv.
+define compile
+	cp $(2) $(2).new
+	$(COMPILE) $(1) -o $(2).new
+	if cmp -s $(2).new $(2); then rm $(2).new; else mv $(2).new $(2); fi
+endef
 
 lock-upgrade:
 	$(MAKE) lock LOCK_FLAGS=--upgrade
