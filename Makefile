@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# Lock files (docs/operations.md#dependencies): `make lock` writes them from pyproject.toml.
+# Lock files (docs/operations.md#installing): `make lock` writes them from pyproject.toml.
 LOCK_DEV := requirements/dev.txt
 LOCK_RUNTIME := requirements/runtime.txt
 LOCK_BUILD := requirements/build.txt
@@ -17,12 +17,12 @@ COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3
 
 .PHONY: demo test test-today test-any-day lint check-wheel lock lock-upgrade bench clean
 
-# A new lock (or pyproject.toml) rebuilds the venv from nothing, so it holds exactly the
-# lock's packages. The project itself goes in without dependencies and without a build
-# venv (setuptools is in the lock); `pip check` then fails if the lock misses a
-# dependency that pyproject.toml names: run `make lock`.
+# A new lock rebuilds the venv from nothing, so it holds exactly the lock's packages (a
+# changed pyproject.toml alone reinstalls the project). The project goes in without
+# dependencies and without a build venv (setuptools is in the lock); `pip check` then
+# fails if the lock misses a dependency that pyproject.toml names: run `make lock`.
 $(STAMP): pyproject.toml $(LOCK_DEV)
-	rm -rf $(VENV)
+	$(if $(filter $(LOCK_DEV),$?),rm -rf $(VENV))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r $(LOCK_DEV)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
