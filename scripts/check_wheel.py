@@ -80,24 +80,36 @@ def step(title: str) -> contextlib.AbstractContextManager[None]:
     return timed()
 
 
-def run(command: Sequence[str | Path], budget: Budget, cap: float, **kwargs: object) -> str:
+def run(command: Sequence[str | Path], budget: Budget, cap: float) -> str:
+    """Run a command in its own process group; on a time-out or an interruption the whole
+    group is killed (pip and venv start processes of their own)."""
+    shown = " ".join(map(str, command))
+    process = subprocess.Popen(  # noqa: S603 - our own commands, no shell
+        [str(part) for part in command],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(  # noqa: S603 - our own commands, no shell
-            [str(part) for part in command],
-            capture_output=True,
-            text=True,
-            timeout=budget.left(cap),
-            check=False,
-            **kwargs,  # type: ignore[arg-type]
-        )
+        out, err = process.communicate(timeout=budget.left(cap))
     except subprocess.TimeoutExpired as exc:
-        shown = " ".join(map(str, command))
         raise CheckFailed(f"timed out after {exc.timeout:.0f} s: {shown}") from None
-    if done.returncode != 0:
-        raise CheckFailed(
-            f"exit {done.returncode}: {' '.join(map(str, command))}\n{done.stdout}{done.stderr}"
-        )
-    return done.stdout
+    finally:
+        kill_group(process)  # all of it on a time-out or an interruption, else leftovers
+    if process.returncode != 0:
+        raise CheckFailed(f"exit {process.returncode}: {shown}\n{out}{err}")
+    return out
+
+
+def kill_group(process: subprocess.Popen[str]) -> None:
+    """Kill what is left of the process group ``process`` leads, and reap ``process``."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    if process.returncode is None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.communicate(timeout=5)
 
 
 def copy_sources(target: Path) -> None:
