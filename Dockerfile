@@ -2,7 +2,8 @@
 #
 #   docker build -t samlad .
 #   docker run -p 8000:8000 -v ./samlad.toml:/etc/samlad/samlad.toml:ro \
-#       -e SAMLAD_ID_KEY=... -e SAMLAD_DATA_KEY=... -e SAMLAD_DATABASE_URL=postgresql://... samlad
+#       -v samlad-data:/var/lib/samlad -e SAMLAD_DATABASE_URL=postgresql://... \
+#       -e SAMLAD_ID_KEY=... -e SAMLAD_DATA_KEY=... -e SAMLAD_AUDIT_CHECKPOINT_KEY=... samlad
 #
 # Every package comes from requirements/*.txt with its hash checked (pip --require-hashes).
 # PYTHON_IMAGE names the base: any Debian-based image with CPython 3.11 or later at
@@ -45,7 +46,8 @@ RUN groupadd --gid 10001 samlad \
     && mkdir -p /var/lib/samlad /etc/samlad \
     && chown samlad:samlad /var/lib/samlad
 # Listen on every interface of the container (the file's `host` and `port` are
-# overridden: SAMLAD_* variables win over the file); data_dir holds the SQLite default.
+# overridden: SAMLAD_* variables win over the file); data_dir holds the access log's
+# checkpoint file and the SQLite default.
 ENV SAMLAD_HOST=0.0.0.0 SAMLAD_PORT=8000 SAMLAD_DATA_DIR=/var/lib/samlad
 USER samlad:samlad
 WORKDIR /var/lib/samlad

@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml $(LOCK_DEV)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/samlad demo
+	$(BIN)/samlad demo $(ARGS)
 
 # The whole suite twice: with today's clock, and with the wall clock a year ahead
 # (tests/any_day/sitecustomize.py), so that no test depends on the date it runs.

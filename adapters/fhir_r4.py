@@ -28,12 +28,12 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 import httpx
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from adapters.base import FhirResource, PageSink
 from adapters.config import SourceConfig, SourceConfigError
@@ -42,9 +42,12 @@ from adapters.errors import (
 )
 from adapters.transport import exchange
 from fhir_profiles.identifiers import (
+    IDENTIFIER_FORMS,
+    IdentifierForm,
     InvalidPersonIdentifier,
     PersonIdentifier,
     parse_person_identifier,
+    system_kind,
 )
 
 log = logging.getLogger(__name__)
@@ -69,15 +72,53 @@ class FhirR4Dialect(BaseModel):
     page_size: int = Field(default=50, ge=1, le=1000)
     #: Most pages followed per search; reaching it is an error, never a silent truncation.
     page_cap: int = Field(default=100, ge=1, le=10_000)
-    #: A local identifier system; when unset the canonical national system is used.
+    #: The systems the source files identity numbers under; when unset, the national URI
+    #: and OID of the person's kind. A national system of the other kind is skipped.
+    identifier_systems: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(
+        default=None, min_length=1
+    )
+    #: The forms the source writes numbers in; when unset, every form identifiers.py knows.
+    identifier_formats: tuple[IdentifierForm, ...] | None = Field(default=None, min_length=1)
+    #: One system: the same as ``identifier_systems`` with one entry.
     identifier_system: str | None = Field(default=None, min_length=1)
-    #: ``canonical`` (12 digits) or ``yymmdd-nnnn`` (10 digits with ``-``, or ``+`` from 100).
-    identifier_format: Literal["canonical", "yymmdd-nnnn"] = "canonical"
+    #: One form: ``canonical`` (12 digits) or ``yymmdd-nnnn`` (10 digits with ``-``, or ``+``
+    #: from 100); the same as ``identifier_formats`` with one entry.
+    identifier_format: Literal["canonical", "yymmdd-nnnn"] | None = None
+    #: Ask every identifier in one OR-search; ``false`` for a source that answers one it
+    #: cannot do with an empty result instead of HTTP 400.
+    identifier_or_search: bool = True
     #: ``post`` keeps the identity number out of URLs; ``get`` is for sources without _search.
     patient_search: Literal["post", "get"] = "post"
     #: The source honours ``_lastUpdated=gt...``, so a refresh can ask only for changes.
     incremental: bool = True
     max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024)
+
+    @model_validator(mode="after")
+    def _one_way_per_setting(self) -> FhirR4Dialect:
+        if self.identifier_system is not None and self.identifier_systems is not None:
+            raise ValueError("set identifier_systems or identifier_system, not both")
+        if self.identifier_format is not None and self.identifier_formats is not None:
+            raise ValueError("set identifier_formats or identifier_format, not both")
+        return self
+
+    def systems_for(self, person: PersonIdentifier) -> tuple[str, ...]:
+        """The systems to search for ``person``: configured ones not of the other kind."""
+        if self.identifier_system is not None:
+            return (self.identifier_system,)
+        if self.identifier_systems is None:
+            return person.national_systems
+        return tuple(
+            system
+            for system in dict.fromkeys(self.identifier_systems)
+            if system_kind(system) in (None, "any", person.kind)
+        )
+
+    @property
+    def forms(self) -> tuple[IdentifierForm, ...]:
+        """The forms to search, in order."""
+        if self.identifier_format is not None:
+            return (self.identifier_format,)
+        return self.identifier_formats or IDENTIFIER_FORMS
 
 
 def parse_dialect(config: SourceConfig) -> FhirR4Dialect:
@@ -93,20 +134,15 @@ def parse_dialect(config: SourceConfig) -> FhirR4Dialect:
         raise SourceConfigError(message) from exc
 
 
-def format_identifier(person: PersonIdentifier, style: str, today: date) -> str:
-    """Render ``person`` as a source expects it.
+def format_identifier(person: PersonIdentifier, style: IdentifierForm, today: date) -> str:
+    """Render ``person`` as a source expects it (:meth:`PersonIdentifier.format`).
 
     ``yymmdd-nnnn`` uses ``+`` from the calendar year the person turns 100, as the
     population register does. That is also the only rule under which the 10-digit form
     reads back to the same person with :func:`parse_person_identifier`, which resolves
     the century from the year alone.
     """
-    if style == "canonical":
-        return person.value
-    if style != "yymmdd-nnnn":
-        raise ValueError(f"unknown identifier format {style!r}")
-    separator = "+" if today.year - person.birth_date.year >= 100 else "-"
-    return f"{person.value[2:8]}{separator}{person.value[8:]}"
+    return person.format(style, today=today)
 
 
 @dataclass
@@ -143,6 +179,8 @@ class FhirR4Adapter:
         self._config = config
         self._client = client
         self._today = today
+        # Set once the source answers an identifier OR-search with 400; then never tried again.
+        self._or_search_refused = False
         self._base = httpx.URL(config.base_url.rstrip("/"))
         base_path = self._base.path.rstrip("/")
         self._base_path_prefix = f"{base_path}/"
@@ -160,33 +198,35 @@ class FhirR4Adapter:
     async def find_patient(self, person: PersonIdentifier) -> FhirResource | None:
         """Find the source's Patient for ``person`` by identifier; None if it has none.
 
+        Every configured system and form (by default: the national URI and OID, each
+        number form) is searched in one OR-search (``identifier=a,b,...``). A source that
+        answers it with HTTP 400 is then asked one identifier at a time, stopping at the
+        first match, and is remembered as one that refuses OR-searches. None means no
+        identifier matched.
+
         More than one match raises SourceProtocolError: picking one would risk showing
-        another person's data. A match must carry the searched identifier, so a source
-        that ignores the ``identifier`` parameter cannot hand us a stranger.
+        another person's data. A match must carry a searched identifier system with this
+        person's number, so a source that ignores the ``identifier`` parameter cannot hand
+        us a stranger.
         """
-        system = self.dialect.identifier_system or person.system
-        value = format_identifier(person, self.dialect.identifier_format, self._today())
-        form = {"identifier": f"{system}|{value}", "_count": "2"}
-        if self.dialect.patient_search == "post":
-            request = self._build("POST", self._url("Patient/_search"), data=form)
-        else:
-            request = self._build("GET", self._url("Patient"), params=form)
-        bundle = await self._fetch(request, "Patient")
-        result = SearchResult()
-        matches = self._collect(bundle, "Patient", result)
-        if _next_link(bundle, f"{self.source_id}: Patient search") is not None:
-            # Following it would put the identity number in a URL; a unique match never pages.
-            raise SourceProtocolError(f"{self.source_id}: Patient search returned several pages")
-        if len(matches) > 1 or _total(bundle) > 1:
-            raise SourceProtocolError(f"{self.source_id}: more than one Patient matches")
-        if not matches:
-            return None
-        patient = matches[0]
-        if not self._carries(patient, system, person):
-            raise SourceProtocolError(
-                f"{self.source_id}: Patient match does not carry the searched identifier"
+        systems = self.dialect.systems_for(person)
+        values = person.written_forms(self.dialect.forms, today=self._today())
+        terms = [f"{_escape(system)}|{_escape(value)}" for system in systems for value in values]
+        if len(terms) > 1 and self.dialect.identifier_or_search and not self._or_search_refused:
+            bundle = await self._patient_search(",".join(terms), or_search=True)
+            if bundle is not None:
+                return self._only_match(bundle, systems, person)
+            self._or_search_refused = True
+            log.info(
+                "source %s: Patient OR-search refused (HTTP 400): one identifier at a time",
+                self.source_id,
             )
-        return patient
+        for term in terms:
+            bundle = await self._patient_search(term, or_search=False)
+            match = None if bundle is None else self._only_match(bundle, systems, person)
+            if match is not None:
+                return match
+        return None
 
     async def search(self, resource_type: str, patient_id: str) -> list[FhirResource]:
         """Return every ``resource_type`` resource of the source's patient ``patient_id``."""
@@ -277,6 +317,45 @@ class FhirR4Adapter:
 
     # -- internals -------------------------------------------------------------------
 
+    async def _patient_search(self, identifier: str, *, or_search: bool) -> dict[str, Any] | None:
+        """One Patient search for ``identifier``; None if an OR-search was refused (400)."""
+        form = {"identifier": identifier, "_count": "2"}
+        if self.dialect.patient_search == "post":
+            request = self._build("POST", self._url("Patient/_search"), data=form)
+        else:
+            request = self._build("GET", self._url("Patient"), params=form)
+        what = f"{self.source_id}: Patient search"
+        status, body = await exchange(
+            self._client,
+            request,
+            what,
+            limit=self.dialect.max_response_bytes,
+            readable=(400,) if or_search else (),
+        )
+        if status == 400:
+            return None
+        return _searchset(body, what)
+
+    def _only_match(
+        self, bundle: dict[str, Any], systems: tuple[str, ...], person: PersonIdentifier
+    ) -> FhirResource | None:
+        """The one Patient ``bundle`` matched, None for none; several raise."""
+        result = SearchResult()
+        matches = self._collect(bundle, "Patient", result)
+        if _next_link(bundle, f"{self.source_id}: Patient search") is not None:
+            # Following it would put the identity number in a URL; a unique match never pages.
+            raise SourceProtocolError(f"{self.source_id}: Patient search returned several pages")
+        if len(matches) > 1 or _total(bundle) > 1:
+            raise SourceProtocolError(f"{self.source_id}: more than one Patient matches")
+        if not matches:
+            return None
+        patient = matches[0]
+        if not self._carries(patient, systems, person):
+            raise SourceProtocolError(
+                f"{self.source_id}: Patient match does not carry the searched identifier"
+            )
+        return patient
+
     def _url(self, path: str) -> httpx.URL:
         return httpx.URL(f"{self._base}/{path}")
 
@@ -323,13 +402,7 @@ class FhirR4Adapter:
         written to the connection (or has already failed): work done meanwhile on the
         event loop then overlaps the source's time to answer instead of delaying the ask."""
         sent = asyncio.Event()
-
-        async def trace(event: str, info: dict[str, Any]) -> None:
-            if event in _REQUEST_SENT:
-                sent.set()
-
-        request.extensions["trace"] = trace
-        task = asyncio.create_task(self._fetch(request, resource_type))
+        task = asyncio.create_task(self._fetch(request, resource_type, sent))
         task.add_done_callback(_settled(sent))
         try:
             await sent.wait()
@@ -338,23 +411,15 @@ class FhirR4Adapter:
             raise
         return task
 
-    async def _fetch(self, request: httpx.Request, resource_type: str) -> dict[str, Any]:
+    async def _fetch(
+        self, request: httpx.Request, resource_type: str, sent: asyncio.Event | None = None
+    ) -> dict[str, Any]:
         """Send one request and return the searchset Bundle, or raise a SourceError."""
         what = f"{self.source_id}: {resource_type} search"
-        _, body = await exchange(self._client, request, what, limit=self.dialect.max_response_bytes)
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise SourceProtocolError(f"{what}: response is not valid JSON") from exc
-        if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
-            raise SourceProtocolError(f"{what}: response is not a Bundle")
-        if data.get("type") != "searchset":
-            raise SourceProtocolError(f"{what}: Bundle is not a searchset")
-        if not isinstance(data.get("entry", []), list):
-            raise SourceProtocolError(f"{what}: malformed Bundle")
-        if not isinstance(data.get("link", []), list):
-            raise SourceProtocolError(f"{what}: malformed Bundle")
-        return data
+        _, body = await exchange(
+            self._client, request, what, limit=self.dialect.max_response_bytes, sent=sent
+        )
+        return _searchset(body, what)
 
     def _collect(
         self, bundle: dict[str, Any], resource_type: str, result: SearchResult
@@ -380,12 +445,14 @@ class FhirR4Adapter:
                 result.skipped += 1
         return page
 
-    def _carries(self, patient: FhirResource, system: str, person: PersonIdentifier) -> bool:
+    def _carries(
+        self, patient: FhirResource, systems: tuple[str, ...], person: PersonIdentifier
+    ) -> bool:
         identifiers = patient.get("identifier")
         if not isinstance(identifiers, list):
             return False
         for identifier in identifiers:
-            if not isinstance(identifier, dict) or identifier.get("system") != system:
+            if not isinstance(identifier, dict) or identifier.get("system") not in systems:
                 continue
             value = identifier.get("value")
             if not isinstance(value, str):
@@ -396,6 +463,30 @@ class FhirR4Adapter:
             except InvalidPersonIdentifier:
                 continue
         return False
+
+
+def _searchset(body: bytes, what: str) -> dict[str, Any]:
+    """The searchset Bundle in ``body``, or SourceProtocolError."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise SourceProtocolError(f"{what}: response is not valid JSON") from exc
+    if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
+        raise SourceProtocolError(f"{what}: response is not a Bundle")
+    if data.get("type") != "searchset":
+        raise SourceProtocolError(f"{what}: Bundle is not a searchset")
+    if not isinstance(data.get("entry", []), list):
+        raise SourceProtocolError(f"{what}: malformed Bundle")
+    if not isinstance(data.get("link", []), list):
+        raise SourceProtocolError(f"{what}: malformed Bundle")
+    return data
+
+
+def _escape(text: str) -> str:
+    """Escape FHIR search's separators (``\\``, ``,``, ``|``, ``$``) in one token part."""
+    for char in ("\\", ",", "|", "$"):
+        text = text.replace(char, "\\" + char)
+    return text
 
 
 def _entries(bundle: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
@@ -447,11 +538,6 @@ def _total(bundle: dict[str, Any]) -> int:
 
 def _port(url: httpx.URL) -> int | None:
     return url.port or _DEFAULT_PORTS.get(url.scheme)
-
-
-#: httpcore's trace events for a request written to the connection (HTTP/1.1, HTTP/2).
-#: With another transport none comes, and the page is handed on once the next arrived.
-_REQUEST_SENT = frozenset({"http11.send_request_body.complete", "http2.send_request_body.complete"})
 
 
 def _settled(sent: asyncio.Event) -> Callable[[asyncio.Task[Any]], None]:

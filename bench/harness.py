@@ -320,6 +320,7 @@ def write_gateway_config(
         "public_base_url": f"http://127.0.0.1:{port}",
         "id_key": "bench-id-key-0123456789",
         "data_key": "bench-data-key-0123456789",
+        "audit_checkpoint_key": "a1" * 32,
         **gateway,
     }
     lines = _toml_table("[gateway]", settings)

@@ -10,9 +10,9 @@ migration (0003) adds triggers that reject ``UPDATE`` and ``DELETE`` on ``audit_
 on both databases; and the chain detects what a database superuser can still do around
 the triggers (``ALTER TABLE … DISABLE TRIGGER``, ``session_replication_role = replica``,
 ``TRUNCATE``, editing the SQLite file). A chain cannot, on its own, detect the newest
-entries being cut off, or a whole chain being recomputed: for that, record the head
-(seq and hash, printed by ``samlad audit verify``) somewhere the database operator
-cannot write, and compare.
+entries being cut off, or a whole chain being recomputed: signed checkpoints of the head,
+kept outside the database too, do (:mod:`consent.checkpoints`; written here, with the
+entries, under the same lock).
 
 Only opaque ids and HSA-ids are stored: never an identity number (``AuditEntryCreate``
 refuses values that look like one, and redacts them from the emergency reason, the one
@@ -34,7 +34,9 @@ most ``max_batch``) in one transaction under one lock, then wakes each caller. T
 no timer: a lone entry is written at once, and a batch is whatever arrived while the
 previous one was being written. A caller returns only once its entry is committed; if
 the batch fails, every caller in it gets the error. Across processes each batch takes
-the lock like a single append did, so the chain stays one.
+the lock like a single append did, so the chain stays one. Rows an entry is appended
+``together_with`` (its emergency opening) are written in its batch's transaction: they
+are committed with the entry or not at all.
 """
 
 from __future__ import annotations
@@ -43,12 +45,12 @@ import asyncio
 import hashlib
 import logging
 import re
-import sys
+import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 from pydantic import field_validator, model_validator
@@ -69,10 +71,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from consent.reasons import IDENTITY_NUMBER_IN_TEXT, MAX_REASON, stated_reason
 from gateway.errors import ServiceUnavailable
 from gateway.store.db import Database
 
+if TYPE_CHECKING:
+    from consent.checkpoints import Checkpoint, Checkpointer
+
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 ActorKind = Literal["citizen", "clinician", "integrator", "guardian"]
 Outcome = Literal["allowed", "denied", "error"]
@@ -131,14 +139,10 @@ _ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 # 10 or 12 digits, optionally with - or + before the last four: a personnummer or
 # samordningsnummer, whether valid or not.
 _IDENTITY_NUMBER = re.compile(r"^(?:\d{2})?\d{6}[-+]?\d{4}$")
-_IDENTITY_NUMBER_IN_TEXT = re.compile(r"(?<!\d)(?:\d{2})?\d{6}[-+]?\d{4}(?!\d)")
 _ACTION = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 _PURPOSE = re.compile(r"^[A-Z]{2,16}$")
 _REASON_CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_REDACTED = "[identitetsnummer borttaget]"
-_MAX_REASON = 1000
 _MAX_RETURNED_BYTES = 4096
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -189,7 +193,7 @@ class AuditEntryBase(SQLModel):
     purpose: str = Field(max_length=16)
     emergency: bool = False
     #: The clinician's stated reason for emergency access (the only free text).
-    emergency_reason: str | None = Field(default=None, max_length=_MAX_REASON)
+    emergency_reason: str | None = Field(default=None, max_length=MAX_REASON)
     #: ``allowed``, ``denied`` or ``error``
     outcome: Outcome = Field(sa_type=String(16))
     #: Short machine code, e.g. ``no-consent``, ``blocked``, ``source-unavailable``.
@@ -246,10 +250,9 @@ class AuditEntryCreate(AuditEntryBase):
     @field_validator("emergency_reason", mode="before")
     @classmethod
     def _clean_reason(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        cleaned = _IDENTITY_NUMBER_IN_TEXT.sub(_REDACTED, _CONTROL.sub(" ", value)).strip()
-        return cleaned[:_MAX_REASON] or None
+        # The rule the emergency-access record's copy was kept by (InvalidReason is a
+        # ValueError, so a failing reason is a ValidationError here).
+        return stated_reason(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _emergency_needs_reason(self) -> AuditEntryCreate:
@@ -343,6 +346,8 @@ class _Queued:
 
     fields: dict[str, Any]
     stored: asyncio.Future[dict[str, Any]]
+    #: Rows of other tables committed with the entry (see :meth:`AuditLog.append`).
+    together_with: Sequence[tuple[Table, Mapping[str, Any]]] = ()
 
 
 class AuditLog:
@@ -352,11 +357,20 @@ class AuditLog:
     """
 
     def __init__(
-        self, db: Database, *, lock_timeout: float = 10.0, max_batch: int = MAX_BATCH
+        self,
+        db: Database,
+        *,
+        lock_timeout: float = 10.0,
+        max_batch: int = MAX_BATCH,
+        on_appended: Callable[[float], None] | None = None,
+        checkpoints: Checkpointer | None = None,
     ) -> None:
         """``lock_timeout``: seconds a write waits for the PostgreSQL append lock before
         giving up with ServiceUnavailable (on SQLite the driver's busy timeout applies).
         ``max_batch``: most entries written in one transaction.
+        ``on_appended``: told the seconds each successful append waited for its commit.
+        ``checkpoints``: writes signed checkpoints of the head with the entries (see
+        :mod:`consent.checkpoints`).
         """
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -369,9 +383,23 @@ class AuditLog:
         # the log, not to the request that happened to start it.
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        self._on_appended = on_appended
+        self._checkpoints = checkpoints
+        self._unpublished: list[Checkpoint] = []  # committed, not yet exported
+        # Exports (an fsync each) off the writer's path: the next batch need not wait.
+        self._exporter: asyncio.Task[None] | None = None
 
-    async def append(self, entry: AuditEntryCreate) -> AuditEntryPublic:
+    async def append(
+        self,
+        entry: AuditEntryCreate,
+        *,
+        together_with: Sequence[tuple[Table, Mapping[str, Any]]] = (),
+    ) -> AuditEntryPublic:
         """Append ``entry`` at the head of the chain and return it as stored, once committed.
+
+        ``together_with``: rows (table, values) of the record the entry is about, inserted
+        in the entry's own transaction, so both are committed or neither is (an emergency
+        opening and its entry: :meth:`consent.store.ConsentStore.open_emergency`).
 
         Safe with any number of concurrent writers, in this and other processes.
         Raises :class:`ServiceUnavailable` when the entry could not be written (also
@@ -383,12 +411,16 @@ class AuditLog:
         fields = entry.model_dump()
         # An entry that cannot be hashed fails here, alone, rather than its whole batch.
         canonical_bytes({**fields, "seq": 1, "recorded_at": _EPOCH, "prev_hash": GENESIS_HASH})
-        queued = _Queued(fields, asyncio.get_running_loop().create_future())
+        queued = _Queued(fields, asyncio.get_running_loop().create_future(), together_with)
+        started = time.perf_counter()
         self._queue.append(queued)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_queued(), name="audit-log-writer")
             self._writer.add_done_callback(self._writer_stopped)
-        return AuditEntryPublic.model_validate(await queued.stored)
+        stored = await queued.stored
+        if self._on_appended is not None:
+            self._on_appended(time.perf_counter() - started)
+        return AuditEntryPublic.model_validate(stored)
 
     async def aclose(self) -> None:
         """Refuse further appends and wait until every queued entry is written or failed.
@@ -398,6 +430,15 @@ class AuditLog:
         self._closed = True
         if self._writer is not None:
             await asyncio.wait({self._writer})  # (cancelling aclose leaves the writer be)
+        if self._checkpoints is not None:
+            # A clean shutdown anchors the last entries now rather than leave them to the
+            # next start's bound.
+            try:
+                await self.checkpoint_if_due(force=True)
+            except ServiceUnavailable:
+                log.error("no audit checkpoint at shutdown: the database is unavailable")
+        if self._exporter is not None:
+            await asyncio.wait({self._exporter})
 
     async def _write_queued(self) -> None:
         """The writer: write the queue in batches until it is empty."""
@@ -406,7 +447,10 @@ class AuditLog:
                 self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))
             ]
             try:
-                rows = await self._write([queued.fields for queued in self._batch])
+                rows = await self._write(
+                    [queued.fields for queued in self._batch],
+                    [row for queued in self._batch for row in queued.together_with],
+                )
             except Exception as exc:  # noqa: BLE001 - handed to each caller
                 for queued in self._batch:
                     if not queued.stored.done():
@@ -416,6 +460,7 @@ class AuditLog:
                     if not queued.stored.done():  # else its caller was cancelled
                         queued.stored.set_result(row)
             self._batch = []
+            self._export_checkpoints()
         # Here, not in a callback: an entry queued from now on must start a new writer.
         self._writer = None
 
@@ -434,8 +479,31 @@ class AuditLog:
         self._batch = []
         self._queue.clear()
 
-    async def _write(self, batch: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Write ``batch`` at the head of the chain, in order, in one transaction."""
+    async def _write(
+        self,
+        batch: Sequence[dict[str, Any]],
+        together_with: Sequence[tuple[Table, Mapping[str, Any]]] = (),
+    ) -> list[dict[str, Any]]:
+        """Write ``batch`` at the head of the chain, in order, in one transaction, with
+        the rows ``together_with`` (inserted first, so a failing entry takes them back)
+        and a checkpoint if one falls due."""
+
+        async def insert_batch(
+            conn: AsyncConnection,
+        ) -> tuple[list[dict[str, Any]], Checkpoint | None]:
+            await _insert_rows(conn, together_with)
+            rows = await _insert_at_head(conn, batch)
+            if self._checkpoints is None:
+                return rows, None
+            return rows, await self._checkpoints.write_if_due(conn, rows)
+
+        rows, checkpoint = await self._under_append_lock(insert_batch)
+        if checkpoint is not None:  # committed: only now may it be exported
+            self._unpublished.append(checkpoint)
+        return rows
+
+    async def _under_append_lock(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """Run ``work`` in one transaction that holds the append lock, and commit."""
         async with self._db.session() as session:
             if self._db.engine.dialect.name == "sqlite":
                 # Take SQLite's write lock before reading the head: with the driver's
@@ -443,7 +511,7 @@ class AuditLog:
                 conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:
-                    rows = await _insert_at_head(conn, batch)
+                    result = await work(conn)
                     await conn.exec_driver_sql("COMMIT")
                 except Exception:
                     await conn.exec_driver_sql("ROLLBACK")
@@ -459,9 +527,59 @@ class AuditLog:
                     ),
                     {"key": PG_APPEND_LOCK, "timeout": f"{self._lock_timeout_ms}ms"},
                 )
-                rows = await _insert_at_head(conn, batch)
+                result = await work(conn)
                 await session.commit()
-        return rows
+        return result
+
+    async def checkpoint_if_due(self, *, force: bool = False) -> Checkpoint | None:
+        """Write a checkpoint of the head (then export it) if one is due by time, or with
+        ``force`` whenever entries arrived since the last; None if none was written.
+
+        Called on a timer, so that the time bound holds when no entries arrive, and at
+        shutdown. Raises :class:`ServiceUnavailable` if the database cannot be written.
+        """
+        checkpointer = self._checkpoints
+        if checkpointer is None:
+            return None
+
+        async def write(conn: AsyncConnection) -> Checkpoint | None:
+            return await checkpointer.write_if_due(conn, force=force)
+
+        checkpoint = await self._under_append_lock(write)
+        if checkpoint is not None:
+            self._unpublished.append(checkpoint)
+            self._export_checkpoints()
+        return checkpoint
+
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        """The newest checkpoint written, if any (what a reading of the log is under)."""
+        from consent.checkpoints import CHECKPOINT_TABLE, Checkpoint
+
+        async with self._db.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(CHECKPOINT_TABLE).order_by(CHECKPOINT_TABLE.c.seq.desc()).limit(1)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else Checkpoint.from_row(row)
+
+    def _export_checkpoints(self) -> None:
+        """Hand committed checkpoints to the sinks, in order, in a task of their own."""
+        if self._unpublished and self._exporter is None:
+            self._exporter = asyncio.create_task(
+                self._export_queued(), name="audit-checkpoint-export"
+            )
+
+    async def _export_queued(self) -> None:
+        try:
+            while self._unpublished and self._checkpoints is not None:
+                await self._checkpoints.publish(self._unpublished.pop(0))
+        finally:
+            self._exporter = None
 
     async def _append_unbatched(self, entry: AuditEntryCreate) -> AuditEntryPublic:
         """One entry in its own transaction, past the queue: append before group commit.
@@ -534,6 +652,13 @@ class AuditLog:
         return ChainReport(ok=True, checked=checked, head_seq=expected_seq - 1, head_hash=prev_hash)
 
 
+async def _insert_rows(
+    conn: AsyncConnection, rows: Sequence[tuple[Table, Mapping[str, Any]]]
+) -> None:
+    for table, values in rows:
+        await conn.execute(insert(table), [dict(values)])
+
+
 async def _insert_at_head(
     conn: AsyncConnection, batch: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -598,25 +723,8 @@ def _check_summary(value: object, depth: int = 0) -> None:
         for item in value:
             _check_summary(item, depth + 1)
     elif isinstance(value, str):
-        if len(value) > 128 or _IDENTITY_NUMBER_IN_TEXT.search(value):
+        if len(value) > 128 or IDENTITY_NUMBER_IN_TEXT.search(value):
             raise ValueError("the returned summary holds a long or identifying string")
     elif value is not None and not isinstance(value, bool | int):
         # No floats: they need not survive a JSON column exactly, and the hash must.
         raise ValueError("the returned summary holds only integers, strings and booleans")
-
-
-async def verify_command(database_url: str) -> int:
-    """``samlad audit verify``: check the chain, print one line; exit 0 ok, 1 broken.
-
-    Returns 2 when the database cannot be read (nothing was checked).
-    """
-    db = Database(database_url)
-    try:
-        report = await AuditLog(db).verify()
-    except ServiceUnavailable:
-        print("audit log: the database cannot be read", file=sys.stderr)
-        return 2
-    finally:
-        await db.dispose()
-    print(report.summary())
-    return 0 if report.ok else 1

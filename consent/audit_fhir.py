@@ -9,6 +9,7 @@ from datetime import UTC
 from typing import Any
 
 from consent.audit import AuditEntryPublic
+from consent.checkpoints import Checkpoint
 from fhir_profiles.identifiers import HSA_ID_SYSTEM
 
 DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -28,6 +29,7 @@ PATIENT_ID_SYSTEM = "https://samlad.se/fhir/sid/patient-id"
 EMERGENCY_EXTENSION = "https://samlad.se/fhir/StructureDefinition/emergency-access"
 ON_BEHALF_OF_EXTENSION = "https://samlad.se/fhir/StructureDefinition/on-behalf-of"
 CHAIN_EXTENSION = "https://samlad.se/fhir/StructureDefinition/audit-chain"
+CHECKPOINT_EXTENSION = "https://samlad.se/fhir/StructureDefinition/audit-checkpoint"
 
 # Our action -> (FHIR restful interaction, AuditEvent.action)
 _INTERACTIONS: dict[str, tuple[str | None, str]] = {
@@ -90,6 +92,29 @@ def to_audit_event(entry: AuditEntryPublic, *, base_url: str) -> dict[str, Any]:
         extensions.insert(0, {"url": EMERGENCY_EXTENSION, "extension": emergency})
     event["extension"] = extensions
     return event
+
+
+def checkpoint_extension(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The signed checkpoint a reading of the log was made under, as an extension for the
+    searchset Bundle's ``meta`` (a Bundle has no extensions of its own; ``Bundle.signature``
+    would claim the Bundle itself was signed, which it is not).
+
+    Every field of the checkpoint is there, so that it can be checked with the log's public
+    key exactly as a line of the checkpoint file: the signature as in the file (base64url).
+    """
+    signed_at = checkpoint.signed_at.astimezone(UTC).isoformat(timespec="microseconds")
+    return {
+        "url": CHECKPOINT_EXTENSION,
+        "extension": [
+            {"url": "seq", "valueInteger": checkpoint.seq},
+            {"url": "headHash", "valueString": checkpoint.head_hash},
+            {"url": "previousSeq", "valueInteger": checkpoint.prev_seq},
+            {"url": "entriesDigest", "valueString": checkpoint.entries_digest},
+            {"url": "signedAt", "valueInstant": signed_at.replace("+00:00", "Z")},
+            {"url": "keyId", "valueString": checkpoint.key_id},
+            {"url": "signature", "valueString": checkpoint.signature},
+        ],
+    }
 
 
 def _coding(system: str, code: str, display: str | None = None) -> dict[str, str]:

@@ -24,7 +24,9 @@ from sqlalchemy import select as select_rows
 from sqlalchemy.types import TypeEngine
 from sqlmodel import SQLModel
 
+from consent.audit import AuditEntryCreate, AuditLog
 from consent.models import BlockRecord, ConsentRecord, EmergencyAccess
+from consent.reasons import stated_reason
 from gateway.store.db import Database
 
 ORGANISATION_LEVELS = ("care-provider", "care-unit")
@@ -271,7 +273,17 @@ class ConsentStore:
         reason: str,
         block_override_reason: str | None,
         duration: timedelta,
+        *,
+        log: AuditLog,
+        logged_as: AuditEntryCreate,
     ) -> EmergencyAccess:
+        """Record an emergency access together with its access log entry ``logged_as``,
+        appended to ``log``: in one transaction, so there is never one without the other.
+
+        Both reasons are kept as :func:`consent.reasons.stated_reason` makes them (the
+        log entry's reason is kept by the same rule); a failing one raises
+        :class:`consent.reasons.InvalidReason` and nothing is stored.
+        """
         now = _now()
         record = EmergencyAccess(
             id=f"emergency-{uuid.uuid4().hex}",
@@ -279,12 +291,17 @@ class ConsentStore:
             clinician_hsa_id=clinician_hsa_id,
             care_unit_hsa_id=care_unit_hsa_id,
             care_provider_hsa_id=care_provider_hsa_id,
-            reason=reason,
-            block_override_reason=block_override_reason,
+            reason=stated_reason(reason),
+            block_override_reason=(
+                None if block_override_reason is None else stated_reason(block_override_reason)
+            ),
             started_at=now,
             expires_at=now + duration,
         )
-        async with self._db.session() as session:
-            session.add(record)
-            await session.commit()
+        logged = (logged_as.patient_id, logged_as.actor_id, logged_as.action)
+        if logged != (patient_id, clinician_hsa_id, "emergency-open") or (
+            logged_as.emergency_reason != record.reason
+        ):
+            raise ValueError("the log entry must be this clinician's emergency opening")
+        await log.append(logged_as, together_with=[(_EMERGENCY, record.model_dump())])
         return record

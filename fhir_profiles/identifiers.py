@@ -18,7 +18,7 @@ its separator and the reference date (see :func:`parse_person_identifier`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from types import MappingProxyType
@@ -34,6 +34,14 @@ HSA_ID_SYSTEM = "urn:oid:1.2.752.129.2.1.4.1"
 SystemKind = Literal["personnummer", "samordningsnummer", "any"]
 #: The textual forms :meth:`PersonIdentifier.format` writes.
 IdentifierForm = Literal["canonical", "yyyymmdd-nnnn", "yymmdd-nnnn", "yymmddnnnn"]
+#: Every form, in the order a source is searched: ``YYYYMMDDNNNC``, ``YYYYMMDD-NNNC``,
+#: ``YYMMDD-NNNC`` (``+`` from age 100) and ``YYMMDDNNNC``.
+IDENTIFIER_FORMS: tuple[IdentifierForm, ...] = (
+    "canonical",
+    "yyyymmdd-nnnn",
+    "yymmdd-nnnn",
+    "yymmddnnnn",
+)
 
 #: Every person-identifier system the gateway understands, national and local.
 KNOWN_PERSON_SYSTEMS: Mapping[str, SystemKind] = MappingProxyType(
@@ -101,6 +109,11 @@ class PersonIdentifier:
         return SAMORDNINGSNUMMER_OID if self.is_samordningsnummer else PERSONNUMMER_OID
 
     @property
+    def national_systems(self) -> tuple[str, str]:
+        """The national systems this kind of number is filed under: the URI, then the OID."""
+        return (self.system, self.oid_system)
+
+    @property
     def birth_date(self) -> date:
         """The date of birth (the real day, also for a samordningsnummer)."""
         day = int(self.value[6:8])
@@ -130,6 +143,25 @@ class PersonIdentifier:
                 raise ValueError("a 10-digit form without separator cannot mark age 100+")
             return self.value[2:]
         raise ValueError(f"unknown identifier form {form!r}")
+
+    def written_forms(
+        self, forms: Sequence[IdentifierForm] = IDENTIFIER_FORMS, *, today: date
+    ) -> tuple[str, ...]:
+        """The distinct values this number is written as in ``forms``, in that order.
+
+        A form that cannot express this person (``yymmddnnnn`` from age 100) is left out;
+        each value reads back to this person with :func:`parse_person_identifier` given the
+        same ``today``.
+        """
+        values: list[str] = []
+        for form in forms:
+            try:
+                value = self.format(form, today=today)
+            except ValueError:
+                continue
+            if value not in values:
+                values.append(value)
+        return tuple(values)
 
     def fhir_identifier(self) -> dict[str, str]:
         """The identifier as the gateway emits it: national system, canonical value."""

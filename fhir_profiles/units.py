@@ -5,8 +5,9 @@ glucose in mmol/L, haemoglobin in g/L, creatinine in µmol/L (UCUM ``umol/L``), 
 µkat/L. A result in another unit is converted when, and only when, the conversion is
 known: a change of prefix within one kind of quantity (g/dL to g/L), or mass to amount of
 substance through the analyte's molar mass (glucose 180.16 g/mol: mg/dL / 18.016 gives
-mmol/L; creatinine 113.1 g/mol: mg/dL x 88.42 gives µmol/L), or U/L to µkat/L (1 U = 1/60
-µkat). Anything else (a unit we do not know, an affine conversion such as HbA1c % to
+mmol/L; creatinine 113.1 g/mol: mg/dL x 88.42 gives µmol/L; urea nitrogen, which weighs only the
+urea's two nitrogen atoms, 28.01 g/mol: mg/dL x 0.357 gives mmol/L urea), or U/L to µkat/L
+(1 U = 1/60 µkat). Anything else (a unit we do not know, an affine conversion such as HbA1c % to
 mmol/mol, a quantity that is not UCUM-coded) is left exactly as it was and reported.
 
 The original quantity is kept in the extension :data:`ORIGINAL_QUANTITY_URL` on the
@@ -99,7 +100,9 @@ class Analyte:
     ``loinc`` maps every LOINC code of the analysis to the kind of quantity it names
     (``14749-6`` substance, ``2345-7`` mass for glucose); ``canonical_loinc`` is the one
     matching ``unit``. ``extra_units`` holds analyte-specific factors to ``unit`` (mEq/L
-    is mmol/L only for a monovalent ion).
+    is mmol/L only for a monovalent ion). ``counted_as`` gives, for a mass-coded LOINC
+    that weighs only part of the analyte, the grams of that part per mole of the analyte
+    (urea nitrogen: the two nitrogen atoms of one urea molecule, 28.013 g/mol).
     """
 
     key: str
@@ -110,6 +113,7 @@ class Analyte:
     loinc: Mapping[str, Dimension]
     molar_mass: float | None = None
     extra_units: Mapping[str, float] = field(default_factory=dict)
+    counted_as: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def dimension(self) -> Dimension:
@@ -128,6 +132,7 @@ def _an(
     codes: dict[str, Dimension] | None = None,
     molar_mass: float | None = None,
     extra_units: dict[str, float] | None = None,
+    counted_as: dict[str, float] | None = None,
 ) -> Analyte:
     dimension = UNIT_SCALES[unit[0]][0]
     return Analyte(
@@ -139,6 +144,7 @@ def _an(
         loinc=MappingProxyType({loinc[0]: dimension, **(codes or {})}),
         molar_mass=molar_mass,
         extra_units=MappingProxyType(extra_units or {}),
+        counted_as=MappingProxyType(counted_as or {}),
     )
 
 
@@ -148,6 +154,8 @@ _UMOL = ("umol/L", "µmol/L")
 _UKAT = ("ukat/L", "µkat/L")
 _E9 = ("10*9/L", "10^9/L")
 _MEQ = {"meq/L": 1.0}
+# Two nitrogen atoms per urea molecule, 2 x 14.0067 g/mol (IUPAC standard atomic weight).
+_UREA_NITROGEN = 28.0134
 
 #: The analyses the gateway normalises, with Swedish canonical units.
 ANALYTES: tuple[Analyte, ...] = (
@@ -178,7 +186,9 @@ ANALYTES: tuple[Analyte, ...] = (
                  "in Serum, Plasma or Blood by Creatinine-based formula (CKD-EPI)"),
         ("mL/min/{1.73_m2}", "mL/min/1,73 m²"), {"69405-9": "gfr"}),
     _an("cystatin", ("33863-2", "Cystatin C [Mass/volume] in Serum or Plasma"), ("mg/L", "mg/L")),
-    _an("urea", ("22664-7", "Urea [Moles/volume] in Serum or Plasma"), _MMOL, molar_mass=60.06),
+    _an("urea", ("22664-7", "Urea [Moles/volume] in Serum or Plasma"), _MMOL,
+        {"3091-6": _M, "3094-0": _M}, molar_mass=60.06,
+        counted_as={"3094-0": _UREA_NITROGEN}),  # urea nitrogen (BUN)
     _an("urat", ("14933-6", "Urate [Moles/volume] in Serum or Plasma"), _UMOL,
         {"3084-1": _M}, molar_mass=168.11),
     _an("kalcium", ("2000-8", "Calcium [Moles/volume] in Serum or Plasma"), _MMOL,
@@ -188,8 +198,12 @@ ANALYTES: tuple[Analyte, ...] = (
     _an("magnesium", ("2601-3", "Magnesium [Moles/volume] in Serum or Plasma"), _MMOL,
         {"19123-9": _M}, molar_mass=24.305),
     _an("albumin", ("1751-7", "Albumin [Mass/volume] in Serum or Plasma"), _G_L),
+    _an("u-albumin", ("14957-5", "Microalbumin [Mass/volume] in Urine"), ("mg/L", "mg/L"),
+        {"1754-1": _M}),
     _an("glukos", ("14749-6", "Glucose [Moles/volume] in Serum or Plasma"), _MMOL,
         {"2345-7": _M}, molar_mass=180.16),
+    _an("b-glukos", ("15074-8", "Glucose [Moles/volume] in Blood"), _MMOL,
+        {"2339-0": _M}, molar_mass=180.16),
     _an("hba1c", ("59261-8", "Hemoglobin A1c/Hemoglobin.total in Blood by IFCC protocol"),
         ("mmol/mol", "mmol/mol")),
     _an("kolesterol", ("14647-2", "Cholesterol [Moles/volume] in Serum or Plasma"), _MMOL,
@@ -197,7 +211,7 @@ ANALYTES: tuple[Analyte, ...] = (
     _an("hdl", ("14646-4", "Cholesterol in HDL [Moles/volume] in Serum or Plasma"), _MMOL,
         {"2085-9": _M}, molar_mass=386.65),
     _an("ldl", ("22748-8", "Cholesterol in LDL [Moles/volume] in Serum or Plasma"), _MMOL,
-        {"2089-1": _M}, molar_mass=386.65),
+        {"2089-1": _M, "13457-7": _M, "18262-6": _M}, molar_mass=386.65),  # any method
     _an("tg", ("14927-8", "Triglyceride [Moles/volume] in Serum or Plasma"), _MMOL,
         {"2571-8": _M}, molar_mass=885.7),  # as triolein, the lab convention
     _an("alat", ("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or "
@@ -278,14 +292,23 @@ def analyte_for(code: object) -> Analyte | None:
 
 
 @functools.cache
-def conversion_factor(analyte_key: str, unit: str) -> float | None:
+def conversion_factor(analyte_key: str, unit: str, loinc: str | None = None) -> float | None:
     """Factor from ``unit`` to the canonical unit of analysis ``analyte_key``, or None.
 
     ``value_in_canonical = value_in_unit * factor``; None when the conversion is not known.
+    ``loinc`` is the code the value was reported under: a mass of urea nitrogen (3094-0)
+    converts to moles of urea through another molar mass than a mass of urea.
     """
     analyte = next((a for a in ANALYTES if a.key == analyte_key), None)
     if analyte is None:
         return None
+    molar_mass = analyte.molar_mass
+    if loinc is not None:
+        molar_mass = analyte.counted_as.get(loinc, molar_mass)
+    return _factor(analyte, unit, molar_mass)
+
+
+def _factor(analyte: Analyte, unit: str, molar_mass: float | None) -> float | None:
     if unit in analyte.extra_units:
         return analyte.extra_units[unit]
     source = UNIT_SCALES.get(unit)
@@ -295,13 +318,39 @@ def conversion_factor(analyte_key: str, unit: str) -> float | None:
     source_dimension, source_scale = source
     if source_dimension == target_dimension:
         return source_scale / target_scale
-    if analyte.molar_mass is None:
+    if molar_mass is None:
         return None
     if source_dimension == "mass" and target_dimension == "substance":
-        return source_scale / analyte.molar_mass / target_scale
+        return source_scale / molar_mass / target_scale
     if source_dimension == "substance" and target_dimension == "mass":
-        return source_scale * analyte.molar_mass / target_scale
+        return source_scale * molar_mass / target_scale
     return None
+
+
+def _mass_basis(code: object, analyte: Analyte) -> float | None:
+    """The grams per mole of the analyte that a mass value under ``code`` counts.
+
+    None when there is none, or when the codings name different ones (urea and urea
+    nitrogen at once): a mass unit is then not converted.
+    """
+    if not analyte.counted_as:
+        return analyte.molar_mass
+    masses: set[float | None] = set()
+    for coding in code.get("coding", []) if isinstance(code, dict) else []:
+        if not isinstance(coding, dict) or not isinstance(coding.get("code"), str):
+            continue
+        if coding.get("system") == LOINC_SYSTEM:
+            codes: tuple[str, ...] = (coding["code"],)
+        elif isinstance(coding.get("system"), str):
+            codes = tuple(c.code for c in loinc_for(coding["system"], coding["code"]))
+        else:
+            continue
+        for loinc in codes:
+            if analyte.loinc.get(loinc) == "mass":
+                masses.add(analyte.counted_as.get(loinc, analyte.molar_mass))
+    if len(masses) > 1:
+        return None
+    return masses.pop() if masses else analyte.molar_mass
 
 
 def significant_digits(value: float) -> int:
@@ -340,7 +389,11 @@ def _is_converted(quantity: dict[str, Any]) -> bool:
 
 
 def _convert(
-    quantity: object, analyte: Analyte, where: str, issues: list[str] | None
+    quantity: object,
+    analyte: Analyte,
+    molar_mass: float | None,
+    where: str,
+    issues: list[str] | None,
 ) -> tuple[bool, bool]:
     """Convert one Quantity in place; return (changed, now in the canonical unit)."""
     if not isinstance(quantity, dict):
@@ -359,7 +412,7 @@ def _convert(
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         _report(issues, f"{where}: value is not a finite number")
         return False, False
-    factor = conversion_factor(analyte.key, unit)
+    factor = _factor(analyte, unit, molar_mass)
     if factor is None:
         _report(issues, f"{where}: no known conversion to {analyte.unit}, left as sent")
         return False, False
@@ -430,8 +483,11 @@ def normalise_quantity(observation: dict[str, Any], issues: list[str] | None = N
         return False
     changed = False
     value_canonical = False
+    molar_mass = _mass_basis(observation.get("code"), analyte)
     if value is not None:
-        changed, value_canonical = _convert(value, analyte, "Observation.valueQuantity", issues)
+        changed, value_canonical = _convert(
+            value, analyte, molar_mass, "Observation.valueQuantity", issues
+        )
     if isinstance(ranges, list):
         for index, reference in enumerate(ranges):
             if not isinstance(reference, dict):
@@ -439,7 +495,7 @@ def normalise_quantity(observation: dict[str, Any], issues: list[str] | None = N
             for end in ("low", "high"):
                 if end in reference:
                     where = f"Observation.referenceRange[{index}].{end}"
-                    changed |= _convert(reference[end], analyte, where, issues)[0]
+                    changed |= _convert(reference[end], analyte, molar_mass, where, issues)[0]
     if value_canonical:
         changed |= _ensure_canonical_loinc(observation.get("code"), analyte)
     return changed

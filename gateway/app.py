@@ -19,6 +19,9 @@ from gateway.deadline import FinishTimes, RequestClock
 from gateway.errors import install_error_handlers
 from gateway.fhir_api import build_fhir_router
 from gateway.fhir_json import FhirJSONResponse
+from gateway.headers import SecurityHeaders
+from gateway.health import OPERATIONAL_PATHS, build_health_router
+from gateway.metrics import Metrics, RequestMetrics, build_metrics_router
 from gateway.notifications import build_notification_router
 from gateway.ratelimit import THROTTLED_RESPONSE, RateLimiter, rate_limit
 from gateway.services import Services
@@ -62,7 +65,7 @@ class AccessLog:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in OPERATIONAL_PATHS:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -77,12 +80,20 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
+            route = getattr(scope.get("route"), "path", "<unmatched>")
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
             access_log.info(
                 "%s %s %d %.1fms",
                 scope["method"],
-                getattr(scope.get("route"), "path", "<unmatched>"),
+                route,
                 status,
-                (time.perf_counter() - started) * 1000,
+                elapsed_ms,
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": elapsed_ms,
+                },
             )
 
 
@@ -110,12 +121,25 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
+class GatewayApp(FastAPI):
+    """FastAPI with :class:`SecurityHeaders` around the whole middleware stack, Starlette's
+    server-error middleware included (``add_middleware`` would put it inside), so that an
+    unexpected 500 carries the headers too."""
+
+    def __init__(self, *, hsts_max_age: int, **kwargs: Any) -> None:
+        self.hsts_max_age = hsts_max_age
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), hsts_max_age=self.hsts_max_age)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the gateway app for ``settings``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = await Services.start(settings)
+        app.state.services = await Services.start(settings, app.state.metrics)
         app.state.services.start_housekeeping()
         tune_garbage_collector()
         try:
@@ -123,17 +147,28 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await app.state.services.aclose()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="Samlad FHIR gateway",
         version=__version__,
         description="A unified, consent-gated FHIR R4 view of a person's health records.",
         lifespan=lifespan,
+        hsts_max_age=settings.hsts_max_age,
+        # No /docs or /redoc: their pages load scripts from a CDN (docs/api.md).
+        docs_url=None,
+        redoc_url=None,
+        # No redirect to the path with(out) its slash: it is built from the Host header
+        # and re-sends the body (an identity number in a _search form) there. 404 instead.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)
 
     app.add_middleware(AccessLog)
+    app.state.metrics = Metrics.from_environment()
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    app.include_router(build_health_router(settings))
+    app.include_router(build_metrics_router(settings))
     app.add_middleware(RequestClock, finish_times=lambda: _finish_times(app))
 
     registry = CapabilityRegistry()
@@ -150,9 +185,5 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/.well-known/smart-configuration", response_class=JSONResponse)
     async def smart_config() -> Any:
         return FhirJSONResponse(smart_configuration(settings), media_type="application/json")
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     return app

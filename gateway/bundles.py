@@ -6,6 +6,12 @@ the severity says whether it answered, ``details.coding`` carries the status cod
 as data (source id, status, time answered, resource count), so clients never need to
 parse the prose in ``diagnostics``: ``lastSync`` is when the served data was last
 fetched from the source, which for ``cached`` and ``stale`` data is earlier than now.
+
+When the answer shows the unified Patient and its sources disagreed on its demographics,
+each disagreement adds one issue (code ``conflict``; ``details.coding``
+``demographics-differ`` or ``contradicts-identity-number``; the same
+``demographic-conflict`` extension the Patient carries) naming the sources and the
+field, never the values.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.base import FhirResource
+from fhir_profiles.demographics import Conflict, conflict_extension, conflicts_of
 from gateway.aggregate import SourceReport, SourceStatus
 
 SOURCE_STATUS_SYSTEM = "https://samlad.se/fhir/CodeSystem/source-status"
@@ -84,12 +91,52 @@ def source_issue(report: SourceReport) -> dict[str, Any]:
     }
 
 
-def source_status_outcome(reports: Sequence[SourceReport]) -> FhirResource:
-    """One OperationOutcome with an issue per source."""
+_RULE_TEXT = {
+    "identity-number": "the identity number decides",
+    "last-updated": "the most recently updated source is followed",
+    "source-order": "the first source in source order is followed",
+    "any-protected": "one source marks it, so the identity is protected",
+}
+
+
+def demographics_issue(conflict: Conflict) -> dict[str, Any]:
+    """The issue reporting that sources disagree on one demographic field."""
+    code = (
+        "contradicts-identity-number"
+        if conflict.contradicts_identity_number
+        else ("demographics-differ")
+    )
+    verb = (
+        "contradict the identity number on"
+        if conflict.contradicts_identity_number
+        else ("differ on")
+    )
+    text = f"source(s) {', '.join(conflict.sources)} {verb} {conflict.field}"
+    if conflict.followed is not None:
+        text += f"; {conflict.followed} is followed"
+    return {
+        "severity": "warning",
+        "code": "conflict",
+        "details": {
+            "coding": [{"system": SOURCE_STATUS_SYSTEM, "code": code}],
+            "text": f"{conflict.field}: {_RULE_TEXT[conflict.rule]}",
+        },
+        "diagnostics": f"{text} ({_RULE_TEXT[conflict.rule]})",
+        "extension": [conflict_extension(conflict)],
+    }
+
+
+def source_status_outcome(
+    reports: Sequence[SourceReport], patient: FhirResource | None = None
+) -> FhirResource:
+    """One OperationOutcome with an issue per source, and one per demographic
+    disagreement behind ``patient`` (the unified Patient the answer shows, if any)."""
+    issues = [source_issue(report) for report in reports]
+    issues.extend(demographics_issue(conflict) for conflict in conflicts_of(patient))
     return {
         "resourceType": "OperationOutcome",
         "id": "source-status",
-        "issue": [source_issue(report) for report in reports]
+        "issue": issues
         or [{"severity": "information", "code": "informational", "diagnostics": "no sources"}],
     }
 
@@ -103,11 +150,14 @@ def entry(resource: FhirResource, mode: str, base_url: str) -> dict[str, Any]:
     }
 
 
-def source_status_entry(reports: Sequence[SourceReport]) -> dict[str, Any]:
-    """The searchset entry (``outcome``) with the status of every source."""
+def source_status_entry(
+    reports: Sequence[SourceReport], patient: FhirResource | None = None
+) -> dict[str, Any]:
+    """The searchset entry (``outcome``) with the status of every source (and the
+    disagreements behind ``patient``, the unified Patient the answer shows)."""
     return {
         "fullUrl": f"urn:uuid:{uuid.uuid4()}",
-        "resource": source_status_outcome(reports),
+        "resource": source_status_outcome(reports, patient),
         "search": {"mode": "outcome"},
     }
 
@@ -139,5 +189,9 @@ def searchset(
         for resource in batch
     ]
     if reports is not None:
-        entries.append(source_status_entry(reports))
+        patient = next(
+            (r for batch in (resources, included) for r in batch if r["resourceType"] == "Patient"),
+            None,
+        )
+        entries.append(source_status_entry(reports, patient))
     return {**searchset_head(len(resources), self_link), "entry": entries}

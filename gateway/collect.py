@@ -92,10 +92,12 @@ class Collector:
         memory_budget: int = 0,
         max_refreshes: int = 8,
         max_streams: int = 8,
+        on_collected: Callable[[Sequence[SourceReport]], None] | None = None,
     ) -> None:
         """``memory_budget``: most cached resources kept decoded in memory (0: none);
         ``max_refreshes``: most requests asking sources at once (see :meth:`_admitted`);
-        ``max_streams``: most snapshots open at once (see :meth:`snapshot`)."""
+        ``max_streams``: most snapshots open at once (see :meth:`snapshot`);
+        ``on_collected``: told every read's final source reports (for metrics)."""
         self._aggregator = aggregator
         self._cache = cache
         self._engagement = engagement
@@ -107,6 +109,7 @@ class Collector:
         self._slots = asyncio.Semaphore(max_refreshes)
         self._streams = asyncio.Semaphore(max_streams)
         self._decoded: BoundedMemo[tuple[str, str, str], _Decoded] = BoundedMemo(memory_budget)
+        self._on_collected = on_collected
 
     async def collect(
         self,
@@ -254,6 +257,8 @@ class Collector:
                     served[report.source_id] = cached
                     _from_cache(report, SourceStatus.STALE, state, cached)
         ordered = [served[s.id] for s in self._aggregator.sources if s.id in served]
+        if self._on_collected is not None:
+            self._on_collected(gathered.reports)
         return Collected(sources=ordered, reports=gathered.reports)
 
     async def _cached(

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import orjson
 from fastapi import Query, Request
 
-from consent.audit_fhir import to_audit_event
+from consent.audit_fhir import checkpoint_extension, to_audit_event
+from consent.reasons import InvalidReason, stated_reason
 from gateway.bundles import searchset
-from gateway.deps import Choices, Reader
+from gateway.deps import Choices, Reader, services
 from gateway.errors import BadRequest, GatewayError
 from gateway.fhir_json import FhirJSONResponse, read_response
 
@@ -66,6 +67,14 @@ def _parameters(body: Any) -> dict[str, str]:
         if isinstance(parameter, dict) and isinstance(parameter.get("valueString"), str):
             values[str(parameter.get("name"))] = parameter["valueString"].strip()
     return values
+
+
+def _stated(text: str, name: str) -> str:
+    """A reason parameter as it is kept (:func:`consent.reasons.stated_reason`), or 400."""
+    try:
+        return stated_reason(text)
+    except InvalidReason as exc:  # its message never repeats the reason
+        raise BadRequest(f"{name}: {exc}") from exc
 
 
 def add_consent_routes(routes: FhirRoutes) -> None:
@@ -135,12 +144,10 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         records: Reader,
     ) -> Any:
         values = _parameters(await json_body(request))
-        reason = values.get("reason", "")
-        if not 3 <= len(reason) <= 1000:
-            raise BadRequest("a reason (3 to 1000 characters) is required")
+        reason = _stated(values.get("reason", ""), "reason")
         override = values.get("blockOverrideReason") or None
-        if override is not None and not 3 <= len(override) <= 1000:
-            raise BadRequest("blockOverrideReason must be 3 to 1000 characters")
+        if override is not None:
+            override = _stated(override, "blockOverrideReason")
         record = await records.open_emergency(patient_id, reason, override)
         expires = record.expires_at.astimezone(UTC).isoformat(timespec="seconds")
         return FhirJSONResponse(
@@ -167,11 +174,15 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         entries = await desk.access_log(patient_id)
         base = base_of(request)
         events = [to_audit_event(entry, base_url=base) for entry in entries]
-        return FhirJSONResponse(
-            searchset(
-                events, None, base_url=base, self_link=f"{base}/AuditEvent?patient={patient_id}"
-            )
+        bundle = searchset(
+            events, None, base_url=base, self_link=f"{base}/AuditEvent?patient={patient_id}"
         )
+        # The newest signed checkpoint at the time of reading: entries up to its seq are
+        # anchored, and the patient can hold the log to it later.
+        checkpoint = await services(request).audit.latest_checkpoint()
+        if checkpoint is not None:
+            bundle["meta"]["extension"] = [checkpoint_extension(checkpoint)]
+        return FhirJSONResponse(bundle)
 
 
 def _base_url(request: Request) -> str:

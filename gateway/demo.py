@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
+import shutil
 import socket
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+import uvicorn
 
 from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM, parse_person_identifier
 from gateway.app import create_app
-from gateway.cli import CITIZEN_SCOPE
+from gateway.cli import CITIZEN_SCOPE, DEMO_CONFIG, CommandError
 from gateway.dev_issuer import DevIssuer, mint
-from gateway.settings import Settings, load_settings
+from gateway.settings import ConfigError, Settings, load_settings
+from gateway.workers import forwarded_options
 from simregions.app import create_app as create_region_app
 from simregions.legacy.app import create_legacy_app
 from simregions.legacy.spec import OST, LegacyRegionSpec
@@ -118,31 +123,77 @@ def write_demo_config(
 def dev_token(settings: Settings, claims: dict[str, Any], lifetime: int = 8 * 3600) -> str:
     """A token from the development issuer; refuses any other configuration."""
     if not settings.dev_mode:
-        raise SystemExit("refusing: this configuration is not in dev mode")
+        raise ConfigError("refusing: this configuration is not in dev mode")
     issuers = [i for i in settings.issuers if i.dev_signing_key_file is not None]
     if not issuers:
-        raise SystemExit("refusing: this configuration trusts no local development issuer")
+        raise ConfigError("refusing: this configuration trusts no local development issuer")
     return mint(issuers[0], claims, lifetime=lifetime)
 
 
-def _port_free(port: int) -> bool:
+def region_ports(region_port_base: int) -> dict[str, int]:
+    """Each simulated region's port: the FHIR regions, then Region Öst, consecutively."""
+    ids = [spec.id for spec in DEFAULT_REGIONS] + [OST.id]
+    return {rid: region_port_base + index for index, rid in enumerate(ids)}
+
+
+def check_ports(port: int, region_port_base: int) -> None:
+    """Refuse a gateway port and region ports that cannot all be used, saying why."""
+    count = len(region_ports(region_port_base))
+    last = region_port_base + count - 1
+    if last > 65535:
+        raise CommandError(
+            f"--region-port-base {region_port_base} leaves no room for the {count} region "
+            f"ports (at most {65535 - count + 1})"
+        )
+    if region_port_base <= port <= last:
+        raise CommandError(
+            f"--port {port} is one of the region ports {region_port_base}-{last}: "
+            "choose another --port or --region-port-base"
+        )
+
+
+def _cannot_listen(port: int) -> str | None:
+    """Why nothing can listen on ``port`` of the loopback address, or None if it can."""
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
+        except OSError as exc:
+            return exc.strerror or "unavailable"
+    return None
+
+
+def samlad_command() -> str:
+    """How to run ``samlad`` from the working folder, as a shell word that works there.
+
+    The script installed beside the running interpreter: ``samlad`` when that is the one
+    on PATH, else its path (relative when it is below the working folder, as with
+    ``.venv/bin/samlad``); ``python -m gateway.cli`` when there is no such script.
+    """
+    script = Path(sys.executable).parent / "samlad"
+    if not script.is_file():
+        return f"{shlex.quote(sys.executable)} -m gateway.cli"
+    on_path = shutil.which("samlad")
+    if on_path is not None and Path(on_path).resolve() == script.resolve():
+        return "samlad"
+    try:
+        relative = script.absolute().relative_to(Path.cwd())
+    except ValueError:
+        return shlex.quote(str(script.absolute()))
+    return shlex.quote(str(relative) if relative.parent != Path() else f"./{relative}")
 
 
 async def run_demo(data_dir: Path, port: int, region_port_base: int) -> None:
     """Start the regions and the gateway; return when cancelled (Ctrl-C)."""
     regions = DEFAULT_REGIONS
-    ports = {spec.id: region_port_base + index for index, spec in enumerate(regions)}
-    ports[OST.id] = region_port_base + len(regions)
-    busy = [p for p in [port, *ports.values()] if not _port_free(p)]
-    if busy:
-        raise SystemExit(f"port(s) already in use: {busy} (choose --port / --region-port-base)")
+    ports = region_ports(region_port_base)
+    for wanted in [port, *ports.values()]:
+        reason = _cannot_listen(wanted)
+        if reason is not None:
+            raise CommandError(
+                f"cannot listen on {LOOPBACK}:{wanted} ({reason}): "
+                "choose another --port or --region-port-base"
+            )
     urls = {spec.id: spec.base_url(ports[spec.id]) for spec in regions}
     legacy_url = OST.base_url(ports[OST.id])
     config_file = write_demo_config(data_dir, port, urls, regions, [legacy_source(OST, legacy_url)])
@@ -154,7 +205,15 @@ async def run_demo(data_dir: Path, port: int, region_port_base: int) -> None:
     sockets.append(bind_socket(LOOPBACK, ports[OST.id]))
     urls[OST.id] = legacy_url
     app = create_app(settings)
-    gateway = make_server(app)
+    gateway = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,  # the gateway's own request log leaves out paths and queries
+            timeout_graceful_shutdown=2,
+            **forwarded_options(settings.trusted_proxies),
+        )
+    )
     gateway_socket = bind_socket(LOOPBACK, port)
 
     tasks = [
@@ -172,7 +231,12 @@ async def run_demo(data_dir: Path, port: int, region_port_base: int) -> None:
         person = parse_person_identifier(TEST_PERSON)
         patient_id = await services.persons.remember(person)
         token = dev_token(settings, {"personnummer": TEST_PERSON, "scope": CITIZEN_SCOPE})
-        print(_banner(settings, config_file, token, patient_id, urls), flush=True)
+        samlad = samlad_command()
+        if config_file.resolve() != DEMO_CONFIG.resolve():
+            samlad_token = f"{samlad} token --config {shlex.quote(str(config_file))}"
+        else:
+            samlad_token = f"{samlad} token"
+        print(_banner(settings, config_file, token, patient_id, urls, samlad_token), flush=True)
     try:
         await asyncio.gather(*tasks)
     finally:
@@ -183,21 +247,29 @@ async def run_demo(data_dir: Path, port: int, region_port_base: int) -> None:
 
 
 def _banner(
-    settings: Settings, config: Path, token: str, patient_id: str, urls: dict[str, str]
+    settings: Settings,
+    config: Path,
+    token: str,
+    patient_id: str,
+    urls: dict[str, str],
+    samlad_token: str,
 ) -> str:
     base = settings.fhir_base_url
     regions = "\n".join(f"    {rid:5} {url}" for rid, url in urls.items())
+    syd = urls["syd"].removesuffix("/fhir")
     return f"""
-Samlad demo is running.  Ctrl-C stops everything.
+Samlad demo is running.
 
   FHIR base URL     {base}
   configuration     {config}
   simulated regions
 {regions}
 
-Citizen token for the test person Tolvan Tolvansson (19121212-1212), valid 8 hours:
+A citizen token for the test person Tolvan Tolvansson (19121212-1212), valid 8 hours,
+and the id of their unified patient record:
 
 export TOKEN={token}
+export PID={patient_id}
 
 Find the unified patient (the identity number travels in the body, not the URL):
 
@@ -207,13 +279,15 @@ curl -s -H "Authorization: Bearer $TOKEN" -X POST \\
 
 The whole unified record from all regions, with a status per region at the end:
 
-curl -s -H "Authorization: Bearer $TOKEN" '{base}/Patient/{patient_id}/$everything'
+curl -s -H "Authorization: Bearer $TOKEN" "{base}/Patient/$PID/\\$everything"
 
-Take one region down, then ask again (its status says it failed, and its data comes
-from the gateway's cache of its last answer, with the time of that answer):
+Take Region Syd down, then ask again: its status says stale (it did not answer), and
+its data comes from the gateway's cache of its last answer, with the time of that
+answer (lastSync). The same command with "none" for "down" brings it back.
 
 curl -s -X PUT -H "Authorization: Bearer sim-syd-token" -H "Content-Type: application/json" \\
-  -d '{{"fault": "down"}}' {urls.get("syd", "")[: -len("/fhir")]}/_sim/behaviour
+  -d '{{"fault": "down"}}' {syd}/_sim/behaviour
 
-More tokens: samlad token --config {config} --role citizen --personnummer 191212121212
+More tokens:  {samlad_token} --role clinician   (--help lists the options)
+Ctrl-C stops everything.
 """

@@ -5,9 +5,11 @@ and system the identifier module knows) equal to the one asked about, and no oth
 An invalid, missing or different number means the source's answer is not merged: it
 is reported, never guessed.
 
-Protected identity (skyddad identitet) is a ``R`` (restricted) confidentiality label on
-any source Patient; the unified Patient then carries the label and no address or
-contact details, whoever asks.
+Where linked Patients disagree on name, sex, birth date or protected identity, the
+unified Patient follows the rule of :mod:`fhir_profiles.demographics` and records the
+disagreement. Protected identity (skyddad identitet) is a ``R`` (restricted)
+confidentiality label on any source Patient; the unified Patient then carries the label
+and no address or contact details, whoever asks.
 """
 
 from __future__ import annotations
@@ -16,15 +18,29 @@ from collections.abc import Sequence
 from typing import Any
 
 from adapters.base import FhirResource
+from fhir_profiles.demographics import (
+    CONFIDENTIALITY,
+    SourcePatient,
+    conflict_extension,
+    decide,
+    is_protected,
+)
 from fhir_profiles.identifiers import (
     InvalidPersonIdentifier,
     PersonIdentifier,
     canonical_identifier,
 )
 
-CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
-RESTRICTED = {"R", "V"}
 SOURCE_URI = "urn:samlad:source:"
+
+__all__ = [
+    "CONFIDENTIALITY",
+    "SOURCE_URI",
+    "LinkError",
+    "check_link",
+    "is_protected",
+    "unified_patient",
+]
 
 
 class LinkError(ValueError):
@@ -56,46 +72,38 @@ def check_link(patient: FhirResource, person: PersonIdentifier) -> None:
         raise LinkError("the source's Patient names another identity number: not merged")
 
 
-def is_protected(patient: FhirResource) -> bool:
-    """True if the source marks the person's identity as protected."""
-    security = (patient.get("meta") or {}).get("security")
-    for label in security if isinstance(security, list) else []:
-        if (
-            isinstance(label, dict)
-            and label.get("system") == CONFIDENTIALITY
-            and label.get("code") in RESTRICTED
-        ):
-            return True
-    return False
-
-
 def unified_patient(
     patient_id: str,
     person: PersonIdentifier,
-    sources: Sequence[FhirResource],
-    protected_by: Sequence[FhirResource] | None = None,
+    sources: Sequence[SourcePatient],
+    protected_by: Sequence[SourcePatient] | None = None,
 ) -> FhirResource:
-    """The one Patient of the overview, from the linked source Patients (in source order).
+    """The one Patient of the overview, from the linked source Patients (in source order),
+    by the demographic rule of :func:`fhir_profiles.demographics.decide`.
 
     ``protected_by``: every linked source Patient, when ``sources`` are only those that
-    may be shown; a protected identity marked by any of them is honoured.
+    may be shown; a protected identity marked by any of them is honoured. Each
+    disagreement between ``sources`` is recorded as a ``demographic-conflict`` extension.
     """
+    decided = decide(person, sources, protected_by)
     patient: dict[str, Any] = {
         "resourceType": "Patient",
         "id": patient_id,
         "meta": {"source": f"{SOURCE_URI}gateway"},
         "identifier": [{"system": person.system, "value": person.value}],
-        "birthDate": person.birth_date.isoformat(),
     }
-    protected = any(
-        is_protected(source) for source in (sources if protected_by is None else protected_by)
-    )
-    fields = ("name", "gender") if protected else ("name", "gender", "telecom", "address")
-    for source in sources:
-        for field in fields:
-            if field in source and field not in patient:
-                patient[field] = source[field]
-    if protected:
+    if decided.conflicts:
+        patient["extension"] = [conflict_extension(c) for c in decided.conflicts]
+    for element, value in (
+        ("name", decided.name),
+        ("telecom", decided.telecom),
+        ("gender", decided.gender),
+        ("birthDate", decided.birth_date),
+        ("address", decided.address),
+    ):
+        if value is not None:
+            patient[element] = value
+    if decided.protected:
         patient["meta"]["security"] = [
             {"system": CONFIDENTIALITY, "code": "R", "display": "restricted"}
         ]

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.base import FhirResource
+from fhir_profiles.demographics import SourcePatient
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
 from gateway.aggregate import Gathered, Source, SourceRecord, SourceReport
@@ -444,11 +445,15 @@ def patient_of(
     hidden_providers: frozenset[str] = frozenset(),
 ) -> FhirResource:
     """The unified Patient, from the Patients of the sources whose care provider is not
-    hidden (a protected identity marked by any source is honoured)."""
+    hidden (a protected identity marked by any source is honoured; disagreements name
+    only shown sources)."""
+    linked = [SourcePatient(s.source.id, s.patient) for s in sources]
     shown = [
-        s.patient for s in sources if s.source.config.care_provider_hsa_id not in hidden_providers
+        patient
+        for patient, s in zip(linked, sources, strict=True)
+        if s.source.config.care_provider_hsa_id not in hidden_providers
     ]
-    return unified_patient(patient_id, person, shown, [s.patient for s in sources])
+    return unified_patient(patient_id, person, shown, linked)
 
 
 def merge_sources(

@@ -11,6 +11,11 @@ this process's memory (every worker process counts for itself), one table per ki
 client, each capped and least recently used first out: a bucket idle long enough to be
 evicted has usually refilled anyway, and a new one starts full.
 
+The address is the connection's peer, or the client an ``X-Forwarded-For`` names when the
+peer is one of the ``trusted_proxies`` (uvicorn resolves it; see
+:func:`gateway.workers.forwarded_options`): an invented header from anywhere else buys no
+fresh budget.
+
 Finding the principal means verifying the token; the verifier remembers the tokens it has
 verified until they expire (:class:`gateway.tokens.TokenVerifier`), so for a known token
 this costs a hash and a few dictionary operations.

@@ -162,8 +162,21 @@ class RecordReader:
 
         ``returned``: how many resources of each type the answer holds.
         """
+        entry = self._entry(decision, patient_id, action, resource_types, returned, reports)
+        await self._services.audit.append(entry)
+
+    def _entry(
+        self,
+        decision: AccessDecision,
+        patient_id: str,
+        action: str,
+        resource_types: Sequence[str],
+        returned: Mapping[str, int] | None = None,
+        reports: Sequence[SourceReport] = (),
+    ) -> AuditEntryCreate:
+        """The access log entry :meth:`log` writes."""
         counts = returned or {}
-        entry = AuditEntryCreate.model_validate(
+        return AuditEntryCreate.model_validate(
             {
                 **actor_fields(self._principal, self._services),
                 "actor_kind": decision.actor_kind or self._principal.kind,
@@ -182,7 +195,6 @@ class RecordReader:
                 "outcome_reason": decision.reason,
             }
         )
-        await self._services.audit.append(entry)
 
     async def authorise(
         self, person: PersonIdentifier, patient_id: str, action: str, types: Sequence[str]
@@ -402,7 +414,9 @@ class RecordReader:
 
         The access lasts ``emergency_access_hours``; every read during it is flagged in
         the log. Blocked data stays hidden unless the law's conditions for reading it are
-        recorded in ``block_override_reason``.
+        recorded in ``block_override_reason``. The opening and its log entry are written
+        in one transaction. ``reason`` and ``block_override_reason`` are as
+        :func:`consent.reasons.stated_reason` keeps them (the route applies it).
         """
         await self.person(patient_id)  # unknown ids are refused before anything is recorded
         principal = self._principal
@@ -419,8 +433,9 @@ class RecordReader:
             reason,
             block_override_reason,
             timedelta(hours=settings.emergency_access_hours),
+            log=self._services.audit,
+            logged_as=self._entry(decision, patient_id, "emergency-open", []),
         )
-        await self.log(decision, patient_id, "emergency-open", [])
         return record
 
     async def summary(self, patient_id: str) -> ReadResult:

@@ -260,6 +260,12 @@ class ResilientAdapter:
         self._rng = rng
         self.breaker = CircuitBreaker(policy, self._clock)
         self._slots = asyncio.Semaphore(policy.max_concurrency)
+        self._in_flight = 0
+
+    @property
+    def slots_in_use(self) -> int:
+        """Calls to the source holding one of its ``max_concurrency`` slots now."""
+        return self._in_flight
 
     def __repr__(self) -> str:
         return f"ResilientAdapter({self.inner!r})"
@@ -363,7 +369,11 @@ class ResilientAdapter:
             async with asyncio.timeout(timeout):
                 async with self._slots:
                     in_flight = True
-                    result = await attempt()
+                    self._in_flight += 1
+                    try:
+                        result = await attempt()
+                    finally:
+                        self._in_flight -= 1
         except TimeoutError as exc:
             if not in_flight:
                 # Queued behind this source's other calls until the deadline: the source

@@ -307,7 +307,7 @@ async def _streamed_bundle(
             if len(part) >= STREAM_PART:
                 yield bytes(part)
                 part.clear()
-    part += separator + dumps(source_status_entry(stream.reports)) + b"]}"
+    part += separator + dumps(source_status_entry(stream.reports, stream.patient)) + b"]}"
     yield bytes(part)
 
 

@@ -14,6 +14,7 @@ import httpx
 from adapters.base import FhirResource
 from adapters.registry import build_adapter, build_auth, check_kinds
 from consent.audit import AuditLog
+from consent.checkpoints import Checkpointer, CheckpointKey, JsonLinesFile
 from consent.relations import GuardianRegister
 from consent.store import ConsentStore
 from gateway.aggregate import Aggregator, Source
@@ -23,9 +24,11 @@ from gateway.engagement import EngagementIndex
 from gateway.errors import ServiceUnavailable
 from gateway.memo import BoundedMemo
 from gateway.merge import MergedRecord
+from gateway.metrics import Metrics
 from gateway.paging import PageCursorCodec
 from gateway.persons import PersonIndex
-from gateway.resilience import ResiliencePolicy, ResilientAdapter
+from gateway.pools import SourcePool, source_pools
+from gateway.resilience import CircuitBreaker, ResiliencePolicy, ResilientAdapter
 from gateway.settings import Settings
 from gateway.store.db import Database
 from gateway.store.migrate import check_current, upgrade
@@ -57,7 +60,10 @@ class Services:
     #: ``gateway.search_answers``); lists of resources the merged memo holds.
     matches: BoundedMemo[Any, tuple[list[FhirResource], str]]
     clients: list[httpx.AsyncClient] = field(default_factory=list)
+    #: Each source's HTTP client, by source id (also in ``clients``).
+    source_clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     housekeeping: asyncio.Task[None] | None = None
+    checkpoint_timer: asyncio.Task[None] | None = None
 
     def provider_of(self, source_id: str) -> str | None:
         """The care provider HSA-id a source holds data for, if configured."""
@@ -67,8 +73,9 @@ class Services:
         return None
 
     @classmethod
-    async def start(cls, settings: Settings) -> Services:
-        """Check the configuration, prepare the schema and build every collaborator."""
+    async def start(cls, settings: Settings, metrics: Metrics | None = None) -> Services:
+        """Check the configuration, prepare the schema and build every collaborator
+        (reporting to ``metrics`` if given)."""
         check_kinds(settings.sources)
         url = settings.effective_database_url
         if settings.should_auto_migrate:
@@ -77,8 +84,10 @@ class Services:
             check_current(url)
         db = Database(url, pool_size=settings.database_pool_size)
         clients: list[httpx.AsyncClient] = []
+        source_clients: dict[str, httpx.AsyncClient] = {}
         sources: list[Source] = []
         policy = resilience_policy(settings)
+        breakers: list[tuple[str, CircuitBreaker]] = []
         for config in settings.sources:
             client = httpx.AsyncClient(
                 auth=build_auth(config),
@@ -93,8 +102,10 @@ class Services:
                 follow_redirects=False,
             )
             clients.append(client)
+            source_clients[config.id] = client
             adapter = ResilientAdapter(build_adapter(config, client), policy)
             sources.append(Source(config, adapter))
+            breakers.append((config.id, adapter.breaker))
         jwks_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         clients.append(jwks_client)
         register_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
@@ -115,9 +126,10 @@ class Services:
             memory_budget=settings.memory_cache_resources,
             max_refreshes=settings.max_concurrent_refreshes,
             max_streams=settings.max_concurrent_streams,
+            on_collected=metrics.observe_reports if metrics else None,
         )
         log.info("gateway ready with %d source(s)", len(sources))
-        return cls(
+        services = cls(
             settings=settings,
             db=db,
             persons=PersonIndex(
@@ -127,7 +139,11 @@ class Services:
             tokens=TokenVerifier(settings.issuers, jwks_client),
             consents=ConsentStore(db),
             guardians=GuardianRegister(settings.guardian_registers, register_client),
-            audit=AuditLog(db),
+            audit=AuditLog(
+                db,
+                on_appended=metrics.observe_audit_append if metrics else None,
+                checkpoints=checkpointer(settings),
+            ),
             engagement=engagement,
             cache=cache,
             collector=collector,
@@ -136,7 +152,15 @@ class Services:
             matches=BoundedMemo(settings.memory_cache_resources * 10),
             paging=PageCursorCodec(b"paging:" + settings.id_key.get_secret_value().encode()),
             clients=clients,
+            source_clients=source_clients,
         )
+        if metrics is not None:
+            metrics.watch(breakers, services.pools)
+        return services
+
+    def pools(self) -> list[SourcePool]:
+        """Each source's connections in use and idle, and its concurrency slots in use."""
+        return source_pools(self.aggregator.sources, self.source_clients)
 
     def start_housekeeping(self, every: float = PURGE_INTERVAL) -> None:
         """Purge the cache of data past its retention now and every ``every`` seconds."""
@@ -154,17 +178,47 @@ class Services:
 
         self.housekeeping = asyncio.create_task(purge_forever(), name="cache-purge")
 
+        # The access log's time bound must hold when no entries arrive to trigger it.
+        tick = checkpoint_tick(self.settings.audit_checkpoint_every_seconds)
+
+        async def checkpoint_forever() -> None:
+            while True:
+                await asyncio.sleep(tick)
+                try:
+                    await self.audit.checkpoint_if_due()
+                except ServiceUnavailable:
+                    log.warning("audit checkpoint skipped: the data store is unavailable")
+
+        self.checkpoint_timer = asyncio.create_task(checkpoint_forever(), name="audit-checkpoints")
+
     async def aclose(self) -> None:
-        if self.housekeeping is not None:
-            self.housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.housekeeping
+        for task in (self.housekeeping, self.checkpoint_timer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for source in self.aggregator.sources:
             await source.adapter.aclose()
         for client in self.clients:
             await client.aclose()
         await self.audit.aclose()  # every queued access-log entry written (or failed)
         await self.db.dispose()
+
+
+def checkpointer(settings: Settings) -> Checkpointer:
+    """What signs the access log's checkpoints, when, and where they are exported."""
+    return Checkpointer(
+        CheckpointKey.from_hex(settings.audit_checkpoint_key.get_secret_value()),
+        every_entries=settings.audit_checkpoint_every_entries,
+        every_seconds=settings.audit_checkpoint_every_seconds,
+        sinks=[JsonLinesFile(settings.effective_audit_checkpoint_file)],
+    )
+
+
+def checkpoint_tick(every_seconds: float) -> float:
+    """How often each process looks whether a checkpoint is due by time: a tenth of the
+    bound, at most 5 s, so that one is written at most that late."""
+    return min(every_seconds / 10, 5.0)
 
 
 def resilience_policy(settings: Settings) -> ResiliencePolicy:

@@ -8,12 +8,21 @@ issuers and ``[[sources]]`` for upstream systems. Environment variables (for exa
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import SourceConfig, SourceConfigError, parse_sources
@@ -22,6 +31,9 @@ from consent.relations import RegisterConfig
 #: Well-known development keys; refused unless ``dev_mode`` is on.
 DEV_ID_KEY = "samlad-dev-id-key-not-secret"
 DEV_DATA_KEY = "samlad-dev-data-key-not-secret"
+#: Seed of the well-known development key that signs access-log checkpoints (the SHA-256
+#: of "samlad-dev-audit-checkpoint-key-not-secret"); refused unless ``dev_mode`` is on.
+DEV_AUDIT_CHECKPOINT_KEY = "568cc679dd4d82cf158749da7053e2a42fbff3260b612428283f7858b59933fc"
 
 
 class IssuerConfig(BaseModel):
@@ -71,10 +83,25 @@ class Settings(BaseSettings):
     port: int = 8000
     #: The public base URL of the gateway, used in Bundle links and ``fullUrl``.
     public_base_url: str = "http://127.0.0.1:8000"
+    #: ``Strict-Transport-Security: max-age=…`` on every answer (seconds), for a gateway
+    #: served over TLS (``public_base_url`` must then be https); 0 sends no HSTS header.
+    hsts_max_age: int = Field(default=0, ge=0, le=2 * 365 * 86400)
     #: Key for the opaque, stable unified patient ids (HMAC).
     id_key: SecretStr = SecretStr(DEV_ID_KEY)
     #: Key that encrypts identity numbers at rest.
     data_key: SecretStr = SecretStr(DEV_DATA_KEY)
+    #: Ed25519 key (its 32-byte seed, 64 hex digits) that signs the access log's
+    #: checkpoints; the database must not hold it.
+    audit_checkpoint_key: SecretStr = SecretStr(DEV_AUDIT_CHECKPOINT_KEY)
+    #: A checkpoint of the access log's head is written once this many entries are
+    #: unanchored ...
+    audit_checkpoint_every_entries: int = Field(default=100, ge=1, le=1_000_000)
+    #: ... or when the last one is this old and entries arrived since (seconds).
+    audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0, le=86400)
+    #: The append-only file checkpoints are exported to (JSON lines, fsync'd); empty
+    #: means ``audit-checkpoints.jsonl`` in data_dir. Keep it where the database's
+    #: administrators cannot write.
+    audit_checkpoint_file: Path | None = None
     #: Upper bound on one overview, whatever the per-source timeouts say (seconds).
     request_deadline: float = Field(default=5.0, gt=0, le=300)
     #: Time allowed to open a TCP/TLS connection to a source (capped by its timeout).
@@ -135,13 +162,48 @@ class Settings(BaseSettings):
     rate_limit_anonymous_burst: int = Field(default=30, ge=1, le=1_000_000)
     #: Buckets kept per kind (and verified tokens remembered); the least recently used go.
     rate_limit_max_clients: int = Field(default=10_000, ge=1, le=10_000_000)
+    #: The bearer token a metrics scraper must send to read ``/metrics``; unset, metrics
+    #: are not served at all. At least 16 characters.
+    metrics_token: SecretStr | None = None
+    #: ``text`` (one human-readable line per record) or ``json`` (one JSON object per
+    #: line, for a log shipper).
+    log_format: Literal["text", "json"] = "text"
+    #: Addresses or networks (``10.0.0.0/8``) of the reverse proxies in front of the
+    #: gateway: only a connection from one of them has its ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto`` believed, and the client address (which the rate limit and
+    #: the request log use) is then the one the proxy names. None by default: every
+    #: such header is ignored, from loopback too.
+    trusted_proxies: list[str] = Field(default_factory=list)
     #: Where guardian relations come from (files or HTTP endpoints).
     guardian_registers: list[RegisterConfig] = Field(default_factory=list)
     issuers: list[IssuerConfig] = Field(default_factory=list)
     sources: list[SourceConfig] = Field(default_factory=list)
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_only(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                # A name or "*" would be trusted by uvicorn as a literal or as everyone.
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an IP address or network"
+                ) from None
+        return value
+
+    @field_validator("audit_checkpoint_key")
+    @classmethod
+    def _ed25519_seed(cls, value: SecretStr) -> SecretStr:
+        seed = value.get_secret_value()
+        if len(seed) != 64 or any(c not in "0123456789abcdefABCDEF" for c in seed):
+            raise ValueError("must be 64 hex digits (a 32-byte Ed25519 seed)")
+        return value
+
     @model_validator(mode="after")
     def _safe_outside_dev(self) -> Self:
+        if self.metrics_token is not None and len(self.metrics_token.get_secret_value()) < 16:
+            raise ValueError("metrics_token must be at least 16 characters")
         if not self.dev_mode:
             for name, default in (("id_key", DEV_ID_KEY), ("data_key", DEV_DATA_KEY)):
                 value = getattr(self, name).get_secret_value()
@@ -150,13 +212,29 @@ class Settings(BaseSettings):
                         f"{name} must be set to a secret of at least 16 characters "
                         "outside dev mode (SAMLAD_" + name.upper() + ")"
                     )
+            if self.audit_checkpoint_key.get_secret_value().lower() == DEV_AUDIT_CHECKPOINT_KEY:
+                raise ValueError(
+                    "audit_checkpoint_key must be set to a key of your own outside dev mode "
+                    "(SAMLAD_AUDIT_CHECKPOINT_KEY)"
+                )
             if any(i.dev_signing_key_file for i in self.issuers):
                 raise ValueError("a development issuer may only be trusted in dev mode")
+        return self
+
+    @model_validator(mode="after")
+    def _hsts_needs_tls(self) -> Self:
+        # Browsers ignore HSTS sent over plain HTTP: asking for it there is a mistake.
+        if self.hsts_max_age and not self.public_base_url.startswith("https://"):
+            raise ValueError("hsts_max_age needs an https public_base_url")
         return self
 
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'samlad.db'}"
+
+    @property
+    def effective_audit_checkpoint_file(self) -> Path:
+        return self.audit_checkpoint_file or self.data_dir / "audit-checkpoints.jsonl"
 
     @property
     def should_auto_migrate(self) -> bool:
@@ -181,6 +259,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     for register in data.get("guardian_registers", []):
         if "file" in register and not Path(register["file"]).is_absolute():
             register["file"] = str(base / register["file"])
+    checkpoint_file = data.get("audit_checkpoint_file")
+    if checkpoint_file and not Path(checkpoint_file).is_absolute():
+        data["audit_checkpoint_file"] = str(base / checkpoint_file)
     data_dir = data.get("data_dir")
     if data_dir and not Path(data_dir).is_absolute():
         data["data_dir"] = str(base / data_dir)

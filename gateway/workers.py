@@ -30,15 +30,20 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any
 
 log = logging.getLogger("samlad.workers")
 
+#: prometheus-client's multiprocess mode: the directory every worker records metrics in.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 #: uvicorn's exit code when the application's start-up failed.
 STARTUP_FAILURE = 3
 #: A worker that dies sooner than this after it started is restarted only after a pause.
@@ -62,8 +67,24 @@ def bound_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def forwarded_options(trusted_proxies: Sequence[str]) -> dict[str, Any]:
+    """uvicorn's options for ``X-Forwarded-*`` headers: believed only from
+    ``trusted_proxies`` (uvicorn's own default trusts loopback, so that any local client
+    could name itself anyone with an invented header)."""
+    return {
+        "proxy_headers": bool(trusted_proxies),
+        "forwarded_allow_ips": list(trusted_proxies),
+    }
+
+
 def _worker(
-    factory: str, host: str, port: int, log_level: str, ready: Connection, alive: Connection
+    factory: str,
+    host: str,
+    port: int,
+    log_level: str,
+    trusted_proxies: tuple[str, ...],
+    ready: Connection,
+    alive: Connection,
 ) -> None:
     """One worker process: its own socket, one uvicorn server, the app from ``factory``.
     Says on ``ready`` when it has started, and stops (as on SIGTERM) when ``alive`` ends:
@@ -95,6 +116,7 @@ def _worker(
         factory=True,
         access_log=False,  # the gateway's own request log leaves out paths and queries
         log_level=log_level.lower(),
+        **forwarded_options(trusted_proxies),
     )
     Server(config).run(sockets=[sock])
 
@@ -115,8 +137,18 @@ class _Worker:
 class Supervisor:
     """Keeps ``workers`` processes of ``_worker`` running until told to stop."""
 
-    def __init__(self, factory: str, host: str, port: int, workers: int, log_level: str) -> None:
-        self._args = (factory, host, port, log_level)
+    def __init__(
+        self,
+        factory: str,
+        host: str,
+        port: int,
+        workers: int,
+        log_level: str,
+        trusted_proxies: Sequence[str] = (),
+        metrics_dir: str | None = None,
+    ) -> None:
+        self._args = (factory, host, port, log_level, tuple(trusted_proxies))
+        self._metrics_dir = metrics_dir
         self._host, self._port = host, port
         self._count = workers
         self._context = multiprocessing.get_context("spawn")
@@ -166,6 +198,7 @@ class Supervisor:
     def _ended(self, worker: _Worker) -> bool:
         """Handle a worker that exited; False if the server must stop."""
         worker.process.join()
+        self._forget_gauges(worker)
         if worker.awaited and worker.ready.poll():
             self._hear(worker)
         self._workers.remove(worker)
@@ -184,6 +217,13 @@ class Supervisor:
         if not self._stopping:  # a signal may have come while waiting
             self._start()
         return True
+
+    def _forget_gauges(self, worker: _Worker) -> None:
+        """Drop a dead worker's per-process gauges (its counters keep counting)."""
+        if self._metrics_dir is not None and worker.process.pid is not None:
+            from prometheus_client.multiprocess import mark_process_dead
+
+            mark_process_dead(worker.process.pid, self._metrics_dir)  # type: ignore[no-untyped-call]
 
     def run(self) -> int:
         """Serve until SIGINT or SIGTERM (0), or until the first workers fail to start or
@@ -225,10 +265,30 @@ class Supervisor:
         return 1 if failed else 0
 
 
-def serve(factory: str, *, host: str, port: int, workers: int, log_level: str = "info") -> int:
+def serve(
+    factory: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str = "info",
+    trusted_proxies: Sequence[str] = (),
+) -> int:
     """Run ``workers`` processes serving the app ``factory`` (``module:callable``) on
-    ``host:port``; returns the exit status."""
-    return Supervisor(factory, host, port, workers, log_level).run()
+    ``host:port``; returns the exit status. ``X-Forwarded-*`` headers are believed only
+    from ``trusted_proxies`` (see :func:`forwarded_options`).
+
+    The run gets a fresh, private directory for prometheus-client's multiprocess files
+    (named to the workers in :data:`METRICS_DIR_VARIABLE`), removed when it ends: left
+    over from an earlier run, they would add its counts to this one's."""
+    with tempfile.TemporaryDirectory(prefix="samlad-metrics-") as metrics_dir:
+        os.environ[METRICS_DIR_VARIABLE] = metrics_dir
+        try:
+            return Supervisor(
+                factory, host, port, workers, log_level, trusted_proxies, metrics_dir
+            ).run()
+        finally:
+            os.environ.pop(METRICS_DIR_VARIABLE, None)
 
 
 def positive(value: str) -> int:

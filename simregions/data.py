@@ -25,6 +25,10 @@ Deliberate duplicates (for the gateway's deduplication work), all for the test p
   Nord (LOINC 718-7) and Region Syd (NPU28309): a duplicate once codes are mapped.
 
 :func:`deliberate_duplicates` lists their resource ids.
+
+One deliberate disagreement: Region Nord's Patient of the centenarian who lives in Region
+Nord and Region Väst (:func:`former_name_person`) still has her former family name
+(:data:`FORMER_FAMILY_NAME`) and was last updated long before Region Väst's.
 """
 
 from __future__ import annotations
@@ -96,6 +100,10 @@ INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInt
 CONDITION_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CONDITION_VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 CONDITION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-category"
+
+#: The family name Region Nord still records for :func:`former_name_person`, and when.
+FORMER_FAMILY_NAME = "Gammalsdotter"
+FORMER_NAME_UPDATED = "2023-06-01T10:00:00Z"
 
 MIN_RESOURCES_PER_PERSON = 10
 MAX_RESOURCES_PER_PERSON = 60
@@ -459,6 +467,16 @@ class _RegionBuilder:
             ]
             del patient["telecom"]
             del patient["address"]
+        if self.region.id == "nord" and person.pnr == former_name_person().pnr:
+            patient["name"] = [
+                {
+                    "use": "official",
+                    "family": FORMER_FAMILY_NAME,
+                    "given": [person.given],
+                    "text": f"{person.given} {FORMER_FAMILY_NAME}",
+                }
+            ]
+            patient["meta"]["lastUpdated"] = FORMER_NAME_UPDATED
         return patient
 
     def clinical_record(self, record: _Record) -> None:
@@ -1078,6 +1096,11 @@ class _RegionBuilder:
         )
         record.resources.append(request)
         return request
+
+
+def former_name_person() -> Person:
+    """The person whose Patient in Region Nord has a former family name (see the module)."""
+    return all_people()[1]
 
 
 @functools.cache

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
+from hypothesis import settings as hypothesis_settings
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy import create_engine, text
@@ -25,6 +26,11 @@ from sqlalchemy.engine import make_url
 
 from gateway.settings import IssuerConfig
 from gateway.store.migrate import upgrade
+
+# Hypothesis's per-example deadline measures the machine's speed, not the code's
+# behaviour: a loaded machine would fail correct tests.
+hypothesis_settings.register_profile("samlad", deadline=None)
+hypothesis_settings.load_profile("samlad")
 
 ADMIN_POSTGRES_URL = os.environ.get(
     "SAMLAD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

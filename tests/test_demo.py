@@ -2,73 +2,43 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from simregions.regions import DEFAULT_REGIONS
+from tests.demo_process import DemoProcess, free_demo_ports
 
 SAMLAD = [sys.executable, "-m", "gateway.cli"]
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sockets.append(sock)
-    ports = [s.getsockname()[1] for s in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
-def _consecutive_free_ports(count: int) -> int:
-    for _ in range(50):
-        base = _free_ports(1)[0]
-        if base + count > 65000:
-            continue
-        try:
-            probes = []
-            for port in range(base, base + count):
-                probe = socket.socket()
-                probes.append(probe)
-                probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for probe in probes:
-                probe.close()
-        return base
-    raise RuntimeError("no free port range")
-
-
 class Demo:
-    def __init__(self, process: subprocess.Popen[str], banner: str, data_dir: Path) -> None:
-        self.process = process
-        self.banner = banner
+    """The demo as its banner describes it."""
+
+    def __init__(self, running: DemoProcess, data_dir: Path) -> None:
+        self.running = running
+        self.process = running.process
+        self.banner = running.banner
         self.data_dir = data_dir
 
     @property
     def token(self) -> str:
-        match = re.search(r"^export TOKEN=(\S+)$", self.banner, re.MULTILINE)
-        assert match, self.banner
-        return match.group(1)
+        return self.running.exports["TOKEN"]
+
+    @property
+    def patient_id(self) -> str:
+        return self.running.exports["PID"]
 
     @property
     def everything_url(self) -> str:
-        match = re.search(r"'(http://\S+/\$everything)'", self.banner)
+        """The banner's ``$everything`` command's URL, with the printed patient id."""
+        match = re.search(r'"(http://\S+/Patient/)\$PID/\\(\$everything)"', self.banner)
         assert match, self.banner
-        return match.group(1)
+        return match.group(1) + self.patient_id + "/" + match.group(2)
 
     @property
     def down_command(self) -> tuple[str, str]:
@@ -81,12 +51,7 @@ class Demo:
 
 def start_demo(data_dir: Path) -> Demo:
     """Start `samlad demo` on free ports and wait for its banner."""
-    regions = len(DEFAULT_REGIONS) + 1  # the FHIR regions, then Region Öst's legacy system
-    region_base = _consecutive_free_ports(regions)
-    port = _free_ports(1)[0]
-    while region_base <= port < region_base + regions:  # a port may be handed out again
-        port = _free_ports(1)[0]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAMLAD_")}
+    port, region_base = free_demo_ports()
     command = [
         *SAMLAD,
         "demo",
@@ -97,45 +62,16 @@ def start_demo(data_dir: Path) -> Demo:
         "--region-port-base",
         str(region_base),
     ]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("More tokens:"):
-            break
-    banner = "".join(lines)
-    if "Samlad demo is running" not in banner:
-        stop_demo(process)
-        pytest.fail(f"demo did not start:\n{banner}")
-    return Demo(process, banner, data_dir)
-
-
-def stop_demo(process: subprocess.Popen[str]) -> int:
-    """Ctrl-C, as a person would; kill only if it does not stop."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    code = process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
-    return code
+    return Demo(DemoProcess(command, Path.cwd()), data_dir)
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     running = start_demo(tmp_path_factory.mktemp("demo") / "data")
-    yield running
-    stop_demo(running.process)
+    try:
+        yield running
+    finally:
+        running.running.stop()
 
 
 def _statuses(bundle: dict[str, object]) -> dict[str, str]:
@@ -207,7 +143,8 @@ def test_token_command_works_for_the_demo_configuration(demo: Demo) -> None:
 def test_token_command_refuses_a_configuration_without_the_dev_issuer(tmp_path: Path) -> None:
     config = tmp_path / "prod.toml"
     config.write_text(
-        '[gateway]\nid_key = "0123456789abcdef0123"\ndata_key = "0123456789abcdef0123"\n',
+        '[gateway]\nid_key = "0123456789abcdef0123"\ndata_key = "0123456789abcdef0123"\n'
+        f'audit_checkpoint_key = "{"a1" * 32}"\n',
         encoding="utf-8",
     )
     result = citizen_token_command(config)
@@ -219,13 +156,19 @@ def test_token_command_refuses_a_configuration_without_the_dev_issuer(tmp_path: 
 def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     demo = start_demo(tmp_path / "data")
     assert httpx.get(demo.everything_url, timeout=10).status_code == 401
-    demo.process.send_signal(signal.SIGINT)
-    assert demo.process.wait(timeout=15) == 0
-    assert demo.process.stdout is not None
-    assert "Samlad demo stopped." in demo.process.stdout.read()
-    stop_demo(demo.process)
+    assert demo.running.stop() == 0
+    assert "Samlad demo stopped." in demo.running.output
+    assert "Traceback" not in demo.running.output
     with pytest.raises(httpx.ConnectError):
         httpx.get(demo.everything_url, timeout=2)
+
+
+def test_the_banner_says_stale_and_names_the_demos_configuration(demo: Demo) -> None:
+    """What the banner promises is what the API says; its token command names the file."""
+    assert "failed" not in demo.banner
+    assert "stale" in demo.banner
+    (more,) = [line for line in demo.banner.splitlines() if line.startswith("More tokens:")]
+    assert f"token --config {demo.data_dir / 'demo.toml'} --role clinician" in more
 
 
 def test_consent_walkthrough_in_the_demo(demo: Demo) -> None:
@@ -234,7 +177,7 @@ def test_consent_walkthrough_in_the_demo(demo: Demo) -> None:
 
     config = demo.data_dir / "demo.toml"
     base = demo.everything_url.rsplit("/Patient/", 1)[0]
-    patient_id = demo.everything_url.rsplit("/", 2)[-2]
+    patient_id = demo.patient_id
     citizen = {"Authorization": f"Bearer {demo.token}"}
     doc_token = subprocess.run(
         [*SAMLAD, "token", "--config", str(config), "--role", "clinician"],

@@ -37,6 +37,8 @@ def test_several_workers_serve_one_port(tmp_path: Path, issuer: IssuerKit) -> No
         "[gateway]\n"
         'id_key = "serve-test-id-key-0123"\n'
         'data_key = "serve-test-data-key-0123"\n'
+        f'audit_checkpoint_key = "{"a1" * 32}"\n'
+        f'audit_checkpoint_file = "{tmp_path / "audit-checkpoints.jsonl"}"\n'
         f'database_url = "sqlite:///{tmp_path / "samlad.db"}"\n'
         "auto_migrate = true\n"
         f"port = {port}\n"

@@ -7,6 +7,7 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import consent.audit  # the audit_entry table
+import consent.checkpoints  # the audit_checkpoint table
 import consent.models  # noqa: F401 - registers the tables on SQLModel.metadata
 import gateway.engagement
 import gateway.store.models  # noqa: F401

@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import column, create_engine, inspect, select, table
+from sqlalchemy import Connection, column, create_engine, inspect, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.store.db import sync_url
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 #: The newest revision in gateway/migrations/versions; a test holds it equal to Alembic's head.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 #: Where Alembic records the revision a database is at (its default table and column).
 VERSION_TABLE = table("alembic_version", column("version_num"))
@@ -51,12 +51,18 @@ def current_revisions(database_url: str) -> tuple[str, ...]:
     engine = create_engine(sync_url(database_url))
     try:
         with engine.connect() as connection:
-            if not inspect(connection).has_table(VERSION_TABLE.name):
-                return ()
-            rows = connection.execute(select(VERSION_TABLE.c.version_num)).scalars()
-            return tuple(sorted(str(value) for value in rows))
+            return revisions_on(connection)
     finally:
         engine.dispose()
+
+
+def revisions_on(connection: Connection) -> tuple[str, ...]:
+    """The revisions recorded in the database of ``connection``: none without a version
+    table. (Also run on the gateway's own async engine, by the readiness check.)"""
+    if not inspect(connection).has_table(VERSION_TABLE.name):
+        return ()
+    rows = connection.execute(select(VERSION_TABLE.c.version_num)).scalars()
+    return tuple(sorted(str(value) for value in rows))
 
 
 def is_current(revisions: tuple[str, ...]) -> bool:

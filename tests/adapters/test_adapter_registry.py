@@ -47,6 +47,9 @@ async def test_build_adapter_wraps_the_given_client() -> None:
         ({"page_size": 0}, "page_size"),
         ({"page_cap": "many"}, "page_cap"),
         ({"identifier_format": "yyyymmdd"}, "identifier_format"),
+        ({"identifier_formats": ["canonical", "yymmdd"]}, "identifier_formats"),
+        ({"identifier_formats": []}, "identifier_formats"),
+        ({"identifier_systems": [""]}, "identifier_systems"),
         ({"patient_search": "put"}, "patient_search"),
         ({"max_response_bytes": 10}, "max_response_bytes"),
     ],
@@ -62,7 +65,9 @@ def test_dialect_defaults() -> None:
     assert dialect.page_size == 50
     assert dialect.page_cap == 100
     assert dialect.identifier_system is None
-    assert dialect.identifier_format == "canonical"
+    assert dialect.identifier_format is None
+    assert dialect.identifier_systems is None
+    assert dialect.forms == ("canonical", "yyyymmdd-nnnn", "yymmdd-nnnn", "yymmddnnnn")
     assert dialect.patient_search == "post"
     assert dialect.max_response_bytes == 20 * 1024 * 1024
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import Any
 
 import httpx
@@ -11,7 +12,16 @@ import pytest
 from adapters.errors import SourceAuthError, SourceProtocolError
 from adapters.fhir_r4 import FhirR4Adapter
 from adapters.registry import build_adapter, build_auth
-from tests.adapters.adapter_fakes import TOLVAN, Sekmet, make_config, make_person
+from fhir_profiles.identifiers import (
+    PERSONNUMMER_OID,
+    PERSONNUMMER_SYSTEM,
+    SAMORDNINGSNUMMER_OID,
+    SAMORDNINGSNUMMER_SYSTEM,
+    IdentifierForm,
+    PersonIdentifier,
+)
+from gateway.linking import check_link
+from tests.adapters.adapter_fakes import FHIR_JSON, TOLVAN, Sekmet, make_config, make_person
 
 pytestmark = pytest.mark.anyio
 
@@ -70,8 +80,75 @@ async def test_ten_digit_dialect_finds_the_short_form_registration(
     found = await short.find_patient(sekmet.short_form_person)
     assert found is not None
     assert found["id"] == sekmet.short_form_id
-    canonical = build_adapter(sekmet_config(sekmet), client)
+    # A source that names one form is asked only that form.
+    canonical = build_adapter(sekmet_config(sekmet, identifier_format="canonical"), client)
     assert await canonical.find_patient(sekmet.short_form_person) is None
+
+
+#: How a real source files people: both national systems, every form, both kinds.
+MIXED_FILING: tuple[tuple[str, IdentifierForm], ...] = tuple(
+    (system, form)
+    for system in (PERSONNUMMER_SYSTEM, PERSONNUMMER_OID)
+    for form in ("canonical", "yyyymmdd-nnnn", "yymmdd-nnnn", "yymmddnnnn")
+)
+SAMORDNING_SYSTEM_OF = {
+    PERSONNUMMER_SYSTEM: SAMORDNINGSNUMMER_SYSTEM,
+    PERSONNUMMER_OID: SAMORDNINGSNUMMER_OID,
+}
+TODAY = date(2026, 11, 22)
+
+
+def mixed_people() -> list[tuple[PersonIdentifier, str, str]]:
+    """(person, system, value as filed): personnummer and samordningsnummer, and people of
+    100 and more (``+``) in every system and form that can express them."""
+    people: list[tuple[PersonIdentifier, str, str]] = []
+    for index, (system, form) in enumerate(MIXED_FILING):
+        for birth, samordning in (("1961", False), ("1920", False), ("1974", True)):
+            day = 10 + index + (60 if samordning else 0)
+            who = make_person(f"{birth}05{day:02d}", f"{300 + index:03d}")
+            filed = SAMORDNING_SYSTEM_OF[system] if samordning else system
+            try:
+                value = who.format(form, today=TODAY)
+            except ValueError:  # no separator cannot say "100 or more"
+                continue
+            people.append((who, filed, value))
+    return people
+
+
+async def test_one_source_entry_finds_everyone_however_they_are_filed(
+    sekmet: Sekmet, sent: tuple[httpx.AsyncClient, list[httpx.Request]]
+) -> None:
+    client, seen = sent
+    people = mixed_people()
+    assert {system for _, system, _ in people} == {
+        PERSONNUMMER_SYSTEM, PERSONNUMMER_OID, SAMORDNINGSNUMMER_SYSTEM, SAMORDNINGSNUMMER_OID
+    }  # fmt: skip
+    assert any("+" in value for _, _, value in people)
+    ids: dict[PersonIdentifier, str] = {}
+    for who, system, value in people:
+        body = {
+            "resourceType": "Patient",
+            "identifier": [{"system": system, "value": value}],
+            "name": [{"family": "Blandad"}],
+        }
+        response = await client.post(
+            f"{sekmet.base_url}/Patient", json=body, headers={"Content-Type": FHIR_JSON}
+        )
+        assert response.status_code == 201, response.text
+        ids[who] = response.json()["id"]
+    seen.clear()
+    source = FhirR4Adapter(sekmet_config(sekmet), client, today=lambda: TODAY)
+    for who, _, _ in people:
+        found = await source.find_patient(who)
+        assert found is not None
+        assert found["id"] == ids[who]
+        check_link(found, who)  # the unified Patient links it
+    # One OR-search per person, each a POST with the numbers in its body only.
+    assert len(seen) == len(people)
+    for request in seen:
+        assert request.method == "POST"
+        assert "?" not in str(request.url)
+        assert all(who.value[2:8] not in str(request.url) for who, _, _ in people)
 
 
 async def test_observations_across_pages(

@@ -22,7 +22,6 @@ from consent.audit import (
     AuditLog,
     ChainReport,
     compute_hash,
-    verify_command,
 )
 from gateway.errors import ServiceUnavailable
 from gateway.store.db import Database
@@ -287,23 +286,6 @@ async def test_append_without_a_database_is_unavailable(unavailable_url: str) ->
             await AuditLog(db).for_patient(PATIENT_A)
     finally:
         await db.dispose()
-
-
-async def test_verify_command(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    await _append(database_url, 3)
-    assert await verify_command(database_url) == 0
-    assert "audit log OK: 3 entries" in capsys.readouterr().out
-    with triggers_off(database_url) as conn:
-        conn.execute(text("DELETE FROM audit_entry WHERE seq = 2"))
-    assert await verify_command(database_url) == 1
-    assert "BROKEN at seq 2 (seq-gap)" in capsys.readouterr().out
-
-
-async def test_verify_command_without_a_database(
-    unavailable_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert await verify_command(unavailable_url) == 2
-    assert "cannot be read" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Migration 0003: the table it creates is the one the model describes, and it reverses."""
+"""Migrations 0003 and 0007: the tables they create are the ones the models describe,
+and they reverse."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import create_engine, inspect
 from sqlmodel import SQLModel
 
 from consent.audit import AUDIT_TABLE
+from consent.checkpoints import CHECKPOINT_TABLE
 from gateway.store.db import sync_url
 from gateway.store.migrate import alembic_config, upgrade
 
@@ -23,6 +25,7 @@ def test_migration_matches_the_model(database_url: str) -> None:
     finally:
         engine.dispose()
     assert [d for d in diffs if AUDIT_TABLE.name in repr(d)] == []
+    assert [d for d in diffs if CHECKPOINT_TABLE.name in repr(d)] == []
 
 
 def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
@@ -34,5 +37,20 @@ def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
         assert AUDIT_TABLE.name not in inspect(engine).get_table_names()
         upgrade(url)
         assert AUDIT_TABLE.name in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_checkpoints_downgrade_and_upgrade_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'samlad.db'}"
+    upgrade(url)
+    command.downgrade(alembic_config(url), "0006")
+    engine = create_engine(sync_url(url))
+    try:
+        tables = inspect(engine).get_table_names()
+        assert CHECKPOINT_TABLE.name not in tables
+        assert AUDIT_TABLE.name in tables
+        upgrade(url)
+        assert CHECKPOINT_TABLE.name in inspect(engine).get_table_names()
     finally:
         engine.dispose()

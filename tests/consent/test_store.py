@@ -1,15 +1,24 @@
 """A patient's standing (consents, blocks, a clinician's running emergency access), read in
-one statement on every data read."""
+one statement on every data read; an emergency opening is stored with its log entry."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+import consent.audit
+from consent.audit import AUDIT_TABLE, AuditEntryCreate, AuditLog
+from consent.models import EmergencyAccess
+from consent.reasons import InvalidReason, stated_reason
 from consent.store import ConsentStore
+from gateway.errors import ServiceUnavailable
 from gateway.store.db import Database
+from tests.consent.helpers import entry
 
 pytestmark = pytest.mark.anyio
 
@@ -18,10 +27,59 @@ DOC1, DOC2 = "SE2321009001-DOC1", "SE2321009001-DOC2"
 
 
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[ConsentStore]:
-    db = Database(database_url)
-    yield ConsentStore(db)
-    await db.dispose()
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def store(db: Database) -> ConsentStore:
+    return ConsentStore(db)
+
+
+def opening_entry(
+    patient_id: str, clinician: str, unit: str, provider: str, reason: str
+) -> AuditEntryCreate:
+    return entry(
+        patient_id,
+        actor_id=clinician,
+        actor_care_unit_hsa_id=unit,
+        actor_care_provider_hsa_id=provider,
+        action="emergency-open",
+        resource_types=[],
+        returned_count=0,
+        returned={},
+        purpose="ETREAT",
+        emergency=True,
+        emergency_reason=reason,
+    )
+
+
+async def open_emergency(
+    store: ConsentStore,
+    log: AuditLog,
+    patient_id: str,
+    clinician: str,
+    unit: str,
+    provider: str,
+    reason: str,
+    override: str | None,
+    duration: timedelta,
+) -> EmergencyAccess:
+    """Open an emergency access with the log entry the gateway writes for it."""
+    logged_as = opening_entry(patient_id, clinician, unit, provider, reason)
+    return await store.open_emergency(
+        patient_id,
+        clinician,
+        unit,
+        provider,
+        reason,
+        override,
+        duration,
+        log=log,
+        logged_as=logged_as,
+    )
 
 
 def _aware(moment: datetime) -> datetime:
@@ -29,8 +87,9 @@ def _aware(moment: datetime) -> datetime:
 
 
 async def test_standing_reads_every_record_of_the_patient_and_only_the_clinicians_access(
-    store: ConsentStore,
+    store: ConsentStore, db: Database
 ) -> None:
+    log = AuditLog(db)
     now = datetime.now(UTC)
     older = await store.grant(PATIENT, "care-provider", "SE2321009001-NORD", None, None)
     newer = await store.grant(
@@ -43,12 +102,20 @@ async def test_standing_reads_every_record_of_the_patient_and_only_the_clinician
     await store.grant(OTHER, "care-provider", "SE2321009001-NORD", None, None)
     await store.block(OTHER, "care-unit", "SE2321009001-MEDM")
     hour = timedelta(hours=1)
-    await store.open_emergency(PATIENT, DOC1, "UNIT", "PROV", "earlier", None, timedelta(0))
-    running = await store.open_emergency(
-        PATIENT, DOC1, "SE2321009001-AKUT", "SE2321009001-NORD", "unconscious", "life", hour
+    await open_emergency(store, log, PATIENT, DOC1, "UNIT", "PROV", "earlier", None, timedelta(0))
+    running = await open_emergency(
+        store,
+        log,
+        PATIENT,
+        DOC1,
+        "SE2321009001-AKUT",
+        "SE2321009001-NORD",
+        "unconscious",
+        "life",
+        hour,
     )
-    await store.open_emergency(PATIENT, DOC2, "UNIT", "PROV", "another clinician", None, hour)
-    await store.open_emergency(OTHER, DOC1, "UNIT", "PROV", "another patient", None, hour)
+    await open_emergency(store, log, PATIENT, DOC2, "UNIT", "PROV", "another clinician", None, hour)
+    await open_emergency(store, log, OTHER, DOC1, "UNIT", "PROV", "another patient", None, hour)
 
     standing = await store.standing(PATIENT, DOC1, datetime.now(UTC))
 
@@ -84,9 +151,10 @@ async def test_standing_reads_every_record_of_the_patient_and_only_the_clinician
 
 
 async def test_no_emergency_access_without_a_clinician_or_after_it_ends(
-    store: ConsentStore,
+    store: ConsentStore, db: Database
 ) -> None:
-    await store.open_emergency(PATIENT, DOC1, "UNIT", "PROV", "reason", None, timedelta(hours=1))
+    hour = timedelta(hours=1)
+    await open_emergency(store, AuditLog(db), PATIENT, DOC1, "UNIT", "PROV", "reason", None, hour)
     assert (await store.standing(PATIENT, None, datetime.now(UTC))).emergency is None
     later = datetime.now(UTC) + timedelta(hours=2)
     assert (await store.standing(PATIENT, DOC1, later)).emergency is None
@@ -94,3 +162,108 @@ async def test_no_emergency_access_without_a_clinician_or_after_it_ends(
     assert await store.standing("nobody", DOC1, datetime.now(UTC)) == (
         await store.standing("nobody", None, datetime.now(UTC))
     )
+
+
+async def _openings(db: Database) -> list[Any]:
+    async with db.connect() as conn:
+        table = EmergencyAccess.__table__  # type: ignore[attr-defined]
+        return list((await conn.execute(select(table))).all())
+
+
+async def _logged(db: Database) -> list[Any]:
+    async with db.connect() as conn:
+        return list((await conn.execute(select(AUDIT_TABLE))).mappings().all())
+
+
+async def test_an_opening_is_kept_with_its_log_entry_and_the_same_redacted_reason(
+    store: ConsentStore, db: Database
+) -> None:
+    reason = "Medvetslös,\x00 pnr 19121212-1212\u200b enligt anhörig"
+    override = "Fara för liv\n(anhörig 121212-1212)"
+    await open_emergency(
+        store, AuditLog(db), PATIENT, DOC1, "UNIT", "PROV", reason, override, timedelta(hours=1)
+    )
+    ((opening,), (logged,)) = (await _openings(db), await _logged(db))
+    assert opening.reason == logged["emergency_reason"] == stated_reason(reason)
+    assert opening.reason == "Medvetslös, pnr [identitetsnummer borttaget] enligt anhörig"
+    assert opening.block_override_reason == "Fara för liv (anhörig [identitetsnummer borttaget])"
+    assert (logged["action"], logged["emergency"]) == ("emergency-open", True)
+
+
+async def test_no_opening_is_stored_when_its_log_entry_cannot_be(
+    store: ConsentStore, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entry fails after the opening was inserted in its transaction: both go."""
+    insert_at_head = consent.audit._insert_at_head
+
+    async def failing(conn: AsyncConnection, batch: Any) -> Any:
+        await insert_at_head(conn, batch)
+        raise ServiceUnavailable("the access log is unavailable")
+
+    monkeypatch.setattr(consent.audit, "_insert_at_head", failing)
+    log = AuditLog(db)
+    with pytest.raises(ServiceUnavailable):
+        await open_emergency(
+            store, log, PATIENT, DOC1, "UNIT", "PROV", "Hjärtstopp", None, timedelta(hours=1)
+        )
+    assert await _openings(db) == []
+    assert await _logged(db) == []
+    assert (await store.standing(PATIENT, DOC1, datetime.now(UTC))).emergency is None
+
+    monkeypatch.undo()  # the log works again: the next opening is kept, with its entry
+    await open_emergency(
+        store, log, PATIENT, DOC1, "UNIT", "PROV", "Hjärtstopp", None, timedelta(hours=1)
+    )
+    assert len(await _openings(db)) == len(await _logged(db)) == 1
+
+
+@pytest.mark.parametrize(
+    ("reason", "override"),
+    [
+        ("\x00\x00\x00\x00", None),
+        ("\u200b\u200b\u200b\u200b", None),
+        ("Hjärtstopp", "\ufeff\u200d\u2060\x7f"),
+    ],
+)
+async def test_a_blank_reason_stores_nothing(
+    store: ConsentStore, db: Database, reason: str, override: str | None
+) -> None:
+    # (the log entry cannot even be made with a blank reason: the same rule)
+    logged_as = opening_entry(PATIENT, DOC1, "UNIT", "PROV", "Hjärtstopp")
+    with pytest.raises(InvalidReason):
+        await store.open_emergency(
+            PATIENT,
+            DOC1,
+            "UNIT",
+            "PROV",
+            reason,
+            override,
+            timedelta(hours=1),
+            log=AuditLog(db),
+            logged_as=logged_as,
+        )
+    assert await _openings(db) == []
+    assert await _logged(db) == []
+
+
+async def test_an_opening_must_come_with_its_own_log_entry(
+    store: ConsentStore, db: Database
+) -> None:
+    for logged_as in (
+        opening_entry(OTHER, DOC1, "UNIT", "PROV", "Hjärtstopp"),
+        opening_entry(PATIENT, DOC2, "UNIT", "PROV", "Hjärtstopp"),
+        opening_entry(PATIENT, DOC1, "UNIT", "PROV", "another reason"),
+    ):
+        with pytest.raises(ValueError, match="emergency opening"):
+            await store.open_emergency(
+                PATIENT,
+                DOC1,
+                "UNIT",
+                "PROV",
+                "Hjärtstopp",
+                None,
+                timedelta(hours=1),
+                log=AuditLog(db),
+                logged_as=logged_as,
+            )
+    assert await _openings(db) == []

@@ -58,6 +58,28 @@ def test_every_textual_form_round_trips(person: PersonIdentifier) -> None:
 
 
 @given(people())
+def test_written_forms_are_every_form_that_reads_back(person: PersonIdentifier) -> None:
+    written = person.written_forms(today=TODAY)
+    centenarian = TODAY.year - person.birth_date.year >= 100
+    assert len(written) == (3 if centenarian else 4)
+    assert written[0] == person.value
+    assert len(set(written)) == len(written)
+    for text in written:
+        assert parse_person_identifier(text, today=TODAY) == person
+    assert person.written_forms(("yymmdd-nnnn",), today=TODAY) == (
+        person.format("yymmdd-nnnn", today=TODAY),
+    )
+
+
+def test_national_systems_follow_the_kind_of_number() -> None:
+    tolvan = PersonIdentifier("191212121212")
+    assert tolvan.national_systems == (PERSONNUMMER_SYSTEM, PERSONNUMMER_OID)
+    samordning = PersonIdentifier(f"19800175000{luhn_check_digit('800175000')}")
+    assert samordning.is_samordningsnummer
+    assert samordning.national_systems == (SAMORDNINGSNUMMER_SYSTEM, SAMORDNINGSNUMMER_OID)
+
+
+@given(people())
 def test_plus_form_matches_the_adapter_rule(person: PersonIdentifier) -> None:
     ours = person.format("yymmdd-nnnn", today=TODAY)
     assert ours == format_identifier(person, "yymmdd-nnnn", TODAY)

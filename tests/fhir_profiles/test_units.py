@@ -259,3 +259,134 @@ def test_unhashable_codes_beside_a_known_one_never_raise() -> None:
     observation["code"]["coding"].insert(0, {"system": LOINC_SYSTEM, "code": ["x"]})
     observation["code"]["coding"].insert(0, {"system": {"a": 1}, "code": "x"})
     normalise_quantity(observation, [])
+
+
+# Published values. Molar masses: PubChem (cholesterol C27H46O 386.65 g/mol, triolein
+# 885.4, glucose 180.16, creatinine 113.12, urea 60.06, bilirubin 584.7, uric acid 168.11)
+# and the IUPAC standard atomic weights (Ca 40.078, N 14.007: urea nitrogen 2 x 14.007).
+# Conversion factors: the AMA Manual of Style SI conversion table ("Conventional to SI
+# units"), as used by JAMA and NEJM; each is the literature factor to 3-4 digits.
+PUBLISHED = [
+    # (analyte, LOINC reported under, unit, published factor to the Swedish unit)
+    ("kolesterol", "2093-3", "mg/dL", 0.0259),  # total cholesterol, mg/dL -> mmol/L
+    ("hdl", "2085-9", "mg/dL", 0.0259),
+    ("ldl", "2089-1", "mg/dL", 0.0259),
+    ("ldl", "13457-7", "mg/dL", 0.0259),  # calculated (Friedewald)
+    ("ldl", "18262-6", "mg/dL", 0.0259),  # direct assay
+    ("tg", "2571-8", "mg/dL", 0.0113),
+    ("glukos", "2345-7", "mg/dL", 0.0555),
+    ("b-glukos", "2339-0", "mg/dL", 0.0555),
+    ("kreatinin", "2160-0", "mg/dL", 88.4),
+    ("urea", "3091-6", "mg/dL", 0.1665),  # urea: 10 / 60.06
+    ("urea", "3094-0", "mg/dL", 0.357),  # urea nitrogen (BUN) -> urea: 10 / 28.014
+    ("bilirubin", "1975-2", "mg/dL", 17.1),
+    ("urat", "3084-1", "mg/dL", 59.48),
+    ("kalcium", "17861-6", "mg/dL", 0.2495),
+    ("albumin", "1751-7", "g/dL", 10.0),
+    ("u-albumin", "14957-5", "mg/dL", 10.0),  # urine microalbumin, mg/dL -> mg/L
+    ("u-albumin", "14957-5", "ug/mL", 1.0),
+    ("u-albumin", "1754-1", "mg/L", 1.0),
+]
+
+
+@pytest.mark.parametrize(("analyte", "loinc", "unit", "published"), PUBLISHED)
+def test_factors_match_the_published_ones(
+    analyte: str, loinc: str, unit: str, published: float
+) -> None:
+    found = analyte_for({"coding": [{"system": LOINC_SYSTEM, "code": loinc}]})
+    assert found is not None
+    assert found.key == analyte
+    factor = conversion_factor(analyte, unit, loinc)
+    assert factor is not None
+    assert math.isclose(factor, published, rel_tol=2.5e-3)
+
+
+@pytest.mark.parametrize(
+    ("analyte", "molar_mass"),
+    [
+        ("kolesterol", 386.65),
+        ("hdl", 386.65),
+        ("ldl", 386.65),
+        ("tg", 885.4),
+        ("glukos", 180.16),
+        ("b-glukos", 180.16),
+        ("kreatinin", 113.12),
+        ("urea", 60.06),
+        ("bilirubin", 584.7),
+        ("urat", 168.11),
+        ("kalcium", 40.078),
+    ],
+)
+def test_molar_masses_are_the_literature_ones(analyte: str, molar_mass: float) -> None:
+    (found,) = [a for a in ANALYTES if a.key == analyte]
+    assert found.molar_mass is not None
+    assert math.isclose(found.molar_mass, molar_mass, rel_tol=1e-3)
+    # Both ways: the mass unit converts to the molar one and back.
+    mass_to_molar = conversion_factor(analyte, "g/L")
+    assert mass_to_molar is not None
+    assert math.isclose(mass_to_molar * UNIT_SCALES[found.unit][1] * molar_mass, 1, rel_tol=1e-3)
+
+
+def _panel(*results: tuple[str, float, str]) -> list[dict[str, Any]]:
+    return [_observation(code, value, unit) for code, value, unit in results]
+
+
+def test_a_lipid_panel_in_mass_units_is_all_molar() -> None:
+    panel = _panel(
+        ("2093-3", 200, "mg/dL"),
+        ("2085-9", 50, "mg/dL"),
+        ("18262-6", 130, "mg/dL"),
+        ("13457-7", 128, "mg/dL"),
+        ("2571-8", 150, "mg/dL"),
+    )
+    issues: list[str] = []
+    assert all(normalise_quantity(observation, issues) for observation in panel)
+    assert issues == []
+    assert [o["valueQuantity"]["code"] for o in panel] == ["mmol/L"] * 5
+    assert [o["valueQuantity"]["value"] for o in panel] == [5.17, 1.3, 3.36, 3.31, 1.69]
+    for observation in panel:
+        (original,) = observation["valueQuantity"]["extension"]
+        assert original["valueQuantity"]["code"] == "mg/dL"
+    ldl_codes = [c["code"] for c in panel[2]["code"]["coding"]]
+    assert ldl_codes[0] == "18262-6"
+    assert "22748-8" in ldl_codes  # the molar code beside the mass one
+
+
+def test_urea_nitrogen_and_urine_microalbumin_are_converted() -> None:
+    bun, urea, microalbumin = _panel(
+        ("3094-0", 14, "mg/dL"), ("3091-6", 30, "mg/dL"), ("14957-5", 2.5, "mg/dL")
+    )
+    assert normalise_quantity(bun)
+    assert normalise_quantity(urea)
+    assert normalise_quantity(microalbumin)
+    assert (bun["valueQuantity"]["value"], bun["valueQuantity"]["code"]) == (5.0, "mmol/L")
+    assert bun["referenceRange"][0]["high"]["value"] == 10  # 28 mg/dL BUN
+    assert urea["valueQuantity"]["value"] == 5.0  # 30 mg/dL urea is 5.0 mmol/L as well
+    assert (microalbumin["valueQuantity"]["value"], microalbumin["valueQuantity"]["code"]) == (
+        25,
+        "mg/L",
+    )
+    assert "22664-7" in [c["code"] for c in bun["code"]["coding"]]
+
+
+def test_urea_and_urea_nitrogen_codes_at_once_are_not_guessed_between() -> None:
+    observation = _observation("3094-0", 14, "mg/dL")
+    observation["code"]["coding"].append({"system": LOINC_SYSTEM, "code": "3091-6"})
+    issues: list[str] = []
+    assert normalise_quantity(observation, issues) is False
+    assert observation["valueQuantity"]["code"] == "mg/dL"
+    assert issues
+
+
+def test_an_unknown_unit_in_a_panel_is_kept_and_reported() -> None:
+    known, unknown = _panel(("2093-3", 200, "mg/dL"), ("2085-9", 50, "mg/100mL"))
+    issues: list[str] = []
+    assert normalise_quantity(known, issues)
+    before = copy.deepcopy(unknown)
+    assert normalise_quantity(unknown, issues) is False
+    assert unknown == before
+    assert issues == [
+        "Observation.valueQuantity: no known conversion to mmol/L, left as sent",
+        "Observation.referenceRange[0].low: no known conversion to mmol/L, left as sent",
+        "Observation.referenceRange[0].high: no known conversion to mmol/L, left as sent",
+    ]

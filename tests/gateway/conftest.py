@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -95,6 +96,9 @@ def gateway_settings(
         "dev_mode": False,
         "id_key": "test-id-key-0123456789",
         "data_key": "test-data-key-0123456789",
+        "audit_checkpoint_key": "a1" * 32,
+        # Each gateway its own checkpoint file, not one in the working directory.
+        "audit_checkpoint_file": Path(tempfile.mkdtemp(prefix="samlad-test-")) / "cp.jsonl",
         "database_url": database_url,
         "public_base_url": FHIR_BASE.removesuffix("/fhir"),
         "issuers": [issuer.config],

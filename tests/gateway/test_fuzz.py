@@ -75,6 +75,7 @@ def openapi_document() -> dict[str, Any]:
         dev_mode=False,
         id_key="fuzz-id-key-0123456789",
         data_key="fuzz-data-key-0123456789",
+        audit_checkpoint_key="a1" * 32,
         database_url="sqlite://",
         public_base_url="http://127.0.0.1",
         issuers=[],

@@ -47,6 +47,7 @@ async def start_and_stop(database_url: str, auto_migrate: bool) -> None:
         dev_mode=False,
         id_key="test-id-key-0123456789",
         data_key="test-data-key-0123456789",
+        audit_checkpoint_key="a1" * 32,
         database_url=database_url,
         auto_migrate=auto_migrate,
     )

@@ -6,6 +6,7 @@ refilling is a step of the clock, not a sleep.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from joserfc.jwk import RSAKey
 from sqlalchemy import create_engine, text
@@ -23,6 +25,8 @@ from gateway.ratelimit import BucketTable, RateLimiter, address_key
 from gateway.settings import ConfigError, load_settings
 from gateway.store.db import sync_url
 from gateway.store.migrate import upgrade
+from gateway.workers import forwarded_options
+from simregions.server import bind_socket
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import TEST_PERSON, Gateway, Region, gateway_settings
 
@@ -32,7 +36,7 @@ OTHER_PERSON = "199001011239"
 KINDS = ("citizen", "clinician", "integrator", "anonymous")
 #: A read every principal may attempt: cheap, and never a 429 unless throttled.
 READ = "/fhir/Patient/nobody"
-SECRETS = {"id_key": "k" * 20, "data_key": "d" * 20}
+SECRETS = {"id_key": "k" * 20, "data_key": "d" * 20, "audit_checkpoint_key": "a1" * 32}
 
 
 class FakeClock:
@@ -300,3 +304,86 @@ def test_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAMLAD_RATE_LIMIT_CLINICIAN_PER_SECOND", "-1")
     with pytest.raises(ConfigError, match="rate_limit_clinician_per_second"):
         load_settings(None, **SECRETS)
+
+
+@asynccontextmanager
+async def served_gateway(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region], **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway served by uvicorn on loopback, configured as ``samlad serve`` and the
+    demo configure it (:func:`gateway.workers.forwarded_options`); a client of it."""
+    settings = gateway_settings(database_url, issuer, regions, **overrides)
+    config = uvicorn.Config(
+        create_app(settings),
+        log_level="warning",
+        access_log=False,
+        **forwarded_options(settings.trusted_proxies),
+    )
+    server = uvicorn.Server(config)
+    sock = bind_socket()
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            assert not task.done(), "the gateway did not start"
+            await asyncio.sleep(0.01)
+        port = sock.getsockname()[1]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+BAD_TOKEN = {"Authorization": "Bearer not-a-token"}
+
+
+async def test_forwarded_for_from_an_untrusted_peer_does_not_reset_the_budget(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    """By default no proxy is trusted, loopback included: a client that invents a new
+    X-Forwarded-For on every request still spends its own address's budget."""
+    limits = {"rate_limit_anonymous_per_second": 0.01, "rate_limit_anonymous_burst": 5}
+    async with served_gateway(database_url, issuer, regions, **limits) as client:
+        codes = [
+            (
+                await client.get(READ, headers=BAD_TOKEN | {"X-Forwarded-For": f"203.0.113.{n}"})
+            ).status_code
+            for n in range(40)
+        ]
+    assert codes[:5] == [401] * 5
+    assert codes[5:] == [429] * 35
+
+
+async def test_forwarded_for_from_a_trusted_proxy_names_the_client(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    """Behind a configured proxy, each client it names has its own budget (and one
+    naming itself the same spends the same one)."""
+    limits = {"rate_limit_anonymous_per_second": 0.01, "rate_limit_anonymous_burst": 2}
+    async with served_gateway(
+        database_url, issuer, regions, trusted_proxies=["127.0.0.0/8"], **limits
+    ) as client:
+        distinct = [
+            (
+                await client.get(READ, headers=BAD_TOKEN | {"X-Forwarded-For": f"203.0.113.{n}"})
+            ).status_code
+            for n in range(10)
+        ]
+        same = [
+            (
+                await client.get(READ, headers=BAD_TOKEN | {"X-Forwarded-For": "198.51.100.7"})
+            ).status_code
+            for _ in range(3)
+        ]
+    assert distinct == [401] * 10
+    assert same == [401, 401, 429]
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    assert load_settings(None, **SECRETS).trusted_proxies == []
+    settings = load_settings(None, trusted_proxies=["10.0.0.0/8", "::1"], **SECRETS)
+    assert settings.trusted_proxies == ["10.0.0.0/8", "::1"]
+    for wrong in ("*", "proxy.example"):
+        with pytest.raises(ConfigError, match="trusted_proxies"):
+            load_settings(None, trusted_proxies=[wrong], **SECRETS)

@@ -13,7 +13,7 @@ from gateway.settings import DEV_ID_KEY, ConfigError, IssuerConfig, load_setting
 pytestmark = pytest.mark.anyio
 
 SOURCE = {"id": "region-x", "kind": "fhir-r4", "base_url": "http://127.0.0.1:1/fhir"}
-SECRETS = {"id_key": "k" * 20, "data_key": "d" * 20}
+SECRETS = {"id_key": "k" * 20, "data_key": "d" * 20, "audit_checkpoint_key": "a1" * 32}
 
 
 def test_default_secrets_refused_outside_dev_mode() -> None:
@@ -64,6 +64,8 @@ public_base_url = "https://samlad.example"
 database_url = "sqlite:///from-file.db"
 id_key = "file-id-key-0123456789"
 data_key = "file-data-key-0123456789"
+audit_checkpoint_key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+audit_checkpoint_file = "anchors/audit-checkpoints.jsonl"
 
 [[sources]]
 id = "region-x"
@@ -80,7 +82,9 @@ token = "very-secret-upstream-token"
     assert settings.public_base_url == "https://samlad.example"
     assert settings.database_url == "postgresql://db.example/samlad"
     assert settings.sources[0].id == "region-x"
+    assert settings.effective_audit_checkpoint_file == tmp_path / "anchors/audit-checkpoints.jsonl"
     assert "very-secret-upstream-token" not in repr(settings)
+    assert "0123456789abcdef0123456789abcdef" not in repr(settings)
 
 
 @pytest.mark.parametrize(

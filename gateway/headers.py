@@ -1,0 +1,75 @@
+"""The security and caching headers of every answer, set in one ASGI middleware.
+
+Every answer may hold personal data unless known otherwise, so every answer says
+``Cache-Control: no-store`` (and ``Pragma: no-cache`` for HTTP/1.0 caches): no browser or
+proxy keeps a person's record, an error answer included. The only exceptions are the
+successful GETs of the public documents in :data:`PUBLIC_DOCUMENTS` (the
+CapabilityStatement and the SMART discovery document), cacheable for
+:data:`PUBLIC_MAX_AGE` seconds.
+
+Every answer also carries :data:`SECURITY_HEADERS`: no MIME sniffing, no framing, no
+referrer, and a Content-Security-Policy that allows nothing, since the gateway serves only
+JSON (no HTML page: see docs/api.md on /docs). A page served later needs its own policy
+here. ``Strict-Transport-Security`` is added when configured (``hsts_max_age``).
+
+The middleware replaces any header of these names a route set, so no route can loosen
+them.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+#: Paths whose successful GET is public and the same for everyone.
+PUBLIC_DOCUMENTS = frozenset(
+    {"/fhir/metadata", "/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration"}
+)
+#: How long a public document may be cached (seconds): a new release shows within it.
+PUBLIC_MAX_AGE = 300
+
+#: The Content-Security-Policy of every answer: load nothing, be framed by nothing.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+)
+_PRIVATE: tuple[tuple[bytes, bytes], ...] = (
+    (b"cache-control", b"no-store"),
+    (b"pragma", b"no-cache"),
+)
+_PUBLIC: tuple[tuple[bytes, bytes], ...] = (
+    (b"cache-control", f"public, max-age={PUBLIC_MAX_AGE}".encode()),
+)
+_SET = frozenset(
+    name for name, _ in (*SECURITY_HEADERS, *_PRIVATE, (b"strict-transport-security", b""))
+)
+
+
+class SecurityHeaders:
+    """ASGI middleware: the headers above on every HTTP answer."""
+
+    def __init__(self, app: ASGIApp, *, hsts_max_age: int = 0) -> None:
+        """``hsts_max_age``: seconds for ``Strict-Transport-Security``; 0 sends none."""
+        self.app = app
+        hsts = ((b"strict-transport-security", f"max-age={hsts_max_age}".encode()),)
+        self._always = SECURITY_HEADERS + (hsts if hsts_max_age > 0 else ())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        public = scope["method"] == "GET" and scope["path"] in PUBLIC_DOCUMENTS
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                caching = _PUBLIC if public and message["status"] == 200 else _PRIVATE
+                kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in _SET]
+                message = {**message, "headers": [*kept, *self._always, *caching]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,272 @@
+"""Every call to a source gives back its HTTP connection and its concurrency slot, on
+every path: an answer, an error, a timeout, and cancellation at any step by the
+caller or by the deadline; and a gateway that met a burst of cancelled reads serves
+every source again by itself. Against real loopback servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from adapters.base import FhirResource, SourceAdapter
+from adapters.config import SourceConfig
+from adapters.errors import SourceError
+from adapters.fhir_r4 import FhirR4Adapter
+from adapters.legacy_xml import LegacyXmlAdapter
+from adapters.registry import build_auth
+from adapters.transport import exchanges_finishing, pool_state
+from fhir_profiles.identifiers import PersonIdentifier
+from gateway.aggregate import Source
+from gateway.app import create_app
+from gateway.demo import legacy_source, region_source
+from gateway.pools import source_pools
+from gateway.resilience import CallBudget, ResiliencePolicy, ResilientAdapter, call_budget
+from gateway.services import Services
+from simregions.app import create_app as create_region_app
+from simregions.behaviour import Behaviour
+from simregions.legacy.app import create_legacy_app
+from simregions.legacy.spec import OST
+from simregions.regions import get_region
+from simregions.server import RunningServer, serve_in_thread
+from tests.conftest import IssuerKit
+from tests.gateway.conftest import TEST_PERSON, Gateway, Region, gateway_settings
+from tests.gateway.test_overview import source_status
+
+pytestmark = pytest.mark.anyio
+
+#: Connections and slots per source: small, so that a few lost ones would stop it.
+SLOTS = 3
+TOLVAN = PersonIdentifier(TEST_PERSON)
+#: Several pages at Nord (10 a page), so pipelined next-page requests are cut too.
+RESOURCE_TYPE = "MedicationRequest"
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.resources: list[FhirResource] = []
+
+    def restart(self) -> None:
+        self.resources = []
+
+    def take(self, page: list[FhirResource]) -> None:
+        self.resources += page
+
+
+@dataclass
+class Wired:
+    """One adapter, wrapped as the gateway wraps it, on its own small pool."""
+
+    adapter: ResilientAdapter
+    client: httpx.AsyncClient
+    behaviour: Behaviour
+
+    def assert_whole(self) -> None:
+        state = pool_state(self.client)
+        assert state is not None
+        assert (state.in_use, state.waiting) == (0, 0), state
+        assert self.adapter.slots_in_use == 0
+
+    async def read(self, deadline: float = 30.0) -> int:
+        """Find the person and read their Observations in full; the resources read."""
+        budget = CallBudget(deadline=asyncio.get_running_loop().time() + deadline)
+        with call_budget(budget):
+            patient = await self.adapter.find_patient(TOLVAN)
+            assert patient is not None
+            sink = _Sink()
+            if self.adapter.paged:
+                await self.adapter.search_into(RESOURCE_TYPE, str(patient["id"]), sink)
+                return len(sink.resources)
+            return len(await self.adapter.search(RESOURCE_TYPE, str(patient["id"])))
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, tuple[RunningServer, Behaviour, SourceConfig]]]:
+    """Nord (FHIR R4, 10 resources a page) and Öst (legacy XML), each on loopback."""
+    nord_behaviour, ost_behaviour = Behaviour(), Behaviour()
+    nord = get_region("nord")
+    with (
+        serve_in_thread(create_region_app(nord, nord_behaviour)) as nord_server,
+        serve_in_thread(create_legacy_app(OST, ost_behaviour)) as ost_server,
+    ):
+        yield {
+            "fhir-r4": (
+                nord_server,
+                nord_behaviour,
+                SourceConfig.model_validate(region_source(nord, nord_server.url + "/fhir")),
+            ),
+            "legacy-xml": (
+                ost_server,
+                ost_behaviour,
+                SourceConfig.model_validate(legacy_source(OST, ost_server.url + "/rivta")),
+            ),
+        }
+
+
+@pytest.fixture(params=["fhir-r4", "legacy-xml"])
+async def wired(
+    request: pytest.FixtureRequest,
+    servers: dict[str, tuple[RunningServer, Behaviour, SourceConfig]],
+) -> AsyncIterator[Wired]:
+    _, behaviour, config = servers[request.param]
+    client = httpx.AsyncClient(
+        auth=build_auth(config),
+        timeout=httpx.Timeout(5.0),
+        limits=httpx.Limits(max_connections=SLOTS, max_keepalive_connections=SLOTS),
+    )
+    inner: SourceAdapter = (
+        FhirR4Adapter(config, client)
+        if request.param == "fhir-r4"
+        else LegacyXmlAdapter(config, client)
+    )
+    adapter = ResilientAdapter(
+        inner, ResiliencePolicy(attempts=1, max_concurrency=SLOTS, failure_threshold=10**6)
+    )
+    try:
+        yield Wired(adapter, client, behaviour)
+    finally:
+        behaviour.fault = "none"
+        behaviour.latency_ms = 0
+        await client.aclose()
+
+
+async def settled() -> None:
+    """Let abandoned exchanges finish closing their connections (a bounded wait for a
+    condition, not a timing claim: they end within a few event-loop turns)."""
+    for _ in range(1000):
+        if exchanges_finishing() == 0:
+            break
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0)  # the pool's own bookkeeping after the last one
+
+
+async def test_a_read_cancelled_at_any_step_gives_back_its_connection_and_slot(
+    wired: Wired,
+) -> None:
+    """Cancel a full read after k event-loop turns, for every k until it completes on
+    its own: whichever await it is cancelled at (waiting for a slot, a connection, a
+    lock, the network, a pipelined next page, closing a response), the pool and the
+    slots are whole afterwards and the source is read in full again."""
+    expected = await wired.read()
+    assert expected > 0
+    completed = False
+    for turns in range(2000):
+        task = asyncio.create_task(wired.read())
+        for _ in range(turns):
+            await asyncio.sleep(0)
+            if task.done():
+                break
+        if task.done():
+            assert task.result() == expected
+            completed = True
+            break
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await settled()
+        wired.assert_whole()
+    assert completed, "the read never finished within the turns tried"
+    # As many concurrent reads as there are slots all get connections.
+    assert await asyncio.gather(*(wired.read() for _ in range(SLOTS))) == [expected] * SLOTS
+    await settled()
+    wired.assert_whole()
+
+
+@pytest.mark.parametrize("fault", ["timeout", "slow-drip", "reset", "error-500", "none"])
+async def test_a_read_cut_off_by_its_deadline_gives_back_its_connection_and_slot(
+    wired: Wired, fault: str
+) -> None:
+    """The source hangs before answering, drips its answer, drops the connection,
+    fails or answers: many concurrent reads cut off by their deadline (or not) leave
+    the pool and the slots whole, and the source is read again once it is healthy."""
+    expected = await wired.read()
+    wired.behaviour.fault = fault
+    wired.behaviour.fault_rate = 0.5
+    rng = random.Random(7)
+
+    async def cut_short() -> None:
+        with contextlib.suppress(SourceError):
+            await wired.read(deadline=rng.uniform(0.0, 0.3))
+
+    await asyncio.gather(*(cut_short() for _ in range(4 * SLOTS)))
+    await settled()
+    wired.assert_whole()
+    wired.behaviour.fault = "none"
+    assert await wired.read() == expected
+    await settled()
+    wired.assert_whole()
+
+
+async def test_after_a_burst_of_cancelled_reads_every_source_is_ok_again_by_itself(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    """`$everything` reads, many at once, given up by the client at random moments while
+    Väst hangs on a third of its requests, the rest cut off by their deadline:
+    afterwards, with nothing restarted, every region answers the next read (``ok``) and
+    every source's pool and slots are whole."""
+    settings = gateway_settings(
+        database_url,
+        issuer,
+        regions,
+        source_max_concurrency=SLOTS,
+        cache_fresh_seconds=0,
+        rate_limit_enabled=False,
+        request_deadline=4.0,
+        source_timeout=4.0,
+    )
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
+        ) as client,
+    ):
+        gateway = Gateway(client, issuer, regions, settings)
+        services: Services = app.state.services
+        patient_id = await gateway.patient_id()
+        headers = gateway.citizen()
+        everything = f"/fhir/Patient/{patient_id}/$everything"
+        regions["vast"].behaviour.fault = "timeout"
+        regions["vast"].behaviour.fault_rate = 0.3
+        for region in regions.values():
+            region.behaviour.latency_ms = 20
+        rng = random.Random(11)
+
+        async def given_up() -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(rng.uniform(0.0, 5.0)):
+                    await client.get(everything, headers=headers)
+
+        await asyncio.gather(*(given_up() for _ in range(30)))
+        for region in regions.values():
+            region.behaviour.fault = "none"
+            region.behaviour.latency_ms = 0
+        await settled()
+        for pool in services.pools():
+            in_use = (pool.connections_in_use, pool.requests_waiting, pool.slots_in_use)
+            assert in_use == (0, 0, 0), pool
+        response = await client.get(everything, headers=headers)
+        assert response.status_code == 200, response.text
+        statuses = {k: v["status"] for k, v in source_status(response.json()).items()}
+        assert statuses == {region.source_id: "ok" for region in regions.values()}
+
+
+def test_source_pools_report_connections_and_slots() -> None:
+    """The pool report names every source, with zero for what it cannot see."""
+
+    class _Bare:
+        source_id = "bare"
+
+    config = SourceConfig.model_validate(
+        {"id": "bare", "kind": "fhir-r4", "base_url": "http://127.0.0.1:9/fhir"}
+    )
+    wrapped = ResilientAdapter(_Bare(), ResiliencePolicy(max_concurrency=5))  # type: ignore[arg-type]
+    pools = source_pools([Source(config, wrapped)], {})
+    assert [(p.source_id, p.connections_in_use, p.slots_in_use, p.slots) for p in pools] == [
+        ("bare", 0, 0, 5)
+    ]
