@@ -76,6 +76,7 @@ from fhir_profiles.identifiers import (
     PersonIdentifier,
     parse_person_identifier,
 )
+from fhir_profiles.record_status import approval_tag, nullified_tag
 
 SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 ADDRESSING_NS = "urn:riv:itintegration:registry:1"
@@ -111,28 +112,52 @@ _UCUM = {
     "mIE/L": "m[IU]/L", "mIU/L": "m[IU]/L", "INR": "{INR}", "mL/min/1,73 m²": "mL/min/{1.73_m2}",
     "mg/dL": "mg/dL", "g/dL": "g/dL", "U/L": "U/L", "%": "%",
 }  # fmt: skip
-#: careContactCode → Encounter.class (v3 ActCode).
+#: careContactCode (the national KV vårdkontakttyp, 1.2.752.129.2.2.2.25) → Encounter.class:
+#: Besök, Telefon, Vårdtillfälle, Dagsjukvård (a short stay, v3 ActCode ``SS``) and Annan,
+#: which says only "other" (v3 NullFlavor ``OTH``). The original coding stays in ``type``.
 _CONTACT_CLASSES = {
-    "1": ("AMB", "ambulatory"),
-    "2": ("VR", "virtual"),
-    "3": ("IMP", "inpatient encounter"),
-    "4": ("VR", "virtual"),
-    "5": ("EMER", "emergency"),
+    "1": (ACT_CODE_SYSTEM, "AMB", "ambulatory"),
+    "2": (ACT_CODE_SYSTEM, "VR", "virtual"),
+    "3": (ACT_CODE_SYSTEM, "IMP", "inpatient encounter"),
+    "4": (ACT_CODE_SYSTEM, "SS", "short stay"),
+    "5": (NULL_FLAVOR_SYSTEM, "OTH", "other"),
 }
+_UNKNOWN_CLASS = (NULL_FLAVOR_SYSTEM, "UNK", "unknown")
 _CONTACT_STATUS = {
     "Avslutad": "finished",
     "Pågående": "in-progress",
     "Planerad": "planned",
     "Avbruten": "cancelled",
 }
-#: clinicalDocumentNoteCode → the LOINC document type the FHIR sources use for it.
+_PROGRESS = ("11506-3", "Progress note")
+_NOTE = ("34109-9", "Note")
+_NURSE = ("34746-8", "Nurse Note")
+_SUMMARY = ("34133-9", "Summary of episode note")
+_ADMISSION = ("47039-3", "Hospital Admission history and physical note")
+#: clinicalDocumentNoteCode (code system 1.2.752.129.2.2.2.11) → the LOINC document type
+#: added beside it: the national codes of GetCareDocumentation 2, the older national ones,
+#: and Östjournal's own (mot, ssk, tel, vid, aku). The table is in docs/normalisation.md.
 _NOTE_LOINC = {
-    "mot": ("11506-3", "Progress note"),
-    "ssk": ("34746-8", "Nurse Note"),
-    "tel": ("34109-9", "Note"),
-    "vid": ("11506-3", "Progress note"),
-    "aku": ("34111-5", "Emergency department Note"),
+    "utr": ("11488-4", "Consult note"),
+    "atb": ("28570-0", "Procedure note"),
+    "sam": _SUMMARY,
+    "sao": _PROGRESS,
+    "ins": _ADMISSION,
+    "slu": _SUMMARY,
+    "auf": _NOTE,
+    "sva": _SUMMARY,
+    "bes": _PROGRESS,
     "epi": ("18842-5", "Discharge summary"),
+    "int": _ADMISSION,
+    "dag": _PROGRESS,
+    "ova": _NURSE,
+    "ovs": _NURSE,
+    "ovr": _NOTE,
+    "mot": _PROGRESS,
+    "ssk": _NURSE,
+    "tel": _NOTE,
+    "vid": _PROGRESS,
+    "aku": ("34111-5", "Emergency department Note"),
 }
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _PATIENT_ID = re.compile(r"^[a-f0-9]{40}$")
@@ -415,7 +440,10 @@ class LegacyXmlAdapter:
                 raise SourceProtocolError(f"{what}: record without header")
             self._check_person(header, person, what)
             subject = {"reference": f"Patient/{patient_id}"}
-            resources.extend(build(self, record, header, subject))
+            tags = _record_tags(header)
+            for resource in build(self, record, header, subject):
+                resource["meta"] = {"tag": [dict(tag) for tag in tags]}
+                resources.append(resource)
         # The builders share small parts (subject, performer) between resources; callers own
         # and edit what adapters return, so hand out independent copies.
         fresh: list[FhirResource] = orjson.loads(orjson.dumps(resources))
@@ -646,12 +674,8 @@ class LegacyXmlAdapter:
             raise SourceProtocolError(f"{what}: record without body")
         contact_code = body.coding("careContactCode")
         code = contact_code["code"] if contact_code else ""
-        act, act_display = _CONTACT_CLASSES.get(code, ("UNK", "unknown"))
-        encounter_class = {
-            "system": ACT_CODE_SYSTEM if code in _CONTACT_CLASSES else NULL_FLAVOR_SYSTEM,
-            "code": act,
-            "display": act_display,
-        }
+        system, act, act_display = _CONTACT_CLASSES.get(code, _UNKNOWN_CLASS)
+        encounter_class = {"system": system, "code": act, "display": act_display}
         encounter: FhirResource = {
             "resourceType": "Encounter",
             "id": self._resource_id("Encounter", header.required("documentId")),
@@ -863,6 +887,22 @@ def _patient(record: _Record, patient_id: str, person: PersonIdentifier) -> Fhir
         patient.pop("address", None)
         patient.pop("telecom", None)
     return patient
+
+
+def _record_tags(header: _Record) -> list[FhirResource]:
+    """The header's ``approvedForPatient`` and ``nullified`` as ``meta.tag``s.
+
+    ``approvedForPatient`` other than ``true``/``false`` (or missing) becomes ``unknown``,
+    which holds the record back from the patient like ``false`` does. ``nullified`` other
+    than ``false`` (or missing) counts as nullified. The nullification reason is free text
+    that nobody is shown; it is not carried.
+    """
+    approved = {"true": True, "false": False}.get(header.text("approvedForPatient") or "")
+    tags = [approval_tag(approved)]
+    nullified = header.text("nullified")
+    if nullified is not None and nullified != "false":
+        tags.append(nullified_tag())
+    return tags
 
 
 def _fault_error(fault: ET.Element, what: str) -> SourceError:

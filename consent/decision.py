@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from fhir_profiles.record_status import held_back_from_patient, is_nullified
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,9 @@ class AccessDecision:
     hidden_units: frozenset[str] = field(default_factory=frozenset)
     #: Resource types the principal may read.
     resource_types: frozenset[str] = field(default_factory=frozenset)
+    #: Records the responsible clinician has not (or not readably) approved for the patient
+    #: are hidden: true when the patient, or their guardian, reads (RIV-TA consumer rule R1).
+    hides_unapproved: bool = False
 
     @classmethod
     def deny(cls, reason: str, actor_kind: str = "") -> AccessDecision:
@@ -31,10 +37,20 @@ class AccessDecision:
     def may_read_type(self, resource_type: str) -> bool:
         return self.allowed and resource_type in self.resource_types
 
-    @property
-    def hides_nothing(self) -> bool:
-        """True when no block applies: :meth:`hides` is False for everything."""
-        return not self.hidden_providers and not self.hidden_units
+    def hides_resource(
+        self, resource: dict[str, Any], provider: str | None, unit: str | None
+    ) -> bool:
+        """True when ``resource`` (produced by ``provider`` / ``unit``) must not be returned.
+
+        Nullified records are hidden from everyone; records not approved for the patient
+        from the patient and their guardians (:attr:`hides_unapproved`); blocked data as
+        :meth:`hides` says.
+        """
+        if is_nullified(resource):
+            return True
+        if self.hides_unapproved and held_back_from_patient(resource):
+            return True
+        return self.hides(provider, unit)
 
     def hides(self, provider: str | None, unit: str | None) -> bool:
         """True when data produced by ``provider`` / ``unit`` must not be returned.

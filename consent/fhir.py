@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from consent.models import BlockRecord, ConsentRecord
 from fhir_profiles.datetimes import parse_datetime
@@ -30,7 +32,10 @@ MAX_END = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class InvalidConsent(ValueError):
-    """The Consent resource does not follow the profile; the message says what is wrong."""
+    """The Consent resource does not follow the profile; the message says what is wrong.
+
+    Messages name the element (``Consent.provision.period``), never the value sent.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +48,93 @@ class ConsentRequest:
     end: datetime | None
 
 
-def _instant(value: Any, name: str) -> datetime | None:
+class _Element(BaseModel):
+    """A FHIR element as a client sends it: types checked strictly (FHIR JSON has no null
+    and no numbers for strings), elements the gateway does not read left alone."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class _Coding(_Element):
+    system: str | None = None
+    code: str | None = None
+
+
+class _CodeableConcept(_Element):
+    coding: list[_Coding] = []
+
+
+class _Extension(_Element):
+    url: str
+    valueCode: str | None = None
+
+
+class _Identifier(_Element):
+    system: str | None = None
+    value: str | None = None
+
+
+class _Reference(_Element):
+    reference: str | None = None
+    identifier: _Identifier | None = None
+    extension: list[_Extension] = []
+
+
+class _Period(_Element):
+    start: str | None = None
+    end: str | None = None
+
+
+class _Actor(_Element):
+    role: _CodeableConcept
+    reference: _Reference
+
+
+class _Provision(_Element):
+    type: str | None = None
+    period: _Period | None = None
+    actor: list[_Actor] = []
+
+
+class _Consent(_Element):
+    resourceType: Literal["Consent"]
+    id: str | None = None
+    status: str | None = None
+    patient: _Reference | None = None
+    provision: _Provision | None = None
+
+
+def shape_error(resource_type: str, error: ValidationError) -> str:
+    """A message naming the elements of the wrong JSON type (at most five), as FHIR paths
+    such as ``Consent.provision.actor[0].role``; never the values sent."""
+    paths = []
+    for detail in error.errors():
+        path = resource_type
+        for step in detail["loc"]:
+            path += f"[{step}]" if isinstance(step, int) else f".{step}"
+        paths.append(path)
+    named = sorted(set(paths))
+    return (
+        "wrong type or missing value at "
+        + ", ".join(named[:5])
+        + (", ..." if len(named) > 5 else "")
+    )
+
+
+def _typed(resource: Any) -> _Consent:
+    """The body as a Consent of the right JSON types, or InvalidConsent naming the paths."""
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Consent":
+        raise InvalidConsent("the body must be a Consent resource")
+    try:
+        return _Consent.model_validate(resource)
+    except ValidationError as exc:
+        # Not chained: the pydantic error repeats the values sent.
+        raise InvalidConsent(shape_error("Consent", exc)) from None
+
+
+def _instant(value: str | None, name: str) -> datetime | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise InvalidConsent(f"{name} must be a dateTime")
     try:
         moment = parse_datetime(value)
     except ValueError as exc:
@@ -62,64 +149,68 @@ def _instant(value: Any, name: str) -> datetime | None:
 
 
 def parse_consent(resource: Any) -> ConsentRequest:
-    """Read a client's Consent resource into a request; strict, with safe messages."""
-    if not isinstance(resource, dict) or resource.get("resourceType") != "Consent":
-        raise InvalidConsent("the body must be a Consent resource")
-    if resource.get("status") != "active":
+    """Read a client's Consent resource into a request; strict, with safe messages.
+
+    Any JSON value is accepted as input: wrong types anywhere are an InvalidConsent
+    naming the element, never another exception.
+    """
+    consent = _typed(resource)
+    if consent.status != "active":
         raise InvalidConsent("a new Consent must have status active")
-    reference = (resource.get("patient") or {}).get("reference")
-    if not isinstance(reference, str) or not reference.startswith("Patient/"):
-        raise InvalidConsent("patient must reference Patient/{id}")
-    provision = resource.get("provision")
-    if not isinstance(provision, dict) or provision.get("type") not in ("permit", "deny"):
-        raise InvalidConsent("provision.type must be permit (consent) or deny (block)")
-    kind = "consent" if provision["type"] == "permit" else "block"
-    actors = provision.get("actor")
-    if not isinstance(actors, list) or len(actors) != 1 or not isinstance(actors[0], dict):
-        raise InvalidConsent("provision.actor must name exactly one organisation")
-    actor = actors[0]
-    role_codes = {
-        c.get("code")
-        for c in (actor.get("role") or {}).get("coding", [])
-        if isinstance(c, dict) and c.get("system") == PARTICIPATION
-    }
+    reference = consent.patient.reference if consent.patient else None
+    if reference is None or not reference.startswith("Patient/"):
+        raise InvalidConsent("Consent.patient must reference Patient/{id}")
+    provision = consent.provision
+    if provision is None or provision.type not in ("permit", "deny"):
+        raise InvalidConsent("Consent.provision.type must be permit (consent) or deny (block)")
+    kind = "consent" if provision.type == "permit" else "block"
+    if len(provision.actor) != 1:
+        raise InvalidConsent("Consent.provision.actor must name exactly one organisation")
+    actor = provision.actor[0]
+    role_codes = {c.code for c in actor.role.coding if c.system == PARTICIPATION}
     expected_role = "IRCP" if kind == "consent" else "CST"
     if expected_role not in role_codes:
-        raise InvalidConsent(f"provision.actor.role must be {expected_role} for a {kind}")
-    ref = actor.get("reference") or {}
-    identifier = ref.get("identifier") if isinstance(ref, dict) else None
+        raise InvalidConsent(f"Consent.provision.actor.role must be {expected_role} for a {kind}")
+    identifier = actor.reference.identifier
     if (
-        not isinstance(identifier, dict)
-        or identifier.get("system") != HSA_ID_SYSTEM
-        or not isinstance(identifier.get("value"), str)
-        or not 3 <= len(identifier["value"]) <= 64
+        identifier is None
+        or identifier.system != HSA_ID_SYSTEM
+        or identifier.value is None
+        or not 3 <= len(identifier.value) <= 64
     ):
-        raise InvalidConsent("provision.actor.reference.identifier must be an HSA-id")
-    levels = [
-        e.get("valueCode")
-        for e in ref.get("extension", [])
-        if isinstance(e, dict) and e.get("url") == LEVEL_EXTENSION
-    ]
-    if len(levels) != 1 or levels[0] not in LEVELS:
+        raise InvalidConsent("Consent.provision.actor.reference.identifier must be an HSA-id")
+    levels = [e.valueCode for e in actor.reference.extension if e.url == LEVEL_EXTENSION]
+    level = levels[0] if len(levels) == 1 else None
+    if level not in LEVELS:
         raise InvalidConsent(
-            "provision.actor.reference needs the hsa-organisation-level extension "
+            "Consent.provision.actor.reference needs the hsa-organisation-level extension "
             "(care-provider or care-unit)"
         )
-    period = provision.get("period") or {}
-    start = _instant(period.get("start"), "provision.period.start")
-    end = _instant(period.get("end"), "provision.period.end")
+    period = provision.period or _Period()
+    start = _instant(period.start, "Consent.provision.period.start")
+    end = _instant(period.end, "Consent.provision.period.end")
     if start and end and end <= start:
-        raise InvalidConsent("provision.period.end must be after its start")
+        raise InvalidConsent("Consent.provision.period.end must be after its start")
     if kind == "block" and (start or end):
         raise InvalidConsent("a block has no period: it holds until lifted")
     return ConsentRequest(
         kind=kind,
         patient_id=reference.removeprefix("Patient/"),
-        level=levels[0],
-        hsa_id=identifier["value"],
+        level=level,
+        hsa_id=identifier.value,
         start=start,
         end=end,
     )
+
+
+def parse_status_change(resource: Any, record_id: str) -> str:
+    """The new status of an update to Consent ``record_id``: ``active`` or ``inactive``."""
+    consent = _typed(resource)
+    if consent.id != record_id:
+        raise InvalidConsent("Consent.id must match the URL")
+    if consent.status not in ("active", "inactive"):
+        raise InvalidConsent("Consent.status must be active or inactive")
+    return consent.status
 
 
 def _when(moment: datetime | None) -> str | None:

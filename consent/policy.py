@@ -77,6 +77,7 @@ def decide(principal: Principal, facts: AccessFacts) -> AccessDecision:
                 actor_kind=kind,
                 purpose="PATRQT",
                 resource_types=types,
+                hides_unapproved=True,
             )
         case Clinician():
             types = parse_scopes(principal.scopes, "user").readable(facts.served_types)
@@ -149,6 +150,25 @@ def decide_self_service(
         allowed=True,
         reason="self" if kind == "citizen" else "guardian",
         actor_kind=kind,
+        purpose="PATRQT",
+        resource_types=frozenset({resource_type}),
+    )
+
+
+def decide_self_service_role(
+    principal: Principal, resource_type: str, permission: str
+) -> AccessDecision:
+    """What :func:`decide_self_service` refuses whoever the patient is: anyone but a citizen,
+    or a citizen without the ``patient/`` scope. Decided before a request body is read, so
+    such a request is refused whatever its body."""
+    if not isinstance(principal, Citizen):
+        return AccessDecision.deny("patient-only", principal.kind)
+    if not parse_scopes(principal.scopes, "patient").allows(resource_type, permission):
+        return AccessDecision.deny("scope", "citizen")
+    return AccessDecision(
+        allowed=True,
+        reason="self",
+        actor_kind="citizen",
         purpose="PATRQT",
         resource_types=frozenset({resource_type}),
     )

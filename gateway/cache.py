@@ -29,6 +29,7 @@ import zlib
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
+    Awaitable,
     Callable,
     Iterable,
     Iterator,
@@ -38,7 +39,7 @@ from collections.abc import (
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -53,6 +54,8 @@ from gateway.memo import RECENT_SECONDS, Recent
 from gateway.store.db import Database, unavailable
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: Most resources in one encrypted chunk.
 CHUNK_SIZE = 500
@@ -414,6 +417,11 @@ class RecordCache:
             yield CacheSnapshot(self, conn, patient_id, stored)
 
     # -- writes ----------------------------------------------------------------------
+    #
+    # Every write of one (person, source) holds its write lock (see Database.write) from
+    # before it reads the sync rows to commit: two refreshes of one person and source
+    # never interleave their statements, and a refresh older than what is stored (asked
+    # earlier, answered later) finds it out and leaves the newer data be.
 
     async def save(
         self,
@@ -424,42 +432,95 @@ class RecordCache:
         *,
         full: bool,
     ) -> dict[str, list[FhirResource]]:
-        """Store a refresh of ``by_type`` and return what is now cached for those types.
+        """Store a refresh of ``by_type`` and return the data it amounts to per type.
 
         ``full``: the answer is everything the source holds for these types, replacing
-        what was cached. Otherwise it holds only what changed since the last sync, and is
-        merged into the cached resources by id (a changed resource replaces its old
-        version; new ones are added).
+        what was cached (returned as given). Otherwise it holds only what changed since
+        the last sync, and is merged into the cached resources by id (a changed resource
+        replaces its old version; new ones are added) and the merge returned.
+
+        A type already cached from a later refresh (``synced_at`` after this one's) is
+        left as it is: a full answer is still returned as given, changes are not merged
+        and what is cached is returned.
         """
-        self._recent.discard(patient_id)
-        async with self._db.session() as session:
-            conn = await session.connection()
-            if full:
-                merged = {t: list(resources) for t, resources in by_type.items()}
-                full_synced = dict.fromkeys(merged, synced_at)
-            else:
-                merged, previous = await self._merge_changes(conn, patient_id, source_id, by_type)
-                full_synced = {t: state.full_synced_at for t, state in previous.items()}
-            sealed = {}
-            for resource_type, resources in merged.items():
-                sealer = self.sealer(patient_id, source_id, resource_type)
-                sealer.take(resources)
-                sealed[resource_type] = sealer.finish()
-            await self._write(conn, patient_id, source_id, sealed, synced_at, full_synced)
-            await session.commit()
-        return merged
+        if full:
+            merged = {t: list(resources) for t, resources in by_type.items()}
+            sealed = self._sealed(patient_id, source_id, merged)
+
+            async def replace(conn: AsyncConnection) -> dict[str, list[FhirResource]]:
+                await self._replace(conn, patient_id, source_id, sealed, synced_at)
+                return merged
+
+            return await self._locked(patient_id, source_id, replace)
+
+        async def merge(conn: AsyncConnection) -> dict[str, list[FhirResource]]:
+            return await self._merge_changes(conn, patient_id, source_id, by_type, synced_at)
+
+        return await self._locked(patient_id, source_id, merge)
 
     async def store(
         self, patient_id: str, source_id: str, sealed: Mapping[str, Sealed], synced_at: datetime
     ) -> None:
         """Store a full refresh already sealed (see :meth:`sealer`), replacing what was
-        cached for those types."""
-        self._recent.discard(patient_id)
-        async with self._db.session() as session:
-            conn = await session.connection()
-            full_synced = dict.fromkeys(sealed, synced_at)
-            await self._write(conn, patient_id, source_id, sealed, synced_at, full_synced)
-            await session.commit()
+        cached for those types (except a type cached from a later refresh)."""
+
+        async def replace(conn: AsyncConnection) -> None:
+            await self._replace(conn, patient_id, source_id, sealed, synced_at)
+
+        await self._locked(patient_id, source_id, replace)
+
+    async def _locked(
+        self,
+        patient_id: str,
+        source_id: str,
+        work: Callable[[AsyncConnection], Awaitable[_T]],
+    ) -> _T:
+        """Run ``work`` as the one writer of (``patient_id``, ``source_id``)."""
+        try:
+            return await self._db.write(work, lock=f"record-cache|{patient_id}|{source_id}")
+        finally:
+            # After the write: a read of this process meanwhile may have kept the old rows.
+            self._recent.discard(patient_id)
+
+    def _sealed(
+        self, patient_id: str, source_id: str, by_type: Mapping[str, Sequence[FhirResource]]
+    ) -> dict[str, Sealed]:
+        sealed = {}
+        for resource_type, resources in by_type.items():
+            sealer = self.sealer(patient_id, source_id, resource_type)
+            sealer.take(list(resources))
+            sealed[resource_type] = sealer.finish()
+        return sealed
+
+    async def _synced(
+        self, conn: AsyncConnection, patient_id: str, source_id: str, types: Iterable[str]
+    ) -> dict[str, SyncState]:
+        """The sync states of one source's ``types`` (read under its write lock)."""
+        rows = await conn.execute(
+            select(_SYNC.c.resource_type, _SYNC.c.synced_at, _SYNC.c.full_synced_at).where(
+                _SYNC.c.patient_id == patient_id,
+                _SYNC.c.source_id == source_id,
+                _SYNC.c.resource_type.in_(list(types)),
+            )
+        )
+        return {t: SyncState(_aware(s), _aware(f)) for t, s, f in rows}
+
+    async def _replace(
+        self,
+        conn: AsyncConnection,
+        patient_id: str,
+        source_id: str,
+        sealed: Mapping[str, Sealed],
+        synced_at: datetime,
+    ) -> None:
+        stored = await self._synced(conn, patient_id, source_id, sealed)
+        current = {
+            t: part
+            for t, part in sealed.items()
+            if t not in stored or stored[t].synced_at <= synced_at
+        }
+        full_synced = dict.fromkeys(current, synced_at)
+        await self._write(conn, patient_id, source_id, current, synced_at, full_synced)
 
     async def _merge_changes(
         self,
@@ -467,15 +528,9 @@ class RecordCache:
         patient_id: str,
         source_id: str,
         changes: Mapping[str, Sequence[FhirResource]],
-    ) -> tuple[dict[str, list[FhirResource]], dict[str, SyncState]]:
-        states = await conn.execute(
-            select(_SYNC.c.resource_type, _SYNC.c.synced_at, _SYNC.c.full_synced_at).where(
-                _SYNC.c.patient_id == patient_id,
-                _SYNC.c.source_id == source_id,
-                _SYNC.c.resource_type.in_(list(changes)),
-            )
-        )
-        previous = {t: SyncState(_aware(s), _aware(f)) for t, s, f in states}
+        synced_at: datetime,
+    ) -> dict[str, list[FhirResource]]:
+        previous = await self._synced(conn, patient_id, source_id, changes)
         missing = set(changes) - set(previous)
         if missing:
             raise ValueError(f"no full sync to add changes to: {sorted(missing)}")
@@ -493,10 +548,17 @@ class RecordCache:
             aad = self._aad(patient_id, source_id, resource_type, chunk)
             for resource in self._open(body, aad):
                 current[resource_type][str(resource.get("id"))] = resource
+        newer = {t for t, state in previous.items() if state.synced_at > synced_at}
         for resource_type, changed in changes.items():
-            for resource in changed:
-                current[resource_type][str(resource.get("id"))] = resource
-        return {t: list(by_id.values()) for t, by_id in current.items()}, previous
+            if resource_type not in newer:
+                for resource in changed:
+                    current[resource_type][str(resource.get("id"))] = resource
+        merged = {t: list(by_id.values()) for t, by_id in current.items()}
+        written = {t: merged[t] for t in merged if t not in newer}
+        full_synced = {t: previous[t].full_synced_at for t in written}
+        sealed = self._sealed(patient_id, source_id, written)
+        await self._write(conn, patient_id, source_id, sealed, synced_at, full_synced)
+        return merged
 
     async def _write(
         self,
@@ -508,21 +570,25 @@ class RecordCache:
         full_synced_at: Mapping[str, datetime],
     ) -> None:
         """Replace the chunks of every type in ``sealed``: three statements for a record
-        of up to :data:`WRITE_BATCH` chunks, one more for each further batch."""
+        of up to :data:`WRITE_BATCH` chunks, one more for each further batch. Rows are
+        written in key order, as any other writer of them does."""
+        if not sealed:
+            return
+        types = sorted(sealed)
         person = {"patient_id": patient_id, "source_id": source_id}
         await conn.execute(
             delete(_CHUNKS).where(
                 _CHUNKS.c.patient_id == patient_id,
                 _CHUNKS.c.source_id == source_id,
-                _CHUNKS.c.resource_type.in_(list(sealed)),
+                _CHUNKS.c.resource_type.in_(types),
             )
         )
         rows = (
             {**person, "resource_type": resource_type, "chunk": number, "body": body}
-            for resource_type, part in sealed.items()
-            for number, body in enumerate(part.bodies)
+            for resource_type in types
+            for number, body in enumerate(sealed[resource_type].bodies)
         )
-        # Upserts, so two requests refreshing the same person at once both succeed.
+        # Upserts: a chunk row removed by another write meanwhile may be back.
         for batch in _batched(rows, WRITE_BATCH):
             await conn.execute(self._put_chunk, batch)
         await conn.execute(
@@ -533,51 +599,60 @@ class RecordCache:
                     "resource_type": resource_type,
                     "synced_at": synced_at,
                     "full_synced_at": full_synced_at[resource_type],
-                    "chunks": len(part.bodies),
+                    "chunks": len(sealed[resource_type].bodies),
                 }
-                for resource_type, part in sealed.items()
+                for resource_type in types
             ],
         )
 
     async def forget(self, patient_id: str, source_id: str | None = None) -> None:
         """Remove what is cached about ``patient_id`` (from one source, or from all)."""
-        self._recent.discard(patient_id)
         chunk_where = [_CHUNKS.c.patient_id == patient_id]
         sync_where = [_SYNC.c.patient_id == patient_id]
         if source_id is not None:
             chunk_where.append(_CHUNKS.c.source_id == source_id)
             sync_where.append(_SYNC.c.source_id == source_id)
-        async with self._db.session() as session:
-            conn = await session.connection()
+
+        async def remove(conn: AsyncConnection) -> None:
             await conn.execute(delete(_CHUNKS).where(*chunk_where))
             await conn.execute(delete(_SYNC).where(*sync_where))
-            await session.commit()
+
+        if source_id is not None:
+            await self._locked(patient_id, source_id, remove)
+            return
+        try:
+            await self._db.write(remove)
+        finally:
+            self._recent.discard(patient_id)
 
     async def expire(self, patient_id: str, source_id: str) -> None:
         """Make the next read refresh from the source (the data stays for stale-if-error)."""
-        self._recent.discard(patient_id)
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
-        async with self._db.session() as session:
-            conn = await session.connection()
+
+        async def backdate(conn: AsyncConnection) -> None:
             await conn.execute(
                 update(_SYNC)
                 .where(_SYNC.c.patient_id == patient_id, _SYNC.c.source_id == source_id)
                 .values(synced_at=epoch)
             )
-            await session.commit()
+
+        await self._locked(patient_id, source_id, backdate)
 
     async def purge(self, now: datetime | None = None) -> int:
         """Remove everything not refreshed in full within the retention; returns the number
         of (person, source, type) entries removed."""
-        self._recent.clear()
         oldest = (now or datetime.now(UTC)) - self.retention
         expired = select(_SYNC.c.patient_id, _SYNC.c.source_id, _SYNC.c.resource_type).where(
             _SYNC.c.full_synced_at < oldest
         )
         key = tuple_(_CHUNKS.c.patient_id, _CHUNKS.c.source_id, _CHUNKS.c.resource_type)
-        async with self._db.session() as session:
-            conn = await session.connection()
+
+        async def remove(conn: AsyncConnection) -> int:
             await conn.execute(delete(_CHUNKS).where(key.in_(expired)))
             removed = await conn.execute(delete(_SYNC).where(_SYNC.c.full_synced_at < oldest))
-            await session.commit()
-        return int(removed.rowcount)
+            return int(removed.rowcount)
+
+        try:
+            return await self._db.write(remove)
+        finally:
+            self._recent.clear()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from fastapi import Query, Request
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from consent.audit_fhir import checkpoint_extension, to_audit_event
+from consent.fhir import shape_error
 from consent.reasons import InvalidReason, stated_reason
 from gateway.bundles import searchset
 from gateway.deps import Choices, Reader, services
@@ -59,14 +61,39 @@ async def json_body(request: Request) -> Any:
         raise BadRequest("the request body is not valid JSON") from exc
 
 
-def _parameters(body: Any) -> dict[str, str]:
+class _Parameter(BaseModel):
+    """One ``Parameters.parameter``: a name and, for the values this operation takes, a
+    string (other ``value[x]`` types are left alone and so count as no value)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    name: str
+    valueString: str | None = None
+
+
+class _Parameters(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    resourceType: Literal["Parameters"]
+    parameter: list[_Parameter] = []
+
+
+def parameter_values(body: Any) -> dict[str, str]:
+    """A Parameters body as ``{name: valueString}``; any other shape is a 400 naming the
+    element that is wrong (``Parameters.parameter[0].valueString``), never its value."""
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         raise BadRequest("the body must be a Parameters resource")
-    values: dict[str, str] = {}
-    for parameter in body.get("parameter") or []:
-        if isinstance(parameter, dict) and isinstance(parameter.get("valueString"), str):
-            values[str(parameter.get("name"))] = parameter["valueString"].strip()
-    return values
+    try:
+        parameters = _Parameters.model_validate(body)
+    except ValidationError as exc:
+        # Not chained: the pydantic error repeats the values sent.
+        raise BadRequest(shape_error("Parameters", exc)) from None
+    names = [parameter.name for parameter in parameters.parameter]
+    if len(set(names)) != len(names):
+        raise BadRequest("a parameter is given more than once")
+    return {
+        parameter.name: parameter.valueString.strip()
+        for parameter in parameters.parameter
+        if parameter.valueString is not None
+    }
 
 
 def _stated(text: str, name: str) -> str:
@@ -91,6 +118,7 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         openapi_extra=json_resource_body("Consent"),
     )
     async def create_consent(request: Request, desk: Choices) -> Any:
+        desk.check_role("c")
         resource = await desk.create(await json_body(request))
         location = f"{base_of(request)}/Consent/{resource['id']}"
         return FhirJSONResponse(resource, status_code=201, headers={"Location": location})
@@ -127,6 +155,7 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         openapi_extra=json_resource_body("Consent"),
     )
     async def update_consent(record_id: str, request: Request, desk: Choices) -> Any:
+        desk.check_role("u")
         return FhirJSONResponse(await desk.update(record_id, await json_body(request)))
 
     @routes.route(
@@ -143,7 +172,8 @@ def add_consent_routes(routes: FhirRoutes) -> None:
         request: Request,
         records: Reader,
     ) -> Any:
-        values = _parameters(await json_body(request))
+        await records.check_emergency_opener(patient_id)
+        values = parameter_values(await json_body(request))
         reason = _stated(values.get("reason", ""), "reason")
         override = values.get("blockOverrideReason") or None
         if override is not None:

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Column, DateTime, Table
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from gateway.aggregate import SourceReport, SourceStatus
 from gateway.memo import RECENT_SECONDS, Recent
-from gateway.store.db import Database
+from gateway.store.db import Database, Insert
 
 
 class Engagement(SQLModel, table=True):
@@ -96,51 +96,64 @@ class EngagementIndex:
             r.status in (SourceStatus.OK, SourceStatus.NO_DATA) for r in reports
         ):
             return  # nothing to learn: no database round trip, the plan stands
-        self._recent.discard(patient_id)
         now = datetime.now(UTC)
-        async with self._db.session() as session:
-            known = {
-                row.source_id: row.has_data
-                for row in (
-                    await session.exec(
-                        select(Engagement).where(Engagement.patient_id == patient_id)
-                    )
-                ).all()
-            }
-            for report in reports:
-                if report.status not in (SourceStatus.OK, SourceStatus.NO_DATA):
-                    continue
-                has_data = report.status is SourceStatus.OK
-                if known.get(report.source_id) == has_data and not full:
-                    continue  # nothing new learned: no write on the hot path
-                await self._put(session, patient_id, report.source_id, has_data, now)
-            if full and all(r.status in (SourceStatus.OK, SourceStatus.NO_DATA) for r in reports):
-                check = self._db.upsert(_CHECK).values(patient_id=patient_id, checked_at=now)
-                await session.exec(
-                    check.on_conflict_do_update(
-                        index_elements=["patient_id"], set_={"checked_at": now}
+        engagement = _ENGAGEMENT.c
+        async with self._db.connect() as conn:
+            known: dict[str, bool] = {
+                source_id: has_data
+                for source_id, has_data in await conn.execute(
+                    select(engagement.source_id, engagement.has_data).where(
+                        engagement.patient_id == patient_id
                     )
                 )
-            await session.commit()
+            }
+        # In key order, as every other writer of these rows: no two wait for each other.
+        rows = [
+            self._put(patient_id, source_id, has_data, now)
+            for source_id, has_data in sorted(
+                (r.source_id, r.status is SourceStatus.OK)
+                for r in reports
+                if r.status in (SourceStatus.OK, SourceStatus.NO_DATA)
+            )
+            if full or known.get(source_id) != has_data
+        ]
+        if full and all(r.status in (SourceStatus.OK, SourceStatus.NO_DATA) for r in reports):
+            check = self._db.upsert(_CHECK).values(patient_id=patient_id, checked_at=now)
+            rows.append(
+                check.on_conflict_do_update(index_elements=["patient_id"], set_={"checked_at": now})
+            )
 
-    async def _put(
-        self, session: AsyncSession, patient_id: str, source_id: str, has_data: bool, now: datetime
-    ) -> None:
+        async def write(conn: AsyncConnection) -> None:
+            for row in rows:
+                await conn.execute(row)
+
+        try:
+            if rows:  # else nothing new learned: no write on the hot path
+                await self._db.write(write)
+        finally:
+            # What it learned is seen at once here, whether or not another process
+            # learned it first.
+            self._recent.discard(patient_id)
+
+    def _put(self, patient_id: str, source_id: str, has_data: bool, now: datetime) -> Insert:
         # An upsert: two requests learning about the same person at once both succeed.
         row = self._db.upsert(_ENGAGEMENT).values(
             patient_id=patient_id, source_id=source_id, has_data=has_data, checked_at=now
         )
-        await session.exec(
-            row.on_conflict_do_update(
-                index_elements=["patient_id", "source_id"],
-                set_={"has_data": has_data, "checked_at": now},
-            )
+        return row.on_conflict_do_update(
+            index_elements=["patient_id", "source_id"],
+            set_={"has_data": has_data, "checked_at": now},
         )
 
     async def announce(self, patient_id: str, source_id: str) -> None:
         """A source says it now holds data for the person: ask it from the next request on
         (in this process; in others within :data:`RECENT_SECONDS`)."""
-        self._recent.discard(patient_id)
-        async with self._db.session() as session:
-            await self._put(session, patient_id, source_id, True, datetime.now(UTC))
-            await session.commit()
+        row = self._put(patient_id, source_id, True, datetime.now(UTC))
+
+        async def write(conn: AsyncConnection) -> None:
+            await conn.execute(row)
+
+        try:
+            await self._db.write(write)
+        finally:
+            self._recent.discard(patient_id)

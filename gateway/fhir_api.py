@@ -369,7 +369,9 @@ def _add_type_search(routes: FhirRoutes, resource_type: str) -> None:
         openapi_extra=form_body({"patient": {"type": "string", "pattern": PATIENT_PATTERN}}),
     )
     async def search_post(request: Request, records: Reader, principal: CurrentPrincipal) -> Any:
-        form = await request.form()
-        items = [(n, v) for n, v in form.multi_items() if isinstance(v, str) and n != "_format"]
+        # Closed on leaving: an uploaded file in a multipart form is spooled to disk.
+        async with request.form() as form:
+            items = [(n, v) for n, v in form.multi_items() if isinstance(v, str)]
+        items = [(n, v) for n, v in items if n != "_format"]
         items += [(n, v) for n, v in request.query_params.multi_items() if n != "_format"]
         return await search_answers.type_search(request, records, principal, resource_type, items)

@@ -12,8 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from consent.audit import AuditEntryPublic
 from consent.decision import AccessDecision
-from consent.fhir import InvalidConsent, block_resource, consent_resource, parse_consent
-from consent.policy import decide_self_service
+from consent.fhir import (
+    InvalidConsent,
+    block_resource,
+    consent_resource,
+    parse_consent,
+    parse_status_change,
+)
+from consent.policy import decide_self_service, decide_self_service_role
 from consent.principals import Principal
 from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.records import RecordReader, type_counts
@@ -44,6 +50,15 @@ class PatientChoices:
             await self._reader.log(decision, patient_id, action, [resource_type])
             raise Forbidden(f"not permitted ({decision.reason})")
         return decision
+
+    def check_role(self, permission: str) -> None:
+        """Refuse (403) whoever may not change consents whoever the patient is: anyone but
+        a citizen, or one without the ``patient/Consent`` scope for ``permission``. Routes
+        call it before reading the request body, so such a request is refused whatever its
+        body; the patient is not known yet, so the refusal is in no patient's log."""
+        role = decide_self_service_role(self._principal, "Consent", permission)
+        if not role.allowed:
+            raise Forbidden(f"not permitted ({role.reason})")
 
     async def create(self, body: Any) -> dict[str, Any]:
         """Record a consent (permit) or a block (deny) from a Consent resource."""
@@ -95,19 +110,17 @@ class PatientChoices:
     async def update(self, record_id: str, body: Any) -> dict[str, Any]:
         """Withdraw a consent or lift a block: the only change a Consent accepts."""
         patient_id, current, kind = await self._find(record_id)
-        if not isinstance(body, dict) or body.get("resourceType") != "Consent":
-            raise UnprocessableConsent("the body must be a Consent resource")
-        if body.get("id") != record_id:
-            raise UnprocessableConsent("the resource id must match the URL")
-        if body.get("status") not in ("active", "inactive"):
-            raise UnprocessableConsent("status must be active or inactive")
-        if body.get("status") == "active" and current["status"] == "inactive":
+        try:
+            status = parse_status_change(body, record_id)
+        except InvalidConsent as exc:
+            raise UnprocessableConsent(str(exc)) from exc
+        action = "consent-withdraw" if kind == "consent" else "block-lift"
+        decision = await self._authorise(patient_id, "Consent", "u", action)
+        if status == "active" and current["status"] == "inactive":
             raise UnprocessableConsent(
                 "a withdrawn consent or lifted block cannot be reactivated: create a new one"
             )
-        action = "consent-withdraw" if kind == "consent" else "block-lift"
-        decision = await self._authorise(patient_id, "Consent", "u", action)
-        if body["status"] == "inactive":
+        if status == "inactive":
             store = self._services.consents
             if kind == "consent":
                 consent = await store.withdraw(record_id)

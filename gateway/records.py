@@ -324,22 +324,20 @@ class RecordReader:
         """
         memo = self._services.merged
         versions = tuple(s.version for s in sources)
+        hiding = (decision.hidden_providers, decision.hidden_units, decision.hides_unapproved)
         key = (
-            (patient_id, tuple(types), versions, decision.hidden_providers, decision.hidden_units)
+            (patient_id, tuple(types), versions, *hiding)
             if all(v is not None for v in versions)
             else None
         )
         found = memo.get(key) if key is not None else None
         if found is not None:
             return found, key
-        visible = (
-            list(sources)
-            if decision.hides_nothing
-            else [
-                replace(s, resources=[r for r in s.resources if not decision.hides(*care_tags(r))])
-                for s in sources
-            ]
-        )
+        hides = decision.hides_resource
+        visible = [
+            replace(s, resources=[r for r in s.resources if not hides(r, *care_tags(r))])
+            for s in sources
+        ]
         merged = merge_sources(visible, person, patient_id, decision.hidden_providers)
         if key is not None:
             memo.put(key, merged, len(merged.resources))
@@ -406,6 +404,16 @@ class RecordReader:
         return stream
 
     # -- emergency access ---------------------------------------------------------------
+
+    async def check_emergency_opener(self, patient_id: str) -> None:
+        """Refuse (403, logged) whoever may not open emergency access whatever reason they
+        state: not a clinician, or without ``user/`` read scopes. Routes call it before
+        reading the request body, so such a request is refused whatever its body."""
+        await self.person(patient_id)
+        decision = decide_emergency_open(self._principal, "", READABLE_TYPES)
+        if not decision.allowed:
+            await self.log(decision, patient_id, "emergency-open", [])
+            raise Forbidden(f"emergency access is not permitted ({decision.reason})")
 
     async def open_emergency(
         self, patient_id: str, reason: str, block_override_reason: str | None

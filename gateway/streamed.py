@@ -76,7 +76,7 @@ class RecordStream:
     ) -> AsyncGenerator[tuple[str, list[FhirResource], list[bytes | None] | None], None]:
         """Every visible resource, a chunk at a time, in the merge's order, with the
         chunk's source and the resources' duplicate digests where known."""
-        hides, everything = self._decision.hides, self._decision.hides_nothing
+        hides = self._decision.hides_resource
         for source in self._sources:
             source_id = source.source.id
             for resource_type in self._types:
@@ -86,10 +86,7 @@ class RecordStream:
                 try:
                     async with aclosing(chunks):
                         async for chunk, digests in chunks:
-                            if everything:
-                                yield source_id, chunk, digests
-                                continue
-                            shown = [not hides(*care_tags(r)) for r in chunk]
+                            shown = [not hides(r, *care_tags(r)) for r in chunk]
                             yield (
                                 source_id,
                                 [r for r, show in zip(chunk, shown, strict=True) if show],

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -27,6 +29,12 @@ DEFAULT_POOL_SIZE = 20
 
 #: The dialect-specific INSERT both backends' upserts are built from.
 Insert = postgresql.Insert | sqlite.Insert
+
+#: SQLSTATEs of a transaction PostgreSQL aborted for colliding with another (deadlock
+#: detected, could not serialize access): run again, it normally succeeds.
+COLLISIONS = frozenset({"40P01", "40001"})
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +65,19 @@ def unavailable(exc: SQLAlchemyError) -> ServiceUnavailable:
     return ServiceUnavailable("the data store is unavailable")
 
 
+def lock_key(name: str) -> int:
+    """The PostgreSQL advisory lock key (a signed 64-bit integer) of a write lock's name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _collided(exc: DBAPIError) -> str | None:
+    """The SQLSTATE of ``exc`` if it is a collision with another transaction, else None."""
+    state = getattr(exc.orig, "sqlstate", None)
+    return state if state in COLLISIONS else None
+
+
 class Database:
-    """One engine and a session factory; sessions translate database errors to 503."""
+    """One engine and a session factory; every way in translates database errors to 503."""
 
     def __init__(self, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.url = url
@@ -83,23 +102,81 @@ class Database:
         )
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _write_ahead_log)
+        #: SQLite has one writer at a time: this process's writes take turns here, so
+        #: only other processes' writes count against the driver's busy timeout.
+        self._sqlite_writer = asyncio.Lock()
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
+        """An ORM session. Not retried: writes that two requests may make at once go
+        through :meth:`write`."""
         try:
             async with self._sessions() as session:
                 yield session
         except SQLAlchemyError as exc:
             raise unavailable(exc) from exc
 
+    async def write(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], *, lock: str | None = None
+    ) -> T:
+        """Run ``work`` in one transaction, commit it and return what it returned: the way
+        to write with Core statements.
+
+        ``lock`` names what ``work`` writes (say, one person's data from one source):
+        writes of one name run one at a time, in this process and every other, each
+        seeing what the one before it committed. PostgreSQL: a transaction-scoped
+        advisory lock on the name's :func:`lock_key`, taken before anything else and
+        held to commit. SQLite: every write, whatever its name, takes the database's one
+        write lock first (``BEGIN IMMEDIATE``), so what it reads is what it writes over;
+        this process's writes take turns for it in memory, so only other processes'
+        writes count against the driver's busy timeout (5 s).
+
+        A transaction the database aborts for colliding with another (a deadlock, a
+        serialization failure) is rolled back and ``work`` run once more from the
+        start, so it must do nothing outside the transaction that cannot be repeated.
+        Any other database error, or a second collision, is a 503; an exception of
+        ``work``'s own rolls back and passes through.
+        """
+        try:
+            try:
+                return await self._transaction(work, lock)
+            except DBAPIError as exc:
+                if (state := _collided(exc)) is None:
+                    raise
+                log.warning("database write collided with another (%s): run again", state)
+            return await self._transaction(work, lock)
+        except SQLAlchemyError as exc:
+            raise unavailable(exc) from exc
+
+    async def _transaction(
+        self, work: Callable[[AsyncConnection], Awaitable[T]], lock: str | None
+    ) -> T:
+        if self.dialect == "postgresql":
+            async with self.engine.connect() as conn, conn.begin():
+                if lock is not None:
+                    await conn.execute(select(func.pg_advisory_xact_lock(lock_key(lock))))
+                return await work(conn)
+        # Its turn first, then a connection: one waiting holds none.
+        async with self._sqlite_writer, self.engine.connect() as conn:
+            # The driver would begin only at the first change, after any reads.
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                done = await work(conn)
+            except BaseException:
+                await conn.exec_driver_sql("ROLLBACK")
+                raise
+            await conn.exec_driver_sql("COMMIT")
+            return done
+
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A plain connection for Core reads (each statement sees what is committed when
         it runs): for hot reads, a fraction of a session's CPU and round trips. Not for
-        writes: use :meth:`session`."""
+        writes: use :meth:`write`."""
         try:
             async with self._reads.connect() as conn:
                 yield conn

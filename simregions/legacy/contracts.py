@@ -28,13 +28,13 @@ LOCAL_LAB_CODE_OID = "1.2.752.129.2.2.9004.1"
 CARE_CONTACT_TYPE_OID = "1.2.752.129.2.2.2.25"
 NOTE_TYPE_OID = "1.2.752.129.2.2.2.11"
 
-#: careContactCode: the kind of care contact, as Östjournal codes it.
+#: careContactCode: the kind of care contact, in the national enumeration.
 CARE_CONTACT_CODES: dict[str, str] = {
     "1": "Besök",
     "2": "Telefon",
     "3": "Vårdtillfälle",
-    "4": "Videobesök",
-    "5": "Akutbesök",
+    "4": "Dagsjukvård",
+    "5": "Annan",
 }
 #: clinicalDocumentNoteCode: the kind of journal note.
 NOTE_CODES: dict[str, str] = {

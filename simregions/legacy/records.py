@@ -19,6 +19,12 @@ Deliberate duplicates, both for the test person, both analysed by Klinisk kemi N
   under LOINC 1988-5.
 
 :func:`legacy_duplicates` lists them with the FHIR regions' resource ids.
+
+Records held back (:data:`HELD_BACK_FOR`, listed in :attr:`LegacyRegionData.held_back`):
+the test person and one child each have a note not yet approved for the patient
+(``approvedForPatient`` false) and a nullified note; the test person also a note without
+the ``approvedForPatient`` element and an unapproved care contact, their most recent.
+Every other record is approved for the patient.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import functools
 import random
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 
 from simregions.catalog import CONTACT_TYPES, DIAGNOSES, MEDICINES, ContactType, Diagnosis, Medicine
@@ -45,15 +51,20 @@ _ID_NAMESPACE = uuid.UUID("0c5e7a31-94d2-5b6f-8e1a-3f2b4c5d6e7f")
 _HISTORY_START = date(2019, 1, 1)
 _TEST_PERSON_CHRONIC = ("hypertoni", "forstadsflimmer", "diabetes2", "hypotyreos", "njursvikt")
 _TEST_PERSON_ACUTE = ("uvi",)
-#: Which note and contact code each catalogue contact type gets in Östjournal.
+#: Which note and contact code each catalogue contact type gets in Östjournal. The
+#: national contact codes have no video or emergency visit: both are a Besök (1), told
+#: apart by their notes.
 _CONTACT_CODES = {
     "lakarbesok": ("1", "mot"),
     "sskbesok": ("1", "ssk"),
     "telefon": ("2", "tel"),
     "slutenvard": ("3", "epi"),
-    "video": ("4", "vid"),
-    "akut": ("5", "aku"),
+    "video": ("1", "vid"),
+    "akut": ("1", "aku"),
 }
+#: Who has notes held back from them (not approved for the patient) and nullified notes:
+#: the test person and a child (6) of the guardian test person 19810728-1563.
+HELD_BACK_FOR = (TEST_PERSON_PNR, "202002035471")
 _DOCTORS = (("L001", "Ingrid Ek"), ("L002", "Tomas Rydén"), ("L003", "Leila Haddad"))
 _NURSES = (("S004", "Jonas Falk"), ("S005", "Marie Strand"))
 
@@ -77,6 +88,10 @@ class Header:
     care_giver_hsa_id: str
     signed: datetime | None
     care_contact_id: str | None = None
+    #: ``approvedForPatient``: may the patient read it yet (None: the element is left out).
+    approved_for_patient: bool | None = True
+    #: Why the record was nullified (makulerad); None when it stands.
+    nullified_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +173,9 @@ class LegacyRegionData:
     region: LegacyRegionSpec
     records: Mapping[str, PersonRecord]
     marked: Mapping[str, tuple[str, str]]
+    #: The planted records of :data:`HELD_BACK_FOR`: (pnr, ``unapproved`` / ``nullified`` /
+    #: ``no-approval-flag`` notes, ``unapproved-contact``) → documentId.
+    held_back: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def record(self, pnr: str) -> PersonRecord | None:
         """The record of canonical number ``pnr``, or None if the person has none here."""
@@ -217,6 +235,7 @@ class _Builder:
         self.doctors = tuple(Author(f"{prefix}-{code}", name) for code, name in _DOCTORS)
         self.nurses = tuple(Author(f"{prefix}-{code}", name) for code, name in _NURSES)
         self.marked: dict[str, tuple[str, str]] = {}
+        self.held_back: dict[tuple[str, str], str] = {}
 
     def new_id(self) -> str:
         self.seq += 1
@@ -274,6 +293,10 @@ class _Builder:
             self.duplicates(parts)
         while parts.entries > MAX_ENTRIES_PER_PERSON and len(parts.lab_orders) > 1:
             parts.lab_orders.pop(0)
+        if person.pnr in HELD_BACK_FOR:
+            parts.notes.extend(self.held_back_notes(person, parts.contacts[-1]))
+            if person.pnr == TEST_PERSON_PNR:
+                parts.contacts.append(self.unapproved_contact(person, parts.contacts[-1]))
         return PersonRecord(
             person=person,
             lab_orders=tuple(parts.lab_orders),
@@ -413,6 +436,59 @@ class _Builder:
                 )
             )
 
+    def held_back_notes(self, person: Person, contact: CareContact) -> list[Note]:
+        """A note not yet approved for the patient, a nullified one and, for the test
+        person, one whose approval flag is missing, all on ``contact``. Their ids come from
+        their own names, so the numbering of everyone else's records is unchanged."""
+        author, unit = self.doctors[1], contact.header.unit
+        planted: list[tuple[str, str, bool | None, str | None]] = [
+            ("unapproved", "Provsvar, ej bedömt", False, None),
+            ("nullified", "Anteckning på fel patient", True, "Fel patient"),
+        ]
+        if person.pnr == TEST_PERSON_PNR:
+            planted.append(("no-approval-flag", "Anteckning utan flagga", None, None))
+        notes = []
+        for number, (name, title, approved, reason) in enumerate(planted):
+            written = datetime.combine(REFERENCE_DATE - timedelta(days=2 + number), time(9, 30))
+            document_id = str(uuid.uuid5(_ID_NAMESPACE, f"{self.region.id}/{person.pnr}/{name}"))
+            header = Header(
+                document_id=document_id,
+                author_time=written,
+                author=author,
+                unit=unit,
+                care_giver_hsa_id=self.region.care_provider_hsa_id,
+                signed=written + timedelta(hours=2),
+                care_contact_id=contact.header.document_id,
+                approved_for_patient=approved,
+                nullified_reason=reason,
+            )
+            text = f"{title}\n{unit.name}, {written.date().isoformat()}\n\n{author.name}\n"
+            notes.append(Note(header=header, code="mot", title=title, text=text))
+            self.held_back[person.pnr, name] = document_id
+        return notes
+
+    def unapproved_contact(self, person: Person, like: CareContact) -> CareContact:
+        """The most recent care contact, not yet approved for the patient: a patient
+        summary would show it to anyone allowed to see it."""
+        start = datetime.combine(REFERENCE_DATE - timedelta(days=1), time(13, 0))
+        name = "unapproved-contact"
+        document_id = str(uuid.uuid5(_ID_NAMESPACE, f"{self.region.id}/{person.pnr}/{name}"))
+        header = replace(
+            like.header,
+            document_id=document_id,
+            author_time=start + timedelta(minutes=30),
+            signed=start + timedelta(hours=2),
+            approved_for_patient=False,
+        )
+        self.held_back[person.pnr, name] = document_id
+        return CareContact(
+            header=header,
+            code="1",
+            reason=like.reason,
+            start=start,
+            end=start + timedelta(minutes=30),
+        )
+
     def duplicates(self, parts: _Parts) -> None:
         nord = get_region("nord")
         lab = nord.unit("laboratory")
@@ -478,7 +554,12 @@ def build_legacy_data(region: LegacyRegionSpec) -> LegacyRegionData:
         person.pnr: builder.record(person, position[person.pnr])
         for person in people_in_legacy_region(region)
     }
-    return LegacyRegionData(region=region, records=records, marked=dict(builder.marked))
+    return LegacyRegionData(
+        region=region,
+        records=records,
+        marked=dict(builder.marked),
+        held_back=dict(builder.held_back),
+    )
 
 
 def legacy_duplicates(region: LegacyRegionSpec) -> tuple[LegacyDuplicate, ...]:

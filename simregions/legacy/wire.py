@@ -157,7 +157,13 @@ class _Writer:
             self.el(signer, "signatureTime", timestamp(header.signed))
             self.el(signer, "legalAuthenticatorHSAId", header.author.hsa_id)
             self.el(signer, "legalAuthenticatorName", header.author.name)
-        self.el(holder, "approvedForPatient", "true")
+        if header.approved_for_patient is not None:
+            self.el(
+                holder, "approvedForPatient", "true" if header.approved_for_patient else "false"
+            )
+        if header.nullified_reason is not None:
+            self.el(holder, "nullified", "true")
+            self.el(holder, "nullifiedReason", header.nullified_reason)
         if header.care_contact_id is not None:
             self.el(holder, "careContactId", header.care_contact_id)
 

@@ -95,7 +95,9 @@ def analysis(
     )
 
 
-def lab_outcome(*analyses: str, person: PersonIdentifier = TOLVAN, result: str = "OK") -> bytes:
+def lab_outcome(
+    *analyses: str, person: PersonIdentifier = TOLVAN, result: str = "OK", flags: str = ""
+) -> bytes:
     records = (
         "<r:laboratoryOrderOutcome><c:laboratoryOrderOutcomeHeader>"
         "<c:documentId>doc-1</c:documentId><c:sourceSystemHSAId>SE1-JRN</c:sourceSystemHSAId>"
@@ -104,7 +106,7 @@ def lab_outcome(*analyses: str, person: PersonIdentifier = TOLVAN, result: str =
         "<c:authorTime>20260115110000</c:authorTime><c:healthcareProfessionalOrgUnit>"
         "<c:orgUnitHSAId>SE1-LAB</c:orgUnitHSAId><c:orgUnitName>Labbet</c:orgUnitName>"
         "</c:healthcareProfessionalOrgUnit></c:accountableHealthcareProfessional>"
-        "</c:laboratoryOrderOutcomeHeader><c:laboratoryOrderOutcomeBody>"
+        f"{flags}</c:laboratoryOrderOutcomeHeader><c:laboratoryOrderOutcomeBody>"
         "<c:resultType>DEF</c:resultType><c:registrationTime>20260115110000</c:registrationTime>"
         f"{''.join(analyses)}</c:laboratoryOrderOutcomeBody></r:laboratoryOrderOutcome>"
         if analyses
@@ -491,6 +493,53 @@ async def test_lab_values_decimal_comma_ucum_and_stockholm_time(
     assert "interpretation" not in observation
 
 
+APPROVAL = "https://samlad.se/fhir/CodeSystem/approved-for-patient"
+NULLIFIED = "https://samlad.se/fhir/CodeSystem/nullified"
+
+
+@pytest.mark.parametrize(
+    ("flags", "approval", "nullified"),
+    [
+        ("<c:approvedForPatient>true</c:approvedForPatient>", "true", False),
+        ("<c:approvedForPatient>false</c:approvedForPatient>", "false", False),
+        ("", "unknown", False),
+        ("<c:approvedForPatient>ja</c:approvedForPatient>", "unknown", False),
+        (
+            "<c:approvedForPatient>true</c:approvedForPatient><c:nullified>true</c:nullified>"
+            "<c:nullifiedReason>Fel patient 191212121212</c:nullifiedReason>",
+            "true",
+            True,
+        ),
+        (
+            "<c:approvedForPatient>true</c:approvedForPatient><c:nullified>false</c:nullified>",
+            "true",
+            False,
+        ),
+        (
+            "<c:approvedForPatient>true</c:approvedForPatient><c:nullified>1</c:nullified>",
+            "true",
+            True,
+        ),
+    ],
+)
+async def test_approval_for_the_patient_and_nullification_become_tags(
+    router: respx.Router,
+    mock_client: httpx.AsyncClient,
+    flags: str,
+    approval: str,
+    nullified: bool,
+) -> None:
+    """A missing or unreadable approval is ``unknown`` (held back from the patient); an
+    unreadable nullified flag counts as nullified; the reason is never carried."""
+    source, patient_id = await known(router, mock_client)
+    router.post(LAB_URL).mock(return_value=xml(lab_outcome(analysis(), flags=flags)))
+    [observation] = await source.search("Observation", patient_id)
+    tags = observation["meta"]["tag"]
+    assert [t["code"] for t in tags if t["system"] == APPROVAL] == [approval]
+    assert [t["code"] for t in tags if t["system"] == NULLIFIED] == (["true"] if nullified else [])
+    assert "Fel patient" not in str(observation)
+
+
 async def test_censored_values_flags_and_unknown_units(
     router: respx.Router, mock_client: httpx.AsyncClient
 ) -> None:
@@ -567,3 +616,118 @@ async def test_the_registry_builds_the_legacy_kind(mock_client: httpx.AsyncClien
     assert isinstance(built, LegacyXmlAdapter)
     assert built.source_id == "region-ost"
     assert "region-ost" in repr(built)
+
+
+CONTACTS_R = "urn:riv:clinicalprocess:logistics:logistics:GetCareContactsResponder:3"
+CONTACTS_C = "urn:riv:clinicalprocess:logistics:logistics:3"
+CONTACTS_URL = f"{BASE}/clinicalprocess/logistics/logistics/GetCareContacts/3/rivtabp21"
+NOTES_R = "urn:riv:clinicalprocess:healthcond:description:GetCareDocumentationResponder:2"
+NOTES_C = "urn:riv:clinicalprocess:healthcond:description:2"
+NOTES_URL = f"{BASE}/clinicalprocess/healthcond/description/GetCareDocumentation/2/rivtabp21"
+CONTACT_TYPE_OID = "1.2.752.129.2.2.2.25"
+NOTE_TYPE_OID = "1.2.752.129.2.2.2.11"
+
+
+def _header(tag: str) -> str:
+    return (
+        f"<c:{tag}><c:documentId>doc-1</c:documentId>"
+        f"<c:patientId><c:id>{TOLVAN.value}</c:id><c:type>1.2.752.129.2.1.3.1</c:type>"
+        "</c:patientId><c:accountableHealthcareProfessional>"
+        "<c:authorTime>20260115110000</c:authorTime></c:accountableHealthcareProfessional>"
+        f"<c:approvedForPatient>true</c:approvedForPatient></c:{tag}>"
+    )
+
+
+def care_contact(code: str, display: str) -> bytes:
+    return envelope(
+        f'<r:GetCareContactsResponse xmlns:r="{CONTACTS_R}" xmlns:c="{CONTACTS_C}">'
+        f"<r:careContact>{_header('careContactHeader')}<c:careContactBody>"
+        f"<c:careContactCode><c:code>{code}</c:code><c:codeSystem>{CONTACT_TYPE_OID}"
+        f"</c:codeSystem><c:displayName>{display}</c:displayName></c:careContactCode>"
+        "</c:careContactBody></r:careContact>"
+        "<r:result><c:resultCode>OK</c:resultCode></r:result></r:GetCareContactsResponse>"
+    )
+
+
+def care_note(code: str) -> bytes:
+    return envelope(
+        f'<r:GetCareDocumentationResponse xmlns:r="{NOTES_R}" xmlns:c="{NOTES_C}">'
+        f"<r:careDocumentation>{_header('careDocumentationHeader')}<c:careDocumentationBody>"
+        f"<c:clinicalDocumentNote><c:clinicalDocumentNoteCode><c:code>{code}</c:code>"
+        f"<c:codeSystem>{NOTE_TYPE_OID}</c:codeSystem></c:clinicalDocumentNoteCode>"
+        "<c:clinicalDocumentNoteText>Text</c:clinicalDocumentNoteText>"
+        "</c:clinicalDocumentNote></c:careDocumentationBody></r:careDocumentation>"
+        "<r:result><c:resultCode>OK</c:resultCode></r:result></r:GetCareDocumentationResponse>"
+    )
+
+
+ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
+
+
+@pytest.mark.parametrize(
+    ("code", "display", "system", "act"),
+    [
+        ("1", "Besök", ACT, "AMB"),
+        ("2", "Telefon", ACT, "VR"),
+        ("3", "Vårdtillfälle", ACT, "IMP"),
+        ("4", "Dagsjukvård", ACT, "SS"),
+        ("5", "Annan", NULL_FLAVOR, "OTH"),
+        ("9", "Okänd", NULL_FLAVOR, "UNK"),
+    ],
+)
+async def test_national_care_contact_codes_map_to_a_class_and_are_kept(
+    router: respx.Router,
+    mock_client: httpx.AsyncClient,
+    code: str,
+    display: str,
+    system: str,
+    act: str,
+) -> None:
+    source, patient_id = await known(router, mock_client)
+    router.post(CONTACTS_URL).mock(return_value=xml(care_contact(code, display)))
+    [encounter] = await source.search("Encounter", patient_id)
+    assert (encounter["class"]["system"], encounter["class"]["code"]) == (system, act)
+    original = {"system": f"urn:oid:{CONTACT_TYPE_OID}", "code": code, "display": display}
+    assert encounter["type"] == [{"coding": [original], "text": display}]
+
+
+NOTE_TYPES = {
+    "utr": "11488-4",
+    "atb": "28570-0",
+    "sam": "34133-9",
+    "sao": "11506-3",
+    "ins": "47039-3",
+    "slu": "34133-9",
+    "auf": "34109-9",
+    "sva": "34133-9",
+    "bes": "11506-3",
+    "epi": "18842-5",
+    "int": "47039-3",
+    "dag": "11506-3",
+    "ova": "34746-8",
+    "ovs": "34746-8",
+    "ovr": "34109-9",
+}
+
+
+@pytest.mark.parametrize(("code", "loinc"), sorted(NOTE_TYPES.items()))
+async def test_national_note_codes_get_a_document_type_and_keep_the_original(
+    router: respx.Router, mock_client: httpx.AsyncClient, code: str, loinc: str
+) -> None:
+    source, patient_id = await known(router, mock_client)
+    router.post(NOTES_URL).mock(return_value=xml(care_note(code)))
+    [document] = await source.search("DocumentReference", patient_id)
+    first, original = document["type"]["coding"]
+    assert (first["system"], first["code"]) == ("http://loinc.org", loinc)
+    assert first["display"]
+    assert original == {"system": f"urn:oid:{NOTE_TYPE_OID}", "code": code}
+
+
+async def test_an_unknown_note_code_is_kept_without_a_guessed_type(
+    router: respx.Router, mock_client: httpx.AsyncClient
+) -> None:
+    source, patient_id = await known(router, mock_client)
+    router.post(NOTES_URL).mock(return_value=xml(care_note("xyz")))
+    [document] = await source.search("DocumentReference", patient_id)
+    assert document["type"]["coding"] == [{"system": f"urn:oid:{NOTE_TYPE_OID}", "code": "xyz"}]

@@ -1,27 +1,58 @@
-"""What a decision hides: the shortcut for decisions with no block agrees with ``hides``."""
+"""What a decision hides: blocked data, records held back from the patient, nullified
+records."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from consent.decision import AccessDecision
+from fhir_profiles.record_status import approval_tag, nullified_tag
 
 HSA = st.sampled_from(["SE2321009001-NORD", "SE2321009001-MEDM", "SE2321009002-VAST", "X-1"])
 MAYBE_HSA = st.none() | HSA
 
 
-@given(st.frozensets(HSA, max_size=2), st.frozensets(HSA, max_size=2), MAYBE_HSA, MAYBE_HSA)
-def test_hides_nothing_only_when_nothing_is_hidden(
-    providers: frozenset[str], units: frozenset[str], provider: str | None, unit: str | None
+@given(MAYBE_HSA, MAYBE_HSA)
+def test_without_blocks_nothing_of_known_standing_is_hidden(
+    provider: str | None, unit: str | None
 ) -> None:
-    decision = AccessDecision(True, "consent", hidden_providers=providers, hidden_units=units)
-    assert decision.hides_nothing == (not providers and not units)
-    if decision.hides_nothing:
-        assert not decision.hides(provider, unit)
+    decision = AccessDecision(True, "consent")
+    assert not decision.hides(provider, unit)
+    assert not decision.hides_resource({"resourceType": "Encounter"}, provider, unit)
 
 
 def test_a_unit_block_hides_data_of_unknown_origin() -> None:
     decision = AccessDecision(True, "consent", hidden_units=frozenset({"SE2321009001-MEDM"}))
-    assert not decision.hides_nothing
     assert decision.hides(None, None)
+    assert decision.hides_resource({"resourceType": "Encounter"}, None, None)
+
+
+def tagged(*tags: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "DocumentReference", "meta": {"tag": list(tags)}}
+
+
+@pytest.mark.parametrize(
+    ("resource", "from_patient", "from_clinician"),
+    [
+        (tagged(approval_tag(True)), False, False),
+        (tagged(approval_tag(False)), True, False),
+        (tagged(approval_tag(None)), True, False),
+        (tagged(approval_tag(True), approval_tag(False)), True, False),
+        (tagged(approval_tag(True) | {"code": "TRUE"}), True, False),
+        (tagged(approval_tag(True), nullified_tag()), True, True),
+        (tagged(nullified_tag()), True, True),
+        (tagged(), False, False),
+        ({"resourceType": "DocumentReference"}, False, False),
+    ],
+)
+def test_held_back_from_the_patient_and_nullified(
+    resource: dict[str, Any], from_patient: bool, from_clinician: bool
+) -> None:
+    patient = AccessDecision(True, "self", hides_unapproved=True)
+    clinician = AccessDecision(True, "consent")
+    assert patient.hides_resource(resource, None, None) is from_patient
+    assert clinician.hides_resource(resource, None, None) is from_clinician

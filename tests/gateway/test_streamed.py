@@ -190,7 +190,10 @@ async def test_the_stream_serves_what_the_in_memory_merge_serves(
         allowed=True, reason="consent", hidden_units=frozenset({BLOCKED_UNIT})
     )
     visible = [
-        replace(s, resources=[r for r in s.resources if not decision.hides(*care_tags(r))])
+        replace(
+            s,
+            resources=[r for r in s.resources if not decision.hides_resource(r, *care_tags(r))],
+        )
         for s in sources
     ]
     merged = merge_sources(visible, PERSON, PATIENT_ID)

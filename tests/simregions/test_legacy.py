@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -75,8 +76,11 @@ def test_ost_holds_the_test_person_and_fifty_others_deterministically() -> None:
 def test_every_record_has_between_ten_and_sixty_entries() -> None:
     data = build_legacy_data(OST)
     assert len(data.records) == 51
-    for record in data.records.values():
-        assert MIN_ENTRIES_PER_PERSON <= record.entries <= MAX_ENTRIES_PER_PERSON
+    planted = Counter(pnr for pnr, _ in data.held_back)
+    assert planted == {TEST_PERSON_PNR: 4, "202002035471": 2}
+    for pnr, record in data.records.items():
+        # The planted held-back and nullified records come on top of the generated ones.
+        assert MIN_ENTRIES_PER_PERSON <= record.entries - planted[pnr] <= MAX_ENTRIES_PER_PERSON
     tolvan = data.records[TEST_PERSON_PNR]
     assert tolvan.lab_orders
     assert tolvan.prescriptions

@@ -1,0 +1,65 @@
+"""Two facts a source may state about a record: whether the patient may see it yet, and
+whether it was nullified (makulerad). Both travel on the resource as ``meta.tag``.
+
+* ``approved-for-patient``: RIV-TA's ``approvedForPatient``, the responsible clinician's
+  decision that the patient may read the record. Codes ``true``, ``false`` and ``unknown``
+  (the source sent no readable flag). A resource without this tag comes from a source that
+  has no such concept (the FHIR regions) and is not held back.
+* ``nullified``: the record was withdrawn at the source (RIV-TA ``nullified``); code
+  ``true``. Nobody is shown a nullified record.
+
+The access decision (:mod:`consent.decision`) reads them with the functions below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FhirResource = dict[str, Any]
+
+APPROVED_FOR_PATIENT_TAG = "https://samlad.se/fhir/CodeSystem/approved-for-patient"
+NULLIFIED_TAG = "https://samlad.se/fhir/CodeSystem/nullified"
+
+#: The codes of :data:`APPROVED_FOR_PATIENT_TAG`.
+APPROVED = "true"
+NOT_APPROVED = "false"
+APPROVAL_UNKNOWN = "unknown"
+
+
+def _tag_codes(resource: FhirResource, system: str) -> list[object]:
+    meta = resource.get("meta")
+    tags = meta.get("tag") if isinstance(meta, dict) else None
+    if not isinstance(tags, list):
+        return []
+    return [t.get("code") for t in tags if isinstance(t, dict) and t.get("system") == system]
+
+
+def approval_tag(approved: bool | None) -> FhirResource:
+    """The ``meta.tag`` stating ``approvedForPatient`` (None: the flag could not be read)."""
+    code = APPROVAL_UNKNOWN if approved is None else APPROVED if approved else NOT_APPROVED
+    display = {
+        APPROVED: "Approved for the patient",
+        NOT_APPROVED: "Not yet approved for the patient",
+        APPROVAL_UNKNOWN: "Approval for the patient unknown",
+    }[code]
+    return {"system": APPROVED_FOR_PATIENT_TAG, "code": code, "display": display}
+
+
+def nullified_tag() -> FhirResource:
+    """The ``meta.tag`` marking a nullified (makulerad) record."""
+    return {"system": NULLIFIED_TAG, "code": "true", "display": "Nullified at the source"}
+
+
+def held_back_from_patient(resource: FhirResource) -> bool:
+    """True when the resource states an approval for the patient other than ``true``.
+
+    Fails closed: a tag with an unreadable or unknown code, or two disagreeing tags, hold
+    the resource back; only a resource with no approval tag at all is not held back.
+    """
+    codes = _tag_codes(resource, APPROVED_FOR_PATIENT_TAG)
+    return bool(codes) and any(code != APPROVED for code in codes)
+
+
+def is_nullified(resource: FhirResource) -> bool:
+    """True when the resource carries a nullified tag (whatever its code: fail closed)."""
+    return bool(_tag_codes(resource, NULLIFIED_TAG))
