@@ -57,6 +57,6 @@ EXPOSE 8000
 # it `--time 35` (compose: stop_grace_period).
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('SAMLAD_PORT', '8000')}/healthz\", timeout=2)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('SAMLAD_PORT', '8000')}/livez\", timeout=2)"]
 ENTRYPOINT ["samlad"]
 CMD ["serve", "--config", "/etc/samlad/samlad.toml"]
