@@ -34,9 +34,9 @@ most ``max_batch``) in one transaction under one lock, then wakes each caller. T
 no timer: a lone entry is written at once, and a batch is whatever arrived while the
 previous one was being written. A caller returns only once its entry is committed; if
 the batch fails, every caller in it gets the error. Across processes each batch takes
-the lock like a single append did, so the chain stays one. Rows an entry is appended
-``together_with`` (its emergency opening) are written in its batch's transaction: they
-are committed with the entry or not at all.
+the lock like a single append did, so the chain stays one. Statements an entry is
+appended ``together_with`` (the consent, block or emergency opening it records) run in
+its batch's transaction: they are committed with the entry or not at all.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.expression import Executable
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -346,8 +347,8 @@ class _Queued:
 
     fields: dict[str, Any]
     stored: asyncio.Future[dict[str, Any]]
-    #: Rows of other tables committed with the entry (see :meth:`AuditLog.append`).
-    together_with: Sequence[tuple[Table, Mapping[str, Any]]] = ()
+    #: Statements committed with the entry (see :meth:`AuditLog.append`).
+    together_with: Sequence[Executable] = ()
 
 
 class AuditLog:
@@ -393,13 +394,13 @@ class AuditLog:
         self,
         entry: AuditEntryCreate,
         *,
-        together_with: Sequence[tuple[Table, Mapping[str, Any]]] = (),
+        together_with: Sequence[Executable] = (),
     ) -> AuditEntryPublic:
         """Append ``entry`` at the head of the chain and return it as stored, once committed.
 
-        ``together_with``: rows (table, values) of the record the entry is about, inserted
-        in the entry's own transaction, so both are committed or neither is (an emergency
-        opening and its entry: :meth:`consent.store.ConsentStore.open_emergency`).
+        ``together_with``: statements writing the record the entry is about, run first in
+        the entry's own transaction, so both are committed or neither is (a consent, a
+        block or an emergency opening and its entry: :class:`consent.store.ConsentStore`).
 
         Safe with any number of concurrent writers, in this and other processes.
         Raises :class:`ServiceUnavailable` when the entry could not be written (also
@@ -449,7 +450,7 @@ class AuditLog:
             try:
                 rows = await self._write(
                     [queued.fields for queued in self._batch],
-                    [row for queued in self._batch for row in queued.together_with],
+                    [statement for queued in self._batch for statement in queued.together_with],
                 )
             except Exception as exc:  # noqa: BLE001 - handed to each caller
                 for queued in self._batch:
@@ -482,7 +483,7 @@ class AuditLog:
     async def _write(
         self,
         batch: Sequence[dict[str, Any]],
-        together_with: Sequence[tuple[Table, Mapping[str, Any]]] = (),
+        together_with: Sequence[Executable] = (),
     ) -> list[dict[str, Any]]:
         """Write ``batch`` at the head of the chain, in order, in one transaction, with
         the rows ``together_with`` (inserted first, so a failing entry takes them back)
@@ -491,7 +492,7 @@ class AuditLog:
         async def insert_batch(
             conn: AsyncConnection,
         ) -> tuple[list[dict[str, Any]], Checkpoint | None]:
-            await _insert_rows(conn, together_with)
+            await _run_statements(conn, together_with)
             rows = await _insert_at_head(conn, batch)
             if self._checkpoints is None:
                 return rows, None
@@ -652,11 +653,9 @@ class AuditLog:
         return ChainReport(ok=True, checked=checked, head_seq=expected_seq - 1, head_hash=prev_hash)
 
 
-async def _insert_rows(
-    conn: AsyncConnection, rows: Sequence[tuple[Table, Mapping[str, Any]]]
-) -> None:
-    for table, values in rows:
-        await conn.execute(insert(table), [dict(values)])
+async def _run_statements(conn: AsyncConnection, statements: Sequence[Executable]) -> None:
+    for statement in statements:
+        await conn.execute(statement)
 
 
 async def _insert_at_head(

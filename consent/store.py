@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
     DateTime,
     Row,
@@ -16,9 +17,11 @@ from sqlalchemy import (
     Table,
     bindparam,
     cast,
+    insert,
     literal_column,
     null,
     union_all,
+    update,
 )
 from sqlalchemy import select as select_rows
 from sqlalchemy.types import TypeEngine
@@ -66,6 +69,11 @@ def _table(model: type[SQLModel]) -> Table:
 _CONSENTS: Table = _table(ConsentRecord)
 _BLOCKS: Table = _table(BlockRecord)
 _EMERGENCY: Table = _table(EmergencyAccess)
+
+#: The access log and the entry that records a change, written with it (see
+#: :meth:`ConsentStore.grant`).
+Logged = tuple[AuditLog, AuditEntryCreate]
+
 _TEXT, _MOMENT = String(), DateTime(timezone=True)
 
 
@@ -196,6 +204,16 @@ class ConsentStore:
         accesses.sort(key=lambda e: _aware(e.expires_at), reverse=True)
         return Standing(consents, blocks, _running(accesses, at))
 
+    async def _save(self, record: SQLModel, table: Table, logged: Logged | None) -> None:
+        """Insert ``record``; with ``logged``, in one transaction with its log entry."""
+        if logged is not None:
+            log, entry = logged
+            await log.append(entry, together_with=[insert(table).values(**record.model_dump())])
+            return
+        async with self._db.session() as session:
+            session.add(record)
+            await session.commit()
+
     async def grant(
         self,
         patient_id: str,
@@ -203,7 +221,11 @@ class ConsentStore:
         grantee_hsa_id: str,
         start: datetime | None,
         end: datetime | None,
+        *,
+        logged: Logged | None = None,
     ) -> ConsentRecord:
+        """Record a consent; with ``logged`` (the access log and the entry recording
+        this), the consent and its entry are committed together or not at all."""
         now = _now()
         record = ConsentRecord(
             id=f"consent-{uuid.uuid4().hex}",
@@ -214,12 +236,18 @@ class ConsentStore:
             period_end=end,
             recorded_at=now,
         )
-        async with self._db.session() as session:
-            session.add(record)
-            await session.commit()
+        await self._save(record, _CONSENTS, logged)
         return record
 
-    async def block(self, patient_id: str, blocked_type: str, blocked_hsa_id: str) -> BlockRecord:
+    async def block(
+        self,
+        patient_id: str,
+        blocked_type: str,
+        blocked_hsa_id: str,
+        *,
+        logged: Logged | None = None,
+    ) -> BlockRecord:
+        """Record a block; ``logged`` as for :meth:`grant`."""
         record = BlockRecord(
             id=f"block-{uuid.uuid4().hex}",
             patient_id=patient_id,
@@ -227,9 +255,7 @@ class ConsentStore:
             blocked_hsa_id=blocked_hsa_id,
             recorded_at=_now(),
         )
-        async with self._db.session() as session:
-            session.add(record)
-            await session.commit()
+        await self._save(record, _BLOCKS, logged)
         return record
 
     async def get_consent(self, record_id: str) -> ConsentRecord | None:
@@ -240,29 +266,53 @@ class ConsentStore:
         async with self._db.session() as session:
             return await session.get(BlockRecord, record_id)
 
-    async def withdraw(self, record_id: str) -> ConsentRecord | None:
-        """End a consent now (idempotent); None if there is no such consent."""
-        async with self._db.session() as session:
-            record = await session.get(ConsentRecord, record_id)
-            if record is None:
-                return None
-            if record.withdrawn_at is None:
-                record.withdrawn_at = _now()
-                session.add(record)
-                await session.commit()
-            return record
+    async def withdraw(
+        self, record_id: str, *, logged: Logged | None = None
+    ) -> ConsentRecord | None:
+        """End a consent now (idempotent); None if there is no such consent. With
+        ``logged``, the withdrawal and its log entry are committed together or not at all."""
+        record = await self.get_consent(record_id)
+        if record is None:
+            return None
+        if record.withdrawn_at is None:
+            record.withdrawn_at = _now()
+            ended = _CONSENTS.c.withdrawn_at
+            await self._end(_CONSENTS, record_id, ended, record.withdrawn_at, logged)
+        elif logged is not None:
+            await logged[0].append(logged[1])
+        return record
 
-    async def lift(self, record_id: str) -> BlockRecord | None:
-        """Lift a block now (idempotent); None if there is no such block."""
+    async def lift(self, record_id: str, *, logged: Logged | None = None) -> BlockRecord | None:
+        """Lift a block now (idempotent); None if there is no such block; ``logged`` as
+        for :meth:`withdraw`."""
+        record = await self.get_block(record_id)
+        if record is None:
+            return None
+        if record.lifted_at is None:
+            record.lifted_at = _now()
+            await self._end(_BLOCKS, record_id, _BLOCKS.c.lifted_at, record.lifted_at, logged)
+        elif logged is not None:
+            await logged[0].append(logged[1])
+        return record
+
+    async def _end(
+        self,
+        table: Table,
+        record_id: str,
+        ended: Column[Any],
+        at: datetime,
+        logged: Logged | None,
+    ) -> None:
+        """Set ``ended`` of the record ``record_id`` to ``at`` unless it is set already."""
+        statement = (
+            update(table).where(table.c.id == record_id, ended.is_(None)).values({ended: at})
+        )
+        if logged is not None:
+            await logged[0].append(logged[1], together_with=[statement])
+            return
         async with self._db.session() as session:
-            record = await session.get(BlockRecord, record_id)
-            if record is None:
-                return None
-            if record.lifted_at is None:
-                record.lifted_at = _now()
-                session.add(record)
-                await session.commit()
-            return record
+            await (await session.connection()).execute(statement)
+            await session.commit()
 
     async def open_emergency(
         self,
@@ -303,5 +353,7 @@ class ConsentStore:
             logged_as.emergency_reason != record.reason
         ):
             raise ValueError("the log entry must be this clinician's emergency opening")
-        await log.append(logged_as, together_with=[(_EMERGENCY, record.model_dump())])
+        await log.append(
+            logged_as, together_with=[insert(_EMERGENCY).values(**record.model_dump())]
+        )
         return record

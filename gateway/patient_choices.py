@@ -21,6 +21,7 @@ from consent.fhir import (
 )
 from consent.policy import decide_self_service, decide_self_service_role
 from consent.principals import Principal
+from consent.store import Logged
 from gateway.errors import BadRequest, Forbidden, NotFound
 from gateway.records import RecordReader, type_counts
 
@@ -69,18 +70,25 @@ class PatientChoices:
         action = f"{request.kind}-create"
         decision = await self._authorise(request.patient_id, "Consent", "c", action)
         store = self._services.consents
+        # The change and its log entry are committed together, or neither is.
+        logged = self._logged(decision, request.patient_id, action)
         if request.kind == "consent":
             record = await store.grant(
-                request.patient_id, request.level, request.hsa_id, request.start, request.end
+                request.patient_id,
+                request.level,
+                request.hsa_id,
+                request.start,
+                request.end,
+                logged=logged,
             )
-            resource = consent_resource(record, datetime.now(UTC))
-        else:
-            block = await store.block(request.patient_id, request.level, request.hsa_id)
-            resource = block_resource(block)
-        await self._reader.log(
-            decision, request.patient_id, action, ["Consent"], type_counts([resource])
-        )
-        return resource
+            return consent_resource(record, datetime.now(UTC))
+        block = await store.block(request.patient_id, request.level, request.hsa_id, logged=logged)
+        return block_resource(block)
+
+    def _logged(self, decision: AccessDecision, patient_id: str, action: str) -> Logged:
+        """The access log and the entry for a change of one Consent resource."""
+        entry = self._reader.entry(decision, patient_id, action, ["Consent"], {"Consent": 1})
+        return self._services.audit, entry
 
     async def _find(self, record_id: str) -> tuple[str, dict[str, Any], str]:
         store = self._services.consents
@@ -120,18 +128,20 @@ class PatientChoices:
             raise UnprocessableConsent(
                 "a withdrawn consent or lifted block cannot be reactivated: create a new one"
             )
-        if status == "inactive":
-            store = self._services.consents
-            if kind == "consent":
-                consent = await store.withdraw(record_id)
-                assert consent is not None
-                current = consent_resource(consent, datetime.now(UTC))
-            else:
-                block = await store.lift(record_id)
-                assert block is not None
-                current = block_resource(block)
-        await self._reader.log(decision, patient_id, action, ["Consent"], type_counts([current]))
-        return current
+        if status == "active":  # no change: the request is logged all the same
+            await self._reader.log(decision, patient_id, action, ["Consent"], {"Consent": 1})
+            return current
+        store = self._services.consents
+        logged = self._logged(decision, patient_id, action)
+        if kind == "consent":
+            consent = await store.withdraw(record_id, logged=logged)
+            if consent is None:
+                raise NotFound("no such Consent")
+            return consent_resource(consent, datetime.now(UTC))
+        block = await store.lift(record_id, logged=logged)
+        if block is None:
+            raise NotFound("no such Consent")
+        return block_resource(block)
 
     async def access_log(self, patient_id: str) -> list[AuditEntryPublic]:
         """Who has accessed the patient's data, oldest first; this reading is logged too."""

@@ -162,10 +162,10 @@ class RecordReader:
 
         ``returned``: how many resources of each type the answer holds.
         """
-        entry = self._entry(decision, patient_id, action, resource_types, returned, reports)
+        entry = self.entry(decision, patient_id, action, resource_types, returned, reports)
         await self._services.audit.append(entry)
 
-    def _entry(
+    def entry(
         self,
         decision: AccessDecision,
         patient_id: str,
@@ -174,7 +174,8 @@ class RecordReader:
         returned: Mapping[str, int] | None = None,
         reports: Sequence[SourceReport] = (),
     ) -> AuditEntryCreate:
-        """The access log entry :meth:`log` writes."""
+        """The access log entry :meth:`log` writes (also written by changes that are
+        committed together with their entry)."""
         counts = returned or {}
         return AuditEntryCreate.model_validate(
             {
@@ -442,7 +443,7 @@ class RecordReader:
             block_override_reason,
             timedelta(hours=settings.emergency_access_hours),
             log=self._services.audit,
-            logged_as=self._entry(decision, patient_id, "emergency-open", []),
+            logged_as=self.entry(decision, patient_id, "emergency-open", []),
         )
         return record
 
