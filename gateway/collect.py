@@ -305,10 +305,14 @@ class Collector:
         Each open snapshot holds a database connection and a read transaction, for as
         long as its answer takes to send: at most ``max_streams`` are open at once in this
         process, so they can never take every connection the other reads need. A read
-        that finds none free within the request deadline is refused (503).
+        that finds none free within the request deadline, counted from its arrival, is
+        refused (503).
         """
+        arrival = request_arrival()
+        started = arrival.arrived if arrival is not None else time.monotonic()
+        patience = max(self._aggregator.deadline - (time.monotonic() - started), 0.0)
         try:
-            async with asyncio.timeout(self._aggregator.deadline):
+            async with asyncio.timeout(patience):
                 await self._streams.acquire()
         except TimeoutError:
             raise ServiceUnavailable(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from adapters.base import FhirResource
 from adapters.config import SourceConfig
 from consent.decision import AccessDecision
 from fhir_profiles.identifiers import parse_person_identifier
+from gateway import deadline
 from gateway.aggregate import Aggregator, Source, SourceRecord, SourceReport, SourceStatus
 from gateway.app import create_app
 from gateway.cache import CHUNK_SIZE, RecordCache
@@ -354,4 +356,23 @@ async def test_streams_open_at_once_are_bounded_and_the_rest_refused_in_time(
     third = await opened()  # a turn given back is taken at once
     await second.aclose()
     await third.aclose()
+    assert db.engine.pool.checkedout() == 0
+
+
+async def test_a_request_whose_deadline_has_passed_waits_for_no_stream_turn(
+    db: Database,
+) -> None:
+    """The wait for a turn counts from the request's arrival: a request that arrived a
+    deadline ago is refused at once, even if a turn is given back a moment later."""
+    collector, cache = _collector(db, memory_budget=0, max_streams=1)
+    collected = await _cached(cache, _normalised())
+    first = await _open(collector, collected)
+    token = deadline._current.set(deadline.Arrival(time.monotonic() - 10.0))
+    try:
+        asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(first.aclose()))
+        with pytest.raises(ServiceUnavailable, match="too many large answers"):
+            await _open(collector, collected)
+    finally:
+        deadline._current.reset(token)
+        await first.aclose()
     assert db.engine.pool.checkedout() == 0
