@@ -64,6 +64,8 @@ class Services:
     source_clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     housekeeping: asyncio.Task[None] | None = None
     checkpoint_timer: asyncio.Task[None] | None = None
+    #: Set to stop the housekeeping tasks at the end of their current step.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def provider_of(self, source_id: str) -> str | None:
         """The care provider HSA-id a source holds data for, if configured."""
@@ -166,7 +168,7 @@ class Services:
         """Purge the cache of data past its retention now and every ``every`` seconds."""
 
         async def purge_forever() -> None:
-            while True:
+            while not self.stopping.is_set():
                 try:
                     removed = await self.cache.purge()
                 except ServiceUnavailable:
@@ -174,7 +176,7 @@ class Services:
                 else:
                     if removed:
                         log.info("cache purge removed %d expired entries", removed)
-                await asyncio.sleep(every)
+                await self._pause(every)
 
         self.housekeeping = asyncio.create_task(purge_forever(), name="cache-purge")
 
@@ -182,8 +184,7 @@ class Services:
         tick = checkpoint_tick(self.settings.audit_checkpoint_every_seconds)
 
         async def checkpoint_forever() -> None:
-            while True:
-                await asyncio.sleep(tick)
+            while not await self._pause(tick):
                 try:
                     await self.audit.checkpoint_if_due()
                 except ServiceUnavailable:
@@ -191,12 +192,20 @@ class Services:
 
         self.checkpoint_timer = asyncio.create_task(checkpoint_forever(), name="audit-checkpoints")
 
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` or until stopping; whether stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        return self.stopping.is_set()
+
     async def aclose(self) -> None:
+        # Stopped between steps, never cancelled inside one: cancelling a database
+        # operation under way (aiosqlite's worker thread, a write turn) could leave the
+        # shutdown waiting for it forever.
+        self.stopping.set()
         for task in (self.housekeeping, self.checkpoint_timer):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await task
         for source in self.aggregator.sources:
             await source.adapter.aclose()
         for client in self.clients:
