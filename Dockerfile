@@ -22,6 +22,7 @@ COPY pyproject.toml README.md LICENSE ./
 COPY gateway gateway
 COPY adapters adapters
 COPY consent consent
+COPY store store
 COPY fhir_profiles fhir_profiles
 COPY simregions simregions
 RUN /opt/build/bin/pip wheel --quiet --no-deps --no-build-isolation -w /dist .

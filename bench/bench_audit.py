@@ -43,8 +43,8 @@ from sqlalchemy.engine import make_url
 
 from consent.audit import AuditEntryCreate, AuditEntryPublic, AuditLog
 from gateway.errors import ServiceUnavailable
-from gateway.store.db import Database
-from gateway.store.migrate import upgrade
+from store.db import Database
+from store.migrate import upgrade
 
 MODES = ("unbatched", "batched")
 LABELS = {"unbatched": "one per transaction", "batched": "group commit"}
@@ -238,7 +238,7 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true")
     args = parser.parse_args()
     # The store logs each failed write; the tables count them instead.
-    logging.getLogger("gateway.store.db").setLevel(logging.CRITICAL)
+    logging.getLogger("store.db").setLevel(logging.CRITICAL)
 
     print(
         f"access log appends/s, median of {args.runs} runs in turns, "

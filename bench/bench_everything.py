@@ -4,8 +4,8 @@ warm in a fresh process.
 One source, ``bench/bulk_region.py``, holds the test person (191212121212) with N lab
 results (Observations); the other five compartment types are empty. For each N a fresh
 bulk region, a fresh SQLite database in a temporary folder and a fresh gateway process
-(``python -m gateway.cli serve``, as ``bench/harness.py`` starts it) are started, so
-peaks do not carry over. Each gateway starts as production does: ``python -m gateway.cli
+(``python -m gateway.run.cli serve``, as ``bench/harness.py`` starts it) are started, so
+peaks do not carry over. Each gateway starts as production does: ``python -m gateway.run.cli
 migrate`` (``samlad migrate``) has brought the schema up to date beforehand, in a process
 of its own, and the server runs with ``auto_migrate = false``, so it only checks the
 schema revision and does not import Alembic. Then three readings:
@@ -486,16 +486,16 @@ class Tracker:
 
 #: (step, depth, module, class or None, attribute): the request path's steps, probed.
 STAGES: tuple[tuple[str, int, str, str | None, str], ...] = (
-    ("collect (cache or sources)", 1, "gateway.collect", "Collector", "collect"),
-    ("fan-out (all sources)", 2, "gateway.aggregate", "Aggregator", "gather"),
+    ("collect (cache or sources)", 1, "gateway.collect.collector", "Collector", "collect"),
+    ("fan-out (all sources)", 2, "gateway.collect.fanout", "Aggregator", "gather"),
     ("adapter search, per type", 3, "adapters.fhir_r4", "FhirR4Adapter", "search_all"),
     ("one page: read + parse", 4, "adapters.fhir_r4", "FhirR4Adapter", "_fetch"),
-    ("normalise", 2, "gateway.collect", None, "normalise_source"),
-    ("cache write (encrypt)", 2, "gateway.cache", "RecordCache", "save"),
-    ("cache read (decrypt)", 2, "gateway.cache", "RecordCache", "load"),
-    ("merge (dedup, provenance)", 1, "gateway.records", "RecordReader", "_merge"),
-    ("access log", 1, "gateway.records", "RecordReader", "log"),
-    ("bundle (searchset dict)", 1, "gateway.search_answers", None, "searchset"),
+    ("normalise", 2, "gateway.collect.collector", None, "normalise_source"),
+    ("cache write (encrypt)", 2, "gateway.collect.cache", "RecordCache", "save"),
+    ("cache read (decrypt)", 2, "gateway.collect.cache", "RecordCache", "load"),
+    ("merge (dedup, provenance)", 1, "gateway.access.reader", "RecordReader", "_merge"),
+    ("access log", 1, "gateway.access.reader", "RecordReader", "log"),
+    ("bundle (searchset dict)", 1, "gateway.http.searches", None, "searchset"),
     ("serialise (orjson)", 1, "gateway.fhir_json", "FhirJSONResponse", "render"),
 )
 SERIALISE = "serialise (orjson)"
@@ -569,7 +569,7 @@ async def profiled_requests(
 
 
 def profile_size(resources: int, folder: Path, issuer: Issuer, page_size: int) -> None:
-    from gateway.app import create_app
+    from gateway.run.app import create_app
     from gateway.settings import load_settings
     from simregions.server import start_in_thread
 

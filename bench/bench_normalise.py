@@ -5,7 +5,7 @@ Takes every patient-compartment resource the three simulated FHIR regions hold (
 several runs:
 
 * parse: ``orjson.loads`` of each source's JSON;
-* unify: :func:`gateway.merge.unify`: admission checks, normalisation (dates, codes,
+* unify: :func:`gateway.merge.record.unify`: admission checks, normalisation (dates, codes,
   units, ATC), ids, references, provenance tags, deduplication and Provenance.
 
 Each run works on freshly parsed data, so nothing is normalised twice; the date-time
@@ -28,9 +28,9 @@ import orjson
 from adapters.base import PATIENT_COMPARTMENT_TYPES
 from adapters.config import SourceConfig
 from fhir_profiles.identifiers import parse_person_identifier
-from gateway.aggregate import Gathered, Source, SourceRecord, SourceReport, SourceStatus
-from gateway.app import tune_garbage_collector
-from gateway.merge import unify
+from gateway.collect.fanout import Gathered, Source, SourceRecord, SourceReport, SourceStatus
+from gateway.merge.record import unify
+from gateway.run.app import tune_garbage_collector
 from simregions.data import build_region_data
 from simregions.regions import DEFAULT_REGIONS
 

@@ -4,13 +4,13 @@ Everything runs on loopback as separate processes, so the process that times a r
 does no serving and competes with no server for the interpreter lock:
 
 * simulated regions: ``python -m simregions --region ID --port P`` each;
-* the gateway: ``python -m gateway.cli serve --config FILE`` with SQLite in a temporary
+* the gateway: ``python -m gateway.run.cli serve --config FILE`` with SQLite in a temporary
   folder and a throw-away token issuer whose private key only this process holds; either
   migrating at start-up, or (``start_gateway(..., migrated=True)``) as production starts
-  it: ``python -m gateway.cli migrate`` first, then the server with auto-migrate off;
+  it: ``python -m gateway.run.cli migrate`` first, then the server with auto-migrate off;
 * or the gateway with several worker processes on PostgreSQL
   (:func:`start_gateway_workers`): uvicorn ``--workers N --factory`` pointed at
-  ``gateway.cli:app_from_environment`` (as ``samlad serve --workers N`` does), in a
+  ``gateway.run.cli:app_from_environment`` (as ``samlad serve --workers N`` does), in a
   database created for the run (:func:`fresh_postgres`).
 """
 
@@ -42,8 +42,8 @@ from sqlalchemy.engine import make_url
 from adapters.base import PATIENT_COMPARTMENT_TYPES
 from adapters.fhir_r4 import format_identifier
 from fhir_profiles.identifiers import parse_person_identifier
-from gateway.cli import CONFIG_FILE_VARIABLE, LOG_LEVEL_VARIABLE
-from gateway.demo import region_source
+from gateway.run.cli import CONFIG_FILE_VARIABLE, LOG_LEVEL_VARIABLE
+from gateway.run.demo import region_source
 from simregions.regions import DEFAULT_REGIONS, RegionSpec
 
 if TYPE_CHECKING:
@@ -271,7 +271,7 @@ def start_gateway(
         migrate_database(config, log_dir / f"{name}-migrate.log")
     process = spawn(
         name,
-        ["-m", "gateway.cli", "--log-level", "WARNING", "serve", "--config", str(config)],
+        ["-m", "gateway.run.cli", "--log-level", "WARNING", "serve", "--config", str(config)],
         log_dir,
     )
     wait_until_up(f"http://127.0.0.1:{port}/healthz", process)
@@ -279,11 +279,11 @@ def start_gateway(
 
 
 def migrate_database(config: Path, log: Path, timeout: float = 120.0) -> None:
-    """``python -m gateway.cli migrate --config config`` (``samlad migrate``) with the
+    """``python -m gateway.run.cli migrate --config config`` (``samlad migrate``) with the
     interpreter, folder and environment :func:`spawn` uses, run to completion; its output
     goes to ``log``. Raises with that output if it fails."""
     completed = subprocess.run(  # noqa: S603 - our own interpreter and modules
-        [sys.executable, "-m", "gateway.cli", "migrate", "--config", str(config)],
+        [sys.executable, "-m", "gateway.run.cli", "migrate", "--config", str(config)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -354,7 +354,7 @@ def fresh_postgres(admin_url: str = POSTGRES_ADMIN_URL) -> Iterator[str]:
     url = admin.set(database=name).render_as_string(hide_password=False)
     try:
         # Migrated here, once: N workers each migrating at start-up would race.
-        from gateway.store.migrate import upgrade
+        from store.migrate import upgrade
 
         upgrade(url)
         yield url
@@ -375,13 +375,13 @@ def start_uvicorn_workers(
     timeout: float = 90.0,
 ) -> Process:
     """``factory`` served by N uvicorn workers on loopback, each with its own socket on the
-    port (:mod:`gateway.workers`, as ``samlad serve`` runs them); returns once every worker has
+    port (:mod:`gateway.run.workers`, as ``samlad serve`` runs them); returns once every worker has
     finished its start-up (counted in uvicorn's log) and ``health_path`` answers."""
     process = spawn(
         name,
         [
             "-m",
-            "gateway.workers",  # as ``samlad serve --workers N`` runs them
+            "gateway.run.workers",  # as ``samlad serve --workers N`` runs them
             factory,
             "--workers",
             str(workers),
@@ -431,7 +431,7 @@ def start_gateway_workers(
     )
     process = start_uvicorn_workers(
         name,
-        "gateway.cli:app_from_environment",
+        "gateway.run.cli:app_from_environment",
         port,
         workers,
         log_dir,

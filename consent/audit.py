@@ -74,7 +74,7 @@ from sqlmodel import Field, SQLModel
 
 from consent.reasons import IDENTITY_NUMBER_IN_TEXT, MAX_REASON, stated_reason
 from gateway.errors import ServiceUnavailable
-from gateway.store.db import Database
+from store.db import Database
 
 if TYPE_CHECKING:
     from consent.checkpoints import Checkpoint, Checkpointer

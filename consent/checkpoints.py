@@ -59,7 +59,7 @@ from consent.audit import (
     canonical_bytes,
 )
 from gateway.errors import ServiceUnavailable
-from gateway.store.db import Database
+from store.db import Database
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Consent, blocking and emergency-access records (tables; migrations in gateway/migrations).
+"""Consent, blocking and emergency-access records (tables; migrations in store/migrations).
 
 Patients are referred to by their opaque unified id only; no identity number is stored.
 Rows are never deleted: withdrawing a consent or lifting a block sets its end time, so

@@ -30,7 +30,7 @@ from sqlmodel import SQLModel
 from consent.audit import AuditEntryCreate, AuditLog
 from consent.models import BlockRecord, ConsentRecord, EmergencyAccess
 from consent.reasons import stated_reason
-from gateway.store.db import Database
+from store.db import Database
 
 ORGANISATION_LEVELS = ("care-provider", "care-unit")
 

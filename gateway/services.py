@@ -17,22 +17,22 @@ from consent.audit import AuditLog
 from consent.checkpoints import Checkpointer, CheckpointKey, JsonLinesFile
 from consent.relations import GuardianRegister
 from consent.store import ConsentStore
-from gateway.aggregate import Aggregator, Source
-from gateway.cache import RecordCache
-from gateway.collect import Collector
-from gateway.engagement import EngagementIndex
+from gateway.access.persons import PersonIndex
+from gateway.access.tokens import TokenVerifier
+from gateway.answer.paging import PageCursorCodec
+from gateway.collect.cache import RecordCache
+from gateway.collect.collector import Collector
+from gateway.collect.engagement import EngagementIndex
+from gateway.collect.fanout import Aggregator, Source
+from gateway.collect.pools import SourcePool, source_pools
+from gateway.collect.resilience import CircuitBreaker, ResiliencePolicy, ResilientAdapter
 from gateway.errors import ServiceUnavailable
+from gateway.http.metrics import Metrics
 from gateway.memo import BoundedMemo
-from gateway.merge import MergedRecord
-from gateway.metrics import Metrics
-from gateway.paging import PageCursorCodec
-from gateway.persons import PersonIndex
-from gateway.pools import SourcePool, source_pools
-from gateway.resilience import CircuitBreaker, ResiliencePolicy, ResilientAdapter
+from gateway.merge.record import MergedRecord
 from gateway.settings import Settings
-from gateway.store.db import Database
-from gateway.store.migrate import check_current, upgrade
-from gateway.tokens import TokenVerifier
+from store.db import Database
+from store.migrate import check_current, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Services:
     #: Merged records by exact input version (see RecordReader._merge).
     merged: BoundedMemo[Any, MergedRecord]
     #: A search's matches and paging snapshot per exact read (see
-    #: ``gateway.search_answers``); lists of resources the merged memo holds.
+    #: ``gateway.http.searches``); lists of resources the merged memo holds.
     matches: BoundedMemo[Any, tuple[list[FhirResource], str]]
     clients: list[httpx.AsyncClient] = field(default_factory=list)
     #: Each source's HTTP client, by source id (also in ``clients``).

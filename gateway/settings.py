@@ -143,7 +143,7 @@ class Settings(BaseSettings):
     memory_cache_resources: int = Field(default=2_000, ge=0, le=10_000_000)
     #: How long an emergency access (nödåtkomst) lasts once opened (hours).
     emergency_access_hours: float = Field(default=4.0, gt=0, le=24)
-    # -- Request rate limits (gateway/ratelimit.py): a token bucket per principal, and one
+    # -- Request rate limits (gateway/http/ratelimit.py): a token bucket per principal, and one
     # per client address for requests without a valid token. Held in memory, so every
     # worker process counts for itself. A rate of 0 means unlimited for that kind.
     #: Off: no request is ever refused for its rate.

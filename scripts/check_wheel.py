@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_LOCK = ROOT / "requirements" / "runtime.txt"
 #: What the wheel is built from (the packages are those pyproject.toml includes).
 SOURCES = ["pyproject.toml", "README.md", "LICENSE"]
-PACKAGES = ["gateway", "adapters", "consent", "fhir_profiles", "simregions"]
+PACKAGES = ["gateway", "adapters", "consent", "store", "fhir_profiles", "simregions"]
 #: The demo's simulated regions: three FHIR regions and Region Öst's legacy system.
 REGION_PORTS = 4
 TEST_PERSON = "191212121212"

@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from gateway.settings import IssuerConfig
-from gateway.store.migrate import upgrade
+from store.migrate import upgrade
 
 # Hypothesis's per-example deadline measures the machine's speed, not the code's
 # behaviour: a loaded machine would fail correct tests.

@@ -16,8 +16,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from gateway import __version__
-from gateway.cli import build_parser, main
-from gateway.demo import samlad_command, write_demo_config
+from gateway.run.cli import build_parser, main
+from gateway.run.demo import samlad_command, write_demo_config
 from simregions.regions import DEFAULT_REGIONS
 from tests.demo_process import demo_environment, free_demo_ports
 
@@ -237,4 +237,4 @@ def test_without_a_samlad_script_the_banner_names_the_module(
 ) -> None:
     bin_dir = _venv(tmp_path, script=False)
     monkeypatch.setattr(sys, "executable", str(bin_dir / "python"))
-    assert samlad_command() == f"{bin_dir / 'python'} -m gateway.cli"
+    assert samlad_command() == f"{bin_dir / 'python'} -m gateway.run.cli"

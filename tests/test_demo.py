@@ -13,7 +13,7 @@ import pytest
 
 from tests.demo_process import DemoProcess, free_demo_ports
 
-SAMLAD = [sys.executable, "-m", "gateway.cli"]
+SAMLAD = [sys.executable, "-m", "gateway.run.cli"]
 
 
 class Demo:

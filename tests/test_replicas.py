@@ -22,8 +22,8 @@ import pytest
 import tomli_w
 
 from consent.audit import AuditLog
-from gateway.demo import region_source
-from gateway.store.db import Database
+from gateway.run.demo import region_source
+from store.db import Database
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import (
     NORD_PROVIDER,

@@ -14,7 +14,7 @@ import httpx
 from tests.conftest import IssuerKit
 from tests.gateway.test_clients import free_port
 
-SAMLAD = [sys.executable, "-m", "gateway.cli"]
+SAMLAD = [sys.executable, "-m", "gateway.run.cli"]
 
 
 def _children(pid: int) -> list[int]:

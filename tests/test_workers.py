@@ -1,4 +1,4 @@
-"""`gateway.workers`: several processes on one port, each with its own socket."""
+"""`gateway.run.workers`: several processes on one port, each with its own socket."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def workers(
     factory: str, count: int = 2, port: int | None = None, **env: str
 ) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = port or free_port()
-    command = ["-m", "gateway.workers", factory, "--workers", str(count), "--port", str(port)]
+    command = ["-m", "gateway.run.workers", factory, "--workers", str(count), "--port", str(port)]
     process = subprocess.Popen(
         [sys.executable, *command, "--log-level", "warning"],
         stdout=subprocess.PIPE,
@@ -154,7 +154,7 @@ def test_a_port_held_by_another_program_stops_the_server() -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        command = ["gateway.workers", "tests.test_workers:pid_app", "--port", str(port)]
+        command = ["gateway.run.workers", "tests.test_workers:pid_app", "--port", str(port)]
         process = subprocess.run(
             [sys.executable, "-m", *command],
             capture_output=True,

@@ -24,7 +24,7 @@ from adapters.base import PATIENT_COMPARTMENT_TYPES, SourceAdapter
 from adapters.config import SourceConfig
 from adapters.registry import build_adapter
 from fhir_profiles.identifiers import canonical_identifier, parse_person_identifier
-from gateway.demo import legacy_source, region_source
+from gateway.run.demo import legacy_source, region_source
 from simregions.app import create_app
 from simregions.behaviour import Behaviour
 from simregions.legacy.app import create_legacy_app

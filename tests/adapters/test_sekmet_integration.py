@@ -20,7 +20,7 @@ from fhir_profiles.identifiers import (
     IdentifierForm,
     PersonIdentifier,
 )
-from gateway.linking import check_link
+from gateway.merge.linking import check_link
 from tests.adapters.adapter_fakes import FHIR_JSON, TOLVAN, Sekmet, make_config, make_person
 
 pytestmark = pytest.mark.anyio

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, create_engine, text
 
 from consent.audit import AuditEntryCreate
-from gateway.store.db import sync_url
+from store.db import sync_url
 
 CLINICIAN = "SE2321000016-DR01"
 CARE_UNIT = "SE2321000016-UNIT"

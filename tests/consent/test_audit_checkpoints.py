@@ -29,9 +29,9 @@ from consent.checkpoints import (
     verify_anchored,
     verify_command,
 )
-from gateway.cli import build_parser
+from gateway.run.cli import build_parser
 from gateway.settings import DEV_AUDIT_CHECKPOINT_KEY, ConfigError, load_settings
-from gateway.store.db import Database
+from store.db import Database
 from tests.consent.helpers import connection, entry, triggers_off
 
 pytestmark = pytest.mark.anyio

@@ -16,8 +16,8 @@ from consent.audit_fhir import (
     to_audit_event,
 )
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, parse_person_identifier
-from gateway.persons import PersonIndex
-from gateway.store.db import Database
+from gateway.access.persons import PersonIndex
+from store.db import Database
 from tests.consent.helpers import CARE_PROVIDER, CARE_UNIT, CLINICIAN, entry
 
 pytestmark = pytest.mark.anyio

@@ -27,7 +27,7 @@ from consent.audit import (
     AuditLog,
 )
 from gateway.errors import ServiceUnavailable
-from gateway.store.db import Database
+from store.db import Database
 from tests.consent.helpers import connection, entry
 
 pytestmark = pytest.mark.anyio

@@ -24,7 +24,7 @@ from consent.audit import (
     compute_hash,
 )
 from gateway.errors import ServiceUnavailable
-from gateway.store.db import Database
+from store.db import Database
 from tests.consent.helpers import connection, entry, triggers_off
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,8 @@ from sqlmodel import SQLModel
 
 from consent.audit import AUDIT_TABLE
 from consent.checkpoints import CHECKPOINT_TABLE
-from gateway.store.db import sync_url
-from gateway.store.migrate import alembic_config, upgrade
+from store.db import sync_url
+from store.migrate import alembic_config, upgrade
 
 
 def test_migration_matches_the_model(database_url: str) -> None:

@@ -17,7 +17,7 @@ from consent.models import EmergencyAccess
 from consent.reasons import InvalidReason, stated_reason
 from consent.store import ConsentStore
 from gateway.errors import ServiceUnavailable
-from gateway.store.db import Database
+from store.db import Database
 from tests.consent.helpers import entry
 
 pytestmark = pytest.mark.anyio

@@ -13,15 +13,15 @@ import httpx
 import orjson
 import pytest
 
-from gateway.app import create_app
-from gateway.demo import region_source
+from gateway.run.app import create_app
+from gateway.run.demo import region_source
 from gateway.settings import Settings, load_settings
-from gateway.store.db import Database
 from simregions.app import create_app as create_region_app
 from simregions.behaviour import Behaviour
 from simregions.people import relations
 from simregions.regions import DEFAULT_REGIONS, RegionSpec
 from simregions.server import RunningServer, start_in_thread
+from store.db import Database
 from tests.conftest import IssuerKit
 
 TEST_PERSON = "191212121212"

@@ -26,10 +26,10 @@ from consent.principals import Citizen, Clinician, Integrator, Principal
 from consent.scopes import parse_scopes
 from consent.store import ConsentStore
 from fhir_profiles.identifiers import parse_person_identifier
-from gateway.merge import care_tags
-from gateway.persons import PersonIndex
-from gateway.records import READABLE_TYPES
-from gateway.store.db import Database
+from gateway.access.persons import PersonIndex
+from gateway.access.reader import READABLE_TYPES
+from gateway.merge.record import care_tags
+from store.db import Database
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import CITIZEN_SCOPE, NORD_PROVIDER, TEST_PERSON
 

@@ -12,12 +12,12 @@ import pytest
 from adapters.base import FhirResource
 from adapters.config import SourceConfig
 from fhir_profiles.identifiers import PersonIdentifier, parse_person_identifier
-from gateway.aggregate import Aggregator, Source, SourceStatus
-from gateway.cache import RecordCache
-from gateway.collect import Collector
-from gateway.engagement import EngagementIndex
-from gateway.resilience import BreakerState, ResiliencePolicy, ResilientAdapter
-from gateway.store.db import Database
+from gateway.collect.cache import RecordCache
+from gateway.collect.collector import Collector
+from gateway.collect.engagement import EngagementIndex
+from gateway.collect.fanout import Aggregator, Source, SourceStatus
+from gateway.collect.resilience import BreakerState, ResiliencePolicy, ResilientAdapter
+from store.db import Database
 
 pytestmark = pytest.mark.anyio
 

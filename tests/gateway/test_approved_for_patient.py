@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gateway.demo import legacy_source
+from gateway.run.demo import legacy_source
 from simregions.legacy.app import create_legacy_app
 from simregions.legacy.records import build_legacy_data
 from simregions.legacy.spec import OST

@@ -12,8 +12,8 @@ import orjson
 import pytest
 from joserfc.jwk import RSAKey
 
+from gateway.access.tokens import LEEWAY, TokenVerifier
 from gateway.errors import Unauthorized
-from gateway.tokens import LEEWAY, TokenVerifier
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import TEST_PERSON, Gateway
 
@@ -144,6 +144,6 @@ async def test_a_remembered_token_is_refused_once_it_expires(
         claims["personnummer"] = "changed by the caller"
         assert (await verifier.verify(token))["personnummer"] == TEST_PERSON
         later = time.time() + 61 + LEEWAY
-        monkeypatch.setattr("gateway.tokens.time.time", lambda: later)
+        monkeypatch.setattr("gateway.access.tokens.time.time", lambda: later)
         with pytest.raises(Unauthorized):
             await verifier.verify(token)

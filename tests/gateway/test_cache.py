@@ -14,15 +14,15 @@ import pytest
 from sqlalchemy import text
 from starlette.types import Receive, Scope, Send
 
-from gateway.cache import CHUNK_SIZE, RecordCache
-from gateway.demo import region_source
+from gateway.collect.cache import CHUNK_SIZE, RecordCache
 from gateway.memo import RECENT_SECONDS
-from gateway.store.db import Database
+from gateway.run.demo import region_source
 from simregions.app import SimRegionApp
 from simregions.behaviour import Behaviour
 from simregions.data import build_region_data
 from simregions.server import RunningServer, serve_in_thread
 from simregions.store import RegionStore
+from store.db import Database
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import TEST_PERSON, Gateway, Region, running_gateway
 from tests.gateway.consent_helpers import block, deactivate, grant

@@ -21,10 +21,10 @@ import tomli_w
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.cache import CHUNK_SIZE, RecordCache, Sealed
-from gateway.demo import region_source
+from gateway.collect.cache import CHUNK_SIZE, RecordCache, Sealed
 from gateway.errors import ServiceUnavailable
-from gateway.store.db import Database
+from gateway.run.demo import region_source
+from store.db import Database
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import (
     CITIZEN_SCOPE,
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.anyio
 
 KEY = "test-data-key-0123456789"
 ID_KEY = "test-id-key-0123456789"
-SAMLAD = [sys.executable, "-m", "gateway.cli"]
+SAMLAD = [sys.executable, "-m", "gateway.run.cli"]
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PERSON, SOURCE = "unified", "src"
 WRITERS = 20

@@ -26,9 +26,9 @@ from fhirclient.models.patient import Patient as FCPatient
 from fhirpy import AsyncFHIRClient
 from fhirpy.base.exceptions import ForbiddenError
 
-from gateway.app import create_app
-from gateway.store.migrate import upgrade
+from gateway.run.app import create_app
 from simregions.server import LOOPBACK, RunningServer, start_in_thread
+from store.migrate import upgrade
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import (
     CITIZEN_SCOPE,

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 
 from consent.audit import AuditLog
 from consent.store import ConsentStore
-from gateway.store.db import Database, sync_url
+from store.db import Database, sync_url
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import NORD_PROVIDER, TEST_PERSON, Gateway, Region, running_gateway
 from tests.gateway.consent_helpers import block, consent_body, deactivate, grant

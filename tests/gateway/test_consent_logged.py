@@ -15,7 +15,7 @@ import consent.audit
 from consent.audit import AUDIT_TABLE
 from consent.models import BlockRecord, ConsentRecord
 from gateway.errors import ServiceUnavailable
-from gateway.store.db import Database
+from store.db import Database
 from tests.gateway.conftest import NORD_PROVIDER as NORD
 from tests.gateway.conftest import Gateway
 from tests.gateway.consent_helpers import block, consent_body, grant

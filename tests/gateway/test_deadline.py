@@ -15,18 +15,18 @@ from starlette.routing import Route
 
 from adapters.config import SourceConfig
 from adapters.fhir_r4 import FhirR4Adapter
-from gateway.aggregate import Aggregator, Source
-from gateway.cache import RecordCache
-from gateway.collect import Collector
-from gateway.deadline import (
+from gateway.collect.cache import RecordCache
+from gateway.collect.collector import Collector
+from gateway.collect.deadline import (
     MAX_FINISH_SHARE,
     MIN_FINISH_SHARE,
     FinishTimes,
     RequestClock,
     request_arrival,
 )
-from gateway.engagement import EngagementIndex
-from gateway.store.db import Database
+from gateway.collect.engagement import EngagementIndex
+from gateway.collect.fanout import Aggregator, Source
+from store.db import Database
 from tests.gateway.test_merge_rules import patient
 from tests.gateway.test_paged_collect import BASE, PATIENT_ID, PERSON, PagedSource, _answer
 

@@ -12,7 +12,7 @@ import consent.audit
 from consent.audit import AUDIT_TABLE
 from consent.models import EmergencyAccess
 from gateway.errors import ServiceUnavailable
-from gateway.store.db import Database
+from store.db import Database
 from tests.gateway.conftest import TEST_PERSON, Gateway
 
 pytestmark = pytest.mark.anyio

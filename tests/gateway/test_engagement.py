@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from gateway.aggregate import SourceReport, SourceStatus
-from gateway.engagement import EngagementIndex
-from gateway.store.db import Database
+from gateway.collect.engagement import EngagementIndex
+from gateway.collect.fanout import SourceReport, SourceStatus
+from store.db import Database
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import Gateway, Region, running_gateway
 from tests.gateway.test_overview import source_status

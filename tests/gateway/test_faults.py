@@ -9,7 +9,7 @@ import time
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from gateway.demo import region_source
+from gateway.run.demo import region_source
 from simregions.app import SimRegionApp
 from simregions.app import create_app as create_region_app
 from simregions.behaviour import Behaviour

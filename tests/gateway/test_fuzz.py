@@ -27,9 +27,9 @@ from schemathesis.specs.openapi.checks import allow_header_conformance, positive
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES
 from consent.principals import Citizen, Clinician
-from gateway.app import create_app
-from gateway.merge import CARE_PROVIDER_TAG
-from gateway.search import search_params_for
+from gateway.answer.search import search_params_for
+from gateway.merge.record import CARE_PROVIDER_TAG
+from gateway.run.app import create_app
 from gateway.settings import load_settings
 from simregions.server import RunningServer
 from tests.conftest import IssuerKit

@@ -13,8 +13,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
-from gateway.app import create_app
-from gateway.headers import CONTENT_SECURITY_POLICY, PUBLIC_DOCUMENTS, PUBLIC_MAX_AGE
+from gateway.http.headers import CONTENT_SECURITY_POLICY, PUBLIC_DOCUMENTS, PUBLIC_MAX_AGE
+from gateway.run.app import create_app
 from gateway.settings import Settings, load_settings
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import TEST_PERSON, Gateway, Region, running_gateway

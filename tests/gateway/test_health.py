@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from gateway.health import probe_engine, readiness_problem
-from gateway.store.db import sync_url
-from gateway.store.migrate import HEAD_REVISION, upgrade
+from gateway.http.health import probe_engine, readiness_problem
+from store.db import sync_url
+from store.migrate import HEAD_REVISION, upgrade
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import running_gateway
 

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES
-from gateway.dedup import ALSO_REPORTED_BY
-from gateway.search import (
+from gateway.answer.search import (
     include_types,
     included,
     includes_for,
     parse_search,
     revincludes_for,
 )
+from gateway.merge.dedup import ALSO_REPORTED_BY
 from tests.gateway.conftest import FHIR_BASE, NORD_PROVIDER, Gateway
 from tests.gateway.consent_helpers import block, grant
 

@@ -1,4 +1,4 @@
-"""The International Patient Summary (gateway/ips.py): content rules, and validation
+"""The International Patient Summary (gateway/answer/summary.py): content rules, and validation
 against HL7's official IPS 2.0.0 package, offline.
 
 Validation setup: the package is vendored (``tests/ips/hl7.fhir.uv.ips-2.0.0.tgz``, 708 KB,
@@ -30,7 +30,7 @@ from typing import Any
 import fhirkit
 import pytest
 
-from gateway.ips import IPS_PROFILES, build_summary
+from gateway.answer.summary import IPS_PROFILES, build_summary
 from tests.gateway.conftest import FHIR_BASE, Gateway
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ from fhir_profiles.identifiers import (
     PersonIdentifier,
     luhn_check_digit,
 )
-from gateway.linking import LinkError, check_link
+from gateway.merge.linking import LinkError, check_link
 
 # A date well inside the lifetimes below: the 10-digit forms read the same on any day
 # before these people turn 100.

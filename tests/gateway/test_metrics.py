@@ -15,7 +15,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.logs import JsonFormatter
+from gateway.run.logs import JsonFormatter
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import TEST_PERSON, Gateway, Region, running_gateway
 from tests.gateway.test_clients import free_port

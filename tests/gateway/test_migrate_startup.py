@@ -19,8 +19,8 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
-from gateway.store.db import sync_url
-from gateway.store.migrate import (
+from store.db import sync_url
+from store.migrate import (
     HEAD_REVISION,
     SchemaNotCurrent,
     alembic_config,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from fhir_profiles.validate import errors
-from gateway.demo import legacy_source
+from gateway.run.demo import legacy_source
 from simregions.data import deliberate_duplicates
 from simregions.legacy.app import create_legacy_app
 from simregions.legacy.spec import OST

@@ -19,14 +19,14 @@ from adapters.config import SourceConfig
 from adapters.fhir_r4 import FhirR4Adapter
 from consent.decision import AccessDecision
 from fhir_profiles.identifiers import parse_person_identifier
-from gateway.aggregate import Aggregator, Source, SourceRecord, SourceReport, SourceStatus
-from gateway.cache import CHUNK_SIZE, ChunkSealer, KeepBudget, RecordCache
-from gateway.collect import PATIENT, Collector
-from gateway.dedup import DuplicatePlan
-from gateway.engagement import EngagementIndex
-from gateway.merge import merge_sources, normalise_source
-from gateway.store.db import Database
-from gateway.streamed import open_stream
+from gateway.answer.streamed import open_stream
+from gateway.collect.cache import CHUNK_SIZE, ChunkSealer, KeepBudget, RecordCache
+from gateway.collect.collector import PATIENT, Collector
+from gateway.collect.engagement import EngagementIndex
+from gateway.collect.fanout import Aggregator, Source, SourceRecord, SourceReport, SourceStatus
+from gateway.merge.dedup import DuplicatePlan
+from gateway.merge.record import merge_sources, normalise_source
+from store.db import Database
 from tests.gateway.test_merge_rules import observation, patient
 
 pytestmark = pytest.mark.anyio

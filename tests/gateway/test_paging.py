@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.errors import BadRequest
-from gateway.paging import (
+from gateway.answer.paging import (
     DEFAULT_TTL,
     MAX_TOKEN_LENGTH,
     PAGE_PARAM,
@@ -24,7 +23,8 @@ from gateway.paging import (
     page_links,
     snapshot_of,
 )
-from gateway.search import apply, parse_search
+from gateway.answer.search import apply, parse_search
+from gateway.errors import BadRequest
 
 KEY = b"k" * 32
 PATIENT_ID = "p-6f1c2a9e0b"

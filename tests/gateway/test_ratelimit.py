@@ -20,13 +20,13 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import create_engine, text
 from starlette.requests import Request
 
-from gateway.app import create_app
-from gateway.ratelimit import BucketTable, RateLimiter, address_key
+from gateway.http.ratelimit import BucketTable, RateLimiter, address_key
+from gateway.run.app import create_app
+from gateway.run.workers import forwarded_options
 from gateway.settings import ConfigError, load_settings
-from gateway.store.db import sync_url
-from gateway.store.migrate import upgrade
-from gateway.workers import forwarded_options
 from simregions.server import bind_socket
+from store.db import sync_url
+from store.migrate import upgrade
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import TEST_PERSON, Gateway, Region, gateway_settings
 
@@ -311,7 +311,7 @@ async def served_gateway(
     database_url: str, issuer: IssuerKit, regions: dict[str, Region], **overrides: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway served by uvicorn on loopback, configured as ``samlad serve`` and the
-    demo configure it (:func:`gateway.workers.forwarded_options`); a client of it."""
+    demo configure it (:func:`gateway.run.workers.forwarded_options`); a client of it."""
     settings = gateway_settings(database_url, issuer, regions, **overrides)
     config = uvicorn.Config(
         create_app(settings),

@@ -21,8 +21,8 @@ from adapters.errors import (
 )
 from adapters.fhir_r4 import FhirR4Adapter
 from fhir_profiles.identifiers import PersonIdentifier, parse_person_identifier
-from gateway.aggregate import Aggregator, Source, SourceStatus
-from gateway.resilience import (
+from gateway.collect.fanout import Aggregator, Source, SourceStatus
+from gateway.collect.resilience import (
     BreakerState,
     CallBudget,
     CircuitOpen,

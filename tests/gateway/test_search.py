@@ -16,8 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.base import FhirResource
-from gateway.errors import BadRequest
-from gateway.search import (
+from gateway.answer.search import (
     DEFAULT_COUNT,
     MAX_COUNT,
     SUBSETTED_TAG,
@@ -30,6 +29,7 @@ from gateway.search import (
     served_types,
     sortable_for,
 )
+from gateway.errors import BadRequest
 
 NPU = "urn:oid:1.2.208.176.2.1"
 LOINC = "http://loinc.org"

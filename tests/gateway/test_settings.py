@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from adapters.registry import UnknownAdapterKind
-from gateway.app import create_app
+from gateway.run.app import create_app
 from gateway.settings import DEV_ID_KEY, ConfigError, IssuerConfig, load_settings
 
 pytestmark = pytest.mark.anyio

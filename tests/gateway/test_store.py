@@ -10,9 +10,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from fhir_profiles.identifiers import parse_person_identifier
-from gateway.persons import PersonIndex
-from gateway.store.db import Database, sync_url
-from gateway.store.migrate import SchemaNotCurrent, check_current
+from gateway.access.persons import PersonIndex
+from store.db import Database, sync_url
+from store.migrate import SchemaNotCurrent, check_current
 
 pytestmark = pytest.mark.anyio
 

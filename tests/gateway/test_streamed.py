@@ -21,25 +21,25 @@ from adapters.base import FhirResource
 from adapters.config import SourceConfig
 from consent.decision import AccessDecision
 from fhir_profiles.identifiers import parse_person_identifier
-from gateway import deadline
-from gateway.aggregate import Aggregator, Source, SourceRecord, SourceReport, SourceStatus
-from gateway.app import create_app
-from gateway.cache import CHUNK_SIZE, RecordCache
-from gateway.collect import PATIENT, Collected, Collector
-from gateway.engagement import EngagementIndex
+from gateway.answer.paging import snapshot_of
+from gateway.answer.streamed import Match, RecordStream, open_stream
+from gateway.collect import deadline
+from gateway.collect.cache import CHUNK_SIZE, RecordCache
+from gateway.collect.collector import PATIENT, Collected, Collector
+from gateway.collect.engagement import EngagementIndex
+from gateway.collect.fanout import Aggregator, Source, SourceRecord, SourceReport, SourceStatus
 from gateway.errors import ServiceUnavailable
-from gateway.merge import (
+from gateway.merge.record import (
     CARE_UNIT_TAG,
     NormalisedSource,
     care_tags,
     merge_sources,
     normalise_source,
 )
-from gateway.paging import snapshot_of
-from gateway.store.db import Database
-from gateway.store.migrate import upgrade
-from gateway.streamed import Match, RecordStream, open_stream
+from gateway.run.app import create_app
 from simregions.server import serve_in_thread
+from store.db import Database
+from store.migrate import upgrade
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import Gateway, Region, gateway_settings
 from tests.gateway.test_merge_rules import NoAdapter, observation, patient

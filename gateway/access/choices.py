@@ -1,0 +1,152 @@
+"""The patient's own choices and their access log, behind the same boundary as reads.
+
+Granting and withdrawing consent, blocking and unblocking, and reading who has accessed
+the record: only the patient (or a guardian of a child under 13) may do these, decided
+by :func:`consent.policy.decide_self_service`, and every attempt is logged.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from consent.audit import AuditEntryPublic
+from consent.decision import AccessDecision
+from consent.fhir import (
+    InvalidConsent,
+    block_resource,
+    consent_resource,
+    parse_consent,
+    parse_status_change,
+)
+from consent.policy import decide_self_service, decide_self_service_role
+from consent.principals import Principal
+from consent.store import Logged
+from gateway.access.reader import RecordReader, type_counts
+from gateway.errors import BadRequest, Forbidden, NotFound
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+
+class UnprocessableConsent(BadRequest):
+    status, code = 422, "processing"
+
+
+class PatientChoices:
+    """Consents, blocks and the access log of one patient, for one principal."""
+
+    def __init__(self, principal: Principal, services: Services) -> None:
+        self._services = services
+        self._reader = RecordReader(principal, services)
+        self._principal = principal
+
+    async def _authorise(
+        self, patient_id: str, resource_type: str, permission: str, action: str
+    ) -> AccessDecision:
+        person = await self._reader.person(patient_id)
+        facts = await self._reader.facts(person, patient_id)
+        decision = decide_self_service(self._principal, facts, resource_type, permission)
+        if not decision.allowed:
+            await self._reader.log(decision, patient_id, action, [resource_type])
+            raise Forbidden(f"not permitted ({decision.reason})")
+        return decision
+
+    def check_role(self, permission: str) -> None:
+        """Refuse (403) whoever may not change consents whoever the patient is: anyone but
+        a citizen, or one without the ``patient/Consent`` scope for ``permission``. Routes
+        call it before reading the request body, so such a request is refused whatever its
+        body; the patient is not known yet, so the refusal is in no patient's log."""
+        role = decide_self_service_role(self._principal, "Consent", permission)
+        if not role.allowed:
+            raise Forbidden(f"not permitted ({role.reason})")
+
+    async def create(self, body: Any) -> dict[str, Any]:
+        """Record a consent (permit) or a block (deny) from a Consent resource."""
+        try:
+            request = parse_consent(body)
+        except InvalidConsent as exc:
+            raise UnprocessableConsent(str(exc)) from exc
+        action = f"{request.kind}-create"
+        decision = await self._authorise(request.patient_id, "Consent", "c", action)
+        store = self._services.consents
+        # The change and its log entry are committed together, or neither is.
+        logged = self._logged(decision, request.patient_id, action)
+        if request.kind == "consent":
+            record = await store.grant(
+                request.patient_id,
+                request.level,
+                request.hsa_id,
+                request.start,
+                request.end,
+                logged=logged,
+            )
+            return consent_resource(record, datetime.now(UTC))
+        block = await store.block(request.patient_id, request.level, request.hsa_id, logged=logged)
+        return block_resource(block)
+
+    def _logged(self, decision: AccessDecision, patient_id: str, action: str) -> Logged:
+        """The access log and the entry for a change of one Consent resource."""
+        entry = self._reader.entry(decision, patient_id, action, ["Consent"], {"Consent": 1})
+        return self._services.audit, entry
+
+    async def _find(self, record_id: str) -> tuple[str, dict[str, Any], str]:
+        store = self._services.consents
+        consent = await store.get_consent(record_id) if record_id.startswith("consent-") else None
+        if consent is not None:
+            return consent.patient_id, consent_resource(consent, datetime.now(UTC)), "consent"
+        block = await store.get_block(record_id) if record_id.startswith("block-") else None
+        if block is not None:
+            return block.patient_id, block_resource(block), "block"
+        raise NotFound("no such Consent")
+
+    async def read(self, record_id: str) -> dict[str, Any]:
+        patient_id, resource, _ = await self._find(record_id)
+        decision = await self._authorise(patient_id, "Consent", "r", "read")
+        await self._reader.log(decision, patient_id, "read", ["Consent"], type_counts([resource]))
+        return resource
+
+    async def search(self, patient_id: str) -> list[dict[str, Any]]:
+        decision = await self._authorise(patient_id, "Consent", "s", "search")
+        store, now = self._services.consents, datetime.now(UTC)
+        standing = await store.standing(patient_id, None, now)
+        resources = [consent_resource(c, now) for c in standing.consents]
+        resources += [block_resource(b) for b in standing.blocks]
+        await self._reader.log(decision, patient_id, "search", ["Consent"], type_counts(resources))
+        return resources
+
+    async def update(self, record_id: str, body: Any) -> dict[str, Any]:
+        """Withdraw a consent or lift a block: the only change a Consent accepts."""
+        patient_id, current, kind = await self._find(record_id)
+        try:
+            status = parse_status_change(body, record_id)
+        except InvalidConsent as exc:
+            raise UnprocessableConsent(str(exc)) from exc
+        action = "consent-withdraw" if kind == "consent" else "block-lift"
+        decision = await self._authorise(patient_id, "Consent", "u", action)
+        if status == "active" and current["status"] == "inactive":
+            raise UnprocessableConsent(
+                "a withdrawn consent or lifted block cannot be reactivated: create a new one"
+            )
+        if status == "active":  # no change: the request is logged all the same
+            await self._reader.log(decision, patient_id, action, ["Consent"], {"Consent": 1})
+            return current
+        store = self._services.consents
+        logged = self._logged(decision, patient_id, action)
+        if kind == "consent":
+            consent = await store.withdraw(record_id, logged=logged)
+            if consent is None:
+                raise NotFound("no such Consent")
+            return consent_resource(consent, datetime.now(UTC))
+        block = await store.lift(record_id, logged=logged)
+        if block is None:
+            raise NotFound("no such Consent")
+        return block_resource(block)
+
+    async def access_log(self, patient_id: str) -> list[AuditEntryPublic]:
+        """Who has accessed the patient's data, oldest first; this reading is logged too."""
+        decision = await self._authorise(patient_id, "AuditEvent", "s", "audit-read")
+        entries = await self._services.audit.for_patient(patient_id, limit=1000)
+        entries.reverse()
+        await self._reader.log(decision, patient_id, "audit-read", ["AuditEvent"])
+        return list(entries)

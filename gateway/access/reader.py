@@ -1,0 +1,463 @@
+"""The data boundary: every read of personal data goes through :class:`RecordReader`.
+
+A reader is made for one principal. Each method resolves the person, gathers the facts
+(consents, blocks, emergency access, guardianship), asks the policy once, collects the
+normalised data (from the sources or the cache, :mod:`gateway.collect.collector`) and merges it,
+removes what the decision hides, and writes the access log entry
+before anything reaches a route. If the facts or the log cannot be read or written, the
+request fails (503) rather than return data. Routes hold no access logic of their own,
+so a new endpoint cannot forget a check.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from adapters.base import PATIENT_COMPARTMENT_TYPES, FhirResource
+from consent.audit import AuditEntryCreate
+from consent.decision import AccessDecision
+from consent.models import EmergencyAccess
+from consent.policy import AccessFacts, decide, decide_emergency_open
+from consent.principals import Citizen, Clinician, Integrator, Principal
+from consent.relations import RegisterUnavailable
+from fhir_profiles.identifiers import PersonIdentifier
+from gateway.answer.streamed import Match, RecordStream, open_stream
+from gateway.collect.fanout import SourceReport
+from gateway.errors import Forbidden, NotFound, ServiceUnavailable
+from gateway.merge.record import MergedRecord, NormalisedSource, care_tags, merge_sources
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+#: PurposeOfUse logged for refused requests, which have no decided purpose.
+_DEFAULT_PURPOSE = {"citizen": "PATRQT", "clinician": "TREAT", "integrator": "TREAT"}
+
+#: Every type a principal can be granted read access to through the record.
+READABLE_TYPES = frozenset({"Patient", *PATIENT_COMPARTMENT_TYPES})
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """What one read may cover, decided once (see :meth:`RecordReader._scope`)."""
+
+    decision: AccessDecision
+    #: What the read is, for the access log (``read``, ``search``, ``everything``, ...).
+    action: str
+    #: The types the read is for (narrowed to the scopes when asked to be).
+    types: list[str]
+    #: More types read with them (a search's includes), within the scopes.
+    extra: list[str]
+    with_patient: bool
+    #: The types the access log entry names.
+    logged: list[str]
+
+
+@dataclass(slots=True)
+class ReadResult:
+    patient: FhirResource | None
+    resources: list[FhirResource]
+    reports: list[SourceReport]
+    decision: AccessDecision
+    #: Provenance of merged duplicates among ``resources`` and ``included`` (served as
+    #: includes).
+    provenance: list[FhirResource] = field(default_factory=list)
+    #: The resources of the ``also`` types read in the same read as ``resources`` (see
+    #: :meth:`RecordReader.search`); what a search's includes are picked from.
+    included: list[FhirResource] = field(default_factory=list)
+    #: Names exactly what was read (the data's versions and what the decision hid), for
+    #: memos of what is derived from it; None if the data's versions are not known.
+    version: tuple[object, ...] | None = None
+
+
+def type_counts(resources: Sequence[FhirResource]) -> Counter[str]:
+    """How many resources of each type: what an access log entry records as returned."""
+    return Counter(str(r.get("resourceType")) for r in resources)
+
+
+def _with_patient(counts: Counter[str], patient: FhirResource | None) -> Counter[str]:
+    """What a read returned by type, its Patient (if it returned one) included."""
+    returned = Counter(counts)
+    if patient is not None:
+        returned["Patient"] += 1
+    return returned
+
+
+def actor_fields(principal: Principal, services: Services) -> dict[str, str | None]:
+    """Who acts, for the access log: never an identity number, only opaque or HSA ids."""
+    match principal:
+        case Citizen():
+            return {"actor_id": services.persons.id_for(principal.person)}
+        case Clinician():
+            return {
+                "actor_id": principal.hsa_id,
+                "actor_care_unit_hsa_id": principal.care_unit_hsa_id,
+                "actor_care_provider_hsa_id": principal.care_provider_hsa_id,
+            }
+        case Integrator():
+            return {
+                "actor_id": principal.client_id,
+                "actor_care_provider_hsa_id": principal.care_provider_hsa_id,
+                "on_behalf_of": principal.care_provider_hsa_id,
+            }
+    raise AssertionError("unknown principal")  # pragma: no cover
+
+
+class RecordReader:
+    """Reads one person's unified record on behalf of one principal."""
+
+    def __init__(self, principal: Principal, services: Services) -> None:
+        self._principal = principal
+        self._services = services
+
+    # -- facts, decision, log ------------------------------------------------------
+
+    async def facts(self, person: PersonIdentifier, patient_id: str) -> AccessFacts:
+        """Everything the policy needs to know; any failure to know it is a 503."""
+        principal, store = self._principal, self._services.consents
+        now = datetime.now(UTC)
+        is_self = isinstance(principal, Citizen) and principal.person == person
+        try:
+            # A citizen's own choices do not bind their own reading.
+            standing = (
+                None
+                if isinstance(principal, Citizen)
+                else await store.standing(
+                    patient_id, principal.hsa_id if isinstance(principal, Clinician) else None, now
+                )
+            )
+            guardian = (
+                not is_self
+                and isinstance(principal, Citizen)
+                and await self._services.guardians.is_guardian_of(
+                    principal.person, person, now.date()
+                )
+            )
+        except RegisterUnavailable as exc:
+            raise ServiceUnavailable("the guardian register is unavailable") from exc
+        return AccessFacts(
+            person=person,
+            patient_id=patient_id,
+            now=now,
+            consents=standing.consents if standing else (),
+            blocks=standing.blocks if standing else (),
+            emergency=standing.emergency if standing else None,
+            guardian=guardian,
+            served_types=READABLE_TYPES,
+        )
+
+    async def log(
+        self,
+        decision: AccessDecision,
+        patient_id: str,
+        action: str,
+        resource_types: Sequence[str],
+        returned: Mapping[str, int] | None = None,
+        reports: Sequence[SourceReport] = (),
+    ) -> None:
+        """Write the access log entry; raises ServiceUnavailable if it cannot be written.
+
+        ``returned``: how many resources of each type the answer holds.
+        """
+        entry = self.entry(decision, patient_id, action, resource_types, returned, reports)
+        await self._services.audit.append(entry)
+
+    def entry(
+        self,
+        decision: AccessDecision,
+        patient_id: str,
+        action: str,
+        resource_types: Sequence[str],
+        returned: Mapping[str, int] | None = None,
+        reports: Sequence[SourceReport] = (),
+    ) -> AuditEntryCreate:
+        """The access log entry :meth:`log` writes (also written by changes that are
+        committed together with their entry)."""
+        counts = returned or {}
+        return AuditEntryCreate.model_validate(
+            {
+                **actor_fields(self._principal, self._services),
+                "actor_kind": decision.actor_kind or self._principal.kind,
+                "patient_id": patient_id,
+                "action": action,
+                "resource_types": sorted(set(resource_types)),
+                "returned_count": sum(counts.values()),
+                "returned": {
+                    "types": dict(sorted(counts.items())),
+                    "sources": sorted(r.source_id for r in reports),
+                },
+                "purpose": decision.purpose or _DEFAULT_PURPOSE.get(self._principal.kind),
+                "emergency": decision.emergency,
+                "emergency_reason": decision.emergency_reason,
+                "outcome": "allowed" if decision.allowed else "denied",
+                "outcome_reason": decision.reason,
+            }
+        )
+
+    async def authorise(
+        self, person: PersonIdentifier, patient_id: str, action: str, types: Sequence[str]
+    ) -> AccessDecision:
+        """Decide; a refusal is logged and raised as 403."""
+        decision = decide(self._principal, await self.facts(person, patient_id))
+        if not decision.allowed:
+            await self.log(decision, patient_id, action, types)
+            raise Forbidden(f"access to this patient's data is not permitted ({decision.reason})")
+        return decision
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def person(self, patient_id: str) -> PersonIdentifier:
+        """The person behind a unified patient id; 404 if the id is unknown."""
+        person = await self._services.persons.resolve(patient_id)
+        if person is None:
+            raise NotFound("no such patient")
+        return person
+
+    async def _scope(
+        self,
+        person: PersonIdentifier,
+        patient_id: str,
+        types: Sequence[str],
+        action: str,
+        *,
+        with_patient: bool,
+        narrow: bool = False,
+        patient_required: bool = False,
+        also: Sequence[str] = (),
+    ) -> _Scope:
+        """Decide what a read may cover; a refusal is logged and raised as 403.
+
+        ``types`` (and the Patient, with ``with_patient``) are what the read is for. With
+        ``narrow``, the types the scopes do not cover are left out (except the Patient when
+        ``patient_required``); without it, asking for one is refused (403). ``also`` names
+        more types read with them, always narrowed: those the scopes cover are read and
+        returned as ``included`` (the Patient, if named, as ``patient``), the others are
+        never read and not named in the log entry.
+        """
+        main = [*types, "Patient"] if with_patient else list(types)
+        asked = list(dict.fromkeys([*main, *also]))
+        decision = await self.authorise(person, patient_id, action, asked)
+        if narrow:
+            refused = patient_required and not decision.may_read_type("Patient")
+        else:
+            refused = not all(decision.may_read_type(t) for t in main)
+        if refused:
+            await self.log(
+                AccessDecision.deny("scope", decision.actor_kind), patient_id, action, asked
+            )
+            raise Forbidden("the token's scopes do not allow reading this resource type")
+        if narrow:
+            types = [t for t in types if decision.may_read_type(t)]
+            with_patient = with_patient and decision.may_read_type("Patient")
+        extra = [
+            t
+            for t in dict.fromkeys(also)
+            if t != "Patient" and t not in types and decision.may_read_type(t)
+        ]
+        if "Patient" in also and decision.may_read_type("Patient"):
+            with_patient = True
+            extra_logged = [*extra, "Patient"]
+        else:
+            extra_logged = extra
+        return _Scope(decision, action, list(types), extra, with_patient, [*main, *extra_logged])
+
+    async def _read(self, person: PersonIdentifier, patient_id: str, scope: _Scope) -> ReadResult:
+        """Fetch, hide, merge and log what ``scope`` (:meth:`_scope`) covers: one collect,
+        one merge, one log entry."""
+        decision, extra = scope.decision, scope.extra
+        read = [*scope.types, *extra]
+        collected = await self._services.collector.collect(person, patient_id, read)
+        merged, version = self._merge(collected.sources, decision, person, patient_id, read)
+        resources, included = merged.resources, []
+        if extra:
+            wanted = frozenset(scope.types)
+            resources = [r for r in merged.resources if r.get("resourceType") in wanted]
+            included = [r for r in merged.resources if r.get("resourceType") not in wanted]
+        reports = self._visible_reports(collected.reports, decision, merged.per_source)
+        patient = merged.patient if scope.with_patient else None
+        counts = _with_patient(merged.counts, patient)
+        await self.log(decision, patient_id, scope.action, scope.logged, counts, reports)
+        return ReadResult(
+            patient,
+            resources,
+            reports,
+            decision,
+            merged.provenance,
+            included,
+            None if version is None else (*version, tuple(scope.types), scope.with_patient),
+        )
+
+    def _visible_reports(
+        self,
+        reports: Sequence[SourceReport],
+        decision: AccessDecision,
+        shown: Mapping[str, int],
+    ) -> list[SourceReport]:
+        """The status of the sources the decision lets the reader know of: a source whose
+        whole care provider is blocked is not even named. A source with data counts only
+        what may be shown of it (``shown``), so the count says nothing of hidden data."""
+        visible = [
+            r
+            for r in reports
+            if self._services.provider_of(r.source_id) not in decision.hidden_providers
+        ]
+        for report in visible:
+            if report.status.has_data:
+                report.resource_count = shown.get(report.source_id, 0)
+        return visible
+
+    def _merge(
+        self,
+        sources: Sequence[NormalisedSource],
+        decision: AccessDecision,
+        person: PersonIdentifier,
+        patient_id: str,
+        types: Sequence[str],
+    ) -> tuple[MergedRecord, tuple[object, ...] | None]:
+        """Hide what the decision hides, then merge; remembered per exact input version
+        (returned with it, None when the input's versions are not known).
+
+        Hiding comes first: a fact reported by a visible and a hidden source is kept (from
+        the visible one), and nothing merged names the hidden one.
+        """
+        memo = self._services.merged
+        versions = tuple(s.version for s in sources)
+        hiding = (decision.hidden_providers, decision.hidden_units, decision.hides_unapproved)
+        key = (
+            (patient_id, tuple(types), versions, *hiding)
+            if all(v is not None for v in versions)
+            else None
+        )
+        found = memo.get(key) if key is not None else None
+        if found is not None:
+            return found, key
+        hides = decision.hides_resource
+        visible = [
+            replace(s, resources=[r for r in s.resources if not hides(r, *care_tags(r))])
+            for s in sources
+        ]
+        merged = merge_sources(visible, person, patient_id, decision.hidden_providers)
+        if key is not None:
+            memo.put(key, merged, len(merged.resources))
+        return merged, key
+
+    async def find_by_identifier(self, person: PersonIdentifier) -> ReadResult:
+        """Patient search by identity number: the unified Patient, if any source knows it."""
+        patient_id = await self._services.persons.remember(person)
+        scope = await self._scope(person, patient_id, (), "search", with_patient=True)
+        return await self._read(person, patient_id, scope)
+
+    async def patient(self, patient_id: str) -> ReadResult:
+        """The unified Patient behind an id (with the per-source status)."""
+        person = await self.person(patient_id)
+        scope = await self._scope(person, patient_id, (), "read", with_patient=True)
+        return await self._read(person, patient_id, scope)
+
+    async def search(
+        self, resource_type: str, patient_id: str, also: Sequence[str] = ()
+    ) -> ReadResult:
+        """Every resource of one type for the patient (403 if the scopes do not cover it).
+
+        ``also`` names more types (a search's includes) read in the same read, under the
+        same decision and in the same log entry: those the scopes cover are returned as
+        ``included`` (the Patient as ``patient``); the others are left out, never read.
+        """
+        person = await self.person(patient_id)
+        scope = await self._scope(
+            person, patient_id, (resource_type,), "search", with_patient=False, also=also
+        )
+        return await self._read(person, patient_id, scope)
+
+    async def everything(
+        self, patient_id: str, types: Sequence[str], matches: Match
+    ) -> RecordStream:
+        """The patient and every resource of ``types`` the principal may read, as a
+        stream (:mod:`gateway.answer.streamed`): planned, hidden and logged here, before anything
+        is sent. The caller emits its pages and closes it."""
+        person = await self.person(patient_id)
+        scope = await self._scope(
+            person, patient_id, types, "everything", with_patient=True, narrow=True
+        )
+        collector = self._services.collector
+        collected = await collector.collect(person, patient_id, scope.types, load=False)
+        stream = await open_stream(
+            collector,
+            collected,
+            scope.decision,
+            person,
+            patient_id,
+            scope.types,
+            with_patient=scope.with_patient,
+            matches=matches,
+        )
+        try:
+            stream.reports = self._visible_reports(stream.reports, scope.decision, stream.shown)
+            counts = _with_patient(stream.counts, stream.patient)
+            await self.log(
+                scope.decision, patient_id, scope.action, scope.logged, counts, stream.reports
+            )
+        except BaseException:
+            await stream.aclose()
+            raise
+        return stream
+
+    # -- emergency access ---------------------------------------------------------------
+
+    async def check_emergency_opener(self, patient_id: str) -> None:
+        """Refuse (403, logged) whoever may not open emergency access whatever reason they
+        state: not a clinician, or without ``user/`` read scopes. Routes call it before
+        reading the request body, so such a request is refused whatever its body."""
+        await self.person(patient_id)
+        decision = decide_emergency_open(self._principal, "", READABLE_TYPES)
+        if not decision.allowed:
+            await self.log(decision, patient_id, "emergency-open", [])
+            raise Forbidden(f"emergency access is not permitted ({decision.reason})")
+
+    async def open_emergency(
+        self, patient_id: str, reason: str, block_override_reason: str | None
+    ) -> EmergencyAccess:
+        """Nödåtkomst: a clinician opens the record without consent, stating why.
+
+        The access lasts ``emergency_access_hours``; every read during it is flagged in
+        the log. Blocked data stays hidden unless the law's conditions for reading it are
+        recorded in ``block_override_reason``. The opening and its log entry are written
+        in one transaction. ``reason`` and ``block_override_reason`` are as
+        :func:`consent.reasons.stated_reason` keeps them (the route applies it).
+        """
+        await self.person(patient_id)  # unknown ids are refused before anything is recorded
+        principal = self._principal
+        decision = decide_emergency_open(principal, reason, READABLE_TYPES)
+        if not decision.allowed or not isinstance(principal, Clinician):
+            await self.log(decision, patient_id, "emergency-open", [])
+            raise Forbidden(f"emergency access is not permitted ({decision.reason})")
+        settings = self._services.settings
+        record = await self._services.consents.open_emergency(
+            patient_id,
+            principal.hsa_id,
+            principal.care_unit_hsa_id,
+            principal.care_provider_hsa_id,
+            reason,
+            block_override_reason,
+            timedelta(hours=settings.emergency_access_hours),
+            log=self._services.audit,
+            logged_as=self.entry(decision, patient_id, "emergency-open", []),
+        )
+        return record
+
+    async def summary(self, patient_id: str) -> ReadResult:
+        """What a patient summary is built from: like ``everything``, but the Patient is
+        required (a summary without it is refused, 403)."""
+        person = await self.person(patient_id)
+        scope = await self._scope(
+            person,
+            patient_id,
+            PATIENT_COMPARTMENT_TYPES,
+            "summary",
+            with_patient=True,
+            narrow=True,
+            patient_required=True,
+        )
+        return await self._read(person, patient_id, scope)

@@ -1,0 +1,197 @@
+"""Render answers as FHIR Bundles, with the status of every source as an outcome entry.
+
+Each source gets one issue in an OperationOutcome entry (``search.mode = outcome``):
+the severity says whether it answered, ``details.coding`` carries the status code from
+:data:`SOURCE_STATUS_SYSTEM`, and the ``source-status`` extension carries the same facts
+as data (source id, status, time answered, resource count), so clients never need to
+parse the prose in ``diagnostics``: ``lastSync`` is when the served data was last
+fetched from the source, which for ``cached`` and ``stale`` data is earlier than now.
+
+When the answer shows the unified Patient and its sources disagreed on its demographics,
+each disagreement adds one issue (code ``conflict``; ``details.coding``
+``demographics-differ`` or ``contradicts-identity-number``; the same
+``demographic-conflict`` extension the Patient carries) naming the sources and the
+field, never the values.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.base import FhirResource
+from fhir_profiles.demographics import Conflict, conflict_extension, conflicts_of
+from gateway.collect.fanout import SourceReport, SourceStatus
+
+SOURCE_STATUS_SYSTEM = "https://samlad.se/fhir/CodeSystem/source-status"
+SOURCE_STATUS_EXTENSION = "https://samlad.se/fhir/StructureDefinition/source-status"
+
+_ISSUE_CODE = {
+    SourceStatus.OK: ("information", "informational"),
+    SourceStatus.NO_DATA: ("information", "not-found"),
+    SourceStatus.TIMEOUT: ("warning", "timeout"),
+    SourceStatus.FAILED: ("warning", "transient"),
+    SourceStatus.NOT_ASKED: ("information", "informational"),
+    SourceStatus.CACHED: ("information", "informational"),
+    SourceStatus.STALE: ("warning", "incomplete"),
+}
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def source_issue(report: SourceReport) -> dict[str, Any]:
+    severity, code = _ISSUE_CODE[report.status]
+    extension: list[dict[str, Any]] = [
+        {"url": "source", "valueString": report.source_id},
+        {"url": "status", "valueCode": report.status.value},
+        {"url": "elapsedMs", "valueDecimal": report.elapsed_ms},
+        {"url": "attempts", "valueUnsignedInt": report.attempts},
+    ]
+    if report.answered_at is not None:
+        extension.append({"url": "answeredAt", "valueInstant": _instant(report.answered_at)})
+        text = f"{report.name} answered at {_instant(report.answered_at)}"
+    else:
+        text = f"{report.name} did not answer ({report.reason or report.status.value})"
+    if report.synced_at is not None:
+        extension.append({"url": "lastSync", "valueInstant": _instant(report.synced_at)})
+    if report.status in (SourceStatus.OK, SourceStatus.CACHED, SourceStatus.STALE):
+        extension.append({"url": "resourceCount", "valueUnsignedInt": report.resource_count})
+        text += f" with {report.resource_count} resource(s)"
+    elif report.status is SourceStatus.NO_DATA:
+        text += ": no record of this person"
+    if report.status is SourceStatus.NOT_ASKED:
+        text = f"{report.name} was not asked: it has held no record of this person"
+    elif report.status is SourceStatus.CACHED and report.synced_at is not None:
+        text = (
+            f"{report.name}: {report.resource_count} resource(s) from the cache,"
+            f" synced at {_instant(report.synced_at)}"
+        )
+    elif report.status is SourceStatus.STALE and report.synced_at is not None:
+        text = (
+            f"{report.name} did not answer ({report.reason}): {report.resource_count}"
+            f" resource(s) from the cache, synced at {_instant(report.synced_at)}"
+        )
+    if report.reason:
+        extension.append({"url": "reason", "valueCode": report.reason})
+    if report.warnings:
+        text += "; " + "; ".join(report.warnings)
+    return {
+        "severity": severity,
+        "code": code,
+        "details": {
+            "coding": [{"system": SOURCE_STATUS_SYSTEM, "code": report.status.value}],
+            "text": report.name,
+        },
+        "diagnostics": text,
+        "extension": [{"url": SOURCE_STATUS_EXTENSION, "extension": extension}],
+    }
+
+
+_RULE_TEXT = {
+    "identity-number": "the identity number decides",
+    "last-updated": "the most recently updated source is followed",
+    "source-order": "the first source in source order is followed",
+    "any-protected": "one source marks it, so the identity is protected",
+}
+
+
+def demographics_issue(conflict: Conflict) -> dict[str, Any]:
+    """The issue reporting that sources disagree on one demographic field."""
+    code = (
+        "contradicts-identity-number"
+        if conflict.contradicts_identity_number
+        else ("demographics-differ")
+    )
+    verb = (
+        "contradict the identity number on"
+        if conflict.contradicts_identity_number
+        else ("differ on")
+    )
+    text = f"source(s) {', '.join(conflict.sources)} {verb} {conflict.field}"
+    if conflict.followed is not None:
+        text += f"; {conflict.followed} is followed"
+    return {
+        "severity": "warning",
+        "code": "conflict",
+        "details": {
+            "coding": [{"system": SOURCE_STATUS_SYSTEM, "code": code}],
+            "text": f"{conflict.field}: {_RULE_TEXT[conflict.rule]}",
+        },
+        "diagnostics": f"{text} ({_RULE_TEXT[conflict.rule]})",
+        "extension": [conflict_extension(conflict)],
+    }
+
+
+def source_status_outcome(
+    reports: Sequence[SourceReport], patient: FhirResource | None = None
+) -> FhirResource:
+    """One OperationOutcome with an issue per source, and one per demographic
+    disagreement behind ``patient`` (the unified Patient the answer shows, if any)."""
+    issues = [source_issue(report) for report in reports]
+    issues.extend(demographics_issue(conflict) for conflict in conflicts_of(patient))
+    return {
+        "resourceType": "OperationOutcome",
+        "id": "source-status",
+        "issue": issues
+        or [{"severity": "information", "code": "informational", "diagnostics": "no sources"}],
+    }
+
+
+def entry(resource: FhirResource, mode: str, base_url: str) -> dict[str, Any]:
+    """A searchset entry for a match (``match``) or an included resource (``include``)."""
+    return {
+        "fullUrl": f"{base_url}/{resource['resourceType']}/{resource['id']}",
+        "resource": resource,
+        "search": {"mode": mode},
+    }
+
+
+def source_status_entry(
+    reports: Sequence[SourceReport], patient: FhirResource | None = None
+) -> dict[str, Any]:
+    """The searchset entry (``outcome``) with the status of every source (and the
+    disagreements behind ``patient``, the unified Patient the answer shows)."""
+    return {
+        "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+        "resource": source_status_outcome(reports, patient),
+        "search": {"mode": "outcome"},
+    }
+
+
+def searchset_head(total: int, self_link: str) -> FhirResource:
+    """A searchset Bundle without its entries (a streamed answer adds them)."""
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": _instant(datetime.now(UTC))},
+        "type": "searchset",
+        "total": total,
+        "link": [{"relation": "self", "url": self_link}],
+    }
+
+
+def searchset(
+    resources: Sequence[FhirResource],
+    reports: Sequence[SourceReport] | None,
+    *,
+    base_url: str,
+    self_link: str,
+    included: Sequence[FhirResource] = (),
+) -> FhirResource:
+    """A searchset Bundle: the matches, the includes, then the per-source status (if any)."""
+    entries: list[dict[str, Any]] = [
+        entry(resource, mode, base_url)
+        for mode, batch in (("match", resources), ("include", included))
+        for resource in batch
+    ]
+    if reports is not None:
+        patient = next(
+            (r for batch in (resources, included) for r in batch if r["resourceType"] == "Patient"),
+            None,
+        )
+        entries.append(source_status_entry(reports, patient))
+    return {**searchset_head(len(resources), self_link), "entry": entries}

@@ -1,0 +1,582 @@
+"""Collect one person's normalised data: from the cache where it is fresh, from the
+sources where it is not, and from the cache again where a source fails.
+
+For every configured source, per request:
+
+* the engagement index says it holds nothing for the person: not asked (``not-asked``);
+* its cached data for every asked type is younger than ``fresh_for``: served from the
+  cache without asking (``cached``);
+* otherwise it is asked: for only what changed since the last sync when the adapter can
+  search by last update and the last full refresh is younger than ``full_every``, else for
+  everything. A fresh answer is normalised, stored and served (``ok``); ``no-data``
+  removes what was cached; a failure serves the cached data if there is any (``stale``,
+  with the failure's reason) and otherwise nothing (``failed`` or ``timeout``).
+
+Every report carries ``synced_at``: when the served data was last fetched from the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from adapters.base import FhirResource, PageSink
+from fhir_profiles.identifiers import PersonIdentifier
+from gateway.collect.cache import (
+    CHUNK_SIZE,
+    CacheCorrupt,
+    CacheSnapshot,
+    ChunkSealer,
+    KeepBudget,
+    RecordCache,
+    SyncState,
+)
+from gateway.collect.deadline import FinishTimes, request_arrival
+from gateway.collect.engagement import EngagementIndex, Plan
+from gateway.collect.fanout import (
+    Aggregator,
+    Gathered,
+    Source,
+    SourceRecord,
+    SourceReport,
+    SourceStatus,
+)
+from gateway.errors import ServiceUnavailable
+from gateway.memo import BoundedMemo
+from gateway.merge.dedup import duplicate_digest
+from gateway.merge.linking import LinkError
+from gateway.merge.record import (
+    NormalisedSource,
+    Notes,
+    SourceNormaliser,
+    identity_failure,
+    normalise_source,
+)
+
+log = logging.getLogger(__name__)
+
+#: A refresh by last update reaches back this far before the last sync, so a source
+#: whose clock runs a little behind ours loses nothing (the overlap is merged by id).
+SINCE_OVERLAP = timedelta(minutes=2)
+
+#: The longest share of its deadline a request waits for a refresh slot.
+ADMISSION_SHARE = 0.2
+
+#: A source's Patient is cached as this type, beside the data types.
+PATIENT = "Patient"
+
+
+@dataclass(slots=True)
+class Collected:
+    """Every source's normalised data that could be served, and a report per source."""
+
+    sources: list[NormalisedSource]
+    reports: list[SourceReport]
+
+
+class Collector:
+    def __init__(
+        self,
+        aggregator: Aggregator,
+        cache: RecordCache,
+        engagement: EngagementIndex,
+        *,
+        fresh_for: timedelta,
+        full_every: timedelta,
+        memory_budget: int = 0,
+        max_refreshes: int = 8,
+        max_streams: int = 8,
+        on_collected: Callable[[Sequence[SourceReport]], None] | None = None,
+    ) -> None:
+        """``memory_budget``: most cached resources kept decoded in memory (0: none);
+        ``max_refreshes``: most requests asking sources at once (see :meth:`_admitted`);
+        ``max_streams``: most snapshots open at once (see :meth:`snapshot`);
+        ``on_collected``: told every read's final source reports (for metrics)."""
+        self._aggregator = aggregator
+        self._cache = cache
+        self._engagement = engagement
+        self._fresh_for = fresh_for
+        self._full_every = full_every
+        #: How long this process lately took to finish an answer after its fan-out:
+        #: kept back from the sources' share of the deadline (see :mod:`gateway.collect.deadline`).
+        self.finish_times = FinishTimes()
+        self._slots = asyncio.Semaphore(max_refreshes)
+        self._streams = asyncio.Semaphore(max_streams)
+        self._decoded: BoundedMemo[tuple[str, str, str], _Decoded] = BoundedMemo(memory_budget)
+        self._on_collected = on_collected
+
+    async def collect(
+        self,
+        person: PersonIdentifier,
+        patient_id: str,
+        types: Sequence[str],
+        *,
+        load: bool = True,
+    ) -> Collected:
+        """The normalised data of ``types`` (and each source's Patient) for ``person``.
+
+        Without ``load``, the sources' resources are left in the cache (their
+        ``resources`` are empty; only the Patients are read): a stream over a large
+        record reads them a chunk at a time with :meth:`chunks`.
+        """
+        arrival = request_arrival()
+        started = arrival.arrived if arrival is not None else time.monotonic()
+        now = datetime.now(UTC)
+        plan = await self._engagement.plan(patient_id, now)
+        kept = [PATIENT, *types]
+        states = await self._cache.states(patient_id, kept, now)
+        by_id = {source.id: source for source in self._aggregator.sources}
+        served: dict[str, NormalisedSource] = {}
+        since: dict[str, datetime] = {}
+        for source in self._aggregator.sources:
+            known = states.get(source.id, {})
+            if source.id in plan.skip or any(t not in known for t in kept):
+                continue
+            if all(now - s.synced_at < self._fresh_for for s in known.values()):
+                # Read it now: data that cannot be read is asked for instead.
+                cached = await self._cached(patient_id, by_id[source.id], kept, known, load)
+                if cached is not None:
+                    served[source.id] = cached
+                    continue
+            elif all(now - s.full_synced_at < self._full_every for s in known.values()):
+                since[source.id] = min(s.synced_at for s in known.values()) - SINCE_OVERLAP
+        skip = plan.skip | set(served)
+        asks = any(source.id not in skip for source in self._aggregator.sources)
+        pages = _Pages(
+            self._cache,
+            person,
+            patient_id,
+            frozenset(types),
+            self._decoded.budget,
+            store=lambda record, report: self._store_pages(
+                patient_id, record, report, types, pages, load
+            ),
+        )
+        async with self._admitted(started) if asks else contextlib.nullcontext():
+            whole = self._aggregator.deadline
+            remaining = whole - self.finish_times.reserve(whole) - (time.monotonic() - started)
+            gathered = await self._aggregator.gather(
+                person,
+                types,
+                skip=skip,
+                since=since,
+                deadline=remaining,
+                sinks=pages,
+                usual=FinishTimes.unhurried(whole),
+            )
+            if arrival is not None and asks and load:
+                # A streamed answer's time to start grows with the record (its plan pass):
+                # not a measure of how busy the worker is.
+                arrival.fanned_out = time.monotonic()
+            return await self._finish(
+                person, patient_id, types, gathered, states, served, plan, pages, load
+            )
+
+    @asynccontextmanager
+    async def _admitted(self, started: float) -> AsyncIterator[None]:
+        """A refresh slot: at most ``max_refreshes`` requests of this process ask sources
+        and normalise at once, so a burst is worked through a few at a time rather than
+        all at once with no time to read any answer. A request waits for a slot at most
+        :data:`ADMISSION_SHARE` of its deadline, then goes ahead without one: a source
+        that hangs holds its slot, and must not hold up everyone else. A request that
+        waited gives its sources less than their usual time; their timeouts are then not
+        held against them (see :class:`~gateway.collect.resilience.CallBudget`)."""
+        patience = self._aggregator.deadline * ADMISSION_SHARE - (time.monotonic() - started)
+        try:
+            async with asyncio.timeout(max(patience, 0.0)):
+                await self._slots.acquire()
+        except TimeoutError:
+            yield  # waited long enough: go ahead without a slot
+            return
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    async def _finish(
+        self,
+        person: PersonIdentifier,
+        patient_id: str,
+        types: Sequence[str],
+        gathered: Gathered,
+        states: dict[str, dict[str, SyncState]],
+        served: dict[str, NormalisedSource],
+        plan: Plan,
+        pages: _Pages,
+        load: bool,
+    ) -> Collected:
+        """Learn, normalise and store what the sources answered; fall back to the cache."""
+        kept = [PATIENT, *types]
+        fresh = set(served)
+        by_id = {source.id: source for source in self._aggregator.sources}
+        asked = [r for r in gathered.reports if r.source_id not in fresh]
+        await self._engagement.learn(patient_id, asked, full=plan.full)
+        reports = {report.source_id: report for report in gathered.reports}
+        wanted = frozenset(types)
+        for record in gathered.records:
+            report = reports[record.source.id]
+            if record.paged:  # stored as soon as it answered (see _Pages.answered)
+                stored = pages.stored_for(record.source.id)
+            elif (
+                normalised := normalise_source(record, report, person, patient_id, wanted)
+            ) is not None:
+                stored = await self._store(
+                    patient_id,
+                    normalised,
+                    types,
+                    report,
+                    full=record.changed_since is None,
+                    load=load,
+                )
+            else:
+                stored = None
+            if stored is None:  # not the person's, or a change to data it cannot read
+                await self._cache.forget(patient_id, record.source.id)
+                continue
+            served[record.source.id] = stored
+        for report in gathered.reports:
+            state = states.get(report.source_id)
+            if report.source_id in fresh:
+                _from_cache(report, SourceStatus.CACHED, state, served[report.source_id])
+            elif report.status is SourceStatus.NO_DATA and state:
+                await self._cache.forget(patient_id, report.source_id)
+            elif (
+                report.status in (SourceStatus.FAILED, SourceStatus.TIMEOUT)
+                and report.reason != "identity"
+                and state
+                and all(t in state for t in kept)  # never part of what was asked for
+            ):
+                cached = await self._cached(patient_id, by_id[report.source_id], kept, state, load)
+                if cached is not None:
+                    served[report.source_id] = cached
+                    _from_cache(report, SourceStatus.STALE, state, cached)
+        ordered = [served[s.id] for s in self._aggregator.sources if s.id in served]
+        if self._on_collected is not None:
+            self._on_collected(gathered.reports)
+        return Collected(sources=ordered, reports=gathered.reports)
+
+    async def _cached(
+        self,
+        patient_id: str,
+        source: Source,
+        kept: Sequence[str],
+        state: dict[str, SyncState],
+        load: bool,
+    ) -> NormalisedSource | None:
+        """One source's cached data of ``kept`` types (without ``load``, only the Patient):
+        decoded from memory when this process has decoded that version before, else read
+        from the store. Data that cannot be read (purged meanwhile, or under another key)
+        is removed: None."""
+        by_type: dict[str, list[FhirResource]] = {}
+        missing = []
+        for resource_type in kept if load else [PATIENT]:
+            remembered = self._decoded.get((patient_id, source.id, resource_type))
+            if remembered is not None and remembered.synced_at == state[resource_type].synced_at:
+                by_type[resource_type] = remembered.resources
+            else:
+                missing.append(resource_type)
+        if missing:
+            loaded = (await self._cache.load(patient_id, [source.id], missing)).get(source.id, {})
+            for resource_type in missing:
+                if resource_type in loaded:
+                    by_type[resource_type] = loaded[resource_type]
+                    synced_at = state[resource_type].synced_at
+                    self._remember(patient_id, source.id, resource_type, synced_at, loaded)
+        if any(t not in by_type for t in kept if load) or not by_type.get(PATIENT):
+            await self.forget(patient_id, source.id)
+            return None
+        return _assembled(source, by_type, kept, {t: state[t].synced_at for t in kept})
+
+    async def forget(self, patient_id: str, source_id: str) -> None:
+        """Remove a source's cached data that cannot be read (it is fetched again)."""
+        log.warning("cached data of source %s could not be read: removed", source_id)
+        await self._cache.forget(patient_id, source_id)
+
+    @asynccontextmanager
+    async def snapshot(self, patient_id: str) -> AsyncIterator[CacheSnapshot]:
+        """The person's cached data, unchanged while open (see :meth:`chunks`).
+
+        Each open snapshot holds a database connection and a read transaction, for as
+        long as its answer takes to send: at most ``max_streams`` are open at once in this
+        process, so they can never take every connection the other reads need. A read
+        that finds none free within the request deadline, counted from its arrival, is
+        refused (503).
+        """
+        arrival = request_arrival()
+        started = arrival.arrived if arrival is not None else time.monotonic()
+        patience = max(self._aggregator.deadline - (time.monotonic() - started), 0.0)
+        try:
+            async with asyncio.timeout(patience):
+                await self._streams.acquire()
+        except TimeoutError:
+            raise ServiceUnavailable(
+                "too many large answers are being sent at once; try again shortly"
+            ) from None
+        try:
+            async with self._cache.snapshot(patient_id) as snapshot:
+                yield snapshot
+        finally:
+            self._streams.release()
+
+    async def chunks(
+        self, snapshot: CacheSnapshot, patient_id: str, source_id: str, resource_type: str
+    ) -> AsyncGenerator[tuple[list[FhirResource], list[bytes | None] | None], None]:
+        """One source's cached resources of one type, a chunk at a time, each with the
+        resources' duplicate digests where known (:func:`gateway.merge.dedup.duplicate_digest`,
+        made as their pages were normalised): from memory when this process has decoded
+        that very version, else from ``snapshot`` (and then remembered, when small enough
+        and read to the end)."""
+        stored = snapshot.stored(source_id, resource_type)
+        if stored is None:
+            return
+        key = (patient_id, source_id, resource_type)
+        remembered = self._decoded.get(key)
+        if remembered is not None and remembered.synced_at == stored.synced_at:
+            yield remembered.resources, remembered.digests
+            return
+        small = stored.chunks * CHUNK_SIZE <= self._decoded.budget
+        decoded: list[FhirResource] = []
+        async with aclosing(snapshot.chunks(source_id, resource_type)) as parts:
+            async for part in parts:
+                if small:
+                    decoded.extend(part)
+                yield part, None
+        if small:
+            self._decoded.put(key, _Decoded(stored.synced_at, decoded), len(decoded))
+
+    def _remember(
+        self,
+        patient_id: str,
+        source_id: str,
+        resource_type: str,
+        synced_at: datetime,
+        data: Mapping[str, list[FhirResource]],
+        digests: list[bytes | None] | None = None,
+    ) -> None:
+        resources = data[resource_type]
+        self._decoded.put(
+            (patient_id, source_id, resource_type),
+            _Decoded(synced_at, resources, digests),
+            len(resources),
+        )
+
+    async def _store_pages(
+        self,
+        patient_id: str,
+        record: SourceRecord,
+        report: SourceReport,
+        types: Sequence[str],
+        pages: _Pages,
+        load: bool,
+    ) -> NormalisedSource | None:
+        """Store a full answer whose pages were normalised and sealed as they arrived;
+        returns what is now known (without ``load``, the Patient only), or None if the
+        source's Patient does not link to the person."""
+        source = record.source
+        normaliser = pages.normalisers.get(source.id)
+        if isinstance(normaliser, LinkError):
+            identity_failure(report, normaliser)
+            return None
+        sinks = pages.sinks.get(source.id, {})
+        sealed = {t: sink.sealer.finish() for t, sink in sinks.items()}
+        notes = Notes()
+        for sink in sinks.values():
+            notes.add(sink.notes)
+        report.resource_count = sum(s.count for s in sealed.values()) + sum(notes.dropped.values())
+        notes.report_to(report)
+        patient = self._cache.sealer(patient_id, source.id, PATIENT)
+        patient.take([record.patient])
+        synced_at = report.synced_at or datetime.now(UTC)
+        await self._cache.store(
+            patient_id, source.id, {PATIENT: patient.finish(), **sealed}, synced_at
+        )
+        by_type = {PATIENT: [record.patient]}
+        self._remember(patient_id, source.id, PATIENT, synced_at, by_type)
+        unread = []
+        for resource_type in types:
+            resources = sealed[resource_type].resources
+            if resources is None:
+                unread.append(resource_type)
+                continue
+            self._remember(
+                patient_id,
+                source.id,
+                resource_type,
+                synced_at,
+                {resource_type: resources},
+                sealed[resource_type].digests,
+            )
+            if load:
+                by_type[resource_type] = resources
+        if load and unread:
+            loaded = (await self._cache.load(patient_id, [source.id], unread)).get(source.id, {})
+            by_type |= loaded
+        kept = [PATIENT, *types]
+        return _assembled(source, by_type, kept, dict.fromkeys(kept, synced_at))
+
+    async def _store(
+        self,
+        patient_id: str,
+        normalised: NormalisedSource,
+        types: Sequence[str],
+        report: SourceReport,
+        *,
+        full: bool,
+        load: bool,
+    ) -> NormalisedSource | None:
+        """Cache a fresh answer; returns what is now known (with earlier data if partial;
+        without ``load``, the Patient only). A partial answer whose earlier data cannot
+        be read (under another key) cannot be completed: the source is reported failed,
+        and None returned so nothing of it is kept and the next read asks in full."""
+        by_type: dict[str, list[FhirResource]] = {t: [] for t in types}
+        for resource in normalised.resources:
+            by_type[resource["resourceType"]].append(resource)
+        by_type[PATIENT] = [normalised.patient]
+        synced_at = report.synced_at or datetime.now(UTC)
+        # The Patient is always fetched whole; in a partial refresh it replaces the cached
+        # one by id like any changed resource.
+        try:
+            stored = await self._cache.save(
+                patient_id, normalised.source.id, by_type, synced_at, full=full
+            )
+        except CacheCorrupt:
+            log.warning("cached data of source %s could not be read", normalised.source.id)
+            unreadable_cache(report, "its cached data could not be read: asked in full next time")
+            return None
+        for resource_type in stored:
+            self._remember(patient_id, normalised.source.id, resource_type, synced_at, stored)
+        kept = [PATIENT, *types]
+        if not full:
+            report.resource_count = sum(len(stored[t]) for t in types)
+        if not load:
+            stored = {PATIENT: stored[PATIENT]}
+        return _assembled(normalised.source, stored, kept, dict.fromkeys(kept, synced_at))
+
+
+class _Pages:
+    """The sinks a collect's full answers go into, page by page as they arrive: per
+    source a normaliser, made once its Patient is known, and per type a sink that
+    normalises each page and seals it into chunks. A source's answer is stored
+    (``store``, :meth:`Collector._store_pages`) as soon as it is complete, while slower
+    sources are still being waited for."""
+
+    def __init__(
+        self,
+        cache: RecordCache,
+        person: PersonIdentifier,
+        patient_id: str,
+        wanted: frozenset[str],
+        keep: int,
+        *,
+        store: Callable[[SourceRecord, SourceReport], Awaitable[NormalisedSource | None]],
+    ) -> None:
+        self._cache = cache
+        self._person = person
+        self._patient_id = patient_id
+        self._wanted = wanted
+        self._keep = KeepBudget(keep)
+        self._store = store
+        self.normalisers: dict[str, SourceNormaliser | LinkError] = {}
+        self.sinks: dict[str, dict[str, _NormalisingSink]] = {}
+        self._stored: dict[str, NormalisedSource | ServiceUnavailable | None] = {}
+
+    async def answered(self, record: SourceRecord, report: SourceReport) -> None:
+        # A failure to store (the database) is raised by stored_for, once every source is
+        # done, not into the fan-out: no source is left running unattended.
+        try:
+            self._stored[record.source.id] = await self._store(record, report)
+        except ServiceUnavailable as exc:
+            self._stored[record.source.id] = exc
+
+    def stored_for(self, source_id: str) -> NormalisedSource | None:
+        """What :meth:`answered` stored for a source (None: not the person's)."""
+        stored = self._stored[source_id]
+        if isinstance(stored, ServiceUnavailable):
+            raise stored
+        return stored
+
+    def __call__(self, source: Source, patient: FhirResource, resource_type: str) -> PageSink:
+        normaliser = self.normalisers.get(source.id)
+        if normaliser is None:
+            try:
+                normaliser = SourceNormaliser(
+                    source, patient, self._person, self._patient_id, self._wanted, None
+                )
+            except LinkError as exc:  # reported, and nothing kept, when the answer is in
+                normaliser = exc
+            self.normalisers[source.id] = normaliser
+        sealer = self._cache.sealer(self._patient_id, source.id, resource_type, self._keep)
+        sink = _NormalisingSink(None if isinstance(normaliser, LinkError) else normaliser, sealer)
+        self.sinks.setdefault(source.id, {})[resource_type] = sink
+        return sink
+
+
+def unreadable_cache(report: SourceReport, warning: str) -> None:
+    """Report a source whose cached data cannot be read: none of it is served, and
+    nothing of it is known to be synced."""
+    report.serves_nothing(warning)
+    report.synced_at = None
+
+
+@dataclass(slots=True)
+class _Decoded:
+    """One (person, source, type)'s resources as decoded, of the version synced then."""
+
+    synced_at: datetime
+    resources: list[FhirResource]
+    #: Their duplicate digests, where made as they were normalised; else None.
+    digests: list[bytes | None] | None = None
+
+
+class _NormalisingSink:
+    """One search's pages, normalised and sealed as they arrive (dropped if the source's
+    Patient does not link to the person)."""
+
+    def __init__(self, normaliser: SourceNormaliser | None, sealer: ChunkSealer) -> None:
+        self._normaliser = normaliser
+        self.sealer = sealer
+        self.notes = Notes()
+
+    def restart(self) -> None:
+        self.sealer.restart()
+        self.notes = Notes()
+
+    def take(self, page: list[FhirResource]) -> None:
+        if self._normaliser is not None:
+            normalised = self._normaliser.normalise(page, self.notes)
+            # Made now, while the source is still paging, rather than in a plan pass; only
+            # for what is kept in memory (a plan over what is read back makes its own).
+            digests = [duplicate_digest(r) for r in normalised] if self.sealer.keeps else None
+            self.sealer.take(normalised, digests)
+
+
+def _assembled(
+    source: Source,
+    by_type: Mapping[str, list[FhirResource]],
+    kept: Sequence[str],
+    synced_at: Mapping[str, datetime],
+) -> NormalisedSource:
+    """One source's data of ``kept`` types (those in ``by_type``), versioned by the sync
+    time of each type."""
+    resources = [r for t in kept if t != PATIENT for r in by_type.get(t, ())]
+    version = (source.id, *((t, synced_at[t]) for t in kept))
+    return NormalisedSource(source, by_type[PATIENT][0], resources, version)
+
+
+def _from_cache(
+    report: SourceReport,
+    status: SourceStatus,
+    state: dict[str, SyncState] | None,
+    served: NormalisedSource,
+) -> None:
+    report.status = status
+    report.synced_at = min(s.synced_at for s in state.values()) if state else None
+    report.resource_count = len(served.resources)
+    if status is SourceStatus.CACHED:
+        report.reason = None

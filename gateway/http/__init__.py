@@ -1,0 +1,3 @@
+"""The HTTP face: FHIR and consent routes, the CapabilityStatement, probes, metrics, headers
+and rate limits.
+"""

@@ -1,0 +1,113 @@
+"""The CapabilityStatement, generated from what the FHIR router actually registered.
+
+A type search also lists the ``_include`` and ``_revinclude`` values it accepts, read
+from the table :mod:`gateway.answer.search` parses and resolves them with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway import __version__
+from gateway.answer.search import includes_for, revincludes_for, served_types
+
+FHIR_VERSION = "4.0.1"
+
+
+@dataclass
+class TypeCapability:
+    interactions: set[str] = field(default_factory=set)
+    search_params: dict[str, str] = field(default_factory=dict)  # name -> FHIR type
+    operations: dict[str, str] = field(default_factory=dict)  # name -> definition
+
+
+@dataclass
+class CapabilityRegistry:
+    """Filled in by the route declarations; read by :func:`capability_statement`."""
+
+    types: dict[str, TypeCapability] = field(default_factory=dict)
+
+    def add(
+        self,
+        resource_type: str,
+        interaction: str | None = None,
+        search_params: dict[str, str] | None = None,
+        operation: tuple[str, str] | None = None,
+    ) -> None:
+        entry = self.types.setdefault(resource_type, TypeCapability())
+        if interaction:
+            entry.interactions.add(interaction)
+        entry.search_params.update(search_params or {})
+        if operation:
+            entry.operations[operation[0]] = operation[1]
+
+
+def capability_statement(
+    registry: CapabilityRegistry, *, base_url: str, smart_url: str, released: str
+) -> dict[str, Any]:
+    resources = []
+    for name in sorted(registry.types):
+        entry = registry.types[name]
+        resource: dict[str, Any] = {
+            "type": name,
+            "interaction": [{"code": code} for code in sorted(entry.interactions)],
+        }
+        if "search-type" in entry.interactions and name in served_types():
+            resource["searchInclude"] = sorted(includes_for(name))
+            resource["searchRevInclude"] = sorted(revincludes_for(name))
+        if entry.search_params:
+            resource["searchParam"] = [
+                {"name": param, "type": kind} for param, kind in sorted(entry.search_params.items())
+            ]
+        if entry.operations:
+            resource["operation"] = [
+                {"name": op, "definition": definition}
+                for op, definition in sorted(entry.operations.items())
+            ]
+        resources.append(resource)
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": released,
+        "publisher": "Samlad",
+        "kind": "instance",
+        "software": {"name": "Samlad", "version": __version__},
+        "implementation": {
+            "description": "Samlad health-data aggregation gateway",
+            "url": base_url,
+        },
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Read-only, unified view of a person's records gathered live from "
+                    "regional systems. Every search answer carries an OperationOutcome "
+                    "entry (search.mode=outcome) with the status of each source."
+                ),
+                "security": {
+                    "cors": False,
+                    "service": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "code": "SMART-on-FHIR",
+                                }
+                            ]
+                        }
+                    ],
+                    "extension": [
+                        {
+                            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                            "extension": [{"url": "metadata", "valueUri": smart_url}],
+                        }
+                    ],
+                    "description": "Bearer JWT from a trusted issuer (see smart-configuration).",
+                },
+                "resource": resources,
+            }
+        ],
+    }

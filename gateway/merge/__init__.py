@@ -1,0 +1,3 @@
+"""One record from many: linking source patients, admitting and normalising resources,
+duplicates and provenance.
+"""

@@ -1,0 +1,503 @@
+"""Normalise and merge: the raw answers of many sources become one record.
+
+For each source that answered: its Patient is linked to the person or the whole answer
+is set aside (:mod:`gateway.merge.linking`). For each resource, in one pass:
+
+1. admission: the right type, a usable id, no more than a sane size and depth, and it
+   names the source's patient and no other; otherwise it is dropped and the drop is
+   reported for that source, never passed on;
+2. normalisation (:func:`fhir_profiles.normalise.normalise_resource`): dateTimes with
+   offsets, LOINC beside NPU and local codes, canonical UCUM units, canonical ATC;
+3. identity and provenance: a gateway id that cannot collide between sources, references
+   to the source's patient pointed at the unified Patient, ``meta.source`` naming the
+   source and original id, tags for the care provider and care unit, the fetch time.
+
+Then duplicates across sources are merged (:mod:`gateway.merge.dedup`), each merge with a
+Provenance resource naming every contributing source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.base import FhirResource
+from fhir_profiles.demographics import SourcePatient
+from fhir_profiles.identifiers import HSA_ID_SYSTEM, PersonIdentifier
+from fhir_profiles.normalise import normalise_resource
+from gateway.collect.fanout import Gathered, Source, SourceRecord, SourceReport
+from gateway.merge.dedup import deduplicate
+from gateway.merge.linking import SOURCE_URI, LinkError, check_link, unified_patient
+
+CARE_PROVIDER_TAG = "https://samlad.se/fhir/CodeSystem/care-provider"
+CARE_UNIT_TAG = "https://samlad.se/fhir/CodeSystem/care-unit"
+FETCHED_AT = "https://samlad.se/fhir/StructureDefinition/fetched-at"
+
+#: Fields that name the organisation (care unit) that produced a resource, in order of trust.
+UNIT_FIELDS = ("serviceProvider", "performer", "custodian", "author", "requester", "recorder")
+
+#: Where each served type names its patient.
+PATIENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "Observation": ("subject",),
+    "MedicationRequest": ("subject",),
+    "Encounter": ("subject",),
+    "Condition": ("subject",),
+    "DocumentReference": ("subject",),
+    "Appointment": ("participant.actor",),
+}
+
+#: Deeper nesting than this is no clinical data: the resource is dropped.
+MAX_DEPTH = 24
+#: A narrative longer than this is removed (the structured data stays).
+MAX_NARRATIVE = 64 * 1024
+#: An inline attachment larger than this drops the resource (the source's size cap
+#: bounds everything else).
+MAX_STRING = 2 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class MergedRecord:
+    """One person's record merged across sources (may be shared: never changed)."""
+
+    patient: FhirResource
+    resources: list[FhirResource]
+    #: One Provenance per merged group of duplicates.
+    provenance: list[FhirResource]
+    #: How many of ``resources`` are of each type.
+    counts: Counter[str]
+    #: How many resources each source contributed (before duplicates were merged).
+    per_source: dict[str, int]
+
+
+@dataclass(slots=True)
+class UnifiedRecord(MergedRecord):
+    """A merged record with the reports of the sources it came from."""
+
+    reports: list[SourceReport]
+
+
+@dataclass(slots=True)
+class NormalisedSource:
+    """One source's answer after admission, normalisation and rewriting: what the cache
+    keeps, and what :func:`merge_sources` merges across sources."""
+
+    source: Source
+    #: The source's own Patient (linked to the person; merged by :func:`unified_patient`).
+    patient: FhirResource
+    resources: list[FhirResource]
+    #: Names exactly this data (source, types and sync times), for memos; None if unknown.
+    version: tuple[object, ...] | None = None
+
+
+class Inadmissible(ValueError):
+    """A resource the gateway will not pass on; the message is a safe, short reason."""
+
+
+def gateway_id(source_id: str, local_id: str) -> str:
+    """A FHIR id unique across sources and stable across requests."""
+    candidate = f"{source_id}.{local_id}"
+    if len(candidate) <= 64:
+        return candidate
+    digest = hashlib.sha256(local_id.encode()).hexdigest()[: 63 - len(source_id)]
+    return f"{source_id}.{digest}"
+
+
+_CONTAINERS = (dict, list)
+
+
+def _walk(resource: FhirResource) -> list[dict[str, Any]]:
+    """Collect reference objects, refusing absurd nesting on the way.
+
+    Iterative, visiting containers only: this runs over every resource and is the
+    hottest loop of the merge step.
+    """
+    refs: list[dict[str, Any]] = []
+    stack: list[tuple[Any, int]] = [(resource, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > MAX_DEPTH:
+            raise Inadmissible("nested too deeply")
+        if type(node) is dict:
+            if type(node.get("reference")) is str:
+                refs.append(node)
+            values: Any = node.values()
+        else:
+            values = node
+        for value in values:
+            if type(value) in _CONTAINERS:
+                push((value, depth + 1))
+    return refs
+
+
+def _oversized(resource: FhirResource) -> bool:
+    """Attachments beyond the cap (where large strings legitimately live)."""
+    for content in resource.get("content") or ():
+        attachment = content.get("attachment") if isinstance(content, dict) else None
+        data = attachment.get("data") if isinstance(attachment, dict) else None
+        if isinstance(data, str) and len(data) > MAX_STRING:
+            return True
+    return False
+
+
+def _patient_refs(resource: FhirResource) -> list[str]:
+    refs: list[str] = []
+    for path in PATIENT_FIELDS.get(str(resource.get("resourceType")), ()):
+        nodes: list[Any] = [resource]
+        for part in path.split("."):
+            found: list[Any] = []
+            for node in nodes:
+                value = node.get(part) if isinstance(node, dict) else None
+                found.extend(value if isinstance(value, list) else [value])
+            nodes = [n for n in found if n is not None]
+        refs.extend(
+            n["reference"]
+            for n in nodes
+            if isinstance(n, dict) and isinstance(n.get("reference"), str)
+        )
+    return refs
+
+
+def _belongs_to(resource: FhirResource, local_patient: str) -> bool:
+    """True when the resource names the source's patient (and no other patient)."""
+    refs = [r for r in _patient_refs(resource) if r.split("/")[-2:-1] == ["Patient"]]
+    own = f"Patient/{local_patient}"
+    return bool(refs) and all(r == own or r.endswith("/" + own) for r in refs)
+
+
+def _unit_of(resource: FhirResource, provider: str | None) -> str | None:
+    """The HSA-id of the care unit named in the resource, if it names one."""
+    for name in UNIT_FIELDS:
+        value = resource.get(name)
+        for ref in value if isinstance(value, list) else [value]:
+            identifier = ref.get("identifier") if isinstance(ref, dict) else None
+            if (
+                isinstance(identifier, dict)
+                and identifier.get("system") == HSA_ID_SYSTEM
+                and isinstance(identifier.get("value"), str)
+                and identifier["value"] != provider
+            ):
+                return str(identifier["value"])
+    return None
+
+
+def care_tags(resource: FhirResource) -> tuple[str | None, str | None]:
+    """(care provider, care unit) HSA-ids recorded on a unified resource."""
+    provider = unit = None
+    for tag in (resource.get("meta") or {}).get("tag", ()):
+        if tag.get("system") == CARE_PROVIDER_TAG:
+            provider = tag.get("code")
+        elif tag.get("system") == CARE_UNIT_TAG:
+            unit = tag.get("code")
+    return provider, unit
+
+
+def _admit(
+    resource: Any, wanted: frozenset[str], local_patient: str
+) -> tuple[FhirResource, list[dict[str, Any]]]:
+    if not isinstance(resource, dict) or resource.get("resourceType") not in wanted:
+        raise Inadmissible("unexpected resource type")
+    local_id = resource.get("id")
+    if not isinstance(local_id, str) or not 0 < len(local_id) <= 64:
+        raise Inadmissible("missing or invalid id")
+    refs = _walk(resource)
+    if _oversized(resource):
+        raise Inadmissible("an attachment is too large")
+    if not _belongs_to(resource, local_patient):
+        raise Inadmissible("does not belong to the requested patient")
+    text = resource.get("text")
+    if isinstance(text, dict) and len(str(text.get("div", ""))) > MAX_NARRATIVE:
+        del resource["text"]  # a huge narrative: keep the data, drop the prose
+    return resource, refs
+
+
+@dataclass(frozen=True, slots=True)
+class _SourceContext:
+    """What every resource of one source's answer is stamped with, computed once."""
+
+    source_id: str
+    local_patient: str
+    patient_reference: str
+    provider: str | None
+    provider_tag: dict[str, str] | None
+    fetched: str
+
+
+def _context(
+    source: Source, patient: FhirResource, patient_id: str, fetched: str
+) -> _SourceContext:
+    provider = source.config.care_provider_hsa_id
+    return _SourceContext(
+        source_id=source.id,
+        local_patient=str(patient.get("id")),
+        patient_reference=f"Patient/{patient_id}",
+        provider=provider,
+        provider_tag={"system": CARE_PROVIDER_TAG, "code": provider} if provider else None,
+        fetched=fetched,
+    )
+
+
+def _rewrite(resource: FhirResource, refs: list[dict[str, Any]], ctx: _SourceContext) -> None:
+    source_id = ctx.source_id
+    for ref in refs:
+        value: str = ref["reference"]
+        if value.startswith("#") or "://" in value or value.startswith("urn:"):
+            continue
+        kind, _, local = value.partition("/")
+        if not local or "/" in local:
+            continue
+        if kind == "Patient" and local == ctx.local_patient:
+            ref["reference"] = ctx.patient_reference
+        else:
+            ref["reference"] = f"{kind}/{gateway_id(source_id, local)}"
+    local_id = str(resource["id"])
+    resource["id"] = gateway_id(source_id, local_id)
+    meta = resource.get("meta")
+    meta = dict(meta) if isinstance(meta, dict) else {}
+    meta["source"] = f"{SOURCE_URI}{source_id}#{resource['resourceType']}/{local_id}"
+    unit = _unit_of(resource, ctx.provider)
+    existing = meta.get("tag")
+    tags = (
+        [
+            t
+            for t in existing
+            if isinstance(t, dict) and t.get("system") not in (CARE_PROVIDER_TAG, CARE_UNIT_TAG)
+        ]
+        if isinstance(existing, list)
+        else []
+    )
+    if ctx.provider_tag is not None:
+        tags.append(dict(ctx.provider_tag))
+    if unit:
+        tags.append({"system": CARE_UNIT_TAG, "code": unit})
+    if tags:
+        meta["tag"] = tags
+    meta["extension"] = [{"url": FETCHED_AT, "valueInstant": ctx.fetched}]
+    resource["meta"] = meta
+
+
+def _instant(moment: datetime | None) -> str:
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class Notes:
+    """What normalising some of a source's resources dropped and noted, counted (never
+    values): becomes warnings in the source's report."""
+
+    dropped: Counter[str] = field(default_factory=Counter)
+    issues: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: Notes) -> None:
+        self.dropped.update(other.dropped)
+        self.issues.update(other.issues)
+
+    def report_to(self, report: SourceReport) -> None:
+        """Add the drops and notes to ``report`` (and take the drops off its count)."""
+        for reason, count in sorted(self.dropped.items()):
+            report.warnings.append(f"dropped {count} resource(s): {reason}")
+        report.warnings.extend(
+            f"{text} ({n}x)" if n > 1 else text for text, n in sorted(self.issues.items())
+        )
+        report.resource_count -= sum(self.dropped.values())
+
+
+class SourceNormaliser:
+    """Admits, normalises and rewrites one source's resources, a batch (a page) at a time.
+
+    Made only for a source whose Patient links to the person: raises
+    :class:`~gateway.merge.linking.LinkError` otherwise.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        patient: FhirResource,
+        person: PersonIdentifier,
+        patient_id: str,
+        wanted: frozenset[str],
+        fetched: datetime | None,
+    ) -> None:
+        check_link(patient, person)
+        self._wanted = wanted
+        self._ctx = _context(source, patient, patient_id, _instant(fetched))
+
+    def normalise(self, raws: list[Any], notes: Notes) -> list[FhirResource]:
+        """The admissible resources of ``raws``, normalised and rewritten in place."""
+        ctx, wanted = self._ctx, self._wanted
+        resources: list[FhirResource] = []
+        issues: list[str] = []
+        for raw in raws:
+            try:
+                resource, refs = _admit(raw, wanted, ctx.local_patient)
+            except Inadmissible as exc:
+                notes.dropped[str(exc)] += 1
+                continue
+            normalise_resource(resource, issues)
+            _rewrite(resource, refs, ctx)
+            resources.append(resource)
+        notes.issues.update(issues)
+        return resources
+
+
+def identity_failure(report: SourceReport, error: LinkError) -> None:
+    """Report a source whose Patient does not link to the person: nothing of it is kept."""
+    report.serves_nothing(str(error), reason="identity")
+
+
+def provenance(
+    primary: FhirResource, duplicates: Sequence[str], sources: Mapping[str, Source]
+) -> FhirResource:
+    """The Provenance of a merged group: ``primary`` as served, and the ``meta.source``
+    of each of its duplicates."""
+    members = [str(primary["meta"]["source"]), *duplicates]
+    agents: list[dict[str, Any]] = [
+        {
+            "type": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                        "code": "assembler",
+                    }
+                ]
+            },
+            "who": {"display": "Samlad"},
+        }
+    ]
+    for member in members:
+        source_id = member.removeprefix(SOURCE_URI).split("#", 1)[0]
+        source = sources.get(source_id)
+        who: dict[str, Any] = {"display": source.config.display_name if source else source_id}
+        provider = source.config.care_provider_hsa_id if source else None
+        if provider:
+            who["identifier"] = {"system": HSA_ID_SYSTEM, "value": provider}
+        agents.append(
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "custodian",
+                        }
+                    ]
+                },
+                "who": who,
+            }
+        )
+    target = f"{primary['resourceType']}/{primary['id']}"
+    return {
+        "resourceType": "Provenance",
+        "id": "merge." + hashlib.sha256(target.encode()).hexdigest()[:40],
+        "target": [{"reference": target}],
+        "recorded": primary["meta"]["extension"][0]["valueInstant"],
+        "activity": {"text": "the same fact reported by several sources, merged"},
+        "agent": agents,
+        "entity": [
+            {
+                "role": "source",
+                "what": {"identifier": {"system": "urn:samlad:source", "value": member}},
+            }
+            for member in members
+        ],
+    }
+
+
+def normalise_source(
+    record: SourceRecord,
+    report: SourceReport,
+    person: PersonIdentifier,
+    patient_id: str,
+    wanted: frozenset[str] | None = None,
+) -> NormalisedSource | None:
+    """Link, admit, normalise and rewrite one source's whole answer.
+
+    Returns None when the source's Patient cannot be linked to ``person``; the report then
+    says the source failed on identity. Dropped resources and normalisation notes are
+    added to the report's warnings.
+    """
+    try:
+        normaliser = SourceNormaliser(
+            record.source,
+            record.patient,
+            person,
+            patient_id,
+            wanted or frozenset(PATIENT_FIELDS),
+            report.answered_at,
+        )
+    except LinkError as exc:
+        identity_failure(report, exc)
+        return None
+    notes = Notes()
+    resources = normaliser.normalise(record.resources, notes)
+    notes.report_to(report)
+    return NormalisedSource(record.source, record.patient, resources)
+
+
+def patient_of(
+    sources: Sequence[NormalisedSource],
+    person: PersonIdentifier,
+    patient_id: str,
+    hidden_providers: frozenset[str] = frozenset(),
+) -> FhirResource:
+    """The unified Patient, from the Patients of the sources whose care provider is not
+    hidden (a protected identity marked by any source is honoured; disagreements name
+    only shown sources)."""
+    linked = [SourcePatient(s.source.id, s.patient) for s in sources]
+    shown = [
+        patient
+        for patient, s in zip(linked, sources, strict=True)
+        if s.source.config.care_provider_hsa_id not in hidden_providers
+    ]
+    return unified_patient(patient_id, person, shown, linked)
+
+
+def merge_sources(
+    sources: list[NormalisedSource],
+    person: PersonIdentifier,
+    patient_id: str,
+    hidden_providers: frozenset[str] = frozenset(),
+) -> MergedRecord:
+    """Merge normalised answers (what may be shown of them) into one record: duplicates
+    once, with Provenance; the Patient as :func:`patient_of` makes it."""
+    resources = [resource for source in sources for resource in source.resources]
+    kept, merged = deduplicate(resources)
+    by_source = {normalised.source.id: normalised.source for normalised in sources}
+    provenance_of = [provenance(primary, dups, by_source) for primary, dups in merged]
+    patient = patient_of(sources, person, patient_id, hidden_providers)
+    counts = Counter(str(r.get("resourceType")) for r in kept)
+    shown = {s.source.id: len(s.resources) for s in sources}
+    return MergedRecord(patient, kept, provenance_of, counts, shown)
+
+
+def unify(
+    gathered: Gathered,
+    person: PersonIdentifier,
+    patient_id: str,
+    wanted: frozenset[str] | None = None,
+) -> UnifiedRecord:
+    """Build the unified record of ``person`` from what the sources returned."""
+    reports = {report.source_id: report for report in gathered.reports}
+    normalised = [
+        source
+        for record in gathered.records
+        if (
+            source := normalise_source(
+                record, reports[record.source.id], person, patient_id, wanted
+            )
+        )
+        is not None
+    ]
+    merged = merge_sources(normalised, person, patient_id)
+    return UnifiedRecord(
+        merged.patient,
+        merged.resources,
+        merged.provenance,
+        merged.counts,
+        merged.per_source,
+        gathered.reports,
+    )

@@ -1,0 +1,3 @@
+"""Running the gateway: settings discovery, the app factory, worker processes, the CLI and the
+demo.
+"""

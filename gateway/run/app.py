@@ -1,0 +1,189 @@
+"""The app factory: builds a FastAPI app from settings (nothing happens at import time)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import __version__
+from gateway.collect.deadline import FinishTimes, RequestClock
+from gateway.errors import install_error_handlers
+from gateway.fhir_json import FhirJSONResponse
+from gateway.http.capability import CapabilityRegistry
+from gateway.http.fhir_routes import build_fhir_router
+from gateway.http.headers import SecurityHeaders
+from gateway.http.health import OPERATIONAL_PATHS, build_health_router
+from gateway.http.metrics import Metrics, RequestMetrics, build_metrics_router
+from gateway.http.notifications import build_notification_router
+from gateway.http.ratelimit import THROTTLED_RESPONSE, RateLimiter, rate_limit
+from gateway.services import Services
+from gateway.settings import Settings
+
+access_log = logging.getLogger("samlad.access")
+
+
+def smart_configuration(settings: Settings) -> dict[str, Any]:
+    """SMART App Launch / Backend Services discovery document."""
+    primary = settings.issuers[0] if settings.issuers else None
+    document: dict[str, Any] = {
+        "issuer": primary.issuer if primary else None,
+        "jwks_uri": primary.jwks_url if primary else None,
+        "token_endpoint": primary.token_endpoint if primary else None,
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+        "scopes_supported": ["openid", "fhirUser", "patient/*.rs", "user/*.rs", "system/*.rs"],
+        "response_types_supported": ["code"],
+        "capabilities": [
+            "launch-standalone",
+            "client-public",
+            "client-confidential-asymmetric",
+            "permission-v2",
+        ],
+        "code_challenge_methods_supported": ["S256"],
+    }
+    if primary and primary.authorization_endpoint:
+        document["authorization_endpoint"] = primary.authorization_endpoint
+    return {key: value for key, value in document.items() if value is not None}
+
+
+class AccessLog:
+    """ASGI middleware: one line per HTTP request, with its route template, status and
+    time to the end of the answer. Logs the template, never the concrete path or query:
+    they may carry ids. (Plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs a task and
+    a stream per request.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPERATIONAL_PATHS:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # if the app fails before it starts an answer
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "<unmatched>")
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+            access_log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                route,
+                status,
+                elapsed_ms,
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": elapsed_ms,
+                },
+            )
+
+
+def _finish_times(app: FastAPI) -> FinishTimes | None:
+    """The finishing times of ``app``'s collector, once its services have started."""
+    services: Services | None = getattr(app.state, "services", None)
+    return None if services is None else services.collector.finish_times
+
+
+#: Young-generation threshold for the garbage collector (CPython's default is 700).
+GC_GEN0_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Make the cyclic garbage collector cheap for a JSON-heavy server.
+
+    Parsing one overview allocates about a million small objects, none in reference
+    cycles; with CPython's default thresholds the full collections that follow cost more
+    than the parsing itself (measured: ``bench/bench_normalise.py``). Objects alive after
+    start-up are frozen out of collection and collections run less often. Cycles are still
+    collected, only later.
+    """
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+
+
+class GatewayApp(FastAPI):
+    """FastAPI with :class:`SecurityHeaders` around the whole middleware stack, Starlette's
+    server-error middleware included (``add_middleware`` would put it inside), so that an
+    unexpected 500 carries the headers too."""
+
+    def __init__(self, *, hsts_max_age: int, **kwargs: Any) -> None:
+        self.hsts_max_age = hsts_max_age
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), hsts_max_age=self.hsts_max_age)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the gateway app for ``settings``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = await Services.start(settings, app.state.metrics)
+        app.state.services.start_housekeeping()
+        tune_garbage_collector()
+        try:
+            yield
+        finally:
+            await app.state.services.aclose()
+
+    app = GatewayApp(
+        title="Samlad FHIR gateway",
+        version=__version__,
+        description="A unified, consent-gated FHIR R4 view of a person's health records.",
+        lifespan=lifespan,
+        hsts_max_age=settings.hsts_max_age,
+        # No /docs or /redoc: their pages load scripts from a CDN (docs/api.md).
+        docs_url=None,
+        redoc_url=None,
+        # No redirect to the path with(out) its slash: it is built from the Host header
+        # and re-sends the body (an identity number in a _search form) there. 404 instead.
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    app.state.rate_limiter = RateLimiter.from_settings(settings)
+    install_error_handlers(app)
+
+    app.add_middleware(AccessLog)
+    app.state.metrics = Metrics.from_environment()
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    app.include_router(build_health_router(settings))
+    app.include_router(build_metrics_router(settings))
+    app.add_middleware(RequestClock, finish_times=lambda: _finish_times(app))
+
+    registry = CapabilityRegistry()
+    # Every FHIR route spends the caller's rate budget first (gateway/http/ratelimit.py).
+    app.include_router(
+        build_fhir_router(registry),
+        dependencies=[Depends(rate_limit)],
+        responses={429: THROTTLED_RESPONSE},
+    )
+    app.include_router(build_notification_router())
+
+    # Plain JSON (not FHIR), and documented so: the class only names the media type.
+    @app.get("/fhir/.well-known/smart-configuration", response_class=JSONResponse)
+    @app.get("/.well-known/smart-configuration", response_class=JSONResponse)
+    async def smart_config() -> Any:
+        return FhirJSONResponse(smart_configuration(settings), media_type="application/json")
+
+    return app

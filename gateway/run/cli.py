@@ -1,0 +1,454 @@
+"""The ``samlad`` command: demo, serve, token, migrate, audit verify, cache purge.
+
+Every command reads its configuration from ``--config FILE``, else the file named by
+``SAMLAD_CONFIG``, else (all but ``serve``) the demo's ``.samlad/demo.toml`` in the working
+folder, else ``SAMLAD_*`` variables alone. A bad value or a missing file ends the command
+with one line on stderr and exit status 2, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from fhir_profiles.identifiers import InvalidPersonIdentifier, parse_person_identifier
+from gateway import __version__
+from gateway.run.logs import configure_logging
+from gateway.run.workers import forwarded_options, positive, serve
+from gateway.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+DEFAULT_DATA_DIR = Path(".samlad")
+#: The file ``samlad demo`` writes, and where the other commands look for it.
+DEMO_CONFIG = DEFAULT_DATA_DIR / "demo.toml"
+#: Names the configuration file when ``--config`` is not given; ``samlad serve --workers N``
+#: hands it on to each worker process the same way.
+CONFIG_FILE_VARIABLE = "SAMLAD_CONFIG"
+#: The log level each worker process of ``samlad serve --workers N`` logs at.
+LOG_LEVEL_VARIABLE = "SAMLAD_LOG_LEVEL"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: Read everything of one's own; create and withdraw consents and blocks.
+CITIZEN_SCOPE = "patient/*.rs patient/Consent.cu"
+
+NO_CONFIG = (
+    "no configuration found: run this in the folder where `samlad demo` runs (it writes "
+    f"{DEMO_CONFIG}), or pass --config FILE (or set {CONFIG_FILE_VARIABLE}=FILE)"
+)
+NO_SERVE_CONFIG = (
+    f"samlad serve needs a configuration file: pass --config FILE (or set "
+    f"{CONFIG_FILE_VARIABLE}=FILE); `samlad demo` writes an example to {DEMO_CONFIG}"
+)
+
+
+class CommandError(Exception):
+    """A command cannot do what was asked; the message says why and what to do, in one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad value in one line (no usage block) and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# -- Option types: each refuses a bad value with a message that says what is expected.
+
+
+def port(value: str) -> int:
+    """An argparse type: a TCP port number, 1 to 65535."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1 to 65535)") from None
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{number} is not a port number (1 to 65535)")
+    return number
+
+
+def log_level(value: str) -> str:
+    """An argparse type: a logging level name, in any case."""
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a log level (one of {', '.join(LOG_LEVELS)})"
+        )
+    return level
+
+
+def personnummer(value: str) -> str:
+    """An argparse type: a personnummer or samordningsnummer, in canonical 12-digit form.
+
+    The message never repeats the number.
+    """
+    try:
+        return parse_person_identifier(value).value
+    except InvalidPersonIdentifier as exc:
+        raise argparse.ArgumentTypeError(
+            f"not a valid personnummer or samordningsnummer ({exc}); write it as YYYYMMDD-NNNC"
+        ) from None
+
+
+def identifier(value: str) -> str:
+    """An argparse type: an HSA-id or client id, one word of 3 to 64 characters."""
+    text = value.strip()
+    if not 3 <= len(text) <= 64 or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an id (3 to 64 characters, no spaces)")
+    return text
+
+
+# -- Configuration
+
+
+def find_config(explicit: Path | None, *, demo: bool = True) -> Path | None:
+    """The configuration file a command reads: ``--config``, else ``SAMLAD_CONFIG``, else
+    (with ``demo``) the demo's file in the working folder; None when there is none."""
+    named = explicit
+    if named is None and os.environ.get(CONFIG_FILE_VARIABLE):
+        named = Path(os.environ[CONFIG_FILE_VARIABLE])
+    if named is not None:
+        if not named.is_file():
+            raise CommandError(f"no configuration file at {named}")
+        return named
+    if demo and DEMO_CONFIG.is_file():
+        return DEMO_CONFIG
+    return None
+
+
+def _configured_by_environment() -> bool:
+    return any(f"SAMLAD_{name.upper()}" in os.environ for name in Settings.model_fields)
+
+
+def settings_for(explicit: Path | None, *, demo: bool = True) -> tuple[Path | None, Settings]:
+    """The file found (if any) and the settings from it and the environment."""
+    config = find_config(explicit, demo=demo)
+    if config is None and not _configured_by_environment():
+        raise CommandError(NO_CONFIG if demo else NO_SERVE_CONFIG)
+    return config, load_settings(config)
+
+
+# -- Commands
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.run.demo import check_ports, run_demo
+
+    check_ports(args.port, args.region_port_base)
+    if args.data_dir.exists() and not args.data_dir.is_dir():
+        raise CommandError(f"--data-dir {args.data_dir} is a file, not a folder")
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_demo(args.data_dir, args.port, args.region_port_base))
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise CommandError(f"the demo cannot start: {exc.strerror or exc}{where}") from exc
+    print("Samlad demo stopped.")
+    return 0
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn ``--factory`` entry point of a worker: the gateway for the configuration
+    file named by ``SAMLAD_CONFIG`` (SAMLAD_* variables override it as usual)."""
+    from gateway.run.app import create_app
+
+    config = os.environ.get(CONFIG_FILE_VARIABLE)
+    settings = load_settings(Path(config) if config else None)
+    configure_logging(os.environ.get(LOG_LEVEL_VARIABLE, "INFO"), settings.log_format)
+    return create_app(settings)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config, settings = settings_for(args.config, demo=False)
+    configure_logging(args.log_level, settings.log_format)
+    if args.workers == 1:
+        import uvicorn
+        from uvicorn.config import LOGGING_CONFIG
+
+        from gateway.run.app import create_app
+
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            access_log=False,  # our own request log leaves out paths and queries
+            log_level=args.log_level.lower(),
+            # JSON: uvicorn's loggers go through ours rather than its own text handlers.
+            log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
+            **forwarded_options(settings.trusted_proxies),
+        )
+        return 0
+    # Several processes: migrate once here, so the workers do not race to do it.
+    if settings.should_auto_migrate:
+        from store.migrate import upgrade
+
+        upgrade(settings.effective_database_url)
+    if config is not None:
+        os.environ[CONFIG_FILE_VARIABLE] = str(config.resolve())
+    os.environ[LOG_LEVEL_VARIABLE] = args.log_level
+    os.environ["SAMLAD_AUTO_MIGRATE"] = "false"
+    return serve(
+        "gateway.run.cli:app_from_environment",
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        trusted_proxies=settings.trusted_proxies,
+    )
+
+
+def token_claims(args: argparse.Namespace) -> dict[str, str]:
+    """The claims of the token ``samlad token`` is asked for."""
+    if args.role != "citizen" and args.personnummer is not None:
+        raise CommandError("--personnummer is only for --role citizen")
+    if args.role == "citizen":
+        if args.personnummer is None:
+            raise CommandError("--role citizen needs --personnummer YYYYMMDD-NNNC")
+        return {"personnummer": args.personnummer, "scope": CITIZEN_SCOPE}
+    if args.role == "clinician":
+        return {
+            "hsa_id": args.hsa_id,
+            "care_unit_hsa_id": args.care_unit,
+            "care_provider_hsa_id": args.care_provider,
+            "scope": "user/*.rs",
+        }
+    return {
+        "client_id": args.client_id,
+        "care_provider_hsa_id": args.care_provider,
+        "scope": "system/*.rs",
+    }
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from gateway.run.demo import dev_token
+
+    claims = token_claims(args)
+    _, settings = settings_for(args.config)
+    print(dev_token(settings, claims, lifetime=args.lifetime))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from store.migrate import upgrade
+
+    _, settings = settings_for(args.config)
+    upgrade(settings.effective_database_url)
+    print("database schema is current")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from consent.checkpoints import CheckpointKey, verify_command
+
+    _, settings = settings_for(args.config)
+    key = CheckpointKey.from_hex(settings.audit_checkpoint_key.get_secret_value())
+    checkpoint_file = args.checkpoints or settings.effective_audit_checkpoint_file
+    return asyncio.run(
+        verify_command(settings.effective_database_url, key.verify_key, checkpoint_file)
+    )
+
+
+def cmd_cache_purge(args: argparse.Namespace) -> int:
+    from gateway.collect.cache import RecordCache
+    from store.db import Database
+
+    _, settings = settings_for(args.config)
+
+    async def purge() -> int:
+        db = Database(settings.effective_database_url)
+        try:
+            cache = RecordCache(
+                db,
+                settings.data_key.get_secret_value(),
+                timedelta(hours=settings.cache_retention_hours),
+            )
+            return await cache.purge()
+        finally:
+            await db.dispose()
+
+    print(f"removed {asyncio.run(purge())} expired cache entries")
+    return 0
+
+
+# -- The parser
+
+CONFIG_HELP = (
+    f"the configuration file (default: ${CONFIG_FILE_VARIABLE}, else {DEMO_CONFIG} in the "
+    "working folder, else SAMLAD_* variables alone)"
+)
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE", help=CONFIG_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --log-level is accepted before the command and after it; the later one wins.
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--log-level",
+        type=log_level,
+        default=argparse.SUPPRESS,
+        metavar="LEVEL",
+        help=f"log level: {', '.join(LOG_LEVELS)} (default: INFO)",
+    )
+    parser = _Parser(
+        prog="samlad",
+        description="Samlad, one FHIR R4 view of health records held by many regional systems.",
+    )
+    parser.add_argument("--version", action="version", version=f"samlad {__version__}")
+    parser.add_argument(
+        "--log-level",
+        type=log_level,
+        default="INFO",
+        metavar="LEVEL",
+        help=f"log level: {', '.join(LOG_LEVELS)} (default: %(default)s)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, subs: argparse._SubParsersAction[_Parser] = sub) -> _Parser:
+        return subs.add_parser(name, help=help, description=help, parents=[common])
+
+    demo = command("demo", "run four simulated regions and the gateway, on 127.0.0.1")
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        metavar="DIR",
+        help="where the demo writes its configuration, keys and database (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--port", type=port, default=8000, help="the gateway's port (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--region-port-base",
+        type=port,
+        default=8101,
+        metavar="PORT",
+        help="the first of the four regions' consecutive ports (default: %(default)s)",
+    )
+    demo.set_defaults(func=cmd_demo)
+
+    serve_ = command("serve", "run the gateway from a configuration file")
+    serve_.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"the configuration file (default: ${CONFIG_FILE_VARIABLE}, else SAMLAD_* "
+        "variables alone; never the demo's file unless named)",
+    )
+    serve_.add_argument(
+        "--workers",
+        type=positive,
+        default=1,
+        metavar="N",
+        help="server processes, each with its own memory (default: %(default)s)",
+    )
+    serve_.set_defaults(func=cmd_serve)
+
+    token = command("token", "print a token from the demo's local development issuer")
+    _add_config(token)
+    token.add_argument(
+        "--role",
+        choices=["citizen", "clinician", "integrator"],
+        required=True,
+        help="who the token is for (required)",
+    )
+    token.add_argument(
+        "--personnummer",
+        type=personnummer,
+        default=None,
+        metavar="NUMBER",
+        help="the citizen's personnummer, e.g. 19121212-1212 (required for --role citizen)",
+    )
+    token.add_argument(
+        "--hsa-id",
+        type=identifier,
+        default="SE2321009001-DOC1",
+        metavar="HSA_ID",
+        help="the clinician's HSA-id (default: %(default)s)",
+    )
+    token.add_argument(
+        "--care-unit",
+        type=identifier,
+        default="SE2321009001-MEDM",
+        metavar="HSA_ID",
+        help="the clinician's care unit (default: %(default)s, Region Nord's Medicinmottagningen)",
+    )
+    token.add_argument(
+        "--care-provider",
+        type=identifier,
+        default="SE2321009001-NORD",
+        metavar="HSA_ID",
+        help="the clinician's or integrator's care provider (default: %(default)s, Region Nord)",
+    )
+    token.add_argument(
+        "--client-id",
+        type=identifier,
+        default="demo-integrator",
+        metavar="ID",
+        help="the integrator's client id (default: %(default)s)",
+    )
+    token.add_argument(
+        "--lifetime",
+        type=positive,
+        default=3600,
+        metavar="SECONDS",
+        help="how long the token is valid (default: %(default)s)",
+    )
+    token.set_defaults(func=cmd_token)
+
+    migrate = command("migrate", "bring the database schema up to date")
+    _add_config(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+
+    audit = command("audit", "the access log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+    verify = command(
+        "verify",
+        "check the hash chain against the signed checkpoints; exit 1 on any break",
+        audit_sub,
+    )
+    _add_config(verify)
+    verify.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=None,
+        help="checkpoint file to verify against (default: the audit_checkpoint_file setting)",
+    )
+    verify.set_defaults(func=cmd_audit_verify)
+
+    cache = command("cache", "the cache of normalised data")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True, metavar="COMMAND")
+    purge = command("purge", "remove data past its retention now", cache_sub)
+    _add_config(purge)
+    purge.set_defaults(func=cmd_cache_purge)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        print(f"samlad: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except CommandError as exc:
+        print(f"samlad: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""``samlad demo``: the simulated regions and the gateway in one process, on loopback.
+
+Writes a dev-mode configuration to the data folder (SQLite, the local development
+issuer, one source per simulated region), starts everything, and prints a token and
+ready-to-paste requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import shutil
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+import uvicorn
+
+from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM, parse_person_identifier
+from gateway.run.app import create_app
+from gateway.run.cli import CITIZEN_SCOPE, DEMO_CONFIG, CommandError
+from gateway.run.dev_issuer import DevIssuer, mint
+from gateway.run.workers import forwarded_options
+from gateway.settings import ConfigError, Settings, load_settings
+from simregions.app import create_app as create_region_app
+from simregions.legacy.app import create_legacy_app
+from simregions.legacy.spec import OST, LegacyRegionSpec
+from simregions.regions import DEFAULT_REGIONS, RegionSpec
+from simregions.server import LOOPBACK, bind_socket, make_server
+
+TEST_PERSON = "191212121212"
+
+
+def region_source(spec: RegionSpec, base_url: str) -> dict[str, Any]:
+    """The ``[[sources]]`` entry that points the gateway at one simulated region."""
+    dialect: dict[str, Any] = {"page_size": spec.page_size}
+    if spec.identifier_system != PERSONNUMMER_SYSTEM:
+        dialect["identifier_system"] = spec.identifier_system
+    if spec.identifier_format != "canonical":
+        dialect["identifier_format"] = spec.identifier_format
+    return {
+        "id": f"region-{spec.id}",
+        "name": spec.name,
+        "care_provider_hsa_id": spec.care_provider_hsa_id,
+        "kind": "fhir-r4",
+        "base_url": base_url,
+        "timeout": 5.0,
+        "auth": {"type": "bearer", "token": spec.token},
+        # The token the region presents when it announces new data (a demo value).
+        "notify_token": f"{spec.token}-notify",
+        "dialect": dialect,
+    }
+
+
+def legacy_source(spec: LegacyRegionSpec, base_url: str) -> dict[str, Any]:
+    """The ``[[sources]]`` entry for the simulated legacy XML (RIVTA-style) region."""
+    return {
+        "id": f"region-{spec.id}",
+        "name": spec.name,
+        "care_provider_hsa_id": spec.care_provider_hsa_id,
+        "kind": "legacy-xml",
+        "base_url": base_url,
+        "timeout": 5.0,
+        "auth": {"type": "bearer", "token": spec.token},
+        "dialect": {
+            "logical_address": spec.care_provider_hsa_id,
+            # Stable patient ids across demo restarts; a demo value, not a secret.
+            "patient_id_secret": "samlad-demo-legacy-ids",
+        },
+    }
+
+
+def write_demo_config(
+    data_dir: Path,
+    port: int,
+    region_urls: dict[str, str],
+    regions: tuple[RegionSpec, ...],
+    extra_sources: Sequence[dict[str, Any]] = (),
+) -> Path:
+    """Write the demo's TOML configuration and the dev issuer's keys; return the file."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    public = f"http://{LOOPBACK}:{port}"
+    issuer = DevIssuer(data_dir / "dev-issuer", f"{public}/dev-issuer", f"{public}/fhir")
+    issuer.ensure_keys()
+    config = {
+        "gateway": {
+            "dev_mode": True,
+            "data_dir": str(data_dir.resolve()),
+            "port": port,
+            "public_base_url": public,
+            # Ask every region on every request, keeping their last answers in the cache
+            # for when they fail: the walkthrough shows a region going down.
+            "cache_fresh_seconds": 0,
+        },
+        "issuers": [
+            {
+                "issuer": issuer.issuer,
+                "audience": issuer.audience,
+                "jwks_file": str(issuer.jwks_file.resolve()),
+                "dev_signing_key_file": str(issuer.private_key_file.resolve()),
+            }
+        ],
+        "sources": [region_source(spec, region_urls[spec.id]) for spec in regions]
+        + list(extra_sources),
+        "guardian_registers": [
+            {
+                "url": region_urls[spec.id].removesuffix("/fhir") + "/_sim/relations",
+                "token": spec.token,
+            }
+            for spec in regions
+        ],
+    }
+    header = "# Written by `samlad demo`: dev mode, SQLite, the local development issuer.\n\n"
+    path = data_dir / "demo.toml"
+    path.write_text(header + tomli_w.dumps(config), encoding="utf-8")
+    return path
+
+
+def dev_token(settings: Settings, claims: dict[str, Any], lifetime: int = 8 * 3600) -> str:
+    """A token from the development issuer; refuses any other configuration."""
+    if not settings.dev_mode:
+        raise ConfigError("refusing: this configuration is not in dev mode")
+    issuers = [i for i in settings.issuers if i.dev_signing_key_file is not None]
+    if not issuers:
+        raise ConfigError("refusing: this configuration trusts no local development issuer")
+    return mint(issuers[0], claims, lifetime=lifetime)
+
+
+def region_ports(region_port_base: int) -> dict[str, int]:
+    """Each simulated region's port: the FHIR regions, then Region Öst, consecutively."""
+    ids = [spec.id for spec in DEFAULT_REGIONS] + [OST.id]
+    return {rid: region_port_base + index for index, rid in enumerate(ids)}
+
+
+def check_ports(port: int, region_port_base: int) -> None:
+    """Refuse a gateway port and region ports that cannot all be used, saying why."""
+    count = len(region_ports(region_port_base))
+    last = region_port_base + count - 1
+    if last > 65535:
+        raise CommandError(
+            f"--region-port-base {region_port_base} leaves no room for the {count} region "
+            f"ports (at most {65535 - count + 1})"
+        )
+    if region_port_base <= port <= last:
+        raise CommandError(
+            f"--port {port} is one of the region ports {region_port_base}-{last}: "
+            "choose another --port or --region-port-base"
+        )
+
+
+def _cannot_listen(port: int) -> str | None:
+    """Why nothing can listen on ``port`` of the loopback address, or None if it can."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError as exc:
+            return exc.strerror or "unavailable"
+    return None
+
+
+def samlad_command() -> str:
+    """How to run ``samlad`` from the working folder, as a shell word that works there.
+
+    The script installed beside the running interpreter: ``samlad`` when that is the one
+    on PATH, else its path (relative when it is below the working folder, as with
+    ``.venv/bin/samlad``); ``python -m gateway.run.cli`` when there is no such script.
+    """
+    script = Path(sys.executable).parent / "samlad"
+    if not script.is_file():
+        return f"{shlex.quote(sys.executable)} -m gateway.run.cli"
+    on_path = shutil.which("samlad")
+    if on_path is not None and Path(on_path).resolve() == script.resolve():
+        return "samlad"
+    try:
+        relative = script.absolute().relative_to(Path.cwd())
+    except ValueError:
+        return shlex.quote(str(script.absolute()))
+    return shlex.quote(str(relative) if relative.parent != Path() else f"./{relative}")
+
+
+async def run_demo(data_dir: Path, port: int, region_port_base: int) -> None:
+    """Start the regions and the gateway; return when cancelled (Ctrl-C)."""
+    regions = DEFAULT_REGIONS
+    ports = region_ports(region_port_base)
+    for wanted in [port, *ports.values()]:
+        reason = _cannot_listen(wanted)
+        if reason is not None:
+            raise CommandError(
+                f"cannot listen on {LOOPBACK}:{wanted} ({reason}): "
+                "choose another --port or --region-port-base"
+            )
+    urls = {spec.id: spec.base_url(ports[spec.id]) for spec in regions}
+    legacy_url = OST.base_url(ports[OST.id])
+    config_file = write_demo_config(data_dir, port, urls, regions, [legacy_source(OST, legacy_url)])
+    settings = load_settings(config_file)
+
+    servers = [make_server(create_region_app(spec)) for spec in regions]
+    servers.append(make_server(create_legacy_app(OST)))
+    sockets = [bind_socket(LOOPBACK, ports[spec.id]) for spec in regions]
+    sockets.append(bind_socket(LOOPBACK, ports[OST.id]))
+    urls[OST.id] = legacy_url
+    app = create_app(settings)
+    gateway = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,  # the gateway's own request log leaves out paths and queries
+            timeout_graceful_shutdown=2,
+            **forwarded_options(settings.trusted_proxies),
+        )
+    )
+    gateway_socket = bind_socket(LOOPBACK, port)
+
+    tasks = [
+        asyncio.create_task(server.serve(sockets=[sock]))
+        for server, sock in zip(servers, sockets, strict=True)
+    ]
+    tasks.append(asyncio.create_task(gateway.serve(sockets=[gateway_socket])))
+    while not gateway.started:
+        if any(task.done() for task in tasks):
+            break
+        await asyncio.sleep(0.05)
+
+    if gateway.started:
+        services = app.state.services
+        person = parse_person_identifier(TEST_PERSON)
+        patient_id = await services.persons.remember(person)
+        token = dev_token(settings, {"personnummer": TEST_PERSON, "scope": CITIZEN_SCOPE})
+        samlad = samlad_command()
+        if config_file.resolve() != DEMO_CONFIG.resolve():
+            samlad_token = f"{samlad} token --config {shlex.quote(str(config_file))}"
+        else:
+            samlad_token = f"{samlad} token"
+        print(_banner(settings, config_file, token, patient_id, urls, samlad_token), flush=True)
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for server in [*servers, gateway]:
+            server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _banner(
+    settings: Settings,
+    config: Path,
+    token: str,
+    patient_id: str,
+    urls: dict[str, str],
+    samlad_token: str,
+) -> str:
+    base = settings.fhir_base_url
+    regions = "\n".join(f"    {rid:5} {url}" for rid, url in urls.items())
+    syd = urls["syd"].removesuffix("/fhir")
+    return f"""
+Samlad demo is running.
+
+  FHIR base URL     {base}
+  configuration     {config}
+  simulated regions
+{regions}
+
+A citizen token for the test person Tolvan Tolvansson (19121212-1212), valid 8 hours,
+and the id of their unified patient record:
+
+export TOKEN={token}
+export PID={patient_id}
+
+Find the unified patient (the identity number travels in the body, not the URL):
+
+curl -s -H "Authorization: Bearer $TOKEN" -X POST \\
+  --data-urlencode "identifier={PERSONNUMMER_SYSTEM}|{TEST_PERSON}" \\
+  {base}/Patient/_search
+
+The whole unified record from all regions, with a status per region at the end:
+
+curl -s -H "Authorization: Bearer $TOKEN" "{base}/Patient/$PID/\\$everything"
+
+Take Region Syd down, then ask again: its status says stale (it did not answer), and
+its data comes from the gateway's cache of its last answer, with the time of that
+answer (lastSync). The same command with "none" for "down" brings it back.
+
+curl -s -X PUT -H "Authorization: Bearer sim-syd-token" -H "Content-Type: application/json" \\
+  -d '{{"fault": "down"}}' {syd}/_sim/behaviour
+
+More tokens:  {samlad_token} --role clinician   (--help lists the options)
+Ctrl-C stops everything.
+"""
