@@ -49,6 +49,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Build the wheel, install it with only requirements/runtime.txt into a fresh venv, start
 # `samlad demo` from it in a temporary folder and ask it for /fhir/metadata.

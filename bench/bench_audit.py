@@ -41,9 +41,9 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import make_url
 
-from consent.audit import AuditEntryCreate, AuditEntryPublic, AuditLog
-from gateway.errors import ServiceUnavailable
-from store.db import Database
+from consent.audit import AuditLog
+from consent.entries import AuditEntryCreate, AuditEntryPublic
+from store.db import Database, StoreUnavailable
 from store.migrate import upgrade
 
 MODES = ("unbatched", "batched")
@@ -86,7 +86,7 @@ class Case:
 async def drive(append: Append, batch: list[AuditEntryCreate], concurrency: int) -> Case:
     """Append all of ``batch`` with ``concurrency`` callers at a time.
 
-    The rate counts committed appends only; a failed one (ServiceUnavailable, as the
+    The rate counts committed appends only; a failed one (StoreUnavailable, as the
     gateway would answer 503) is tallied by its cause.
     """
     pending = iter(batch)
@@ -98,7 +98,7 @@ async def drive(append: Append, batch: list[AuditEntryCreate], concurrency: int)
         for item in pending:  # the callers share one iterator: each entry once
             try:
                 await append(item)
-            except ServiceUnavailable as exc:
+            except StoreUnavailable as exc:
                 case.failures[type(exc.__cause__).__name__] += 1
             else:
                 committed += 1

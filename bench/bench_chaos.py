@@ -63,7 +63,7 @@ from bench.harness import (
     start_gateway,
     start_regions,
 )
-from consent.audit import verify_command
+from consent.verify import verify_command
 
 DEADLINE = 5.0
 CITIZEN_SCOPE = "patient/*.rs patient/Consent.cu"

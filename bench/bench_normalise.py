@@ -28,9 +28,9 @@ import orjson
 from adapters.base import PATIENT_COMPARTMENT_TYPES
 from adapters.config import SourceConfig
 from fhir_profiles.identifiers import parse_person_identifier
-from gateway.collect.fanout import Gathered, Source, SourceRecord, SourceReport, SourceStatus
 from gateway.merge.record import unify
 from gateway.run.app import tune_garbage_collector
+from gateway.sources import Gathered, Source, SourceRecord, SourceReport, SourceStatus
 from simregions.data import build_region_data
 from simregions.regions import DEFAULT_REGIONS
 

@@ -72,7 +72,7 @@ from bench.harness import (
     start_uvicorn_workers,
 )
 from consent.fhir import consent_resource
-from consent.models import ConsentRecord
+from store.tables import ConsentRecord
 
 #: Generous on purpose: the benchmark measures throughput, and counts any answer that is
 #: not complete (every source ``ok``) rather than letting the deadline trim it.

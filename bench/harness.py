@@ -42,7 +42,8 @@ from sqlalchemy.engine import make_url
 from adapters.base import PATIENT_COMPARTMENT_TYPES
 from adapters.fhir_r4 import format_identifier
 from fhir_profiles.identifiers import parse_person_identifier
-from gateway.run.cli import CONFIG_FILE_VARIABLE, LOG_LEVEL_VARIABLE
+from gateway.run.cli import LOG_LEVEL_VARIABLE
+from gateway.run.configfile import CONFIG_FILE_VARIABLE
 from gateway.run.demo import region_source
 from simregions.regions import DEFAULT_REGIONS, RegionSpec
 

@@ -24,7 +24,7 @@ to commit; on SQLite by ``BEGIN IMMEDIATE``, which takes the database's single w
 before the head is read (SQLite's busy timeout, 5 s by default in the ``sqlite3``
 module, bounds the wait). The primary key on ``seq`` is the backstop: a second writer
 that somehow read the same head fails instead of forking the chain. Database errors
-surface as :class:`gateway.errors.ServiceUnavailable`; a caller that cannot log an
+surface as :class:`~consent.errors.AccessLogUnavailable`; a caller that cannot log an
 access must not serve the data.
 
 Within one process appends are group-committed, since a lock, a head read and a commit
@@ -42,303 +42,47 @@ its batch's transaction: they are committed with the entry or not at all.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-import orjson
-from pydantic import field_validator, model_validator
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    DateTime,
-    Dialect,
-    Index,
-    String,
-    Table,
     insert,
     select,
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Executable
-from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
 
-from consent.reasons import IDENTITY_NUMBER_IN_TEXT, MAX_REASON, stated_reason
-from gateway.errors import ServiceUnavailable
-from store.db import Database
-
-if TYPE_CHECKING:
-    from consent.checkpoints import Checkpoint, Checkpointer
+from consent.checkpoints import CHECKPOINT_TABLE, Checkpoint, Checkpointer
+from consent.entries import (
+    _EPOCH,
+    AUDIT_TABLE,
+    GENESIS_HASH,
+    AuditEntryCreate,
+    AuditEntryPublic,
+    ChainReport,
+    _link_problem,
+    canonical_bytes,
+    compute_hash,
+)
+from consent.errors import AccessLogUnavailable
+from store.db import Database, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-ActorKind = Literal["citizen", "clinician", "integrator", "guardian"]
-Outcome = Literal["allowed", "denied", "error"]
-
-#: Actions the gateway logs today; others are accepted if they match ``action``'s pattern.
-KNOWN_ACTIONS = frozenset(
-    {
-        "read",
-        "search",
-        "everything",
-        "consent-create",
-        "consent-withdraw",
-        "block-create",
-        "block-lift",
-        "emergency-open",
-        "audit-read",
-    }
-)
-
-#: ``prev_hash`` of the first entry.
-GENESIS_HASH = "0" * 64
-
-#: Prefixed to every hashed serialisation, so a later format cannot collide with this one.
-HASH_FORMAT = b"samlad-audit-v1\n"
-
-#: The fields covered by ``entry_hash``, fixed for HASH_FORMAT v1. A new column must be
-#: added here (and the format version raised), or it would not be tamper-evident.
-HASHED_FIELDS = (
-    "seq",
-    "recorded_at",
-    "actor_kind",
-    "actor_id",
-    "actor_care_unit_hsa_id",
-    "actor_care_provider_hsa_id",
-    "on_behalf_of",
-    "patient_id",
-    "action",
-    "resource_types",
-    "returned_count",
-    "returned",
-    "purpose",
-    "emergency",
-    "emergency_reason",
-    "outcome",
-    "outcome_reason",
-    "prev_hash",
-)
 
 #: Key of the PostgreSQL advisory lock that serialises appends ("SAMLAD-A").
 PG_APPEND_LOCK = 0x53414D4C41442D41
 
 #: Most entries one transaction writes (a bound on its size and on the lock's hold time).
 MAX_BATCH = 256
-
-_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
-# 10 or 12 digits, optionally with - or + before the last four: a personnummer or
-# samordningsnummer, whether valid or not.
-_IDENTITY_NUMBER = re.compile(r"^(?:\d{2})?\d{6}[-+]?\d{4}$")
-_ACTION = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
-_PURPOSE = re.compile(r"^[A-Z]{2,16}$")
-_REASON_CODE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-_RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
-_MAX_RETURNED_BYTES = 4096
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware timestamp, always UTC; SQLite returns naive ones, taken as UTC."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("audit timestamps must be timezone-aware")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class AuditEntryBase(SQLModel):
-    """What one access was: who, for whom, on whose data, what, why and how it ended."""
-
-    #: ``citizen``, ``clinician``, ``integrator`` or ``guardian``
-    actor_kind: ActorKind = Field(sa_type=String(16))
-    #: HSA-id (clinician), client_id (integrator), or the opaque unified id (citizen,
-    #: guardian); never an identity number.
-    actor_id: str = Field(max_length=64)
-    actor_care_unit_hsa_id: str | None = Field(default=None, max_length=64)
-    actor_care_provider_hsa_id: str | None = Field(default=None, max_length=64)
-    #: Whom the actor acted for: an integrator's care provider, a guardian's child
-    #: (the child's opaque id).
-    on_behalf_of: str | None = Field(default=None, max_length=64)
-    #: Opaque unified id of the person whose data was accessed.
-    patient_id: str = Field(max_length=64)
-    #: ``read``, ``search``, ``everything``, ``consent-create``, … (see KNOWN_ACTIONS)
-    action: str = Field(max_length=40)
-    #: FHIR resource types asked for or returned.
-    resource_types: list[str] = Field(default_factory=list)
-    returned_count: int = Field(default=0, ge=0)
-    #: Small summary of what was returned, e.g. ``{"types": {"Observation": 3},
-    #: "sources": ["region-a"]}``; integers, strings, booleans, lists and objects only.
-    returned: dict[str, Any] = Field(default_factory=dict)
-    #: PurposeOfUse code (v3-ActReason): ``PATRQT``, ``TREAT``, ``ETREAT``, ``HOPERAT``, …
-    purpose: str = Field(max_length=16)
-    emergency: bool = False
-    #: The clinician's stated reason for emergency access (the only free text).
-    emergency_reason: str | None = Field(default=None, max_length=MAX_REASON)
-    #: ``allowed``, ``denied`` or ``error``
-    outcome: Outcome = Field(sa_type=String(16))
-    #: Short machine code, e.g. ``no-consent``, ``blocked``, ``source-unavailable``.
-    outcome_reason: str | None = Field(default=None, max_length=64)
-
-
-class AuditEntryCreate(AuditEntryBase):
-    """An entry as the gateway hands it over; seq, time and hashes are added on append.
-
-    Construction validates and raises ``pydantic.ValidationError`` for malformed input,
-    notably any id that looks like a personnummer or samordningsnummer.
-    """
-
-    @field_validator("actor_id", "patient_id")
-    @classmethod
-    def _opaque_id(cls, value: str) -> str:
-        return _check_id(value)
-
-    @field_validator("actor_care_unit_hsa_id", "actor_care_provider_hsa_id", "on_behalf_of")
-    @classmethod
-    def _optional_id(cls, value: str | None) -> str | None:
-        return None if value is None else _check_id(value)
-
-    @field_validator("action")
-    @classmethod
-    def _action(cls, value: str) -> str:
-        return _check(_ACTION, value, "action")
-
-    @field_validator("purpose")
-    @classmethod
-    def _purpose(cls, value: str) -> str:
-        return _check(_PURPOSE, value, "purpose")
-
-    @field_validator("outcome_reason")
-    @classmethod
-    def _outcome_reason(cls, value: str | None) -> str | None:
-        return None if value is None else _check(_REASON_CODE, value, "outcome_reason")
-
-    @field_validator("resource_types")
-    @classmethod
-    def _resource_types(cls, value: list[str]) -> list[str]:
-        if len(value) > 64:
-            raise ValueError("too many resource types")
-        return [_check(_RESOURCE_TYPE, item, "resource type") for item in value]
-
-    @field_validator("returned")
-    @classmethod
-    def _returned(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _check_summary(value)
-        if len(orjson.dumps(value)) > _MAX_RETURNED_BYTES:
-            raise ValueError("the returned summary is too large")
-        return value
-
-    @field_validator("emergency_reason", mode="before")
-    @classmethod
-    def _clean_reason(cls, value: object) -> object:
-        # The rule the emergency-access record's copy was kept by (InvalidReason is a
-        # ValueError, so a failing reason is a ValidationError here).
-        return stated_reason(value) if isinstance(value, str) else value
-
-    @model_validator(mode="after")
-    def _emergency_needs_reason(self) -> AuditEntryCreate:
-        if self.emergency and not self.emergency_reason:
-            raise ValueError("emergency access needs a stated reason")
-        if not self.emergency and self.emergency_reason is not None:
-            raise ValueError("a reason is only recorded for emergency access")
-        return self
-
-
-class AuditEntry(AuditEntryBase, table=True):
-    """A row of the access log. Never updated or deleted (triggers refuse both)."""
-
-    __tablename__ = "audit_entry"
-    __table_args__ = (Index("ix_audit_entry_patient_seq", "patient_id", "seq"),)
-
-    #: Position in the chain: 1, 2, 3, … without gaps.
-    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    resource_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    returned: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    prev_hash: str = Field(max_length=64)
-    entry_hash: str = Field(max_length=64)
-
-
-class AuditEntryPublic(AuditEntryBase):
-    """An entry as read back: for the patient's loggutdrag and for rendering."""
-
-    seq: int
-    recorded_at: datetime
-    prev_hash: str
-    entry_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChainReport:
-    """The result of checking the whole chain.
-
-    ``checked`` counts the entries read, the failing one included; ``first_broken_seq``
-    is the first position where a check failed (for a missing entry, its seq), and
-    ``problem`` says which: ``seq-gap``, ``prev-hash-mismatch`` or ``hash-mismatch``.
-    ``head_seq`` and ``head_hash`` name the last entry checked, to anchor elsewhere.
-    """
-
-    ok: bool
-    checked: int
-    first_broken_seq: int | None = None
-    problem: str | None = None
-    head_seq: int | None = None
-    head_hash: str | None = None
-
-    def summary(self) -> str:
-        """One line for operators."""
-        if self.ok:
-            if self.head_seq is None:
-                return "audit log OK: empty"
-            return (
-                f"audit log OK: {self.checked} entries, head seq {self.head_seq} "
-                f"hash {self.head_hash}"
-            )
-        return (
-            f"audit log BROKEN at seq {self.first_broken_seq} ({self.problem}) "
-            f"after checking {self.checked} entries"
-        )
-
-
-AUDIT_TABLE: Table = SQLModel.metadata.tables["audit_entry"]
-
-
-def canonical_bytes(fields: Mapping[str, Any]) -> bytes:
-    """The byte string that ``entry_hash`` is computed over (HASHED_FIELDS only)."""
-    body: dict[str, Any] = {}
-    for name in HASHED_FIELDS:
-        value = fields[name]
-        if isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise ValueError("audit timestamps must be timezone-aware")
-            value = value.astimezone(UTC).isoformat(timespec="microseconds")
-        body[name] = value
-    return HASH_FORMAT + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-
-
-def compute_hash(fields: Mapping[str, Any]) -> str:
-    """The hex SHA-256 of an entry's canonical form (its ``entry_hash`` if untampered)."""
-    return hashlib.sha256(canonical_bytes(fields)).hexdigest()
 
 
 @dataclass(eq=False, slots=True)
@@ -367,7 +111,7 @@ class AuditLog:
         checkpoints: Checkpointer | None = None,
     ) -> None:
         """``lock_timeout``: seconds a write waits for the PostgreSQL append lock before
-        giving up with ServiceUnavailable (on SQLite the driver's busy timeout applies).
+        giving up with StoreUnavailable (on SQLite the driver's busy timeout applies).
         ``max_batch``: most entries written in one transaction.
         ``on_appended``: told the seconds each successful append waited for its commit.
         ``checkpoints``: writes signed checkpoints of the head with the entries (see
@@ -403,12 +147,12 @@ class AuditLog:
         block or an emergency opening and its entry: :class:`consent.store.ConsentStore`).
 
         Safe with any number of concurrent writers, in this and other processes.
-        Raises :class:`ServiceUnavailable` when the entry could not be written (also
+        Raises :class:`~store.db.StoreUnavailable` when the entry could not be written (also
         after :meth:`aclose`). A caller cancelled while waiting does not withdraw its
         entry: once queued it is written, with its batch.
         """
         if self._closed:
-            raise ServiceUnavailable("the access log is closed")
+            raise AccessLogUnavailable("the access log is closed")
         fields = entry.model_dump()
         # An entry that cannot be hashed fails here, alone, rather than its whole batch.
         canonical_bytes({**fields, "seq": 1, "recorded_at": _EPOCH, "prev_hash": GENESIS_HASH})
@@ -436,7 +180,7 @@ class AuditLog:
             # next start's bound.
             try:
                 await self.checkpoint_if_due(force=True)
-            except ServiceUnavailable:
+            except StoreUnavailable:
                 log.error("no audit checkpoint at shutdown: the database is unavailable")
         if self._exporter is not None:
             await asyncio.wait({self._exporter})
@@ -473,7 +217,7 @@ class AuditLog:
         self._writer = None
         if not writer.cancelled() and (error := writer.exception()) is not None:
             log.error("the access log writer failed: %s", type(error).__name__)
-        stopped = ServiceUnavailable("the access log writer stopped")
+        stopped = AccessLogUnavailable("the access log writer stopped")
         for queued in [*self._batch, *self._queue]:
             if not queued.stored.done():
                 queued.stored.set_exception(stopped)
@@ -537,7 +281,7 @@ class AuditLog:
         ``force`` whenever entries arrived since the last; None if none was written.
 
         Called on a timer, so that the time bound holds when no entries arrive, and at
-        shutdown. Raises :class:`ServiceUnavailable` if the database cannot be written.
+        shutdown. Raises :class:`~store.db.StoreUnavailable` if the database cannot be written.
         """
         checkpointer = self._checkpoints
         if checkpointer is None:
@@ -554,7 +298,6 @@ class AuditLog:
 
     async def latest_checkpoint(self) -> Checkpoint | None:
         """The newest checkpoint written, if any (what a reading of the log is under)."""
-        from consent.checkpoints import CHECKPOINT_TABLE, Checkpoint
 
         async with self._db.connect() as conn:
             row = (
@@ -684,46 +427,3 @@ async def _insert_at_head(
         seq += 1
     await conn.execute(insert(table), rows)
     return rows
-
-
-def _link_problem(row: Mapping[Any, Any], expected_seq: int, prev_hash: str) -> str | None:
-    if row["seq"] != expected_seq:
-        return "seq-gap"
-    if row["prev_hash"] != prev_hash:
-        return "prev-hash-mismatch"
-    if compute_hash(row) != row["entry_hash"]:
-        return "hash-mismatch"
-    return None
-
-
-def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
-    if not pattern.fullmatch(value):
-        raise ValueError(f"malformed {what}")
-    return value
-
-
-def _check_id(value: str) -> str:
-    _check(_ID, value, "id")
-    if _IDENTITY_NUMBER.fullmatch(value):
-        raise ValueError("ids in the audit log must be opaque, never an identity number")
-    return value
-
-
-def _check_summary(value: object, depth: int = 0) -> None:
-    if depth > 4:
-        raise ValueError("the returned summary is nested too deeply")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError("the returned summary has a non-string key")
-            _check_summary(key, depth + 1)
-            _check_summary(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _check_summary(item, depth + 1)
-    elif isinstance(value, str):
-        if len(value) > 128 or IDENTITY_NUMBER_IN_TEXT.search(value):
-            raise ValueError("the returned summary holds a long or identifying string")
-    elif value is not None and not isinstance(value, bool | int):
-        # No floats: they need not survive a JSON column exactly, and the hash must.
-        raise ValueError("the returned summary holds only integers, strings and booleans")

@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from consent.audit import AuditEntryPublic
 from consent.checkpoints import Checkpoint
+from consent.entries import AuditEntryPublic
 from fhir_profiles.identifiers import HSA_ID_SYSTEM
 
 DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"

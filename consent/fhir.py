@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from consent.models import BlockRecord, ConsentRecord
 from fhir_profiles.datetimes import parse_datetime
 from fhir_profiles.identifiers import HSA_ID_SYSTEM
+from store.tables import BlockRecord, ConsentRecord
 
 LEVEL_EXTENSION = "https://samlad.se/fhir/StructureDefinition/hsa-organisation-level"
 PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from consent.decision import AccessDecision
-from consent.models import BlockRecord, ConsentRecord, EmergencyAccess
 from consent.principals import Citizen, Clinician, Integrator, Principal
 from consent.scopes import parse_scopes
 from consent.store import consent_is_active
 from fhir_profiles.identifiers import PersonIdentifier
+from store.tables import BlockRecord, ConsentRecord, EmergencyAccess
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from store.tables import MAX_REASON  # the most characters a kept reason has (the column's)
+
 MIN_REASON = 3
-#: The most characters a kept reason has (the columns' length).
-MAX_REASON = 1000
 #: What an identity number in a reason is replaced by.
 REDACTED = "[identitetsnummer borttaget]"
 

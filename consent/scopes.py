@@ -48,3 +48,8 @@ def parse_scopes(scopes: Iterable[str], context: str) -> Grants:
             continue  # v2 demands the order c, r, u, d, s; anything else is malformed
         permissions.setdefault(match.group(2), set()).update(letters)
     return Grants({key: frozenset(value) for key, value in permissions.items()})
+
+
+#: A citizen's own scopes: read everything of one's own; create and withdraw consents
+#: and blocks.
+CITIZEN_SCOPE = "patient/*.rs patient/Consent.cu"

@@ -27,10 +27,11 @@ from sqlalchemy import select as select_rows
 from sqlalchemy.types import TypeEngine
 from sqlmodel import SQLModel
 
-from consent.audit import AuditEntryCreate, AuditLog
-from consent.models import BlockRecord, ConsentRecord, EmergencyAccess
+from consent.audit import AuditLog
+from consent.entries import AuditEntryCreate
 from consent.reasons import stated_reason
 from store.db import Database
+from store.tables import BlockRecord, ConsentRecord, EmergencyAccess
 
 ORGANISATION_LEVELS = ("care-provider", "care-unit")
 

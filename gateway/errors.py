@@ -10,6 +10,10 @@
     ├── ServiceUnavailable  503 transient      a store or dependency is down
     └── InternalError       500 exception      a bug; details only in the server log
 
+The database's :class:`store.db.StoreUnavailable` (and consent's
+:class:`consent.errors.AccessLogUnavailable`, one of them) is answered as a
+ServiceUnavailable: the store and consent know nothing of HTTP.
+
 Messages are shown to clients, so they never contain exception text, personal identity
 numbers or internal URLs.
 """
@@ -26,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from gateway.fhir_json import FhirJSONResponse
+from store.db import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +144,10 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, GatewayError)
         return error_response(exc)
 
+    async def on_store_unavailable(_: Request, exc: Exception) -> FhirJSONResponse:
+        assert isinstance(exc, StoreUnavailable)
+        return error_response(ServiceUnavailable(exc.message))
+
     async def on_http_error(request: Request, exc: Exception) -> FhirJSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         status = exc.status_code
@@ -165,6 +174,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(GatewayError, on_gateway_error)
+    app.add_exception_handler(StoreUnavailable, on_store_unavailable)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(Exception, on_unexpected)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -23,21 +24,34 @@ from gateway.answer.paging import PageCursorCodec
 from gateway.collect.cache import RecordCache
 from gateway.collect.collector import Collector
 from gateway.collect.engagement import EngagementIndex
-from gateway.collect.fanout import Aggregator, Source
+from gateway.collect.fanout import Aggregator
 from gateway.collect.pools import SourcePool, source_pools
 from gateway.collect.resilience import CircuitBreaker, ResiliencePolicy, ResilientAdapter
-from gateway.errors import ServiceUnavailable
-from gateway.http.metrics import Metrics
 from gateway.memo import BoundedMemo
 from gateway.merge.record import MergedRecord
 from gateway.settings import Settings
-from store.db import Database
+from gateway.sources import Source, SourceReport
+from store.db import Database, StoreUnavailable
 from store.migrate import check_current, upgrade
 
 log = logging.getLogger(__name__)
 
 #: Seconds between purges of expired cache entries.
 PURGE_INTERVAL = 3600.0
+
+
+class Observer(Protocol):
+    """What watches the services at work (the Prometheus metrics, ``gateway.http.metrics``)."""
+
+    def observe_reports(self, reports: Sequence[SourceReport]) -> None: ...
+
+    def observe_audit_append(self, seconds: float) -> None: ...
+
+    def watch(
+        self,
+        breakers: Sequence[tuple[str, CircuitBreaker]],
+        pools: Callable[[], Sequence[SourcePool]],
+    ) -> None: ...
 
 
 @dataclass
@@ -75,7 +89,7 @@ class Services:
         return None
 
     @classmethod
-    async def start(cls, settings: Settings, metrics: Metrics | None = None) -> Services:
+    async def start(cls, settings: Settings, metrics: Observer | None = None) -> Services:
         """Check the configuration, prepare the schema and build every collaborator
         (reporting to ``metrics`` if given)."""
         check_kinds(settings.sources)
@@ -171,7 +185,7 @@ class Services:
             while not self.stopping.is_set():
                 try:
                     removed = await self.cache.purge()
-                except ServiceUnavailable:
+                except StoreUnavailable:
                     log.warning("cache purge failed: the data store is unavailable")
                 else:
                     if removed:
@@ -187,7 +201,7 @@ class Services:
             while not await self._pause(tick):
                 try:
                     await self.audit.checkpoint_if_due()
-                except ServiceUnavailable:
+                except StoreUnavailable:
                     log.warning("audit checkpoint skipped: the data store is unavailable")
 
         self.checkpoint_timer = asyncio.create_task(checkpoint_forever(), name="audit-checkpoints")

@@ -22,8 +22,6 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from gateway.errors import ServiceUnavailable
-
 #: Connections each process keeps open to PostgreSQL.
 DEFAULT_POOL_SIZE = 20
 
@@ -35,6 +33,19 @@ Insert = postgresql.Insert | sqlite.Insert
 COLLISIONS = frozenset({"40P01", "40001"})
 
 T = TypeVar("T")
+
+
+class StoreUnavailable(Exception):
+    """The database could not do what was asked (down, timed out, aborted twice).
+
+    The message is safe to show a client (the gateway answers 503 with it); the cause is
+    logged by its type only.
+    """
+
+    def __init__(self, message: str = "the data store is unavailable") -> None:
+        super().__init__(message)
+        self.message = message
+
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +69,11 @@ def sync_url(url: str) -> str:
     return parsed.set(drivername="sqlite").render_as_string(hide_password=False)
 
 
-def unavailable(exc: SQLAlchemyError) -> ServiceUnavailable:
-    """The 503 a database error becomes, logged by its type only: the statement's
-    parameters may hold personal data."""
+def unavailable(exc: SQLAlchemyError) -> StoreUnavailable:
+    """What a database error becomes (a 503 to clients), logged by its type only: the
+    statement's parameters may hold personal data."""
     log.error("database error: %s", type(exc).__name__)
-    return ServiceUnavailable("the data store is unavailable")
+    return StoreUnavailable()
 
 
 def lock_key(name: str) -> int:

@@ -1,11 +1,51 @@
-"""Database tables. Schema changes go through Alembic migrations in store/migrations."""
+"""Every table the gateway keeps, in one place. Schema changes go through the Alembic
+migrations in store/migrations; rows are validated where they are made (consent/,
+gateway/), not here.
+
+No identity number is stored in clear: people are named by their opaque unified id, and
+the person index keeps the identity number encrypted.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any, Literal
 
-from sqlalchemy import Column, DateTime
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, String
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+#: The longest free-text reason a row keeps (an emergency opening's stated reason).
+MAX_REASON = 1000
+
+ActorKind = Literal["citizen", "clinician", "integrator", "guardian"]
+Outcome = Literal["allowed", "denied", "error"]
+
+
+def _moment(nullable: bool = False) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp, always UTC; SQLite returns naive ones, taken as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("audit timestamps must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# The person index.
 
 
 class PersonBase(SQLModel):
@@ -21,3 +61,176 @@ class Person(PersonBase, table=True):
     #: AES-GCM ciphertext of the canonical identity number; never stored in clear.
     identifier_ciphertext: bytes
     first_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+# The record cache.
+
+
+class CacheChunk(SQLModel, table=True):
+    """Part of one source's normalised answer about one person, for one resource type."""
+
+    __tablename__ = "record_cache"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    source_id: str = Field(primary_key=True, max_length=64)
+    resource_type: str = Field(primary_key=True, max_length=64)
+    chunk: int = Field(primary_key=True)
+    #: 12-byte nonce, then the AES-GCM ciphertext of an orjson list of resources.
+    body: bytes
+
+
+class CacheSync(SQLModel, table=True):
+    """When one source's answer about one person, for one type, was last refreshed."""
+
+    __tablename__ = "record_cache_sync"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    source_id: str = Field(primary_key=True, max_length=64)
+    resource_type: str = Field(primary_key=True, max_length=64)
+    synced_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    full_synced_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    chunks: int
+
+
+# Which sources hold data for whom.
+
+
+class Engagement(SQLModel, table=True):
+    """One person at one source: whether it held data when last asked."""
+
+    __tablename__ = "engagement"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    source_id: str = Field(primary_key=True, max_length=64)
+    has_data: bool
+    checked_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class EngagementCheck(SQLModel, table=True):
+    """When every source was last asked about one person."""
+
+    __tablename__ = "engagement_check"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    checked_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+# Consents, blocks and emergency openings.
+
+
+class ConsentRecord(SQLModel, table=True):
+    """The patient lets a care provider or care unit read their unified record."""
+
+    __tablename__ = "consent_record"
+
+    id: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(index=True, max_length=64)
+    #: ``care-provider`` or ``care-unit``
+    grantee_type: str = Field(max_length=32)
+    grantee_hsa_id: str = Field(max_length=64)
+    period_start: datetime = Field(sa_column=_moment())
+    period_end: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+    recorded_at: datetime = Field(sa_column=_moment())
+    withdrawn_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+
+
+class BlockRecord(SQLModel, table=True):
+    """The patient hides (spärrar) the data of a care provider or care unit from others."""
+
+    __tablename__ = "block_record"
+
+    id: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(index=True, max_length=64)
+    #: ``care-provider`` or ``care-unit``
+    blocked_type: str = Field(max_length=32)
+    blocked_hsa_id: str = Field(max_length=64)
+    recorded_at: datetime = Field(sa_column=_moment())
+    lifted_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+
+
+class EmergencyAccess(SQLModel, table=True):
+    """A clinician opened a record without consent, stating a reason (nödåtkomst)."""
+
+    __tablename__ = "emergency_access"
+
+    id: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(index=True, max_length=64)
+    clinician_hsa_id: str = Field(max_length=64)
+    care_unit_hsa_id: str = Field(max_length=64)
+    care_provider_hsa_id: str = Field(max_length=64)
+    reason: str = Field(max_length=1000)
+    #: The law's conditions for reading blocked data, when recorded (else blocks hold).
+    block_override_reason: str | None = Field(default=None, max_length=1000)
+    started_at: datetime = Field(sa_column=_moment())
+    expires_at: datetime = Field(sa_column=_moment())
+
+
+# The access log and its signed checkpoints.
+
+
+class AuditEntryBase(SQLModel):
+    """What one access was: who, for whom, on whose data, what, why and how it ended."""
+
+    #: ``citizen``, ``clinician``, ``integrator`` or ``guardian``
+    actor_kind: ActorKind = Field(sa_type=String(16))
+    #: HSA-id (clinician), client_id (integrator), or the opaque unified id (citizen,
+    #: guardian); never an identity number.
+    actor_id: str = Field(max_length=64)
+    actor_care_unit_hsa_id: str | None = Field(default=None, max_length=64)
+    actor_care_provider_hsa_id: str | None = Field(default=None, max_length=64)
+    #: Whom the actor acted for: an integrator's care provider, a guardian's child
+    #: (the child's opaque id).
+    on_behalf_of: str | None = Field(default=None, max_length=64)
+    #: Opaque unified id of the person whose data was accessed.
+    patient_id: str = Field(max_length=64)
+    #: ``read``, ``search``, ``everything``, ``consent-create``, … (see KNOWN_ACTIONS)
+    action: str = Field(max_length=40)
+    #: FHIR resource types asked for or returned.
+    resource_types: list[str] = Field(default_factory=list)
+    returned_count: int = Field(default=0, ge=0)
+    #: Small summary of what was returned, e.g. ``{"types": {"Observation": 3},
+    #: "sources": ["region-a"]}``; integers, strings, booleans, lists and objects only.
+    returned: dict[str, Any] = Field(default_factory=dict)
+    #: PurposeOfUse code (v3-ActReason): ``PATRQT``, ``TREAT``, ``ETREAT``, ``HOPERAT``, …
+    purpose: str = Field(max_length=16)
+    emergency: bool = False
+    #: The clinician's stated reason for emergency access (the only free text).
+    emergency_reason: str | None = Field(default=None, max_length=MAX_REASON)
+    #: ``allowed``, ``denied`` or ``error``
+    outcome: Outcome = Field(sa_type=String(16))
+    #: Short machine code, e.g. ``no-consent``, ``blocked``, ``source-unavailable``.
+    outcome_reason: str | None = Field(default=None, max_length=64)
+
+
+class AuditEntry(AuditEntryBase, table=True):
+    """A row of the access log. Never updated or deleted (triggers refuse both)."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entry_patient_seq", "patient_id", "seq"),)
+
+    #: Position in the chain: 1, 2, 3, … without gaps.
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    resource_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    returned: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    entry_hash: str = Field(max_length=64)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed checkpoint as stored next to the chain. Never updated or deleted."""
+
+    __tablename__ = "audit_checkpoint"
+
+    #: The chain position this checkpoint anchors (its head when it was taken).
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    #: ``entry_hash`` of entry ``seq``.
+    head_hash: str = Field(max_length=64)
+    #: ``seq`` of the checkpoint before (0 for the first).
+    prev_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    #: Order-independent digest of the entries ``prev_seq + 1 .. seq`` (see entries_digest).
+    entries_digest: str = Field(max_length=64)
+    signed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    key_id: str = Field(max_length=64)
+    #: Ed25519 signature of :meth:`Checkpoint.payload`, base64url without padding.
+    signature: str = Field(max_length=128)

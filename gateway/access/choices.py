@@ -8,10 +8,10 @@ by :func:`consent.policy.decide_self_service`, and every attempt is logged.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from consent.audit import AuditEntryPublic
 from consent.decision import AccessDecision
+from consent.entries import AuditEntryPublic
 from consent.fhir import (
     InvalidConsent,
     block_resource,
@@ -22,11 +22,8 @@ from consent.fhir import (
 from consent.policy import decide_self_service, decide_self_service_role
 from consent.principals import Principal
 from consent.store import Logged
-from gateway.access.reader import RecordReader, type_counts
+from gateway.access.reader import RecordReader, RecordServices, type_counts
 from gateway.errors import BadRequest, Forbidden, NotFound
-
-if TYPE_CHECKING:
-    from gateway.services import Services
 
 
 class UnprocessableConsent(BadRequest):
@@ -36,7 +33,7 @@ class UnprocessableConsent(BadRequest):
 class PatientChoices:
     """Consents, blocks and the access log of one patient, for one principal."""
 
-    def __init__(self, principal: Principal, services: Services) -> None:
+    def __init__(self, principal: Principal, services: RecordServices) -> None:
         self._services = services
         self._reader = RecordReader(principal, services)
         self._principal = principal

@@ -15,23 +15,45 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES, FhirResource
-from consent.audit import AuditEntryCreate
+from consent.audit import AuditLog
 from consent.decision import AccessDecision
-from consent.models import EmergencyAccess
+from consent.entries import AuditEntryCreate
 from consent.policy import AccessFacts, decide, decide_emergency_open
 from consent.principals import Citizen, Clinician, Integrator, Principal
-from consent.relations import RegisterUnavailable
+from consent.relations import GuardianRegister, RegisterUnavailable
+from consent.store import ConsentStore
 from fhir_profiles.identifiers import PersonIdentifier
+from gateway.access.persons import PersonIndex
 from gateway.answer.streamed import Match, RecordStream, open_stream
-from gateway.collect.fanout import SourceReport
+from gateway.collect.collector import Collector
 from gateway.errors import Forbidden, NotFound, ServiceUnavailable
+from gateway.memo import BoundedMemo
 from gateway.merge.record import MergedRecord, NormalisedSource, care_tags, merge_sources
+from gateway.settings import Settings
+from gateway.sources import SourceReport
+from store.tables import EmergencyAccess
 
-if TYPE_CHECKING:
-    from gateway.services import Services
+
+class RecordServices(Protocol):
+    """What reading a person's record needs of the process's long-lived parts
+    (:class:`gateway.services.Services` has them all)."""
+
+    settings: Settings
+    persons: PersonIndex
+    consents: ConsentStore
+    guardians: GuardianRegister
+    audit: AuditLog
+    collector: Collector
+    #: Merged records by exact input version (see :meth:`RecordReader._merge`).
+    merged: BoundedMemo[Any, MergedRecord]
+
+    def provider_of(self, source_id: str) -> str | None:
+        """The care provider HSA-id a source holds data for, if configured."""
+        ...
+
 
 #: PurposeOfUse logged for refused requests, which have no decided purpose.
 _DEFAULT_PURPOSE = {"citizen": "PATRQT", "clinician": "TREAT", "integrator": "TREAT"}
@@ -86,7 +108,7 @@ def _with_patient(counts: Counter[str], patient: FhirResource | None) -> Counter
     return returned
 
 
-def actor_fields(principal: Principal, services: Services) -> dict[str, str | None]:
+def actor_fields(principal: Principal, services: RecordServices) -> dict[str, str | None]:
     """Who acts, for the access log: never an identity number, only opaque or HSA ids."""
     match principal:
         case Citizen():
@@ -109,7 +131,7 @@ def actor_fields(principal: Principal, services: Services) -> dict[str, str | No
 class RecordReader:
     """Reads one person's unified record on behalf of one principal."""
 
-    def __init__(self, principal: Principal, services: Services) -> None:
+    def __init__(self, principal: Principal, services: RecordServices) -> None:
         self._principal = principal
         self._services = services
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from adapters.base import FhirResource
 from fhir_profiles.demographics import Conflict, conflict_extension, conflicts_of
-from gateway.collect.fanout import SourceReport, SourceStatus
+from gateway.sources import SourceReport, SourceStatus
 
 SOURCE_STATUS_SYSTEM = "https://samlad.se/fhir/CodeSystem/source-status"
 SOURCE_STATUS_EXTENSION = "https://samlad.se/fhir/StructureDefinition/source-status"

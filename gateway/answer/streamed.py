@@ -35,9 +35,9 @@ from fhir_profiles.identifiers import PersonIdentifier
 from gateway.answer.paging import SnapshotDigest
 from gateway.collect.cache import CacheCorrupt, CacheSnapshot
 from gateway.collect.collector import Collected, Collector, unreadable_cache
-from gateway.collect.fanout import SourceReport
 from gateway.merge.dedup import DuplicatePlan
 from gateway.merge.record import NormalisedSource, care_tags, patient_of, provenance
+from gateway.sources import SourceReport
 
 Match = Callable[[FhirResource], bool]
 

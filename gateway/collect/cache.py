@@ -44,14 +44,14 @@ from typing import Any, TypeVar
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Column, DateTime, Table, bindparam, delete, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import Field, SQLModel
 
 from adapters.base import FhirResource
 from gateway.memo import RECENT_SECONDS, Recent
 from store.db import Database, unavailable
+from store.tables import CacheChunk, CacheSync
 
 log = logging.getLogger(__name__)
 
@@ -67,32 +67,6 @@ COMPRESSION_LEVEL = 1
 #: Names the chunk format in the key derivation: chunks of an earlier format do not
 #: decrypt, and are fetched again.
 _KEY_LABEL = b"samlad-record-cache-v2:"
-
-
-class CacheChunk(SQLModel, table=True):
-    """Part of one source's normalised answer about one person, for one resource type."""
-
-    __tablename__ = "record_cache"
-
-    patient_id: str = Field(primary_key=True, max_length=64)
-    source_id: str = Field(primary_key=True, max_length=64)
-    resource_type: str = Field(primary_key=True, max_length=64)
-    chunk: int = Field(primary_key=True)
-    #: 12-byte nonce, then the AES-GCM ciphertext of an orjson list of resources.
-    body: bytes
-
-
-class CacheSync(SQLModel, table=True):
-    """When one source's answer about one person, for one type, was last refreshed."""
-
-    __tablename__ = "record_cache_sync"
-
-    patient_id: str = Field(primary_key=True, max_length=64)
-    source_id: str = Field(primary_key=True, max_length=64)
-    resource_type: str = Field(primary_key=True, max_length=64)
-    synced_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    full_synced_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-    chunks: int
 
 
 _CHUNKS: Table = CacheChunk.__table__  # type: ignore[attr-defined]

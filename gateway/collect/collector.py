@@ -39,14 +39,7 @@ from gateway.collect.cache import (
 )
 from gateway.collect.deadline import FinishTimes, request_arrival
 from gateway.collect.engagement import EngagementIndex, Plan
-from gateway.collect.fanout import (
-    Aggregator,
-    Gathered,
-    Source,
-    SourceRecord,
-    SourceReport,
-    SourceStatus,
-)
+from gateway.collect.fanout import Aggregator
 from gateway.errors import ServiceUnavailable
 from gateway.memo import BoundedMemo
 from gateway.merge.dedup import duplicate_digest
@@ -58,6 +51,8 @@ from gateway.merge.record import (
     identity_failure,
     normalise_source,
 )
+from gateway.sources import Gathered, Source, SourceRecord, SourceReport, SourceStatus
+from store.db import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -484,20 +479,20 @@ class _Pages:
         self._store = store
         self.normalisers: dict[str, SourceNormaliser | LinkError] = {}
         self.sinks: dict[str, dict[str, _NormalisingSink]] = {}
-        self._stored: dict[str, NormalisedSource | ServiceUnavailable | None] = {}
+        self._stored: dict[str, NormalisedSource | StoreUnavailable | None] = {}
 
     async def answered(self, record: SourceRecord, report: SourceReport) -> None:
         # A failure to store (the database) is raised by stored_for, once every source is
         # done, not into the fan-out: no source is left running unattended.
         try:
             self._stored[record.source.id] = await self._store(record, report)
-        except ServiceUnavailable as exc:
+        except StoreUnavailable as exc:
             self._stored[record.source.id] = exc
 
     def stored_for(self, source_id: str) -> NormalisedSource | None:
         """What :meth:`answered` stored for a source (None: not the person's)."""
         stored = self._stored[source_id]
-        if isinstance(stored, ServiceUnavailable):
+        if isinstance(stored, StoreUnavailable):
             raise stored
         return stored
 

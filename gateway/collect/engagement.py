@@ -14,34 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Column, DateTime, Table
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import select
 
-from gateway.collect.fanout import SourceReport, SourceStatus
 from gateway.memo import RECENT_SECONDS, Recent
+from gateway.sources import SourceReport, SourceStatus
 from store.db import Database, Insert
-
-
-class Engagement(SQLModel, table=True):
-    """One person at one source: whether it held data when last asked."""
-
-    __tablename__ = "engagement"
-
-    patient_id: str = Field(primary_key=True, max_length=64)
-    source_id: str = Field(primary_key=True, max_length=64)
-    has_data: bool
-    checked_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-
-
-class EngagementCheck(SQLModel, table=True):
-    """When every source was last asked about one person."""
-
-    __tablename__ = "engagement_check"
-
-    patient_id: str = Field(primary_key=True, max_length=64)
-    checked_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
-
+from store.tables import Engagement, EngagementCheck
 
 _ENGAGEMENT: Table = Engagement.__table__  # type: ignore[attr-defined]
 _CHECK: Table = EngagementCheck.__table__  # type: ignore[attr-defined]

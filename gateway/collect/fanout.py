@@ -18,10 +18,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Container, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from adapters.base import (
     FhirResource,
@@ -31,7 +29,6 @@ from adapters.base import (
     supports_pages,
     supports_since,
 )
-from adapters.config import SourceConfig
 from adapters.errors import SourceError
 from fhir_profiles.identifiers import PersonIdentifier
 from gateway.collect.resilience import (
@@ -41,6 +38,7 @@ from gateway.collect.resilience import (
     call_budget,
     failure_reason,
 )
+from gateway.sources import Gathered, PageSinks, Source, SourceRecord, SourceReport, SourceStatus
 
 log = logging.getLogger(__name__)
 
@@ -49,89 +47,6 @@ T = TypeVar("T")
 #: The backstop fires this much after a source's deadline, so that the resilient
 #: wrapper's own deadline fires first and can count the timeout against the source.
 BACKSTOP_GRACE = 0.05
-
-
-class SourceStatus(StrEnum):
-    OK = "ok"  # answered, with data for the person
-    NO_DATA = "no-data"  # answered: it has no record of the person
-    TIMEOUT = "timeout"  # did not answer within its deadline
-    FAILED = "failed"  # answered with an error, or could not be reached
-    NOT_ASKED = "not-asked"  # the engagement index says it holds nothing for the person
-    CACHED = "cached"  # not asked: its data was synced within the freshness window
-    STALE = "stale"  # asked and failed: its data comes from the cache of an earlier sync
-
-    @property
-    def has_data(self) -> bool:
-        """Data of the source's is in the answer (fresh or from the cache)."""
-        return self in (SourceStatus.OK, SourceStatus.CACHED, SourceStatus.STALE)
-
-    @property
-    def current(self) -> bool:
-        """What the answer holds of the source is up to date (within the freshness window)."""
-        return self in (SourceStatus.OK, SourceStatus.NO_DATA, SourceStatus.CACHED)
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """A configured source and the adapter that speaks its dialect."""
-
-    config: SourceConfig
-    adapter: SourceAdapter
-
-    @property
-    def id(self) -> str:
-        return self.config.id
-
-
-@dataclass(slots=True)
-class SourceReport:
-    """What one source did for one request; safe to show to the client."""
-
-    source_id: str
-    name: str
-    status: SourceStatus
-    #: When the source's answer was complete (None if it never answered).
-    answered_at: datetime | None
-    elapsed_ms: float
-    resource_count: int = 0
-    #: A short machine-readable reason for a failure: ``timeout``, ``unavailable``,
-    #: ``rate-limited``, ``circuit-open``, ``auth`` or ``protocol``.
-    reason: str | None = None
-    #: The most tries any one call to the source needed (1 = no retry, 0 = not asked).
-    attempts: int = 0
-    #: When the data served for this source was last fetched from it in full or in part
-    #: (for a fresh answer: when it was asked; for cached data: the cache's sync time).
-    synced_at: datetime | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    def serves_nothing(self, warning: str, *, reason: str | None = None) -> None:
-        """Nothing of this source is served after all (its Patient is not the person's,
-        or its cached data cannot be read): it failed, with ``warning`` saying why."""
-        self.status = SourceStatus.FAILED
-        self.resource_count = 0
-        if reason is not None:
-            self.reason = reason
-        self.warnings.append(warning)
-
-
-@dataclass(slots=True)
-class SourceRecord:
-    """The raw answer of one source: its Patient and the resources found for it."""
-
-    source: Source
-    patient: FhirResource
-    resources: list[FhirResource]
-    #: Set when only resources changed after this moment were asked for.
-    changed_since: datetime | None = None
-    #: The resources went to the sinks ``gather`` was given as they arrived (and are not
-    #: in ``resources``).
-    paged: bool = False
-
-
-@dataclass(slots=True)
-class Gathered:
-    records: list[SourceRecord]
-    reports: list[SourceReport]
 
 
 async def _all_or_nothing(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
@@ -148,21 +63,6 @@ async def _all_or_nothing(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
         # The siblings were cancelled; the first real failure is the one to report.
         raise failed.exceptions[0] from None
     return [task.result() for task in tasks]
-
-
-class PageSinks(Protocol):
-    """Where the sources' searches hand their pages as they arrive (see
-    :meth:`Aggregator.gather`)."""
-
-    def __call__(self, source: Source, patient: FhirResource, resource_type: str) -> PageSink:
-        """The sink for one search of ``source``, whose own Patient (found first) is
-        ``patient``."""
-        ...
-
-    async def answered(self, record: SourceRecord, report: SourceReport) -> None:
-        """``record``'s source has answered in full: its sinks hold every page. Called
-        as soon as it has, while slower sources are still being waited for."""
-        ...
 
 
 def _search(

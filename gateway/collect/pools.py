@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import httpx
 
 from adapters.transport import pool_state
-from gateway.collect.fanout import Source
 from gateway.collect.resilience import ResilientAdapter
+from gateway.sources import Source
 
 
 @dataclass(frozen=True, slots=True)

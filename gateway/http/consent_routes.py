@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import Query, Request
@@ -15,10 +15,8 @@ from consent.reasons import InvalidReason, stated_reason
 from gateway.answer.bundles import searchset
 from gateway.errors import BadRequest, GatewayError
 from gateway.fhir_json import FhirJSONResponse, read_response
+from gateway.http.declare import FhirRoutes
 from gateway.http.deps import Choices, Reader, services
-
-if TYPE_CHECKING:
-    from gateway.http.fhir_routes import FhirRoutes
 
 #: A patient search value: one opaque id (at most 64 characters, no ``/`` or ``,``).
 PATIENT_PATTERN = "^(Patient/)?[^/,]{1,64}$"

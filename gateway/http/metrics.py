@@ -33,13 +33,15 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.collect.fanout import SourceReport, SourceStatus
 from gateway.collect.pools import SourcePool
 from gateway.collect.resilience import BreakerState, CircuitBreaker
 from gateway.errors import NotFound, Unauthorized
 from gateway.http.health import OPERATIONAL_PATHS
-from gateway.run.workers import METRICS_DIR_VARIABLE
 from gateway.settings import Settings
+from gateway.sources import SourceReport, SourceStatus
+
+#: prometheus-client's multiprocess mode: the directory every worker records metrics in.
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 #: Request latency buckets (seconds): most answers take milliseconds, a cold overview
 #: up to its deadline (5 s by default).

@@ -35,7 +35,7 @@ from consent.principals import Citizen, Clinician, Integrator, Principal
 from gateway.access.auth import bearer_token, principal_from_claims
 from gateway.access.persons import PersonIndex
 from gateway.errors import TooManyRequests, Unauthorized
-from gateway.http.fhir_routes import OperationOutcome
+from gateway.http.declare import OperationOutcome
 from gateway.services import Services
 from gateway.settings import Settings
 

@@ -29,9 +29,9 @@ from adapters.base import FhirResource
 from fhir_profiles.demographics import SourcePatient
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
-from gateway.collect.fanout import Gathered, Source, SourceRecord, SourceReport
 from gateway.merge.dedup import deduplicate
 from gateway.merge.linking import SOURCE_URI, LinkError, check_link, unified_patient
+from gateway.sources import Gathered, Source, SourceRecord, SourceReport
 
 CARE_PROVIDER_TAG = "https://samlad.se/fhir/CodeSystem/care-provider"
 CARE_UNIT_TAG = "https://samlad.se/fhir/CodeSystem/care-unit"

@@ -18,39 +18,26 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from consent.scopes import CITIZEN_SCOPE
 from fhir_profiles.identifiers import InvalidPersonIdentifier, parse_person_identifier
 from gateway import __version__
+from gateway.run.configfile import (
+    CONFIG_FILE_VARIABLE,
+    DEFAULT_DATA_DIR,
+    DEMO_CONFIG,
+    CommandError,
+    settings_for,
+)
 from gateway.run.logs import configure_logging
 from gateway.run.workers import forwarded_options, positive, serve
-from gateway.settings import ConfigError, Settings, load_settings
+from gateway.settings import ConfigError, load_settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-DEFAULT_DATA_DIR = Path(".samlad")
-#: The file ``samlad demo`` writes, and where the other commands look for it.
-DEMO_CONFIG = DEFAULT_DATA_DIR / "demo.toml"
-#: Names the configuration file when ``--config`` is not given; ``samlad serve --workers N``
-#: hands it on to each worker process the same way.
-CONFIG_FILE_VARIABLE = "SAMLAD_CONFIG"
 #: The log level each worker process of ``samlad serve --workers N`` logs at.
 LOG_LEVEL_VARIABLE = "SAMLAD_LOG_LEVEL"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-#: Read everything of one's own; create and withdraw consents and blocks.
-CITIZEN_SCOPE = "patient/*.rs patient/Consent.cu"
-
-NO_CONFIG = (
-    "no configuration found: run this in the folder where `samlad demo` runs (it writes "
-    f"{DEMO_CONFIG}), or pass --config FILE (or set {CONFIG_FILE_VARIABLE}=FILE)"
-)
-NO_SERVE_CONFIG = (
-    f"samlad serve needs a configuration file: pass --config FILE (or set "
-    f"{CONFIG_FILE_VARIABLE}=FILE); `samlad demo` writes an example to {DEMO_CONFIG}"
-)
-
-
-class CommandError(Exception):
-    """A command cannot do what was asked; the message says why and what to do, in one line."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,36 +90,6 @@ def identifier(value: str) -> str:
     if not 3 <= len(text) <= 64 or any(c.isspace() for c in text):
         raise argparse.ArgumentTypeError(f"{value!r} is not an id (3 to 64 characters, no spaces)")
     return text
-
-
-# -- Configuration
-
-
-def find_config(explicit: Path | None, *, demo: bool = True) -> Path | None:
-    """The configuration file a command reads: ``--config``, else ``SAMLAD_CONFIG``, else
-    (with ``demo``) the demo's file in the working folder; None when there is none."""
-    named = explicit
-    if named is None and os.environ.get(CONFIG_FILE_VARIABLE):
-        named = Path(os.environ[CONFIG_FILE_VARIABLE])
-    if named is not None:
-        if not named.is_file():
-            raise CommandError(f"no configuration file at {named}")
-        return named
-    if demo and DEMO_CONFIG.is_file():
-        return DEMO_CONFIG
-    return None
-
-
-def _configured_by_environment() -> bool:
-    return any(f"SAMLAD_{name.upper()}" in os.environ for name in Settings.model_fields)
-
-
-def settings_for(explicit: Path | None, *, demo: bool = True) -> tuple[Path | None, Settings]:
-    """The file found (if any) and the settings from it and the environment."""
-    config = find_config(explicit, demo=demo)
-    if config is None and not _configured_by_environment():
-        raise CommandError(NO_CONFIG if demo else NO_SERVE_CONFIG)
-    return config, load_settings(config)
 
 
 # -- Commands
@@ -245,7 +202,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from consent.checkpoints import CheckpointKey, verify_command
+    from consent.checkpoints import CheckpointKey
+    from consent.verify import verify_command
 
     _, settings = settings_for(args.config)
     key = CheckpointKey.from_hex(settings.audit_checkpoint_key.get_secret_value())

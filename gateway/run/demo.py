@@ -20,9 +20,10 @@ from typing import Any
 import tomli_w
 import uvicorn
 
+from consent.scopes import CITIZEN_SCOPE
 from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM, parse_person_identifier
 from gateway.run.app import create_app
-from gateway.run.cli import CITIZEN_SCOPE, DEMO_CONFIG, CommandError
+from gateway.run.configfile import DEMO_CONFIG, CommandError
 from gateway.run.dev_issuer import DevIssuer, mint
 from gateway.run.workers import forwarded_options
 from gateway.settings import ConfigError, Settings, load_settings

@@ -40,10 +40,10 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
+from gateway.http.metrics import METRICS_DIR_VARIABLE
+
 log = logging.getLogger("samlad.workers")
 
-#: prometheus-client's multiprocess mode: the directory every worker records metrics in.
-METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 #: uvicorn's exit code when the application's start-up failed.
 STARTUP_FAILURE = 3
 #: A worker that dies sooner than this after it started is restarted only after a pause.

@@ -6,10 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-import consent.audit  # the audit_entry table
-import consent.checkpoints  # the audit_checkpoint table
-import consent.models  # noqa: F401 - registers the tables on SQLModel.metadata
-import store.tables  # noqa: F401
+import store.tables  # noqa: F401 - registers every table on SQLModel.metadata
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, create_engine, text
 
-from consent.audit import AuditEntryCreate
+from consent.entries import AuditEntryCreate
 from store.db import sync_url
 
 CLINICIAN = "SE2321000016-DR01"

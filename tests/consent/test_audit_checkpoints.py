@@ -17,18 +17,17 @@ import orjson
 import pytest
 from sqlalchemy import Connection, text
 
-from consent.audit import AUDIT_TABLE, GENESIS_HASH, AuditLog, compute_hash
+from consent.audit import AuditLog
 from consent.checkpoints import (
     CHECKPOINT_TABLE,
-    AnchorReport,
     Checkpoint,
     Checkpointer,
     CheckpointKey,
     JsonLinesFile,
     read_checkpoint_file,
-    verify_anchored,
-    verify_command,
 )
+from consent.entries import AUDIT_TABLE, GENESIS_HASH, compute_hash
+from consent.verify import AnchorReport, verify_anchored, verify_command
 from gateway.run.cli import build_parser
 from gateway.settings import DEV_AUDIT_CHECKPOINT_KEY, ConfigError, load_settings
 from store.db import Database

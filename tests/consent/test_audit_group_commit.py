@@ -19,15 +19,9 @@ import orjson
 import pytest
 from sqlalchemy import event, text
 
-from consent.audit import (
-    AUDIT_TABLE,
-    PG_APPEND_LOCK,
-    AuditEntryCreate,
-    AuditEntryPublic,
-    AuditLog,
-)
-from gateway.errors import ServiceUnavailable
-from store.db import Database
+from consent.audit import PG_APPEND_LOCK, AuditLog
+from consent.entries import AUDIT_TABLE, AuditEntryCreate, AuditEntryPublic
+from store.db import Database, StoreUnavailable
 from tests.consent.helpers import connection, entry
 
 pytestmark = pytest.mark.anyio
@@ -131,7 +125,7 @@ async def test_a_batch_the_database_rejects_fails_every_caller_in_it(database_ur
                 *(log.append(entry(PATIENT, returned_count=20 + i)) for i in range(2)),
                 return_exceptions=True,
             )
-        assert all(isinstance(o, ServiceUnavailable) for o in outcomes), outcomes
+        assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
         # Nothing of the batch was written, and the log goes on from where it was.
         assert [r["seq"] for r in _rows(database_url)] == [1, 2]
         after = await asyncio.gather(*(log.append(entry(PATIENT)) for _ in range(3)))
@@ -170,8 +164,8 @@ async def test_appends_to_an_unreachable_database_all_fail(unavailable_url: str)
             outcomes = await asyncio.gather(
                 *(log.append(entry(PATIENT)) for _ in range(20)), return_exceptions=True
             )
-            assert all(isinstance(o, ServiceUnavailable) for o in outcomes), outcomes
-            with pytest.raises(ServiceUnavailable):  # a fresh writer, failing the same way
+            assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+            with pytest.raises(StoreUnavailable):  # a fresh writer, failing the same way
                 await log.append(entry(PATIENT))
     finally:
         await db.dispose()
@@ -189,8 +183,7 @@ async def test_a_failed_lock_wait_fails_the_batch_and_the_log_recovers(postgres_
                     *(log.append(entry(PATIENT)) for _ in range(10)), return_exceptions=True
                 )
         assert all(
-            isinstance(o, ServiceUnavailable) and "lock timeout" in str(o.__cause__)
-            for o in outcomes
+            isinstance(o, StoreUnavailable) and "lock timeout" in str(o.__cause__) for o in outcomes
         ), outcomes
         assert _rows(postgres_url) == []
         appended = await asyncio.gather(*(log.append(entry(PATIENT)) for _ in range(10)))
@@ -264,7 +257,7 @@ async def test_aclose_writes_what_is_queued_then_refuses(database_url: str) -> N
         async with asyncio.timeout(30):
             await log.aclose()
         assert len(_rows(database_url)) == 30
-        with pytest.raises(ServiceUnavailable):
+        with pytest.raises(StoreUnavailable):
             await log.append(entry(PATIENT))
         await log.aclose()  # twice is fine
         assert (await log.verify()).ok
@@ -285,7 +278,7 @@ async def test_a_stopped_writer_fails_its_callers_and_a_new_one_starts(database_
         writer.cancel()
         async with asyncio.timeout(30):
             outcomes = await asyncio.gather(*callers, return_exceptions=True)
-        assert all(isinstance(o, ServiceUnavailable) for o in outcomes), outcomes
+        assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
         assert _rows(database_url) == []
         assert (await log.append(entry(PATIENT))).seq == 1
     finally:

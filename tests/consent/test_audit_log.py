@@ -13,18 +13,16 @@ from pydantic import ValidationError
 from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError
 
-from consent.audit import (
+from consent.audit import PG_APPEND_LOCK, AuditLog
+from consent.entries import (
     AUDIT_TABLE,
     GENESIS_HASH,
     HASHED_FIELDS,
-    PG_APPEND_LOCK,
     AuditEntryPublic,
-    AuditLog,
     ChainReport,
     compute_hash,
 )
-from gateway.errors import ServiceUnavailable
-from store.db import Database
+from store.db import Database, StoreUnavailable
 from tests.consent.helpers import connection, entry, triggers_off
 
 pytestmark = pytest.mark.anyio
@@ -280,9 +278,9 @@ async def test_for_patient_returns_only_their_entries(database_url: str) -> None
 async def test_append_without_a_database_is_unavailable(unavailable_url: str) -> None:
     db = Database(unavailable_url)
     try:
-        with pytest.raises(ServiceUnavailable):
+        with pytest.raises(StoreUnavailable):
             await AuditLog(db).append(entry())
-        with pytest.raises(ServiceUnavailable):
+        with pytest.raises(StoreUnavailable):
             await AuditLog(db).for_patient(PATIENT_A)
     finally:
         await db.dispose()
@@ -339,7 +337,7 @@ async def test_a_stuck_writer_makes_appends_fail_fast(postgres_url: str) -> None
         db = Database(postgres_url)
         try:
             started = time.perf_counter()
-            with pytest.raises(ServiceUnavailable) as raised:
+            with pytest.raises(StoreUnavailable) as raised:
                 await AuditLog(db, lock_timeout=0.3).append(entry())
             assert time.perf_counter() - started < 3
             assert "lock timeout" in str(raised.value.__cause__)

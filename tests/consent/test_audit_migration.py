@@ -11,8 +11,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 from sqlmodel import SQLModel
 
-from consent.audit import AUDIT_TABLE
 from consent.checkpoints import CHECKPOINT_TABLE
+from consent.entries import AUDIT_TABLE
 from store.db import sync_url
 from store.migrate import alembic_config, upgrade
 

@@ -12,12 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import consent.audit
-from consent.audit import AUDIT_TABLE, AuditEntryCreate, AuditLog
-from consent.models import EmergencyAccess
+from consent.audit import AuditLog
+from consent.entries import AUDIT_TABLE, AuditEntryCreate
+from consent.errors import AccessLogUnavailable
 from consent.reasons import InvalidReason, stated_reason
 from consent.store import ConsentStore
-from gateway.errors import ServiceUnavailable
-from store.db import Database
+from store.db import Database, StoreUnavailable
+from store.tables import EmergencyAccess
 from tests.consent.helpers import entry
 
 pytestmark = pytest.mark.anyio
@@ -198,11 +199,11 @@ async def test_no_opening_is_stored_when_its_log_entry_cannot_be(
 
     async def failing(conn: AsyncConnection, batch: Any) -> Any:
         await insert_at_head(conn, batch)
-        raise ServiceUnavailable("the access log is unavailable")
+        raise AccessLogUnavailable("the access log is unavailable")
 
     monkeypatch.setattr(consent.audit, "_insert_at_head", failing)
     log = AuditLog(db)
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(StoreUnavailable):
         await open_emergency(
             store, log, PATIENT, DOC1, "UNIT", "PROV", "Hjärtstopp", None, timedelta(hours=1)
         )

@@ -13,6 +13,7 @@ import httpx
 import orjson
 import pytest
 
+from consent.scopes import CITIZEN_SCOPE
 from gateway.run.app import create_app
 from gateway.run.demo import region_source
 from gateway.settings import Settings, load_settings
@@ -31,7 +32,6 @@ CHILD = "201605121936"  # born 2016: under 13
 GROWN_CHILD = "200808074447"  # born 2008: 13 or older, the guardian may no longer read
 NORD_PROVIDER = "SE2321009001-NORD"
 FHIR_BASE = "http://gateway.test/fhir"
-CITIZEN_SCOPE = "patient/*.rs patient/Consent.cu"
 
 
 @dataclass

@@ -15,8 +15,9 @@ from fhir_profiles.identifiers import PersonIdentifier, parse_person_identifier
 from gateway.collect.cache import RecordCache
 from gateway.collect.collector import Collector
 from gateway.collect.engagement import EngagementIndex
-from gateway.collect.fanout import Aggregator, Source, SourceStatus
+from gateway.collect.fanout import Aggregator
 from gateway.collect.resilience import BreakerState, ResiliencePolicy, ResilientAdapter
+from gateway.sources import Source, SourceStatus
 from store.db import Database
 
 pytestmark = pytest.mark.anyio

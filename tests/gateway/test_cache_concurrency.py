@@ -22,9 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.collect.cache import CHUNK_SIZE, RecordCache, Sealed
-from gateway.errors import ServiceUnavailable
 from gateway.run.demo import region_source
-from store.db import Database
+from store.db import Database, StoreUnavailable
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import (
     CITIZEN_SCOPE,
@@ -233,7 +232,7 @@ async def test_a_second_deadlock_is_a_503(postgres_url: str) -> None:
     db = Database(postgres_url)
     try:
         work = Colliding(db, 2)
-        with pytest.raises(ServiceUnavailable):
+        with pytest.raises(StoreUnavailable):
             await db.write(work)
         await asyncio.gather(*work.others)
     finally:

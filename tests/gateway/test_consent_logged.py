@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import consent.audit
-from consent.audit import AUDIT_TABLE
-from consent.models import BlockRecord, ConsentRecord
-from gateway.errors import ServiceUnavailable
+from consent.entries import AUDIT_TABLE
+from consent.errors import AccessLogUnavailable
 from store.db import Database
+from store.tables import BlockRecord, ConsentRecord
 from tests.gateway.conftest import NORD_PROVIDER as NORD
 from tests.gateway.conftest import Gateway
 from tests.gateway.consent_helpers import block, consent_body, grant
@@ -30,7 +30,7 @@ def failing_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     async def failing(conn: AsyncConnection, batch: Any) -> Any:
         await insert_at_head(conn, batch)
-        raise ServiceUnavailable("the access log is unavailable")
+        raise AccessLogUnavailable("the access log is unavailable")
 
     monkeypatch.setattr(consent.audit, "_insert_at_head", failing)
     try:

@@ -25,7 +25,8 @@ from gateway.collect.deadline import (
     request_arrival,
 )
 from gateway.collect.engagement import EngagementIndex
-from gateway.collect.fanout import Aggregator, Source
+from gateway.collect.fanout import Aggregator
+from gateway.sources import Source
 from store.db import Database
 from tests.gateway.test_merge_rules import patient
 from tests.gateway.test_paged_collect import BASE, PATIENT_ID, PERSON, PagedSource, _answer

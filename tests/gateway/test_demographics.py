@@ -24,8 +24,8 @@ from fhir_profiles.demographics import (
 from fhir_profiles.identifiers import luhn_check_digit, parse_person_identifier
 from fhir_profiles.validate import errors
 from gateway.answer.bundles import SOURCE_STATUS_SYSTEM, source_status_outcome
-from gateway.collect.fanout import SourceReport, SourceStatus
 from gateway.merge.linking import unified_patient
+from gateway.sources import SourceReport, SourceStatus
 from simregions.data import FORMER_FAMILY_NAME, former_name_person
 from tests.gateway.conftest import Gateway
 

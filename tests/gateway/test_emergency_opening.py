@@ -9,10 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import consent.audit
-from consent.audit import AUDIT_TABLE
-from consent.models import EmergencyAccess
-from gateway.errors import ServiceUnavailable
+from consent.entries import AUDIT_TABLE
+from consent.errors import AccessLogUnavailable
 from store.db import Database
+from store.tables import EmergencyAccess
 from tests.gateway.conftest import TEST_PERSON, Gateway
 
 pytestmark = pytest.mark.anyio
@@ -107,7 +107,7 @@ async def test_no_opening_is_stored_when_its_log_entry_cannot_be_written(
 
     async def failing(conn: AsyncConnection, batch: Any) -> Any:
         await insert_at_head(conn, batch)
-        raise ServiceUnavailable("the access log is unavailable")
+        raise AccessLogUnavailable("the access log is unavailable")
 
     monkeypatch.setattr(consent.audit, "_insert_at_head", failing)
     response = await open_emergency(gateway, patient_id, parameters("Hjärtstopp"))

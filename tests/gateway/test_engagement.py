@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from gateway.collect.engagement import EngagementIndex
-from gateway.collect.fanout import SourceReport, SourceStatus
+from gateway.sources import SourceReport, SourceStatus
 from store.db import Database
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import Gateway, Region, running_gateway

@@ -22,12 +22,12 @@ from adapters.legacy_xml import LegacyXmlAdapter
 from adapters.registry import build_auth
 from adapters.transport import exchanges_finishing, pool_state
 from fhir_profiles.identifiers import PersonIdentifier
-from gateway.collect.fanout import Source
 from gateway.collect.pools import source_pools
 from gateway.collect.resilience import CallBudget, ResiliencePolicy, ResilientAdapter, call_budget
 from gateway.run.app import create_app
 from gateway.run.demo import legacy_source, region_source
 from gateway.services import Services
+from gateway.sources import Source
 from simregions.app import create_app as create_region_app
 from simregions.behaviour import Behaviour
 from simregions.legacy.app import create_legacy_app

@@ -15,9 +15,9 @@ import pytest
 from adapters.base import FhirResource
 from adapters.config import SourceConfig
 from fhir_profiles.identifiers import parse_person_identifier
-from gateway.collect.fanout import Gathered, Source, SourceRecord, SourceReport, SourceStatus
 from gateway.merge.linking import CONFIDENTIALITY
 from gateway.merge.record import MAX_DEPTH, NormalisedSource, patient_of, unify
+from gateway.sources import Gathered, Source, SourceRecord, SourceReport, SourceStatus
 
 PERSON = parse_person_identifier("191212121212")
 PNR = "http://electronichealth.se/identifier/personnummer"

@@ -23,9 +23,10 @@ from gateway.answer.streamed import open_stream
 from gateway.collect.cache import CHUNK_SIZE, ChunkSealer, KeepBudget, RecordCache
 from gateway.collect.collector import PATIENT, Collector
 from gateway.collect.engagement import EngagementIndex
-from gateway.collect.fanout import Aggregator, Source, SourceRecord, SourceReport, SourceStatus
+from gateway.collect.fanout import Aggregator
 from gateway.merge.dedup import DuplicatePlan
 from gateway.merge.record import merge_sources, normalise_source
+from gateway.sources import Source, SourceRecord, SourceReport, SourceStatus
 from store.db import Database
 from tests.gateway.test_merge_rules import observation, patient
 

@@ -21,7 +21,7 @@ from adapters.errors import (
 )
 from adapters.fhir_r4 import FhirR4Adapter
 from fhir_profiles.identifiers import PersonIdentifier, parse_person_identifier
-from gateway.collect.fanout import Aggregator, Source, SourceStatus
+from gateway.collect.fanout import Aggregator
 from gateway.collect.resilience import (
     BreakerState,
     CallBudget,
@@ -32,6 +32,7 @@ from gateway.collect.resilience import (
     call_budget,
     failure_reason,
 )
+from gateway.sources import Source, SourceStatus
 
 pytestmark = pytest.mark.anyio
 

@@ -27,7 +27,7 @@ from gateway.collect import deadline
 from gateway.collect.cache import CHUNK_SIZE, RecordCache
 from gateway.collect.collector import PATIENT, Collected, Collector
 from gateway.collect.engagement import EngagementIndex
-from gateway.collect.fanout import Aggregator, Source, SourceRecord, SourceReport, SourceStatus
+from gateway.collect.fanout import Aggregator
 from gateway.errors import ServiceUnavailable
 from gateway.merge.record import (
     CARE_UNIT_TAG,
@@ -37,6 +37,7 @@ from gateway.merge.record import (
     normalise_source,
 )
 from gateway.run.app import create_app
+from gateway.sources import Source, SourceRecord, SourceReport, SourceStatus
 from simregions.server import serve_in_thread
 from store.db import Database
 from store.migrate import upgrade

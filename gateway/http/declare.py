@@ -1,0 +1,145 @@
+"""How a FHIR route is declared: each declaration is recorded as a capability (for the
+CapabilityStatement) and documented in the OpenAPI schema with its answer and its errors,
+which are always OperationOutcomes; only FHIR JSON is served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.errors import NotAcceptable
+from gateway.fhir_json import FhirJSONResponse
+from gateway.http.capability import CapabilityRegistry
+
+_JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
+
+
+class OutcomeIssue(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    severity: Literal["fatal", "error", "warning", "information"]
+    code: str
+    diagnostics: str | None = None
+
+
+class OperationOutcome(BaseModel):
+    """What every error answer is (documented in the OpenAPI schema, not used to render)."""
+
+    model_config = ConfigDict(extra="allow")
+    resourceType: Literal["OperationOutcome"]
+    issue: list[OutcomeIssue] = Field(min_length=1)
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": OperationOutcome, "description": description}
+
+
+#: The error answers of every FHIR route, as documented in the OpenAPI schema. Declaring
+#: them also keeps FastAPI from documenting its own 422 (validation errors are 400 here).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("invalid: a bad or missing parameter, or a body that is not JSON"),
+    401: _error("login: a missing or invalid bearer token"),
+    403: _error("forbidden: the token may not read or do this"),
+    404: _error("not-found: unknown (or hidden) resource"),
+    406: _error("not-supported: only application/fhir+json is served"),
+    "4XX": _error("any other client error (405, 410, 413, 422), as an OperationOutcome"),
+    "5XX": _error("exception (500) or transient (503), as an OperationOutcome"),
+}
+
+
+def success_response(
+    resource_type: str, status_code: int = 200, *, read: bool = False
+) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI description of a FHIR route's answer: one ``resource_type`` resource."""
+    schema = {
+        "type": "object",
+        "required": ["resourceType"],
+        "properties": {"resourceType": {"type": "string", "const": resource_type}},
+    }
+    documented: dict[int | str, dict[str, Any]] = {
+        status_code: {
+            "description": resource_type,
+            "content": {FhirJSONResponse.media_type: {"schema": schema}},
+        }
+    }
+    if read:
+        documented[304] = {"description": "Not Modified: the If-None-Match ETag is current"}
+    return documented
+
+
+def form_body(properties: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``openapi_extra`` for a form body of search parameters (``properties`` required)."""
+    schema = {
+        "type": "object",
+        "required": sorted(properties),
+        "properties": properties,
+        "additionalProperties": {"type": "string"},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+        }
+    }
+
+
+#: What ``_format`` may name; anything else is a 406.
+FORMAT_QUERY = Query(
+    alias="_format",
+    description="only JSON is served; any other value is 406",
+    json_schema_extra={"enum": sorted(_JSON_FORMATS)},
+)
+
+
+async def negotiate(request: Request, format_: Annotated[str | None, FORMAT_QUERY] = None) -> None:
+    """Only FHIR JSON is served; anything else asked for explicitly is 406."""
+    if format_ is not None and format_.split(";")[0].strip() not in _JSON_FORMATS:
+        raise NotAcceptable("only JSON is supported (_format=json)")
+    accept = request.headers.get("accept")
+    if accept:
+        kinds = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+        if not kinds & (_JSON_FORMATS | {"*/*", "application/*"}):
+            raise NotAcceptable("only application/fhir+json is supported")
+
+
+class FhirRoutes:
+    """Declares FHIR routes and records each one as a capability."""
+
+    def __init__(self, router: APIRouter, registry: CapabilityRegistry) -> None:
+        self.router = router
+        self.registry = registry
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        resource_type: str,
+        *,
+        interaction: str | None = None,
+        search_params: dict[str, str] | None = None,
+        operation: tuple[str, str] | None = None,
+        summary: str,
+        status_code: int = 200,
+        returns: str | None = None,
+        openapi_extra: dict[str, Any] | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        self.registry.add(resource_type, interaction, search_params, operation)
+        if returns is None:
+            returns = resource_type if interaction in {"read", "create", "update"} else "Bundle"
+        return self.router.api_route(
+            path,
+            methods=[method],
+            response_class=FhirJSONResponse,
+            summary=summary,
+            status_code=status_code,
+            responses=success_response(returns, status_code, read=interaction == "read"),
+            openapi_extra=openapi_extra,
+        )
+
+    def get(
+        self, path: str, resource_type: str, **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self.route("GET", path, resource_type, **kwargs)

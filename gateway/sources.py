@@ -1,0 +1,115 @@
+"""What the gateway knows of its sources and what each did for a request: the vocabulary
+the fan-out, the merge, the record reader and the answers share.
+
+A :class:`SourceReport` is made by the fan-out (:mod:`gateway.collect.fanout`) and
+amended on the way out (served from the cache, its Patient not the person's, data
+hidden); the answer shows it to the client as it stands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from adapters.base import FhirResource, PageSink, SourceAdapter
+from adapters.config import SourceConfig
+
+
+class SourceStatus(StrEnum):
+    OK = "ok"  # answered, with data for the person
+    NO_DATA = "no-data"  # answered: it has no record of the person
+    TIMEOUT = "timeout"  # did not answer within its deadline
+    FAILED = "failed"  # answered with an error, or could not be reached
+    NOT_ASKED = "not-asked"  # the engagement index says it holds nothing for the person
+    CACHED = "cached"  # not asked: its data was synced within the freshness window
+    STALE = "stale"  # asked and failed: its data comes from the cache of an earlier sync
+
+    @property
+    def has_data(self) -> bool:
+        """Data of the source's is in the answer (fresh or from the cache)."""
+        return self in (SourceStatus.OK, SourceStatus.CACHED, SourceStatus.STALE)
+
+    @property
+    def current(self) -> bool:
+        """What the answer holds of the source is up to date (within the freshness window)."""
+        return self in (SourceStatus.OK, SourceStatus.NO_DATA, SourceStatus.CACHED)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A configured source and the adapter that speaks its dialect."""
+
+    config: SourceConfig
+    adapter: SourceAdapter
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+
+@dataclass(slots=True)
+class SourceReport:
+    """What one source did for one request; safe to show to the client."""
+
+    source_id: str
+    name: str
+    status: SourceStatus
+    #: When the source's answer was complete (None if it never answered).
+    answered_at: datetime | None
+    elapsed_ms: float
+    resource_count: int = 0
+    #: A short machine-readable reason for a failure: ``timeout``, ``unavailable``,
+    #: ``rate-limited``, ``circuit-open``, ``auth`` or ``protocol``.
+    reason: str | None = None
+    #: The most tries any one call to the source needed (1 = no retry, 0 = not asked).
+    attempts: int = 0
+    #: When the data served for this source was last fetched from it in full or in part
+    #: (for a fresh answer: when it was asked; for cached data: the cache's sync time).
+    synced_at: datetime | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def serves_nothing(self, warning: str, *, reason: str | None = None) -> None:
+        """Nothing of this source is served after all (its Patient is not the person's,
+        or its cached data cannot be read): it failed, with ``warning`` saying why."""
+        self.status = SourceStatus.FAILED
+        self.resource_count = 0
+        if reason is not None:
+            self.reason = reason
+        self.warnings.append(warning)
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    """The raw answer of one source: its Patient and the resources found for it."""
+
+    source: Source
+    patient: FhirResource
+    resources: list[FhirResource]
+    #: Set when only resources changed after this moment were asked for.
+    changed_since: datetime | None = None
+    #: The resources went to the sinks ``gather`` was given as they arrived (and are not
+    #: in ``resources``).
+    paged: bool = False
+
+
+@dataclass(slots=True)
+class Gathered:
+    records: list[SourceRecord]
+    reports: list[SourceReport]
+
+
+class PageSinks(Protocol):
+    """Where the sources' searches hand their pages as they arrive (see
+    :meth:`Aggregator.gather`)."""
+
+    def __call__(self, source: Source, patient: FhirResource, resource_type: str) -> PageSink:
+        """The sink for one search of ``source``, whose own Patient (found first) is
+        ``patient``."""
+        ...
+
+    async def answered(self, record: SourceRecord, report: SourceReport) -> None:
+        """``record``'s source has answered in full: its sinks hold every page. Called
+        as soon as it has, while slower sources are still being waited for."""
+        ...
