@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-from fhir_profiles.record_status import held_back_from_patient, is_nullified
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +18,8 @@ class AccessDecision:
     purpose: str = ""
     emergency: bool = False
     emergency_reason: str | None = None
-    #: Care providers and care units (HSA-ids) whose data must not be returned (blocks).
+    #: Care providers and care units (HSA-ids) whose data must not be returned (blocks);
+    #: applied to data by :mod:`consent.visibility`, the one place that hides.
     hidden_providers: frozenset[str] = field(default_factory=frozenset)
     hidden_units: frozenset[str] = field(default_factory=frozenset)
     #: Resource types the principal may read.
@@ -36,37 +34,3 @@ class AccessDecision:
 
     def may_read_type(self, resource_type: str) -> bool:
         return self.allowed and resource_type in self.resource_types
-
-    def hides_resource(
-        self, resource: dict[str, Any], provider: str | None, unit: str | None
-    ) -> bool:
-        """True when ``resource`` (produced by ``provider`` / ``unit``) must not be returned.
-
-        Nullified records are hidden from everyone; records not approved for the patient
-        from the patient and their guardians (:attr:`hides_unapproved`); blocked data as
-        :meth:`hides` says.
-        """
-        if is_nullified(resource):
-            return True
-        if self.hides_unapproved and held_back_from_patient(resource):
-            return True
-        return self.hides(provider, unit)
-
-    def hides(self, provider: str | None, unit: str | None) -> bool:
-        """True when data produced by ``provider`` / ``unit`` must not be returned.
-
-        When a resource does not say which care unit produced it, it is hidden if any
-        blocked unit belongs to the same organisation as its provider (HSA-ids of one
-        organisation share the prefix before the dash), or, with no provider known
-        either, if any unit is blocked at all: blocked data must never show by omission.
-        """
-        if provider is not None and provider in self.hidden_providers:
-            return True
-        if not self.hidden_units:
-            return False
-        if unit is not None:
-            return unit in self.hidden_units
-        if provider is None:
-            return True
-        organisation = provider.split("-", 1)[0]
-        return any(u.split("-", 1)[0] == organisation for u in self.hidden_units)

@@ -14,9 +14,8 @@ from datetime import datetime
 from consent.decision import AccessDecision
 from consent.principals import Citizen, Clinician, Integrator, Principal
 from consent.scopes import parse_scopes
-from consent.store import consent_is_active
 from fhir_profiles.identifiers import PersonIdentifier
-from store.tables import BlockRecord, ConsentRecord, EmergencyAccess
+from store.tables import BlockRecord, ConsentRecord, EmergencyAccess, as_utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +32,15 @@ class AccessFacts:
     #: The asking citizen is the person's guardian (and the person is under 13).
     guardian: bool = False
     served_types: frozenset[str] = field(default_factory=frozenset)
+
+
+def consent_is_active(record: ConsentRecord, at: datetime) -> bool:
+    """Whether ``record`` lets its grantee read at ``at``: begun, not ended, not withdrawn."""
+    if record.withdrawn_at is not None:
+        return False
+    if as_utc(record.period_start) > at:
+        return False
+    return record.period_end is None or as_utc(record.period_end) > at
 
 
 def _hidden(

@@ -31,26 +31,13 @@ from consent.audit import AuditLog
 from consent.entries import AuditEntryCreate
 from consent.reasons import stated_reason
 from store.db import Database
-from store.tables import BlockRecord, ConsentRecord, EmergencyAccess
+from store.tables import BlockRecord, ConsentRecord, EmergencyAccess, as_utc
 
 ORGANISATION_LEVELS = ("care-provider", "care-unit")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone-aware columns; they were stored in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def consent_is_active(record: ConsentRecord, at: datetime) -> bool:
-    if record.withdrawn_at is not None:
-        return False
-    if _aware(record.period_start) > at:
-        return False
-    return record.period_end is None or _aware(record.period_end) > at
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +158,7 @@ def _from_row(row: Row[Any], patient_id: str) -> ConsentRecord | BlockRecord | E
 
 def _running(accesses: Sequence[EmergencyAccess], at: datetime) -> EmergencyAccess | None:
     for access in accesses:
-        if _aware(access.started_at) <= at < _aware(access.expires_at):
+        if as_utc(access.started_at) <= at < as_utc(access.expires_at):
             return access
     return None
 
@@ -200,9 +187,9 @@ class ConsentStore:
         consents = [r for r in records if isinstance(r, ConsentRecord)]
         blocks = [r for r in records if isinstance(r, BlockRecord)]
         accesses = [r for r in records if isinstance(r, EmergencyAccess)]
-        consents.sort(key=lambda c: _aware(c.recorded_at), reverse=True)
-        blocks.sort(key=lambda b: _aware(b.recorded_at), reverse=True)
-        accesses.sort(key=lambda e: _aware(e.expires_at), reverse=True)
+        consents.sort(key=lambda c: as_utc(c.recorded_at), reverse=True)
+        blocks.sort(key=lambda b: as_utc(b.recorded_at), reverse=True)
+        accesses.sort(key=lambda e: as_utc(e.expires_at), reverse=True)
         return Standing(consents, blocks, _running(accesses, at))
 
     async def _save(self, record: SQLModel, table: Table, logged: Logged | None) -> None:

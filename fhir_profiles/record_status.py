@@ -1,14 +1,17 @@
-"""Two facts a source may state about a record: whether the patient may see it yet, and
-whether it was nullified (makulerad). Both travel on the resource as ``meta.tag``.
+"""What a unified record says of itself in ``meta.tag``: where it comes from, whether the
+patient may see it yet, and whether it was nullified (makulerad).
 
-* ``approved-for-patient``: RIV-TA's ``approvedForPatient``, the responsible clinician's
-  decision that the patient may read the record. Codes ``true``, ``false`` and ``unknown``
-  (the source sent no readable flag). A resource without this tag comes from a source that
-  has no such concept (the FHIR regions) and is not held back.
+* ``care-provider`` and ``care-unit``: the HSA-ids of the care provider and care unit
+  whose record it is (set by the merge, from the source's configuration and the record).
+* ``approved-for-patient``, stated by a source: RIV-TA's ``approvedForPatient``, the
+  responsible clinician's decision that the patient may read the record. Codes ``true``,
+  ``false`` and ``unknown`` (the source sent no readable flag). A resource without this
+  tag comes from a source that has no such concept (the FHIR regions) and is not held back.
 * ``nullified``: the record was withdrawn at the source (RIV-TA ``nullified``); code
   ``true``. Nobody is shown a nullified record.
 
-The access decision (:mod:`consent.decision`) reads them with the functions below.
+What a reader is shown of a record (:mod:`consent.visibility`) is read off them with the
+functions below.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 
 FhirResource = dict[str, Any]
 
+CARE_PROVIDER_TAG = "https://samlad.se/fhir/CodeSystem/care-provider"
+CARE_UNIT_TAG = "https://samlad.se/fhir/CodeSystem/care-unit"
 APPROVED_FOR_PATIENT_TAG = "https://samlad.se/fhir/CodeSystem/approved-for-patient"
 NULLIFIED_TAG = "https://samlad.se/fhir/CodeSystem/nullified"
 
@@ -63,3 +68,14 @@ def held_back_from_patient(resource: FhirResource) -> bool:
 def is_nullified(resource: FhirResource) -> bool:
     """True when the resource carries a nullified tag (whatever its code: fail closed)."""
     return bool(_tag_codes(resource, NULLIFIED_TAG))
+
+
+def care_tags(resource: FhirResource) -> tuple[str | None, str | None]:
+    """(care provider, care unit) HSA-ids recorded on a unified resource."""
+    provider = unit = None
+    for tag in (resource.get("meta") or {}).get("tag", ()):
+        if tag.get("system") == CARE_PROVIDER_TAG:
+            provider = tag.get("code")
+        elif tag.get("system") == CARE_UNIT_TAG:
+            unit = tag.get("code")
+    return provider, unit

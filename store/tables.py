@@ -26,6 +26,12 @@ def _moment(nullable: bool = False) -> Column[datetime]:
     return Column(DateTime(timezone=True), nullable=nullable)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` read from a ``DateTime(timezone=True)`` column, aware: SQLite hands back
+    naive datetimes for them, which were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware timestamp, always UTC; SQLite returns naive ones, taken as UTC."""
 

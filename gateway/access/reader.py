@@ -25,13 +25,14 @@ from consent.policy import AccessFacts, decide, decide_emergency_open
 from consent.principals import Citizen, Clinician, Integrator, Principal
 from consent.relations import GuardianRegister, RegisterUnavailable
 from consent.store import ConsentStore
+from consent.visibility import Visibility
 from fhir_profiles.identifiers import PersonIdentifier
 from gateway.access.persons import PersonIndex
 from gateway.answer.streamed import Match, RecordStream, open_stream
 from gateway.collect.collector import Collector
 from gateway.errors import Forbidden, NotFound, ServiceUnavailable
 from gateway.memo import BoundedMemo
-from gateway.merge.record import MergedRecord, NormalisedSource, care_tags, merge_sources
+from gateway.merge.record import MergedRecord, NormalisedSource, merge_sources, origins
 from gateway.settings import Settings
 from gateway.sources import SourceReport
 from store.tables import EmergencyAccess
@@ -321,10 +322,9 @@ class RecordReader:
         """The status of the sources the decision lets the reader know of: a source whose
         whole care provider is blocked is not even named. A source with data counts only
         what may be shown of it (``shown``), so the count says nothing of hidden data."""
+        visibility = Visibility(decision)
         visible = [
-            r
-            for r in reports
-            if self._services.provider_of(r.source_id) not in decision.hidden_providers
+            r for r in reports if visibility.names_source(self._services.provider_of(r.source_id))
         ]
         for report in visible:
             if report.status.has_data:
@@ -347,21 +347,19 @@ class RecordReader:
         """
         memo = self._services.merged
         versions = tuple(s.version for s in sources)
-        hiding = (decision.hidden_providers, decision.hidden_units, decision.hides_unapproved)
+        visibility = Visibility(decision)
         key = (
-            (patient_id, tuple(types), versions, *hiding)
+            (patient_id, tuple(types), versions, *visibility.key)
             if all(v is not None for v in versions)
             else None
         )
         found = memo.get(key) if key is not None else None
         if found is not None:
             return found, key
-        hides = decision.hides_resource
-        visible = [
-            replace(s, resources=[r for r in s.resources if not hides(r, *care_tags(r))])
-            for s in sources
-        ]
-        merged = merge_sources(visible, person, patient_id, decision.hidden_providers)
+        visible = [replace(s, resources=visibility.visible(s.resources)) for s in sources]
+        merged = merge_sources(
+            visible, person, patient_id, visibility.named_sources(origins(sources))
+        )
         if key is not None:
             memo.put(key, merged, len(merged.resources))
         return merged, key

@@ -31,12 +31,13 @@ import anyio
 
 from adapters.base import FhirResource
 from consent.decision import AccessDecision
+from consent.visibility import Visibility
 from fhir_profiles.identifiers import PersonIdentifier
 from gateway.answer.paging import SnapshotDigest
 from gateway.collect.cache import CacheCorrupt, CacheSnapshot
 from gateway.collect.collector import Collected, Collector, unreadable_cache
 from gateway.merge.dedup import DuplicatePlan
-from gateway.merge.record import NormalisedSource, care_tags, patient_of, provenance
+from gateway.merge.record import NormalisedSource, origins, patient_of, provenance
 from gateway.sources import SourceReport
 
 Match = Callable[[FhirResource], bool]
@@ -76,7 +77,7 @@ class RecordStream:
     ) -> AsyncGenerator[tuple[str, list[FhirResource], list[bytes | None] | None], None]:
         """Every visible resource, a chunk at a time, in the merge's order, with the
         chunk's source and the resources' duplicate digests where known."""
-        hides = self._decision.hides_resource
+        visibility = Visibility(self._decision)
         for source in self._sources:
             source_id = source.source.id
             for resource_type in self._types:
@@ -86,7 +87,7 @@ class RecordStream:
                 try:
                     async with aclosing(chunks):
                         async for chunk, digests in chunks:
-                            shown = [not hides(r, *care_tags(r)) for r in chunk]
+                            shown = visibility.shown(chunk)
                             yield (
                                 source_id,
                                 [r for r, show in zip(chunk, shown, strict=True) if show],
@@ -182,7 +183,12 @@ async def open_stream(
         while True:
             stream = RecordStream(
                 patient=(
-                    patient_of(sources, person, patient_id, decision.hidden_providers)
+                    patient_of(
+                        sources,
+                        person,
+                        patient_id,
+                        Visibility(decision).named_sources(origins(sources)),
+                    )
                     if with_patient
                     else None
                 ),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,12 +29,11 @@ from adapters.base import FhirResource
 from fhir_profiles.demographics import SourcePatient
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
+from fhir_profiles.record_status import CARE_PROVIDER_TAG, CARE_UNIT_TAG
 from gateway.merge.dedup import deduplicate
 from gateway.merge.linking import SOURCE_URI, LinkError, check_link, unified_patient
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport
 
-CARE_PROVIDER_TAG = "https://samlad.se/fhir/CodeSystem/care-provider"
-CARE_UNIT_TAG = "https://samlad.se/fhir/CodeSystem/care-unit"
 FETCHED_AT = "https://samlad.se/fhir/StructureDefinition/fetched-at"
 
 #: Fields that name the organisation (care unit) that produced a resource, in order of trust.
@@ -183,17 +182,6 @@ def _unit_of(resource: FhirResource, provider: str | None) -> str | None:
             ):
                 return str(identifier["value"])
     return None
-
-
-def care_tags(resource: FhirResource) -> tuple[str | None, str | None]:
-    """(care provider, care unit) HSA-ids recorded on a unified resource."""
-    provider = unit = None
-    for tag in (resource.get("meta") or {}).get("tag", ()):
-        if tag.get("system") == CARE_PROVIDER_TAG:
-            provider = tag.get("code")
-        elif tag.get("system") == CARE_UNIT_TAG:
-            unit = tag.get("code")
-    return provider, unit
 
 
 def _admit(
@@ -438,37 +426,40 @@ def normalise_source(
     return NormalisedSource(record.source, record.patient, resources)
 
 
+def origins(sources: Iterable[NormalisedSource]) -> list[tuple[str, str | None]]:
+    """Each source's id and the care provider it holds data for (what
+    :meth:`consent.visibility.Visibility.named_sources` reads)."""
+    return [(s.source.id, s.source.config.care_provider_hsa_id) for s in sources]
+
+
 def patient_of(
     sources: Sequence[NormalisedSource],
     person: PersonIdentifier,
     patient_id: str,
-    hidden_providers: frozenset[str] = frozenset(),
+    shown_sources: Container[str] | None = None,
 ) -> FhirResource:
-    """The unified Patient, from the Patients of the sources whose care provider is not
-    hidden (a protected identity marked by any source is honoured; disagreements name
-    only shown sources)."""
+    """The unified Patient, from the Patients of the sources named in ``shown_sources``
+    (all when None): a protected identity marked by any source is honoured; disagreements
+    name only shown sources."""
     linked = [SourcePatient(s.source.id, s.patient) for s in sources]
-    shown = [
-        patient
-        for patient, s in zip(linked, sources, strict=True)
-        if s.source.config.care_provider_hsa_id not in hidden_providers
-    ]
-    return unified_patient(patient_id, person, shown, linked)
+    visible = [p for p in linked if shown_sources is None or p.source_id in shown_sources]
+    return unified_patient(patient_id, person, visible, linked)
 
 
 def merge_sources(
     sources: list[NormalisedSource],
     person: PersonIdentifier,
     patient_id: str,
-    hidden_providers: frozenset[str] = frozenset(),
+    shown_sources: Container[str] | None = None,
 ) -> MergedRecord:
     """Merge normalised answers (what may be shown of them) into one record: duplicates
-    once, with Provenance; the Patient as :func:`patient_of` makes it."""
+    once, with Provenance; the Patient as :func:`patient_of` makes it from the sources
+    named in ``shown_sources``."""
     resources = [resource for source in sources for resource in source.resources]
     kept, merged = deduplicate(resources)
     by_source = {normalised.source.id: normalised.source for normalised in sources}
     provenance_of = [provenance(primary, dups, by_source) for primary, dups in merged]
-    patient = patient_of(sources, person, patient_id, hidden_providers)
+    patient = patient_of(sources, person, patient_id, shown_sources)
     counts = Counter(str(r.get("resourceType")) for r in kept)
     shown = {s.source.id: len(s.resources) for s in sources}
     return MergedRecord(patient, kept, provenance_of, counts, shown)

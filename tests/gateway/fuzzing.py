@@ -25,10 +25,11 @@ from consent.policy import AccessFacts, decide
 from consent.principals import Citizen, Clinician, Integrator, Principal
 from consent.scopes import parse_scopes
 from consent.store import ConsentStore
+from consent.visibility import Visibility
 from fhir_profiles.identifiers import parse_person_identifier
+from fhir_profiles.record_status import care_tags
 from gateway.access.persons import PersonIndex
 from gateway.access.reader import READABLE_TYPES
-from gateway.merge.record import care_tags
 from store.db import Database
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import CITIZEN_SCOPE, NORD_PROVIDER, TEST_PERSON
@@ -234,7 +235,7 @@ class LeakOracle:
             decision = self._decision(principal, patient_id)
             if not decision.may_read_type(kind):
                 found.append(f"{kind} of a patient not readable ({decision.reason})")
-            elif kind != "Patient" and decision.hides(*care_tags(resource)):
+            elif kind != "Patient" and Visibility(decision).hides(*care_tags(resource)):
                 # The unified Patient is merged from the visible sources' Patients after
                 # hiding, and so carries no source tags of its own (its text is checked).
                 found.append(f"{kind} from a hidden source")

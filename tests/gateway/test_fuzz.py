@@ -27,8 +27,8 @@ from schemathesis.specs.openapi.checks import allow_header_conformance, positive
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES
 from consent.principals import Citizen, Clinician
+from fhir_profiles.record_status import CARE_PROVIDER_TAG
 from gateway.answer.search import search_params_for
-from gateway.merge.record import CARE_PROVIDER_TAG
 from gateway.run.app import create_app
 from gateway.settings import load_settings
 from simregions.server import RunningServer

@@ -14,9 +14,11 @@ import pytest
 
 from adapters.base import FhirResource
 from adapters.config import SourceConfig
+from consent.decision import AccessDecision
+from consent.visibility import Visibility
 from fhir_profiles.identifiers import parse_person_identifier
 from gateway.merge.linking import CONFIDENTIALITY
-from gateway.merge.record import MAX_DEPTH, NormalisedSource, patient_of, unify
+from gateway.merge.record import MAX_DEPTH, NormalisedSource, origins, patient_of, unify
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport, SourceStatus
 
 PERSON = parse_person_identifier("191212121212")
@@ -157,17 +159,22 @@ def test_the_patient_shows_nothing_of_a_hidden_providers_record_but_its_protecti
         )
         return Source(config, NoAdapter())
 
+    blocked = Visibility(AccessDecision(True, "consent", hidden_providers=frozenset({"SE1-B"})))
+
+    def named(sources: list[NormalisedSource]) -> set[str]:
+        return blocked.named_sources(origins(sources))
+
     without_address = patient()
     del without_address["address"]
     shown = NormalisedSource(provider_source("a", "SE1-A"), without_address, [])
     hidden_only = patient(name=[{"family": "Dold"}], address=[{"city": "Hemligby"}])
     hidden = NormalisedSource(provider_source("b", "SE1-B"), hidden_only, [])
-    unified = patient_of([shown, hidden], PERSON, "unified-id", frozenset({"SE1-B"}))
+    unified = patient_of([shown, hidden], PERSON, "unified-id", named([shown, hidden]))
     assert "Hemligby" not in str(unified)
     assert unified["name"] == [{"family": "Tolvansson", "given": ["Tolvan"]}]
     protected = patient(meta={"security": [{"system": CONFIDENTIALITY, "code": "R"}]})
     hidden = NormalisedSource(provider_source("b", "SE1-B"), protected, [])
-    unified = patient_of([shown, hidden], PERSON, "unified-id", frozenset({"SE1-B"}))
+    unified = patient_of([shown, hidden], PERSON, "unified-id", named([shown, hidden]))
     assert "telecom" not in unified  # protected by a source the reader cannot see
     assert unified["meta"]["security"][0]["code"] == "R"
 

@@ -20,7 +20,9 @@ from sqlalchemy import text
 from adapters.base import FhirResource
 from adapters.config import SourceConfig
 from consent.decision import AccessDecision
+from consent.visibility import Visibility
 from fhir_profiles.identifiers import parse_person_identifier
+from fhir_profiles.record_status import CARE_UNIT_TAG
 from gateway.answer.paging import snapshot_of
 from gateway.answer.streamed import Match, RecordStream, open_stream
 from gateway.collect import deadline
@@ -30,16 +32,14 @@ from gateway.collect.engagement import EngagementIndex
 from gateway.collect.fanout import Aggregator
 from gateway.errors import ServiceUnavailable
 from gateway.merge.record import (
-    CARE_UNIT_TAG,
     NormalisedSource,
-    care_tags,
     merge_sources,
     normalise_source,
 )
 from gateway.run.app import create_app
 from gateway.sources import Source, SourceRecord, SourceReport, SourceStatus
 from simregions.server import serve_in_thread
-from store.db import Database
+from store.db import Database, StoreUnavailable
 from store.migrate import upgrade
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import Gateway, Region, gateway_settings
@@ -195,7 +195,7 @@ async def test_the_stream_serves_what_the_in_memory_merge_serves(
     visible = [
         replace(
             s,
-            resources=[r for r in s.resources if not decision.hides_resource(r, *care_tags(r))],
+            resources=Visibility(decision).visible(s.resources),
         )
         for s in sources
     ]
@@ -332,7 +332,7 @@ async def test_a_database_failure_while_planning_is_a_503(tmp_path: Path) -> Non
         collected = await _cached(cache, _normalised())
         async with database.engine.begin() as conn:
             await conn.execute(text("DROP TABLE record_cache"))  # the chunks are gone
-        with pytest.raises(ServiceUnavailable):
+        with pytest.raises(StoreUnavailable):
             await _open(collector, collected)
         assert database.engine.pool.checkedout() == 0
     finally:

@@ -1,0 +1,84 @@
+"""What one access decision lets its reader see: the one place a decision is applied to data.
+
+:mod:`consent.policy` decides (who may read, which types, which care providers and units
+are blocked, whether records not yet approved for the patient are held back); this module
+applies that decision, the same way for every read: the in-memory read and the streamed
+``$everything`` alike, and everything made from what they return (counts, includes, the
+patient summary, the source reports).
+
+* A resource is hidden when it was nullified at its source (from everyone), when it is not
+  approved for the patient and the patient or their guardian reads, or when its care
+  provider or care unit is blocked. A resource that does not say which care unit made it
+  is hidden if any blocked unit belongs to its provider's organisation (HSA-ids of one
+  organisation share the part before the dash) or, with no provider known either, if any
+  unit is blocked at all: blocked data never shows by omission.
+* A source whose whole care provider is blocked is not named at all: its status is not
+  reported and its Patient does not feed the unified Patient (a protected identity it
+  marks is still honoured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from consent.decision import AccessDecision
+from fhir_profiles.record_status import (
+    FhirResource,
+    care_tags,
+    held_back_from_patient,
+    is_nullified,
+)
+
+
+class Visibility:
+    """What :attr:`decision` lets its reader see."""
+
+    __slots__ = ("decision",)
+
+    def __init__(self, decision: AccessDecision) -> None:
+        self.decision = decision
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """Everything what is shown depends on (for remembering what was made of it)."""
+        decision = self.decision
+        return (decision.hidden_providers, decision.hidden_units, decision.hides_unapproved)
+
+    def hides(self, provider: str | None, unit: str | None) -> bool:
+        """True when data made by ``provider`` / ``unit`` must not be shown."""
+        decision = self.decision
+        if provider is not None and provider in decision.hidden_providers:
+            return True
+        if not decision.hidden_units:
+            return False
+        if unit is not None:
+            return unit in decision.hidden_units
+        if provider is None:
+            return True
+        organisation = provider.split("-", 1)[0]
+        return any(u.split("-", 1)[0] == organisation for u in decision.hidden_units)
+
+    def hides_resource(self, resource: FhirResource) -> bool:
+        """True when ``resource`` (a unified one, with its care tags) must not be shown."""
+        if is_nullified(resource):
+            return True
+        if self.decision.hides_unapproved and held_back_from_patient(resource):
+            return True
+        return self.hides(*care_tags(resource))
+
+    def shown(self, resources: Sequence[FhirResource]) -> list[bool]:
+        """For each of ``resources``, whether it may be shown."""
+        return [not self.hides_resource(r) for r in resources]
+
+    def visible(self, resources: Iterable[FhirResource]) -> list[FhirResource]:
+        """What of ``resources`` may be shown, in order."""
+        return [r for r in resources if not self.hides_resource(r)]
+
+    def names_source(self, care_provider: str | None) -> bool:
+        """Whether a source holding data for ``care_provider`` may be named at all."""
+        return care_provider not in self.decision.hidden_providers
+
+    def named_sources(self, sources: Iterable[tuple[str, str | None]]) -> set[str]:
+        """The ids of the sources, given as (source id, care provider) pairs, that may be
+        named (their Patients make the unified one)."""
+        return {source_id for source_id, provider in sources if self.names_source(provider)}
