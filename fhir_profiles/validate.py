@@ -28,7 +28,14 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Literal
 
-from fhir_profiles.codes import ATC_SYSTEM_ALIASES, LOINC_SYSTEM, UCUM_SYSTEM, has_mappable_coding
+from fhir_profiles.codes import (
+    ATC_SYSTEM_ALIASES,
+    CONDITION_CLINICAL_SYSTEM,
+    CONDITION_VERIFICATION_SYSTEM,
+    LOINC_SYSTEM,
+    UCUM_SYSTEM,
+    has_mappable_coding,
+)
 from fhir_profiles.identifiers import (
     HSA_ID_SYSTEM,
     PERSONNUMMER_SYSTEM,
@@ -128,8 +135,6 @@ _CONDITION_CLINICAL = frozenset(
 _CONDITION_VERIFICATION = frozenset(
     ["unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error"]
 )
-_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
-_VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}", re.ASCII)
 _PERSON_NUMBER_TEXT = re.compile(r"(?<![0-9])(?:[0-9]{2})?[0-9]{6}[-+]?[0-9]{4}(?![0-9])")
 #: Periods the per-1 invariant is checked on, per type.
@@ -259,8 +264,8 @@ def _appointment_rules(resource: dict[str, Any], where: str) -> list[Issue]:
 
 def _condition_rules(resource: dict[str, Any], where: str) -> list[Issue]:
     issues = []
-    clinical = _codes(resource.get("clinicalStatus"), _CLINICAL_SYSTEM)
-    verification = _codes(resource.get("verificationStatus"), _VERIFICATION_SYSTEM)
+    clinical = _codes(resource.get("clinicalStatus"), CONDITION_CLINICAL_SYSTEM)
+    verification = _codes(resource.get("verificationStatus"), CONDITION_VERIFICATION_SYSTEM)
     for codes, allowed, name in (
         (clinical, _CONDITION_CLINICAL, "clinicalStatus"),
         (verification, _CONDITION_VERIFICATION, "verificationStatus"),
