@@ -28,6 +28,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Literal
 
+from fhir_profiles.analytes import analyte_for
 from fhir_profiles.codes import (
     ATC_SYSTEM_ALIASES,
     CONDITION_CLINICAL_SYSTEM,
@@ -43,7 +44,6 @@ from fhir_profiles.identifiers import (
     InvalidPersonIdentifier,
     canonical_identifier,
 )
-from fhir_profiles.units import analyte_for
 
 Severity = Literal["error", "warning"]
 Layer = Literal["structure", "binding", "invariant", "profile"]
