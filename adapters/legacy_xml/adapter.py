@@ -17,7 +17,6 @@ import orjson
 from adapters.base import FhirResource
 from adapters.config import SourceConfig
 from adapters.errors import SourceProtocolError
-from adapters.legacy_xml import soap
 from adapters.legacy_xml.contacts import encounters
 from adapters.legacy_xml.dialect import parse_dialect
 from adapters.legacy_xml.documentation import document_references
@@ -25,6 +24,16 @@ from adapters.legacy_xml.laboratory import observations
 from adapters.legacy_xml.medication import medication_requests
 from adapters.legacy_xml.patient import patient
 from adapters.legacy_xml.records import Record, record_tags
+from adapters.legacy_xml.soap import (
+    CONTACTS,
+    DEMOGRAPHICS,
+    DOCUMENTATION,
+    LABORATORY,
+    MEDICATION,
+    Contract,
+    answer_records,
+    call,
+)
 from fhir_profiles.identifiers import (
     InvalidPersonIdentifier,
     PersonIdentifier,
@@ -38,11 +47,11 @@ _ID_NAMESPACE = uuid.UUID("5d0b8f3e-6a1c-5e2d-9f47-0b8e2c1a7d64")
 #: Builds a record's resources from it, its header, the subject reference and the id namespace.
 _Build = Callable[[Record, Record, FhirResource, uuid.UUID], list[FhirResource]]
 
-_MAPPINGS: dict[str, tuple[soap.Contract, _Build]] = {
-    "Observation": (soap.LABORATORY, observations),
-    "MedicationRequest": (soap.MEDICATION, medication_requests),
-    "Encounter": (soap.CONTACTS, encounters),
-    "DocumentReference": (soap.DOCUMENTATION, document_references),
+_MAPPINGS: dict[str, tuple[Contract, _Build]] = {
+    "Observation": (LABORATORY, observations),
+    "MedicationRequest": (MEDICATION, medication_requests),
+    "Encounter": (CONTACTS, encounters),
+    "DocumentReference": (DOCUMENTATION, document_references),
 }
 
 #: The FHIR types this adapter can produce from a legacy-xml source.
@@ -83,7 +92,7 @@ class LegacyXmlAdapter:
         The answer must carry the asked-for identifier; more than one person is an error.
         """
         what = f"{self.source_id}: Patient search"
-        records = await self._call(soap.DEMOGRAPHICS, person, what)
+        records = await self._call(DEMOGRAPHICS, person, what)
         if not records:
             return None
         if len(records) > 1:
@@ -160,9 +169,7 @@ class LegacyXmlAdapter:
 
     # -- the exchange ----------------------------------------------------------------
 
-    async def _call(
-        self, contract: soap.Contract, person: PersonIdentifier, what: str
-    ) -> list[Record]:
+    async def _call(self, contract: Contract, person: PersonIdentifier, what: str) -> list[Record]:
         """One request for ``person``; the answer's records, or a SourceError."""
-        answer = await soap.call(self._client, self._base, self.dialect, contract, person, what)
-        return soap.records(answer, contract, what)
+        answer = await call(self._client, self._base, self.dialect, contract, person, what)
+        return answer_records(answer, contract, what)

@@ -147,7 +147,7 @@ async def call(
     return answer
 
 
-def records(answer: ET.Element, contract: Contract, what: str) -> list[Record]:
+def answer_records(answer: ET.Element, contract: Contract, what: str) -> list[Record]:
     """The record elements of an answer, each read in the contract's core namespace."""
     tag = f"{{{contract.responder_ns}}}{contract.record}"
     return [Record(element, contract.core_ns, what) for element in answer.findall(tag)]
