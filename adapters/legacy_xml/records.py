@@ -43,25 +43,30 @@ class Record:
         return "/".join(f"{{{self.ns}}}{part}" for part in path.split("/"))
 
     def child(self, path: str) -> Record | None:
+        """The first element at ``path`` (``a/b``), None if there is none."""
         found = self.element.find(self._path(path))
         return None if found is None else Record(found, self.ns, self.what)
 
     def children(self, path: str) -> list[Record]:
+        """Every element at ``path``, in document order."""
         return [Record(e, self.ns, self.what) for e in self.element.findall(self._path(path))]
 
     def text(self, path: str) -> str | None:
+        """The stripped text at ``path``; None when absent or blank."""
         found = self.element.find(self._path(path))
         if found is None or found.text is None or not found.text.strip():
             return None
         return found.text.strip()
 
     def required(self, path: str) -> str:
+        """The text at ``path``; a protocol error naming the field when it is missing."""
         value = self.text(path)
         if value is None:
             raise SourceProtocolError(f"{self.what}: record without {path}")
         return value
 
     def when(self, path: str) -> str | None:
+        """The ``YYYYMMDDhhmmss`` at ``path`` as a FHIR dateTime with the Stockholm offset."""
         value = self.text(path)
         if value is None:
             return None
@@ -71,6 +76,7 @@ class Record:
             raise SourceProtocolError(f"{self.what}: {path} is not YYYYMMDDhhmmss") from exc
 
     def day(self, path: str) -> str | None:
+        """The ``YYYYMMDD`` at ``path`` as a FHIR date."""
         value = self.text(path)
         if value is None:
             return None
@@ -80,6 +86,7 @@ class Record:
             raise SourceProtocolError(f"{self.what}: {path} is not a YYYYMMDD date") from exc
 
     def coding(self, path: str) -> FhirResource | None:
+        """The code, code system (by OID) and display name at ``path`` as a FHIR Coding."""
         holder = self.child(path)
         if holder is None:
             return None
