@@ -3,7 +3,7 @@
 The simulated regions hold about 1,100 resources for the test person; this server holds
 the test person (191212121212, Tolvan Tolvansson) with any number of Observations, so a
 bench can ask what the gateway does with 5,000 or 50,000 of them. It answers what the
-``fhir-r4`` adapter asks (``adapters/fhir_r4.py``):
+``fhir-r4`` adapter asks (``adapters/fhir_r4/``):
 
 * ``POST /fhir/Patient/_search`` (identifier in the form body) and ``GET /fhir/Patient``:
   the person's Patient when the identifier is the canonical personnummer, else nothing;

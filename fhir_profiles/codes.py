@@ -1,5 +1,8 @@
 """Code systems the gateway emits, and the maps that put LOINC beside NPU and local codes.
 
+Every code-system URI the gateway reads or writes is named here once; a code system that
+sources send as a bare OID is turned into its FHIR URI by :func:`system_for_oid`.
+
 The maps are data: FHIR R4 ConceptMap resources in ``fhir_profiles/data/``, read once on
 first use. Only targets whose equivalence makes the added code true for the source concept
 (``equal``, ``equivalent``, ``wider``, ``subsumes``) are used; any other map is ignored,
@@ -21,17 +24,44 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
+from fhir_profiles.oids import oid_urn
+
 LOINC_SYSTEM = "http://loinc.org"
 NPU_SYSTEM = "urn:oid:1.2.208.176.2.1"
 ATC_SYSTEM = "http://www.whocc.no/atc"
 SNOMED_SYSTEM = "http://snomed.info/sct"
 UCUM_SYSTEM = "http://unitsofmeasure.org"
+ICD10SE_SYSTEM = "http://hl7.org/fhir/sid/icd-10-se"
 SYD_LOCAL_LAB_SYSTEM = "http://regionsyd.example.se/CodeSystem/labanalys"
+#: HL7 terminology: encounter classes, null flavours, observation categories and
+#: interpretations, confidentiality labels, and the Condition status code systems.
+ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+NULL_FLAVOR_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
+OBSERVATION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
+INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+CONDITION_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+#: The Swedish national ATC OID (Inera, eHälsomyndigheten), an alias of :data:`ATC_SYSTEM`.
+ATC_OID = "urn:oid:1.2.752.129.2.2.3.1.1"
+#: The OIDs of ICD-10-SE (Socialstyrelsen) and of LOINC (HL7).
+ICD10SE_OID = "urn:oid:1.2.752.116.1.1.1.1.3"
+LOINC_OID = "urn:oid:2.16.840.1.113883.6.1"
+#: The national code lists RIV-TA services send by OID: the KV vårdkontakttyp (kind of care
+#: contact) and the kinds of clinical document note.
+CARE_CONTACT_TYPE_OID = "urn:oid:1.2.752.129.2.2.2.25"
+DOCUMENT_NOTE_TYPE_OID = "urn:oid:1.2.752.129.2.2.2.11"
+
+#: Code systems sent as OIDs that have a canonical FHIR URI, emitted under that URI.
+OID_SYSTEMS: Mapping[str, str] = MappingProxyType(
+    {ATC_OID: ATC_SYSTEM, ICD10SE_OID: ICD10SE_SYSTEM, LOINC_OID: LOINC_SYSTEM}
+)
 
 #: System URIs sources use for ATC, rewritten to :data:`ATC_SYSTEM`.
 ATC_SYSTEM_ALIASES: frozenset[str] = frozenset(
     {
-        "urn:oid:1.2.752.129.2.2.3.1.1",  # the Swedish national ATC OID (Inera, eHälsomyndigheten)
+        ATC_OID,
         "urn:oid:2.16.840.1.113883.6.73",  # HL7's OID for WHO ATC
         "http://www.whocc.no/atc/",
         "https://www.whocc.no/atc",
@@ -218,3 +248,13 @@ def canonicalise_atc(codeable_concept: dict[str, Any]) -> bool:
             coding["code"] = cleaned
             changed = True
     return changed
+
+
+def system_for_oid(oid: str) -> str:
+    """The FHIR system URI for a code system a source names by bare OID.
+
+    The canonical URI where one is known (:data:`OID_SYSTEMS`: ATC, ICD-10-SE, LOINC), else
+    ``urn:oid:<oid>``. Raises ValueError when ``oid`` is not an OID.
+    """
+    system = oid_urn(oid)
+    return OID_SYSTEMS.get(system, system)

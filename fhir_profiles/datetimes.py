@@ -11,6 +11,10 @@ Dates and partial dates (``2026``, ``2026-05``, ``2026-05-20``) and values that 
 carry ``Z`` or an offset are returned unchanged. Years before :data:`MIN_YEAR` or after
 :data:`MAX_YEAR` are refused with :class:`DateTimeOutOfRange` so the caller can drop the
 value and warn.
+
+RIV-TA services write Swedish wall-clock time as ``YYYYMMDDhhmmss`` and dates as
+``YYYYMMDD``: :func:`compact_datetime` and :func:`compact_date` read those into the same
+FHIR forms, with the same Stockholm offset.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ _DATETIME = re.compile(
 )
 # Longer than any FHIR dateTime: refused before any regex work.
 _MAX_LENGTH = 40
+# RIV-TA's compact forms.
+_COMPACT_DATETIME = re.compile(r"^[0-9]{14}$")
+_COMPACT_DATE = re.compile(r"^\d{8}$")
 
 
 class InvalidDateTime(ValueError):
@@ -60,6 +67,38 @@ def _offset(date_hour: str) -> str:
     sign = "+" if minutes >= 0 else "-"
     minutes = abs(minutes)
     return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def compact_datetime(text: str) -> str:
+    """ISO 8601 with the Stockholm offset for Swedish wall-clock ``YYYYMMDDhhmmss``.
+
+    ``20260520074800`` becomes ``2026-05-20T07:48:00+02:00``; the offset is chosen as for
+    :func:`normalise_datetime`. Raises :class:`InvalidDateTime` for anything else,
+    including a date or time that does not exist on the calendar or clock. The year is
+    not range-checked here: :func:`normalise_datetimes` does that where resources are
+    normalised.
+    """
+    text = text.strip()
+    if not _COMPACT_DATETIME.match(text):
+        raise InvalidDateTime("not a YYYYMMDDhhmmss timestamp")
+    year, month, day = int(text[0:4]), int(text[4:6]), int(text[6:8])
+    hour, minute, second = int(text[8:10]), int(text[10:12]), int(text[12:14])
+    try:
+        local = datetime(year, month, day, hour, minute, second).isoformat()
+    except ValueError as exc:
+        raise InvalidDateTime("not a calendar date and clock time") from exc
+    return local + _offset(local[:13])
+
+
+def compact_date(text: str) -> str:
+    """``YYYY-MM-DD`` for ``YYYYMMDD``; :class:`InvalidDateTime` for anything else."""
+    text = text.strip()
+    if not _COMPACT_DATE.match(text):
+        raise InvalidDateTime("not a YYYYMMDD date")
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:])).isoformat()
+    except ValueError as exc:
+        raise InvalidDateTime("not a calendar date") from exc
 
 
 def normalise_datetime(value: str) -> str:

@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from fhir_profiles.codes import CONFIDENTIALITY_SYSTEM
 from fhir_profiles.identifiers import PersonIdentifier
 
 DEMOGRAPHIC_CONFLICT_URL = "https://samlad.se/fhir/StructureDefinition/demographic-conflict"
-CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+#: The system of the confidentiality labels that mark protection (``R``, ``V``).
+CONFIDENTIALITY = CONFIDENTIALITY_SYSTEM
 RESTRICTED = frozenset({"R", "V"})
 
 #: The fields the rule compares.

@@ -17,7 +17,7 @@ from adapters.errors import (
     SourceTimeout,
     SourceUnavailable,
 )
-from adapters.legacy_xml import LegacyXmlAdapter, swedish_date, swedish_datetime
+from adapters.legacy_xml import LegacyXmlAdapter
 from adapters.registry import build_adapter, check_kinds
 from fhir_profiles.identifiers import PersonIdentifier
 from tests.adapters.adapter_fakes import TOLVAN, make_person
@@ -570,31 +570,7 @@ async def test_unusable_records_are_protocol_errors(
         await source.search("Observation", patient_id)
 
 
-# -- times, config and registry --------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "iso"),
-    [
-        ("20260115074500", "2026-01-15T07:45:00+01:00"),
-        ("20260520074800", "2026-05-20T07:48:00+02:00"),
-        ("20261025023000", "2026-10-25T02:30:00+02:00"),  # the repeated hour: first pass
-    ],
-)
-def test_swedish_times_get_the_stockholm_offset(text: str, iso: str) -> None:
-    assert swedish_datetime(text) == iso
-
-
-@pytest.mark.parametrize("text", ["2026011507450", "20261315074500", "2026-01-15", ""])
-def test_malformed_swedish_times_are_refused(text: str) -> None:
-    with pytest.raises(ValueError, match=r"\w"):
-        swedish_datetime(text)
-
-
-def test_swedish_dates() -> None:
-    assert swedish_date("19121212") == "1912-12-12"
-    with pytest.raises(ValueError, match=r"\w"):
-        swedish_date("19121232")
+# -- config and registry --------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Date-times: Stockholm offsets added (DST-correct), dates left, absurd years refused."""
+"""Date-times: Stockholm offsets added (DST-correct), dates left, absurd years refused,
+RIV-TA's compact ``YYYYMMDDhhmmss`` read the same way."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from fhir_profiles.datetimes import (
     DATETIME_FIELDS,
     DateTimeOutOfRange,
     InvalidDateTime,
+    compact_date,
+    compact_datetime,
     normalise_datetime,
     normalise_datetimes,
     parse_instant,
@@ -204,3 +207,34 @@ def test_parse_instant_accepts_only_instants_with_an_offset(
     value: object, expected: datetime | None
 ) -> None:
     assert parse_instant(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "iso"),
+    [
+        ("20260115074500", "2026-01-15T07:45:00+01:00"),
+        ("20260520074800", "2026-05-20T07:48:00+02:00"),
+        ("20261025023000", "2026-10-25T02:30:00+02:00"),  # the repeated hour: first pass
+    ],
+)
+def test_swedish_times_get_the_stockholm_offset(text: str, iso: str) -> None:
+    assert compact_datetime(text) == iso
+
+
+@pytest.mark.parametrize("text", ["2026011507450", "20261315074500", "2026-01-15", ""])
+def test_malformed_swedish_times_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match=r"\w"):
+        compact_datetime(text)
+
+
+def test_swedish_dates() -> None:
+    assert compact_date("19121212") == "1912-12-12"
+    with pytest.raises(ValueError, match=r"\w"):
+        compact_date("19121232")
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2199, 12, 31)))
+def test_compact_times_agree_with_the_iso_form(moment: datetime) -> None:
+    moment = moment.replace(microsecond=0)
+    compact = moment.strftime("%Y%m%d%H%M%S")
+    assert compact_datetime(compact) == normalise_datetime(moment.isoformat())

@@ -10,13 +10,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from fhir_profiles.analytes import ANALYTES, UNIT_SCALES, Analyte, analyte_for
 from fhir_profiles.codes import LOINC_SYSTEM, NPU_SYSTEM, UCUM_SYSTEM
 from fhir_profiles.units import (
-    ANALYTES,
     ORIGINAL_QUANTITY_URL,
-    UNIT_SCALES,
-    Analyte,
-    analyte_for,
     conversion_factor,
     convert_value,
     normalise_quantity,

@@ -1,148 +1,49 @@
-"""The adapter for sources that speak FHIR R4 REST (``kind = "fhir-r4"``).
-
-Dialects differ in identifier system and format, paging habits and how patient search
-is sent; :class:`FhirR4Dialect` holds those settings, read from ``[sources.dialect]``.
-
-Page-cap behaviour: reaching ``page_cap`` raises ``SourceProtocolError("page cap
-reached")``. A silently truncated list would look complete to the overview, which must
-instead say that this source is missing; an operator who meets the cap for real
-patients raises it in the configuration.
-
-Safety rules that hold for every request:
-
-* identity numbers go in a POST form body by default, never in a URL that httpx, a
-  proxy or an access log could record;
-* next links are followed only on the configured scheme, host, port and base path, and
-  never twice; redirects are not followed at all, so a hostile source cannot make the
-  gateway call other hosts;
-* bodies are streamed and reading stops at ``max_response_bytes``;
-* error messages name the source, the resource type and the HTTP status, never the
-  identity number, a query string or the upstream body.
-"""
+"""The fhir-r4 adapter itself: Patient search by identifier, and searches that follow
+next links within the source's base URL, page by page (see :mod:`adapters.fhir_r4`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from adapters.base import FhirResource, PageSink
-from adapters.config import SourceConfig, SourceConfigError
+from adapters.config import SourceConfig
 from adapters.errors import (
     SourceProtocolError,
 )
+from adapters.fhir_r4.bundles import (
+    entries,
+    next_link,
+    outcome_issues,
+    search_mode,
+    searchset,
+    total,
+)
+from adapters.fhir_r4.dialect import parse_dialect
 from adapters.transport import exchange
 from fhir_profiles.identifiers import (
-    IDENTIFIER_FORMS,
-    IdentifierForm,
     InvalidPersonIdentifier,
     PersonIdentifier,
     parse_person_identifier,
-    system_kind,
 )
 
-log = logging.getLogger(__name__)
+# The name the package had as one module: log filters and levels keep working.
+log = logging.getLogger("adapters.fhir_r4")
 
 FHIR_JSON = "application/fhir+json"
-DEFAULT_MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 # FHIR R4 ``id``: what a source may legitimately hand us as a Patient id.
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-# Upstream text that may reach our logs must look like a FHIR code, nothing freer.
-_SAFE_CODE = re.compile(r"^[a-z][a-z-]{0,39}$")
-
-
-class FhirR4Dialect(BaseModel):
-    """The ``[sources.dialect]`` settings a fhir-r4 source understands; unknown keys fail."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    #: Sent as ``_count``.
-    page_size: int = Field(default=50, ge=1, le=1000)
-    #: Most pages followed per search; reaching it is an error, never a silent truncation.
-    page_cap: int = Field(default=100, ge=1, le=10_000)
-    #: The systems the source files identity numbers under; when unset, the national URI
-    #: and OID of the person's kind. A national system of the other kind is skipped.
-    identifier_systems: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(
-        default=None, min_length=1
-    )
-    #: The forms the source writes numbers in; when unset, every form identifiers.py knows.
-    identifier_formats: tuple[IdentifierForm, ...] | None = Field(default=None, min_length=1)
-    #: One system: the same as ``identifier_systems`` with one entry.
-    identifier_system: str | None = Field(default=None, min_length=1)
-    #: One form: ``canonical`` (12 digits) or ``yymmdd-nnnn`` (10 digits with ``-``, or ``+``
-    #: from 100); the same as ``identifier_formats`` with one entry.
-    identifier_format: Literal["canonical", "yymmdd-nnnn"] | None = None
-    #: Ask every identifier in one OR-search; ``false`` for a source that answers one it
-    #: cannot do with an empty result instead of HTTP 400.
-    identifier_or_search: bool = True
-    #: ``post`` keeps the identity number out of URLs; ``get`` is for sources without _search.
-    patient_search: Literal["post", "get"] = "post"
-    #: The source honours ``_lastUpdated=gt...``, so a refresh can ask only for changes.
-    incremental: bool = True
-    max_response_bytes: int = Field(default=DEFAULT_MAX_RESPONSE_BYTES, ge=1024)
-
-    @model_validator(mode="after")
-    def _one_way_per_setting(self) -> FhirR4Dialect:
-        if self.identifier_system is not None and self.identifier_systems is not None:
-            raise ValueError("set identifier_systems or identifier_system, not both")
-        if self.identifier_format is not None and self.identifier_formats is not None:
-            raise ValueError("set identifier_formats or identifier_format, not both")
-        return self
-
-    def systems_for(self, person: PersonIdentifier) -> tuple[str, ...]:
-        """The systems to search for ``person``: configured ones not of the other kind."""
-        if self.identifier_system is not None:
-            return (self.identifier_system,)
-        if self.identifier_systems is None:
-            return person.national_systems
-        return tuple(
-            system
-            for system in dict.fromkeys(self.identifier_systems)
-            if system_kind(system) in (None, "any", person.kind)
-        )
-
-    @property
-    def forms(self) -> tuple[IdentifierForm, ...]:
-        """The forms to search, in order."""
-        if self.identifier_format is not None:
-            return (self.identifier_format,)
-        return self.identifier_formats or IDENTIFIER_FORMS
-
-
-def parse_dialect(config: SourceConfig) -> FhirR4Dialect:
-    """Validate ``config.dialect`` for a fhir-r4 source; raise SourceConfigError if invalid."""
-    try:
-        return FhirR4Dialect.model_validate(config.dialect)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'dialect'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        message = f"source {config.id!r}: invalid fhir-r4 dialect: {problems}"
-        raise SourceConfigError(message) from exc
-
-
-def format_identifier(person: PersonIdentifier, style: IdentifierForm, today: date) -> str:
-    """Render ``person`` as a source expects it (:meth:`PersonIdentifier.format`).
-
-    ``yymmdd-nnnn`` uses ``+`` from the calendar year the person turns 100, as the
-    population register does. That is also the only rule under which the 10-digit form
-    reads back to the same person with :func:`parse_person_identifier`, which resolves
-    the century from the year alone.
-    """
-    return person.format(style, today=today)
 
 
 @dataclass
@@ -277,7 +178,7 @@ class FhirR4Adapter:
             while True:
                 result.pages += 1
                 page = self._collect(bundle, resource_type, result)
-                next_url = _next_link(bundle, what)
+                next_url = next_link(bundle, what)
                 del bundle
                 if next_url is not None:
                     if result.pages >= self.dialect.page_cap:
@@ -334,7 +235,7 @@ class FhirR4Adapter:
         )
         if status == 400:
             return None
-        return _searchset(body, what)
+        return searchset(body, what)
 
     def _only_match(
         self, bundle: dict[str, Any], systems: tuple[str, ...], person: PersonIdentifier
@@ -342,10 +243,10 @@ class FhirR4Adapter:
         """The one Patient ``bundle`` matched, None for none; several raise."""
         result = SearchResult()
         matches = self._collect(bundle, "Patient", result)
-        if _next_link(bundle, f"{self.source_id}: Patient search") is not None:
+        if next_link(bundle, f"{self.source_id}: Patient search") is not None:
             # Following it would put the identity number in a URL; a unique match never pages.
             raise SourceProtocolError(f"{self.source_id}: Patient search returned several pages")
-        if len(matches) > 1 or _total(bundle) > 1:
+        if len(matches) > 1 or total(bundle) > 1:
             raise SourceProtocolError(f"{self.source_id}: more than one Patient matches")
         if not matches:
             return None
@@ -419,18 +320,18 @@ class FhirR4Adapter:
         _, body = await exchange(
             self._client, request, what, limit=self.dialect.max_response_bytes, sent=sent
         )
-        return _searchset(body, what)
+        return searchset(body, what)
 
     def _collect(
         self, bundle: dict[str, Any], resource_type: str, result: SearchResult
     ) -> list[FhirResource]:
         """The page's matches; outcome issues and skipped entries go into ``result``."""
         page: list[FhirResource] = []
-        for entry in _entries(bundle, f"{self.source_id}: {resource_type} search"):
-            mode = _search_mode(entry)
+        for entry in entries(bundle, f"{self.source_id}: {resource_type} search"):
+            mode = search_mode(entry)
             resource = entry.get("resource")
             if mode == "outcome":
-                result.issues.extend(_outcome_issues(resource))
+                result.issues.extend(outcome_issues(resource))
                 continue
             if mode not in (None, "match"):  # "include" and anything unknown
                 continue
@@ -465,75 +366,11 @@ class FhirR4Adapter:
         return False
 
 
-def _searchset(body: bytes, what: str) -> dict[str, Any]:
-    """The searchset Bundle in ``body``, or SourceProtocolError."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise SourceProtocolError(f"{what}: response is not valid JSON") from exc
-    if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
-        raise SourceProtocolError(f"{what}: response is not a Bundle")
-    if data.get("type") != "searchset":
-        raise SourceProtocolError(f"{what}: Bundle is not a searchset")
-    if not isinstance(data.get("entry", []), list):
-        raise SourceProtocolError(f"{what}: malformed Bundle")
-    if not isinstance(data.get("link", []), list):
-        raise SourceProtocolError(f"{what}: malformed Bundle")
-    return data
-
-
 def _escape(text: str) -> str:
     """Escape FHIR search's separators (``\\``, ``,``, ``|``, ``$``) in one token part."""
     for char in ("\\", ",", "|", "$"):
         text = text.replace(char, "\\" + char)
     return text
-
-
-def _entries(bundle: dict[str, Any], what: str) -> Iterator[dict[str, Any]]:
-    for entry in bundle.get("entry", []):
-        if not isinstance(entry, dict):
-            raise SourceProtocolError(f"{what}: malformed Bundle entry")
-        yield entry
-
-
-def _search_mode(entry: dict[str, Any]) -> str | None:
-    search = entry.get("search")
-    if isinstance(search, dict):
-        mode = search.get("mode")
-        return mode if isinstance(mode, str) else None
-    return None
-
-
-def _outcome_issues(resource: Any) -> list[tuple[str, str]]:
-    if not isinstance(resource, dict) or resource.get("resourceType") != "OperationOutcome":
-        return []
-    issues = resource.get("issue")
-    if not isinstance(issues, list):
-        return []
-    return [
-        (_safe_code(issue.get("severity")), _safe_code(issue.get("code")))
-        for issue in issues
-        if isinstance(issue, dict)
-    ]
-
-
-def _safe_code(value: Any) -> str:
-    return value if isinstance(value, str) and _SAFE_CODE.match(value) else "?"
-
-
-def _next_link(bundle: dict[str, Any], what: str) -> str | None:
-    for link in bundle.get("link", []):
-        if isinstance(link, dict) and link.get("relation") == "next":
-            url = link.get("url")
-            if isinstance(url, str) and url:
-                return url
-            raise SourceProtocolError(f"{what}: next link without a URL")
-    return None
-
-
-def _total(bundle: dict[str, Any]) -> int:
-    total = bundle.get("total")
-    return total if isinstance(total, int) and not isinstance(total, bool) else 0
 
 
 def _port(url: httpx.URL) -> int | None:
