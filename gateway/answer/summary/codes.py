@@ -1,4 +1,6 @@
-"""The code systems, profiles, section codes and extensions the patient summary names."""
+"""The code and identifier systems, profiles, section codes and extensions the patient
+summary names.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 ATC_SYSTEM = "http://www.whocc.no/atc"
+#: The identifier system of the document's and the Composition's ``urn:uuid`` identifiers.
+URI_SYSTEM = "urn:ietf:rfc:3986"
 #: Extensions the gateway adds for its own bookkeeping, left out of the document.
 GATEWAY_EXTENSIONS = frozenset(
     {

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.answer.summary.codes import IPS_PROFILES, LOINC, SECTION_CODES
+from gateway.answer.summary.codes import IPS_PROFILES, LOINC, SECTION_CODES, URI_SYSTEM
 from gateway.answer.summary.entries import DocumentEntries, fix_patient, prepare, summary_uuid
 from gateway.answer.summary.fhir_values import JsonObject
 from gateway.answer.summary.narrative import div, esc, patient_narrative
@@ -81,7 +81,7 @@ def build_summary(
         "resourceType": "Bundle",
         "id": bundle_id,
         "meta": {"profile": [IPS_PROFILES["Bundle"]]},
-        "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{bundle_id}"},
+        "identifier": {"system": URI_SYSTEM, "value": f"urn:uuid:{bundle_id}"},
         "type": "document",
         "timestamp": timestamp,
         "entry": [
@@ -144,7 +144,7 @@ def _composition(
             f", assembled by {esc(author)} at {esc(timestamp)} from the connected "
             "sources' records.</p>" + warning
         ),
-        "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{composition_id}"},
+        "identifier": {"system": URI_SYSTEM, "value": f"urn:uuid:{composition_id}"},
         "status": "final",
         # The coding exactly as the profile's pattern: some validators compare it whole.
         "type": {"coding": [{"system": LOINC, "code": doc_code}], "text": doc_display},
