@@ -1,4 +1,4 @@
-"""The International Patient Summary (gateway/answer/summary.py): content rules, and validation
+"""The International Patient Summary (gateway/answer/summary/): content rules, and validation
 against HL7's official IPS 2.0.0 package, offline.
 
 Validation setup: the package is vendored (``tests/ips/hl7.fhir.uv.ips-2.0.0.tgz``, 708 KB,

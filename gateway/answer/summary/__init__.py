@@ -1,0 +1,71 @@
+"""The International Patient Summary (IPS, HL7 FHIR IG 2.0.0) of one unified record.
+
+:func:`build_summary` turns the unified Patient and the normalised resources that
+``RecordReader.everything`` returns into a FHIR ``document`` Bundle conforming to the IPS
+profiles (``Bundle-uv-ips``, ``Composition-uv-ips``, ``Patient-uv-ips``,
+``MedicationRequest-uv-ips``, ``Condition-uv-ips``,
+``Observation-results-laboratory-pathology-uv-ips``). It is a pure function: the same
+input and ``now`` give the same document, byte for byte (ids and UUIDs are derived from
+the input, never random).
+
+What goes in (a *summary*, not the whole record, which ``$everything`` serves):
+
+- **Medication Summary** (LOINC 10160-0): current prescriptions, the MedicationRequests
+  whose status is ``active`` or ``on-hold``, newest first. Completed or stopped ones stay
+  out; the section narrative says how many were left out.
+- **Allergies and Intolerances** (48765-2): none of our sources supply allergy data, so
+  the section is always empty, with ``emptyReason`` ``unavailable`` and a narrative that
+  says so. (``nilknown`` would be a clinical judgement nobody made.)
+- **Problem List** (11450-4): Conditions whose clinical status is active, recurrence or
+  relapse (or that have neither a clinical status nor an abatement).
+- **History of Past Illness** (11348-0): the other (inactive, remission, resolved)
+  Conditions, so that no diagnosis silently disappears.
+- **Results** (30954-2): laboratory Observations, the latest ``results_per_analysis``
+  per analysis (the first LOINC coding, else the first coding), by effective time
+  compared in UTC. Results without an effective time or without any value are not
+  candidates: a summary result needs both.
+- **History of encounters** (46240-8, "History of Hospitalizations+Outpatient visits"):
+  the ``max_encounters`` most recent Encounters that are not planned or cancelled.
+
+Empty required sections carry ``emptyReason`` ``unavailable`` (list-empty-reason);
+empty optional sections are left out. Refuted or entered-in-error facts never appear.
+
+How the resources are changed, and why:
+
+- Entries are identified by ``urn:uuid`` fullUrls, UUIDv5 of ``{base_url}/{type}/{id}``,
+  and every reference between entries is rewritten to that URN. Resource ids stay the
+  gateway's ids, so a reader can still fetch the original.
+- References to resources *not* in the document (practitioners, locations, care units)
+  keep only their ``identifier`` and ``display`` (a logical reference); one with neither
+  is removed. A document must not point at things it does not contain.
+- Source narratives (``text``) are replaced by a narrative generated here, every source
+  string escaped: a source's XHTML is never copied into the document.
+- ``meta.profile`` names the IPS profile the entry conforms to; ``meta.source`` and the
+  care tags stay. The gateway's transport extensions (``fetched-at``, ``also-reported-by``)
+  are removed: they are not defined in any published package and describe the fetch, not
+  the fact. Codings, units and the ``original-quantity`` extension are kept as they are.
+- An Observation must name a performer under the IPS: one without any is given a
+  Reference carrying only the ``data-absent-reason`` extension (``unknown``). Nothing
+  clinical is ever added.
+
+The document's author is a Device (the gateway software, named ``author``), included in
+the Bundle. A Patient labelled ``R`` (restricted) makes the Composition's
+confidentiality ``R``; otherwise it is ``N``.
+
+The package, one job per module, each importing only those above it in this list:
+``codes`` (the code and identifier systems, profiles and section codes named),
+``fhir_values`` (reading codes, names and times out of resources), ``narrative`` (the
+escaped XHTML and each kind of entry's table row), ``entries`` (the entries' URNs and each
+resource rewritten for the document), ``selection`` (what each section takes from the
+record), ``sections`` (one function per section) and ``document`` (the Composition and the
+Bundle around them).
+"""
+
+from gateway.answer.summary.codes import IPS_PROFILES, SECTION_CODES
+from gateway.answer.summary.document import build_summary
+
+__all__ = [
+    "IPS_PROFILES",
+    "SECTION_CODES",
+    "build_summary",
+]

@@ -1,0 +1,160 @@
+"""The generated XHTML narratives of the patient summary: every source string escaped, and
+the table row of each kind of entry.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+
+from gateway.answer.summary.codes import ATC_SYSTEM, LOINC
+from gateway.answer.summary.fhir_values import (
+    JsonObject,
+    code_of,
+    concept_text,
+    day,
+    effective,
+    encounter_start,
+    first_code,
+    onset,
+    status_code,
+)
+
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+MEDICATION_HEADERS = ("Medication", "ATC", "Dosage", "Status", "Prescribed")
+PROBLEM_HEADERS = ("Problem", "Code", "Clinical status", "Onset")
+PAST_PROBLEM_HEADERS = (*PROBLEM_HEADERS, "Resolved")
+RESULT_HEADERS = ("Test", "LOINC", "Result", "Reference range", "Interpretation", "Date")
+ENCOUNTER_HEADERS = ("Date", "Type", "Care unit", "Status")
+
+
+def esc(value: object) -> str:
+    """Text for XHTML: escaped, without characters XML forbids."""
+    return html.escape(_XML_INVALID.sub("", str(value)), quote=True)
+
+
+def div(body: str) -> JsonObject:
+    return {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{body}</div>'}
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def patient_narrative(patient: JsonObject) -> str:
+    names = [
+        n.get("text") or " ".join([*n.get("given", ()), n.get("family", "")]).strip()
+        for n in patient.get("name") or ()
+        if isinstance(n, dict)
+    ]
+    ids = [str(i.get("value", "")) for i in patient.get("identifier") or () if isinstance(i, dict)]
+    return (
+        f"<p>{esc(names[0] if names else 'Name unknown')}"
+        f", born {esc(patient.get('birthDate', 'unknown'))}"
+        f", gender {esc(patient.get('gender', 'unknown'))}"
+        + (f", id {esc(ids[0])}" if ids else "")
+        + "</p>"
+    )
+
+
+def _quantity_text(quantity: object) -> str:
+    if not isinstance(quantity, dict) or "value" not in quantity:
+        return ""
+    unit = quantity.get("unit") or quantity.get("code") or ""
+    comparator = quantity.get("comparator", "")
+    return f"{comparator}{quantity['value']} {unit}".strip()
+
+
+def _result_value(observation: JsonObject) -> str:
+    if "valueQuantity" in observation:
+        return _quantity_text(observation["valueQuantity"])
+    if "valueCodeableConcept" in observation:
+        return concept_text(observation["valueCodeableConcept"])
+    for key in ("valueString", "valueBoolean", "valueInteger", "valueDateTime", "valueTime"):
+        if key in observation:
+            return str(observation[key])
+    if "dataAbsentReason" in observation:
+        return "(" + concept_text(observation["dataAbsentReason"]) + ")"
+    return ""
+
+
+def _reference_range(observation: JsonObject) -> str:
+    for rng in observation.get("referenceRange") or ():
+        if isinstance(rng, dict):
+            if rng.get("text"):
+                return str(rng["text"])
+            low, high = _quantity_text(rng.get("low")), _quantity_text(rng.get("high"))
+            if low or high:
+                return (
+                    f"{low} to {high}" if low and high else (f">= {low}" if low else f"<= {high}")
+                )
+    return ""
+
+
+def _interpretation(observation: JsonObject) -> str:
+    return ", ".join(
+        filter(None, (concept_text(c) for c in observation.get("interpretation") or ()))
+    )
+
+
+def medication_row(request: JsonObject) -> list[str]:
+    medication = request.get("medicationCodeableConcept")
+    name = concept_text(medication) or str(
+        (request.get("medicationReference") or {}).get("display", "")
+    )
+    dosage = "; ".join(
+        str(d["text"]) for d in request.get("dosageInstruction") or () if d.get("text")
+    )
+    return [
+        name,
+        code_of(medication, ATC_SYSTEM),
+        dosage,
+        str(request.get("status", "")),
+        day(request.get("authoredOn")),
+    ]
+
+
+def condition_row(condition: JsonObject, *, past: bool) -> list[str]:
+    code = condition.get("code")
+    first = first_code(code)
+    row = [
+        concept_text(code),
+        first[1] if first else "",
+        status_code(condition.get("clinicalStatus")),
+        day(onset(condition)),
+    ]
+    if past:
+        row.append(day(condition.get("abatementDateTime")))
+    return row
+
+
+def result_row(observation: JsonObject) -> list[str]:
+    code = observation.get("code")
+    effective_time = observation.get("effectiveDateTime")
+    if not isinstance(effective_time, str):
+        when = effective(observation)
+        effective_time = when.date().isoformat() if when else ""
+    return [
+        concept_text(code),
+        code_of(code, LOINC),
+        _result_value(observation),
+        _reference_range(observation),
+        _interpretation(observation),
+        day(effective_time),
+    ]
+
+
+def encounter_row(encounter: JsonObject) -> list[str]:
+    types = ", ".join(filter(None, (concept_text(t) for t in encounter.get("type") or ())))
+    klass = encounter.get("class")
+    where = (encounter.get("serviceProvider") or {}).get("display", "")
+    return [
+        day(encounter_start(encounter)),
+        types or (str(klass.get("display", "")) if isinstance(klass, dict) else ""),
+        str(where),
+        str(encounter.get("status", "")),
+    ]

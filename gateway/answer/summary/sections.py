@@ -1,0 +1,233 @@
+"""The sections of the patient summary's Composition, one function each: its title, LOINC
+code, narrative and entries, and the entries themselves fitted for the document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gateway.answer.summary.codes import EMPTY_REASON_SYSTEM, IPS_PROFILES, LOINC, SECTION_CODES
+from gateway.answer.summary.entries import (
+    DocumentEntries,
+    fix_encounter,
+    fix_observation,
+    prepare,
+)
+from gateway.answer.summary.fhir_values import JsonObject
+from gateway.answer.summary.narrative import (
+    ENCOUNTER_HEADERS,
+    MEDICATION_HEADERS,
+    PAST_PROBLEM_HEADERS,
+    PROBLEM_HEADERS,
+    RESULT_HEADERS,
+    condition_row,
+    div,
+    encounter_row,
+    medication_row,
+    result_row,
+    table,
+)
+from gateway.answer.summary.selection import Chosen
+
+_EMPTY_REASON_DISPLAYS = {"unavailable": "Unavailable", "nilknown": "Nil Known"}
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the Composition (``None`` when an optional one is empty) and the
+    document entries it lists, fitted for the document."""
+
+    section: JsonObject | None
+    entries: list[JsonObject]
+
+
+def all_sections(
+    chosen: Chosen, document: DocumentEntries, *, results_per_analysis: int
+) -> list[Section]:
+    """Every section, in the Composition's order (which is also the entries' order)."""
+    return [
+        medication_section(chosen.medications, chosen.earlier_medications, document),
+        allergy_section(),
+        problem_section(chosen.problems, document),
+        past_illness_section(chosen.past_problems, document),
+        result_section(chosen.results, results_per_analysis, document),
+        encounter_section(chosen.encounters, document),
+    ]
+
+
+def _section(
+    key: str,
+    title: str,
+    narrative: str,
+    entries: Sequence[str],
+    *,
+    empty_reason: str | None = None,
+) -> JsonObject:
+    code, display = SECTION_CODES[key]
+    section: JsonObject = {
+        "title": title,
+        "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+        "text": div(narrative),
+    }
+    if entries:
+        section["entry"] = [{"reference": url} for url in entries]
+    elif empty_reason:
+        section["emptyReason"] = {
+            "coding": [
+                {
+                    "system": EMPTY_REASON_SYSTEM,
+                    "code": empty_reason,
+                    "display": _EMPTY_REASON_DISPLAYS.get(empty_reason, empty_reason),
+                }
+            ]
+        }
+    return section
+
+
+def medication_section(
+    medications: list[JsonObject], earlier: int, document: DocumentEntries
+) -> Section:
+    """Medication Summary (required): the current prescriptions, and how many earlier
+    ones are not listed."""
+    prepared = [
+        prepare(
+            m,
+            document,
+            table(MEDICATION_HEADERS, [medication_row(m)]),
+            IPS_PROFILES["MedicationRequest"],
+        )
+        for m in medications
+    ]
+    for request in prepared:
+        # Explicit: a request to give the medication (the IPS profile's pattern).
+        request["doNotPerform"] = False
+    note = (
+        f"<p>{earlier} earlier prescription(s) (completed or stopped) are not listed.</p>"
+        if earlier
+        else ""
+    )
+    narrative = (
+        table(MEDICATION_HEADERS, [medication_row(m) for m in medications]) + note
+        if medications
+        else "<p>No current prescriptions were found in the connected sources.</p>" + note
+    )
+    section = _section(
+        "medications",
+        "Medication Summary",
+        narrative,
+        document.urls(medications),
+        empty_reason="unavailable",
+    )
+    return Section(section, prepared)
+
+
+def allergy_section() -> Section:
+    """Allergies and Intolerances (required): always empty, as no source supplies them."""
+    section = _section(
+        "allergies",
+        "Allergies and Intolerances",
+        "<p>No information about allergies and intolerances is available: the connected "
+        "sources do not supply allergy data. This does not mean the patient has none.</p>",
+        [],
+        empty_reason="unavailable",
+    )
+    return Section(section, [])
+
+
+def problem_section(problems: list[JsonObject], document: DocumentEntries) -> Section:
+    """Problem List (required): the current problems."""
+    prepared = [
+        prepare(
+            c,
+            document,
+            table(PROBLEM_HEADERS, [condition_row(c, past=False)]),
+            IPS_PROFILES["Condition"],
+        )
+        for c in problems
+    ]
+    section = _section(
+        "problems",
+        "Problem List",
+        (
+            table(PROBLEM_HEADERS, [condition_row(c, past=False) for c in problems])
+            if problems
+            else "<p>No current problems were found in the connected sources.</p>"
+        ),
+        document.urls(problems),
+        empty_reason="unavailable",
+    )
+    return Section(section, prepared)
+
+
+def past_illness_section(past_problems: list[JsonObject], document: DocumentEntries) -> Section:
+    """History of Past Illness (optional): the problems that are no longer current."""
+    if not past_problems:
+        return Section(None, [])
+    prepared = [
+        prepare(
+            c,
+            document,
+            table(PAST_PROBLEM_HEADERS, [condition_row(c, past=True)]),
+            IPS_PROFILES["Condition"],
+        )
+        for c in past_problems
+    ]
+    section = _section(
+        "past_problems",
+        "History of Past Illness",
+        table(PAST_PROBLEM_HEADERS, [condition_row(c, past=True) for c in past_problems]),
+        document.urls(past_problems),
+    )
+    return Section(section, prepared)
+
+
+def result_section(
+    results: list[JsonObject], per_analysis: int, document: DocumentEntries
+) -> Section:
+    """Results (optional): the latest laboratory results of each analysis."""
+    if not results:
+        return Section(None, [])
+    prepared = []
+    for observation in results:
+        entry = prepare(
+            observation,
+            document,
+            table(RESULT_HEADERS, [result_row(observation)]),
+            IPS_PROFILES["Observation"],
+        )
+        fix_observation(entry)
+        prepared.append(entry)
+    note = (
+        "<p>The latest result of each analysis.</p>"
+        if per_analysis == 1
+        else f"<p>The latest {per_analysis} results of each analysis.</p>"
+    )
+    section = _section(
+        "results",
+        "Results",
+        note + table(RESULT_HEADERS, [result_row(o) for o in results]),
+        document.urls(results),
+    )
+    return Section(section, prepared)
+
+
+def encounter_section(encounters: list[JsonObject], document: DocumentEntries) -> Section:
+    """History of Encounters (optional): the most recent encounters."""
+    if not encounters:
+        return Section(None, [])
+    prepared = []
+    for encounter in encounters:
+        entry = prepare(
+            encounter, document, table(ENCOUNTER_HEADERS, [encounter_row(encounter)]), None
+        )
+        fix_encounter(entry)
+        prepared.append(entry)
+    section = _section(
+        "encounters",
+        "History of Encounters",
+        f"<p>The {len(encounters)} most recent encounters.</p>"
+        + table(ENCOUNTER_HEADERS, [encounter_row(e) for e in encounters]),
+        document.urls(encounters),
+    )
+    return Section(section, prepared)

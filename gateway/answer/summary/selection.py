@@ -1,0 +1,172 @@
+"""What the patient summary takes from the record: for each section, which resources, in
+which order (the rules are in the package docstring).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.answer.summary.codes import LOINC, OBSERVATION_CATEGORY
+from gateway.answer.summary.fhir_values import (
+    JsonObject,
+    code_of,
+    codings,
+    concept_text,
+    effective,
+    encounter_start,
+    first_code,
+    newest_first,
+    onset,
+    status_code,
+)
+
+CURRENT_MEDICATION_STATUSES = frozenset({"active", "on-hold"})
+ACTIVE_CLINICAL_STATUSES = frozenset({"active", "recurrence", "relapse"})
+EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+RESULT_STATUSES = frozenset({"registered", "preliminary", "final", "amended", "corrected"})
+LEFT_OUT_ENCOUNTER_STATUSES = frozenset({"planned", "cancelled", "entered-in-error"})
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The resources each section lists, in the order it lists them."""
+
+    medications: list[JsonObject]
+    #: Prescriptions left out because they are no longer current (completed, stopped).
+    earlier_medications: int
+    problems: list[JsonObject]
+    past_problems: list[JsonObject]
+    results: list[JsonObject]
+    encounters: list[JsonObject]
+
+    def resources(self) -> list[JsonObject]:
+        """Every chosen resource, in the order of the document's entries."""
+        return [
+            *self.medications,
+            *self.problems,
+            *self.past_problems,
+            *self.results,
+            *self.encounters,
+        ]
+
+
+def choose(
+    resources: Iterable[object], *, results_per_analysis: int, max_encounters: int
+) -> Chosen:
+    """What each section takes from ``resources`` (the first of two with one id wins)."""
+    by_type = _by_type(resources)
+    medications, earlier = current_medications(by_type["MedicationRequest"])
+    problems, past_problems = split_conditions(by_type["Condition"])
+    return Chosen(
+        medications=medications,
+        earlier_medications=earlier,
+        problems=problems,
+        past_problems=past_problems,
+        results=latest_results(by_type["Observation"], results_per_analysis),
+        encounters=recent_encounters(by_type["Encounter"], max_encounters),
+    )
+
+
+def _by_type(resources: Iterable[object]) -> defaultdict[str, list[JsonObject]]:
+    by_type: defaultdict[str, list[JsonObject]] = defaultdict(list)
+    seen: set[tuple[str, str]] = set()
+    for resource in resources:
+        if not (isinstance(resource, dict) and resource.get("id") and resource.get("resourceType")):
+            continue
+        key = (str(resource["resourceType"]), str(resource["id"]))
+        if key not in seen:  # the first of two resources with one id wins
+            seen.add(key)
+            by_type[key[0]].append(resource)
+    return by_type
+
+
+def current_medications(requests: Iterable[JsonObject]) -> tuple[list[JsonObject], int]:
+    """The current prescriptions, newest first, and how many earlier ones are left out."""
+    prescriptions = [
+        m
+        for m in requests
+        if m.get("status") != "entered-in-error"
+        and m.get("doNotPerform") is not True
+        and ("medicationCodeableConcept" in m or "medicationReference" in m)
+    ]
+    current = newest_first(
+        (m for m in prescriptions if m.get("status") in CURRENT_MEDICATION_STATUSES),
+        lambda m: m.get("authoredOn"),
+    )
+    return current, len(prescriptions) - len(current)
+
+
+def _is_current_problem(condition: JsonObject) -> bool:
+    status = status_code(condition.get("clinicalStatus"))
+    if status:
+        return status in ACTIVE_CLINICAL_STATUSES
+    return not any(key.startswith("abatement") for key in condition)
+
+
+def split_conditions(
+    conditions: Iterable[JsonObject],
+) -> tuple[list[JsonObject], list[JsonObject]]:
+    """The current problems and the past ones, each newest first; refuted ones left out."""
+    kept = [
+        c
+        for c in conditions
+        if status_code(c.get("verificationStatus")) not in EXCLUDED_VERIFICATION and c.get("code")
+    ]
+    problems = newest_first((c for c in kept if _is_current_problem(c)), onset)
+    past_problems = newest_first((c for c in kept if not _is_current_problem(c)), onset)
+    return problems, past_problems
+
+
+def _analysis_key(observation: JsonObject) -> tuple[str, str] | None:
+    code = observation.get("code")
+    loinc = code_of(code, LOINC)
+    return (LOINC, loinc) if loinc else first_code(code)
+
+
+def _has_value(observation: JsonObject) -> bool:
+    return any(
+        key.startswith("value") or key in ("component", "hasMember", "dataAbsentReason")
+        for key in observation
+    )
+
+
+def _is_lab(observation: JsonObject) -> bool:
+    return any(
+        c.get("system") == OBSERVATION_CATEGORY and c.get("code") == "laboratory"
+        for concept in observation.get("category") or ()
+        for c in codings(concept)
+    )
+
+
+def latest_results(observations: Iterable[JsonObject], per_analysis: int) -> list[JsonObject]:
+    """The latest ``per_analysis`` laboratory results of each analysis, newest first."""
+    groups: dict[tuple[str, str], list[tuple[datetime, str, JsonObject]]] = defaultdict(list)
+    for obs in observations:
+        when = effective(obs)
+        key = _analysis_key(obs)
+        if (
+            when is None
+            or key is None
+            or obs.get("status") not in RESULT_STATUSES
+            or not _is_lab(obs)
+            or not _has_value(obs)
+        ):
+            continue
+        groups[key].append((when, str(obs.get("id", "")), obs))
+    chosen: list[tuple[datetime, str, JsonObject]] = []
+    for candidates in groups.values():
+        candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
+        chosen.extend(candidates[:per_analysis])
+    chosen.sort(key=lambda c: (-c[0].timestamp(), concept_text(c[2].get("code")), c[1]))
+    return [obs for _, _, obs in chosen]
+
+
+def recent_encounters(encounters: Iterable[JsonObject], limit: int) -> list[JsonObject]:
+    """The ``limit`` most recent encounters that took place (not planned or cancelled)."""
+    return newest_first(
+        (e for e in encounters if e.get("status") not in LEFT_OUT_ENCOUNTER_STATUSES),
+        encounter_start,
+    )[:limit]
