@@ -139,6 +139,65 @@ def decide(principal: Principal, facts: AccessFacts) -> AccessDecision:
     return decision
 
 
+def asked_types(types: Sequence[str], *, with_patient: bool, also: Sequence[str]) -> list[str]:
+    """Every type a read asks for: ``types``, the Patient (``with_patient``), then ``also``."""
+    main = [*types, "Patient"] if with_patient else list(types)
+    return list(dict.fromkeys([*main, *also]))
+
+
+@dataclass(frozen=True, slots=True)
+class ReadScope:
+    """What one allowed read covers (see :func:`scope_read`)."""
+
+    #: The types the read is for (narrowed to the scopes when asked to be).
+    types: list[str]
+    #: More types read with them (a search's includes), within the scopes.
+    extra: list[str]
+    with_patient: bool
+    #: The types the access log entry names.
+    logged: list[str]
+
+
+def scope_read(
+    decision: AccessDecision,
+    types: Sequence[str],
+    *,
+    with_patient: bool,
+    narrow: bool = False,
+    patient_required: bool = False,
+    also: Sequence[str] = (),
+) -> ReadScope | None:
+    """What an allowed ``decision`` lets one read cover; None when it may not go ahead.
+
+    ``types`` (and the Patient, with ``with_patient``) are what the read is for. With
+    ``narrow``, the types the scopes do not cover are left out (except the Patient when
+    ``patient_required``); without it, asking for one refuses the read. ``also`` names
+    more types read with them, always narrowed: those the scopes cover are read and
+    returned as included (the Patient, if named, as the patient), the others are never
+    read and not named in the log entry.
+    """
+    main = [*types, "Patient"] if with_patient else list(types)
+    if narrow:
+        refused = patient_required and not decision.may_read_type("Patient")
+    else:
+        refused = not all(decision.may_read_type(t) for t in main)
+    if refused:
+        return None
+    if narrow:
+        types = [t for t in types if decision.may_read_type(t)]
+        with_patient = with_patient and decision.may_read_type("Patient")
+    extra = [
+        t
+        for t in dict.fromkeys(also)
+        if t != "Patient" and t not in types and decision.may_read_type(t)
+    ]
+    extra_logged = extra
+    if "Patient" in also and decision.may_read_type("Patient"):
+        with_patient = True
+        extra_logged = [*extra, "Patient"]
+    return ReadScope(list(types), extra, with_patient, [*main, *extra_logged])
+
+
 def decide_self_service(
     principal: Principal, facts: AccessFacts, resource_type: str, permission: str
 ) -> AccessDecision:

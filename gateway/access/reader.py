@@ -21,7 +21,13 @@ from adapters.base import PATIENT_COMPARTMENT_TYPES, FhirResource
 from consent.audit import AuditLog
 from consent.decision import AccessDecision
 from consent.entries import AuditEntryCreate
-from consent.policy import AccessFacts, decide, decide_emergency_open
+from consent.policy import (
+    AccessFacts,
+    asked_types,
+    decide,
+    decide_emergency_open,
+    scope_read,
+)
 from consent.principals import Citizen, Clinician, Integrator, Principal
 from consent.relations import GuardianRegister, RegisterUnavailable
 from consent.store import ConsentStore
@@ -251,41 +257,26 @@ class RecordReader:
         patient_required: bool = False,
         also: Sequence[str] = (),
     ) -> _Scope:
-        """Decide what a read may cover; a refusal is logged and raised as 403.
-
-        ``types`` (and the Patient, with ``with_patient``) are what the read is for. With
-        ``narrow``, the types the scopes do not cover are left out (except the Patient when
-        ``patient_required``); without it, asking for one is refused (403). ``also`` names
-        more types read with them, always narrowed: those the scopes cover are read and
-        returned as ``included`` (the Patient, if named, as ``patient``), the others are
-        never read and not named in the log entry.
-        """
-        main = [*types, "Patient"] if with_patient else list(types)
-        asked = list(dict.fromkeys([*main, *also]))
+        """Decide what a read may cover (the policy's :func:`~consent.policy.decide` and
+        :func:`~consent.policy.scope_read`); a refusal is logged and raised as 403."""
+        asked = asked_types(types, with_patient=with_patient, also=also)
         decision = await self.authorise(person, patient_id, action, asked)
-        if narrow:
-            refused = patient_required and not decision.may_read_type("Patient")
-        else:
-            refused = not all(decision.may_read_type(t) for t in main)
-        if refused:
+        covered = scope_read(
+            decision,
+            types,
+            with_patient=with_patient,
+            narrow=narrow,
+            patient_required=patient_required,
+            also=also,
+        )
+        if covered is None:
             await self.log(
                 AccessDecision.deny("scope", decision.actor_kind), patient_id, action, asked
             )
             raise Forbidden("the token's scopes do not allow reading this resource type")
-        if narrow:
-            types = [t for t in types if decision.may_read_type(t)]
-            with_patient = with_patient and decision.may_read_type("Patient")
-        extra = [
-            t
-            for t in dict.fromkeys(also)
-            if t != "Patient" and t not in types and decision.may_read_type(t)
-        ]
-        if "Patient" in also and decision.may_read_type("Patient"):
-            with_patient = True
-            extra_logged = [*extra, "Patient"]
-        else:
-            extra_logged = extra
-        return _Scope(decision, action, list(types), extra, with_patient, [*main, *extra_logged])
+        return _Scope(
+            decision, action, covered.types, covered.extra, covered.with_patient, covered.logged
+        )
 
     async def _read(self, person: PersonIdentifier, patient_id: str, scope: _Scope) -> ReadResult:
         """Fetch, hide, merge and log what ``scope`` (:meth:`_scope`) covers: one collect,
