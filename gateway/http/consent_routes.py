@@ -104,7 +104,13 @@ def _stated(text: str, name: str) -> str:
 
 def add_consent_routes(routes: FhirRoutes) -> None:
     """Register Consent, $emergency-access and AuditEvent on the FHIR router."""
-    base_of = _base_url
+    _add_consent(routes)
+    _add_emergency_access(routes)
+    _add_audit_search(routes)
+
+
+def _add_consent(routes: FhirRoutes) -> None:
+    """Consent: create (grant or block), search by patient, read, and update (withdraw)."""
 
     @routes.route(
         "POST",
@@ -118,7 +124,7 @@ def add_consent_routes(routes: FhirRoutes) -> None:
     async def create_consent(request: Request, desk: Choices) -> Any:
         desk.check_role("c")
         resource = await desk.create(await json_body(request))
-        location = f"{base_of(request)}/Consent/{resource['id']}"
+        location = f"{_base_url(request)}/Consent/{resource['id']}"
         return FhirJSONResponse(resource, status_code=201, headers={"Location": location})
 
     @routes.get(
@@ -133,7 +139,7 @@ def add_consent_routes(routes: FhirRoutes) -> None:
     ) -> Any:
         patient_id = patient.removeprefix("Patient/")
         resources = await desk.search(patient_id)
-        base = base_of(request)
+        base = _base_url(request)
         return FhirJSONResponse(
             searchset(
                 resources, None, base_url=base, self_link=f"{base}/Consent?patient={patient_id}"
@@ -155,6 +161,10 @@ def add_consent_routes(routes: FhirRoutes) -> None:
     async def update_consent(record_id: str, request: Request, desk: Choices) -> Any:
         desk.check_role("u")
         return FhirJSONResponse(await desk.update(record_id, await json_body(request)))
+
+
+def _add_emergency_access(routes: FhirRoutes) -> None:
+    """``Patient/{id}/$emergency-access``: open emergency access with a stated reason."""
 
     @routes.route(
         "POST",
@@ -188,6 +198,10 @@ def add_consent_routes(routes: FhirRoutes) -> None:
             }
         )
 
+
+def _add_audit_search(routes: FhirRoutes) -> None:
+    """``GET /AuditEvent?patient=``: the patient's own access log, with its checkpoint."""
+
     @routes.get(
         "/AuditEvent",
         "AuditEvent",
@@ -200,7 +214,7 @@ def add_consent_routes(routes: FhirRoutes) -> None:
     ) -> Any:
         patient_id = patient.removeprefix("Patient/")
         entries = await desk.access_log(patient_id)
-        base = base_of(request)
+        base = _base_url(request)
         events = [to_audit_event(entry, base_url=base) for entry in entries]
         bundle = searchset(
             events, None, base_url=base, self_link=f"{base}/AuditEvent?patient={patient_id}"

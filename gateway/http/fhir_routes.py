@@ -85,6 +85,18 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
     """The /fhir router; fills ``registry`` with what it serves."""
     router = APIRouter(prefix="/fhir", dependencies=[Depends(negotiate)], responses=ERROR_RESPONSES)
     routes = FhirRoutes(router, registry)
+    _add_metadata(router, registry)
+    _add_patient_routes(routes)
+    _add_patient_operations(routes)
+    _add_paging(router)
+    for resource_type in PATIENT_COMPARTMENT_TYPES:
+        _add_type_search(routes, resource_type)
+    add_consent_routes(routes)
+    return router
+
+
+def _add_metadata(router: APIRouter, registry: CapabilityRegistry) -> None:
+    """``GET /metadata``: the CapabilityStatement of what ``registry`` holds when asked."""
     released = datetime.now(UTC).date().isoformat()
 
     @router.get(
@@ -103,6 +115,11 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
                 released=released,
             )
         )
+
+
+def _add_patient_routes(routes: FhirRoutes) -> None:
+    """Find the unified Patient by identifier (in the query or a form body), and read it."""
+    router = routes.router
 
     @routes.get(
         "/Patient",
@@ -134,6 +151,10 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
         result = await records.patient(patient_id)
         assert result.patient is not None  # a Patient read was authorised, so it is there
         return read_response(request, result.patient)
+
+
+def _add_patient_operations(routes: FhirRoutes) -> None:
+    """The Patient operations ``$everything`` and ``$summary``."""
 
     @routes.get(
         "/Patient/{patient_id}/$everything",
@@ -181,6 +202,10 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
         )
         return FhirJSONResponse(document)
 
+
+def _add_paging(router: APIRouter) -> None:
+    """``GET /fhir?_getpages=...``: a further page of any search, by its cursor."""
+
     @router.get(
         "",
         response_class=FhirJSONResponse,
@@ -194,11 +219,6 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
         _getpages: Annotated[str, Query(max_length=4096, description="paging cursor")],
     ) -> Any:
         return await searches.next_page(request, records, principal, _getpages)
-
-    for resource_type in PATIENT_COMPARTMENT_TYPES:
-        _add_type_search(routes, resource_type)
-    add_consent_routes(routes)
-    return router
 
 
 async def _patient_search(request: Request, records: RecordReader, identifier: str) -> Any:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hmac
 import os
-import time
 from collections.abc import Callable, Sequence
 from typing import Annotated
 
@@ -31,12 +30,11 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.collect.pools import SourcePool
 from gateway.collect.resilience import BreakerState, CircuitBreaker
 from gateway.errors import NotFound, Unauthorized
-from gateway.http.health import OPERATIONAL_PATHS
+from gateway.http.answered import Answered
 from gateway.settings import Settings
 from gateway.sources import SourceReport, SourceStatus
 
@@ -156,6 +154,12 @@ class Metrics:
             self.slots.labels(pool.source_id, "in-use").set(pool.slots_in_use)
             self.slots.labels(pool.source_id, "total").set(pool.slots)
 
+    def observe_request(self, answered: Answered) -> None:
+        """Count and time one HTTP request by method, route template and status (read
+        from :class:`~gateway.http.answered.NoteAnswers`)."""
+        self.requests.labels(answered.method, answered.route, str(answered.status)).inc()
+        self.request_seconds.labels(answered.method, answered.route).observe(answered.seconds)
+
     def observe_reports(self, reports: Sequence[SourceReport]) -> None:
         """Count one read's per-source reports (its final statuses)."""
         for report in reports:
@@ -189,38 +193,6 @@ def _outcome(report: SourceReport) -> str:
     if report.status is SourceStatus.STALE:
         return "timeout" if report.reason == "timeout" else "failed"
     return report.status.value
-
-
-class RequestMetrics:
-    """ASGI middleware: count and time every HTTP request by method, route template and
-    status (an unmatched path is ``<unmatched>``, never the path itself)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPERATIONAL_PATHS:
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_noting_status)
-        finally:
-            route = getattr(scope.get("route"), "path", "<unmatched>")
-            method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.request_seconds.labels(method, route).observe(
-                time.perf_counter() - started
-            )
 
 
 def build_metrics_router(settings: Settings) -> APIRouter:

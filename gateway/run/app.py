@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import gc
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from gateway import __version__
 from gateway.collect.deadline import FinishTimes, RequestClock
 from gateway.errors import install_error_handlers
 from gateway.fhir_json import FhirJSONResponse
+from gateway.http.answered import Answered, NoteAnswers
 from gateway.http.capability import CapabilityRegistry
 from gateway.http.fhir_routes import build_fhir_router
 from gateway.http.headers import SecurityHeaders
-from gateway.http.health import OPERATIONAL_PATHS, build_health_router
-from gateway.http.metrics import Metrics, RequestMetrics, build_metrics_router
+from gateway.http.health import build_health_router
+from gateway.http.metrics import Metrics, build_metrics_router
 from gateway.http.notifications import build_notification_router
 from gateway.http.ratelimit import THROTTLED_RESPONSE, RateLimiter, rate_limit
 from gateway.services import Services
@@ -55,46 +55,24 @@ def smart_configuration(settings: Settings) -> dict[str, Any]:
     return {key: value for key, value in document.items() if value is not None}
 
 
-class AccessLog:
-    """ASGI middleware: one line per HTTP request, with its route template, status and
-    time to the end of the answer. Logs the template, never the concrete path or query:
-    they may carry ids. (Plain ASGI: Starlette's ``BaseHTTPMiddleware`` costs a task and
-    a stream per request.)"""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPERATIONAL_PATHS:
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # if the app fails before it starts an answer
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_noting_status)
-        finally:
-            route = getattr(scope.get("route"), "path", "<unmatched>")
-            elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-            access_log.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                route,
-                status,
-                elapsed_ms,
-                extra={
-                    "method": scope["method"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": elapsed_ms,
-                },
-            )
+def log_request(answered: Answered) -> None:
+    """The request log: one line per HTTP request, with its route template, status and
+    time to the end of the answer (read from :class:`~gateway.http.answered.NoteAnswers`,
+    which names the template, never the concrete path or query: they may carry ids)."""
+    elapsed_ms = round(answered.seconds * 1000, 1)
+    access_log.info(
+        "%s %s %d %.1fms",
+        answered.method,
+        answered.route,
+        answered.status,
+        elapsed_ms,
+        extra={
+            "method": answered.method,
+            "route": answered.route,
+            "status": answered.status,
+            "duration_ms": elapsed_ms,
+        },
+    )
 
 
 def _finish_times(app: FastAPI) -> FinishTimes | None:
@@ -164,9 +142,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)
 
-    app.add_middleware(AccessLog)
     app.state.metrics = Metrics.from_environment()
-    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    # One place notes each answer; the request log and the metrics read it.
+    app.add_middleware(NoteAnswers, readers=[log_request, app.state.metrics.observe_request])
     app.include_router(build_health_router(settings))
     app.include_router(build_metrics_router(settings))
     app.add_middleware(RequestClock, finish_times=lambda: _finish_times(app))

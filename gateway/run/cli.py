@@ -247,7 +247,19 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None, metavar="FILE", help=CONFIG_HELP)
 
 
+class _Commands:
+    """The sub-commands of one parser; each takes the options common to all of them."""
+
+    def __init__(self, parser: _Parser, dest: str, common: _Parser) -> None:
+        self.subs = parser.add_subparsers(dest=dest, required=True, metavar="COMMAND")
+        self.common = common
+
+    def add(self, name: str, help: str) -> _Parser:
+        return self.subs.add_parser(name, help=help, description=help, parents=[self.common])
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``samlad`` command line: its own options and one parser per sub-command."""
     # --log-level is accepted before the command and after it; the later one wins.
     common = _Parser(add_help=False)
     common.add_argument(
@@ -269,12 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LEVEL",
         help=f"log level: {', '.join(LOG_LEVELS)} (default: %(default)s)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = _Commands(parser, "command", common)
+    _add_demo(commands)
+    _add_serve(commands)
+    _add_token(commands)
+    _add_migrate(commands)
+    _add_audit(commands)
+    _add_cache(commands)
+    return parser
 
-    def command(name: str, help: str, subs: argparse._SubParsersAction[_Parser] = sub) -> _Parser:
-        return subs.add_parser(name, help=help, description=help, parents=[common])
 
-    demo = command("demo", "run four simulated regions and the gateway, on 127.0.0.1")
+def _add_demo(commands: _Commands) -> None:
+    demo = commands.add("demo", "run four simulated regions and the gateway, on 127.0.0.1")
     demo.add_argument(
         "--data-dir",
         type=Path,
@@ -294,7 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    serve_ = command("serve", "run the gateway from a configuration file")
+
+def _add_serve(commands: _Commands) -> None:
+    serve_ = commands.add("serve", "run the gateway from a configuration file")
     serve_.add_argument(
         "--config",
         type=Path,
@@ -312,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_.set_defaults(func=cmd_serve)
 
-    token = command("token", "print a token from the demo's local development issuer")
+
+def _add_token(commands: _Commands) -> None:
+    token = commands.add("token", "print a token from the demo's local development issuer")
     _add_config(token)
     token.add_argument(
         "--role",
@@ -364,16 +386,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.set_defaults(func=cmd_token)
 
-    migrate = command("migrate", "bring the database schema up to date")
+
+def _add_migrate(commands: _Commands) -> None:
+    migrate = commands.add("migrate", "bring the database schema up to date")
     _add_config(migrate)
     migrate.set_defaults(func=cmd_migrate)
 
-    audit = command("audit", "the access log")
-    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
-    verify = command(
-        "verify",
-        "check the hash chain against the signed checkpoints; exit 1 on any break",
-        audit_sub,
+
+def _add_audit(commands: _Commands) -> None:
+    audit = commands.add("audit", "the access log")
+    verify = _Commands(audit, "audit_command", commands.common).add(
+        "verify", "check the hash chain against the signed checkpoints; exit 1 on any break"
     )
     _add_config(verify)
     verify.add_argument(
@@ -384,12 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(func=cmd_audit_verify)
 
-    cache = command("cache", "the cache of normalised data")
-    cache_sub = cache.add_subparsers(dest="cache_command", required=True, metavar="COMMAND")
-    purge = command("purge", "remove data past its retention now", cache_sub)
+
+def _add_cache(commands: _Commands) -> None:
+    cache = commands.add("cache", "the cache of normalised data")
+    purge = _Commands(cache, "cache_command", commands.common).add(
+        "purge", "remove data past its retention now"
+    )
     _add_config(purge)
     purge.set_defaults(func=cmd_cache_purge)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
