@@ -5,7 +5,8 @@ Dates follow FHIR's precision rules: ``2026-05`` is the whole month, and a value
 an offset is Swedish local time (Europe/Stockholm), as the gateway normalises it. Every
 value, in a request or in a resource, is compared as a half-open range [lo, hi) of UTC
 microseconds; what each prefix means for two such ranges is in
-:mod:`gateway.answer.search.match`.
+:mod:`gateway.answer.search.match`. The dates and dateTimes themselves are read by
+:mod:`fhir_profiles.datetimes`; the prefixes, precision and ranges are this module's.
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from fhir_profiles.datetimes import STOCKHOLM, parse_date_span, parse_datetime
 from gateway.errors import BadRequest
 
 _DATE_PREFIXES = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "sa", "eb", "ap"})
-_STOCKHOLM = ZoneInfo("Europe/Stockholm")
+_STOCKHOLM = ZoneInfo(STOCKHOLM)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
+# The shapes a date search value may take; the groups that matched give its precision.
+# Stricter than datetime.fromisoformat (no "20260520", no space for "T"), so it decides
+# what is a date here; fhir_profiles.datetimes then reads the date or dateTime.
 _DATE_TEXT = re.compile(
     r"(?P<y>[0-9]{4})(?:-(?P<mo>[0-9]{2})(?:-(?P<d>[0-9]{2})"
     r"(?:T(?P<h>[0-9]{2}):(?P<mi>[0-9]{2})(?::(?P<s>[0-9]{2})(?:\.(?P<f>[0-9]{1,9}))?)?"
@@ -74,38 +79,26 @@ def date_span(text: str) -> tuple[int, int] | None:
     match = _DATE_TEXT.fullmatch(text)
     if match is None:
         return None
-    year, month, day, hour, minute, second, fraction, zone = match.group(
-        "y", "mo", "d", "h", "mi", "s", "f", "z"
-    )
-    tz: ZoneInfo | timezone = _STOCKHOLM
-    if zone == "Z":
-        tz = UTC
-    elif zone:
-        sign = -1 if zone[0] == "-" else 1
-        tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
     try:
-        if month is None:
-            start = datetime(int(year), 1, 1, tzinfo=tz)
-            end = datetime(int(year) + 1, 1, 1, tzinfo=tz)
-        elif day is None:
-            y, m = int(year), int(month)
-            start = datetime(y, m, 1, tzinfo=tz)
-            end = datetime(y + m // 12, m % 12 + 1, 1, tzinfo=tz)
-        elif hour is None:
-            start = datetime(int(year), int(month), int(day), tzinfo=tz)
-            # Wall-clock arithmetic: a local day is 23 or 25 hours at the DST changes.
-            end = start + timedelta(days=1)
+        if match["h"] is None:
+            first, after = parse_date_span(text)
+            # The local midnights: a local day is 23 or 25 hours at the DST changes.
+            start = datetime.combine(first, time(), _STOCKHOLM)
+            end = datetime.combine(after, time(), _STOCKHOLM)
         else:
-            micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
-            clock = (int(hour), int(minute), int(second or 0), micros)
-            start = datetime(int(year), int(month), int(day), *clock, tzinfo=tz)
-            if second is None:
-                step = timedelta(minutes=1)
-            elif fraction is None:
-                step = timedelta(seconds=1)
-            else:
-                step = timedelta(microseconds=10 ** max(0, 6 - len(fraction)))
-            end = start + step
+            start = parse_datetime(text)
+            if start.tzinfo is None:
+                start = start.replace(tzinfo=_STOCKHOLM)
+            end = start + _precision(match["s"], match["f"])
     except (ValueError, OverflowError):
         return None
     return (start - _EPOCH) // _MICROSECOND, (end - _EPOCH) // _MICROSECOND
+
+
+def _precision(seconds: str | None, fraction: str | None) -> timedelta:
+    """How long a dateTime written to the minute, the second or a fraction of it lasts."""
+    if seconds is None:
+        return timedelta(minutes=1)
+    if fraction is None:
+        return timedelta(seconds=1)
+    return timedelta(microseconds=10 ** max(0, 6 - len(fraction)))
