@@ -268,3 +268,27 @@ def parse_instant(value: object) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None
+
+
+_DATE_ONLY = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?", re.ASCII)
+
+
+def parse_date_span(text: str) -> tuple[date, date]:
+    """The days a FHIR date covers at its own precision: ``2026`` the year, ``2026-05`` the
+    month, ``2026-05-20`` the day, as (its first day, the first day after it).
+
+    Raises ValueError for anything else, a dateTime included, and for a date whose day
+    after cannot be represented (9999-12-31).
+    """
+    match = _DATE_ONLY.fullmatch(text)
+    if match is None:
+        raise ValueError("not a FHIR date")
+    year_text, month_text, day_text = match.groups()
+    year = int(year_text)
+    if month_text is None:
+        return date(year, 1, 1), date(year + 1, 1, 1)
+    month = int(month_text)
+    if day_text is None:
+        return date(year, month, 1), date(year + month // 12, month % 12 + 1, 1)
+    first = date(year, month, int(day_text))
+    return first, date.fromordinal(first.toordinal() + 1)

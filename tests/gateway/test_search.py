@@ -492,6 +492,8 @@ def test_a_name_that_looks_like_an_identity_number_is_not_echoed() -> None:
         ([("date", f"xx{PNR}")], "date"),
         ([("date", "2026-13-01")], "date"),
         ([("date", "2026-02-30")], "date"),
+        ([("date", "2026-05-20T10:00:00+24:00")], "date"),  # no such offset
+        ([("date", "le2026-05-20T10:00 25:30")], "date"),  # the "+" unencoded
         ([("date", f"ge2026-05-01,{PNR}")], "date"),
         ([("_lastUpdated", "yesterday")], "_lastUpdated"),
         ([("_count", "abc")], "_count"),

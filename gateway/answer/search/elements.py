@@ -1,0 +1,77 @@
+"""The elements a search returns of each resource: ``_elements`` and ``_summary=data``,
+with the SUBSETTED tag FHIR requires on what was cut.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from adapters.base import FhirResource
+from gateway.answer.search.parse import SearchSpec
+
+#: The tag FHIR requires on a resource that has had elements left out.
+SUBSETTED_TAG: Mapping[str, str] = MappingProxyType(
+    {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+        "code": "SUBSETTED",
+        "display": "subsetted",
+    }
+)
+
+#: Elements every projection keeps (FHIR: "servers SHOULD return mandatory elements").
+_MANDATORY: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "Observation": frozenset({"status", "code"}),
+        "MedicationRequest": frozenset({"status", "intent", "subject", "medication"}),
+        "Appointment": frozenset({"status", "participant"}),
+        "Encounter": frozenset({"status", "class"}),
+        "Condition": frozenset({"subject"}),
+        "DocumentReference": frozenset({"status", "content"}),
+    }
+)
+_ALWAYS_KEPT = frozenset({"resourceType", "id", "meta"})
+#: Choice elements ([x]) of the served types: ``_elements=effective`` keeps ``effectiveDateTime``.
+_CHOICES = frozenset(
+    {"effective", "value", "onset", "abatement", "medication", "reported", "deceased"}
+)
+
+
+def elements(spec: SearchSpec, resource: FhirResource) -> FhirResource:
+    """``resource`` as the search asks to return it: a copy subsetted by ``_elements``
+    (plus id, meta and the type's mandatory elements) or ``_summary=data`` (no
+    narrative), tagged SUBSETTED in ``meta.tag``. When nothing is subsetted the resource
+    itself is returned; the input is never changed.
+    """
+    if not spec.subsetted:
+        return resource
+    keep: Callable[[str], bool]
+    if spec.elements is not None:
+        wanted = spec.elements | _MANDATORY.get(spec.resource_type, frozenset()) | _ALWAYS_KEPT
+        keep = functools.partial(_is_wanted, wanted)
+    else:
+        keep = _not_text
+    projected = {key: value for key, value in resource.items() if keep(key)}
+    meta = dict(resource.get("meta") or {})
+    tags = list(meta.get("tag") or [])
+    if not any(t.get("code") == "SUBSETTED" for t in tags if isinstance(t, dict)):
+        tags.append(dict(SUBSETTED_TAG))
+    meta["tag"] = tags
+    projected["meta"] = meta
+    return projected
+
+
+def _is_wanted(wanted: frozenset[str], key: str) -> bool:
+    # ``_effectiveDateTime`` (a primitive's extensions) travels with ``effectiveDateTime``.
+    name = key.removeprefix("_")
+    if name in wanted:
+        return True
+    for choice in _CHOICES & wanted:
+        if name.startswith(choice) and name[len(choice) : len(choice) + 1].isupper():
+            return True
+    return False
+
+
+def _not_text(key: str) -> bool:
+    return key != "text"

@@ -1,0 +1,214 @@
+"""Which search parameters each served type supports, and where in a resource they look.
+
+Each served type's parameters come from one table, :data:`PARAMS`, with the search paths
+FHIR R4 defines for them: ``date`` is ``Observation.effective``, ``Encounter.period``,
+``Appointment.start``, ``DocumentReference.date`` and
+``MedicationRequest.dosageInstruction.timing.event`` (its authored date is
+``authoredon``); Condition has no ``date`` in R4, only ``onset-date`` and
+``recorded-date``. Parsing, matching and the capability list all read that table, so the
+CapabilityStatement cannot promise a parameter that is not honoured.
+
+``_include`` and ``_revinclude`` follow the reference parameters of a second table,
+:data:`LINKS` (``Observation:encounter`` points at an Encounter, ``Encounter:appointment``
+at an Appointment); ``_revinclude`` reads it the other way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+Path = tuple[str, ...]
+ParamKind = Literal["token", "date", "reference"]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A search parameter: its FHIR search type and where it looks in a resource."""
+
+    kind: ParamKind
+    paths: tuple[Path, ...]
+
+
+def _token(*paths: Path) -> Param:
+    return Param("token", paths)
+
+
+def _date(*paths: Path) -> Param:
+    return Param("date", paths)
+
+
+_PATIENT_SUBJECT = Param("reference", (("subject",),))
+
+#: Per served type, its search parameters and their FHIR R4 paths (choice types spelt out).
+PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
+    {
+        "Observation": {
+            "patient": _PATIENT_SUBJECT,
+            "category": _token(("category",)),
+            "code": _token(("code",)),
+            "status": _token(("status",)),
+            "date": _date(("effectiveDateTime",), ("effectivePeriod",), ("effectiveInstant",)),
+        },
+        "MedicationRequest": {
+            "patient": _PATIENT_SUBJECT,
+            "category": _token(("category",)),
+            "code": _token(("medicationCodeableConcept",)),
+            "status": _token(("status",)),
+            "intent": _token(("intent",)),
+            "authoredon": _date(("authoredOn",)),
+            "date": _date(("dosageInstruction", "timing", "event")),
+        },
+        "Appointment": {
+            "patient": Param("reference", (("participant", "actor"),)),
+            "status": _token(("status",)),
+            "service-category": _token(("serviceCategory",)),
+            "service-type": _token(("serviceType",)),
+            "appointment-type": _token(("appointmentType",)),
+            "date": _date(("start",)),
+        },
+        "Encounter": {
+            "patient": _PATIENT_SUBJECT,
+            "status": _token(("status",)),
+            "class": _token(("class",)),
+            "type": _token(("type",)),
+            "date": _date(("period",)),
+        },
+        "Condition": {
+            "patient": _PATIENT_SUBJECT,
+            "category": _token(("category",)),
+            "code": _token(("code",)),
+            "clinical-status": _token(("clinicalStatus",)),
+            "verification-status": _token(("verificationStatus",)),
+            "onset-date": _date(("onsetDateTime",), ("onsetPeriod",)),
+            "recorded-date": _date(("recordedDate",)),
+        },
+        "DocumentReference": {
+            "patient": _PATIENT_SUBJECT,
+            "category": _token(("category",)),
+            "type": _token(("type",)),
+            "status": _token(("status",)),
+            "date": _date(("date",)),
+            "period": _date(("context", "period")),
+        },
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A reference search parameter ``_include`` follows: the one served type it points
+    at and where the reference is."""
+
+    target: str
+    paths: tuple[Path, ...]
+
+
+def _to_patient(resource_type: str) -> Link:
+    # The same paths the patient parameter searches, so the two cannot disagree.
+    return Link("Patient", PARAMS[resource_type]["patient"].paths)
+
+
+_TO_ENCOUNTER = Link("Encounter", (("encounter",),))
+
+#: Per served type, the reference parameters ``Type:param`` that ``_include`` follows
+#: (and ``_revinclude`` follows backwards), with their FHIR R4 paths. Targets the gateway
+#: does not serve (Practitioner, Location, Group, ...) are left out: they are never there.
+LINKS: Mapping[str, Mapping[str, Link]] = MappingProxyType(
+    {
+        "Observation": {
+            "patient": _to_patient("Observation"),
+            "subject": _to_patient("Observation"),
+            "encounter": _TO_ENCOUNTER,
+        },
+        "MedicationRequest": {
+            "patient": _to_patient("MedicationRequest"),
+            "subject": _to_patient("MedicationRequest"),
+            "encounter": _TO_ENCOUNTER,
+        },
+        "Appointment": {"patient": _to_patient("Appointment")},
+        "Encounter": {
+            "patient": _to_patient("Encounter"),
+            "subject": _to_patient("Encounter"),
+            "appointment": Link("Appointment", (("appointment",),)),
+            "diagnosis": Link("Condition", (("diagnosis", "condition"),)),
+        },
+        "Condition": {
+            "patient": _to_patient("Condition"),
+            "subject": _to_patient("Condition"),
+            "encounter": _TO_ENCOUNTER,
+        },
+        "DocumentReference": {
+            "patient": _to_patient("DocumentReference"),
+            "subject": _to_patient("DocumentReference"),
+            "encounter": Link("Encounter", (("context", "encounter"),)),
+        },
+    }
+)
+#: The Provenance of merged duplicates: every read of the record carries it, and every
+#: page serves it for its matches, asked for or not (see ``gateway.http.searches``).
+PROVENANCE_TARGET = "Provenance:target"
+_COMMON: Mapping[str, Param] = MappingProxyType(
+    {"_id": _token(("id",)), "_lastUpdated": _date(("meta", "lastUpdated"))}
+)
+
+
+def params_for(resource_type: str) -> dict[str, Param]:
+    """Every search parameter of ``resource_type``: its own and the common ``_id`` and
+    ``_lastUpdated``. Raises KeyError for an unserved type."""
+    return {**PARAMS[resource_type], **_COMMON}
+
+
+def served_types() -> tuple[str, ...]:
+    """The resource types :func:`~gateway.answer.search.parse.parse_search` knows."""
+    return tuple(PARAMS)
+
+
+def search_params_for(resource_type: str) -> dict[str, str]:
+    """The search parameters supported for ``resource_type``: name -> FHIR search type.
+
+    Exactly what :func:`~gateway.answer.search.parse.parse_search` honours as filters (the
+    result parameters ``_count``, ``_sort``, ``_summary``, ``_elements``, ``_include`` and
+    ``_revinclude`` are not search parameters and are not listed). Raises KeyError for an
+    unserved type.
+    """
+    return {name: param.kind for name, param in params_for(resource_type).items()}
+
+
+def includes_for(resource_type: str) -> tuple[str, ...]:
+    """``_include`` values accepted for ``resource_type`` (CapabilityStatement.searchInclude):
+    ``*`` (every one of them) and each ``Type:param`` of :data:`LINKS`. Raises KeyError
+    for an unserved type, like :func:`search_params_for`."""
+    return ("*", *include_links(resource_type))
+
+
+def revincludes_for(resource_type: str) -> tuple[str, ...]:
+    """``_revinclude`` values accepted (CapabilityStatement.searchRevInclude): every
+    ``Type:param`` of :data:`LINKS` pointing at ``resource_type``, and the Provenance of
+    merged duplicates. Raises KeyError for an unserved type."""
+    return tuple(revinclude_links(resource_type))
+
+
+def include_links(resource_type: str) -> dict[str, Link]:
+    """``Type:param`` -> its link, for the references ``resource_type`` makes."""
+    return {f"{resource_type}:{name}": link for name, link in LINKS[resource_type].items()}
+
+
+def revinclude_links(resource_type: str) -> dict[str, str]:
+    """``Type:param`` -> the type it points at, for the references to ``resource_type``."""
+    PARAMS[resource_type]  # KeyError for an unserved type
+    links = {
+        f"{source}:{name}": link.target
+        for source, table in LINKS.items()
+        for name, link in table.items()
+        if link.target == resource_type
+    }
+    return {**links, PROVENANCE_TARGET: resource_type}
+
+
+def sortable_for(resource_type: str) -> tuple[str, ...]:
+    """Names usable in ``_sort`` for ``resource_type``: its date and token parameters."""
+    table = params_for(resource_type)
+    return tuple(name for name, param in table.items() if param.kind != "reference")
