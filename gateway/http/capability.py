@@ -22,11 +22,27 @@ class TypeCapability:
     operations: dict[str, str] = field(default_factory=dict)  # name -> definition
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One declared FHIR route: how it is called and what it serves."""
+
+    method: str
+    #: The path template under the FHIR base, e.g. ``/Patient/{patient_id}``.
+    path: str
+    resource_type: str
+    interaction: str | None = None
+    operation: str | None = None
+    #: Serves no personal data and needs no token (the CapabilityStatement).
+    public: bool = False
+
+
 @dataclass
 class CapabilityRegistry:
-    """Filled in by the route declarations; read by :func:`capability_statement`."""
+    """Filled in by the route declarations: every FHIR endpoint, and what each type can do.
+    Read by :func:`capability_statement` (the types) and the access tests (the endpoints)."""
 
     types: dict[str, TypeCapability] = field(default_factory=dict)
+    endpoints: list[Endpoint] = field(default_factory=list)
 
     def add(
         self,
@@ -35,6 +51,8 @@ class CapabilityRegistry:
         search_params: dict[str, str] | None = None,
         operation: tuple[str, str] | None = None,
     ) -> None:
+        if interaction is None and operation is None:
+            return  # not a capability of the type (paging, the CapabilityStatement)
         entry = self.types.setdefault(resource_type, TypeCapability())
         if interaction:
             entry.interactions.add(interaction)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import NotAcceptable
 from gateway.fhir_json import FhirJSONResponse
-from gateway.http.capability import CapabilityRegistry
+from gateway.http.capability import CapabilityRegistry, Endpoint
 
 _JSON_FORMATS = {"json", "application/json", "application/fhir+json"}
 
@@ -106,7 +106,8 @@ async def negotiate(request: Request, format_: Annotated[str | None, FORMAT_QUER
 
 
 class FhirRoutes:
-    """Declares FHIR routes and records each one as a capability."""
+    """Declares every FHIR route: each is recorded as an endpoint, and as a capability of
+    its type when it is an interaction or operation."""
 
     def __init__(self, router: APIRouter, registry: CapabilityRegistry) -> None:
         self.router = router
@@ -125,8 +126,19 @@ class FhirRoutes:
         status_code: int = 200,
         returns: str | None = None,
         openapi_extra: dict[str, Any] | None = None,
+        public: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         self.registry.add(resource_type, interaction, search_params, operation)
+        self.registry.endpoints.append(
+            Endpoint(
+                method,
+                path,
+                resource_type,
+                interaction,
+                operation[0] if operation else None,
+                public,
+            )
+        )
         if returns is None:
             returns = resource_type if interaction in {"read", "create", "update"} else "Bundle"
         return self.router.api_route(

@@ -36,7 +36,6 @@ from gateway.http.declare import (
     FhirRoutes,
     form_body,
     negotiate,
-    success_response,
 )
 from gateway.http.deps import Reader, services
 
@@ -85,25 +84,27 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
     """The /fhir router; fills ``registry`` with what it serves."""
     router = APIRouter(prefix="/fhir", dependencies=[Depends(negotiate)], responses=ERROR_RESPONSES)
     routes = FhirRoutes(router, registry)
-    _add_metadata(router, registry)
+    _add_metadata(routes)
     _add_patient_routes(routes)
     _add_patient_operations(routes)
-    _add_paging(router)
+    _add_paging(routes)
     for resource_type in PATIENT_COMPARTMENT_TYPES:
         _add_type_search(routes, resource_type)
     add_consent_routes(routes)
     return router
 
 
-def _add_metadata(router: APIRouter, registry: CapabilityRegistry) -> None:
-    """``GET /metadata``: the CapabilityStatement of what ``registry`` holds when asked."""
+def _add_metadata(routes: FhirRoutes) -> None:
+    """``GET /metadata``: the CapabilityStatement of what the registry holds when asked."""
     released = datetime.now(UTC).date().isoformat()
+    registry = routes.registry
 
-    @router.get(
+    @routes.get(
         "/metadata",
-        response_class=FhirJSONResponse,
+        "CapabilityStatement",
         summary="CapabilityStatement",
-        responses=success_response("CapabilityStatement"),
+        returns="CapabilityStatement",
+        public=True,
     )
     async def metadata(request: Request) -> Any:
         base = services(request).settings.fhir_base_url
@@ -119,7 +120,6 @@ def _add_metadata(router: APIRouter, registry: CapabilityRegistry) -> None:
 
 def _add_patient_routes(routes: FhirRoutes) -> None:
     """Find the unified Patient by identifier (in the query or a form body), and read it."""
-    router = routes.router
 
     @routes.get(
         "/Patient",
@@ -135,11 +135,12 @@ def _add_patient_routes(routes: FhirRoutes) -> None:
     ) -> Any:
         return await _patient_search(request, records, identifier)
 
-    @router.post(
+    @routes.route(
+        "POST",
         "/Patient/_search",
-        response_class=FhirJSONResponse,
+        "Patient",
+        interaction="search-type",
         summary="Find the unified Patient, identifier in the form body (not the URL)",
-        responses=success_response("Bundle"),
     )
     async def search_patient_post(
         request: Request, records: Reader, identifier: Annotated[str, Form()]
@@ -203,15 +204,10 @@ def _add_patient_operations(routes: FhirRoutes) -> None:
         return FhirJSONResponse(document)
 
 
-def _add_paging(router: APIRouter) -> None:
+def _add_paging(routes: FhirRoutes) -> None:
     """``GET /fhir?_getpages=...``: a further page of any search, by its cursor."""
 
-    @router.get(
-        "",
-        response_class=FhirJSONResponse,
-        summary="A further page of a search",
-        responses=success_response("Bundle"),
-    )
+    @routes.get("", "Bundle", summary="A further page of a search")
     async def get_page(
         request: Request,
         records: Reader,

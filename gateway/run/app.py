@@ -149,7 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_metrics_router(settings))
     app.add_middleware(RequestClock, finish_times=lambda: _finish_times(app))
 
-    registry = CapabilityRegistry()
+    registry = app.state.capabilities = CapabilityRegistry()
     # Every FHIR route spends the caller's rate budget first (gateway/http/ratelimit.py).
     app.include_router(
         build_fhir_router(registry),

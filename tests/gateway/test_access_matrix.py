@@ -1,20 +1,27 @@
 """Who may see what: every kind of principal against every endpoint with personal data.
 
 Each row of the matrix sets up the facts through the API (consents, blocks, emergency
-access), then asserts exactly what each endpoint returns to that principal.
+access), then asserts exactly what each endpoint returns to that principal. The endpoints
+are the ones the FHIR routes declare (the capability registry): a new endpoint fails
+:func:`test_the_matrix_covers_every_declared_endpoint` until the matrix says how to call
+it and who may.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES
+from gateway.http.capability import CapabilityRegistry
+from gateway.run.app import create_app
 from tests.gateway.conftest import (
     CHILD,
+    FHIR_BASE,
     GROWN_CHILD,
     GUARDIAN,
     NORD_PROVIDER,
@@ -22,7 +29,7 @@ from tests.gateway.conftest import (
     Gateway,
     follow_pages,
 )
-from tests.gateway.consent_helpers import deactivate, grant
+from tests.gateway.consent_helpers import consent_body, deactivate, grant
 
 pytestmark = pytest.mark.anyio
 
@@ -39,8 +46,14 @@ class Row:
 
     name: str
     person: str
+    #: May read the person's record.
     allowed: bool
     setup: Callable[[Gateway, str], Awaitable[dict[str, str]]]
+    #: May manage the person's consents and blocks and read their access log (the
+    #: person, or the guardian of a child under 13).
+    self_service: bool = False
+    #: May open emergency access (any clinician).
+    clinician: bool = False
 
 
 async def _citizen_self(gw: Gateway, _: str) -> dict[str, str]:
@@ -124,19 +137,31 @@ async def _integrator_wrong_context_scope(gw: Gateway, patient_id: str) -> dict[
 
 
 ROWS = [
-    Row("citizen self", TEST_PERSON, True, _citizen_self),
+    Row("citizen self", TEST_PERSON, True, _citizen_self, self_service=True),
     Row("other citizen", TEST_PERSON, False, _other_citizen),
-    Row("guardian of child under 13", CHILD, True, _guardian),
+    Row("guardian of child under 13", CHILD, True, _guardian, self_service=True),
     Row("guardian of child 13 or older", GROWN_CHILD, False, _guardian),
-    Row("clinician, provider consent", TEST_PERSON, True, _clinician_provider_consent),
-    Row("clinician, unit consent", TEST_PERSON, True, _clinician_unit_consent),
-    Row("clinician, other unit same provider", TEST_PERSON, False, _clinician_other_unit),
-    Row("clinician, other provider", TEST_PERSON, False, _clinician_other_provider),
-    Row("clinician, expired consent", TEST_PERSON, False, _clinician_expired),
-    Row("clinician, consent not yet valid", TEST_PERSON, False, _clinician_future),
-    Row("clinician, withdrawn consent", TEST_PERSON, False, _clinician_withdrawn),
-    Row("clinician, emergency access", TEST_PERSON, True, _clinician_emergency),
-    Row("clinician, no consent", TEST_PERSON, False, _clinician_no_consent),
+    Row(
+        "clinician, provider consent",
+        TEST_PERSON,
+        True,
+        _clinician_provider_consent,
+        clinician=True,
+    ),
+    Row("clinician, unit consent", TEST_PERSON, True, _clinician_unit_consent, clinician=True),
+    Row(
+        "clinician, other unit same provider",
+        TEST_PERSON,
+        False,
+        _clinician_other_unit,
+        clinician=True,
+    ),
+    Row("clinician, other provider", TEST_PERSON, False, _clinician_other_provider, clinician=True),
+    Row("clinician, expired consent", TEST_PERSON, False, _clinician_expired, clinician=True),
+    Row("clinician, consent not yet valid", TEST_PERSON, False, _clinician_future, clinician=True),
+    Row("clinician, withdrawn consent", TEST_PERSON, False, _clinician_withdrawn, clinician=True),
+    Row("clinician, emergency access", TEST_PERSON, True, _clinician_emergency, clinician=True),
+    Row("clinician, no consent", TEST_PERSON, False, _clinician_no_consent, clinician=True),
     Row("integrator, consent", TEST_PERSON, True, _integrator_consent),
     Row("integrator, no consent", TEST_PERSON, False, _integrator_no_consent),
     Row(
@@ -164,41 +189,212 @@ def _id_of(response: httpx.Response, person: str) -> str:
     return str(patients[0]["id"])
 
 
-def _endpoints(patient_id: str, person: str) -> list[tuple[str, str, dict[str, str] | None]]:
-    reads: list[tuple[str, str, dict[str, str] | None]] = [
-        ("GET", f"/fhir/Patient/{patient_id}", None),
-        ("GET", f"/fhir/Patient/{patient_id}/$everything", None),
-        ("POST", "/fhir/Patient/_search", {"identifier": f"{PNR}|{person}"}),
-    ]
-    reads += [("GET", f"/fhir/{t}?patient={patient_id}", None) for t in PATIENT_COMPARTMENT_TYPES]
-    return reads
+@dataclass
+class Call:
+    """How to call one endpoint in a row, and what the answer must be."""
+
+    #: ``record`` (the person's data), ``self-service`` (their consents and access log),
+    #: ``emergency`` (opening emergency access) or ``paging`` (a cursor of theirs).
+    kind: str
+    request: Callable[[Gateway, Context], Awaitable[httpx.Response]]
+
+
+@dataclass
+class Context:
+    """What a row's calls need: whose record, who asks, and what exists for them."""
+
+    patient_id: str
+    person: str
+    headers: dict[str, str]
+    #: A consent of the person's, made by the person (or the guardian) themselves.
+    record_id: str
+    #: A link to a further page, issued to ``headers`` when they may read, else to the
+    #: person themselves.
+    next_page: str
+
+
+def _get(path: Callable[[Context], str]) -> Callable[[Gateway, Context], Awaitable[httpx.Response]]:
+    async def call(gw: Gateway, ctx: Context) -> httpx.Response:
+        return await gw.client.get(path(ctx), headers=ctx.headers)
+
+    return call
+
+
+def _post_form(
+    path: str, form: Callable[[Context], dict[str, str]]
+) -> Callable[[Gateway, Context], Awaitable[httpx.Response]]:
+    async def call(gw: Gateway, ctx: Context) -> httpx.Response:
+        return await gw.client.post(path, data=form(ctx), headers=ctx.headers)
+
+    return call
+
+
+async def _create_consent(gw: Gateway, ctx: Context) -> httpx.Response:
+    body = consent_body(ctx.patient_id, "SE2321009099-ELSE")
+    return await gw.client.post("/fhir/Consent", json=body, headers=ctx.headers)
+
+
+async def _update_consent(gw: Gateway, ctx: Context) -> httpx.Response:
+    body = consent_body(ctx.patient_id, "SE2321009099-ELSE") | {"id": ctx.record_id}
+    return await gw.client.put(f"/fhir/Consent/{ctx.record_id}", json=body, headers=ctx.headers)
+
+
+async def _open_emergency(gw: Gateway, ctx: Context) -> httpx.Response:
+    return await gw.client.post(
+        f"/fhir/Patient/{ctx.patient_id}/$emergency-access",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueString": "Medvetslös på akuten"}],
+        },
+        headers=ctx.headers,
+    )
+
+
+def _type_search(resource_type: str) -> Callable[[Context], str]:
+    return lambda c: f"/fhir/{resource_type}?patient={c.patient_id}"
+
+
+def _calls() -> dict[tuple[str, str], Call]:
+    """Every endpoint with personal data, by (method, path template), in the order the
+    matrix calls them: reads first, then the calls that change what exists."""
+    calls = {
+        ("GET", "/Patient"): Call(
+            "record", _get(lambda c: f"/fhir/Patient?identifier={PNR}|{c.person}")
+        ),
+        ("POST", "/Patient/_search"): Call(
+            "record",
+            _post_form("/fhir/Patient/_search", lambda c: {"identifier": f"{PNR}|{c.person}"}),
+        ),
+        ("GET", "/Patient/{patient_id}"): Call(
+            "record", _get(lambda c: f"/fhir/Patient/{c.patient_id}")
+        ),
+        ("GET", "/Patient/{patient_id}/$everything"): Call(
+            "record", _get(lambda c: f"/fhir/Patient/{c.patient_id}/$everything")
+        ),
+        ("GET", "/Patient/{patient_id}/$summary"): Call(
+            "record", _get(lambda c: f"/fhir/Patient/{c.patient_id}/$summary")
+        ),
+        ("GET", ""): Call("paging", _get(lambda c: c.next_page)),
+    }
+    for t in PATIENT_COMPARTMENT_TYPES:
+        calls[("GET", f"/{t}")] = Call("record", _get(_type_search(t)))
+        calls[("POST", f"/{t}/_search")] = Call(
+            "record", _post_form(f"/fhir/{t}/_search", lambda c: {"patient": c.patient_id})
+        )
+    calls |= {
+        ("GET", "/Consent"): Call(
+            "self-service", _get(lambda c: f"/fhir/Consent?patient={c.patient_id}")
+        ),
+        ("GET", "/Consent/{record_id}"): Call(
+            "self-service", _get(lambda c: f"/fhir/Consent/{c.record_id}")
+        ),
+        ("GET", "/AuditEvent"): Call(
+            "self-service", _get(lambda c: f"/fhir/AuditEvent?patient={c.patient_id}")
+        ),
+        ("POST", "/Consent"): Call("self-service", _create_consent),
+        ("PUT", "/Consent/{record_id}"): Call("self-service", _update_consent),
+        ("POST", "/Patient/{patient_id}/$emergency-access"): Call("emergency", _open_emergency),
+    }
+    return calls
+
+
+CALLS = _calls()
+
+
+async def test_the_matrix_covers_every_declared_endpoint(gateway: Gateway) -> None:
+    app = create_app(gateway.settings)
+    registry: CapabilityRegistry = app.state.capabilities
+    declared = {(e.method, e.path) for e in registry.endpoints if not e.public}
+    assert set(CALLS) == declared
+    # ... and every FHIR route the app serves (as its OpenAPI schema lists them) is
+    # declared: none bypasses the registry.
+    routed = {
+        (method.upper(), path.removeprefix("/fhir"))
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/fhir") and not path.startswith("/fhir/.well-known")
+        for method in operations
+    }
+    assert routed == {(e.method, e.path) for e in registry.endpoints}
+
+
+async def _context(gw: Gateway, row: Row, patient_id: str, headers: dict[str, str]) -> Context:
+    owner = gw.citizen(GUARDIAN if row.person == CHILD else row.person)
+    consent = await gw.client.post(
+        "/fhir/Consent", json=consent_body(patient_id, "SE2321009098-MINE"), headers=owner
+    )
+    assert consent.status_code == 201, consent.text
+    pager = headers if row.allowed else gw.citizen(row.person)
+    search = f"/fhir/Observation?patient={patient_id}"
+    total = (await gw.client.get(f"{search}&_count=1", headers=pager)).json()["total"]
+    first = await gw.client.get(f"{search}&_count={max(1, total // 3)}", headers=pager)
+    assert first.status_code == 200, first.text
+    (following,) = [link["url"] for link in first.json()["link"] if link["relation"] == "next"]
+    return Context(
+        patient_id,
+        row.person,
+        headers,
+        str(consent.json()["id"]),
+        following.removeprefix(FHIR_BASE.removesuffix("/fhir")),
+    )
+
+
+def _expected(row: Row, call: Call) -> set[int]:
+    """The statuses an allowed call may answer with, or {403} (or {400} for a cursor not
+    issued to the caller) when refused."""
+    match call.kind:
+        case "record":
+            return {200} if row.allowed else {403}
+        case "paging":
+            return {200} if row.allowed else {400}
+        case "self-service":
+            return {200, 201} if row.self_service else {403}
+        case _:
+            return {200} if row.clinician else {403}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.name for row in ROWS])
 async def test_matrix(gateway: Gateway, row: Row) -> None:
     patient_id = await _patient_id(gateway, row.person)
     headers = await row.setup(gateway, patient_id)
-    for method, path, form in _endpoints(patient_id, row.person):
-        response = await gateway.client.request(method, path, data=form, headers=headers)
-        if not row.allowed:
-            assert response.status_code == 403, (path, response.text)
+    ctx = await _context(gateway, row, patient_id, headers)
+    for (method, path), call in CALLS.items():
+        response = await call.request(gateway, ctx)
+        expected = _expected(row, call)
+        assert response.status_code in expected, (method, path, response.text)
+        if response.status_code >= 400:
             body = response.text
+            assert response.json()["resourceType"] == "OperationOutcome"
             assert "Tolvansson" not in body
             assert row.person not in body
             continue
-        assert response.status_code == 200, (path, response.text)
-        body = response.json()
-        if body["resourceType"] == "Bundle":
-            matches = await follow_pages(gateway, body, headers)
+        if call.kind in ("record", "paging"):
+            first_page = call.kind == "record"
+            await _check_read(gateway, response.json(), headers, patient_id, first_page)
+
+
+async def _check_read(
+    gateway: Gateway,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    patient_id: str,
+    first_page: bool,
+) -> None:
+    """What an allowed read returns is the person's, and nobody else's."""
+    if body["resourceType"] == "Bundle" and body["type"] == "searchset":
+        matches = await follow_pages(gateway, body, headers)
+        if first_page:
             assert body["total"] == len(matches), "totals count exactly what the pages hold"
-            assert matches, path
-            assert len({(r["resourceType"], r["id"]) for r in matches}) == len(matches)
-            for resource in matches:
-                if resource["resourceType"] != "Patient":
-                    refs = str(resource.get("subject") or resource.get("participant"))
-                    assert f"Patient/{patient_id}" in refs
-        else:
-            assert body["id"] == patient_id
+        assert matches
+        assert len({(r["resourceType"], r["id"]) for r in matches}) == len(matches)
+        for resource in matches:
+            if resource["resourceType"] != "Patient":
+                refs = str(resource.get("subject") or resource.get("participant"))
+                assert f"Patient/{patient_id}" in refs
+    elif body["resourceType"] == "Bundle":
+        assert body["type"] == "document"
+        assert body["entry"][0]["resource"]["resourceType"] == "Composition"
+    else:
+        assert body["id"] == patient_id
 
 
 async def test_log_lists_every_attempt_allowed_or_denied(gateway: Gateway) -> None:
