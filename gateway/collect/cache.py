@@ -7,9 +7,12 @@ split into chunks of at most :data:`CHUNK_SIZE` resources, so that a huge record
 written as it arrives (:class:`ChunkSealer`) and read a chunk at a time
 (:class:`CacheSnapshot`).
 
-* Every chunk is compressed (zlib) and encrypted with AES-GCM under a key derived from
-  ``data_key``; the row's key (person, source, type, chunk) is the associated data, so a
-  chunk moved to another row does not decrypt. People are known by their opaque id only.
+* Every chunk is compressed (zlib) and sealed in an :class:`~gateway.envelope.Envelope`
+  (AES-GCM) under the cache's key derived from ``data_key`` (:mod:`gateway.keys`); the
+  row's key (person, source, type, chunk) is the associated data, so a chunk moved to
+  another row does not decrypt. Chunks sealed under the earlier key are still read; every
+  write seals afresh, and purging removes what is past the retention, so none is left one
+  retention period after the change. People are known by their opaque id only.
 * Each (person, source, type) has a sync row: when it was last refreshed from the source
   (``synced_at``) and when last in full (``full_synced_at``; a refresh by last update
   cannot see deletions, so a full one is made at a configured interval).
@@ -21,10 +24,8 @@ cache, by :class:`gateway.access.reader.RecordReader`.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
-import os
 import zlib
 from collections.abc import (
     AsyncGenerator,
@@ -42,13 +43,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Table, bindparam, delete, select, tuple_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import FhirResource
+from gateway.envelope import Envelope, Unopened
+from gateway.keys import Purpose, derive_key, legacy_key
 from gateway.memo import RECENT_SECONDS, Recent
 from store.db import Database, unavailable
 from store.tables import CacheChunk, CacheSync
@@ -64,9 +65,6 @@ WRITE_BATCH = 16
 #: zlib level of the chunks' JSON before encryption: FHIR JSON shrinks about eightfold
 #: at the fastest level, so a huge record's sealed chunks fit in memory until written.
 COMPRESSION_LEVEL = 1
-#: Names the chunk format in the key derivation: chunks of an earlier format do not
-#: decrypt, and are fetched again.
-_KEY_LABEL = b"samlad-record-cache-v2:"
 
 
 _CHUNKS: Table = CacheChunk.__table__  # type: ignore[attr-defined]
@@ -240,7 +238,10 @@ class RecordCache:
         self._db = db
         #: Each person's sync rows as lately read (see :meth:`states`).
         self._recent: Recent[str, list[tuple[str, str, SyncState]]] = Recent(RECENT_SECONDS)
-        self._aead = AESGCM(hashlib.sha256(_KEY_LABEL + data_key.encode()).digest())
+        self._envelope = Envelope(
+            derive_key(data_key, Purpose.RECORD_CACHE),
+            legacy_key(data_key, Purpose.RECORD_CACHE),
+        )
         self.retention = retention
         # Built once: constructing an upsert costs more than running it.
         chunk = db.upsert(_CHUNKS)
@@ -271,15 +272,12 @@ class RecordCache:
         return f"{patient_id}|{source_id}|{resource_type}|{chunk}".encode()
 
     def _seal(self, resources: Sequence[FhirResource], aad: bytes) -> bytes:
-        nonce = os.urandom(12)
-        plain = zlib.compress(orjson.dumps(resources), COMPRESSION_LEVEL)
-        return nonce + self._aead.encrypt(nonce, plain, aad)
+        return self._envelope.seal(zlib.compress(orjson.dumps(resources), COMPRESSION_LEVEL), aad)
 
     def _open(self, body: bytes, aad: bytes) -> list[FhirResource]:
         try:
-            plain = zlib.decompress(self._aead.decrypt(body[:12], body[12:], aad))
-            resources: Any = orjson.loads(plain)
-        except (InvalidTag, ValueError, zlib.error) as exc:
+            resources: Any = orjson.loads(zlib.decompress(self._envelope.open(body, aad)))
+        except (Unopened, ValueError, zlib.error) as exc:
             raise CacheCorrupt("a cache chunk does not decrypt") from exc
         if not isinstance(resources, list):
             raise CacheCorrupt("a cache chunk is not a list")

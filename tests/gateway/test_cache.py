@@ -172,6 +172,7 @@ async def test_chunks_written_before_keys_were_derived_with_hkdf_are_still_read(
     merged = await cache.save("unified", "src", {"Observation": [changed]}, later, full=False)
     assert len(merged["Observation"]) == len(resources)
     assert [r["id"] for r in merged["Observation"] if r["status"] == "amended"] == ["src.obs-2"]
+    assert all(body[:1] == b"\x01" for body in await _raw_bodies(cache))  # sealed afresh
 
 
 async def test_data_past_its_retention_is_not_served_and_is_purged(cache: RecordCache) -> None:
