@@ -78,7 +78,8 @@ class CacheChunk(SQLModel, table=True):
     resource_type: str = Field(primary_key=True, max_length=64)
     chunk: int = Field(primary_key=True)
     #: A zlib-compressed orjson list of resources sealed with AES-GCM
-    #: (``gateway.envelope``: a format byte, the 12-byte nonce, the ciphertext).
+    #: (``gateway.envelope``: a format byte, the 12-byte nonce, the ciphertext; chunks
+    #: from before the format byte lack it).
     body: bytes
 
 
