@@ -64,7 +64,9 @@ class Person(PersonBase, table=True):
 
     __tablename__ = "person"
 
-    #: AES-GCM ciphertext of the canonical identity number; never stored in clear.
+    #: The canonical identity number sealed with AES-GCM (``gateway.envelope``: a format
+    #: byte, the nonce, the ciphertext; rows from before the format byte lack it); never
+    #: stored in clear.
     identifier_ciphertext: bytes
     first_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
@@ -81,7 +83,9 @@ class CacheChunk(SQLModel, table=True):
     source_id: str = Field(primary_key=True, max_length=64)
     resource_type: str = Field(primary_key=True, max_length=64)
     chunk: int = Field(primary_key=True)
-    #: 12-byte nonce, then the AES-GCM ciphertext of an orjson list of resources.
+    #: A zlib-compressed orjson list of resources sealed with AES-GCM
+    #: (``gateway.envelope``: a format byte, the 12-byte nonce, the ciphertext; chunks
+    #: from before the format byte lack it).
     body: bytes
 
 

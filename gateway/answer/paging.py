@@ -15,9 +15,9 @@ change it:
 * **Bound to one principal.** ``bound_to`` (an opaque fingerprint of who asked, chosen
   by the gateway) is the AEAD's associated data: it is not in the token, and a cursor
   presented by anyone else fails to open exactly like a forged one.
-* **Its own key.** The codec derives its AES key from the key it is given with HKDF
-  (``info = samlad paging cursor v1``), so the gateway's ``id_key`` is never used
-  directly for a second purpose.
+* **Its own key.** The codec derives its AES key from the key it is given with
+  :func:`gateway.keys.derive_key` (HKDF-SHA256, ``info = samlad paging cursor v1``), so
+  the gateway's ``id_key`` is never used directly for a second purpose.
 * **Short-lived.** Each cursor expires ``ttl`` seconds (default 30 minutes) after it
   was made; each page issues fresh cursors, so a client reading steadily never
   expires.
@@ -53,11 +53,10 @@ from typing import Any, TypeVar
 
 import orjson
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.errors import BadRequest, GatewayError
+from gateway.keys import Purpose, derive_key
 
 #: The query parameter carrying a cursor on the FHIR base URL.
 PAGE_PARAM = "_getpages"
@@ -171,10 +170,7 @@ class PageCursorCodec:
             raise ValueError("the paging key must be at least 16 bytes")
         if not ttl > 0:
             raise ValueError("ttl must be positive")
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_AAD_PREFIX).derive(
-            key
-        )
-        self._aead = AESGCM(derived)
+        self._aead = AESGCM(derive_key(key, Purpose.PAGING_CURSOR))
         self._ttl = ttl
         self._clock = clock
 

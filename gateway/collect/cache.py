@@ -4,12 +4,12 @@ What is kept is one source's normalised answer (:mod:`gateway.merge.record`) for
 one resource type (the source's own Patient is kept as type ``Patient``): data already
 admitted, normalised and rewritten to gateway ids, so a cached read only merges. It is
 split into chunks of at most :data:`CHUNK_SIZE` resources, so that a huge record can be
-written as it arrives (:class:`ChunkSealer`) and read a chunk at a time
-(:class:`CacheSnapshot`).
+written as it arrives (:class:`~gateway.collect.sealing.ChunkSealer`) and read a chunk at a
+time (:class:`~gateway.collect.snapshot.CacheSnapshot`).
 
 * Every chunk is compressed (zlib) and encrypted with AES-GCM under a key derived from
-  ``data_key``; the row's key (person, source, type, chunk) is the associated data, so a
-  chunk moved to another row does not decrypt. People are known by their opaque id only.
+  ``data_key``, the row's key as associated data (:mod:`gateway.collect.sealing`). People
+  are known by their opaque id only.
 * Each (person, source, type) has a sync row: when it was last refreshed from the source
   (``synced_at``) and when last in full (``full_synced_at``; a refresh by last update
   cannot see deletions, so a full one is made at a configured interval).
@@ -21,13 +21,9 @@ cache, by :class:`gateway.access.reader.RecordReader`.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
-import os
-import zlib
 from collections.abc import (
-    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
@@ -41,32 +37,43 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import orjson
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Table, bindparam, delete, select, tuple_, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Table, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import FhirResource
+from gateway.collect.sealing import (
+    CHUNK_SIZE,
+    CacheCorrupt,
+    ChunkCipher,
+    ChunkSealer,
+    KeepBudget,
+    Sealed,
+)
+from gateway.collect.snapshot import CacheSnapshot, StoredType
 from gateway.memo import RECENT_SECONDS, Recent
-from store.db import Database, unavailable
+from store.db import Database
 from store.tables import CacheChunk, CacheSync
+
+# What callers import from here, wherever it is defined.
+__all__ = [
+    "CHUNK_SIZE",
+    "WRITE_BATCH",
+    "CacheCorrupt",
+    "CacheSnapshot",
+    "ChunkSealer",
+    "KeepBudget",
+    "RecordCache",
+    "Sealed",
+    "StoredType",
+    "SyncState",
+]
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-#: Most resources in one encrypted chunk.
-CHUNK_SIZE = 500
 #: Most chunks written by one statement.
 WRITE_BATCH = 16
-#: zlib level of the chunks' JSON before encryption: FHIR JSON shrinks about eightfold
-#: at the fastest level, so a huge record's sealed chunks fit in memory until written.
-COMPRESSION_LEVEL = 1
-#: Names the chunk format in the key derivation: chunks of an earlier format do not
-#: decrypt, and are fetched again.
-_KEY_LABEL = b"samlad-record-cache-v2:"
 
 
 _CHUNKS: Table = CacheChunk.__table__  # type: ignore[attr-defined]
@@ -79,149 +86,6 @@ class SyncState:
 
     synced_at: datetime
     full_synced_at: datetime
-
-
-class CacheCorrupt(Exception):
-    """A chunk did not decrypt or parse: it is treated as absent, never served."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredType:
-    """What one snapshot holds of one (person, source, type)."""
-
-    synced_at: datetime
-    chunks: int
-
-
-@dataclass(slots=True)
-class Sealed:
-    """One (person, source, type)'s resources, sealed: what :meth:`RecordCache.store`
-    writes."""
-
-    bodies: list[bytes]
-    count: int
-    #: The resources themselves, if the sealer was asked to keep them and they were few
-    #: enough; else None.
-    resources: list[FhirResource] | None
-    #: Beside kept ``resources``, what was handed in with each (see
-    #: :meth:`ChunkSealer.take`); else None.
-    digests: list[bytes | None] | None = None
-
-
-class KeepBudget:
-    """How many more fresh resources may be kept in memory beside their sealed chunks;
-    shared by the sealers of one read, so the read keeps at most that many in all."""
-
-    def __init__(self, limit: int) -> None:
-        self.left = limit
-
-
-class ChunkSealer:
-    """Seals resources into chunks of :data:`CHUNK_SIZE` as they arrive (a
-    :class:`~adapters.base.PageSink` of already normalised resources), keeping them in
-    memory too while ``keep`` allows (none without one)."""
-
-    def __init__(
-        self, seal: Callable[[int, Sequence[FhirResource]], bytes], keep: KeepBudget | None
-    ) -> None:
-        self._seal = seal
-        self._keep = keep
-        self._kept: list[FhirResource] | None = None
-        self._digests: list[bytes | None] | None = None
-        self.restart()
-
-    def restart(self) -> None:
-        self._give_back()
-        self._bodies: list[bytes] = []
-        self._pending: list[FhirResource] = []
-        self._kept = [] if self._keep is not None else None
-        self._digests = [] if self._keep is not None else None
-        self.count = 0
-
-    @property
-    def keeps(self) -> bool:
-        """Whether what it takes is still kept in memory (so digests are worth making)."""
-        return self._kept is not None
-
-    def _give_back(self) -> None:
-        if self._keep is not None and self._kept is not None:
-            self._keep.left += len(self._kept)
-        self._kept = self._digests = None
-
-    def take(
-        self, resources: list[FhirResource], digests: list[bytes | None] | None = None
-    ) -> None:
-        """Seal ``resources``; kept, they are kept with their ``digests`` (one each, of
-        the caller's making: the dedup plan's), if given."""
-        if digests is not None and len(digests) != len(resources):
-            raise ValueError("one digest per resource")
-        self.count += len(resources)
-        if self._kept is not None and self._keep is not None:
-            if len(resources) <= self._keep.left:
-                self._keep.left -= len(resources)
-                self._kept += resources
-                if digests is None:
-                    self._digests = None  # not for every resource: none kept
-                elif self._digests is not None:
-                    self._digests += digests
-            else:  # too many to keep: all of this type is read back from the store
-                self._give_back()
-        self._pending += resources
-        while len(self._pending) >= CHUNK_SIZE:
-            self._bodies.append(self._seal(len(self._bodies), self._pending[:CHUNK_SIZE]))
-            del self._pending[:CHUNK_SIZE]
-
-    def finish(self) -> Sealed:
-        """Seal what is left; an empty type is one empty chunk."""
-        if self._pending or not self._bodies:
-            self._bodies.append(self._seal(len(self._bodies), self._pending))
-            self._pending = []
-        return Sealed(self._bodies, self.count, self._kept, self._digests)
-
-
-class CacheSnapshot:
-    """One person's cached data as it was when the snapshot was opened, read a chunk at
-    a time: what a stream over a large record reads twice (see
-    :meth:`RecordCache.snapshot`)."""
-
-    def __init__(
-        self,
-        cache: RecordCache,
-        conn: AsyncConnection,
-        patient_id: str,
-        stored: dict[tuple[str, str], StoredType],
-    ) -> None:
-        self._cache = cache
-        self._conn = conn
-        self._patient_id = patient_id
-        self._stored = stored
-
-    def stored(self, source_id: str, resource_type: str) -> StoredType | None:
-        return self._stored.get((source_id, resource_type))
-
-    async def chunks(
-        self, source_id: str, resource_type: str
-    ) -> AsyncGenerator[list[FhirResource], None]:
-        """The resources of one source and type, one chunk at a time, in stored order;
-        raises :class:`CacheCorrupt` on a chunk that does not decrypt."""
-        stored = self._stored.get((source_id, resource_type))
-        for number in range(stored.chunks if stored else 0):
-            key = {
-                "patient_id": self._patient_id,
-                "source_id": source_id,
-                "resource_type": resource_type,
-                "chunk": number,
-            }
-            try:
-                body = await self._conn.scalar(self._cache.chunk_query, key)
-            except SQLAlchemyError as exc:
-                # Read outside the snapshot's own error handling (it is held open between
-                # reads).
-                raise unavailable(exc) from exc
-            aad = self._cache._aad(self._patient_id, source_id, resource_type, number)
-            if body is None:
-                raise CacheCorrupt("a cache chunk is missing")
-            yield self._cache._open(body, aad)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -240,19 +104,13 @@ class RecordCache:
         self._db = db
         #: Each person's sync rows as lately read (see :meth:`states`).
         self._recent: Recent[str, list[tuple[str, str, SyncState]]] = Recent(RECENT_SECONDS)
-        self._aead = AESGCM(hashlib.sha256(_KEY_LABEL + data_key.encode()).digest())
+        self._cipher = ChunkCipher(data_key)
         self.retention = retention
         # Built once: constructing an upsert costs more than running it.
         chunk = db.upsert(_CHUNKS)
         self._put_chunk = chunk.on_conflict_do_update(
             index_elements=["patient_id", "source_id", "resource_type", "chunk"],
             set_={"body": chunk.excluded.body},
-        )
-        self.chunk_query = select(_CHUNKS.c.body).where(
-            _CHUNKS.c.patient_id == bindparam("patient_id"),
-            _CHUNKS.c.source_id == bindparam("source_id"),
-            _CHUNKS.c.resource_type == bindparam("resource_type"),
-            _CHUNKS.c.chunk == bindparam("chunk"),
         )
         sync = db.upsert(_SYNC)
         self._put_sync = sync.on_conflict_do_update(
@@ -264,27 +122,6 @@ class RecordCache:
             },
         )
 
-    # -- encryption ----------------------------------------------------------------
-
-    @staticmethod
-    def _aad(patient_id: str, source_id: str, resource_type: str, chunk: int) -> bytes:
-        return f"{patient_id}|{source_id}|{resource_type}|{chunk}".encode()
-
-    def _seal(self, resources: Sequence[FhirResource], aad: bytes) -> bytes:
-        nonce = os.urandom(12)
-        plain = zlib.compress(orjson.dumps(resources), COMPRESSION_LEVEL)
-        return nonce + self._aead.encrypt(nonce, plain, aad)
-
-    def _open(self, body: bytes, aad: bytes) -> list[FhirResource]:
-        try:
-            plain = zlib.decompress(self._aead.decrypt(body[:12], body[12:], aad))
-            resources: Any = orjson.loads(plain)
-        except (InvalidTag, ValueError, zlib.error) as exc:
-            raise CacheCorrupt("a cache chunk does not decrypt") from exc
-        if not isinstance(resources, list):
-            raise CacheCorrupt("a cache chunk is not a list")
-        return resources
-
     def sealer(
         self,
         patient_id: str,
@@ -295,8 +132,8 @@ class RecordCache:
         """Seals one (person, source, type)'s fresh resources as they arrive (for
         :meth:`store`), keeping them in memory too while ``keep`` allows."""
         return ChunkSealer(
-            lambda number, part: self._seal(
-                part, self._aad(patient_id, source_id, resource_type, number)
+            lambda number, part: self._cipher.seal(
+                part, self._cipher.aad(patient_id, source_id, resource_type, number)
             ),
             keep,
         )
@@ -368,7 +205,8 @@ class RecordCache:
             rows = (await conn.execute(query)).all()
         for source_id, resource_type, chunk, body in rows:
             try:
-                part = self._open(body, self._aad(patient_id, source_id, resource_type, chunk))
+                aad = self._cipher.aad(patient_id, source_id, resource_type, chunk)
+                part = self._cipher.open(body, aad)
             except CacheCorrupt:
                 broken.add(source_id)
                 continue
@@ -388,7 +226,7 @@ class RecordCache:
                 (source_id, resource_type): StoredType(_aware(synced_at), chunks)
                 for source_id, resource_type, synced_at, chunks in await conn.execute(query)
             }
-            yield CacheSnapshot(self, conn, patient_id, stored)
+            yield CacheSnapshot(self._cipher, conn, patient_id, stored)
 
     # -- writes ----------------------------------------------------------------------
     #
@@ -519,8 +357,8 @@ class RecordCache:
         )
         current: dict[str, dict[str, FhirResource]] = {t: {} for t in changes}
         for resource_type, chunk, body in rows:
-            aad = self._aad(patient_id, source_id, resource_type, chunk)
-            for resource in self._open(body, aad):
+            aad = self._cipher.aad(patient_id, source_id, resource_type, chunk)
+            for resource in self._cipher.open(body, aad):
                 current[resource_type][str(resource.get("id"))] = resource
         newer = {t for t, state in previous.items() if state.synced_at > synced_at}
         for resource_type, changed in changes.items():

@@ -5,12 +5,15 @@ is decided on every read, after the cache."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import text
 from starlette.types import Receive, Scope, Send
 
@@ -131,6 +134,45 @@ async def test_a_chunk_moved_to_another_person_is_never_served(cache: RecordCach
 
     assert await cache.load("other", ["src"], ["Observation"]) == {}
     assert (await cache.load("unified", ["src"], ["Observation"]))["src"]["Observation"]
+
+
+def _sealed_as_before_hkdf(resources: list[dict[str, Any]], aad: bytes, nonce: bytes) -> bytes:
+    """A chunk as written before keys were derived with HKDF (made here by hand): the
+    nonce, then AES-GCM of the zlib-compressed JSON under SHA-256 of a label and the key."""
+    key = hashlib.sha256(b"samlad-record-cache-v2:" + KEY.encode()).digest()
+    return nonce + AESGCM(key).encrypt(nonce, zlib.compress(orjson.dumps(resources)), aad)
+
+
+async def test_chunks_written_before_keys_were_derived_with_hkdf_are_still_read(
+    cache: RecordCache,
+) -> None:
+    resources = [_observation(n) for n in range(CHUNK_SIZE + 3)]
+    await cache.save("unified", "src", {"Observation": resources}, NOW, full=True)
+    # Both chunks sealed again the earlier way; the first with a nonce that begins like a
+    # chunk of the current format.
+    earlier = [(0, resources[:CHUNK_SIZE], b"\x01" * 12), (1, resources[CHUNK_SIZE:], b"\x5a" * 12)]
+    async with cache._db.session() as session:
+        conn = await session.connection()
+        for number, part, nonce in earlier:
+            body = _sealed_as_before_hkdf(part, f"unified|src|Observation|{number}".encode(), nonce)
+            await conn.execute(
+                text("UPDATE record_cache SET body = :body WHERE chunk = :chunk"),
+                {"body": body, "chunk": number},
+            )
+        await session.commit()
+
+    assert (await cache.load("unified", ["src"], ["Observation"]))["src"]["Observation"] == (
+        resources
+    )
+    async with cache.snapshot("unified") as snapshot:
+        parts = [part async for part in snapshot.chunks("src", "Observation")]
+    assert [resource for part in parts for resource in part] == resources
+    changed = _observation(2) | {"status": "amended"}
+    later = NOW + timedelta(minutes=5)
+    merged = await cache.save("unified", "src", {"Observation": [changed]}, later, full=False)
+    assert len(merged["Observation"]) == len(resources)
+    assert [r["id"] for r in merged["Observation"] if r["status"] == "amended"] == ["src.obs-2"]
+    assert all(body[:1] == b"\x01" for body in await _raw_bodies(cache))  # sealed afresh
 
 
 async def test_data_past_its_retention_is_not_served_and_is_purged(cache: RecordCache) -> None:
