@@ -18,14 +18,15 @@ Only opaque ids and HSA-ids are stored: never an identity number (``AuditEntryCr
 refuses values that look like one, and redacts them from the emergency reason, the one
 free-text field).
 
-Appends are serialised so the chain stays linear with many writers: on PostgreSQL by a
-transaction-scoped advisory lock (``pg_advisory_xact_lock``), held from reading the head
-to commit; on SQLite by ``BEGIN IMMEDIATE``, which takes the database's single write lock
-before the head is read (SQLite's busy timeout, 5 s by default in the ``sqlite3``
-module, bounds the wait). The primary key on ``seq`` is the backstop: a second writer
-that somehow read the same head fails instead of forking the chain. Database errors
-surface as :class:`~consent.errors.AccessLogUnavailable`; a caller that cannot log an
-access must not serve the data.
+Appends are serialised so the chain stays linear with many writers: each batch is one
+``Database.write`` under the named lock :data:`APPEND_LOCK`, held from reading the head
+to commit (on PostgreSQL a transaction-scoped advisory lock, waited for at most
+``lock_timeout``; on SQLite the database's single write lock, taken before the head is
+read). The primary key on ``seq`` is the backstop: a second writer that somehow read the
+same head fails instead of forking the chain. Database errors surface as
+:class:`~store.db.StoreUnavailable`, and a closed log as
+:class:`~consent.errors.AccessLogUnavailable`; a caller that cannot log an access must
+not serve the data.
 
 Within one process appends are group-committed, since a lock, a head read and a commit
 per entry cap the whole gateway at a few hundred logged reads per second: concurrent
@@ -53,7 +54,6 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     insert,
     select,
-    text,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import Executable
@@ -78,8 +78,8 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
-#: Key of the PostgreSQL advisory lock that serialises appends ("SAMLAD-A").
-PG_APPEND_LOCK = 0x53414D4C41442D41
+#: The write lock appends take (``Database.write``): one chain, however many writers.
+APPEND_LOCK = "audit-log-append"
 
 #: Most entries one transaction writes (a bound on its size and on the lock's hold time).
 MAX_BATCH = 256
@@ -120,7 +120,7 @@ class AuditLog:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._db = db
-        self._lock_timeout_ms = max(1, round(lock_timeout * 1000))
+        self._lock_timeout = lock_timeout
         self._max_batch = max_batch
         self._queue: deque[_Queued] = deque()
         self._batch: list[_Queued] = []  # the entries being written
@@ -249,32 +249,7 @@ class AuditLog:
 
     async def _under_append_lock(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
         """Run ``work`` in one transaction that holds the append lock, and commit."""
-        async with self._db.session() as session:
-            if self._db.engine.dialect.name == "sqlite":
-                # Take SQLite's write lock before reading the head: with the driver's
-                # default (deferred) transactions two writers could read the same head.
-                conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-                await conn.exec_driver_sql("BEGIN IMMEDIATE")
-                try:
-                    result = await work(conn)
-                    await conn.exec_driver_sql("COMMIT")
-                except Exception:
-                    await conn.exec_driver_sql("ROLLBACK")
-                    raise
-            else:
-                conn = await session.connection()
-                # The FROM clause runs first, so the timeout governs the wait for the lock,
-                # which is released at commit or rollback, after the new rows are visible.
-                await conn.execute(
-                    text(
-                        "SELECT pg_advisory_xact_lock(:key)"
-                        " FROM (SELECT set_config('lock_timeout', :timeout, true)) AS settings"
-                    ),
-                    {"key": PG_APPEND_LOCK, "timeout": f"{self._lock_timeout_ms}ms"},
-                )
-                result = await work(conn)
-                await session.commit()
-        return result
+        return await self._db.write(work, lock=APPEND_LOCK, lock_timeout=self._lock_timeout)
 
     async def checkpoint_if_due(self, *, force: bool = False) -> Checkpoint | None:
         """Write a checkpoint of the head (then export it) if one is due by time, or with

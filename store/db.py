@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, event, func, select
+from sqlalchemy import Table, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -131,7 +131,11 @@ class Database:
             raise unavailable(exc) from exc
 
     async def write(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], *, lock: str | None = None
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        *,
+        lock: str | None = None,
+        lock_timeout: float | None = None,
     ) -> T:
         """Run ``work`` in one transaction, commit it and return what it returned: the way
         to write with Core statements.
@@ -143,7 +147,9 @@ class Database:
         held to commit. SQLite: every write, whatever its name, takes the database's one
         write lock first (``BEGIN IMMEDIATE``), so what it reads is what it writes over;
         this process's writes take turns for it in memory, so only other processes'
-        writes count against the driver's busy timeout (5 s).
+        writes count against the driver's busy timeout (5 s). ``lock_timeout``: the most
+        seconds to wait for the PostgreSQL lock (else as long as it takes); a write that
+        waits longer fails (a 503) with nothing written.
 
         A transaction the database aborts for colliding with another (a deadlock, a
         serialization failure) is rolled back and ``work`` run once more from the
@@ -153,21 +159,37 @@ class Database:
         """
         try:
             try:
-                return await self._transaction(work, lock)
+                return await self._transaction(work, lock, lock_timeout)
             except DBAPIError as exc:
                 if (state := _collided(exc)) is None:
                     raise
                 log.warning("database write collided with another (%s): run again", state)
-            return await self._transaction(work, lock)
+            return await self._transaction(work, lock, lock_timeout)
         except SQLAlchemyError as exc:
             raise unavailable(exc) from exc
 
     async def _transaction(
-        self, work: Callable[[AsyncConnection], Awaitable[T]], lock: str | None
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        lock: str | None,
+        lock_timeout: float | None,
     ) -> T:
         if self.dialect == "postgresql":
             async with self.engine.connect() as conn, conn.begin():
-                if lock is not None:
+                if lock is not None and lock_timeout is not None:
+                    # The FROM clause runs first, so the timeout governs the wait for the
+                    # lock (and this transaction's later ones).
+                    await conn.execute(
+                        text(
+                            "SELECT pg_advisory_xact_lock(:key) FROM"
+                            " (SELECT set_config('lock_timeout', :timeout, true)) AS settings"
+                        ),
+                        {
+                            "key": lock_key(lock),
+                            "timeout": f"{max(1, round(lock_timeout * 1000))}ms",
+                        },
+                    )
+                elif lock is not None:
                     await conn.execute(select(func.pg_advisory_xact_lock(lock_key(lock))))
                 return await work(conn)
         # Its turn first, then a connection: one waiting holds none.

@@ -19,9 +19,9 @@ import orjson
 import pytest
 from sqlalchemy import event, text
 
-from consent.audit import PG_APPEND_LOCK, AuditLog
+from consent.audit import APPEND_LOCK, AuditLog
 from consent.entries import AUDIT_TABLE, AuditEntryCreate, AuditEntryPublic
-from store.db import Database, StoreUnavailable
+from store.db import Database, StoreUnavailable, lock_key
 from tests.consent.helpers import connection, entry
 
 pytestmark = pytest.mark.anyio
@@ -177,7 +177,7 @@ async def test_a_failed_lock_wait_fails_the_batch_and_the_log_recovers(postgres_
     try:
         log = AuditLog(db, lock_timeout=0.3)
         with connection(postgres_url) as holder:
-            holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_APPEND_LOCK})
+            holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(APPEND_LOCK)})
             async with asyncio.timeout(30):
                 outcomes = await asyncio.gather(
                     *(log.append(entry(PATIENT)) for _ in range(10)), return_exceptions=True

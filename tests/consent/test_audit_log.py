@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError
 
-from consent.audit import PG_APPEND_LOCK, AuditLog
+from consent.audit import APPEND_LOCK, AuditLog
 from consent.entries import (
     AUDIT_TABLE,
     GENESIS_HASH,
@@ -22,7 +22,7 @@ from consent.entries import (
     ChainReport,
     compute_hash,
 )
-from store.db import Database, StoreUnavailable
+from store.db import Database, StoreUnavailable, lock_key
 from tests.consent.helpers import connection, entry, triggers_off
 
 pytestmark = pytest.mark.anyio
@@ -333,7 +333,7 @@ def test_malformed_entries_are_refused(overrides: dict[str, Any]) -> None:
 async def test_a_stuck_writer_makes_appends_fail_fast(postgres_url: str) -> None:
     """Someone holds the append lock: appends give up after lock_timeout, not hang."""
     with connection(postgres_url) as holder:
-        holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_APPEND_LOCK})
+        holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(APPEND_LOCK)})
         db = Database(postgres_url)
         try:
             started = time.perf_counter()
