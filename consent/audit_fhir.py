@@ -10,26 +10,30 @@ from typing import Any
 
 from consent.checkpoints import Checkpoint
 from consent.entries import AuditEntryPublic
-from fhir_profiles.identifiers import HSA_ID_SYSTEM
-
-DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
-RESTFUL_INTERACTION_SYSTEM = "http://hl7.org/fhir/restful-interaction"
-ACT_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-PARTICIPATION_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
-SECURITY_SOURCE_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/security-source-type"
-ENTITY_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
-OBJECT_ROLE_SYSTEM = "http://terminology.hl7.org/CodeSystem/object-role"
-
-AUDIT_ACTION_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-action"
-ACTOR_KIND_SYSTEM = "https://samlad.se/fhir/CodeSystem/actor-kind"
-AGENT_ROLE_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-agent-role"
-OUTCOME_REASON_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-outcome-reason"
-CLIENT_ID_SYSTEM = "https://samlad.se/fhir/sid/client-id"
-PATIENT_ID_SYSTEM = "https://samlad.se/fhir/sid/patient-id"
-EMERGENCY_EXTENSION = "https://samlad.se/fhir/StructureDefinition/emergency-access"
-ON_BEHALF_OF_EXTENSION = "https://samlad.se/fhir/StructureDefinition/on-behalf-of"
-CHAIN_EXTENSION = "https://samlad.se/fhir/StructureDefinition/audit-chain"
-CHECKPOINT_EXTENSION = "https://samlad.se/fhir/StructureDefinition/audit-checkpoint"
+from fhir_profiles.codes import (
+    ACT_REASON_SYSTEM,
+    ACTOR_KIND_SYSTEM,
+    AUDIT_ACTION_SYSTEM,
+    AUDIT_AGENT_ROLE_SYSTEM,
+    AUDIT_ENTITY_TYPE_SYSTEM,
+    DCM_SYSTEM,
+    OBJECT_ROLE_SYSTEM,
+    PARTICIPATION_TYPE_SYSTEM,
+    RESTFUL_INTERACTION_SYSTEM,
+    SECURITY_SOURCE_TYPE_SYSTEM,
+)
+from fhir_profiles.extensions import (
+    AUDIT_CHAIN_URL,
+    AUDIT_CHECKPOINT_URL,
+    EMERGENCY_ACCESS_URL,
+    ON_BEHALF_OF_URL,
+)
+from fhir_profiles.identifiers import (
+    CLIENT_ID_SYSTEM,
+    HSA_ID_SYSTEM,
+    PATIENT_ID_SYSTEM,
+    URI_SYSTEM,
+)
 
 # Our action -> (FHIR restful interaction, AuditEvent.action)
 _INTERACTIONS: dict[str, tuple[str | None, str]] = {
@@ -67,7 +71,7 @@ def to_audit_event(entry: AuditEntryPublic, *, base_url: str) -> dict[str, Any]:
         "agent": _agents(entry),
         "source": {
             "observer": {
-                "identifier": {"system": "urn:ietf:rfc:3986", "value": base_url},
+                "identifier": {"system": URI_SYSTEM, "value": base_url},
                 "display": "Samlad FHIR gateway",
             },
             "type": [_coding(SECURITY_SOURCE_TYPE_SYSTEM, "4", "Application Server")],
@@ -78,7 +82,7 @@ def to_audit_event(entry: AuditEntryPublic, *, base_url: str) -> dict[str, Any]:
         event["outcomeDesc"] = entry.outcome_reason
     extensions = [
         {
-            "url": CHAIN_EXTENSION,
+            "url": AUDIT_CHAIN_URL,
             "extension": [
                 {"url": "seq", "valueInteger": entry.seq},
                 {"url": "hash", "valueString": entry.entry_hash},
@@ -89,7 +93,7 @@ def to_audit_event(entry: AuditEntryPublic, *, base_url: str) -> dict[str, Any]:
         emergency: list[dict[str, Any]] = [{"url": "active", "valueBoolean": True}]
         if entry.emergency_reason:
             emergency.append({"url": "reason", "valueString": entry.emergency_reason})
-        extensions.insert(0, {"url": EMERGENCY_EXTENSION, "extension": emergency})
+        extensions.insert(0, {"url": EMERGENCY_ACCESS_URL, "extension": emergency})
     event["extension"] = extensions
     return event
 
@@ -104,7 +108,7 @@ def checkpoint_extension(checkpoint: Checkpoint) -> dict[str, Any]:
     """
     signed_at = checkpoint.signed_at.astimezone(UTC).isoformat(timespec="microseconds")
     return {
-        "url": CHECKPOINT_EXTENSION,
+        "url": AUDIT_CHECKPOINT_URL,
         "extension": [
             {"url": "seq", "valueInteger": checkpoint.seq},
             {"url": "headHash", "valueString": checkpoint.head_hash},
@@ -144,7 +148,7 @@ def _agents(entry: AuditEntryPublic) -> list[dict[str, Any]]:
     }
     if entry.on_behalf_of:
         requestor["extension"] = [
-            {"url": ON_BEHALF_OF_EXTENSION, "valueIdentifier": _on_behalf_of(entry)}
+            {"url": ON_BEHALF_OF_URL, "valueIdentifier": _on_behalf_of(entry)}
         ]
     agents = [requestor]
     for role, hsa_id in (
@@ -154,7 +158,7 @@ def _agents(entry: AuditEntryPublic) -> list[dict[str, Any]]:
         if hsa_id:
             agents.append(
                 {
-                    "role": [{"coding": [_coding(AGENT_ROLE_SYSTEM, role)]}],
+                    "role": [{"coding": [_coding(AUDIT_AGENT_ROLE_SYSTEM, role)]}],
                     "who": {"identifier": {"system": HSA_ID_SYSTEM, "value": hsa_id}},
                     "requestor": False,
                 }
@@ -187,7 +191,7 @@ def _patient_entity(entry: AuditEntryPublic) -> dict[str, Any]:
         details.append({"type": "sources", "valueString": ",".join(str(s) for s in sources)})
     return {
         "what": {"reference": f"Patient/{entry.patient_id}"},
-        "type": _coding(ENTITY_TYPE_SYSTEM, "1", "Person"),
+        "type": _coding(AUDIT_ENTITY_TYPE_SYSTEM, "1", "Person"),
         "role": _coding(OBJECT_ROLE_SYSTEM, "1", "Patient"),
         "detail": details,
     }

@@ -20,13 +20,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from fhir_profiles.codes import (
+    CONSENT_POLICY_SYSTEM,
+    CONSENT_SCOPE_SYSTEM,
+    LOINC_SYSTEM,
+    PARTICIPATION_TYPE_SYSTEM,
+)
+from fhir_profiles.conformance import PROFILE_FOR_TYPE
 from fhir_profiles.datetimes import parse_datetime
+from fhir_profiles.extensions import HSA_ORGANISATION_LEVEL_URL
 from fhir_profiles.identifiers import HSA_ID_SYSTEM
 from store.tables import BlockRecord, ConsentRecord
 
-LEVEL_EXTENSION = "https://samlad.se/fhir/StructureDefinition/hsa-organisation-level"
-PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
-CONSENT_PROFILE = "https://samlad.se/fhir/StructureDefinition/samlad-consent"
 LEVELS = ("care-provider", "care-unit")
 MAX_END = datetime(2200, 1, 1, tzinfo=UTC)
 
@@ -167,7 +172,7 @@ def parse_consent(resource: Any) -> ConsentRequest:
     if len(provision.actor) != 1:
         raise InvalidConsent("Consent.provision.actor must name exactly one organisation")
     actor = provision.actor[0]
-    role_codes = {c.code for c in actor.role.coding if c.system == PARTICIPATION}
+    role_codes = {c.code for c in actor.role.coding if c.system == PARTICIPATION_TYPE_SYSTEM}
     expected_role = "IRCP" if kind == "consent" else "CST"
     if expected_role not in role_codes:
         raise InvalidConsent(f"Consent.provision.actor.role must be {expected_role} for a {kind}")
@@ -179,7 +184,7 @@ def parse_consent(resource: Any) -> ConsentRequest:
         or not 3 <= len(identifier.value) <= 64
     ):
         raise InvalidConsent("Consent.provision.actor.reference.identifier must be an HSA-id")
-    levels = [e.valueCode for e in actor.reference.extension if e.url == LEVEL_EXTENSION]
+    levels = [e.valueCode for e in actor.reference.extension if e.url == HSA_ORGANISATION_LEVEL_URL]
     level = levels[0] if len(levels) == 1 else None
     if level not in LEVELS:
         raise InvalidConsent(
@@ -222,9 +227,9 @@ def _when(moment: datetime | None) -> str | None:
 
 def _actor(role: str, level: str, hsa_id: str) -> dict[str, Any]:
     return {
-        "role": {"coding": [{"system": PARTICIPATION, "code": role}]},
+        "role": {"coding": [{"system": PARTICIPATION_TYPE_SYSTEM, "code": role}]},
         "reference": {
-            "extension": [{"url": LEVEL_EXTENSION, "valueCode": level}],
+            "extension": [{"url": HSA_ORGANISATION_LEVEL_URL, "valueCode": level}],
             "type": "Organization",
             "identifier": {"system": HSA_ID_SYSTEM, "value": hsa_id},
         },
@@ -235,23 +240,23 @@ def _base(record_id: str, patient_id: str, recorded: datetime, active: bool) -> 
     return {
         "resourceType": "Consent",
         "id": record_id,
-        "meta": {"profile": [CONSENT_PROFILE]},
+        "meta": {"profile": [PROFILE_FOR_TYPE["Consent"]]},
         "status": "active" if active else "inactive",
         "scope": {
             "coding": [
                 {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "system": CONSENT_SCOPE_SYSTEM,
                     "code": "patient-privacy",
                 }
             ]
         },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "category": [{"coding": [{"system": LOINC_SYSTEM, "code": "59284-0"}]}],
         "patient": {"reference": f"Patient/{patient_id}"},
         "dateTime": _when(recorded),
         "policyRule": {
             "coding": [
                 {
-                    "system": "https://samlad.se/fhir/CodeSystem/consent-policy",
+                    "system": CONSENT_POLICY_SYSTEM,
                     "code": "pdl",
                     "display": "Patientdatalagen (2008:355)",
                 }

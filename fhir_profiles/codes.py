@@ -1,7 +1,9 @@
 """Code systems the gateway emits, and the maps that put LOINC beside NPU and local codes.
 
-Every code-system URI the gateway reads or writes is named here once; a code system that
-sources send as a bare OID is turned into its FHIR URI by :func:`system_for_oid`.
+Every code-system URI the gateway reads or writes is named here once, except the
+``meta.tag`` systems of :mod:`fhir_profiles.record_status`, named beside the functions that
+read them; a code system that sources send as a bare OID is turned into its FHIR URI by
+:func:`system_for_oid`.
 
 The maps are data: FHIR R4 ConceptMap resources in ``fhir_profiles/data/``, read once on
 first use. Only targets whose equivalence makes the added code true for the source concept
@@ -42,6 +44,32 @@ INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInt
 CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 CONDITION_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CONDITION_VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+#: HL7 terminology of the patient summary (an empty section's reason), of merge Provenance
+#: (the gateway as assembler, each source as custodian), of a search's SUBSETTED tag, and of
+#: the CapabilityStatement's security service.
+LIST_EMPTY_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/list-empty-reason"
+PROVENANCE_PARTICIPANT_TYPE_SYSTEM = (
+    "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+)
+OBSERVATION_VALUE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue"
+RESTFUL_SECURITY_SERVICE_SYSTEM = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+#: HL7 and DICOM terminology of Consent and AuditEvent resources.
+CONSENT_SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
+PARTICIPATION_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+ACT_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+SECURITY_SOURCE_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/security-source-type"
+AUDIT_ENTITY_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLE_SYSTEM = "http://terminology.hl7.org/CodeSystem/object-role"
+RESTFUL_INTERACTION_SYSTEM = "http://hl7.org/fhir/restful-interaction"
+DCM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
+
+#: Samlad's own code systems: the status of a source in an answer, the access log's
+#: actions, kinds of actor and agent roles, and the law a consent is given under.
+SOURCE_STATUS_SYSTEM = "https://samlad.se/fhir/CodeSystem/source-status"
+AUDIT_ACTION_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-action"
+ACTOR_KIND_SYSTEM = "https://samlad.se/fhir/CodeSystem/actor-kind"
+AUDIT_AGENT_ROLE_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-agent-role"
+CONSENT_POLICY_SYSTEM = "https://samlad.se/fhir/CodeSystem/consent-policy"
 
 #: The Swedish national ATC OID (Inera, eHälsomyndigheten), an alias of :data:`ATC_SYSTEM`.
 ATC_OID = "urn:oid:1.2.752.129.2.2.3.1.1"

@@ -1,4 +1,5 @@
-"""Swedish person identifiers: the systems the gateway emits and the canonical form.
+"""Identifier systems the gateway emits or reads, and Swedish person identifiers in
+canonical form.
 
 A personnummer is canonically 12 digits, ``YYYYMMDDNNNC``; the last digit is a Luhn
 check over the 10-digit form ``YYMMDDNNN``. A samordningsnummer is the same with the
@@ -29,6 +30,19 @@ SAMORDNINGSNUMMER_SYSTEM = "http://electronichealth.se/identifier/samordningsnum
 PERSONNUMMER_OID = "urn:oid:1.2.752.129.2.1.3.1"
 SAMORDNINGSNUMMER_OID = "urn:oid:1.2.752.129.2.1.3.3"
 HSA_ID_SYSTEM = "urn:oid:1.2.752.129.2.1.4.1"
+
+#: Identifiers whose value is a URI (RFC 3986): the gateway's base URL as an AuditEvent's
+#: observer, a summary document's ``urn:uuid``.
+URI_SYSTEM = "urn:ietf:rfc:3986"
+#: The gateway's own identifier systems: an integrator's OAuth client id, and the opaque
+#: patient id it gives a person (never the identity number).
+CLIENT_ID_SYSTEM = "https://samlad.se/fhir/sid/client-id"
+PATIENT_ID_SYSTEM = "https://samlad.se/fhir/sid/patient-id"
+#: A unified resource's origin: its ``meta.source`` is ``SOURCE_URI`` followed by
+#: ``{source id}#{type}/{id at the source}`` (``gateway`` for the unified Patient), and a
+#: merge Provenance names each such URI as an identifier under :data:`SOURCE_SYSTEM`.
+SOURCE_SYSTEM = "urn:samlad:source"
+SOURCE_URI = SOURCE_SYSTEM + ":"
 
 #: What a system carries: one kind of number, or either kind (local systems often mix them).
 SystemKind = Literal["personnummer", "samordningsnummer", "any"]

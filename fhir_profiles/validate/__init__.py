@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_profiles.conformance import PROFILE_FOR_TYPE
 from fhir_profiles.validate.base_rules import REQUIRED_BINDINGS, base_rules
 from fhir_profiles.validate.issues import Issue, Layer, Severity, values_at
 from fhir_profiles.validate.profile_rules import (
-    PROFILE_FOR_TYPE,
     PROFILE_RULES,
     Profile,
     profile_issues,

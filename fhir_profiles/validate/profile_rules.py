@@ -19,6 +19,7 @@ from typing import Any
 
 from fhir_profiles.analytes import analyte_for
 from fhir_profiles.codes import ATC_SYSTEM_ALIASES, LOINC_SYSTEM, UCUM_SYSTEM, has_mappable_coding
+from fhir_profiles.conformance import PROFILE_FOR_TYPE
 from fhir_profiles.identifiers import (
     HSA_ID_SYSTEM,
     PERSONNUMMER_SYSTEM,
@@ -28,24 +29,6 @@ from fhir_profiles.identifiers import (
 )
 from fhir_profiles.validate.issues import Issue, Severity, codes_of, nodes, values_at
 
-PROFILE_BASE = "https://samlad.se/fhir/StructureDefinition/"
-#: The profile each emitted type must conform to.
-PROFILE_FOR_TYPE: Mapping[str, str] = MappingProxyType(
-    {
-        "Patient": PROFILE_BASE + "samlad-patient",
-        "Observation": PROFILE_BASE + "samlad-observation-lab",
-        "MedicationRequest": PROFILE_BASE + "samlad-medicationrequest",
-        "Appointment": PROFILE_BASE + "samlad-appointment",
-        "Encounter": PROFILE_BASE + "samlad-encounter",
-        "Condition": PROFILE_BASE + "samlad-condition",
-        "DocumentReference": PROFILE_BASE + "samlad-documentreference",
-        "Provenance": PROFILE_BASE + "samlad-provenance",
-        "OperationOutcome": PROFILE_BASE + "samlad-operationoutcome",
-        "Bundle": PROFILE_BASE + "samlad-bundle-searchset",
-        "Consent": PROFILE_BASE + "samlad-consent",
-        "AuditEvent": PROFILE_BASE + "samlad-auditevent",
-    }
-)
 _PERSON_NUMBER_TEXT = re.compile(r"(?<![0-9])(?:[0-9]{2})?[0-9]{6}[-+]?[0-9]{4}(?![0-9])")
 
 

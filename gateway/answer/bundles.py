@@ -2,10 +2,11 @@
 
 Each source gets one issue in an OperationOutcome entry (``search.mode = outcome``):
 the severity says whether it answered, ``details.coding`` carries the status code from
-:data:`SOURCE_STATUS_SYSTEM`, and the ``source-status`` extension carries the same facts
-as data (source id, status, time answered, resource count), so clients never need to
-parse the prose in ``diagnostics``: ``lastSync`` is when the served data was last
-fetched from the source, which for ``cached`` and ``stale`` data is earlier than now.
+:data:`fhir_profiles.codes.SOURCE_STATUS_SYSTEM`, and the ``source-status`` extension
+carries the same facts as data (source id, status, time answered, resource count), so
+clients never need to parse the prose in ``diagnostics``: ``lastSync`` is when the served
+data was last fetched from the source, which for ``cached`` and ``stale`` data is earlier
+than now.
 
 When the answer shows the unified Patient and its sources disagreed on its demographics,
 each disagreement adds one issue (code ``conflict``; ``details.coding``
@@ -22,11 +23,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.base import FhirResource
+from fhir_profiles.codes import SOURCE_STATUS_SYSTEM
 from fhir_profiles.demographics import Conflict, conflict_extension, conflicts_of
+from fhir_profiles.extensions import SOURCE_STATUS_URL
 from gateway.sources import SourceReport, SourceStatus
-
-SOURCE_STATUS_SYSTEM = "https://samlad.se/fhir/CodeSystem/source-status"
-SOURCE_STATUS_EXTENSION = "https://samlad.se/fhir/StructureDefinition/source-status"
 
 _ISSUE_CODE = {
     SourceStatus.OK: ("information", "informational"),
@@ -87,7 +87,7 @@ def source_issue(report: SourceReport) -> dict[str, Any]:
             "text": report.name,
         },
         "diagnostics": text,
-        "extension": [{"url": SOURCE_STATUS_EXTENSION, "extension": extension}],
+        "extension": [{"url": SOURCE_STATUS_URL, "extension": extension}],
     }
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fhir_profiles.codes import RESTFUL_SECURITY_SERVICE_SYSTEM
+from fhir_profiles.extensions import SMART_OAUTH_URIS_URL
 from gateway import __version__
 from gateway.answer.search import includes_for, revincludes_for, served_types
 
@@ -111,7 +113,7 @@ def capability_statement(
                         {
                             "coding": [
                                 {
-                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                    "system": RESTFUL_SECURITY_SERVICE_SYSTEM,
                                     "code": "SMART-on-FHIR",
                                 }
                             ]
@@ -119,7 +121,7 @@ def capability_statement(
                     ],
                     "extension": [
                         {
-                            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                            "url": SMART_OAUTH_URIS_URL,
                             "extension": [{"url": "metadata", "valueUri": smart_url}],
                         }
                     ],

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from consent.audit_fhir import checkpoint_extension, to_audit_event
 from consent.fhir import shape_error
 from consent.reasons import InvalidReason, stated_reason
+from fhir_profiles.conformance import EMERGENCY_ACCESS_DEFINITION
 from gateway.answer.bundles import searchset
 from gateway.errors import BadRequest, GatewayError
 from gateway.fhir_json import FhirJSONResponse, read_response
@@ -41,7 +42,6 @@ def json_resource_body(resource_type: str) -> dict[str, Any]:
 
 
 MAX_BODY_BYTES = 64 * 1024
-EMERGENCY_DEFINITION = "https://samlad.se/fhir/OperationDefinition/Patient-emergency-access"
 
 
 class PayloadTooLarge(GatewayError):
@@ -170,7 +170,7 @@ def _add_emergency_access(routes: FhirRoutes) -> None:
         "POST",
         "/Patient/{patient_id}/$emergency-access",
         "Patient",
-        operation=("emergency-access", EMERGENCY_DEFINITION),
+        operation=("emergency-access", EMERGENCY_ACCESS_DEFINITION),
         summary="Open emergency access (nödåtkomst) with a stated reason",
         returns="Parameters",
         openapi_extra=json_resource_body("Parameters"),

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Query, Request
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.conformance import IPS_SUMMARY_DEFINITION, PATIENT_EVERYTHING_DEFINITION
 from fhir_profiles.identifiers import (
     PERSONNUMMER_OID,
     PERSONNUMMER_SYSTEM,
@@ -48,8 +49,6 @@ _IDENTIFIER_SYSTEMS = {
 _TYPE_NAMES = "|".join(["Patient", *PATIENT_COMPARTMENT_TYPES])
 #: ``_type`` of ``$everything``: a comma-separated list of served types.
 TYPES = f"^ *({_TYPE_NAMES}) *(, *({_TYPE_NAMES}) *)*$"
-EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
-SUMMARY_DEFINITION = "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"
 
 
 def parse_identifier_token(token: str) -> PersonIdentifier:
@@ -160,7 +159,7 @@ def _add_patient_operations(routes: FhirRoutes) -> None:
     @routes.get(
         "/Patient/{patient_id}/$everything",
         "Patient",
-        operation=("everything", EVERYTHING_DEFINITION),
+        operation=("everything", PATIENT_EVERYTHING_DEFINITION),
         summary="The whole unified record of a patient",
     )
     async def everything(
@@ -187,7 +186,7 @@ def _add_patient_operations(routes: FhirRoutes) -> None:
     @routes.get(
         "/Patient/{patient_id}/$summary",
         "Patient",
-        operation=("summary", SUMMARY_DEFINITION),
+        operation=("summary", IPS_SUMMARY_DEFINITION),
         summary="International Patient Summary (IPS) document of the unified record",
     )
     async def patient_summary(request: Request, records: Reader, patient_id: str) -> Any:

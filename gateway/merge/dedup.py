@@ -28,11 +28,9 @@ from typing import Any
 import orjson
 
 from adapters.base import FhirResource
+from fhir_profiles.codes import ATC_SYSTEM, LOINC_SYSTEM
 from fhir_profiles.datetimes import parse_instant
-
-ALSO_REPORTED_BY = "https://samlad.se/fhir/StructureDefinition/also-reported-by"
-LOINC = "http://loinc.org"
-ATC = "http://www.whocc.no/atc"
+from fhir_profiles.extensions import ALSO_REPORTED_BY_URL
 
 Key = tuple[Hashable, ...]
 
@@ -71,7 +69,7 @@ def _code(concept: Any, preferred: str | None = None) -> tuple[str, str] | None:
 
 
 def _observation(resource: FhirResource) -> Key | None:
-    code = _code(resource.get("code"), LOINC)
+    code = _code(resource.get("code"), LOINC_SYSTEM)
     when = _instant(resource.get("effectiveDateTime"))
     quantity = resource.get("valueQuantity")
     if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
@@ -91,7 +89,7 @@ def _observation(resource: FhirResource) -> Key | None:
 
 
 def _medication(resource: FhirResource) -> Key | None:
-    code = _code(resource.get("medicationCodeableConcept"), ATC)
+    code = _code(resource.get("medicationCodeableConcept"), ATC_SYSTEM)
     day = _day(resource.get("authoredOn"))
     dosage = resource.get("dosageInstruction")
     text = (
@@ -261,7 +259,7 @@ class DuplicatePlan:
         primary = dict(resource)
         primary["extension"] = [
             *(resource.get("extension") or ()),
-            *({"url": ALSO_REPORTED_BY, "valueUri": source} for source in duplicates),
+            *({"url": ALSO_REPORTED_BY_URL, "valueUri": source} for source in duplicates),
         ]
         return primary
 

@@ -26,16 +26,14 @@ from fhir_profiles.demographics import (
     is_protected,
 )
 from fhir_profiles.identifiers import (
+    SOURCE_URI,
     InvalidPersonIdentifier,
     PersonIdentifier,
     canonical_identifier,
 )
 
-SOURCE_URI = "urn:samlad:source:"
-
 __all__ = [
     "CONFIDENTIALITY",
-    "SOURCE_URI",
     "LinkError",
     "check_link",
     "is_protected",

@@ -26,15 +26,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.base import FhirResource
+from fhir_profiles.codes import PROVENANCE_PARTICIPANT_TYPE_SYSTEM
 from fhir_profiles.demographics import SourcePatient
-from fhir_profiles.identifiers import HSA_ID_SYSTEM, PersonIdentifier
+from fhir_profiles.extensions import FETCHED_AT_URL
+from fhir_profiles.identifiers import HSA_ID_SYSTEM, SOURCE_SYSTEM, SOURCE_URI, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
 from fhir_profiles.record_status import CARE_PROVIDER_TAG, CARE_UNIT_TAG
 from gateway.merge.dedup import deduplicate
-from gateway.merge.linking import SOURCE_URI, LinkError, check_link, unified_patient
+from gateway.merge.linking import LinkError, check_link, unified_patient
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport
-
-FETCHED_AT = "https://samlad.se/fhir/StructureDefinition/fetched-at"
 
 #: Fields that name the organisation (care unit) that produced a resource, in order of trust.
 UNIT_FIELDS = ("serviceProvider", "performer", "custodian", "author", "requester", "recorder")
@@ -264,7 +264,7 @@ def _rewrite(resource: FhirResource, refs: list[dict[str, Any]], ctx: _SourceCon
         tags.append({"system": CARE_UNIT_TAG, "code": unit})
     if tags:
         meta["tag"] = tags
-    meta["extension"] = [{"url": FETCHED_AT, "valueInstant": ctx.fetched}]
+    meta["extension"] = [{"url": FETCHED_AT_URL, "valueInstant": ctx.fetched}]
     resource["meta"] = meta
 
 
@@ -349,7 +349,7 @@ def provenance(
             "type": {
                 "coding": [
                     {
-                        "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                        "system": PROVENANCE_PARTICIPANT_TYPE_SYSTEM,
                         "code": "assembler",
                     }
                 ]
@@ -369,7 +369,7 @@ def provenance(
                 "type": {
                     "coding": [
                         {
-                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "system": PROVENANCE_PARTICIPANT_TYPE_SYSTEM,
                             "code": "custodian",
                         }
                     ]
@@ -388,7 +388,7 @@ def provenance(
         "entity": [
             {
                 "role": "source",
-                "what": {"identifier": {"system": "urn:samlad:source", "value": member}},
+                "what": {"identifier": {"system": SOURCE_SYSTEM, "value": member}},
             }
             for member in members
         ],

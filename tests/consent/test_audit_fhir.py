@@ -9,12 +9,9 @@ import pytest
 from fhir.resources.R4B.auditevent import AuditEvent
 
 from consent.audit import AuditLog
-from consent.audit_fhir import (
-    ACT_REASON_SYSTEM,
-    DCM_SYSTEM,
-    EMERGENCY_EXTENSION,
-    to_audit_event,
-)
+from consent.audit_fhir import to_audit_event
+from fhir_profiles.codes import ACT_REASON_SYSTEM, DCM_SYSTEM
+from fhir_profiles.extensions import EMERGENCY_ACCESS_URL
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, parse_person_identifier
 from gateway.access.persons import PersonIndex
 from store.db import Database
@@ -84,7 +81,7 @@ async def test_a_clinicians_emergency_read(database_url: str) -> None:
     assert details["count:MedicationStatement"] == "4"
     assert details["sources"] == "region-a,npl"
 
-    (emergency,) = [e for e in event["extension"] if e["url"] == EMERGENCY_EXTENSION]
+    (emergency,) = [e for e in event["extension"] if e["url"] == EMERGENCY_ACCESS_URL]
     parts = {e["url"]: e for e in emergency["extension"]}
     assert parts["active"]["valueBoolean"] is True
     assert parts["reason"]["valueString"].startswith("Medvetslös, [identitetsnummer borttaget]")
@@ -130,7 +127,7 @@ async def test_a_citizens_own_search_and_a_denied_integrator(database_url: str) 
     assert mine["subtype"][0]["code"] == "search-type"
     (agent,) = mine["agent"]
     assert agent["who"]["reference"] == f"Patient/{patient_id}"
-    assert all(e["url"] != EMERGENCY_EXTENSION for e in mine["extension"])
+    assert all(e["url"] != EMERGENCY_ACCESS_URL for e in mine["extension"])
 
     theirs = to_audit_event(denied, base_url=BASE_URL)
     _render(theirs)

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from consent.audit_fhir import CHECKPOINT_EXTENSION
 from consent.checkpoints import Checkpoint, CheckpointKey, read_checkpoint_file
+from fhir_profiles.extensions import AUDIT_CHECKPOINT_URL
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import Region, running_gateway
 
@@ -27,7 +27,7 @@ _FIELDS = {
 
 def _checkpoint(bundle: dict[str, Any]) -> Checkpoint:
     (extension,) = bundle["meta"]["extension"]
-    assert extension["url"] == CHECKPOINT_EXTENSION
+    assert extension["url"] == AUDIT_CHECKPOINT_URL
     fields = {}
     for part in extension["extension"]:
         (value,) = (v for k, v in part.items() if k.startswith("value"))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from fhir_profiles.codes import SOURCE_STATUS_SYSTEM
 from fhir_profiles.demographics import (
     CONFIDENTIALITY,
     DEMOGRAPHIC_CONFLICT_URL,
@@ -23,7 +24,7 @@ from fhir_profiles.demographics import (
 )
 from fhir_profiles.identifiers import luhn_check_digit, parse_person_identifier
 from fhir_profiles.validate import errors
-from gateway.answer.bundles import SOURCE_STATUS_SYSTEM, source_status_outcome
+from gateway.answer.bundles import source_status_outcome
 from gateway.merge.linking import unified_patient
 from gateway.sources import SourceReport, SourceStatus
 from simregions.data import FORMER_FAMILY_NAME, former_name_person

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from adapters.base import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.extensions import ALSO_REPORTED_BY_URL
 from gateway.answer.search import (
     include_types,
     included,
@@ -22,7 +23,6 @@ from gateway.answer.search import (
     parse_search,
     revincludes_for,
 )
-from gateway.merge.dedup import ALSO_REPORTED_BY
 from tests.gateway.conftest import FHIR_BASE, NORD_PROVIDER, Gateway
 from tests.gateway.consent_helpers import block, grant
 
@@ -272,7 +272,7 @@ async def test_provenance_of_merged_duplicates_as_before(gateway: Gateway) -> No
         merged = [
             f"Observation/{r['id']}"
             for r in of_mode(bundle, "match")
-            if any(e["url"] == ALSO_REPORTED_BY for e in r.get("extension", []))
+            if any(e["url"] == ALSO_REPORTED_BY_URL for e in r.get("extension", []))
         ]
         assert merged, "the regions plant duplicate lab results"
         assert sorted(p["target"][0]["reference"] for p in provenance) == sorted(merged)
@@ -604,7 +604,7 @@ def _merged_encounter() -> tuple[Resource, Resource]:
         "resourceType": "Encounter",
         "id": "region-nord.e1",
         "extension": [
-            {"url": ALSO_REPORTED_BY, "valueUri": "urn:samlad:source:region-syd#Encounter/e9"}
+            {"url": ALSO_REPORTED_BY_URL, "valueUri": "urn:samlad:source:region-syd#Encounter/e9"}
         ],
         "subject": {"reference": "Patient/p1"},
     }

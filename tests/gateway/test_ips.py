@@ -30,7 +30,8 @@ from typing import Any
 import fhirkit
 import pytest
 
-from gateway.answer.summary import IPS_PROFILES, build_summary
+from fhir_profiles.ips import IPS_PROFILES
+from gateway.answer.summary import build_summary
 from tests.gateway.conftest import FHIR_BASE, Gateway
 
 ROOT = Path(__file__).resolve().parents[2]

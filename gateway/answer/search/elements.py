@@ -9,12 +9,13 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from adapters.base import FhirResource
+from fhir_profiles.codes import OBSERVATION_VALUE_SYSTEM
 from gateway.answer.search.parse import SearchSpec
 
 #: The tag FHIR requires on a resource that has had elements left out.
 SUBSETTED_TAG: Mapping[str, str] = MappingProxyType(
     {
-        "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+        "system": OBSERVATION_VALUE_SYSTEM,
         "code": "SUBSETTED",
         "display": "subsetted",
     }

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from adapters.base import FhirResource
+from fhir_profiles.extensions import ALSO_REPORTED_BY_URL
+from fhir_profiles.identifiers import SOURCE_URI
 from gateway.answer.search.params import LINKS, Link
 from gateway.answer.search.parse import SearchSpec
 from gateway.answer.search.values import walk
-from gateway.merge.dedup import ALSO_REPORTED_BY
-from gateway.merge.linking import SOURCE_URI
 from gateway.merge.record import gateway_id
 
 
@@ -120,7 +120,7 @@ def _aliases(resource: FhirResource) -> list[str]:
     sources still name them (``also-reported-by``: ``urn:samlad:source:{source}#Type/id``)."""
     aliases = []
     for extension in resource.get("extension") or ():
-        if not isinstance(extension, dict) or extension.get("url") != ALSO_REPORTED_BY:
+        if not isinstance(extension, dict) or extension.get("url") != ALSO_REPORTED_BY_URL:
             continue
         uri = extension.get("valueUri")
         if not isinstance(uri, str) or not uri.startswith(SOURCE_URI):

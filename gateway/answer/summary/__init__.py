@@ -53,19 +53,16 @@ the Bundle. A Patient labelled ``R`` (restricted) makes the Composition's
 confidentiality ``R``; otherwise it is ``N``.
 
 The package, one job per module, each importing only those above it in this list:
-``codes`` (the code and identifier systems, profiles and section codes named),
 ``fhir_values`` (reading codes, names and times out of resources), ``narrative`` (the
 escaped XHTML and each kind of entry's table row), ``entries`` (the entries' URNs and each
 resource rewritten for the document), ``selection`` (what each section takes from the
 record), ``sections`` (one function per section) and ``document`` (the Composition and the
-Bundle around them).
+Bundle around them). The profiles and section codes they name are in
+:mod:`fhir_profiles.ips`, the code systems, identifier systems and extensions in
+:mod:`fhir_profiles.codes`, :mod:`~fhir_profiles.identifiers` and
+:mod:`~fhir_profiles.extensions`.
 """
 
-from gateway.answer.summary.codes import IPS_PROFILES, SECTION_CODES
 from gateway.answer.summary.document import build_summary
 
-__all__ = [
-    "IPS_PROFILES",
-    "SECTION_CODES",
-    "build_summary",
-]
+__all__ = ["build_summary"]

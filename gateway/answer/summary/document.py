@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.answer.summary.codes import IPS_PROFILES, LOINC, SECTION_CODES, URI_SYSTEM
+from fhir_profiles.codes import LOINC_SYSTEM
+from fhir_profiles.identifiers import URI_SYSTEM
+from fhir_profiles.ips import IPS_PROFILES, SECTION_CODES
 from gateway.answer.summary.entries import DocumentEntries, fix_patient, prepare, summary_uuid
 from gateway.answer.summary.fhir_values import JsonObject
 from gateway.answer.summary.narrative import div, esc, patient_narrative
@@ -147,7 +149,7 @@ def _composition(
         "identifier": {"system": URI_SYSTEM, "value": f"urn:uuid:{composition_id}"},
         "status": "final",
         # The coding exactly as the profile's pattern: some validators compare it whole.
-        "type": {"coding": [{"system": LOINC, "code": doc_code}], "text": doc_display},
+        "type": {"coding": [{"system": LOINC_SYSTEM, "code": doc_code}], "text": doc_display},
         "subject": {
             "reference": subject_url,
             **({"display": patient_display} if patient_display else {}),

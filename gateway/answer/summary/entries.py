@@ -10,9 +10,14 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from gateway.answer.summary.codes import DATA_ABSENT_REASON, GATEWAY_EXTENSIONS, SUMMARY_NAMESPACE
+from fhir_profiles.extensions import ALSO_REPORTED_BY_URL, DATA_ABSENT_REASON_URL, FETCHED_AT_URL
 from gateway.answer.summary.fhir_values import JsonObject
 from gateway.answer.summary.narrative import div
+
+#: Namespace of every UUID in a summary (UUIDv5, so ids are reproducible).
+SUMMARY_NAMESPACE = uuid.UUID("6f2b7c1e-3d4a-5b8c-9e0f-a1b2c3d4e5f6")
+#: Extensions the gateway adds for its own bookkeeping, left out of the document.
+GATEWAY_EXTENSIONS = frozenset({FETCHED_AT_URL, ALSO_REPORTED_BY_URL})
 
 
 def summary_uuid(*parts: str) -> str:
@@ -119,7 +124,7 @@ def prepare(
 def fix_observation(observation: JsonObject) -> None:
     if not observation.get("performer"):
         observation["performer"] = [
-            {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "unknown"}]}
+            {"extension": [{"url": DATA_ABSENT_REASON_URL, "valueCode": "unknown"}]}
         ]
 
 
@@ -131,11 +136,13 @@ def fix_encounter(encounter: JsonObject) -> None:
         encounter.pop("diagnosis", None)
     if "class" not in encounter:  # required in R4; unknown rather than guessed
         encounter["class"] = {
-            "extension": [{"url": DATA_ABSENT_REASON, "valueCode": "unknown"}],
+            "extension": [{"url": DATA_ABSENT_REASON_URL, "valueCode": "unknown"}],
         }
 
 
 def fix_patient(patient: JsonObject) -> None:
     if not patient.get("birthDate"):
         patient.pop("birthDate", None)
-        patient["_birthDate"] = {"extension": [{"url": DATA_ABSENT_REASON, "valueCode": "unknown"}]}
+        patient["_birthDate"] = {
+            "extension": [{"url": DATA_ABSENT_REASON_URL, "valueCode": "unknown"}]
+        }

@@ -8,7 +8,7 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 
-from gateway.answer.summary.codes import ATC_SYSTEM, LOINC
+from fhir_profiles.codes import ATC_SYSTEM, LOINC_SYSTEM
 from gateway.answer.summary.fhir_values import (
     JsonObject,
     code_of,
@@ -140,7 +140,7 @@ def result_row(observation: JsonObject) -> list[str]:
         effective_time = when.date().isoformat() if when else ""
     return [
         concept_text(code),
-        code_of(code, LOINC),
+        code_of(code, LOINC_SYSTEM),
         _result_value(observation),
         _reference_range(observation),
         _interpretation(observation),

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.answer.summary.codes import EMPTY_REASON_SYSTEM, IPS_PROFILES, LOINC, SECTION_CODES
+from fhir_profiles.codes import LIST_EMPTY_REASON_SYSTEM, LOINC_SYSTEM
+from fhir_profiles.ips import IPS_PROFILES, SECTION_CODES
 from gateway.answer.summary.entries import (
     DocumentEntries,
     fix_encounter,
@@ -67,7 +68,7 @@ def _section(
     code, display = SECTION_CODES[key]
     section: JsonObject = {
         "title": title,
-        "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+        "code": {"coding": [{"system": LOINC_SYSTEM, "code": code, "display": display}]},
         "text": div(narrative),
     }
     if entries:
@@ -76,7 +77,7 @@ def _section(
         section["emptyReason"] = {
             "coding": [
                 {
-                    "system": EMPTY_REASON_SYSTEM,
+                    "system": LIST_EMPTY_REASON_SYSTEM,
                     "code": empty_reason,
                     "display": _EMPTY_REASON_DISPLAYS.get(empty_reason, empty_reason),
                 }

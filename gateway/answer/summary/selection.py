@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.answer.summary.codes import LOINC, OBSERVATION_CATEGORY
+from fhir_profiles.codes import LOINC_SYSTEM, OBSERVATION_CATEGORY_SYSTEM
 from gateway.answer.summary.fhir_values import (
     JsonObject,
     code_of,
@@ -122,8 +122,8 @@ def split_conditions(
 
 def _analysis_key(observation: JsonObject) -> tuple[str, str] | None:
     code = observation.get("code")
-    loinc = code_of(code, LOINC)
-    return (LOINC, loinc) if loinc else first_code(code)
+    loinc = code_of(code, LOINC_SYSTEM)
+    return (LOINC_SYSTEM, loinc) if loinc else first_code(code)
 
 
 def _has_value(observation: JsonObject) -> bool:
@@ -135,7 +135,7 @@ def _has_value(observation: JsonObject) -> bool:
 
 def _is_lab(observation: JsonObject) -> bool:
     return any(
-        c.get("system") == OBSERVATION_CATEGORY and c.get("code") == "laboratory"
+        c.get("system") == OBSERVATION_CATEGORY_SYSTEM and c.get("code") == "laboratory"
         for concept in observation.get("category") or ()
         for c in codings(concept)
     )

@@ -1,0 +1,36 @@
+"""The canonical URLs of the conformance resources the gateway names: the Samlad profile
+each emitted type conforms to (the StructureDefinitions in ``fhir_profiles/profiles``),
+and the OperationDefinitions of the operations it serves.
+
+The IPS profiles of the patient summary's entries are in :mod:`fhir_profiles.ips`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+#: The profile each emitted type must conform to.
+PROFILE_FOR_TYPE: Mapping[str, str] = MappingProxyType(
+    {
+        "Patient": "https://samlad.se/fhir/StructureDefinition/samlad-patient",
+        "Observation": "https://samlad.se/fhir/StructureDefinition/samlad-observation-lab",
+        "MedicationRequest": "https://samlad.se/fhir/StructureDefinition/samlad-medicationrequest",
+        "Appointment": "https://samlad.se/fhir/StructureDefinition/samlad-appointment",
+        "Encounter": "https://samlad.se/fhir/StructureDefinition/samlad-encounter",
+        "Condition": "https://samlad.se/fhir/StructureDefinition/samlad-condition",
+        "DocumentReference": "https://samlad.se/fhir/StructureDefinition/samlad-documentreference",
+        "Provenance": "https://samlad.se/fhir/StructureDefinition/samlad-provenance",
+        "OperationOutcome": "https://samlad.se/fhir/StructureDefinition/samlad-operationoutcome",
+        "Bundle": "https://samlad.se/fhir/StructureDefinition/samlad-bundle-searchset",
+        "Consent": "https://samlad.se/fhir/StructureDefinition/samlad-consent",
+        "AuditEvent": "https://samlad.se/fhir/StructureDefinition/samlad-auditevent",
+    }
+)
+
+#: ``Patient/{id}/$everything`` (FHIR core).
+PATIENT_EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+#: ``Patient/{id}/$summary`` (the IPS implementation guide).
+IPS_SUMMARY_DEFINITION = "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"
+#: ``Patient/{id}/$emergency-access`` (nödåtkomst; Samlad's own).
+EMERGENCY_ACCESS_DEFINITION = "https://samlad.se/fhir/OperationDefinition/Patient-emergency-access"
