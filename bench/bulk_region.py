@@ -15,7 +15,7 @@ bench can ask what the gateway does with 5,000 or 50,000 of them. It answers wha
 
 Every other request needs ``Authorization: Bearer <token>``.
 
-The Observations are laboratory results like Region Nord's (``simregions/data.py``):
+The Observations are laboratory results like Region Nord's (``simregions/data/observations.py``):
 panels of analyses taken together, LOINC-coded (some NPU-coded, which the gateway maps),
 UCUM quantities, reference ranges, High/Low flags, the performing lab with its HSA-id,
 spread evenly over 2001-2026 and deterministic for a given N. They are serialised once,

@@ -13,6 +13,10 @@ For every configured source, per request:
   with the failure's reason) and otherwise nothing (``failed`` or ``timeout``).
 
 Every report carries ``synced_at``: when the served data was last fetched from the source.
+
+A full answer from a paged source arrives through :mod:`gateway.collect.pages`; a stream
+over a large record reads the cache through :mod:`gateway.collect.streams`; both share the
+resources kept decoded in memory (:mod:`gateway.collect.decoded`).
 """
 
 from __future__ import annotations
@@ -21,38 +25,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from adapters.base import FhirResource, PageSink
+from adapters.base import FhirResource
 from fhir_profiles.identifiers import PersonIdentifier
-from gateway.collect.cache import (
-    CHUNK_SIZE,
-    CacheCorrupt,
-    CacheSnapshot,
-    ChunkSealer,
-    KeepBudget,
-    RecordCache,
-    SyncState,
-)
+from gateway.collect.cache import CacheCorrupt, CacheSnapshot, RecordCache, SyncState
 from gateway.collect.deadline import FinishTimes, request_arrival
+from gateway.collect.decoded import DecodedMemory
 from gateway.collect.engagement import EngagementIndex, Plan
 from gateway.collect.fanout import Aggregator
-from gateway.errors import ServiceUnavailable
-from gateway.memo import BoundedMemo
-from gateway.merge.dedup import duplicate_digest
-from gateway.merge.linking import LinkError
-from gateway.merge.record import (
-    NormalisedSource,
-    Notes,
-    SourceNormaliser,
-    identity_failure,
-    normalise_source,
-)
+from gateway.collect.pages import Pages
+from gateway.collect.streams import Streams
+from gateway.merge.record import NormalisedSource, normalise_source
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport, SourceStatus
-from store.db import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +90,8 @@ class Collector:
         #: kept back from the sources' share of the deadline (see :mod:`gateway.collect.deadline`).
         self.finish_times = FinishTimes()
         self._slots = asyncio.Semaphore(max_refreshes)
-        self._streams = asyncio.Semaphore(max_streams)
-        self._decoded: BoundedMemo[tuple[str, str, str], _Decoded] = BoundedMemo(memory_budget)
+        self._decoded = DecodedMemory(memory_budget)
+        self._streams = Streams(cache, self._decoded, max_streams)
         self._on_collected = on_collected
 
     async def collect(
@@ -143,7 +131,7 @@ class Collector:
                 since[source.id] = min(s.synced_at for s in known.values()) - SINCE_OVERLAP
         skip = plan.skip | set(served)
         asks = any(source.id not in skip for source in self._aggregator.sources)
-        pages = _Pages(
+        pages = Pages(
             self._cache,
             person,
             patient_id,
@@ -203,7 +191,7 @@ class Collector:
         states: dict[str, dict[str, SyncState]],
         served: dict[str, NormalisedSource],
         plan: Plan,
-        pages: _Pages,
+        pages: Pages,
         load: bool,
     ) -> Collected:
         """Learn, normalise and store what the sources answered; fall back to the cache."""
@@ -216,7 +204,7 @@ class Collector:
         wanted = frozenset(types)
         for record in gathered.records:
             report = reports[record.source.id]
-            if record.paged:  # stored as soon as it answered (see _Pages.answered)
+            if record.paged:  # stored as soon as it answered (see Pages.answered)
                 stored = pages.stored_for(record.source.id)
             elif (
                 normalised := normalise_source(record, report, person, patient_id, wanted)
@@ -271,8 +259,9 @@ class Collector:
         by_type: dict[str, list[FhirResource]] = {}
         missing = []
         for resource_type in kept if load else [PATIENT]:
-            remembered = self._decoded.get((patient_id, source.id, resource_type))
-            if remembered is not None and remembered.synced_at == state[resource_type].synced_at:
+            synced_at = state[resource_type].synced_at
+            remembered = self._decoded.get(patient_id, source.id, resource_type, synced_at)
+            if remembered is not None:
                 by_type[resource_type] = remembered.resources
             else:
                 missing.append(resource_type)
@@ -282,7 +271,9 @@ class Collector:
                 if resource_type in loaded:
                     by_type[resource_type] = loaded[resource_type]
                     synced_at = state[resource_type].synced_at
-                    self._remember(patient_id, source.id, resource_type, synced_at, loaded)
+                    self._decoded.remember(
+                        patient_id, source.id, resource_type, synced_at, loaded[resource_type]
+                    )
         if any(t not in by_type for t in kept if load) or not by_type.get(PATIENT):
             await self.forget(patient_id, source.id)
             return None
@@ -293,73 +284,17 @@ class Collector:
         log.warning("cached data of source %s could not be read: removed", source_id)
         await self._cache.forget(patient_id, source_id)
 
-    @asynccontextmanager
-    async def snapshot(self, patient_id: str) -> AsyncIterator[CacheSnapshot]:
-        """The person's cached data, unchanged while open (see :meth:`chunks`).
+    def snapshot(self, patient_id: str) -> AbstractAsyncContextManager[CacheSnapshot]:
+        """The person's cached data, unchanged while open: see :meth:`Streams.snapshot`
+        (at most ``max_streams`` open at once, else refused within the request deadline)."""
+        return self._streams.snapshot(patient_id, self._aggregator.deadline)
 
-        Each open snapshot holds a database connection and a read transaction, for as
-        long as its answer takes to send: at most ``max_streams`` are open at once in this
-        process, so they can never take every connection the other reads need. A read
-        that finds none free within the request deadline, counted from its arrival, is
-        refused (503).
-        """
-        arrival = request_arrival()
-        started = arrival.arrived if arrival is not None else time.monotonic()
-        patience = max(self._aggregator.deadline - (time.monotonic() - started), 0.0)
-        try:
-            async with asyncio.timeout(patience):
-                await self._streams.acquire()
-        except TimeoutError:
-            raise ServiceUnavailable(
-                "too many large answers are being sent at once; try again shortly"
-            ) from None
-        try:
-            async with self._cache.snapshot(patient_id) as snapshot:
-                yield snapshot
-        finally:
-            self._streams.release()
-
-    async def chunks(
+    def chunks(
         self, snapshot: CacheSnapshot, patient_id: str, source_id: str, resource_type: str
     ) -> AsyncGenerator[tuple[list[FhirResource], list[bytes | None] | None], None]:
-        """One source's cached resources of one type, a chunk at a time, each with the
-        resources' duplicate digests where known (:func:`gateway.merge.dedup.duplicate_digest`,
-        made as their pages were normalised): from memory when this process has decoded
-        that very version, else from ``snapshot`` (and then remembered, when small enough
-        and read to the end)."""
-        stored = snapshot.stored(source_id, resource_type)
-        if stored is None:
-            return
-        key = (patient_id, source_id, resource_type)
-        remembered = self._decoded.get(key)
-        if remembered is not None and remembered.synced_at == stored.synced_at:
-            yield remembered.resources, remembered.digests
-            return
-        small = stored.chunks * CHUNK_SIZE <= self._decoded.budget
-        decoded: list[FhirResource] = []
-        async with aclosing(snapshot.chunks(source_id, resource_type)) as parts:
-            async for part in parts:
-                if small:
-                    decoded.extend(part)
-                yield part, None
-        if small:
-            self._decoded.put(key, _Decoded(stored.synced_at, decoded), len(decoded))
-
-    def _remember(
-        self,
-        patient_id: str,
-        source_id: str,
-        resource_type: str,
-        synced_at: datetime,
-        data: Mapping[str, list[FhirResource]],
-        digests: list[bytes | None] | None = None,
-    ) -> None:
-        resources = data[resource_type]
-        self._decoded.put(
-            (patient_id, source_id, resource_type),
-            _Decoded(synced_at, resources, digests),
-            len(resources),
-        )
+        """One source's cached resources of one type, a chunk at a time, with their
+        duplicate digests where known: see :meth:`Streams.chunks`."""
+        return self._streams.chunks(snapshot, patient_id, source_id, resource_type)
 
     async def _store_pages(
         self,
@@ -367,24 +302,16 @@ class Collector:
         record: SourceRecord,
         report: SourceReport,
         types: Sequence[str],
-        pages: _Pages,
+        pages: Pages,
         load: bool,
     ) -> NormalisedSource | None:
         """Store a full answer whose pages were normalised and sealed as they arrived;
         returns what is now known (without ``load``, the Patient only), or None if the
         source's Patient does not link to the person."""
         source = record.source
-        normaliser = pages.normalisers.get(source.id)
-        if isinstance(normaliser, LinkError):
-            identity_failure(report, normaliser)
+        sealed = pages.sealed(record, report)
+        if sealed is None:
             return None
-        sinks = pages.sinks.get(source.id, {})
-        sealed = {t: sink.sealer.finish() for t, sink in sinks.items()}
-        notes = Notes()
-        for sink in sinks.values():
-            notes.add(sink.notes)
-        report.resource_count = sum(s.count for s in sealed.values()) + sum(notes.dropped.values())
-        notes.report_to(report)
         patient = self._cache.sealer(patient_id, source.id, PATIENT)
         patient.take([record.patient])
         synced_at = report.synced_at or datetime.now(UTC)
@@ -392,19 +319,19 @@ class Collector:
             patient_id, source.id, {PATIENT: patient.finish(), **sealed}, synced_at
         )
         by_type = {PATIENT: [record.patient]}
-        self._remember(patient_id, source.id, PATIENT, synced_at, by_type)
+        self._decoded.remember(patient_id, source.id, PATIENT, synced_at, by_type[PATIENT])
         unread = []
         for resource_type in types:
             resources = sealed[resource_type].resources
             if resources is None:
                 unread.append(resource_type)
                 continue
-            self._remember(
+            self._decoded.remember(
                 patient_id,
                 source.id,
                 resource_type,
                 synced_at,
-                {resource_type: resources},
+                resources,
                 sealed[resource_type].digests,
             )
             if load:
@@ -444,8 +371,10 @@ class Collector:
             log.warning("cached data of source %s could not be read", normalised.source.id)
             unreadable_cache(report, "its cached data could not be read: asked in full next time")
             return None
-        for resource_type in stored:
-            self._remember(patient_id, normalised.source.id, resource_type, synced_at, stored)
+        for resource_type, resources in stored.items():
+            self._decoded.remember(
+                patient_id, normalised.source.id, resource_type, synced_at, resources
+            )
         kept = [PATIENT, *types]
         if not full:
             report.resource_count = sum(len(stored[t]) for t in types)
@@ -454,101 +383,11 @@ class Collector:
         return _assembled(normalised.source, stored, kept, dict.fromkeys(kept, synced_at))
 
 
-class _Pages:
-    """The sinks a collect's full answers go into, page by page as they arrive: per
-    source a normaliser, made once its Patient is known, and per type a sink that
-    normalises each page and seals it into chunks. A source's answer is stored
-    (``store``, :meth:`Collector._store_pages`) as soon as it is complete, while slower
-    sources are still being waited for."""
-
-    def __init__(
-        self,
-        cache: RecordCache,
-        person: PersonIdentifier,
-        patient_id: str,
-        wanted: frozenset[str],
-        keep: int,
-        *,
-        store: Callable[[SourceRecord, SourceReport], Awaitable[NormalisedSource | None]],
-    ) -> None:
-        self._cache = cache
-        self._person = person
-        self._patient_id = patient_id
-        self._wanted = wanted
-        self._keep = KeepBudget(keep)
-        self._store = store
-        self.normalisers: dict[str, SourceNormaliser | LinkError] = {}
-        self.sinks: dict[str, dict[str, _NormalisingSink]] = {}
-        self._stored: dict[str, NormalisedSource | StoreUnavailable | None] = {}
-
-    async def answered(self, record: SourceRecord, report: SourceReport) -> None:
-        # A failure to store (the database) is raised by stored_for, once every source is
-        # done, not into the fan-out: no source is left running unattended.
-        try:
-            self._stored[record.source.id] = await self._store(record, report)
-        except StoreUnavailable as exc:
-            self._stored[record.source.id] = exc
-
-    def stored_for(self, source_id: str) -> NormalisedSource | None:
-        """What :meth:`answered` stored for a source (None: not the person's)."""
-        stored = self._stored[source_id]
-        if isinstance(stored, StoreUnavailable):
-            raise stored
-        return stored
-
-    def __call__(self, source: Source, patient: FhirResource, resource_type: str) -> PageSink:
-        normaliser = self.normalisers.get(source.id)
-        if normaliser is None:
-            try:
-                normaliser = SourceNormaliser(
-                    source, patient, self._person, self._patient_id, self._wanted, None
-                )
-            except LinkError as exc:  # reported, and nothing kept, when the answer is in
-                normaliser = exc
-            self.normalisers[source.id] = normaliser
-        sealer = self._cache.sealer(self._patient_id, source.id, resource_type, self._keep)
-        sink = _NormalisingSink(None if isinstance(normaliser, LinkError) else normaliser, sealer)
-        self.sinks.setdefault(source.id, {})[resource_type] = sink
-        return sink
-
-
 def unreadable_cache(report: SourceReport, warning: str) -> None:
     """Report a source whose cached data cannot be read: none of it is served, and
     nothing of it is known to be synced."""
     report.serves_nothing(warning)
     report.synced_at = None
-
-
-@dataclass(slots=True)
-class _Decoded:
-    """One (person, source, type)'s resources as decoded, of the version synced then."""
-
-    synced_at: datetime
-    resources: list[FhirResource]
-    #: Their duplicate digests, where made as they were normalised; else None.
-    digests: list[bytes | None] | None = None
-
-
-class _NormalisingSink:
-    """One search's pages, normalised and sealed as they arrive (dropped if the source's
-    Patient does not link to the person)."""
-
-    def __init__(self, normaliser: SourceNormaliser | None, sealer: ChunkSealer) -> None:
-        self._normaliser = normaliser
-        self.sealer = sealer
-        self.notes = Notes()
-
-    def restart(self) -> None:
-        self.sealer.restart()
-        self.notes = Notes()
-
-    def take(self, page: list[FhirResource]) -> None:
-        if self._normaliser is not None:
-            normalised = self._normaliser.normalise(page, self.notes)
-            # Made now, while the source is still paging, rather than in a plan pass; only
-            # for what is kept in memory (a plan over what is read back makes its own).
-            digests = [duplicate_digest(r) for r in normalised] if self.sealer.keeps else None
-            self.sealer.take(normalised, digests)
 
 
 def _assembled(

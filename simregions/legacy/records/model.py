@@ -1,0 +1,137 @@
+"""What Öst's journal holds: records with a common header (ids, author, unit, times),
+not FHIR resources; and the planted duplicates as they are listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from simregions.catalog import Diagnosis, Medicine
+from simregions.labs import LabAnalysis
+from simregions.legacy.spec import LegacyRegionSpec
+from simregions.people import Person
+from simregions.regions import CareUnit
+
+
+@dataclass(frozen=True)
+class Author:
+    """A healthcare professional, by HSA-id and name."""
+
+    hsa_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Header:
+    """What every record carries: ids, author, unit, times (naive Swedish local time)."""
+
+    document_id: str
+    author_time: datetime
+    author: Author
+    unit: CareUnit
+    care_giver_hsa_id: str
+    signed: datetime | None
+    care_contact_id: str | None = None
+    #: ``approvedForPatient``: may the patient read it yet (None: the element is left out).
+    approved_for_patient: bool | None = True
+    #: Why the record was nullified (makulerad); None when it stands.
+    nullified_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """One analysis of a lab order; ``value`` is rounded as the lab reports it."""
+
+    analysis_id: str
+    analysis: LabAnalysis
+    value: float
+    sampled: datetime
+
+
+@dataclass(frozen=True)
+class LabOrder:
+    """A laboratory order outcome (svar): several analyses registered together."""
+
+    header: Header
+    registered: datetime
+    final: bool
+    analyses: tuple[AnalysisResult, ...]
+
+
+@dataclass(frozen=True)
+class Prescription:
+    """A prescription (förskrivning) with its treatment period."""
+
+    header: Header
+    prescription_id: str
+    medicine: Medicine
+    npl_id: str
+    active: bool
+    start: date
+    end: date
+    reason: Diagnosis | None
+
+
+@dataclass(frozen=True)
+class CareContact:
+    """A care contact (vårdkontakt): visit, call, video, emergency or inpatient stay."""
+
+    header: Header
+    code: str
+    reason: Diagnosis | None
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Note:
+    """A journal note (journalanteckning) in plain text."""
+
+    header: Header
+    code: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    """Everything Öst holds about one person."""
+
+    person: Person
+    lab_orders: tuple[LabOrder, ...]
+    prescriptions: tuple[Prescription, ...]
+    contacts: tuple[CareContact, ...]
+    notes: tuple[Note, ...]
+
+    @property
+    def entries(self) -> int:
+        """How many FHIR resources this record becomes."""
+        analyses = sum(len(order.analyses) for order in self.lab_orders)
+        return analyses + len(self.prescriptions) + len(self.contacts) + len(self.notes)
+
+
+@dataclass(frozen=True)
+class LegacyRegionData:
+    """Every record of one legacy region, by canonical personnummer (never log the keys)."""
+
+    region: LegacyRegionSpec
+    records: Mapping[str, PersonRecord]
+    marked: Mapping[str, tuple[str, str]]
+    #: The planted records of :data:`HELD_BACK_FOR`: (pnr, ``unapproved`` / ``nullified`` /
+    #: ``no-approval-flag`` notes, ``unapproved-contact``) → documentId.
+    held_back: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    def record(self, pnr: str) -> PersonRecord | None:
+        """The record of canonical number ``pnr``, or None if the person has none here."""
+        return self.records.get(pnr)
+
+
+@dataclass(frozen=True)
+class LegacyDuplicate:
+    """A planted duplicate: Öst's (documentId, analysisId) and the FHIR regions' copies."""
+
+    description: str
+    ost: tuple[str, str]
+    fhir_copies: tuple[tuple[str, str], ...]
