@@ -27,6 +27,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Hashable,
     Iterable,
     Iterator,
     Mapping,
@@ -51,6 +52,7 @@ from gateway.collect.sealing import (
 )
 from gateway.collect.snapshot import CacheSnapshot, StoredType
 from gateway.memo import RECENT_SECONDS, Recent
+from gateway.merge.dedup import record_keys
 from store.db import Database
 from store.tables import CacheChunk, CacheSync
 
@@ -363,8 +365,7 @@ class RecordCache:
         newer = {t for t, state in previous.items() if state.synced_at > synced_at}
         for resource_type, changed in changes.items():
             if resource_type not in newer:
-                for resource in changed:
-                    current[resource_type][str(resource.get("id"))] = resource
+                _apply_changes(current[resource_type], changed)
         merged = {t: list(by_id.values()) for t, by_id in current.items()}
         written = {t: merged[t] for t in merged if t not in newer}
         full_synced = {t: previous[t].full_synced_at for t in written}
@@ -468,3 +469,22 @@ class RecordCache:
             return await self._db.write(remove)
         finally:
             self._recent.clear()
+
+
+def _apply_changes(current: dict[str, FhirResource], changed: Sequence[FhirResource]) -> None:
+    """Merge one source's changed resources into what it answered before (by id): a
+    changed resource replaces the one of its id, and also any other that is the same
+    record under an older id (:func:`~gateway.merge.dedup.record_keys`), so a source that
+    gave its data new ids does not show each record twice."""
+    holders: dict[Hashable, str] = {}
+    for resource_id, resource in current.items():
+        for key in record_keys(resource):
+            holders.setdefault(key, resource_id)
+    for resource in changed:
+        resource_id = str(resource.get("id"))
+        for key in record_keys(resource):
+            older = holders.get(key)
+            if older is not None and older != resource_id:
+                current.pop(older, None)
+            holders[key] = resource_id
+        current[resource_id] = resource

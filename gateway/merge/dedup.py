@@ -174,6 +174,23 @@ def match_key(resource: FhirResource) -> Key | None:
     return None if key is None else (resource["resourceType"], *key)
 
 
+def record_keys(resource: FhirResource) -> list[Key]:
+    """What says that two answers of one source hold the same record under different ids
+    (a source that gave its data new ids): a business identifier they share, or, for a
+    record with none, its :func:`match_key`. Empty: the record is known by its id alone."""
+    identifiers: list[Key] = [
+        ("identifier", i["system"], i["value"])
+        for i in resource.get("identifier") or ()
+        if isinstance(i, dict)
+        and isinstance(i.get("system"), str)
+        and isinstance(i.get("value"), str)
+    ]
+    if identifiers:
+        return identifiers
+    key = match_key(resource)
+    return [] if key is None else [("content", *key)]
+
+
 def source_of(resource: FhirResource) -> str:
     """The full ``meta.source`` (source and original id) of a unified resource."""
     return str((resource.get("meta") or {}).get("source", ""))

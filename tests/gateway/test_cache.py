@@ -107,6 +107,31 @@ async def test_changes_merge_into_the_cached_resources_by_id(cache: RecordCache)
     assert (state.synced_at, state.full_synced_at) == (later, NOW)
 
 
+async def test_a_record_under_a_new_id_replaces_its_older_copy(cache: RecordCache) -> None:
+    """A source that gave its data new ids (re-seeded, migrated): the changes carry the
+    same records under new ids, and each record is kept once."""
+    identified = _observation(1) | {"identifier": [{"system": "urn:lab", "value": "A-1"}]}
+    timed = _observation(2) | {"effectiveDateTime": "2026-05-20T08:00:00+02:00"}
+    await cache.save(
+        "unified", "src", {"Observation": [identified, timed, _observation(3)]}, NOW, full=True
+    )
+    re_ided = identified | {"id": "src.new-1", "status": "amended"}
+    same_content = timed | {"id": "src.new-2"}
+    other = _observation(4) | {"id": "src.new-4", "effectiveDateTime": "2026-05-21T08:00:00Z"}
+    later = NOW + timedelta(minutes=5)
+    merged = await cache.save(
+        "unified", "src", {"Observation": [re_ided, same_content, other]}, later, full=False
+    )
+
+    assert sorted((r["id"], r["status"]) for r in merged["Observation"]) == [
+        ("src.new-1", "amended"),  # the same business identifier
+        ("src.new-2", "final"),  # no identifier, the same fact (code, time, value)
+        ("src.new-4", "final"),  # a new record
+        ("src.obs-3", "final"),  # not in the changes: kept as it was
+    ]
+    assert (await cache.load("unified", ["src"], ["Observation"]))["src"] == merged
+
+
 async def test_a_full_refresh_replaces_what_was_cached(cache: RecordCache) -> None:
     await cache.save(
         "unified", "src", {"Observation": [_observation(n) for n in range(600)]}, NOW, full=True
