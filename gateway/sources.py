@@ -2,12 +2,14 @@
 the fan-out, the merge, the record reader and the answers share.
 
 A :class:`SourceReport` is made by the fan-out (:mod:`gateway.collect.fanout`) and
-amended on the way out (served from the cache, its Patient not the person's, data
-hidden); the answer shows it to the client as it stands.
+amended on the way out, only through its methods (what normalising found, served from the
+cache, its Patient not the person's, what the reader may be shown); the answer shows it
+to the client as it stands.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -78,6 +80,39 @@ class SourceReport:
         if reason is not None:
             self.reason = reason
         self.warnings.append(warning)
+
+    def counts(self, resources: int) -> None:
+        """The source's answer holds ``resources`` resources, before any are dropped."""
+        self.resource_count = resources
+
+    def notes(self, warnings: Iterable[str], *, dropped: int = 0) -> None:
+        """What normalising the answer found: ``warnings`` to show, and ``dropped``
+        resources taken off the count (each drop is among the warnings)."""
+        self.warnings.extend(warnings)
+        self.resource_count -= dropped
+
+    def served_from_cache(
+        self, status: SourceStatus, synced_at: datetime | None, resources: int
+    ) -> None:
+        """What is served of the source comes from the cache (``CACHED``: fresh enough not
+        to ask; ``STALE``: asked and failed), as synced at ``synced_at``."""
+        self.status = status
+        self.synced_at = synced_at
+        self.resource_count = resources
+        if status is SourceStatus.CACHED:
+            self.reason = None
+
+    def unreadable_cache(self, warning: str) -> None:
+        """The source's cached data cannot be read: none of it is served, and nothing of
+        it is known to be synced."""
+        self.serves_nothing(warning)
+        self.synced_at = None
+
+    def shows(self, resources: int) -> None:
+        """Of a source with data, the reader may be shown ``resources`` resources: the
+        count says nothing of what is hidden from them."""
+        if self.status.has_data:
+            self.resource_count = resources
 
 
 @dataclass(slots=True)

@@ -318,8 +318,7 @@ class RecordReader:
             r for r in reports if visibility.names_source(self._services.provider_of(r.source_id))
         ]
         for report in visible:
-            if report.status.has_data:
-                report.resource_count = shown.get(report.source_id, 0)
+            report.shows(shown.get(report.source_id, 0))
         return visible
 
     def _merge(

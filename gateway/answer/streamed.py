@@ -35,7 +35,7 @@ from consent.visibility import Visibility
 from fhir_profiles.identifiers import PersonIdentifier
 from gateway.answer.paging import SnapshotDigest
 from gateway.collect.cache import CacheCorrupt, CacheSnapshot
-from gateway.collect.collector import Collected, Collector, unreadable_cache
+from gateway.collect.collector import Collected, Collector
 from gateway.merge.dedup import DuplicatePlan
 from gateway.merge.record import NormalisedSource, origins, patient_of, provenance
 from gateway.sources import SourceReport
@@ -214,7 +214,7 @@ async def open_stream(
                 await collector.forget(patient_id, broken)
                 for report in collected.reports:
                     if report.source_id == broken:
-                        unreadable_cache(report, "its cached data could not be read")
+                        report.unreadable_cache("its cached data could not be read")
                 continue
             return stream
     except BaseException:

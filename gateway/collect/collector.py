@@ -369,7 +369,7 @@ class Collector:
             )
         except CacheCorrupt:
             log.warning("cached data of source %s could not be read", normalised.source.id)
-            unreadable_cache(report, "its cached data could not be read: asked in full next time")
+            report.unreadable_cache("its cached data could not be read: asked in full next time")
             return None
         for resource_type, resources in stored.items():
             self._decoded.remember(
@@ -377,17 +377,10 @@ class Collector:
             )
         kept = [PATIENT, *types]
         if not full:
-            report.resource_count = sum(len(stored[t]) for t in types)
+            report.counts(sum(len(stored[t]) for t in types))
         if not load:
             stored = {PATIENT: stored[PATIENT]}
         return _assembled(normalised.source, stored, kept, dict.fromkeys(kept, synced_at))
-
-
-def unreadable_cache(report: SourceReport, warning: str) -> None:
-    """Report a source whose cached data cannot be read: none of it is served, and
-    nothing of it is known to be synced."""
-    report.serves_nothing(warning)
-    report.synced_at = None
 
 
 def _assembled(
@@ -409,8 +402,5 @@ def _from_cache(
     state: dict[str, SyncState] | None,
     served: NormalisedSource,
 ) -> None:
-    report.status = status
-    report.synced_at = min(s.synced_at for s in state.values()) if state else None
-    report.resource_count = len(served.resources)
-    if status is SourceStatus.CACHED:
-        report.reason = None
+    synced_at = min(s.synced_at for s in state.values()) if state else None
+    report.served_from_cache(status, synced_at, len(served.resources))

@@ -287,12 +287,9 @@ class Notes:
 
     def report_to(self, report: SourceReport) -> None:
         """Add the drops and notes to ``report`` (and take the drops off its count)."""
-        for reason, count in sorted(self.dropped.items()):
-            report.warnings.append(f"dropped {count} resource(s): {reason}")
-        report.warnings.extend(
-            f"{text} ({n}x)" if n > 1 else text for text, n in sorted(self.issues.items())
-        )
-        report.resource_count -= sum(self.dropped.values())
+        drops = [f"dropped {n} resource(s): {reason}" for reason, n in sorted(self.dropped.items())]
+        issues = [f"{text} ({n}x)" if n > 1 else text for text, n in sorted(self.issues.items())]
+        report.notes([*drops, *issues], dropped=sum(self.dropped.values()))
 
 
 class SourceNormaliser:
