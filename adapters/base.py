@@ -19,16 +19,6 @@ from fhir_profiles.identifiers import PersonIdentifier
 
 FhirResource = dict[str, Any]
 
-#: The resource types the gateway asks every source for, per person.
-PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = (
-    "Observation",
-    "MedicationRequest",
-    "Appointment",
-    "Encounter",
-    "Condition",
-    "DocumentReference",
-)
-
 
 @runtime_checkable
 class SourceAdapter(Protocol):

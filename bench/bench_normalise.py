@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 
 import orjson
 
-from adapters.base import PATIENT_COMPARTMENT_TYPES
 from adapters.config import SourceConfig
 from fhir_profiles.identifiers import parse_person_identifier
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.merge.record import unify
 from gateway.run.app import tune_garbage_collector
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport, SourceStatus

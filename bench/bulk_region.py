@@ -42,8 +42,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.base import PATIENT_COMPARTMENT_TYPES
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, PERSONNUMMER_SYSTEM
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from simregions.clock import local_datetime, utc_instant
 from simregions.labs import (
     ANALYSES_BY_KEY,

@@ -39,9 +39,9 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy.engine import make_url
 
-from adapters.base import PATIENT_COMPARTMENT_TYPES
 from adapters.fhir_r4 import format_identifier
 from fhir_profiles.identifiers import parse_person_identifier
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.run.cli import LOG_LEVEL_VARIABLE
 from gateway.run.configfile import CONFIG_FILE_VARIABLE
 from gateway.run.demo import region_source

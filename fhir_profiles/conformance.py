@@ -10,17 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-#: The profile each emitted type must conform to.
+from fhir_profiles.resource_types import RESOURCE_TYPES
+
+#: The profile each emitted type must conform to: the record's types (with their profiles
+#: in :mod:`fhir_profiles.resource_types`) and the gateway's own answers.
 PROFILE_FOR_TYPE: Mapping[str, str] = MappingProxyType(
     {
-        "Patient": "https://samlad.se/fhir/StructureDefinition/samlad-patient",
-        "Observation": "https://samlad.se/fhir/StructureDefinition/samlad-observation-lab",
-        "MedicationRequest": "https://samlad.se/fhir/StructureDefinition/samlad-medicationrequest",
-        "Appointment": "https://samlad.se/fhir/StructureDefinition/samlad-appointment",
-        "Encounter": "https://samlad.se/fhir/StructureDefinition/samlad-encounter",
-        "Condition": "https://samlad.se/fhir/StructureDefinition/samlad-condition",
-        "DocumentReference": "https://samlad.se/fhir/StructureDefinition/samlad-documentreference",
-        "Provenance": "https://samlad.se/fhir/StructureDefinition/samlad-provenance",
+        **{t.name: t.profile for t in RESOURCE_TYPES.values()},
         "OperationOutcome": "https://samlad.se/fhir/StructureDefinition/samlad-operationoutcome",
         "Bundle": "https://samlad.se/fhir/StructureDefinition/samlad-bundle-searchset",
         "Consent": "https://samlad.se/fhir/StructureDefinition/samlad-consent",

@@ -27,6 +27,8 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from fhir_profiles.resource_types import RESOURCE_TYPES
+
 STOCKHOLM = "Europe/Stockholm"
 MIN_YEAR = 1850
 MAX_YEAR = 2200
@@ -146,49 +148,10 @@ def _check_date(text: str) -> None:
         raise InvalidDateTime("not a calendar date") from exc
 
 
-#: Per resource type, the paths of its date/dateTime/instant elements the gateway serves.
-#: A path is a tuple of keys; lists on the way are walked element by element.
+#: Per resource type, the paths of its date/dateTime/instant elements the gateway serves
+#: (from :mod:`fhir_profiles.resource_types`). Lists on a path are walked element by element.
 DATETIME_FIELDS: Mapping[str, tuple[tuple[str, ...], ...]] = MappingProxyType(
-    {
-        "Patient": (("birthDate",), ("deceasedDateTime",)),
-        "Observation": (
-            ("effectiveDateTime",),
-            ("effectiveInstant",),
-            ("effectivePeriod", "start"),
-            ("effectivePeriod", "end"),
-            ("issued",),
-            ("valueDateTime",),
-        ),
-        "Encounter": (
-            ("period", "start"),
-            ("period", "end"),
-            ("statusHistory", "period", "start"),
-            ("statusHistory", "period", "end"),
-            ("location", "period", "start"),
-            ("location", "period", "end"),
-        ),
-        "Appointment": (("start",), ("end",), ("created",)),
-        "MedicationRequest": (
-            ("authoredOn",),
-            ("dispenseRequest", "validityPeriod", "start"),
-            ("dispenseRequest", "validityPeriod", "end"),
-        ),
-        "Condition": (
-            ("onsetDateTime",),
-            ("onsetPeriod", "start"),
-            ("onsetPeriod", "end"),
-            ("abatementDateTime",),
-            ("abatementPeriod", "start"),
-            ("abatementPeriod", "end"),
-            ("recordedDate",),
-        ),
-        "DocumentReference": (
-            ("date",),
-            ("context", "period", "start"),
-            ("context", "period", "end"),
-        ),
-        "Provenance": (("recorded",), ("occurredDateTime",)),
-    }
+    {t.name: t.datetime_fields for t in RESOURCE_TYPES.values() if t.datetime_fields}
 )
 _COMMON_FIELDS: tuple[tuple[str, ...], ...] = (("meta", "lastUpdated"),)
 

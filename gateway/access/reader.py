@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from adapters.base import PATIENT_COMPARTMENT_TYPES, FhirResource
+from adapters.base import FhirResource
 from consent.audit import AuditLog
 from consent.decision import AccessDecision
 from consent.entries import AuditEntryCreate
@@ -33,6 +33,7 @@ from consent.relations import GuardianRegister, RegisterUnavailable
 from consent.store import ConsentStore
 from consent.visibility import Visibility
 from fhir_profiles.identifiers import PersonIdentifier
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.access.persons import PersonIndex
 from gateway.answer.streamed import Match, RecordStream, open_stream
 from gateway.collect.collector import Collector

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 
-from adapters.base import PATIENT_COMPARTMENT_TYPES
 from fhir_profiles.conformance import IPS_SUMMARY_DEFINITION, PATIENT_EVERYTHING_DEFINITION
 from fhir_profiles.identifiers import (
     PERSONNUMMER_OID,
@@ -22,6 +21,7 @@ from fhir_profiles.identifiers import (
     PersonIdentifier,
     parse_person_identifier,
 )
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.access.auth import CurrentPrincipal
 from gateway.access.reader import ReadResult, RecordReader
 from gateway.answer.bundles import searchset

@@ -24,9 +24,10 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from adapters.base import PATIENT_COMPARTMENT_TYPES, FhirResource
+from adapters.base import FhirResource
 from consent.principals import Principal
 from fhir_profiles.datetimes import parse_instant
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.access.reader import ReadResult, RecordReader, actor_fields
 from gateway.answer.bundles import entry, searchset, searchset_head, source_status_entry
 from gateway.answer.paging import PageState, check_snapshot, page, page_links, snapshot_of

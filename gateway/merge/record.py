@@ -32,6 +32,7 @@ from fhir_profiles.extensions import FETCHED_AT_URL
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, SOURCE_SYSTEM, SOURCE_URI, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
 from fhir_profiles.record_status import CARE_PROVIDER_TAG, CARE_UNIT_TAG
+from fhir_profiles.resource_types import RESOURCE_TYPES
 from gateway.merge.dedup import deduplicate
 from gateway.merge.linking import LinkError, check_link, unified_patient
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport
@@ -40,13 +41,8 @@ from gateway.sources import Gathered, Source, SourceRecord, SourceReport
 UNIT_FIELDS = ("serviceProvider", "performer", "custodian", "author", "requester", "recorder")
 
 #: Where each served type names its patient.
-PATIENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "Observation": ("subject",),
-    "MedicationRequest": ("subject",),
-    "Encounter": ("subject",),
-    "Condition": ("subject",),
-    "DocumentReference": ("subject",),
-    "Appointment": ("participant.actor",),
+PATIENT_FIELDS: Mapping[str, tuple[str, ...]] = {
+    t.name: t.patient_fields for t in RESOURCE_TYPES.values() if t.patient_fields
 }
 
 #: Deeper nesting than this is no clinical data: the resource is dropped.

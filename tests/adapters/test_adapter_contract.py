@@ -20,10 +20,11 @@ import httpx
 import pytest
 
 from adapters import errors
-from adapters.base import PATIENT_COMPARTMENT_TYPES, SourceAdapter
+from adapters.base import SourceAdapter
 from adapters.config import SourceConfig
 from adapters.registry import build_adapter
 from fhir_profiles.identifiers import canonical_identifier, parse_person_identifier
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.run.demo import legacy_source, region_source
 from simregions.app import create_app
 from simregions.behaviour import Behaviour

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.base import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.http.capability import CapabilityRegistry
 from gateway.run.app import create_app
 from tests.gateway.conftest import (

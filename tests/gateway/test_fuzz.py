@@ -25,9 +25,9 @@ from schemathesis import Case
 from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import allow_header_conformance, positive_data_acceptance
 
-from adapters.base import PATIENT_COMPARTMENT_TYPES
 from consent.principals import Citizen, Clinician
 from fhir_profiles.record_status import CARE_PROVIDER_TAG
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.answer.search import search_params_for
 from gateway.run.app import create_app
 from gateway.settings import load_settings

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from adapters.base import PATIENT_COMPARTMENT_TYPES
 from fhir_profiles.extensions import ALSO_REPORTED_BY_URL
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.answer.search import (
     include_types,
     included,

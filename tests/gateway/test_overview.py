@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from adapters.base import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from tests.gateway.conftest import TEST_PERSON, Gateway, follow_pages
 
 pytestmark = pytest.mark.anyio

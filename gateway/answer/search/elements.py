@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from adapters.base import FhirResource
 from fhir_profiles.codes import OBSERVATION_VALUE_SYSTEM
+from fhir_profiles.resource_types import RESOURCE_TYPES
 from gateway.answer.search.parse import SearchSpec
 
 #: The tag FHIR requires on a resource that has had elements left out.
@@ -23,14 +24,7 @@ SUBSETTED_TAG: Mapping[str, str] = MappingProxyType(
 
 #: Elements every projection keeps (FHIR: "servers SHOULD return mandatory elements").
 _MANDATORY: Mapping[str, frozenset[str]] = MappingProxyType(
-    {
-        "Observation": frozenset({"status", "code"}),
-        "MedicationRequest": frozenset({"status", "intent", "subject", "medication"}),
-        "Appointment": frozenset({"status", "participant"}),
-        "Encounter": frozenset({"status", "class"}),
-        "Condition": frozenset({"subject"}),
-        "DocumentReference": frozenset({"status", "content"}),
-    }
+    {t.name: t.mandatory for t in RESOURCE_TYPES.values() if t.mandatory}
 )
 _ALWAYS_KEPT = frozenset({"resourceType", "id", "meta"})
 #: Choice elements ([x]) of the served types: ``_elements=effective`` keeps ``effectiveDateTime``.

@@ -1,0 +1,147 @@
+"""Every resource type the gateway serves about a person, and the FHIR facts about each:
+the one home of what a type is. The rules the gateway applies per type (duplicates,
+search parameters, the patient summary's sections) live with those rules and are held
+to this list by tests.
+
+:data:`PATIENT_COMPARTMENT_TYPES` are the types asked of every source, in the order they
+are asked, merged and streamed; the Patient and the Provenance the gateway makes are
+emitted too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+#: A path to an element: keys from the resource down (lists on the way are walked).
+Path = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    """What the gateway serves of one resource type."""
+
+    name: str
+    #: The Samlad profile every emitted resource of the type conforms to.
+    profile: str
+    #: Its date, dateTime and instant elements, normalised on the way in.
+    datetime_fields: tuple[Path, ...] = ()
+    #: Where it names its patient (dotted paths); empty for types not about a person.
+    patient_fields: tuple[str, ...] = ()
+    #: Elements every projection keeps (FHIR: "servers SHOULD return mandatory elements").
+    mandatory: frozenset[str] = frozenset()
+    #: Asked of every source for each person (in the patient compartment).
+    compartment: bool = False
+
+
+def _types(*types: ResourceType) -> Mapping[str, ResourceType]:
+    return MappingProxyType({t.name: t for t in types})
+
+
+#: Every type the gateway emits about a person, compartment types in the order asked.
+RESOURCE_TYPES: Mapping[str, ResourceType] = _types(
+    ResourceType(
+        "Observation",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-observation-lab",
+        datetime_fields=(
+            ("effectiveDateTime",),
+            ("effectiveInstant",),
+            ("effectivePeriod", "start"),
+            ("effectivePeriod", "end"),
+            ("issued",),
+            ("valueDateTime",),
+        ),
+        patient_fields=("subject",),
+        mandatory=frozenset({"status", "code"}),
+        compartment=True,
+    ),
+    ResourceType(
+        "MedicationRequest",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-medicationrequest",
+        datetime_fields=(
+            ("authoredOn",),
+            ("dispenseRequest", "validityPeriod", "start"),
+            ("dispenseRequest", "validityPeriod", "end"),
+        ),
+        patient_fields=("subject",),
+        mandatory=frozenset({"status", "intent", "subject", "medication"}),
+        compartment=True,
+    ),
+    ResourceType(
+        "Appointment",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-appointment",
+        datetime_fields=(
+            ("start",),
+            ("end",),
+            ("created",),
+        ),
+        patient_fields=("participant.actor",),
+        mandatory=frozenset({"status", "participant"}),
+        compartment=True,
+    ),
+    ResourceType(
+        "Encounter",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-encounter",
+        datetime_fields=(
+            ("period", "start"),
+            ("period", "end"),
+            ("statusHistory", "period", "start"),
+            ("statusHistory", "period", "end"),
+            ("location", "period", "start"),
+            ("location", "period", "end"),
+        ),
+        patient_fields=("subject",),
+        mandatory=frozenset({"status", "class"}),
+        compartment=True,
+    ),
+    ResourceType(
+        "Condition",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-condition",
+        datetime_fields=(
+            ("onsetDateTime",),
+            ("onsetPeriod", "start"),
+            ("onsetPeriod", "end"),
+            ("abatementDateTime",),
+            ("abatementPeriod", "start"),
+            ("abatementPeriod", "end"),
+            ("recordedDate",),
+        ),
+        patient_fields=("subject",),
+        mandatory=frozenset({"subject"}),
+        compartment=True,
+    ),
+    ResourceType(
+        "DocumentReference",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-documentreference",
+        datetime_fields=(
+            ("date",),
+            ("context", "period", "start"),
+            ("context", "period", "end"),
+        ),
+        patient_fields=("subject",),
+        mandatory=frozenset({"status", "content"}),
+        compartment=True,
+    ),
+    ResourceType(
+        "Patient",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-patient",
+        datetime_fields=(
+            ("birthDate",),
+            ("deceasedDateTime",),
+        ),
+    ),
+    ResourceType(
+        "Provenance",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-provenance",
+        datetime_fields=(
+            ("recorded",),
+            ("occurredDateTime",),
+        ),
+    ),
+)
+
+#: The types asked of every source, per person, in order.
+PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = tuple(
+    t.name for t in RESOURCE_TYPES.values() if t.compartment
+)
