@@ -147,7 +147,7 @@ def convert_on_scale(value: float, scale: Scale) -> float:
     """
     result = (value - scale.offset) * scale.slope
     exponent = decimal.Decimal(repr(value)).as_tuple().exponent
-    places = -exponent if isinstance(exponent, int) and not isinstance(value, int) else 0
+    places = -exponent if isinstance(exponent, int) else 0
     step = 10.0**-places * abs(scale.slope)
     digits = max(0, -math.floor(math.log10(step)))
     return round(result) if digits == 0 else round(result, digits)
