@@ -1,6 +1,7 @@
 """The laboratory analyses the gateway normalises, each with its Swedish canonical unit,
 its LOINC codes and what converting into that unit needs (molar mass, analyte-specific
-factors), and the UCUM units it knows with their kind of quantity.
+factors, the line from another scale such as HbA1c NGSP %), and the UCUM units it knows
+with their kind of quantity.
 
 This is data; :mod:`fhir_profiles.units` does the converting. :func:`analyte_for` finds
 the analysis an Observation's code names, directly by LOINC or through the code maps.
@@ -27,6 +28,7 @@ Dimension = Literal[
     "arbitrary",
     "ratio",
     "gfr",
+    "mass-fraction",
 ]
 
 #: UCUM unit code -> (kind of quantity, factor to that kind's base unit).
@@ -82,6 +84,16 @@ UNIT_SCALES: Mapping[str, tuple[Dimension, float]] = MappingProxyType(
 
 
 @dataclass(frozen=True, slots=True)
+class Scale:
+    """A unit on another scale than the canonical one: ``(value - offset) * slope`` gives
+    the value in the canonical unit (HbA1c: NGSP % to IFCC mmol/mol)."""
+
+    unit: str
+    offset: float
+    slope: float
+
+
+@dataclass(frozen=True, slots=True)
 class Analyte:
     """One laboratory analysis, the unit it is shown in, and how other units convert.
 
@@ -91,6 +103,8 @@ class Analyte:
     is mmol/L only for a monovalent ion). ``counted_as`` gives, for a mass-coded LOINC
     that weighs only part of the analyte, the grams of that part per mole of the analyte
     (urea nitrogen: the two nitrogen atoms of one urea molecule, 28.013 g/mol).
+    ``scales`` gives, for a LOINC whose results are on another scale, that scale: a value
+    in its unit reported under that code converts by the scale's line, not by a factor.
     """
 
     key: str
@@ -102,6 +116,7 @@ class Analyte:
     molar_mass: float | None = None
     extra_units: Mapping[str, float] = field(default_factory=dict)
     counted_as: Mapping[str, float] = field(default_factory=dict)
+    scales: Mapping[str, Scale] = field(default_factory=dict)
 
     @property
     def dimension(self) -> Dimension:
@@ -121,6 +136,7 @@ def _an(
     molar_mass: float | None = None,
     extra_units: dict[str, float] | None = None,
     counted_as: dict[str, float] | None = None,
+    scales: dict[str, Scale] | None = None,
 ) -> Analyte:
     dimension = UNIT_SCALES[unit[0]][0]
     return Analyte(
@@ -133,6 +149,7 @@ def _an(
         molar_mass=molar_mass,
         extra_units=MappingProxyType(extra_units or {}),
         counted_as=MappingProxyType(counted_as or {}),
+        scales=MappingProxyType(scales or {}),
     )
 
 
@@ -144,6 +161,10 @@ _E9 = ("10*9/L", "10^9/L")
 _MEQ = {"meq/L": 1.0}
 # Two nitrogen atoms per urea molecule, 2 x 14.0067 g/mol (IUPAC standard atomic weight).
 _UREA_NITROGEN = 28.0134
+# HbA1c as NGSP (DCCT) % becomes IFCC mmol/mol by the IFCC-NGSP master equation,
+# IFCC = (NGSP - 2.15) x 10.929 (Hoelzel et al., Clin Chem 2004;50:166-174).
+_NGSP: Dimension = "mass-fraction"
+_NGSP_PERCENT = Scale("%", 2.15, 10.929)
 
 #: The analyses the gateway normalises, with Swedish canonical units.
 ANALYTES: tuple[Analyte, ...] = (
@@ -170,6 +191,8 @@ ANALYTES: tuple[Analyte, ...] = (
         molar_mass=35.45, extra_units=_MEQ),
     _an("kreatinin", ("14682-9", "Creatinine [Moles/volume] in Serum or Plasma"), _UMOL,
         {"2160-0": _M}, molar_mass=113.1),
+    _an("u-kreatinin", ("14683-7", "Creatinine [Moles/volume] in Urine"), _MMOL,
+        {"2161-8": _M}, molar_mass=113.1),
     _an("egfr", ("62238-1", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] "
                  "in Serum, Plasma or Blood by Creatinine-based formula (CKD-EPI)"),
         ("mL/min/{1.73_m2}", "mL/min/1,73 m²"), {"69405-9": "gfr"}),
@@ -190,16 +213,21 @@ ANALYTES: tuple[Analyte, ...] = (
         {"1754-1": _M}),
     _an("glukos", ("14749-6", "Glucose [Moles/volume] in Serum or Plasma"), _MMOL,
         {"2345-7": _M}, molar_mass=180.16),
+    _an("fp-glukos", ("14771-0", "Fasting glucose [Moles/volume] in Serum or Plasma"), _MMOL,
+        {"1558-6": _M}, molar_mass=180.16),
     _an("b-glukos", ("15074-8", "Glucose [Moles/volume] in Blood"), _MMOL,
         {"2339-0": _M}, molar_mass=180.16),
     _an("hba1c", ("59261-8", "Hemoglobin A1c/Hemoglobin.total in Blood by IFCC protocol"),
-        ("mmol/mol", "mmol/mol")),
+        ("mmol/mol", "mmol/mol"), {"4548-4": _NGSP, "17856-6": _NGSP},  # 17856-6: by HPLC
+        scales={"4548-4": _NGSP_PERCENT, "17856-6": _NGSP_PERCENT}),
     _an("kolesterol", ("14647-2", "Cholesterol [Moles/volume] in Serum or Plasma"), _MMOL,
         {"2093-3": _M}, molar_mass=386.65),
     _an("hdl", ("14646-4", "Cholesterol in HDL [Moles/volume] in Serum or Plasma"), _MMOL,
         {"2085-9": _M}, molar_mass=386.65),
     _an("ldl", ("22748-8", "Cholesterol in LDL [Moles/volume] in Serum or Plasma"), _MMOL,
         {"2089-1": _M, "13457-7": _M, "18262-6": _M}, molar_mass=386.65),  # any method
+    _an("non-hdl", ("70204-3", "Cholesterol non HDL [Moles/volume] in Serum or Plasma"), _MMOL,
+        {"43396-1": _M}, molar_mass=386.65),
     _an("tg", ("14927-8", "Triglyceride [Moles/volume] in Serum or Plasma"), _MMOL,
         {"2571-8": _M}, molar_mass=885.7),  # as triolein, the lab convention
     _an("alat", ("1742-6", "Alanine aminotransferase [Enzymatic activity/volume] in Serum or "
@@ -212,6 +240,9 @@ ANALYTES: tuple[Analyte, ...] = (
                "Plasma"), _UKAT),
     _an("bilirubin", ("14631-6", "Bilirubin.total [Moles/volume] in Serum or Plasma"), _UMOL,
         {"1975-2": _M}, molar_mass=584.66),
+    # LOINC's direct bilirubin: the conjugated fraction as the diazo method measures it.
+    _an("bilirubin-konj", ("14629-0", "Bilirubin.direct [Moles/volume] in Serum or Plasma"),
+        _UMOL, {"1968-7": _M}, molar_mass=584.66),
     _an("tsh", ("3016-3", "Thyrotropin [Units/volume] in Serum or Plasma"),
         ("m[IU]/L", "mIE/L")),
     _an("ft4", ("14920-3", "Thyroxine (T4) free [Moles/volume] in Serum or Plasma"),

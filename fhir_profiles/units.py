@@ -7,12 +7,15 @@ known: a change of prefix within one kind of quantity (g/dL to g/L), or mass to 
 substance through the analyte's molar mass (glucose 180.16 g/mol: mg/dL / 18.016 gives
 mmol/L; creatinine 113.1 g/mol: mg/dL x 88.42 gives µmol/L; urea nitrogen, which weighs only the
 urea's two nitrogen atoms, 28.01 g/mol: mg/dL x 0.357 gives mmol/L urea), or U/L to µkat/L
-(1 U = 1/60 µkat). Anything else (a unit we do not know, an affine conversion such as HbA1c % to
-mmol/mol, a quantity that is not UCUM-coded) is left exactly as it was and reported.
+(1 U = 1/60 µkat), or a unit on another scale along that scale's line (HbA1c reported as
+NGSP % under an NGSP LOINC: (% - 2.15) x 10.929 gives IFCC mmol/mol). Anything else (a unit
+we do not know, % under the IFCC code, a quantity that is not UCUM-coded) is left exactly as
+it was and reported.
 
 The original quantity is kept in the extension :data:`ORIGINAL_QUANTITY_URL` on the
 converted Quantity, and values are rounded to the significant digits of the original (at
-least two), so 99 mg/dL becomes 5.5 mmol/L, not 5.495004440497335.
+least two), so 99 mg/dL becomes 5.5 mmol/L, not 5.495004440497335; a value taken along a
+scale keeps the decimals its last digit still reaches (6.5 % gives 48 mmol/mol).
 
 The analyses, their canonical units and molar masses are the table in
 :mod:`fhir_profiles.analytes`.
@@ -20,11 +23,13 @@ The analyses, their canonical units and molar masses are the table in
 
 from __future__ import annotations
 
+import decimal
 import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
-from fhir_profiles.analytes import ANALYTES, UNIT_SCALES, Analyte, analyte_for
+from fhir_profiles.analytes import ANALYTES, UNIT_SCALES, Analyte, Scale, analyte_for
 from fhir_profiles.codes import LOINC_SYSTEM, UCUM_SYSTEM, Coding, loinc_for, npu_for
 
 ORIGINAL_QUANTITY_URL = "https://samlad.se/fhir/StructureDefinition/original-quantity"
@@ -66,15 +71,9 @@ def _factor(analyte: Analyte, unit: str, molar_mass: float | None) -> float | No
     return None
 
 
-def _mass_basis(code: object, analyte: Analyte) -> float | None:
-    """The grams per mole of the analyte that a mass value under ``code`` counts.
-
-    None when there is none, or when the codings name different ones (urea and urea
-    nitrogen at once): a mass unit is then not converted.
-    """
-    if not analyte.counted_as:
-        return analyte.molar_mass
-    masses: set[float | None] = set()
+def _named_loincs(code: object, analyte: Analyte) -> list[str]:
+    """The LOINC codes of ``analyte`` that the codings of ``code`` name, directly or mapped."""
+    named: list[str] = []
     for coding in code.get("coding", []) if isinstance(code, dict) else []:
         if not isinstance(coding, dict) or not isinstance(coding.get("code"), str):
             continue
@@ -84,12 +83,36 @@ def _mass_basis(code: object, analyte: Analyte) -> float | None:
             codes = tuple(c.code for c in loinc_for(coding["system"], coding["code"]))
         else:
             continue
-        for loinc in codes:
-            if analyte.loinc.get(loinc) == "mass":
-                masses.add(analyte.counted_as.get(loinc, analyte.molar_mass))
-    if len(masses) > 1:
-        return None
-    return masses.pop() if masses else analyte.molar_mass
+        named.extend(loinc for loinc in codes if loinc in analyte.loinc)
+    return named
+
+
+@dataclass(frozen=True, slots=True)
+class _Way:
+    """How a quantity of one Observation converts: the grams per mole its mass units
+    count, and the other scale its code puts results on, if any."""
+
+    molar_mass: float | None
+    scale: Scale | None
+
+
+def _way(code: object, analyte: Analyte) -> _Way:
+    """How quantities under ``code`` convert to the canonical unit of ``analyte``.
+
+    The molar mass is None when the codings name different masses (urea and urea
+    nitrogen at once); a scale holds only when every code of the analysis named holds
+    it (HbA1c % is NGSP only under an NGSP code, never beside the IFCC one). What the
+    codes disagree on is not converted.
+    """
+    named = _named_loincs(code, analyte)
+    masses = {
+        analyte.counted_as.get(loinc, analyte.molar_mass)
+        for loinc in named
+        if analyte.loinc[loinc] == "mass"
+    } or {analyte.molar_mass}
+    molar_mass = masses.pop() if len(masses) == 1 else None
+    scales = {analyte.scales.get(loinc) for loinc in named}
+    return _Way(molar_mass, scales.pop() if len(scales) == 1 else None)
 
 
 def significant_digits(value: float) -> int:
@@ -115,6 +138,21 @@ def convert_value(value: float, factor: float) -> float:
     return round_significant(value * factor, digits)
 
 
+def convert_on_scale(value: float, scale: Scale) -> float:
+    """``value`` taken along ``scale``'s line, to the resolution the original allows.
+
+    A step in the original's last decimal moves the result by ``slope`` times as much, so
+    the result keeps the decimals that step still reaches: 6.5 (% NGSP) gives 48 (mmol/mol
+    IFCC), 6.55 gives 48.1.
+    """
+    result = (value - scale.offset) * scale.slope
+    exponent = decimal.Decimal(repr(value)).as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) else 0
+    step = 10.0**-places * abs(scale.slope)
+    digits = max(0, -math.floor(math.log10(step)))
+    return round(result) if digits == 0 else round(result, digits)
+
+
 def _report(issues: list[str] | None, message: str) -> None:
     if issues is not None:
         issues.append(message)
@@ -130,7 +168,7 @@ def _is_converted(quantity: dict[str, Any]) -> bool:
 def _convert(
     quantity: object,
     analyte: Analyte,
-    molar_mass: float | None,
+    way: _Way,
     where: str,
     issues: list[str] | None,
 ) -> tuple[bool, bool]:
@@ -151,12 +189,20 @@ def _convert(
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         _report(issues, f"{where}: value is not a finite number")
         return False, False
-    factor = _factor(analyte, unit, molar_mass)
-    if factor is None:
-        _report(issues, f"{where}: no known conversion to {analyte.unit}, left as sent")
-        return False, False
+    scale = way.scale if way.scale is not None and way.scale.unit == unit else None
+    if scale is not None:
+        if value < scale.offset:
+            _report(issues, f"{where}: below the zero of the {unit} scale, left as sent")
+            return False, False
+        converted = convert_on_scale(value, scale)
+    else:
+        factor = _factor(analyte, unit, way.molar_mass)
+        if factor is None:
+            _report(issues, f"{where}: no known conversion to {analyte.unit}, left as sent")
+            return False, False
+        converted = convert_value(value, factor)
     original = {key: item for key, item in quantity.items() if key != "extension"}
-    quantity["value"] = convert_value(value, factor)
+    quantity["value"] = converted
     quantity["unit"] = analyte.unit_display
     quantity["system"] = UCUM_SYSTEM
     quantity["code"] = analyte.unit
@@ -222,10 +268,10 @@ def normalise_quantity(observation: dict[str, Any], issues: list[str] | None = N
         return False
     changed = False
     value_canonical = False
-    molar_mass = _mass_basis(observation.get("code"), analyte)
+    way = _way(observation.get("code"), analyte)
     if value is not None:
         changed, value_canonical = _convert(
-            value, analyte, molar_mass, "Observation.valueQuantity", issues
+            value, analyte, way, "Observation.valueQuantity", issues
         )
     if isinstance(ranges, list):
         for index, reference in enumerate(ranges):
@@ -234,7 +280,7 @@ def normalise_quantity(observation: dict[str, Any], issues: list[str] | None = N
             for end in ("low", "high"):
                 if end in reference:
                     where = f"Observation.referenceRange[{index}].{end}"
-                    changed |= _convert(reference[end], analyte, molar_mass, where, issues)[0]
+                    changed |= _convert(reference[end], analyte, way, where, issues)[0]
     if value_canonical:
         changed |= _ensure_canonical_loinc(observation.get("code"), analyte)
     return changed

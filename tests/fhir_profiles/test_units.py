@@ -283,7 +283,31 @@ PUBLISHED = [
     ("u-albumin", "14957-5", "mg/dL", 10.0),  # urine microalbumin, mg/dL -> mg/L
     ("u-albumin", "14957-5", "ug/mL", 1.0),
     ("u-albumin", "1754-1", "mg/L", 1.0),
+    # The analyses added for US-coded sources, each with its published factor:
+    ("non-hdl", "43396-1", "mg/dL", 0.0259),  # non-HDL cholesterol: cholesterol's 0.0259
+    ("fp-glukos", "1558-6", "mg/dL", 0.0555),  # fasting glucose: glucose's 0.0555
+    ("u-kreatinin", "2161-8", "mg/dL", 0.0884),  # urine creatinine: 88.4 umol/L = 0.0884 mmol/L
+    ("bilirubin-konj", "1968-7", "mg/dL", 17.1),  # direct (conjugated) bilirubin: 17.1
+    ("fosfat", "2777-1", "mg/dL", 0.3229),  # phosphate, reported as phosphorus: 0.3229
+    ("magnesium", "19123-9", "mg/dL", 0.4114),  # magnesium: 0.4114
+    ("jarn", "2498-4", "ug/dL", 0.179),  # iron: 0.179
+    ("natrium", "2951-2", "meq/L", 1.0),  # sodium: monovalent, 1 mEq/L = 1 mmol/L
+    ("kalium", "2823-3", "meq/L", 1.0),  # potassium: monovalent, 1
+    ("klorid", "2075-0", "meq/L", 1.0),  # chloride: monovalent, 1
+    ("ferritin", "2276-4", "ng/mL", 1.0),  # ferritin: 1 ng/mL = 1 ug/L
+    ("b12", "2132-9", "pg/mL", 0.7378),  # vitamin B12 (cobalamin): 0.7378
+    ("folat", "2284-8", "ng/mL", 2.266),  # folate: 2.266
+    ("hb", "718-7", "g/dL", 10.0),  # haemoglobin: 10
+    ("ft4", "3024-7", "ng/dL", 12.87),  # free thyroxine: 12.87
+    ("vitd", "62292-8", "ng/mL", 2.496),  # 25-hydroxyvitamin D: 2.496
 ]
+
+
+def test_every_analysis_with_its_own_conversion_has_a_published_factor() -> None:
+    published = {analyte for analyte, *_ in PUBLISHED}
+    own = {a.key for a in ANALYTES if a.molar_mass or a.extra_units or a.counted_as}
+    assert own <= published
+    assert {a.key for a in ANALYTES if a.scales} == {"hba1c"}  # tested below, pair by pair
 
 
 @pytest.mark.parametrize(("analyte", "loinc", "unit", "published"), PUBLISHED)
@@ -312,6 +336,10 @@ def test_factors_match_the_published_ones(
         ("bilirubin", 584.7),
         ("urat", 168.11),
         ("kalcium", 40.078),
+        ("non-hdl", 386.65),
+        ("fp-glukos", 180.16),
+        ("u-kreatinin", 113.12),
+        ("bilirubin-konj", 584.7),
     ],
 )
 def test_molar_masses_are_the_literature_ones(analyte: str, molar_mass: float) -> None:
@@ -329,21 +357,32 @@ def _panel(*results: tuple[str, float, str]) -> list[dict[str, Any]]:
 
 
 def test_a_lipid_panel_in_mass_units_is_all_molar() -> None:
-    panel = _panel(
+    sent = [
         ("2093-3", 200, "mg/dL"),
         ("2085-9", 50, "mg/dL"),
         ("18262-6", 130, "mg/dL"),
         ("13457-7", 128, "mg/dL"),
+        ("2089-1", 129, "mg/dL"),
+        ("43396-1", 150, "mg/dL"),
         ("2571-8", 150, "mg/dL"),
-    )
+    ]
+    panel = _panel(*sent)
     issues: list[str] = []
     assert all(normalise_quantity(observation, issues) for observation in panel)
     assert issues == []
-    assert [o["valueQuantity"]["code"] for o in panel] == ["mmol/L"] * 5
-    assert [o["valueQuantity"]["value"] for o in panel] == [5.17, 1.3, 3.36, 3.31, 1.69]
-    for observation in panel:
+    assert [o["valueQuantity"]["code"] for o in panel] == ["mmol/L"] * 7
+    assert [o["valueQuantity"]["value"] for o in panel] == [
+        5.17,
+        1.3,
+        3.36,
+        3.31,
+        3.34,
+        3.88,
+        1.69,
+    ]
+    for observation, (_, value, unit) in zip(panel, sent, strict=True):
         (original,) = observation["valueQuantity"]["extension"]
-        assert original["valueQuantity"]["code"] == "mg/dL"
+        assert original["valueQuantity"] == _quantity(value, unit)
     ldl_codes = [c["code"] for c in panel[2]["code"]["coding"]]
     assert ldl_codes[0] == "18262-6"
     assert "22748-8" in ldl_codes  # the molar code beside the mass one
@@ -387,3 +426,68 @@ def test_an_unknown_unit_in_a_panel_is_kept_and_reported() -> None:
         "Observation.referenceRange[0].low: no known conversion to mmol/L, left as sent",
         "Observation.referenceRange[0].high: no known conversion to mmol/L, left as sent",
     ]
+
+
+# The IFCC-NGSP master equation, IFCC (mmol/mol) = (NGSP (%) - 2.15) x 10.929 (Hoelzel et
+# al., Clin Chem 2004;50:166-174); the pairs are the NGSP's published conversion table
+# (ngsp.org, "IFCC-NGSP conversion"), where 6.5 % is 48 mmol/mol and 7.0 % is 53.
+@pytest.mark.parametrize(
+    ("ngsp", "ifcc"),
+    [(5.0, 31), (6.0, 42), (6.5, 48), (7.0, 53), (8.0, 64), (9.0, 75), (10.0, 86)],
+)
+@pytest.mark.parametrize("loinc", ["4548-4", "17856-6"])
+def test_hba1c_in_ngsp_percent_becomes_ifcc_mmol_per_mol(
+    loinc: str, ngsp: float, ifcc: int
+) -> None:
+    observation = _observation(loinc, ngsp, "%")
+    issues: list[str] = []
+    assert normalise_quantity(observation, issues)
+    assert issues == []
+    quantity = observation["valueQuantity"]
+    assert (quantity["value"], quantity["code"], quantity["unit"]) == (ifcc, "mmol/mol", "mmol/mol")
+    assert quantity["extension"] == [
+        {"url": ORIGINAL_QUANTITY_URL, "valueQuantity": _quantity(ngsp, "%")}
+    ]
+    codes = [c["code"] for c in observation["code"]["coding"]]
+    assert codes == [loinc, "59261-8", "NPU27300"]  # the IFCC code beside the NGSP one
+    snapshot = copy.deepcopy(observation)
+    assert normalise_quantity(observation) is False
+    assert observation == snapshot
+
+
+def test_hba1c_keeps_the_decimals_its_last_digit_reaches() -> None:
+    precise = _observation("4548-4", 6.55, "%")
+    assert normalise_quantity(precise)
+    assert precise["valueQuantity"]["value"] == 48.1  # (6.55 - 2.15) x 10.929 = 48.09
+    whole = _observation("4548-4", 7, "%")
+    assert normalise_quantity(whole)
+    assert whole["valueQuantity"]["value"] == 53
+    assert isinstance(whole["valueQuantity"]["value"], int)
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [
+        ["59261-8"],  # % under the IFCC code is no NGSP %: not guessed at
+        ["4548-4", "59261-8"],  # NGSP and IFCC codes at once disagree
+    ],
+)
+def test_hba1c_percent_is_converted_only_under_an_ngsp_code(codes: list[str]) -> None:
+    observation = _observation(codes[0], 6.5, "%")
+    observation["code"]["coding"] += [{"system": LOINC_SYSTEM, "code": c} for c in codes[1:]]
+    before = copy.deepcopy(observation)
+    issues: list[str] = []
+    assert normalise_quantity(observation, issues) is False
+    assert observation == before
+    assert "Observation.valueQuantity: no known conversion to mmol/mol, left as sent" in issues
+
+
+def test_hba1c_below_the_scale_is_left_as_sent() -> None:
+    observation = _observation("4548-4", 1.5, "%")
+    del observation["referenceRange"]
+    before = copy.deepcopy(observation)
+    issues: list[str] = []
+    assert normalise_quantity(observation, issues) is False
+    assert observation == before
+    assert issues == ["Observation.valueQuantity: below the zero of the % scale, left as sent"]
+    assert conversion_factor("hba1c", "%", "4548-4") is None  # a line, never a factor

@@ -1,24 +1,30 @@
 """One clean record: codes, units, duplicates, provenance and profiles, end to end.
 
 The overview of the test person from the three FHIR regions (and, in one test, the legacy
-XML region too) must read as one record whose every resource validates.
+XML region too) must read as one record whose every resource validates; a source that codes
+and reports like a US laboratory is served in the Swedish units, what cannot be converted
+kept as it came and counted in the source's status.
 """
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from typing import Any
 
 import pytest
 
 from fhir_profiles.validate import errors
-from gateway.run.demo import legacy_source
-from simregions.data import deliberate_duplicates
+from gateway.run.demo import legacy_source, region_source
+from simregions.app import SimRegionApp
+from simregions.behaviour import Behaviour
+from simregions.data import build_region_data, deliberate_duplicates
 from simregions.legacy.app import create_legacy_app
 from simregions.legacy.spec import OST
 from simregions.server import serve_in_thread
+from simregions.store import RegionStore
 from tests.conftest import IssuerKit
-from tests.gateway.conftest import Gateway, Region, running_gateway
+from tests.gateway.conftest import TEST_PERSON, Gateway, Region, running_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -168,3 +174,83 @@ async def test_legacy_region_reads_like_the_fhir_regions(
     # Öst's Hb of 2026-05-20 equals Syd's and Nord's: merged, not repeated.
     merged = [p for p in includes if "region-ost" in str(p)]
     assert merged
+
+
+UCUM = "http://unitsofmeasure.org"
+#: A lipid panel and chemistry as a US laboratory codes and reports them (LOINC's mass
+#: codes, mass units, HbA1c in NGSP %), and what each is served as.
+US_RESULTS = [
+    ("us-chol", "2093-3", 200, "mg/dL", "mmol/L", 5.17),
+    ("us-hdl", "2085-9", 50, "mg/dL", "mmol/L", 1.3),
+    ("us-ldl", "18262-6", 130, "mg/dL", "mmol/L", 3.36),
+    ("us-ldl-calc", "13457-7", 128, "mg/dL", "mmol/L", 3.31),
+    ("us-tg", "2571-8", 150, "mg/dL", "mmol/L", 1.69),
+    ("us-bun", "3094-0", 14, "mg/dL", "mmol/L", 5.0),
+    ("us-malb", "14957-5", 2.5, "mg/dL", "mg/L", 25),
+    ("us-a1c", "4548-4", 6.5, "%", "mmol/mol", 48),
+]
+
+
+def _us_observation(local_id: str, loinc: str, value: float, unit: str, patient: str) -> Any:
+    return {
+        "resourceType": "Observation",
+        "id": local_id,
+        "meta": {"versionId": "1", "lastUpdated": "2026-03-02T09:00:00Z"},
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": loinc}]},
+        "subject": {"reference": f"Patient/{patient}"},
+        "effectiveDateTime": "2026-03-02T08:15:00+01:00",
+        "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
+    }
+
+
+async def test_a_us_coded_source_is_served_in_swedish_units_and_the_rest_as_sent(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    spec = regions["nord"].spec
+    store = RegionStore(build_region_data(spec))  # a store of its own: the test adds to it
+    (person,) = [
+        stored.id
+        for stored in store.candidates("Patient", None)
+        if TEST_PERSON.encode() in stored.body
+    ]
+    sent = [
+        _us_observation(i, code, value, unit, person) for i, code, value, unit, *_ in US_RESULTS
+    ]
+    odd = [
+        _us_observation("us-hdl-odd", "2085-9", 50, "mg/100mL", person),
+        _us_observation("us-ldl-odd", "2089-1", 130, "mg/100mL", person),
+    ]
+    for resource in sent + odd:
+        store.put(copy.deepcopy(resource))
+    with serve_in_thread(SimRegionApp(spec, Behaviour(), store)) as server:
+        source = region_source(spec, server.url + "/fhir") | {"id": "region-us", "name": "US"}
+        async with running_gateway(database_url, issuer, {}, extra_sources=[source]) as gw:
+            response = await gw.client.get(
+                f"/fhir/Patient/{await gw.patient_id()}/$everything", headers=gw.citizen()
+            )
+    assert response.status_code == 200
+    bundle = response.json()
+    served = {
+        e["resource"]["id"].removeprefix("region-us."): e["resource"]
+        for e in bundle["entry"]
+        if e["search"]["mode"] == "match"
+    }
+    for (local_id, *_, canonical, converted), original in zip(US_RESULTS, sent, strict=True):
+        quantity = served[local_id]["valueQuantity"]
+        assert (quantity["code"], quantity["value"]) == (canonical, converted), local_id
+        (kept,) = [e for e in quantity["extension"] if e["url"].endswith("original-quantity")]
+        assert kept["valueQuantity"] == original["valueQuantity"]
+    for original in odd:  # kept exactly as they came, and counted in the source's status
+        assert served[original["id"]]["valueQuantity"] == original["valueQuantity"]
+    assert bundle_warning(bundle, "region-us") == (
+        "Observation.valueQuantity: no known conversion to mmol/L, left as sent (2x)"
+    )
+
+
+def bundle_warning(bundle: dict[str, Any], source_id: str) -> str:
+    """The one warning the source's status issue carries after its resource count."""
+    (outcome,) = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    (issue,) = [i for i in outcome["issue"] if source_id in str(i["extension"])]
+    _, warning = str(issue["diagnostics"]).split("; ", 1)
+    return warning
