@@ -120,6 +120,96 @@ def test_a_port_in_use_is_named_and_nothing_starts(
     assert not (elsewhere / ".samlad").exists()
 
 
+#: A valid ``[[sources]]`` entry for ``--add-sources``; the cases below spoil one thing each.
+ADDED_SOURCE = """[[sources]]
+id = "my-fhir"
+name = "My FHIR server"
+kind = "fhir-r4"
+base_url = "http://127.0.0.1:18080/fhir"
+
+[sources.auth]
+type = "bearer"
+token = "my-secret-upstream-token"
+"""
+BAD_ADDED_SOURCES = [
+    ("missing", None, "--add-sources sources.toml: no such file"),
+    ("not toml", "[[sources]\nid = ", "cannot read configuration file sources.toml"),
+    ("empty", "# nothing yet\n", "--add-sources sources.toml: holds no [[sources]] entries"),
+    (
+        "other tables",
+        "[gateway]\ndev_mode = false\n\n" + ADDED_SOURCE,
+        "only [[sources]] entries belong here, not [gateway]",
+    ),
+    ("unknown table", "[frobnicate]\n" + ADDED_SOURCE, "unknown tables in sources.toml"),
+    (
+        "bad base_url",
+        ADDED_SOURCE.replace("http://127.0.0.1", "ftp://127.0.0.1"),
+        "sources.0.base_url: String should match pattern",
+    ),
+    (
+        "misspelt setting",
+        ADDED_SOURCE.replace("base_url", "baseurl"),
+        "sources.0.base_url: Field required; sources.0.baseurl: Extra inputs are not permitted",
+    ),
+    (
+        "unknown kind",
+        ADDED_SOURCE.replace('"fhir-r4"', '"hl7v2"'),
+        "source 'my-fhir': unknown kind 'hl7v2'; valid kinds: fhir-r4, legacy-xml",
+    ),
+    (
+        "bad dialect",
+        ADDED_SOURCE + '\n[sources.dialect]\nidentifier_formats = ["yyyy"]\n',
+        "source 'my-fhir': invalid fhir-r4 dialect: identifier_formats.0",
+    ),
+    (
+        "missing key file",
+        ADDED_SOURCE.replace(
+            'type = "bearer"\ntoken = "my-secret-upstream-token"',
+            'type = "smart-backend"\ntoken_url = "http://127.0.0.1:18080/token"\n'
+            'client_id = "samlad"\nprivate_key_file = "keys/none.pem"',
+        ),
+        "cannot read private key file",
+    ),
+    (
+        "duplicate ids",
+        ADDED_SOURCE + ADDED_SOURCE,
+        "duplicate source id 'my-fhir'",
+    ),
+    (
+        "a simulated region's id",
+        ADDED_SOURCE.replace('"my-fhir"', '"region-nord"'),
+        "source id 'region-nord' is taken by a simulated region (region-nord, region-ost,",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [case[1:] for case in BAD_ADDED_SOURCES],
+    ids=[case[0] for case in BAD_ADDED_SOURCES],
+)
+def test_a_bad_add_sources_file_gets_one_line_and_nothing_starts(
+    body: str | None, message: str, elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if body is not None:
+        (elsewhere / "sources.toml").write_text(body, encoding="utf-8")
+    code, out, err = run(["demo", "--add-sources", "sources.toml"], capsys)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith("samlad: error: --add-sources sources.toml: "), err
+    assert message in err
+    assert "Traceback" not in err
+    assert "my-secret-upstream-token" not in err
+    assert not (elsewhere / ".samlad").exists()
+
+
+def test_add_sources_names_a_folder(elsewhere: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (elsewhere / "sources").mkdir()
+    code, _, err = run(["demo", "--add-sources", "sources"], capsys)
+    assert (code, err) == (2, "samlad: error: --add-sources sources: not a file\n")
+
+
 def test_the_commands_find_the_demos_configuration_in_its_folder(tmp_path: Path) -> None:
     """Run as the README says, where the demo runs: no --config needed."""
     demo_folder(tmp_path)
