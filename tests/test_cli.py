@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from consent.scopes import CITIZEN_SCOPE
+from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM
 from gateway import __version__
+from gateway.run.app import create_app
 from gateway.run.cli import build_parser, main
 from gateway.run.demo import samlad_command, write_demo_config
+from gateway.settings import Settings, load_settings
 from simregions.regions import DEFAULT_REGIONS
 from tests.demo_process import demo_environment, free_demo_ports
 
 SAMLAD = Path(sys.executable).parent / "samlad"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -258,6 +266,80 @@ def test_token_writes_the_personnummer_in_the_form_the_gateway_accepts(
     assert claims["personnummer"] == "191212121212"
     assert claims["iss"] == "http://127.0.0.1:18000/dev-issuer"
     assert claims["exp"] - claims["iat"] == 3600
+
+
+def documented_toml(document: str, holding: str) -> str:
+    """The ```` ```toml ```` block of ``document`` that holds ``holding``."""
+    text = (REPO / document).read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"^```toml\n(.*?)^```$", text, re.M | re.S) if holding in b]
+    return str(block)
+
+
+async def _answers_with(settings: Settings, tokens: list[str]) -> list[int]:
+    """The statuses a gateway with ``settings`` gives a citizen's Patient search with each token."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+            return [
+                (
+                    await client.post(
+                        "/fhir/Patient/_search",
+                        data={"identifier": f"{PERSONNUMMER_SYSTEM}|191212121212"},
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                ).status_code
+                for token in tokens
+            ]
+
+
+def test_samlad_token_works_with_a_configuration_written_as_documented(
+    elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/configuration.md's development issuer, written by hand: no demo, no keys made
+    beforehand. `samlad token` makes the key pair and a gateway on the file believes it."""
+    config = elsewhere / "dev.toml"
+    config.write_text(
+        documented_toml("docs/configuration.md", "dev_signing_key_file"), encoding="utf-8"
+    )
+    tokens = []
+    for role in (["citizen", "--personnummer", "19121212-1212"], ["clinician"], ["integrator"]):
+        code, out, err = run(["token", "--config", "dev.toml", "--role", *role], capsys)
+        assert (code, err) == (0, "")
+        tokens.append(out.strip())
+    assert sorted(p.name for p in (elsewhere / "dev-issuer").iterdir()) == [
+        "jwks.json",
+        "signing-key.jwk.json",
+    ]
+    settings = load_settings(config)
+    assert asyncio.run(_answers_with(settings, [tokens[0], tokens[0][:-4] + "AAAA"])) == [200, 401]
+    keys = KeySet.import_key_set(orjson.loads((elsewhere / "dev-issuer/jwks.json").read_bytes()))
+    assert [jwt.decode(token, keys).claims["scope"] for token in tokens] == [
+        CITIZEN_SCOPE,
+        "user/*.rs",
+        "system/*.rs",
+    ]
+
+
+def test_samlad_token_says_what_a_configuration_lacks(
+    elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    documented = documented_toml("docs/configuration.md", "dev_signing_key_file")
+    without_key = "\n".join(
+        line for line in documented.splitlines() if not line.startswith("dev_signing_key_file")
+    )
+    (elsewhere / "dev.toml").write_text(without_key, encoding="utf-8")
+    code, _, err = run(["token", "--config", "dev.toml", "--role", "clinician"], capsys)
+    assert code == 2
+    assert "an [[issuers]] entry with dev_signing_key_file, see docs/configuration.md" in err
+    (elsewhere / "dev.toml").write_text(documented, encoding="utf-8")
+    (elsewhere / "dev-issuer").mkdir()
+    (elsewhere / "dev-issuer/signing-key.jwk.json").write_text("-----BEGIN PRIVATE KEY-----")
+    code, _, err = run(["token", "--config", "dev.toml", "--role", "clinician"], capsys)
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "is not an ES256 private key in JWK form" in err
+    assert "BEGIN" not in err
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

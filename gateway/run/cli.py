@@ -346,7 +346,11 @@ def _add_serve(commands: _Commands) -> None:
 
 
 def _add_token(commands: _Commands) -> None:
-    token = commands.add("token", "print a token from the demo's local development issuer")
+    token = commands.add(
+        "token",
+        "print a token from the local development issuer of a dev-mode configuration: the "
+        "demo's, or an [[issuers]] entry with dev_signing_key_file (docs/configuration.md)",
+    )
     _add_config(token)
     token.add_argument(
         "--role",

@@ -19,12 +19,13 @@ from typing import Any
 
 import tomli_w
 import uvicorn
+from joserfc.errors import JoseError
 
 from consent.scopes import CITIZEN_SCOPE
 from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM, parse_person_identifier
 from gateway.run.app import create_app
 from gateway.run.configfile import DEMO_CONFIG, CommandError
-from gateway.run.dev_issuer import DevIssuer, mint
+from gateway.run.dev_issuer import ALGORITHM, DevIssuer, ensure_configured_keys, mint
 from gateway.run.workers import forwarded_options
 from gateway.settings import ConfigError, Settings, load_settings
 from simregions.app import create_app as create_region_app
@@ -122,13 +123,30 @@ def write_demo_config(
 
 
 def dev_token(settings: Settings, claims: dict[str, Any], lifetime: int = 8 * 3600) -> str:
-    """A token from the development issuer; refuses any other configuration."""
+    """A token from the first development issuer (its key pair made if it has none yet);
+    refuses any other configuration, saying what it lacks."""
     if not settings.dev_mode:
-        raise ConfigError("refusing: this configuration is not in dev mode")
+        raise ConfigError("refusing: this configuration is not in dev mode (dev_mode = true)")
     issuers = [i for i in settings.issuers if i.dev_signing_key_file is not None]
     if not issuers:
-        raise ConfigError("refusing: this configuration trusts no local development issuer")
-    return mint(issuers[0], claims, lifetime=lifetime)
+        raise ConfigError(
+            "refusing: this configuration trusts no local development issuer (an [[issuers]] "
+            "entry with dev_signing_key_file, see docs/configuration.md)"
+        )
+    issuer = issuers[0]
+    try:
+        ensure_configured_keys(issuer)
+        return mint(issuer, claims, lifetime=lifetime)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use the development issuer's keys: {exc.strerror or exc}: {exc.filename}"
+        ) from exc
+    except (ValueError, JoseError) as exc:
+        # The key material stays out of the message; the cause is chained only.
+        raise ConfigError(
+            f"dev_signing_key_file {issuer.dev_signing_key_file} is not an {ALGORITHM} "
+            "private key in JWK form"
+        ) from exc
 
 
 def simulated_source_ids() -> tuple[str, ...]:
