@@ -88,11 +88,18 @@ class SourceConfigError(ValueError):
 
 
 def parse_sources(data: dict[str, Any]) -> list[SourceConfig]:
-    """Validate parsed TOML data; source ids must be unique."""
+    """Validate parsed TOML data; source ids must be unique. The error says what is wrong
+    where, in one line, without the values."""
     try:
         sources = SourcesFile.model_validate(data).sources
     except ValidationError as exc:
-        raise SourceConfigError(f"invalid sources configuration: {exc}") from exc
+        # One line, each problem as ``location: message``: pydantic's own text spans many
+        # lines and repeats the offending values, which may be tokens.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or 'sources'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SourceConfigError(f"invalid sources configuration: {problems}") from exc
     seen: set[str] = set()
     for source in sources:
         if source.id in seen:

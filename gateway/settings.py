@@ -245,26 +245,33 @@ class Settings(BaseSettings):
         return self.public_base_url.rstrip("/") + "/fhir"
 
 
+def _tables(value: Any) -> list[dict[str, Any]]:
+    """The tables of an array of tables; anything else is left to validation to refuse."""
+    return [entry for entry in value if isinstance(entry, dict)] if isinstance(value, list) else []
+
+
+def _relative(value: Any) -> bool:
+    """Whether ``value`` is a relative path written as a string (anything else is left
+    as it is, for validation to accept or refuse)."""
+    return isinstance(value, str) and bool(value) and not Path(value).is_absolute()
+
+
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Make relative file paths in the config file relative to the file itself."""
-    for issuer in data.get("issuers", []):
+    for issuer in _tables(data.get("issuers")):
         for key in ("jwks_file", "dev_signing_key_file"):
-            if key in issuer and not Path(issuer[key]).is_absolute():
+            if _relative(issuer.get(key)):
                 issuer[key] = str(base / issuer[key])
-    for source in data.get("sources", []):
-        auth = source.get("auth", {})
-        key_file = auth.get("private_key_file")
-        if key_file and not Path(key_file).is_absolute():
-            auth["private_key_file"] = str(base / key_file)
-    for register in data.get("guardian_registers", []):
-        if "file" in register and not Path(register["file"]).is_absolute():
+    for source in _tables(data.get("sources")):
+        auth = source.get("auth")
+        if isinstance(auth, dict) and _relative(auth.get("private_key_file")):
+            auth["private_key_file"] = str(base / auth["private_key_file"])
+    for register in _tables(data.get("guardian_registers")):
+        if _relative(register.get("file")):
             register["file"] = str(base / register["file"])
-    checkpoint_file = data.get("audit_checkpoint_file")
-    if checkpoint_file and not Path(checkpoint_file).is_absolute():
-        data["audit_checkpoint_file"] = str(base / checkpoint_file)
-    data_dir = data.get("data_dir")
-    if data_dir and not Path(data_dir).is_absolute():
-        data["data_dir"] = str(base / data_dir)
+    for key in ("audit_checkpoint_file", "data_dir"):
+        if _relative(data.get(key)):
+            data[key] = str(base / data[key])
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -276,7 +283,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
     unknown = set(raw) - {"gateway", "issuers", "sources", "guardian_registers"}
     if unknown:
         raise ConfigError(f"unknown tables in {path}: {sorted(unknown)}")
-    data: dict[str, Any] = dict(raw.get("gateway", {}))
+    gateway = raw.get("gateway", {})
+    if not isinstance(gateway, dict):
+        raise ConfigError(f"[gateway] in {path} must be a table")
+    data: dict[str, Any] = dict(gateway)
     data["issuers"] = raw.get("issuers", [])
     data["sources"] = raw.get("sources", [])
     data["guardian_registers"] = raw.get("guardian_registers", [])
@@ -295,9 +305,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             if f"SAMLAD_{key.upper()}" in os.environ and key not in overrides:
                 merged.pop(key)
         raw_sources = merged.pop("sources", [])
-        merged["sources"] = parse_sources(
-            {"sources": [s.model_dump() if isinstance(s, SourceConfig) else s for s in raw_sources]}
-        )
+        if isinstance(raw_sources, list):  # anything else is for parse_sources to refuse
+            raw_sources = [
+                s.model_dump() if isinstance(s, SourceConfig) else s for s in raw_sources
+            ]
+        merged["sources"] = parse_sources({"sources": raw_sources})
         return Settings(**merged)
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration: {describe(exc)}") from exc

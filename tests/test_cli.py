@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from consent.scopes import CITIZEN_SCOPE
+from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM
 from gateway import __version__
+from gateway.run.app import create_app
 from gateway.run.cli import build_parser, main
 from gateway.run.demo import samlad_command, write_demo_config
+from gateway.settings import Settings, load_settings
 from simregions.regions import DEFAULT_REGIONS
 from tests.demo_process import demo_environment, free_demo_ports
 
 SAMLAD = Path(sys.executable).parent / "samlad"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -120,6 +128,96 @@ def test_a_port_in_use_is_named_and_nothing_starts(
     assert not (elsewhere / ".samlad").exists()
 
 
+#: A valid ``[[sources]]`` entry for ``--add-sources``; the cases below spoil one thing each.
+ADDED_SOURCE = """[[sources]]
+id = "my-fhir"
+name = "My FHIR server"
+kind = "fhir-r4"
+base_url = "http://127.0.0.1:18080/fhir"
+
+[sources.auth]
+type = "bearer"
+token = "my-secret-upstream-token"
+"""
+BAD_ADDED_SOURCES = [
+    ("missing", None, "--add-sources sources.toml: no such file"),
+    ("not toml", "[[sources]\nid = ", "cannot read configuration file sources.toml"),
+    ("empty", "# nothing yet\n", "--add-sources sources.toml: holds no [[sources]] entries"),
+    (
+        "other tables",
+        "[gateway]\ndev_mode = false\n\n" + ADDED_SOURCE,
+        "only [[sources]] entries belong here, not [gateway]",
+    ),
+    ("unknown table", "[frobnicate]\n" + ADDED_SOURCE, "unknown tables in sources.toml"),
+    (
+        "bad base_url",
+        ADDED_SOURCE.replace("http://127.0.0.1", "ftp://127.0.0.1"),
+        "sources.0.base_url: String should match pattern",
+    ),
+    (
+        "misspelt setting",
+        ADDED_SOURCE.replace("base_url", "baseurl"),
+        "sources.0.base_url: Field required; sources.0.baseurl: Extra inputs are not permitted",
+    ),
+    (
+        "unknown kind",
+        ADDED_SOURCE.replace('"fhir-r4"', '"hl7v2"'),
+        "source 'my-fhir': unknown kind 'hl7v2'; valid kinds: fhir-r4, legacy-xml",
+    ),
+    (
+        "bad dialect",
+        ADDED_SOURCE + '\n[sources.dialect]\nidentifier_formats = ["yyyy"]\n',
+        "source 'my-fhir': invalid fhir-r4 dialect: identifier_formats.0",
+    ),
+    (
+        "missing key file",
+        ADDED_SOURCE.replace(
+            'type = "bearer"\ntoken = "my-secret-upstream-token"',
+            'type = "smart-backend"\ntoken_url = "http://127.0.0.1:18080/token"\n'
+            'client_id = "samlad"\nprivate_key_file = "keys/none.pem"',
+        ),
+        "cannot read private key file",
+    ),
+    (
+        "duplicate ids",
+        ADDED_SOURCE + ADDED_SOURCE,
+        "duplicate source id 'my-fhir'",
+    ),
+    (
+        "a simulated region's id",
+        ADDED_SOURCE.replace('"my-fhir"', '"region-nord"'),
+        "source id 'region-nord' is taken by a simulated region (region-nord, region-ost,",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [case[1:] for case in BAD_ADDED_SOURCES],
+    ids=[case[0] for case in BAD_ADDED_SOURCES],
+)
+def test_a_bad_add_sources_file_gets_one_line_and_nothing_starts(
+    body: str | None, message: str, elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if body is not None:
+        (elsewhere / "sources.toml").write_text(body, encoding="utf-8")
+    code, out, err = run(["demo", "--add-sources", "sources.toml"], capsys)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith("samlad: error: --add-sources sources.toml: "), err
+    assert message in err
+    assert "Traceback" not in err
+    assert "my-secret-upstream-token" not in err
+    assert not (elsewhere / ".samlad").exists()
+
+
+def test_add_sources_names_a_folder(elsewhere: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (elsewhere / "sources").mkdir()
+    code, _, err = run(["demo", "--add-sources", "sources"], capsys)
+    assert (code, err) == (2, "samlad: error: --add-sources sources: not a file\n")
+
+
 def test_the_commands_find_the_demos_configuration_in_its_folder(tmp_path: Path) -> None:
     """Run as the README says, where the demo runs: no --config needed."""
     demo_folder(tmp_path)
@@ -168,6 +266,80 @@ def test_token_writes_the_personnummer_in_the_form_the_gateway_accepts(
     assert claims["personnummer"] == "191212121212"
     assert claims["iss"] == "http://127.0.0.1:18000/dev-issuer"
     assert claims["exp"] - claims["iat"] == 3600
+
+
+def documented_toml(document: str, holding: str) -> str:
+    """The ```` ```toml ```` block of ``document`` that holds ``holding``."""
+    text = (REPO / document).read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"^```toml\n(.*?)^```$", text, re.M | re.S) if holding in b]
+    return str(block)
+
+
+async def _answers_with(settings: Settings, tokens: list[str]) -> list[int]:
+    """The statuses a gateway with ``settings`` gives a citizen's Patient search with each token."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+            return [
+                (
+                    await client.post(
+                        "/fhir/Patient/_search",
+                        data={"identifier": f"{PERSONNUMMER_SYSTEM}|191212121212"},
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                ).status_code
+                for token in tokens
+            ]
+
+
+def test_samlad_token_works_with_a_configuration_written_as_documented(
+    elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/configuration.md's development issuer, written by hand: no demo, no keys made
+    beforehand. `samlad token` makes the key pair and a gateway on the file believes it."""
+    config = elsewhere / "dev.toml"
+    config.write_text(
+        documented_toml("docs/configuration.md", "dev_signing_key_file"), encoding="utf-8"
+    )
+    tokens = []
+    for role in (["citizen", "--personnummer", "19121212-1212"], ["clinician"], ["integrator"]):
+        code, out, err = run(["token", "--config", "dev.toml", "--role", *role], capsys)
+        assert (code, err) == (0, "")
+        tokens.append(out.strip())
+    assert sorted(p.name for p in (elsewhere / "dev-issuer").iterdir()) == [
+        "jwks.json",
+        "signing-key.jwk.json",
+    ]
+    settings = load_settings(config)
+    assert asyncio.run(_answers_with(settings, [tokens[0], tokens[0][:-4] + "AAAA"])) == [200, 401]
+    keys = KeySet.import_key_set(orjson.loads((elsewhere / "dev-issuer/jwks.json").read_bytes()))
+    assert [jwt.decode(token, keys).claims["scope"] for token in tokens] == [
+        CITIZEN_SCOPE,
+        "user/*.rs",
+        "system/*.rs",
+    ]
+
+
+def test_samlad_token_says_what_a_configuration_lacks(
+    elsewhere: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    documented = documented_toml("docs/configuration.md", "dev_signing_key_file")
+    without_key = "\n".join(
+        line for line in documented.splitlines() if not line.startswith("dev_signing_key_file")
+    )
+    (elsewhere / "dev.toml").write_text(without_key, encoding="utf-8")
+    code, _, err = run(["token", "--config", "dev.toml", "--role", "clinician"], capsys)
+    assert code == 2
+    assert "an [[issuers]] entry with dev_signing_key_file, see docs/configuration.md" in err
+    (elsewhere / "dev.toml").write_text(documented, encoding="utf-8")
+    (elsewhere / "dev-issuer").mkdir()
+    (elsewhere / "dev-issuer/signing-key.jwk.json").write_text("-----BEGIN PRIVATE KEY-----")
+    code, _, err = run(["token", "--config", "dev.toml", "--role", "clinician"], capsys)
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "is not an ES256 private key in JWK form" in err
+    assert "BEGIN" not in err
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -11,6 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.settings import load_settings
+from simregions.app import create_app as create_region_app
+from simregions.regions import DEFAULT_REGIONS
+from simregions.server import serve_in_thread
 from tests.demo_process import DemoProcess, free_demo_ports
 
 SAMLAD = [sys.executable, "-m", "gateway.run.cli"]
@@ -49,8 +54,8 @@ class Demo:
         return match.group(1), match.group(2)
 
 
-def start_demo(data_dir: Path) -> Demo:
-    """Start `samlad demo` on free ports and wait for its banner."""
+def start_demo(data_dir: Path, *options: str) -> Demo:
+    """Start `samlad demo` on free ports (with ``options`` besides) and wait for its banner."""
     port, region_base = free_demo_ports()
     command = [
         *SAMLAD,
@@ -61,6 +66,7 @@ def start_demo(data_dir: Path) -> Demo:
         str(port),
         "--region-port-base",
         str(region_base),
+        *options,
     ]
     return Demo(DemoProcess(command, Path.cwd()), data_dir)
 
@@ -118,6 +124,55 @@ def test_printed_request_returns_all_three_regions_then_survives_one_down(demo: 
         httpx.put(
             behaviour_url, json={"fault": "none"}, headers={"Authorization": f"Bearer {sim_token}"}
         )
+
+
+def test_a_source_added_with_add_sources_is_asked_beside_the_regions(tmp_path: Path) -> None:
+    """A FHIR server of one's own on loopback (a simulated region playing a foreign one,
+    with another token) joins the demo from a file of ``[[sources]]`` entries, its
+    identifier dialect included."""
+    foreign = dataclasses.replace(DEFAULT_REGIONS[1], token="my-fhir-token")
+    sources = tmp_path / "my-sources.toml"
+    with serve_in_thread(create_region_app(foreign)) as server:
+        sources.write_text(
+            f"""[[sources]]
+id = "my-fhir"
+name = "My FHIR server"
+kind = "fhir-r4"
+base_url = "{server.url}/fhir"
+
+[sources.auth]
+type = "bearer"
+token = "my-fhir-token"
+
+[sources.dialect]  # it files numbers under a system of its own, in one form
+identifier_systems = ["{foreign.identifier_system}"]
+identifier_formats = ["{foreign.identifier_format}"]
+""",
+            encoding="utf-8",
+        )
+        demo = start_demo(tmp_path / "data", "--add-sources", str(sources))
+        try:
+            assert f"my-fhir {server.url}/fhir" in demo.banner
+            response = httpx.get(
+                demo.everything_url,
+                headers={"Authorization": f"Bearer {demo.token}"},
+                timeout=30,
+            )
+            assert response.status_code == 200, response.text
+            assert _statuses(response.json()) == {
+                "region-nord": "ok",
+                "region-vast": "ok",
+                "region-syd": "ok",
+                "region-ost": "ok",
+                "my-fhir": "ok",
+            }
+            own = [e for e in response.json()["entry"] if "source:my-fhir#" in str(e["resource"])]
+            assert own, "no resource came from the added source"
+        finally:
+            demo.running.stop()
+    # Written into the demo's configuration: every other command sees it too.
+    settings = load_settings(tmp_path / "data" / "demo.toml")
+    assert [s.id for s in settings.sources][-1] == "my-fhir"
 
 
 def citizen_token_command(config: Path) -> subprocess.CompletedProcess[str]:

@@ -1,28 +1,38 @@
 """The shell commands in the README and the docs run as written, against a real demo.
 
 The demo is started as the README says, ``make demo`` (with ``ARGS`` for free ports), in a
-temporary working folder that has ``.venv/bin/samlad``. Each document's ```` ```sh ````
-blocks then run in order in one bash session, with the values the demo printed put in for
-``export NAME=...`` and its ports for the default ones. Every ``curl`` must answer the
-HTTP status the comment line after it states (``# 403: no consent``), and every other
-command must succeed.
+temporary working folder that has ``.venv/bin/samlad``, and with the quickstart's own FHIR
+source added as it says (``--add-sources`` and its ```` ```toml ```` file), played by one
+more simulated region started here. Each document's ```` ```sh ```` blocks then run in
+order in one bash session, with the values the demo printed put in for ``export
+NAME=...`` and its ports for the default ones. Every ``curl`` must answer the HTTP status
+the comment line after it states (``# 403: no consent``), and every other command must
+succeed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from simregions.app import create_app as create_region_app
+from simregions.regions import DEFAULT_REGIONS
+from simregions.server import serve_in_thread
 from tests.demo_process import REGION_PORTS, DemoProcess, demo_environment, free_demo_ports
 
 REPO = Path(__file__).resolve().parents[1]
-DOCUMENTS = ("README.md", "docs/quickstart.md", "docs/consent.md")
+QUICKSTART = "docs/quickstart.md"
+DOCUMENTS = ("README.md", QUICKSTART, "docs/consent.md")
 #: The ports the docs name: the gateway's, then the regions' (``samlad demo`` defaults).
 DEFAULT_PORT, DEFAULT_REGION_PORT_BASE = 8000, 8101
 #: Commands the docs show that this test does not run, and why.
@@ -48,8 +58,16 @@ def sh_blocks(markdown: str) -> list[str]:
     return blocks
 
 
-def as_run_against(script: str, exports: dict[str, str], port: int, region_base: int) -> str:
-    """The script with the demo's printed values and ports put in, not-run commands out."""
+def as_run_against(
+    script: str,
+    exports: dict[str, str],
+    port: int,
+    region_base: int,
+    other_ports: dict[int, int] | None = None,
+) -> str:
+    """The script with the demo's printed values and ports put in (``other_ports``: the
+    port the docs name for an added source, and its port in the test), not-run commands
+    out."""
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -58,6 +76,7 @@ def as_run_against(script: str, exports: dict[str, str], port: int, region_base:
 
     ports = {DEFAULT_PORT: port}
     ports |= {DEFAULT_REGION_PORT_BASE + i: region_base + i for i in range(REGION_PORTS)}
+    ports |= other_ports or {}
 
     def moved(match: re.Match[str]) -> str:
         named = int(match.group(1))
@@ -70,8 +89,45 @@ def as_run_against(script: str, exports: dict[str, str], port: int, region_base:
     return "\n".join(kept) + "\n"
 
 
+@dataclass(frozen=True)
+class AddedSource:
+    """The quickstart's recipe for a FHIR source of one's own: its file and its server."""
+
+    file_name: str
+    toml: str
+    source_id: str
+    port: int
+    token: str
+
+
+def added_source_recipe() -> AddedSource:
+    """The quickstart's ``--add-sources FILE``, FILE's ```` ```toml ```` block, what it names."""
+    text = (REPO / QUICKSTART).read_text(encoding="utf-8")
+    (toml,) = [
+        b for b in re.findall(r"^```toml\n(.*?)^```$", text, re.M | re.S) if "[[sources]]" in b
+    ]
+    (file_name,) = re.findall(r"--add-sources (\S+?)\"", text)
+    (source,) = tomllib.loads(toml)["sources"]
+    port = urlsplit(source["base_url"]).port
+    assert port is not None
+    return AddedSource(file_name, toml, source["id"], port, source["auth"]["token"])
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
+def added_source() -> Iterator[tuple[AddedSource, int]]:
+    """The recipe's server, played by a simulated region that knows the test person and
+    expects the recipe's token; and its port."""
+    recipe = added_source_recipe()
+    stand_in = dataclasses.replace(DEFAULT_REGIONS[0], token=recipe.token)
+    with serve_in_thread(create_region_app(stand_in)) as server:
+        yield recipe, server.port
+
+
+@pytest.fixture(scope="module")
+def demo(
+    tmp_path_factory: pytest.TempPathFactory, added_source: tuple[AddedSource, int]
+) -> Iterator[DemoProcess]:
+    recipe, added_port = added_source
     samlad = Path(sys.executable).parent / "samlad"
     assert samlad.is_file(), f"samlad is not installed beside {sys.executable}"
     make = shutil.which("make")
@@ -79,6 +135,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
     work = tmp_path_factory.mktemp("docs")
     (work / ".venv" / "bin").mkdir(parents=True)
     (work / ".venv" / "bin" / "samlad").symlink_to(samlad)
+    moved = recipe.toml.replace(f"127.0.0.1:{recipe.port}/", f"127.0.0.1:{added_port}/")
+    (work / recipe.file_name).write_text(moved, encoding="utf-8")
     port, region_base = free_demo_ports()
     command = [
         make,
@@ -89,7 +147,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
         "-o",
         ".venv/.installed",
         "demo",
-        f"ARGS=--port {port} --region-port-base {region_base}",
+        f"ARGS=--port {port} --region-port-base {region_base} --add-sources {recipe.file_name}",
     ]
     running = DemoProcess(command, work)
     try:
@@ -98,12 +156,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoProcess]:
         running.stop()
 
 
-def run_document(demo: DemoProcess, document: str) -> None:
+def run_document(demo: DemoProcess, document: str, added: tuple[AddedSource, int]) -> None:
     blocks = sh_blocks((REPO / document).read_text(encoding="utf-8"))
     assert blocks, f"{document} has no sh blocks"
     port = int(re.findall(r":(\d+)/", demo.fhir_base_url)[0])
     region_base = int(re.findall(r"nord\s+http://127\.0\.0\.1:(\d+)", demo.banner)[0])
-    script = as_run_against("\n".join(blocks), demo.exports, port, region_base)
+    recipe, added_port = added
+    assert f"{recipe.source_id} http://127.0.0.1:{added_port}/" in demo.banner, demo.banner
+    script = as_run_against(
+        "\n".join(blocks), demo.exports, port, region_base, {recipe.port: added_port}
+    )
     expected = [int(code) for code in STATUS_COMMENT.findall(script)]
     done = subprocess.run(
         ["bash", "-c", PREAMBLE + script],
@@ -121,8 +183,10 @@ def run_document(demo: DemoProcess, document: str) -> None:
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)
-def test_the_documents_commands_answer_as_they_say(demo: DemoProcess, document: str) -> None:
-    run_document(demo, document)
+def test_the_documents_commands_answer_as_they_say(
+    demo: DemoProcess, added_source: tuple[AddedSource, int], document: str
+) -> None:
+    run_document(demo, document, added_source)
 
 
 def test_every_command_the_docs_skip_is_named_in_them() -> None:

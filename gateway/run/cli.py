@@ -96,14 +96,18 @@ def identifier(value: str) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gateway.run.demo import check_ports, run_demo
+    from gateway.run.demo import check_ports, run_demo, simulated_source_ids
+    from gateway.run.demo_sources import read_added_sources
 
     check_ports(args.port, args.region_port_base)
     if args.data_dir.exists() and not args.data_dir.is_dir():
         raise CommandError(f"--data-dir {args.data_dir} is a file, not a folder")
+    added = []
+    if args.add_sources is not None:
+        added = read_added_sources(args.add_sources, simulated_source_ids())
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_demo(args.data_dir, args.port, args.region_port_base))
+            asyncio.run(run_demo(args.data_dir, args.port, args.region_port_base, added))
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         raise CommandError(f"the demo cannot start: {exc.strerror or exc}{where}") from exc
@@ -310,6 +314,14 @@ def _add_demo(commands: _Commands) -> None:
         metavar="PORT",
         help="the first of the four regions' consecutive ports (default: %(default)s)",
     )
+    demo.add_argument(
+        "--add-sources",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a TOML file of [[sources]] entries (docs/configuration.md) the gateway asks "
+        "beside the simulated regions (default: none)",
+    )
     demo.set_defaults(func=cmd_demo)
 
 
@@ -334,7 +346,11 @@ def _add_serve(commands: _Commands) -> None:
 
 
 def _add_token(commands: _Commands) -> None:
-    token = commands.add("token", "print a token from the demo's local development issuer")
+    token = commands.add(
+        "token",
+        "print a token from the local development issuer of a dev-mode configuration: the "
+        "demo's, or an [[issuers]] entry with dev_signing_key_file (docs/configuration.md)",
+    )
     _add_config(token)
     token.add_argument(
         "--role",

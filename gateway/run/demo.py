@@ -1,8 +1,8 @@
 """``samlad demo``: the simulated regions and the gateway in one process, on loopback.
 
 Writes a dev-mode configuration to the data folder (SQLite, the local development
-issuer, one source per simulated region), starts everything, and prints a token and
-ready-to-paste requests.
+issuer, one source per simulated region and any added with ``--add-sources``), starts
+everything, and prints a token and ready-to-paste requests.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from typing import Any
 
 import tomli_w
 import uvicorn
+from joserfc.errors import JoseError
 
 from consent.scopes import CITIZEN_SCOPE
 from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM, parse_person_identifier
 from gateway.run.app import create_app
 from gateway.run.configfile import DEMO_CONFIG, CommandError
-from gateway.run.dev_issuer import DevIssuer, mint
+from gateway.run.dev_issuer import ALGORITHM, DevIssuer, ensure_configured_keys, mint
 from gateway.run.workers import forwarded_options
 from gateway.settings import ConfigError, Settings, load_settings
 from simregions.app import create_app as create_region_app
@@ -122,13 +123,35 @@ def write_demo_config(
 
 
 def dev_token(settings: Settings, claims: dict[str, Any], lifetime: int = 8 * 3600) -> str:
-    """A token from the development issuer; refuses any other configuration."""
+    """A token from the first development issuer (its key pair made if it has none yet);
+    refuses any other configuration, saying what it lacks."""
     if not settings.dev_mode:
-        raise ConfigError("refusing: this configuration is not in dev mode")
+        raise ConfigError("refusing: this configuration is not in dev mode (dev_mode = true)")
     issuers = [i for i in settings.issuers if i.dev_signing_key_file is not None]
     if not issuers:
-        raise ConfigError("refusing: this configuration trusts no local development issuer")
-    return mint(issuers[0], claims, lifetime=lifetime)
+        raise ConfigError(
+            "refusing: this configuration trusts no local development issuer (an [[issuers]] "
+            "entry with dev_signing_key_file, see docs/configuration.md)"
+        )
+    issuer = issuers[0]
+    try:
+        ensure_configured_keys(issuer)
+        return mint(issuer, claims, lifetime=lifetime)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use the development issuer's keys: {exc.strerror or exc}: {exc.filename}"
+        ) from exc
+    except (ValueError, JoseError) as exc:
+        # The key material stays out of the message; the cause is chained only.
+        raise ConfigError(
+            f"dev_signing_key_file {issuer.dev_signing_key_file} is not an {ALGORITHM} "
+            "private key in JWK form"
+        ) from exc
+
+
+def simulated_source_ids() -> tuple[str, ...]:
+    """The source ids the demo gives its simulated regions, which added sources must avoid."""
+    return (*(f"region-{spec.id}" for spec in DEFAULT_REGIONS), f"region-{OST.id}")
 
 
 def region_ports(region_port_base: int) -> dict[str, int]:
@@ -184,8 +207,15 @@ def samlad_command() -> str:
     return shlex.quote(str(relative) if relative.parent != Path() else f"./{relative}")
 
 
-async def run_demo(data_dir: Path, port: int, region_port_base: int) -> None:
-    """Start the regions and the gateway; return when cancelled (Ctrl-C)."""
+async def run_demo(
+    data_dir: Path,
+    port: int,
+    region_port_base: int,
+    added_sources: Sequence[dict[str, Any]] = (),
+) -> None:
+    """Start the regions and the gateway, which also asks ``added_sources`` (``[[sources]]``
+    entries checked by :func:`~gateway.run.demo_sources.read_added_sources`); return when
+    cancelled (Ctrl-C)."""
     regions = DEFAULT_REGIONS
     ports = region_ports(region_port_base)
     for wanted in [port, *ports.values()]:
@@ -197,7 +227,9 @@ async def run_demo(data_dir: Path, port: int, region_port_base: int) -> None:
             )
     urls = {spec.id: spec.base_url(ports[spec.id]) for spec in regions}
     legacy_url = OST.base_url(ports[OST.id])
-    config_file = write_demo_config(data_dir, port, urls, regions, [legacy_source(OST, legacy_url)])
+    config_file = write_demo_config(
+        data_dir, port, urls, regions, [legacy_source(OST, legacy_url), *added_sources]
+    )
     settings = load_settings(config_file)
 
     servers = [make_server(create_region_app(spec)) for spec in regions]
@@ -237,7 +269,11 @@ async def run_demo(data_dir: Path, port: int, region_port_base: int) -> None:
             samlad_token = f"{samlad} token --config {shlex.quote(str(config_file))}"
         else:
             samlad_token = f"{samlad} token"
-        print(_banner(settings, config_file, token, patient_id, urls, samlad_token), flush=True)
+        added = {source["id"]: source["base_url"] for source in added_sources}
+        print(
+            _banner(settings, config_file, token, patient_id, urls, added, samlad_token),
+            flush=True,
+        )
     try:
         await asyncio.gather(*tasks)
     finally:
@@ -253,10 +289,15 @@ def _banner(
     token: str,
     patient_id: str,
     urls: dict[str, str],
+    added: dict[str, str],
     samlad_token: str,
 ) -> str:
     base = settings.fhir_base_url
     regions = "\n".join(f"    {rid:5} {url}" for rid, url in urls.items())
+    if added:
+        regions += "\n  added sources\n" + "\n".join(
+            f"    {sid} {url}" for sid, url in added.items()
+        )
     syd = urls["syd"].removesuffix("/fhir")
     return f"""
 Samlad demo is running.

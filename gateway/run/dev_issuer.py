@@ -41,12 +41,7 @@ class DevIssuer:
         """Create the key pair once; later runs reuse it so old tokens stay valid."""
         if self.private_key_file.exists() and self.jwks_file.exists():
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        key = ECKey.generate_key("P-256", parameters={"kid": uuid.uuid4().hex, "use": "sig"})
-        self.private_key_file.write_bytes(orjson.dumps(key.as_dict(private=True)))
-        self.private_key_file.chmod(0o600)
-        public = {"keys": [key.as_dict(private=False) | {"alg": ALGORITHM}]}
-        self.jwks_file.write_bytes(orjson.dumps(public))
+        create_key_pair(self.private_key_file, self.jwks_file)
 
     def config(self) -> IssuerConfig:
         return IssuerConfig(
@@ -56,6 +51,28 @@ class DevIssuer:
             algorithms=(ALGORITHM,),
             dev_signing_key_file=self.private_key_file,
         )
+
+
+def create_key_pair(private_key_file: Path, jwks_file: Path) -> None:
+    """Write a new signing key (readable by its owner only) and the JWKS that verifies it."""
+    for folder in {private_key_file.parent, jwks_file.parent}:
+        folder.mkdir(parents=True, exist_ok=True)
+    key = ECKey.generate_key("P-256", parameters={"kid": uuid.uuid4().hex, "use": "sig"})
+    private_key_file.write_bytes(orjson.dumps(key.as_dict(private=True)))
+    private_key_file.chmod(0o600)
+    public = {"keys": [key.as_dict(private=False) | {"alg": ALGORITHM}]}
+    jwks_file.write_bytes(orjson.dumps(public))
+
+
+def ensure_configured_keys(config: IssuerConfig) -> None:
+    """Create the key pair a configured development issuer names when neither file exists
+    yet, so that a configuration written by hand needs no keys made beforehand; existing
+    files are left as they are."""
+    key_file, jwks_file = config.dev_signing_key_file, config.jwks_file
+    if key_file is None or jwks_file is None:
+        return
+    if not key_file.exists() and not jwks_file.exists():
+        create_key_pair(key_file, jwks_file)
 
 
 def mint(config: IssuerConfig, claims: dict[str, Any], *, lifetime: int = 3600) -> str:

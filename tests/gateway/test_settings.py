@@ -101,3 +101,35 @@ def test_invalid_config_files(tmp_path: Path, body: str) -> None:
 def test_duplicate_source_ids(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="duplicate"):
         load_settings(None, sources=[SOURCE, SOURCE], **SECRETS)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("gateway = 3\n", "[gateway] in"),
+        ("sources = 5\n", "sources: Input should be a valid list"),
+        ("[sources]\nid = 'x'\n", "sources: Input should be a valid list"),
+        ("sources = [1]\n", "sources.0: Input should be a valid dictionary"),
+        ("[[issuers]]\njwks_file = 3\n", "issuers.0"),
+        ("[gateway]\ndata_dir = 3\n", "data_dir"),
+        (
+            "[[sources]]\nid = 'x'\nkind = 'fhir-r4'\nbase_url = 'ftp://x'\n"
+            "auth = { type = 'bearer', token = 'upstream-secret-token', extra = 1 }\n",
+            "sources.0.base_url: String should match pattern",
+        ),
+    ],
+)
+def test_a_config_file_of_the_wrong_shape_is_refused_in_one_line(
+    tmp_path: Path, body: str, problem: str
+) -> None:
+    """Tables where arrays belong, numbers where paths belong: a ConfigError that says
+    where, in one line and without the values, never a crash while reading."""
+    config = tmp_path / "bad.toml"
+    config.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, **SECRETS)
+    message = str(caught.value)
+    assert problem in message
+    assert "\n" not in message
+    assert "upstream-secret-token" not in message
+    assert "ftp://x" not in message
