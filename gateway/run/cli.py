@@ -188,7 +188,7 @@ def token_claims(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from gateway.run.demo import dev_token
+    from gateway.run.dev_issuer import dev_token
 
     claims = token_claims(args)
     _, settings = settings_for(args.config)

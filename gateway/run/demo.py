@@ -19,15 +19,14 @@ from typing import Any
 
 import tomli_w
 import uvicorn
-from joserfc.errors import JoseError
 
 from consent.scopes import CITIZEN_SCOPE
 from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM, parse_person_identifier
 from gateway.run.app import create_app
 from gateway.run.configfile import DEMO_CONFIG, CommandError
-from gateway.run.dev_issuer import ALGORITHM, DevIssuer, ensure_configured_keys, mint
+from gateway.run.dev_issuer import DevIssuer, dev_token
 from gateway.run.workers import forwarded_options
-from gateway.settings import ConfigError, Settings, load_settings
+from gateway.settings import Settings, load_settings
 from simregions.app import create_app as create_region_app
 from simregions.legacy.app import create_legacy_app
 from simregions.legacy.spec import OST, LegacyRegionSpec
@@ -120,33 +119,6 @@ def write_demo_config(
     path = data_dir / "demo.toml"
     path.write_text(header + tomli_w.dumps(config), encoding="utf-8")
     return path
-
-
-def dev_token(settings: Settings, claims: dict[str, Any], lifetime: int = 8 * 3600) -> str:
-    """A token from the first development issuer (its key pair made if it has none yet);
-    refuses any other configuration, saying what it lacks."""
-    if not settings.dev_mode:
-        raise ConfigError("refusing: this configuration is not in dev mode (dev_mode = true)")
-    issuers = [i for i in settings.issuers if i.dev_signing_key_file is not None]
-    if not issuers:
-        raise ConfigError(
-            "refusing: this configuration trusts no local development issuer (an [[issuers]] "
-            "entry with dev_signing_key_file, see docs/configuration.md)"
-        )
-    issuer = issuers[0]
-    try:
-        ensure_configured_keys(issuer)
-        return mint(issuer, claims, lifetime=lifetime)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot use the development issuer's keys: {exc.strerror or exc}: {exc.filename}"
-        ) from exc
-    except (ValueError, JoseError) as exc:
-        # The key material stays out of the message; the cause is chained only.
-        raise ConfigError(
-            f"dev_signing_key_file {issuer.dev_signing_key_file} is not an {ALGORITHM} "
-            "private key in JWK form"
-        ) from exc
 
 
 def simulated_source_ids() -> tuple[str, ...]:

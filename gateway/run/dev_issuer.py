@@ -14,9 +14,10 @@ from typing import Any
 
 import orjson
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from gateway.settings import IssuerConfig
+from gateway.settings import ConfigError, IssuerConfig, Settings
 
 ALGORITHM = "ES256"
 
@@ -92,3 +93,30 @@ def mint(config: IssuerConfig, claims: dict[str, Any], *, lifetime: int = 3600) 
     }
     header = {"alg": ALGORITHM, "typ": "JWT", "kid": key.kid}
     return jwt.encode(header, payload, key, algorithms=[ALGORITHM])
+
+
+def dev_token(settings: Settings, claims: dict[str, Any], lifetime: int = 8 * 3600) -> str:
+    """A token from the first development issuer (its key pair made if it has none yet);
+    refuses any other configuration, saying what it lacks."""
+    if not settings.dev_mode:
+        raise ConfigError("refusing: this configuration is not in dev mode (dev_mode = true)")
+    issuers = [i for i in settings.issuers if i.dev_signing_key_file is not None]
+    if not issuers:
+        raise ConfigError(
+            "refusing: this configuration trusts no local development issuer (an [[issuers]] "
+            "entry with dev_signing_key_file, see docs/configuration.md)"
+        )
+    issuer = issuers[0]
+    try:
+        ensure_configured_keys(issuer)
+        return mint(issuer, claims, lifetime=lifetime)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot use the development issuer's keys: {exc.strerror or exc}: {exc.filename}"
+        ) from exc
+    except (ValueError, JoseError) as exc:
+        # The key material stays out of the message; the cause is chained only.
+        raise ConfigError(
+            f"dev_signing_key_file {issuer.dev_signing_key_file} is not an {ALGORITHM} "
+            "private key in JWK form"
+        ) from exc
