@@ -5,6 +5,7 @@ checked by import-linter in ``make lint``."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -57,4 +58,25 @@ def test_the_architecture_names_every_module_of_the_gateway() -> None:
         )
         if not named:
             missing.append(str(relative))
+    assert not missing, missing
+
+
+def test_the_docs_name_only_files_and_tests_that_exist() -> None:
+    """Paths in docs/ and README.md, and the tests docs/consent.md gives as proof of each
+    rule, exist: a moved module or a renamed test is renamed in the docs too."""
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(path.read_text() for path in docs)
+    paths = set(
+        re.findall(
+            r"\b((?:tests|gateway|consent|adapters|store|fhir_profiles|"
+            r"simregions|bench|scripts)/[\w/.-]+\.(?:py|md|json|toml))",
+            text,
+        )
+    )
+    missing = sorted(p for p in paths if not (ROOT / p).exists())
+    tests = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("*.py"))
+    defined = set(re.findall(r"def (test_\w+)", tests))
+    proofs = set(re.findall(r"\b(test_\w+)\b", (ROOT / "docs" / "consent.md").read_text()))
+    modules = {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
+    missing += sorted(n for n in proofs - defined - modules)
     assert not missing, missing
