@@ -19,6 +19,17 @@ from store.tables import BlockRecord, ConsentRecord, EmergencyAccess, as_utc
 
 
 @dataclass(frozen=True, slots=True)
+class CitizenAges:
+    """The ages that bound what citizens read of themselves and their children (1177
+    Journalen's rules; configurable, see docs/configuration.md)."""
+
+    #: A person reads their own record, and manages their choices, from this birthday.
+    own_from: int = 16
+    #: A guardian reads and manages a child's record until the child's this birthday.
+    guardian_until: int = 13
+
+
+@dataclass(frozen=True, slots=True)
 class AccessFacts:
     """What is known about the person when a principal asks for their data."""
 
@@ -29,9 +40,10 @@ class AccessFacts:
     blocks: Sequence[BlockRecord] = ()
     #: The asking clinician's running emergency access to this person, if any.
     emergency: EmergencyAccess | None = None
-    #: The asking citizen is the person's guardian (and the person is under 13).
+    #: The guardian register names the asking citizen as the person's guardian.
     guardian: bool = False
     served_types: frozenset[str] = field(default_factory=frozenset)
+    ages: CitizenAges = CitizenAges()
 
 
 def consent_is_active(record: ConsentRecord, at: datetime) -> bool:
@@ -71,13 +83,26 @@ def _consented(
     return False
 
 
+def _citizen_as(principal: Citizen, facts: AccessFacts) -> str | AccessDecision:
+    """How a citizen asks about ``facts.person``: ``citizen`` (themselves, old enough) or
+    ``guardian`` (of a child young enough); else the refusal."""
+    age = facts.person.age_on(facts.now.date())
+    if principal.person == facts.person:
+        if age < facts.ages.own_from:
+            return AccessDecision.deny("too-young", "citizen")
+        return "citizen"
+    if not facts.guardian or age >= facts.ages.guardian_until:
+        return AccessDecision.deny("not-own-record", "citizen")
+    return "guardian"
+
+
 def decide(principal: Principal, facts: AccessFacts) -> AccessDecision:
     """Decide whether ``principal`` may read the data of ``facts.person``, and how much."""
     match principal:
         case Citizen():
-            kind = "citizen" if principal.person == facts.person else "guardian"
-            if kind == "guardian" and not facts.guardian:
-                return AccessDecision.deny("not-own-record", "citizen")
+            kind = _citizen_as(principal, facts)
+            if isinstance(kind, AccessDecision):
+                return kind
             types = parse_scopes(principal.scopes, "patient").readable(facts.served_types)
             decision = AccessDecision(
                 allowed=True,
@@ -208,9 +233,9 @@ def decide_self_service(
     """
     if not isinstance(principal, Citizen):
         return AccessDecision.deny("patient-only", principal.kind)
-    kind = "citizen" if principal.person == facts.person else "guardian"
-    if kind == "guardian" and not facts.guardian:
-        return AccessDecision.deny("not-own-record", "citizen")
+    kind = _citizen_as(principal, facts)
+    if isinstance(kind, AccessDecision):
+        return kind
     if not parse_scopes(principal.scopes, "patient").allows(resource_type, permission):
         return AccessDecision.deny("scope", kind)
     return AccessDecision(

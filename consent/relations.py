@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,6 @@ from fhir_profiles.identifiers import (
 )
 
 log = logging.getLogger(__name__)
-
-#: A guardian reads a child's record until the child's 13th birthday.
-GUARDIAN_AGE_LIMIT = 13
 
 
 class RegisterConfig(BaseModel):
@@ -50,10 +46,6 @@ class RegisterConfig(BaseModel):
 
 class RegisterUnavailable(Exception):
     """The register could not be read; guardian access must be refused."""
-
-
-def age_on(birth: date, today: date) -> int:
-    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
 def _pairs(document: Any) -> set[tuple[str, str]]:
@@ -115,12 +107,9 @@ class GuardianRegister:
             self._pairs, self._loaded_at = loaded, time.monotonic()
             return loaded
 
-    async def is_guardian_of(
-        self, guardian: PersonIdentifier, child: PersonIdentifier, today: date
-    ) -> bool:
-        """True if ``guardian`` may act for ``child`` today (the child is under 13)."""
-        if age_on(child.birth_date, today) >= GUARDIAN_AGE_LIMIT:
-            return False
+    async def is_guardian_of(self, guardian: PersonIdentifier, child: PersonIdentifier) -> bool:
+        """True if the register names ``guardian`` as ``child``'s guardian (until which age
+        a guardian may act is the policy's rule: :class:`consent.policy.CitizenAges`)."""
         if not self._registers:
             return False
         return (guardian.value, child.value) in await self._current()

@@ -135,6 +135,11 @@ class PersonIdentifier:
             day -= 60
         return date(int(self.value[0:4]), int(self.value[4:6]), day)
 
+    def age_on(self, today: date) -> int:
+        """The person's age in whole years on ``today``."""
+        birth = self.birth_date
+        return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+
     def format(self, form: IdentifierForm = "canonical", *, today: date | None = None) -> str:
         """Write the number in ``form``.
 

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import SourceConfig, SourceConfigError, parse_sources
+from consent.policy import CitizenAges
 from consent.relations import RegisterConfig
 
 #: Well-known development keys; refused unless ``dev_mode`` is on.
@@ -174,6 +175,10 @@ class Settings(BaseSettings):
     #: the request log use) is then the one the proxy names. None by default: every
     #: such header is ignored, from loopback too.
     trusted_proxies: list[str] = Field(default_factory=list)
+    #: A person reads their own record (and manages their choices) from this birthday.
+    citizen_own_access_age: int = Field(default=16, ge=0, le=18)
+    #: A guardian reads and manages a child's record until the child's this birthday.
+    guardian_access_until_age: int = Field(default=13, ge=0, le=18)
     #: Where guardian relations come from (files or HTTP endpoints).
     guardian_registers: list[RegisterConfig] = Field(default_factory=list)
     issuers: list[IssuerConfig] = Field(default_factory=list)
@@ -227,6 +232,11 @@ class Settings(BaseSettings):
         if self.hsts_max_age and not self.public_base_url.startswith("https://"):
             raise ValueError("hsts_max_age needs an https public_base_url")
         return self
+
+    @property
+    def citizen_ages(self) -> CitizenAges:
+        """The ages the access policy applies to citizens and guardians."""
+        return CitizenAges(self.citizen_own_access_age, self.guardian_access_until_age)
 
     @property
     def effective_database_url(self) -> str:

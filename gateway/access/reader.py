@@ -162,9 +162,7 @@ class RecordReader:
             guardian = (
                 not is_self
                 and isinstance(principal, Citizen)
-                and await self._services.guardians.is_guardian_of(
-                    principal.person, person, now.date()
-                )
+                and await self._services.guardians.is_guardian_of(principal.person, person)
             )
         except RegisterUnavailable as exc:
             raise ServiceUnavailable("the guardian register is unavailable") from exc
@@ -177,6 +175,7 @@ class RecordReader:
             emergency=standing.emergency if standing else None,
             guardian=guardian,
             served_types=READABLE_TYPES,
+            ages=self._services.settings.citizen_ages,
         )
 
     async def log(

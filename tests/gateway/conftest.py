@@ -144,13 +144,17 @@ class Gateway:
         claims = {"client_id": "journal-app", "care_provider_hsa_id": provider, "scope": scope}
         return self.auth(self.issuer.token(claims))
 
-    async def patient_id(self, personnummer: str = TEST_PERSON) -> str:
+    async def patient_id(
+        self, personnummer: str = TEST_PERSON, *, asking: str | None = None
+    ) -> str:
+        """The person's unified id, looked up as themselves (or as ``asking``, say the
+        guardian of a child too young to read their own record)."""
         response = await self.client.post(
             "/fhir/Patient/_search",
             data={
                 "identifier": f"http://electronichealth.se/identifier/personnummer|{personnummer}"
             },
-            headers=self.citizen(personnummer),
+            headers=self.citizen(asking or personnummer),
         )
         assert response.status_code == 200, response.text
         patients = [

@@ -173,8 +173,8 @@ async def test_the_citizen_does_not_see_count_or_page_to_what_is_held_back(gw: G
 
 
 async def test_a_guardian_does_not_see_what_is_held_back_from_the_child(gw: Gateway) -> None:
-    patient_id = await gw.patient_id(CHILD_IN_OST)
-    await grant(gw, patient_id, "SE2321009001-NORD", person=CHILD_IN_OST)
+    patient_id = await gw.patient_id(CHILD_IN_OST, asking=GUARDIAN)
+    await grant(gw, patient_id, "SE2321009001-NORD", person=GUARDIAN)
     ids = await _clinician_ids(gw, patient_id, CHILD_IN_OST)
     clinician_sees, _ = await _everything_everywhere(gw, patient_id, gw.clinician(), ids)
     assert set(ids.values()) <= clinician_sees
