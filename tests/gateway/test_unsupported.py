@@ -5,12 +5,25 @@ references to what no answer holds (``unresolved``); what is served stays as it 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
 from adapters.base import FhirResource
+from gateway.answer.bundles import source_issue
 from gateway.merge.record import unify
-from gateway.sources import SourceStatus
+from gateway.sources import SourceReport, SourceStatus
+from simregions.server import RunningServer, serve_in_thread
+from tests.conftest import IssuerKit
+from tests.gateway.conftest import TEST_PERSON, running_gateway
 from tests.gateway.test_merge_rules import PERSON, gathered, observation, patient, source
+from tests.gateway.test_overview import matches, source_status
 
 
 def practitioner() -> dict[str, str]:
@@ -118,3 +131,153 @@ def test_a_source_whose_patient_is_not_the_persons_counts_no_references() -> Non
     (report,) = result.reports
     assert report.status is SourceStatus.FAILED
     assert report.unresolved == {}
+
+
+def test_the_status_names_each_count_per_type_as_data_and_in_words() -> None:
+    report = SourceReport(
+        "other-fhir", "Other FHIR", SourceStatus.OK, datetime(2026, 3, 1, tzinfo=UTC), 5.0, 4
+    )
+    report.left_unsupported({"Procedure": 1, "DiagnosticReport": 2})
+    report.left_unresolved({"Practitioner": 3})
+    issue = source_issue(report)
+    (status,) = issue["extension"]
+    counted = [e for e in status["extension"] if e["url"] in ("unsupported", "unresolved")]
+    assert counted == [
+        {
+            "url": "unsupported",
+            "extension": [
+                {"url": "type", "valueCode": "DiagnosticReport"},
+                {"url": "count", "valueUnsignedInt": 2},
+            ],
+        },
+        {
+            "url": "unsupported",
+            "extension": [
+                {"url": "type", "valueCode": "Procedure"},
+                {"url": "count", "valueUnsignedInt": 1},
+            ],
+        },
+        {
+            "url": "unresolved",
+            "extension": [
+                {"url": "type", "valueCode": "Practitioner"},
+                {"url": "count", "valueUnsignedInt": 3},
+            ],
+        },
+    ]
+    assert next(e for e in status["extension"] if e["url"] == "resourceCount") == {
+        "url": "resourceCount",
+        "valueUnsignedInt": 1,
+    }
+    assert issue["diagnostics"].endswith(
+        " with 1 resource(s); not served (types the gateway does not serve):"
+        " 2 DiagnosticReport, 1 Procedure; references no answer holds: 3 Practitioner"
+    )
+    quiet = SourceReport("quiet", "Quiet", SourceStatus.OK, None, 1.0, 2)
+    urls = {e["url"] for e in source_issue(quiet)["extension"][0]["extension"]}
+    assert not urls & {"unsupported", "unresolved"}
+
+
+# -- an independent FHIR server on loopback, through the whole gateway --------------
+
+
+class OtherServer:
+    """A FHIR R4 server holding one person's Observation (by a Practitioner) and Encounter,
+    that answers its searches with more than was asked (while ``extras``): a
+    DiagnosticReport and a Procedure as matches, the Practitioner included."""
+
+    def __init__(self) -> None:
+        self.extras = True
+        self.app = Starlette(
+            routes=[
+                Route("/fhir/Patient/_search", self.patients, methods=["POST"]),
+                Route("/fhir/{resource_type}", self.search, methods=["GET"]),
+            ]
+        )
+
+    @staticmethod
+    def bundle(*entries: tuple[FhirResource, str]) -> JSONResponse:
+        body = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": r, "search": {"mode": mode}} for r, mode in entries],
+        }
+        return JSONResponse(body, media_type="application/fhir+json")
+
+    async def patients(self, request: Request) -> JSONResponse:
+        return self.bundle((patient(TEST_PERSON), "match"))
+
+    async def search(self, request: Request) -> JSONResponse:
+        resource_type = request.path_params["resource_type"]
+        if resource_type == "Observation":
+            found = [(observation("o1", performer=[practitioner()]), "match")]
+            if self.extras:
+                found += [
+                    (
+                        of_type(
+                            "DiagnosticReport", "dr1", result=[{"reference": "Observation/o1"}]
+                        ),
+                        "match",
+                    ),
+                    ({"resourceType": "Practitioner", "id": "pr1"}, "include"),
+                ]
+        elif resource_type == "Encounter":
+            encounter = of_type(
+                "Encounter", "e1", status="finished", participant=[{"individual": practitioner()}]
+            )
+            found = [(encounter, "match")]
+            if self.extras:
+                found += [(of_type("Procedure", "proc1"), "match")]
+        else:
+            found = []
+        return self.bundle(*found)
+
+
+@pytest.fixture
+def other_server() -> Iterator[tuple[OtherServer, dict[str, Any]]]:
+    """The server on its own loopback port, and the gateway's source entry for it."""
+    other = OtherServer()
+    server: RunningServer
+    with serve_in_thread(other.app) as server:
+        config = {
+            "id": "other-fhir",
+            "name": "Other FHIR",
+            "kind": "fhir-r4",
+            "base_url": server.url + "/fhir",
+            "timeout": 5.0,
+            "care_provider_hsa_id": "SE2321000016-OTHR",
+            "dialect": {"incremental": False},
+        }
+        yield other, config
+
+
+@pytest.mark.anyio
+async def test_a_fhir_server_returning_types_not_served_has_them_counted_in_its_status(
+    database_url: str, issuer: IssuerKit, other_server: tuple[OtherServer, dict[str, Any]]
+) -> None:
+    other, config = other_server
+    async with running_gateway(
+        database_url, issuer, {}, extra_sources=[config], cache_fresh_seconds=0
+    ) as gateway:
+        patient_id = await gateway.patient_id()
+        everything = f"/fhir/Patient/{patient_id}/$everything"
+        response = await gateway.client.get(everything, headers=gateway.citizen())
+        assert response.status_code == 200
+        other.extras = False
+        plain = await gateway.client.get(everything, headers=gateway.citizen())
+        assert plain.status_code == 200
+
+    status = source_status(response.json())["other-fhir"]
+    assert status["status"] == "ok"
+    assert status["unsupported"] == {"DiagnosticReport": 1, "Practitioner": 1, "Procedure": 1}
+    assert status["unresolved"] == {"Practitioner": 2}
+    assert status["resourceCount"] == 2
+    (outcome,) = [e for e in response.json()["entry"] if e["search"]["mode"] == "outcome"]
+    (issue,) = outcome["resource"]["issue"]
+    assert "1 DiagnosticReport, 1 Practitioner, 1 Procedure" in issue["diagnostics"]
+    served = matches(response.json())
+    assert [r["resourceType"] for r in served] == ["Patient", "Observation", "Encounter"]
+    assert without_fetch_time(served[1:]) == without_fetch_time(matches(plain.json())[1:])
+    plain_status = source_status(plain.json())["other-fhir"]
+    assert "unsupported" not in plain_status
+    assert plain_status["unresolved"] == {"Practitioner": 2}
