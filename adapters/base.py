@@ -31,7 +31,11 @@ class SourceAdapter(Protocol):
         ...
 
     async def search(self, resource_type: str, patient_id: str) -> list[FhirResource]:
-        """Return every resource of ``resource_type`` for the source's patient ``patient_id``."""
+        """Return every resource of ``resource_type`` for the source's patient ``patient_id``.
+
+        Resources of types the gateway never asks for that the source returned with them
+        may come along: the gateway counts them per type in the source's status (it does
+        not serve them)."""
         ...
 
     async def aclose(self) -> None:

@@ -2,14 +2,15 @@
 the fan-out, the merge, the record reader and the answers share.
 
 A :class:`SourceReport` is made by the fan-out (:mod:`gateway.collect.fanout`) and
-amended on the way out, only through its methods (what normalising found, served from the
+amended on the way out, only through its methods (what normalising found: drops, resources
+of types the gateway does not serve, references it cannot resolve; served from the
 cache, its Patient not the person's, what the reader may be shown); the answer shows it
 to the client as it stands.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -71,12 +72,20 @@ class SourceReport:
     #: (for a fresh answer: when it was asked; for cached data: the cache's sync time).
     synced_at: datetime | None = None
     warnings: list[str] = field(default_factory=list)
+    #: Resources of types the gateway does not serve in the source's answer, per type:
+    #: not served, not in ``resource_count``.
+    unsupported: dict[str, int] = field(default_factory=dict)
+    #: References in the source's served resources to what no answer holds (a type the
+    #: gateway does not serve, another Patient), per target type.
+    unresolved: dict[str, int] = field(default_factory=dict)
 
     def serves_nothing(self, warning: str, *, reason: str | None = None) -> None:
         """Nothing of this source is served after all (its Patient is not the person's,
-        or its cached data cannot be read): it failed, with ``warning`` saying why."""
+        or its cached data cannot be read): it failed, with ``warning`` saying why. No
+        served resource of it holds a reference, resolved or not."""
         self.status = SourceStatus.FAILED
         self.resource_count = 0
+        self.unresolved.clear()
         if reason is not None:
             self.reason = reason
         self.warnings.append(warning)
@@ -90,6 +99,19 @@ class SourceReport:
         resources taken off the count (each drop is among the warnings)."""
         self.warnings.extend(warnings)
         self.resource_count -= dropped
+
+    def left_unsupported(self, counts: Mapping[str, int]) -> None:
+        """The answer held ``counts`` resources (per type) of types the gateway does not
+        serve: counted here, and taken off the resource count, since none is served."""
+        for resource_type, count in counts.items():
+            self.unsupported[resource_type] = self.unsupported.get(resource_type, 0) + count
+            self.resource_count -= count
+
+    def left_unresolved(self, counts: Mapping[str, int]) -> None:
+        """The served resources hold ``counts`` references (per target type) to what no
+        answer holds: counted here, the references kept as they are."""
+        for resource_type, count in counts.items():
+            self.unresolved[resource_type] = self.unresolved.get(resource_type, 0) + count
 
     def served_from_cache(
         self, status: SourceStatus, synced_at: datetime | None, resources: int

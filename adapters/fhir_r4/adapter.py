@@ -34,6 +34,7 @@ from fhir_profiles.identifiers import (
     PersonIdentifier,
     parse_person_identifier,
 )
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 
 # The name the package had as one module: log filters and levels keep working.
 log = logging.getLogger("adapters.fhir_r4")
@@ -44,12 +45,18 @@ _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 # FHIR R4 ``id``: what a source may legitimately hand us as a Patient id.
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: The types the gateway asks sources for (each by a search of its own, the Patient by
+#: identifier): one of them in another type's search is left to that search. An
+#: OperationOutcome is what the source says of the search, not data.
+_NOT_PASSED_ON = frozenset({*PATIENT_COMPARTMENT_TYPES, "Patient", "OperationOutcome"})
 
 
 @dataclass
 class SearchResult:
     """What one search produced: the matching resources, and what the source said besides.
 
+    ``resources`` also holds what the search returned of types the gateway never asks
+    for (included, or sent unasked), for the gateway to count rather than lose silently.
     ``issues`` holds ``(severity, code)`` of OperationOutcome entries (``search.mode =
     outcome``); their diagnostics text is dropped because sources echo query values in it.
     """
@@ -177,7 +184,7 @@ class FhirR4Adapter:
         try:
             while True:
                 result.pages += 1
-                page = self._collect(bundle, resource_type, result)
+                page = self._collect(bundle, resource_type, result, others=True)
                 next_url = next_link(bundle, what)
                 del bundle
                 if next_url is not None:
@@ -323,9 +330,16 @@ class FhirR4Adapter:
         return searchset(body, what)
 
     def _collect(
-        self, bundle: dict[str, Any], resource_type: str, result: SearchResult
+        self,
+        bundle: dict[str, Any],
+        resource_type: str,
+        result: SearchResult,
+        *,
+        others: bool = False,
     ) -> list[FhirResource]:
-        """The page's matches; outcome issues and skipped entries go into ``result``."""
+        """The page's matches (with ``others``, also its resources of types the gateway
+        never asks for, in any mode); outcome issues and skipped entries go into
+        ``result``."""
         page: list[FhirResource] = []
         for entry in entries(bundle, f"{self.source_id}: {resource_type} search"):
             mode = search_mode(entry)
@@ -333,14 +347,17 @@ class FhirR4Adapter:
             if mode == "outcome":
                 result.issues.extend(outcome_issues(resource))
                 continue
+            if not isinstance(resource, dict):
+                if mode in (None, "match"):
+                    result.skipped += 1
+                continue
+            kind = resource.get("resourceType")
+            if others and isinstance(kind, str) and kind not in _NOT_PASSED_ON:
+                page.append(resource)  # counted by type where the gateway admits it
+                continue
             if mode not in (None, "match"):  # "include" and anything unknown
                 continue
-            if (
-                isinstance(resource, dict)
-                and resource.get("resourceType") == resource_type
-                and isinstance(resource.get("id"), str)
-                and resource["id"]
-            ):
+            if kind == resource_type and isinstance(resource.get("id"), str) and resource["id"]:
                 page.append(resource)
             else:
                 result.skipped += 1

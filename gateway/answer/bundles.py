@@ -6,7 +6,9 @@ the severity says whether it answered, ``details.coding`` carries the status cod
 carries the same facts as data (source id, status, time answered, resource count), so
 clients never need to parse the prose in ``diagnostics``: ``lastSync`` is when the served
 data was last fetched from the source, which for ``cached`` and ``stale`` data is earlier
-than now.
+than now. What the gateway could not serve of a source's answer is counted there too,
+per resource type: ``unsupported`` resources (of types it does not serve) and
+``unresolved`` references (to what no answer holds).
 
 When the answer shows the unified Patient and its sources disagreed on its demographics,
 each disagreement adds one issue (code ``conflict``; ``details.coding``
@@ -18,7 +20,7 @@ field, never the values.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +43,34 @@ _ISSUE_CODE = {
 
 def _instant(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+#: What each per-type count is called in the status, and in its text.
+_PER_TYPE = (
+    ("unsupported", "not served (types the gateway does not serve)"),
+    ("unresolved", "references no answer holds"),
+)
+
+
+def _per_type(counts: Mapping[str, Mapping[str, int]]) -> tuple[list[dict[str, Any]], str]:
+    """The per-type counts' extensions (one per type) and their text."""
+    extension: list[dict[str, Any]] = []
+    text = ""
+    for url, words in _PER_TYPE:
+        ordered = sorted(counts[url].items())
+        extension.extend(
+            {
+                "url": url,
+                "extension": [
+                    {"url": "type", "valueCode": resource_type},
+                    {"url": "count", "valueUnsignedInt": count},
+                ],
+            }
+            for resource_type, count in ordered
+        )
+        if ordered:
+            text += f"; {words}: " + ", ".join(f"{n} {t}" for t, n in ordered)
+    return extension, text
 
 
 def source_issue(report: SourceReport) -> dict[str, Any]:
@@ -77,6 +107,11 @@ def source_issue(report: SourceReport) -> dict[str, Any]:
         )
     if report.reason:
         extension.append({"url": "reason", "valueCode": report.reason})
+    per_type, per_type_text = _per_type(
+        {"unsupported": report.unsupported, "unresolved": report.unresolved}
+    )
+    extension += per_type
+    text += per_type_text
     if report.warnings:
         text += "; " + "; ".join(report.warnings)
     return {

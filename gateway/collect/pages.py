@@ -87,7 +87,7 @@ class Pages:
         notes = Notes()
         for sink in sinks.values():
             notes.add(sink.notes)
-        report.counts(sum(s.count for s in sealed.values()) + sum(notes.dropped.values()))
+        report.counts(sum(s.count for s in sealed.values()) + notes.taken_off)
         notes.report_to(report)
         return sealed
 

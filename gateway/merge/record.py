@@ -3,14 +3,18 @@
 For each source that answered: its Patient is linked to the person or the whole answer
 is set aside (:mod:`gateway.merge.linking`). For each resource, in one pass:
 
-1. admission: the right type, a usable id, no more than a sane size and depth, and it
-   names the source's patient and no other; otherwise it is dropped and the drop is
-   reported for that source, never passed on;
+1. admission (:mod:`gateway.merge.admission`): the right type, a usable id, no more than
+   a sane size and depth, and it names the source's patient and no other; otherwise it is
+   dropped and the drop is reported for that source, never passed on (a resource of a
+   type the gateway does not serve is counted per type as ``unsupported``);
 2. normalisation (:func:`fhir_profiles.normalise.normalise_resource`): dateTimes with
    offsets, LOINC beside NPU and local codes, canonical UCUM units, canonical ATC;
 3. identity and provenance: a gateway id that cannot collide between sources, references
    to the source's patient pointed at the unified Patient, ``meta.source`` naming the
-   source and original id, tags for the care provider and care unit, the fetch time.
+   source and original id, tags for the care provider and care unit, the fetch time. A
+   reference to a type the gateway does not serve (a Practitioner, an Organization) or
+   to another Patient cannot be resolved in any answer: it is kept, and counted per
+   target type as ``unresolved``.
 
 Then duplicates across sources are merged (:mod:`gateway.merge.dedup`), each merge with a
 Provenance resource naming every contributing source.
@@ -32,7 +36,14 @@ from fhir_profiles.extensions import FETCHED_AT_URL
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, SOURCE_SYSTEM, SOURCE_URI, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
 from fhir_profiles.record_status import CARE_PROVIDER_TAG, CARE_UNIT_TAG
-from fhir_profiles.resource_types import RESOURCE_TYPES
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
+from gateway.merge.admission import (
+    PATIENT_FIELDS,
+    RESOURCE_TYPE_NAME,
+    Inadmissible,
+    Unsupported,
+    admit,
+)
 from gateway.merge.dedup import deduplicate
 from gateway.merge.linking import LinkError, check_link, unified_patient
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport
@@ -40,18 +51,9 @@ from gateway.sources import Gathered, Source, SourceRecord, SourceReport
 #: Fields that name the organisation (care unit) that produced a resource, in order of trust.
 UNIT_FIELDS = ("serviceProvider", "performer", "custodian", "author", "requester", "recorder")
 
-#: Where each served type names its patient.
-PATIENT_FIELDS: Mapping[str, tuple[str, ...]] = {
-    t.name: t.patient_fields for t in RESOURCE_TYPES.values() if t.patient_fields
-}
-
-#: Deeper nesting than this is no clinical data: the resource is dropped.
-MAX_DEPTH = 24
-#: A narrative longer than this is removed (the structured data stays).
-MAX_NARRATIVE = 64 * 1024
-#: An inline attachment larger than this drops the resource (the source's size cap
-#: bounds everything else).
-MAX_STRING = 2 * 1024 * 1024
+#: The types a reference can resolve to in an answer, besides the source's own Patient
+#: (pointed at the unified one): any other target is counted as unresolved.
+RESOLVABLE = frozenset(PATIENT_COMPARTMENT_TYPES)
 
 
 @dataclass(slots=True)
@@ -88,10 +90,6 @@ class NormalisedSource:
     version: tuple[object, ...] | None = None
 
 
-class Inadmissible(ValueError):
-    """A resource the gateway will not pass on; the message is a safe, short reason."""
-
-
 def gateway_id(source_id: str, local_id: str) -> str:
     """A FHIR id unique across sources and stable across requests."""
     candidate = f"{source_id}.{local_id}"
@@ -99,69 +97,6 @@ def gateway_id(source_id: str, local_id: str) -> str:
         return candidate
     digest = hashlib.sha256(local_id.encode()).hexdigest()[: 63 - len(source_id)]
     return f"{source_id}.{digest}"
-
-
-_CONTAINERS = (dict, list)
-
-
-def _walk(resource: FhirResource) -> list[dict[str, Any]]:
-    """Collect reference objects, refusing absurd nesting on the way.
-
-    Iterative, visiting containers only: this runs over every resource and is the
-    hottest loop of the merge step.
-    """
-    refs: list[dict[str, Any]] = []
-    stack: list[tuple[Any, int]] = [(resource, 0)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        node, depth = pop()
-        if depth > MAX_DEPTH:
-            raise Inadmissible("nested too deeply")
-        if type(node) is dict:
-            if type(node.get("reference")) is str:
-                refs.append(node)
-            values: Any = node.values()
-        else:
-            values = node
-        for value in values:
-            if type(value) in _CONTAINERS:
-                push((value, depth + 1))
-    return refs
-
-
-def _oversized(resource: FhirResource) -> bool:
-    """Attachments beyond the cap (where large strings legitimately live)."""
-    for content in resource.get("content") or ():
-        attachment = content.get("attachment") if isinstance(content, dict) else None
-        data = attachment.get("data") if isinstance(attachment, dict) else None
-        if isinstance(data, str) and len(data) > MAX_STRING:
-            return True
-    return False
-
-
-def _patient_refs(resource: FhirResource) -> list[str]:
-    refs: list[str] = []
-    for path in PATIENT_FIELDS.get(str(resource.get("resourceType")), ()):
-        nodes: list[Any] = [resource]
-        for part in path.split("."):
-            found: list[Any] = []
-            for node in nodes:
-                value = node.get(part) if isinstance(node, dict) else None
-                found.extend(value if isinstance(value, list) else [value])
-            nodes = [n for n in found if n is not None]
-        refs.extend(
-            n["reference"]
-            for n in nodes
-            if isinstance(n, dict) and isinstance(n.get("reference"), str)
-        )
-    return refs
-
-
-def _belongs_to(resource: FhirResource, local_patient: str) -> bool:
-    """True when the resource names the source's patient (and no other patient)."""
-    refs = [r for r in _patient_refs(resource) if r.split("/")[-2:-1] == ["Patient"]]
-    own = f"Patient/{local_patient}"
-    return bool(refs) and all(r == own or r.endswith("/" + own) for r in refs)
 
 
 def _unit_of(resource: FhirResource, provider: str | None) -> str | None:
@@ -178,25 +113,6 @@ def _unit_of(resource: FhirResource, provider: str | None) -> str | None:
             ):
                 return str(identifier["value"])
     return None
-
-
-def _admit(
-    resource: Any, wanted: frozenset[str], local_patient: str
-) -> tuple[FhirResource, list[dict[str, Any]]]:
-    if not isinstance(resource, dict) or resource.get("resourceType") not in wanted:
-        raise Inadmissible("unexpected resource type")
-    local_id = resource.get("id")
-    if not isinstance(local_id, str) or not 0 < len(local_id) <= 64:
-        raise Inadmissible("missing or invalid id")
-    refs = _walk(resource)
-    if _oversized(resource):
-        raise Inadmissible("an attachment is too large")
-    if not _belongs_to(resource, local_patient):
-        raise Inadmissible("does not belong to the requested patient")
-    text = resource.get("text")
-    if isinstance(text, dict) and len(str(text.get("div", ""))) > MAX_NARRATIVE:
-        del resource["text"]  # a huge narrative: keep the data, drop the prose
-    return resource, refs
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +141,12 @@ def _context(
     )
 
 
-def _rewrite(resource: FhirResource, refs: list[dict[str, Any]], ctx: _SourceContext) -> None:
+def _rewrite(
+    resource: FhirResource,
+    refs: list[dict[str, Any]],
+    ctx: _SourceContext,
+    unresolved: Counter[str],
+) -> None:
     source_id = ctx.source_id
     for ref in refs:
         value: str = ref["reference"]
@@ -238,6 +159,8 @@ def _rewrite(resource: FhirResource, refs: list[dict[str, Any]], ctx: _SourceCon
             ref["reference"] = ctx.patient_reference
         else:
             ref["reference"] = f"{kind}/{gateway_id(source_id, local)}"
+            if kind not in RESOLVABLE:
+                unresolved[kind] += 1  # no answer holds it; kinds checked in Notes.report_to
     local_id = str(resource["id"])
     resource["id"] = gateway_id(source_id, local_id)
     meta = resource.get("meta")
@@ -272,20 +195,37 @@ def _instant(moment: datetime | None) -> str:
 @dataclass(slots=True)
 class Notes:
     """What normalising some of a source's resources dropped and noted, counted (never
-    values): becomes warnings in the source's report."""
+    values): becomes warnings and counts in the source's report."""
 
     dropped: Counter[str] = field(default_factory=Counter)
     issues: Counter[str] = field(default_factory=Counter)
+    #: Resources of types the gateway does not serve, per type.
+    unsupported: Counter[str] = field(default_factory=Counter)
+    #: References to what no answer holds, per target type (as the source wrote it).
+    unresolved: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: Notes) -> None:
         self.dropped.update(other.dropped)
         self.issues.update(other.issues)
+        self.unsupported.update(other.unsupported)
+        self.unresolved.update(other.unresolved)
+
+    @property
+    def taken_off(self) -> int:
+        """How many of the answer's resources are not served (dropped or unsupported)."""
+        return sum(self.dropped.values()) + sum(self.unsupported.values())
 
     def report_to(self, report: SourceReport) -> None:
-        """Add the drops and notes to ``report`` (and take the drops off its count)."""
+        """Add the drops, notes and counts to ``report`` (and take what is not served off
+        its count). A reference whose target type is no FHIR type name is not counted:
+        only type names reach the report."""
         drops = [f"dropped {n} resource(s): {reason}" for reason, n in sorted(self.dropped.items())]
         issues = [f"{text} ({n}x)" if n > 1 else text for text, n in sorted(self.issues.items())]
         report.notes([*drops, *issues], dropped=sum(self.dropped.values()))
+        report.left_unsupported(self.unsupported)
+        report.left_unresolved(
+            {t: n for t, n in self.unresolved.items() if RESOURCE_TYPE_NAME.fullmatch(t)}
+        )
 
 
 class SourceNormaliser:
@@ -310,17 +250,20 @@ class SourceNormaliser:
 
     def normalise(self, raws: list[Any], notes: Notes) -> list[FhirResource]:
         """The admissible resources of ``raws``, normalised and rewritten in place."""
-        ctx, wanted = self._ctx, self._wanted
+        ctx, wanted, unresolved = self._ctx, self._wanted, notes.unresolved
         resources: list[FhirResource] = []
         issues: list[str] = []
         for raw in raws:
             try:
-                resource, refs = _admit(raw, wanted, ctx.local_patient)
+                resource, refs = admit(raw, wanted, ctx.local_patient)
+            except Unsupported as exc:
+                notes.unsupported[exc.resource_type] += 1
+                continue
             except Inadmissible as exc:
                 notes.dropped[str(exc)] += 1
                 continue
             normalise_resource(resource, issues)
-            _rewrite(resource, refs, ctx)
+            _rewrite(resource, refs, ctx, unresolved)
             resources.append(resource)
         notes.issues.update(issues)
         return resources
@@ -399,7 +342,8 @@ def normalise_source(
 
     Returns None when the source's Patient cannot be linked to ``person``; the report then
     says the source failed on identity. Dropped resources and normalisation notes are
-    added to the report's warnings.
+    added to the report's warnings, unsupported resources and unresolved references to
+    its counts.
     """
     try:
         normaliser = SourceNormaliser(

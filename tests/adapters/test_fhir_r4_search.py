@@ -187,6 +187,29 @@ async def test_only_matches_of_the_asked_type_with_an_id_are_kept(
     assert result.skipped == 3
 
 
+async def test_resources_of_types_the_gateway_never_asks_for_are_passed_on(
+    router: respx.Router, mock_client: httpx.AsyncClient
+) -> None:
+    """Whatever their mode: the gateway counts them (unsupported) instead of losing them.
+    A type it asks for by a search of its own is left to that search."""
+    bundle = searchset(
+        obs(1),
+        resource("DiagnosticReport", "dr1"),
+        resource("Condition", "c1"),
+        resource("OperationOutcome", None),
+        extra=(
+            {"resource": resource("Practitioner", "pr1"), "search": {"mode": "include"}},
+            {"resource": resource("Encounter", "e1"), "search": {"mode": "include"}},
+            {"resource": resource("Patient", "p1"), "search": {"mode": "include"}},
+        ),
+    )
+    router.get(OBS).mock(return_value=fhir_response(bundle))
+    result = await adapter(mock_client).search_all("Observation", "p1")
+    found = [(r["resourceType"], r["id"]) for r in result.resources]
+    assert found == [("Observation", "o1"), ("DiagnosticReport", "dr1"), ("Practitioner", "pr1")]
+    assert result.skipped == 2  # the Condition and the OperationOutcome matches
+
+
 async def test_empty_searchset_without_entries_is_fine(
     router: respx.Router, mock_client: httpx.AsyncClient
 ) -> None:

@@ -17,8 +17,9 @@ from adapters.config import SourceConfig
 from consent.decision import AccessDecision
 from consent.visibility import Visibility
 from fhir_profiles.identifiers import parse_person_identifier
+from gateway.merge.admission import MAX_DEPTH
 from gateway.merge.linking import CONFIDENTIALITY
-from gateway.merge.record import MAX_DEPTH, NormalisedSource, origins, patient_of, unify
+from gateway.merge.record import NormalisedSource, origins, patient_of, unify
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport, SourceStatus
 
 PERSON = parse_person_identifier("191212121212")

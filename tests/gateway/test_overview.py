@@ -20,16 +20,23 @@ def matches(bundle: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def source_status(bundle: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """source id -> the data in its source-status extension."""
+    """source id -> the data in its source-status extension (a count per type, such as
+    ``unsupported``, as a dict of type -> count)."""
     outcomes = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
     assert len(outcomes) == 1
     status: dict[str, dict[str, Any]] = {}
     for issue in outcomes[0]["issue"]:
         (ext,) = issue["extension"]
-        values = {
-            e["url"]: next(v for k, v in e.items() if k.startswith("value"))
-            for e in ext["extension"]
-        }
+        values: dict[str, Any] = {}
+        for e in ext["extension"]:
+            if "extension" in e:
+                parts = {
+                    p["url"]: next(v for k, v in p.items() if k.startswith("value"))
+                    for p in e["extension"]
+                }
+                values.setdefault(e["url"], {})[parts["type"]] = parts["count"]
+            else:
+                values[e["url"]] = next(v for k, v in e.items() if k.startswith("value"))
         status[values["source"]] = values | {"severity": issue["severity"]}
     return status
 

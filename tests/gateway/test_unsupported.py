@@ -1,0 +1,283 @@
+"""Nothing a source returns is dropped silently: resources of types the gateway does not
+serve are counted per type in the source's status (``unsupported``), and so are
+references to what no answer holds (``unresolved``); what is served stays as it was."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from adapters.base import FhirResource
+from gateway.answer.bundles import source_issue
+from gateway.merge.record import unify
+from gateway.sources import SourceReport, SourceStatus
+from simregions.server import RunningServer, serve_in_thread
+from tests.conftest import IssuerKit
+from tests.gateway.conftest import TEST_PERSON, running_gateway
+from tests.gateway.test_merge_rules import PERSON, gathered, observation, patient, source
+from tests.gateway.test_overview import matches, source_status
+
+
+def practitioner() -> dict[str, str]:
+    """A reference to the Practitioner ``pr1`` (fresh: references are rewritten in place)."""
+    return {"reference": "Practitioner/pr1", "display": "Dr Doktorsson"}
+
+
+def of_type(resource_type: str, local_id: str, **extra: Any) -> FhirResource:
+    """A resource of ``resource_type`` about the source's patient (``local-p``)."""
+    return {
+        "resourceType": resource_type,
+        "id": local_id,
+        "subject": {"reference": "Patient/local-p"},
+        **extra,
+    }
+
+
+def unified(resources: list[FhirResource]) -> Any:
+    wanted = frozenset({"Observation", "Encounter"})
+    return unify(gathered((source(), patient(), resources)), PERSON, "unified-id", wanted)
+
+
+def without_fetch_time(resources: list[FhirResource]) -> list[FhirResource]:
+    stripped = copy.deepcopy(resources)
+    for resource in stripped:
+        resource["meta"].pop("extension", None)
+    return stripped
+
+
+def test_resources_of_types_not_served_are_counted_per_type_and_not_served() -> None:
+    served = [observation("o1"), observation("o2")]
+    extras = [
+        of_type("DiagnosticReport", "dr1"),
+        of_type("DiagnosticReport", "dr2"),
+        of_type("Procedure", "pr1"),
+        {"resourceType": "Practitioner", "id": "pr1", "name": [{"family": "Doktorsson"}]},
+    ]
+    plain = unified(copy.deepcopy(served))
+    result = unified([served[0], *extras[:2], served[1], *extras[2:]])
+
+    (report,) = result.reports
+    assert report.status is SourceStatus.OK
+    assert report.unsupported == {"DiagnosticReport": 2, "Procedure": 1, "Practitioner": 1}
+    assert report.resource_count == 2  # only what is served
+    assert report.warnings == plain.reports[0].warnings == []
+    assert {r["resourceType"] for r in result.resources} == {"Observation"}
+    assert without_fetch_time(result.resources) == without_fetch_time(plain.resources)
+
+
+def test_a_type_not_asked_for_is_dropped_as_before_and_a_non_type_is_not_counted() -> None:
+    result = unified(
+        [
+            observation("o1"),
+            of_type("Condition", "c1"),  # served, but not asked for in this read
+            of_type("191212121212", "x1"),  # no type name: never named in the status
+            of_type("<b>Report</b>", "x2"),
+        ]
+    )
+    (report,) = result.reports
+    assert report.unsupported == {}
+    assert report.warnings == ["dropped 3 resource(s): unexpected resource type"]
+    assert report.resource_count == 1
+
+
+def test_references_no_answer_holds_are_counted_per_target_type() -> None:
+    result = unified(
+        [
+            observation("o1", performer=[practitioner(), {"reference": "Organization/org1"}]),
+            observation("o2", performer=[practitioner()], encounter={"reference": "Encounter/e9"}),
+            observation("o3", hasMember=[{"reference": "Observation/o1"}]),
+            observation("o4", focus=[{"reference": "Patient/someone-else"}]),
+            observation(
+                "o5",
+                performer=[
+                    {"reference": "#contained"},
+                    {"reference": "https://elsewhere.test/fhir/Practitioner/p9"},
+                    {"reference": "urn:uuid:0b1d"},
+                    {"reference": "191212121212/x"},
+                    {"display": "no reference at all"},
+                ],
+            ),
+        ]
+    )
+    (report,) = result.reports
+    # Served types (Encounter, Observation) and the source's own Patient resolve; contained,
+    # absolute and urn references are not the answer's to resolve; no non-type is named.
+    assert report.unresolved == {"Practitioner": 2, "Organization": 1, "Patient": 1}
+    assert report.resource_count == 5
+    assert report.unsupported == {}
+    served = {r["id"]: r for r in result.resources}
+    assert served["region-a.o1"]["performer"][0] == {
+        "reference": "Practitioner/region-a.pr1",
+        "display": "Dr Doktorsson",
+    }
+
+
+def test_a_source_whose_patient_is_not_the_persons_counts_no_references() -> None:
+    other = patient("199001011239")
+    result = unify(
+        gathered((source(), other, [observation("o1", performer=[practitioner()])])),
+        PERSON,
+        "unified-id",
+        frozenset({"Observation"}),
+    )
+    (report,) = result.reports
+    assert report.status is SourceStatus.FAILED
+    assert report.unresolved == {}
+
+
+def test_the_status_names_each_count_per_type_as_data_and_in_words() -> None:
+    report = SourceReport(
+        "other-fhir", "Other FHIR", SourceStatus.OK, datetime(2026, 3, 1, tzinfo=UTC), 5.0, 4
+    )
+    report.left_unsupported({"Procedure": 1, "DiagnosticReport": 2})
+    report.left_unresolved({"Practitioner": 3})
+    issue = source_issue(report)
+    (status,) = issue["extension"]
+    counted = [e for e in status["extension"] if e["url"] in ("unsupported", "unresolved")]
+    assert counted == [
+        {
+            "url": "unsupported",
+            "extension": [
+                {"url": "type", "valueCode": "DiagnosticReport"},
+                {"url": "count", "valueUnsignedInt": 2},
+            ],
+        },
+        {
+            "url": "unsupported",
+            "extension": [
+                {"url": "type", "valueCode": "Procedure"},
+                {"url": "count", "valueUnsignedInt": 1},
+            ],
+        },
+        {
+            "url": "unresolved",
+            "extension": [
+                {"url": "type", "valueCode": "Practitioner"},
+                {"url": "count", "valueUnsignedInt": 3},
+            ],
+        },
+    ]
+    assert next(e for e in status["extension"] if e["url"] == "resourceCount") == {
+        "url": "resourceCount",
+        "valueUnsignedInt": 1,
+    }
+    assert issue["diagnostics"].endswith(
+        " with 1 resource(s); not served (types the gateway does not serve):"
+        " 2 DiagnosticReport, 1 Procedure; references no answer holds: 3 Practitioner"
+    )
+    quiet = SourceReport("quiet", "Quiet", SourceStatus.OK, None, 1.0, 2)
+    urls = {e["url"] for e in source_issue(quiet)["extension"][0]["extension"]}
+    assert not urls & {"unsupported", "unresolved"}
+
+
+# -- an independent FHIR server on loopback, through the whole gateway --------------
+
+
+class OtherServer:
+    """A FHIR R4 server holding one person's Observation (by a Practitioner) and Encounter,
+    that answers its searches with more than was asked (while ``extras``): a
+    DiagnosticReport and a Procedure as matches, the Practitioner included."""
+
+    def __init__(self) -> None:
+        self.extras = True
+        self.app = Starlette(
+            routes=[
+                Route("/fhir/Patient/_search", self.patients, methods=["POST"]),
+                Route("/fhir/{resource_type}", self.search, methods=["GET"]),
+            ]
+        )
+
+    @staticmethod
+    def bundle(*entries: tuple[FhirResource, str]) -> JSONResponse:
+        body = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": r, "search": {"mode": mode}} for r, mode in entries],
+        }
+        return JSONResponse(body, media_type="application/fhir+json")
+
+    async def patients(self, request: Request) -> JSONResponse:
+        return self.bundle((patient(TEST_PERSON), "match"))
+
+    async def search(self, request: Request) -> JSONResponse:
+        resource_type = request.path_params["resource_type"]
+        if resource_type == "Observation":
+            found = [(observation("o1", performer=[practitioner()]), "match")]
+            if self.extras:
+                found += [
+                    (
+                        of_type(
+                            "DiagnosticReport", "dr1", result=[{"reference": "Observation/o1"}]
+                        ),
+                        "match",
+                    ),
+                    ({"resourceType": "Practitioner", "id": "pr1"}, "include"),
+                ]
+        elif resource_type == "Encounter":
+            encounter = of_type(
+                "Encounter", "e1", status="finished", participant=[{"individual": practitioner()}]
+            )
+            found = [(encounter, "match")]
+            if self.extras:
+                found += [(of_type("Procedure", "proc1"), "match")]
+        else:
+            found = []
+        return self.bundle(*found)
+
+
+@pytest.fixture
+def other_server() -> Iterator[tuple[OtherServer, dict[str, Any]]]:
+    """The server on its own loopback port, and the gateway's source entry for it."""
+    other = OtherServer()
+    server: RunningServer
+    with serve_in_thread(other.app) as server:
+        config = {
+            "id": "other-fhir",
+            "name": "Other FHIR",
+            "kind": "fhir-r4",
+            "base_url": server.url + "/fhir",
+            "timeout": 5.0,
+            "care_provider_hsa_id": "SE2321000016-OTHR",
+            "dialect": {"incremental": False},
+        }
+        yield other, config
+
+
+@pytest.mark.anyio
+async def test_a_fhir_server_returning_types_not_served_has_them_counted_in_its_status(
+    database_url: str, issuer: IssuerKit, other_server: tuple[OtherServer, dict[str, Any]]
+) -> None:
+    other, config = other_server
+    async with running_gateway(
+        database_url, issuer, {}, extra_sources=[config], cache_fresh_seconds=0
+    ) as gateway:
+        patient_id = await gateway.patient_id()
+        everything = f"/fhir/Patient/{patient_id}/$everything"
+        response = await gateway.client.get(everything, headers=gateway.citizen())
+        assert response.status_code == 200
+        other.extras = False
+        plain = await gateway.client.get(everything, headers=gateway.citizen())
+        assert plain.status_code == 200
+
+    status = source_status(response.json())["other-fhir"]
+    assert status["status"] == "ok"
+    assert status["unsupported"] == {"DiagnosticReport": 1, "Practitioner": 1, "Procedure": 1}
+    assert status["unresolved"] == {"Practitioner": 2}
+    assert status["resourceCount"] == 2
+    (outcome,) = [e for e in response.json()["entry"] if e["search"]["mode"] == "outcome"]
+    (issue,) = outcome["resource"]["issue"]
+    assert "1 DiagnosticReport, 1 Practitioner, 1 Procedure" in issue["diagnostics"]
+    served = matches(response.json())
+    assert [r["resourceType"] for r in served] == ["Patient", "Observation", "Encounter"]
+    assert without_fetch_time(served[1:]) == without_fetch_time(matches(plain.json())[1:])
+    plain_status = source_status(plain.json())["other-fhir"]
+    assert "unsupported" not in plain_status
+    assert plain_status["unresolved"] == {"Practitioner": 2}
