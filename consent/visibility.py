@@ -15,6 +15,9 @@ patient summary, the source reports).
 * A source whose whole care provider is blocked is not named at all: its status is not
   reported and its Patient does not feed the unified Patient (a protected identity it
   marks is still honoured).
+* What was counted of a source before anything was hidden (types it sent that are not
+  served, references to what no answer holds) is shown only to a reader from whom
+  nothing of the named sources is hidden.
 """
 
 from __future__ import annotations
@@ -73,6 +76,14 @@ class Visibility:
     def visible(self, resources: Iterable[FhirResource]) -> list[FhirResource]:
         """What of ``resources`` may be shown, in order."""
         return [r for r in resources if not self.hides_resource(r)]
+
+    @property
+    def shows_everything_named(self) -> bool:
+        """Nothing of a named source is hidden (no care unit blocked, nothing held back):
+        only then may what was counted of a source before hiding (types it sent that are
+        not served, references to what no answer holds) be shown, as it says nothing of
+        hidden data."""
+        return not (self.decision.hidden_units or self.decision.hides_unapproved)
 
     def names_source(self, care_provider: str | None) -> bool:
         """Whether a source holding data for ``care_provider`` may be named at all."""

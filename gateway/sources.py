@@ -130,11 +130,16 @@ class SourceReport:
         self.serves_nothing(warning)
         self.synced_at = None
 
-    def shows(self, resources: int) -> None:
+    def shows(self, resources: int, *, counts_before_hiding: bool = True) -> None:
         """Of a source with data, the reader may be shown ``resources`` resources: the
-        count says nothing of what is hidden from them."""
+        count says nothing of what is hidden from them. Without
+        ``counts_before_hiding``, what was counted before anything was hidden
+        (:attr:`unsupported`, :attr:`unresolved`) is withheld too."""
         if self.status.has_data:
             self.resource_count = resources
+        if not counts_before_hiding:
+            self.unsupported.clear()
+            self.unresolved.clear()
 
 
 @dataclass(slots=True)

@@ -318,7 +318,10 @@ class RecordReader:
             r for r in reports if visibility.names_source(self._services.provider_of(r.source_id))
         ]
         for report in visible:
-            report.shows(shown.get(report.source_id, 0))
+            report.shows(
+                shown.get(report.source_id, 0),
+                counts_before_hiding=visibility.shows_everything_named,
+            )
         return visible
 
     def _merge(

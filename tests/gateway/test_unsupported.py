@@ -21,7 +21,8 @@ from gateway.merge.record import unify
 from gateway.sources import SourceReport, SourceStatus
 from simregions.server import RunningServer, serve_in_thread
 from tests.conftest import IssuerKit
-from tests.gateway.conftest import TEST_PERSON, running_gateway
+from tests.gateway.conftest import NORD_PROVIDER, TEST_PERSON, running_gateway
+from tests.gateway.consent_helpers import grant
 from tests.gateway.test_merge_rules import PERSON, gathered, observation, patient, source
 from tests.gateway.test_overview import matches, source_status
 
@@ -260,11 +261,16 @@ async def test_a_fhir_server_returning_types_not_served_has_them_counted_in_its_
         database_url, issuer, {}, extra_sources=[config], cache_fresh_seconds=0
     ) as gateway:
         patient_id = await gateway.patient_id()
+        await grant(gateway, patient_id, NORD_PROVIDER)
         everything = f"/fhir/Patient/{patient_id}/$everything"
-        response = await gateway.client.get(everything, headers=gateway.citizen())
+        response = await gateway.client.get(everything, headers=gateway.clinician())
         assert response.status_code == 200
+        # The citizen is held back records not approved for them: counts made before
+        # hiding could betray them, so the citizen is shown none.
+        as_citizen = await gateway.client.get(everything, headers=gateway.citizen())
+        assert as_citizen.status_code == 200
         other.extras = False
-        plain = await gateway.client.get(everything, headers=gateway.citizen())
+        plain = await gateway.client.get(everything, headers=gateway.clinician())
         assert plain.status_code == 200
 
     status = source_status(response.json())["other-fhir"]
@@ -278,6 +284,9 @@ async def test_a_fhir_server_returning_types_not_served_has_them_counted_in_its_
     served = matches(response.json())
     assert [r["resourceType"] for r in served] == ["Patient", "Observation", "Encounter"]
     assert without_fetch_time(served[1:]) == without_fetch_time(matches(plain.json())[1:])
+    citizen_status = source_status(as_citizen.json())["other-fhir"]
+    assert citizen_status["resourceCount"] == 2
+    assert not citizen_status.keys() & {"unsupported", "unresolved"}
     plain_status = source_status(plain.json())["other-fhir"]
     assert "unsupported" not in plain_status
     assert plain_status["unresolved"] == {"Practitioner": 2}
