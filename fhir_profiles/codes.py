@@ -36,7 +36,8 @@ UCUM_SYSTEM = "http://unitsofmeasure.org"
 ICD10SE_SYSTEM = "http://hl7.org/fhir/sid/icd-10-se"
 SYD_LOCAL_LAB_SYSTEM = "http://regionsyd.example.se/CodeSystem/labanalys"
 #: HL7 terminology: encounter classes, null flavours, observation categories and
-#: interpretations, confidentiality labels, and the Condition status code systems.
+#: interpretations, confidentiality labels, and the Condition and AllergyIntolerance
+#: status code systems.
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 NULL_FLAVOR_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
 OBSERVATION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -44,6 +45,11 @@ INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInt
 CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 CONDITION_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CONDITION_VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+#: HL7 terminology of AllergyIntolerance: its clinical and verification status.
+ALLERGY_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION_SYSTEM = (
+    "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+)
 #: HL7 terminology of the patient summary (an empty section's reason), of merge Provenance
 #: (the gateway as assembler, each source as custodian), of a search's SUBSETTED tag, and of
 #: the CapabilityStatement's security service.

@@ -20,6 +20,8 @@ IPS_PROFILES: Mapping[str, str] = MappingProxyType(
         "Patient": "http://hl7.org/fhir/uv/ips/StructureDefinition/Patient-uv-ips",
         "MedicationRequest": "http://hl7.org/fhir/uv/ips/StructureDefinition/MedicationRequest-uv-ips",
         "Condition": "http://hl7.org/fhir/uv/ips/StructureDefinition/Condition-uv-ips",
+        "AllergyIntolerance": "http://hl7.org/fhir/uv/ips/StructureDefinition/AllergyIntolerance-uv-ips",
+        "Immunization": "http://hl7.org/fhir/uv/ips/StructureDefinition/Immunization-uv-ips",
         "Observation": "http://hl7.org/fhir/uv/ips/StructureDefinition/Observation-results-laboratory-pathology-uv-ips",
     }
 )
@@ -34,5 +36,6 @@ SECTION_CODES: Mapping[str, tuple[str, str]] = MappingProxyType(
         "past_problems": ("11348-0", "History of Past illness Narrative"),
         "results": ("30954-2", "Relevant diagnostic tests/laboratory data Narrative"),
         "encounters": ("46240-8", "History of Hospitalizations+Outpatient visits Narrative"),
+        "immunizations": ("11369-6", "History of Immunization Narrative"),
     }
 )

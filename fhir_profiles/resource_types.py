@@ -124,6 +124,34 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = _types(
         compartment=True,
     ),
     ResourceType(
+        "AllergyIntolerance",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-allergyintolerance",
+        datetime_fields=(
+            ("onsetDateTime",),
+            ("onsetPeriod", "start"),
+            ("onsetPeriod", "end"),
+            ("recordedDate",),
+            ("lastOccurrence",),
+            ("reaction", "onset"),
+        ),
+        patient_fields=("patient",),
+        mandatory=frozenset({"patient"}),
+        compartment=True,
+    ),
+    ResourceType(
+        "Immunization",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-immunization",
+        datetime_fields=(
+            ("occurrenceDateTime",),
+            ("recorded",),
+            ("expirationDate",),
+            ("reaction", "date"),
+        ),
+        patient_fields=("patient",),
+        mandatory=frozenset({"status", "vaccineCode", "patient", "occurrence"}),
+        compartment=True,
+    ),
+    ResourceType(
         "Patient",
         profile="https://samlad.se/fhir/StructureDefinition/samlad-patient",
         datetime_fields=(

@@ -37,6 +37,8 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "Encounter": {"status": "token", "class": "token"},
     "Condition": {"code": "token", "clinical-status": "token", "category": "token"},
     "DocumentReference": {"status": "token", "type": "token"},
+    "AllergyIntolerance": {"code": "token", "clinical-status": "token"},
+    "Immunization": {"status": "token", "vaccine-code": "token"},
 }
 for _type in PATIENT_COMPARTMENT_TYPES:
     SEARCH_PARAMS[_type] = {"_id": "token", "patient": "reference", "subject": "reference"} | (
@@ -92,6 +94,7 @@ def _tokens(resource: FhirResource) -> dict[str, frozenset[str]]:
         "clinical-status": _token_set(_codings(resource.get("clinicalStatus"))),
         "class": _token_set(_codings(resource.get("class"))),
         "type": _token_set(_codings(resource.get("type"))),
+        "vaccine-code": _token_set(_codings(resource.get("vaccineCode"))),
     }
     if isinstance(resource.get("status"), str):
         tokens["status"] = frozenset({resource["status"]})
@@ -101,7 +104,10 @@ def _tokens(resource: FhirResource) -> dict[str, frozenset[str]]:
 def _patient_id(resource: FhirResource) -> str | None:
     if resource["resourceType"] == "Patient":
         return str(resource["id"])
-    references = [resource.get("subject", {}).get("reference", "")]
+    references = [
+        resource.get("subject", {}).get("reference", ""),
+        resource.get("patient", {}).get("reference", ""),
+    ]
     references += [p.get("actor", {}).get("reference", "") for p in resource.get("participant", [])]
     for reference in references:
         if reference.startswith("Patient/"):

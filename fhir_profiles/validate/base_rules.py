@@ -1,7 +1,7 @@
 """Layer 2: the FHIR R4 rules ``fhirkit`` does not check.
 
 The required code bindings of the served types, the resource id format, and the R4
-invariants ext-1, per-1, app-2, app-3, con-4 and con-5.
+invariants ext-1, per-1, app-2, app-3, con-4, con-5, ait-1 and ait-2.
 """
 
 from __future__ import annotations
@@ -12,7 +12,12 @@ from datetime import date
 from types import MappingProxyType
 from typing import Any
 
-from fhir_profiles.codes import CONDITION_CLINICAL_SYSTEM, CONDITION_VERIFICATION_SYSTEM
+from fhir_profiles.codes import (
+    ALLERGY_CLINICAL_SYSTEM,
+    ALLERGY_VERIFICATION_SYSTEM,
+    CONDITION_CLINICAL_SYSTEM,
+    CONDITION_VERIFICATION_SYSTEM,
+)
 from fhir_profiles.datetimes import parse_datetime
 from fhir_profiles.validate.issues import Issue, codes_of, values_at
 
@@ -51,6 +56,11 @@ REQUIRED_BINDINGS: Mapping[str, frozenset[str]] = MappingProxyType(
             "cancelled entered-in-error unknown",
             "DocumentReference.status": "current superseded entered-in-error",
             "DocumentReference.docStatus": "preliminary final amended entered-in-error",
+            "AllergyIntolerance.type": "allergy intolerance",
+            "AllergyIntolerance.category": "food medication environment biologic",
+            "AllergyIntolerance.criticality": "low high unable-to-assess",
+            "AllergyIntolerance.reaction.severity": "mild moderate severe",
+            "Immunization.status": "completed entered-in-error not-done",
             "Provenance.entity.role": "derivation revision quotation source removal",
             "OperationOutcome.issue.severity": "fatal error warning information",
             "OperationOutcome.issue.code": _OO_CODES,
@@ -66,6 +76,8 @@ _CONDITION_CLINICAL = frozenset(
 _CONDITION_VERIFICATION = frozenset(
     ["unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error"]
 )
+_ALLERGY_CLINICAL = frozenset(["active", "inactive", "resolved"])
+_ALLERGY_VERIFICATION = frozenset(["unconfirmed", "confirmed", "refuted", "entered-in-error"])
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}", re.ASCII)
 #: Periods the per-1 invariant is checked on, per type.
 _PERIODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -75,6 +87,7 @@ _PERIODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "MedicationRequest": ("dispenseRequest.validityPeriod",),
         "Condition": ("onsetPeriod", "abatementPeriod"),
         "DocumentReference": ("context.period",),
+        "AllergyIntolerance": ("onsetPeriod",),
         "Appointment": ("requestedPeriod",),
         "Provenance": ("occurredPeriod",),
     }
@@ -131,6 +144,8 @@ def base_rules(resource: dict[str, Any], rtype: str, where: str) -> list[Issue]:
         issues.extend(_appointment_rules(resource, where))
     if rtype == "Condition":
         issues.extend(_condition_rules(resource, where))
+    if rtype == "AllergyIntolerance":
+        issues.extend(_allergy_rules(resource, where))
     return issues
 
 
@@ -191,4 +206,25 @@ def _condition_rules(resource: dict[str, Any], where: str) -> list[Issue]:
     if "entered-in-error" in verification and "clinicalStatus" in resource:
         message = "no clinicalStatus when verificationStatus is entered-in-error"
         issues.append(Issue("error", where, message, "invariant", "con-5"))
+    return issues
+
+
+def _allergy_rules(resource: dict[str, Any], where: str) -> list[Issue]:
+    issues = []
+    clinical = codes_of(resource.get("clinicalStatus"), ALLERGY_CLINICAL_SYSTEM)
+    verification = codes_of(resource.get("verificationStatus"), ALLERGY_VERIFICATION_SYSTEM)
+    for codes, allowed, name in (
+        (clinical, _ALLERGY_CLINICAL, "clinicalStatus"),
+        (verification, _ALLERGY_VERIFICATION, "verificationStatus"),
+    ):
+        for code in codes - allowed:
+            message = f"{code!r} is not in the required value set"
+            issues.append(Issue("error", f"{where}.{name}", message, "binding"))
+    in_error = "entered-in-error" in verification
+    if not in_error and "clinicalStatus" not in resource:
+        message = "clinicalStatus is required unless verificationStatus is entered-in-error"
+        issues.append(Issue("error", where, message, "invariant", "ait-1"))
+    if in_error and "clinicalStatus" in resource:
+        message = "no clinicalStatus when verificationStatus is entered-in-error"
+        issues.append(Issue("error", where, message, "invariant", "ait-2"))
     return issues

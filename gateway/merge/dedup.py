@@ -12,6 +12,8 @@ Two resources are the same fact when their keys are equal; a resource without a 
 | Encounter | start instant, class, the producing care unit |
 | Appointment | start instant, status, the first non-patient participant's display |
 | DocumentReference | date instant, SHA-256 of the first attachment's data |
+| AllergyIntolerance | substance code (first coding), clinical status, onset (else recorded) day |
+| Immunization | vaccine code (first coding), occurrence day |
 
 The first resource of a group (sources in configuration order) stays; it gains one
 ``also-reported-by`` extension per duplicate naming the duplicate's source and original
@@ -108,6 +110,21 @@ def _condition(resource: FhirResource) -> Key | None:
     return None if code is None or onset is None else (code, onset)
 
 
+def _allergy(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("code"))
+    status = _code(resource.get("clinicalStatus"))
+    onset = _day(resource.get("onsetDateTime")) or _day(resource.get("recordedDate"))
+    if code is None or onset is None:
+        return None
+    return (code, status[1] if status else None, onset)
+
+
+def _immunization(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("vaccineCode"))
+    day = _day(resource.get("occurrenceDateTime"))
+    return None if code is None or day is None else (code, day)
+
+
 def _unit_tag(resource: FhirResource) -> str | None:
     for tag in (resource.get("meta") or {}).get("tag", ()):
         if isinstance(tag, dict) and str(tag.get("system", "")).endswith("/care-unit"):
@@ -159,6 +176,8 @@ MATCH_RULES: dict[str, Callable[[FhirResource], Key | None]] = {
     "Encounter": _encounter,
     "Appointment": _appointment,
     "DocumentReference": _document,
+    "AllergyIntolerance": _allergy,
+    "Immunization": _immunization,
 }
 
 

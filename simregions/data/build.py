@@ -8,9 +8,12 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from simregions.data.allergies import add_allergies, add_child_allergies
 from simregions.data.builder import FhirResource, RegionBuilder
+from simregions.data.immunizations import add_childhood_programme, add_immunizations
 from simregions.data.organisations import build_organisations, build_practitioners
 from simregions.data.records import build_people
+from simregions.people import TEST_PERSON_PNR, people_in_region
 from simregions.regions import RegionSpec, get_region
 
 #: Every resource type a region serves.
@@ -25,6 +28,8 @@ SERVED_TYPES: tuple[str, ...] = (
     "Encounter",
     "Condition",
     "DocumentReference",
+    "AllergyIntolerance",
+    "Immunization",
 )
 #: The types searched per patient (``?patient=``).
 PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = (
@@ -34,6 +39,8 @@ PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = (
     "Encounter",
     "Condition",
     "DocumentReference",
+    "AllergyIntolerance",
+    "Immunization",
 )
 
 
@@ -67,12 +74,29 @@ def build_region_data(region: RegionSpec) -> RegionData:
     build_organisations(builder)
     build_practitioners(builder)
     build_people(builder)
+    build_allergies_and_immunizations(builder)
     return RegionData(
         region=region,
         resources=tuple(builder.resources),
         patient_ids=dict(builder.patient_ids),
         marked=dict(builder.marked),
     )
+
+
+def build_allergies_and_immunizations(builder: RegionBuilder) -> None:
+    """The test person's allergies and vaccinations, and those of the children under 13
+    who live here. Built after everyone's record, so the earlier types keep their ids
+    and values."""
+    tolvan = builder.patient_ids.get(TEST_PERSON_PNR)
+    if tolvan is not None:
+        patient = {"reference": f"Patient/{tolvan}"}
+        add_allergies(builder, patient)
+        add_immunizations(builder, patient)
+    for person in people_in_region(builder.region.id):
+        if person.age < 13 and person.regions[0] == builder.region.id:
+            patient = {"reference": f"Patient/{builder.patient_ids[person.pnr]}"}
+            add_child_allergies(builder, patient, person.birth_date)
+            add_childhood_programme(builder, patient, person.birth_date)
 
 
 def deliberate_duplicates() -> tuple[DeliberateDuplicate, ...]:
@@ -99,5 +123,15 @@ def deliberate_duplicates() -> tuple[DeliberateDuplicate, ...]:
             "Observation",
             "B-Hb 2026-05-20 from Klinisk kemi Norrhamn: LOINC in Nord, NPU in Syd",
             ids("hb-duplicate", "nord", "syd"),
+        ),
+        DeliberateDuplicate(
+            "AllergyIntolerance",
+            "penicillin allergy recorded 2019-03-12, identical in Nord and Väst",
+            ids("penicillin-duplicate", "nord", "vast"),
+        ),
+        DeliberateDuplicate(
+            "Immunization",
+            "influenza vaccination of 2024-10-21, identical in Nord and Väst",
+            ids("influenza-duplicate", "nord", "vast"),
         ),
     )

@@ -149,7 +149,9 @@ async def test_every_type_comes_back_as_that_patients_fhir_resources(
             assert resource["resourceType"] == resource_type
             assert 0 < len(resource["id"]) <= 64
             ids.add(resource["id"])
-            refs = json.dumps(resource.get("subject") or resource.get("participant"))
+            refs = json.dumps(
+                resource.get("subject") or resource.get("patient") or resource.get("participant")
+            )
             assert own in refs
         assert len(ids) == len(found), "no resource twice"
 

@@ -30,6 +30,8 @@ GATEWAY_TYPES = (
     "Encounter",
     "Condition",
     "DocumentReference",
+    "AllergyIntolerance",
+    "Immunization",
 )
 
 
@@ -256,6 +258,48 @@ def test_other_types_rules() -> None:
     assert "profile" in _keys(encounter)
     encounter["period"] = {"start": "2026-01-01T10:00:00+01:00"}
     assert validate(encounter) == []
+
+
+def test_allergy_and_immunization_rules() -> None:
+    meta = {"source": "urn:samlad:source:x#y"}
+    verification = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+    allergy: dict[str, Any] = {
+        "resourceType": "AllergyIntolerance",
+        "meta": meta,
+        "patient": {"reference": "Patient/p"},
+        "code": {"text": "Penicillin"},
+        "criticality": "deadly",
+        "verificationStatus": {"coding": [{"system": verification, "code": "confirmed"}]},
+    }
+    found = validate(allergy)
+    assert "ait-1" in {i.key for i in found}, "no clinicalStatus though not entered in error"
+    assert any(i.path == "AllergyIntolerance.criticality" for i in found)
+    allergy["criticality"] = "high"
+    allergy["verificationStatus"]["coding"][0]["code"] = "entered-in-error"
+    allergy["clinicalStatus"] = {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                "code": "active",
+            }
+        ]
+    }
+    assert "ait-2" in _keys(allergy)
+    del allergy["clinicalStatus"]
+    assert errors(allergy) == []
+    del allergy["patient"]
+    assert "profile" in _keys(allergy)
+    immunization: dict[str, Any] = {
+        "resourceType": "Immunization",
+        "meta": meta,
+        "status": "given",
+        "vaccineCode": {"text": "Influenza"},
+        "patient": {"reference": "Patient/p"},
+        "occurrenceDateTime": "2024-10-21",
+    }
+    assert any(i.path == "Immunization.status" for i in errors(immunization))
+    immunization["status"] = "completed"
+    assert errors(immunization) == []
 
 
 def test_bundle_entries_are_checked_against_their_profiles() -> None:

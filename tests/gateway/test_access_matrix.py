@@ -396,7 +396,11 @@ async def _check_read(
         assert len({(r["resourceType"], r["id"]) for r in matches}) == len(matches)
         for resource in matches:
             if resource["resourceType"] != "Patient":
-                refs = str(resource.get("subject") or resource.get("participant"))
+                refs = str(
+                    resource.get("subject")
+                    or resource.get("patient")
+                    or resource.get("participant")
+                )
                 assert f"Patient/{patient_id}" in refs
     elif body["resourceType"] == "Bundle":
         assert body["type"] == "document"

@@ -61,6 +61,28 @@ async def test_block_hides_a_provider_from_others_not_from_the_patient(gateway: 
     assert sources_of(await everything(gateway, patient_id, gateway.clinician())) == everyone
 
 
+async def test_a_blocked_providers_allergy_is_hidden_and_not_counted(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    await grant(gateway, patient_id, NORD_PROVIDER)
+    search = f"/fhir/AllergyIntolerance?patient={patient_id}"
+    birch = "256915002"  # Region Syd's record of the test person's birch pollen allergy
+
+    async def substances(headers: dict[str, str]) -> set[str]:
+        response = await gateway.client.get(search, headers=headers)
+        assert response.status_code == 200, response.text
+        bundle = response.json()
+        found = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "match"]
+        assert bundle["total"] == len(found)
+        return {r["code"]["coding"][0]["code"] for r in found}
+
+    assert birch in await substances(gateway.clinician())
+    await block(gateway, patient_id, SYD_PROVIDER)
+    shown = await substances(gateway.clinician())
+    assert birch not in shown
+    assert shown, "the other providers' allergies stay"
+    assert birch in await substances(gateway.citizen()), "the patient sees their own data"
+
+
 async def test_unit_block_hides_that_units_data_and_fails_closed_on_unknown_units(
     gateway: Gateway,
 ) -> None:

@@ -136,6 +136,22 @@ async def test_include_patient_adds_the_unified_patient_once(gateway: Gateway, v
     assert warnings(bundle) == []
 
 
+@pytest.mark.parametrize("resource_type", ["AllergyIntolerance", "Immunization"])
+async def test_include_patient_follows_the_patient_element(
+    gateway: Gateway, resource_type: str
+) -> None:
+    patient_id = await gateway.patient_id()
+    bundle = await search(
+        gateway, resource_type, patient_id, [("_include", f"{resource_type}:patient")]
+    )
+    assert of_mode(bundle, "match")
+    assert keys(includes(bundle)) == [f"Patient/{patient_id}"]
+    # The merged duplicate's Provenance comes along, asked for or not.
+    provenance = [r for r in of_mode(bundle, "include") if r["resourceType"] == "Provenance"]
+    assert len(provenance) == 1
+    assert warnings(bundle) == []
+
+
 async def test_include_encounter_of_journal_notes(gateway: Gateway) -> None:
     patient_id = await gateway.patient_id()
     bundle = await search(

@@ -287,7 +287,7 @@ def test_document_shape_and_required_sections() -> None:
         assert ("entry" in section) != ("emptyReason" in section)  # ips-comp-1
     allergies = sections(bundle)["48765-2"]
     assert allergies["emptyReason"]["coding"][0]["code"] == "unavailable"
-    assert "do not supply allergy data" in allergies["text"]["div"]
+    assert "No allergies or intolerances were found" in allergies["text"]["div"]
     assert len({e["fullUrl"] for e in bundle["entry"]}) == len(bundle["entry"])
     assert all(e["fullUrl"].startswith("urn:uuid:") for e in bundle["entry"])
 
@@ -305,6 +305,56 @@ def test_selection_current_medication_problems_and_latest_results() -> None:
         PATIENT, small_record(), base_url=FHIR_BASE, now=NOW, results_per_analysis=2
     )
     assert section_ids(two, "30954-2") == ["hb-new", "crp", "hb-old"]
+
+
+def test_allergies_and_immunizations_are_listed_but_not_refuted_or_not_given_ones() -> None:
+    verification = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+    atc = "http://www.whocc.no/atc"
+
+    def allergy(rid: str, recorded: str, verified: str = "confirmed") -> dict[str, Any]:
+        return {
+            "resourceType": "AllergyIntolerance",
+            "id": rid,
+            "verificationStatus": {"coding": [{"system": verification, "code": verified}]},
+            "code": {"text": f"Substance {rid}"},
+            "patient": SUBJECT,
+            "criticality": "high",
+            "recordedDate": recorded,
+            "reaction": [{"manifestation": [{"text": "Urticaria"}], "severity": "moderate"}],
+        }
+
+    def shot(rid: str, when: str, status: str = "completed") -> dict[str, Any]:
+        return {
+            "resourceType": "Immunization",
+            "id": rid,
+            "status": status,
+            "vaccineCode": {"coding": [{"system": atc, "code": "J07BB02"}], "text": "Influenza"},
+            "patient": SUBJECT,
+            "occurrenceDateTime": when,
+            "performer": [{"actor": {"reference": "Organization/vc", "display": "Vårdcentral"}}],
+        }
+
+    record = [
+        *small_record(),
+        allergy("old", "2019-03-12"),
+        allergy("new", "2024-01-02"),
+        allergy("refuted", "2025-01-01", "refuted"),
+        shot("flu-2023", "2023-10-16"),
+        shot("flu-2024", "2024-10-21"),
+        shot("missed", "2025-10-20", "not-done"),
+    ]
+    bundle = build_summary(PATIENT, record, base_url=FHIR_BASE, now=NOW)
+    assert section_ids(bundle, "48765-2") == ["new", "old"]
+    assert "emptyReason" not in sections(bundle)["48765-2"]
+    assert "Urticaria (moderate)" in sections(bundle)["48765-2"]["text"]["div"]
+    assert section_ids(bundle, "11369-6") == ["flu-2024", "flu-2023"]
+    assert "Vårdcentral" in sections(bundle)["11369-6"]["text"]["div"]
+    by_id = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
+    assert by_id["flu-2024"]["meta"]["profile"] == [IPS_PROFILES["Immunization"]]
+    assert by_id["new"]["meta"]["profile"] == [IPS_PROFILES["AllergyIntolerance"]]
+    assert by_id["flu-2024"]["performer"] == [{"actor": {"display": "Vårdcentral"}}]
+    assert not {"refuted", "missed"} & set(by_id)
+    assert fhirkit.validate(bundle) == []
 
 
 def test_empty_record_has_the_required_sections_with_empty_reasons() -> None:
@@ -490,7 +540,9 @@ async def test_summary_of_the_test_person_validates_against_ips(
     urls = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
     for code, expected_type in {
         "10160-0": "MedicationRequest",
+        "48765-2": "AllergyIntolerance",
         "11450-4": "Condition",
+        "11369-6": "Immunization",
         "30954-2": "Observation",
     }.items():
         entries = found[code]["entry"]
@@ -500,6 +552,12 @@ async def test_summary_of_the_test_person_validates_against_ips(
             assert resource["resourceType"] == expected_type
             assert resource["meta"]["profile"] == [IPS_PROFILES[expected_type]]
     assert urls[composition["subject"]["reference"]]["meta"]["profile"] == [IPS_PROFILES["Patient"]]
+    allergies = [urls[r["reference"]] for r in found["48765-2"]["entry"]]
+    assert "emptyReason" not in found["48765-2"]
+    assert sorted(a["criticality"] for a in allergies) == ["high", "low", "unable-to-assess"]
+    vaccinated = [urls[r["reference"]]["occurrenceDateTime"] for r in found["11369-6"]["entry"]]
+    assert vaccinated == sorted(vaccinated, reverse=True)
+    assert vaccinated[-1] < "1920"
     analyses = [
         next(c["code"] for c in urls[r["reference"]]["code"]["coding"] if c["system"] == LOINC)
         for r in found["30954-2"]["entry"]

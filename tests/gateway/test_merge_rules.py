@@ -271,3 +271,85 @@ def test_the_same_time_in_another_offset_is_the_same_fact() -> None:
         frozenset({"Observation"}),
     )
     assert len(result.resources) == 1
+
+
+def allergy(local_id: str = "a1", **extra: Any) -> FhirResource:
+    """An allergy; an element given as None is left out."""
+    resource: FhirResource = {
+        "resourceType": "AllergyIntolerance",
+        "id": local_id,
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "764146007"}]},
+        "patient": {"reference": "Patient/local-p"},
+        "onsetDateTime": "1968-05-14",
+        "recordedDate": "2019-03-12T10:20:00",
+        **extra,
+    }
+    return {key: value for key, value in resource.items() if value is not None}
+
+
+def immunization(local_id: str = "i1", **extra: Any) -> FhirResource:
+    return {
+        "resourceType": "Immunization",
+        "id": local_id,
+        "status": "completed",
+        "vaccineCode": {"coding": [{"system": "http://www.whocc.no/atc", "code": "J07BB02"}]},
+        "patient": {"reference": "Patient/local-p"},
+        "occurrenceDateTime": "2024-10-21T10:15:00+02:00",
+        **extra,
+    }
+
+
+def merged_ids(a: list[FhirResource], b: list[FhirResource]) -> list[str]:
+    result = unify(
+        gathered((source("region-a"), patient(), a), (source("region-b"), patient(), b)),
+        PERSON,
+        "unified-id",
+        frozenset({"AllergyIntolerance", "Immunization"}),
+    )
+    for resource in result.resources:
+        assert resource["patient"] == {"reference": "Patient/unified-id"}
+    return [r["id"] for r in result.resources]
+
+
+def test_an_allergy_is_the_same_fact_by_substance_status_and_onset_day() -> None:
+    assert merged_ids([allergy()], [allergy(recordedDate="2020-01-01")]) == ["region-a.a1"]
+    # Without an onset, the day recorded decides.
+    no_onset = allergy(onsetDateTime=None)
+    assert merged_ids([no_onset], [copy.deepcopy(no_onset)]) == ["region-a.a1"]
+    resolved = allergy(
+        clinicalStatus={
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                    "code": "resolved",
+                }
+            ]
+        }
+    )
+    other_substance = allergy(
+        code={"coding": [{"system": "http://snomed.info/sct", "code": "256915002"}]}
+    )
+    for different in (resolved, other_substance, allergy(onsetDateTime="1968-05-15")):
+        assert merged_ids([allergy()], [different]) == ["region-a.a1", "region-b.a1"]
+    # No day at all (an onset year only, nothing recorded): never merged.
+    vague = allergy(onsetDateTime="1968", recordedDate=None)
+    assert merged_ids([vague], [copy.deepcopy(vague)]) == ["region-a.a1", "region-b.a1"]
+
+
+def test_an_immunization_is_the_same_fact_by_vaccine_and_day() -> None:
+    later_that_day = immunization(occurrenceDateTime="2024-10-21T15:00:00+02:00")
+    assert merged_ids([immunization()], [later_that_day]) == ["region-a.i1"]
+    other_vaccine = immunization(
+        vaccineCode={"coding": [{"system": "http://www.whocc.no/atc", "code": "J07BN01"}]}
+    )
+    next_day = immunization(occurrenceDateTime="2024-10-22")
+    for different in (other_vaccine, next_day):
+        assert merged_ids([immunization()], [different]) == ["region-a.i1", "region-b.i1"]

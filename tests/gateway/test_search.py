@@ -279,6 +279,12 @@ def test_patient_is_accepted_and_kept_not_filtered() -> None:
         ("DocumentReference", "date", {"date": "2026-05-20T10:00:00+02:00"}, {
             "date": "2026-05-21T00:30:00+02:00"
         }),
+        ("AllergyIntolerance", "date", {"recordedDate": "2026-05-20T10:00:00+02:00"}, {
+            "onsetDateTime": "2026-05-20", "recordedDate": "2026-05-21T10:00:00+02:00"
+        }),
+        ("Immunization", "date", {"occurrenceDateTime": "2026-05-20T10:15:00+02:00"}, {
+            "occurrenceDateTime": "2026-05-19", "recorded": "2026-05-20T10:15:00+02:00"
+        }),
     ],
 )  # fmt: skip
 def test_date_paths_per_type(
@@ -317,6 +323,75 @@ def test_medication_code_and_document_type() -> None:
         {"system": LOINC, "code": "11506-3"}]}}]  # fmt: skip
     spec = parse_search("DocumentReference", [("type", "11506-3")], strict=True)
     assert [r["id"] for r in apply(spec, docs)] == ["d1"]
+
+
+SNOMED = "http://snomed.info/sct"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+
+
+def allergy(
+    resource_id: str, code: str, clinical: str, verified: str, **extra: Any
+) -> FhirResource:
+    return {
+        "resourceType": "AllergyIntolerance",
+        "id": resource_id,
+        "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": clinical}]},
+        "verificationStatus": {"coding": [{"system": ALLERGY_VERIFICATION, "code": verified}]},
+        "code": {"coding": [{"system": SNOMED, "code": code}]},
+        "patient": {"reference": PATIENT},
+        **extra,
+    }
+
+
+ALLERGIES = [
+    allergy("penicillin", "764146007", "active", "confirmed", category=["medication"],
+            criticality="high"),
+    allergy("birch", "256915002", "active", "confirmed", category=["environment"],
+            criticality="low"),
+    allergy("lactose", "47703008", "resolved", "unconfirmed", category=["food"],
+            criticality="unable-to-assess"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ([("clinical-status", "active")], ["birch", "penicillin"]),
+        ([("clinical-status", f"{ALLERGY_CLINICAL}|resolved")], ["lactose"]),
+        ([("verification-status", "unconfirmed")], ["lactose"]),
+        ([("category", "medication,food")], ["lactose", "penicillin"]),
+        ([("criticality", "high")], ["penicillin"]),
+        ([("criticality:not", "high")], ["birch", "lactose"]),
+        ([("code", f"{SNOMED}|256915002")], ["birch"]),
+        ([("patient", PATIENT), ("criticality", "low")], ["birch"]),
+    ],
+)
+def test_allergy_parameters(params: list[tuple[str, str]], expected: list[str]) -> None:
+    spec = parse_search("AllergyIntolerance", params, strict=True)
+    assert [r["id"] for r in apply(spec, ALLERGIES)] == expected
+
+
+def test_immunization_parameters() -> None:
+    atc = "http://www.whocc.no/atc"
+    shots = [
+        {"resourceType": "Immunization", "id": "flu", "status": "completed",
+         "vaccineCode": {"coding": [{"system": atc, "code": "J07BB02"}]},
+         "patient": {"reference": PATIENT}, "occurrenceDateTime": "2024-10-21T10:15:00+02:00"},
+        {"resourceType": "Immunization", "id": "covid", "status": "not-done",
+         "vaccineCode": {"coding": [{"system": atc, "code": "J07BN01"}]},
+         "patient": {"reference": PATIENT}, "occurrenceDateTime": "2021-01-14"},
+    ]  # fmt: skip
+    for params, expected in (
+        ([("vaccine-code", f"{atc}|J07BB02")], ["flu"]),
+        ([("status", "not-done")], ["covid"]),
+        ([("date", "lt2022")], ["covid"]),
+        ([("patient", PATIENT), ("_sort", "-date")], ["flu", "covid"]),
+    ):
+        spec = parse_search("Immunization", params, strict=True)
+        assert [r["id"] for r in apply(spec, shots)] == expected, params
+    assert search_params_for("Immunization")["patient"] == "reference"
+    assert includes_for("Immunization") == ("*", "Immunization:patient")
 
 
 def test_other_types_are_left_out() -> None:

@@ -58,6 +58,8 @@ def patient_of(resource: dict[str, Any]) -> str | None:
         return f"Patient/{resource['id']}"
     if "subject" in resource:
         return str(resource["subject"]["reference"])
+    if "patient" in resource:  # AllergyIntolerance, Immunization
+        return str(resource["patient"]["reference"])
     for participant in resource.get("participant", []):
         reference = participant.get("actor", {}).get("reference", "")
         if reference.startswith("Patient/"):
@@ -270,6 +272,47 @@ def test_appointments_are_past_and_future() -> None:
     assert not starts[(True, "fulfilled")]
 
 
+def test_the_test_person_has_allergies_and_a_life_of_vaccinations() -> None:
+    allergies, immunizations = [], []
+    for region in DEFAULT_REGIONS:
+        tolvan = f"Patient/{build_region_data(region).patient_id(TEST_PERSON_PNR)}"
+        here = [
+            r
+            for r in resources(region.id, "AllergyIntolerance")
+            + resources(region.id, "Immunization")
+            if r["patient"]["reference"] == tolvan
+        ]
+        assert {"AllergyIntolerance", "Immunization"} == {r["resourceType"] for r in here}
+        allergies += [r for r in here if r["resourceType"] == "AllergyIntolerance"]
+        immunizations += [r for r in here if r["resourceType"] == "Immunization"]
+    assert {a["criticality"] for a in allergies} == {"high", "low", "unable-to-assess"}
+    assert {a["type"] for a in allergies} == {"allergy", "intolerance"}
+    assert all(a["code"]["coding"][0]["system"] == "http://snomed.info/sct" for a in allergies)
+    years = sorted(int(i["occurrenceDateTime"][:4]) for i in immunizations)
+    assert years[0] < 1920
+    assert years[-1] >= 2025
+    vaccines = {i["vaccineCode"]["coding"][0]["code"] for i in immunizations}
+    assert {"J07BB02", "J07BN01"} <= vaccines  # influenza and COVID-19
+    assert all(i["status"] == "completed" for i in immunizations)
+
+
+def test_children_have_the_childhood_programme_so_far_as_their_age_reaches() -> None:
+    for region_id in REGION_IDS:
+        patients = {p["id"]: p for p in resources(region_id, "Patient")}
+        given: dict[str, list[str]] = {}
+        for immunization in resources(region_id, "Immunization"):
+            patient = patients[immunization["patient"]["reference"].removeprefix("Patient/")]
+            if patient["birthDate"] >= "2014":
+                code = immunization["vaccineCode"]["coding"][0]["code"]
+                given.setdefault(patient["birthDate"], []).append(code)
+        assert given, region_id
+        for born, codes in given.items():
+            assert codes.count("J07CA09") == 3, born  # DTaP-IPV-Hib-HepB at 3, 5, 12 months
+            assert ("J07CA02" in codes) == (born < "2021-09"), born  # the booster at 5 years
+    children = [p for r in REGION_IDS for p in resources(r, "Patient") if p["birthDate"] >= "2014"]
+    assert len(children) >= 4
+
+
 def per_patient(region_id: str) -> Counter[str]:
     return Counter(patient_of(r) for r in resources(region_id) if patient_of(r))
 
@@ -287,7 +330,7 @@ def test_the_test_person_is_rich_and_everyone_else_modest() -> None:
 
 def strip_local(resource: dict[str, Any]) -> dict[str, Any]:
     """The resource without what legitimately differs between regions: ids and references."""
-    kept = {k: v for k, v in resource.items() if k not in ("id", "meta", "subject")}
+    kept = {k: v for k, v in resource.items() if k not in ("id", "meta", "subject", "patient")}
     if "performer" in kept:
         kept["performer"] = [
             {k: v for k, v in p.items() if k != "reference"} for p in kept["performer"]
@@ -296,9 +339,9 @@ def strip_local(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_deliberate_duplicates_are_identical_but_for_local_ids() -> None:
-    crp, prescription, hb = deliberate_duplicates()
+    crp, prescription, hb, allergy, vaccination = deliberate_duplicates()
     by_id = {(region_id, r["id"]): r for region_id in REGION_IDS for r in resources(region_id)}
-    for duplicate in (crp, prescription):
+    for duplicate in (crp, prescription, allergy, vaccination):
         first, second = (by_id[key] for key in duplicate.ids)
         assert [region for region, _ in duplicate.ids] == ["nord", "vast"]
         assert first["resourceType"] == second["resourceType"] == duplicate.resource_type

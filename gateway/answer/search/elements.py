@@ -29,7 +29,16 @@ _MANDATORY: Mapping[str, frozenset[str]] = MappingProxyType(
 _ALWAYS_KEPT = frozenset({"resourceType", "id", "meta"})
 #: Choice elements ([x]) of the served types: ``_elements=effective`` keeps ``effectiveDateTime``.
 _CHOICES = frozenset(
-    {"effective", "value", "onset", "abatement", "medication", "reported", "deceased"}
+    {
+        "effective",
+        "value",
+        "onset",
+        "abatement",
+        "medication",
+        "reported",
+        "deceased",
+        "occurrence",
+    }
 )
 
 

@@ -4,9 +4,11 @@ Each served type's parameters come from one table, :data:`PARAMS`, with the sear
 FHIR R4 defines for them: ``date`` is ``Observation.effective``, ``Encounter.period``,
 ``Appointment.start``, ``DocumentReference.date`` and
 ``MedicationRequest.dosageInstruction.timing.event`` (its authored date is
-``authoredon``); Condition has no ``date`` in R4, only ``onset-date`` and
-``recorded-date``. Parsing, matching and the capability list all read that table, so the
-CapabilityStatement cannot promise a parameter that is not honoured.
+``authoredon``), ``AllergyIntolerance.recordedDate`` and ``Immunization.occurrence``;
+Condition has no ``date`` in R4, only ``onset-date`` and ``recorded-date``. Most types
+name their patient in ``subject``; Appointment in ``participant.actor``, AllergyIntolerance
+and Immunization in ``patient``. Parsing, matching and the capability list all read that
+table, so the CapabilityStatement cannot promise a parameter that is not honoured.
 
 ``_include`` and ``_revinclude`` follow the reference parameters of a second table,
 :data:`LINKS` (``Observation:encounter`` points at an Encounter, ``Encounter:appointment``
@@ -93,6 +95,21 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
             "date": _date(("date",)),
             "period": _date(("context", "period")),
         },
+        "AllergyIntolerance": {
+            "patient": Param("reference", (("patient",),)),
+            "clinical-status": _token(("clinicalStatus",)),
+            "verification-status": _token(("verificationStatus",)),
+            "category": _token(("category",)),
+            "criticality": _token(("criticality",)),
+            "code": _token(("code",), ("reaction", "substance")),
+            "date": _date(("recordedDate",)),
+        },
+        "Immunization": {
+            "patient": Param("reference", (("patient",),)),
+            "status": _token(("status",)),
+            "vaccine-code": _token(("vaccineCode",)),
+            "date": _date(("occurrenceDateTime",)),
+        },
     }
 )
 
@@ -145,6 +162,8 @@ LINKS: Mapping[str, Mapping[str, Link]] = MappingProxyType(
             "subject": _to_patient("DocumentReference"),
             "encounter": Link("Encounter", (("context", "encounter"),)),
         },
+        "AllergyIntolerance": {"patient": _to_patient("AllergyIntolerance")},
+        "Immunization": {"patient": _to_patient("Immunization")},
     }
 )
 #: The Provenance of merged duplicates: every read of the record carries it, and every

@@ -3,23 +3,26 @@
 :func:`build_summary` turns the unified Patient and the normalised resources that
 ``RecordReader.everything`` returns into a FHIR ``document`` Bundle conforming to the IPS
 profiles (``Bundle-uv-ips``, ``Composition-uv-ips``, ``Patient-uv-ips``,
-``MedicationRequest-uv-ips``, ``Condition-uv-ips``,
-``Observation-results-laboratory-pathology-uv-ips``). It is a pure function: the same
-input and ``now`` give the same document, byte for byte (ids and UUIDs are derived from
-the input, never random).
+``MedicationRequest-uv-ips``, ``AllergyIntolerance-uv-ips``, ``Condition-uv-ips``,
+``Immunization-uv-ips``, ``Observation-results-laboratory-pathology-uv-ips``). It is a
+pure function: the same input and ``now`` give the same document, byte for byte (ids and
+UUIDs are derived from the input, never random).
 
 What goes in (a *summary*, not the whole record, which ``$everything`` serves):
 
 - **Medication Summary** (LOINC 10160-0): current prescriptions, the MedicationRequests
   whose status is ``active`` or ``on-hold``, newest first. Completed or stopped ones stay
   out; the section narrative says how many were left out.
-- **Allergies and Intolerances** (48765-2): none of our sources supply allergy data, so
-  the section is always empty, with ``emptyReason`` ``unavailable`` and a narrative that
-  says so. (``nilknown`` would be a clinical judgement nobody made.)
+- **Allergies and Intolerances** (48765-2): the AllergyIntolerances, newest recorded
+  first (refuted or entered-in-error ones left out). A record without any gives an empty
+  section with ``emptyReason`` ``unavailable`` and a narrative that says none were found,
+  not that there are none. (``nilknown`` would be a clinical judgement nobody made.)
 - **Problem List** (11450-4): Conditions whose clinical status is active, recurrence or
   relapse (or that have neither a clinical status nor an abatement).
 - **History of Past Illness** (11348-0): the other (inactive, remission, resolved)
   Conditions, so that no diagnosis silently disappears.
+- **Immunizations** (11369-6): the Immunizations given (status ``completed``), newest
+  first.
 - **Results** (30954-2): laboratory Observations, the latest ``results_per_analysis``
   per analysis (the first LOINC coding, else the first coding), by effective time
   compared in UTC. Results without an effective time or without any value are not

@@ -28,6 +28,17 @@ PROBLEM_HEADERS = ("Problem", "Code", "Clinical status", "Onset")
 PAST_PROBLEM_HEADERS = (*PROBLEM_HEADERS, "Resolved")
 RESULT_HEADERS = ("Test", "LOINC", "Result", "Reference range", "Interpretation", "Date")
 ENCOUNTER_HEADERS = ("Date", "Type", "Care unit", "Status")
+ALLERGY_HEADERS = (
+    "Substance",
+    "Code",
+    "Type",
+    "Category",
+    "Criticality",
+    "Clinical status",
+    "Reaction",
+    "Onset",
+)
+IMMUNIZATION_HEADERS = ("Vaccine", "Code", "Date", "Status", "Given by")
 
 
 def esc(value: object) -> str:
@@ -157,4 +168,47 @@ def encounter_row(encounter: JsonObject) -> list[str]:
         types or (str(klass.get("display", "")) if isinstance(klass, dict) else ""),
         str(where),
         str(encounter.get("status", "")),
+    ]
+
+
+def allergy_row(allergy: JsonObject) -> list[str]:
+    code = allergy.get("code")
+    first = first_code(code)
+    reactions = []
+    for reaction in allergy.get("reaction") or ():
+        if not isinstance(reaction, dict):
+            continue
+        shown = ", ".join(
+            filter(None, (concept_text(m) for m in reaction.get("manifestation") or ()))
+        )
+        if shown and reaction.get("severity"):
+            shown += f" ({reaction['severity']})"
+        if shown:
+            reactions.append(shown)
+    return [
+        concept_text(code),
+        first[1] if first else "",
+        str(allergy.get("type", "")),
+        ", ".join(str(c) for c in allergy.get("category") or ()),
+        str(allergy.get("criticality", "")),
+        status_code(allergy.get("clinicalStatus")),
+        "; ".join(reactions),
+        day(allergy.get("onsetDateTime") or allergy.get("onsetString")),
+    ]
+
+
+def immunization_row(immunization: JsonObject) -> list[str]:
+    vaccine = immunization.get("vaccineCode")
+    first = first_code(vaccine)
+    performers = [
+        str(p["actor"].get("display", ""))
+        for p in immunization.get("performer") or ()
+        if isinstance(p, dict) and isinstance(p.get("actor"), dict)
+    ]
+    return [
+        concept_text(vaccine),
+        first[1] if first else "",
+        day(immunization.get("occurrenceDateTime") or immunization.get("occurrenceString")),
+        str(immunization.get("status", "")),
+        ", ".join(filter(None, performers)),
     ]

@@ -17,14 +17,18 @@ from gateway.answer.summary.entries import (
 )
 from gateway.answer.summary.fhir_values import JsonObject
 from gateway.answer.summary.narrative import (
+    ALLERGY_HEADERS,
     ENCOUNTER_HEADERS,
+    IMMUNIZATION_HEADERS,
     MEDICATION_HEADERS,
     PAST_PROBLEM_HEADERS,
     PROBLEM_HEADERS,
     RESULT_HEADERS,
+    allergy_row,
     condition_row,
     div,
     encounter_row,
+    immunization_row,
     medication_row,
     result_row,
     table,
@@ -49,9 +53,10 @@ def all_sections(
     """Every section, in the Composition's order (which is also the entries' order)."""
     return [
         medication_section(chosen.medications, chosen.earlier_medications, document),
-        allergy_section(),
+        allergy_section(chosen.allergies, document),
         problem_section(chosen.problems, document),
         past_illness_section(chosen.past_problems, document),
+        immunization_section(chosen.immunizations, document),
         result_section(chosen.results, results_per_analysis, document),
         encounter_section(chosen.encounters, document),
     ]
@@ -123,17 +128,30 @@ def medication_section(
     return Section(section, prepared)
 
 
-def allergy_section() -> Section:
-    """Allergies and Intolerances (required): always empty, as no source supplies them."""
+def allergy_section(allergies: list[JsonObject], document: DocumentEntries) -> Section:
+    """Allergies and Intolerances (required): the allergies and intolerances recorded."""
+    prepared = [
+        prepare(
+            a,
+            document,
+            table(ALLERGY_HEADERS, [allergy_row(a)]),
+            IPS_PROFILES["AllergyIntolerance"],
+        )
+        for a in allergies
+    ]
     section = _section(
         "allergies",
         "Allergies and Intolerances",
-        "<p>No information about allergies and intolerances is available: the connected "
-        "sources do not supply allergy data. This does not mean the patient has none.</p>",
-        [],
+        (
+            table(ALLERGY_HEADERS, [allergy_row(a) for a in allergies])
+            if allergies
+            else "<p>No allergies or intolerances were found in the connected sources. "
+            "This does not mean the patient has none.</p>"
+        ),
+        document.urls(allergies),
         empty_reason="unavailable",
     )
-    return Section(section, [])
+    return Section(section, prepared)
 
 
 def problem_section(problems: list[JsonObject], document: DocumentEntries) -> Section:
@@ -179,6 +197,28 @@ def past_illness_section(past_problems: list[JsonObject], document: DocumentEntr
         "History of Past Illness",
         table(PAST_PROBLEM_HEADERS, [condition_row(c, past=True) for c in past_problems]),
         document.urls(past_problems),
+    )
+    return Section(section, prepared)
+
+
+def immunization_section(immunizations: list[JsonObject], document: DocumentEntries) -> Section:
+    """Immunizations (optional): the vaccinations given."""
+    if not immunizations:
+        return Section(None, [])
+    prepared = [
+        prepare(
+            i,
+            document,
+            table(IMMUNIZATION_HEADERS, [immunization_row(i)]),
+            IPS_PROFILES["Immunization"],
+        )
+        for i in immunizations
+    ]
+    section = _section(
+        "immunizations",
+        "Immunizations",
+        table(IMMUNIZATION_HEADERS, [immunization_row(i) for i in immunizations]),
+        document.urls(immunizations),
     )
     return Section(section, prepared)
 

@@ -28,6 +28,7 @@ ACTIVE_CLINICAL_STATUSES = frozenset({"active", "recurrence", "relapse"})
 EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 RESULT_STATUSES = frozenset({"registered", "preliminary", "final", "amended", "corrected"})
 LEFT_OUT_ENCOUNTER_STATUSES = frozenset({"planned", "cancelled", "entered-in-error"})
+GIVEN_IMMUNIZATION_STATUSES = frozenset({"completed"})
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,10 @@ class Chosen:
     medications: list[JsonObject]
     #: Prescriptions left out because they are no longer current (completed, stopped).
     earlier_medications: int
+    allergies: list[JsonObject]
     problems: list[JsonObject]
     past_problems: list[JsonObject]
+    immunizations: list[JsonObject]
     results: list[JsonObject]
     encounters: list[JsonObject]
 
@@ -46,8 +49,10 @@ class Chosen:
         """Every chosen resource, in the order of the document's entries."""
         return [
             *self.medications,
+            *self.allergies,
             *self.problems,
             *self.past_problems,
+            *self.immunizations,
             *self.results,
             *self.encounters,
         ]
@@ -63,8 +68,10 @@ def choose(
     return Chosen(
         medications=medications,
         earlier_medications=earlier,
+        allergies=recorded_allergies(by_type["AllergyIntolerance"]),
         problems=problems,
         past_problems=past_problems,
+        immunizations=given_immunizations(by_type["Immunization"]),
         results=latest_results(by_type["Observation"], results_per_analysis),
         encounters=recent_encounters(by_type["Encounter"], max_encounters),
     )
@@ -118,6 +125,31 @@ def split_conditions(
     problems = newest_first((c for c in kept if _is_current_problem(c)), onset)
     past_problems = newest_first((c for c in kept if not _is_current_problem(c)), onset)
     return problems, past_problems
+
+
+def recorded_allergies(allergies: Iterable[JsonObject]) -> list[JsonObject]:
+    """The allergies and intolerances, newest recorded first; refuted ones left out."""
+    return newest_first(
+        (
+            a
+            for a in allergies
+            if status_code(a.get("verificationStatus")) not in EXCLUDED_VERIFICATION
+            and a.get("code")
+        ),
+        lambda a: a.get("recordedDate") or a.get("onsetDateTime"),
+    )
+
+
+def given_immunizations(immunizations: Iterable[JsonObject]) -> list[JsonObject]:
+    """The vaccinations given (status completed), newest first."""
+    return newest_first(
+        (
+            i
+            for i in immunizations
+            if i.get("status") in GIVEN_IMMUNIZATION_STATUSES and i.get("vaccineCode")
+        ),
+        lambda i: i.get("occurrenceDateTime"),
+    )
 
 
 def _analysis_key(observation: JsonObject) -> tuple[str, str] | None:
