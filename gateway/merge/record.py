@@ -104,6 +104,8 @@ def _unit_of(resource: FhirResource, provider: str | None) -> str | None:
     for name in UNIT_FIELDS:
         value = resource.get(name)
         for ref in value if isinstance(value, list) else [value]:
+            if isinstance(ref, dict) and isinstance(ref.get("actor"), dict):
+                ref = ref["actor"]  # Immunization.performer: a function and its actor
             identifier = ref.get("identifier") if isinstance(ref, dict) else None
             if (
                 isinstance(identifier, dict)

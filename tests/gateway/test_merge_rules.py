@@ -17,6 +17,7 @@ from adapters.config import SourceConfig
 from consent.decision import AccessDecision
 from consent.visibility import Visibility
 from fhir_profiles.identifiers import parse_person_identifier
+from fhir_profiles.record_status import care_tags
 from gateway.merge.admission import MAX_DEPTH
 from gateway.merge.linking import CONFIDENTIALITY
 from gateway.merge.record import NormalisedSource, origins, patient_of, unify
@@ -353,3 +354,16 @@ def test_an_immunization_is_the_same_fact_by_vaccine_and_day() -> None:
     next_day = immunization(occurrenceDateTime="2024-10-22")
     for different in (other_vaccine, next_day):
         assert merged_ids([immunization()], [different]) == ["region-a.i1", "region-b.i1"]
+
+
+def test_an_immunizations_performing_unit_is_its_care_unit() -> None:
+    unit = {"identifier": {"system": "urn:oid:1.2.752.129.2.1.4.1", "value": "SE2321000016-VACC"}}
+    given = immunization(performer=[{"function": {"text": "AP"}, "actor": unit}])
+    result = unify(
+        gathered((source("region-a"), patient(), [given])),
+        PERSON,
+        "unified-id",
+        frozenset({"Immunization"}),
+    )
+    (served,) = result.resources
+    assert care_tags(served) == ("SE2321000016-PROV", "SE2321000016-VACC")
