@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from gateway.run.workers import QUICK_DEATH_SECONDS, restart_pause
 from tests.gateway.test_clients import free_port
 from tests.test_serve import _children
 
@@ -220,3 +221,15 @@ def _pids_written(path: Path) -> list[int]:
         return [int(line) for line in path.read_text().split()]
     except FileNotFoundError:
         return []
+
+
+def test_a_worker_that_never_started_is_replaced_after_a_pause() -> None:
+    # However long failing took: on a loaded machine a start-up that fails (the database
+    # is down) can take longer than QUICK_DEATH_SECONDS, and must not be retried at once.
+    for lived in (0.1, QUICK_DEATH_SECONDS - 0.1, QUICK_DEATH_SECONDS + 0.1, 60.0):
+        assert restart_pause(started=False, lived=lived) == QUICK_DEATH_SECONDS
+
+
+def test_a_started_worker_is_replaced_after_a_pause_only_if_it_died_soon() -> None:
+    assert restart_pause(started=True, lived=QUICK_DEATH_SECONDS - 0.1) == QUICK_DEATH_SECONDS
+    assert restart_pause(started=True, lived=QUICK_DEATH_SECONDS + 0.1) == 0.0
