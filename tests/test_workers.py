@@ -14,8 +14,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from gateway.run.workers import QUICK_DEATH_SECONDS, restart_pause
 from tests.gateway.test_clients import free_port
 from tests.test_serve import _children
+
+#: How long a test waits for workers to start: a guard against a hang, not a measure of
+#: speed, so generous enough for a heavily loaded machine.
+START_SECONDS = 60.0
 
 
 def pid_app() -> FastAPI:
@@ -30,8 +35,11 @@ def pid_app() -> FastAPI:
 
 
 def failing_later_app() -> FastAPI:
-    """Starts while the file named by ``FAIL_MARKER`` does not exist."""
+    """Starts while the file named by ``FAIL_MARKER`` does not exist; while it does, fails
+    to start and adds a line to the file named by ``FAILURES``."""
     if Path(os.environ["FAIL_MARKER"]).exists():
+        with Path(os.environ["FAILURES"]).open("a") as failures:
+            failures.write(f"{os.getpid()}\n")
         return failing_app()
     return pid_app()
 
@@ -74,7 +82,7 @@ def workers(
 
 def serving(port: int, process: subprocess.Popen[str], count: int = 2) -> set[int]:
     """The pids of the workers answering on ``port``, once ``count`` of them do."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[0]
         try:
@@ -134,7 +142,7 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all() -> None:
         first = serving(port, process)
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_SECONDS
         while (now := serving(port, process)) & {victim} or len(now) < 2:
             assert time.monotonic() < deadline, "the dead worker was not replaced"
             time.sleep(0.2)
@@ -187,18 +195,41 @@ def test_workers_stop_when_their_supervisor_is_killed() -> None:
 
 
 def test_a_replacement_that_fails_to_start_is_tried_again(tmp_path: Path) -> None:
-    marker = tmp_path / "fail"
-    with workers("tests.test_workers:failing_later_app", FAIL_MARKER=str(marker)) as (
-        process,
-        port,
-    ):
+    marker, failures = tmp_path / "fail", tmp_path / "failures"
+    env = {"FAIL_MARKER": str(marker), "FAILURES": str(failures)}
+    with workers("tests.test_workers:failing_later_app", **env) as (process, port):
         first = serving(port, process)
         marker.touch()  # from now on a worker fails to start (say, the database is down)
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
-        time.sleep(1.0)
-        assert process.poll() is None, "the server did not stop"
+        # Wait for the events, not for a time: how long a start takes is the machine's.
+        # A second failed start proves that the first did not stop the server.
+        deadline = time.monotonic() + 2 * START_SECONDS
+        while len(_pids_written(failures)) < 2:
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "no replacement was tried twice"
+            time.sleep(0.2)
         assert set(burst(port, 8)) == first - {victim}, "the other worker serves on"
         marker.unlink()
         now = serving(port, process)
         assert victim not in now
+
+
+def _pids_written(path: Path) -> list[int]:
+    """The pids written one a line to ``path``, none if it does not exist yet."""
+    try:
+        return [int(line) for line in path.read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def test_a_worker_that_never_started_is_replaced_after_a_pause() -> None:
+    # However long failing took: on a loaded machine a start-up that fails (the database
+    # is down) can take longer than QUICK_DEATH_SECONDS, and must not be retried at once.
+    for lived in (0.1, QUICK_DEATH_SECONDS - 0.1, QUICK_DEATH_SECONDS + 0.1, 60.0):
+        assert restart_pause(started=False, lived=lived) == QUICK_DEATH_SECONDS
+
+
+def test_a_started_worker_is_replaced_after_a_pause_only_if_it_died_soon() -> None:
+    assert restart_pause(started=True, lived=QUICK_DEATH_SECONDS - 0.1) == QUICK_DEATH_SECONDS
+    assert restart_pause(started=True, lived=QUICK_DEATH_SECONDS + 0.1) == 0.0

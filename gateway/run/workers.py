@@ -9,13 +9,13 @@ works while the others idle. Here each worker binds the port itself with
 (Linux; only processes of the same user may join the group).
 
 The parent supervises: it starts the workers, restarts one that dies (after a pause if
-it died soon after it started), and on SIGINT or SIGTERM stops them all (each finishes
-its open requests, as uvicorn does on its own). If no worker has started yet, a worker
-that fails to start (its configuration, its database, the port) stops the whole server
-rather than being restarted in a loop; a replacement that fails to start is tried again.
-Before anything starts the parent checks that no other program listens on the port, so
-a second server cannot silently join the group, and a worker whose parent is gone
-stops as on SIGTERM.
+it never started its app or died soon after it started), and on SIGINT or SIGTERM stops
+them all (each finishes its open requests, as uvicorn does on its own). If no worker has
+started yet, a worker that fails to start (its configuration, its database, the port)
+stops the whole server rather than being restarted in a loop; a replacement that fails to
+start is tried again. Before anything starts the parent checks that no other program
+listens on the port, so a second server cannot silently join the group, and a worker
+whose parent is gone stops as on SIGTERM.
 
     python -m gateway.run.workers MODULE:FACTORY --workers N [--host H] [--port P]
 """
@@ -46,7 +46,8 @@ log = logging.getLogger("samlad.workers")
 
 #: uvicorn's exit code when the application's start-up failed.
 STARTUP_FAILURE = 3
-#: A worker that dies sooner than this after it started is restarted only after a pause.
+#: A worker that dies sooner than this after it started is restarted only after a pause
+#: of as long (see :func:`restart_pause`).
 QUICK_DEATH_SECONDS = 5.0
 #: How long stopping workers may take to finish their open requests before being killed.
 STOP_GRACE_SECONDS = 30.0
@@ -75,6 +76,14 @@ def forwarded_options(trusted_proxies: Sequence[str]) -> dict[str, Any]:
         "proxy_headers": bool(trusted_proxies),
         "forwarded_allow_ips": list(trusted_proxies),
     }
+
+
+def restart_pause(started: bool, lived: float) -> float:
+    """Seconds to wait before replacing a worker that ``lived`` seconds and had started
+    its app or not. A pause if it never started (the database is down, say: on a slow
+    machine failing takes longer than :data:`QUICK_DEATH_SECONDS`, and the next try
+    would come at once) or died soon after it started, so that the workers do not spin."""
+    return QUICK_DEATH_SECONDS if not started or lived < QUICK_DEATH_SECONDS else 0.0
 
 
 def _worker(
@@ -128,6 +137,7 @@ class _Worker:
     ready: Connection
     #: Held open while the supervisor lives: the worker stops when it closes.
     alive: Connection
+    #: When its process was started (``time.monotonic()``), not its app.
     started_at: float
     started: bool = False
     #: Whether its ``ready`` pipe is still to be heard from.
@@ -212,8 +222,7 @@ class Supervisor:
         log.warning(
             "worker %s exited (%s); starting another", worker.process.pid, worker.process.exitcode
         )
-        if time.monotonic() - worker.started_at < QUICK_DEATH_SECONDS:
-            time.sleep(QUICK_DEATH_SECONDS)  # e.g. the database is down: do not spin
+        time.sleep(restart_pause(worker.started, time.monotonic() - worker.started_at))
         if not self._stopping:  # a signal may have come while waiting
             self._start()
         return True
