@@ -74,6 +74,7 @@ from bench.harness import (
     wait_until_up,
     write_gateway_config,
 )
+from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM
 
 #: Generous on purpose: the bench measures time and memory, not the deadline (the
 #: source timeout can be at most 120 s).
@@ -134,7 +135,14 @@ def bulk_source(base_url: str, resources: int, page_size: int) -> dict[str, Any]
         "care_provider_hsa_id": "SE2321009099-BULK",
         "timeout": BENCH_TIMEOUT,
         "auth": {"type": "bearer", "token": DEFAULT_TOKEN},
-        "dialect": {"page_size": page_size, "page_cap": max(100, pages + 10)},
+        "dialect": {
+            "page_size": page_size,
+            "page_cap": max(100, pages + 10),
+            # The bulk region finds a person by one identifier form only, as some real
+            # sources do: the source entry says which.
+            "identifier_system": PERSONNUMMER_SYSTEM,
+            "identifier_format": "canonical",
+        },
     }
 
 
