@@ -52,6 +52,7 @@ import orjson
 import psycopg
 
 from bench.harness import (
+    CHECKPOINT_KEY,
     CLINICIAN_CARE_PROVIDER,
     PERSONNUMMER_SYSTEM,
     TEST_PERSON,
@@ -63,6 +64,7 @@ from bench.harness import (
     start_gateway,
     start_regions,
 )
+from consent.checkpoints import CheckpointKey
 from consent.verify import verify_command
 
 DEADLINE = 5.0
@@ -456,7 +458,8 @@ async def check_afterwards(
     answered = sum(p.codes.get(200, 0) for p in phases) + 3  # with the warm-up reads
     print(f"access log: {logged[0] if logged else 0} everything entries for {answered} 200s")
     print("audit chain: ", end="", flush=True)
-    await verify_command(cluster.url("samlad"))
+    key = CheckpointKey.from_hex(CHECKPOINT_KEY).verify_key
+    await verify_command(cluster.url("samlad"), key, None)
 
 
 def main() -> None:

@@ -50,6 +50,9 @@ from simregions.regions import DEFAULT_REGIONS, RegionSpec
 if TYPE_CHECKING:
     pass
 
+#: The access log's checkpoint signing key of every benchmark gateway (Ed25519 seed, hex).
+CHECKPOINT_KEY = "a1" * 32
+
 TEST_PERSON = "191212121212"
 ISSUER = "https://bench-issuer.invalid"
 AUDIENCE = "https://bench-gateway.invalid/fhir"
@@ -321,7 +324,7 @@ def write_gateway_config(
         "public_base_url": f"http://127.0.0.1:{port}",
         "id_key": "bench-id-key-0123456789",
         "data_key": "bench-data-key-0123456789",
-        "audit_checkpoint_key": "a1" * 32,
+        "audit_checkpoint_key": CHECKPOINT_KEY,
         **gateway,
     }
     lines = _toml_table("[gateway]", settings)
