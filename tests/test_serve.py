@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import IssuerKit
 from tests.gateway.test_clients import free_port
-
-SAMLAD = [sys.executable, "-m", "gateway.run.cli"]
+from tests.served import SAMLAD, serve
 
 
 def _children(pid: int) -> list[int]:
@@ -47,24 +42,8 @@ def test_several_workers_serve_one_port(tmp_path: Path, issuer: IssuerKit) -> No
         f'audience = "{issuer.config.audience}"\n'
         f'jwks_file = "{issuer.config.jwks_file}"\n'
     )
-    process = subprocess.Popen(
-        [*SAMLAD, "--log-level", "WARNING", "serve", "--config", str(config), "--workers", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.communicate()[0]
-            assert time.monotonic() < deadline, "the gateway did not come up"
-            time.sleep(0.2)
+    with serve(config, port, "--workers", "2", ready_within=60) as served:
+        process = served.process
         # The parent supervises the worker processes (uvicorn adds none of its own).
         assert len(_children(process.pid)) >= 2
         token = issuer.citizen("191212121212")
@@ -80,11 +59,8 @@ def test_several_workers_serve_one_port(tmp_path: Path, issuer: IssuerKit) -> No
                 )
                 assert response.status_code == 200, response.text
                 assert response.json()["total"] == 0  # no sources configured
-    finally:
-        process.send_signal(signal.SIGINT)
-        output = process.communicate(timeout=30)[0]
-    assert process.returncode == 0, output
-    assert "Traceback" not in output
+    assert process.returncode == 0, served.output
+    assert "Traceback" not in served.output
 
 
 def test_no_workers_is_refused() -> None:

@@ -4,13 +4,7 @@ and the cache holds one consistent answer afterwards: the newest."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,12 +27,12 @@ from tests.gateway.conftest import (
 )
 from tests.gateway.test_clients import find_patient, free_port
 from tests.gateway.test_overview import source_status
+from tests.served import serve
 
 pytestmark = pytest.mark.anyio
 
 KEY = "test-data-key-0123456789"
 ID_KEY = "test-id-key-0123456789"
-SAMLAD = [sys.executable, "-m", "gateway.run.cli"]
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PERSON, SOURCE = "unified", "src"
 WRITERS = 20
@@ -321,38 +315,6 @@ async def test_concurrent_reads_of_one_person_are_all_answered(
         assert newest == synced_at.replace(microsecond=synced_at.microsecond // 1000 * 1000)
 
 
-@contextmanager
-def _gateway_process(config: Path, port: int) -> Iterator[subprocess.Popen[str]]:
-    """``samlad serve`` in a process of its own, once it answers; stopped afterwards."""
-    process = subprocess.Popen(
-        [*SAMLAD, "--log-level", "WARNING", "serve", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.communicate()[0]
-            assert time.monotonic() < deadline, "the gateway did not come up"
-            time.sleep(0.2)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-
-
 @pytest.mark.postgres
 async def test_reads_spread_over_two_gateway_processes_are_all_answered(
     database_url: str, issuer: IssuerKit, regions: dict[str, Region], tmp_path: Path
@@ -393,7 +355,7 @@ async def test_reads_spread_over_two_gateway_processes_are_all_answered(
     bases = [f"http://127.0.0.1:{port}/fhir" for port in ports]
     token = issuer.citizen(TEST_PERSON, scope=CITIZEN_SCOPE)
     headers = {"Authorization": f"Bearer {token}"}
-    with _gateway_process(configs[0], ports[0]) as one, _gateway_process(configs[1], ports[1]):
+    with serve(configs[0], ports[0]) as one, serve(configs[1], ports[1]):
         patient_id = find_patient(bases[0], token)
         async with httpx.AsyncClient(timeout=600) as client:
             answers = []
@@ -408,7 +370,7 @@ async def test_reads_spread_over_two_gateway_processes_are_all_answered(
                 )
                 assert [r.status_code for r in responses] == [200] * WRITERS
                 answers += [source_status(r.json()) for r in responses]
-        assert one.poll() is None
+        assert one.process.poll() is None
 
     synced = await _one_answer_per_source(database_url, patient_id)
     assert set(synced) == {region.source_id for region in regions.values()}
