@@ -54,7 +54,7 @@ from gateway.collect.snapshot import CacheSnapshot, StoredType
 from gateway.memo import RECENT_SECONDS, Recent
 from gateway.merge.dedup import record_keys
 from store.db import Database
-from store.tables import CacheChunk, CacheSync
+from store.tables import CacheChunk, CacheSync, as_utc
 
 # What callers import from here, wherever it is defined.
 __all__ = [
@@ -88,10 +88,6 @@ class SyncState:
 
     synced_at: datetime
     full_synced_at: datetime
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _batched(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -162,7 +158,7 @@ class RecordCache:
             ).where(_SYNC.c.patient_id == patient_id)
             async with self._db.connect() as conn:
                 rows = [
-                    (source_id, resource_type, SyncState(_aware(synced), _aware(full)))
+                    (source_id, resource_type, SyncState(as_utc(synced), as_utc(full)))
                     for source_id, resource_type, synced, full in await conn.execute(query)
                 ]
             self._recent.put(patient_id, rows)
@@ -225,7 +221,7 @@ class RecordCache:
         ).where(_SYNC.c.patient_id == patient_id)
         async with self._db.snapshot() as conn:
             stored = {
-                (source_id, resource_type): StoredType(_aware(synced_at), chunks)
+                (source_id, resource_type): StoredType(as_utc(synced_at), chunks)
                 for source_id, resource_type, synced_at, chunks in await conn.execute(query)
             }
             yield CacheSnapshot(self._cipher, conn, patient_id, stored)
@@ -317,7 +313,7 @@ class RecordCache:
                 _SYNC.c.resource_type.in_(list(types)),
             )
         )
-        return {t: SyncState(_aware(s), _aware(f)) for t, s, f in rows}
+        return {t: SyncState(as_utc(s), as_utc(f)) for t, s, f in rows}
 
     async def _replace(
         self,

@@ -21,7 +21,7 @@ from sqlmodel import select
 from gateway.memo import RECENT_SECONDS, Recent
 from gateway.sources import SourceReport, SourceStatus
 from store.db import Database, Insert
-from store.tables import Engagement, EngagementCheck
+from store.tables import Engagement, EngagementCheck, as_utc
 
 _ENGAGEMENT: Table = Engagement.__table__  # type: ignore[attr-defined]
 _CHECK: Table = EngagementCheck.__table__  # type: ignore[attr-defined]
@@ -33,10 +33,6 @@ class Plan:
 
     skip: frozenset[str]
     full: bool
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class EngagementIndex:
@@ -58,7 +54,7 @@ class EngagementIndex:
             checked_at = (
                 await conn.execute(select(check.checked_at).where(check.patient_id == patient_id))
             ).scalar_one_or_none()
-            if checked_at is None or now - _aware(checked_at) >= self._interval:
+            if checked_at is None or now - as_utc(checked_at) >= self._interval:
                 plan = Plan(skip=frozenset(), full=True)
             else:
                 rows = await conn.execute(
