@@ -5,7 +5,7 @@ RecordReader, so consent is decided again for every page) and re-runs the search
 cursor therefore carries the whole search, sealed so the client can neither read nor
 change it:
 
-    token = base64url( 0x01 | nonce (12 bytes) | AES-256-GCM(payload) )      (no padding)
+    token = base64url( gateway.envelope: 0x01 | nonce (12 bytes) | AES-256-GCM(payload) )
 
 * **Sealed, not just signed.** AES-GCM authenticates the payload like an HMAC would,
   and also hides it: the search values (a lab code, a date range) and the opaque
@@ -44,7 +44,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -52,9 +51,8 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import orjson
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.envelope import Envelope, Unopened
 from gateway.errors import BadRequest, GatewayError
 from gateway.keys import Purpose, derive_key
 
@@ -65,9 +63,6 @@ DEFAULT_TTL = 1800.0
 #: Longest token accepted; longer ones are refused before any decoding work.
 MAX_TOKEN_LENGTH = 4096
 
-_VERSION = b"\x01"
-_NONCE_BYTES = 12
-_TAG_BYTES = 16
 _PAD_TO = 64
 _AAD_PREFIX = b"samlad paging cursor v1\x00"
 _TOKEN_TEXT = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
@@ -170,7 +165,7 @@ class PageCursorCodec:
             raise ValueError("the paging key must be at least 16 bytes")
         if not ttl > 0:
             raise ValueError("ttl must be positive")
-        self._aead = AESGCM(derive_key(key, Purpose.PAGING_CURSOR))
+        self._envelope = Envelope(derive_key(key, Purpose.PAGING_CURSOR))
         self._ttl = ttl
         self._clock = clock
 
@@ -187,9 +182,7 @@ class PageCursorCodec:
         plain = orjson.dumps(payload)
         # Trailing spaces are valid JSON whitespace; they blur the values' lengths.
         plain += b" " * (-len(plain) % _PAD_TO)
-        nonce = os.urandom(_NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, plain, _aad(state.bound_to))
-        return _b64encode(_VERSION + nonce + sealed)
+        return _b64encode(self._envelope.seal(plain, _aad(state.bound_to)))
 
     def decode(self, token: str, *, bound_to: str) -> PageState:
         """The state sealed in ``token``, if it was made by this key for ``bound_to``.
@@ -198,12 +191,11 @@ class PageCursorCodec:
         key or for another principal, and :class:`ExpiredCursor` once it is too old.
         """
         raw = _b64decode(token)
-        if raw is None or len(raw) < 1 + _NONCE_BYTES + _TAG_BYTES or raw[:1] != _VERSION:
+        if raw is None:
             raise InvalidCursor()
-        nonce, sealed = raw[1 : 1 + _NONCE_BYTES], raw[1 + _NONCE_BYTES :]
         try:
-            plain = self._aead.decrypt(nonce, sealed, _aad(bound_to))
-        except InvalidTag as exc:
+            plain = self._envelope.open(raw, _aad(bound_to))
+        except Unopened as exc:
             raise InvalidCursor() from exc
         opened = _state_from(plain, bound_to)
         if opened is None:
