@@ -23,6 +23,7 @@ from consent.decision import AccessDecision
 from consent.entries import AuditEntryCreate
 from consent.policy import (
     AccessFacts,
+    ReadScope,
     asked_types,
     decide,
     decide_emergency_open,
@@ -77,13 +78,10 @@ class _Scope:
     decision: AccessDecision
     #: What the read is, for the access log (``read``, ``search``, ``everything``, ...).
     action: str
-    #: The types the read is for (narrowed to the scopes when asked to be).
-    types: list[str]
-    #: More types read with them (a search's includes), within the scopes.
-    extra: list[str]
-    with_patient: bool
-    #: The types the access log entry names.
-    logged: list[str]
+    #: The types it covers and logs (:func:`consent.policy.scope_read`).
+    covered: ReadScope
+    #: What the decision lets the reader see, applied to everything the read returns.
+    visibility: Visibility
 
 
 @dataclass(slots=True)
@@ -274,26 +272,25 @@ class RecordReader:
                 AccessDecision.deny("scope", decision.actor_kind), patient_id, action, asked
             )
             raise Forbidden("the token's scopes do not allow reading this resource type")
-        return _Scope(
-            decision, action, covered.types, covered.extra, covered.with_patient, covered.logged
-        )
+        return _Scope(decision, action, covered, Visibility(decision))
 
     async def _read(self, person: PersonIdentifier, patient_id: str, scope: _Scope) -> ReadResult:
         """Fetch, hide, merge and log what ``scope`` (:meth:`_scope`) covers: one collect,
         one merge, one log entry."""
-        decision, extra = scope.decision, scope.extra
-        read = [*scope.types, *extra]
+        decision, covered = scope.decision, scope.covered
+        extra = covered.extra
+        read = [*covered.types, *extra]
         collected = await self._services.collector.collect(person, patient_id, read)
-        merged, version = self._merge(collected.sources, decision, person, patient_id, read)
+        merged, version = self._merge(collected.sources, scope.visibility, person, patient_id, read)
         resources, included = merged.resources, []
         if extra:
-            wanted = frozenset(scope.types)
+            wanted = frozenset(covered.types)
             resources = [r for r in merged.resources if r.get("resourceType") in wanted]
             included = [r for r in merged.resources if r.get("resourceType") not in wanted]
-        reports = self._visible_reports(collected.reports, decision, merged.per_source)
-        patient = merged.patient if scope.with_patient else None
+        reports = self._visible_reports(collected.reports, scope.visibility, merged.per_source)
+        patient = merged.patient if covered.with_patient else None
         counts = _with_patient(merged.counts, patient)
-        await self.log(decision, patient_id, scope.action, scope.logged, counts, reports)
+        await self.log(decision, patient_id, scope.action, covered.logged, counts, reports)
         return ReadResult(
             patient,
             resources,
@@ -301,19 +298,18 @@ class RecordReader:
             decision,
             merged.provenance,
             included,
-            None if version is None else (*version, tuple(scope.types), scope.with_patient),
+            None if version is None else (*version, tuple(covered.types), covered.with_patient),
         )
 
     def _visible_reports(
         self,
         reports: Sequence[SourceReport],
-        decision: AccessDecision,
+        visibility: Visibility,
         shown: Mapping[str, int],
     ) -> list[SourceReport]:
         """The status of the sources the decision lets the reader know of: a source whose
         whole care provider is blocked is not even named. A source with data counts only
         what may be shown of it (``shown``), so the count says nothing of hidden data."""
-        visibility = Visibility(decision)
         visible = [
             r for r in reports if visibility.names_source(self._services.provider_of(r.source_id))
         ]
@@ -327,7 +323,7 @@ class RecordReader:
     def _merge(
         self,
         sources: Sequence[NormalisedSource],
-        decision: AccessDecision,
+        visibility: Visibility,
         person: PersonIdentifier,
         patient_id: str,
         types: Sequence[str],
@@ -340,7 +336,6 @@ class RecordReader:
         """
         memo = self._services.merged
         versions = tuple(s.version for s in sources)
-        visibility = Visibility(decision)
         key = (
             (patient_id, tuple(types), versions, *visibility.key)
             if all(v is not None for v in versions)
@@ -395,22 +390,27 @@ class RecordReader:
             person, patient_id, types, "everything", with_patient=True, narrow=True
         )
         collector = self._services.collector
-        collected = await collector.collect(person, patient_id, scope.types, load=False)
+        collected = await collector.collect(person, patient_id, scope.covered.types, load=False)
         stream = await open_stream(
             collector,
             collected,
             scope.decision,
             person,
             patient_id,
-            scope.types,
-            with_patient=scope.with_patient,
+            scope.covered.types,
+            with_patient=scope.covered.with_patient,
             matches=matches,
         )
         try:
-            stream.reports = self._visible_reports(stream.reports, scope.decision, stream.shown)
+            stream.reports = self._visible_reports(stream.reports, scope.visibility, stream.shown)
             counts = _with_patient(stream.counts, stream.patient)
             await self.log(
-                scope.decision, patient_id, scope.action, scope.logged, counts, stream.reports
+                scope.decision,
+                patient_id,
+                scope.action,
+                scope.covered.logged,
+                counts,
+                stream.reports,
             )
         except BaseException:
             await stream.aclose()
