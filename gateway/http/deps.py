@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from gateway.access.auth import CurrentPrincipal
 from gateway.access.choices import PatientChoices
+from gateway.access.emergency import EmergencyOpening
 from gateway.access.reader import RecordReader
 from gateway.services import Services
 
@@ -25,5 +26,10 @@ async def patient_choices(principal: CurrentPrincipal, request: Request) -> Pati
     return PatientChoices(principal, services(request))
 
 
+async def emergency_opening(principal: CurrentPrincipal, request: Request) -> EmergencyOpening:
+    return EmergencyOpening(principal, services(request))
+
+
 Reader = Annotated[RecordReader, Depends(record_reader)]
 Choices = Annotated[PatientChoices, Depends(patient_choices)]
+Emergency = Annotated[EmergencyOpening, Depends(emergency_opening)]

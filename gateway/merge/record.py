@@ -32,7 +32,7 @@ from typing import Any
 from adapters.base import FhirResource
 from fhir_profiles.codes import PROVENANCE_PARTICIPANT_TYPE_SYSTEM
 from fhir_profiles.demographics import SourcePatient
-from fhir_profiles.extensions import FETCHED_AT_URL
+from fhir_profiles.extensions import ALSO_REPORTED_BY_URL, FETCHED_AT_URL
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, SOURCE_SYSTEM, SOURCE_URI, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
 from fhir_profiles.record_status import CARE_PROVIDER_TAG, CARE_UNIT_TAG
@@ -97,6 +97,23 @@ def gateway_id(source_id: str, local_id: str) -> str:
         return candidate
     digest = hashlib.sha256(local_id.encode()).hexdigest()[: 63 - len(source_id)]
     return f"{source_id}.{digest}"
+
+
+def also_known_as(resource: FhirResource) -> list[str]:
+    """``Type/id`` of the duplicates merged into ``resource``: references from their own
+    sources still name them (``also-reported-by``: ``urn:samlad:source:{source}#Type/id``)."""
+    aliases = []
+    for extension in resource.get("extension") or ():
+        if not isinstance(extension, dict) or extension.get("url") != ALSO_REPORTED_BY_URL:
+            continue
+        uri = extension.get("valueUri")
+        if not isinstance(uri, str) or not uri.startswith(SOURCE_URI):
+            continue
+        source, _, original = uri.removeprefix(SOURCE_URI).partition("#")
+        kind, _, local = original.partition("/")
+        if source and kind and local:
+            aliases.append(f"{kind}/{gateway_id(source, local)}")
+    return aliases
 
 
 def _unit_of(resource: FhirResource, provider: str | None) -> str | None:
