@@ -21,7 +21,7 @@ from fhir_profiles.identifiers import (
     PersonIdentifier,
     parse_person_identifier,
 )
-from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
 from gateway.access.auth import CurrentPrincipal
 from gateway.access.reader import ReadResult, RecordReader
 from gateway.answer.bundles import searchset
@@ -38,7 +38,7 @@ from gateway.http.declare import (
     form_body,
     negotiate,
 )
-from gateway.http.deps import Reader, services
+from gateway.http.deps import Reader, Referenced, services
 
 _IDENTIFIER_SYSTEMS = {
     PERSONNUMMER_SYSTEM,
@@ -92,6 +92,8 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
     for resource_type in PATIENT_COMPARTMENT_TYPES:
         _add_type_search(routes, resource_type)
         _add_type_read(routes, resource_type)
+    for resource_type in REFERENCED_TYPES:
+        _add_referenced_read(routes, resource_type)
     add_consent_routes(routes)
     return router
 
@@ -243,6 +245,21 @@ def _add_type_read(routes: FhirRoutes, resource_type: str) -> None:
         resource_id: Annotated[str, Path(pattern=ID_PATTERN, description="The resource's id")],
     ) -> Any:
         return read_response(request, await records.read(resource_type, resource_id))
+
+
+def _add_referenced_read(routes: FhirRoutes, resource_type: str) -> None:
+    @routes.get(
+        f"/{resource_type}/{{resource_id}}",
+        resource_type,
+        interaction="read",
+        summary=f"Read a {resource_type} an answer refers to, from the source that holds it",
+    )
+    async def read(
+        request: Request,
+        referenced: Referenced,
+        resource_id: Annotated[str, Path(pattern=ID_PATTERN, description="The resource's id")],
+    ) -> Any:
+        return read_response(request, await referenced.read(resource_type, resource_id))
 
 
 def _add_type_search(routes: FhirRoutes, resource_type: str) -> None:

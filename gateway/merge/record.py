@@ -29,20 +29,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.base import FhirResource
+from adapters.base import FhirResource, supports_reads
 from fhir_profiles.codes import PROVENANCE_PARTICIPANT_TYPE_SYSTEM
 from fhir_profiles.demographics import SourcePatient
 from fhir_profiles.extensions import ALSO_REPORTED_BY_URL, FETCHED_AT_URL
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, SOURCE_SYSTEM, SOURCE_URI, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
 from fhir_profiles.record_status import CARE_PROVIDER_TAG, CARE_UNIT_TAG
-from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
 from gateway.merge.admission import (
     PATIENT_FIELDS,
     RESOURCE_TYPE_NAME,
     Inadmissible,
     Unsupported,
     admit,
+    admit_referenced,
 )
 from gateway.merge.dedup import deduplicate
 from gateway.merge.linking import LinkError, check_link, unified_patient
@@ -52,8 +53,11 @@ from gateway.sources import Gathered, Source, SourceRecord, SourceReport
 UNIT_FIELDS = ("serviceProvider", "performer", "custodian", "author", "requester", "recorder")
 
 #: The types a reference can resolve to in an answer, besides the source's own Patient
-#: (pointed at the unified one): any other target is counted as unresolved.
+#: (pointed at the unified one): any other target is counted as unresolved. A source
+#: that can be read by id resolves references to the ``REFERENCED_TYPES`` too
+#: (:mod:`gateway.collect.directory`).
 RESOLVABLE = frozenset(PATIENT_COMPARTMENT_TYPES)
+_READ_BY_ID = RESOLVABLE | frozenset(REFERENCED_TYPES)
 
 
 @dataclass(slots=True)
@@ -144,6 +148,8 @@ class _SourceContext:
     provider: str | None
     provider_tag: dict[str, str] | None
     fetched: str
+    #: The types its references can resolve to (see :data:`RESOLVABLE`).
+    resolvable: frozenset[str]
 
 
 def _context(
@@ -157,6 +163,7 @@ def _context(
         provider=provider,
         provider_tag={"system": CARE_PROVIDER_TAG, "code": provider} if provider else None,
         fetched=fetched,
+        resolvable=_READ_BY_ID if supports_reads(source.adapter) else RESOLVABLE,
     )
 
 
@@ -178,7 +185,7 @@ def _rewrite(
             ref["reference"] = ctx.patient_reference
         else:
             ref["reference"] = f"{kind}/{gateway_id(source_id, local)}"
-            if kind not in RESOLVABLE:
+            if kind not in ctx.resolvable:
                 unresolved[kind] += 1  # no answer holds it; kinds checked in Notes.report_to
     local_id = str(resource["id"])
     resource["id"] = gateway_id(source_id, local_id)
@@ -380,6 +387,23 @@ def normalise_source(
     resources = normaliser.normalise(record.resources, notes)
     notes.report_to(report)
     return NormalisedSource(record.source, record.patient, resources)
+
+
+def normalise_referenced(
+    resource: FhirResource, source: Source, resource_type: str, fetched: datetime | None = None
+) -> FhirResource | None:
+    """A resource about no patient that an answer's reference points to (a Practitioner,
+    an Organization, ...), as the gateway serves it: admitted, normalised and rewritten
+    like a record's resources (gateway ids, ``meta.source``, the provider tag); None if
+    it is not admissible."""
+    try:
+        admitted, refs = admit_referenced(resource, frozenset({resource_type}))
+    except Inadmissible:
+        return None
+    normalise_resource(admitted)
+    context = _context(source, {"id": ""}, "", _instant(fetched))
+    _rewrite(admitted, refs, context, Counter())
+    return admitted
 
 
 def origins(sources: Iterable[NormalisedSource]) -> list[tuple[str, str | None]]:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
 from gateway.http.capability import CapabilityRegistry
 from gateway.run.app import create_app
 from tests.gateway.conftest import (
@@ -56,6 +56,9 @@ class Row:
     self_service: bool = False
     #: May open emergency access (any clinician).
     clinician: bool = False
+    #: Has read scopes in its own context: may read what answers refer to beyond the
+    #: record (a Practitioner, an Organization), which is nobody's record.
+    scoped: bool = True
 
 
 async def _citizen_self(gw: Gateway, _: str) -> dict[str, str]:
@@ -172,7 +175,11 @@ ROWS = [
     Row("integrator, consent", TEST_PERSON, True, _integrator_consent),
     Row("integrator, no consent", TEST_PERSON, False, _integrator_no_consent),
     Row(
-        "integrator, scopes of another context", TEST_PERSON, False, _integrator_wrong_context_scope
+        "integrator, scopes of another context",
+        TEST_PERSON,
+        False,
+        _integrator_wrong_context_scope,
+        scoped=False,
     ),
 ]
 
@@ -202,12 +209,13 @@ def _id_of(response: httpx.Response, person: str) -> str:
 class Call:
     """How to call one endpoint in a row, and what the answer must be."""
 
-    #: ``record`` (the person's data), ``by-id`` (one resource of it), ``self-service``
+    #: ``record`` (the person's data), ``by-id`` (one resource of it), ``referenced``
+    #: (what it refers to beyond the record), ``self-service``
     #: (their consents and access log), ``emergency`` (opening emergency access) or
     #: ``paging`` (a cursor of theirs).
     kind: str
     request: Callable[[Gateway, Context], Awaitable[httpx.Response]]
-    #: The type a ``by-id`` call reads.
+    #: The type a ``by-id`` or ``referenced`` call reads.
     resource_type: str = ""
 
 
@@ -223,8 +231,9 @@ class Context:
     #: A link to a further page, issued to ``headers`` when they may read, else to the
     #: person themselves.
     next_page: str
-    #: One resource id of each type in the person's record (for reads by id); a type
-    #: the record lacks is read by an id nobody's record holds.
+    #: One resource id of each type in the person's record, and of each type its
+    #: references point to (for reads by id); a type the record lacks is read by an id
+    #: nobody's record holds.
     ids: dict[str, str]
 
 
@@ -280,7 +289,19 @@ async def _ids(gw: Gateway, patient_id: str, owner: dict[str, str]) -> dict[str,
     ids: dict[str, str] = {}
     for resource in await follow_pages(gw, response.json(), owner):
         ids.setdefault(resource["resourceType"], resource["id"])
-    return {t: ids.get(t, ABSENT) for t in PATIENT_COMPARTMENT_TYPES}
+        for kind, _, local in (r.partition("/") for r in _references(resource)):
+            ids.setdefault(kind, local)
+    return {t: ids.get(t, ABSENT) for t in (*PATIENT_COMPARTMENT_TYPES, *REFERENCED_TYPES)}
+
+
+def _references(node: Any) -> list[str]:
+    """Every literal reference in ``node``, at any depth."""
+    if isinstance(node, dict):
+        own = [node["reference"]] if isinstance(node.get("reference"), str) else []
+        return own + [r for child in node.values() for r in _references(child)]
+    if isinstance(node, list):
+        return [r for child in node for r in _references(child)]
+    return []
 
 
 def _calls() -> dict[tuple[str, str], Call]:
@@ -311,6 +332,8 @@ def _calls() -> dict[tuple[str, str], Call]:
             "record", _post_form(f"/fhir/{t}/_search", lambda c: {"patient": c.patient_id})
         )
         calls[("GET", f"/{t}/{{resource_id}}")] = Call("by-id", _get(_read_by_id(t)), t)
+    for t in REFERENCED_TYPES:
+        calls[("GET", f"/{t}/{{resource_id}}")] = Call("referenced", _get(_read_by_id(t)), t)
     calls |= {
         ("GET", "/Consent"): Call(
             "self-service", _get(lambda c: f"/fhir/Consent?patient={c.patient_id}")
@@ -374,8 +397,12 @@ def _expected(row: Row, call: Call, ctx: Context) -> set[int]:
     """The statuses an allowed call may answer with, or {403} (or {400} for a cursor not
     issued to the caller) when refused; 404 for a read by an id no record holds."""
     match call.kind:
-        case "by-id" if ctx.ids[call.resource_type] == ABSENT:
+        case "referenced" if not row.scoped:
+            return {403}
+        case "referenced" | "by-id" if ctx.ids[call.resource_type] == ABSENT:
             return {404}
+        case "referenced":
+            return {200}
         case "record" | "by-id":
             return {200} if row.allowed else {403}
         case "paging":

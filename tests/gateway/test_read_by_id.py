@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from fhir_profiles.extensions import ALSO_REPORTED_BY_URL
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.validate import errors
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import (
     FHIR_BASE,
@@ -84,6 +85,7 @@ async def test_every_full_url_in_everything_reads_back_the_same_resource(
         response = await read(gateway, path_of(entry["fullUrl"]), headers)
         assert response.status_code == 200, (entry["fullUrl"], response.text)
         assert response.json() == entry["resource"]
+        assert errors(response.json()) == [], entry["fullUrl"]
         assert response.headers["content-type"].startswith("application/fhir+json")
         etag = response.headers["etag"]
         again = await gateway.client.get(
