@@ -13,6 +13,10 @@ GetMedicationHistory 2         prescriptions, ATC + NPL-id (MedicationRequest)
 GetLaboratoryOrderOutcome 4    lab orders with NPU-coded analyses (Observation)
 GetCareContacts 3              visits, calls, stays with unit and period (Encounter)
 GetCareDocumentation 2         journal notes in plain text (DocumentReference)
+GetDiagnosis 2                 diagnoses set at contacts, ICD-10-SE (Condition)
+GetAlertInformation 2          hypersensitivities and other alerts (AllergyIntolerance,
+                               Flag)
+GetVaccinationHistory 2        vaccinations, ATC-coded (Immunization)
 =============================  ====================================================
 
 A request::
@@ -34,7 +38,7 @@ A request::
 The dialect's habits: times are Swedish wall-clock ``YYYYMMDDhhmmss`` without a zone,
 dates ``YYYYMMDD``, lab values with a decimal comma and units as Swedish labs print them
 (``µmol/L``, ``10^9/L``, ``mIE/L``), sex as ``M``/``K``, codes as OIDs (NPU, ATC, NPL-id,
-ICD-10-SE). There are no diagnoses (Condition) and no bookings (Appointment). An unknown
-person gets an empty answer, not a Fault. Who is in it and the planted duplicates:
+ICD-10-SE). There are no bookings (Appointment). An unknown person gets an empty
+answer, not a Fault. Who is in it and the planted duplicates:
 :mod:`simregions.legacy.records`; faults: :mod:`simregions.legacy.app`.
 """

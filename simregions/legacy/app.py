@@ -35,20 +35,56 @@ from starlette.types import Receive, Scope, Send
 
 from simregions.behaviour import FHIR_PATH_PREFIX, Behaviour, BehaviourError
 from simregions.faults import apply_fault, quiet_reset_logging
-from simregions.legacy import wire
+from simregions.legacy import wire, wire_overview
 from simregions.legacy.contracts import (
     CONTRACTS,
+    GET_ALERT_INFORMATION,
     GET_CARE_CONTACTS,
     GET_CARE_DOCUMENTATION,
+    GET_DIAGNOSIS,
     GET_LABORATORY_ORDER_OUTCOME,
     GET_MEDICATION_HISTORY,
     GET_PATIENT_DEMOGRAPHICS,
+    GET_VACCINATION_HISTORY,
     SOAP_ENV_NS,
     SOAP_XML,
     Contract,
 )
-from simregions.legacy.records import LegacyRegionData, build_legacy_data
+from simregions.legacy.records import (
+    LegacyRegionData,
+    Overview,
+    PersonRecord,
+    build_legacy_data,
+)
 from simregions.legacy.spec import SERVICE_BASE_PATH, LegacyRegionSpec
+
+_NO_OVERVIEW = Overview()
+
+#: How each contract but GetPatientDemographics is answered: from the person's record
+#: (None when the person has none here), for the region and the asked-for number.
+_ANSWERS: dict[Contract, Callable[[LegacyRegionSpec, str, PersonRecord | None], bytes]] = {
+    GET_MEDICATION_HISTORY: lambda region, pnr, record: wire.medication_response(
+        region, pnr, record.prescriptions if record else ()
+    ),
+    GET_LABORATORY_ORDER_OUTCOME: lambda region, pnr, record: wire.laboratory_response(
+        region, pnr, record.lab_orders if record else ()
+    ),
+    GET_CARE_CONTACTS: lambda region, pnr, record: wire.care_contacts_response(
+        region, pnr, record.contacts if record else ()
+    ),
+    GET_CARE_DOCUMENTATION: lambda region, pnr, record: wire.care_documentation_response(
+        region, pnr, record.notes if record else ()
+    ),
+    GET_DIAGNOSIS: lambda region, pnr, record: wire_overview.diagnosis_response(
+        region, pnr, (record.overview if record else _NO_OVERVIEW).diagnoses
+    ),
+    GET_ALERT_INFORMATION: lambda region, pnr, record: wire_overview.alert_information_response(
+        region, pnr, (record.overview if record else _NO_OVERVIEW).alerts
+    ),
+    GET_VACCINATION_HISTORY: lambda region, pnr, record: wire_overview.vaccination_response(
+        region, pnr, (record.overview if record else _NO_OVERVIEW).vaccinations
+    ),
+}
 
 _PING_PATH = f"{SERVICE_BASE_PATH}/ping"
 _MAX_REQUEST_BYTES = 64 * 1024
@@ -182,22 +218,12 @@ class LegacyRegionApp:
         except wire.RequestError as exc:
             return fault_response(500, "Client", str(exc))
         record = self.data.record(pnr)
-        region = self.region
         if contract is GET_PATIENT_DEMOGRAPHICS:
-            return xml_response(wire.demographics_response(region, record))
-        if contract is GET_MEDICATION_HISTORY:
-            items_m = record.prescriptions if record else ()
-            return xml_response(wire.medication_response(region, pnr, items_m))
-        if contract is GET_LABORATORY_ORDER_OUTCOME:
-            items_l = record.lab_orders if record else ()
-            return xml_response(wire.laboratory_response(region, pnr, items_l))
-        if contract is GET_CARE_CONTACTS:
-            items_c = record.contacts if record else ()
-            return xml_response(wire.care_contacts_response(region, pnr, items_c))
-        if contract is GET_CARE_DOCUMENTATION:
-            items_n = record.notes if record else ()
-            return xml_response(wire.care_documentation_response(region, pnr, items_n))
-        return fault_response(500, "Server", "Contract not implemented")  # pragma: no cover
+            return xml_response(wire.demographics_response(self.region, record))
+        build = _ANSWERS.get(contract)
+        if build is None:  # pragma: no cover - every contract has an answer
+            return fault_response(500, "Server", "Contract not implemented")
+        return xml_response(build(self.region, pnr, record))
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         """Unrouted paths and wrong methods, as SOAP Faults."""

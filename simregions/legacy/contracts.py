@@ -27,6 +27,14 @@ LOCAL_LAB_CODE_OID = "1.2.752.129.2.2.9004.1"
 #: Simulated regional code systems for contact and note types (their codes are listed below).
 CARE_CONTACT_TYPE_OID = "1.2.752.129.2.2.2.25"
 NOTE_TYPE_OID = "1.2.752.129.2.2.2.11"
+#: National code lists of the clinical-process contracts: KV Informationstyp (the kind of
+#: alert information, ``upp-*``), KV Allvarlighetsgrad and KV Visshetsgrad (a
+#: hypersensitivity's severity and certainty).
+INFORMATION_TYPE_OID = "1.2.752.129.2.2.2.1"
+SEVERITY_OID = "1.2.752.129.2.2.3.3"
+CERTAINTY_OID = "1.2.752.129.2.2.3.11"
+#: Östjournal's own code system for vaccination programmes (a made-up OID arc).
+VACCINATION_PROGRAMME_OID = "1.2.752.129.2.2.9004.2"
 
 #: careContactCode: the kind of care contact, in the national enumeration.
 CARE_CONTACT_CODES: dict[str, str] = {
@@ -91,10 +99,21 @@ GET_CARE_DOCUMENTATION = _national(
     "clinicalprocess:healthcond:description", "GetCareDocumentation", 2
 )
 
+GET_DIAGNOSIS = _national("clinicalprocess:healthcond:description", "GetDiagnosis", 2)
+GET_ALERT_INFORMATION = _national(
+    "clinicalprocess:healthcond:description", "GetAlertInformation", 2
+)
+GET_VACCINATION_HISTORY = _national(
+    "clinicalprocess:activityprescription:actoutcome", "GetVaccinationHistory", 2
+)
+
 CONTRACTS: tuple[Contract, ...] = (
     GET_PATIENT_DEMOGRAPHICS,
     GET_MEDICATION_HISTORY,
     GET_LABORATORY_ORDER_OUTCOME,
     GET_CARE_CONTACTS,
     GET_CARE_DOCUMENTATION,
+    GET_DIAGNOSIS,
+    GET_ALERT_INFORMATION,
+    GET_VACCINATION_HISTORY,
 )

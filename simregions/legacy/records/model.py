@@ -96,6 +96,90 @@ class Note:
 
 
 @dataclass(frozen=True)
+class Code:
+    """A coded value as the contracts send it (CVType): code, code-system OID, display."""
+
+    code: str
+    system: str
+    display: str
+
+
+@dataclass(frozen=True)
+class DiagnosisEntry:
+    """A registered diagnosis (diagnos) set at a care contact: Huvuddiagnos or Bidiagnos."""
+
+    header: Header
+    icd10: str
+    display: str
+    main: bool
+    chronic: bool
+    time: datetime
+    #: The documentId of the main diagnosis a Bidiagnos belongs to.
+    related: str | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Alert information (uppmärksamhetsinformation): which body element it fills
+    (``kind``) and that element's parts; unused parts stay None."""
+
+    header: Header
+    type: Code
+    kind: str
+    start: datetime
+    end: datetime | None = None
+    ascertained: date | None = None
+    comment: str | None = None
+    #: When it was marked no longer current (obsoleteTime), and why.
+    obsolete: datetime | None = None
+    obsolete_comment: str | None = None
+    hypersensitivity_type: Code | None = None
+    severity: Code | None = None
+    certainty: Code | None = None
+    atc_substance: Code | None = None
+    agent: str | None = None
+    #: The disease, treatment or communicable disease code.
+    code: Code | None = None
+    #: The treatment description, the restriction of care, or the unstructured content.
+    text: str | None = None
+    heading: str | None = None
+    medicines: tuple[Code, ...] = ()
+
+
+@dataclass(frozen=True)
+class Vaccination:
+    """One vaccination occasion (vaccinationMedicalRecord) with one administered dose."""
+
+    header: Header
+    given: date
+    vaccine: Code
+    product: str
+    dose: int | None
+    doses: int | None
+    programme: Code | None
+    batch: str | None
+    manufacturer: str | None
+    performer: Author | None
+    #: Where a vaccination registered afterwards was reported from (efterregistrering).
+    source: str | None = None
+    amount_ml: float | None = 0.5
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The parts of the record the overview contracts serve besides the journal's own."""
+
+    diagnoses: tuple[DiagnosisEntry, ...] = ()
+    alerts: tuple[Alert, ...] = ()
+    vaccinations: tuple[Vaccination, ...] = ()
+
+    @property
+    def entries(self) -> int:
+        """How many records these are."""
+        return len(self.diagnoses) + len(self.alerts) + len(self.vaccinations)
+
+
+@dataclass(frozen=True)
 class PersonRecord:
     """Everything Öst holds about one person."""
 
@@ -104,10 +188,12 @@ class PersonRecord:
     prescriptions: tuple[Prescription, ...]
     contacts: tuple[CareContact, ...]
     notes: tuple[Note, ...]
+    overview: Overview = field(default_factory=Overview)
 
     @property
     def entries(self) -> int:
-        """How many FHIR resources this record becomes."""
+        """How many records the journal's own contracts return (one per analysis); the
+        overview's records are counted by :attr:`Overview.entries`."""
         analyses = sum(len(order.analyses) for order in self.lab_orders)
         return analyses + len(self.prescriptions) + len(self.contacts) + len(self.notes)
 
