@@ -13,10 +13,14 @@ GetLaboratoryOrderOutcome 4    Observation         one per analysis: NPU code, v
 GetMedicationHistory 2         MedicationRequest   ATC + NPL-id, dosage, treatment period
 GetCareContacts 3              Encounter           contact code → ``class``, period, unit
 GetCareDocumentation 2         DocumentReference   note text as a base64 text/plain attachment
+GetDiagnosis 2                 Condition           ICD-10-SE, Huvuddiagnos/Bidiagnos, chronic
+GetAlertInformation 2          AllergyIntolerance  hypersensitivity; severity → criticality
+GetAlertInformation 2          Flag                other alert information, its type kept
+GetVaccinationHistory 2        Immunization        ATC, product, dose number, programme
 =============================  ==================  ===========================================
 
-Condition and Appointment (and any other type) are not offered by these services:
-:meth:`LegacyXmlAdapter.search` returns ``[]`` for them.
+Appointment (and any other type) is not offered by these services:
+:meth:`LegacyXmlAdapter.search` returns ``[]`` for it.
 
 Identity. The Patient id is an HMAC of the source id and the personnummer, so it reveals
 nothing; the key is ``patient_id_secret`` from the dialect (ids then survive restarts) or
@@ -34,7 +38,8 @@ The package: :mod:`~adapters.legacy_xml.adapter` (the adapter: identity, search)
 :mod:`~adapters.legacy_xml.soap` (contracts, envelope, the checks on an answer),
 :mod:`~adapters.legacy_xml.records` (the hardened parser and the record reader),
 :mod:`~adapters.legacy_xml.dialect` (the settings), and one module per contract's mapping
-to FHIR (``patient``, ``laboratory``, ``medication``, ``contacts``, ``documentation``).
+to FHIR (``patient``, ``laboratory``, ``medication``, ``contacts``, ``documentation``,
+``diagnosis``, ``alerts``, ``vaccination``).
 
 Safety rules that hold for every request:
 

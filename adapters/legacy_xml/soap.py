@@ -78,6 +78,16 @@ CONTACTS = _national("clinicalprocess:logistics:logistics", "GetCareContacts", 3
 DOCUMENTATION = _national(
     "clinicalprocess:healthcond:description", "GetCareDocumentation", 2, "careDocumentation"
 )
+DIAGNOSIS = _national("clinicalprocess:healthcond:description", "GetDiagnosis", 2, "diagnosis")
+ALERTS = _national(
+    "clinicalprocess:healthcond:description", "GetAlertInformation", 2, "alertInformation"
+)
+VACCINATIONS = _national(
+    "clinicalprocess:activityprescription:actoutcome",
+    "GetVaccinationHistory",
+    2,
+    "vaccinationMedicalRecord",
+)
 
 
 def envelope(contract: Contract, person: PersonIdentifier, logical_address: str | None) -> bytes:

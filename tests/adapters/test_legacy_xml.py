@@ -447,8 +447,8 @@ async def test_types_the_service_lacks_are_empty_and_bad_names_refused(
 ) -> None:
     source, patient_id = await known(router, mock_client)
     calls = len(router.calls)
-    assert await source.search("Condition", patient_id) == []
     assert await source.search("Appointment", patient_id) == []
+    assert await source.search("Patient", patient_id) == []
     assert len(router.calls) == calls
     with pytest.raises(ValueError, match="resource type"):
         await source.search("observation/../x", patient_id)
