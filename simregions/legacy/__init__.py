@@ -10,13 +10,17 @@ contract                       what it returns (becomes, through the legacy-xml 
 =============================  ====================================================
 GetPatientDemographics 1       name, sex (M/K), birth date, address (Patient)
 GetMedicationHistory 2         prescriptions, ATC + NPL-id (MedicationRequest)
-GetLaboratoryOrderOutcome 4    lab orders with NPU-coded analyses (Observation)
+GetLaboratoryOrderOutcome 4    lab orders with NPU-coded analyses (Observation,
+                               DiagnosticReport)
 GetCareContacts 3              visits, calls, stays with unit and period (Encounter)
 GetCareDocumentation 2         journal notes in plain text (DocumentReference)
 GetDiagnosis 2                 diagnoses set at contacts, ICD-10-SE (Condition)
 GetAlertInformation 2          hypersensitivities and other alerts (AllergyIntolerance,
                                Flag)
 GetVaccinationHistory 2        vaccinations, ATC-coded (Immunization)
+GetReferralOutcome 3           referrals and their answers (ServiceRequest,
+                               DiagnosticReport)
+GetImagingOutcome 1            imaging reports (DiagnosticReport)
 =============================  ====================================================
 
 A request::

@@ -35,16 +35,18 @@ from starlette.types import Receive, Scope, Send
 
 from simregions.behaviour import FHIR_PATH_PREFIX, Behaviour, BehaviourError
 from simregions.faults import apply_fault, quiet_reset_logging
-from simregions.legacy import wire, wire_overview
+from simregions.legacy import wire, wire_outcomes, wire_overview
 from simregions.legacy.contracts import (
     CONTRACTS,
     GET_ALERT_INFORMATION,
     GET_CARE_CONTACTS,
     GET_CARE_DOCUMENTATION,
     GET_DIAGNOSIS,
+    GET_IMAGING_OUTCOME,
     GET_LABORATORY_ORDER_OUTCOME,
     GET_MEDICATION_HISTORY,
     GET_PATIENT_DEMOGRAPHICS,
+    GET_REFERRAL_OUTCOME,
     GET_VACCINATION_HISTORY,
     SOAP_ENV_NS,
     SOAP_XML,
@@ -83,6 +85,12 @@ _ANSWERS: dict[Contract, Callable[[LegacyRegionSpec, str, PersonRecord | None], 
     ),
     GET_VACCINATION_HISTORY: lambda region, pnr, record: wire_overview.vaccination_response(
         region, pnr, (record.overview if record else _NO_OVERVIEW).vaccinations
+    ),
+    GET_REFERRAL_OUTCOME: lambda region, pnr, record: wire_outcomes.referral_outcome_response(
+        region, pnr, (record.overview if record else _NO_OVERVIEW).referrals
+    ),
+    GET_IMAGING_OUTCOME: lambda region, pnr, record: wire_outcomes.imaging_outcome_response(
+        region, pnr, (record.overview if record else _NO_OVERVIEW).imaging
     ),
 }
 

@@ -33,8 +33,12 @@ NOTE_TYPE_OID = "1.2.752.129.2.2.2.11"
 INFORMATION_TYPE_OID = "1.2.752.129.2.2.2.1"
 SEVERITY_OID = "1.2.752.129.2.2.3.3"
 CERTAINTY_OID = "1.2.752.129.2.2.3.11"
-#: Östjournal's own code system for vaccination programmes (a made-up OID arc).
+#: Östjournal's own code systems for vaccination programmes and for imaging examinations
+#: (made-up OID arcs).
 VACCINATION_PROGRAMME_OID = "1.2.752.129.2.2.9004.2"
+IMAGING_EXAMINATION_OID = "1.2.752.129.2.2.9004.3"
+#: KVÅ, the Swedish classification of care measures (Socialstyrelsen).
+KVA_OID = "1.2.752.116.1.3.2.1.4"
 
 #: careContactCode: the kind of care contact, in the national enumeration.
 CARE_CONTACT_CODES: dict[str, str] = {
@@ -106,6 +110,8 @@ GET_ALERT_INFORMATION = _national(
 GET_VACCINATION_HISTORY = _national(
     "clinicalprocess:activityprescription:actoutcome", "GetVaccinationHistory", 2
 )
+GET_REFERRAL_OUTCOME = _national("clinicalprocess:healthcond:actoutcome", "GetReferralOutcome", 3)
+GET_IMAGING_OUTCOME = _national("clinicalprocess:healthcond:actoutcome", "GetImagingOutcome", 1)
 
 CONTRACTS: tuple[Contract, ...] = (
     GET_PATIENT_DEMOGRAPHICS,
@@ -116,4 +122,6 @@ CONTRACTS: tuple[Contract, ...] = (
     GET_DIAGNOSIS,
     GET_ALERT_INFORMATION,
     GET_VACCINATION_HISTORY,
+    GET_REFERRAL_OUTCOME,
+    GET_IMAGING_OUTCOME,
 )

@@ -16,9 +16,14 @@ from simregions.labs import NPU_SYSTEM
 from simregions.launch import serve_regions
 from simregions.legacy.app import create_legacy_app
 from simregions.legacy.contracts import (
+    GET_ALERT_INFORMATION,
     GET_CARE_CONTACTS,
+    GET_DIAGNOSIS,
+    GET_IMAGING_OUTCOME,
     GET_LABORATORY_ORDER_OUTCOME,
     GET_PATIENT_DEMOGRAPHICS,
+    GET_REFERRAL_OUTCOME,
+    GET_VACCINATION_HISTORY,
     SOAP_ENV_NS,
     Contract,
 )
@@ -209,3 +214,53 @@ def test_the_command_line_knows_ost(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--region", "mitt"])
     assert "ost" in capsys.readouterr().err
+
+
+# -- the overview contracts ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("contract", "record"),
+    [
+        (GET_DIAGNOSIS, "diagnosis"),
+        (GET_ALERT_INFORMATION, "alertInformation"),
+        (GET_VACCINATION_HISTORY, "vaccinationMedicalRecord"),
+        (GET_REFERRAL_OUTCOME, "referralOutcome"),
+        (GET_IMAGING_OUTCOME, "imagingOutcome"),
+    ],
+)
+def test_every_overview_contract_answers_with_records_held_back_and_approved(
+    ost: RunningServer, contract: Contract, record: str
+) -> None:
+    response = post(ost, contract, request_body(contract))
+    assert response.status_code == 200
+    root = fromstring(response.content, forbid_dtd=True)
+    records = root.findall(f".//{{{contract.responder_ns}}}{record}")
+    assert records
+    flags = {e.text for e in root.iter(f"{{{contract.core_ns}}}approvedForPatient")}
+    assert flags == {"true", "false"}
+    nothing = post(ost, contract, request_body(contract, pnr="190001019999"))
+    assert f"{record}>".encode() not in nothing.content
+
+
+def test_the_overview_plants_what_the_national_schemas_allow() -> None:
+    overview = build_legacy_data(OST).records[TEST_PERSON_PNR].overview
+    nullified = {
+        kind
+        for kind, items in (
+            ("diagnoses", overview.diagnoses),
+            ("alerts", overview.alerts),
+            ("vaccinations", overview.vaccinations),
+            ("referrals", overview.referrals),
+            ("imaging", overview.imaging),
+        )
+        if any(item.header.nullified_reason for item in items)
+    }
+    # GetAlertInformation and GetReferralOutcome have no nullification in their schemas.
+    assert nullified == {"diagnoses", "vaccinations", "imaging"}
+    severities = {a.severity.display for a in overview.alerts if a.severity is not None}
+    assert severities == {"Livshotande", "Skadlig", "Besvärande"}
+    assert {a.kind for a in overview.alerts} > {"hypersensitivity"}
+    assert [r.answer is None for r in overview.referrals].count(True) == 1
+    others = [r for pnr, r in build_legacy_data(OST).records.items() if pnr != TEST_PERSON_PNR]
+    assert all(r.overview.diagnoses for r in others), "everyone's contacts set diagnoses"

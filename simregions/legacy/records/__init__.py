@@ -37,7 +37,8 @@ One module per part, each using only those above it:
     medications  prescriptions
     contacts     care contacts and their notes
     held_back    the records held back from the patient
-    overview     diagnoses, alert information and vaccinations
+    outcomes     referrals and their answers, imaging
+    overview     diagnoses, alert information and vaccinations; the overview's records
     person       who is in the journal, and each person's records
     build        a region's records, built once; the list of planted duplicates
 """
@@ -54,6 +55,7 @@ from simregions.legacy.records.model import (
     Code,
     DiagnosisEntry,
     Header,
+    ImagingOutcome,
     LabOrder,
     LegacyDuplicate,
     LegacyRegionData,
@@ -61,6 +63,7 @@ from simregions.legacy.records.model import (
     Overview,
     PersonRecord,
     Prescription,
+    Referral,
     Vaccination,
 )
 from simregions.legacy.records.person import (
@@ -80,6 +83,7 @@ __all__ = [
     "Code",
     "DiagnosisEntry",
     "Header",
+    "ImagingOutcome",
     "LabOrder",
     "LegacyDuplicate",
     "LegacyRegionData",
@@ -87,6 +91,7 @@ __all__ = [
     "Overview",
     "PersonRecord",
     "Prescription",
+    "Referral",
     "Vaccination",
     "build_legacy_data",
     "legacy_duplicates",

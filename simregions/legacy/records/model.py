@@ -166,17 +166,61 @@ class Vaccination:
 
 
 @dataclass(frozen=True)
+class Referral:
+    """A referral (remiss) and, once it has one, its answer (remissvar). Östjournal also
+    lists referrals still waiting for an answer, with the answer's elements left out."""
+
+    header: Header
+    referral_id: str
+    reason: str
+    sent: datetime
+    referrer: Author
+    referring_unit: CareUnit
+    title: str
+    answer: str | None = None
+    final: bool = True
+    act: str | None = None
+    act_time: datetime | None = None
+    findings: tuple[Code, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImagingOutcome:
+    """An imaging examination and its report (bilddiagnostiskt svar)."""
+
+    header: Header
+    examination: Code
+    modality: str
+    examined: datetime
+    report: str
+    final: bool = True
+    comment: str | None = None
+    referral_reason: str | None = None
+
+
+@dataclass(frozen=True)
 class Overview:
     """The parts of the record the overview contracts serve besides the journal's own."""
 
     diagnoses: tuple[DiagnosisEntry, ...] = ()
     alerts: tuple[Alert, ...] = ()
     vaccinations: tuple[Vaccination, ...] = ()
+    referrals: tuple[Referral, ...] = ()
+    imaging: tuple[ImagingOutcome, ...] = ()
 
     @property
     def entries(self) -> int:
         """How many records these are."""
-        return len(self.diagnoses) + len(self.alerts) + len(self.vaccinations)
+        return sum(
+            len(part)
+            for part in (
+                self.diagnoses,
+                self.alerts,
+                self.vaccinations,
+                self.referrals,
+                self.imaging,
+            )
+        )
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The overview contracts' records: diagnoses set at each person's care contacts, and the
-test person's alert information and vaccinations.
+test person's alert information and vaccinations (and, from
+:mod:`~simregions.legacy.records.outcomes`, referrals and imaging).
 
 Every person's first contact for a diagnosis registers it as a Huvuddiagnos (chronic as
 the catalogue says). The test person also has a Bidiagnos tied to the atrial
@@ -35,6 +36,7 @@ from simregions.legacy.records.model import (
     Overview,
     Vaccination,
 )
+from simregions.legacy.records.outcomes import imaging, referrals
 from simregions.people import TEST_PERSON_PNR, Person
 from simregions.regions import CareUnit
 
@@ -61,6 +63,8 @@ def overview(builder: RecordBuilder, person: Person, contacts: list[CareContact]
         diagnoses=tuple(diagnoses),
         alerts=tuple(_alerts(builder, person, primary, clinic)),
         vaccinations=tuple(_vaccinations(builder, person, primary)),
+        referrals=tuple(referrals(builder, person, primary)),
+        imaging=tuple(imaging(builder, person)),
     )
 
 
