@@ -45,6 +45,9 @@ INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInt
 CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 CONDITION_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CONDITION_VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+#: HL7 terminology of a DiagnosticReport's category (v2 table 0074, diagnostic service
+#: section: ``LAB``, ``RAD``, ...).
+DIAGNOSTIC_SERVICE_SECTION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0074"
 #: HL7 terminology of a Condition's category and a Flag's category.
 CONDITION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-category"
 FLAG_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/flag-category"

@@ -23,18 +23,22 @@ from adapters.legacy_xml.contacts import encounters
 from adapters.legacy_xml.diagnosis import conditions
 from adapters.legacy_xml.dialect import parse_dialect
 from adapters.legacy_xml.documentation import document_references
-from adapters.legacy_xml.laboratory import observations
+from adapters.legacy_xml.imaging import imaging_reports
+from adapters.legacy_xml.laboratory import lab_reports, observations
 from adapters.legacy_xml.medication import medication_requests
 from adapters.legacy_xml.patient import patient
 from adapters.legacy_xml.records import Record, record_tags
+from adapters.legacy_xml.referrals import referral_reports, service_requests
 from adapters.legacy_xml.soap import (
     ALERTS,
     CONTACTS,
     DEMOGRAPHICS,
     DIAGNOSIS,
     DOCUMENTATION,
+    IMAGING,
     LABORATORY,
     MEDICATION,
+    REFERRALS,
     VACCINATIONS,
     Contract,
     answer_records,
@@ -65,6 +69,12 @@ _MAPPINGS: dict[str, tuple[tuple[Contract, _Build], ...]] = {
     "AllergyIntolerance": ((ALERTS, allergy_intolerances),),
     "Flag": ((ALERTS, flags),),
     "Immunization": ((VACCINATIONS, immunizations),),
+    "DiagnosticReport": (
+        (LABORATORY, lab_reports),
+        (REFERRALS, referral_reports),
+        (IMAGING, imaging_reports),
+    ),
+    "ServiceRequest": ((REFERRALS, service_requests),),
 }
 
 #: The FHIR types this adapter can produce from a legacy-xml source.
@@ -134,7 +144,7 @@ class LegacyXmlAdapter:
             *(self._call(contract, person, what) for contract, _ in mappings),
             return_exceptions=True,
         )
-        resources: list[FhirResource] = []
+        resources: dict[str, FhirResource] = {}
         for (contract, build), answer in zip(mappings, answers, strict=True):
             if isinstance(answer, BaseException):
                 raise answer
@@ -146,10 +156,13 @@ class LegacyXmlAdapter:
                 tags = record_tags(header)
                 for resource in build(record, header, subject, self._namespace):
                     resource["meta"] = {"tag": [dict(tag) for tag in tags]}
-                    resources.append(resource)
+                    # Records can name one resource twice (two answers to one referral):
+                    # it is given once, as the later record has it.
+                    resources.pop(resource["id"], None)
+                    resources[resource["id"]] = resource
         # The builders share small parts (subject, performer) between resources; callers own
         # and edit what adapters return, so hand out independent copies.
-        fresh: list[FhirResource] = orjson.loads(orjson.dumps(resources))
+        fresh: list[FhirResource] = orjson.loads(orjson.dumps(list(resources.values())))
         return fresh
 
     async def aclose(self) -> None:

@@ -82,6 +82,12 @@ DIAGNOSIS = _national("clinicalprocess:healthcond:description", "GetDiagnosis", 
 ALERTS = _national(
     "clinicalprocess:healthcond:description", "GetAlertInformation", 2, "alertInformation"
 )
+REFERRALS = _national(
+    "clinicalprocess:healthcond:actoutcome", "GetReferralOutcome", 3, "referralOutcome"
+)
+IMAGING = _national(
+    "clinicalprocess:healthcond:actoutcome", "GetImagingOutcome", 1, "imagingOutcome"
+)
 VACCINATIONS = _national(
     "clinicalprocess:activityprescription:actoutcome",
     "GetVaccinationHistory",

@@ -314,7 +314,7 @@ async def test_vaccinations_keep_atc_dose_number_and_programme(
 HOSTILE = ["", " ", "x" * 5000, "-1", "0", "99999999999999999999", "20261345250000", "å<&>"]
 
 
-def _variants(body: bytes, record: str, responder_ns: str) -> Iterator[bytes]:
+def variants(body: bytes, record: str, responder_ns: str) -> Iterator[bytes]:
     """The answer with one element of its first record removed, or its text replaced."""
     ET.register_namespace("s", SOAP)
     root = fromstring(body)
@@ -372,7 +372,7 @@ async def test_hostile_records_give_resources_or_protocol_errors_never_a_crash(
     outcomes = {"resources": 0}
     refusals: list[str] = []
     for item in items[:2]:
-        for variant in _variants(build(OST, TOLVAN.value, (item,)), record, contract.responder_ns):
+        for variant in variants(build(OST, TOLVAN.value, (item,)), record, contract.responder_ns):
             current[:] = [variant]
             for kind in kinds:
                 try:
