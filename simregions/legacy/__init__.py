@@ -21,6 +21,8 @@ GetVaccinationHistory 2        vaccinations, ATC-coded (Immunization)
 GetReferralOutcome 3           referrals and their answers (ServiceRequest,
                                DiagnosticReport)
 GetImagingOutcome 1            imaging reports (DiagnosticReport)
+GetCarePlans 2                 care plans: SIP, care and rehabilitation plans (CarePlan)
+GetFunctionalStatus 2          PADL and disability assessments (Observation)
 =============================  ====================================================
 
 A request::

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -35,13 +36,15 @@ from starlette.types import Receive, Scope, Send
 
 from simregions.behaviour import FHIR_PATH_PREFIX, Behaviour, BehaviourError
 from simregions.faults import apply_fault, quiet_reset_logging
-from simregions.legacy import wire, wire_outcomes, wire_overview
+from simregions.legacy import wire, wire_outcomes, wire_overview, wire_plans
 from simregions.legacy.contracts import (
     CONTRACTS,
     GET_ALERT_INFORMATION,
     GET_CARE_CONTACTS,
     GET_CARE_DOCUMENTATION,
+    GET_CARE_PLANS,
     GET_DIAGNOSIS,
+    GET_FUNCTIONAL_STATUS,
     GET_IMAGING_OUTCOME,
     GET_LABORATORY_ORDER_OUTCOME,
     GET_MEDICATION_HISTORY,
@@ -62,36 +65,40 @@ from simregions.legacy.spec import SERVICE_BASE_PATH, LegacyRegionSpec
 
 _NO_OVERVIEW = Overview()
 
-#: How each contract but GetPatientDemographics is answered: from the person's record
-#: (None when the person has none here), for the region and the asked-for number.
-_ANSWERS: dict[Contract, Callable[[LegacyRegionSpec, str, PersonRecord | None], bytes]] = {
-    GET_MEDICATION_HISTORY: lambda region, pnr, record: wire.medication_response(
-        region, pnr, record.prescriptions if record else ()
-    ),
-    GET_LABORATORY_ORDER_OUTCOME: lambda region, pnr, record: wire.laboratory_response(
-        region, pnr, record.lab_orders if record else ()
-    ),
-    GET_CARE_CONTACTS: lambda region, pnr, record: wire.care_contacts_response(
-        region, pnr, record.contacts if record else ()
-    ),
-    GET_CARE_DOCUMENTATION: lambda region, pnr, record: wire.care_documentation_response(
-        region, pnr, record.notes if record else ()
-    ),
-    GET_DIAGNOSIS: lambda region, pnr, record: wire_overview.diagnosis_response(
-        region, pnr, (record.overview if record else _NO_OVERVIEW).diagnoses
-    ),
-    GET_ALERT_INFORMATION: lambda region, pnr, record: wire_overview.alert_information_response(
-        region, pnr, (record.overview if record else _NO_OVERVIEW).alerts
-    ),
-    GET_VACCINATION_HISTORY: lambda region, pnr, record: wire_overview.vaccination_response(
-        region, pnr, (record.overview if record else _NO_OVERVIEW).vaccinations
-    ),
-    GET_REFERRAL_OUTCOME: lambda region, pnr, record: wire_outcomes.referral_outcome_response(
-        region, pnr, (record.overview if record else _NO_OVERVIEW).referrals
-    ),
-    GET_IMAGING_OUTCOME: lambda region, pnr, record: wire_outcomes.imaging_outcome_response(
-        region, pnr, (record.overview if record else _NO_OVERVIEW).imaging
-    ),
+_Answer = Callable[[LegacyRegionSpec, str, PersonRecord | None], bytes]
+
+
+def _journal(write: Callable[[LegacyRegionSpec, str, Any], bytes], part: str) -> _Answer:
+    """Answer with ``part`` of the person's journal (none for someone without a record)."""
+
+    def answer(region: LegacyRegionSpec, pnr: str, record: PersonRecord | None) -> bytes:
+        return write(region, pnr, getattr(record, part) if record else ())
+
+    return answer
+
+
+def _overview(write: Callable[[LegacyRegionSpec, str, Any], bytes], part: str) -> _Answer:
+    """Answer with ``part`` of the person's overview records."""
+
+    def answer(region: LegacyRegionSpec, pnr: str, record: PersonRecord | None) -> bytes:
+        return write(region, pnr, getattr(record.overview if record else _NO_OVERVIEW, part))
+
+    return answer
+
+
+#: How each contract but GetPatientDemographics is answered, from the person's record.
+_ANSWERS: dict[Contract, _Answer] = {
+    GET_MEDICATION_HISTORY: _journal(wire.medication_response, "prescriptions"),
+    GET_LABORATORY_ORDER_OUTCOME: _journal(wire.laboratory_response, "lab_orders"),
+    GET_CARE_CONTACTS: _journal(wire.care_contacts_response, "contacts"),
+    GET_CARE_DOCUMENTATION: _journal(wire.care_documentation_response, "notes"),
+    GET_DIAGNOSIS: _overview(wire_overview.diagnosis_response, "diagnoses"),
+    GET_ALERT_INFORMATION: _overview(wire_overview.alert_information_response, "alerts"),
+    GET_VACCINATION_HISTORY: _overview(wire_overview.vaccination_response, "vaccinations"),
+    GET_REFERRAL_OUTCOME: _overview(wire_outcomes.referral_outcome_response, "referrals"),
+    GET_IMAGING_OUTCOME: _overview(wire_outcomes.imaging_outcome_response, "imaging"),
+    GET_CARE_PLANS: _overview(wire_plans.care_plans_response, "care_plans"),
+    GET_FUNCTIONAL_STATUS: _overview(wire_plans.functional_status_response, "functional"),
 }
 
 _PING_PATH = f"{SERVICE_BASE_PATH}/ping"

@@ -37,8 +37,12 @@ CERTAINTY_OID = "1.2.752.129.2.2.3.11"
 #: (made-up OID arcs).
 VACCINATION_PROGRAMME_OID = "1.2.752.129.2.2.9004.2"
 IMAGING_EXAMINATION_OID = "1.2.752.129.2.2.9004.3"
-#: KVÅ, the Swedish classification of care measures (Socialstyrelsen).
+#: KVÅ, the Swedish classification of care measures (Socialstyrelsen); ICF, the
+#: classification of functioning (its Swedish edition).
 KVA_OID = "1.2.752.116.1.3.2.1.4"
+ICF_OID = "1.2.752.116.1.1.3"
+#: Östjournal's own code system for the activities a PADL assessment covers (made up).
+PADL_ACTIVITY_OID = "1.2.752.129.2.2.9004.4"
 
 #: careContactCode: the kind of care contact, in the national enumeration.
 CARE_CONTACT_CODES: dict[str, str] = {
@@ -112,6 +116,10 @@ GET_VACCINATION_HISTORY = _national(
 )
 GET_REFERRAL_OUTCOME = _national("clinicalprocess:healthcond:actoutcome", "GetReferralOutcome", 3)
 GET_IMAGING_OUTCOME = _national("clinicalprocess:healthcond:actoutcome", "GetImagingOutcome", 1)
+GET_CARE_PLANS = _national("clinicalprocess:logistics:logistics", "GetCarePlans", 2)
+GET_FUNCTIONAL_STATUS = _national(
+    "clinicalprocess:healthcond:description", "GetFunctionalStatus", 2
+)
 
 CONTRACTS: tuple[Contract, ...] = (
     GET_PATIENT_DEMOGRAPHICS,
@@ -124,4 +132,6 @@ CONTRACTS: tuple[Contract, ...] = (
     GET_VACCINATION_HISTORY,
     GET_REFERRAL_OUTCOME,
     GET_IMAGING_OUTCOME,
+    GET_CARE_PLANS,
+    GET_FUNCTIONAL_STATUS,
 )

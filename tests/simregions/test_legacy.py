@@ -18,7 +18,9 @@ from simregions.legacy.app import create_legacy_app
 from simregions.legacy.contracts import (
     GET_ALERT_INFORMATION,
     GET_CARE_CONTACTS,
+    GET_CARE_PLANS,
     GET_DIAGNOSIS,
+    GET_FUNCTIONAL_STATUS,
     GET_IMAGING_OUTCOME,
     GET_LABORATORY_ORDER_OUTCOME,
     GET_PATIENT_DEMOGRAPHICS,
@@ -227,6 +229,8 @@ def test_the_command_line_knows_ost(capsys: pytest.CaptureFixture[str]) -> None:
         (GET_VACCINATION_HISTORY, "vaccinationMedicalRecord"),
         (GET_REFERRAL_OUTCOME, "referralOutcome"),
         (GET_IMAGING_OUTCOME, "imagingOutcome"),
+        (GET_CARE_PLANS, "carePlan"),
+        (GET_FUNCTIONAL_STATUS, "functionalStatusAssessment"),
     ],
 )
 def test_every_overview_contract_answers_with_records_held_back_and_approved(
@@ -253,11 +257,14 @@ def test_the_overview_plants_what_the_national_schemas_allow() -> None:
             ("vaccinations", overview.vaccinations),
             ("referrals", overview.referrals),
             ("imaging", overview.imaging),
+            ("care plans", overview.care_plans),
+            ("functional status", overview.functional),
         )
         if any(item.header.nullified_reason for item in items)
     }
-    # GetAlertInformation and GetReferralOutcome have no nullification in their schemas.
-    assert nullified == {"diagnoses", "vaccinations", "imaging"}
+    # GetAlertInformation, GetReferralOutcome and GetCarePlans have no nullification in
+    # their schemas.
+    assert nullified == {"diagnoses", "vaccinations", "imaging", "functional status"}
     severities = {a.severity.display for a in overview.alerts if a.severity is not None}
     assert severities == {"Livshotande", "Skadlig", "Besvärande"}
     assert {a.kind for a in overview.alerts} > {"hypersensitivity"}

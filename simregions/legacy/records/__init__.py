@@ -38,6 +38,7 @@ One module per part, each using only those above it:
     contacts     care contacts and their notes
     held_back    the records held back from the patient
     outcomes     referrals and their answers, imaging
+    plans        care plans, functional status assessments
     overview     diagnoses, alert information and vaccinations; the overview's records
     person       who is in the journal, and each person's records
     build        a region's records, built once; the list of planted duplicates
@@ -52,8 +53,10 @@ from simregions.legacy.records.model import (
     AnalysisResult,
     Author,
     CareContact,
+    CarePlanRecord,
     Code,
     DiagnosisEntry,
+    FunctionalAssessment,
     Header,
     ImagingOutcome,
     LabOrder,
@@ -80,8 +83,10 @@ __all__ = [
     "AnalysisResult",
     "Author",
     "CareContact",
+    "CarePlanRecord",
     "Code",
     "DiagnosisEntry",
+    "FunctionalAssessment",
     "Header",
     "ImagingOutcome",
     "LabOrder",

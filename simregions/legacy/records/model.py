@@ -199,6 +199,32 @@ class ImagingOutcome:
 
 
 @dataclass(frozen=True)
+class CarePlanRecord:
+    """A care plan (vård- och omsorgsplan): its national type, title, content (media type
+    and bytes) and the units taking part."""
+
+    header: Header
+    plan_type: str
+    title: str
+    created: datetime
+    content: tuple[tuple[str, bytes], ...]
+    participants: tuple[CareUnit, ...] = ()
+
+
+@dataclass(frozen=True)
+class FunctionalAssessment:
+    """A functional status assessment: PADL (``pad-pad``: one text per activity assessed)
+    or a disability (``fun-fun``: the ICF code of the function found impaired). The comment
+    is the whole assessment's, or the disability's."""
+
+    header: Header
+    category: str
+    padl: tuple[tuple[Code, str], ...] = ()
+    disability: Code | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
 class Overview:
     """The parts of the record the overview contracts serve besides the journal's own."""
 
@@ -207,6 +233,8 @@ class Overview:
     vaccinations: tuple[Vaccination, ...] = ()
     referrals: tuple[Referral, ...] = ()
     imaging: tuple[ImagingOutcome, ...] = ()
+    care_plans: tuple[CarePlanRecord, ...] = ()
+    functional: tuple[FunctionalAssessment, ...] = ()
 
     @property
     def entries(self) -> int:
@@ -219,6 +247,8 @@ class Overview:
                 self.vaccinations,
                 self.referrals,
                 self.imaging,
+                self.care_plans,
+                self.functional,
             )
         )
 

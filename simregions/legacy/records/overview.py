@@ -1,6 +1,7 @@
 """The overview contracts' records: diagnoses set at each person's care contacts, and the
 test person's alert information and vaccinations (and, from
-:mod:`~simregions.legacy.records.outcomes`, referrals and imaging).
+:mod:`~simregions.legacy.records.outcomes` and :mod:`~simregions.legacy.records.plans`,
+referrals, imaging, care plans and functional status).
 
 Every person's first contact for a diagnosis registers it as a Huvuddiagnos (chronic as
 the catalogue says). The test person also has a Bidiagnos tied to the atrial
@@ -37,6 +38,7 @@ from simregions.legacy.records.model import (
     Vaccination,
 )
 from simregions.legacy.records.outcomes import imaging, referrals
+from simregions.legacy.records.plans import assessments, care_plans
 from simregions.people import TEST_PERSON_PNR, Person
 from simregions.regions import CareUnit
 
@@ -65,6 +67,8 @@ def overview(builder: RecordBuilder, person: Person, contacts: list[CareContact]
         vaccinations=tuple(_vaccinations(builder, person, primary)),
         referrals=tuple(referrals(builder, person, primary)),
         imaging=tuple(imaging(builder, person)),
+        care_plans=tuple(care_plans(builder, person, primary)),
+        functional=tuple(assessments(builder, person, primary)),
     )
 
 
