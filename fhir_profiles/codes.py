@@ -82,8 +82,10 @@ AUDIT_ACTION_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-action"
 ACTOR_KIND_SYSTEM = "https://samlad.se/fhir/CodeSystem/actor-kind"
 AUDIT_AGENT_ROLE_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-agent-role"
 CONSENT_POLICY_SYSTEM = "https://samlad.se/fhir/CodeSystem/consent-policy"
-#: The type of a diagnosis in the national enumeration (``huvuddiagnos``, ``bidiagnos``).
+#: The type of a diagnosis in the national enumeration (``huvuddiagnos``, ``bidiagnos``),
+#: and of a care plan (``SIP``, ``VP``, ``RP``, ...): RIV-TA enumerations without an OID.
 DIAGNOSIS_TYPE_SYSTEM = "https://samlad.se/fhir/CodeSystem/diagnosis-type"
+CARE_PLAN_TYPE_SYSTEM = "https://samlad.se/fhir/CodeSystem/care-plan-type"
 
 #: The Swedish national ATC OID (Inera, eHälsomyndigheten), an alias of :data:`ATC_SYSTEM`.
 ATC_OID = "urn:oid:1.2.752.129.2.2.3.1.1"

@@ -19,10 +19,12 @@ from adapters.base import FhirResource
 from adapters.config import SourceConfig
 from adapters.errors import SourceProtocolError
 from adapters.legacy_xml.alerts import allergy_intolerances, flags
+from adapters.legacy_xml.careplans import care_plans
 from adapters.legacy_xml.contacts import encounters
 from adapters.legacy_xml.diagnosis import conditions
 from adapters.legacy_xml.dialect import parse_dialect
 from adapters.legacy_xml.documentation import document_references
+from adapters.legacy_xml.functional import functional_observations
 from adapters.legacy_xml.imaging import imaging_reports
 from adapters.legacy_xml.laboratory import lab_reports, observations
 from adapters.legacy_xml.medication import medication_requests
@@ -31,10 +33,12 @@ from adapters.legacy_xml.records import Record, record_tags
 from adapters.legacy_xml.referrals import referral_reports, service_requests
 from adapters.legacy_xml.soap import (
     ALERTS,
+    CARE_PLANS,
     CONTACTS,
     DEMOGRAPHICS,
     DIAGNOSIS,
     DOCUMENTATION,
+    FUNCTIONAL_STATUS,
     IMAGING,
     LABORATORY,
     MEDICATION,
@@ -61,7 +65,7 @@ _Build = Callable[[Record, Record, FhirResource, uuid.UUID], list[FhirResource]]
 #: Each FHIR type and the contracts it is read from, with the builder for each: a type may
 #: come from several contracts, and one contract may give several types.
 _MAPPINGS: dict[str, tuple[tuple[Contract, _Build], ...]] = {
-    "Observation": ((LABORATORY, observations),),
+    "Observation": ((LABORATORY, observations), (FUNCTIONAL_STATUS, functional_observations)),
     "MedicationRequest": ((MEDICATION, medication_requests),),
     "Encounter": ((CONTACTS, encounters),),
     "DocumentReference": ((DOCUMENTATION, document_references),),
@@ -75,6 +79,7 @@ _MAPPINGS: dict[str, tuple[tuple[Contract, _Build], ...]] = {
         (IMAGING, imaging_reports),
     ),
     "ServiceRequest": ((REFERRALS, service_requests),),
+    "CarePlan": ((CARE_PLANS, care_plans),),
 }
 
 #: The FHIR types this adapter can produce from a legacy-xml source.

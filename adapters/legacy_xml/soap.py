@@ -88,6 +88,13 @@ REFERRALS = _national(
 IMAGING = _national(
     "clinicalprocess:healthcond:actoutcome", "GetImagingOutcome", 1, "imagingOutcome"
 )
+CARE_PLANS = _national("clinicalprocess:logistics:logistics", "GetCarePlans", 2, "carePlan")
+FUNCTIONAL_STATUS = _national(
+    "clinicalprocess:healthcond:description",
+    "GetFunctionalStatus",
+    2,
+    "functionalStatusAssessment",
+)
 VACCINATIONS = _national(
     "clinicalprocess:activityprescription:actoutcome",
     "GetVaccinationHistory",

@@ -120,6 +120,15 @@ def lab_outcome(
     )
 
 
+FUNCTIONAL_R = "urn:riv:clinicalprocess:healthcond:description:GetFunctionalStatusResponder:2"
+FUNCTIONAL_C = "urn:riv:clinicalprocess:healthcond:description:2"
+FUNCTIONAL_URL = f"{BASE}/clinicalprocess/healthcond/description/GetFunctionalStatus/2/rivtabp21"
+NO_FUNCTIONAL_STATUS = envelope(
+    f'<r:GetFunctionalStatusResponse xmlns:r="{FUNCTIONAL_R}" xmlns:c="{FUNCTIONAL_C}">'
+    "<r:result><c:resultCode>OK</c:resultCode></r:result></r:GetFunctionalStatusResponse>"
+)
+
+
 def soap_fault(code: str, text: str) -> bytes:
     return envelope(
         f"<s:Fault><faultcode>s:{code}</faultcode><faultstring>{text}</faultstring></s:Fault>"
@@ -129,8 +138,10 @@ def soap_fault(code: str, text: str) -> bytes:
 async def known(
     router: respx.Router, client: httpx.AsyncClient, **dialect: Any
 ) -> tuple[LegacyXmlAdapter, str]:
-    """An adapter that has found Tolvan, and Tolvan's Patient id."""
+    """An adapter that has found Tolvan, and Tolvan's Patient id. GetFunctionalStatus, the
+    other contract Observations are read from, answers with no records."""
     router.post(DEMO_URL).mock(return_value=xml(demographics()))
+    router.post(FUNCTIONAL_URL).mock(return_value=xml(NO_FUNCTIONAL_STATUS))
     source = adapter(client, **dialect)
     patient = await source.find_patient(TOLVAN)
     assert patient is not None
