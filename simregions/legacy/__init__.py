@@ -23,6 +23,7 @@ GetReferralOutcome 3           referrals and their answers (ServiceRequest,
 GetImagingOutcome 1            imaging reports (DiagnosticReport)
 GetCarePlans 2                 care plans: SIP, care and rehabilitation plans (CarePlan)
 GetFunctionalStatus 2          PADL and disability assessments (Observation)
+GetMaternityMedicalHistory 2   antenatal registration and check-ups (Observation)
 =============================  ====================================================
 
 A request::

@@ -47,6 +47,7 @@ from simregions.legacy.contracts import (
     GET_FUNCTIONAL_STATUS,
     GET_IMAGING_OUTCOME,
     GET_LABORATORY_ORDER_OUTCOME,
+    GET_MATERNITY_MEDICAL_HISTORY,
     GET_MEDICATION_HISTORY,
     GET_PATIENT_DEMOGRAPHICS,
     GET_REFERRAL_OUTCOME,
@@ -99,6 +100,7 @@ _ANSWERS: dict[Contract, _Answer] = {
     GET_IMAGING_OUTCOME: _overview(wire_outcomes.imaging_outcome_response, "imaging"),
     GET_CARE_PLANS: _overview(wire_plans.care_plans_response, "care_plans"),
     GET_FUNCTIONAL_STATUS: _overview(wire_plans.functional_status_response, "functional"),
+    GET_MATERNITY_MEDICAL_HISTORY: _overview(wire_outcomes.maternity_response, "maternity"),
 }
 
 _PING_PATH = f"{SERVICE_BASE_PATH}/ping"

@@ -120,6 +120,9 @@ GET_CARE_PLANS = _national("clinicalprocess:logistics:logistics", "GetCarePlans"
 GET_FUNCTIONAL_STATUS = _national(
     "clinicalprocess:healthcond:description", "GetFunctionalStatus", 2
 )
+GET_MATERNITY_MEDICAL_HISTORY = _national(
+    "clinicalprocess:healthcond:actoutcome", "GetMaternityMedicalHistory", 2
+)
 
 CONTRACTS: tuple[Contract, ...] = (
     GET_PATIENT_DEMOGRAPHICS,
@@ -134,4 +137,5 @@ CONTRACTS: tuple[Contract, ...] = (
     GET_IMAGING_OUTCOME,
     GET_CARE_PLANS,
     GET_FUNCTIONAL_STATUS,
+    GET_MATERNITY_MEDICAL_HISTORY,
 )

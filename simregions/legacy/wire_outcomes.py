@@ -1,21 +1,27 @@
-"""Referral and imaging outcomes on the wire: GetReferralOutcome 3 and GetImagingOutcome 1
-(clinicalprocess:healthcond:actoutcome).
+"""Referral, imaging and maternity outcomes on the wire: GetReferralOutcome 3,
+GetImagingOutcome 1 and GetMaternityMedicalHistory 2 (clinicalprocess:healthcond:actoutcome).
 
 A referral outcome carries the answer (``referralOutcomeTypeCode`` ``SS`` for a final
 answer, ``SR`` for an answer to the question so far) and, in ``referral``, the referral it
 answers. Östjournal also lists referrals still waiting for an answer: the answer's type
 and text are then left out. An imaging outcome carries the report (``typeOfResult``
 ``DEF`` or ``PREL``), the examination (``imageRecording``) and the referral's question.
+A maternity record carries a ``registrationRecord`` or a ``pregnancyCheckupRecord``, its
+quantities as value and unit.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from simregions.legacy.contracts import GET_IMAGING_OUTCOME, GET_REFERRAL_OUTCOME
-from simregions.legacy.records import ImagingOutcome, Referral
+from simregions.legacy.contracts import (
+    GET_IMAGING_OUTCOME,
+    GET_MATERNITY_MEDICAL_HISTORY,
+    GET_REFERRAL_OUTCOME,
+)
+from simregions.legacy.records import ImagingOutcome, MaternityRecord, Referral
 from simregions.legacy.spec import LegacyRegionSpec
-from simregions.legacy.wire import Writer, timestamp
+from simregions.legacy.wire import Element, Writer, day, decimal_text, timestamp
 
 
 def referral_outcome_response(
@@ -86,3 +92,44 @@ def imaging_outcome_response(
             writer.el(referral, "referralReason", item.referral_reason)
     writer.result()
     return writer.tobytes()
+
+
+def maternity_response(
+    region: LegacyRegionSpec, pnr: str, items: tuple[MaternityRecord, ...]
+) -> bytes:
+    """``GetMaternityMedicalHistoryResponse``."""
+    writer = Writer(GET_MATERNITY_MEDICAL_HISTORY, region)
+    for item in items:
+        record = writer.record("maternityMedicalRecord")
+        writer.header(record, "maternityMedicalRecordHeader", item.header, pnr)
+        body = writer.el(record, "maternityMedicalRecordBody")
+        if item.kind == "registration":
+            part = writer.el(body, "registrationRecord")
+            for name, value in (
+                ("lastMenstrualPeriod", item.last_menstrual_period),
+                ("expectedDayOfDeliveryFromLastMenstrualPeriod", item.expected_delivery),
+                ("expectedDayOfDeliveryFromUltrasoundScan", item.expected_delivery_ultrasound),
+            ):
+                if value is not None:
+                    writer.el(part, name, day(value))
+            _quantity(writer, part, "length", item.height_cm, "cm")
+            _quantity(writer, part, "weight", item.weight_kg, "kg")
+            continue
+        part = writer.el(body, "pregnancyCheckupRecord")
+        if item.weeks is not None:
+            writer.el(part, "completeWeeksOfGestation", str(item.weeks))
+        _quantity(writer, part, "weight", item.weight_kg, "kg")
+        _quantity(writer, part, "symphysisFundalHeight", item.fundal_height_cm, "cm")
+        _quantity(writer, part, "haemoglobin", item.haemoglobin, "g/L")
+        _quantity(writer, part, "bloodPressureSystolic", item.systolic, "mm[Hg]")
+        _quantity(writer, part, "bloodPressureDiastolic", item.diastolic, "mm[Hg]")
+        _quantity(writer, part, "fetalHeartRate", item.fetal_heart_rate, "/min")
+    writer.result()
+    return writer.tobytes()
+
+
+def _quantity(writer: Writer, parent: Element, name: str, value: float | None, unit: str) -> None:
+    if value is not None:
+        holder = writer.el(parent, name)
+        writer.el(holder, "value", decimal_text(value))
+        writer.el(holder, "unit", unit)

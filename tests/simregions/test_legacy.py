@@ -23,6 +23,7 @@ from simregions.legacy.contracts import (
     GET_FUNCTIONAL_STATUS,
     GET_IMAGING_OUTCOME,
     GET_LABORATORY_ORDER_OUTCOME,
+    GET_MATERNITY_MEDICAL_HISTORY,
     GET_PATIENT_DEMOGRAPHICS,
     GET_REFERRAL_OUTCOME,
     GET_VACCINATION_HISTORY,
@@ -36,6 +37,7 @@ from simregions.legacy.records import (
     legacy_duplicates,
     people_in_legacy_region,
 )
+from simregions.legacy.records.maternity import EXPECTING_PNR
 from simregions.legacy.spec import OST, get_legacy_region
 from simregions.people import TEST_PERSON_PNR
 from simregions.regions import DEFAULT_REGIONS
@@ -271,3 +273,15 @@ def test_the_overview_plants_what_the_national_schemas_allow() -> None:
     assert [r.answer is None for r in overview.referrals].count(True) == 1
     others = [r for pnr, r in build_legacy_data(OST).records.items() if pnr != TEST_PERSON_PNR]
     assert all(r.overview.diagnoses for r in others), "everyone's contacts set diagnoses"
+
+
+def test_the_woman_expecting_has_her_maternity_care_and_no_one_else(ost: RunningServer) -> None:
+    contract = GET_MATERNITY_MEDICAL_HISTORY
+    response = post(ost, contract, request_body(contract, pnr=EXPECTING_PNR))
+    root = fromstring(response.content, forbid_dtd=True)
+    assert len(root.findall(f".//{{{contract.responder_ns}}}maternityMedicalRecord")) == 5
+    flags = {e.text for e in root.iter(f"{{{contract.core_ns}}}approvedForPatient")}
+    assert flags == {"true", "false"}
+    assert {e.text for e in root.iter(f"{{{contract.core_ns}}}nullified")} == {"true"}
+    data = build_legacy_data(OST)
+    assert [pnr for pnr, r in data.records.items() if r.overview.maternity] == [EXPECTING_PNR]

@@ -39,6 +39,7 @@ One module per part, each using only those above it:
     held_back    the records held back from the patient
     outcomes     referrals and their answers, imaging
     plans        care plans, functional status assessments
+    maternity    maternity care of the woman expecting
     overview     diagnoses, alert information and vaccinations; the overview's records
     person       who is in the journal, and each person's records
     build        a region's records, built once; the list of planted duplicates
@@ -62,6 +63,7 @@ from simregions.legacy.records.model import (
     LabOrder,
     LegacyDuplicate,
     LegacyRegionData,
+    MaternityRecord,
     Note,
     Overview,
     PersonRecord,
@@ -92,6 +94,7 @@ __all__ = [
     "LabOrder",
     "LegacyDuplicate",
     "LegacyRegionData",
+    "MaternityRecord",
     "Note",
     "Overview",
     "PersonRecord",

@@ -225,6 +225,28 @@ class FunctionalAssessment:
 
 
 @dataclass(frozen=True)
+class MaternityRecord:
+    """A maternity care record (mödravårdsjournal): the registration (``registration``:
+    last menstrual period, expected delivery, height, weight) or a pregnancy check-up
+    (``checkup``: weeks of gestation, weight, fundal height, Hb, blood pressure, fetal
+    heart rate). Values not measured stay None."""
+
+    header: Header
+    kind: str
+    last_menstrual_period: date | None = None
+    expected_delivery: date | None = None
+    expected_delivery_ultrasound: date | None = None
+    height_cm: float | None = None
+    weight_kg: float | None = None
+    weeks: int | None = None
+    fundal_height_cm: float | None = None
+    haemoglobin: float | None = None
+    systolic: int | None = None
+    diastolic: int | None = None
+    fetal_heart_rate: int | None = None
+
+
+@dataclass(frozen=True)
 class Overview:
     """The parts of the record the overview contracts serve besides the journal's own."""
 
@@ -235,6 +257,7 @@ class Overview:
     imaging: tuple[ImagingOutcome, ...] = ()
     care_plans: tuple[CarePlanRecord, ...] = ()
     functional: tuple[FunctionalAssessment, ...] = ()
+    maternity: tuple[MaternityRecord, ...] = ()
 
     @property
     def entries(self) -> int:
@@ -249,6 +272,7 @@ class Overview:
                 self.imaging,
                 self.care_plans,
                 self.functional,
+                self.maternity,
             )
         )
 

@@ -1,7 +1,8 @@
 """The overview contracts' records: diagnoses set at each person's care contacts, and the
 test person's alert information and vaccinations (and, from
 :mod:`~simregions.legacy.records.outcomes` and :mod:`~simregions.legacy.records.plans`,
-referrals, imaging, care plans and functional status).
+referrals, imaging, care plans and functional status; and the maternity care of the one
+woman expecting, :mod:`~simregions.legacy.records.maternity`).
 
 Every person's first contact for a diagnosis registers it as a Huvuddiagnos (chronic as
 the catalogue says). The test person also has a Bidiagnos tied to the atrial
@@ -28,6 +29,7 @@ from simregions.legacy.contracts import (
     VACCINATION_PROGRAMME_OID,
 )
 from simregions.legacy.records.builder import RecordBuilder
+from simregions.legacy.records.maternity import maternity
 from simregions.legacy.records.model import (
     Alert,
     CareContact,
@@ -58,7 +60,8 @@ def overview(builder: RecordBuilder, person: Person, contacts: list[CareContact]
     """Everything the overview contracts hold for ``person``."""
     diagnoses = _diagnoses(builder, person, contacts)
     if person.pnr != TEST_PERSON_PNR:
-        return Overview(diagnoses=tuple(diagnoses))
+        expecting = maternity(builder, person, builder.unit("primary-care"))
+        return Overview(diagnoses=tuple(diagnoses), maternity=tuple(expecting))
     primary = contacts[0].header.unit
     clinic = builder.unit("hospital-clinic")
     return Overview(
