@@ -16,6 +16,7 @@ GetReferralOutcome 3           DiagnosticReport    the answer, basedOn the Servi
 GetImagingOutcome 1            DiagnosticReport    the imaging report and examination code
 GetCarePlans 2                 CarePlan            title, type (SIP, VP, ...), text content
 GetFunctionalStatus 2          Observation         PADL assessments, disability (ICF)
+GetMaternityMedicalHistory 2   Observation         antenatal registration and check-ups
 GetMedicationHistory 2         MedicationRequest   ATC + NPL-id, dosage, treatment period
 GetCareContacts 3              Encounter           contact code → ``class``, period, unit
 GetCareDocumentation 2         DocumentReference   note text as a base64 text/plain attachment
@@ -46,8 +47,8 @@ The package: :mod:`~adapters.legacy_xml.adapter` (the adapter: identity, search)
 :mod:`~adapters.legacy_xml.dialect` (the settings), and one module per contract's mapping
 to FHIR (``patient``, ``laboratory``, ``medication``, ``contacts``, ``documentation``,
 ``diagnosis``, ``alerts``, ``vaccination``, ``referrals``, ``imaging``, ``careplans``,
-``functional``). A type read from several contracts (Observation, DiagnosticReport) asks
-them all at once.
+``functional``, ``maternity``). A type read from several contracts (Observation,
+DiagnosticReport) asks them all at once.
 
 Safety rules that hold for every request:
 

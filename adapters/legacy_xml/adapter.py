@@ -27,6 +27,7 @@ from adapters.legacy_xml.documentation import document_references
 from adapters.legacy_xml.functional import functional_observations
 from adapters.legacy_xml.imaging import imaging_reports
 from adapters.legacy_xml.laboratory import lab_reports, observations
+from adapters.legacy_xml.maternity import maternity_observations
 from adapters.legacy_xml.medication import medication_requests
 from adapters.legacy_xml.patient import patient
 from adapters.legacy_xml.records import Record, record_tags
@@ -41,6 +42,7 @@ from adapters.legacy_xml.soap import (
     FUNCTIONAL_STATUS,
     IMAGING,
     LABORATORY,
+    MATERNITY,
     MEDICATION,
     REFERRALS,
     VACCINATIONS,
@@ -65,7 +67,11 @@ _Build = Callable[[Record, Record, FhirResource, uuid.UUID], list[FhirResource]]
 #: Each FHIR type and the contracts it is read from, with the builder for each: a type may
 #: come from several contracts, and one contract may give several types.
 _MAPPINGS: dict[str, tuple[tuple[Contract, _Build], ...]] = {
-    "Observation": ((LABORATORY, observations), (FUNCTIONAL_STATUS, functional_observations)),
+    "Observation": (
+        (LABORATORY, observations),
+        (FUNCTIONAL_STATUS, functional_observations),
+        (MATERNITY, maternity_observations),
+    ),
     "MedicationRequest": ((MEDICATION, medication_requests),),
     "Encounter": ((CONTACTS, encounters),),
     "DocumentReference": ((DOCUMENTATION, document_references),),

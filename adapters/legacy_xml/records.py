@@ -7,6 +7,7 @@ The reader's errors name the field, never its content; times and dates are read 
 
 from __future__ import annotations
 
+import re
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -127,6 +128,18 @@ class Record:
     def flag(self, path: str) -> bool | None:
         """The ``true``/``false`` at ``path``; None when absent or anything else."""
         return {"true": True, "false": False}.get(self.text(path) or "")
+
+
+_DECIMAL = re.compile(r"^-?\d{1,15}(?:[.,]\d{1,15})?$")
+
+
+def decimal_value(text: str, what: str) -> int | float:
+    """A number as the source writes it (a decimal comma or point); a protocol error for
+    anything else."""
+    if not _DECIMAL.match(text):
+        raise SourceProtocolError(f"{what}: value is not a number")
+    number = text.replace(",", ".")
+    return float(number) if "." in number else int(number)
 
 
 def code_system(oid: str, what: str) -> str:

@@ -95,6 +95,12 @@ FUNCTIONAL_STATUS = _national(
     2,
     "functionalStatusAssessment",
 )
+MATERNITY = _national(
+    "clinicalprocess:healthcond:actoutcome",
+    "GetMaternityMedicalHistory",
+    2,
+    "maternityMedicalRecord",
+)
 VACCINATIONS = _national(
     "clinicalprocess:activityprescription:actoutcome",
     "GetVaccinationHistory",

@@ -17,11 +17,10 @@ import uuid
 
 from adapters.base import FhirResource
 from adapters.errors import SourceProtocolError
-from adapters.legacy_xml.records import Record, hsa_reference, resource_id
+from adapters.legacy_xml.records import Record, decimal_value, hsa_reference, resource_id
 from fhir_profiles.codes import NULL_FLAVOR_SYSTEM, UCUM_SYSTEM
 
 _POSITIVE = re.compile(r"^[1-9][0-9]{0,3}$")
-_NUMBER = re.compile(r"^\d{1,6}(?:[.,]\d{1,6})?$")
 #: Dose units as written → UCUM.
 _UCUM = {"ml": "mL", "mL": "mL", "ML": "mL"}
 
@@ -124,10 +123,7 @@ def _dose_quantity(administration: Record) -> FhirResource | None:
     value = administration.text("dosage/quantity/value")
     if value is None:
         return None
-    if not _NUMBER.match(value):
-        raise SourceProtocolError(f"{administration.what}: dose is not a number")
-    number = value.replace(",", ".")
-    quantity: FhirResource = {"value": float(number) if "." in number else int(number)}
+    quantity: FhirResource = {"value": decimal_value(value, administration.what)}
     unit = administration.text("dosage/quantity/unit")
     if unit is not None:
         quantity["unit"] = unit

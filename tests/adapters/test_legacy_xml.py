@@ -128,6 +128,17 @@ NO_FUNCTIONAL_STATUS = envelope(
     "<r:result><c:resultCode>OK</c:resultCode></r:result></r:GetFunctionalStatusResponse>"
 )
 
+MATERNITY_R = "urn:riv:clinicalprocess:healthcond:actoutcome:GetMaternityMedicalHistoryResponder:2"
+MATERNITY_C = "urn:riv:clinicalprocess:healthcond:actoutcome:2"
+MATERNITY_URL = (
+    f"{BASE}/clinicalprocess/healthcond/actoutcome/GetMaternityMedicalHistory/2/rivtabp21"
+)
+NO_MATERNITY = envelope(
+    f'<r:GetMaternityMedicalHistoryResponse xmlns:r="{MATERNITY_R}" xmlns:c="{MATERNITY_C}">'
+    "<r:result><c:resultCode>OK</c:resultCode></r:result>"
+    "</r:GetMaternityMedicalHistoryResponse>"
+)
+
 
 def soap_fault(code: str, text: str) -> bytes:
     return envelope(
@@ -138,10 +149,12 @@ def soap_fault(code: str, text: str) -> bytes:
 async def known(
     router: respx.Router, client: httpx.AsyncClient, **dialect: Any
 ) -> tuple[LegacyXmlAdapter, str]:
-    """An adapter that has found Tolvan, and Tolvan's Patient id. GetFunctionalStatus, the
-    other contract Observations are read from, answers with no records."""
+    """An adapter that has found Tolvan, and Tolvan's Patient id. GetFunctionalStatus and
+    GetMaternityMedicalHistory, the other contracts Observations are read from, answer
+    with no records."""
     router.post(DEMO_URL).mock(return_value=xml(demographics()))
     router.post(FUNCTIONAL_URL).mock(return_value=xml(NO_FUNCTIONAL_STATUS))
+    router.post(MATERNITY_URL).mock(return_value=xml(NO_MATERNITY))
     source = adapter(client, **dialect)
     patient = await source.find_patient(TOLVAN)
     assert patient is not None
