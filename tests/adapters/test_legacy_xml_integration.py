@@ -319,3 +319,22 @@ async def test_returned_resources_share_no_nested_objects(ost: LegacyXmlAdapter)
                     assert id(node) not in seen, (resource_type, seen.get(id(node)), node)
                     seen[id(node)] = resource_type
                     stack.extend(node.values() if isinstance(node, dict) else node)
+
+
+async def test_every_type_has_the_same_ids_on_every_ask(ost_server: RunningServer) -> None:
+    """Ids come from the source's id and the records' own ids: a new adapter (another
+    process, a restart) gives every resource the id it had."""
+    found: list[dict[str, list[str]]] = []
+    for _ in range(2):
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {OST.token}"}) as client:
+            source = LegacyXmlAdapter(legacy_config(ost_server.url), client)
+            patient = await source.find_patient(TOLVAN)
+            assert patient is not None
+            found.append(
+                {
+                    kind: sorted(r["id"] for r in await source.search(kind, patient["id"]))
+                    for kind in SUPPORTED_TYPES
+                }
+            )
+    assert found[0] == found[1]
+    assert all(found[0].values()), "Tolvan has records of every type"
