@@ -45,6 +45,12 @@ INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInt
 CONFIDENTIALITY_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 CONDITION_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 CONDITION_VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+#: HL7 terminology of a DiagnosticReport's category (v2 table 0074, diagnostic service
+#: section: ``LAB``, ``RAD``, ...).
+DIAGNOSTIC_SERVICE_SECTION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0074"
+#: HL7 terminology of a Condition's category and a Flag's category.
+CONDITION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-category"
+FLAG_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/flag-category"
 #: HL7 terminology of AllergyIntolerance: its clinical and verification status.
 ALLERGY_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
 ALLERGY_VERIFICATION_SYSTEM = (
@@ -76,6 +82,10 @@ AUDIT_ACTION_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-action"
 ACTOR_KIND_SYSTEM = "https://samlad.se/fhir/CodeSystem/actor-kind"
 AUDIT_AGENT_ROLE_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-agent-role"
 CONSENT_POLICY_SYSTEM = "https://samlad.se/fhir/CodeSystem/consent-policy"
+#: The type of a diagnosis in the national enumeration (``huvuddiagnos``, ``bidiagnos``),
+#: and of a care plan (``SIP``, ``VP``, ``RP``, ...): RIV-TA enumerations without an OID.
+DIAGNOSIS_TYPE_SYSTEM = "https://samlad.se/fhir/CodeSystem/diagnosis-type"
+CARE_PLAN_TYPE_SYSTEM = "https://samlad.se/fhir/CodeSystem/care-plan-type"
 
 #: The Swedish national ATC OID (Inera, eHälsomyndigheten), an alias of :data:`ATC_SYSTEM`.
 ATC_OID = "urn:oid:1.2.752.129.2.2.3.1.1"
@@ -86,10 +96,25 @@ LOINC_OID = "urn:oid:2.16.840.1.113883.6.1"
 #: contact) and the kinds of clinical document note.
 CARE_CONTACT_TYPE_OID = "urn:oid:1.2.752.129.2.2.2.25"
 DOCUMENT_NOTE_TYPE_OID = "urn:oid:1.2.752.129.2.2.2.11"
+#: More national code lists: KV Informationstyp (the kind of alert information, codes
+#: ``upp-*``), KV Allvarlighetsgrad and KV Visshetsgrad (a hypersensitivity's severity and
+#: certainty).
+INFORMATION_TYPE_OID = "urn:oid:1.2.752.129.2.2.2.1"
+SEVERITY_OID = "urn:oid:1.2.752.129.2.2.3.3"
+CERTAINTY_OID = "urn:oid:1.2.752.129.2.2.3.11"
+#: SNOMED CT by OID: the Swedish edition's (Socialstyrelsen) and HL7's.
+SNOMED_SE_OID = "urn:oid:1.2.752.116.2.1.1"
+SNOMED_OID = "urn:oid:2.16.840.1.113883.6.96"
 
 #: Code systems sent as OIDs that have a canonical FHIR URI, emitted under that URI.
 OID_SYSTEMS: Mapping[str, str] = MappingProxyType(
-    {ATC_OID: ATC_SYSTEM, ICD10SE_OID: ICD10SE_SYSTEM, LOINC_OID: LOINC_SYSTEM}
+    {
+        ATC_OID: ATC_SYSTEM,
+        ICD10SE_OID: ICD10SE_SYSTEM,
+        LOINC_OID: LOINC_SYSTEM,
+        SNOMED_SE_OID: SNOMED_SYSTEM,
+        SNOMED_OID: SNOMED_SYSTEM,
+    }
 )
 
 #: System URIs sources use for ATC, rewritten to :data:`ATC_SYSTEM`.
@@ -287,7 +312,8 @@ def canonicalise_atc(codeable_concept: dict[str, Any]) -> bool:
 def system_for_oid(oid: str) -> str:
     """The FHIR system URI for a code system a source names by bare OID.
 
-    The canonical URI where one is known (:data:`OID_SYSTEMS`: ATC, ICD-10-SE, LOINC), else
+    The canonical URI where one is known (:data:`OID_SYSTEMS`: ATC, ICD-10-SE, LOINC,
+    SNOMED CT), else
     ``urn:oid:<oid>``. Raises ValueError when ``oid`` is not an OID.
     """
     system = oid_urn(oid)

@@ -10,13 +10,24 @@ contract                       FHIR type           from
 =============================  ==================  ===========================================
 GetPatientDemographics 1       Patient             name, sex ``M``/``K``, birth date, address
 GetLaboratoryOrderOutcome 4    Observation         one per analysis: NPU code, value, unit
+GetLaboratoryOrderOutcome 4    DiagnosticReport    one per order, its Observations in result
+GetReferralOutcome 3           ServiceRequest      the referral, answered or waiting
+GetReferralOutcome 3           DiagnosticReport    the answer, basedOn the ServiceRequest
+GetImagingOutcome 1            DiagnosticReport    the imaging report and examination code
+GetCarePlans 2                 CarePlan            title, type (SIP, VP, ...), text content
+GetFunctionalStatus 2          Observation         PADL assessments, disability (ICF)
+GetMaternityMedicalHistory 2   Observation         antenatal registration and check-ups
 GetMedicationHistory 2         MedicationRequest   ATC + NPL-id, dosage, treatment period
 GetCareContacts 3              Encounter           contact code → ``class``, period, unit
 GetCareDocumentation 2         DocumentReference   note text as a base64 text/plain attachment
+GetDiagnosis 2                 Condition           ICD-10-SE, Huvuddiagnos/Bidiagnos, chronic
+GetAlertInformation 2          AllergyIntolerance  hypersensitivity; severity → criticality
+GetAlertInformation 2          Flag                other alert information, its type kept
+GetVaccinationHistory 2        Immunization        ATC, product, dose number, programme
 =============================  ==================  ===========================================
 
-Condition and Appointment (and any other type) are not offered by these services:
-:meth:`LegacyXmlAdapter.search` returns ``[]`` for them.
+Appointment (and any other type) is not offered by these services:
+:meth:`LegacyXmlAdapter.search` returns ``[]`` for it.
 
 Identity. The Patient id is an HMAC of the source id and the personnummer, so it reveals
 nothing; the key is ``patient_id_secret`` from the dialect (ids then survive restarts) or
@@ -34,7 +45,10 @@ The package: :mod:`~adapters.legacy_xml.adapter` (the adapter: identity, search)
 :mod:`~adapters.legacy_xml.soap` (contracts, envelope, the checks on an answer),
 :mod:`~adapters.legacy_xml.records` (the hardened parser and the record reader),
 :mod:`~adapters.legacy_xml.dialect` (the settings), and one module per contract's mapping
-to FHIR (``patient``, ``laboratory``, ``medication``, ``contacts``, ``documentation``).
+to FHIR (``patient``, ``laboratory``, ``medication``, ``contacts``, ``documentation``,
+``diagnosis``, ``alerts``, ``vaccination``, ``referrals``, ``imaging``, ``careplans``,
+``functional``, ``maternity``). A type read from several contracts (Observation,
+DiagnosticReport) asks them all at once.
 
 Safety rules that hold for every request:
 

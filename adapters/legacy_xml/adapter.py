@@ -3,6 +3,7 @@ FHIR type, each answered by one RIV-TA contract (see :mod:`adapters.legacy_xml`)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -17,23 +18,39 @@ import orjson
 from adapters.base import FhirResource
 from adapters.config import SourceConfig
 from adapters.errors import SourceProtocolError
+from adapters.legacy_xml.alerts import allergy_intolerances, flags
+from adapters.legacy_xml.careplans import care_plans
 from adapters.legacy_xml.contacts import encounters
+from adapters.legacy_xml.diagnosis import conditions
 from adapters.legacy_xml.dialect import parse_dialect
 from adapters.legacy_xml.documentation import document_references
-from adapters.legacy_xml.laboratory import observations
+from adapters.legacy_xml.functional import functional_observations
+from adapters.legacy_xml.imaging import imaging_reports
+from adapters.legacy_xml.laboratory import lab_reports, observations
+from adapters.legacy_xml.maternity import maternity_observations
 from adapters.legacy_xml.medication import medication_requests
 from adapters.legacy_xml.patient import patient
 from adapters.legacy_xml.records import Record, record_tags
+from adapters.legacy_xml.referrals import referral_reports, service_requests
 from adapters.legacy_xml.soap import (
+    ALERTS,
+    CARE_PLANS,
     CONTACTS,
     DEMOGRAPHICS,
+    DIAGNOSIS,
     DOCUMENTATION,
+    FUNCTIONAL_STATUS,
+    IMAGING,
     LABORATORY,
+    MATERNITY,
     MEDICATION,
+    REFERRALS,
+    VACCINATIONS,
     Contract,
     answer_records,
     call,
 )
+from adapters.legacy_xml.vaccination import immunizations
 from fhir_profiles.identifiers import (
     InvalidPersonIdentifier,
     PersonIdentifier,
@@ -47,11 +64,28 @@ _ID_NAMESPACE = uuid.UUID("5d0b8f3e-6a1c-5e2d-9f47-0b8e2c1a7d64")
 #: Builds a record's resources from it, its header, the subject reference and the id namespace.
 _Build = Callable[[Record, Record, FhirResource, uuid.UUID], list[FhirResource]]
 
-_MAPPINGS: dict[str, tuple[Contract, _Build]] = {
-    "Observation": (LABORATORY, observations),
-    "MedicationRequest": (MEDICATION, medication_requests),
-    "Encounter": (CONTACTS, encounters),
-    "DocumentReference": (DOCUMENTATION, document_references),
+#: Each FHIR type and the contracts it is read from, with the builder for each: a type may
+#: come from several contracts, and one contract may give several types.
+_MAPPINGS: dict[str, tuple[tuple[Contract, _Build], ...]] = {
+    "Observation": (
+        (LABORATORY, observations),
+        (FUNCTIONAL_STATUS, functional_observations),
+        (MATERNITY, maternity_observations),
+    ),
+    "MedicationRequest": ((MEDICATION, medication_requests),),
+    "Encounter": ((CONTACTS, encounters),),
+    "DocumentReference": ((DOCUMENTATION, document_references),),
+    "Condition": ((DIAGNOSIS, conditions),),
+    "AllergyIntolerance": ((ALERTS, allergy_intolerances),),
+    "Flag": ((ALERTS, flags),),
+    "Immunization": ((VACCINATIONS, immunizations),),
+    "DiagnosticReport": (
+        (LABORATORY, lab_reports),
+        (REFERRALS, referral_reports),
+        (IMAGING, imaging_reports),
+    ),
+    "ServiceRequest": ((REFERRALS, service_requests),),
+    "CarePlan": ((CARE_PLANS, care_plans),),
 }
 
 #: The FHIR types this adapter can produce from a legacy-xml source.
@@ -106,30 +140,40 @@ class LegacyXmlAdapter:
     async def search(self, resource_type: str, patient_id: str) -> list[FhirResource]:
         """Return every ``resource_type`` resource of ``patient_id`` (from find_patient).
 
-        Types the service does not offer (Condition, Appointment, ...) give ``[]``.
+        Types the service does not offer (Appointment, ...) give ``[]``. A type read from
+        several contracts asks them all at once; any failure fails the search.
         """
         if not _RESOURCE_TYPE.match(resource_type):
             raise ValueError("not a FHIR resource type name")
-        mapping = _MAPPINGS.get(resource_type)
-        if mapping is None:
+        mappings = _MAPPINGS.get(resource_type)
+        if mappings is None:
             return []
         person = self._person(patient_id)
-        contract, build = mapping
         what = f"{self.source_id}: {resource_type} search"
-        resources: list[FhirResource] = []
-        for record in await self._call(contract, person, what):
-            header = record.child(f"{contract.record}Header")
-            if header is None:
-                raise SourceProtocolError(f"{what}: record without header")
-            self._check_person(header, person, what)
-            subject = {"reference": f"Patient/{patient_id}"}
-            tags = record_tags(header)
-            for resource in build(record, header, subject, self._namespace):
-                resource["meta"] = {"tag": [dict(tag) for tag in tags]}
-                resources.append(resource)
+        subject = {"reference": f"Patient/{patient_id}"}
+        answers = await asyncio.gather(
+            *(self._call(contract, person, what) for contract, _ in mappings),
+            return_exceptions=True,
+        )
+        resources: dict[str, FhirResource] = {}
+        for (contract, build), answer in zip(mappings, answers, strict=True):
+            if isinstance(answer, BaseException):
+                raise answer
+            for record in answer:
+                header = record.child(f"{contract.record}Header")
+                if header is None:
+                    raise SourceProtocolError(f"{what}: record without header")
+                self._check_person(header, person, what)
+                tags = record_tags(header)
+                for resource in build(record, header, subject, self._namespace):
+                    resource["meta"] = {"tag": [dict(tag) for tag in tags]}
+                    # Records can name one resource twice (two answers to one referral):
+                    # it is given once, as the later record has it.
+                    resources.pop(resource["id"], None)
+                    resources[resource["id"]] = resource
         # The builders share small parts (subject, performer) between resources; callers own
         # and edit what adapters return, so hand out independent copies.
-        fresh: list[FhirResource] = orjson.loads(orjson.dumps(resources))
+        fresh: list[FhirResource] = orjson.loads(orjson.dumps(list(resources.values())))
         return fresh
 
     async def aclose(self) -> None:

@@ -1,5 +1,7 @@
 """GetLaboratoryOrderOutcome 4 → Observation: one per analysis, with its NPU (or other)
-code, value, unit, reference interval and flag.
+code, value, unit, reference interval and flag; and → DiagnosticReport: one per order,
+grouping its Observations in ``result`` (LOINC 11502-2 Laboratory report, category
+``LAB``).
 
 A value is a number, optionally with a comparator (``<5``); a decimal comma is read as a
 point. A unit Swedish labs print is given its UCUM code when it has one; any other unit
@@ -14,7 +16,13 @@ import uuid
 from adapters.base import FhirResource
 from adapters.errors import SourceProtocolError
 from adapters.legacy_xml.records import Record, hsa_reference, resource_id
-from fhir_profiles.codes import INTERPRETATION_SYSTEM, OBSERVATION_CATEGORY_SYSTEM, UCUM_SYSTEM
+from fhir_profiles.codes import (
+    DIAGNOSTIC_SERVICE_SECTION_SYSTEM,
+    INTERPRETATION_SYSTEM,
+    LOINC_SYSTEM,
+    OBSERVATION_CATEGORY_SYSTEM,
+    UCUM_SYSTEM,
+)
 
 #: Units as Swedish labs print them → UCUM code. Unknown units keep their text, no code.
 _UCUM = {
@@ -84,6 +92,56 @@ def observations(
             _add_outcome(observation, outcome)
         found.append(observation)
     return found
+
+
+def lab_reports(
+    record: Record, header: Record, subject: FhirResource, ids: uuid.UUID
+) -> list[FhirResource]:
+    """The DiagnosticReport of one laboratoryOrderOutcome record: its analyses' Observations
+    (the ids :func:`observations` gives them) in ``result``."""
+    found = observations(record, header, subject, ids)
+    if not found:
+        return []  # an order without analyses reports nothing
+    body = record.child("laboratoryOrderOutcomeBody")
+    assert body is not None  # observations() refused a record without one
+    report: FhirResource = {
+        "resourceType": "DiagnosticReport",
+        "id": resource_id(ids, "DiagnosticReport", header.required("documentId")),
+        "status": "final" if body.text("resultType") == "DEF" else "preliminary",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": DIAGNOSTIC_SERVICE_SECTION_SYSTEM,
+                        "code": "LAB",
+                        "display": "Laboratory",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [{"system": LOINC_SYSTEM, "code": "11502-2", "display": "Laboratory report"}],
+            "text": "Laboratoriesvar",
+        },
+        "subject": subject,
+    }
+    sampled = sorted(o["effectiveDateTime"] for o in found if "effectiveDateTime" in o)
+    if sampled:
+        report["effectiveDateTime"] = sampled[0]
+    issued = body.when("registrationTime")
+    if issued is not None:
+        report["issued"] = issued
+    if "performer" in found[0]:
+        report["performer"] = found[0]["performer"]
+    report["result"] = [_result(observation) for observation in found]
+    return [report]
+
+
+def _result(observation: FhirResource) -> FhirResource:
+    reference: FhirResource = {"reference": f"Observation/{observation['id']}"}
+    if "text" in observation["code"]:
+        reference["display"] = observation["code"]["text"]
+    return reference
 
 
 def _add_outcome(observation: FhirResource, outcome: Record) -> None:

@@ -7,6 +7,7 @@ The reader's errors name the field, never its content; times and dates are read 
 
 from __future__ import annotations
 
+import re
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -88,18 +89,57 @@ class Record:
     def coding(self, path: str) -> FhirResource | None:
         """The code, code system (by OID) and display name at ``path`` as a FHIR Coding."""
         holder = self.child(path)
-        if holder is None:
-            return None
-        code = holder.required("code")
+        return None if holder is None else holder.as_coding()
+
+    def as_coding(self) -> FhirResource:
+        """This CVType element (code, codeSystem, displayName) as a FHIR Coding."""
+        code = self.required("code")
         coding: FhirResource = {}
-        system = holder.text("codeSystem")
+        system = self.text("codeSystem")
         if system is not None:
             coding["system"] = code_system(system, self.what)
         coding["code"] = code
-        display = holder.text("displayName")
+        display = self.text("displayName")
         if display is not None:
             coding["display"] = display
         return coding
+
+    def concept(self, path: str) -> FhirResource | None:
+        """The CVType at ``path`` as a CodeableConcept (see :meth:`as_concept`)."""
+        holder = self.child(path)
+        return None if holder is None else holder.as_concept()
+
+    def concepts(self, path: str) -> list[FhirResource]:
+        """Every CVType at ``path`` as CodeableConcepts, empty ones left out."""
+        found = (holder.as_concept() for holder in self.children(path))
+        return [concept for concept in found if concept is not None]
+
+    def as_concept(self) -> FhirResource | None:
+        """This CVType as a CodeableConcept: its coding when it has a code, its
+        ``originalText`` (else display name) as text; None when it is empty."""
+        found: FhirResource = {}
+        if self.text("code") is not None:
+            found["coding"] = [self.as_coding()]
+        text = self.text("originalText") or self.text("displayName")
+        if text is not None:
+            found["text"] = text
+        return found or None
+
+    def flag(self, path: str) -> bool | None:
+        """The ``true``/``false`` at ``path``; None when absent or anything else."""
+        return {"true": True, "false": False}.get(self.text(path) or "")
+
+
+_DECIMAL = re.compile(r"^-?\d{1,15}(?:[.,]\d{1,15})?$")
+
+
+def decimal_value(text: str, what: str) -> int | float:
+    """A number as the source writes it (a decimal comma or point); a protocol error for
+    anything else."""
+    if not _DECIMAL.match(text):
+        raise SourceProtocolError(f"{what}: value is not a number")
+    number = text.replace(",", ".")
+    return float(number) if "." in number else int(number)
 
 
 def code_system(oid: str, what: str) -> str:
@@ -117,6 +157,33 @@ def hsa_reference(value: str, display: str | None) -> FhirResource:
     if display:
         ref["display"] = display
     return ref
+
+
+_AUTHOR = "accountableHealthcareProfessional"
+
+
+def author_reference(header: Record) -> FhirResource | None:
+    """The header's accountable professional by HSA-id, None when the header names none."""
+    author = header.text(f"{_AUTHOR}/healthcareProfessionalHSAId")
+    if author is None:
+        return None
+    return hsa_reference(author, header.text(f"{_AUTHOR}/healthcareProfessionalName"))
+
+
+def unit_reference(header: Record) -> FhirResource | None:
+    """The header's care unit (the author's organisation unit) by HSA-id, or None."""
+    unit = header.child(f"{_AUTHOR}/healthcareProfessionalOrgUnit")
+    if unit is None:
+        return None
+    return hsa_reference(unit.required("orgUnitHSAId"), unit.text("orgUnitName"))
+
+
+def encounter_reference(header: Record, namespace: uuid.UUID) -> FhirResource | None:
+    """The Encounter of the header's ``careContactId`` (GetCareContacts' id), or None."""
+    contact_id = header.text("careContactId")
+    if contact_id is None:
+        return None
+    return {"reference": f"Encounter/{resource_id(namespace, 'Encounter', contact_id)}"}
 
 
 def resource_id(namespace: uuid.UUID, *parts: str) -> str:

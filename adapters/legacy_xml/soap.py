@@ -78,6 +78,35 @@ CONTACTS = _national("clinicalprocess:logistics:logistics", "GetCareContacts", 3
 DOCUMENTATION = _national(
     "clinicalprocess:healthcond:description", "GetCareDocumentation", 2, "careDocumentation"
 )
+DIAGNOSIS = _national("clinicalprocess:healthcond:description", "GetDiagnosis", 2, "diagnosis")
+ALERTS = _national(
+    "clinicalprocess:healthcond:description", "GetAlertInformation", 2, "alertInformation"
+)
+REFERRALS = _national(
+    "clinicalprocess:healthcond:actoutcome", "GetReferralOutcome", 3, "referralOutcome"
+)
+IMAGING = _national(
+    "clinicalprocess:healthcond:actoutcome", "GetImagingOutcome", 1, "imagingOutcome"
+)
+CARE_PLANS = _national("clinicalprocess:logistics:logistics", "GetCarePlans", 2, "carePlan")
+FUNCTIONAL_STATUS = _national(
+    "clinicalprocess:healthcond:description",
+    "GetFunctionalStatus",
+    2,
+    "functionalStatusAssessment",
+)
+MATERNITY = _national(
+    "clinicalprocess:healthcond:actoutcome",
+    "GetMaternityMedicalHistory",
+    2,
+    "maternityMedicalRecord",
+)
+VACCINATIONS = _national(
+    "clinicalprocess:activityprescription:actoutcome",
+    "GetVaccinationHistory",
+    2,
+    "vaccinationMedicalRecord",
+)
 
 
 def envelope(contract: Contract, person: PersonIdentifier, logical_address: str | None) -> bytes:

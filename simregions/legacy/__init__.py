@@ -10,9 +10,20 @@ contract                       what it returns (becomes, through the legacy-xml 
 =============================  ====================================================
 GetPatientDemographics 1       name, sex (M/K), birth date, address (Patient)
 GetMedicationHistory 2         prescriptions, ATC + NPL-id (MedicationRequest)
-GetLaboratoryOrderOutcome 4    lab orders with NPU-coded analyses (Observation)
+GetLaboratoryOrderOutcome 4    lab orders with NPU-coded analyses (Observation,
+                               DiagnosticReport)
 GetCareContacts 3              visits, calls, stays with unit and period (Encounter)
 GetCareDocumentation 2         journal notes in plain text (DocumentReference)
+GetDiagnosis 2                 diagnoses set at contacts, ICD-10-SE (Condition)
+GetAlertInformation 2          hypersensitivities and other alerts (AllergyIntolerance,
+                               Flag)
+GetVaccinationHistory 2        vaccinations, ATC-coded (Immunization)
+GetReferralOutcome 3           referrals and their answers (ServiceRequest,
+                               DiagnosticReport)
+GetImagingOutcome 1            imaging reports (DiagnosticReport)
+GetCarePlans 2                 care plans: SIP, care and rehabilitation plans (CarePlan)
+GetFunctionalStatus 2          PADL and disability assessments (Observation)
+GetMaternityMedicalHistory 2   antenatal registration and check-ups (Observation)
 =============================  ====================================================
 
 A request::
@@ -34,7 +45,7 @@ A request::
 The dialect's habits: times are Swedish wall-clock ``YYYYMMDDhhmmss`` without a zone,
 dates ``YYYYMMDD``, lab values with a decimal comma and units as Swedish labs print them
 (``µmol/L``, ``10^9/L``, ``mIE/L``), sex as ``M``/``K``, codes as OIDs (NPU, ATC, NPL-id,
-ICD-10-SE). There are no diagnoses (Condition) and no bookings (Appointment). An unknown
-person gets an empty answer, not a Fault. Who is in it and the planted duplicates:
+ICD-10-SE). There are no bookings (Appointment). An unknown person gets an empty
+answer, not a Fault. Who is in it and the planted duplicates:
 :mod:`simregions.legacy.records`; faults: :mod:`simregions.legacy.app`.
 """

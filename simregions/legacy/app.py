@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -35,20 +36,72 @@ from starlette.types import Receive, Scope, Send
 
 from simregions.behaviour import FHIR_PATH_PREFIX, Behaviour, BehaviourError
 from simregions.faults import apply_fault, quiet_reset_logging
-from simregions.legacy import wire
+from simregions.legacy import wire, wire_outcomes, wire_overview, wire_plans
 from simregions.legacy.contracts import (
     CONTRACTS,
+    GET_ALERT_INFORMATION,
     GET_CARE_CONTACTS,
     GET_CARE_DOCUMENTATION,
+    GET_CARE_PLANS,
+    GET_DIAGNOSIS,
+    GET_FUNCTIONAL_STATUS,
+    GET_IMAGING_OUTCOME,
     GET_LABORATORY_ORDER_OUTCOME,
+    GET_MATERNITY_MEDICAL_HISTORY,
     GET_MEDICATION_HISTORY,
     GET_PATIENT_DEMOGRAPHICS,
+    GET_REFERRAL_OUTCOME,
+    GET_VACCINATION_HISTORY,
     SOAP_ENV_NS,
     SOAP_XML,
     Contract,
 )
-from simregions.legacy.records import LegacyRegionData, build_legacy_data
+from simregions.legacy.records import (
+    LegacyRegionData,
+    Overview,
+    PersonRecord,
+    build_legacy_data,
+)
 from simregions.legacy.spec import SERVICE_BASE_PATH, LegacyRegionSpec
+
+_NO_OVERVIEW = Overview()
+
+_Answer = Callable[[LegacyRegionSpec, str, PersonRecord | None], bytes]
+
+
+def _journal(write: Callable[[LegacyRegionSpec, str, Any], bytes], part: str) -> _Answer:
+    """Answer with ``part`` of the person's journal (none for someone without a record)."""
+
+    def answer(region: LegacyRegionSpec, pnr: str, record: PersonRecord | None) -> bytes:
+        return write(region, pnr, getattr(record, part) if record else ())
+
+    return answer
+
+
+def _overview(write: Callable[[LegacyRegionSpec, str, Any], bytes], part: str) -> _Answer:
+    """Answer with ``part`` of the person's overview records."""
+
+    def answer(region: LegacyRegionSpec, pnr: str, record: PersonRecord | None) -> bytes:
+        return write(region, pnr, getattr(record.overview if record else _NO_OVERVIEW, part))
+
+    return answer
+
+
+#: How each contract but GetPatientDemographics is answered, from the person's record.
+_ANSWERS: dict[Contract, _Answer] = {
+    GET_MEDICATION_HISTORY: _journal(wire.medication_response, "prescriptions"),
+    GET_LABORATORY_ORDER_OUTCOME: _journal(wire.laboratory_response, "lab_orders"),
+    GET_CARE_CONTACTS: _journal(wire.care_contacts_response, "contacts"),
+    GET_CARE_DOCUMENTATION: _journal(wire.care_documentation_response, "notes"),
+    GET_DIAGNOSIS: _overview(wire_overview.diagnosis_response, "diagnoses"),
+    GET_ALERT_INFORMATION: _overview(wire_overview.alert_information_response, "alerts"),
+    GET_VACCINATION_HISTORY: _overview(wire_overview.vaccination_response, "vaccinations"),
+    GET_REFERRAL_OUTCOME: _overview(wire_outcomes.referral_outcome_response, "referrals"),
+    GET_IMAGING_OUTCOME: _overview(wire_outcomes.imaging_outcome_response, "imaging"),
+    GET_CARE_PLANS: _overview(wire_plans.care_plans_response, "care_plans"),
+    GET_FUNCTIONAL_STATUS: _overview(wire_plans.functional_status_response, "functional"),
+    GET_MATERNITY_MEDICAL_HISTORY: _overview(wire_outcomes.maternity_response, "maternity"),
+}
 
 _PING_PATH = f"{SERVICE_BASE_PATH}/ping"
 _MAX_REQUEST_BYTES = 64 * 1024
@@ -182,22 +235,12 @@ class LegacyRegionApp:
         except wire.RequestError as exc:
             return fault_response(500, "Client", str(exc))
         record = self.data.record(pnr)
-        region = self.region
         if contract is GET_PATIENT_DEMOGRAPHICS:
-            return xml_response(wire.demographics_response(region, record))
-        if contract is GET_MEDICATION_HISTORY:
-            items_m = record.prescriptions if record else ()
-            return xml_response(wire.medication_response(region, pnr, items_m))
-        if contract is GET_LABORATORY_ORDER_OUTCOME:
-            items_l = record.lab_orders if record else ()
-            return xml_response(wire.laboratory_response(region, pnr, items_l))
-        if contract is GET_CARE_CONTACTS:
-            items_c = record.contacts if record else ()
-            return xml_response(wire.care_contacts_response(region, pnr, items_c))
-        if contract is GET_CARE_DOCUMENTATION:
-            items_n = record.notes if record else ()
-            return xml_response(wire.care_documentation_response(region, pnr, items_n))
-        return fault_response(500, "Server", "Contract not implemented")  # pragma: no cover
+            return xml_response(wire.demographics_response(self.region, record))
+        build = _ANSWERS.get(contract)
+        if build is None:  # pragma: no cover - every contract has an answer
+            return fault_response(500, "Server", "Contract not implemented")
+        return xml_response(build(self.region, pnr, record))
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         """Unrouted paths and wrong methods, as SOAP Faults."""

@@ -27,6 +27,22 @@ LOCAL_LAB_CODE_OID = "1.2.752.129.2.2.9004.1"
 #: Simulated regional code systems for contact and note types (their codes are listed below).
 CARE_CONTACT_TYPE_OID = "1.2.752.129.2.2.2.25"
 NOTE_TYPE_OID = "1.2.752.129.2.2.2.11"
+#: National code lists of the clinical-process contracts: KV Informationstyp (the kind of
+#: alert information, ``upp-*``), KV Allvarlighetsgrad and KV Visshetsgrad (a
+#: hypersensitivity's severity and certainty).
+INFORMATION_TYPE_OID = "1.2.752.129.2.2.2.1"
+SEVERITY_OID = "1.2.752.129.2.2.3.3"
+CERTAINTY_OID = "1.2.752.129.2.2.3.11"
+#: Östjournal's own code systems for vaccination programmes and for imaging examinations
+#: (made-up OID arcs).
+VACCINATION_PROGRAMME_OID = "1.2.752.129.2.2.9004.2"
+IMAGING_EXAMINATION_OID = "1.2.752.129.2.2.9004.3"
+#: KVÅ, the Swedish classification of care measures (Socialstyrelsen); ICF, the
+#: classification of functioning (its Swedish edition).
+KVA_OID = "1.2.752.116.1.3.2.1.4"
+ICF_OID = "1.2.752.116.1.1.3"
+#: Östjournal's own code system for the activities a PADL assessment covers (made up).
+PADL_ACTIVITY_OID = "1.2.752.129.2.2.9004.4"
 
 #: careContactCode: the kind of care contact, in the national enumeration.
 CARE_CONTACT_CODES: dict[str, str] = {
@@ -91,10 +107,35 @@ GET_CARE_DOCUMENTATION = _national(
     "clinicalprocess:healthcond:description", "GetCareDocumentation", 2
 )
 
+GET_DIAGNOSIS = _national("clinicalprocess:healthcond:description", "GetDiagnosis", 2)
+GET_ALERT_INFORMATION = _national(
+    "clinicalprocess:healthcond:description", "GetAlertInformation", 2
+)
+GET_VACCINATION_HISTORY = _national(
+    "clinicalprocess:activityprescription:actoutcome", "GetVaccinationHistory", 2
+)
+GET_REFERRAL_OUTCOME = _national("clinicalprocess:healthcond:actoutcome", "GetReferralOutcome", 3)
+GET_IMAGING_OUTCOME = _national("clinicalprocess:healthcond:actoutcome", "GetImagingOutcome", 1)
+GET_CARE_PLANS = _national("clinicalprocess:logistics:logistics", "GetCarePlans", 2)
+GET_FUNCTIONAL_STATUS = _national(
+    "clinicalprocess:healthcond:description", "GetFunctionalStatus", 2
+)
+GET_MATERNITY_MEDICAL_HISTORY = _national(
+    "clinicalprocess:healthcond:actoutcome", "GetMaternityMedicalHistory", 2
+)
+
 CONTRACTS: tuple[Contract, ...] = (
     GET_PATIENT_DEMOGRAPHICS,
     GET_MEDICATION_HISTORY,
     GET_LABORATORY_ORDER_OUTCOME,
     GET_CARE_CONTACTS,
     GET_CARE_DOCUMENTATION,
+    GET_DIAGNOSIS,
+    GET_ALERT_INFORMATION,
+    GET_VACCINATION_HISTORY,
+    GET_REFERRAL_OUTCOME,
+    GET_IMAGING_OUTCOME,
+    GET_CARE_PLANS,
+    GET_FUNCTIONAL_STATUS,
+    GET_MATERNITY_MEDICAL_HISTORY,
 )

@@ -64,6 +64,10 @@ OST = LegacyRegionSpec(
         _unit("akut", "Akutmottagningen Österhamns lasarett", "emergency"),
         _unit("barn", "Barnmottagningen Österhamn", "paediatric"),
         _unit("klko", "Klinisk kemi Öst", "laboratory"),
+        # Appended last, so that the first unit of each kind, which records are built
+        # at, stays the same.
+        _unit("rtgo", "Röntgenavdelningen Österhamns lasarett", "hospital-clinic"),
+        _unit("pato", "Klinisk patologi Öst", "laboratory"),
     ),
     vendor="Östjournal 4 (RIVTA BP 2.1)",
     people_count=50,

@@ -107,8 +107,9 @@ def fault(code: str, text: str) -> bytes:
     ).encode()
 
 
-class _Writer:
-    """Builds one response envelope for one contract."""
+class Writer:
+    """Builds one response envelope for one contract (the overview contracts' bodies are
+    in :mod:`simregions.legacy.wire_overview`)."""
 
     def __init__(self, contract: Contract, region: LegacyRegionSpec) -> None:
         self.contract = contract
@@ -132,6 +133,16 @@ class _Writer:
         self.el(holder, "code", code)
         self.el(holder, "codeSystem", system)
         self.el(holder, "displayName", display)
+
+    def original_text(self, parent: Element, name: str, text: str) -> None:
+        """A CVType without a code: its ``originalText`` only."""
+        holder = self.el(parent, name)
+        self.el(holder, "originalText", text)
+
+    def org_unit(self, parent: Element, name: str, hsa_id: str, unit_name: str) -> None:
+        holder = self.el(parent, name)
+        self.el(holder, "orgUnitHSAId", hsa_id)
+        self.el(holder, "orgUnitName", unit_name)
 
     def patient_id(self, parent: Element, pnr: str) -> None:
         holder = self.el(parent, "patientId")
@@ -177,7 +188,7 @@ class _Writer:
 
 def demographics_response(region: LegacyRegionSpec, record: PersonRecord | None) -> bytes:
     """``GetPatientDemographicsResponse``: the person, or no ``patient`` if unknown here."""
-    writer = _Writer(GET_PATIENT_DEMOGRAPHICS, region)
+    writer = Writer(GET_PATIENT_DEMOGRAPHICS, region)
     if record is not None:
         person = record.person
         patient = writer.record("patient")
@@ -201,7 +212,7 @@ def medication_response(
     region: LegacyRegionSpec, pnr: str, items: tuple[Prescription, ...]
 ) -> bytes:
     """``GetMedicationHistoryResponse``."""
-    writer = _Writer(GET_MEDICATION_HISTORY, region)
+    writer = Writer(GET_MEDICATION_HISTORY, region)
     for item in items:
         record = writer.record("medicationMedicalRecord")
         writer.header(record, "medicationMedicalRecordHeader", item.header, pnr)
@@ -233,7 +244,7 @@ def medication_response(
 
 def laboratory_response(region: LegacyRegionSpec, pnr: str, items: tuple[LabOrder, ...]) -> bytes:
     """``GetLaboratoryOrderOutcomeResponse``: one outcome per order, NPU-coded analyses."""
-    writer = _Writer(GET_LABORATORY_ORDER_OUTCOME, region)
+    writer = Writer(GET_LABORATORY_ORDER_OUTCOME, region)
     for item in items:
         record = writer.record("laboratoryOrderOutcome")
         writer.header(record, "laboratoryOrderOutcomeHeader", item.header, pnr)
@@ -280,7 +291,7 @@ def care_contacts_response(
     region: LegacyRegionSpec, pnr: str, items: tuple[CareContact, ...]
 ) -> bytes:
     """``GetCareContactsResponse``."""
-    writer = _Writer(GET_CARE_CONTACTS, region)
+    writer = Writer(GET_CARE_CONTACTS, region)
     for item in items:
         record = writer.record("careContact")
         writer.header(record, "careContactHeader", item.header, pnr)
@@ -308,7 +319,7 @@ def care_documentation_response(
     region: LegacyRegionSpec, pnr: str, items: tuple[Note, ...]
 ) -> bytes:
     """``GetCareDocumentationResponse``: notes as plain text."""
-    writer = _Writer(GET_CARE_DOCUMENTATION, region)
+    writer = Writer(GET_CARE_DOCUMENTATION, region)
     for item in items:
         record = writer.record("careDocumentation")
         writer.header(record, "careDocumentationHeader", item.header, pnr)

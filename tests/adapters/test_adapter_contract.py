@@ -22,6 +22,7 @@ import pytest
 from adapters import errors
 from adapters.base import SourceAdapter
 from adapters.config import SourceConfig
+from adapters.legacy_xml import SUPPORTED_TYPES
 from adapters.registry import build_adapter
 from fhir_profiles.identifiers import canonical_identifier, parse_person_identifier
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
@@ -68,7 +69,7 @@ KINDS = [
         OST.token,
         lambda behaviour: create_legacy_app(OST, behaviour),
         lambda url: legacy_source(OST, f"{url}/rivta"),
-        ("Observation", "MedicationRequest", "Encounter", "DocumentReference"),
+        SUPPORTED_TYPES,
     ),
 ]
 
@@ -138,7 +139,8 @@ async def test_every_type_comes_back_as_that_patients_fhir_resources(
     patient = await adapter.find_patient(TOLVAN)
     assert patient is not None
     own = f"Patient/{patient['id']}"
-    for resource_type in PATIENT_COMPARTMENT_TYPES:
+    asked = dict.fromkeys((*PATIENT_COMPARTMENT_TYPES, *source.kind.types))
+    for resource_type in asked:
         found = await adapter.search(resource_type, str(patient["id"]))
         if resource_type not in source.kind.types:
             assert found == []

@@ -120,6 +120,26 @@ def lab_outcome(
     )
 
 
+FUNCTIONAL_R = "urn:riv:clinicalprocess:healthcond:description:GetFunctionalStatusResponder:2"
+FUNCTIONAL_C = "urn:riv:clinicalprocess:healthcond:description:2"
+FUNCTIONAL_URL = f"{BASE}/clinicalprocess/healthcond/description/GetFunctionalStatus/2/rivtabp21"
+NO_FUNCTIONAL_STATUS = envelope(
+    f'<r:GetFunctionalStatusResponse xmlns:r="{FUNCTIONAL_R}" xmlns:c="{FUNCTIONAL_C}">'
+    "<r:result><c:resultCode>OK</c:resultCode></r:result></r:GetFunctionalStatusResponse>"
+)
+
+MATERNITY_R = "urn:riv:clinicalprocess:healthcond:actoutcome:GetMaternityMedicalHistoryResponder:2"
+MATERNITY_C = "urn:riv:clinicalprocess:healthcond:actoutcome:2"
+MATERNITY_URL = (
+    f"{BASE}/clinicalprocess/healthcond/actoutcome/GetMaternityMedicalHistory/2/rivtabp21"
+)
+NO_MATERNITY = envelope(
+    f'<r:GetMaternityMedicalHistoryResponse xmlns:r="{MATERNITY_R}" xmlns:c="{MATERNITY_C}">'
+    "<r:result><c:resultCode>OK</c:resultCode></r:result>"
+    "</r:GetMaternityMedicalHistoryResponse>"
+)
+
+
 def soap_fault(code: str, text: str) -> bytes:
     return envelope(
         f"<s:Fault><faultcode>s:{code}</faultcode><faultstring>{text}</faultstring></s:Fault>"
@@ -129,8 +149,12 @@ def soap_fault(code: str, text: str) -> bytes:
 async def known(
     router: respx.Router, client: httpx.AsyncClient, **dialect: Any
 ) -> tuple[LegacyXmlAdapter, str]:
-    """An adapter that has found Tolvan, and Tolvan's Patient id."""
+    """An adapter that has found Tolvan, and Tolvan's Patient id. GetFunctionalStatus and
+    GetMaternityMedicalHistory, the other contracts Observations are read from, answer
+    with no records."""
     router.post(DEMO_URL).mock(return_value=xml(demographics()))
+    router.post(FUNCTIONAL_URL).mock(return_value=xml(NO_FUNCTIONAL_STATUS))
+    router.post(MATERNITY_URL).mock(return_value=xml(NO_MATERNITY))
     source = adapter(client, **dialect)
     patient = await source.find_patient(TOLVAN)
     assert patient is not None
@@ -447,8 +471,8 @@ async def test_types_the_service_lacks_are_empty_and_bad_names_refused(
 ) -> None:
     source, patient_id = await known(router, mock_client)
     calls = len(router.calls)
-    assert await source.search("Condition", patient_id) == []
     assert await source.search("Appointment", patient_id) == []
+    assert await source.search("Patient", patient_id) == []
     assert len(router.calls) == calls
     with pytest.raises(ValueError, match="resource type"):
         await source.search("observation/../x", patient_id)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from fhir_profiles.codes import ATC_SYSTEM, ICD10SE_SYSTEM, LOINC_SYSTEM, system_for_oid
+from fhir_profiles.codes import (
+    ATC_SYSTEM,
+    ICD10SE_SYSTEM,
+    LOINC_SYSTEM,
+    SNOMED_SYSTEM,
+    system_for_oid,
+)
 from fhir_profiles.identifiers import PERSONNUMMER_OID, SAMORDNINGSNUMMER_OID
 from fhir_profiles.oids import bare_oid, is_oid, oid_urn
 
@@ -36,6 +42,8 @@ def test_only_urn_oid_systems_have_a_bare_form(system: str) -> None:
         ("1.2.752.129.2.2.3.1.1", ATC_SYSTEM),
         ("1.2.752.116.1.1.1.1.3", ICD10SE_SYSTEM),
         ("2.16.840.1.113883.6.1", LOINC_SYSTEM),
+        ("1.2.752.116.2.1.1", SNOMED_SYSTEM),
+        ("2.16.840.1.113883.6.96", SNOMED_SYSTEM),
         ("1.2.752.129.2.2.2.25", "urn:oid:1.2.752.129.2.2.2.25"),
     ],
 )

@@ -16,9 +16,17 @@ from simregions.labs import NPU_SYSTEM
 from simregions.launch import serve_regions
 from simregions.legacy.app import create_legacy_app
 from simregions.legacy.contracts import (
+    GET_ALERT_INFORMATION,
     GET_CARE_CONTACTS,
+    GET_CARE_PLANS,
+    GET_DIAGNOSIS,
+    GET_FUNCTIONAL_STATUS,
+    GET_IMAGING_OUTCOME,
     GET_LABORATORY_ORDER_OUTCOME,
+    GET_MATERNITY_MEDICAL_HISTORY,
     GET_PATIENT_DEMOGRAPHICS,
+    GET_REFERRAL_OUTCOME,
+    GET_VACCINATION_HISTORY,
     SOAP_ENV_NS,
     Contract,
 )
@@ -29,6 +37,7 @@ from simregions.legacy.records import (
     legacy_duplicates,
     people_in_legacy_region,
 )
+from simregions.legacy.records.maternity import EXPECTING_PNR
 from simregions.legacy.spec import OST, get_legacy_region
 from simregions.people import TEST_PERSON_PNR
 from simregions.regions import DEFAULT_REGIONS
@@ -209,3 +218,70 @@ def test_the_command_line_knows_ost(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--region", "mitt"])
     assert "ost" in capsys.readouterr().err
+
+
+# -- the overview contracts ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("contract", "record"),
+    [
+        (GET_DIAGNOSIS, "diagnosis"),
+        (GET_ALERT_INFORMATION, "alertInformation"),
+        (GET_VACCINATION_HISTORY, "vaccinationMedicalRecord"),
+        (GET_REFERRAL_OUTCOME, "referralOutcome"),
+        (GET_IMAGING_OUTCOME, "imagingOutcome"),
+        (GET_CARE_PLANS, "carePlan"),
+        (GET_FUNCTIONAL_STATUS, "functionalStatusAssessment"),
+    ],
+)
+def test_every_overview_contract_answers_with_records_held_back_and_approved(
+    ost: RunningServer, contract: Contract, record: str
+) -> None:
+    response = post(ost, contract, request_body(contract))
+    assert response.status_code == 200
+    root = fromstring(response.content, forbid_dtd=True)
+    records = root.findall(f".//{{{contract.responder_ns}}}{record}")
+    assert records
+    flags = {e.text for e in root.iter(f"{{{contract.core_ns}}}approvedForPatient")}
+    assert flags == {"true", "false"}
+    nothing = post(ost, contract, request_body(contract, pnr="190001019999"))
+    assert f"{record}>".encode() not in nothing.content
+
+
+def test_the_overview_plants_what_the_national_schemas_allow() -> None:
+    overview = build_legacy_data(OST).records[TEST_PERSON_PNR].overview
+    nullified = {
+        kind
+        for kind, items in (
+            ("diagnoses", overview.diagnoses),
+            ("alerts", overview.alerts),
+            ("vaccinations", overview.vaccinations),
+            ("referrals", overview.referrals),
+            ("imaging", overview.imaging),
+            ("care plans", overview.care_plans),
+            ("functional status", overview.functional),
+        )
+        if any(item.header.nullified_reason for item in items)
+    }
+    # GetAlertInformation, GetReferralOutcome and GetCarePlans have no nullification in
+    # their schemas.
+    assert nullified == {"diagnoses", "vaccinations", "imaging", "functional status"}
+    severities = {a.severity.display for a in overview.alerts if a.severity is not None}
+    assert severities == {"Livshotande", "Skadlig", "Besvärande"}
+    assert {a.kind for a in overview.alerts} > {"hypersensitivity"}
+    assert [r.answer is None for r in overview.referrals].count(True) == 1
+    others = [r for pnr, r in build_legacy_data(OST).records.items() if pnr != TEST_PERSON_PNR]
+    assert all(r.overview.diagnoses for r in others), "everyone's contacts set diagnoses"
+
+
+def test_the_woman_expecting_has_her_maternity_care_and_no_one_else(ost: RunningServer) -> None:
+    contract = GET_MATERNITY_MEDICAL_HISTORY
+    response = post(ost, contract, request_body(contract, pnr=EXPECTING_PNR))
+    root = fromstring(response.content, forbid_dtd=True)
+    assert len(root.findall(f".//{{{contract.responder_ns}}}maternityMedicalRecord")) == 5
+    flags = {e.text for e in root.iter(f"{{{contract.core_ns}}}approvedForPatient")}
+    assert flags == {"true", "false"}
+    assert {e.text for e in root.iter(f"{{{contract.core_ns}}}nullified")} == {"true"}
+    data = build_legacy_data(OST)
+    assert [pnr for pnr, r in data.records.items() if r.overview.maternity] == [EXPECTING_PNR]

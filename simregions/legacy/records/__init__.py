@@ -24,7 +24,10 @@ Records held back (:data:`HELD_BACK_FOR`, listed in :attr:`LegacyRegionData.held
 the test person and one child each have a note not yet approved for the patient
 (``approvedForPatient`` false) and a nullified note; the test person also a note without
 the ``approvedForPatient`` element and an unapproved care contact, their most recent.
-Every other record is approved for the patient.
+The test person's overview records hold back a diagnosis, a restriction of care and a
+vaccination, and carry a nullified diagnosis and vaccination
+(:mod:`~simregions.legacy.records.overview`). Every other record is approved for the
+patient.
 
 One module per part, each using only those above it:
 
@@ -34,6 +37,10 @@ One module per part, each using only those above it:
     medications  prescriptions
     contacts     care contacts and their notes
     held_back    the records held back from the patient
+    outcomes     referrals and their answers, imaging
+    plans        care plans, functional status assessments
+    maternity    maternity care of the woman expecting
+    overview     diagnoses, alert information and vaccinations; the overview's records
     person       who is in the journal, and each person's records
     build        a region's records, built once; the list of planted duplicates
 """
@@ -43,16 +50,26 @@ from __future__ import annotations
 from simregions.legacy.records.build import build_legacy_data, legacy_duplicates
 from simregions.legacy.records.held_back import HELD_BACK_FOR
 from simregions.legacy.records.model import (
+    Alert,
     AnalysisResult,
     Author,
     CareContact,
+    CarePlanRecord,
+    Code,
+    DiagnosisEntry,
+    FunctionalAssessment,
     Header,
+    ImagingOutcome,
     LabOrder,
     LegacyDuplicate,
     LegacyRegionData,
+    MaternityRecord,
     Note,
+    Overview,
     PersonRecord,
     Prescription,
+    Referral,
+    Vaccination,
 )
 from simregions.legacy.records.person import (
     MAX_ENTRIES_PER_PERSON,
@@ -64,16 +81,26 @@ __all__ = [
     "HELD_BACK_FOR",
     "MAX_ENTRIES_PER_PERSON",
     "MIN_ENTRIES_PER_PERSON",
+    "Alert",
     "AnalysisResult",
     "Author",
     "CareContact",
+    "CarePlanRecord",
+    "Code",
+    "DiagnosisEntry",
+    "FunctionalAssessment",
     "Header",
+    "ImagingOutcome",
     "LabOrder",
     "LegacyDuplicate",
     "LegacyRegionData",
+    "MaternityRecord",
     "Note",
+    "Overview",
     "PersonRecord",
     "Prescription",
+    "Referral",
+    "Vaccination",
     "build_legacy_data",
     "legacy_duplicates",
     "people_in_legacy_region",

@@ -63,6 +63,11 @@ class RecordBuilder:
         self.seq += 1
         return str(uuid.uuid5(ID_NAMESPACE, f"{self.region.id}/{self.seq}"))
 
+    def named_id(self, pnr: str, name: str) -> str:
+        """A document id from the person and a name: records added this way leave the
+        numbering of everyone else's records unchanged."""
+        return str(uuid.uuid5(ID_NAMESPACE, f"{self.region.id}/{pnr}/{name}"))
+
     def unit(self, kind: UnitKind, index: int = 0) -> CareUnit:
         units = [unit for unit in self.region.care_units if unit.kind == kind]
         return units[index % len(units)]

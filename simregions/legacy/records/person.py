@@ -18,6 +18,7 @@ from simregions.legacy.records.held_back import HELD_BACK_FOR, held_back_notes, 
 from simregions.legacy.records.laboratory import add_lab_order, plant_duplicates
 from simregions.legacy.records.medications import prescribe
 from simregions.legacy.records.model import CareContact, Note, PersonRecord
+from simregions.legacy.records.overview import overview
 from simregions.legacy.spec import LegacyRegionSpec
 from simregions.people import TEST_PERSON_PNR, Person, all_people
 from simregions.regions import CareUnit
@@ -87,6 +88,7 @@ def person_record(builder: RecordBuilder, person: Person, index: int) -> PersonR
         prescriptions=tuple(parts.prescriptions),
         contacts=tuple(parts.contacts),
         notes=tuple(parts.notes),
+        overview=overview(builder, person, parts.contacts),
     )
 
 
