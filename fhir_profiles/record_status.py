@@ -55,6 +55,12 @@ def nullified_tag() -> FhirResource:
     return {"system": NULLIFIED_TAG, "code": "true", "display": "Nullified at the source"}
 
 
+def care_unit_tag(hsa_id: str) -> FhirResource:
+    """The ``meta.tag`` naming the care unit (HSA-id) whose record it is, where an adapter
+    knows it and no element of the resource says it (see ``gateway/merge/record.py``)."""
+    return {"system": CARE_UNIT_TAG, "code": hsa_id}
+
+
 def held_back_from_patient(resource: FhirResource) -> bool:
     """True when the resource states an approval for the patient other than ``true``.
 

@@ -17,6 +17,7 @@ import uuid
 from adapters.base import FhirResource
 from adapters.errors import SourceProtocolError
 from adapters.legacy_xml.records import (
+    UNIT,
     Record,
     author_reference,
     encounter_reference,
@@ -113,5 +114,5 @@ def _participants(body: Record) -> list[FhirResource]:
     for unit in body.children("participatingCareUnitHSAId"):
         value = unit.text("extension")
         if value is not None:
-            found.append(hsa_reference(value, None))
+            found.append(hsa_reference(value, None, kind=UNIT))
     return found

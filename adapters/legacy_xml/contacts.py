@@ -7,7 +7,14 @@ import uuid
 
 from adapters.base import FhirResource
 from adapters.errors import SourceProtocolError
-from adapters.legacy_xml.records import Record, code_system, hsa_reference, resource_id
+from adapters.legacy_xml.records import (
+    PERSON,
+    UNIT,
+    Record,
+    code_system,
+    hsa_reference,
+    resource_id,
+)
 from fhir_profiles.codes import ACT_CODE_SYSTEM, NULL_FLAVOR_SYSTEM
 
 #: careContactCode (the national KV vårdkontakttyp, ``CARE_CONTACT_TYPE_OID`` in
@@ -54,7 +61,7 @@ def encounters(
     author = header.text("accountableHealthcareProfessional/healthcareProfessionalHSAId")
     if author is not None:
         name = header.text("accountableHealthcareProfessional/healthcareProfessionalName")
-        encounter["participant"] = [{"individual": hsa_reference(author, name)}]
+        encounter["participant"] = [{"individual": hsa_reference(author, name, kind=PERSON)}]
     period = {
         key: value
         for key, value in (
@@ -80,6 +87,6 @@ def encounters(
     unit = body.child("careContactOrgUnit")
     if unit is not None:
         encounter["serviceProvider"] = hsa_reference(
-            unit.required("orgUnitHSAId"), unit.text("orgUnitName")
+            unit.required("orgUnitHSAId"), unit.text("orgUnitName"), kind=UNIT
         )
     return [encounter]

@@ -8,7 +8,7 @@ import uuid
 
 from adapters.base import FhirResource
 from adapters.errors import SourceProtocolError
-from adapters.legacy_xml.records import Record, hsa_reference, resource_id
+from adapters.legacy_xml.records import PERSON, UNIT, Record, hsa_reference, resource_id
 from fhir_profiles.codes import LOINC_SYSTEM
 
 _PROGRESS = ("11506-3", "Progress note")
@@ -84,12 +84,16 @@ def document_references(
     author = header.text(f"{author_path}/healthcareProfessionalHSAId")
     if author is not None:
         authors.append(
-            hsa_reference(author, header.text(f"{author_path}/healthcareProfessionalName"))
+            hsa_reference(
+                author, header.text(f"{author_path}/healthcareProfessionalName"), kind=PERSON
+            )
         )
     unit = header.child(f"{author_path}/healthcareProfessionalOrgUnit")
     custodian = None
     if unit is not None:
-        custodian = hsa_reference(unit.required("orgUnitHSAId"), unit.text("orgUnitName"))
+        custodian = hsa_reference(
+            unit.required("orgUnitHSAId"), unit.text("orgUnitName"), kind=UNIT
+        )
         authors.append(custodian)
     if authors:
         document["author"] = authors

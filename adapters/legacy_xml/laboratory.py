@@ -15,7 +15,7 @@ import uuid
 
 from adapters.base import FhirResource
 from adapters.errors import SourceProtocolError
-from adapters.legacy_xml.records import Record, hsa_reference, resource_id
+from adapters.legacy_xml.records import UNIT, Record, hsa_reference, resource_id
 from fhir_profiles.codes import (
     DIAGNOSTIC_SERVICE_SECTION_SYSTEM,
     INTERPRETATION_SYSTEM,
@@ -51,7 +51,9 @@ def observations(
     unit = header.child("accountableHealthcareProfessional/healthcareProfessionalOrgUnit")
     performer = None
     if unit is not None:
-        performer = hsa_reference(unit.required("orgUnitHSAId"), unit.text("orgUnitName"))
+        performer = hsa_reference(
+            unit.required("orgUnitHSAId"), unit.text("orgUnitName"), kind=UNIT
+        )
     found = []
     for analysis in body.children("analysis"):
         analysis_id = analysis.required("analysisId")

@@ -6,7 +6,7 @@ import uuid
 
 from adapters.base import FhirResource
 from adapters.errors import SourceProtocolError
-from adapters.legacy_xml.records import Record, hsa_reference, resource_id
+from adapters.legacy_xml.records import PERSON, Record, hsa_reference, resource_id
 
 
 def medication_requests(
@@ -49,7 +49,7 @@ def medication_requests(
     prescriber = prescription.text("prescriber/healthcareProfessionalHSAId")
     if prescriber is not None:
         request["requester"] = hsa_reference(
-            prescriber, prescription.text("prescriber/healthcareProfessionalName")
+            prescriber, prescription.text("prescriber/healthcareProfessionalName"), kind=PERSON
         )
     reason = prescription.coding("prescriptionReason/reason")
     if reason is not None:

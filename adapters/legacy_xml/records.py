@@ -18,7 +18,7 @@ from adapters.errors import SourceProtocolError
 from fhir_profiles.codes import system_for_oid
 from fhir_profiles.datetimes import InvalidDateTime, compact_date, compact_datetime
 from fhir_profiles.identifiers import HSA_ID_SYSTEM
-from fhir_profiles.record_status import approval_tag, nullified_tag
+from fhir_profiles.record_status import approval_tag, care_unit_tag, nullified_tag
 
 
 def parse_xml(body: bytes) -> ET.Element:
@@ -151,9 +151,15 @@ def code_system(oid: str, what: str) -> str:
         raise SourceProtocolError(f"{what}: code system is not an OID") from exc
 
 
-def hsa_reference(value: str, display: str | None) -> FhirResource:
-    """A reference by HSA-id (a person or a care unit), with its name when the source gave one."""
-    ref: FhirResource = {"identifier": {"system": HSA_ID_SYSTEM, "value": value}}
+#: What an HSA-id reference names: a person, or a care unit.
+PERSON, UNIT = "Practitioner", "Organization"
+
+
+def hsa_reference(value: str, display: str | None, *, kind: str) -> FhirResource:
+    """A reference by HSA-id to a ``kind`` (``Practitioner`` for a person, ``Organization``
+    for a care unit), with its name when the source gave one. The type says which: an
+    HSA-id alone does not, and only a care unit's decides which unit's record it is."""
+    ref: FhirResource = {"type": kind, "identifier": {"system": HSA_ID_SYSTEM, "value": value}}
     if display:
         ref["display"] = display
     return ref
@@ -167,7 +173,8 @@ def author_reference(header: Record) -> FhirResource | None:
     author = header.text(f"{_AUTHOR}/healthcareProfessionalHSAId")
     if author is None:
         return None
-    return hsa_reference(author, header.text(f"{_AUTHOR}/healthcareProfessionalName"))
+    name = header.text(f"{_AUTHOR}/healthcareProfessionalName")
+    return hsa_reference(author, name, kind=PERSON)
 
 
 def unit_reference(header: Record) -> FhirResource | None:
@@ -175,7 +182,7 @@ def unit_reference(header: Record) -> FhirResource | None:
     unit = header.child(f"{_AUTHOR}/healthcareProfessionalOrgUnit")
     if unit is None:
         return None
-    return hsa_reference(unit.required("orgUnitHSAId"), unit.text("orgUnitName"))
+    return hsa_reference(unit.required("orgUnitHSAId"), unit.text("orgUnitName"), kind=UNIT)
 
 
 def encounter_reference(header: Record, namespace: uuid.UUID) -> FhirResource | None:
@@ -192,7 +199,8 @@ def resource_id(namespace: uuid.UUID, *parts: str) -> str:
 
 
 def record_tags(header: Record) -> list[FhirResource]:
-    """The header's ``approvedForPatient`` and ``nullified`` as ``meta.tag``s.
+    """The header's ``approvedForPatient``, ``nullified`` and care unit (the author's
+    organisation unit: whose record it is, for blocks) as ``meta.tag``s.
 
     ``approvedForPatient`` other than ``true``/``false`` (or missing) becomes ``unknown``,
     which holds the record back from the patient like ``false`` does. ``nullified`` other
@@ -201,6 +209,9 @@ def record_tags(header: Record) -> list[FhirResource]:
     """
     approved = {"true": True, "false": False}.get(header.text("approvedForPatient") or "")
     tags = [approval_tag(approved)]
+    unit = header.text(f"{_AUTHOR}/healthcareProfessionalOrgUnit/orgUnitHSAId")
+    if unit is not None:
+        tags.append(care_unit_tag(unit))
     nullified = header.text("nullified")
     if nullified is not None and nullified != "false":
         tags.append(nullified_tag())

@@ -18,6 +18,8 @@ import uuid
 from adapters.base import FhirResource
 from adapters.errors import SourceProtocolError
 from adapters.legacy_xml.records import (
+    PERSON,
+    UNIT,
     Record,
     author_reference,
     encounter_reference,
@@ -71,10 +73,10 @@ def service_requests(
     unit = referral.child(f"{author}/healthcareProfessionalOrgUnit")
     if person is not None:
         name = referral.text(f"{author}/healthcareProfessionalName")
-        request["requester"] = hsa_reference(person, name)
+        request["requester"] = hsa_reference(person, name, kind=PERSON)
     elif unit is not None and unit.text("orgUnitHSAId") is not None:
         request["requester"] = hsa_reference(
-            unit.required("orgUnitHSAId"), unit.text("orgUnitName")
+            unit.required("orgUnitHSAId"), unit.text("orgUnitName"), kind=UNIT
         )
     answering = unit_reference(header)
     if answering is not None and answered:

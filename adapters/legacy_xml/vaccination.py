@@ -17,7 +17,14 @@ import uuid
 
 from adapters.base import FhirResource
 from adapters.errors import SourceProtocolError
-from adapters.legacy_xml.records import Record, decimal_value, hsa_reference, resource_id
+from adapters.legacy_xml.records import (
+    PERSON,
+    UNIT,
+    Record,
+    decimal_value,
+    hsa_reference,
+    resource_id,
+)
 from fhir_profiles.codes import NULL_FLAVOR_SYSTEM, UCUM_SYSTEM
 
 _POSITIVE = re.compile(r"^[1-9][0-9]{0,3}$")
@@ -95,12 +102,20 @@ def _add_administration(immunization: FhirResource, administration: Record) -> N
     unit = administration.child("performerOrg")
     if unit is not None and unit.text("orgUnitHSAId") is not None:
         performers.append(
-            {"actor": hsa_reference(unit.required("orgUnitHSAId"), unit.text("orgUnitName"))}
+            {
+                "actor": hsa_reference(
+                    unit.required("orgUnitHSAId"), unit.text("orgUnitName"), kind=UNIT
+                )
+            }
         )
     person = administration.child("performer")
     if person is not None and person.text("hsaid") is not None:
         performers.append(
-            {"actor": hsa_reference(person.required("hsaid"), person.text("personName"))}
+            {
+                "actor": hsa_reference(
+                    person.required("hsaid"), person.text("personName"), kind=PERSON
+                )
+            }
         )
     if performers:
         immunization["performer"] = performers

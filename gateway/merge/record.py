@@ -47,10 +47,8 @@ from gateway.merge.admission import (
 )
 from gateway.merge.dedup import deduplicate
 from gateway.merge.linking import LinkError, check_link, unified_patient
+from gateway.merge.units import care_unit_of
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport
-
-#: Fields that name the organisation (care unit) that produced a resource, in order of trust.
-UNIT_FIELDS = ("serviceProvider", "performer", "custodian", "author", "requester", "recorder")
 
 #: The types a reference can resolve to in an answer, besides the source's own Patient
 #: (pointed at the unified one): any other target is counted as unresolved. A source
@@ -120,24 +118,6 @@ def also_known_as(resource: FhirResource) -> list[str]:
     return aliases
 
 
-def _unit_of(resource: FhirResource, provider: str | None) -> str | None:
-    """The HSA-id of the care unit named in the resource, if it names one."""
-    for name in UNIT_FIELDS:
-        value = resource.get(name)
-        for ref in value if isinstance(value, list) else [value]:
-            if isinstance(ref, dict) and isinstance(ref.get("actor"), dict):
-                ref = ref["actor"]  # Immunization.performer: a function and its actor
-            identifier = ref.get("identifier") if isinstance(ref, dict) else None
-            if (
-                isinstance(identifier, dict)
-                and identifier.get("system") == HSA_ID_SYSTEM
-                and isinstance(identifier.get("value"), str)
-                and identifier["value"] != provider
-            ):
-                return str(identifier["value"])
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class _SourceContext:
     """What every resource of one source's answer is stamped with, computed once."""
@@ -192,8 +172,8 @@ def _rewrite(
     meta = resource.get("meta")
     meta = dict(meta) if isinstance(meta, dict) else {}
     meta["source"] = f"{SOURCE_URI}{source_id}#{resource['resourceType']}/{local_id}"
-    unit = _unit_of(resource, ctx.provider)
     existing = meta.get("tag")
+    unit = care_unit_of(resource, ctx.provider, existing)
     tags = (
         [
             t

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from fhir_profiles.record_status import CARE_UNIT_TAG
 from gateway.run.demo import legacy_source
 from simregions.legacy.app import create_legacy_app
 from simregions.legacy.records import build_legacy_data
@@ -207,3 +208,37 @@ async def test_every_legacy_record_a_citizen_sees_is_approved_for_them(gw: Gatew
     for resource in ost:
         codes = [t["code"] for t in resource["meta"]["tag"] if t["system"] == APPROVAL_SYSTEM]
         assert codes == ["true"], resource["id"]
+
+
+async def test_a_unit_block_hides_that_units_legacy_records_whoever_recorded_them(
+    gw: Gateway,
+) -> None:
+    """A diagnosis or allergy names only the professional who recorded it: the unit is
+    the header's organisation unit, never the professional's HSA-id."""
+    patient_id = await gw.patient_id()
+    await grant(gw, patient_id, OST.care_provider_hsa_id)
+    doctor = gw.clinician(
+        unit="SE2321009004-MEDM", provider=OST.care_provider_hsa_id, hsa_id="SE2321009004-DOC9"
+    )
+    before = await _everything(gw, patient_id, doctor)
+    ost = [r for r in before if "region-ost" in r.get("meta", {}).get("source", "")]
+    unit_of = {
+        r["id"]: next(t["code"] for t in r["meta"]["tag"] if t["system"] == CARE_UNIT_TAG)
+        for r in ost
+        if r["resourceType"] in ("Condition", "AllergyIntolerance")
+    }
+    assert unit_of, "the test person has legacy diagnoses and allergies"
+    assert all(unit.startswith("SE2321009004-") for unit in unit_of.values())
+    recorders = {
+        str(r.get("recorder", {}).get("identifier", {}).get("value"))
+        for r in ost
+        if r["resourceType"] in ("Condition", "AllergyIntolerance")
+    }
+    assert not recorders & set(unit_of.values()), "a recorder is never taken for the unit"
+    unit = sorted(unit_of.values())[0]
+    await grant(gw, patient_id, unit, level="care-unit", kind="deny")
+    after = {r["id"] for r in await _everything(gw, patient_id, doctor)}
+    hidden = {rid for rid, u in unit_of.items() if u == unit}
+    assert hidden
+    assert not hidden & after
+    assert {rid for rid, u in unit_of.items() if u != unit} <= after

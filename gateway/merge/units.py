@@ -1,0 +1,73 @@
+"""Whose record a resource is, within its care provider: the care unit (HSA-id) that
+produced it, which a unit block (spärr) hides it by.
+
+The unit is read from the elements that name an organisation, in order of trust
+(:data:`UNIT_FIELDS`), never from one naming a person (a recorder or requester by HSA-id:
+an HSA-id alone does not say which it is, so a reference's ``type`` or literal target
+decides); where no element names one, the care unit an adapter tagged the resource with
+(it knows its source, say a RIV-TA header's organisation unit). With neither, the unit is
+unknown, and a unit block of the provider hides the resource (fail closed:
+:mod:`consent.visibility`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.base import FhirResource
+from fhir_profiles.identifiers import HSA_ID_SYSTEM
+from fhir_profiles.record_status import CARE_UNIT_TAG
+
+#: Fields that name the organisation (care unit) that produced a resource, in order of trust.
+UNIT_FIELDS = ("serviceProvider", "performer", "custodian", "author", "requester", "recorder")
+
+#: Who a reference may name that is no care unit: its HSA-id decides nothing of whose
+#: record it is.
+_PEOPLE = frozenset({"Practitioner", "PractitionerRole", "Patient", "RelatedPerson", "Device"})
+
+
+def _names_a_person(ref: dict[str, Any]) -> bool:
+    kind = ref.get("type")
+    literal = ref.get("reference")
+    named = literal.partition("/")[0] if isinstance(literal, str) else None
+    return kind in _PEOPLE or named in _PEOPLE
+
+
+def _named_unit(resource: FhirResource, provider: str | None) -> str | None:
+    """The HSA-id of the care unit named in the resource, if it names one: never a person
+    (a recorder or requester named by HSA-id, typed or referenced as such)."""
+    for name in UNIT_FIELDS:
+        value = resource.get(name)
+        for ref in value if isinstance(value, list) else [value]:
+            if isinstance(ref, dict) and isinstance(ref.get("actor"), dict):
+                ref = ref["actor"]  # Immunization.performer: a function and its actor
+            if not isinstance(ref, dict) or _names_a_person(ref):
+                continue
+            identifier = ref.get("identifier")
+            if (
+                isinstance(identifier, dict)
+                and identifier.get("system") == HSA_ID_SYSTEM
+                and isinstance(identifier.get("value"), str)
+                and identifier["value"] != provider
+            ):
+                return str(identifier["value"])
+    return None
+
+
+def _adapters_unit(tags: Any) -> str | None:
+    """The care unit an adapter tagged the resource with (the first), if any."""
+    for tag in tags if isinstance(tags, list) else ():
+        if (
+            isinstance(tag, dict)
+            and tag.get("system") == CARE_UNIT_TAG
+            and isinstance(tag.get("code"), str)
+            and tag["code"]
+        ):
+            return str(tag["code"])
+    return None
+
+
+def care_unit_of(resource: FhirResource, provider: str | None, tags: Any) -> str | None:
+    """The care unit of ``resource`` (from the source holding data for ``provider``), its
+    ``meta.tag`` list as the adapter gave it: see the module's docstring."""
+    return _named_unit(resource, provider) or _adapters_unit(tags)
