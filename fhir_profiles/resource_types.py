@@ -152,6 +152,56 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = _types(
         compartment=True,
     ),
     ResourceType(
+        "Procedure",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-procedure",
+        datetime_fields=(
+            ("performedDateTime",),
+            ("performedPeriod", "start"),
+            ("performedPeriod", "end"),
+        ),
+        patient_fields=("subject",),
+        mandatory=frozenset({"status", "subject"}),
+        compartment=True,
+    ),
+    ResourceType(
+        "CarePlan",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-careplan",
+        datetime_fields=(
+            ("period", "start"),
+            ("period", "end"),
+            ("created",),
+            ("activity", "detail", "scheduledPeriod", "start"),
+            ("activity", "detail", "scheduledPeriod", "end"),
+        ),
+        patient_fields=("subject",),
+        mandatory=frozenset({"status", "intent", "subject"}),
+        compartment=True,
+    ),
+    ResourceType(
+        "CareTeam",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-careteam",
+        datetime_fields=(
+            ("period", "start"),
+            ("period", "end"),
+            ("participant", "period", "start"),
+            ("participant", "period", "end"),
+        ),
+        patient_fields=("subject",),
+        mandatory=frozenset({"subject"}),
+        compartment=True,
+    ),
+    ResourceType(
+        "Flag",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-flag",
+        datetime_fields=(
+            ("period", "start"),
+            ("period", "end"),
+        ),
+        patient_fields=("subject",),
+        mandatory=frozenset({"status", "code", "subject"}),
+        compartment=True,
+    ),
+    ResourceType(
         "Patient",
         profile="https://samlad.se/fhir/StructureDefinition/samlad-patient",
         datetime_fields=(

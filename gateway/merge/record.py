@@ -49,7 +49,15 @@ from gateway.merge.linking import LinkError, check_link, unified_patient
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport
 
 #: Fields that name the organisation (care unit) that produced a resource, in order of trust.
-UNIT_FIELDS = ("serviceProvider", "performer", "custodian", "author", "requester", "recorder")
+UNIT_FIELDS = (
+    "serviceProvider",
+    "performer",
+    "custodian",
+    "author",
+    "requester",
+    "recorder",
+    "managingOrganization",
+)
 
 #: The types a reference can resolve to in an answer, besides the source's own Patient
 #: (pointed at the unified one): any other target is counted as unresolved.
