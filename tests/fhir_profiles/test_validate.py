@@ -32,6 +32,10 @@ GATEWAY_TYPES = (
     "DocumentReference",
     "AllergyIntolerance",
     "Immunization",
+    "Procedure",
+    "CarePlan",
+    "CareTeam",
+    "Flag",
 )
 
 
