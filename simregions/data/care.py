@@ -123,15 +123,16 @@ def _appendectomy(builder: RegionBuilder, patient: FhirResource) -> FhirResource
     )
 
 
-_LONGITUDINAL_TEAM = {
-    "coding": [
-        {
-            "system": LOINC_SYSTEM,
-            "code": "LA28865-6",
-            "display": "Longitudinal care-coordination focused care team",
-        }
-    ]
-}
+def _longitudinal_team() -> FhirResource:
+    return {
+        "coding": [
+            {
+                "system": LOINC_SYSTEM,
+                "code": "LA28865-6",
+                "display": "Longitudinal care-coordination focused care team",
+            }
+        ]
+    }
 
 
 def _team(
@@ -157,7 +158,7 @@ def _team(
         "CareTeam",
         started,
         status="active",
-        category=[_LONGITUDINAL_TEAM],
+        category=[_longitudinal_team()],
         name=name,
         subject=patient,
         period={"start": builder.when(started)},
