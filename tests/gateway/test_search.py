@@ -454,7 +454,7 @@ def test_subject_names_the_patient_and_a_patient_takes_no_identifier_modifier() 
     spec = parse_search("CarePlan", [("subject", PATIENT)], strict=True)
     assert spec.patient == "p-opaque-1"
     assert spec.filters == ()
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadRequest, match="subject must be a Patient id"):
         parse_search("Flag", [("subject", "Group/g1")], strict=True)
     spec = parse_search("Procedure", [("patient:identifier", "x")], strict=False)
     assert spec.unsupported == ("patient:identifier",)

@@ -182,7 +182,7 @@ def parse_search(
             draft.refuse_or_note(name)
             continue
         if param.kind == "reference" and base in _PATIENT_PARAMS and not modifier:
-            named = _parse_patient(value)
+            named = _parse_patient(base, value)
             if draft.patient is not None and named != draft.patient:
                 # AND of two patients is always empty; a client that means it has a bug.
                 raise BadRequest("patient may name only one Patient")
@@ -300,10 +300,10 @@ def _parse_include(resource_type: str, name: str, value: str) -> tuple[str, ...]
     )
 
 
-def _parse_patient(value: str) -> str:
+def _parse_patient(name: str, value: str) -> str:
     patient = value.removeprefix("Patient/")
     if not patient or "/" in patient or "," in patient or len(patient) > 64:
-        raise BadRequest("patient must be a Patient id")
+        raise BadRequest(f"{name} must be a Patient id")
     return patient
 
 
