@@ -35,6 +35,8 @@ SNOMED_SYSTEM = "http://snomed.info/sct"
 UCUM_SYSTEM = "http://unitsofmeasure.org"
 ICD10SE_SYSTEM = "http://hl7.org/fhir/sid/icd-10-se"
 SYD_LOCAL_LAB_SYSTEM = "http://regionsyd.example.se/CodeSystem/labanalys"
+#: KVÅ, Klassifikation av vårdåtgärder (Socialstyrelsen): Swedish procedure codes.
+KVA_SYSTEM = "urn:oid:1.2.752.116.1.3.2.1.4"
 #: HL7 terminology: encounter classes, null flavours, observation categories and
 #: interpretations, confidentiality labels, and the Condition and AllergyIntolerance
 #: status code systems.
@@ -56,6 +58,8 @@ ALLERGY_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/allergyintolera
 ALLERGY_VERIFICATION_SYSTEM = (
     "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 )
+#: HL7 terminology of Flag (alert information): its category.
+FLAG_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/flag-category"
 #: HL7 terminology of the patient summary (an empty section's reason), of merge Provenance
 #: (the gateway as assembler, each source as custodian), of a search's SUBSETTED tag, and of
 #: the CapabilityStatement's security service.

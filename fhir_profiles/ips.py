@@ -23,6 +23,8 @@ IPS_PROFILES: Mapping[str, str] = MappingProxyType(
         "AllergyIntolerance": "http://hl7.org/fhir/uv/ips/StructureDefinition/AllergyIntolerance-uv-ips",
         "Immunization": "http://hl7.org/fhir/uv/ips/StructureDefinition/Immunization-uv-ips",
         "Observation": "http://hl7.org/fhir/uv/ips/StructureDefinition/Observation-results-laboratory-pathology-uv-ips",
+        "Procedure": "http://hl7.org/fhir/uv/ips/StructureDefinition/Procedure-uv-ips",
+        "Flag": "http://hl7.org/fhir/uv/ips/StructureDefinition/Flag-alert-uv-ips",
     }
 )
 
@@ -37,5 +39,8 @@ SECTION_CODES: Mapping[str, tuple[str, str]] = MappingProxyType(
         "results": ("30954-2", "Relevant diagnostic tests/laboratory data Narrative"),
         "encounters": ("46240-8", "History of Hospitalizations+Outpatient visits Narrative"),
         "immunizations": ("11369-6", "History of Immunization Narrative"),
+        "procedures": ("47519-4", "History of Procedures Document"),
+        "plan_of_care": ("18776-5", "Plan of care note"),
+        "alerts": ("104605-1", "Alert"),
     }
 )

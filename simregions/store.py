@@ -39,6 +39,10 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "DocumentReference": {"status": "token", "type": "token"},
     "AllergyIntolerance": {"code": "token", "clinical-status": "token"},
     "Immunization": {"status": "token", "vaccine-code": "token"},
+    "Procedure": {"status": "token", "code": "token", "category": "token"},
+    "CarePlan": {"status": "token", "category": "token"},
+    "CareTeam": {"status": "token", "category": "token"},
+    "Flag": {"category": "token"},
 }
 for _type in PATIENT_COMPARTMENT_TYPES:
     SEARCH_PARAMS[_type] = {"_id": "token", "patient": "reference", "subject": "reference"} | (

@@ -61,6 +61,16 @@ REQUIRED_BINDINGS: Mapping[str, frozenset[str]] = MappingProxyType(
             "AllergyIntolerance.criticality": "low high unable-to-assess",
             "AllergyIntolerance.reaction.severity": "mild moderate severe",
             "Immunization.status": "completed entered-in-error not-done",
+            "Procedure.status": "preparation in-progress not-done on-hold stopped completed "
+            "entered-in-error unknown",
+            "CarePlan.status": "draft active on-hold revoked completed entered-in-error unknown",
+            "CarePlan.intent": "proposal plan order option",
+            "CarePlan.activity.detail.kind": "Appointment CommunicationRequest DeviceRequest "
+            "MedicationRequest NutritionOrder Task ServiceRequest VisionPrescription",
+            "CarePlan.activity.detail.status": "not-started scheduled in-progress on-hold "
+            "completed cancelled stopped unknown entered-in-error",
+            "CareTeam.status": "proposed active suspended inactive entered-in-error",
+            "Flag.status": "active inactive entered-in-error",
             "Provenance.entity.role": "derivation revision quotation source removal",
             "OperationOutcome.issue.severity": "fatal error warning information",
             "OperationOutcome.issue.code": _OO_CODES,
@@ -88,6 +98,10 @@ _PERIODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "Condition": ("onsetPeriod", "abatementPeriod"),
         "DocumentReference": ("context.period",),
         "AllergyIntolerance": ("onsetPeriod",),
+        "Procedure": ("performedPeriod",),
+        "CarePlan": ("period", "activity.detail.scheduledPeriod"),
+        "CareTeam": ("period", "participant.period"),
+        "Flag": ("period",),
         "Appointment": ("requestedPeriod",),
         "Provenance": ("occurredPeriod",),
     }

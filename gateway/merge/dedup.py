@@ -14,6 +14,10 @@ Two resources are the same fact when their keys are equal; a resource without a 
 | DocumentReference | date instant, SHA-256 of the first attachment's data |
 | AllergyIntolerance | substance code (first coding), clinical status, onset (else recorded) day |
 | Immunization | vaccine code (first coding), occurrence day |
+| Procedure | procedure code (first coding), performed (else period start) day |
+| CarePlan | category (first coding), period start day, title, the producing care unit |
+| CareTeam | category (first coding), period start day, name, the producing care unit |
+| Flag | code (first coding), status, period start day |
 
 The first resource of a group (sources in configuration order) stays; it gains one
 ``also-reported-by`` extension per duplicate naming the duplicate's source and original
@@ -140,6 +144,37 @@ def _immunization(resource: FhirResource) -> Key | None:
     return None if code is None or day is None else (code, day)
 
 
+def _period_day(resource: FhirResource, name: str = "period") -> str | None:
+    period = resource.get(name)
+    return _day(period.get("start")) if isinstance(period, dict) else None
+
+
+def _procedure(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("code"))
+    day = _day(resource.get("performedDateTime")) or _period_day(resource, "performedPeriod")
+    return None if code is None or day is None else (code, day)
+
+
+def _flag(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("code"))
+    day = _period_day(resource)
+    if code is None or day is None:
+        return None
+    return (code, resource.get("status"), day)
+
+
+def _plan_or_team(resource: FhirResource) -> Key | None:
+    """CarePlan and CareTeam: what kind, from when, called what, kept by which unit."""
+    categories = resource.get("category")
+    first = categories[0] if isinstance(categories, list) and categories else None
+    day = _period_day(resource)
+    unit = _unit_tag(resource)
+    name = resource.get("title") or resource.get("name")
+    if day is None or unit is None:
+        return None
+    return (_code(first), day, " ".join(str(name or "").lower().split()), unit)
+
+
 def _unit_tag(resource: FhirResource) -> str | None:
     for tag in (resource.get("meta") or {}).get("tag", ()):
         if isinstance(tag, dict) and str(tag.get("system", "")).endswith("/care-unit"):
@@ -193,6 +228,10 @@ MATCH_RULES: dict[str, Callable[[FhirResource], Key | None]] = {
     "DocumentReference": _document,
     "AllergyIntolerance": _allergy,
     "Immunization": _immunization,
+    "Procedure": _procedure,
+    "CarePlan": _plan_or_team,
+    "CareTeam": _plan_or_team,
+    "Flag": _flag,
 }
 
 

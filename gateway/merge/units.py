@@ -19,7 +19,15 @@ from fhir_profiles.identifiers import HSA_ID_SYSTEM
 from fhir_profiles.record_status import CARE_UNIT_TAG
 
 #: Fields that name the organisation (care unit) that produced a resource, in order of trust.
-UNIT_FIELDS = ("serviceProvider", "performer", "custodian", "author", "requester", "recorder")
+UNIT_FIELDS = (
+    "serviceProvider",
+    "performer",
+    "custodian",
+    "author",
+    "requester",
+    "recorder",
+    "managingOrganization",
+)
 
 #: Who a reference may name that is no care unit: its HSA-id decides nothing of whose
 #: record it is.

@@ -7,7 +7,8 @@ with a coherent record around it: Condition (ICD-10-SE), Encounter, Appointment 
 future), DocumentReference (Swedish journal notes as base64 text), Observation (lab results
 coded the region's way) and MedicationRequest (ATC); for the test person and the children
 under 13 also AllergyIntolerance (SNOMED CT) and Immunization (ATC: the childhood
-programme), built after everyone's record so that adding them changed no other resource.
+programme), Procedure (KVÅ), CarePlan, CareTeam and Flag (alert information), built
+after everyone's record so that adding them changed no other resource.
 
 A person's clinical profile (diagnoses, usual lab levels) is the same in every region they
 live in; what each region recorded differs. The test person Tolvan Tolvansson has a rich
@@ -25,7 +26,8 @@ Deliberate duplicates (for the gateway's deduplication work), all for the test p
   and Region Väst (same ATC code, product text, dosage, requester and validity);
 * the B-Hb result of 2026-05-20 07:48, also from Klinisk kemi Norrhamn, is reported by Region
   Nord (LOINC 718-7) and Region Syd (NPU28309): a duplicate once codes are mapped;
-* the penicillin allergy recorded 2019-03-12 and the influenza vaccination of 2024-10-21
+* the penicillin allergy recorded 2019-03-12, the influenza vaccination of 2024-10-21, the
+  electrical cardioversion of 2025-11-04 and the anticoagulant alert flag of 2026-06-02
   are reported identically by Region Nord and Region Väst.
 
 :func:`deliberate_duplicates` lists their resource ids.
@@ -50,6 +52,8 @@ One module per part of the record, each using only those above it:
     records        each person's record: episodes of care, check-ups, trimming
     allergies      AllergyIntolerance (the test person's and the children's)
     immunizations  Immunization (the test person's and the children's)
+    care           Procedure, CarePlan, CareTeam (the test person's and the children's)
+    alerts         Flag: alert information (the test person's and the children's)
     build          a region's data, built once; the list of deliberate duplicates
 """
 

@@ -8,8 +8,10 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from simregions.data.alerts import add_alerts, add_child_alerts
 from simregions.data.allergies import add_allergies, add_child_allergies
 from simregions.data.builder import FhirResource, RegionBuilder
+from simregions.data.care import add_care, add_child_care
 from simregions.data.immunizations import add_childhood_programme, add_immunizations
 from simregions.data.organisations import build_organisations, build_practitioners
 from simregions.data.records import build_people
@@ -30,6 +32,10 @@ SERVED_TYPES: tuple[str, ...] = (
     "DocumentReference",
     "AllergyIntolerance",
     "Immunization",
+    "Procedure",
+    "CarePlan",
+    "CareTeam",
+    "Flag",
 )
 #: The types searched per patient (``?patient=``).
 PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = (
@@ -41,6 +47,10 @@ PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = (
     "DocumentReference",
     "AllergyIntolerance",
     "Immunization",
+    "Procedure",
+    "CarePlan",
+    "CareTeam",
+    "Flag",
 )
 
 
@@ -75,6 +85,7 @@ def build_region_data(region: RegionSpec) -> RegionData:
     build_practitioners(builder)
     build_people(builder)
     build_allergies_and_immunizations(builder)
+    build_care_and_alerts(builder)
     return RegionData(
         region=region,
         resources=tuple(builder.resources),
@@ -97,6 +108,22 @@ def build_allergies_and_immunizations(builder: RegionBuilder) -> None:
             patient = {"reference": f"Patient/{builder.patient_ids[person.pnr]}"}
             add_child_allergies(builder, patient, person.birth_date)
             add_childhood_programme(builder, patient, person.birth_date)
+
+
+def build_care_and_alerts(builder: RegionBuilder) -> None:
+    """The test person's procedures, care plans, care teams and alert flags, and those of
+    the children under 13 who live here. Built after everything else, so the earlier
+    types keep their ids and values."""
+    tolvan = builder.patient_ids.get(TEST_PERSON_PNR)
+    if tolvan is not None:
+        patient = {"reference": f"Patient/{tolvan}"}
+        add_care(builder, patient)
+        add_alerts(builder, patient)
+    for person in people_in_region(builder.region.id):
+        if person.age < 13 and person.regions[0] == builder.region.id:
+            patient = {"reference": f"Patient/{builder.patient_ids[person.pnr]}"}
+            add_child_care(builder, patient, person.birth_date)
+            add_child_alerts(builder, patient, person.birth_date)
 
 
 def deliberate_duplicates() -> tuple[DeliberateDuplicate, ...]:
@@ -133,5 +160,15 @@ def deliberate_duplicates() -> tuple[DeliberateDuplicate, ...]:
             "Immunization",
             "influenza vaccination of 2024-10-21, identical in Nord and Väst",
             ids("influenza-duplicate", "nord", "vast"),
+        ),
+        DeliberateDuplicate(
+            "Procedure",
+            "electrical cardioversion of 2025-11-04, identical in Nord and Väst",
+            ids("cardioversion-duplicate", "nord", "vast"),
+        ),
+        DeliberateDuplicate(
+            "Flag",
+            "anticoagulant treatment alert since 2026-06-02, identical in Nord and Väst",
+            ids("anticoagulant-duplicate", "nord", "vast"),
         ),
     )

@@ -32,6 +32,10 @@ GATEWAY_TYPES = (
     "DocumentReference",
     "AllergyIntolerance",
     "Immunization",
+    "Procedure",
+    "CarePlan",
+    "CareTeam",
+    "Flag",
 )
 
 
@@ -300,6 +304,52 @@ def test_allergy_and_immunization_rules() -> None:
     assert any(i.path == "Immunization.status" for i in errors(immunization))
     immunization["status"] = "completed"
     assert errors(immunization) == []
+
+
+def test_procedure_care_plan_care_team_and_flag_rules() -> None:
+    meta = {"source": "urn:samlad:source:x#y"}
+    subject = {"reference": "Patient/p"}
+    procedure: dict[str, Any] = {
+        "resourceType": "Procedure",
+        "meta": meta,
+        "status": "done",
+        "subject": subject,
+        "code": {"text": "Appendektomi"},
+        "performedPeriod": {"start": "2025-11-04", "end": "2025-11-03"},
+    }
+    found = errors(procedure)
+    assert any(i.path == "Procedure.status" for i in found)
+    assert "per-1" in {i.key for i in found}
+    procedure["status"] = "completed"
+    procedure["performedPeriod"]["end"] = "2025-11-04"
+    assert errors(procedure) == []
+    del procedure["code"]
+    assert "profile" in _keys(procedure), "the Samlad profile asks for the procedure's code"
+    plan: dict[str, Any] = {
+        "resourceType": "CarePlan",
+        "meta": meta,
+        "status": "active",
+        "intent": "goal",
+        "subject": subject,
+        "activity": [{"detail": {"kind": "Visit", "status": "scheduled"}}],
+    }
+    paths = {i.path for i in errors(plan)}
+    assert {"CarePlan.intent", "CarePlan.activity[0].detail.kind"} <= paths
+    plan["intent"] = "plan"
+    plan["activity"][0]["detail"]["kind"] = "Appointment"
+    assert errors(plan) == []
+    team = {"resourceType": "CareTeam", "meta": meta, "status": "done", "subject": subject}
+    assert any(i.path == "CareTeam.status" for i in errors(team))
+    flag: dict[str, Any] = {
+        "resourceType": "Flag",
+        "meta": meta,
+        "status": "ended",
+        "code": {"text": "Smitta"},
+        "subject": subject,
+    }
+    assert any(i.path == "Flag.status" for i in errors(flag))
+    flag["status"] = "inactive"
+    assert errors(flag) == []
 
 
 def test_bundle_entries_are_checked_against_their_profiles() -> None:

@@ -83,6 +83,32 @@ async def test_a_blocked_providers_allergy_is_hidden_and_not_counted(gateway: Ga
     assert birch in await substances(gateway.citizen()), "the patient sees their own data"
 
 
+async def test_a_unit_block_hides_that_units_procedures_plans_and_teams(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    await grant(gateway, patient_id, NORD_PROVIDER)
+    heart_clinic = "SE2321009002-HJRT"  # Region Väst's, also the cardioversion's in Nord
+
+    async def shown(resource_type: str) -> list[dict[str, Any]]:
+        response = await gateway.client.get(
+            f"/fhir/{resource_type}?patient={patient_id}", headers=gateway.clinician()
+        )
+        assert response.status_code == 200, response.text
+        bundle = response.json()
+        found = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "match"]
+        assert bundle["total"] == len(found)
+        return found
+
+    before = {t: await shown(t) for t in ("Procedure", "CarePlan", "CareTeam", "Flag")}
+    await block(gateway, patient_id, heart_clinic, level="care-unit")
+    after = {t: await shown(t) for t in before}
+    assert [p["code"]["coding"][0]["code"] for p in after["Procedure"]] == ["JEA00"]
+    titles = {p["title"] for p in after["CarePlan"]}
+    assert titles == {p["title"] for p in before["CarePlan"]} - {"Vårdplan hjärtsvikt"}
+    assert len(after["CareTeam"]) == len(before["CareTeam"]) - 1
+    assert heart_clinic not in str(after)
+    assert after["Flag"] == before["Flag"], "alerts written by other units stay"
+
+
 async def test_unit_block_hides_that_units_data_and_fails_closed_on_unknown_units(
     gateway: Gateway,
 ) -> None:

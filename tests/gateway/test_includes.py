@@ -152,6 +152,35 @@ async def test_include_patient_follows_the_patient_element(
     assert warnings(bundle) == []
 
 
+async def test_include_care_team_of_care_plans_and_revinclude_back(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    bundle = await search(gateway, "CarePlan", patient_id, [("_include", "CarePlan:care-team")])
+    plans = of_mode(bundle, "match")
+    expected = set().union(*(refs(p, "careTeam") for p in plans))
+    assert len(expected) == len(plans) == 3, "each region's plan names its care team"
+    assert set(keys(includes(bundle))) == expected
+    assert warnings(bundle) == []
+    back = await search(gateway, "CareTeam", patient_id, [("_revinclude", "CarePlan:care-team")])
+    assert {f"CareTeam/{t['id']}" for t in of_mode(back, "match")} >= expected
+    assert set(keys(includes(back))) == set(keys(plans))
+
+
+@pytest.mark.parametrize("resource_type", ["Procedure", "Flag"])
+async def test_include_subject_of_procedures_and_flags(
+    gateway: Gateway, resource_type: str
+) -> None:
+    patient_id = await gateway.patient_id()
+    bundle = await search(
+        gateway, resource_type, patient_id, [("_include", f"{resource_type}:subject")]
+    )
+    assert of_mode(bundle, "match")
+    assert keys(includes(bundle)) == [f"Patient/{patient_id}"]
+    # The merged duplicate's Provenance comes along, asked for or not.
+    provenance = [r for r in of_mode(bundle, "include") if r["resourceType"] == "Provenance"]
+    assert len(provenance) == 1
+    assert warnings(bundle) == []
+
+
 async def test_include_encounter_of_journal_notes(gateway: Gateway) -> None:
     patient_id = await gateway.patient_id()
     bundle = await search(

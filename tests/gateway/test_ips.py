@@ -357,6 +357,104 @@ def test_allergies_and_immunizations_are_listed_but_not_refuted_or_not_given_one
     assert fhirkit.validate(bundle) == []
 
 
+def test_procedures_current_care_plans_and_active_alerts_are_listed() -> None:
+    kva = "urn:oid:1.2.752.116.1.3.2.1.4"
+    hsa = "urn:oid:1.2.752.129.2.1.4.1"
+
+    def procedure(rid: str, status: str = "completed", **extra: Any) -> dict[str, Any]:
+        return {
+            "resourceType": "Procedure",
+            "id": rid,
+            "status": status,
+            "code": {"coding": [{"system": kva, "code": "JEA00"}], "text": f"Ingrepp {rid}"},
+            "subject": SUBJECT,
+            "performer": [
+                {
+                    "actor": {
+                        "reference": "Organization/unit",
+                        "identifier": {"system": hsa, "value": "SE2321009002-HJRT"},
+                        "display": "Hjärtmottagningen",
+                    }
+                }
+            ],
+            **extra,
+        }
+
+    def plan(rid: str, status: str, start: str) -> dict[str, Any]:
+        return {
+            "resourceType": "CarePlan",
+            "id": rid,
+            "status": status,
+            "intent": "plan",
+            "title": f"Vårdplan {rid}",
+            "subject": SUBJECT,
+            "period": {"start": start},
+            "careTeam": [{"reference": "CareTeam/not-in-the-document"}],
+            "addresses": [{"reference": "Condition/htn"}],
+            "activity": [{"detail": {"status": "scheduled", "description": "Återbesök"}}],
+        }
+
+    def flag(rid: str, status: str, start: str) -> dict[str, Any]:
+        return {
+            "resourceType": "Flag",
+            "id": rid,
+            "status": status,
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/flag-category",
+                            "code": "drug",
+                        }
+                    ],
+                    "text": "Behandling",
+                }
+            ],
+            "code": {"text": f"Varning {rid}"},
+            "subject": SUBJECT,
+            "period": {"start": start},
+            "author": {"display": "Medicinmottagningen"},
+        }
+
+    record = [
+        *small_record(),
+        procedure("old", performedDateTime="1961-08-14"),
+        procedure("new", performedPeriod={"start": "2025-11-04T09:30:00+01:00"}),
+        procedure("undated"),
+        procedure("planned", "preparation", performedDateTime="2027-01-01"),
+        procedure("wrong", "entered-in-error", performedDateTime="2025-01-01"),
+        plan("sip", "active", "2026-03-02"),
+        plan("diabetes", "on-hold", "2024-01-10"),
+        plan("finished", "completed", "2020-01-01"),
+        flag("anticoagulant", "active", "2026-06-02"),
+        flag("mrsa", "inactive", "2018-02-01"),
+    ]
+    bundle = build_summary(PATIENT, record, base_url=FHIR_BASE, now=NOW)
+    assert section_ids(bundle, "47519-4") == ["new", "old", "undated"]
+    assert section_ids(bundle, "18776-5") == ["sip", "diabetes"]
+    assert "1 earlier care plan(s)" in sections(bundle)["18776-5"]["text"]["div"]
+    assert section_ids(bundle, "104605-1") == ["anticoagulant"]
+    assert "Hjärtmottagningen" in sections(bundle)["47519-4"]["text"]["div"]
+    by_id = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
+    assert by_id["new"]["meta"]["profile"] == [IPS_PROFILES["Procedure"]]
+    assert by_id["anticoagulant"]["meta"]["profile"] == [IPS_PROFILES["Flag"]]
+    assert "meta" not in by_id["sip"] or "profile" not in by_id["sip"]["meta"]
+    assert by_id["undated"]["_performedDateTime"]["extension"][0]["valueCode"] == "unknown"
+    assert by_id["new"]["performer"] == [
+        {
+            "actor": {
+                "identifier": {"system": hsa, "value": "SE2321009002-HJRT"},
+                "display": "Hjärtmottagningen",
+            }
+        }
+    ]
+    urls = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    assert "careTeam" not in by_id["sip"], "a reference to nothing in the document goes"
+    assert urls[by_id["sip"]["addresses"][0]["reference"]]["id"] == "htn"
+    assert not {"planned", "wrong", "finished", "mrsa"} & set(by_id)
+    assert fhirkit.validate(bundle) == []
+
+
 def test_empty_record_has_the_required_sections_with_empty_reasons() -> None:
     bundle = build_summary(PATIENT, [], base_url=FHIR_BASE, now=NOW)
     found = sections(bundle)
@@ -544,13 +642,17 @@ async def test_summary_of_the_test_person_validates_against_ips(
         "11450-4": "Condition",
         "11369-6": "Immunization",
         "30954-2": "Observation",
+        "47519-4": "Procedure",
+        "18776-5": "CarePlan",
+        "104605-1": "Flag",
     }.items():
         entries = found[code]["entry"]
         assert entries, f"section {code} is empty for the test person"
         for ref in entries:
             resource = urls[ref["reference"]]
             assert resource["resourceType"] == expected_type
-            assert resource["meta"]["profile"] == [IPS_PROFILES[expected_type]]
+            profile = IPS_PROFILES.get(expected_type)
+            assert resource.get("meta", {}).get("profile") == ([profile] if profile else None)
     assert urls[composition["subject"]["reference"]]["meta"]["profile"] == [IPS_PROFILES["Patient"]]
     allergies = [urls[r["reference"]] for r in found["48765-2"]["entry"]]
     assert "emptyReason" not in found["48765-2"]
@@ -558,6 +660,11 @@ async def test_summary_of_the_test_person_validates_against_ips(
     vaccinated = [urls[r["reference"]]["occurrenceDateTime"] for r in found["11369-6"]["entry"]]
     assert vaccinated == sorted(vaccinated, reverse=True)
     assert vaccinated[-1] < "1920"
+    procedures = [urls[r["reference"]] for r in found["47519-4"]["entry"]]
+    assert [p["code"]["coding"][0]["code"] for p in procedures] == ["DF027", "JEA00"]
+    assert len(found["18776-5"]["entry"]) == 3, "each region's current care plan"
+    (alert,) = [urls[r["reference"]] for r in found["104605-1"]["entry"]]
+    assert alert["status"] == "active", "the ended MRSA flag is left out"
     analyses = [
         next(c["code"] for c in urls[r["reference"]]["code"]["coding"] if c["system"] == LOINC)
         for r in found["30954-2"]["entry"]

@@ -408,3 +408,146 @@ def test_a_panel_is_the_same_fact_by_code_time_and_every_components_value() -> N
     without_value = blood_pressure("bp")
     del without_value["component"][1]["valueQuantity"]
     assert match_key(without_value) is None, "a component without a value is never merged"
+
+
+KVA = "urn:oid:1.2.752.116.1.3.2.1.4"
+HSA = "urn:oid:1.2.752.129.2.1.4.1"
+SNOMED = "http://snomed.info/sct"
+
+
+def _hsa(value: str) -> dict[str, Any]:
+    return {"identifier": {"system": HSA, "value": value}}
+
+
+def procedure(local_id: str = "pr1", **extra: Any) -> FhirResource:
+    return {
+        "resourceType": "Procedure",
+        "id": local_id,
+        "status": "completed",
+        "code": {"coding": [{"system": KVA, "code": "DF027"}]},
+        "subject": {"reference": "Patient/local-p"},
+        "performedDateTime": "2025-11-04T09:30:00+01:00",
+        "performer": [{"actor": _hsa("SE2321009002-HJRT")}],
+        **extra,
+    }
+
+
+def flag(local_id: str = "f1", **extra: Any) -> FhirResource:
+    return {
+        "resourceType": "Flag",
+        "id": local_id,
+        "status": "active",
+        "code": {"coding": [{"system": SNOMED, "code": "182764009"}]},
+        "subject": {"reference": "Patient/local-p"},
+        "period": {"start": "2026-06-02T10:30:00+02:00"},
+        **extra,
+    }
+
+
+def care_plan(local_id: str = "cp1", **extra: Any) -> FhirResource:
+    return {
+        "resourceType": "CarePlan",
+        "id": local_id,
+        "status": "active",
+        "intent": "plan",
+        "category": [{"coding": [{"system": SNOMED, "code": "698360004"}]}],
+        "title": "Vårdplan diabetes",
+        "subject": {"reference": "Patient/local-p"},
+        "period": {"start": "2024-01-10"},
+        "author": _hsa("SE2321009003-ENDO"),
+        **extra,
+    }
+
+
+def care_team(local_id: str = "ct1", **extra: Any) -> FhirResource:
+    return {
+        "resourceType": "CareTeam",
+        "id": local_id,
+        "status": "active",
+        "name": "Vårdteam hjärtsvikt",
+        "subject": {"reference": "Patient/local-p"},
+        "period": {"start": "2025-11-04"},
+        "managingOrganization": [_hsa("SE2321009002-HJRT")],
+        "participant": [{"member": _hsa("SE2321009002-L101")}],
+        **extra,
+    }
+
+
+CARE_TYPES = frozenset({"Procedure", "CarePlan", "CareTeam", "Flag"})
+
+
+def care_ids(a: list[FhirResource], b: list[FhirResource]) -> list[str]:
+    result = unify(
+        gathered((source("region-a"), patient(), a), (source("region-b"), patient(), b)),
+        PERSON,
+        "unified-id",
+        CARE_TYPES,
+    )
+    for resource in result.resources:
+        assert resource["subject"] == {"reference": "Patient/unified-id"}
+    return sorted(r["id"] for r in result.resources)
+
+
+def test_a_procedure_is_the_same_fact_by_code_and_day_performed() -> None:
+    later = procedure(performedDateTime="2025-11-04T14:00:00+01:00")
+    assert care_ids([procedure()], [later]) == ["region-a.pr1"]
+    as_period = procedure(performedPeriod={"start": "2025-11-04"})
+    del as_period["performedDateTime"]
+    assert care_ids([procedure()], [as_period]) == ["region-a.pr1"]
+    other_code = procedure(code={"coding": [{"system": KVA, "code": "JEA00"}]})
+    for different in (other_code, procedure(performedDateTime="2025-11-05")):
+        assert care_ids([procedure()], [different]) == ["region-a.pr1", "region-b.pr1"]
+    undated = procedure(performedDateTime="2025")
+    assert care_ids([undated], [copy.deepcopy(undated)]) == ["region-a.pr1", "region-b.pr1"]
+
+
+def test_a_flag_is_the_same_fact_by_code_status_and_first_day() -> None:
+    assert care_ids([flag()], [flag(period={"start": "2026-06-02"})]) == ["region-a.f1"]
+    for different in (
+        flag(status="inactive"),
+        flag(period={"start": "2026-06-03"}),
+        flag(code={"coding": [{"system": SNOMED, "code": "115329001"}]}),
+    ):
+        assert care_ids([flag()], [different]) == ["region-a.f1", "region-b.f1"]
+
+
+def test_care_plans_and_teams_are_the_same_by_kind_start_name_and_unit() -> None:
+    assert care_ids([care_plan()], [care_plan(title="vårdplan  DIABETES")]) == ["region-a.cp1"]
+    assert care_ids([care_team()], [care_team()]) == ["region-a.ct1"]
+    for different in (
+        care_plan(title="SIP"),
+        care_plan(period={"start": "2024-01-11"}),
+        care_plan(author=_hsa("SE2321009003-VCSS")),
+    ):
+        assert care_ids([care_plan()], [different]) == ["region-a.cp1", "region-b.cp1"]
+    unowned = care_team()
+    del unowned["managingOrganization"]  # no care unit: never merged
+    assert care_ids([unowned], [copy.deepcopy(unowned)]) == ["region-a.ct1", "region-b.ct1"]
+
+
+@pytest.mark.parametrize(
+    ("resource", "unit"),
+    [
+        (procedure(), "SE2321009002-HJRT"),
+        (care_plan(), "SE2321009003-ENDO"),
+        (care_team(), "SE2321009002-HJRT"),
+        (flag(author=_hsa("SE2321009001-MEDM")), "SE2321009001-MEDM"),
+    ],
+    ids=[
+        "Procedure.performer.actor",
+        "CarePlan.author",
+        "CareTeam.managingOrganization",
+        "Flag.author",
+    ],
+)
+def test_the_care_unit_of_procedures_plans_teams_and_flags(
+    resource: FhirResource, unit: str
+) -> None:
+    result = unify(
+        gathered((source("region-a"), patient(), [resource])),
+        PERSON,
+        "unified-id",
+        CARE_TYPES,
+    )
+    (served,) = result.resources
+    assert care_tags(served) == ("SE2321000016-PROV", unit)

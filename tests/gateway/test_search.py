@@ -285,6 +285,20 @@ def test_patient_is_accepted_and_kept_not_filtered() -> None:
         ("Immunization", "date", {"occurrenceDateTime": "2026-05-20T10:15:00+02:00"}, {
             "occurrenceDateTime": "2026-05-19", "recorded": "2026-05-20T10:15:00+02:00"
         }),
+        ("Procedure", "date", {"performedDateTime": "2026-05-20T10:15:00+02:00"}, {
+            "performedPeriod": {"start": "2026-05-19T22:00:00+02:00",
+                                "end": "2026-05-20T01:00:00+02:00"}
+        }),
+        ("CarePlan", "date", {"period": {"start": "2026-05-20", "end": "2026-05-20"}}, {
+            "period": {"start": "2026-05-19"}, "created": "2026-05-20"
+        }),
+        ("CareTeam", "date", {"period": {"start": "2026-05-20T08:00:00+02:00",
+                                         "end": "2026-05-20T16:00:00+02:00"}}, {
+            "period": {"end": "2026-05-19"}
+        }),
+        ("Flag", "date", {"period": {"start": "2026-05-20", "end": "2026-05-20"}}, {
+            "period": {"start": "2026-05-21"}
+        }),
     ],
 )  # fmt: skip
 def test_date_paths_per_type(
@@ -392,6 +406,108 @@ def test_immunization_parameters() -> None:
         assert [r["id"] for r in apply(spec, shots)] == expected, params
     assert search_params_for("Immunization")["patient"] == "reference"
     assert includes_for("Immunization") == ("*", "Immunization:patient")
+
+
+KVA = "urn:oid:1.2.752.116.1.3.2.1.4"
+HSA = "urn:oid:1.2.752.129.2.1.4.1"
+
+
+def _unit(reference: str, hsa_id: str) -> dict[str, Any]:
+    return {"reference": reference, "identifier": {"system": HSA, "value": hsa_id}}
+
+
+PROCEDURES = [
+    {"resourceType": "Procedure", "id": "cardioversion", "status": "completed",
+     "code": {"coding": [{"system": KVA, "code": "DF027"}]},
+     "category": {"coding": [{"system": SNOMED, "code": "387713003"}]},
+     "subject": {"reference": PATIENT}, "performedDateTime": "2025-11-04T09:30:00+01:00",
+     "performer": [{"actor": _unit("Organization/vast.hjrt", "SE2321009002-HJRT")}]},
+    {"resourceType": "Procedure", "id": "appendectomy", "status": "completed",
+     "code": {"coding": [{"system": KVA, "code": "JEA00"}]},
+     "subject": {"reference": PATIENT}, "performedDateTime": "1961-08-14",
+     "performer": [{"actor": {"display": "Lasarettet i Sundsvik"}}]},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ([("code", f"{KVA}|JEA00")], ["appendectomy"]),
+        ([("subject", PATIENT), ("status", "completed")], ["appendectomy", "cardioversion"]),
+        ([("category", "387713003")], ["cardioversion"]),
+        ([("date", "lt2000")], ["appendectomy"]),
+        ([("performer", "Organization/vast.hjrt")], ["cardioversion"]),
+        ([("performer", f"{HSA}|SE2321009002-HJRT")], ["cardioversion"]),
+        ([("performer:identifier", "SE2321009002-HJRT")], ["cardioversion"]),
+        # A performer named only by display has nothing a reference search can match.
+        ([("performer:missing", "true")], ["appendectomy"]),
+        ([("performer", "Organization/other")], []),
+    ],
+)
+def test_procedure_parameters(params: list[tuple[str, str]], expected: list[str]) -> None:
+    spec = parse_search("Procedure", params, strict=True)
+    assert [r["id"] for r in apply(spec, PROCEDURES)] == expected
+    assert spec.patient in (None, "p-opaque-1")
+
+
+def test_subject_names_the_patient_and_a_patient_takes_no_identifier_modifier() -> None:
+    spec = parse_search("CarePlan", [("subject", PATIENT)], strict=True)
+    assert spec.patient == "p-opaque-1"
+    assert spec.filters == ()
+    with pytest.raises(BadRequest, match="subject must be a Patient id"):
+        parse_search("Flag", [("subject", "Group/g1")], strict=True)
+    spec = parse_search("Procedure", [("patient:identifier", "x")], strict=False)
+    assert spec.unsupported == ("patient:identifier",)
+    assert "subject" not in search_params_for("Observation")
+
+
+def test_care_plan_care_team_and_flag_parameters() -> None:
+    flag_category = "http://terminology.hl7.org/CodeSystem/flag-category"
+    record = [
+        {"resourceType": "CarePlan", "id": "sip", "status": "active", "intent": "plan",
+         "category": [{"coding": [{"system": SNOMED, "code": "734163000"}]}],
+         "subject": {"reference": PATIENT}, "period": {"start": "2026-03-02"}},
+        {"resourceType": "CarePlan", "id": "diabetes", "status": "completed", "intent": "order",
+         "category": [{"coding": [{"system": SNOMED, "code": "698360004"}]}],
+         "subject": {"reference": PATIENT},
+         "period": {"start": "2024-01-10", "end": "2025-01-10"}},
+        {"resourceType": "CareTeam", "id": "team", "status": "active",
+         "category": [{"coding": [{"system": LOINC, "code": "LA27976-2"}]}],
+         "subject": {"reference": PATIENT}, "period": {"start": "2026-03-02"}},
+        {"resourceType": "Flag", "id": "anticoagulant", "status": "active",
+         "category": [{"coding": [{"system": flag_category, "code": "drug"}]}],
+         "code": {"text": "Antikoagulantia"}, "subject": {"reference": PATIENT},
+         "period": {"start": "2026-06-02"}},
+        {"resourceType": "Flag", "id": "mrsa", "status": "inactive",
+         "category": [{"coding": [{"system": flag_category, "code": "contact"}]}],
+         "code": {"text": "MRSA"}, "subject": {"reference": PATIENT},
+         "period": {"start": "2018-02-01", "end": "2019-03-15"}},
+    ]  # fmt: skip
+    for resource_type, params, expected in (
+        ("CarePlan", [("intent", "plan")], ["sip"]),
+        ("CarePlan", [("status", "completed")], ["diabetes"]),
+        ("CarePlan", [("category", f"{SNOMED}|698360004")], ["diabetes"]),
+        ("CarePlan", [("date", "ge2026")], ["sip"]),
+        ("CareTeam", [("status", "active"), ("category", "LA27976-2")], ["team"]),
+        ("CareTeam", [("date", "lt2026")], []),
+        ("Flag", [("status", "active")], ["anticoagulant"]),
+        ("Flag", [("category", f"{flag_category}|contact")], ["mrsa"]),
+        ("Flag", [("date", "2019")], []),
+        ("Flag", [("date", "ap2019-01-01")], ["mrsa"]),
+        ("Flag", [("patient", PATIENT), ("_sort", "date")], ["mrsa", "anticoagulant"]),
+    ):
+        spec = parse_search(resource_type, params, strict=True)
+        assert [r["id"] for r in apply(spec, record)] == expected, (resource_type, params)
+    assert includes_for("CarePlan") == (
+        "*",
+        "CarePlan:patient",
+        "CarePlan:subject",
+        "CarePlan:encounter",
+        "CarePlan:care-team",
+        "CarePlan:condition",
+    )
+    assert "CarePlan:care-team" in revincludes_for("CareTeam")
+    assert "Flag:encounter" in revincludes_for("Encounter")
 
 
 def test_other_types_are_left_out() -> None:

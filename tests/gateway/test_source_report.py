@@ -98,7 +98,7 @@ def test_shows_counts_only_what_the_reader_may_see_of_a_source_with_data() -> No
 
 def test_shows_withholds_what_was_counted_before_hiding_when_asked() -> None:
     report = answered(10)
-    report.left_unsupported({"Procedure": 1})
+    report.left_unsupported({"Goal": 1})
     report.left_unresolved({"Practitioner": 2})
     report.shows(6, counts_before_hiding=False)
     assert (report.resource_count, report.unsupported, report.unresolved) == (6, {}, {})

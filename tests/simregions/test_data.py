@@ -296,6 +296,56 @@ def test_the_test_person_has_allergies_and_a_life_of_vaccinations() -> None:
     assert all(i["status"] == "completed" for i in immunizations)
 
 
+def test_the_test_person_has_procedures_care_plans_a_care_team_and_alerts() -> None:
+    kva = "urn:oid:1.2.752.116.1.3.2.1.4"
+    found: dict[str, list[dict[str, Any]]] = {}
+    for region in DEFAULT_REGIONS:
+        tolvan = f"Patient/{build_region_data(region).patient_id(TEST_PERSON_PNR)}"
+        for resource_type in ("Procedure", "CarePlan", "CareTeam", "Flag"):
+            here = resources(region.id, resource_type)
+            found.setdefault(resource_type, []).extend(
+                r for r in here if r["subject"]["reference"] == tolvan
+            )
+    procedures = {r["code"]["coding"][0]["code"] for r in found["Procedure"]}
+    assert procedures == {"DF027", "JEA00"}  # KVÅ: cardioversion, appendectomy
+    assert all(r["code"]["coding"][0]["system"] == kva for r in found["Procedure"])
+    assert {p["title"] for p in found["CarePlan"]} == {
+        "Samordnad individuell plan (SIP)",
+        "Vårdplan hjärtsvikt",
+        "Vårdplan typ 2-diabetes",
+    }
+    assert all(p["activity"] and p["careTeam"] for p in found["CarePlan"])
+    teams = {f"CareTeam/{t['id']}": t for t in found["CareTeam"]}
+    assert len(teams) == 3  # each plan's
+    for plan in found["CarePlan"]:
+        assert plan["careTeam"][0]["reference"] in teams
+    for team in teams.values():
+        assert all(p["role"] for p in team["participant"])
+        hsa_ids = [p["member"]["identifier"]["value"] for p in team["participant"][:2]]
+        assert all(h.startswith("SE232100900") for h in hsa_ids)
+    assert sorted(f["status"] for f in found["Flag"]) == ["active", "active", "inactive"]
+    ended = next(f for f in found["Flag"] if f["status"] == "inactive")
+    assert ended["period"]["end"] > ended["period"]["start"]
+
+
+def test_children_have_the_child_health_services_plan_and_team() -> None:
+    seen = 0
+    for region_id in REGION_IDS:
+        patients = {p["id"]: p for p in resources(region_id, "Patient")}
+        by_child: dict[str, list[str]] = {}
+        for resource in resources(region_id):
+            if resource["resourceType"] in ("Procedure", "CarePlan", "CareTeam", "Flag"):
+                patient = patients[resource["subject"]["reference"].removeprefix("Patient/")]
+                if patient["birthDate"] >= "2014":
+                    by_child.setdefault(patient["birthDate"], []).append(resource["resourceType"])
+        for born, types in by_child.items():
+            seen += 1
+            assert types.count("CarePlan") == types.count("CareTeam") == 1, born
+            assert ("Procedure" in types) == (born < "2017-05"), born  # appendectomy at nine
+            assert ("Flag" in types) == (born < "2020"), born  # the egg hypersensitivity
+    assert seen >= 4
+
+
 def test_children_have_the_childhood_programme_so_far_as_their_age_reaches() -> None:
     for region_id in REGION_IDS:
         patients = {p["id"]: p for p in resources(region_id, "Patient")}
@@ -339,9 +389,9 @@ def strip_local(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_deliberate_duplicates_are_identical_but_for_local_ids() -> None:
-    crp, prescription, hb, allergy, vaccination = deliberate_duplicates()
+    crp, prescription, hb, allergy, vaccination, procedure, flag = deliberate_duplicates()
     by_id = {(region_id, r["id"]): r for region_id in REGION_IDS for r in resources(region_id)}
-    for duplicate in (crp, prescription, allergy, vaccination):
+    for duplicate in (crp, prescription, allergy, vaccination, procedure, flag):
         first, second = (by_id[key] for key in duplicate.ids)
         assert [region for region, _ in duplicate.ids] == ["nord", "vast"]
         assert first["resourceType"] == second["resourceType"] == duplicate.resource_type

@@ -4,11 +4,17 @@ Each served type's parameters come from one table, :data:`PARAMS`, with the sear
 FHIR R4 defines for them: ``date`` is ``Observation.effective``, ``Encounter.period``,
 ``Appointment.start``, ``DocumentReference.date`` and
 ``MedicationRequest.dosageInstruction.timing.event`` (its authored date is
-``authoredon``), ``AllergyIntolerance.recordedDate`` and ``Immunization.occurrence``;
-Condition has no ``date`` in R4, only ``onset-date`` and ``recorded-date``. Most types
-name their patient in ``subject``; Appointment in ``participant.actor``, AllergyIntolerance
-and Immunization in ``patient``. Parsing, matching and the capability list all read that
-table, so the CapabilityStatement cannot promise a parameter that is not honoured.
+``authoredon``), ``AllergyIntolerance.recordedDate``, ``Immunization.occurrence``,
+``Procedure.performed`` and the ``period`` of CarePlan, CareTeam and Flag; Condition has
+no ``date`` in R4, only ``onset-date`` and ``recorded-date``. Most types name their
+patient in ``subject`` (searched as ``patient`` or, for Procedure, CarePlan, CareTeam and
+Flag, ``subject`` too); Appointment in ``participant.actor``, AllergyIntolerance and
+Immunization in ``patient``. Flag's ``status`` and ``category`` are beyond R4's list for
+it. A reference parameter other than the patient (``Procedure.performer``) matches the
+reference as the gateway rewrote it or its identifier (``[system|]value``, e.g. an
+HSA-id; also as ``performer:identifier``). Parsing, matching and the capability list all
+read that table, so the CapabilityStatement cannot promise a parameter that is not
+honoured.
 
 ``_include`` and ``_revinclude`` follow the reference parameters of a second table,
 :data:`LINKS` (``Observation:encounter`` points at an Encounter, ``Encounter:appointment``
@@ -110,6 +116,37 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
             "vaccine-code": _token(("vaccineCode",)),
             "date": _date(("occurrenceDateTime",)),
         },
+        "Procedure": {
+            "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
+            "code": _token(("code",)),
+            "status": _token(("status",)),
+            "category": _token(("category",)),
+            "performer": Param("reference", (("performer", "actor"),)),
+            "date": _date(("performedDateTime",), ("performedPeriod",)),
+        },
+        "CarePlan": {
+            "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
+            "category": _token(("category",)),
+            "status": _token(("status",)),
+            "intent": _token(("intent",)),
+            "date": _date(("period",)),
+        },
+        "CareTeam": {
+            "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
+            "status": _token(("status",)),
+            "category": _token(("category",)),
+            "date": _date(("period",)),
+        },
+        "Flag": {
+            "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
+            "status": _token(("status",)),
+            "category": _token(("category",)),
+            "date": _date(("period",)),
+        },
     }
 )
 
@@ -164,6 +201,28 @@ LINKS: Mapping[str, Mapping[str, Link]] = MappingProxyType(
         },
         "AllergyIntolerance": {"patient": _to_patient("AllergyIntolerance")},
         "Immunization": {"patient": _to_patient("Immunization")},
+        "Procedure": {
+            "patient": _to_patient("Procedure"),
+            "subject": _to_patient("Procedure"),
+            "encounter": _TO_ENCOUNTER,
+        },
+        "CarePlan": {
+            "patient": _to_patient("CarePlan"),
+            "subject": _to_patient("CarePlan"),
+            "encounter": _TO_ENCOUNTER,
+            "care-team": Link("CareTeam", (("careTeam",),)),
+            "condition": Link("Condition", (("addresses",),)),
+        },
+        "CareTeam": {
+            "patient": _to_patient("CareTeam"),
+            "subject": _to_patient("CareTeam"),
+            "encounter": _TO_ENCOUNTER,
+        },
+        "Flag": {
+            "patient": _to_patient("Flag"),
+            "subject": _to_patient("Flag"),
+            "encounter": _TO_ENCOUNTER,
+        },
     }
 )
 #: The Provenance of merged duplicates: every read of the record carries it, and every

@@ -34,6 +34,8 @@ _RESULT_PARAMS = frozenset({"_count", "_sort", "_summary", "_elements", "_includ
 #: Handled by the routes (format negotiation), so accepted and not kept.
 _IGNORED = frozenset({"_format", "_pretty"})
 _TOKEN_MODIFIERS = frozenset({"not", "missing"})
+#: The parameters that name the searched record's patient (the record is already theirs).
+_PATIENT_PARAMS = frozenset({"patient", "subject"})
 
 _ELEMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}", re.ASCII)
 # A parameter name safe to repeat back: short, FHIR-like, no long digit runs (a
@@ -176,11 +178,11 @@ def parse_search(
             _read_result_param(draft, name, value)
             continue
         param = table.get(base)
-        if param is None or (modifier and not _modifier_ok(param, modifier)):
+        if param is None or (modifier and not _modifier_ok(base, param, modifier)):
             draft.refuse_or_note(name)
             continue
-        if param.kind == "reference" and base == "patient" and not modifier:
-            named = _parse_patient(value)
+        if param.kind == "reference" and base in _PATIENT_PARAMS and not modifier:
+            named = _parse_patient(base, value)
             if draft.patient is not None and named != draft.patient:
                 # AND of two patients is always empty; a client that means it has a bug.
                 raise BadRequest("patient may name only one Patient")
@@ -230,9 +232,11 @@ def _safe_name(name: str) -> str:
     return name if _SAFE_NAME.fullmatch(name) else "(a parameter with a malformed name)"
 
 
-def _modifier_ok(param: Param, modifier: str) -> bool:
+def _modifier_ok(base: str, param: Param, modifier: str) -> bool:
     if modifier == "missing":
         return True
+    if param.kind == "reference":  # a reference's identifier, e.g. performer:identifier
+        return modifier == "identifier" and base not in _PATIENT_PARAMS
     return param.kind == "token" and modifier in _TOKEN_MODIFIERS
 
 
@@ -296,10 +300,10 @@ def _parse_include(resource_type: str, name: str, value: str) -> tuple[str, ...]
     )
 
 
-def _parse_patient(value: str) -> str:
+def _parse_patient(name: str, value: str) -> str:
     patient = value.removeprefix("Patient/")
     if not patient or "/" in patient or "," in patient or len(patient) > 64:
-        raise BadRequest("patient must be a Patient id")
+        raise BadRequest(f"{name} must be a Patient id")
     return patient
 
 

@@ -1,5 +1,6 @@
 """The values a search parameter sees in a resource: codes as (system, code) pairs, dates
-as ranges of UTC microseconds, references as they stand.
+as ranges of UTC microseconds, references as (None, reference) and their identifiers as
+(system, value) pairs.
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ def _tokens(value: Any, into: list[Any]) -> None:
             into.append((value.get("system"), value["value"]))
 
 
+def _references(value: Any, into: list[Any]) -> None:
+    # A Reference: its reference text (system None) and its identifier, as token pairs.
+    if not isinstance(value, dict):
+        return
+    if isinstance(value.get("reference"), str):
+        into.append((None, value["reference"]))
+    identifier = value.get("identifier")
+    if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
+        into.append((identifier.get("system"), identifier["value"]))
+
+
 def _span(value: Any) -> tuple[int, int] | None:
     if isinstance(value, str):
         return date_span(value)
@@ -84,7 +96,8 @@ def extract(resource: FhirResource, param: Param) -> list[Any]:
             for value in found:
                 _tokens(value, values)
         else:
-            values.extend(found)
+            for value in found:
+                _references(value, values)
     return values
 
 

@@ -4,9 +4,10 @@
 ``RecordReader.everything`` returns into a FHIR ``document`` Bundle conforming to the IPS
 profiles (``Bundle-uv-ips``, ``Composition-uv-ips``, ``Patient-uv-ips``,
 ``MedicationRequest-uv-ips``, ``AllergyIntolerance-uv-ips``, ``Condition-uv-ips``,
-``Immunization-uv-ips``, ``Observation-results-laboratory-pathology-uv-ips``). It is a
-pure function: the same input and ``now`` give the same document, byte for byte (ids and
-UUIDs are derived from the input, never random).
+``Immunization-uv-ips``, ``Observation-results-laboratory-pathology-uv-ips``,
+``Procedure-uv-ips``, ``Flag-alert-uv-ips``). It is a pure function: the same input and
+``now`` give the same document, byte for byte (ids and UUIDs are derived from the input,
+never random).
 
 What goes in (a *summary*, not the whole record, which ``$everything`` serves):
 
@@ -29,6 +30,16 @@ What goes in (a *summary*, not the whole record, which ``$everything`` serves):
   candidates: a summary result needs both.
 - **History of encounters** (46240-8, "History of Hospitalizations+Outpatient visits"):
   the ``max_encounters`` most recent Encounters that are not planned or cancelled.
+- **History of Procedures** (47519-4): the Procedures done or under way (not those in
+  preparation, not done or entered in error), newest performed first. One without a
+  performed time gets ``_performedDateTime`` with the ``data-absent-reason`` extension
+  (``unknown``): the IPS requires the element.
+- **Plan of Care** (18776-5): the current CarePlans (active or on hold), newest first;
+  the narrative says how many earlier ones were left out. The IPS has no CarePlan
+  profile, so these entries name none.
+- **Alerts** (104605-1): the Flags in force (status ``active``), newest first: alert
+  information other than allergies (a treatment, a communicable disease, a restriction
+  of care). Ended flags are left out.
 
 Empty required sections carry ``emptyReason`` ``unavailable`` (list-empty-reason);
 empty optional sections are left out. Refuted or entered-in-error facts never appear.

@@ -140,6 +140,13 @@ def fix_encounter(encounter: JsonObject) -> None:
         }
 
 
+def fix_procedure(procedure: JsonObject) -> None:
+    if not any(key.startswith("performed") for key in procedure):  # required by the IPS
+        procedure["_performedDateTime"] = {
+            "extension": [{"url": DATA_ABSENT_REASON_URL, "valueCode": "unknown"}]
+        }
+
+
 def fix_patient(patient: JsonObject) -> None:
     if not patient.get("birthDate"):
         patient.pop("birthDate", None)

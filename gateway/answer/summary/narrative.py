@@ -39,6 +39,9 @@ ALLERGY_HEADERS = (
     "Onset",
 )
 IMMUNIZATION_HEADERS = ("Vaccine", "Code", "Date", "Status", "Given by")
+PROCEDURE_HEADERS = ("Procedure", "Code", "Date", "Status", "Performed by")
+CARE_PLAN_HEADERS = ("Plan", "Category", "Status", "Period", "Activities")
+ALERT_HEADERS = ("Alert", "Code", "Category", "Since", "Recorded by")
 
 
 def esc(value: object) -> str:
@@ -211,4 +214,66 @@ def immunization_row(immunization: JsonObject) -> list[str]:
         day(immunization.get("occurrenceDateTime") or immunization.get("occurrenceString")),
         str(immunization.get("status", "")),
         ", ".join(filter(None, performers)),
+    ]
+
+
+def _displays(references: object) -> str:
+    """The displays of a list of References, or of the ``actor`` of each element."""
+    shown = []
+    for item in references if isinstance(references, list) else [references]:
+        if isinstance(item, dict) and isinstance(item.get("actor"), dict):
+            item = item["actor"]
+        if isinstance(item, dict) and item.get("display"):
+            shown.append(str(item["display"]))
+    return ", ".join(shown)
+
+
+def _period(period: object) -> str:
+    if not isinstance(period, dict):
+        return ""
+    start, end = day(period.get("start")), day(period.get("end"))
+    return f"{start} to {end}" if end else start
+
+
+def procedure_row(procedure: JsonObject) -> list[str]:
+    code = procedure.get("code")
+    first = first_code(code)
+    performed = procedure.get("performedDateTime") or (procedure.get("performedPeriod") or {}).get(
+        "start"
+    )
+    return [
+        concept_text(code),
+        first[1] if first else "",
+        day(performed),
+        str(procedure.get("status", "")),
+        _displays(procedure.get("performer")),
+    ]
+
+
+def care_plan_row(plan: JsonObject) -> list[str]:
+    categories = plan.get("category") or []
+    activities = [
+        str(a["detail"].get("description") or concept_text(a["detail"].get("code")))
+        + (f" ({a['detail']['status']})" if a["detail"].get("status") else "")
+        for a in plan.get("activity") or ()
+        if isinstance(a, dict) and isinstance(a.get("detail"), dict)
+    ]
+    return [
+        str(plan.get("title") or plan.get("description") or ""),
+        ", ".join(filter(None, (concept_text(c) for c in categories))),
+        str(plan.get("status", "")),
+        _period(plan.get("period")),
+        "; ".join(activities),
+    ]
+
+
+def alert_row(flag: JsonObject) -> list[str]:
+    code = flag.get("code")
+    first = first_code(code)
+    return [
+        concept_text(code),
+        first[1] if first else "",
+        ", ".join(filter(None, (concept_text(c) for c in flag.get("category") or ()))),
+        day((flag.get("period") or {}).get("start")),
+        _displays(flag.get("author")),
     ]

@@ -13,23 +13,30 @@ from gateway.answer.summary.entries import (
     DocumentEntries,
     fix_encounter,
     fix_observation,
+    fix_procedure,
     prepare,
 )
 from gateway.answer.summary.fhir_values import JsonObject
 from gateway.answer.summary.narrative import (
+    ALERT_HEADERS,
     ALLERGY_HEADERS,
+    CARE_PLAN_HEADERS,
     ENCOUNTER_HEADERS,
     IMMUNIZATION_HEADERS,
     MEDICATION_HEADERS,
     PAST_PROBLEM_HEADERS,
     PROBLEM_HEADERS,
+    PROCEDURE_HEADERS,
     RESULT_HEADERS,
+    alert_row,
     allergy_row,
+    care_plan_row,
     condition_row,
     div,
     encounter_row,
     immunization_row,
     medication_row,
+    procedure_row,
     result_row,
     table,
 )
@@ -59,6 +66,9 @@ def all_sections(
         immunization_section(chosen.immunizations, document),
         result_section(chosen.results, results_per_analysis, document),
         encounter_section(chosen.encounters, document),
+        procedure_section(chosen.procedures, document),
+        plan_of_care_section(chosen.care_plans, chosen.earlier_care_plans, document),
+        alert_section(chosen.alerts, document),
     ]
 
 
@@ -270,5 +280,69 @@ def encounter_section(encounters: list[JsonObject], document: DocumentEntries) -
         f"<p>The {len(encounters)} most recent encounters.</p>"
         + table(ENCOUNTER_HEADERS, [encounter_row(e) for e in encounters]),
         document.urls(encounters),
+    )
+    return Section(section, prepared)
+
+
+def procedure_section(procedures: list[JsonObject], document: DocumentEntries) -> Section:
+    """History of Procedures (optional): the operations and interventions done."""
+    if not procedures:
+        return Section(None, [])
+    prepared = []
+    for procedure in procedures:
+        entry = prepare(
+            procedure,
+            document,
+            table(PROCEDURE_HEADERS, [procedure_row(procedure)]),
+            IPS_PROFILES["Procedure"],
+        )
+        fix_procedure(entry)
+        prepared.append(entry)
+    section = _section(
+        "procedures",
+        "History of Procedures",
+        table(PROCEDURE_HEADERS, [procedure_row(p) for p in procedures]),
+        document.urls(procedures),
+    )
+    return Section(section, prepared)
+
+
+def plan_of_care_section(
+    plans: list[JsonObject], earlier: int, document: DocumentEntries
+) -> Section:
+    """Plan of Care (optional): the current care plans, and how many earlier ones are not
+    listed. The IPS has no profile of its own for a CarePlan entry."""
+    if not plans:
+        return Section(None, [])
+    prepared = [
+        prepare(p, document, table(CARE_PLAN_HEADERS, [care_plan_row(p)]), None) for p in plans
+    ]
+    note = (
+        f"<p>{earlier} earlier care plan(s) (completed or revoked) are not listed.</p>"
+        if earlier
+        else ""
+    )
+    section = _section(
+        "plan_of_care",
+        "Plan of Care",
+        table(CARE_PLAN_HEADERS, [care_plan_row(p) for p in plans]) + note,
+        document.urls(plans),
+    )
+    return Section(section, prepared)
+
+
+def alert_section(alerts: list[JsonObject], document: DocumentEntries) -> Section:
+    """Alerts (optional): the alert information in force, other than allergies."""
+    if not alerts:
+        return Section(None, [])
+    prepared = [
+        prepare(f, document, table(ALERT_HEADERS, [alert_row(f)]), IPS_PROFILES["Flag"])
+        for f in alerts
+    ]
+    section = _section(
+        "alerts",
+        "Alerts",
+        table(ALERT_HEADERS, [alert_row(f) for f in alerts]),
+        document.urls(alerts),
     )
     return Section(section, prepared)

@@ -29,6 +29,8 @@ EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 RESULT_STATUSES = frozenset({"registered", "preliminary", "final", "amended", "corrected"})
 LEFT_OUT_ENCOUNTER_STATUSES = frozenset({"planned", "cancelled", "entered-in-error"})
 GIVEN_IMMUNIZATION_STATUSES = frozenset({"completed"})
+LEFT_OUT_PROCEDURE_STATUSES = frozenset({"preparation", "not-done", "entered-in-error"})
+CURRENT_CARE_PLAN_STATUSES = frozenset({"active", "on-hold"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,11 @@ class Chosen:
     immunizations: list[JsonObject]
     results: list[JsonObject]
     encounters: list[JsonObject]
+    procedures: list[JsonObject]
+    care_plans: list[JsonObject]
+    #: Care plans left out because they are no longer current (completed, revoked).
+    earlier_care_plans: int
+    alerts: list[JsonObject]
 
     def resources(self) -> list[JsonObject]:
         """Every chosen resource, in the order of the document's entries."""
@@ -55,6 +62,9 @@ class Chosen:
             *self.immunizations,
             *self.results,
             *self.encounters,
+            *self.procedures,
+            *self.care_plans,
+            *self.alerts,
         ]
 
 
@@ -65,6 +75,7 @@ def choose(
     by_type = _by_type(resources)
     medications, earlier = current_medications(by_type["MedicationRequest"])
     problems, past_problems = split_conditions(by_type["Condition"])
+    care_plans, earlier_care_plans = current_care_plans(by_type["CarePlan"])
     return Chosen(
         medications=medications,
         earlier_medications=earlier,
@@ -74,6 +85,10 @@ def choose(
         immunizations=given_immunizations(by_type["Immunization"]),
         results=latest_results(by_type["Observation"], results_per_analysis),
         encounters=recent_encounters(by_type["Encounter"], max_encounters),
+        procedures=past_procedures(by_type["Procedure"]),
+        care_plans=care_plans,
+        earlier_care_plans=earlier_care_plans,
+        alerts=active_alerts(by_type["Flag"]),
     )
 
 
@@ -202,3 +217,41 @@ def recent_encounters(encounters: Iterable[JsonObject], limit: int) -> list[Json
         (e for e in encounters if e.get("status") not in LEFT_OUT_ENCOUNTER_STATUSES),
         encounter_start,
     )[:limit]
+
+
+def _performed(procedure: JsonObject) -> object:
+    period = procedure.get("performedPeriod")
+    start = period.get("start") if isinstance(period, dict) else None
+    return procedure.get("performedDateTime") or start
+
+
+def past_procedures(procedures: Iterable[JsonObject]) -> list[JsonObject]:
+    """The procedures done or under way, newest first (not those planned, not done or
+    entered in error)."""
+    return newest_first(
+        (
+            p
+            for p in procedures
+            if p.get("status") not in LEFT_OUT_PROCEDURE_STATUSES and p.get("code")
+        ),
+        _performed,
+    )
+
+
+def current_care_plans(plans: Iterable[JsonObject]) -> tuple[list[JsonObject], int]:
+    """The current care plans (active, on hold), newest first, and how many others (not
+    entered in error) are left out."""
+    kept = [p for p in plans if p.get("status") != "entered-in-error"]
+    current = newest_first(
+        (p for p in kept if p.get("status") in CURRENT_CARE_PLAN_STATUSES),
+        lambda p: (p.get("period") or {}).get("start") or p.get("created"),
+    )
+    return current, len(kept) - len(current)
+
+
+def active_alerts(flags: Iterable[JsonObject]) -> list[JsonObject]:
+    """The alerts in force (status active), newest first."""
+    return newest_first(
+        (f for f in flags if f.get("status") == "active" and f.get("code")),
+        lambda f: (f.get("period") or {}).get("start"),
+    )
