@@ -58,8 +58,6 @@ ALLERGY_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/allergyintolera
 ALLERGY_VERIFICATION_SYSTEM = (
     "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 )
-#: HL7 terminology of Flag (alert information): its category.
-FLAG_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/flag-category"
 #: HL7 terminology of the patient summary (an empty section's reason), of merge Provenance
 #: (the gateway as assembler, each source as custodian), of a search's SUBSETTED tag, and of
 #: the CapabilityStatement's security service.
