@@ -86,8 +86,9 @@ class PatientChoices:
         return decision
 
     def check_role(self, permission: str) -> None:
-        """Refuse (403) whoever may not change consents whoever the patient is: anyone but
-        a citizen, or one without the ``patient/Consent`` scope for ``permission``. Routes
+        """Refuse (403) whoever may not change consents whoever the patient is: an
+        integrator, a citizen without the ``patient/Consent`` scope for ``permission``, a
+        clinician without the ``user/Consent`` one (care staff change guardian blocks). Routes
         call it before reading the request body, so such a request is refused whatever its
         body; the patient is not known yet, so the refusal is in no patient's log."""
         role = decide_self_service_role(self._principal, "Consent", permission)
