@@ -22,6 +22,8 @@ import pytest
 
 from fhir_profiles.record_status import CARE_UNIT_TAG
 from fhir_profiles.validate import errors
+from store.db import Database
+from store.tables import BlockRecord
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import (
     CHILD,
@@ -33,6 +35,7 @@ from tests.gateway.conftest import (
     running_gateway,
 )
 from tests.gateway.consent_helpers import consent_body, grant
+from tests.gateway.test_consent_logged import failing_log, logged, rows
 from tests.gateway.test_overview import source_status
 
 pytestmark = pytest.mark.anyio
@@ -281,3 +284,28 @@ async def test_only_the_unit_or_provider_itself_sets_one_for_the_person(gw: Gate
         _action(e) for e in await _log(gw, patient_id, gw.citizen(CHILD)) if e["outcome"] == "4"
     ]
     assert refusals.count("guardian-block-create") == 2, "refusals known to be about the patient"
+
+
+async def test_no_guardian_block_is_set_or_lifted_without_its_log_entry(
+    gw: Gateway, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patient_id = await gw.patient_id(CHILD, asking=GUARDIAN)
+    unit, staff = "SE2321009001-VCNB", _staff(gw, "SE2321009001-VCNB")
+    body = guardian_block_body(patient_id, unit, "care-unit")
+    with failing_log(monkeypatch):
+        response = await gw.client.post("/fhir/Consent", json=body, headers=staff)
+    assert response.status_code == 503
+    assert await rows(db, BlockRecord, patient_id) == []
+    assert await logged(db, patient_id, "guardian-block-create") == 0
+
+    created = await gw.client.post("/fhir/Consent", json=body, headers=staff)
+    assert created.status_code == 201, created.text
+    block_id = created.json()["id"]
+    lift = {"resourceType": "Consent", "id": block_id, "status": "inactive"}
+    with failing_log(monkeypatch):
+        response = await gw.client.put(f"/fhir/Consent/{block_id}", json=lift, headers=staff)
+    assert response.status_code == 503
+    (stored,) = await rows(db, BlockRecord, patient_id)
+    assert stored["hidden_from"] == "guardians"
+    assert stored["lifted_at"] is None, "the block still holds"
+    assert await logged(db, patient_id, "guardian-block-lift") == 0
