@@ -398,8 +398,9 @@ def _add_token(commands: _Commands) -> None:
         "--scope",
         default=None,
         metavar="SCOPES",
-        help="the token's SMART scopes, space-separated, instead of the role's usual ones "
-        '(e.g. "user/*.rs user/Consent.cu" for care staff who set guardian blocks)',
+        help="the token's SMART scopes, space-separated (default: the role's usual ones: "
+        f'"{CITIZEN_SCOPE}", "user/*.rs" or "system/*.rs"; care staff who set guardian '
+        'blocks need "user/*.rs user/Consent.cu")',
     )
     token.add_argument(
         "--lifetime",
