@@ -29,7 +29,7 @@ from tests.gateway.conftest import (
     Gateway,
     follow_pages,
 )
-from tests.gateway.consent_helpers import consent_body, deactivate, grant
+from tests.gateway.consent_helpers import consent_body, deactivate, grant, guardian_block_body
 
 pytestmark = pytest.mark.anyio
 
@@ -42,14 +42,6 @@ SYD_PROVIDER = "SE2321009003-SYD0"
 ABSENT = "region-nord.absent"
 #: A care unit holding records of the child (a health centre).
 CHILD_UNIT = "SE2321009001-VCNB"
-GUARDIANS = {
-    "role": {
-        "coding": [
-            {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleClass", "code": "GUARD"}
-        ]
-    },
-    "reference": {"display": "vårdnadshavare"},
-}
 
 
 @dataclass
@@ -96,8 +88,7 @@ async def _guardian_block(gw: Gateway, patient_id: str) -> dict[str, str]:
         f"/fhir/Patient/{patient_id}/$everything?_count=1000", headers=guardian
     )
     assert CHILD_UNIT in seen.text, "the unit holds records of the child"
-    body = consent_body(patient_id, CHILD_UNIT, level="care-unit", kind="deny")
-    body["provision"]["actor"].append(GUARDIANS)
+    body = guardian_block_body(patient_id, CHILD_UNIT, "care-unit")
     staff = gw.clinician(unit=CHILD_UNIT, scope="user/*.rs user/Consent.cu")
     response = await gw.client.post("/fhir/Consent", json=body, headers=staff)
     assert response.status_code == 201, response.text

@@ -34,7 +34,7 @@ from tests.gateway.conftest import (
     follow_pages,
     running_gateway,
 )
-from tests.gateway.consent_helpers import consent_body, grant
+from tests.gateway.consent_helpers import consent_body, grant, guardian_block_body
 from tests.gateway.test_consent_logged import failing_log, logged, rows
 from tests.gateway.test_overview import source_status
 
@@ -44,14 +44,6 @@ pytestmark = pytest.mark.anyio
 CHILD_SOUTH, GUARDIAN_SOUTH = "201810214047", "199106015887"
 SYD_PROVIDER = "SE2321009003-SYD0"
 STAFF_SCOPE = "user/*.rs user/Consent.cu"
-GUARDIANS = {
-    "role": {
-        "coding": [
-            {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleClass", "code": "GUARD"}
-        ]
-    },
-    "reference": {"display": "vårdnadshavare"},
-}
 
 
 @pytest.fixture
@@ -66,12 +58,6 @@ async def gw(
         citizen_own_access_age=1,
     ) as running:
         yield running
-
-
-def guardian_block_body(patient_id: str, hsa_id: str, level: str) -> dict[str, Any]:
-    body = consent_body(patient_id, hsa_id, level=level, kind="deny")
-    body["provision"]["actor"].append(GUARDIANS)
-    return body
 
 
 def _staff(gw: Gateway, unit: str, scope: str = STAFF_SCOPE) -> dict[str, str]:
