@@ -1,4 +1,4 @@
-"""Migration 0008: a block says from whom it hides; blocks made before it hide from everyone
+"""Migration 0009: a block says from whom it hides; blocks made before it hide from everyone
 else, as they did; on both databases."""
 
 from __future__ import annotations
@@ -85,13 +85,13 @@ def _audiences(url: str) -> dict[str, str]:
 def test_earlier_blocks_hide_from_everyone_else_and_guardian_blocks_survive_a_downgrade(
     fresh_url: str,
 ) -> None:
-    command.upgrade(alembic_config(fresh_url), "0007")
+    command.upgrade(alembic_config(fresh_url), "0008")
     _insert_block(fresh_url, "block-earlier")
     upgrade(fresh_url)
     assert _audiences(fresh_url) == {"block-earlier": "others"}
     _insert_block(fresh_url, "block-guardians", hidden_from="guardians")
 
-    command.downgrade(alembic_config(fresh_url), "0007")
+    command.downgrade(alembic_config(fresh_url), "0008")
     engine = create_engine(sync_url(fresh_url))
     try:
         columns = {c["name"] for c in inspect(engine).get_columns(BLOCKS)}
