@@ -164,6 +164,14 @@ async def test_care_staff_hide_their_units_records_from_the_guardian_only(gw: Ga
     ]
 
     await _guardian_reads_nothing_of(gw, patient_id, guardian, unit, types)
+    # Read by id, what the unit made is not found for the guardian; the child reads it.
+    made = [r for r in before if _unit(r) == unit][:3]
+    for resource in made:
+        path = f"/fhir/{resource['resourceType']}/{resource['id']}"
+        hidden = await gw.client.get(path, headers=guardian)
+        assert hidden.status_code == 404, hidden.text
+        assert unit not in hidden.text
+        assert (await gw.client.get(path, headers=child)).status_code == 200
     # The child, and a consented clinician of another unit, read it as before.
     for reader in (child, gw.clinician()):
         _, seen = await _everything(gw, patient_id, reader)
