@@ -45,6 +45,8 @@ _INTERACTIONS: dict[str, tuple[str | None, str]] = {
     "consent-withdraw": ("update", "U"),
     "block-create": ("create", "C"),
     "block-lift": ("update", "U"),
+    "guardian-block-create": ("create", "C"),
+    "guardian-block-lift": ("update", "U"),
     "emergency-open": (None, "E"),
 }
 _OUTCOMES = {"allowed": "0", "denied": "4", "error": "8"}

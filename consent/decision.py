@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: Why a guardian may not set, read or lift a guardian block: the refusal is kept from
+#: the guardian too (see :mod:`consent.visibility`).
+NOT_FOR_GUARDIANS = "not-for-guardians"
+
 
 @dataclass(frozen=True, slots=True)
 class AccessDecision:

@@ -34,6 +34,8 @@ KNOWN_ACTIONS = frozenset(
         "consent-withdraw",
         "block-create",
         "block-lift",
+        "guardian-block-create",
+        "guardian-block-lift",
         "emergency-open",
         "audit-read",
     }

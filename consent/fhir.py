@@ -5,7 +5,10 @@ One resource type carries both of the patient's choices:
 * a **consent** is ``provision.type = permit`` with one actor in role ``IRCP``
   (information recipient): the care provider or care unit that may read;
 * a **block** (spärr) is ``provision.type = deny`` with one actor in role ``CST``
-  (custodian): the care provider or care unit whose data is hidden from others.
+  (custodian): the care provider or care unit whose data is hidden from others;
+* a **guardian block** (vårdnadshavarspärr) is a block with a second actor, in role class
+  ``GUARD`` (guardian): the data is hidden from the patient's guardians only (the
+  reference of that actor is not read: it binds every guardian the register names).
 
 The actor names the organisation by HSA-id, and says whether it is a care provider or a
 care unit with the ``hsa-organisation-level`` extension. Withdrawing a consent or lifting
@@ -25,6 +28,7 @@ from fhir_profiles.codes import (
     CONSENT_SCOPE_SYSTEM,
     LOINC_SYSTEM,
     PARTICIPATION_TYPE_SYSTEM,
+    ROLE_CLASS_SYSTEM,
 )
 from fhir_profiles.conformance import PROFILE_FOR_TYPE
 from fhir_profiles.datetimes import parse_datetime
@@ -51,6 +55,9 @@ class ConsentRequest:
     hsa_id: str
     start: datetime | None
     end: datetime | None
+    #: From whom a block hides: ``others`` (everyone else) or ``guardians`` (a guardian
+    #: block); ``others`` for a consent.
+    hidden_from: str = "others"
 
 
 class _Element(BaseModel):
@@ -169,9 +176,15 @@ def parse_consent(resource: Any) -> ConsentRequest:
     if provision is None or provision.type not in ("permit", "deny"):
         raise InvalidConsent("Consent.provision.type must be permit (consent) or deny (block)")
     kind = "consent" if provision.type == "permit" else "block"
-    if len(provision.actor) != 1:
+    guardians = [a for a in provision.actor if _is_guardian_actor(a)]
+    organisations = [a for a in provision.actor if not _is_guardian_actor(a)]
+    if len(organisations) != 1:
         raise InvalidConsent("Consent.provision.actor must name exactly one organisation")
-    actor = provision.actor[0]
+    if guardians and (kind == "consent" or len(guardians) > 1):
+        raise InvalidConsent(
+            "Consent.provision.actor may name the guardians (GUARD) once, in a deny only"
+        )
+    actor = organisations[0]
     role_codes = {c.code for c in actor.role.coding if c.system == PARTICIPATION_TYPE_SYSTEM}
     expected_role = "IRCP" if kind == "consent" else "CST"
     if expected_role not in role_codes:
@@ -205,7 +218,12 @@ def parse_consent(resource: Any) -> ConsentRequest:
         hsa_id=identifier.value,
         start=start,
         end=end,
+        hidden_from="guardians" if guardians else "others",
     )
+
+
+def _is_guardian_actor(actor: _Actor) -> bool:
+    return any(c.system == ROLE_CLASS_SYSTEM and c.code == "GUARD" for c in actor.role.coding)
 
 
 def parse_status_change(resource: Any, record_id: str) -> str:
@@ -283,10 +301,20 @@ def consent_resource(record: ConsentRecord, now: datetime) -> dict[str, Any]:
 
 
 def block_resource(record: BlockRecord) -> dict[str, Any]:
-    """A block record as a Consent resource with a deny provision."""
+    """A block record as a Consent resource with a deny provision (a guardian block with
+    the guardians as its second actor)."""
     resource = _base(record.id, record.patient_id, record.recorded_at, record.lifted_at is None)
-    resource["provision"] = {
-        "type": "deny",
-        "actor": [_actor("CST", record.blocked_type, record.blocked_hsa_id)],
-    }
+    actors = [_actor("CST", record.blocked_type, record.blocked_hsa_id)]
+    if record.hidden_from == "guardians":
+        actors.append(_guardians())
+    resource["provision"] = {"type": "deny", "actor": actors}
     return resource
+
+
+def _guardians() -> dict[str, Any]:
+    """The actor a guardian block denies: the patient's guardians, whoever the register
+    names."""
+    return {
+        "role": {"coding": [{"system": ROLE_CLASS_SYSTEM, "code": "GUARD", "display": "guardian"}]},
+        "reference": {"type": "RelatedPerson", "display": "vårdnadshavare"},
+    }

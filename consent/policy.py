@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from consent.decision import AccessDecision
+from consent.decision import NOT_FOR_GUARDIANS, AccessDecision
 from consent.principals import Citizen, Clinician, Integrator, Principal
 from consent.scopes import parse_scopes
 from fhir_profiles.identifiers import PersonIdentifier
@@ -56,12 +56,18 @@ def consent_is_active(record: ConsentRecord, at: datetime) -> bool:
 
 
 def _hidden(
-    blocks: Iterable[BlockRecord], own_provider: str | None, own_unit: str | None
+    blocks: Iterable[BlockRecord],
+    own_provider: str | None,
+    own_unit: str | None,
+    *,
+    hidden_from: str = "others",
 ) -> tuple[frozenset[str], frozenset[str]]:
-    """Blocked data is hidden from everyone but the blocked provider or unit itself."""
+    """Blocked data is hidden from everyone but the blocked provider or unit itself; the
+    blocks that count are those hiding from ``hidden_from`` (``others``, or ``guardians``:
+    guardian blocks, which bind the patient's guardians and nobody else)."""
     providers, units = set(), set()
     for block in blocks:
-        if block.lifted_at is not None:
+        if block.lifted_at is not None or block.hidden_from != hidden_from:
             continue
         if block.blocked_type == "care-provider" and block.blocked_hsa_id != own_provider:
             providers.add(block.blocked_hsa_id)
@@ -96,6 +102,14 @@ def _citizen_as(principal: Citizen, facts: AccessFacts) -> str | AccessDecision:
     return "guardian"
 
 
+def _guardian_hidden(kind: str, facts: AccessFacts) -> tuple[frozenset[str], frozenset[str]]:
+    """What a citizen acting as ``kind`` may not see: for a guardian, the care providers and
+    units of the child's guardian blocks; nothing for the person themselves."""
+    if kind != "guardian":
+        return frozenset(), frozenset()
+    return _hidden(facts.blocks, None, None, hidden_from="guardians")
+
+
 def decide(principal: Principal, facts: AccessFacts) -> AccessDecision:
     """Decide whether ``principal`` may read the data of ``facts.person``, and how much."""
     match principal:
@@ -104,11 +118,14 @@ def decide(principal: Principal, facts: AccessFacts) -> AccessDecision:
             if isinstance(kind, AccessDecision):
                 return kind
             types = parse_scopes(principal.scopes, "patient").readable(facts.served_types)
+            providers, units = _guardian_hidden(kind, facts)
             decision = AccessDecision(
                 allowed=True,
                 reason="self" if kind == "citizen" else "guardian",
                 actor_kind=kind,
                 purpose="PATRQT",
+                hidden_providers=providers,
+                hidden_units=units,
                 resource_types=types,
                 hides_unapproved=True,
             )
@@ -238,21 +255,78 @@ def decide_self_service(
         return kind
     if not parse_scopes(principal.scopes, "patient").allows(resource_type, permission):
         return AccessDecision.deny("scope", kind)
+    providers, units = _guardian_hidden(kind, facts)
     return AccessDecision(
         allowed=True,
         reason="self" if kind == "citizen" else "guardian",
         actor_kind=kind,
         purpose="PATRQT",
+        hidden_providers=providers,
+        hidden_units=units,
         resource_types=frozenset({resource_type}),
+    )
+
+
+def decide_guardian_block(
+    principal: Principal, facts: AccessFacts, level: str, hsa_id: str, permission: str
+) -> AccessDecision:
+    """Setting (``c``), reading (``r``) or lifting (``u``) a guardian block
+    (vårdnadshavarspärr) on the care provider or care unit ``hsa_id`` (``level``).
+
+    The person themselves may, from their own-access age, with a ``patient/`` scope for
+    ``Consent``; so may care staff of that very unit (or, for a care provider, of that
+    provider), on the person's behalf, with a ``user/`` scope for ``Consent``. A guardian
+    never may (nor learn that one exists: :mod:`consent.visibility`).
+    """
+    match principal:
+        case Citizen():
+            kind = _citizen_as(principal, facts)
+            if isinstance(kind, AccessDecision):
+                return kind
+            if kind == "guardian":
+                return AccessDecision.deny(NOT_FOR_GUARDIANS, "guardian")
+            if not parse_scopes(principal.scopes, "patient").allows("Consent", permission):
+                return AccessDecision.deny("scope", "citizen")
+            reason, kind = "self", "citizen"
+        case Clinician():
+            if not parse_scopes(principal.scopes, "user").allows("Consent", permission):
+                return AccessDecision.deny("scope", "clinician")
+            own = (
+                principal.care_provider_hsa_id
+                if level == "care-provider"
+                else principal.care_unit_hsa_id
+            )
+            if level not in ("care-provider", "care-unit") or hsa_id != own:
+                return AccessDecision.deny("not-own-unit", "clinician")
+            reason, kind = "own-unit", "clinician"
+        case _:
+            return AccessDecision.deny("patient-only", principal.kind)
+    return AccessDecision(
+        allowed=True,
+        reason=reason,
+        actor_kind=kind,
+        purpose="PATRQT",
+        resource_types=frozenset({"Consent"}),
     )
 
 
 def decide_self_service_role(
     principal: Principal, resource_type: str, permission: str
 ) -> AccessDecision:
-    """What :func:`decide_self_service` refuses whoever the patient is: anyone but a citizen,
-    or a citizen without the ``patient/`` scope. Decided before a request body is read, so
-    such a request is refused whatever its body."""
+    """What :func:`decide_self_service` (and, for a clinician, :func:`decide_guardian_block`)
+    refuses whoever the patient is: an integrator, a citizen without the ``patient/`` scope,
+    a clinician without the ``user/`` scope for ``Consent``. Decided before a request body is
+    read, so such a request is refused whatever its body."""
+    if isinstance(principal, Clinician) and resource_type == "Consent":
+        if not parse_scopes(principal.scopes, "user").allows(resource_type, permission):
+            return AccessDecision.deny("patient-only", "clinician")
+        return AccessDecision(
+            allowed=True,
+            reason="own-unit",
+            actor_kind="clinician",
+            purpose="PATRQT",
+            resource_types=frozenset({resource_type}),
+        )
     if not isinstance(principal, Citizen):
         return AccessDecision.deny("patient-only", principal.kind)
     if not parse_scopes(principal.scopes, "patient").allows(resource_type, permission):

@@ -34,6 +34,8 @@ from store.db import Database
 from store.tables import BlockRecord, ConsentRecord, EmergencyAccess, as_utc
 
 ORGANISATION_LEVELS = ("care-provider", "care-unit")
+#: From whom a block hides: everyone else, or the patient's guardians only.
+BLOCK_AUDIENCES = ("others", "guardians")
 
 
 def _now() -> datetime:
@@ -86,6 +88,7 @@ _STANDING = union_all(
         _CONSENTS.c.withdrawn_at.label("ended"),
         _none(_TEXT).label("reason"),
         _none(_TEXT).label("override"),
+        _none(_TEXT).label("hidden_from"),
     ).where(_CONSENTS.c.patient_id == bindparam("patient_id")),
     select_rows(
         literal_column("'block'", _TEXT),
@@ -100,6 +103,7 @@ _STANDING = union_all(
         _BLOCKS.c.lifted_at,
         _none(_TEXT),
         _none(_TEXT),
+        _BLOCKS.c.hidden_from,
     ).where(_BLOCKS.c.patient_id == bindparam("patient_id")),
     select_rows(
         literal_column("'emergency'", _TEXT),
@@ -114,6 +118,7 @@ _STANDING = union_all(
         _none(_MOMENT),
         _EMERGENCY.c.reason,
         _EMERGENCY.c.block_override_reason,
+        _none(_TEXT),
     ).where(
         _EMERGENCY.c.patient_id == bindparam("patient_id"),
         _EMERGENCY.c.clinician_hsa_id == bindparam("clinician"),
@@ -140,6 +145,7 @@ def _from_row(row: Row[Any], patient_id: str) -> ConsentRecord | BlockRecord | E
             patient_id=patient_id,
             blocked_type=row.who_type,
             blocked_hsa_id=row.who,
+            hidden_from=row.hidden_from,
             recorded_at=row.recorded,
             lifted_at=row.ended,
         )
@@ -233,14 +239,19 @@ class ConsentStore:
         blocked_type: str,
         blocked_hsa_id: str,
         *,
+        hidden_from: str = "others",
         logged: Logged | None = None,
     ) -> BlockRecord:
-        """Record a block; ``logged`` as for :meth:`grant`."""
+        """Record a block, hiding the data from ``hidden_from`` (``others``: everyone
+        else; ``guardians``: the patient's guardians only); ``logged`` as for :meth:`grant`."""
+        if hidden_from not in BLOCK_AUDIENCES:
+            raise ValueError("a block hides from others or from guardians")
         record = BlockRecord(
             id=f"block-{uuid.uuid4().hex}",
             patient_id=patient_id,
             blocked_type=blocked_type,
             blocked_hsa_id=blocked_hsa_id,
+            hidden_from=hidden_from,
             recorded_at=_now(),
         )
         await self._save(record, _BLOCKS, logged)

@@ -18,19 +18,28 @@ patient summary, the source reports).
 * What was counted of a source before anything was hidden (types it sent that are not
   served, references to what no answer holds) is shown only to a reader from whom
   nothing of the named sources is hidden.
+* A guardian block (vårdnadshavarspärr) is itself hidden from guardians: the guardian's
+  list of the child's choices leaves it out, and so does the guardian's copy of the
+  access log, with every entry that would name what it hides (an actor of the blocked
+  provider or unit, a source of the blocked provider).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from consent.decision import AccessDecision
+from consent.decision import NOT_FOR_GUARDIANS, AccessDecision
+from consent.entries import AuditEntryPublic
 from fhir_profiles.record_status import (
     FhirResource,
     care_tags,
     held_back_from_patient,
     is_nullified,
 )
+from store.tables import BlockRecord
+
+#: The access log's actions that set or lift a guardian block.
+GUARDIAN_BLOCK_ACTIONS = frozenset({"guardian-block-create", "guardian-block-lift"})
 
 
 class Visibility:
@@ -93,3 +102,33 @@ class Visibility:
         """The ids of the sources, given as (source id, care provider) pairs, that may be
         named (their Patients make the unified one)."""
         return {source_id for source_id, provider in sources if self.names_source(provider)}
+
+    @property
+    def hides_guardian_blocks(self) -> bool:
+        """The reader is a guardian: guardian blocks, and what they hide, are not theirs to
+        know of."""
+        return self.decision.actor_kind == "guardian"
+
+    def shows_block(self, block: BlockRecord) -> bool:
+        """Whether the reader may know of ``block`` (a guardian never of a guardian block)."""
+        return not (self.hides_guardian_blocks and block.hidden_from == "guardians")
+
+    def shows_entry(
+        self, entry: AuditEntryPublic, provider_of: Callable[[str], str | None]
+    ) -> bool:
+        """Whether the reader may see access log entry ``entry``: a guardian sees no entry
+        setting or lifting a guardian block (nor their own attempt refused for being a
+        guardian), and none naming a care provider or unit hidden from them (the actor's,
+        or a source's: ``provider_of`` says whose a source is)."""
+        if not self.hides_guardian_blocks:
+            return True
+        if entry.action in GUARDIAN_BLOCK_ACTIONS or entry.outcome_reason == NOT_FOR_GUARDIANS:
+            return False
+        decision = self.decision
+        if entry.actor_care_provider_hsa_id in decision.hidden_providers:
+            return False
+        if entry.actor_care_unit_hsa_id in decision.hidden_units:
+            return False
+        sources = entry.returned.get("sources")
+        named = sources if isinstance(sources, list) else []
+        return all(self.names_source(provider_of(str(source))) for source in named)

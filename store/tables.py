@@ -159,7 +159,8 @@ class ConsentRecord(SQLModel, table=True):
 
 
 class BlockRecord(SQLModel, table=True):
-    """The patient hides (spärrar) the data of a care provider or care unit from others."""
+    """The patient hides (spärrar) the data of a care provider or care unit from others,
+    or from their own guardians only."""
 
     __tablename__ = "block_record"
 
@@ -168,6 +169,10 @@ class BlockRecord(SQLModel, table=True):
     #: ``care-provider`` or ``care-unit``
     blocked_type: str = Field(max_length=32)
     blocked_hsa_id: str = Field(max_length=64)
+    #: From whom the data is hidden: ``others`` (everyone but the patient and the blocked
+    #: provider or unit itself) or ``guardians`` (the patient's guardians only: a guardian
+    #: block, vårdnadshavarspärr).
+    hidden_from: str = Field(default="others", max_length=16)
     recorded_at: datetime = Field(sa_column=_moment())
     lifted_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
 

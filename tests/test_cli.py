@@ -319,6 +319,18 @@ def test_samlad_token_works_with_a_configuration_written_as_documented(
         "user/*.rs",
         "system/*.rs",
     ]
+    staff = [
+        "token",
+        "--config",
+        "dev.toml",
+        "--role",
+        "clinician",
+        "--scope",
+        "user/*.rs user/Consent.cu",
+    ]
+    code, out, _ = run(staff, capsys)
+    assert code == 0
+    assert jwt.decode(out.strip(), keys).claims["scope"] == "user/*.rs user/Consent.cu"
 
 
 def test_samlad_token_says_what_a_configuration_lacks(

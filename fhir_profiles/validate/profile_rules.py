@@ -18,7 +18,13 @@ from types import MappingProxyType
 from typing import Any
 
 from fhir_profiles.analytes import analyte_for
-from fhir_profiles.codes import ATC_SYSTEM_ALIASES, LOINC_SYSTEM, UCUM_SYSTEM, has_mappable_coding
+from fhir_profiles.codes import (
+    ATC_SYSTEM_ALIASES,
+    LOINC_SYSTEM,
+    ROLE_CLASS_SYSTEM,
+    UCUM_SYSTEM,
+    has_mappable_coding,
+)
 from fhir_profiles.conformance import PROFILE_FOR_TYPE
 from fhir_profiles.identifiers import (
     HSA_ID_SYSTEM,
@@ -181,14 +187,33 @@ def _atc_system(resource: dict[str, Any], where: str) -> list[Issue]:
     ]
 
 
+def _is_guardians(actor: object) -> bool:
+    """The actor a guardian block denies (role class GUARD, :data:`ROLE_CLASS_SYSTEM`)."""
+    role = actor.get("role") if isinstance(actor, dict) else None
+    codings = role.get("coding") if isinstance(role, dict) else None
+    return isinstance(codings, list) and any(
+        isinstance(c, dict) and c.get("system") == ROLE_CLASS_SYSTEM and c.get("code") == "GUARD"
+        for c in codings
+    )
+
+
 def _consent_actor(resource: dict[str, Any], where: str) -> list[Issue]:
     provision = resource.get("provision")
     provision = provision if isinstance(provision, dict) else {}
     actors = provision.get("actor")
-    expected = {"permit": "IRCP", "deny": "CST"}.get(str(provision.get("type")))
-    if not isinstance(actors, list) or len(actors) != 1 or not isinstance(actors[0], dict):
-        return [_issue("samlad-consent-1", f"{where}.provision.actor", "exactly one actor")]
-    actor = actors[0]
+    kind = str(provision.get("type"))
+    expected = {"permit": "IRCP", "deny": "CST"}.get(kind)
+    actors = actors if isinstance(actors, list) else []
+    organisations = [a for a in actors if not _is_guardians(a)]
+    guardians = len(actors) - len(organisations)
+    if (
+        len(organisations) != 1
+        or not isinstance(organisations[0], dict)
+        or guardians > (1 if kind == "deny" else 0)
+    ):
+        message = "exactly one organisation actor (and, in a deny, at most one GUARD actor)"
+        return [_issue("samlad-consent-1", f"{where}.provision.actor", message)]
+    actor = organisations[0]
     roles = {code for code, _ in values_at(actor, "role.coding.code", where)}
     reference = actor.get("reference") if isinstance(actor.get("reference"), dict) else {}
     identifier = reference.get("identifier") if isinstance(reference, dict) else None
@@ -204,7 +229,8 @@ def _consent_actor(resource: dict[str, Any], where: str) -> list[Issue]:
         or levels not in (["care-provider"], ["care-unit"])
     ):
         message = "actor must be an HSA-id with its level, role IRCP (permit) or CST (deny)"
-        return [_issue("samlad-consent-1", f"{where}.provision.actor[0]", message)]
+        at = f"{where}.provision.actor[{actors.index(actor)}]"
+        return [_issue("samlad-consent-1", at, message)]
     return []
 
 

@@ -2,7 +2,12 @@
 
 Granting and withdrawing consent, blocking and unblocking, and reading who has accessed
 the record: only the patient (or a guardian of a child under 13) may do these, decided
-by :func:`consent.policy.decide_self_service`, and every attempt is logged.
+by :func:`consent.policy.decide_self_service`, and every attempt is logged. A guardian
+block (hiding a care provider's or unit's data from the patient's guardians) is set, read
+and lifted by the patient or by care staff of that provider or unit, decided by
+:func:`consent.policy.decide_guardian_block`; to a guardian it reads as not found, and
+what a guardian is shown of the choices and the log is what :mod:`consent.visibility`
+lets them see.
 """
 
 from __future__ import annotations
@@ -19,11 +24,18 @@ from consent.fhir import (
     parse_consent,
     parse_status_change,
 )
-from consent.policy import decide_self_service, decide_self_service_role
+from consent.policy import (
+    AccessFacts,
+    decide_guardian_block,
+    decide_self_service,
+    decide_self_service_role,
+)
 from consent.principals import Principal
 from consent.store import Logged
+from consent.visibility import Visibility
 from gateway.access.reader import RecordReader, RecordServices, type_counts
 from gateway.errors import BadRequest, Forbidden, NotFound
+from store.tables import BlockRecord
 
 
 class UnprocessableConsent(BadRequest):
@@ -38,20 +50,45 @@ class PatientChoices:
         self._reader = RecordReader(principal, services)
         self._principal = principal
 
+    async def _facts(self, patient_id: str) -> AccessFacts:
+        person = await self._reader.person(patient_id)
+        return await self._reader.facts(person, patient_id)
+
     async def _authorise(
         self, patient_id: str, resource_type: str, permission: str, action: str
     ) -> AccessDecision:
-        person = await self._reader.person(patient_id)
-        facts = await self._reader.facts(person, patient_id)
+        facts = await self._facts(patient_id)
         decision = decide_self_service(self._principal, facts, resource_type, permission)
+        return await self._allowed(decision, patient_id, action, resource_type)
+
+    async def _authorise_guardian_block(
+        self, patient_id: str, level: str, hsa_id: str, permission: str, action: str
+    ) -> AccessDecision:
+        facts = await self._facts(patient_id)
+        decision = decide_guardian_block(self._principal, facts, level, hsa_id, permission)
+        return await self._allowed(decision, patient_id, action, "Consent")
+
+    async def _allowed(
+        self,
+        decision: AccessDecision,
+        patient_id: str,
+        action: str,
+        resource_type: str,
+        record: BlockRecord | None = None,
+    ) -> AccessDecision:
+        """``decision`` if it allows; else the refusal is logged and raised: 403, or 404
+        when the principal may not even know of ``record``."""
         if not decision.allowed:
             await self._reader.log(decision, patient_id, action, [resource_type])
+            if record is not None and not Visibility(decision).shows_block(record):
+                raise NotFound("no such Consent")
             raise Forbidden(f"not permitted ({decision.reason})")
         return decision
 
     def check_role(self, permission: str) -> None:
-        """Refuse (403) whoever may not change consents whoever the patient is: anyone but
-        a citizen, or one without the ``patient/Consent`` scope for ``permission``. Routes
+        """Refuse (403) whoever may not change consents whoever the patient is: an
+        integrator, a citizen without the ``patient/Consent`` scope for ``permission``, a
+        clinician without the ``user/Consent`` one (care staff change guardian blocks). Routes
         call it before reading the request body, so such a request is refused whatever its
         body; the patient is not known yet, so the refusal is in no patient's log."""
         role = decide_self_service_role(self._principal, "Consent", permission)
@@ -64,8 +101,14 @@ class PatientChoices:
             request = parse_consent(body)
         except InvalidConsent as exc:
             raise UnprocessableConsent(str(exc)) from exc
-        action = f"{request.kind}-create"
-        decision = await self._authorise(request.patient_id, "Consent", "c", action)
+        guardian_block = request.hidden_from == "guardians"
+        action = "guardian-block-create" if guardian_block else f"{request.kind}-create"
+        if guardian_block:
+            decision = await self._authorise_guardian_block(
+                request.patient_id, request.level, request.hsa_id, "c", action
+            )
+        else:
+            decision = await self._authorise(request.patient_id, "Consent", "c", action)
         store = self._services.consents
         # The change and its log entry are committed together, or neither is.
         logged = self._logged(decision, request.patient_id, action)
@@ -79,7 +122,13 @@ class PatientChoices:
                 logged=logged,
             )
             return consent_resource(record, datetime.now(UTC))
-        block = await store.block(request.patient_id, request.level, request.hsa_id, logged=logged)
+        block = await store.block(
+            request.patient_id,
+            request.level,
+            request.hsa_id,
+            hidden_from=request.hidden_from,
+            logged=logged,
+        )
         return block_resource(block)
 
     def _logged(self, decision: AccessDecision, patient_id: str, action: str) -> Logged:
@@ -87,19 +136,32 @@ class PatientChoices:
         entry = self._reader.entry(decision, patient_id, action, ["Consent"], {"Consent": 1})
         return self._services.audit, entry
 
-    async def _find(self, record_id: str) -> tuple[str, dict[str, Any], str]:
+    async def _find(self, record_id: str) -> tuple[str, dict[str, Any], BlockRecord | None]:
+        """The patient, the resource and (for a block) the record of Consent ``record_id``."""
         store = self._services.consents
         consent = await store.get_consent(record_id) if record_id.startswith("consent-") else None
         if consent is not None:
-            return consent.patient_id, consent_resource(consent, datetime.now(UTC)), "consent"
+            return consent.patient_id, consent_resource(consent, datetime.now(UTC)), None
         block = await store.get_block(record_id) if record_id.startswith("block-") else None
         if block is not None:
-            return block.patient_id, block_resource(block), "block"
+            return block.patient_id, block_resource(block), block
         raise NotFound("no such Consent")
 
+    async def _authorise_record(
+        self, patient_id: str, block: BlockRecord | None, permission: str, action: str
+    ) -> AccessDecision:
+        """May the principal do ``permission`` on a consent or ``block`` of the patient."""
+        facts = await self._facts(patient_id)
+        if block is not None and block.hidden_from == "guardians":
+            level, hsa_id = block.blocked_type, block.blocked_hsa_id
+            decision = decide_guardian_block(self._principal, facts, level, hsa_id, permission)
+        else:
+            decision = decide_self_service(self._principal, facts, "Consent", permission)
+        return await self._allowed(decision, patient_id, action, "Consent", block)
+
     async def read(self, record_id: str) -> dict[str, Any]:
-        patient_id, resource, _ = await self._find(record_id)
-        decision = await self._authorise(patient_id, "Consent", "r", "read")
+        patient_id, resource, block = await self._find(record_id)
+        decision = await self._authorise_record(patient_id, block, "r", "read")
         await self._reader.log(decision, patient_id, "read", ["Consent"], type_counts([resource]))
         return resource
 
@@ -107,20 +169,26 @@ class PatientChoices:
         decision = await self._authorise(patient_id, "Consent", "s", "search")
         store, now = self._services.consents, datetime.now(UTC)
         standing = await store.standing(patient_id, None, now)
+        visibility = Visibility(decision)
         resources = [consent_resource(c, now) for c in standing.consents]
-        resources += [block_resource(b) for b in standing.blocks]
+        resources += [block_resource(b) for b in standing.blocks if visibility.shows_block(b)]
         await self._reader.log(decision, patient_id, "search", ["Consent"], type_counts(resources))
         return resources
 
     async def update(self, record_id: str, body: Any) -> dict[str, Any]:
         """Withdraw a consent or lift a block: the only change a Consent accepts."""
-        patient_id, current, kind = await self._find(record_id)
+        patient_id, current, block = await self._find(record_id)
+        if block is None:
+            action = "consent-withdraw"
+        else:
+            action = "guardian-block-lift" if block.hidden_from == "guardians" else "block-lift"
+        # Decided before the body is read: who may not know of the record learns nothing
+        # of it from how its body is judged.
+        decision = await self._authorise_record(patient_id, block, "u", action)
         try:
             status = parse_status_change(body, record_id)
         except InvalidConsent as exc:
             raise UnprocessableConsent(str(exc)) from exc
-        action = "consent-withdraw" if kind == "consent" else "block-lift"
-        decision = await self._authorise(patient_id, "Consent", "u", action)
         if status == "active" and current["status"] == "inactive":
             raise UnprocessableConsent(
                 "a withdrawn consent or lifted block cannot be reactivated: create a new one"
@@ -130,20 +198,21 @@ class PatientChoices:
             return current
         store = self._services.consents
         logged = self._logged(decision, patient_id, action)
-        if kind == "consent":
+        if block is None:
             consent = await store.withdraw(record_id, logged=logged)
             if consent is None:
                 raise NotFound("no such Consent")
             return consent_resource(consent, datetime.now(UTC))
-        block = await store.lift(record_id, logged=logged)
-        if block is None:
+        lifted = await store.lift(record_id, logged=logged)
+        if lifted is None:
             raise NotFound("no such Consent")
-        return block_resource(block)
+        return block_resource(lifted)
 
     async def access_log(self, patient_id: str) -> list[AuditEntryPublic]:
         """Who has accessed the patient's data, oldest first; this reading is logged too."""
         decision = await self._authorise(patient_id, "AuditEvent", "s", "audit-read")
         entries = await self._services.audit.for_patient(patient_id, limit=1000)
         entries.reverse()
+        visibility, provider_of = Visibility(decision), self._services.provider_of
         await self._reader.log(decision, patient_id, "audit-read", ["AuditEvent"])
-        return list(entries)
+        return [entry for entry in entries if visibility.shows_entry(entry, provider_of)]

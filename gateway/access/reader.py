@@ -159,18 +159,19 @@ class RecordReader:
         now = datetime.now(UTC)
         is_self = isinstance(principal, Citizen) and principal.person == person
         try:
-            # A citizen's own choices do not bind their own reading.
-            standing = (
-                None
-                if isinstance(principal, Citizen)
-                else await store.standing(
-                    patient_id, principal.hsa_id if isinstance(principal, Clinician) else None, now
-                )
-            )
             guardian = (
                 not is_self
                 and isinstance(principal, Citizen)
                 and await self._services.guardians.is_guardian_of(principal.person, person)
+            )
+            # A citizen's own choices do not bind their own reading; a guardian's reading is
+            # bound by the child's guardian blocks.
+            standing = (
+                None
+                if isinstance(principal, Citizen) and not guardian
+                else await store.standing(
+                    patient_id, principal.hsa_id if isinstance(principal, Clinician) else None, now
+                )
             )
         except RegisterUnavailable as exc:
             raise ServiceUnavailable("the guardian register is unavailable") from exc

@@ -169,21 +169,22 @@ def token_claims(args: argparse.Namespace) -> dict[str, str]:
     """The claims of the token ``samlad token`` is asked for."""
     if args.role != "citizen" and args.personnummer is not None:
         raise CommandError("--personnummer is only for --role citizen")
+    scope = args.scope
     if args.role == "citizen":
         if args.personnummer is None:
             raise CommandError("--role citizen needs --personnummer YYYYMMDD-NNNC")
-        return {"personnummer": args.personnummer, "scope": CITIZEN_SCOPE}
+        return {"personnummer": args.personnummer, "scope": scope or CITIZEN_SCOPE}
     if args.role == "clinician":
         return {
             "hsa_id": args.hsa_id,
             "care_unit_hsa_id": args.care_unit,
             "care_provider_hsa_id": args.care_provider,
-            "scope": "user/*.rs",
+            "scope": scope or "user/*.rs",
         }
     return {
         "client_id": args.client_id,
         "care_provider_hsa_id": args.care_provider,
-        "scope": "system/*.rs",
+        "scope": scope or "system/*.rs",
     }
 
 
@@ -392,6 +393,14 @@ def _add_token(commands: _Commands) -> None:
         default="demo-integrator",
         metavar="ID",
         help="the integrator's client id (default: %(default)s)",
+    )
+    token.add_argument(
+        "--scope",
+        default=None,
+        metavar="SCOPES",
+        help="the token's SMART scopes, space-separated (default: the role's usual ones: "
+        f'"{CITIZEN_SCOPE}", "user/*.rs" or "system/*.rs"; care staff who set guardian '
+        'blocks need "user/*.rs user/Consent.cu")',
     )
     token.add_argument(
         "--lifetime",

@@ -9,6 +9,15 @@ from tests.gateway.conftest import TEST_PERSON, Gateway
 HSA = "urn:oid:1.2.752.129.2.1.4.1"
 LEVEL = "https://samlad.se/fhir/StructureDefinition/hsa-organisation-level"
 ROLES = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+#: The second actor of a guardian block: the patient's guardians.
+GUARDIANS = {
+    "role": {
+        "coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleClass", "code": "GUARD"}
+        ]
+    },
+    "reference": {"display": "vårdnadshavare"},
+}
 
 
 def consent_body(
@@ -52,6 +61,13 @@ def consent_body(
         "patient": {"reference": f"Patient/{patient_id}"},
         "provision": provision,
     }
+
+
+def guardian_block_body(patient_id: str, hsa_id: str, level: str) -> dict[str, Any]:
+    """A guardian block of ``hsa_id`` (``level``): a block that also names the guardians."""
+    body = consent_body(patient_id, hsa_id, level=level, kind="deny")
+    body["provision"]["actor"].append(GUARDIANS)
+    return body
 
 
 async def grant(

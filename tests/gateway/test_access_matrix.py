@@ -29,7 +29,7 @@ from tests.gateway.conftest import (
     Gateway,
     follow_pages,
 )
-from tests.gateway.consent_helpers import consent_body, deactivate, grant
+from tests.gateway.consent_helpers import consent_body, deactivate, grant, guardian_block_body
 
 pytestmark = pytest.mark.anyio
 
@@ -40,6 +40,8 @@ OTHER_NORD_UNIT = "SE2321009001-VCNB"
 SYD_PROVIDER = "SE2321009003-SYD0"
 #: An id no record holds.
 ABSENT = "region-nord.absent"
+#: A care unit holding records of the child (a health centre).
+CHILD_UNIT = "SE2321009001-VCNB"
 
 
 @dataclass
@@ -59,6 +61,8 @@ class Row:
     #: Has read scopes in its own context: may read what answers refer to beyond the
     #: record (a Practitioner, an Organization), which is nobody's record.
     scoped: bool = True
+    #: A care unit whose HSA-id no answer to this principal may hold.
+    hides: str | None = None
 
 
 async def _citizen_self(gw: Gateway, _: str) -> dict[str, str]:
@@ -75,6 +79,20 @@ async def _other_citizen(gw: Gateway, _: str) -> dict[str, str]:
 
 async def _guardian(gw: Gateway, _: str) -> dict[str, str]:
     return gw.citizen(GUARDIAN)
+
+
+async def _guardian_block(gw: Gateway, patient_id: str) -> dict[str, str]:
+    """Care staff of a unit holding the child's records hide them from the guardians."""
+    guardian = gw.citizen(GUARDIAN)
+    seen = await gw.client.get(
+        f"/fhir/Patient/{patient_id}/$everything?_count=1000", headers=guardian
+    )
+    assert CHILD_UNIT in seen.text, "the unit holds records of the child"
+    body = guardian_block_body(patient_id, CHILD_UNIT, "care-unit")
+    staff = gw.clinician(unit=CHILD_UNIT, scope="user/*.rs user/Consent.cu")
+    response = await gw.client.post("/fhir/Consent", json=body, headers=staff)
+    assert response.status_code == 201, response.text
+    return guardian
 
 
 async def _clinician_provider_consent(gw: Gateway, patient_id: str) -> dict[str, str]:
@@ -149,6 +167,14 @@ ROWS = [
     Row("citizen self", TEST_PERSON, True, _citizen_self, self_service=True),
     Row("other citizen", TEST_PERSON, False, _other_citizen),
     Row("guardian of child under 13", CHILD, True, _guardian, self_service=True),
+    Row(
+        "guardian of child under 13, guardian block",
+        CHILD,
+        True,
+        _guardian_block,
+        self_service=True,
+        hides=CHILD_UNIT,
+    ),
     Row("guardian of child 13 or older", GROWN_CHILD, False, _guardian),
     Row("child under 16, own record", CHILD, False, _child_self),
     Row(
@@ -422,6 +448,8 @@ async def test_matrix(gateway: Gateway, row: Row) -> None:
         response = await call.request(gateway, ctx)
         expected = _expected(row, call, ctx)
         assert response.status_code in expected, (method, path, response.text)
+        if row.hides is not None:
+            assert row.hides not in response.text, (method, path)
         if response.status_code >= 400:
             body = response.text
             assert response.json()["resourceType"] == "OperationOutcome"
@@ -430,7 +458,9 @@ async def test_matrix(gateway: Gateway, row: Row) -> None:
             continue
         if call.kind in ("record", "by-id", "paging"):
             first_page = call.kind == "record"
-            await _check_read(gateway, response.json(), headers, patient_id, first_page)
+            await _check_read(
+                gateway, response.json(), headers, patient_id, first_page, hides=row.hides
+            )
 
 
 async def _check_read(
@@ -439,13 +469,17 @@ async def _check_read(
     headers: dict[str, str],
     patient_id: str,
     first_page: bool,
+    *,
+    hides: str | None = None,
 ) -> None:
-    """What an allowed read returns is the person's, and nobody else's."""
+    """What an allowed read returns is the person's, and nobody else's (and nothing of the
+    care unit ``hides``, on any page; all of a type may be hidden by it)."""
     if body["resourceType"] == "Bundle" and body["type"] == "searchset":
         matches = await follow_pages(gateway, body, headers)
         if first_page:
             assert body["total"] == len(matches), "totals count exactly what the pages hold"
-        assert matches
+        assert matches or hides is not None
+        assert hides is None or hides not in str(matches)
         assert len({(r["resourceType"], r["id"]) for r in matches}) == len(matches)
         for resource in matches:
             if resource["resourceType"] != "Patient":
