@@ -61,6 +61,7 @@ async def gw(
         regions,
         guardian_registers=[{"file": str(guardian_register)}],
         extra_sources=[legacy_source(OST, ost_server.url + "/rivta")],
+        rate_limit_enabled=False,  # a test reads every page and every held-back record
     ) as running:
         yield running
 
