@@ -61,6 +61,13 @@ REQUIRED_BINDINGS: Mapping[str, frozenset[str]] = MappingProxyType(
             "AllergyIntolerance.criticality": "low high unable-to-assess",
             "AllergyIntolerance.reaction.severity": "mild moderate severe",
             "Immunization.status": "completed entered-in-error not-done",
+            "DiagnosticReport.status": "registered partial preliminary final amended "
+            "corrected appended cancelled entered-in-error unknown",
+            "ServiceRequest.status": "draft active on-hold revoked completed entered-in-error "
+            "unknown",
+            "ServiceRequest.intent": "proposal plan directive order original-order "
+            "reflex-order filler-order instance-order option",
+            "ServiceRequest.priority": "routine urgent asap stat",
             "Provenance.entity.role": "derivation revision quotation source removal",
             "OperationOutcome.issue.severity": "fatal error warning information",
             "OperationOutcome.issue.code": _OO_CODES,
@@ -88,6 +95,8 @@ _PERIODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "Condition": ("onsetPeriod", "abatementPeriod"),
         "DocumentReference": ("context.period",),
         "AllergyIntolerance": ("onsetPeriod",),
+        "DiagnosticReport": ("effectivePeriod",),
+        "ServiceRequest": ("occurrencePeriod",),
         "Appointment": ("requestedPeriod",),
         "Provenance": ("occurredPeriod",),
     }

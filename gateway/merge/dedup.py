@@ -14,6 +14,11 @@ Two resources are the same fact when their keys are equal; a resource without a 
 | DocumentReference | date instant, SHA-256 of the first attachment's data |
 | AllergyIntolerance | substance code (first coding), clinical status, onset (else recorded) day |
 | Immunization | vaccine code (first coding), occurrence day |
+| DiagnosticReport | identifier, else code (LOINC first), effective instant, issuer |
+| ServiceRequest | identifier, else code (first coding), authored instant, requester |
+
+A report's or request's identifier is its first with a system and a value; its issuer is
+its first performer and a request's requester, each by HSA-id, else by display.
 
 The first resource of a group (sources in configuration order) stays; it gains one
 ``also-reported-by`` extension per duplicate naming the duplicate's source and original
@@ -125,6 +130,50 @@ def _immunization(resource: FhirResource) -> Key | None:
     return None if code is None or day is None else (code, day)
 
 
+def _identifier(resource: FhirResource) -> tuple[str, str] | None:
+    for identifier in resource.get("identifier") or ():
+        if isinstance(identifier, dict):
+            system, value = identifier.get("system"), identifier.get("value")
+            if isinstance(system, str) and isinstance(value, str):
+                return system, value
+    return None
+
+
+def _party(reference: Any) -> str | None:
+    """Who a reference names, as every source names it: the HSA-id, else the display (a
+    reference's id is the source's own)."""
+    if not isinstance(reference, dict):
+        return None
+    identifier = reference.get("identifier")
+    if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
+        return str(identifier["value"])
+    display = reference.get("display")
+    return display if isinstance(display, str) and display else None
+
+
+def _identified_or(resource: FhirResource, code: Any, when: Any, who: Any) -> Key | None:
+    identifier = _identifier(resource)
+    if identifier is not None:
+        return ("identifier", *identifier)
+    moment = _instant(when)
+    party = _party(who[0] if isinstance(who, list) and who else who)
+    if code is None or moment is None or party is None:
+        return None
+    return ("content", code, moment, party)
+
+
+def _report(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("code"), LOINC_SYSTEM)
+    return _identified_or(
+        resource, code, resource.get("effectiveDateTime"), resource.get("performer")
+    )
+
+
+def _service_request(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("code"))
+    return _identified_or(resource, code, resource.get("authoredOn"), resource.get("requester"))
+
+
 def _unit_tag(resource: FhirResource) -> str | None:
     for tag in (resource.get("meta") or {}).get("tag", ()):
         if isinstance(tag, dict) and str(tag.get("system", "")).endswith("/care-unit"):
@@ -178,6 +227,8 @@ MATCH_RULES: dict[str, Callable[[FhirResource], Key | None]] = {
     "DocumentReference": _document,
     "AllergyIntolerance": _allergy,
     "Immunization": _immunization,
+    "DiagnosticReport": _report,
+    "ServiceRequest": _service_request,
 }
 
 

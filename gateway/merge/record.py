@@ -50,6 +50,10 @@ from gateway.sources import Gathered, Source, SourceRecord, SourceReport
 
 #: Fields that name the organisation (care unit) that produced a resource, in order of trust.
 UNIT_FIELDS = ("serviceProvider", "performer", "custodian", "author", "requester", "recorder")
+#: Types whose record is another unit's than their first :data:`UNIT_FIELDS` names: a
+#: referral or order (ServiceRequest) is the requesting unit's; its performer is the unit
+#: asked, whose answer (a DiagnosticReport) is its own record.
+UNIT_FIELDS_OF_TYPE: Mapping[str, tuple[str, ...]] = {"ServiceRequest": ("requester",)}
 
 #: The types a reference can resolve to in an answer, besides the source's own Patient
 #: (pointed at the unified one): any other target is counted as unresolved.
@@ -101,7 +105,7 @@ def gateway_id(source_id: str, local_id: str) -> str:
 
 def _unit_of(resource: FhirResource, provider: str | None) -> str | None:
     """The HSA-id of the care unit named in the resource, if it names one."""
-    for name in UNIT_FIELDS:
+    for name in UNIT_FIELDS_OF_TYPE.get(str(resource.get("resourceType")), UNIT_FIELDS):
         value = resource.get(name)
         for ref in value if isinstance(value, list) else [value]:
             if isinstance(ref, dict) and isinstance(ref.get("actor"), dict):

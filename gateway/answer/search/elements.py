@@ -38,6 +38,7 @@ _CHOICES = frozenset(
         "reported",
         "deceased",
         "occurrence",
+        "asNeeded",
     }
 )
 

@@ -4,11 +4,15 @@ Each served type's parameters come from one table, :data:`PARAMS`, with the sear
 FHIR R4 defines for them: ``date`` is ``Observation.effective``, ``Encounter.period``,
 ``Appointment.start``, ``DocumentReference.date`` and
 ``MedicationRequest.dosageInstruction.timing.event`` (its authored date is
-``authoredon``), ``AllergyIntolerance.recordedDate`` and ``Immunization.occurrence``;
-Condition has no ``date`` in R4, only ``onset-date`` and ``recorded-date``. Most types
-name their patient in ``subject``; Appointment in ``participant.actor``, AllergyIntolerance
-and Immunization in ``patient``. Parsing, matching and the capability list all read that
-table, so the CapabilityStatement cannot promise a parameter that is not honoured.
+``authoredon``), ``AllergyIntolerance.recordedDate``, ``Immunization.occurrence`` and
+``DiagnosticReport.effective``; Condition has no ``date`` in R4, only ``onset-date`` and
+``recorded-date``, ServiceRequest ``authored`` and ``occurrence``. Most types name their
+patient in ``subject``; Appointment in ``participant.actor``, AllergyIntolerance and
+Immunization in ``patient``. Reference parameters other than the patient
+(``DiagnosticReport.based-on``, ``result``, ``performer``; ``ServiceRequest.requester``,
+``performer``) take ``Type/id`` or ``id``, and ``:identifier`` (``system|value``, an
+HSA-id) for what the gateway does not serve. Parsing, matching and the capability list all
+read that table, so the CapabilityStatement cannot promise a parameter that is not honoured.
 
 ``_include`` and ``_revinclude`` follow the reference parameters of a second table,
 :data:`LINKS` (``Observation:encounter`` points at an Encounter, ``Encounter:appointment``
@@ -42,7 +46,13 @@ def _date(*paths: Path) -> Param:
     return Param("date", paths)
 
 
+def _reference(*paths: Path) -> Param:
+    return Param("reference", paths)
+
+
 _PATIENT_SUBJECT = Param("reference", (("subject",),))
+#: The parameters that name the searched patient (``subject=Patient/{id}`` as ``patient``).
+PATIENT_PARAMS = frozenset({"patient", "subject"})
 
 #: Per served type, its search parameters and their FHIR R4 paths (choice types spelt out).
 PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
@@ -110,6 +120,31 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
             "vaccine-code": _token(("vaccineCode",)),
             "date": _date(("occurrenceDateTime",)),
         },
+        "DiagnosticReport": {
+            "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
+            "category": _token(("category",)),
+            "code": _token(("code",)),
+            "status": _token(("status",)),
+            "date": _date(("effectiveDateTime",), ("effectivePeriod",)),
+            "issued": _date(("issued",)),
+            "based-on": _reference(("basedOn",)),
+            "result": _reference(("result",)),
+            "performer": _reference(("performer",)),
+        },
+        "ServiceRequest": {
+            "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
+            "category": _token(("category",)),
+            "code": _token(("code",)),
+            "status": _token(("status",)),
+            "intent": _token(("intent",)),
+            "priority": _token(("priority",)),
+            "authored": _date(("authoredOn",)),
+            "occurrence": _date(("occurrenceDateTime",), ("occurrencePeriod",)),
+            "requester": _reference(("requester",)),
+            "performer": _reference(("performer",)),
+        },
     }
 )
 
@@ -164,6 +199,18 @@ LINKS: Mapping[str, Mapping[str, Link]] = MappingProxyType(
         },
         "AllergyIntolerance": {"patient": _to_patient("AllergyIntolerance")},
         "Immunization": {"patient": _to_patient("Immunization")},
+        "DiagnosticReport": {
+            "patient": _to_patient("DiagnosticReport"),
+            "subject": _to_patient("DiagnosticReport"),
+            "encounter": _TO_ENCOUNTER,
+            "based-on": Link("ServiceRequest", PARAMS["DiagnosticReport"]["based-on"].paths),
+            "result": Link("Observation", PARAMS["DiagnosticReport"]["result"].paths),
+        },
+        "ServiceRequest": {
+            "patient": _to_patient("ServiceRequest"),
+            "subject": _to_patient("ServiceRequest"),
+            "encounter": _TO_ENCOUNTER,
+        },
     }
 )
 #: The Provenance of merged duplicates: every read of the record carries it, and every

@@ -1,5 +1,5 @@
 """The values a search parameter sees in a resource: codes as (system, code) pairs, dates
-as ranges of UTC microseconds, references as they stand.
+as ranges of UTC microseconds, references as (type, id) pairs.
 """
 
 from __future__ import annotations
@@ -54,6 +54,17 @@ def _tokens(value: Any, into: list[Any]) -> None:
             into.append((value.get("system"), value["value"]))
 
 
+def _reference(value: Any, into: list[Any]) -> None:
+    if not isinstance(value, dict):
+        return
+    reference = value.get("reference")
+    if isinstance(reference, str) and "/" in reference:
+        kind, _, local = reference.rstrip("/").rpartition("/")
+        into.append((kind.rpartition("/")[2], local))
+    elif value:  # a logical reference (an identifier, a display): there, naming no id
+        into.append((None, ""))
+
+
 def _span(value: Any) -> tuple[int, int] | None:
     if isinstance(value, str):
         return date_span(value)
@@ -83,8 +94,9 @@ def extract(resource: FhirResource, param: Param) -> list[Any]:
         elif kind == "token":
             for value in found:
                 _tokens(value, values)
-        else:
-            values.extend(found)
+        else:  # references as (type, id): what a reference filter's tokens compare with
+            for value in found:
+                _reference(value, values)
     return values
 
 
