@@ -23,6 +23,7 @@ from gateway.answer.search import (
     revincludes_for,
     search_params_for,
 )
+from gateway.answer.summary.selection import listed_reports
 from gateway.errors import BadRequest
 from gateway.merge.record import unify
 from tests.gateway.test_merge_rules import PERSON, gathered, patient, source
@@ -275,3 +276,27 @@ def test_a_report_read_without_its_targets_leaves_them_out_only_when_some_may_be
     assert open_[0]["result"] == lipids["result"]
     held_back = Visibility(AccessDecision(True, "self", hides_unapproved=True))
     assert held_back.concealing(lipids, set(), {"DiagnosticReport"}).get("result") is None
+
+
+# -- the patient summary's results -------------------------------------------------------
+
+
+def test_the_summary_lists_reports_of_listed_results_and_written_examinations() -> None:
+    hb = {"resourceType": "Observation", "id": "hb"}
+    consult = report(
+        "answer",
+        "11488-4",
+        "LAB",
+        effectiveDateTime="2025-11-20T14:00:00+01:00",
+        conclusion="Metformin fortsätter.",
+        basedOn=[{"reference": "ServiceRequest/x"}],
+    )
+    del consult["category"]  # a consultation's answer: not a result
+    withdrawn = REPORTS[1] | {"id": "withdrawn", "status": "entered-in-error"}
+    undated = {k: v for k, v in REPORTS[0].items() if k != "effectiveDateTime"} | {"id": "undated"}
+    unwritten = {k: v for k, v in REPORTS[1].items() if k != "conclusion"} | {"id": "unwritten"}
+    candidates = [*REPORTS, consult, withdrawn, undated, unwritten]
+    listed = listed_reports(candidates, [hb])
+    # The lipid report groups no listed result; the X-ray is newer than the blood count.
+    assert [r["id"] for r in listed] == ["xray", "cbc"]
+    assert listed_reports(candidates, []) == [REPORTS[1]]

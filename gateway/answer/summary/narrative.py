@@ -39,6 +39,7 @@ ALLERGY_HEADERS = (
     "Onset",
 )
 IMMUNIZATION_HEADERS = ("Vaccine", "Code", "Date", "Status", "Given by")
+REPORT_HEADERS = ("Report", "Code", "Performed by", "Conclusion", "Results", "Status", "Date")
 
 
 def esc(value: object) -> str:
@@ -211,4 +212,23 @@ def immunization_row(immunization: JsonObject) -> list[str]:
         day(immunization.get("occurrenceDateTime") or immunization.get("occurrenceString")),
         str(immunization.get("status", "")),
         ", ".join(filter(None, performers)),
+    ]
+
+
+def report_row(report: JsonObject) -> list[str]:
+    code = report.get("code")
+    first = first_code(code)
+    performers = [
+        str(p.get("display", "")) for p in report.get("performer") or () if isinstance(p, dict)
+    ]
+    results = [str(r.get("display", "")) for r in report.get("result") or () if isinstance(r, dict)]
+    when = effective(report)
+    return [
+        concept_text(code),
+        first[1] if first else "",
+        ", ".join(filter(None, performers)),
+        str(report.get("conclusion", "")),
+        ", ".join(filter(None, results)),
+        str(report.get("status", "")),
+        when.date().isoformat() if when else "",
     ]

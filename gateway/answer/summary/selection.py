@@ -9,8 +9,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from fhir_profiles.codes import LOINC_SYSTEM, OBSERVATION_CATEGORY_SYSTEM
+from fhir_profiles.codes import (
+    DIAGNOSTIC_SERVICE_SECTION_SYSTEM,
+    LOINC_SYSTEM,
+    OBSERVATION_CATEGORY_SYSTEM,
+)
 from gateway.answer.summary.fhir_values import (
+    EPOCH,
     JsonObject,
     code_of,
     codings,
@@ -29,6 +34,10 @@ EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 RESULT_STATUSES = frozenset({"registered", "preliminary", "final", "amended", "corrected"})
 LEFT_OUT_ENCOUNTER_STATUSES = frozenset({"planned", "cancelled", "entered-in-error"})
 GIVEN_IMMUNIZATION_STATUSES = frozenset({"completed"})
+#: A report's statuses the IPS lists (diagnostics-report-status-uv-ips; not withdrawn).
+REPORT_STATUSES = frozenset(
+    {"registered", "partial", "preliminary", "final", "amended", "corrected", "appended"}
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,8 @@ class Chosen:
     past_problems: list[JsonObject]
     immunizations: list[JsonObject]
     results: list[JsonObject]
+    #: DiagnosticReports: of the listed results, and imaging and other examinations.
+    reports: list[JsonObject]
     encounters: list[JsonObject]
 
     def resources(self) -> list[JsonObject]:
@@ -54,6 +65,7 @@ class Chosen:
             *self.past_problems,
             *self.immunizations,
             *self.results,
+            *self.reports,
             *self.encounters,
         ]
 
@@ -65,6 +77,7 @@ def choose(
     by_type = _by_type(resources)
     medications, earlier = current_medications(by_type["MedicationRequest"])
     problems, past_problems = split_conditions(by_type["Condition"])
+    results = latest_results(by_type["Observation"], results_per_analysis)
     return Chosen(
         medications=medications,
         earlier_medications=earlier,
@@ -72,7 +85,8 @@ def choose(
         problems=problems,
         past_problems=past_problems,
         immunizations=given_immunizations(by_type["Immunization"]),
-        results=latest_results(by_type["Observation"], results_per_analysis),
+        results=results,
+        reports=listed_reports(by_type["DiagnosticReport"], results),
         encounters=recent_encounters(by_type["Encounter"], max_encounters),
     )
 
@@ -194,6 +208,38 @@ def latest_results(observations: Iterable[JsonObject], per_analysis: int) -> lis
         chosen.extend(candidates[:per_analysis])
     chosen.sort(key=lambda c: (-c[0].timestamp(), concept_text(c[2].get("code")), c[1]))
     return [obs for _, _, obs in chosen]
+
+
+def _is_examination(report: JsonObject) -> bool:
+    """Imaging and other examinations: a diagnostic service section other than the
+    laboratory's (a consultation's answer has none)."""
+    return any(
+        c.get("system") == DIAGNOSTIC_SERVICE_SECTION_SYSTEM and c.get("code") != "LAB"
+        for concept in report.get("category") or ()
+        for c in codings(concept)
+    )
+
+
+def listed_reports(
+    reports: Iterable[JsonObject], results: Iterable[JsonObject]
+) -> list[JsonObject]:
+    """The reports that group any of the listed ``results``, and the imaging and other
+    examination reports with a conclusion or a written report, newest first; a report
+    needs a code and an effective time, and a status that is not withdrawn."""
+    listed = {f"Observation/{o.get('id')}" for o in results}
+    chosen = []
+    for report in reports:
+        if (
+            report.get("status") not in REPORT_STATUSES
+            or not report.get("code")
+            or effective(report) is None
+        ):
+            continue
+        grouped = {r.get("reference") for r in report.get("result") or () if isinstance(r, dict)}
+        written = bool(report.get("conclusion") or report.get("presentedForm"))
+        if grouped & listed or (_is_examination(report) and written):
+            chosen.append(report)
+    return newest_first(chosen, lambda r: (effective(r) or EPOCH).isoformat())
 
 
 def recent_encounters(encounters: Iterable[JsonObject], limit: int) -> list[JsonObject]:
