@@ -15,8 +15,9 @@ patient summary, the source reports).
 * A shown resource does not tell of hidden ones through its references: a report's
   ``result`` (its Observations) and ``basedOn`` (the referral it answers) leave out each
   reference to a resource the decision hides. Where the referenced type was not read with
-  the report, they are left out whenever the decision may hide some of that type (a care
-  unit blocked, records held back from the patient).
+  the report, they are left out whenever some may be hidden: a care unit is blocked, or
+  the report's source states approval or nullification on its records (the references
+  name that source's records).
 * A source whose whole care provider is blocked is not named at all: its status is not
   reported and its Patient does not feed the unified Patient (a protected identity it
   marks is still honoured).
@@ -36,6 +37,7 @@ from fhir_profiles.record_status import (
     care_tags,
     held_back_from_patient,
     is_nullified,
+    states_record_status,
 )
 
 #: Per type, the references (element -> the type it names) a shown resource leaves out
@@ -123,12 +125,16 @@ class Visibility:
     ) -> FhirResource:
         """A shown ``resource`` without the references (:data:`CONCEALED_REFERENCES`) to
         what is hidden: to a resource in ``hidden`` (``Type/id``), or, to a type not in
-        ``read``, to any when the decision may hide some. A copy when anything is left
+        ``read``, to any when some may be hidden (a care unit blocked, or ``resource``'s
+        source states approval or nullification on its records). A copy when anything is left
         out, else ``resource`` itself (never changed: it may be shared data)."""
         table = CONCEALED_REFERENCES.get(str(resource.get("resourceType")))
         if table is None:
             return resource
-        unsure = not self.shows_everything_named
+        # What it names of a type not read may be hidden when a unit is blocked (any
+        # record may name any unit), or when its source states approval or nullification
+        # (its records are the same source's: a source without either hides none).
+        unsure = bool(self.decision.hidden_units) or states_record_status(resource)
         changed: FhirResource = {}
         for element, target in table.items():
             references = resource.get(element)

@@ -13,7 +13,7 @@ import pytest
 from adapters.base import FhirResource
 from consent.decision import AccessDecision
 from consent.visibility import Visibility
-from fhir_profiles.record_status import CARE_PROVIDER_TAG, CARE_UNIT_TAG, care_tags
+from fhir_profiles.record_status import CARE_PROVIDER_TAG, CARE_UNIT_TAG, approval_tag, care_tags
 from gateway.answer.search import (
     apply,
     include_types,
@@ -274,8 +274,15 @@ def test_a_report_read_without_its_targets_leaves_them_out_only_when_some_may_be
     assert "result" not in blind[0]
     (open_,) = OPEN.visible_record([[lipids]], {"DiagnosticReport"})
     assert open_[0]["result"] == lipids["result"]
+    # A source that states approval (the legacy one) may hold back what its report names;
+    # one that does not (the FHIR regions) holds back nothing.
     held_back = Visibility(AccessDecision(True, "self", hides_unapproved=True))
-    assert held_back.concealing(lipids, set(), {"DiagnosticReport"}).get("result") is None
+    assert held_back.concealing(lipids, set(), {"DiagnosticReport"}) is lipids
+    legacy = lipids | {"meta": {"tag": [*lipids["meta"]["tag"], approval_tag(True)]}}
+    for reader in (held_back, OPEN):  # a nullified result is hidden from everyone
+        assert "result" not in reader.concealing(legacy, set(), {"DiagnosticReport"})
+    read = {"DiagnosticReport", "Observation"}
+    assert held_back.concealing(legacy, set(), read) is legacy, "read: nothing hidden"
 
 
 # -- the patient summary's results -------------------------------------------------------
