@@ -102,8 +102,8 @@ class Visibility:
         self, sources: Sequence[Sequence[FhirResource]], read: Collection[str]
     ) -> list[list[FhirResource]]:
         """What of each source's resources may be shown, in order, each as
-        :meth:`concealing` makes it; ``read`` names the types read (those the hidden
-        resources among ``sources`` are all of)."""
+        :meth:`concealing` makes it. ``read`` names the types read: of those, every
+        hidden resource is among ``sources``."""
         flags = [self.shown(resources) for resources in sources]
         hidden = {
             resource_key(resource)

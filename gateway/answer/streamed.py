@@ -19,7 +19,8 @@ The snapshot keeps both passes on the same data whatever refreshes meanwhile. Hi
 comes before merging, as in :meth:`gateway.access.reader.RecordReader._merge`: a fact reported
 by a visible and a hidden source is kept from the visible one, and nothing names the
 hidden one. What is held in memory is the keys of the planned resources, the numbers of
-the duplicates and one chunk (:data:`gateway.collect.cache.CHUNK_SIZE` resources) at a time.
+the duplicates, the ids of hidden results and referrals and one chunk
+(:data:`gateway.collect.cache.CHUNK_SIZE` resources) at a time.
 """
 
 from __future__ import annotations
