@@ -14,11 +14,12 @@ Two resources are the same fact when their keys are equal; a resource without a 
 | DocumentReference | date instant, SHA-256 of the first attachment's data |
 | AllergyIntolerance | substance code (first coding), clinical status, onset (else recorded) day |
 | Immunization | vaccine code (first coding), occurrence day |
-| DiagnosticReport | identifier, else code (LOINC first), effective instant, issuer |
-| ServiceRequest | identifier, else code (first coding), authored instant, requester |
+| DiagnosticReport | code (LOINC first), effective instant, issuer; else its identifier |
+| ServiceRequest | code (first coding), authored instant, requester; else its identifier |
 
-A report's or request's identifier is its first with a system and a value; its issuer is
-its first performer and a request's requester, each by HSA-id, else by display.
+A report's issuer is its first performer and a request's its requester, each by HSA-id,
+else by display; without all three parts, its identifier (the first with a system and a
+value) is the key.
 
 The first resource of a group (sources in configuration order) stays; it gains one
 ``also-reported-by`` extension per duplicate naming the duplicate's source and original
@@ -151,27 +152,29 @@ def _party(reference: Any) -> str | None:
     return display if isinstance(display, str) and display else None
 
 
-def _identified_or(resource: FhirResource, code: Any, when: Any, who: Any) -> Key | None:
-    identifier = _identifier(resource)
-    if identifier is not None:
-        return ("identifier", *identifier)
+def _content_or_identifier(resource: FhirResource, code: Any, when: Any, who: Any) -> Key | None:
+    # The content first: sources mostly give a report their own local identifier, so two
+    # copies of one report rarely share one; the identifier decides only without it.
     moment = _instant(when)
     party = _party(who[0] if isinstance(who, list) and who else who)
-    if code is None or moment is None or party is None:
-        return None
-    return ("content", code, moment, party)
+    if code is not None and moment is not None and party is not None:
+        return ("content", code, moment, party)
+    identifier = _identifier(resource)
+    return None if identifier is None else ("identifier", *identifier)
 
 
 def _report(resource: FhirResource) -> Key | None:
     code = _code(resource.get("code"), LOINC_SYSTEM)
-    return _identified_or(
+    return _content_or_identifier(
         resource, code, resource.get("effectiveDateTime"), resource.get("performer")
     )
 
 
 def _service_request(resource: FhirResource) -> Key | None:
     code = _code(resource.get("code"))
-    return _identified_or(resource, code, resource.get("authoredOn"), resource.get("requester"))
+    return _content_or_identifier(
+        resource, code, resource.get("authoredOn"), resource.get("requester")
+    )
 
 
 def _unit_tag(resource: FhirResource) -> str | None:

@@ -188,31 +188,33 @@ def local(resource: FhirResource) -> FhirResource:
     return copy.deepcopy(resource) | {"subject": {"reference": "Patient/local-p"}}
 
 
-def test_a_report_is_the_same_fact_by_identifier_else_code_time_and_issuer() -> None:
+def test_a_report_is_the_same_fact_by_code_time_and_issuer_else_identifier() -> None:
     lipids = local(REPORTS[0])
     in_utc = lipids | {"effectiveDateTime": "2026-08-09T05:58:00Z"}
     assert merged_ids([lipids], [in_utc]) == ["region-a.lipids"]
     other_lab = lipids | {"performer": [{"display": "Labmedicin Syd"}]}
     later = lipids | {"effectiveDateTime": "2026-08-09T08:58:00+02:00"}
-    nobody = {k: v for k, v in lipids.items() if k != "performer"}
     for different in (other_lab, later):
         assert merged_ids([lipids], [different]) == ["region-a.lipids", "region-b.lipids"]
-    assert merged_ids([nobody], [copy.deepcopy(nobody)]) == [
-        "region-a.lipids",
-        "region-b.lipids",
-    ], "no issuer: never merged"
-    accession = [{"system": "urn:oid:1.2.752.29.4.19", "value": "L26-0809-0042"}]
-    # One identifier is one report, whatever else the sources wrote of it ...
-    assert merged_ids(
-        [lipids | {"identifier": accession}],
-        [other_lab | {"identifier": accession, "effectiveDateTime": "2026-08-09"}],
-    ) == ["region-a.lipids"]
-    # ... and two identifiers are two reports.
-    other = [{"system": "urn:oid:1.2.752.29.4.19", "value": "L26-0809-0043"}]
-    assert merged_ids([lipids | {"identifier": accession}], [lipids | {"identifier": other}]) == [
+    # Each source's own identifier does not keep one report apart from itself.
+    own_a = [{"system": "urn:oid:1.2.752.29.4.19", "value": "L26-0809-0042"}]
+    own_b = [{"system": "http://regionsyd.example.se/svar", "value": "977"}]
+    assert merged_ids([lipids | {"identifier": own_a}], [lipids | {"identifier": own_b}]) == [
+        "region-a.lipids"
+    ]
+    # Without an issuer: the identifier decides, and without one it is never merged.
+    nobody = {k: v for k, v in lipids.items() if k != "performer"}
+    assert merged_ids([nobody | {"identifier": own_a}], [nobody | {"identifier": own_a}]) == [
+        "region-a.lipids"
+    ]
+    assert merged_ids([nobody | {"identifier": own_a}], [nobody | {"identifier": own_b}]) == [
         "region-a.lipids",
         "region-b.lipids",
     ]
+    assert merged_ids([nobody], [copy.deepcopy(nobody)]) == [
+        "region-a.lipids",
+        "region-b.lipids",
+    ], "no issuer, no identifier: never merged"
 
 
 def test_a_request_is_the_same_fact_by_identifier_else_code_time_and_requester() -> None:
