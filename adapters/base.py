@@ -12,6 +12,7 @@ two resources (nor two calls) share a nested dict or list.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeGuard, runtime_checkable
 
@@ -94,3 +95,22 @@ class PagedSource(Protocol):
 def supports_pages(adapter: object) -> TypeGuard[PagedSource]:
     """Whether ``adapter`` can hand on pages as they arrive (see :class:`PagedSource`)."""
     return getattr(adapter, "paged", False) is True
+
+
+class ReadableSource(Protocol):
+    """An adapter that can read resources by their ids: what references in its answers
+    point to (Practitioner, Organization, Location, ...). Optional, like
+    :class:`IncrementalSource`: the gateway uses it when the adapter's ``readable``
+    attribute is true."""
+
+    readable: bool
+
+    async def read_many(self, resource_type: str, ids: Sequence[str]) -> list[FhirResource]:
+        """The resources of ``resource_type`` with these ids that the source holds; an id
+        it does not hold (or that is not a FHIR id) is left out."""
+        ...
+
+
+def supports_reads(adapter: object) -> TypeGuard[ReadableSource]:
+    """Whether ``adapter`` can read resources by id (see :class:`ReadableSource`)."""
+    return getattr(adapter, "readable", False) is True

@@ -288,3 +288,23 @@ def decide_emergency_open(
         emergency_reason=reason,
         resource_types=types,
     )
+
+
+#: The SMART scope context each kind of principal reads in (see :mod:`consent.scopes`).
+_CONTEXT = {"citizen": "patient", "clinician": "user", "integrator": "system"}
+
+
+def decide_referenced_read(principal: Principal, resource_type: str) -> AccessDecision:
+    """Reading what an answer's reference points to that is about no patient (a
+    Practitioner, PractitionerRole, Organization or Location): nobody's record, so no
+    consent is asked and no person's access log is written; the principal's scopes, in
+    their own context, must allow reading the type."""
+    context = _CONTEXT[principal.kind]
+    if not parse_scopes(principal.scopes, context).readable([resource_type]):
+        return AccessDecision.deny("scope", principal.kind)
+    return AccessDecision(
+        allowed=True,
+        reason="referenced",
+        actor_kind=principal.kind,
+        resource_types=frozenset({resource_type}),
+    )

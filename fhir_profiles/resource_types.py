@@ -33,6 +33,9 @@ class ResourceType:
     mandatory: frozenset[str] = frozenset()
     #: Asked of every source for each person (in the patient compartment).
     compartment: bool = False
+    #: About no patient: what references in answers point to (who, where), read from the
+    #: source that answered by id.
+    referenced: bool = False
 
 
 def _types(*types: ResourceType) -> Mapping[str, ResourceType]:
@@ -178,6 +181,28 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = _types(
         compartment=True,
     ),
     ResourceType(
+        "Practitioner",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-practitioner",
+        datetime_fields=(("birthDate",),),
+        referenced=True,
+    ),
+    ResourceType(
+        "PractitionerRole",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-practitionerrole",
+        datetime_fields=(("period", "start"), ("period", "end")),
+        referenced=True,
+    ),
+    ResourceType(
+        "Organization",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-organization",
+        referenced=True,
+    ),
+    ResourceType(
+        "Location",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-location",
+        referenced=True,
+    ),
+    ResourceType(
         "Patient",
         profile="https://samlad.se/fhir/StructureDefinition/samlad-patient",
         datetime_fields=(
@@ -199,3 +224,7 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = _types(
 PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = tuple(
     t.name for t in RESOURCE_TYPES.values() if t.compartment
 )
+
+#: The types references point to that are about no patient (read by id from the source
+#: that answered: :mod:`gateway.collect.directory`).
+REFERENCED_TYPES: tuple[str, ...] = tuple(t.name for t in RESOURCE_TYPES.values() if t.referenced)

@@ -37,6 +37,8 @@ class Purpose(bytes, Enum):
     #: Paging cursors (from the key given to the codec). Older than this module, and
     #: unchanged so that cursors already handed out keep opening.
     PAGING_CURSOR = b"samlad paging cursor v1\x00"
+    #: The record owner index's hashes of resource ids (from ``data_key``).
+    RECORD_OWNER = b"samlad record owner v1"
 
 
 #: The labels of the SHA-256 derivation before HKDF, by purpose.

@@ -23,6 +23,7 @@ from gateway.access.tokens import TokenVerifier
 from gateway.answer.paging import PageCursorCodec
 from gateway.collect.cache import RecordCache
 from gateway.collect.collector import Collector
+from gateway.collect.directory import Directory
 from gateway.collect.engagement import EngagementIndex
 from gateway.collect.fanout import Aggregator
 from gateway.collect.pools import SourcePool, source_pools
@@ -68,6 +69,8 @@ class Services:
     engagement: EngagementIndex
     cache: RecordCache
     collector: Collector
+    #: What references point to beyond the record (Practitioner, Organization, ...).
+    directory: Directory
     #: Merged records by exact input version (see RecordReader._merge).
     merged: BoundedMemo[Any, MergedRecord]
     #: A search's matches and paging snapshot per exact read (see
@@ -163,6 +166,7 @@ class Services:
             engagement=engagement,
             cache=cache,
             collector=collector,
+            directory=Directory(sources, settings.directory_fresh_seconds),
             merged=BoundedMemo(settings.memory_cache_resources),
             # Only references: a few bytes per match.
             matches=BoundedMemo(settings.memory_cache_resources * 10),

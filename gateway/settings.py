@@ -131,6 +131,10 @@ class Settings(BaseSettings):
     cache_full_refresh_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
     #: Cached data not refreshed in full for this long is removed (hours).
     cache_retention_hours: float = Field(default=24.0, gt=0, le=24 * 90)
+    #: How long a Practitioner, PractitionerRole, Organization or Location read from a
+    #: source by id (and that a source does not hold one) is used again without asking
+    #: (seconds; 0 asks every time).
+    directory_fresh_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
     #: Requests of one worker that ask sources (and normalise their answers) at once; more
     #: wait for a turn, at most a fifth of their deadline, then go ahead anyway.
     max_concurrent_refreshes: int = Field(default=8, ge=1, le=10_000)

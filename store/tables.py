@@ -100,6 +100,22 @@ class CacheSync(SQLModel, table=True):
     chunks: int
 
 
+class RecordOwner(SQLModel, table=True):
+    """Whose record a cached resource is in: one row per (person, source, type, resource),
+    written with the cache chunks, so that a read by id finds the person to decide on.
+
+    ``ref`` is a keyed hash of ``{type}/{id}`` (the resource's gateway id): the table
+    holds no id in the clear, and tells nothing without the key.
+    """
+
+    __tablename__ = "record_owner"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    source_id: str = Field(primary_key=True, max_length=64)
+    resource_type: str = Field(primary_key=True, max_length=64)
+    ref: str = Field(primary_key=True, max_length=32, index=True)
+
+
 # Which sources hold data for whom.
 
 

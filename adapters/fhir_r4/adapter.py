@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
+import orjson
 
 from adapters.base import FhirResource, PageSink
 from adapters.config import SourceConfig
@@ -45,6 +46,8 @@ _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 # FHIR R4 ``id``: what a source may legitimately hand us as a Patient id.
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Most ids asked for in one ``_id`` search (its URL stays short).
+_IDS_PER_SEARCH = 50
 #: The types the gateway asks sources for (each by a search of its own, the Patient by
 #: identifier): one of them in another type's search is left to that search. An
 #: OperationOutcome is what the source says of the search, not data.
@@ -73,6 +76,7 @@ class FhirR4Adapter:
     kind = "fhir-r4"
     #: Hands pages on as they arrive (:class:`~adapters.base.PagedSource`).
     paged = True
+    readable = True
 
     def __init__(
         self,
@@ -223,7 +227,72 @@ class FhirR4Adapter:
             )
         return result
 
+    async def read_many(self, resource_type: str, ids: Sequence[str]) -> list[FhirResource]:
+        """The resources of ``resource_type`` with these ids that the source holds: one
+        search by ``_id`` per :data:`_IDS_PER_SEARCH` ids; a source that refuses it (400)
+        is read one id at a time, 404 and 410 meaning it holds no such resource (a 404 to
+        the search, or a 400 to the read too: it serves no such type)."""
+        if not _RESOURCE_TYPE.match(resource_type):
+            raise ValueError("not a FHIR resource type name")
+        wanted = sorted({i for i in ids if _FHIR_ID.match(i)})
+        found: list[FhirResource] = []
+        for start in range(0, len(wanted), _IDS_PER_SEARCH):
+            part = wanted[start : start + _IDS_PER_SEARCH]
+            matches = await self._search_ids(resource_type, part)
+            if matches is None:
+                for one in part:
+                    read = await self._read_one(resource_type, one)
+                    if read is None:  # reads of the type refused too: it serves none
+                        return found
+                    found += read
+            else:
+                found += matches
+        return [r for r in found if r.get("id") in wanted]
+
     # -- internals -------------------------------------------------------------------
+
+    async def _search_ids(self, resource_type: str, ids: list[str]) -> list[FhirResource] | None:
+        """One search by ``_id`` (on one page); None if the source refused it (400), none
+        if it serves no such type (404)."""
+        what = f"{self.source_id}: {resource_type} read"
+        params = {"_id": ",".join(ids), "_count": str(len(ids))}
+        request = self._build("GET", self._url(resource_type), params=params)
+        status, body = await exchange(
+            self._client, request, what, limit=self.dialect.max_response_bytes, readable=(400, 404)
+        )
+        if status == 400:
+            return None
+        if status == 404:
+            return []
+        return self._collect(searchset(body, what), resource_type, SearchResult())
+
+    async def _read_one(self, resource_type: str, resource_id: str) -> list[FhirResource] | None:
+        """One read: the resource, or none if the source holds none (404, 410); None if
+        it refused the read (400: a type it does not serve)."""
+        what = f"{self.source_id}: {resource_type} read"
+        request = self._build("GET", self._url(f"{resource_type}/{resource_id}"))
+        status, body = await exchange(
+            self._client,
+            request,
+            what,
+            limit=self.dialect.max_response_bytes,
+            readable=(400, 404, 410),
+        )
+        if status == 400:
+            return None
+        if status in (404, 410):
+            return []
+        try:
+            resource = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise SourceProtocolError(f"{what}: response is not valid JSON") from exc
+        if (
+            not isinstance(resource, dict)
+            or resource.get("resourceType") != resource_type
+            or resource.get("id") != resource_id
+        ):
+            raise SourceProtocolError(f"{what}: response is not the resource asked for")
+        return [resource]
 
     async def _patient_search(self, identifier: str, *, or_search: bool) -> dict[str, Any] | None:
         """One Patient search for ``identifier``; None if an OR-search was refused (400)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from adapters.base import FhirResource
@@ -26,7 +26,6 @@ from consent.policy import (
     ReadScope,
     asked_types,
     decide,
-    decide_emergency_open,
     scope_read,
 )
 from consent.principals import Citizen, Clinician, Integrator, Principal
@@ -40,10 +39,15 @@ from gateway.answer.streamed import Match, RecordStream, open_stream
 from gateway.collect.collector import Collector
 from gateway.errors import Forbidden, NotFound, ServiceUnavailable
 from gateway.memo import BoundedMemo
-from gateway.merge.record import MergedRecord, NormalisedSource, merge_sources, origins
+from gateway.merge.record import (
+    MergedRecord,
+    NormalisedSource,
+    also_known_as,
+    merge_sources,
+    origins,
+)
 from gateway.settings import Settings
 from gateway.sources import SourceReport
-from store.tables import EmergencyAccess
 
 
 class RecordServices(Protocol):
@@ -104,6 +108,12 @@ class ReadResult:
 def type_counts(resources: Sequence[FhirResource]) -> Counter[str]:
     """How many resources of each type: what an access log entry records as returned."""
     return Counter(str(r.get("resourceType")) for r in resources)
+
+
+def _is(resource: FhirResource, reference: str) -> bool:
+    """Whether ``resource`` is ``Type/id``, itself or as a duplicate merged into it."""
+    own = f"{resource.get('resourceType')}/{resource.get('id')}"
+    return own == reference or reference in also_known_as(resource)
 
 
 def _with_patient(counts: Counter[str], patient: FhirResource | None) -> Counter[str]:
@@ -274,9 +284,17 @@ class RecordReader:
             raise Forbidden("the token's scopes do not allow reading this resource type")
         return _Scope(decision, action, covered, Visibility(decision))
 
-    async def _read(self, person: PersonIdentifier, patient_id: str, scope: _Scope) -> ReadResult:
+    async def _read(
+        self,
+        person: PersonIdentifier,
+        patient_id: str,
+        scope: _Scope,
+        *,
+        pick: str | None = None,
+    ) -> ReadResult:
         """Fetch, hide, merge and log what ``scope`` (:meth:`_scope`) covers: one collect,
-        one merge, one log entry."""
+        one merge, one log entry. With ``pick`` (``Type/id``), only the resource of that
+        id (or that a duplicate of that id was merged into) is returned and logged."""
         decision, covered = scope.decision, scope.covered
         extra = covered.extra
         read = [*covered.types, *extra]
@@ -287,9 +305,13 @@ class RecordReader:
             wanted = frozenset(covered.types)
             resources = [r for r in merged.resources if r.get("resourceType") in wanted]
             included = [r for r in merged.resources if r.get("resourceType") not in wanted]
+        counts = merged.counts
+        if pick is not None:
+            resources = [r for r in resources if _is(r, pick)][:1]
+            counts = type_counts(resources)
         reports = self._visible_reports(collected.reports, scope.visibility, merged.per_source)
         patient = merged.patient if covered.with_patient else None
-        counts = _with_patient(merged.counts, patient)
+        counts = _with_patient(counts, patient)
         await self.log(decision, patient_id, scope.action, covered.logged, counts, reports)
         return ReadResult(
             patient,
@@ -365,6 +387,36 @@ class RecordReader:
         scope = await self._scope(person, patient_id, (), "read", with_patient=True)
         return await self._read(person, patient_id, scope)
 
+    async def read(self, resource_type: str, resource_id: str) -> FhirResource:
+        """One resource by its gateway id, as a search of its owner's record serves it.
+
+        The owner index (:mod:`gateway.collect.owners`) names whose cached record holds
+        it; each such person is decided on as for a search of that type (a refusal is
+        logged), and the first record the principal may read that holds it answers
+        (logged as a read of that type, returning it). 403 if every owner refused, 404
+        if no record holds it or what holds it is hidden from the principal.
+        """
+        wanted = f"{resource_type}/{resource_id}"
+        refused: Forbidden | None = None
+        for patient_id in await self._services.collector.owners.owners(resource_type, resource_id):
+            person = await self._services.persons.resolve(patient_id)
+            if person is None:
+                continue
+            try:
+                scope = await self._scope(
+                    person, patient_id, (resource_type,), "read", with_patient=False
+                )
+            except Forbidden as exc:
+                refused = exc
+                continue
+            result = await self._read(person, patient_id, scope, pick=wanted)
+            if result.resources:
+                return result.resources[0]
+            refused = None  # readable, but not there: the honest answer is 404
+        if refused is not None:
+            raise refused
+        raise NotFound(f"no such {resource_type}")
+
     async def search(
         self, resource_type: str, patient_id: str, also: Sequence[str] = ()
     ) -> ReadResult:
@@ -417,49 +469,6 @@ class RecordReader:
             await stream.aclose()
             raise
         return stream
-
-    # -- emergency access ---------------------------------------------------------------
-
-    async def check_emergency_opener(self, patient_id: str) -> None:
-        """Refuse (403, logged) whoever may not open emergency access whatever reason they
-        state: not a clinician, or without ``user/`` read scopes. Routes call it before
-        reading the request body, so such a request is refused whatever its body."""
-        await self.person(patient_id)
-        decision = decide_emergency_open(self._principal, "", READABLE_TYPES)
-        if not decision.allowed:
-            await self.log(decision, patient_id, "emergency-open", [])
-            raise Forbidden(f"emergency access is not permitted ({decision.reason})")
-
-    async def open_emergency(
-        self, patient_id: str, reason: str, block_override_reason: str | None
-    ) -> EmergencyAccess:
-        """Nödåtkomst: a clinician opens the record without consent, stating why.
-
-        The access lasts ``emergency_access_hours``; every read during it is flagged in
-        the log. Blocked data stays hidden unless the law's conditions for reading it are
-        recorded in ``block_override_reason``. The opening and its log entry are written
-        in one transaction. ``reason`` and ``block_override_reason`` are as
-        :func:`consent.reasons.stated_reason` keeps them (the route applies it).
-        """
-        await self.person(patient_id)  # unknown ids are refused before anything is recorded
-        principal = self._principal
-        decision = decide_emergency_open(principal, reason, READABLE_TYPES)
-        if not decision.allowed or not isinstance(principal, Clinician):
-            await self.log(decision, patient_id, "emergency-open", [])
-            raise Forbidden(f"emergency access is not permitted ({decision.reason})")
-        settings = self._services.settings
-        record = await self._services.consents.open_emergency(
-            patient_id,
-            principal.hsa_id,
-            principal.care_unit_hsa_id,
-            principal.care_provider_hsa_id,
-            reason,
-            block_override_reason,
-            timedelta(hours=settings.emergency_access_hours),
-            log=self._services.audit,
-            logged_as=self.entry(decision, patient_id, "emergency-open", []),
-        )
-        return record
 
     async def summary(self, patient_id: str) -> ReadResult:
         """What a patient summary is built from: like ``everything``, but the Patient is

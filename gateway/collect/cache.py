@@ -42,6 +42,7 @@ from sqlalchemy import Table, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import FhirResource
+from gateway.collect.owners import OwnerIndex
 from gateway.collect.sealing import (
     CHUNK_SIZE,
     CacheCorrupt,
@@ -103,6 +104,8 @@ class RecordCache:
         #: Each person's sync rows as lately read (see :meth:`states`).
         self._recent: Recent[str, list[tuple[str, str, SyncState]]] = Recent(RECENT_SECONDS)
         self._cipher = ChunkCipher(data_key)
+        #: Whose record each cached resource is in, written with the chunks.
+        self.owners = OwnerIndex(db, data_key)
         self.retention = retention
         # Built once: constructing an upsert costs more than running it.
         chunk = db.upsert(_CHUNKS)
@@ -400,6 +403,7 @@ class RecordCache:
         # Upserts: a chunk row removed by another write meanwhile may be back.
         for batch in _batched(rows, WRITE_BATCH):
             await conn.execute(self._put_chunk, batch)
+        await self.owners.replace(conn, patient_id, source_id, {t: sealed[t].ids for t in types})
         await conn.execute(
             self._put_sync,
             [
@@ -425,6 +429,7 @@ class RecordCache:
         async def remove(conn: AsyncConnection) -> None:
             await conn.execute(delete(_CHUNKS).where(*chunk_where))
             await conn.execute(delete(_SYNC).where(*sync_where))
+            await self.owners.forget(conn, patient_id, source_id)
 
         if source_id is not None:
             await self._locked(patient_id, source_id, remove)
@@ -458,6 +463,7 @@ class RecordCache:
 
         async def remove(conn: AsyncConnection) -> int:
             await conn.execute(delete(_CHUNKS).where(key.in_(expired)))
+            await self.owners.forget_expired(conn, expired)
             removed = await conn.execute(delete(_SYNC).where(_SYNC.c.full_synced_at < oldest))
             return int(removed.rowcount)
 

@@ -93,6 +93,8 @@ class Collector:
         self._decoded = DecodedMemory(memory_budget)
         self._streams = Streams(cache, self._decoded, max_streams)
         self._on_collected = on_collected
+        #: Whose cached record holds each resource (for reads by id).
+        self.owners = cache.owners
 
     async def collect(
         self,

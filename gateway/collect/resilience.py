@@ -37,14 +37,21 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from adapters.base import FhirResource, PageSink, SourceAdapter, supports_pages, supports_since
+from adapters.base import (
+    FhirResource,
+    PageSink,
+    SourceAdapter,
+    supports_pages,
+    supports_reads,
+    supports_since,
+)
 from adapters.errors import SourceError, SourceTimeout, SourceUnavailable
 from fhir_profiles.identifiers import PersonIdentifier
 
@@ -255,6 +262,7 @@ class ResilientAdapter:
         self.source_id = inner.source_id
         self.incremental = supports_since(inner)
         self.paged = supports_pages(inner)
+        self.readable = supports_reads(inner)
         self.policy = policy
         self._clock = clock or MonotonicClock()
         self._rng = rng
@@ -300,6 +308,13 @@ class ResilientAdapter:
         if not supports_pages(inner):
             raise TypeError(f"{self.source_id}: the adapter cannot hand on pages")
         await self._call(lambda: inner.search_into(resource_type, patient_id, sink), resource_type)
+
+    async def read_many(self, resource_type: str, ids: Sequence[str]) -> list[FhirResource]:
+        """The inner adapter's ``read_many`` (only when ``readable``), like ``search``."""
+        inner = self.inner
+        if not supports_reads(inner):
+            raise TypeError(f"{self.source_id}: the adapter cannot read by id")
+        return await self._call(lambda: inner.read_many(resource_type, ids), resource_type)
 
     async def aclose(self) -> None:
         """Close the inner adapter."""

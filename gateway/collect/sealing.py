@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -77,6 +77,8 @@ class Sealed:
     #: Beside kept ``resources``, what was handed in with each (see
     #: :meth:`ChunkSealer.take`); else None.
     digests: list[bytes | None] | None = None
+    #: The id of every resource sealed, in order (what the owner index records).
+    ids: list[str] = field(default_factory=list)
 
 
 class KeepBudget:
@@ -105,6 +107,7 @@ class ChunkSealer:
         self._give_back()
         self._bodies: list[bytes] = []
         self._pending: list[FhirResource] = []
+        self._ids: list[str] = []
         self._kept = [] if self._keep is not None else None
         self._digests = [] if self._keep is not None else None
         self.count = 0
@@ -127,6 +130,7 @@ class ChunkSealer:
         if digests is not None and len(digests) != len(resources):
             raise ValueError("one digest per resource")
         self.count += len(resources)
+        self._ids += [str(r.get("id")) for r in resources]
         if self._kept is not None and self._keep is not None:
             if len(resources) <= self._keep.left:
                 self._keep.left -= len(resources)
@@ -147,4 +151,4 @@ class ChunkSealer:
         if self._pending or not self._bodies:
             self._bodies.append(self._seal(len(self._bodies), self._pending))
             self._pending = []
-        return Sealed(self._bodies, self.count, self._kept, self._digests)
+        return Sealed(self._bodies, self.count, self._kept, self._digests, self._ids)

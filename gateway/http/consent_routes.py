@@ -17,7 +17,7 @@ from gateway.answer.bundles import searchset
 from gateway.errors import BadRequest, GatewayError
 from gateway.fhir_json import FhirJSONResponse, read_response
 from gateway.http.declare import FhirRoutes
-from gateway.http.deps import Choices, Reader, services
+from gateway.http.deps import Choices, Emergency, services
 
 #: A patient search value: one opaque id (at most 64 characters, no ``/`` or ``,``).
 PATIENT_PATTERN = "^(Patient/)?[^/,]{1,64}$"
@@ -178,15 +178,15 @@ def _add_emergency_access(routes: FhirRoutes) -> None:
     async def emergency_access(
         patient_id: str,
         request: Request,
-        records: Reader,
+        opening: Emergency,
     ) -> Any:
-        await records.check_emergency_opener(patient_id)
+        await opening.check_opener(patient_id)
         values = parameter_values(await json_body(request))
         reason = _stated(values.get("reason", ""), "reason")
         override = values.get("blockOverrideReason") or None
         if override is not None:
             override = _stated(override, "blockOverrideReason")
-        record = await records.open_emergency(patient_id, reason, override)
+        record = await opening.open(patient_id, reason, override)
         expires = record.expires_at.astimezone(UTC).isoformat(timespec="seconds")
         return FhirJSONResponse(
             {

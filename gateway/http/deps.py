@@ -8,7 +8,9 @@ from fastapi import Depends, Request
 
 from gateway.access.auth import CurrentPrincipal
 from gateway.access.choices import PatientChoices
+from gateway.access.emergency import EmergencyOpening
 from gateway.access.reader import RecordReader
+from gateway.access.referenced import ReferencedReader
 from gateway.services import Services
 
 
@@ -25,5 +27,15 @@ async def patient_choices(principal: CurrentPrincipal, request: Request) -> Pati
     return PatientChoices(principal, services(request))
 
 
+async def emergency_opening(principal: CurrentPrincipal, request: Request) -> EmergencyOpening:
+    return EmergencyOpening(principal, services(request))
+
+
+async def referenced_reader(principal: CurrentPrincipal, request: Request) -> ReferencedReader:
+    return ReferencedReader(principal, services(request))
+
+
 Reader = Annotated[RecordReader, Depends(record_reader)]
 Choices = Annotated[PatientChoices, Depends(patient_choices)]
+Emergency = Annotated[EmergencyOpening, Depends(emergency_opening)]
+Referenced = Annotated[ReferencedReader, Depends(referenced_reader)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 
 from fhir_profiles.conformance import IPS_SUMMARY_DEFINITION, PATIENT_EVERYTHING_DEFINITION
 from fhir_profiles.identifiers import (
@@ -21,7 +21,7 @@ from fhir_profiles.identifiers import (
     PersonIdentifier,
     parse_person_identifier,
 )
-from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
 from gateway.access.auth import CurrentPrincipal
 from gateway.access.reader import ReadResult, RecordReader
 from gateway.answer.bundles import searchset
@@ -38,7 +38,7 @@ from gateway.http.declare import (
     form_body,
     negotiate,
 )
-from gateway.http.deps import Reader, services
+from gateway.http.deps import Reader, Referenced, services
 
 _IDENTIFIER_SYSTEMS = {
     PERSONNUMMER_SYSTEM,
@@ -46,6 +46,8 @@ _IDENTIFIER_SYSTEMS = {
     PERSONNUMMER_OID,
     SAMORDNINGSNUMMER_OID,
 }
+#: A FHIR id (R4 ``id`` datatype).
+ID_PATTERN = r"^[A-Za-z0-9\-\.]{1,64}$"
 _TYPE_NAMES = "|".join(["Patient", *PATIENT_COMPARTMENT_TYPES])
 #: ``_type`` of ``$everything``: a comma-separated list of served types.
 TYPES = f"^ *({_TYPE_NAMES}) *(, *({_TYPE_NAMES}) *)*$"
@@ -89,6 +91,9 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
     _add_paging(routes)
     for resource_type in PATIENT_COMPARTMENT_TYPES:
         _add_type_search(routes, resource_type)
+        _add_type_read(routes, resource_type)
+    for resource_type in REFERENCED_TYPES:
+        _add_referenced_read(routes, resource_type)
     add_consent_routes(routes)
     return router
 
@@ -225,6 +230,36 @@ async def _patient_search(request: Request, records: RecordReader, identifier: s
     if not found:
         result = ReadResult(None, [], result.reports, result.decision)
     return _bundle(result, request, f"Patient?_id={patient_id}", patient=found)
+
+
+def _add_type_read(routes: FhirRoutes, resource_type: str) -> None:
+    @routes.get(
+        f"/{resource_type}/{{resource_id}}",
+        resource_type,
+        interaction="read",
+        summary=f"Read a {resource_type} by the id it has in answers",
+    )
+    async def read(
+        request: Request,
+        records: Reader,
+        resource_id: Annotated[str, Path(pattern=ID_PATTERN, description="The resource's id")],
+    ) -> Any:
+        return read_response(request, await records.read(resource_type, resource_id))
+
+
+def _add_referenced_read(routes: FhirRoutes, resource_type: str) -> None:
+    @routes.get(
+        f"/{resource_type}/{{resource_id}}",
+        resource_type,
+        interaction="read",
+        summary=f"Read a {resource_type} an answer refers to, from the source that holds it",
+    )
+    async def read(
+        request: Request,
+        referenced: Referenced,
+        resource_id: Annotated[str, Path(pattern=ID_PATTERN, description="The resource's id")],
+    ) -> Any:
+        return read_response(request, await referenced.read(resource_type, resource_id))
 
 
 def _add_type_search(routes: FhirRoutes, resource_type: str) -> None:

@@ -128,6 +128,17 @@ def admit(
 ) -> tuple[FhirResource, list[dict[str, Any]]]:
     """``resource``, admitted, and its reference objects; raises :class:`Inadmissible`
     (:class:`Unsupported` for a type the gateway does not serve)."""
+    resource, refs = admit_referenced(resource, wanted)
+    if not _belongs_to(resource, local_patient):
+        raise Inadmissible("does not belong to the requested patient")
+    return resource, refs
+
+
+def admit_referenced(
+    resource: Any, wanted: frozenset[str]
+) -> tuple[FhirResource, list[dict[str, Any]]]:
+    """Like :func:`admit`, for a resource about no patient (a Practitioner, an
+    Organization, ... that references point to): every rule but the patient's."""
     if not isinstance(resource, dict) or resource.get("resourceType") not in wanted:
         raise _unexpected(resource)
     local_id = resource.get("id")
@@ -136,8 +147,6 @@ def admit(
     refs = _walk(resource)
     if _oversized(resource):
         raise Inadmissible("an attachment is too large")
-    if not _belongs_to(resource, local_patient):
-        raise Inadmissible("does not belong to the requested patient")
     text = resource.get("text")
     if isinstance(text, dict) and len(str(text.get("div", ""))) > MAX_NARRATIVE:
         del resource["text"]  # a huge narrative: keep the data, drop the prose

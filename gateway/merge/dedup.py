@@ -76,21 +76,36 @@ def _code(concept: Any, preferred: str | None = None) -> tuple[str, str] | None:
     return None
 
 
-def _observation(resource: FhirResource) -> Key | None:
-    code = _code(resource.get("code"), LOINC_SYSTEM)
-    when = _instant(resource.get("effectiveDateTime"))
-    quantity = resource.get("valueQuantity")
+def _observation_value(node: FhirResource) -> Hashable | None:
+    """An Observation's (or one component's) value, as a key part; None if it has none."""
+    quantity = node.get("valueQuantity")
     if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
-        value: Hashable = (
+        return (
             round(float(quantity["value"]), 6) + 0.0,  # + 0.0: -0.0 is the same as 0.0
             quantity.get("code") or quantity.get("unit"),
         )
-    elif isinstance(resource.get("valueString"), str):
-        value = resource["valueString"]
-    elif isinstance(resource.get("valueCodeableConcept"), dict):
-        value = _code(resource["valueCodeableConcept"])
-    else:
-        value = None
+    if isinstance(node.get("valueString"), str):
+        return str(node["valueString"])
+    if isinstance(node.get("valueCodeableConcept"), dict):
+        return _code(node["valueCodeableConcept"])
+    return None
+
+
+def _observation(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("code"), LOINC_SYSTEM)
+    when = _instant(resource.get("effectiveDateTime"))
+    value = _observation_value(resource)
+    components = resource.get("component")
+    if value is None and isinstance(components, list) and components:
+        # A panel (blood pressure): the value is every component's code and value.
+        parts = [
+            (_code(c.get("code"), LOINC_SYSTEM), _observation_value(c))
+            if isinstance(c, dict)
+            else (None, None)
+            for c in components
+        ]
+        if all(part is not None and v is not None for part, v in parts):
+            value = tuple(sorted(parts, key=repr))
     if code is None or when is None or value is None:
         return None
     return (code, when, value)

@@ -29,20 +29,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.base import FhirResource
+from adapters.base import FhirResource, supports_reads
 from fhir_profiles.codes import PROVENANCE_PARTICIPANT_TYPE_SYSTEM
 from fhir_profiles.demographics import SourcePatient
-from fhir_profiles.extensions import FETCHED_AT_URL
+from fhir_profiles.extensions import ALSO_REPORTED_BY_URL, FETCHED_AT_URL
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, SOURCE_SYSTEM, SOURCE_URI, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
 from fhir_profiles.record_status import CARE_PROVIDER_TAG, CARE_UNIT_TAG
-from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
 from gateway.merge.admission import (
     PATIENT_FIELDS,
     RESOURCE_TYPE_NAME,
     Inadmissible,
     Unsupported,
     admit,
+    admit_referenced,
 )
 from gateway.merge.dedup import deduplicate
 from gateway.merge.linking import LinkError, check_link, unified_patient
@@ -56,8 +57,11 @@ UNIT_FIELDS = ("serviceProvider", "performer", "custodian", "author", "requester
 UNIT_FIELDS_OF_TYPE: Mapping[str, tuple[str, ...]] = {"ServiceRequest": ("requester",)}
 
 #: The types a reference can resolve to in an answer, besides the source's own Patient
-#: (pointed at the unified one): any other target is counted as unresolved.
+#: (pointed at the unified one): any other target is counted as unresolved. A source
+#: that can be read by id resolves references to the ``REFERENCED_TYPES`` too
+#: (:mod:`gateway.collect.directory`).
 RESOLVABLE = frozenset(PATIENT_COMPARTMENT_TYPES)
+_READ_BY_ID = RESOLVABLE | frozenset(REFERENCED_TYPES)
 
 
 @dataclass(slots=True)
@@ -103,6 +107,23 @@ def gateway_id(source_id: str, local_id: str) -> str:
     return f"{source_id}.{digest}"
 
 
+def also_known_as(resource: FhirResource) -> list[str]:
+    """``Type/id`` of the duplicates merged into ``resource``: references from their own
+    sources still name them (``also-reported-by``: ``urn:samlad:source:{source}#Type/id``)."""
+    aliases = []
+    for extension in resource.get("extension") or ():
+        if not isinstance(extension, dict) or extension.get("url") != ALSO_REPORTED_BY_URL:
+            continue
+        uri = extension.get("valueUri")
+        if not isinstance(uri, str) or not uri.startswith(SOURCE_URI):
+            continue
+        source, _, original = uri.removeprefix(SOURCE_URI).partition("#")
+        kind, _, local = original.partition("/")
+        if source and kind and local:
+            aliases.append(f"{kind}/{gateway_id(source, local)}")
+    return aliases
+
+
 def _unit_of(resource: FhirResource, provider: str | None) -> str | None:
     """The HSA-id of the care unit named in the resource, if it names one."""
     for name in UNIT_FIELDS_OF_TYPE.get(str(resource.get("resourceType")), UNIT_FIELDS):
@@ -131,6 +152,8 @@ class _SourceContext:
     provider: str | None
     provider_tag: dict[str, str] | None
     fetched: str
+    #: The types its references can resolve to (see :data:`RESOLVABLE`).
+    resolvable: frozenset[str]
 
 
 def _context(
@@ -144,6 +167,7 @@ def _context(
         provider=provider,
         provider_tag={"system": CARE_PROVIDER_TAG, "code": provider} if provider else None,
         fetched=fetched,
+        resolvable=_READ_BY_ID if supports_reads(source.adapter) else RESOLVABLE,
     )
 
 
@@ -165,7 +189,7 @@ def _rewrite(
             ref["reference"] = ctx.patient_reference
         else:
             ref["reference"] = f"{kind}/{gateway_id(source_id, local)}"
-            if kind not in RESOLVABLE:
+            if kind not in ctx.resolvable:
                 unresolved[kind] += 1  # no answer holds it; kinds checked in Notes.report_to
     local_id = str(resource["id"])
     resource["id"] = gateway_id(source_id, local_id)
@@ -367,6 +391,23 @@ def normalise_source(
     resources = normaliser.normalise(record.resources, notes)
     notes.report_to(report)
     return NormalisedSource(record.source, record.patient, resources)
+
+
+def normalise_referenced(
+    resource: FhirResource, source: Source, resource_type: str, fetched: datetime | None = None
+) -> FhirResource | None:
+    """A resource about no patient that an answer's reference points to (a Practitioner,
+    an Organization, ...), as the gateway serves it: admitted, normalised and rewritten
+    like a record's resources (gateway ids, ``meta.source``, the provider tag); None if
+    it is not admissible."""
+    try:
+        admitted, refs = admit_referenced(resource, frozenset({resource_type}))
+    except Inadmissible:
+        return None
+    normalise_resource(admitted)
+    context = _context(source, {"id": ""}, "", _instant(fetched))
+    _rewrite(admitted, refs, context, Counter())
+    return admitted
 
 
 def origins(sources: Iterable[NormalisedSource]) -> list[tuple[str, str | None]]:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
 from gateway.http.capability import CapabilityRegistry
 from gateway.run.app import create_app
 from tests.gateway.conftest import (
@@ -38,6 +38,8 @@ OTHER_PERSON = "199001011239"
 NORD_UNIT = "SE2321009001-MEDM"
 OTHER_NORD_UNIT = "SE2321009001-VCNB"
 SYD_PROVIDER = "SE2321009003-SYD0"
+#: An id no record holds.
+ABSENT = "region-nord.absent"
 
 
 @dataclass
@@ -54,6 +56,9 @@ class Row:
     self_service: bool = False
     #: May open emergency access (any clinician).
     clinician: bool = False
+    #: Has read scopes in its own context: may read what answers refer to beyond the
+    #: record (a Practitioner, an Organization), which is nobody's record.
+    scoped: bool = True
 
 
 async def _citizen_self(gw: Gateway, _: str) -> dict[str, str]:
@@ -170,7 +175,11 @@ ROWS = [
     Row("integrator, consent", TEST_PERSON, True, _integrator_consent),
     Row("integrator, no consent", TEST_PERSON, False, _integrator_no_consent),
     Row(
-        "integrator, scopes of another context", TEST_PERSON, False, _integrator_wrong_context_scope
+        "integrator, scopes of another context",
+        TEST_PERSON,
+        False,
+        _integrator_wrong_context_scope,
+        scoped=False,
     ),
 ]
 
@@ -200,10 +209,14 @@ def _id_of(response: httpx.Response, person: str) -> str:
 class Call:
     """How to call one endpoint in a row, and what the answer must be."""
 
-    #: ``record`` (the person's data), ``self-service`` (their consents and access log),
-    #: ``emergency`` (opening emergency access) or ``paging`` (a cursor of theirs).
+    #: ``record`` (the person's data), ``by-id`` (one resource of it), ``referenced``
+    #: (what it refers to beyond the record), ``self-service``
+    #: (their consents and access log), ``emergency`` (opening emergency access) or
+    #: ``paging`` (a cursor of theirs).
     kind: str
     request: Callable[[Gateway, Context], Awaitable[httpx.Response]]
+    #: The type a ``by-id`` or ``referenced`` call reads.
+    resource_type: str = ""
 
 
 @dataclass
@@ -218,6 +231,10 @@ class Context:
     #: A link to a further page, issued to ``headers`` when they may read, else to the
     #: person themselves.
     next_page: str
+    #: One resource id of each type in the person's record, and of each type its
+    #: references point to (for reads by id); a type the record lacks is read by an id
+    #: nobody's record holds.
+    ids: dict[str, str]
 
 
 def _get(path: Callable[[Context], str]) -> Callable[[Gateway, Context], Awaitable[httpx.Response]]:
@@ -261,6 +278,32 @@ def _type_search(resource_type: str) -> Callable[[Context], str]:
     return lambda c: f"/fhir/{resource_type}?patient={c.patient_id}"
 
 
+def _read_by_id(resource_type: str) -> Callable[[Context], str]:
+    return lambda c: f"/fhir/{resource_type}/{c.ids[resource_type]}"
+
+
+async def _ids(gw: Gateway, patient_id: str, owner: dict[str, str]) -> dict[str, str]:
+    """The first id of each type in the person's record, as its owner reads it."""
+    response = await gw.client.get(f"/fhir/Patient/{patient_id}/$everything", headers=owner)
+    assert response.status_code == 200, response.text
+    ids: dict[str, str] = {}
+    for resource in await follow_pages(gw, response.json(), owner):
+        ids.setdefault(resource["resourceType"], resource["id"])
+        for kind, _, local in (r.partition("/") for r in _references(resource)):
+            ids.setdefault(kind, local)
+    return {t: ids.get(t, ABSENT) for t in (*PATIENT_COMPARTMENT_TYPES, *REFERENCED_TYPES)}
+
+
+def _references(node: Any) -> list[str]:
+    """Every literal reference in ``node``, at any depth."""
+    if isinstance(node, dict):
+        own = [node["reference"]] if isinstance(node.get("reference"), str) else []
+        return own + [r for child in node.values() for r in _references(child)]
+    if isinstance(node, list):
+        return [r for child in node for r in _references(child)]
+    return []
+
+
 def _calls() -> dict[tuple[str, str], Call]:
     """Every endpoint with personal data, by (method, path template), in the order the
     matrix calls them: reads first, then the calls that change what exists."""
@@ -288,6 +331,9 @@ def _calls() -> dict[tuple[str, str], Call]:
         calls[("POST", f"/{t}/_search")] = Call(
             "record", _post_form(f"/fhir/{t}/_search", lambda c: {"patient": c.patient_id})
         )
+        calls[("GET", f"/{t}/{{resource_id}}")] = Call("by-id", _get(_read_by_id(t)), t)
+    for t in REFERENCED_TYPES:
+        calls[("GET", f"/{t}/{{resource_id}}")] = Call("referenced", _get(_read_by_id(t)), t)
     calls |= {
         ("GET", "/Consent"): Call(
             "self-service", _get(lambda c: f"/fhir/Consent?patient={c.patient_id}")
@@ -343,14 +389,21 @@ async def _context(gw: Gateway, row: Row, patient_id: str, headers: dict[str, st
         headers,
         str(consent.json()["id"]),
         following.removeprefix(FHIR_BASE.removesuffix("/fhir")),
+        await _ids(gw, patient_id, owner),
     )
 
 
-def _expected(row: Row, call: Call) -> set[int]:
+def _expected(row: Row, call: Call, ctx: Context) -> set[int]:
     """The statuses an allowed call may answer with, or {403} (or {400} for a cursor not
-    issued to the caller) when refused."""
+    issued to the caller) when refused; 404 for a read by an id no record holds."""
     match call.kind:
-        case "record":
+        case "referenced" if not row.scoped:
+            return {403}
+        case "referenced" | "by-id" if ctx.ids[call.resource_type] == ABSENT:
+            return {404}
+        case "referenced":
+            return {200}
+        case "record" | "by-id":
             return {200} if row.allowed else {403}
         case "paging":
             return {200} if row.allowed else {400}
@@ -367,7 +420,7 @@ async def test_matrix(gateway: Gateway, row: Row) -> None:
     ctx = await _context(gateway, row, patient_id, headers)
     for (method, path), call in CALLS.items():
         response = await call.request(gateway, ctx)
-        expected = _expected(row, call)
+        expected = _expected(row, call, ctx)
         assert response.status_code in expected, (method, path, response.text)
         if response.status_code >= 400:
             body = response.text
@@ -375,7 +428,7 @@ async def test_matrix(gateway: Gateway, row: Row) -> None:
             assert "Tolvansson" not in body
             assert row.person not in body
             continue
-        if call.kind in ("record", "paging"):
+        if call.kind in ("record", "by-id", "paging"):
             first_page = call.kind == "record"
             await _check_read(gateway, response.json(), headers, patient_id, first_page)
 
@@ -405,8 +458,11 @@ async def _check_read(
     elif body["resourceType"] == "Bundle":
         assert body["type"] == "document"
         assert body["entry"][0]["resource"]["resourceType"] == "Composition"
-    else:
+    elif body["resourceType"] == "Patient":
         assert body["id"] == patient_id
+    else:  # a read by id
+        refs = str(body.get("subject") or body.get("patient") or body.get("participant"))
+        assert f"Patient/{patient_id}" in refs
 
 
 async def test_log_lists_every_attempt_allowed_or_denied(gateway: Gateway) -> None:

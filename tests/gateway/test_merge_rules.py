@@ -19,6 +19,7 @@ from consent.visibility import Visibility
 from fhir_profiles.identifiers import parse_person_identifier
 from fhir_profiles.record_status import care_tags
 from gateway.merge.admission import MAX_DEPTH
+from gateway.merge.dedup import match_key
 from gateway.merge.linking import CONFIDENTIALITY
 from gateway.merge.record import NormalisedSource, origins, patient_of, unify
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport, SourceStatus
@@ -367,3 +368,43 @@ def test_an_immunizations_performing_unit_is_its_care_unit() -> None:
     )
     (served,) = result.resources
     assert care_tags(served) == ("SE2321000016-PROV", "SE2321000016-VACC")
+
+
+def blood_pressure(local_id: str, systolic: float = 132, diastolic: float = 84) -> FhirResource:
+    def component(code: str, value: float) -> FhirResource:
+        return {
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "valueQuantity": {"value": value, "system": "http://unitsofmeasure.org",
+                              "code": "mm[Hg]", "unit": "mm[Hg]"},
+        }  # fmt: skip
+
+    return {
+        "resourceType": "Observation",
+        "id": local_id,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+        "subject": {"reference": "Patient/local-p"},
+        "effectiveDateTime": "2025-03-04T08:30:00+01:00",
+        "component": [component("8480-6", systolic), component("8462-4", diastolic)],
+    }
+
+
+def test_a_panel_is_the_same_fact_by_code_time_and_every_components_value() -> None:
+    def ids(a: FhirResource, b: FhirResource) -> list[str]:
+        result = unify(
+            gathered((source("region-a"), patient(), [a]), (source("region-b"), patient(), [b])),
+            PERSON,
+            "unified-id",
+            frozenset({"Observation"}),
+        )
+        return [r["id"] for r in result.resources]
+
+    reordered = blood_pressure("bp")
+    reordered["component"].reverse()
+    assert ids(blood_pressure("bp"), reordered) == ["region-a.bp"]
+    assert match_key(blood_pressure("x")) is not None
+    for different in (blood_pressure("bp", diastolic=85), blood_pressure("bp", systolic=140)):
+        assert ids(blood_pressure("bp"), different) == ["region-a.bp", "region-b.bp"]
+    without_value = blood_pressure("bp")
+    del without_value["component"][1]["valueQuantity"]
+    assert match_key(without_value) is None, "a component without a value is never merged"

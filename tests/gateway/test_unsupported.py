@@ -211,7 +211,14 @@ class OtherServer:
     async def search(self, request: Request) -> JSONResponse:
         resource_type = request.path_params["resource_type"]
         if resource_type == "Observation":
-            found = [(observation("o1", performer=[practitioner()]), "match")]
+            found = [
+                (
+                    observation(
+                        "o1", performer=[practitioner()], device={"reference": "Device/d1"}
+                    ),
+                    "match",
+                )
+            ]
             if self.extras:
                 found += [
                     (
@@ -222,7 +229,11 @@ class OtherServer:
                 ]
         elif resource_type == "Encounter":
             encounter = of_type(
-                "Encounter", "e1", status="finished", participant=[{"individual": practitioner()}]
+                "Encounter",
+                "e1",
+                status="finished",
+                participant=[{"individual": practitioner()}],
+                account=[{"reference": "Account/a1"}],
             )
             found = [(encounter, "match")]
             if self.extras:
@@ -274,7 +285,8 @@ async def test_a_fhir_server_returning_types_not_served_has_them_counted_in_its_
     status = source_status(response.json())["other-fhir"]
     assert status["status"] == "ok"
     assert status["unsupported"] == {"ImagingStudy": 1, "Practitioner": 1, "Procedure": 1}
-    assert status["unresolved"] == {"Practitioner": 2}
+    # The Practitioners read through the gateway (the source can be read by id).
+    assert status["unresolved"] == {"Account": 1, "Device": 1}
     assert status["resourceCount"] == 2
     (outcome,) = [e for e in response.json()["entry"] if e["search"]["mode"] == "outcome"]
     (issue,) = outcome["resource"]["issue"]
@@ -287,4 +299,4 @@ async def test_a_fhir_server_returning_types_not_served_has_them_counted_in_its_
     assert not citizen_status.keys() & {"unsupported", "unresolved"}
     plain_status = source_status(plain.json())["other-fhir"]
     assert "unsupported" not in plain_status
-    assert plain_status["unresolved"] == {"Practitioner": 2}
+    assert plain_status["unresolved"] == {"Account": 1, "Device": 1}

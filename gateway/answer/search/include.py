@@ -15,12 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from adapters.base import FhirResource
-from fhir_profiles.extensions import ALSO_REPORTED_BY_URL
-from fhir_profiles.identifiers import SOURCE_URI
 from gateway.answer.search.params import LINKS, Link
 from gateway.answer.search.parse import SearchSpec
 from gateway.answer.search.values import walk
-from gateway.merge.record import gateway_id
+from gateway.merge.record import also_known_as
 
 
 def include_types(spec: SearchSpec) -> tuple[str, ...]:
@@ -67,7 +65,7 @@ def included(
     if spec.include:
         by_reference: dict[str, FhirResource] = {}
         for candidate in candidates:
-            for key in (_key(candidate), *_aliases(candidate)):
+            for key in (_key(candidate), *also_known_as(candidate)):
                 by_reference.setdefault(key, candidate)
         for match in matches:
             for directive in spec.include:
@@ -76,7 +74,7 @@ def included(
                     if reference in by_reference:
                         add(by_reference[reference])
     if spec.revinclude:
-        targets = {key for match in matches for key in (_key(match), *_aliases(match))}
+        targets = {key for match in matches for key in (_key(match), *also_known_as(match))}
         in_order = sorted(candidates, key=_key)
         for directive in spec.revinclude:
             link = _link_of(directive)
@@ -113,23 +111,6 @@ def _references(resource: FhirResource, link: Link) -> list[str]:
             ):
                 found.append(reference)
     return found
-
-
-def _aliases(resource: FhirResource) -> list[str]:
-    """``Type/id`` of the duplicates merged into ``resource``: references from their own
-    sources still name them (``also-reported-by``: ``urn:samlad:source:{source}#Type/id``)."""
-    aliases = []
-    for extension in resource.get("extension") or ():
-        if not isinstance(extension, dict) or extension.get("url") != ALSO_REPORTED_BY_URL:
-            continue
-        uri = extension.get("valueUri")
-        if not isinstance(uri, str) or not uri.startswith(SOURCE_URI):
-            continue
-        source, _, original = uri.removeprefix(SOURCE_URI).partition("#")
-        kind, _, local = original.partition("/")
-        if source and kind and local:
-            aliases.append(f"{kind}/{gateway_id(source, local)}")
-    return aliases
 
 
 def _link_of(directive: str) -> Link | None:

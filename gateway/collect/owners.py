@@ -1,0 +1,107 @@
+"""The record owner index: whose cached record holds a resource, by its type and id.
+
+A read by id (``GET /fhir/Observation/{id}``) names no person, but every decision is about
+one. The cache (:mod:`gateway.collect.cache`) writes, in the same transaction as each
+(person, source, type)'s chunks, one row per resource it holds: the person, the source, the
+type and a keyed hash of ``{type}/{id}``. :meth:`OwnerIndex.owners` then names the people
+whose record may hold the resource; the read decides on each and reads that record, so
+a resource is served by id exactly as it would be in a search of its owner's record.
+
+The hash is HMAC-SHA256 under a key derived from ``data_key``
+(:data:`gateway.keys.Purpose.RECORD_OWNER`), cut to 128 bits: no id is kept in the clear.
+Rows go with their chunks: replaced when the chunks are, removed when they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import Select, Table, delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.keys import Purpose, derive_key
+from store.db import Database
+from store.tables import RecordOwner
+
+_OWNERS: Table = RecordOwner.__table__  # type: ignore[attr-defined]
+
+#: Most rows written by one statement.
+_WRITE_BATCH = 1000
+
+#: Most people a read by id tries (a resource is in one person's record; a Practitioner
+#: or Organization may be in many).
+MOST_OWNERS = 20
+
+
+class OwnerIndex:
+    """Writes and reads the ``record_owner`` table of a :class:`Database`."""
+
+    def __init__(self, db: Database, data_key: str) -> None:
+        self._db = db
+        self._key = derive_key(data_key, Purpose.RECORD_OWNER)
+        # Another write of the same rows may have committed meanwhile: keep either.
+        self._put = db.upsert(_OWNERS).on_conflict_do_nothing()
+
+    def ref(self, resource_type: str, resource_id: str) -> str:
+        """The keyed hash a resource is indexed under."""
+        message = f"{resource_type}/{resource_id}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+
+    async def replace(
+        self,
+        conn: AsyncConnection,
+        patient_id: str,
+        source_id: str,
+        ids: Mapping[str, Sequence[str]],
+    ) -> None:
+        """Index exactly ``ids`` (per type) for one person and source, replacing what
+        those types had; run in the transaction that writes their chunks."""
+        if not ids:
+            return
+        await conn.execute(
+            delete(_OWNERS).where(
+                _OWNERS.c.patient_id == patient_id,
+                _OWNERS.c.source_id == source_id,
+                _OWNERS.c.resource_type.in_(sorted(ids)),
+            )
+        )
+        person = {"patient_id": patient_id, "source_id": source_id}
+        rows = [
+            {**person, "resource_type": resource_type, "ref": ref}
+            for resource_type in sorted(ids)
+            for ref in sorted({self.ref(resource_type, i) for i in ids[resource_type]})
+        ]
+        for start in range(0, len(rows), _WRITE_BATCH):
+            await conn.execute(self._put, rows[start : start + _WRITE_BATCH])
+
+    async def forget(
+        self, conn: AsyncConnection, patient_id: str, source_id: str | None = None
+    ) -> None:
+        """Remove one person's rows (from one source, or from all)."""
+        where = [_OWNERS.c.patient_id == patient_id]
+        if source_id is not None:
+            where.append(_OWNERS.c.source_id == source_id)
+        await conn.execute(delete(_OWNERS).where(*where))
+
+    async def forget_expired(
+        self, conn: AsyncConnection, expired: Select[tuple[str, str, str]]
+    ) -> None:
+        """Remove the rows of the (person, source, type)s ``expired`` selects."""
+        key = tuple_(_OWNERS.c.patient_id, _OWNERS.c.source_id, _OWNERS.c.resource_type)
+        await conn.execute(delete(_OWNERS).where(key.in_(expired)))
+
+    async def owners(self, resource_type: str, resource_id: str) -> list[str]:
+        """The unified patient ids whose cached record holds the resource (at most
+        :data:`MOST_OWNERS`, in a stable order)."""
+        ref = self.ref(resource_type, resource_id)
+        query = (
+            select(_OWNERS.c.patient_id)
+            .where(_OWNERS.c.ref == ref, _OWNERS.c.resource_type == resource_type)
+            .distinct()
+            .order_by(_OWNERS.c.patient_id)
+            .limit(MOST_OWNERS)
+        )
+        async with self._db.connect() as conn:
+            return [row[0] for row in await conn.execute(query)]
