@@ -6,6 +6,8 @@
         ├── SourceAuthError     the source refused our credentials (401/403) or token fetch failed
         └── SourceProtocolError the source answered with something that is not usable FHIR
 
+    TypeNotOffered              not an error: the source serves no such resource type at all
+
 Messages are safe to show to operators: they never contain personal identity numbers,
 upstream URLs with query strings, or upstream response bodies.
 """
@@ -51,3 +53,14 @@ class SourceProtocolError(SourceFailure):
     """The source answered with something that is not usable FHIR."""
 
     reason = "protocol"
+
+
+class TypeNotOffered(Exception):
+    """The source serves no such resource type at all (it answered a search of it with 404,
+    or with 400 and an OperationOutcome saying ``not-supported``): it holds none of that
+    type for anyone. Not a :class:`SourceError`: the source answered, and what it answered
+    is true; the gateway takes it as no resources of the type."""
+
+    def __init__(self, resource_type: str) -> None:
+        super().__init__(f"the source does not offer {resource_type}")
+        self.resource_type = resource_type

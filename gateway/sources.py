@@ -78,6 +78,9 @@ class SourceReport:
     #: References in the source's served resources to what no answer holds (a type the
     #: gateway does not serve, another Patient), per target type.
     unresolved: dict[str, int] = field(default_factory=dict)
+    #: The asked types the source serves no such thing of at all (it said so): none of
+    #: them is in its answer, for anyone. A fact about the source, shown to every reader.
+    not_offered: list[str] = field(default_factory=list)
 
     def serves_nothing(self, warning: str, *, reason: str | None = None) -> None:
         """Nothing of this source is served after all (its Patient is not the person's,

@@ -94,6 +94,18 @@ class SekmetFolder:
             argv += ["--arg", f"{name}={value}"]
         return orjson.loads(self.run(*argv))
 
+    def admit_test_person(self, personnummer: str) -> tuple[str, int]:
+        """Register the person (their identity number as the MRN), then record vital signs,
+        a condition and an admission by the facility's staff: their Patient id, and how
+        many Observations the vitals made."""
+        patient = self.workflow(
+            "adt.register_patient", mrn=personnummer, family="Tolvansson", given="Tolvan"
+        )["patient"]["id"]
+        vitals = self.workflow("clinical.vitals", patient=patient)
+        self.workflow("clinical.condition", patient=patient)
+        self.workflow("adt.admit", patient=patient)
+        return str(patient), len(vitals["observations"])
+
     @contextmanager
     def serving(self) -> Iterator[subprocess.Popen[bytes]]:
         """``sekmet serve`` until the block ends, once it answers ``/metadata``."""

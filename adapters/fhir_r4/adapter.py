@@ -17,10 +17,9 @@ import orjson
 
 from adapters.base import FhirResource, PageSink
 from adapters.config import SourceConfig
-from adapters.errors import (
-    SourceProtocolError,
-)
+from adapters.errors import SourceProtocolError, TypeNotOffered
 from adapters.fhir_r4.bundles import (
+    body_issues,
     entries,
     next_link,
     outcome_issues,
@@ -183,7 +182,7 @@ class FhirR4Adapter:
         result = SearchResult()
         if sink is not None:
             sink.restart()
-        bundle = await self._fetch(request, resource_type)
+        bundle = await self._fetch(request, resource_type, first=True)
         following: asyncio.Task[dict[str, Any]] | None = None
         try:
             while True:
@@ -389,13 +388,32 @@ class FhirR4Adapter:
         return task
 
     async def _fetch(
-        self, request: httpx.Request, resource_type: str, sent: asyncio.Event | None = None
+        self,
+        request: httpx.Request,
+        resource_type: str,
+        sent: asyncio.Event | None = None,
+        *,
+        first: bool = False,
     ) -> dict[str, Any]:
-        """Send one request and return the searchset Bundle, or raise a SourceError."""
+        """Send one request and return the searchset Bundle, or raise a SourceError. The
+        ``first`` page of a search raises :class:`TypeNotOffered` where the source says it
+        serves no such type (404, or 400 with an OperationOutcome saying
+        ``not-supported``)."""
         what = f"{self.source_id}: {resource_type} search"
-        _, body = await exchange(
-            self._client, request, what, limit=self.dialect.max_response_bytes, sent=sent
+        status, body = await exchange(
+            self._client,
+            request,
+            what,
+            limit=self.dialect.max_response_bytes,
+            sent=sent,
+            readable=(400, 404) if first else (),
         )
+        if status == 404:
+            raise TypeNotOffered(resource_type)
+        if status == 400:
+            if ("error", "not-supported") in body_issues(body):
+                raise TypeNotOffered(resource_type)
+            raise SourceProtocolError(f"{what}: HTTP 400")
         return searchset(body, what)
 
     def _collect(

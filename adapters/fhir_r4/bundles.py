@@ -64,6 +64,15 @@ def outcome_issues(resource: Any) -> list[tuple[str, str]]:
     ]
 
 
+def body_issues(body: bytes) -> list[tuple[str, str]]:
+    """:func:`outcome_issues` of a response body that may be an OperationOutcome (none if
+    it is not one, or not JSON)."""
+    try:
+        return outcome_issues(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return []
+
+
 def _safe_code(value: Any) -> str:
     return value if isinstance(value, str) and _SAFE_CODE.match(value) else "?"
 

@@ -112,6 +112,9 @@ def source_issue(report: SourceReport) -> dict[str, Any]:
     )
     extension += per_type
     text += per_type_text
+    extension += [{"url": "notOffered", "valueCode": t} for t in report.not_offered]
+    if report.not_offered:
+        text += "; does not offer: " + ", ".join(report.not_offered)
     if report.warnings:
         text += "; " + "; ".join(report.warnings)
     return {

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Container, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Container, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -29,7 +29,7 @@ from adapters.base import (
     supports_pages,
     supports_since,
 )
-from adapters.errors import SourceError
+from adapters.errors import SourceError, TypeNotOffered
 from fhir_profiles.identifiers import PersonIdentifier
 from gateway.collect.resilience import (
     CallBudget,
@@ -63,6 +63,18 @@ async def _all_or_nothing(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
         # The siblings were cancelled; the first real failure is the one to report.
         raise failed.exceptions[0] from None
     return [task.result() for task in tasks]
+
+
+async def _offered(
+    search: Awaitable[list[FhirResource]], not_offered: list[str]
+) -> list[FhirResource]:
+    """What ``search`` found; none where the source serves no such type at all (noted in
+    ``not_offered``; a paged search's sink then holds none of it)."""
+    try:
+        return await search
+    except TypeNotOffered as exc:
+        not_offered.append(exc.resource_type)
+        return []
 
 
 def _search(
@@ -189,11 +201,15 @@ class Aggregator:
                     if patient is None:
                         return None, report(SourceStatus.NO_DATA)
                     patient_id = str(patient.get("id", ""))
+                    not_offered: list[str] = []
                     batches = await _all_or_nothing(
                         [
-                            _search_into(adapter, t, patient_id, sinks(source, patient, t))
-                            if paged and sinks is not None and supports_pages(adapter)
-                            else _search(adapter, t, patient_id, since)
+                            _offered(
+                                _search_into(adapter, t, patient_id, sinks(source, patient, t))
+                                if paged and sinks is not None and supports_pages(adapter)
+                                else _search(adapter, t, patient_id, since),
+                                not_offered,
+                            )
                             for t in resource_types
                         ]
                     )
@@ -209,7 +225,9 @@ class Aggregator:
         record = SourceRecord(
             source=source, patient=patient, resources=resources, changed_since=since, paged=paged
         )
-        answered = report(SourceStatus.OK, resource_count=len(resources))
+        answered = report(
+            SourceStatus.OK, resource_count=len(resources), not_offered=sorted(not_offered)
+        )
         if paged and sinks is not None:
             await sinks.answered(record, answered)
         return record, answered

@@ -52,7 +52,7 @@ from adapters.base import (
     supports_reads,
     supports_since,
 )
-from adapters.errors import SourceError, SourceTimeout, SourceUnavailable
+from adapters.errors import SourceError, SourceTimeout, SourceUnavailable, TypeNotOffered
 from fhir_profiles.identifiers import PersonIdentifier
 
 log = logging.getLogger(__name__)
@@ -336,6 +336,9 @@ class ResilientAdapter:
                 result = await self._try_once(attempt, budget, what)
             except _NotAsked:
                 self.breaker.released()
+                raise
+            except TypeNotOffered:
+                self.breaker.succeeded()  # it answered, and what it said is true
                 raise
             except SourceUnavailable as exc:
                 self.breaker.failed()

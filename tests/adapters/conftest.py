@@ -92,22 +92,16 @@ def sekmet() -> Iterator[Sekmet]:
         server.write_settings()
         # Three patients with sekmet's own random MRNs, so identifier search has to choose.
         server.run("seed", "--count", "3", "--config", "settings.yaml")
-        tolvan = server.workflow(
-            "adt.register_patient", mrn=TOLVAN.value, family="Tolvansson", given="Tolvan"
-        )
-        tolvan_id = tolvan["patient"]["id"]
+        tolvan_id, observations = server.admit_test_person(TOLVAN.value)
         short_person = make_person("19850317", "042")
         short_form = f"{short_person.value[2:8]}-{short_person.value[8:]}"
         short = server.workflow("adt.register_patient", mrn=short_form)
-        vitals = server.workflow("clinical.vitals", patient=tolvan_id)
-        server.workflow("clinical.condition", patient=tolvan_id)
-        server.workflow("adt.admit", patient=tolvan_id)
         with server.serving():
             yield Sekmet(
                 base_url=server.base_url,
                 token=server.token,
                 tolvan_id=tolvan_id,
-                tolvan_observations=len(vitals["observations"]),
+                tolvan_observations=observations,
                 tolvan_conditions=1,
                 short_form_person=short_person,
                 short_form_id=short["patient"]["id"],

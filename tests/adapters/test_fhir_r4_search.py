@@ -17,6 +17,7 @@ from adapters.errors import (
     SourceProtocolError,
     SourceTimeout,
     SourceUnavailable,
+    TypeNotOffered,
 )
 from adapters.fhir_r4 import FhirR4Adapter
 from adapters.transport import parse_retry_after
@@ -283,8 +284,8 @@ async def test_oversized_streamed_body_stops_reading_at_the_limit(
         (401, SourceAuthError, None),
         (403, SourceAuthError, None),
         (400, SourceProtocolError, None),
-        (404, SourceProtocolError, None),
         (410, SourceProtocolError, None),
+        # 404 to a search: the type is not offered (see below).
     ],
 )
 async def test_http_status_translation(
@@ -461,3 +462,53 @@ async def test_search_into_fails_like_search_after_handing_on_earlier_pages(
         await adapter(mock_client, page_size=2).search_into("Observation", "p1", sink)
     # What was taken is the caller's to discard: the search did not complete.
     assert sink.events == ["restart", ["o1", "o2"]]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(404),
+        httpx.Response(
+            400,
+            json={
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": "not-supported"}],
+            },
+        ),
+    ],
+)
+async def test_a_type_the_source_does_not_offer_is_said_so_not_failed(
+    router: respx.Router, mock_client: httpx.AsyncClient, answer: httpx.Response
+) -> None:
+    router.get(f"{BASE}/Flag").mock(return_value=answer)
+    with pytest.raises(TypeNotOffered) as raised:
+        await adapter(mock_client).search("Flag", "p1")
+    assert raised.value.resource_type == "Flag"
+    assert not isinstance(raised.value, SourceError)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(400),
+        httpx.Response(400, json={"resourceType": "OperationOutcome", "issue": [
+            {"severity": "error", "code": "invalid"}]}),
+        httpx.Response(400, content=b"not-supported"),
+    ],
+)  # fmt: skip
+async def test_any_other_400_is_a_protocol_error(
+    router: respx.Router, mock_client: httpx.AsyncClient, answer: httpx.Response
+) -> None:
+    router.get(OBS).mock(return_value=answer)
+    with pytest.raises(SourceProtocolError):
+        await adapter(mock_client).search("Observation", "p1")
+
+
+async def test_a_404_on_a_later_page_is_a_protocol_error(
+    router: respx.Router, mock_client: httpx.AsyncClient
+) -> None:
+    router.get(OBS, params={"_offset": "2"}).mock(return_value=httpx.Response(404))
+    first = searchset(obs(1), next_url=f"{OBS}?patient=p1&_offset=2")
+    router.get(OBS, params={"patient": "p1"}).mock(return_value=fhir_response(first))
+    with pytest.raises(SourceProtocolError):
+        await adapter(mock_client).search("Observation", "p1")

@@ -208,6 +208,43 @@ async def gateway(
         yield running
 
 
+@pytest.fixture
+async def unlimited_gateway(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region], guardian_register: Path
+) -> AsyncIterator[Gateway]:
+    """The usual gateway without rate limits: for a test that reads every resource of a
+    record one by one."""
+    async with running_gateway(
+        database_url,
+        issuer,
+        regions,
+        guardian_registers=[{"file": str(guardian_register)}],
+        rate_limit_enabled=False,
+    ) as running:
+        yield running
+
+
+async def every_entry(
+    gateway: Gateway, path: str, headers: dict[str, str], limit: int = 200
+) -> list[dict[str, Any]]:
+    """Every entry of a searchset (matches, includes and outcomes) at ``path``, following
+    its ``next`` links to the end."""
+    response = await gateway.client.get(path, headers=headers)
+    entries: list[dict[str, Any]] = []
+    for _ in range(limit):
+        assert response.status_code == 200, response.text
+        bundle = response.json()
+        entries += bundle["entry"]
+        following = [link["url"] for link in bundle.get("link", []) if link["relation"] == "next"]
+        if not following:
+            return entries
+        assert following[0].startswith(FHIR_BASE)
+        response = await gateway.client.get(
+            following[0].removeprefix(FHIR_BASE.removesuffix("/fhir")), headers=headers
+        )
+    raise AssertionError("paging did not end")
+
+
 async def follow_pages(
     gateway: Gateway, first: dict[str, Any], headers: dict[str, str], limit: int = 200
 ) -> list[dict[str, Any]]:

@@ -3,8 +3,6 @@ access rules as the search that gave it (against the real regions, both database
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,15 +11,13 @@ from sqlalchemy import create_engine, make_url, text
 from fhir_profiles.extensions import ALSO_REPORTED_BY_URL
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from fhir_profiles.validate import errors
-from tests.conftest import IssuerKit
 from tests.gateway.conftest import (
     FHIR_BASE,
     GUARDIAN,
     NORD_PROVIDER,
     TEST_PERSON,
     Gateway,
-    Region,
-    running_gateway,
+    every_entry,
 )
 from tests.gateway.consent_helpers import block, grant
 
@@ -32,33 +28,15 @@ SYD_PROVIDER = "SE2321009003-SYD0"
 
 
 @pytest.fixture
-async def gateway(
-    database_url: str, issuer: IssuerKit, regions: dict[str, Region], guardian_register: Path
-) -> AsyncIterator[Gateway]:
-    """The usual gateway, without rate limits: a test reads each of ~200 resources."""
-    async with running_gateway(
-        database_url,
-        issuer,
-        regions,
-        guardian_registers=[{"file": str(guardian_register)}],
-        rate_limit_enabled=False,
-    ) as running:
-        yield running
+def gateway(unlimited_gateway: Gateway) -> Gateway:
+    """A test here reads each of ~200 resources: no rate limits."""
+    return unlimited_gateway
 
 
 async def everything(gateway: Gateway, patient_id: str, headers: dict[str, str]) -> list[Any]:
     """Every entry of the patient's ``$everything`` but the Patient, page by page."""
-    response = await gateway.client.get(f"/fhir/Patient/{patient_id}/$everything", headers=headers)
-    entries = []
-    for _ in range(100):
-        assert response.status_code == 200, response.text
-        bundle = response.json()
-        entries += [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Patient"]
-        following = [link["url"] for link in bundle.get("link", []) if link["relation"] == "next"]
-        if not following:
-            return entries
-        response = await gateway.client.get(path_of(following[0]), headers=headers)
-    raise AssertionError("paging did not end")
+    entries = await every_entry(gateway, f"/fhir/Patient/{patient_id}/$everything", headers)
+    return [e for e in entries if e["resource"]["resourceType"] != "Patient"]
 
 
 def path_of(full_url: str) -> str:

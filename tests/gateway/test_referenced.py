@@ -4,8 +4,7 @@ the region that holds it (real regions on loopback, both databases)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,13 +12,11 @@ import pytest
 from fhir_profiles.identifiers import SOURCE_URI
 from fhir_profiles.resource_types import REFERENCED_TYPES
 from fhir_profiles.validate import errors
-from tests.conftest import IssuerKit
 from tests.gateway.conftest import (
-    FHIR_BASE,
     NORD_PROVIDER,
     Gateway,
     Region,
-    running_gateway,
+    every_entry,
 )
 from tests.gateway.consent_helpers import grant
 
@@ -27,18 +24,9 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def gateway(
-    database_url: str, issuer: IssuerKit, regions: dict[str, Region], guardian_register: Path
-) -> AsyncIterator[Gateway]:
-    """The usual gateway, without rate limits: a test reads every referenced resource."""
-    async with running_gateway(
-        database_url,
-        issuer,
-        regions,
-        guardian_registers=[{"file": str(guardian_register)}],
-        rate_limit_enabled=False,
-    ) as running:
-        yield running
+def gateway(unlimited_gateway: Gateway) -> Gateway:
+    """A test here reads every referenced resource: no rate limits."""
+    return unlimited_gateway
 
 
 def references(node: Any) -> Iterator[str]:
@@ -57,20 +45,9 @@ def references(node: Any) -> Iterator[str]:
 async def everything(
     gateway: Gateway, patient_id: str, headers: dict[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    headers = headers or gateway.citizen()
-    response = await gateway.client.get(f"/fhir/Patient/{patient_id}/$everything", headers=headers)
-    resources: list[dict[str, Any]] = []
-    for _ in range(100):
-        assert response.status_code == 200, response.text
-        bundle = response.json()
-        resources += [e["resource"] for e in bundle["entry"]]
-        following = [link["url"] for link in bundle.get("link", []) if link["relation"] == "next"]
-        if not following:
-            return resources
-        response = await gateway.client.get(
-            following[0].removeprefix(FHIR_BASE.removesuffix("/fhir")), headers=headers
-        )
-    raise AssertionError("paging did not end")
+    path = f"/fhir/Patient/{patient_id}/$everything"
+    entries = await every_entry(gateway, path, headers or gateway.citizen())
+    return [e["resource"] for e in entries]
 
 
 async def test_every_reference_in_everything_reads_through_the_gateway(gateway: Gateway) -> None:

@@ -24,7 +24,13 @@ from fhir_profiles.identifiers import PERSONNUMMER_OID, SAMORDNINGSNUMMER_SYSTEM
 from fhir_profiles.resource_types import REFERENCED_TYPES
 from tests.adapters.adapter_fakes import make_person
 from tests.conftest import IssuerKit
-from tests.gateway.conftest import FHIR_BASE, TEST_PERSON, Gateway, running_gateway
+from tests.gateway.conftest import (
+    FHIR_BASE,
+    TEST_PERSON,
+    Gateway,
+    every_entry,
+    running_gateway,
+)
 from tests.sekmet import MRN_SYSTEM, SekmetFolder, free_port, sekmet_command
 
 pytestmark = pytest.mark.anyio
@@ -56,12 +62,7 @@ def sekmet() -> Iterator[SekmetFolder]:
         server = SekmetFolder(command, Path(folder), free_port(), "sekmet-gateway-token")
         server.write_settings()
         server.run("seed", "--count", "2", "--config", "settings.yaml")
-        tolvan = server.workflow(
-            "adt.register_patient", mrn=TEST_PERSON, family="Tolvansson", given="Tolvan"
-        )["patient"]["id"]
-        server.workflow("clinical.vitals", patient=tolvan)
-        server.workflow("clinical.condition", patient=tolvan)
-        server.workflow("adt.admit", patient=tolvan)
+        server.admit_test_person(TEST_PERSON)
         with server.serving():
             yield server
 
@@ -112,20 +113,8 @@ async def give_new_ids(server: SekmetFolder, resource_type: str, patient: str) -
 
 
 async def everything(gateway: Gateway, patient_id: str, person: str) -> list[dict[str, Any]]:
-    headers = gateway.citizen(person)
-    response = await gateway.client.get(f"/fhir/Patient/{patient_id}/$everything", headers=headers)
-    entries: list[dict[str, Any]] = []
-    for _ in range(100):
-        assert response.status_code == 200, response.text
-        bundle = response.json()
-        entries += bundle["entry"]
-        following = [link["url"] for link in bundle.get("link", []) if link["relation"] == "next"]
-        if not following:
-            return entries
-        response = await gateway.client.get(
-            following[0].removeprefix(FHIR_BASE.removesuffix("/fhir")), headers=headers
-        )
-    raise AssertionError("paging did not end")
+    path = f"/fhir/Patient/{patient_id}/$everything"
+    return await every_entry(gateway, path, gateway.citizen(person))
 
 
 def status_of(entries: list[dict[str, Any]]) -> str:

@@ -189,6 +189,8 @@ class OtherServer:
 
     def __init__(self) -> None:
         self.extras = True
+        #: Types it refuses to search, with the answer it gives.
+        self.refusing: dict[str, JSONResponse] = {}
         self.app = Starlette(
             routes=[
                 Route("/fhir/Patient/_search", self.patients, methods=["POST"]),
@@ -210,6 +212,8 @@ class OtherServer:
 
     async def search(self, request: Request) -> JSONResponse:
         resource_type = request.path_params["resource_type"]
+        if resource_type in self.refusing:
+            return self.refusing[resource_type]
         if resource_type == "Observation":
             found = [
                 (
@@ -300,3 +304,46 @@ async def test_a_fhir_server_returning_types_not_served_has_them_counted_in_its_
     plain_status = source_status(plain.json())["other-fhir"]
     assert "unsupported" not in plain_status
     assert plain_status["unresolved"] == {"Account": 1, "Device": 1}
+
+
+def _outcome(status: int, code: str) -> JSONResponse:
+    body = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code}]}
+    return JSONResponse(body, status_code=status, media_type="application/fhir+json")
+
+
+@pytest.mark.anyio
+async def test_types_a_server_does_not_offer_are_named_and_the_rest_served(
+    database_url: str, issuer: IssuerKit, other_server: tuple[OtherServer, dict[str, Any]]
+) -> None:
+    other, config = other_server
+    other.refusing = {
+        "AllergyIntolerance": _outcome(404, "not-found"),
+        "Immunization": _outcome(400, "not-supported"),
+    }
+    async with running_gateway(
+        database_url, issuer, {}, extra_sources=[config], cache_fresh_seconds=0
+    ) as gateway:
+        patient_id = await gateway.patient_id()
+        everything = f"/fhir/Patient/{patient_id}/$everything"
+        response = await gateway.client.get(everything, headers=gateway.citizen())
+        assert response.status_code == 200
+        status = source_status(response.json())["other-fhir"]
+        assert status["status"] == "ok"
+        assert [r["resourceType"] for r in matches(response.json())] == [
+            "Patient",
+            "Observation",
+            "Encounter",
+        ]
+        (outcome,) = [e for e in response.json()["entry"] if e["search"]["mode"] == "outcome"]
+        (issue,) = outcome["resource"]["issue"]
+        parts = issue["extension"][0]["extension"]
+        assert [p["valueCode"] for p in parts if p["url"] == "notOffered"] == [
+            "AllergyIntolerance",
+            "Immunization",
+        ]
+        assert issue["diagnostics"].endswith("does not offer: AllergyIntolerance, Immunization")
+
+        # Any other refusal is the source's failure, as before.
+        other.refusing["Immunization"] = _outcome(400, "invalid")
+        again = await gateway.client.get(everything, headers=gateway.citizen())
+        assert source_status(again.json())["other-fhir"]["status"] in ("failed", "stale")
