@@ -12,6 +12,12 @@ patient summary, the source reports).
   is hidden if any blocked unit belongs to its provider's organisation (HSA-ids of one
   organisation share the part before the dash) or, with no provider known either, if any
   unit is blocked at all: blocked data never shows by omission.
+* A shown resource does not tell of hidden ones through its references: a report's
+  ``result`` (its Observations) and ``basedOn`` (the referral it answers) leave out each
+  reference to a resource the decision hides. Where the referenced type was not read with
+  the report, they are left out whenever some may be hidden: a care unit is blocked, or
+  the report's source states approval or nullification on its records (the references
+  name that source's records).
 * A source whose whole care provider is blocked is not named at all: its status is not
   reported and its Patient does not feed the unified Patient (a protected identity it
   marks is still honoured).
@@ -26,7 +32,8 @@ patient summary, the source reports).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from types import MappingProxyType
 
 from consent.decision import NOT_FOR_GUARDIANS, AccessDecision
 from consent.entries import AuditEntryPublic
@@ -35,11 +42,25 @@ from fhir_profiles.record_status import (
     care_tags,
     held_back_from_patient,
     is_nullified,
+    states_record_status,
 )
 from store.tables import BlockRecord
 
 #: The access log's actions that set or lift a guardian block.
 GUARDIAN_BLOCK_ACTIONS = frozenset({"guardian-block-create", "guardian-block-lift"})
+
+#: Per type, the references (element -> the type it names) a shown resource leaves out
+#: when what they name is hidden: they would tell of it.
+CONCEALED_REFERENCES: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {"DiagnosticReport": MappingProxyType({"result": "Observation", "basedOn": "ServiceRequest"})}
+)
+#: The types :data:`CONCEALED_REFERENCES` name.
+CONCEALED_TYPES = frozenset(t for table in CONCEALED_REFERENCES.values() for t in table.values())
+
+
+def resource_key(resource: FhirResource) -> str:
+    """``Type/id``: how references name a unified resource."""
+    return f"{resource.get('resourceType')}/{resource.get('id')}"
 
 
 class Visibility:
@@ -85,6 +106,66 @@ class Visibility:
     def visible(self, resources: Iterable[FhirResource]) -> list[FhirResource]:
         """What of ``resources`` may be shown, in order."""
         return [r for r in resources if not self.hides_resource(r)]
+
+    def visible_record(
+        self, sources: Sequence[Sequence[FhirResource]], read: Collection[str]
+    ) -> list[list[FhirResource]]:
+        """What of each source's resources may be shown, in order, each as
+        :meth:`concealing` makes it. ``read`` names the types read: of those, every
+        hidden resource is among ``sources``."""
+        flags = [self.shown(resources) for resources in sources]
+        hidden = {
+            resource_key(resource)
+            for resources, shown in zip(sources, flags, strict=True)
+            for resource, show in zip(resources, shown, strict=True)
+            if not show and resource.get("resourceType") in CONCEALED_TYPES
+        }
+        return [
+            [
+                self.concealing(resource, hidden, read)
+                for resource, show in zip(resources, shown, strict=True)
+                if show
+            ]
+            for resources, shown in zip(sources, flags, strict=True)
+        ]
+
+    def concealing(
+        self, resource: FhirResource, hidden: Collection[str], read: Collection[str]
+    ) -> FhirResource:
+        """A shown ``resource`` without the references (:data:`CONCEALED_REFERENCES`) to
+        what is hidden: to a resource in ``hidden`` (``Type/id``), or, to a type not in
+        ``read``, to any when some may be hidden (a care unit blocked, or ``resource``'s
+        source states approval or nullification on its records). A copy when anything is left
+        out, else ``resource`` itself (never changed: it may be shared data)."""
+        table = CONCEALED_REFERENCES.get(str(resource.get("resourceType")))
+        if table is None:
+            return resource
+        # What it names of a type not read may be hidden when a unit is blocked (any
+        # record may name any unit), or when its source states approval or nullification
+        # (its records are the same source's: a source without either hides none).
+        unsure = bool(self.decision.hidden_units) or states_record_status(resource)
+        changed: FhirResource = {}
+        for element, target in table.items():
+            references = resource.get(element)
+            if not isinstance(references, list):
+                continue
+            blind = target not in read and unsure
+            kept = [
+                r
+                for r in references
+                if not (
+                    isinstance(r, dict)
+                    and str(r.get("reference", "")).startswith(f"{target}/")
+                    and (blind or r["reference"] in hidden)
+                )
+            ]
+            if len(kept) != len(references):
+                changed[element] = kept
+        if not changed:
+            return resource
+        concealed = {k: v for k, v in resource.items() if k not in changed}
+        concealed.update({k: v for k, v in changed.items() if v})
+        return concealed
 
     @property
     def shows_everything_named(self) -> bool:

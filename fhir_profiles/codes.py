@@ -58,6 +58,8 @@ ALLERGY_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/allergyintolera
 ALLERGY_VERIFICATION_SYSTEM = (
     "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 )
+#: HL7 terminology of DiagnosticReport.category: the diagnostic service section (LAB, RAD).
+DIAGNOSTIC_SERVICE_SECTION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v2-0074"
 #: HL7 terminology of the patient summary (an empty section's reason), of merge Provenance
 #: (the gateway as assembler, each source as custodian), of a search's SUBSETTED tag, and of
 #: the CapabilityStatement's security service.

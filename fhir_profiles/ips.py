@@ -22,6 +22,7 @@ IPS_PROFILES: Mapping[str, str] = MappingProxyType(
         "Condition": "http://hl7.org/fhir/uv/ips/StructureDefinition/Condition-uv-ips",
         "AllergyIntolerance": "http://hl7.org/fhir/uv/ips/StructureDefinition/AllergyIntolerance-uv-ips",
         "Immunization": "http://hl7.org/fhir/uv/ips/StructureDefinition/Immunization-uv-ips",
+        "DiagnosticReport": "http://hl7.org/fhir/uv/ips/StructureDefinition/DiagnosticReport-uv-ips",
         "Observation": "http://hl7.org/fhir/uv/ips/StructureDefinition/Observation-results-laboratory-pathology-uv-ips",
         "Procedure": "http://hl7.org/fhir/uv/ips/StructureDefinition/Procedure-uv-ips",
         "Flag": "http://hl7.org/fhir/uv/ips/StructureDefinition/Flag-alert-uv-ips",

@@ -76,6 +76,15 @@ def is_nullified(resource: FhirResource) -> bool:
     return bool(_tag_codes(resource, NULLIFIED_TAG))
 
 
+def states_record_status(resource: FhirResource) -> bool:
+    """True when the resource's source states approval or nullification on its records
+    (the resource carries either tag): records of that source may be held back or
+    nullified."""
+    return bool(
+        _tag_codes(resource, APPROVED_FOR_PATIENT_TAG) or _tag_codes(resource, NULLIFIED_TAG)
+    )
+
+
 def care_tags(resource: FhirResource) -> tuple[str | None, str | None]:
     """(care provider, care unit) HSA-ids recorded on a unified resource."""
     provider = unit = None

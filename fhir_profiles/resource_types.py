@@ -155,6 +155,32 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = _types(
         compartment=True,
     ),
     ResourceType(
+        "DiagnosticReport",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-diagnosticreport",
+        datetime_fields=(
+            ("effectiveDateTime",),
+            ("effectivePeriod", "start"),
+            ("effectivePeriod", "end"),
+            ("issued",),
+        ),
+        patient_fields=("subject",),
+        mandatory=frozenset({"status", "code"}),
+        compartment=True,
+    ),
+    ResourceType(
+        "ServiceRequest",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-servicerequest",
+        datetime_fields=(
+            ("occurrenceDateTime",),
+            ("occurrencePeriod", "start"),
+            ("occurrencePeriod", "end"),
+            ("authoredOn",),
+        ),
+        patient_fields=("subject",),
+        mandatory=frozenset({"status", "intent", "subject"}),
+        compartment=True,
+    ),
+    ResourceType(
         "Procedure",
         profile="https://samlad.se/fhir/StructureDefinition/samlad-procedure",
         datetime_fields=(

@@ -43,6 +43,8 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "CarePlan": {"status": "token", "category": "token"},
     "CareTeam": {"status": "token", "category": "token"},
     "Flag": {"category": "token"},
+    "DiagnosticReport": {"status": "token", "code": "token", "category": "token"},
+    "ServiceRequest": {"status": "token", "code": "token", "category": "token", "intent": "token"},
 }
 for _type in PATIENT_COMPARTMENT_TYPES:
     SEARCH_PARAMS[_type] = {"_id": "token", "patient": "reference", "subject": "reference"} | (
@@ -100,8 +102,9 @@ def _tokens(resource: FhirResource) -> dict[str, frozenset[str]]:
         "type": _token_set(_codings(resource.get("type"))),
         "vaccine-code": _token_set(_codings(resource.get("vaccineCode"))),
     }
-    if isinstance(resource.get("status"), str):
-        tokens["status"] = frozenset({resource["status"]})
+    for name in ("status", "intent"):
+        if isinstance(resource.get(name), str):
+            tokens[name] = frozenset({resource[name]})
     return {name: values for name, values in tokens.items() if values}
 
 

@@ -71,6 +71,13 @@ REQUIRED_BINDINGS: Mapping[str, frozenset[str]] = MappingProxyType(
             "completed cancelled stopped unknown entered-in-error",
             "CareTeam.status": "proposed active suspended inactive entered-in-error",
             "Flag.status": "active inactive entered-in-error",
+            "DiagnosticReport.status": "registered partial preliminary final amended "
+            "corrected appended cancelled entered-in-error unknown",
+            "ServiceRequest.status": "draft active on-hold revoked completed entered-in-error "
+            "unknown",
+            "ServiceRequest.intent": "proposal plan directive order original-order "
+            "reflex-order filler-order instance-order option",
+            "ServiceRequest.priority": "routine urgent asap stat",
             "Provenance.entity.role": "derivation revision quotation source removal",
             "OperationOutcome.issue.severity": "fatal error warning information",
             "OperationOutcome.issue.code": _OO_CODES,
@@ -102,6 +109,8 @@ _PERIODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "CarePlan": ("period", "activity.detail.scheduledPeriod"),
         "CareTeam": ("period", "participant.period"),
         "Flag": ("period",),
+        "DiagnosticReport": ("effectivePeriod",),
+        "ServiceRequest": ("occurrencePeriod",),
         "Appointment": ("requestedPeriod",),
         "Provenance": ("occurredPeriod",),
     }

@@ -367,7 +367,8 @@ class RecordReader:
         found = memo.get(key) if key is not None else None
         if found is not None:
             return found, key
-        visible = [replace(s, resources=visibility.visible(s.resources)) for s in sources]
+        shown = visibility.visible_record([s.resources for s in sources], types)
+        visible = [replace(s, resources=r) for s, r in zip(sources, shown, strict=True)]
         merged = merge_sources(
             visible, person, patient_id, visibility.named_sources(origins(sources))
         )

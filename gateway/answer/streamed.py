@@ -11,13 +11,16 @@ in-memory merge uses (sources in configuration order, then types, then stored or
    number of matches, the paging snapshot of their ids, and the counts the access log
    records, all before anything is sent;
 2. **emit** (:meth:`RecordStream.page`): the same resources again, the kept matches of
-   one page passed on as they are read, each merged one followed by its Provenance.
+   one page passed on as they are read, each merged one followed by its Provenance; a
+   shown report's references to hidden results are left out
+   (:meth:`consent.visibility.Visibility.concealing`, from the hidden keys the plan noted).
 
 The snapshot keeps both passes on the same data whatever refreshes meanwhile. Hiding
 comes before merging, as in :meth:`gateway.access.reader.RecordReader._merge`: a fact reported
 by a visible and a hidden source is kept from the visible one, and nothing names the
 hidden one. What is held in memory is the keys of the planned resources, the numbers of
-the duplicates and one chunk (:data:`gateway.collect.cache.CHUNK_SIZE` resources) at a time.
+the duplicates, the ids of hidden results and referrals and one chunk
+(:data:`gateway.collect.cache.CHUNK_SIZE` resources) at a time.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import anyio
 
 from adapters.base import FhirResource
 from consent.decision import AccessDecision
-from consent.visibility import Visibility
+from consent.visibility import CONCEALED_TYPES, Visibility, resource_key
 from fhir_profiles.identifiers import PersonIdentifier
 from gateway.answer.paging import SnapshotDigest
 from gateway.collect.cache import CacheCorrupt, CacheSnapshot
@@ -71,6 +74,9 @@ class RecordStream:
     _matches: Match
     _plan: DuplicatePlan = field(default_factory=DuplicatePlan)
     _dropped: set[int] = field(default_factory=set)
+    #: ``Type/id`` of the hidden resources shown ones may not tell of (complete once
+    #: planned; see :meth:`consent.visibility.Visibility.concealing`).
+    _hidden: set[str] = field(default_factory=set)
 
     async def _resources(
         self,
@@ -88,6 +94,11 @@ class RecordStream:
                     async with aclosing(chunks):
                         async for chunk, digests in chunks:
                             shown = visibility.shown(chunk)
+                            self._hidden.update(
+                                resource_key(r)
+                                for r, show in zip(chunk, shown, strict=True)
+                                if not show and r.get("resourceType") in CONCEALED_TYPES
+                            )
                             yield (
                                 source_id,
                                 [r for r, show in zip(chunk, shown, strict=True) if show],
@@ -138,6 +149,7 @@ class RecordStream:
         if position >= end:
             return
         plan, dropped, matches = self._plan, self._dropped, self._matches
+        visibility = Visibility(self._decision)
         by_source = {s.source.id: s.source for s in self._sources}
         number = -1
         async with aclosing(self._resources()) as resources:
@@ -147,7 +159,8 @@ class RecordStream:
                     if number in dropped or not matches(resource):
                         continue
                     if position >= offset:
-                        kept = plan.kept(number, resource)
+                        shown = visibility.concealing(resource, self._hidden, self._types)
+                        kept = plan.kept(number, shown)
                         yield "match", kept
                         duplicates = plan.groups.get(number)
                         if duplicates:

@@ -18,6 +18,12 @@ Two resources are the same fact when their keys are equal; a resource without a 
 | CarePlan | category (first coding), period start day, title, the producing care unit |
 | CareTeam | category (first coding), period start day, name, the producing care unit |
 | Flag | code (first coding), status, period start day |
+| DiagnosticReport | code (LOINC first), effective instant, issuer; else its identifier |
+| ServiceRequest | code (first coding), authored instant, requester; else its identifier |
+
+A report's issuer is its first performer and a request's its requester, each by HSA-id,
+else by display; without all three parts, its identifier (the first with a system and a
+value) is the key.
 
 The first resource of a group (sources in configuration order) stays; it gains one
 ``also-reported-by`` extension per duplicate naming the duplicate's source and original
@@ -175,6 +181,52 @@ def _plan_or_team(resource: FhirResource) -> Key | None:
     return (_code(first), day, " ".join(str(name or "").lower().split()), unit)
 
 
+def _identifier(resource: FhirResource) -> tuple[str, str] | None:
+    for identifier in resource.get("identifier") or ():
+        if isinstance(identifier, dict):
+            system, value = identifier.get("system"), identifier.get("value")
+            if isinstance(system, str) and isinstance(value, str):
+                return system, value
+    return None
+
+
+def _party(reference: Any) -> str | None:
+    """Who a reference names, as every source names it: the HSA-id, else the display (a
+    reference's id is the source's own)."""
+    if not isinstance(reference, dict):
+        return None
+    identifier = reference.get("identifier")
+    if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
+        return str(identifier["value"])
+    display = reference.get("display")
+    return display if isinstance(display, str) and display else None
+
+
+def _content_or_identifier(resource: FhirResource, code: Any, when: Any, who: Any) -> Key | None:
+    # The content first: sources mostly give a report their own local identifier, so two
+    # copies of one report rarely share one; the identifier decides only without it.
+    moment = _instant(when)
+    party = _party(who[0] if isinstance(who, list) and who else who)
+    if code is not None and moment is not None and party is not None:
+        return ("content", code, moment, party)
+    identifier = _identifier(resource)
+    return None if identifier is None else ("identifier", *identifier)
+
+
+def _report(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("code"), LOINC_SYSTEM)
+    return _content_or_identifier(
+        resource, code, resource.get("effectiveDateTime"), resource.get("performer")
+    )
+
+
+def _service_request(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("code"))
+    return _content_or_identifier(
+        resource, code, resource.get("authoredOn"), resource.get("requester")
+    )
+
+
 def _unit_tag(resource: FhirResource) -> str | None:
     for tag in (resource.get("meta") or {}).get("tag", ()):
         if isinstance(tag, dict) and str(tag.get("system", "")).endswith("/care-unit"):
@@ -232,6 +284,8 @@ MATCH_RULES: dict[str, Callable[[FhirResource], Key | None]] = {
     "CarePlan": _plan_or_team,
     "CareTeam": _plan_or_team,
     "Flag": _flag,
+    "DiagnosticReport": _report,
+    "ServiceRequest": _service_request,
 }
 
 

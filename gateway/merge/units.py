@@ -12,6 +12,8 @@ unknown, and a unit block of the provider hides the resource (fail closed:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from adapters.base import FhirResource
@@ -27,6 +29,12 @@ UNIT_FIELDS = (
     "requester",
     "recorder",
     "managingOrganization",
+)
+#: Types whose record is another unit's than their first :data:`UNIT_FIELDS` names: a
+#: referral or order (ServiceRequest) is the requesting unit's; its performer is the unit
+#: asked, whose answer (a DiagnosticReport) is its own record.
+UNIT_FIELDS_OF_TYPE: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"ServiceRequest": ("requester",)}
 )
 
 #: Who a reference may name that is no care unit: its HSA-id decides nothing of whose
@@ -44,7 +52,7 @@ def _names_a_person(ref: dict[str, Any]) -> bool:
 def _named_unit(resource: FhirResource, provider: str | None) -> str | None:
     """The HSA-id of the care unit named in the resource, if it names one: never a person
     (a recorder or requester named by HSA-id, typed or referenced as such)."""
-    for name in UNIT_FIELDS:
+    for name in UNIT_FIELDS_OF_TYPE.get(str(resource.get("resourceType")), UNIT_FIELDS):
         value = resource.get(name)
         for ref in value if isinstance(value, list) else [value]:
             if isinstance(ref, dict) and isinstance(ref.get("actor"), dict):

@@ -7,7 +7,9 @@ with a coherent record around it: Condition (ICD-10-SE), Encounter, Appointment 
 future), DocumentReference (Swedish journal notes as base64 text), Observation (lab results
 coded the region's way) and MedicationRequest (ATC); for the test person and the children
 under 13 also AllergyIntolerance (SNOMED CT) and Immunization (ATC: the childhood
-programme), Procedure (KVÅ), CarePlan, CareTeam and Flag (alert information), built
+programme), Procedure (KVÅ), CarePlan, CareTeam and Flag (alert information),
+DiagnosticReport and ServiceRequest (the test person's lab reports by panel, an X-ray
+report, referrals answered and not; each child's referral and its answer), built
 after everyone's record so that adding them changed no other resource.
 
 A person's clinical profile (diagnoses, usual lab levels) is the same in every region they
@@ -28,7 +30,9 @@ Deliberate duplicates (for the gateway's deduplication work), all for the test p
   Nord (LOINC 718-7) and Region Syd (NPU28309): a duplicate once codes are mapped;
 * the penicillin allergy recorded 2019-03-12, the influenza vaccination of 2024-10-21, the
   electrical cardioversion of 2025-11-04 and the anticoagulant alert flag of 2026-06-02
-  are reported identically by Region Nord and Region Väst.
+  are reported identically by Region Nord and Region Väst;
+* the lab reports holding the B-Hb and the P-CRP above are reported by both regions that
+  report the result (same panel code, sampling time and laboratory HSA-id).
 
 :func:`deliberate_duplicates` lists their resource ids.
 
@@ -54,6 +58,7 @@ One module per part of the record, each using only those above it:
     immunizations  Immunization (the test person's and the children's)
     care           Procedure, CarePlan, CareTeam (the test person's and the children's)
     alerts         Flag: alert information (the test person's and the children's)
+    reports        DiagnosticReport and ServiceRequest (the test person's and the children's)
     build          a region's data, built once; the list of deliberate duplicates
 """
 

@@ -15,6 +15,13 @@ from simregions.data.care import add_care, add_child_care
 from simregions.data.immunizations import add_childhood_programme, add_immunizations
 from simregions.data.organisations import build_organisations, build_practitioners
 from simregions.data.records import build_people
+from simregions.data.reports import (
+    add_answered_consultation,
+    add_answered_referral,
+    add_child_referral,
+    add_lab_reports,
+    add_open_referral,
+)
 from simregions.people import TEST_PERSON_PNR, people_in_region
 from simregions.regions import RegionSpec, get_region
 
@@ -36,6 +43,8 @@ SERVED_TYPES: tuple[str, ...] = (
     "CarePlan",
     "CareTeam",
     "Flag",
+    "DiagnosticReport",
+    "ServiceRequest",
 )
 #: The types searched per patient (``?patient=``).
 PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = (
@@ -51,6 +60,8 @@ PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = (
     "CarePlan",
     "CareTeam",
     "Flag",
+    "DiagnosticReport",
+    "ServiceRequest",
 )
 
 
@@ -86,6 +97,7 @@ def build_region_data(region: RegionSpec) -> RegionData:
     build_people(builder)
     build_allergies_and_immunizations(builder)
     build_care_and_alerts(builder)
+    build_reports_and_referrals(builder)
     return RegionData(
         region=region,
         resources=tuple(builder.resources),
@@ -124,6 +136,27 @@ def build_care_and_alerts(builder: RegionBuilder) -> None:
             patient = {"reference": f"Patient/{builder.patient_ids[person.pnr]}"}
             add_child_care(builder, patient, person.birth_date)
             add_child_alerts(builder, patient, person.birth_date)
+
+
+def build_reports_and_referrals(builder: RegionBuilder) -> None:
+    """The test person's lab reports here; a referral answered with an X-ray report in
+    Region Nord, one answered by the clinic in Region Syd, one not yet answered in Region
+    Väst; each child's referral for a hearing assessment and its answer. Built last, so the
+    earlier types keep their ids and values."""
+    tolvan = builder.patient_ids.get(TEST_PERSON_PNR)
+    if tolvan is not None:
+        patient = {"reference": f"Patient/{tolvan}"}
+        add_lab_reports(builder, patient)
+        if builder.region.id == "nord":
+            add_answered_referral(builder, patient)
+        if builder.region.id == "vast":
+            add_open_referral(builder, patient)
+        if builder.region.id == "syd":
+            add_answered_consultation(builder, patient)
+    for person in people_in_region(builder.region.id):
+        if person.age < 13 and person.regions[0] == builder.region.id:
+            patient = {"reference": f"Patient/{builder.patient_ids[person.pnr]}"}
+            add_child_referral(builder, patient, person.birth_date)
 
 
 def deliberate_duplicates() -> tuple[DeliberateDuplicate, ...]:
@@ -170,5 +203,15 @@ def deliberate_duplicates() -> tuple[DeliberateDuplicate, ...]:
             "Flag",
             "anticoagulant treatment alert since 2026-06-02, identical in Nord and Väst",
             ids("anticoagulant-duplicate", "nord", "vast"),
+        ),
+        DeliberateDuplicate(
+            "DiagnosticReport",
+            "the report of the B-Hb of 2026-05-20 (Blodstatus), in Nord and Syd",
+            ids("hb-report-duplicate", "nord", "syd"),
+        ),
+        DeliberateDuplicate(
+            "DiagnosticReport",
+            "the report of the P-CRP of 2026-09-14, identical in Nord and Väst",
+            ids("crp-report-duplicate", "nord", "vast"),
         ),
     )

@@ -195,7 +195,7 @@ async def test_resources_of_types_the_gateway_never_asks_for_are_passed_on(
     A type it asks for by a search of its own is left to that search."""
     bundle = searchset(
         obs(1),
-        resource("DiagnosticReport", "dr1"),
+        resource("ImagingStudy", "is1"),
         resource("Condition", "c1"),
         resource("OperationOutcome", None),
         extra=(
@@ -207,7 +207,7 @@ async def test_resources_of_types_the_gateway_never_asks_for_are_passed_on(
     router.get(OBS).mock(return_value=fhir_response(bundle))
     result = await adapter(mock_client).search_all("Observation", "p1")
     found = [(r["resourceType"], r["id"]) for r in result.resources]
-    assert found == [("Observation", "o1"), ("DiagnosticReport", "dr1"), ("Practitioner", "pr1")]
+    assert found == [("Observation", "o1"), ("ImagingStudy", "is1"), ("Practitioner", "pr1")]
     assert result.skipped == 2  # the Condition and the OperationOutcome matches
 
 

@@ -36,6 +36,8 @@ GATEWAY_TYPES = (
     "CarePlan",
     "CareTeam",
     "Flag",
+    "DiagnosticReport",
+    "ServiceRequest",
 )
 
 
@@ -350,6 +352,39 @@ def test_procedure_care_plan_care_team_and_flag_rules() -> None:
     assert any(i.path == "Flag.status" for i in errors(flag))
     flag["status"] = "inactive"
     assert errors(flag) == []
+
+
+def test_report_and_request_rules() -> None:
+    meta = {"source": "urn:samlad:source:x#y"}
+    report: dict[str, Any] = {
+        "resourceType": "DiagnosticReport",
+        "meta": meta,
+        "status": "done",
+        "code": {"text": "Lipidstatus"},
+        "subject": {"reference": "Patient/p"},
+        "effectivePeriod": {"start": "2026-08-09T08:00:00Z", "end": "2026-08-09T07:00:00Z"},
+    }
+    found = errors(report)
+    assert any(i.path == "DiagnosticReport.status" for i in found)
+    assert "per-1" in {i.key for i in found}
+    report["status"] = "final"
+    report["effectivePeriod"]["end"] = "2026-08-09T09:00:00Z"
+    assert errors(report) == []
+    del report["subject"]
+    assert "profile" in _keys(report)
+    request: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "meta": meta,
+        "status": "active",
+        "intent": "referral",
+        "code": {"text": "Ultraljud hjärta"},
+        "subject": {"reference": "Patient/p"},
+    }
+    assert any(i.path == "ServiceRequest.intent" for i in errors(request))
+    request["intent"] = "order"
+    assert errors(request) == []
+    del request["code"]
+    assert "profile" in _keys(request)
 
 
 def test_bundle_entries_are_checked_against_their_profiles() -> None:

@@ -135,6 +135,56 @@ async def test_unit_block_hides_that_units_data_and_fails_closed_on_unknown_unit
     assert _shown_from(seen, "region-nord") < _shown_from(own, "region-nord")
 
 
+async def test_a_blocked_units_referral_is_hidden_and_its_answer_does_not_name_it(
+    gateway: Gateway,
+) -> None:
+    """Region Nord's X-ray referral is Vårdcentralen Norrby's; its answer the radiology
+    department's. With the health centre blocked the answer is shown without ``basedOn``,
+    in a search (with or without the include) and in ``$everything`` alike."""
+    patient_id = await gateway.patient_id()
+    await grant(gateway, patient_id, NORD_PROVIDER)
+    doctor = gateway.clinician(unit="SE2321009001-MEDM")
+
+    async def found(query: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+        response = await gateway.client.get(f"/fhir/{query}&patient={patient_id}", headers=headers)
+        assert response.status_code == 200, response.text
+        return [e["resource"] for e in response.json()["entry"]]
+
+    def xray(resources: list[dict[str, Any]]) -> dict[str, Any]:
+        (report,) = [r for r in resources if r.get("presentedForm")]
+        return report
+
+    query = "DiagnosticReport?category=RAD&_include=DiagnosticReport:based-on"
+    before = await found(query, doctor)
+    assert "basedOn" in xray(before)
+    assert "ServiceRequest" in {r["resourceType"] for r in before}
+    await block(gateway, patient_id, "SE2321009001-VCNB", level="care-unit")
+    for resources in (
+        await found(query, doctor),
+        await found("DiagnosticReport?category=RAD", doctor),
+        (await everything(gateway, patient_id, doctor))["entry"],
+    ):
+        resources = [r.get("resource", r) for r in resources]
+        assert "basedOn" not in xray(resources)
+        assert "SE2321009001-VCNB" not in str(resources)
+        assert not any(
+            r["resourceType"] == "ServiceRequest" and "region-nord" in r["meta"]["source"]
+            for r in resources
+        )
+    # A search of reports alone does not know which results are hidden: with a unit
+    # blocked it names none; read with its results it names those shown.
+    labs = await found("DiagnosticReport?category=LAB", doctor)
+    assert not any("result" in r for r in labs)
+    with_results = await found(
+        "DiagnosticReport?category=LAB&_include=DiagnosticReport:result", doctor
+    )
+    shown = {f"Observation/{r['id']}" for r in with_results if r["resourceType"] == "Observation"}
+    named = {ref["reference"] for r in with_results for ref in r.get("result", [])}
+    assert named
+    assert named <= shown
+    assert "basedOn" in xray(await found(query, gateway.citizen())), "the patient sees it all"
+
+
 def _shown_from(bundle: dict[str, Any], source_id: str) -> int:
     """Resources of ``source_id`` in the answer, the duplicates merged into others too."""
     prefix = f"urn:samlad:source:{source_id}#"

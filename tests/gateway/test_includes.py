@@ -181,6 +181,57 @@ async def test_include_subject_of_procedures_and_flags(
     assert warnings(bundle) == []
 
 
+async def test_reports_include_their_results_and_referrals_and_are_included_back(
+    gateway: Gateway,
+) -> None:
+    patient_id = await gateway.patient_id()
+    bundle = await search(
+        gateway,
+        "DiagnosticReport",
+        patient_id,
+        [
+            ("_include", "DiagnosticReport:result"),
+            ("_include", "DiagnosticReport:based-on"),
+            ("_count", "1000"),
+        ],
+        gateway.citizen() | STRICT,
+    )
+    reports = of_mode(bundle, "match")
+    results = {ref for r in reports for ref in refs(r, "result")}
+    referrals = {ref for r in reports for ref in refs(r, "basedOn")}
+    assert results, "the lab reports name their results"
+    assert referrals, "the answers name their referrals"
+    got = includes(bundle)
+    assert sorted(keys(got)) == sorted(results | referrals)
+    assert {r["resourceType"] for r in got} == {"Observation", "ServiceRequest"}
+    # The other way round: a referral brings its answer; an unanswered one nothing.
+    back = await search(
+        gateway,
+        "ServiceRequest",
+        patient_id,
+        [("_revinclude", "DiagnosticReport:based-on")],
+        gateway.citizen() | STRICT,
+    )
+    answered = {f"ServiceRequest/{r['id']}" for r in of_mode(back, "match")} & referrals
+    assert answered == referrals
+    assert len(of_mode(back, "match")) > len(answered), "one referral is not answered yet"
+    answers = includes(back)
+    assert {r["resourceType"] for r in answers} == {"DiagnosticReport"}
+    assert {ref for r in answers for ref in refs(r, "basedOn")} == referrals
+    # A result brings the report that groups it.
+    one = sorted(results)[0]
+    grouped = await search(
+        gateway,
+        "Observation",
+        patient_id,
+        [("_id", one.removeprefix("Observation/")), ("_revinclude", "DiagnosticReport:result")],
+        gateway.citizen() | STRICT,
+    )
+    assert keys(of_mode(grouped, "match")) == [one]
+    assert all(one in refs(r, "result") for r in includes(grouped))
+    assert includes(grouped)
+
+
 async def test_include_encounter_of_journal_notes(gateway: Gateway) -> None:
     patient_id = await gateway.patient_id()
     bundle = await search(

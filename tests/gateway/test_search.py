@@ -437,10 +437,13 @@ PROCEDURES = [
         ([("category", "387713003")], ["cardioversion"]),
         ([("date", "lt2000")], ["appendectomy"]),
         ([("performer", "Organization/vast.hjrt")], ["cardioversion"]),
-        ([("performer", f"{HSA}|SE2321009002-HJRT")], ["cardioversion"]),
+        ([("performer:identifier", f"{HSA}|SE2321009002-HJRT")], ["cardioversion"]),
         ([("performer:identifier", "SE2321009002-HJRT")], ["cardioversion"]),
-        # A performer named only by display has nothing a reference search can match.
-        ([("performer:missing", "true")], ["appendectomy"]),
+        # An identifier is searched with :identifier, not as the reference itself.
+        ([("performer", "SE2321009002-HJRT")], []),
+        # A performer named only by display is there, though no reference search matches it.
+        ([("performer:missing", "true")], []),
+        ([("performer:missing", "false")], ["appendectomy", "cardioversion"]),
         ([("performer", "Organization/other")], []),
     ],
 )

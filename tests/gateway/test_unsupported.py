@@ -57,8 +57,8 @@ def without_fetch_time(resources: list[FhirResource]) -> list[FhirResource]:
 def test_resources_of_types_not_served_are_counted_per_type_and_not_served() -> None:
     served = [observation("o1"), observation("o2")]
     extras = [
-        of_type("DiagnosticReport", "dr1"),
-        of_type("DiagnosticReport", "dr2"),
+        of_type("ImagingStudy", "dr1"),
+        of_type("ImagingStudy", "dr2"),
         of_type("Goal", "g1"),
         {"resourceType": "Practitioner", "id": "pr1", "name": [{"family": "Doktorsson"}]},
     ]
@@ -67,7 +67,7 @@ def test_resources_of_types_not_served_are_counted_per_type_and_not_served() -> 
 
     (report,) = result.reports
     assert report.status is SourceStatus.OK
-    assert report.unsupported == {"DiagnosticReport": 2, "Goal": 1, "Practitioner": 1}
+    assert report.unsupported == {"ImagingStudy": 2, "Goal": 1, "Practitioner": 1}
     assert report.resource_count == 2  # only what is served
     assert report.warnings == plain.reports[0].warnings == []
     assert {r["resourceType"] for r in result.resources} == {"Observation"}
@@ -138,7 +138,7 @@ def test_the_status_names_each_count_per_type_as_data_and_in_words() -> None:
     report = SourceReport(
         "other-fhir", "Other FHIR", SourceStatus.OK, datetime(2026, 3, 1, tzinfo=UTC), 5.0, 4
     )
-    report.left_unsupported({"Goal": 1, "DiagnosticReport": 2})
+    report.left_unsupported({"Goal": 1, "ImagingStudy": 2})
     report.left_unresolved({"Practitioner": 3})
     issue = source_issue(report)
     (status,) = issue["extension"]
@@ -147,15 +147,15 @@ def test_the_status_names_each_count_per_type_as_data_and_in_words() -> None:
         {
             "url": "unsupported",
             "extension": [
-                {"url": "type", "valueCode": "DiagnosticReport"},
-                {"url": "count", "valueUnsignedInt": 2},
+                {"url": "type", "valueCode": "Goal"},
+                {"url": "count", "valueUnsignedInt": 1},
             ],
         },
         {
             "url": "unsupported",
             "extension": [
-                {"url": "type", "valueCode": "Goal"},
-                {"url": "count", "valueUnsignedInt": 1},
+                {"url": "type", "valueCode": "ImagingStudy"},
+                {"url": "count", "valueUnsignedInt": 2},
             ],
         },
         {
@@ -172,7 +172,7 @@ def test_the_status_names_each_count_per_type_as_data_and_in_words() -> None:
     }
     assert issue["diagnostics"].endswith(
         " with 1 resource(s); not served (types the gateway does not serve):"
-        " 2 DiagnosticReport, 1 Goal; references no answer holds: 3 Practitioner"
+        " 1 Goal, 2 ImagingStudy; references no answer holds: 3 Practitioner"
     )
     quiet = SourceReport("quiet", "Quiet", SourceStatus.OK, None, 1.0, 2)
     urls = {e["url"] for e in source_issue(quiet)["extension"][0]["extension"]}
@@ -185,7 +185,7 @@ def test_the_status_names_each_count_per_type_as_data_and_in_words() -> None:
 class OtherServer:
     """A FHIR R4 server holding one person's Observation (by a Practitioner) and Encounter,
     that answers its searches with more than was asked (while ``extras``): a
-    DiagnosticReport and a Goal as matches, the Practitioner included."""
+    ImagingStudy and a Goal as matches, the Practitioner included."""
 
     def __init__(self) -> None:
         self.extras = True
@@ -226,9 +226,7 @@ class OtherServer:
             if self.extras:
                 found += [
                     (
-                        of_type(
-                            "DiagnosticReport", "dr1", result=[{"reference": "Observation/o1"}]
-                        ),
+                        of_type("ImagingStudy", "dr1", status="available"),
                         "match",
                     ),
                     ({"resourceType": "Practitioner", "id": "pr1"}, "include"),
@@ -290,13 +288,13 @@ async def test_a_fhir_server_returning_types_not_served_has_them_counted_in_its_
 
     status = source_status(response.json())["other-fhir"]
     assert status["status"] == "ok"
-    assert status["unsupported"] == {"DiagnosticReport": 1, "Goal": 1, "Practitioner": 1}
+    assert status["unsupported"] == {"Goal": 1, "ImagingStudy": 1, "Practitioner": 1}
     # The Practitioners read through the gateway (the source can be read by id).
     assert status["unresolved"] == {"Account": 1, "Device": 1}
     assert status["resourceCount"] == 2
     (outcome,) = [e for e in response.json()["entry"] if e["search"]["mode"] == "outcome"]
     (issue,) = outcome["resource"]["issue"]
-    assert "1 DiagnosticReport, 1 Goal, 1 Practitioner" in issue["diagnostics"]
+    assert "1 Goal, 1 ImagingStudy, 1 Practitioner" in issue["diagnostics"]
     served = matches(response.json())
     assert [r["resourceType"] for r in served] == ["Patient", "Observation", "Encounter"]
     assert without_fetch_time(served[1:]) == without_fetch_time(matches(plain.json())[1:])

@@ -389,7 +389,9 @@ def strip_local(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_deliberate_duplicates_are_identical_but_for_local_ids() -> None:
-    crp, prescription, hb, allergy, vaccination, procedure, flag = deliberate_duplicates()
+    (crp, prescription, hb, allergy, vaccination, procedure, flag, hb_report, crp_report) = (
+        deliberate_duplicates()
+    )
     by_id = {(region_id, r["id"]): r for region_id in REGION_IDS for r in resources(region_id)}
     for duplicate in (crp, prescription, allergy, vaccination, procedure, flag):
         first, second = (by_id[key] for key in duplicate.ids)
@@ -403,6 +405,68 @@ def test_deliberate_duplicates_are_identical_but_for_local_ids() -> None:
     for field in ("effectiveDateTime", "valueQuantity", "referenceRange", "issued"):
         assert nord_hb[field] == syd_hb[field]
     assert nord_hb["performer"][0]["identifier"] == syd_hb["performer"][0]["identifier"]
+    for report, result in ((hb_report, hb), (crp_report, crp)):
+        first, second = (by_id[key] for key in report.ids)
+        assert [region for region, _ in report.ids] == [region for region, _ in result.ids]
+        assert first["resourceType"] == second["resourceType"] == "DiagnosticReport"
+        assert [r["reference"] for r in first["result"]] == [f"Observation/{result.ids[0][1]}"]
+        assert [r["reference"] for r in second["result"]] == [f"Observation/{result.ids[1][1]}"]
+        for field in ("code", "effectiveDateTime", "issued", "status", "category"):
+            assert first[field] == second[field], field
+        assert first["performer"][0]["identifier"] == second["performer"][0]["identifier"]
+
+
+def test_the_test_person_has_lab_reports_an_answered_referral_and_an_open_one() -> None:
+    reports: list[dict[str, Any]] = []
+    requests: list[dict[str, Any]] = []
+    for region in DEFAULT_REGIONS:
+        tolvan = f"Patient/{build_region_data(region).patient_id(TEST_PERSON_PNR)}"
+        here = {r["id"]: r for r in resources(region.id, "Observation")}
+        for report in resources(region.id, "DiagnosticReport"):
+            if report["subject"]["reference"] != tolvan:
+                continue
+            for result in report.get("result", []):  # each names a lab result of the region
+                observation = here[result["reference"].removeprefix("Observation/")]
+                assert observation["subject"]["reference"] == tolvan
+                assert observation["effectiveDateTime"][:16] == report["effectiveDateTime"][:16]
+            reports.append(report)
+        requests += [
+            r for r in resources(region.id, "ServiceRequest") if r["subject"]["reference"] == tolvan
+        ]
+    texts = {r["code"]["text"] for r in reports}
+    assert {"Blodstatus", "Lipidstatus", "Slätröntgen av lungor"} <= texts
+    (xray,) = [r for r in reports if "RAD" in str(r.get("category"))]
+    assert base64.b64decode(xray["presentedForm"][0]["data"]).decode().startswith("Slätröntgen")
+    by_id = {r["id"]: r for r in requests}
+    answers = [r for r in reports if "basedOn" in r]
+    assert xray in answers
+    assert len(answers) == 2
+    answered = [
+        by_id[r["basedOn"][0]["reference"].removeprefix("ServiceRequest/")] for r in answers
+    ]
+    assert all(r["conclusion"] for r in answers)
+    assert all(r["status"] == "completed" for r in answered)
+    assert [r["status"] for r in requests if r not in answered] == ["active"], "not answered"
+
+
+def test_every_child_has_a_referral_and_its_answer() -> None:
+    for region_id in REGION_IDS:
+        patients = {p["id"]: p for p in resources(region_id, "Patient")}
+        children = {i for i, p in patients.items() if p["birthDate"] >= "2014"}
+        requests = {
+            r["id"]: r["subject"]["reference"].removeprefix("Patient/")
+            for r in resources(region_id, "ServiceRequest")
+        }
+        answered = {
+            r["basedOn"][0]["reference"].removeprefix("ServiceRequest/"): r
+            for r in resources(region_id, "DiagnosticReport")
+            if "basedOn" in r
+        }
+        asked = {child for request, child in requests.items() if child in children}
+        assert asked, region_id
+        for request, child in requests.items():
+            if child in children:
+                assert answered[request]["subject"]["reference"] == f"Patient/{child}"
 
 
 @pytest.mark.parametrize("region", DEFAULT_REGIONS, ids=REGION_IDS)

@@ -39,6 +39,7 @@ _CHOICES = frozenset(
         "deceased",
         "occurrence",
         "performed",
+        "asNeeded",
     }
 )
 

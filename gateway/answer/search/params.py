@@ -5,16 +5,17 @@ FHIR R4 defines for them: ``date`` is ``Observation.effective``, ``Encounter.per
 ``Appointment.start``, ``DocumentReference.date`` and
 ``MedicationRequest.dosageInstruction.timing.event`` (its authored date is
 ``authoredon``), ``AllergyIntolerance.recordedDate``, ``Immunization.occurrence``,
-``Procedure.performed`` and the ``period`` of CarePlan, CareTeam and Flag; Condition has
-no ``date`` in R4, only ``onset-date`` and ``recorded-date``. Most types name their
-patient in ``subject`` (searched as ``patient`` or, for Procedure, CarePlan, CareTeam and
-Flag, ``subject`` too); Appointment in ``participant.actor``, AllergyIntolerance and
-Immunization in ``patient``. Flag's ``status`` and ``category`` are beyond R4's list for
-it. A reference parameter other than the patient (``Procedure.performer``) matches the
-reference as the gateway rewrote it or its identifier (``[system|]value``, e.g. an
-HSA-id; also as ``performer:identifier``). Parsing, matching and the capability list all
-read that table, so the CapabilityStatement cannot promise a parameter that is not
-honoured.
+``Procedure.performed``, the ``period`` of CarePlan, CareTeam and Flag, and
+``DiagnosticReport.effective``; Condition has no ``date`` in R4, only ``onset-date`` and
+``recorded-date``, ServiceRequest ``authored`` and ``occurrence``. Most types name their
+patient in ``subject`` (searched as ``patient`` or ``subject``); Appointment in
+``participant.actor``, AllergyIntolerance and Immunization in ``patient``. Flag's
+``status`` and ``category`` are beyond R4's list for it. Reference parameters other than
+the patient (``DiagnosticReport.based-on``, ``result``, ``performer``;
+``ServiceRequest.requester``, ``performer``; ``Procedure.performer``) take ``Type/id`` or
+``id``, and ``:identifier`` (``system|value``, an HSA-id) for what the gateway does not
+serve. Parsing, matching and the capability list all read that table, so the
+CapabilityStatement cannot promise a parameter that is not honoured.
 
 ``_include`` and ``_revinclude`` follow the reference parameters of a second table,
 :data:`LINKS` (``Observation:encounter`` points at an Encounter, ``Encounter:appointment``
@@ -48,7 +49,13 @@ def _date(*paths: Path) -> Param:
     return Param("date", paths)
 
 
+def _reference(*paths: Path) -> Param:
+    return Param("reference", paths)
+
+
 _PATIENT_SUBJECT = Param("reference", (("subject",),))
+#: The parameters that name the searched patient (``subject=Patient/{id}`` as ``patient``).
+PATIENT_PARAMS = frozenset({"patient", "subject"})
 
 #: Per served type, its search parameters and their FHIR R4 paths (choice types spelt out).
 PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
@@ -147,6 +154,31 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
             "category": _token(("category",)),
             "date": _date(("period",)),
         },
+        "DiagnosticReport": {
+            "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
+            "category": _token(("category",)),
+            "code": _token(("code",)),
+            "status": _token(("status",)),
+            "date": _date(("effectiveDateTime",), ("effectivePeriod",)),
+            "issued": _date(("issued",)),
+            "based-on": _reference(("basedOn",)),
+            "result": _reference(("result",)),
+            "performer": _reference(("performer",)),
+        },
+        "ServiceRequest": {
+            "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
+            "category": _token(("category",)),
+            "code": _token(("code",)),
+            "status": _token(("status",)),
+            "intent": _token(("intent",)),
+            "priority": _token(("priority",)),
+            "authored": _date(("authoredOn",)),
+            "occurrence": _date(("occurrenceDateTime",), ("occurrencePeriod",)),
+            "requester": _reference(("requester",)),
+            "performer": _reference(("performer",)),
+        },
     }
 )
 
@@ -221,6 +253,18 @@ LINKS: Mapping[str, Mapping[str, Link]] = MappingProxyType(
         "Flag": {
             "patient": _to_patient("Flag"),
             "subject": _to_patient("Flag"),
+            "encounter": _TO_ENCOUNTER,
+        },
+        "DiagnosticReport": {
+            "patient": _to_patient("DiagnosticReport"),
+            "subject": _to_patient("DiagnosticReport"),
+            "encounter": _TO_ENCOUNTER,
+            "based-on": Link("ServiceRequest", PARAMS["DiagnosticReport"]["based-on"].paths),
+            "result": Link("Observation", PARAMS["DiagnosticReport"]["result"].paths),
+        },
+        "ServiceRequest": {
+            "patient": _to_patient("ServiceRequest"),
+            "subject": _to_patient("ServiceRequest"),
             "encounter": _TO_ENCOUNTER,
         },
     }

@@ -16,6 +16,7 @@ from typing import Literal
 
 from gateway.answer.search.dates import DateCriterion, parse_date_value
 from gateway.answer.search.params import (
+    PATIENT_PARAMS,
     Param,
     include_links,
     params_for,
@@ -34,8 +35,6 @@ _RESULT_PARAMS = frozenset({"_count", "_sort", "_summary", "_elements", "_includ
 #: Handled by the routes (format negotiation), so accepted and not kept.
 _IGNORED = frozenset({"_format", "_pretty"})
 _TOKEN_MODIFIERS = frozenset({"not", "missing"})
-#: The parameters that name the searched record's patient (the record is already theirs).
-_PATIENT_PARAMS = frozenset({"patient", "subject"})
 
 _ELEMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}", re.ASCII)
 # A parameter name safe to repeat back: short, FHIR-like, no long digit runs (a
@@ -181,11 +180,11 @@ def parse_search(
         if param is None or (modifier and not _modifier_ok(base, param, modifier)):
             draft.refuse_or_note(name)
             continue
-        if param.kind == "reference" and base in _PATIENT_PARAMS and not modifier:
+        if param.kind == "reference" and base in PATIENT_PARAMS and not modifier:
             named = _parse_patient(base, value)
             if draft.patient is not None and named != draft.patient:
                 # AND of two patients is always empty; a client that means it has a bug.
-                raise BadRequest("patient may name only one Patient")
+                raise BadRequest(f"{base} may name only one Patient")
             draft.patient = named
             draft.kept.append((name, value))
             continue
@@ -236,7 +235,7 @@ def _modifier_ok(base: str, param: Param, modifier: str) -> bool:
     if modifier == "missing":
         return True
     if param.kind == "reference":  # a reference's identifier, e.g. performer:identifier
-        return modifier == "identifier" and base not in _PATIENT_PARAMS
+        return modifier == "identifier" and base not in PATIENT_PARAMS
     return param.kind == "token" and modifier in _TOKEN_MODIFIERS
 
 
@@ -315,12 +314,29 @@ def _parse_filter(name: str, param: Param, modifier: str, value: str, now: datet
     parts = _split_escaped(value, ",")
     if param.kind == "date":
         return Filter(name, param, dates=tuple(parse_date_value(name, p, now) for p in parts))
+    if modifier == "identifier":  # the Identifier of a reference: a token of its own
+        identifiers = Param("token", tuple((*path, "identifier") for path in param.paths))
+        tokens = tuple(_parse_token(name, p) for p in parts)
+        return Filter(f"{name}:identifier", identifiers, tokens=tokens)
+    if param.kind == "reference":
+        return Filter(name, param, tokens=tuple(_parse_reference(name, p) for p in parts))
     if name == "_id":
         # Ids are plain values: no system|code syntax.
         tokens = tuple(Token(None, _unescape(p), check_system=False) for p in parts)
     else:
         tokens = tuple(_parse_token(name, p) for p in parts)
     return Filter(name, param, tokens=tokens, negate=modifier == "not")
+
+
+def _parse_reference(name: str, text: str) -> Token:
+    """``Type/id``, an absolute URL ending so, or a bare ``id`` (of whatever type the
+    parameter points at): a token whose system is the type."""
+    pieces = _unescape(text).split("/")
+    if not pieces[-1] or len(pieces[-1]) > 64:
+        raise BadRequest(f"{name} must be Type/id or id")
+    if len(pieces) == 1:
+        return Token(None, pieces[0], check_system=False)
+    return Token(pieces[-2], pieces[-1], check_system=True)
 
 
 def _split_escaped(value: str, separator: str) -> list[str]:

@@ -1,6 +1,5 @@
 """The values a search parameter sees in a resource: codes as (system, code) pairs, dates
-as ranges of UTC microseconds, references as (None, reference) and their identifiers as
-(system, value) pairs.
+as ranges of UTC microseconds, references as (type, id) pairs.
 """
 
 from __future__ import annotations
@@ -55,15 +54,15 @@ def _tokens(value: Any, into: list[Any]) -> None:
             into.append((value.get("system"), value["value"]))
 
 
-def _references(value: Any, into: list[Any]) -> None:
-    # A Reference: its reference text (system None) and its identifier, as token pairs.
+def _reference(value: Any, into: list[Any]) -> None:
     if not isinstance(value, dict):
         return
-    if isinstance(value.get("reference"), str):
-        into.append((None, value["reference"]))
-    identifier = value.get("identifier")
-    if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
-        into.append((identifier.get("system"), identifier["value"]))
+    reference = value.get("reference")
+    if isinstance(reference, str) and "/" in reference:
+        kind, _, local = reference.rstrip("/").rpartition("/")
+        into.append((kind.rpartition("/")[2], local))
+    elif value:  # a logical reference (an identifier, a display): there, naming no id
+        into.append((None, ""))
 
 
 def _span(value: Any) -> tuple[int, int] | None:
@@ -95,9 +94,9 @@ def extract(resource: FhirResource, param: Param) -> list[Any]:
         elif kind == "token":
             for value in found:
                 _tokens(value, values)
-        else:
+        else:  # references as (type, id): what a reference filter's tokens compare with
             for value in found:
-                _references(value, values)
+                _reference(value, values)
     return values
 
 

@@ -5,9 +5,9 @@
 profiles (``Bundle-uv-ips``, ``Composition-uv-ips``, ``Patient-uv-ips``,
 ``MedicationRequest-uv-ips``, ``AllergyIntolerance-uv-ips``, ``Condition-uv-ips``,
 ``Immunization-uv-ips``, ``Observation-results-laboratory-pathology-uv-ips``,
-``Procedure-uv-ips``, ``Flag-alert-uv-ips``). It is a pure function: the same input and
-``now`` give the same document, byte for byte (ids and UUIDs are derived from the input,
-never random).
+``Procedure-uv-ips``, ``Flag-alert-uv-ips``, ``DiagnosticReport-uv-ips``). It is a pure
+function: the same input and ``now`` give the same document, byte for byte (ids and UUIDs
+are derived from the input, never random).
 
 What goes in (a *summary*, not the whole record, which ``$everything`` serves):
 
@@ -27,7 +27,13 @@ What goes in (a *summary*, not the whole record, which ``$everything`` serves):
 - **Results** (30954-2): laboratory Observations, the latest ``results_per_analysis``
   per analysis (the first LOINC coding, else the first coding), by effective time
   compared in UTC. Results without an effective time or without any value are not
-  candidates: a summary result needs both.
+  candidates: a summary result needs both. Then the DiagnosticReports that group any of
+  those results (their ``result`` names the ones listed; the others are not in the
+  document) and the imaging and other examination reports (a v2-0074 section other than
+  LAB) with a conclusion or a written report, newest first
+  (``DiagnosticReport-uv-ips``); a report needs a code, an effective time and a status
+  that is not withdrawn. A referral's answer without a section (a consultation) is not a
+  result.
 - **History of encounters** (46240-8, "History of Hospitalizations+Outpatient visits"):
   the ``max_encounters`` most recent Encounters that are not planned or cancelled.
 - **History of Procedures** (47519-4): the Procedures done or under way (not those in

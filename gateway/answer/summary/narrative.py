@@ -42,6 +42,7 @@ IMMUNIZATION_HEADERS = ("Vaccine", "Code", "Date", "Status", "Given by")
 PROCEDURE_HEADERS = ("Procedure", "Code", "Date", "Status", "Performed by")
 CARE_PLAN_HEADERS = ("Plan", "Category", "Status", "Period", "Activities")
 ALERT_HEADERS = ("Alert", "Code", "Category", "Since", "Recorded by")
+REPORT_HEADERS = ("Report", "Code", "Performed by", "Conclusion", "Results", "Status", "Date")
 
 
 def esc(value: object) -> str:
@@ -276,4 +277,23 @@ def alert_row(flag: JsonObject) -> list[str]:
         ", ".join(filter(None, (concept_text(c) for c in flag.get("category") or ()))),
         day((flag.get("period") or {}).get("start")),
         _displays(flag.get("author")),
+    ]
+
+
+def report_row(report: JsonObject) -> list[str]:
+    code = report.get("code")
+    first = first_code(code)
+    performers = [
+        str(p.get("display", "")) for p in report.get("performer") or () if isinstance(p, dict)
+    ]
+    results = [str(r.get("display", "")) for r in report.get("result") or () if isinstance(r, dict)]
+    when = effective(report)
+    return [
+        concept_text(code),
+        first[1] if first else "",
+        ", ".join(filter(None, performers)),
+        str(report.get("conclusion", "")),
+        ", ".join(filter(None, results)),
+        str(report.get("status", "")),
+        when.date().isoformat() if when else "",
     ]

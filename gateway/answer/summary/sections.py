@@ -27,6 +27,7 @@ from gateway.answer.summary.narrative import (
     PAST_PROBLEM_HEADERS,
     PROBLEM_HEADERS,
     PROCEDURE_HEADERS,
+    REPORT_HEADERS,
     RESULT_HEADERS,
     alert_row,
     allergy_row,
@@ -37,6 +38,7 @@ from gateway.answer.summary.narrative import (
     immunization_row,
     medication_row,
     procedure_row,
+    report_row,
     result_row,
     table,
 )
@@ -64,7 +66,7 @@ def all_sections(
         problem_section(chosen.problems, document),
         past_illness_section(chosen.past_problems, document),
         immunization_section(chosen.immunizations, document),
-        result_section(chosen.results, results_per_analysis, document),
+        result_section(chosen.results, chosen.reports, results_per_analysis, document),
         encounter_section(chosen.encounters, document),
         procedure_section(chosen.procedures, document),
         plan_of_care_section(chosen.care_plans, chosen.earlier_care_plans, document),
@@ -234,10 +236,14 @@ def immunization_section(immunizations: list[JsonObject], document: DocumentEntr
 
 
 def result_section(
-    results: list[JsonObject], per_analysis: int, document: DocumentEntries
+    results: list[JsonObject],
+    reports: list[JsonObject],
+    per_analysis: int,
+    document: DocumentEntries,
 ) -> Section:
-    """Results (optional): the latest laboratory results of each analysis."""
-    if not results:
+    """Results (optional): the latest laboratory results of each analysis, and the reports
+    that group them or tell of an imaging or other examination."""
+    if not results and not reports:
         return Section(None, [])
     prepared = []
     for observation in results:
@@ -249,16 +255,28 @@ def result_section(
         )
         fix_observation(entry)
         prepared.append(entry)
-    note = (
-        "<p>The latest result of each analysis.</p>"
-        if per_analysis == 1
-        else f"<p>The latest {per_analysis} results of each analysis.</p>"
-    )
+    prepared += [
+        prepare(
+            r,
+            document,
+            table(REPORT_HEADERS, [report_row(r)]),
+            IPS_PROFILES["DiagnosticReport"],
+        )
+        for r in reports
+    ]
+    narrative = ""
+    if results:
+        narrative += (
+            "<p>The latest result of each analysis.</p>"
+            if per_analysis == 1
+            else f"<p>The latest {per_analysis} results of each analysis.</p>"
+        )
+        narrative += table(RESULT_HEADERS, [result_row(o) for o in results])
+    if reports:
+        narrative += "<p>Reports of these results and of other examinations.</p>"
+        narrative += table(REPORT_HEADERS, [report_row(r) for r in reports])
     section = _section(
-        "results",
-        "Results",
-        note + table(RESULT_HEADERS, [result_row(o) for o in results]),
-        document.urls(results),
+        "results", "Results", narrative, document.urls(results) + document.urls(reports)
     )
     return Section(section, prepared)
 

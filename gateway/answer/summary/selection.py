@@ -9,8 +9,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from fhir_profiles.codes import LOINC_SYSTEM, OBSERVATION_CATEGORY_SYSTEM
+from fhir_profiles.codes import (
+    DIAGNOSTIC_SERVICE_SECTION_SYSTEM,
+    LOINC_SYSTEM,
+    OBSERVATION_CATEGORY_SYSTEM,
+)
 from gateway.answer.summary.fhir_values import (
+    EPOCH,
     JsonObject,
     code_of,
     codings,
@@ -31,6 +36,10 @@ LEFT_OUT_ENCOUNTER_STATUSES = frozenset({"planned", "cancelled", "entered-in-err
 GIVEN_IMMUNIZATION_STATUSES = frozenset({"completed"})
 LEFT_OUT_PROCEDURE_STATUSES = frozenset({"preparation", "not-done", "entered-in-error"})
 CURRENT_CARE_PLAN_STATUSES = frozenset({"active", "on-hold"})
+#: A report's statuses the IPS lists (diagnostics-report-status-uv-ips; not withdrawn).
+REPORT_STATUSES = frozenset(
+    {"registered", "partial", "preliminary", "final", "amended", "corrected", "appended"}
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,8 @@ class Chosen:
     past_problems: list[JsonObject]
     immunizations: list[JsonObject]
     results: list[JsonObject]
+    #: DiagnosticReports: of the listed results, and imaging and other examinations.
+    reports: list[JsonObject]
     encounters: list[JsonObject]
     procedures: list[JsonObject]
     care_plans: list[JsonObject]
@@ -61,6 +72,7 @@ class Chosen:
             *self.past_problems,
             *self.immunizations,
             *self.results,
+            *self.reports,
             *self.encounters,
             *self.procedures,
             *self.care_plans,
@@ -76,6 +88,7 @@ def choose(
     medications, earlier = current_medications(by_type["MedicationRequest"])
     problems, past_problems = split_conditions(by_type["Condition"])
     care_plans, earlier_care_plans = current_care_plans(by_type["CarePlan"])
+    results = latest_results(by_type["Observation"], results_per_analysis)
     return Chosen(
         medications=medications,
         earlier_medications=earlier,
@@ -83,7 +96,8 @@ def choose(
         problems=problems,
         past_problems=past_problems,
         immunizations=given_immunizations(by_type["Immunization"]),
-        results=latest_results(by_type["Observation"], results_per_analysis),
+        results=results,
+        reports=listed_reports(by_type["DiagnosticReport"], results),
         encounters=recent_encounters(by_type["Encounter"], max_encounters),
         procedures=past_procedures(by_type["Procedure"]),
         care_plans=care_plans,
@@ -209,6 +223,38 @@ def latest_results(observations: Iterable[JsonObject], per_analysis: int) -> lis
         chosen.extend(candidates[:per_analysis])
     chosen.sort(key=lambda c: (-c[0].timestamp(), concept_text(c[2].get("code")), c[1]))
     return [obs for _, _, obs in chosen]
+
+
+def _is_examination(report: JsonObject) -> bool:
+    """Imaging and other examinations: a diagnostic service section other than the
+    laboratory's (a consultation's answer has none)."""
+    return any(
+        c.get("system") == DIAGNOSTIC_SERVICE_SECTION_SYSTEM and c.get("code") != "LAB"
+        for concept in report.get("category") or ()
+        for c in codings(concept)
+    )
+
+
+def listed_reports(
+    reports: Iterable[JsonObject], results: Iterable[JsonObject]
+) -> list[JsonObject]:
+    """The reports that group any of the listed ``results``, and the imaging and other
+    examination reports with a conclusion or a written report, newest first; a report
+    needs a code and an effective time, and a status that is not withdrawn."""
+    listed = {f"Observation/{o.get('id')}" for o in results}
+    chosen = []
+    for report in reports:
+        if (
+            report.get("status") not in REPORT_STATUSES
+            or not report.get("code")
+            or effective(report) is None
+        ):
+            continue
+        grouped = {r.get("reference") for r in report.get("result") or () if isinstance(r, dict)}
+        written = bool(report.get("conclusion") or report.get("presentedForm"))
+        if grouped & listed or (_is_examination(report) and written):
+            chosen.append(report)
+    return newest_first(chosen, lambda r: (effective(r) or EPOCH).isoformat())
 
 
 def recent_encounters(encounters: Iterable[JsonObject], limit: int) -> list[JsonObject]:
