@@ -6,7 +6,8 @@ Two resources are the same fact when their keys are equal; a resource without a 
 
 | type | key |
 | --- | --- |
-| Observation | LOINC code (else the first coding), effective instant, value with its unit |
+| Observation, laboratory | LOINC code (else the first coding), effective instant, value, unit |
+| Observation, other | the same and the performer (issuer) |
 | MedicationRequest | ATC code, day authored, dosage text |
 | Condition | first diagnosis coding, onset day |
 | Encounter | start instant, class, the producing care unit |
@@ -14,6 +15,7 @@ Two resources are the same fact when their keys are equal; a resource without a 
 | DocumentReference | date instant, SHA-256 of the first attachment's data |
 | AllergyIntolerance | substance code (first coding), clinical status, onset (else recorded) day |
 | Immunization | vaccine code (first coding), occurrence day |
+| MedicationDispense | ATC code, instant handed over (else prepared), quantity with its unit |
 
 The first resource of a group (sources in configuration order) stays; it gains one
 ``also-reported-by`` extension per duplicate naming the duplicate's source and original
@@ -33,6 +35,7 @@ from adapters.base import FhirResource
 from fhir_profiles.codes import ATC_SYSTEM, LOINC_SYSTEM
 from fhir_profiles.datetimes import parse_instant
 from fhir_profiles.extensions import ALSO_REPORTED_BY_URL
+from fhir_profiles.resource_types import LAB_OBSERVATION_PROFILE, profile_for
 
 Key = tuple[Hashable, ...]
 
@@ -80,8 +83,24 @@ def _observation_value(node: FhirResource) -> Hashable | None:
         )
     if isinstance(node.get("valueString"), str):
         return str(node["valueString"])
+    if isinstance(node.get("valueInteger"), int) and not isinstance(node["valueInteger"], bool):
+        return int(node["valueInteger"])  # an assessment's score
     if isinstance(node.get("valueCodeableConcept"), dict):
         return _code(node["valueCodeableConcept"])
+    return None
+
+
+def _issuer(resource: FhirResource) -> Hashable:
+    """Who performed a measurement: the first performer's identifier, else its display
+    (references differ between sources, so they say nothing)."""
+    for performer in resource.get("performer") or ():
+        if not isinstance(performer, dict):
+            continue
+        identifier = performer.get("identifier")
+        if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
+            return (identifier.get("system"), identifier["value"])
+        if isinstance(performer.get("display"), str):
+            return str(performer["display"])
     return None
 
 
@@ -102,7 +121,23 @@ def _observation(resource: FhirResource) -> Key | None:
             value = tuple(sorted(parts, key=repr))
     if code is None or when is None or value is None:
         return None
-    return (code, when, value)
+    if profile_for(resource) == LAB_OBSERVATION_PROFILE:
+        return (code, when, value)
+    # A vital sign or an assessment is the same reading only when the same unit (its
+    # issuer) reports it.
+    return (code, when, value, _issuer(resource))
+
+
+def _dispense(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("medicationCodeableConcept"), ATC_SYSTEM)
+    when = _instant(resource.get("whenHandedOver")) or _instant(resource.get("whenPrepared"))
+    quantity = resource.get("quantity")
+    amount = (
+        (round(float(quantity["value"]), 6) + 0.0, quantity.get("code") or quantity.get("unit"))
+        if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float)
+        else None
+    )
+    return None if code is None or when is None else (code, when, amount)
 
 
 def _medication(resource: FhirResource) -> Key | None:
@@ -193,6 +228,7 @@ MATCH_RULES: dict[str, Callable[[FhirResource], Key | None]] = {
     "DocumentReference": _document,
     "AllergyIntolerance": _allergy,
     "Immunization": _immunization,
+    "MedicationDispense": _dispense,
 }
 
 

@@ -45,6 +45,8 @@ def _matches(criterion: Filter, values: list[Any]) -> bool:
         return (not values) == criterion.missing
     if criterion.param.kind == "date":
         hit = any(_date_matches(c, lo, hi) for lo, hi in values for c in criterion.dates)
+    elif criterion.param.kind == "reference":
+        hit = any(_reference_matches(t.code, ref) for ref in values for t in criterion.tokens)
     else:
         hit = any(
             _token_matches(t, system, code) for system, code in values for t in criterion.tokens
@@ -56,6 +58,15 @@ def _token_matches(token: Token, system: str | None, code: str) -> bool:
     if token.check_system and system != token.system:
         return False
     return token.code is None or code == token.code
+
+
+def _reference_matches(wanted: str | None, reference: str) -> bool:
+    """``Type/id`` asked matches itself; a bare id any type's; an absolute URL its tail."""
+    if not wanted:
+        return False
+    return wanted == reference or (
+        reference.endswith("/" + wanted) or wanted.endswith("/" + reference)
+    )
 
 
 def _date_matches(criterion: DateCriterion, rlo: int, rhi: int) -> bool:

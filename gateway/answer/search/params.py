@@ -4,11 +4,14 @@ Each served type's parameters come from one table, :data:`PARAMS`, with the sear
 FHIR R4 defines for them: ``date`` is ``Observation.effective``, ``Encounter.period``,
 ``Appointment.start``, ``DocumentReference.date`` and
 ``MedicationRequest.dosageInstruction.timing.event`` (its authored date is
-``authoredon``), ``AllergyIntolerance.recordedDate`` and ``Immunization.occurrence``;
+``authoredon``), ``AllergyIntolerance.recordedDate`` and ``Immunization.occurrence``
+(MedicationDispense has no ``date``, only ``whenhandedover`` and ``whenprepared``);
 Condition has no ``date`` in R4, only ``onset-date`` and ``recorded-date``. Most types
 name their patient in ``subject``; Appointment in ``participant.actor``, AllergyIntolerance
 and Immunization in ``patient``. Parsing, matching and the capability list all read that
 table, so the CapabilityStatement cannot promise a parameter that is not honoured.
+A reference parameter other than ``patient`` (``MedicationDispense`` ``prescription``,
+``performer``) matches ``Type/id``, a bare id or an absolute URL ending in ``Type/id``.
 
 ``_include`` and ``_revinclude`` follow the reference parameters of a second table,
 :data:`LINKS` (``Observation:encounter`` points at an Encounter, ``Encounter:appointment``
@@ -53,6 +56,8 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
             "code": _token(("code",)),
             "status": _token(("status",)),
             "date": _date(("effectiveDateTime",), ("effectivePeriod",), ("effectiveInstant",)),
+            "component-code": _token(("component", "code")),
+            "combo-code": _token(("code",), ("component", "code")),
         },
         "MedicationRequest": {
             "patient": _PATIENT_SUBJECT,
@@ -110,6 +115,15 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
             "vaccine-code": _token(("vaccineCode",)),
             "date": _date(("occurrenceDateTime",)),
         },
+        "MedicationDispense": {
+            "patient": _PATIENT_SUBJECT,
+            "status": _token(("status",)),
+            "code": _token(("medicationCodeableConcept",)),
+            "whenhandedover": _date(("whenHandedOver",)),
+            "whenprepared": _date(("whenPrepared",)),
+            "prescription": Param("reference", (("authorizingPrescription",),)),
+            "performer": Param("reference", (("performer", "actor"),)),
+        },
     }
 )
 
@@ -164,6 +178,11 @@ LINKS: Mapping[str, Mapping[str, Link]] = MappingProxyType(
         },
         "AllergyIntolerance": {"patient": _to_patient("AllergyIntolerance")},
         "Immunization": {"patient": _to_patient("Immunization")},
+        "MedicationDispense": {
+            "patient": _to_patient("MedicationDispense"),
+            "subject": _to_patient("MedicationDispense"),
+            "prescription": Link("MedicationRequest", (("authorizingPrescription",),)),
+        },
     }
 )
 #: The Provenance of merged duplicates: every read of the record carries it, and every

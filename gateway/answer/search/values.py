@@ -68,7 +68,8 @@ def _span(value: Any) -> tuple[int, int] | None:
 
 
 def extract(resource: FhirResource, param: Param) -> list[Any]:
-    """The values ``param`` sees in ``resource``: (system, code) pairs or date spans."""
+    """The values ``param`` sees in ``resource``: (system, code) pairs, date spans or
+    reference strings."""
     values: list[Any] = []
     kind = param.kind
     for path in param.paths:
@@ -83,8 +84,12 @@ def extract(resource: FhirResource, param: Param) -> list[Any]:
         elif kind == "token":
             for value in found:
                 _tokens(value, values)
-        else:
-            values.extend(found)
+        else:  # reference: the reference string (its type and id)
+            values.extend(
+                value["reference"]
+                for value in found
+                if isinstance(value, dict) and isinstance(value.get("reference"), str)
+            )
     return values
 
 
