@@ -39,6 +39,7 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "DocumentReference": {"status": "token", "type": "token"},
     "AllergyIntolerance": {"code": "token", "clinical-status": "token"},
     "Immunization": {"status": "token", "vaccine-code": "token"},
+    "MedicationDispense": {"status": "token", "code": "token"},
 }
 for _type in PATIENT_COMPARTMENT_TYPES:
     SEARCH_PARAMS[_type] = {"_id": "token", "patient": "reference", "subject": "reference"} | (

@@ -7,12 +7,15 @@ with a coherent record around it: Condition (ICD-10-SE), Encounter, Appointment 
 future), DocumentReference (Swedish journal notes as base64 text), Observation (lab results
 coded the region's way) and MedicationRequest (ATC); for the test person and the children
 under 13 also AllergyIntolerance (SNOMED CT) and Immunization (ATC: the childhood
-programme), built after everyone's record so that adding them changed no other resource.
+programme), then vital signs and growth (Observation, LOINC, category vital-signs), a
+functional status assessment (category survey) and MedicationDispense (dispensed
+prescriptions), each built after everyone's record so that adding them changed no other
+resource.
 
 A person's clinical profile (diagnoses, usual lab levels) is the same in every region they
 live in; what each region recorded differs. The test person Tolvan Tolvansson has a rich
-record, about a thousand resources over the three regions; everyone else has 10 to 60 per
-region. Nothing depends on the real clock: dates are relative to
+record, about 1,250 resources over the three regions; everyone else has 10 to 60 per
+region (besides a child's growth curve). Nothing depends on the real clock: dates are relative to
 :data:`simregions.clock.REFERENCE_DATE`.
 
 Deliberate duplicates (for the gateway's deduplication work), all for the test person:
@@ -25,8 +28,9 @@ Deliberate duplicates (for the gateway's deduplication work), all for the test p
   and Region Väst (same ATC code, product text, dosage, requester and validity);
 * the B-Hb result of 2026-05-20 07:48, also from Klinisk kemi Norrhamn, is reported by Region
   Nord (LOINC 718-7) and Region Syd (NPU28309): a duplicate once codes are mapped;
-* the penicillin allergy recorded 2019-03-12 and the influenza vaccination of 2024-10-21
-  are reported identically by Region Nord and Region Väst.
+* the penicillin allergy recorded 2019-03-12, the influenza vaccination of 2024-10-21, the
+  blood pressure taken at Vårdcentralen Norrby on 2024-03-05 and the Eliquis dispensed on
+  2026-06-03 are reported identically by Region Nord and Region Väst.
 
 :func:`deliberate_duplicates` lists their resource ids.
 
@@ -50,6 +54,8 @@ One module per part of the record, each using only those above it:
     records        each person's record: episodes of care, check-ups, trimming
     allergies      AllergyIntolerance (the test person's and the children's)
     immunizations  Immunization (the test person's and the children's)
+    vitals         vital signs, growth and a functional status assessment (Observation)
+    dispenses      MedicationDispense (the test person's and the children's)
     build          a region's data, built once; the list of deliberate duplicates
 """
 
