@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-#: The IPS profile each kind of entry conforms to (and names in ``meta.profile``).
+#: The IPS profile each kind of entry conforms to (and names in ``meta.profile``): by
+#: resource type, and ``vital-signs`` for the Vital Signs section's Observations.
 IPS_PROFILES: Mapping[str, str] = MappingProxyType(
     {
         "Bundle": "http://hl7.org/fhir/uv/ips/StructureDefinition/Bundle-uv-ips",
@@ -23,6 +24,8 @@ IPS_PROFILES: Mapping[str, str] = MappingProxyType(
         "AllergyIntolerance": "http://hl7.org/fhir/uv/ips/StructureDefinition/AllergyIntolerance-uv-ips",
         "Immunization": "http://hl7.org/fhir/uv/ips/StructureDefinition/Immunization-uv-ips",
         "Observation": "http://hl7.org/fhir/uv/ips/StructureDefinition/Observation-results-laboratory-pathology-uv-ips",
+        # The Vital Signs section's entries: FHIR R4's own vital signs profile.
+        "vital-signs": "http://hl7.org/fhir/StructureDefinition/vitalsigns",
     }
 )
 
@@ -37,5 +40,6 @@ SECTION_CODES: Mapping[str, tuple[str, str]] = MappingProxyType(
         "results": ("30954-2", "Relevant diagnostic tests/laboratory data Narrative"),
         "encounters": ("46240-8", "History of Hospitalizations+Outpatient visits Narrative"),
         "immunizations": ("11369-6", "History of Immunization Narrative"),
+        "vital_signs": ("8716-3", "Vital signs"),
     }
 )

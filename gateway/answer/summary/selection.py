@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fhir_profiles.codes import LOINC_SYSTEM, OBSERVATION_CATEGORY_SYSTEM
+from gateway.answer.summary.dispensed import latest_dispenses
 from gateway.answer.summary.fhir_values import (
     JsonObject,
     code_of,
@@ -22,6 +23,7 @@ from gateway.answer.summary.fhir_values import (
     onset,
     status_code,
 )
+from gateway.answer.summary.vital_signs import latest_vital_signs
 
 CURRENT_MEDICATION_STATUSES = frozenset({"active", "on-hold"})
 ACTIVE_CLINICAL_STATUSES = frozenset({"active", "recurrence", "relapse"})
@@ -38,22 +40,27 @@ class Chosen:
     medications: list[JsonObject]
     #: Prescriptions left out because they are no longer current (completed, stopped).
     earlier_medications: int
+    #: The latest dispensing of each current prescription.
+    dispenses: list[JsonObject]
     allergies: list[JsonObject]
     problems: list[JsonObject]
     past_problems: list[JsonObject]
     immunizations: list[JsonObject]
     results: list[JsonObject]
     encounters: list[JsonObject]
+    vital_signs: list[JsonObject]
 
     def resources(self) -> list[JsonObject]:
         """Every chosen resource, in the order of the document's entries."""
         return [
             *self.medications,
+            *self.dispenses,
             *self.allergies,
             *self.problems,
             *self.past_problems,
             *self.immunizations,
             *self.results,
+            *self.vital_signs,
             *self.encounters,
         ]
 
@@ -68,12 +75,14 @@ def choose(
     return Chosen(
         medications=medications,
         earlier_medications=earlier,
+        dispenses=latest_dispenses(by_type["MedicationDispense"], medications),
         allergies=recorded_allergies(by_type["AllergyIntolerance"]),
         problems=problems,
         past_problems=past_problems,
         immunizations=given_immunizations(by_type["Immunization"]),
         results=latest_results(by_type["Observation"], results_per_analysis),
         encounters=recent_encounters(by_type["Encounter"], max_encounters),
+        vital_signs=latest_vital_signs(by_type["Observation"]),
     )
 
 
