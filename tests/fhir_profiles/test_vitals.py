@@ -109,8 +109,10 @@ def test_laboratory_rules_never_touch_a_vital_sign() -> None:
         valueQuantity=quantity(97, "%"),
         referenceRange=[{"low": quantity(95, "%")}],
     )
+    sent = copy.deepcopy(observation)
     issues: list[str] = []
-    assert not normalise_resource(observation, issues)
+    normalise_resource(observation, issues)
+    assert observation == sent
     assert issues == []
     assert validate(observation) == []
     odd = vital("8867-4", valueQuantity=quantity(1.2, "Hz"))
