@@ -40,6 +40,7 @@ from consent.entries import AuditEntryPublic
 from fhir_profiles.record_status import (
     FhirResource,
     care_tags,
+    concerned_units,
     held_back_from_patient,
     is_nullified,
     states_record_status,
@@ -97,7 +98,11 @@ class Visibility:
             return True
         if self.decision.hides_unapproved and held_back_from_patient(resource):
             return True
-        return self.hides(*care_tags(resource))
+        provider, unit = care_tags(resource)
+        if self.hides(provider, unit):
+            return True
+        hidden_units = self.decision.hidden_units
+        return bool(hidden_units) and any(u in hidden_units for u in concerned_units(resource))
 
     def shown(self, resources: Sequence[FhirResource]) -> list[bool]:
         """For each of ``resources``, whether it may be shown."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-#: The IPS profile each kind of entry conforms to (and names in ``meta.profile``).
+#: The IPS profile each kind of entry conforms to (and names in ``meta.profile``): by
+#: resource type, and ``vital-signs`` for the Vital Signs section's Observations.
 IPS_PROFILES: Mapping[str, str] = MappingProxyType(
     {
         "Bundle": "http://hl7.org/fhir/uv/ips/StructureDefinition/Bundle-uv-ips",
@@ -26,6 +27,8 @@ IPS_PROFILES: Mapping[str, str] = MappingProxyType(
         "Observation": "http://hl7.org/fhir/uv/ips/StructureDefinition/Observation-results-laboratory-pathology-uv-ips",
         "Procedure": "http://hl7.org/fhir/uv/ips/StructureDefinition/Procedure-uv-ips",
         "Flag": "http://hl7.org/fhir/uv/ips/StructureDefinition/Flag-alert-uv-ips",
+        # The Vital Signs section's entries: FHIR R4's own vital signs profile.
+        "vital-signs": "http://hl7.org/fhir/StructureDefinition/vitalsigns",
     }
 )
 
@@ -43,5 +46,6 @@ SECTION_CODES: Mapping[str, tuple[str, str]] = MappingProxyType(
         "procedures": ("47519-4", "History of Procedures Document"),
         "plan_of_care": ("18776-5", "Plan of care note"),
         "alerts": ("104605-1", "Alert"),
+        "vital_signs": ("8716-3", "Vital signs"),
     }
 )

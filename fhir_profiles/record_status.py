@@ -22,6 +22,10 @@ FhirResource = dict[str, Any]
 
 CARE_PROVIDER_TAG = "https://samlad.se/fhir/CodeSystem/care-provider"
 CARE_UNIT_TAG = "https://samlad.se/fhir/CodeSystem/care-unit"
+#: A care unit a record names as asked to act, besides the unit whose record it is (a
+#: referral's performer): a block of that unit hides the record too, since it tells of
+#: care there.
+CONCERNED_UNIT_TAG = "https://samlad.se/fhir/CodeSystem/concerned-unit"
 APPROVED_FOR_PATIENT_TAG = "https://samlad.se/fhir/CodeSystem/approved-for-patient"
 NULLIFIED_TAG = "https://samlad.se/fhir/CodeSystem/nullified"
 
@@ -83,6 +87,18 @@ def states_record_status(resource: FhirResource) -> bool:
     return bool(
         _tag_codes(resource, APPROVED_FOR_PATIENT_TAG) or _tag_codes(resource, NULLIFIED_TAG)
     )
+
+
+def concerned_units(resource: FhirResource) -> list[str]:
+    """The care units (HSA-ids) a unified resource names as asked to act (see
+    :data:`CONCERNED_UNIT_TAG`)."""
+    return [
+        str(tag["code"])
+        for tag in (resource.get("meta") or {}).get("tag", ())
+        if isinstance(tag, dict)
+        and tag.get("system") == CONCERNED_UNIT_TAG
+        and isinstance(tag.get("code"), str)
+    ]
 
 
 def care_tags(resource: FhirResource) -> tuple[str | None, str | None]:

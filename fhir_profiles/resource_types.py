@@ -3,6 +3,12 @@ the one home of what a type is. The rules the gateway applies per type (duplicat
 search parameters, the patient summary's sections) live with those rules and are held
 to this list by tests.
 
+A type may have a profile per category: an Observation is a laboratory result, a vital
+sign (growth included) or an assessment (functional status) by its ``category``
+(:data:`~fhir_profiles.codes.OBSERVATION_CATEGORY_SYSTEM`), and :func:`profile_for` is the
+one place a resource's profile is chosen (the validator and the normalisation both ask
+it). A resource without a category of its own profile conforms to the type's ``profile``.
+
 :data:`PATIENT_COMPARTMENT_TYPES` are the types asked of every source, in the order they
 are asked, merged and streamed; the Patient and the Provenance the gateway makes are
 emitted too.
@@ -11,8 +17,11 @@ emitted too.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
+
+from fhir_profiles.codes import OBSERVATION_CATEGORY_SYSTEM
 
 #: A path to an element: keys from the resource down (lists on the way are walked).
 Path = tuple[str, ...]
@@ -36,6 +45,15 @@ class ResourceType:
     #: About no patient: what references in answers point to (who, where), read from the
     #: source that answered by id.
     referenced: bool = False
+    #: The profile of a resource in a category (an observation-category code) that has one.
+    category_profiles: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+#: The Observation profiles: laboratory (the type's default), vital signs and growth,
+#: assessments (functional status).
+LAB_OBSERVATION_PROFILE = "https://samlad.se/fhir/StructureDefinition/samlad-observation-lab"
+VITAL_SIGNS_PROFILE = "https://samlad.se/fhir/StructureDefinition/samlad-observation-vitalsigns"
+SURVEY_OBSERVATION_PROFILE = "https://samlad.se/fhir/StructureDefinition/samlad-observation-survey"
 
 
 def _types(*types: ResourceType) -> Mapping[str, ResourceType]:
@@ -46,7 +64,7 @@ def _types(*types: ResourceType) -> Mapping[str, ResourceType]:
 RESOURCE_TYPES: Mapping[str, ResourceType] = _types(
     ResourceType(
         "Observation",
-        profile="https://samlad.se/fhir/StructureDefinition/samlad-observation-lab",
+        profile=LAB_OBSERVATION_PROFILE,
         datetime_fields=(
             ("effectiveDateTime",),
             ("effectiveInstant",),
@@ -58,6 +76,13 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = _types(
         patient_fields=("subject",),
         mandatory=frozenset({"status", "code"}),
         compartment=True,
+        category_profiles=MappingProxyType(
+            {
+                "laboratory": LAB_OBSERVATION_PROFILE,
+                "vital-signs": VITAL_SIGNS_PROFILE,
+                "survey": SURVEY_OBSERVATION_PROFILE,
+            }
+        ),
     ),
     ResourceType(
         "MedicationRequest",
@@ -231,6 +256,17 @@ RESOURCE_TYPES: Mapping[str, ResourceType] = _types(
         compartment=True,
     ),
     ResourceType(
+        "MedicationDispense",
+        profile="https://samlad.se/fhir/StructureDefinition/samlad-medicationdispense",
+        datetime_fields=(
+            ("whenPrepared",),
+            ("whenHandedOver",),
+        ),
+        patient_fields=("subject",),
+        mandatory=frozenset({"status", "medication"}),
+        compartment=True,
+    ),
+    ResourceType(
         "Practitioner",
         profile="https://samlad.se/fhir/StructureDefinition/samlad-practitioner",
         datetime_fields=(("birthDate",),),
@@ -278,3 +314,29 @@ PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = tuple(
 #: The types references point to that are about no patient (read by id from the source
 #: that answered: :mod:`gateway.collect.directory`).
 REFERENCED_TYPES: tuple[str, ...] = tuple(t.name for t in RESOURCE_TYPES.values() if t.referenced)
+
+
+def profile_for(resource: Mapping[str, Any]) -> str | None:
+    """The Samlad profile ``resource`` conforms to: its category's, else its type's; None
+    for a type the catalogue does not hold."""
+    served = RESOURCE_TYPES.get(str(resource.get("resourceType")))
+    if served is None:
+        return None
+    if served.category_profiles:
+        categories = resource.get("category")
+        for concept in categories if isinstance(categories, list) else ():
+            codings = concept.get("coding") if isinstance(concept, dict) else None
+            for coding in codings if isinstance(codings, list) else ():
+                if (
+                    isinstance(coding, dict)
+                    and coding.get("system") == OBSERVATION_CATEGORY_SYSTEM
+                    and coding.get("code") in served.category_profiles
+                ):
+                    return served.category_profiles[coding["code"]]
+    return served.profile
+
+
+#: Every profile of every type (a type's own and those of its categories).
+ALL_PROFILES: frozenset[str] = frozenset(
+    url for t in RESOURCE_TYPES.values() for url in (t.profile, *t.category_profiles.values())
+)

@@ -47,14 +47,16 @@ Common to all: ``GET /fhir/metadata`` (no token), read ``GET /fhir/{type}/{id}``
 ``GET /fhir/{type}?...`` and ``POST /fhir/{type}/_search`` (form), per patient with
 ``patient=`` or ``subject=`` for Observation, MedicationRequest, Appointment, Encounter,
 Condition, DocumentReference, AllergyIntolerance, Immunization, Procedure, CarePlan,
-CareTeam, Flag, DiagnosticReport and ServiceRequest, plus token filters and
-``_lastUpdated``. Unknown search parameters are ignored and reported in an OperationOutcome
-entry (``search.mode = outcome``); unknown types are a 400, unknown ids a 404, a missing
-token a 401, all as OperationOutcome. Types served: Patient, Organization (care provider
-and care units with HSA-ids), Location, Practitioner, and the fourteen patient types above.
+CareTeam, Flag, DiagnosticReport, ServiceRequest and MedicationDispense, plus token filters
+and ``_lastUpdated``. Unknown search parameters are ignored and reported in an
+OperationOutcome entry (``search.mode = outcome``); unknown types are a 400, unknown ids a
+404, a missing token a 401, all as OperationOutcome. Types served: Patient, Organization
+(care provider and care units with HSA-ids), Location, Practitioner, and the fifteen
+patient types above.
 
 The data: every region has 70-80 people (at least 50), the test person 19121212-1212 Tolvan
-Tolvansson in all three with about 1,100 resources in total, everyone else 10 to 60 per region.
+Tolvansson in all three with about 1,250 resources in total, everyone else 10 to 60 per region
+(besides a child's growth curve).
 A few people have a samordningsnummer, two more are over 100, a few children under 13 have
 guardians among the people (``GET /_sim/relations``), two have protected identity
 (``meta.security`` R, no address). Deliberate duplicates of Tolvan's data exist

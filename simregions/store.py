@@ -45,6 +45,7 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "Flag": {"category": "token"},
     "DiagnosticReport": {"status": "token", "code": "token", "category": "token"},
     "ServiceRequest": {"status": "token", "code": "token", "category": "token", "intent": "token"},
+    "MedicationDispense": {"status": "token", "code": "token"},
 }
 for _type in PATIENT_COMPARTMENT_TYPES:
     SEARCH_PARAMS[_type] = {"_id": "token", "patient": "reference", "subject": "reference"} | (

@@ -56,6 +56,8 @@ REQUIRED_BINDINGS: Mapping[str, frozenset[str]] = MappingProxyType(
             "cancelled entered-in-error unknown",
             "DocumentReference.status": "current superseded entered-in-error",
             "DocumentReference.docStatus": "preliminary final amended entered-in-error",
+            "MedicationDispense.status": "preparation in-progress cancelled on-hold completed "
+            "entered-in-error stopped declined unknown",
             "AllergyIntolerance.type": "allergy intolerance",
             "AllergyIntolerance.category": "food medication environment biologic",
             "AllergyIntolerance.criticality": "low high unable-to-assess",

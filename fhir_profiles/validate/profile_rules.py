@@ -33,7 +33,9 @@ from fhir_profiles.identifiers import (
     InvalidPersonIdentifier,
     canonical_identifier,
 )
+from fhir_profiles.resource_types import profile_for
 from fhir_profiles.validate.issues import Issue, Severity, codes_of, nodes, values_at
+from fhir_profiles.vitals import vital_sign_for
 
 _PERSON_NUMBER_TEXT = re.compile(r"(?<![0-9])(?:[0-9]{2})?[0-9]{6}[-+]?[0-9]{4}(?![0-9])")
 
@@ -176,6 +178,56 @@ def _obs_canonical_unit(resource: dict[str, Any], where: str) -> list[Issue]:
     return [_issue("samlad-obs-3", f"{where}.valueQuantity", message, "warning")]
 
 
+def _quantities(resource: dict[str, Any], where: str) -> list[tuple[Any, object, str]]:
+    """Each (quantity, the code it measures, path) of an Observation: its value's and its
+    components'."""
+    found: list[tuple[Any, object, str]] = []
+    if "valueQuantity" in resource:
+        found.append((resource["valueQuantity"], resource.get("code"), f"{where}.valueQuantity"))
+    for component, at in values_at(resource, "component", where):
+        if isinstance(component, dict) and "valueQuantity" in component:
+            found.append((component["valueQuantity"], component.get("code"), f"{at}.valueQuantity"))
+    return found
+
+
+def _vital_loinc(resource: dict[str, Any], where: str) -> list[Issue]:
+    if codes_of(resource.get("code"), LOINC_SYSTEM):
+        return []
+    return [_issue("samlad-vs-1", f"{where}.code", "a vital sign without a LOINC coding")]
+
+
+def _vital_ucum(resource: dict[str, Any], where: str) -> list[Issue]:
+    return [
+        _issue("samlad-vs-2", at, "not UCUM-coded")
+        for quantity, _, at in _quantities(resource, where)
+        if not isinstance(quantity, dict)
+        or quantity.get("system") != UCUM_SYSTEM
+        or not isinstance(quantity.get("code"), str)
+    ]
+
+
+def _vital_unit(resource: dict[str, Any], where: str) -> list[Issue]:
+    issues = []
+    for quantity, code, at in _quantities(resource, where):
+        sign = vital_sign_for(code)
+        if sign is None or sign.unit is None or not isinstance(quantity, dict):
+            continue
+        if quantity.get("system") == UCUM_SYSTEM and quantity.get("code") != sign.unit:
+            message = f"not in the unit {sign.unit!r} of the vital sign"
+            issues.append(_issue("samlad-vs-3", at, message, "warning"))
+    return issues
+
+
+def _observation_value(resource: dict[str, Any], where: str) -> list[Issue]:
+    if any(
+        key.startswith("value") or key in ("component", "hasMember", "dataAbsentReason")
+        for key in resource
+    ):
+        return []
+    message = "no value, component, member or dataAbsentReason"
+    return [_issue("samlad-obs-4", where, message)]
+
+
 def _atc_system(resource: dict[str, Any], where: str) -> list[Issue]:
     concept = resource.get("medicationCodeableConcept")
     if not isinstance(concept, dict):
@@ -276,6 +328,10 @@ PROFILE_RULES: Mapping[str, Rule] = MappingProxyType(
         "samlad-obs-1": _obs_loinc,
         "samlad-obs-2": _obs_ucum,
         "samlad-obs-3": _obs_canonical_unit,
+        "samlad-obs-4": _observation_value,
+        "samlad-vs-1": _vital_loinc,
+        "samlad-vs-2": _vital_ucum,
+        "samlad-vs-3": _vital_unit,
         "samlad-mr-1": _atc_system,
         "samlad-app-1": _appointment_patient,
         "samlad-doc-1": _attachment_types,
@@ -287,8 +343,9 @@ PROFILE_RULES: Mapping[str, Rule] = MappingProxyType(
 
 
 def profile_issues(resource: dict[str, Any], rtype: str, where: str) -> list[Issue]:
-    """Every layer-3 problem of one resource of type ``rtype``; [] for a type without profile."""
-    profile = profiles().get(PROFILE_FOR_TYPE.get(rtype, ""))
+    """Every layer-3 problem of one resource of type ``rtype`` against its profile (chosen
+    by :func:`~fhir_profiles.resource_types.profile_for`); [] for a type without profile."""
+    profile = profiles().get(profile_for(resource) or PROFILE_FOR_TYPE.get(rtype, ""))
     if profile is None:
         return []
     issues = _check_cardinality(resource, profile, where)

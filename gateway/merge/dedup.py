@@ -6,7 +6,8 @@ Two resources are the same fact when their keys are equal; a resource without a 
 
 | type | key |
 | --- | --- |
-| Observation | LOINC code (else the first coding), effective instant, value with its unit |
+| Observation, laboratory | LOINC code (else the first coding), effective instant, value, unit |
+| Observation, other | the same and the performer (issuer) |
 | MedicationRequest | ATC code, day authored, dosage text |
 | Condition | first diagnosis coding, onset day |
 | Encounter | start instant, class, the producing care unit |
@@ -20,6 +21,7 @@ Two resources are the same fact when their keys are equal; a resource without a 
 | Flag | code (first coding), status, period start day |
 | DiagnosticReport | code (LOINC first), effective instant, issuer; else its identifier |
 | ServiceRequest | code (first coding), authored instant, requester; else its identifier |
+| MedicationDispense | ATC code, instant handed over (else prepared), quantity with its unit |
 
 A report's issuer is its first performer and a request's its requester, each by HSA-id,
 else by display; without all three parts, its identifier (the first with a system and a
@@ -43,6 +45,7 @@ from adapters.base import FhirResource
 from fhir_profiles.codes import ATC_SYSTEM, LOINC_SYSTEM
 from fhir_profiles.datetimes import parse_instant
 from fhir_profiles.extensions import ALSO_REPORTED_BY_URL
+from fhir_profiles.resource_types import LAB_OBSERVATION_PROFILE, profile_for
 
 Key = tuple[Hashable, ...]
 
@@ -90,8 +93,24 @@ def _observation_value(node: FhirResource) -> Hashable | None:
         )
     if isinstance(node.get("valueString"), str):
         return str(node["valueString"])
+    if isinstance(node.get("valueInteger"), int) and not isinstance(node["valueInteger"], bool):
+        return int(node["valueInteger"])  # an assessment's score
     if isinstance(node.get("valueCodeableConcept"), dict):
         return _code(node["valueCodeableConcept"])
+    return None
+
+
+def _issuer(resource: FhirResource) -> Hashable:
+    """Who performed a measurement: the first performer's identifier, else its display
+    (references differ between sources, so they say nothing)."""
+    for performer in resource.get("performer") or ():
+        if not isinstance(performer, dict):
+            continue
+        identifier = performer.get("identifier")
+        if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
+            return (identifier.get("system"), identifier["value"])
+        if isinstance(performer.get("display"), str):
+            return str(performer["display"])
     return None
 
 
@@ -112,7 +131,23 @@ def _observation(resource: FhirResource) -> Key | None:
             value = tuple(sorted(parts, key=repr))
     if code is None or when is None or value is None:
         return None
-    return (code, when, value)
+    if profile_for(resource) == LAB_OBSERVATION_PROFILE:
+        return (code, when, value)
+    # A vital sign or an assessment is the same reading only when the same unit (its
+    # issuer) reports it.
+    return (code, when, value, _issuer(resource))
+
+
+def _dispense(resource: FhirResource) -> Key | None:
+    code = _code(resource.get("medicationCodeableConcept"), ATC_SYSTEM)
+    when = _instant(resource.get("whenHandedOver")) or _instant(resource.get("whenPrepared"))
+    quantity = resource.get("quantity")
+    amount = (
+        (round(float(quantity["value"]), 6) + 0.0, quantity.get("code") or quantity.get("unit"))
+        if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float)
+        else None
+    )
+    return None if code is None or when is None else (code, when, amount)
 
 
 def _medication(resource: FhirResource) -> Key | None:
@@ -286,6 +321,7 @@ MATCH_RULES: dict[str, Callable[[FhirResource], Key | None]] = {
     "Flag": _flag,
     "DiagnosticReport": _report,
     "ServiceRequest": _service_request,
+    "MedicationDispense": _dispense,
 }
 
 

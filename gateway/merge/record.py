@@ -35,7 +35,7 @@ from fhir_profiles.demographics import SourcePatient
 from fhir_profiles.extensions import ALSO_REPORTED_BY_URL, FETCHED_AT_URL
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, SOURCE_SYSTEM, SOURCE_URI, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
-from fhir_profiles.record_status import CARE_PROVIDER_TAG, CARE_UNIT_TAG
+from fhir_profiles.record_status import CARE_PROVIDER_TAG, CARE_UNIT_TAG, CONCERNED_UNIT_TAG
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
 from gateway.merge.admission import (
     PATIENT_FIELDS,
@@ -47,7 +47,7 @@ from gateway.merge.admission import (
 )
 from gateway.merge.dedup import deduplicate
 from gateway.merge.linking import LinkError, check_link, unified_patient
-from gateway.merge.units import care_unit_of
+from gateway.merge.units import care_unit_of, concerned_units_of
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport
 
 #: The types a reference can resolve to in an answer, besides the source's own Patient
@@ -178,7 +178,8 @@ def _rewrite(
         [
             t
             for t in existing
-            if isinstance(t, dict) and t.get("system") not in (CARE_PROVIDER_TAG, CARE_UNIT_TAG)
+            if isinstance(t, dict)
+            and t.get("system") not in (CARE_PROVIDER_TAG, CARE_UNIT_TAG, CONCERNED_UNIT_TAG)
         ]
         if isinstance(existing, list)
         else []
@@ -187,6 +188,11 @@ def _rewrite(
         tags.append(dict(ctx.provider_tag))
     if unit:
         tags.append({"system": CARE_UNIT_TAG, "code": unit})
+    tags += [
+        {"system": CONCERNED_UNIT_TAG, "code": concerned}
+        for concerned in concerned_units_of(resource, ctx.provider)
+        if concerned != unit
+    ]
     if tags:
         meta["tag"] = tags
     meta["extension"] = [{"url": FETCHED_AT_URL, "valueInstant": ctx.fetched}]

@@ -49,10 +49,14 @@ def _names_a_person(ref: dict[str, Any]) -> bool:
     return kind in _PEOPLE or named in _PEOPLE
 
 
-def _named_unit(resource: FhirResource, provider: str | None) -> str | None:
+def _named_unit(
+    resource: FhirResource, provider: str | None, fields: tuple[str, ...] | None = None
+) -> str | None:
     """The HSA-id of the care unit named in the resource, if it names one: never a person
     (a recorder or requester named by HSA-id, typed or referenced as such)."""
-    for name in UNIT_FIELDS_OF_TYPE.get(str(resource.get("resourceType")), UNIT_FIELDS):
+    if fields is None:
+        fields = UNIT_FIELDS_OF_TYPE.get(str(resource.get("resourceType")), UNIT_FIELDS)
+    for name in fields:
         value = resource.get(name)
         for ref in value if isinstance(value, list) else [value]:
             if isinstance(ref, dict) and isinstance(ref.get("actor"), dict):
@@ -81,6 +85,25 @@ def _adapters_unit(tags: Any) -> str | None:
         ):
             return str(tag["code"])
     return None
+
+
+#: Per type, where it names units asked to act, which a block of theirs hides it by too:
+#: a referral to a unit tells of care there.
+CONCERNED_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"ServiceRequest": ("performer",)}
+)
+
+
+def concerned_units_of(resource: FhirResource, provider: str | None) -> list[str]:
+    """The care units (HSA-ids) ``resource`` names as asked to act (never a person)."""
+    units = []
+    for name in CONCERNED_FIELDS.get(str(resource.get("resourceType")), ()):
+        value = resource.get(name)
+        for ref in value if isinstance(value, list) else [value]:
+            unit = _named_unit({name: ref}, provider, (name,))
+            if unit is not None and unit not in units:
+                units.append(unit)
+    return units
 
 
 def care_unit_of(resource: FhirResource, provider: str | None, tags: Any) -> str | None:

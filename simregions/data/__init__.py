@@ -9,13 +9,15 @@ coded the region's way) and MedicationRequest (ATC); for the test person and the
 under 13 also AllergyIntolerance (SNOMED CT) and Immunization (ATC: the childhood
 programme), Procedure (KVÅ), CarePlan, CareTeam and Flag (alert information),
 DiagnosticReport and ServiceRequest (the test person's lab reports by panel, an X-ray
-report, referrals answered and not; each child's referral and its answer), built
+report, referrals answered and not; each child's referral and its answer), then vital
+signs and growth (Observation, LOINC, category vital-signs), a functional status
+assessment (category survey) and MedicationDispense (dispensed prescriptions), each built
 after everyone's record so that adding them changed no other resource.
 
 A person's clinical profile (diagnoses, usual lab levels) is the same in every region they
 live in; what each region recorded differs. The test person Tolvan Tolvansson has a rich
-record, about a thousand resources over the three regions; everyone else has 10 to 60 per
-region. Nothing depends on the real clock: dates are relative to
+record, about 1,250 resources over the three regions; everyone else has 10 to 60 per
+region (besides a child's growth curve). Nothing depends on the real clock: dates are relative to
 :data:`simregions.clock.REFERENCE_DATE`.
 
 Deliberate duplicates (for the gateway's deduplication work), all for the test person:
@@ -29,8 +31,9 @@ Deliberate duplicates (for the gateway's deduplication work), all for the test p
 * the B-Hb result of 2026-05-20 07:48, also from Klinisk kemi Norrhamn, is reported by Region
   Nord (LOINC 718-7) and Region Syd (NPU28309): a duplicate once codes are mapped;
 * the penicillin allergy recorded 2019-03-12, the influenza vaccination of 2024-10-21, the
-  electrical cardioversion of 2025-11-04 and the anticoagulant alert flag of 2026-06-02
-  are reported identically by Region Nord and Region Väst;
+  electrical cardioversion of 2025-11-04, the anticoagulant alert flag of 2026-06-02, the
+  blood pressure taken at Vårdcentralen Norrby on 2024-03-05 and the Eliquis dispensed on
+  2026-06-03 are reported identically by Region Nord and Region Väst;
 * the lab reports holding the B-Hb and the P-CRP above are reported by both regions that
   report the result (same panel code, sampling time and laboratory HSA-id).
 
@@ -59,6 +62,8 @@ One module per part of the record, each using only those above it:
     care           Procedure, CarePlan, CareTeam (the test person's and the children's)
     alerts         Flag: alert information (the test person's and the children's)
     reports        DiagnosticReport and ServiceRequest (the test person's and the children's)
+    vitals         vital signs, growth and a functional status assessment (Observation)
+    dispenses      MedicationDispense (the test person's and the children's)
     build          a region's data, built once; the list of deliberate duplicates
 """
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 
 from simregions.data.alerts import add_alerts, add_child_alerts
 from simregions.data.allergies import add_allergies, add_child_allergies
 from simregions.data.builder import FhirResource, RegionBuilder
 from simregions.data.care import add_care, add_child_care
+from simregions.data.dispenses import add_dispenses
 from simregions.data.immunizations import add_childhood_programme, add_immunizations
 from simregions.data.organisations import build_organisations, build_practitioners
 from simregions.data.records import build_people
@@ -22,6 +24,7 @@ from simregions.data.reports import (
     add_lab_reports,
     add_open_referral,
 )
+from simregions.data.vitals import add_growth, add_vital_signs
 from simregions.people import TEST_PERSON_PNR, people_in_region
 from simregions.regions import RegionSpec, get_region
 
@@ -45,6 +48,7 @@ SERVED_TYPES: tuple[str, ...] = (
     "Flag",
     "DiagnosticReport",
     "ServiceRequest",
+    "MedicationDispense",
 )
 #: The types searched per patient (``?patient=``).
 PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = (
@@ -62,6 +66,7 @@ PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = (
     "Flag",
     "DiagnosticReport",
     "ServiceRequest",
+    "MedicationDispense",
 )
 
 
@@ -98,6 +103,7 @@ def build_region_data(region: RegionSpec) -> RegionData:
     build_allergies_and_immunizations(builder)
     build_care_and_alerts(builder)
     build_reports_and_referrals(builder)
+    build_measurements_and_dispenses(builder)
     return RegionData(
         region=region,
         resources=tuple(builder.resources),
@@ -159,6 +165,22 @@ def build_reports_and_referrals(builder: RegionBuilder) -> None:
             add_child_referral(builder, patient, person.birth_date)
 
 
+def build_measurements_and_dispenses(builder: RegionBuilder) -> None:
+    """The test person's vital signs, assessments and dispensed medicines, and the growth
+    and dispensed medicines of the children under 13 who live here. Built after every
+    other type, so those keep their ids and values."""
+    tolvan = builder.patient_ids.get(TEST_PERSON_PNR)
+    if tolvan is not None:
+        patient = {"reference": f"Patient/{tolvan}"}
+        add_vital_signs(builder, patient)
+        add_dispenses(builder, patient)
+    for person in people_in_region(builder.region.id):
+        if person.age < 13 and person.regions[0] == builder.region.id:
+            patient = {"reference": f"Patient/{builder.patient_ids[person.pnr]}"}
+            add_growth(builder, patient, person)
+            add_dispenses(builder, patient, since=date.min)
+
+
 def deliberate_duplicates() -> tuple[DeliberateDuplicate, ...]:
     """The planted duplicates, with each copy's (region id, resource id)."""
     data = {
@@ -213,5 +235,15 @@ def deliberate_duplicates() -> tuple[DeliberateDuplicate, ...]:
             "DiagnosticReport",
             "the report of the P-CRP of 2026-09-14, identical in Nord and Väst",
             ids("crp-report-duplicate", "nord", "vast"),
+        ),
+        DeliberateDuplicate(
+            "Observation",
+            "blood pressure of 2024-03-05 at Vårdcentralen Norrby, identical in Nord and Väst",
+            ids("bp-duplicate", "nord", "vast"),
+        ),
+        DeliberateDuplicate(
+            "MedicationDispense",
+            "Eliquis dispensed 2026-06-03 on the prescription of 2026-06-02, in Nord and Väst",
+            ids("apixaban-dispense-duplicate", "nord", "vast"),
         ),
     )

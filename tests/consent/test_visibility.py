@@ -14,6 +14,7 @@ from consent.visibility import Visibility
 from fhir_profiles.record_status import (
     CARE_PROVIDER_TAG,
     CARE_UNIT_TAG,
+    CONCERNED_UNIT_TAG,
     approval_tag,
     nullified_tag,
 )
@@ -71,3 +72,26 @@ def test_held_back_from_the_patient_and_nullified(
     clinician = Visibility(AccessDecision(True, "consent"))
     assert patient.hides_resource(resource) is from_patient
     assert clinician.hides_resource(resource) is from_clinician
+
+
+def test_a_referral_to_a_blocked_unit_is_hidden_with_it() -> None:
+    referral = {
+        "resourceType": "ServiceRequest",
+        "id": "r1",
+        "meta": {
+            "tag": [
+                {"system": CARE_PROVIDER_TAG, "code": "SE2321000016-PROV"},
+                {"system": CARE_UNIT_TAG, "code": "SE2321000016-VCNB"},
+                {"system": CONCERNED_UNIT_TAG, "code": "SE2321000016-BARN"},
+            ]
+        },
+    }
+    blocked = Visibility(
+        AccessDecision(True, "consent", hidden_units=frozenset({"SE2321000016-BARN"}))
+    )
+    other = Visibility(
+        AccessDecision(True, "consent", hidden_units=frozenset({"SE2321000016-XXXX"}))
+    )
+    assert blocked.hides_resource(referral)
+    assert not other.hides_resource(referral)
+    assert not Visibility(AccessDecision(True, "self")).hides_resource(referral)

@@ -46,18 +46,19 @@ ORIGINAL_QUANTITY_SD = ROOT / "fhir_profiles" / "profiles" / "original-quantity.
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 LOINC = "http://loinc.org"
 REQUIRED_SECTIONS = {"10160-0", "48765-2", "11450-4"}
+VITAL_SIGNS = "8716-3"
 
 #: pyfhircheck 0.2.0 errors that are its own defects, as (issue code, path pattern):
 #: - it drops every backbone child named ``text`` (it treats it as a resource's narrative),
-#:   so Composition.section.text, Dosage.text and Observation.referenceRange.text, all R4
-#:   elements, are "unknown";
+#:   so Composition.section.text, Dosage.text (of a MedicationRequest, MedicationStatement or
+#:   MedicationDispense) and Observation.referenceRange.text, all R4 elements, are "unknown";
 #: - its ``type``+``profile`` discriminator never matches a Bundle entry, and its ``value``
 #:   discriminator never matches a Composition section, so the required slices look empty.
 VALIDATOR_DEFECTS: tuple[tuple[str, str], ...] = (
     (
         "element.unknown",
         r"(Composition\.section|MedicationRequest\.dosageInstruction|MedicationStatement\.dosage"
-        r"|Observation\.referenceRange)\[\d+\]\.text",
+        r"|MedicationDispense\.dosageInstruction|Observation\.referenceRange)\[\d+\]\.text",
     ),
     ("profile.slice.cardinality.min", r"Bundle\.entry:(composition|patient)"),
     (
@@ -452,6 +453,95 @@ def test_procedures_current_care_plans_and_active_alerts_are_listed() -> None:
     assert "careTeam" not in by_id["sip"], "a reference to nothing in the document goes"
     assert urls[by_id["sip"]["addresses"][0]["reference"]]["id"] == "htn"
     assert not {"planned", "wrong", "finished", "mrsa"} & set(by_id)
+
+
+def vital(rid: str, loinc: str, when: str, category: str = "vital-signs", **value: Any) -> Any:
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": category,
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": LOINC, "code": loinc}], "text": f"vital {loinc}"},
+        "subject": SUBJECT,
+        "effectiveDateTime": when,
+        **value,
+    }
+
+
+def test_vital_signs_lists_the_latest_reading_of_each_and_results_keep_the_labs() -> None:
+    kg = {"value": 80, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}
+    pressure = [
+        {"code": {"coding": [{"system": LOINC, "code": code}], "text": text},
+         "valueQuantity": {"value": value, "unit": "mmHg", "system": "http://unitsofmeasure.org",
+                           "code": "mm[Hg]"}}
+        for code, text, value in (("8480-6", "Systoliskt", 142), ("8462-4", "Diastoliskt", 88))
+    ]  # fmt: skip
+    record = [
+        *small_record(),
+        vital("weight-old", "29463-7", "2024-01-01T10:00:00+01:00", valueQuantity=kg),
+        vital("weight-new", "29463-7", "2026-01-01T10:00:00+01:00", valueQuantity=kg),
+        vital("bp", "85354-9", "2025-06-01T10:00:00+02:00", component=pressure),
+        vital("no-value", "8867-4", "2026-02-01T10:00:00+01:00"),
+        vital("adl", "96761-2", "2026-03-01T10:00:00+01:00", "survey", valueInteger=85),
+    ]
+    bundle = build_summary(PATIENT, record, base_url=FHIR_BASE, now=NOW)
+    assert section_ids(bundle, VITAL_SIGNS) == ["weight-new", "bp"]
+    assert "hb-new" in section_ids(bundle, "30954-2")
+    assert not {"weight-new", "bp", "adl"} & set(section_ids(bundle, "30954-2"))
+    div = sections(bundle)[VITAL_SIGNS]["text"]["div"]
+    assert "Systoliskt 142 mmHg, Diastoliskt 88 mmHg" in div
+    urls = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    (bp,) = [urls[r["reference"]] for r in sections(bundle)[VITAL_SIGNS]["entry"][1:]]
+    assert bp["meta"]["profile"] == [IPS_PROFILES["vital-signs"]]
+    assert "performer" not in bp  # only the laboratory profile asks for one
+    # Without any vital sign the optional section is left out.
+    assert VITAL_SIGNS not in sections(
+        build_summary(PATIENT, small_record(), base_url=FHIR_BASE, now=NOW)
+    )
+
+
+def dispensed(rid: str, prescription: str, when: str, status: str = "completed") -> Any:
+    return {
+        "resourceType": "MedicationDispense",
+        "id": rid,
+        "status": status,
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.whocc.no/atc", "code": "C09AA02"}],
+            "text": "Enalapril",
+        },
+        "subject": SUBJECT,
+        "performer": [{"actor": {"display": "Apoteket Norrhamn"}}],
+        "authorizingPrescription": [{"reference": f"MedicationRequest/{prescription}"}],
+        "quantity": {"value": 100, "unit": "tablett", "system": "http://unitsofmeasure.org",
+                     "code": "{tablet}"},
+        "whenHandedOver": when,
+    }  # fmt: skip
+
+
+def test_medication_summary_lists_the_latest_dispensing_of_each_current_prescription() -> None:
+    record = [
+        *small_record(),
+        dispensed("first", "current", "2026-01-02T14:12:00+01:00"),
+        dispensed("latest", "current", "2026-04-02T14:12:00+02:00"),
+        dispensed("returned", "current", "2026-05-02T14:12:00+02:00", status="cancelled"),
+        dispensed("of-old", "old", "2026-06-02T14:12:00+02:00"),
+    ]
+    bundle = build_summary(PATIENT, record, base_url=FHIR_BASE, now=NOW)
+    assert section_ids(bundle, "10160-0") == ["current", "latest"]
+    urls = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    entries = sections(bundle)["10160-0"]["entry"]
+    latest = urls[entries[1]["reference"]]
+    assert latest["authorizingPrescription"] == [{"reference": entries[0]["reference"]}]
+    assert "Apoteket Norrhamn" in sections(bundle)["10160-0"]["text"]["div"]
     assert fhirkit.validate(bundle) == []
 
 
@@ -636,6 +726,18 @@ async def test_summary_of_the_test_person_validates_against_ips(
     assert set(found) >= REQUIRED_SECTIONS
     assert len(found) == len(composition["section"])  # each section once
     urls = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    medication_entries = [urls[r["reference"]] for r in found["10160-0"]["entry"]]
+    dispensed = [r for r in medication_entries if r["resourceType"] == "MedicationDispense"]
+    assert dispensed, "the latest dispensing of current prescriptions is listed"
+    for dispense in dispensed:
+        (prescription,) = dispense["authorizingPrescription"]
+        assert urls[prescription["reference"]] in medication_entries
+        assert "meta" not in dispense or "profile" not in dispense["meta"]
+    found["10160-0"]["entry"] = [
+        r
+        for r in found["10160-0"]["entry"]
+        if urls[r["reference"]]["resourceType"] != "MedicationDispense"
+    ]
     for code, expected_type in {
         "10160-0": "MedicationRequest",
         "48765-2": "AllergyIntolerance",
@@ -681,6 +783,13 @@ async def test_summary_of_the_test_person_validates_against_ips(
         for reference in named:  # a result not in the document keeps only its display
             assert urls[reference]["resourceType"] == "Observation"
     assert any("reference" in result for report in reports for result in report.get("result", []))
+    vital_signs = [urls[r["reference"]] for r in found[VITAL_SIGNS]["entry"]]
+    assert {o["meta"]["profile"][0] for o in vital_signs} == {IPS_PROFILES["vital-signs"]}
+    shown = [
+        next(c["code"] for c in o["code"]["coding"] if c["system"] == LOINC) for o in vital_signs
+    ]
+    assert len(shown) == len(set(shown)), "one (the latest) reading per vital sign"
+    assert {"85354-9", "29463-7", "8867-4"} <= set(shown)
 
     # R4 structure, by an independent validator.
     assert fhirkit.validate(bundle) == []
@@ -689,7 +798,11 @@ async def test_summary_of_the_test_person_validates_against_ips(
     report = ips_validator.validate_resource(bundle)
     unexplained = [i for i in report.errors if _defect(i) is None]
     assert unexplained == [], _describe(unexplained)
+    # FHIR's own vital signs profile is in the R4 core package, which is not vendored: the
+    # validator says it cannot apply it (and the entries are checked as Observations).
     warnings = _describe(report.warnings)
-    assert all("profile.element.binding.extensible Condition.category" in w for w in warnings), (
-        warnings
-    )
+    assert all(
+        "profile.element.binding.extensible Condition.category" in w
+        or f"profile.unknown Observation.meta.profile: Profile {IPS_PROFILES['vital-signs']}" in w
+        for w in warnings
+    ), warnings

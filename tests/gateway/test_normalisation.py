@@ -55,7 +55,12 @@ async def test_each_lab_result_once_in_one_unit_with_loinc_and_the_original_code
     gateway: Gateway,
 ) -> None:
     resources, _ = await overview(gateway)
-    labs = [r for r in resources if r["resourceType"] == "Observation"]
+    labs = [
+        r
+        for r in resources
+        if r["resourceType"] == "Observation"
+        and r["category"][0]["coding"][0]["code"] == "laboratory"
+    ]
     assert labs
     units: dict[str, set[str]] = defaultdict(set)
     seen: dict[tuple[str, str, object], list[str]] = defaultdict(list)
@@ -115,11 +120,16 @@ async def test_units_are_converted_and_the_original_is_kept(gateway: Gateway) ->
         )
     ]
     assert glucose, "Region Väst's mg/dL and g/dL values are converted"
-    for lab in glucose:
-        quantity = lab["valueQuantity"]
+    converted: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for observation in glucose:
+        quantity = observation["valueQuantity"]
         (original,) = [e for e in quantity["extension"] if e["url"].endswith("original-quantity")]
-        assert original["valueQuantity"]["code"] in {"mg/dL", "g/dL"}
-        assert quantity["code"] not in {"mg/dL", "g/dL"}
+        kind = observation["category"][0]["coding"][0]["code"]
+        converted[kind].add((original["valueQuantity"]["code"], quantity["code"]))
+    assert {sent for sent, _ in converted["laboratory"]} == {"mg/dL", "g/dL"}
+    assert not {shown for _, shown in converted["laboratory"]} & {"mg/dL", "g/dL"}
+    # A vital sign gets the unit of the vital sign: Region Väst's heights in metres.
+    assert converted["vital-signs"] == {("m", "cm")}
 
 
 async def test_every_resource_has_provenance_and_validates(gateway: Gateway) -> None:

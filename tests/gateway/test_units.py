@@ -9,7 +9,7 @@ import pytest
 
 from fhir_profiles.identifiers import HSA_ID_SYSTEM
 from fhir_profiles.record_status import CARE_UNIT_TAG, care_unit_tag
-from gateway.merge.units import care_unit_of
+from gateway.merge.units import care_unit_of, concerned_units_of
 
 PROVIDER = "SE2321000016-PROV"
 UNIT = "SE2321000016-UNIT"
@@ -49,3 +49,15 @@ def test_without_one_the_adapters_unit_counts_and_an_element_comes_first() -> No
     assert care_unit_of(named, PROVIDER, tags) == "SE2321000016-OTHR"
     assert care_unit_of(condition, PROVIDER, [{"system": CARE_UNIT_TAG, "code": ""}]) is None
     assert care_unit_of(condition, PROVIDER, "not a list") is None
+
+
+def test_a_referral_concerns_the_unit_it_asks_besides_being_the_referrers() -> None:
+    referral = {
+        "resourceType": "ServiceRequest",
+        "requester": hsa(UNIT, type="Organization"),
+        "performer": [hsa("SE2321000016-BARN"), hsa(DOCTOR, type="Practitioner")],
+    }
+    assert care_unit_of(referral, PROVIDER, None) == UNIT
+    assert concerned_units_of(referral, PROVIDER) == ["SE2321000016-BARN"]
+    report = {"resourceType": "DiagnosticReport", "performer": [hsa(UNIT)]}
+    assert concerned_units_of(report, PROVIDER) == []

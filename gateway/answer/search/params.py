@@ -7,15 +7,17 @@ FHIR R4 defines for them: ``date`` is ``Observation.effective``, ``Encounter.per
 ``authoredon``), ``AllergyIntolerance.recordedDate``, ``Immunization.occurrence``,
 ``Procedure.performed``, the ``period`` of CarePlan, CareTeam and Flag, and
 ``DiagnosticReport.effective``; Condition has no ``date`` in R4, only ``onset-date`` and
-``recorded-date``, ServiceRequest ``authored`` and ``occurrence``. Most types name their
-patient in ``subject`` (searched as ``patient`` or ``subject``); Appointment in
-``participant.actor``, AllergyIntolerance and Immunization in ``patient``. Flag's
-``status`` and ``category`` are beyond R4's list for it. Reference parameters other than
-the patient (``DiagnosticReport.based-on``, ``result``, ``performer``;
-``ServiceRequest.requester``, ``performer``; ``Procedure.performer``) take ``Type/id`` or
-``id``, and ``:identifier`` (``system|value``, an HSA-id) for what the gateway does not
-serve. Parsing, matching and the capability list all read that table, so the
-CapabilityStatement cannot promise a parameter that is not honoured.
+``recorded-date``, ServiceRequest ``authored`` and ``occurrence``, MedicationDispense
+``whenhandedover`` and ``whenprepared``. Most types name their patient in ``subject``
+(searched as ``patient`` or ``subject``); Appointment in ``participant.actor``,
+AllergyIntolerance and Immunization in ``patient``. Flag's ``status`` and ``category`` are
+beyond R4's list for it. Reference parameters other than the patient
+(``DiagnosticReport.based-on``, ``result``, ``performer``; ``ServiceRequest.requester``,
+``performer``; ``Procedure.performer``; ``MedicationDispense.prescription``,
+``performer``) take ``Type/id``, an absolute URL ending so, or ``id``, and ``:identifier``
+(``system|value``, an HSA-id) for what the gateway does not serve. Parsing, matching and
+the capability list all read that table, so the CapabilityStatement cannot promise a
+parameter that is not honoured.
 
 ``_include`` and ``_revinclude`` follow the reference parameters of a second table,
 :data:`LINKS` (``Observation:encounter`` points at an Encounter, ``Encounter:appointment``
@@ -66,6 +68,8 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
             "code": _token(("code",)),
             "status": _token(("status",)),
             "date": _date(("effectiveDateTime",), ("effectivePeriod",), ("effectiveInstant",)),
+            "component-code": _token(("component", "code")),
+            "combo-code": _token(("code",), ("component", "code")),
         },
         "MedicationRequest": {
             "patient": _PATIENT_SUBJECT,
@@ -179,6 +183,15 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
             "requester": _reference(("requester",)),
             "performer": _reference(("performer",)),
         },
+        "MedicationDispense": {
+            "patient": _PATIENT_SUBJECT,
+            "status": _token(("status",)),
+            "code": _token(("medicationCodeableConcept",)),
+            "whenhandedover": _date(("whenHandedOver",)),
+            "whenprepared": _date(("whenPrepared",)),
+            "prescription": Param("reference", (("authorizingPrescription",),)),
+            "performer": Param("reference", (("performer", "actor"),)),
+        },
     }
 )
 
@@ -266,6 +279,11 @@ LINKS: Mapping[str, Mapping[str, Link]] = MappingProxyType(
             "patient": _to_patient("ServiceRequest"),
             "subject": _to_patient("ServiceRequest"),
             "encounter": _TO_ENCOUNTER,
+        },
+        "MedicationDispense": {
+            "patient": _to_patient("MedicationDispense"),
+            "subject": _to_patient("MedicationDispense"),
+            "prescription": Link("MedicationRequest", (("authorizingPrescription",),)),
         },
     }
 )

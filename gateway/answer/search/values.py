@@ -79,7 +79,8 @@ def _span(value: Any) -> tuple[int, int] | None:
 
 
 def extract(resource: FhirResource, param: Param) -> list[Any]:
-    """The values ``param`` sees in ``resource``: (system, code) pairs or date spans."""
+    """The values ``param`` sees in ``resource``: (system, code) pairs, date spans or
+    reference strings."""
     values: list[Any] = []
     kind = param.kind
     for path in param.paths:

@@ -5,15 +5,17 @@
 profiles (``Bundle-uv-ips``, ``Composition-uv-ips``, ``Patient-uv-ips``,
 ``MedicationRequest-uv-ips``, ``AllergyIntolerance-uv-ips``, ``Condition-uv-ips``,
 ``Immunization-uv-ips``, ``Observation-results-laboratory-pathology-uv-ips``,
-``Procedure-uv-ips``, ``Flag-alert-uv-ips``, ``DiagnosticReport-uv-ips``). It is a pure
-function: the same input and ``now`` give the same document, byte for byte (ids and UUIDs
-are derived from the input, never random).
+``Procedure-uv-ips``, ``Flag-alert-uv-ips``, ``DiagnosticReport-uv-ips``, and FHIR's
+``vitalsigns``). It is a pure function: the same input and ``now`` give the same
+document, byte for byte (ids and UUIDs are derived from the input, never random).
 
 What goes in (a *summary*, not the whole record, which ``$everything`` serves):
 
 - **Medication Summary** (LOINC 10160-0): current prescriptions, the MedicationRequests
   whose status is ``active`` or ``on-hold``, newest first. Completed or stopped ones stay
-  out; the section narrative says how many were left out.
+  out; the section narrative says how many were left out. After them, the latest completed
+  MedicationDispense of each (by ``authorizingPrescription``): the IPS section admits
+  MedicationDispense entries, which carry no IPS profile (the IPS defines none).
 - **Allergies and Intolerances** (48765-2): the AllergyIntolerances, newest recorded
   first (refuted or entered-in-error ones left out). A record without any gives an empty
   section with ``emptyReason`` ``unavailable`` and a narrative that says none were found,
@@ -34,6 +36,9 @@ What goes in (a *summary*, not the whole record, which ``$everything`` serves):
   (``DiagnosticReport-uv-ips``); a report needs a code, an effective time and a status
   that is not withdrawn. A referral's answer without a section (a consultation) is not a
   result.
+- **Vital Signs** (8716-3): the latest reading of each vital sign (category
+  ``vital-signs``, growth included), newest first, each naming FHIR's ``vitalsigns``
+  profile; laboratory results stay in Results, assessments (``survey``) in neither.
 - **History of encounters** (46240-8, "History of Hospitalizations+Outpatient visits"):
   the ``max_encounters`` most recent Encounters that are not planned or cancelled.
 - **History of Procedures** (47519-4): the Procedures done or under way (not those in
@@ -75,7 +80,9 @@ confidentiality ``R``; otherwise it is ``N``.
 The package, one job per module, each importing only those above it in this list:
 ``fhir_values`` (reading codes, names and times out of resources), ``narrative`` (the
 escaped XHTML and each kind of entry's table row), ``entries`` (the entries' URNs and each
-resource rewritten for the document), ``selection`` (what each section takes from the
+resource rewritten for the document), ``dispensed`` and ``vital_signs`` (the
+dispensations the Medication Summary lists, the Vital Signs section: choice, rows and
+entries), ``selection`` (what each section takes from the
 record), ``sections`` (one function per section) and ``document`` (the Composition and the
 Bundle around them). The profiles and section codes they name are in
 :mod:`fhir_profiles.ips`, the code systems, identifier systems and extensions in

@@ -76,7 +76,7 @@ def patient_narrative(patient: JsonObject) -> str:
     )
 
 
-def _quantity_text(quantity: object) -> str:
+def quantity_text(quantity: object) -> str:
     if not isinstance(quantity, dict) or "value" not in quantity:
         return ""
     unit = quantity.get("unit") or quantity.get("code") or ""
@@ -86,7 +86,7 @@ def _quantity_text(quantity: object) -> str:
 
 def _result_value(observation: JsonObject) -> str:
     if "valueQuantity" in observation:
-        return _quantity_text(observation["valueQuantity"])
+        return quantity_text(observation["valueQuantity"])
     if "valueCodeableConcept" in observation:
         return concept_text(observation["valueCodeableConcept"])
     for key in ("valueString", "valueBoolean", "valueInteger", "valueDateTime", "valueTime"):
@@ -102,7 +102,7 @@ def _reference_range(observation: JsonObject) -> str:
         if isinstance(rng, dict):
             if rng.get("text"):
                 return str(rng["text"])
-            low, high = _quantity_text(rng.get("low")), _quantity_text(rng.get("high"))
+            low, high = quantity_text(rng.get("low")), quantity_text(rng.get("high"))
             if low or high:
                 return (
                     f"{low} to {high}" if low and high else (f">= {low}" if low else f"<= {high}")

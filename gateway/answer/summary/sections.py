@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from fhir_profiles.codes import LIST_EMPTY_REASON_SYSTEM, LOINC_SYSTEM
 from fhir_profiles.ips import IPS_PROFILES, SECTION_CODES
+from gateway.answer.summary.dispensed import dispense_entries
 from gateway.answer.summary.entries import (
     DocumentEntries,
     fix_encounter,
@@ -43,6 +44,7 @@ from gateway.answer.summary.narrative import (
     table,
 )
 from gateway.answer.summary.selection import Chosen
+from gateway.answer.summary.vital_signs import vital_sign_entries
 
 _EMPTY_REASON_DISPLAYS = {"unavailable": "Unavailable", "nilknown": "Nil Known"}
 
@@ -61,12 +63,15 @@ def all_sections(
 ) -> list[Section]:
     """Every section, in the Composition's order (which is also the entries' order)."""
     return [
-        medication_section(chosen.medications, chosen.earlier_medications, document),
+        medication_section(
+            chosen.medications, chosen.earlier_medications, document, chosen.dispenses
+        ),
         allergy_section(chosen.allergies, document),
         problem_section(chosen.problems, document),
         past_illness_section(chosen.past_problems, document),
         immunization_section(chosen.immunizations, document),
         result_section(chosen.results, chosen.reports, results_per_analysis, document),
+        vital_sign_section(chosen.vital_signs, document),
         encounter_section(chosen.encounters, document),
         procedure_section(chosen.procedures, document),
         plan_of_care_section(chosen.care_plans, chosen.earlier_care_plans, document),
@@ -104,10 +109,13 @@ def _section(
 
 
 def medication_section(
-    medications: list[JsonObject], earlier: int, document: DocumentEntries
+    medications: list[JsonObject],
+    earlier: int,
+    document: DocumentEntries,
+    dispenses: list[JsonObject] | None = None,
 ) -> Section:
-    """Medication Summary (required): the current prescriptions, and how many earlier
-    ones are not listed."""
+    """Medication Summary (required): the current prescriptions, how many earlier ones
+    are not listed, and the latest dispensing of each current one."""
     prepared = [
         prepare(
             m,
@@ -130,14 +138,15 @@ def medication_section(
         if medications
         else "<p>No current prescriptions were found in the connected sources.</p>" + note
     )
+    dispensed, dispensed_entries = dispense_entries(dispenses or [], document)
     section = _section(
         "medications",
         "Medication Summary",
-        narrative,
-        document.urls(medications),
+        narrative + dispensed,
+        document.urls([*medications, *(dispenses or [])]),
         empty_reason="unavailable",
     )
-    return Section(section, prepared)
+    return Section(section, prepared + dispensed_entries)
 
 
 def allergy_section(allergies: list[JsonObject], document: DocumentEntries) -> Section:
@@ -278,6 +287,15 @@ def result_section(
     section = _section(
         "results", "Results", narrative, document.urls(results) + document.urls(reports)
     )
+    return Section(section, prepared)
+
+
+def vital_sign_section(vital_signs: list[JsonObject], document: DocumentEntries) -> Section:
+    """Vital Signs (optional): the latest reading of each vital sign."""
+    narrative, prepared = vital_sign_entries(vital_signs, document)
+    if not prepared:
+        return Section(None, [])
+    section = _section("vital_signs", "Vital Signs", narrative, document.urls(vital_signs))
     return Section(section, prepared)
 
 

@@ -14,6 +14,7 @@ from fhir_profiles.codes import (
     LOINC_SYSTEM,
     OBSERVATION_CATEGORY_SYSTEM,
 )
+from gateway.answer.summary.dispensed import latest_dispenses
 from gateway.answer.summary.fhir_values import (
     EPOCH,
     JsonObject,
@@ -27,6 +28,7 @@ from gateway.answer.summary.fhir_values import (
     onset,
     status_code,
 )
+from gateway.answer.summary.vital_signs import latest_vital_signs
 
 CURRENT_MEDICATION_STATUSES = frozenset({"active", "on-hold"})
 ACTIVE_CLINICAL_STATUSES = frozenset({"active", "recurrence", "relapse"})
@@ -49,6 +51,8 @@ class Chosen:
     medications: list[JsonObject]
     #: Prescriptions left out because they are no longer current (completed, stopped).
     earlier_medications: int
+    #: The latest dispensing of each current prescription.
+    dispenses: list[JsonObject]
     allergies: list[JsonObject]
     problems: list[JsonObject]
     past_problems: list[JsonObject]
@@ -62,17 +66,20 @@ class Chosen:
     #: Care plans left out because they are no longer current (completed, revoked).
     earlier_care_plans: int
     alerts: list[JsonObject]
+    vital_signs: list[JsonObject]
 
     def resources(self) -> list[JsonObject]:
         """Every chosen resource, in the order of the document's entries."""
         return [
             *self.medications,
+            *self.dispenses,
             *self.allergies,
             *self.problems,
             *self.past_problems,
             *self.immunizations,
             *self.results,
             *self.reports,
+            *self.vital_signs,
             *self.encounters,
             *self.procedures,
             *self.care_plans,
@@ -92,6 +99,7 @@ def choose(
     return Chosen(
         medications=medications,
         earlier_medications=earlier,
+        dispenses=latest_dispenses(by_type["MedicationDispense"], medications),
         allergies=recorded_allergies(by_type["AllergyIntolerance"]),
         problems=problems,
         past_problems=past_problems,
@@ -103,6 +111,7 @@ def choose(
         care_plans=care_plans,
         earlier_care_plans=earlier_care_plans,
         alerts=active_alerts(by_type["Flag"]),
+        vital_signs=latest_vital_signs(by_type["Observation"]),
     )
 
 
