@@ -49,20 +49,25 @@ def pkce() -> tuple[str, str]:
 
 
 def dev_gateway_settings(
-    folder: Path, issuer: IssuerKit, regions: dict[str, Region], **overrides: Any
+    folder: Path,
+    issuer: IssuerKit,
+    regions: dict[str, Region],
+    public: str = PUBLIC,
+    **overrides: Any,
 ) -> Settings:
-    """Dev mode on SQLite, the development issuer as authorization server, one public app."""
+    """Dev mode on SQLite, the development issuer (of ``public``, the gateway's public
+    base URL) as authorization server, one public app."""
     url = f"sqlite:///{folder / 'samlad.db'}"
     upgrade(url)
-    dev = DevIssuer(folder / "dev-issuer", f"{PUBLIC}/dev-issuer", FHIR)
+    dev = DevIssuer(folder / "dev-issuer", f"{public}/dev-issuer", f"{public}/fhir")
     dev.ensure_keys()
     values: dict[str, Any] = {
         "dev_mode": True,
-        "public_base_url": PUBLIC,
+        "public_base_url": public,
         "issuers": [dev.config()],
         "dev_authorization_server": True,
         "oauth_clients": [
-            {"client_id": APP, "redirect_uris": [APP_REDIRECT], "scopes": APP_SCOPES}
+            {"client_id": APP, "redirect_uris": [f"{public}/app/"], "scopes": APP_SCOPES}
         ],
     }
     values.update(overrides)
