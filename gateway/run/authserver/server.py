@@ -50,7 +50,7 @@ from gateway.run.authserver.state import (
     Ledger,
     new_family,
 )
-from gateway.run.dev_issuer import mint
+from gateway.run.dev_issuer import ensure_configured_keys, mint
 from gateway.settings import ConfigError, IssuerConfig, Settings
 
 
@@ -204,6 +204,7 @@ class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         issuer = settings.dev_issuer
         if issuer is None:
             raise ConfigError("the development authorization server has no development issuer")
+        ensure_configured_keys(issuer)  # made once, as `samlad token` would
         super().__init__()
         self.settings = settings
         self.issuer: IssuerConfig = issuer
