@@ -21,20 +21,28 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.http.discovery import (
+    AUTHORIZE_PATH,
+    DEV_ISSUER_PATH,
+    JWKS_PATH,
+    OPENID_CONFIGURATION,
+    SMART_CONFIGURATION,
+)
+
 #: Paths whose successful GET is public and the same for everyone.
 PUBLIC_DOCUMENTS = frozenset(
     {
         "/fhir/metadata",
-        "/.well-known/smart-configuration",
-        "/fhir/.well-known/smart-configuration",
-        "/.well-known/openid-configuration",
-        "/dev-issuer/.well-known/openid-configuration",
-        "/dev-issuer/jwks.json",
+        SMART_CONFIGURATION,
+        f"/fhir{SMART_CONFIGURATION}",
+        OPENID_CONFIGURATION,
+        f"{DEV_ISSUER_PATH}{OPENID_CONFIGURATION}",
+        JWKS_PATH,
     }
 )
 #: The HTML pages (the development login): their answers keep the Content-Security-Policy
 #: the page sets (its form's targets, its own style), else they get the one below.
-PAGES = frozenset({"/dev-issuer/authorize"})
+PAGES = frozenset({AUTHORIZE_PATH})
 #: How long a public document may be cached (seconds): a new release shows within it.
 PUBLIC_MAX_AGE = 300
 

@@ -76,6 +76,27 @@ async def test_openid_configuration_and_the_jwks_are_served(dev: DevGateway) -> 
     assert all("d" not in key for key in keys)  # public keys only
 
 
+async def test_the_authorization_servers_answers_carry_the_security_headers(
+    dev: DevGateway,
+) -> None:
+    answers = {
+        "/dev-issuer/jwks.json": await dev.client.get("/dev-issuer/jwks.json"),
+        "/dev-issuer/authorize": await dev.client.get("/dev-issuer/authorize"),
+        "/dev-issuer/token": await dev.client.post("/dev-issuer/token", data={}),
+        "/.well-known/openid-configuration": await dev.client.get(
+            "/.well-known/openid-configuration"
+        ),
+    }
+    for path, answer in answers.items():
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+        assert answer.headers["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"], path
+    assert answers["/dev-issuer/jwks.json"].headers["cache-control"].startswith("public")
+    assert answers["/dev-issuer/token"].headers["cache-control"] == "no-store"
+    assert answers["/dev-issuer/token"].status_code == 400
+    assert answers["/dev-issuer/authorize"].status_code == 400  # no client named
+
+
 async def test_the_capability_statement_names_the_oauth_endpoints(dev: DevGateway) -> None:
     security = (await dev.client.get("/fhir/metadata")).json()["rest"][0]["security"]
     assert security["cors"] is True

@@ -257,6 +257,16 @@ async def test_scopes_are_never_widened(dev: DevGateway) -> None:
     assert conditions.status_code == 403
 
 
+async def test_asking_only_for_unregistered_scopes_is_refused(dev: DevGateway) -> None:
+    _, challenge = pkce()
+    params = authorize_params(challenge, scope="system/*.rs patient/*.cruds")
+    response = await dev.client.get(f"{AUTHORIZE}?{urlencode(params)}")
+    assert response.status_code == 302
+    answer = query_of(response.headers["location"])
+    assert answer["error"] == "invalid_scope"
+    assert answer["state"] == params["state"]
+
+
 async def test_a_clinician_logs_in_with_their_own_context(dev: DevGateway) -> None:
     verifier, challenge = pkce()
     params = authorize_params(challenge)
@@ -386,6 +396,12 @@ async def test_a_backend_client_gets_a_system_token_with_private_key_jwt(
             TOKEN, data={**form, "client_assertion": assertion(stranger)}
         )
         assert forged.json()["error"] == "invalid_client"
+        unregistered = await dev.client.post(
+            TOKEN,
+            data={**form, "scope": "user/*.rs", "client_assertion": assertion(key)},
+        )
+        assert unregistered.status_code == 400
+        assert unregistered.json()["error"] == "invalid_scope"
         # A public app cannot ask for client credentials.
         public_cc = await dev.client.post(
             TOKEN, data={"grant_type": "client_credentials", "client_id": APP}

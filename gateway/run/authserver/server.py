@@ -268,7 +268,7 @@ class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if user is None and not scope:
             scope = " ".join(client.config.scopes)
         granted = client.get_allowed_scope(scope)
-        if not granted:
+        if granted is None or not granted:
             raise InvalidScopeError("none of the asked scopes is registered for this client")
         now = self.clock()
         if user is None:

@@ -70,10 +70,12 @@ class Client(ClientMixin):  # type: ignore[misc]
     def get_default_redirect_uri(self) -> str | None:
         return None  # a redirect_uri must always be sent, and match exactly
 
-    def get_allowed_scope(self, scope: str | None) -> str:
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        """The asked scopes this client registered; None (``invalid_scope``) when none of
+        them is."""
         if not scope:
             return ""
-        return " ".join(narrow(scope.split(), self.config.scopes))
+        return " ".join(narrow(scope.split(), self.config.scopes)) or None
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.config.redirect_uris
