@@ -3,6 +3,7 @@ client credentials with private_key_jwt, and what its tokens may read through /f
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
 from gateway.run.authserver.state import CODE_LIFETIME
+from gateway.run.logs import configure_logging
 from gateway.settings import ConfigError, load_settings
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import Region
@@ -85,7 +87,7 @@ async def code_for(dev: DevGateway, challenge: str, **changes: str | None) -> tu
 
 async def test_a_citizen_logs_in_and_reads_their_own_record(dev: DevGateway) -> None:
     verifier, challenge = pkce()
-    code, _ = await code_for(dev, challenge)
+    code, _ = await code_for(dev, challenge, nonce="n-0S6_WzA2Mj")
     response = await exchange(dev, code, verifier)
     assert response.status_code == 200, response.text
     token = response.json()
@@ -104,6 +106,21 @@ async def test_a_citizen_logs_in_and_reads_their_own_record(dev: DevGateway) -> 
     assert identity["aud"] == APP
     assert identity["iss"] == f"{PUBLIC}/dev-issuer"
     assert identity["fhirUser"] == f"{FHIR}/Patient/{patient}"
+    assert identity["nonce"] == "n-0S6_WzA2Mj"
+    assert identity["sub"] == patient
+
+
+async def test_issued_tokens_stay_out_of_the_log_at_debug_level(
+    dev: DevGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    configure_logging("DEBUG")
+    caplog.set_level(logging.DEBUG)
+    verifier, challenge = pkce()
+    code, _ = await code_for(dev, challenge)
+    token = (await exchange(dev, code, verifier)).json()
+    for name in ("access_token", "refresh_token", "id_token"):
+        assert token[name] not in caplog.text
+    assert TOLVAN not in caplog.text
 
 
 async def test_the_patient_context_is_the_unified_id_of_the_person_chosen(
