@@ -344,6 +344,12 @@ async def test_an_invalid_identity_number_shows_the_login_again(dev: DevGateway)
     assert answer.status_code == 400
     assert "Ogiltigt personnummer" in answer.text
     assert bad not in answer.text
+    staff = {**fields, "role": "clinician", "hsa_id": "no spaces allowed"}
+    again = await dev.client.post("/dev-issuer/authorize", data=staff)
+    assert again.status_code == 400
+    assert 'role="alert"' in again.text
+    # The clinician's form comes first when it was the one that needs correcting.
+    assert again.text.index('value="clinician"') < again.text.index('value="citizen"')
 
 
 # -- client_credentials with private_key_jwt

@@ -123,7 +123,8 @@ def build_authserver_router(server: DevAuthorizationServer) -> APIRouter:
         try:
             identity, display = _identity(form, services)
         except ValueError as problem:
-            page = login_page(carried, oauth.client.client_id, str(problem))
+            clinician = form.get("role") == "clinician"
+            page = login_page(carried, oauth.client.client_id, str(problem), clinician)
             return _page(page, grant.redirect_uri, status=400)
         if form.get("step") != "consent":
             who = {"role": identity.kind, **_who(form, identity)}
