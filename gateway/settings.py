@@ -13,6 +13,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -60,6 +61,56 @@ class IssuerConfig(BaseModel):
         if unsafe:
             raise ValueError(f"algorithms not allowed for trusted issuers: {sorted(unsafe)}")
         return self
+
+
+class OAuthClientConfig(BaseModel):
+    """A client registered with the development authorization server: a public SMART app
+    (``redirect_uris``, no keys) or a backend client (``jwks_file`` and the care provider
+    it acts for, authenticated with ``private_key_jwt``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client_id: str = Field(min_length=1, max_length=200)
+    #: The scopes the client may be given; a token never holds more.
+    scopes: tuple[str, ...]
+    #: Exact redirect URIs of a public app (compared character for character).
+    redirect_uris: tuple[str, ...] = ()
+    #: The public keys (JWKS) a backend client signs its ``client_assertion`` with.
+    jwks_file: Path | None = None
+    #: The care provider a backend client acts for (its tokens' ``care_provider_hsa_id``).
+    care_provider_hsa_id: str | None = None
+
+    @model_validator(mode="after")
+    def _public_or_backend(self) -> Self:
+        if self.jwks_file is None:
+            if not self.redirect_uris:
+                raise ValueError(f"client {self.client_id}: a public app needs redirect_uris")
+        elif self.redirect_uris or not self.care_provider_hsa_id:
+            raise ValueError(
+                f"client {self.client_id}: a backend client (jwks_file) needs "
+                "care_provider_hsa_id and has no redirect_uris"
+            )
+        return self
+
+    @property
+    def backend(self) -> bool:
+        return self.jwks_file is not None
+
+
+def _origin(value: str) -> str:
+    """``value`` when it is a web origin (``scheme://host[:port]``), else ValueError."""
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or value != f"{parts.scheme}://{parts.netloc}"
+    ):
+        raise ValueError(f"cors_allowed_origins: {value!r} is not an origin (scheme://host[:port])")
+    return value
 
 
 class ConfigError(ValueError):
@@ -185,6 +236,14 @@ class Settings(BaseSettings):
     guardian_access_until_age: int = Field(default=13, ge=0, le=18)
     #: Where guardian relations come from (files or HTTP endpoints).
     guardian_registers: list[RegisterConfig] = Field(default_factory=list)
+    #: Web origins (``https://app.example``) whose scripts may call the gateway (CORS);
+    #: none by default.
+    cors_allowed_origins: list[str] = Field(default_factory=list)
+    #: Serve the local development issuer as an OAuth 2.0 / OpenID Connect authorization
+    #: server at ``{public_base_url}/dev-issuer`` (dev mode only; docs/api.md).
+    dev_authorization_server: bool = False
+    #: The clients the development authorization server knows (``[[oauth_clients]]``).
+    oauth_clients: list[OAuthClientConfig] = Field(default_factory=list)
     issuers: list[IssuerConfig] = Field(default_factory=list)
     sources: list[SourceConfig] = Field(default_factory=list)
 
@@ -200,6 +259,11 @@ class Settings(BaseSettings):
                     f"trusted_proxies: {entry!r} is not an IP address or network"
                 ) from None
         return value
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins_only(cls, value: list[str]) -> list[str]:
+        return [_origin(entry) for entry in value]
 
     @field_validator("audit_checkpoint_key")
     @classmethod
@@ -228,6 +292,20 @@ class Settings(BaseSettings):
                 )
             if any(i.dev_signing_key_file for i in self.issuers):
                 raise ValueError("a development issuer may only be trusted in dev mode")
+            if self.dev_authorization_server:
+                raise ValueError("the development authorization server runs only in dev mode")
+        return self
+
+    @model_validator(mode="after")
+    def _dev_server_has_its_issuer(self) -> Self:
+        if self.dev_authorization_server and self.dev_issuer is None:
+            raise ValueError(
+                "dev_authorization_server needs a development issuer (an [[issuers]] entry "
+                f"with dev_signing_key_file) whose issuer is {self.dev_issuer_url}"
+            )
+        ids = [client.client_id for client in self.oauth_clients]
+        if len(ids) != len(set(ids)):
+            raise ValueError("oauth_clients: a client_id is registered twice")
         return self
 
     @model_validator(mode="after")
@@ -258,6 +336,19 @@ class Settings(BaseSettings):
     def fhir_base_url(self) -> str:
         return self.public_base_url.rstrip("/") + "/fhir"
 
+    @property
+    def dev_issuer_url(self) -> str:
+        """The ``iss`` of the development authorization server's tokens."""
+        return self.public_base_url.rstrip("/") + "/dev-issuer"
+
+    @property
+    def dev_issuer(self) -> IssuerConfig | None:
+        """The development issuer the authorization server signs as, when configured."""
+        for issuer in self.issuers:
+            if issuer.dev_signing_key_file is not None and issuer.issuer == self.dev_issuer_url:
+                return issuer
+        return None
+
 
 def _tables(value: Any) -> list[dict[str, Any]]:
     """The tables of an array of tables; anything else is left to validation to refuse."""
@@ -276,6 +367,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         for key in ("jwks_file", "dev_signing_key_file"):
             if _relative(issuer.get(key)):
                 issuer[key] = str(base / issuer[key])
+    for client in _tables(data.get("oauth_clients")):
+        if _relative(client.get("jwks_file")):
+            client["jwks_file"] = str(base / client["jwks_file"])
     for source in _tables(data.get("sources")):
         auth = source.get("auth")
         if isinstance(auth, dict) and _relative(auth.get("private_key_file")):
@@ -294,7 +388,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
-    unknown = set(raw) - {"gateway", "issuers", "sources", "guardian_registers"}
+    tables = {"gateway", "issuers", "sources", "guardian_registers", "oauth_clients"}
+    unknown = set(raw) - tables
     if unknown:
         raise ConfigError(f"unknown tables in {path}: {sorted(unknown)}")
     gateway = raw.get("gateway", {})
@@ -304,6 +399,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     data["issuers"] = raw.get("issuers", [])
     data["sources"] = raw.get("sources", [])
     data["guardian_registers"] = raw.get("guardian_registers", [])
+    data["oauth_clients"] = raw.get("oauth_clients", [])
     _resolve_paths(data, path.resolve().parent)
     return data
 

@@ -296,3 +296,50 @@ def test_consent_walkthrough_in_the_demo(demo: Demo) -> None:
         check=False,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_the_printed_login_url_logs_tolvan_in_and_the_printed_exchange_gives_tokens(
+    demo: Demo,
+) -> None:
+    """The banner's authorization URL (the demo's app, PKCE) leads to the login page; its
+    code, exchanged as the banner's curl command says, is a token that reads Tolvan's
+    record; the browser's origin is allowed (CORS)."""
+    from tests.gateway.smart_helpers import hidden_fields
+
+    url = re.search(r"^(http://\S+/dev-issuer/authorize\?\S+)$", demo.banner, re.M)
+    exchange = re.search(
+        r"curl -s -d grant_type=authorization_code -d client_id=(\S+) -d code=CODE \\\n"
+        r"\s+-d redirect_uri=(\S+) -d code_verifier=(\S+) \\\n\s+(\S+)",
+        demo.banner,
+    )
+    assert url, demo.banner
+    assert exchange, demo.banner
+    client_id, redirect_uri, verifier, token_url = exchange.groups()
+    with httpx.Client(timeout=30) as browser:
+        page = browser.get(url.group(1))
+        assert page.status_code == 200, page.text
+        target = url.group(1).split("?")[0]
+        form = hidden_fields(page.text) | {"role": "citizen", "person": "191212121212"}
+        consent = browser.post(target, data=form)
+        answer = browser.post(target, data={**hidden_fields(consent.text), "decision": "allow"})
+        assert answer.status_code == 302, answer.text
+        location = answer.headers["location"]
+        assert location.startswith(redirect_uri + "?")
+        code = re.search(r"[?&]code=([^&]+)", location)
+        assert code
+        form = {
+            "grant_type": "authorization_code",
+            "client_id": client_id,
+            "code": code.group(1),
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        }
+        token = browser.post(token_url, data=form).json()
+        assert token["patient"] == demo.patient_id
+        origin = redirect_uri.removesuffix("/app/")
+        response = browser.get(
+            demo.everything_url.removesuffix("/$everything"),
+            headers={"Authorization": f"Bearer {token['access_token']}", "Origin": origin},
+        )
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == origin

@@ -72,3 +72,33 @@ def test_no_workers_is_refused() -> None:
     )
     assert done.returncode == 2
     assert "must be at least 1" in done.stderr
+
+
+def test_the_development_authorization_server_is_refused_with_several_workers(
+    tmp_path: Path,
+) -> None:
+    """Its codes and refresh tokens live in one process's memory."""
+    config = tmp_path / "dev.toml"
+    config.write_text(
+        """
+[gateway]
+dev_mode = true
+public_base_url = "http://127.0.0.1:8000"
+dev_authorization_server = true
+
+[[issuers]]
+issuer = "http://127.0.0.1:8000/dev-issuer"
+audience = "http://127.0.0.1:8000/fhir"
+jwks_file = "dev-issuer/jwks.json"
+dev_signing_key_file = "dev-issuer/signing-key.jwk.json"
+""",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [*SAMLAD, "serve", "--config", str(config), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "runs in one process: no --workers" in done.stderr

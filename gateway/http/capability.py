@@ -13,6 +13,7 @@ from fhir_profiles.codes import RESTFUL_SECURITY_SERVICE_SYSTEM
 from fhir_profiles.extensions import SMART_OAUTH_URIS_URL
 from gateway import __version__
 from gateway.answer.search import includes_for, revincludes_for, served_types
+from gateway.http.discovery import OAuthEndpoints
 
 FHIR_VERSION = "4.0.1"
 
@@ -63,9 +64,30 @@ class CapabilityRegistry:
             entry.operations[operation[0]] = operation[1]
 
 
+def oauth_uris(smart_url: str, endpoints: OAuthEndpoints) -> dict[str, Any]:
+    """SMART's ``oauth-uris`` extension: where to log in, and the discovery document."""
+    uris = [
+        ("authorize", endpoints.authorization_endpoint),
+        ("token", endpoints.token_endpoint),
+        ("metadata", smart_url),
+    ]
+    return {
+        "url": SMART_OAUTH_URIS_URL,
+        "extension": [{"url": name, "valueUri": uri} for name, uri in uris if uri],
+    }
+
+
 def capability_statement(
-    registry: CapabilityRegistry, *, base_url: str, smart_url: str, released: str
+    registry: CapabilityRegistry,
+    *,
+    base_url: str,
+    smart_url: str,
+    released: str,
+    endpoints: OAuthEndpoints | None = None,
+    cors: bool = False,
 ) -> dict[str, Any]:
+    """The CapabilityStatement; ``cors`` says whether browser scripts of other origins
+    may call the gateway (``cors_allowed_origins``)."""
     resources = []
     for name in sorted(registry.types):
         entry = registry.types[name]
@@ -108,7 +130,7 @@ def capability_statement(
                     "entry (search.mode=outcome) with the status of each source."
                 ),
                 "security": {
-                    "cors": False,
+                    "cors": cors,
                     "service": [
                         {
                             "coding": [
@@ -119,12 +141,7 @@ def capability_statement(
                             ]
                         }
                     ],
-                    "extension": [
-                        {
-                            "url": SMART_OAUTH_URIS_URL,
-                            "extension": [{"url": "metadata", "valueUri": smart_url}],
-                        }
-                    ],
+                    "extension": [oauth_uris(smart_url, endpoints or OAuthEndpoints())],
                     "description": "Bearer JWT from a trusted issuer (see smart-configuration).",
                 },
                 "resource": resources,

@@ -39,6 +39,7 @@ from gateway.http.declare import (
     negotiate,
 )
 from gateway.http.deps import Reader, Referenced, services
+from gateway.http.discovery import SMART_CONFIGURATION, oauth_endpoints
 
 _IDENTIFIER_SYSTEMS = {
     PERSONNUMMER_SYSTEM,
@@ -111,13 +112,16 @@ def _add_metadata(routes: FhirRoutes) -> None:
         public=True,
     )
     async def metadata(request: Request) -> Any:
-        base = services(request).settings.fhir_base_url
+        settings = services(request).settings
+        base = settings.fhir_base_url
         return FhirJSONResponse(
             capability_statement(
                 registry,
                 base_url=base,
-                smart_url=f"{base}/.well-known/smart-configuration",
+                smart_url=f"{base}{SMART_CONFIGURATION}",
                 released=released,
+                endpoints=oauth_endpoints(settings),
+                cors=bool(settings.cors_allowed_origins),
             )
         )
 

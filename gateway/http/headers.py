@@ -9,8 +9,9 @@ CapabilityStatement and the SMART discovery document), cacheable for
 
 Every answer also carries :data:`SECURITY_HEADERS`: no MIME sniffing, no framing, no
 referrer, and a Content-Security-Policy that allows nothing, since the gateway serves only
-JSON (no HTML page: see docs/api.md on /docs). A page served later needs its own policy
-here. ``Strict-Transport-Security`` is added when configured (``hsts_max_age``).
+JSON (no HTML page: see docs/api.md on /docs), except the development login pages
+(:data:`PAGES`), which set their own. ``Strict-Transport-Security`` is added when
+configured (``hsts_max_age``).
 
 The middleware replaces any header of these names a route set, so no route can loosen
 them.
@@ -20,10 +21,28 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.http.discovery import (
+    AUTHORIZE_PATH,
+    DEV_ISSUER_PATH,
+    JWKS_PATH,
+    OPENID_CONFIGURATION,
+    SMART_CONFIGURATION,
+)
+
 #: Paths whose successful GET is public and the same for everyone.
 PUBLIC_DOCUMENTS = frozenset(
-    {"/fhir/metadata", "/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration"}
+    {
+        "/fhir/metadata",
+        SMART_CONFIGURATION,
+        f"/fhir{SMART_CONFIGURATION}",
+        OPENID_CONFIGURATION,
+        f"{DEV_ISSUER_PATH}{OPENID_CONFIGURATION}",
+        JWKS_PATH,
+    }
 )
+#: The HTML pages (the development login): their answers keep the Content-Security-Policy
+#: the page sets (its form's targets, its own style), else they get the one below.
+PAGES = frozenset({AUTHORIZE_PATH})
 #: How long a public document may be cached (seconds): a new release shows within it.
 PUBLIC_MAX_AGE = 300
 
@@ -45,6 +64,7 @@ _PRIVATE: tuple[tuple[bytes, bytes], ...] = (
 _PUBLIC: tuple[tuple[bytes, bytes], ...] = (
     (b"cache-control", f"public, max-age={PUBLIC_MAX_AGE}".encode()),
 )
+_CSP = b"content-security-policy"
 _SET = frozenset(
     name for name, _ in (*SECURITY_HEADERS, *_PRIVATE, (b"strict-transport-security", b""))
 )
@@ -64,12 +84,18 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         public = scope["method"] == "GET" and scope["path"] in PUBLIC_DOCUMENTS
+        page = scope["path"] in PAGES
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 caching = _PUBLIC if public and message["status"] == 200 else _PRIVATE
-                kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in _SET]
-                message = {**message, "headers": [*kept, *self._always, *caching]}
+                headers = message.get("headers", ())
+                kept = [(k, v) for k, v in headers if k.lower() not in _SET]
+                always = self._always
+                if page and any(k.lower() == _CSP for k, _ in headers):
+                    kept += [(k, v) for k, v in headers if k.lower() == _CSP]
+                    always = tuple((k, v) for k, v in always if k != _CSP)
+                message = {**message, "headers": [*kept, *always, *caching]}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

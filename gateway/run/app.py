@@ -9,50 +9,34 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
-from fastapi.responses import JSONResponse
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from gateway import __version__
 from gateway.collect.deadline import FinishTimes, RequestClock
 from gateway.errors import install_error_handlers
-from gateway.fhir_json import FhirJSONResponse
 from gateway.http.answered import Answered, NoteAnswers
 from gateway.http.capability import CapabilityRegistry
+from gateway.http.discovery import build_discovery_router
 from gateway.http.fhir_routes import build_fhir_router
 from gateway.http.headers import SecurityHeaders
 from gateway.http.health import build_health_router
 from gateway.http.metrics import Metrics, build_metrics_router
 from gateway.http.notifications import build_notification_router
 from gateway.http.ratelimit import THROTTLED_RESPONSE, RateLimiter, rate_limit
+from gateway.run.authserver.routes import build_authserver_router
+from gateway.run.authserver.server import DevAuthorizationServer
 from gateway.services import Services
 from gateway.settings import Settings
 
 access_log = logging.getLogger("samlad.access")
 
-
-def smart_configuration(settings: Settings) -> dict[str, Any]:
-    """SMART App Launch / Backend Services discovery document."""
-    primary = settings.issuers[0] if settings.issuers else None
-    document: dict[str, Any] = {
-        "issuer": primary.issuer if primary else None,
-        "jwks_uri": primary.jwks_url if primary else None,
-        "token_endpoint": primary.token_endpoint if primary else None,
-        "grant_types_supported": ["authorization_code", "client_credentials"],
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
-        "scopes_supported": ["openid", "fhirUser", "patient/*.rs", "user/*.rs", "system/*.rs"],
-        "response_types_supported": ["code"],
-        "capabilities": [
-            "launch-standalone",
-            "client-public",
-            "client-confidential-asymmetric",
-            "permission-v2",
-        ],
-        "code_challenge_methods_supported": ["S256"],
-    }
-    if primary and primary.authorization_endpoint:
-        document["authorization_endpoint"] = primary.authorization_endpoint
-    return {key: value for key, value in document.items() if value is not None}
+#: What a browser script from an allowed origin may send and read (CORS).
+CORS_METHODS = ("GET", "POST", "PUT", "DELETE")
+CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "Prefer", "If-None-Match")
+CORS_EXPOSED_HEADERS = ("ETag", "Location", "Content-Location", "Last-Modified")
+#: How long a browser may remember a preflight's answer (seconds).
+CORS_MAX_AGE = 600
 
 
 def log_request(answered: Answered) -> None:
@@ -158,10 +142,18 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(build_notification_router())
 
-    # Plain JSON (not FHIR), and documented so: the class only names the media type.
-    @app.get("/fhir/.well-known/smart-configuration", response_class=JSONResponse)
-    @app.get("/.well-known/smart-configuration", response_class=JSONResponse)
-    async def smart_config() -> Any:
-        return FhirJSONResponse(smart_configuration(settings), media_type="application/json")
-
+    app.include_router(build_discovery_router(settings))
+    if settings.dev_authorization_server:
+        app.state.authserver = DevAuthorizationServer(settings)
+        app.include_router(build_authserver_router(app.state.authserver))
+    if settings.cors_allowed_origins:
+        # Outermost of the app's own middleware: a preflight is answered before routing.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_methods=list(CORS_METHODS),
+            allow_headers=list(CORS_REQUEST_HEADERS),
+            expose_headers=list(CORS_EXPOSED_HEADERS),
+            max_age=CORS_MAX_AGE,
+        )
     return app

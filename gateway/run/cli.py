@@ -146,6 +146,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             **forwarded_options(settings.trusted_proxies),
         )
         return 0
+    if settings.dev_authorization_server:
+        # Its codes and refresh tokens live in one process's memory.
+        raise CommandError("the development authorization server runs in one process: no --workers")
     # Several processes: migrate once here, so the workers do not race to do it.
     if settings.should_auto_migrate:
         from store.migrate import upgrade

@@ -8,7 +8,9 @@ everything, and prints a token and ready-to-paste requests.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import shlex
 import shutil
 import socket
@@ -16,12 +18,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import tomli_w
 import uvicorn
 
 from consent.scopes import CITIZEN_SCOPE
 from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM, parse_person_identifier
+from gateway.http.discovery import oauth_endpoints
 from gateway.run.app import create_app
 from gateway.run.configfile import DEMO_CONFIG, CommandError
 from gateway.run.dev_issuer import DevIssuer, dev_token
@@ -96,7 +100,12 @@ def write_demo_config(
             # Ask every region on every request, keeping their last answers in the cache
             # for when they fail: the walkthrough shows a region going down.
             "cache_fresh_seconds": 0,
+            # A standard SMART login (gateway/run/authserver), and the demo's own web app
+            # allowed to call the gateway from its origin.
+            "dev_authorization_server": True,
+            "cors_allowed_origins": [public],
         },
+        "oauth_clients": [demo_app_client(public)],
         "issuers": [
             {
                 "issuer": issuer.issuer,
@@ -119,6 +128,38 @@ def write_demo_config(
     path = data_dir / "demo.toml"
     path.write_text(header + tomli_w.dumps(config), encoding="utf-8")
     return path
+
+
+#: The demo's own SMART app (a public client: PKCE, no secret).
+DEMO_APP_CLIENT = "samlad-app"
+DEMO_APP_SCOPES = (
+    "openid",
+    "fhirUser",
+    "launch/patient",
+    "offline_access",
+    CITIZEN_SCOPE,
+    "user/*.rs",
+)
+
+
+#: The PKCE verifier of the login URL the demo prints (a demo value: anyone who reads the
+#: banner knows it, so only the terminal's user has the code it is for).
+DEMO_VERIFIER = "samlad-demo-pkce-verifier-not-secret-0123456789"
+
+
+def s256(verifier: str) -> str:
+    """The PKCE S256 challenge of ``verifier``."""
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def demo_app_client(public_base_url: str) -> dict[str, Any]:
+    """The ``[[oauth_clients]]`` entry of the demo's web app, served at ``/app/``."""
+    return {
+        "client_id": DEMO_APP_CLIENT,
+        "redirect_uris": [f"{public_base_url}/app/"],
+        "scopes": " ".join(DEMO_APP_SCOPES).split(),
+    }
 
 
 def simulated_source_ids() -> tuple[str, ...]:
@@ -255,6 +296,25 @@ async def run_demo(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def login_url(settings: Settings) -> str:
+    """An authorization request of the demo's app (Tolvan or a clinician logs in there); the
+    code it ends with is for the app, which holds the PKCE verifier."""
+    endpoints = oauth_endpoints(settings)
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": DEMO_APP_CLIENT,
+            "redirect_uri": f"{settings.public_base_url}/app/",
+            "scope": " ".join(DEMO_APP_SCOPES),
+            "aud": settings.fhir_base_url,
+            "state": "demo",
+            "code_challenge": s256(DEMO_VERIFIER),
+            "code_challenge_method": "S256",
+        }
+    )
+    return f"{endpoints.authorization_endpoint}?{query}"
+
+
 def _banner(
     settings: Settings,
     config: Path,
@@ -265,6 +325,8 @@ def _banner(
     samlad_token: str,
 ) -> str:
     base = settings.fhir_base_url
+    authorize = login_url(settings)
+    token_url = oauth_endpoints(settings).token_endpoint
     regions = "\n".join(f"    {rid:5} {url}" for rid, url in urls.items())
     if added:
         regions += "\n  added sources\n" + "\n".join(
@@ -301,6 +363,19 @@ answer (lastSync). The same command with "none" for "down" brings it back.
 
 curl -s -X PUT -H "Authorization: Bearer sim-syd-token" -H "Content-Type: application/json" \\
   -d '{{"fault": "down"}}' {syd}/_sim/behaviour
+
+A standard SMART login (development only: you pick who you are): apps discover it at
+{base}/.well-known/smart-configuration; the demo's app is the public client
+{DEMO_APP_CLIENT} with the redirect URI {settings.public_base_url}/app/ (PKCE S256).
+Log in as Tolvan (or a clinician) here; you come back to {settings.public_base_url}/app/?code=…:
+
+{authorize}
+
+and exchange that code for tokens (CODE from the address bar):
+
+curl -s -d grant_type=authorization_code -d client_id={DEMO_APP_CLIENT} -d code=CODE \\
+  -d redirect_uri={settings.public_base_url}/app/ -d code_verifier={DEMO_VERIFIER} \\
+  {token_url}
 
 More tokens:  {samlad_token} --role clinician   (--help lists the options)
 Ctrl-C stops everything.

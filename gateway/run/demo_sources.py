@@ -18,7 +18,7 @@ from gateway.run.configfile import CommandError
 from gateway.settings import ConfigError, read_config_file
 
 #: The tables FILE may hold beside ``[[sources]]``: none.
-_OTHER_TABLES = ("issuers", "guardian_registers")
+_OTHER_TABLES = ("issuers", "guardian_registers", "oauth_clients")
 
 
 def read_added_sources(path: Path, taken_ids: Collection[str]) -> list[dict[str, Any]]:

@@ -76,12 +76,15 @@ def ensure_configured_keys(config: IssuerConfig) -> None:
         create_key_pair(key_file, jwks_file)
 
 
-def mint(config: IssuerConfig, claims: dict[str, Any], *, lifetime: int = 3600) -> str:
-    """Sign a token with the development issuer described by ``config``."""
+def mint(
+    config: IssuerConfig, claims: dict[str, Any], *, lifetime: int = 3600, now: float | None = None
+) -> str:
+    """Sign a token with the development issuer described by ``config``, issued at ``now``
+    (default: the current time)."""
     if config.dev_signing_key_file is None:
         raise ValueError("not a development issuer: it has no local signing key")
     key = ECKey.import_key(orjson.loads(config.dev_signing_key_file.read_bytes()))
-    now = int(time.time())
+    now = int(time.time() if now is None else now)
     payload = {
         "iss": config.issuer,
         "aud": config.audience,

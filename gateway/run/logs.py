@@ -62,3 +62,5 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     # httpx logs full request URLs at INFO; upstream queries may carry identifiers.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # authlib logs the tokens it issues (a citizen's holds their identity number) at DEBUG.
+    logging.getLogger("authlib").setLevel(logging.WARNING)
