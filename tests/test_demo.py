@@ -6,8 +6,10 @@ import dataclasses
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -343,3 +345,172 @@ def test_the_printed_login_url_logs_tolvan_in_and_the_printed_exchange_gives_tok
         )
         assert response.status_code == 200
         assert response.headers["access-control-allow-origin"] == origin
+
+
+# -- the whole record (what NPÖ and 1177 Journalen show), as the demo serves it ---------
+
+LAB_SECTION = "http://terminology.hl7.org/CodeSystem/v2-0074"
+
+
+def _categories_of(resource: dict[str, Any]) -> set[str]:
+    return {
+        str(coding.get("code"))
+        for concept in resource.get("category") or ()
+        if isinstance(concept, dict)
+        for coding in concept.get("coding") or ()
+    }
+
+
+def _is(kind: str, *categories: str, other_than: str | None = None) -> Any:
+    def holds(resource: dict[str, Any]) -> bool:
+        if resource["resourceType"] != kind:
+            return False
+        found = _categories_of(resource)
+        if other_than is not None:
+            return other_than not in found
+        return not categories or bool(found & set(categories))
+
+    return holds
+
+
+#: Each category NPÖ and 1177 Journalen show, and whether the legacy RIV-TA region has a
+#: contract for it (those come from it and at least one FHIR region).
+CATEGORIES: dict[str, tuple[Any, bool]] = {
+    "diagnoses": (_is("Condition"), True),
+    "prescribed medicines": (_is("MedicationRequest"), True),
+    "dispensed medicines": (_is("MedicationDispense"), False),
+    "vaccinations": (_is("Immunization"), True),
+    "allergies and hypersensitivities": (_is("AllergyIntolerance"), True),
+    "other alert information": (_is("Flag"), True),
+    "care contacts": (_is("Encounter"), True),
+    "journal notes": (_is("DocumentReference"), True),
+    "lab results": (_is("Observation", "laboratory"), True),
+    "lab reports": (_is("DiagnosticReport", "LAB"), True),
+    "imaging and other examinations": (_is("DiagnosticReport", "RAD", "IMG"), True),
+    "referrals": (_is("ServiceRequest"), True),
+    "care plans": (_is("CarePlan"), True),
+    "care teams": (_is("CareTeam"), False),
+    "procedures": (_is("Procedure"), False),
+    "measurements and growth": (_is("Observation", "vital-signs"), False),
+    "functional status": (_is("Observation", "survey"), True),
+    "appointments": (_is("Appointment"), False),
+}
+
+
+def _sources_of(resource: dict[str, Any]) -> set[str]:
+    """The source a merged resource came from, and those that reported it too."""
+    uris = [resource.get("meta", {}).get("source", "")]
+    uris += [e.get("valueUri", "") for e in resource.get("extension", [])]
+    return {
+        uri.removeprefix("urn:samlad:source:").partition("#")[0]
+        for uri in uris
+        if isinstance(uri, str) and uri.startswith("urn:samlad:source:")
+    }
+
+
+def _get(fhir: httpx.Client, path: str, headers: dict[str, str]) -> httpx.Response:
+    """A GET that waits out the demo's rate limit (its Retry-After) rather than fail."""
+    for _ in range(20):
+        response = fhir.get(path, headers=headers)
+        if response.status_code != 429:
+            return response
+        time.sleep(float(response.headers.get("Retry-After", "1")))
+    return response
+
+
+def _whole(fhir: httpx.Client, path: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    for _ in range(100):
+        response = _get(fhir, path, headers)
+        assert response.status_code == 200, response.text
+        bundle = response.json()
+        entries += bundle["entry"]
+        following = [link["url"] for link in bundle.get("link", []) if link["relation"] == "next"]
+        if not following:
+            return entries
+        path = following[0]
+    raise AssertionError("paging did not end")
+
+
+def _references(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        own = {node["reference"]} if isinstance(node.get("reference"), str) else set()
+        return own.union(*(_references(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_references(v) for v in node))
+    return set()
+
+
+def test_the_whole_record_from_every_region_every_reference_resolving(demo: Demo) -> None:
+    """Tolvan's ``$everything`` holds every category from at least two regions (the legacy
+    one among them where it has a contract for it), every reference in it reads through
+    the gateway, the summary has allergies, vaccinations, results and vital signs, and the
+    note the legacy region holds back from him is absent for him, present for a doctor
+    with his consent."""
+    from tests.gateway.consent_helpers import consent_body
+
+    base = demo.everything_url.rsplit("/Patient/", 1)[0]
+    citizen = {"Authorization": f"Bearer {demo.token}"}
+    with httpx.Client(base_url=base, timeout=60) as fhir:
+        path = f"{base}/Patient/{demo.patient_id}/$everything"
+        entries = _whole(fhir, path, citizen)
+        record = [e["resource"] for e in entries if e["search"]["mode"] == "match"]
+        short = {}
+        for name, (holds, legacy) in CATEGORIES.items():
+            regions = set().union(*(_sources_of(r) for r in record if holds(r)))
+            if len(regions) < 2 or (legacy and "region-ost" not in regions):
+                short[name] = sorted(regions)
+        assert not short, f"categories from fewer than two regions: {short}"
+        unresolved, kinds = {}, set()
+        for reference in sorted(_references(record)):
+            kind, _, local = reference.partition("/")
+            if not local or "/" in local or "://" in reference or reference.startswith("#"):
+                continue
+            kinds.add(kind)
+            read = _get(fhir, f"/{reference}", citizen)
+            if read.status_code != 200:
+                unresolved[reference] = read.status_code
+        assert not unresolved, f"references that do not read through the gateway: {unresolved}"
+        assert {"Practitioner", "Organization", "Location", "Encounter", "Observation"} <= kinds
+
+        summary = _get(fhir, f"/Patient/{demo.patient_id}/$summary", citizen).json()
+        sections = {
+            s["code"]["coding"][0]["code"]: s for s in summary["entry"][0]["resource"]["section"]
+        }
+        for code in ("48765-2", "11369-6", "30954-2", "8716-3"):
+            assert sections[code].get("entry"), f"the summary's {code} section has entries"
+
+        def held_back(resources: list[dict[str, Any]]) -> set[str]:
+            return {
+                r["id"]
+                for r in resources
+                if r["resourceType"] == "DocumentReference"
+                and any(t.get("code") == "false" for t in r["meta"].get("tag", []))
+            }
+
+        assert not held_back(record), "nothing held back from Tolvan reaches him"
+        doctor = {"Authorization": f"Bearer {_clinician_token(demo)}"}
+        granted = fhir.post(
+            "/Consent", json=consent_body(demo.patient_id, "SE2321009001-NORD"), headers=citizen
+        )
+        assert granted.status_code == 201, granted.text
+        try:
+            seen = _whole(fhir, f"{base}/DocumentReference?patient={demo.patient_id}", doctor)
+            notes = [e["resource"] for e in seen if e["search"]["mode"] == "match"]
+            assert held_back(notes), "the doctor with his consent reads the held-back note"
+        finally:
+            fhir.put(
+                f"/Consent/{granted.json()['id']}",
+                json=granted.json() | {"status": "inactive"},
+                headers=citizen,
+            )
+
+
+def _clinician_token(demo: Demo) -> str:
+    config = demo.data_dir / "demo.toml"
+    return subprocess.run(
+        [*SAMLAD, "token", "--config", str(config), "--role", "clinician"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
