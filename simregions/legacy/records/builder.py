@@ -91,3 +91,29 @@ class RecordBuilder:
             signed=when + timedelta(hours=2) if signed else None,
             care_contact_id=contact_id,
         )
+
+    def named_header(
+        self,
+        person_pnr: str,
+        name: str,
+        when: datetime,
+        author: Author,
+        unit: CareUnit,
+        *,
+        signed_after: timedelta = timedelta(hours=1),
+        approved: bool = True,
+        nullified: str | None = None,
+    ) -> Header:
+        """The header of a record added by name (see :meth:`named_id`), signed
+        ``signed_after`` it was written, approved for the patient or not, nullified with a
+        reason or not."""
+        return Header(
+            document_id=self.named_id(person_pnr, name),
+            author_time=when,
+            author=author,
+            unit=unit,
+            care_giver_hsa_id=self.region.care_provider_hsa_id,
+            signed=when + signed_after,
+            approved_for_patient=approved,
+            nullified_reason=nullified,
+        )

@@ -29,15 +29,8 @@ def _header(
     approved: bool = True,
     nullified: str | None = None,
 ) -> Header:
-    return Header(
-        document_id=builder.named_id(person.pnr, name),
-        author_time=when,
-        author=builder.nurses[1],
-        unit=unit,
-        care_giver_hsa_id=builder.region.care_provider_hsa_id,
-        signed=when + timedelta(hours=1),
-        approved_for_patient=approved,
-        nullified_reason=nullified,
+    return builder.named_header(
+        person.pnr, name, when, builder.nurses[1], unit, approved=approved, nullified=nullified
     )
 
 

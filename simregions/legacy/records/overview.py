@@ -84,18 +84,16 @@ def _header(
     *,
     approved: bool = True,
     nullified: str | None = None,
-    contact_id: str | None = None,
 ) -> Header:
-    return Header(
-        document_id=builder.named_id(person.pnr, name),
-        author_time=when,
-        author=builder.doctors[0],
-        unit=unit,
-        care_giver_hsa_id=builder.region.care_provider_hsa_id,
-        signed=when + timedelta(hours=2),
-        care_contact_id=contact_id,
-        approved_for_patient=approved,
-        nullified_reason=nullified,
+    return builder.named_header(
+        person.pnr,
+        name,
+        when,
+        builder.doctors[0],
+        unit,
+        signed_after=timedelta(hours=2),
+        approved=approved,
+        nullified=nullified,
     )
 
 

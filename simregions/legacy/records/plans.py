@@ -10,7 +10,7 @@ come from names. The care plan contract has no nullification in its schema.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from simregions.legacy.contracts import ICF_OID, PADL_ACTIVITY_OID
 from simregions.legacy.records.builder import RecordBuilder
@@ -40,15 +40,8 @@ def _header(
     approved: bool = True,
     nullified: str | None = None,
 ) -> Header:
-    return Header(
-        document_id=builder.named_id(person.pnr, name),
-        author_time=when,
-        author=builder.nurses[1],
-        unit=unit,
-        care_giver_hsa_id=builder.region.care_provider_hsa_id,
-        signed=when + timedelta(hours=1),
-        approved_for_patient=approved,
-        nullified_reason=nullified,
+    return builder.named_header(
+        person.pnr, name, when, builder.nurses[1], unit, approved=approved, nullified=nullified
     )
 
 
