@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from fhir_profiles.demographics import DEMOGRAPHIC_CONFLICT_URL
 from fhir_profiles.extensions import SOURCE_STATUS_URL
 from fhir_profiles.identifiers import PERSONNUMMER_OID, SAMORDNINGSNUMMER_SYSTEM
 from fhir_profiles.resource_types import REFERENCED_TYPES
+from gateway.collect.collector import SINCE_OVERLAP
 from tests.adapters.adapter_fakes import make_person
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import (
@@ -115,6 +116,14 @@ async def give_new_ids(server: SekmetFolder, resource_type: str, patient: str) -
 async def everything(gateway: Gateway, patient_id: str, person: str) -> list[dict[str, Any]]:
     path = f"/fhir/Patient/{patient_id}/$everything"
     return await every_entry(gateway, path, gateway.citizen(person))
+
+
+async def clock_skew(server: SekmetFolder) -> timedelta:
+    """How far the source's clock (its answer's ``meta.lastUpdated``) is from ours."""
+    async with sekmet_client(server) as client:
+        answer = (await client.get("/Patient", params={"_count": "1"})).json()
+    theirs = datetime.fromisoformat(answer["meta"]["lastUpdated"].replace("Z", "+00:00"))
+    return abs(datetime.now(UTC) - theirs)
 
 
 def status_of(entries: list[dict[str, Any]]) -> str:
@@ -233,9 +242,17 @@ async def test_an_independent_server_as_it_is(
             local_patient = found.json()["entry"][0]["resource"]["id"]
         old = await give_new_ids(sekmet, "Observation", local_patient)
         old |= await give_new_ids(sekmet, "Condition", local_patient)
+        skew = await clock_skew(sekmet)
         after = await everything(gateway, patient_id, TEST_PERSON)
         assert status_of(after) == "ok"
-        assert facts(after, "Observation") == observations
+        assert facts(after, "Observation") == observations, "each fact once"
         assert sum(facts(after, "Condition").values()) == 1
         served = {e["resource"]["id"] for e in after if e["search"]["mode"] == "match"}
-        assert not {f"{SOURCE}.{i}" for i in old} & served, "no copy under an old id"
+        if skew < SINCE_OVERLAP:
+            # The refresh by last update saw the copies: they replace the old ids.
+            assert not {f"{SOURCE}.{i}" for i in old} & served, "no copy under an old id"
+        else:
+            # Its clock is off by more than the overlap (sekmet stamps with the real
+            # clock when the suite runs a year ahead): the copies are seen at the next full
+            # refresh; until then the old ones, never both.
+            assert {f"{SOURCE}.{i}" for i in old} <= served
