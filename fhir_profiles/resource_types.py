@@ -311,6 +311,11 @@ PATIENT_COMPARTMENT_TYPES: tuple[str, ...] = tuple(
     t.name for t in RESOURCE_TYPES.values() if t.compartment
 )
 
+#: A person's record as the gateway serves it: the compartment types and the (unified)
+#: Patient. What a principal can be granted, and what the gateway serves of what sources
+#: return.
+RECORD_TYPES: frozenset[str] = frozenset({"Patient", *PATIENT_COMPARTMENT_TYPES})
+
 #: The types references point to that are about no patient (read by id from the source
 #: that answered: :mod:`gateway.collect.directory`).
 REFERENCED_TYPES: tuple[str, ...] = tuple(t.name for t in RESOURCE_TYPES.values() if t.referenced)

@@ -33,7 +33,7 @@ from consent.relations import GuardianRegister, RegisterUnavailable
 from consent.store import ConsentStore
 from consent.visibility import Visibility
 from fhir_profiles.identifiers import PersonIdentifier
-from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
 from gateway.access.persons import PersonIndex
 from gateway.answer.streamed import Match, RecordStream, open_stream
 from gateway.collect.collector import Collector
@@ -72,7 +72,7 @@ class RecordServices(Protocol):
 _DEFAULT_PURPOSE = {"citizen": "PATRQT", "clinician": "TREAT", "integrator": "TREAT"}
 
 #: Every type a principal can be granted read access to through the record.
-READABLE_TYPES = frozenset({"Patient", *PATIENT_COMPARTMENT_TYPES})
+READABLE_TYPES = RECORD_TYPES
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 from adapters.base import FhirResource
 from consent.principals import Principal
 from fhir_profiles.datetimes import parse_instant
-from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
 from gateway.access.reader import ReadResult, RecordReader, actor_fields
 from gateway.answer.bundles import entry, searchset, searchset_head, source_status_entry
 from gateway.answer.paging import PageState, check_snapshot, page, page_links, snapshot_of
@@ -187,7 +187,7 @@ def _everything_params(
     params: Sequence[tuple[str, str]],
 ) -> tuple[int | None, frozenset[str], datetime | None]:
     count: int | None = None
-    types = frozenset(PATIENT_COMPARTMENT_TYPES) | {"Patient"}
+    types = RECORD_TYPES
     since: datetime | None = None
     for name, value in params:
         if name == "_count":

@@ -13,16 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.base import FhirResource
-from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RESOURCE_TYPES
+from fhir_profiles.resource_types import RECORD_TYPES, RESOURCE_TYPES
 
 #: Where each served type names its patient.
 PATIENT_FIELDS: Mapping[str, tuple[str, ...]] = {
     t.name: t.patient_fields for t in RESOURCE_TYPES.values() if t.patient_fields
 }
 
-#: The types the gateway serves of what sources return: those it asks every source for,
-#: and the Patient (made one from the sources' Patients).
-SERVED_FROM_SOURCES = frozenset({*PATIENT_COMPARTMENT_TYPES, "Patient"})
 
 #: Deeper nesting than this is no clinical data: the resource is dropped.
 MAX_DEPTH = 24
@@ -114,11 +111,7 @@ def _belongs_to(resource: FhirResource, local_patient: str) -> bool:
 def _unexpected(resource: Any) -> Inadmissible:
     """Why a resource not of the asked types is not passed on."""
     kind = resource.get("resourceType") if isinstance(resource, dict) else None
-    if (
-        isinstance(kind, str)
-        and kind not in SERVED_FROM_SOURCES
-        and RESOURCE_TYPE_NAME.fullmatch(kind)
-    ):
+    if isinstance(kind, str) and kind not in RECORD_TYPES and RESOURCE_TYPE_NAME.fullmatch(kind):
         return Unsupported(kind)
     return Inadmissible("unexpected resource type")
 
