@@ -29,6 +29,15 @@ $(STAMP): pyproject.toml $(LOCK_DEV)
 	@$(BIN)/pip check || { echo "$(LOCK_DEV) does not satisfy pyproject.toml: run make lock" >&2; exit 1; }
 	touch $(STAMP)
 
+# The JavaScript the tests use (tests/js/package.json): axe-core and fhir-kit-client, from
+# the npm lock file only.
+JS_TOOLS := tests/js
+JS_STAMP := $(JS_TOOLS)/node_modules/.installed
+
+$(JS_STAMP): $(JS_TOOLS)/package.json $(JS_TOOLS)/package-lock.json
+	cd $(JS_TOOLS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/samlad demo $(ARGS)
 
@@ -37,12 +46,14 @@ demo: $(STAMP)
 # Then the built wheel, installed alone from the runtime lock, must start the demo.
 test: lint test-today test-any-day check-wheel
 
-test-today: $(STAMP)
+test-today: $(STAMP) $(JS_STAMP)
 	bash scripts/ensure-postgres
+	bash scripts/ensure-chromium
 	$(BIN)/pytest
 
-test-any-day: $(STAMP)
+test-any-day: $(STAMP) $(JS_STAMP)
 	bash scripts/ensure-postgres
+	bash scripts/ensure-chromium
 	PYTHONPATH=tests/any_day $(BIN)/pytest -W ignore::pytest.PytestAssertRewriteWarning
 
 lint: $(STAMP)
@@ -83,7 +94,7 @@ $(LOCK_VENV)/.uv-$(UV_VERSION):
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) .samlad
+	rm -rf $(VENV) $(LOCK_VENV) .samlad $(JS_TOOLS)/node_modules
 
 # The big fuzz run: tests/gateway/test_fuzz.py with SAMLAD_FUZZ_SCALE=6 (about 7,000
 # requests as five principals, schemathesis's coverage phase included), stopped after

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
@@ -21,6 +23,7 @@ from gateway.run.app import create_app
 from gateway.run.authserver.server import DevAuthorizationServer
 from gateway.run.dev_issuer import DevIssuer
 from gateway.settings import Settings
+from simregions.server import LOOPBACK, bind_socket, make_server
 from store.migrate import upgrade
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import Region, gateway_settings
@@ -144,3 +147,52 @@ async def log_in(
 
 def query_of(location: str) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
+
+
+@dataclass
+class Served:
+    settings: Settings
+    public: str
+
+
+@contextmanager
+def served_dev_gateway(
+    folder: Path, issuer: IssuerKit, regions: dict[str, Region]
+) -> Iterator[Served]:
+    """The gateway with its development authorization server, served by a real uvicorn on
+    a loopback port, for clients that speak real HTTP."""
+    sock = bind_socket(LOOPBACK, 0)
+    public = f"http://{LOOPBACK}:{sock.getsockname()[1]}"
+    try:
+        settings = dev_gateway_settings(folder, issuer, regions, public)
+        server = make_server(create_app(settings))
+    except BaseException:
+        sock.close()
+        raise
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
+    thread.start()
+    try:
+        for _ in range(1000):
+            if server.started:
+                break
+            assert thread.is_alive(), "the gateway did not start"
+            threading.Event().wait(0.01)
+        yield Served(settings, public)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def log_in_by_browser(url: str, person: str = TOLVAN) -> str:
+    """A person's part of a login, over real HTTP: open the authorization URL, log in as
+    ``person``, allow; the redirect the browser is sent to."""
+    with httpx.Client() as browser:
+        page = browser.get(url)
+        assert page.status_code == 200, page.text
+        form = hidden_fields(page.text) | {"role": "citizen", "person": person}
+        target = f"{urlsplit(url).scheme}://{urlsplit(url).netloc}{urlsplit(url).path}"
+        consent = browser.post(target, data=form)
+        assert consent.status_code == 200, consent.text
+        answer = browser.post(target, data={**hidden_fields(consent.text), "decision": "allow"})
+        assert answer.status_code == 302, answer.text
+        return answer.headers["location"]
