@@ -38,6 +38,11 @@ DEV_DATA_KEY = "samlad-dev-data-key-not-secret"
 DEV_AUDIT_CHECKPOINT_KEY = "568cc679dd4d82cf158749da7053e2a42fbff3260b612428283f7858b59933fc"
 
 
+#: OAuth grant types and client authentication methods a token issuer can declare.
+GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
+ClientAuthMethod = Literal["none", "private_key_jwt", "client_secret_basic"]
+
+
 class IssuerConfig(BaseModel):
     """A trusted token issuer: its ``iss``, the audience it issues for, and its keys."""
 
@@ -52,6 +57,14 @@ class IssuerConfig(BaseModel):
     dev_signing_key_file: Path | None = None
     token_endpoint: str | None = None
     authorization_endpoint: str | None = None
+    #: What the issuer supports, as the discovery documents say for the first issuer (the
+    #: SMART capabilities follow from them). The development server supports all of these.
+    grant_types: tuple[GrantType, ...] = (
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+    )
+    token_endpoint_auth_methods: tuple[ClientAuthMethod, ...] = ("none", "private_key_jwt")
 
     @model_validator(mode="after")
     def _one_key_source(self) -> Self:

@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from gateway.fhir_json import FhirJSONResponse
-from gateway.settings import Settings
+from gateway.settings import ClientAuthMethod, GrantType, Settings
 
 #: The development authorization server's paths (its issuer is ``{public_base_url}`` + this).
 DEV_ISSUER_PATH = "/dev-issuer"
@@ -40,31 +40,54 @@ SCOPES_SUPPORTED = (
     "user/*.rs",
     "system/*.rs",
 )
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+GRANT_TYPES: tuple[GrantType, ...] = ("authorization_code", "refresh_token", "client_credentials")
 #: ``none``: a public app (PKCE); ``private_key_jwt``: a backend client (RFC 7523).
-AUTH_METHODS = ("none", "private_key_jwt")
+AUTH_METHODS: tuple[ClientAuthMethod, ...] = ("none", "private_key_jwt")
 ASSERTION_ALGORITHMS = ("RS384", "ES384")
-CAPABILITIES = (
-    "launch-standalone",
-    "client-public",
-    "client-confidential-asymmetric",
-    "context-standalone-patient",
-    "sso-openid-connect",
-    "permission-offline",
-    "permission-patient",
-    "permission-user",
-    "permission-v2",
-)
 
 
 @dataclass(frozen=True, slots=True)
 class OAuthEndpoints:
-    """The issuer and the URLs a client needs to log in (None where not configured)."""
+    """The issuer and the URLs a client needs to log in (None where not configured), and
+    what the issuer supports."""
 
     issuer: str | None = None
     authorization_endpoint: str | None = None
     token_endpoint: str | None = None
     jwks_uri: str | None = None
+    grant_types: tuple[GrantType, ...] = GRANT_TYPES
+    auth_methods: tuple[ClientAuthMethod, ...] = AUTH_METHODS
+
+    def capabilities(self) -> list[str]:
+        """The SMART capabilities that follow from the grant types and client
+        authentication methods."""
+        found: list[str] = []
+        if "authorization_code" in self.grant_types:
+            found += ["launch-standalone", "context-standalone-patient"]
+            if "none" in self.auth_methods:
+                found.append("client-public")
+            if "client_secret_basic" in self.auth_methods:
+                found.append("client-confidential-symmetric")
+        if "private_key_jwt" in self.auth_methods:
+            found.append("client-confidential-asymmetric")
+        if "authorization_code" in self.grant_types:
+            found += ["sso-openid-connect", "permission-patient", "permission-user"]
+        if "refresh_token" in self.grant_types:
+            found.append("permission-offline")
+        return [*found, "permission-v2"]
+
+    def scopes(self) -> list[str]:
+        """The scopes a client may ask for, without those no grant type can give."""
+        needs = {
+            "launch/patient": "authorization_code",
+            "offline_access": "refresh_token",
+            "system/*.rs": "client_credentials",
+        }
+        return [
+            scope
+            for scope in SCOPES_SUPPORTED
+            if scope not in needs or needs[scope] in self.grant_types
+        ]
 
 
 def oauth_endpoints(settings: Settings) -> OAuthEndpoints:
@@ -86,6 +109,8 @@ def oauth_endpoints(settings: Settings) -> OAuthEndpoints:
         authorization_endpoint=primary.authorization_endpoint,
         token_endpoint=primary.token_endpoint,
         jwks_uri=primary.jwks_url,
+        grant_types=primary.grant_types,
+        auth_methods=primary.token_endpoint_auth_methods,
     )
 
 
@@ -102,12 +127,12 @@ def smart_configuration(settings: Settings) -> dict[str, Any]:
             "jwks_uri": endpoints.jwks_uri,
             "authorization_endpoint": endpoints.authorization_endpoint,
             "token_endpoint": endpoints.token_endpoint,
-            "grant_types_supported": list(GRANT_TYPES),
-            "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "grant_types_supported": list(endpoints.grant_types),
+            "token_endpoint_auth_methods_supported": list(endpoints.auth_methods),
             "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
-            "scopes_supported": list(SCOPES_SUPPORTED),
+            "scopes_supported": endpoints.scopes(),
             "response_types_supported": ["code"],
-            "capabilities": list(CAPABILITIES),
+            "capabilities": endpoints.capabilities(),
             "code_challenge_methods_supported": ["S256"],
         }
     )
@@ -125,10 +150,10 @@ def openid_configuration(settings: Settings) -> dict[str, Any]:
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
-            "grant_types_supported": list(GRANT_TYPES),
-            "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+            "grant_types_supported": list(endpoints.grant_types),
+            "token_endpoint_auth_methods_supported": list(endpoints.auth_methods),
             "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
-            "scopes_supported": list(SCOPES_SUPPORTED),
+            "scopes_supported": endpoints.scopes(),
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": ["iss", "sub", "aud", "exp", "iat", "fhirUser"],
         }

@@ -157,6 +157,9 @@ async def _check_production(gw: Gateway) -> None:
     assert document["authorization_endpoint"] == "https://login.region.example/authorize"
     assert document["token_endpoint"] == "https://login.region.example/token"
     assert document["jwks_uri"] == "https://login.region.example/jwks"
+    # Unless told otherwise, an issuer is taken to support what the gateway can use.
+    assert document["token_endpoint_auth_methods_supported"] == ["none", "private_key_jwt"]
+    assert "client-confidential-asymmetric" in document["capabilities"]
     assert (await gw.client.get("/.well-known/openid-configuration")).status_code == 404
     assert (await gw.client.get("/dev-issuer/token")).status_code in {404, 405}
     security = (await gw.client.get("/fhir/metadata")).json()["rest"][0]["security"]
@@ -166,6 +169,34 @@ async def _check_production(gw: Gateway) -> None:
         headers={"Origin": APP_ORIGIN, "Access-Control-Request-Method": "GET"},
     )
     assert "access-control-allow-origin" not in preflight.headers
+
+
+async def test_production_says_what_its_issuer_supports(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    """An issuer for citizens' apps only: public clients with the authorization code, no
+    backend clients. Discovery promises nothing more, and the capabilities follow."""
+    apps_only = IssuerConfig(
+        issuer="https://login.region.example",
+        audience="https://samlad.test.example/fhir",
+        jwks_url="https://login.region.example/jwks",
+        authorization_endpoint="https://login.region.example/authorize",
+        token_endpoint="https://login.region.example/token",
+        grant_types=("authorization_code",),
+        token_endpoint_auth_methods=("none",),
+    )
+    async with running_gateway(database_url, issuer, regions, issuers=[apps_only]) as gw:
+        document = (await gw.client.get("/fhir/.well-known/smart-configuration")).json()
+    assert set(document) >= SMART_REQUIRED
+    assert document["grant_types_supported"] == ["authorization_code"]
+    assert document["token_endpoint_auth_methods_supported"] == ["none"]
+    assert "client-public" in document["capabilities"]
+    assert "launch-standalone" in document["capabilities"]
+    assert "client-confidential-asymmetric" not in document["capabilities"]
+    assert "permission-offline" not in document["capabilities"]
+    assert "offline_access" not in document["scopes_supported"]
+    assert "system/*.rs" not in document["scopes_supported"]
+    assert "launch/patient" in document["scopes_supported"]
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
