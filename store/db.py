@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -24,6 +25,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 #: Connections each process keeps open to PostgreSQL.
 DEFAULT_POOL_SIZE = 20
+
+#: A pooled connection unused for this long is asked whether it is alive before it is
+#: handed out (a server restart or an idle-connection timeout may have closed it); one
+#: used more recently is trusted. A connection found dead on use invalidates the whole
+#: pool, so after a restart one statement fails (a 503) and the rest reconnect.
+IDLE_PING_SECONDS = 10.0
 
 #: The dialect-specific INSERT both backends' upserts are built from.
 Insert = postgresql.Insert | sqlite.Insert
@@ -90,12 +97,17 @@ def _collided(exc: DBAPIError) -> str | None:
 class Database:
     """One engine and a session factory; every way in translates database errors to 503."""
 
-    def __init__(self, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        idle_ping_seconds: float = IDLE_PING_SECONDS,
+    ) -> None:
         self.url = url
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        options: dict[str, Any] = {"pool_pre_ping": True}
+        options: dict[str, Any] = {}
         if parsed.get_backend_name() == "postgresql":
             # Enough kept-open connections for a busy worker: an overflow connection is
             # closed after use, and opening one costs more than the query it serves.
@@ -113,6 +125,8 @@ class Database:
         )
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _write_ahead_log)
+        else:
+            _ping_when_idle(self.engine, idle_ping_seconds)
         #: SQLite has one writer at a time: this process's writes take turns here, so
         #: only other processes' writes count against the driver's busy timeout.
         self._sqlite_writer = asyncio.Lock()
@@ -246,6 +260,31 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Check a pooled connection's liveness on checkout only when it has been idle for
+    ``idle_seconds``: a ping on every checkout (``pool_pre_ping``) is a round trip for
+    each of a warm read's few statements. A connection that fails the ping is replaced
+    by the pool before anyone uses it."""
+    sync = engine.sync_engine
+
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("returned_at")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        try:
+            alive = sync.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the driver's own error: the connection is gone
+            raise DisconnectionError("a pooled connection did not answer its ping") from exc
+        if not alive:
+            raise DisconnectionError("a pooled connection did not answer its ping")
+
+    event.listen(sync, "checkin", returned)
+    event.listen(sync, "checkout", checked_out)
 
 
 def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
