@@ -9,6 +9,7 @@ view of either role, and no identity number is ever in an address the app asks f
 from __future__ import annotations
 
 import re
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +45,8 @@ CATEGORIES = (
 #: The development login's default clinician (gateway/run/authserver/pages.py).
 CLINICIAN = "SE2321009001-DOC1"
 CARE_PROVIDER = "SE2321009001-NORD"
+#: Logins with the app's files in the browser's cache, for the first useful paint's median.
+WARM_LOGINS = 5
 IDENTITY_NUMBERS = re.compile(r"19121212-?1212|121212-?1212")
 
 
@@ -180,9 +183,15 @@ def test_the_citizen_and_the_clinician_in_the_browser(
         regions["syd"].behaviour.fault = "none"
 
         # Logged out and in again, the app's files cached: the warm first useful paint.
-        citizen.get_by_role("button", name="Logga ut").click()
-        warm = log_in(citizen, served)
-        print(f"\nfirst useful paint after login: first {first:.0f} ms, warm {warm:.0f} ms")
+        warm = []
+        for _ in range(WARM_LOGINS):
+            citizen.get_by_role("button", name="Logga ut").click()
+            warm.append(log_in(citizen, served))
+        print(
+            f"\nfirst useful paint after login: the first {first:.0f} ms; warm, median of "
+            f"{len(warm)}: {statistics.median(warm):.0f} ms "
+            f"({', '.join(f'{ms:.0f}' for ms in warm)})"
+        )
 
         grant(citizen)
 

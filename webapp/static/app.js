@@ -87,7 +87,9 @@ function showLogin(message) {
 async function start() {
   let session;
   try {
-    session = (await completeLogin()) || currentSession();
+    session = await completeLogin();
+    if (session !== null) performance.mark('samlad-login');
+    session = session || currentSession();
   } catch (error) {
     showLogin(error.message);
     return;

@@ -129,6 +129,7 @@ export async function showOverview(main, id, config, notes = []) {
   const progress = progressSection();
   main.append(progress.section);
   const record = await loadRecord(id, config, progress.update);
+  performance.mark('samlad-record');
   const names = new Map(record.sources.map((s) => [s.id, s.name]));
   const sorted = sortIntoCategories(record.resources, Date.now());
   const contents = el(
