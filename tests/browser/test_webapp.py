@@ -12,6 +12,7 @@ import re
 import statistics
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect
@@ -57,6 +58,19 @@ def served(tmp_path: Path, issuer: IssuerKit, regions: dict[str, Region]) -> Ite
         tmp_path, issuer, regions, web_app=True, web_app_client_id=APP, cache_fresh_seconds=0
     ) as served:
         yield served
+
+
+#: Make the tab's access token look run out.
+EXPIRE = """() => {
+  const session = JSON.parse(sessionStorage.getItem('samlad.session'));
+  session.expiresAt = 0;
+  sessionStorage.setItem('samlad.session', JSON.stringify(session));
+}"""
+
+
+def session_of(page: Page) -> dict[str, Any]:
+    session: dict[str, Any] = page.evaluate("JSON.parse(sessionStorage.getItem('samlad.session'))")
+    return session
 
 
 def watch_addresses(page: Page, seen: list[str]) -> None:
@@ -168,6 +182,11 @@ def test_the_citizen_and_the_clinician_in_the_browser(
         watch_addresses(citizen, seen)
         watch_addresses(clinician, seen)
 
+        # An answer that is not this tab's login (its state unknown) is refused unread.
+        citizen.goto(f"{served.public}/app/?code=forged&state=forged")
+        expect(citizen.get_by_role("alert")).to_contain_text("hörde inte till")
+        assert not [url for url in seen if url.endswith("/dev-issuer/token")]
+
         first = log_in(citizen, served)
         accessible(citizen)
         check_citizen_overview(citizen, regions)
@@ -193,7 +212,15 @@ def test_the_citizen_and_the_clinician_in_the_browser(
             f"({', '.join(f'{ms:.0f}' for ms in warm)})"
         )
 
+        # The access token run out: the next call renews it with the refresh token, which
+        # rotates; the tokens are in the tab's sessionStorage only.
+        before = session_of(citizen)
+        citizen.evaluate(EXPIRE)
         grant(citizen)
+        after = session_of(citizen)
+        assert after["refreshToken"] != before["refreshToken"]
+        assert after["accessToken"] != before["accessToken"]
+        assert citizen.evaluate("localStorage.length") == 0
 
         log_in(clinician, served, clinician=True)
         clinician_reads(clinician)
