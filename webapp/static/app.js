@@ -98,7 +98,13 @@ async function start() {
     showLogin();
     return;
   }
-  const config = await loadConfig();
+  let config;
+  try {
+    config = await loadConfig();
+  } catch (error) {
+    showLogin(error.message);
+    return;
+  }
   if (session.patient) {
     showAccount('citizen');
     menu.replaceChildren(
