@@ -1,7 +1,7 @@
 """The web app in a real browser against the gateway on loopback: the citizen logs in by
 the authorization-code flow, sees every category, a lab trend across regions and the
-sources' status, grants a care provider consent; the clinician logs in and reads the
-record; the citizen withdraws; the clinician's next load says no consent, and emergency
+sources' status; the clinician, before any consent, is told plainly there is none; the
+citizen grants the clinician's care provider consent and the clinician reads the record; the citizen withdraws; the clinician's next load says no consent, and emergency
 access opens it; the citizen sees the clinician's reads, the refusal and the emergency
 access in the log. axe-core finds no serious or critical WCAG 2.1 AA violation on any
 view of either role, and no identity number is ever in an address the app asks for."""
@@ -159,11 +159,15 @@ def grant(page: Page) -> None:
     accessible(page)
 
 
-def clinician_reads(page: Page) -> None:
+def search(page: Page) -> None:
     expect(page.get_by_role("heading", name="Patientöversikt")).to_be_visible()
     accessible(page)
     page.get_by_label("Patientens personnummer").fill("19121212-1212")
     page.get_by_role("button", name="Sök patient").click()
+
+
+def clinician_reads(page: Page) -> None:
+    search(page)
     expect(page.get_by_role("heading", name="Tidslinje")).to_be_visible(timeout=60_000)
     expect(page.get_by_role("note")).to_contain_text("spärrat")
     assert "1212" not in page.url
@@ -215,6 +219,12 @@ def test_the_citizen_and_the_clinician_in_the_browser(
 
         # The access token run out: the next call renews it with the refresh token, which
         # rotates; the tokens are in the tab's sessionStorage only.
+        # The clinician before any consent: the search itself is refused, plainly.
+        log_in(clinician, served, clinician=True)
+        search(clinician)
+        expect(clinician.get_by_role("heading", name="Inget samtycke")).to_be_visible()
+        accessible(clinician)
+
         before = session_of(citizen)
         citizen.evaluate(EXPIRE)
         grant(citizen)
@@ -223,14 +233,13 @@ def test_the_citizen_and_the_clinician_in_the_browser(
         assert after["accessToken"] != before["accessToken"]
         assert citizen.evaluate("localStorage.length") == 0
 
-        log_in(clinician, served, clinician=True)
         clinician_reads(clinician)
 
         citizen.get_by_role("button", name=f"Återkalla för {CARE_PROVIDER}").click()
         expect(citizen.get_by_role("cell", name="Upphört")).to_be_visible()
 
         clinician.get_by_role("button", name="Läs in igen").click()
-        expect(clinician.get_by_role("heading", name="Ingen samtycke")).to_be_visible()
+        expect(clinician.get_by_role("heading", name="Inget samtycke")).to_be_visible()
         accessible(clinician)
         clinician.get_by_label("Skäl till nödåtkomst").fill("Medvetslös på akuten")
         clinician.get_by_role("button", name="Öppna nödåtkomst").click()

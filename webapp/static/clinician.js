@@ -1,6 +1,6 @@
 // The clinician's view (as in Nationell patientöversikt): find a patient by identity number
 // (sent in a POST body, never in an address), then the overview when the patient has
-// consented; else "ingen samtycke" in plain words, how to ask for it, and emergency access
+// consented; else "inget samtycke" in plain words, how to ask for it, and emergency access
 // with a stated reason. Once allowed, a note that some data may be blocked (never what).
 
 import { announce, el } from './dom.js';
@@ -20,7 +20,7 @@ function noConsent(main, patient, config, reload) {
   const explanation = el(
     'section',
     { class: 'status warn', 'aria-labelledby': 'inget-samtycke' },
-    el('h2', { id: 'inget-samtycke' }, 'Ingen samtycke'),
+    el('h2', { id: 'inget-samtycke' }, 'Inget samtycke'),
     el('p', { class: 'strong' }, `${patient ? patientName(patient) : 'Patienten'} har inte gett din vårdgivare eller vårdenhet samtycke att ta del av uppgifter från andra vårdgivare.`),
     el('p', {}, 'Fråga patienten om samtycke. Patienten ger det själv i Samlad under "Samtycken och spärrar" (till din vårdgivare eller vårdenhet, med dess HSA-id), och du kan sedan söka igen.'),
   );
