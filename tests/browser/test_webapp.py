@@ -1,10 +1,11 @@
 """The web app in a real browser against the gateway on loopback: the citizen logs in by
 the authorization-code flow, sees every category, a lab trend across regions and the
 sources' status; the clinician, before any consent, is told plainly there is none; the
-citizen grants the clinician's care provider consent and the clinician reads the record; the citizen withdraws; the clinician's next load says no consent, and emergency
-access opens it; the citizen sees the clinician's reads, the refusal and the emergency
-access in the log. axe-core finds no serious or critical WCAG 2.1 AA violation on any
-view of either role, and no identity number is ever in an address the app asks for."""
+citizen grants the clinician's care provider consent and the clinician reads the record;
+the citizen withdraws; the clinician's next load says no consent, and emergency access
+opens it; the citizen sees the clinician's reads, the refusals and the emergency access
+in the log. axe-core finds no serious or critical WCAG 2.1 AA violation on any view of
+either role, and no identity number is ever in an address the app asks for."""
 
 from __future__ import annotations
 
