@@ -257,6 +257,12 @@ class Settings(BaseSettings):
     dev_authorization_server: bool = False
     #: The clients the development authorization server knows (``[[oauth_clients]]``).
     oauth_clients: list[OAuthClientConfig] = Field(default_factory=list)
+    #: Serve the web app (the citizen's and the clinician's overview, package ``webapp``)
+    #: at ``{public_base_url}/app/``, and redirect ``/`` there; off by default.
+    web_app: bool = False
+    #: The OAuth client id the web app logs in as (a public client: PKCE, no secret),
+    #: told to it in ``/app/config.json``.
+    web_app_client_id: str = "samlad-app"
     issuers: list[IssuerConfig] = Field(default_factory=list)
     sources: list[SourceConfig] = Field(default_factory=list)
 

@@ -5,7 +5,8 @@ runtime lock (requirements/runtime.txt, hashes required) and the wheel itself
 (``--no-deps``), checks that no dev-extra package came with it, then starts
 ``samlad demo`` on free ports in a temporary folder, waits for ``/fhir/metadata`` to
 answer 200 with a CapabilityStatement, finds the test person with the form-encoded
-``POST Patient/_search`` (FastAPI's form bodies need python-multipart), stops the demo
+``POST Patient/_search`` (FastAPI's form bodies need python-multipart), asks for the web
+app at ``/app/`` and the files its page names (the package data is in the wheel), stops the demo
 with Ctrl-C (SIGINT) and checks that it and everything it started are gone.
 
 Bounded in time (``--budget`` seconds in all, each step less); exits non-zero, with the
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_LOCK = ROOT / "requirements" / "runtime.txt"
 #: What the wheel is built from (the packages are those pyproject.toml includes).
 SOURCES = ["pyproject.toml", "README.md", "LICENSE"]
-PACKAGES = ["gateway", "adapters", "consent", "store", "fhir_profiles", "simregions"]
+PACKAGES = ["gateway", "adapters", "consent", "store", "fhir_profiles", "simregions", "webapp"]
 #: The demo's simulated regions: three FHIR regions and Region Öst's legacy system.
 REGION_PORTS = 4
 TEST_PERSON = "191212121212"
@@ -254,6 +255,21 @@ class Demo:
         if status != 200 or not patients:
             raise CheckFailed(f"POST Patient/_search: status {status}, {len(patients)} patients")
 
+    def get_app(self) -> None:
+        """The web app's page, and every script and style it names, from the wheel."""
+        root = self.url.removesuffix("/fhir") + "/app/"
+        with urllib.request.urlopen(root, timeout=10) as answer:  # noqa: S310 - loopback
+            page = answer.read().decode()
+            if answer.status != 200 or "<title>" not in page:
+                raise CheckFailed(f"/app/: status {answer.status}, no page")
+        files = re.findall(r'(?:src|href)="([^"]+)"', page)
+        for name in [*files, "vendor/uplot/LICENSE"]:
+            try:
+                with urllib.request.urlopen(root + name, timeout=10) as answer:  # noqa: S310
+                    answer.read()
+            except urllib.error.HTTPError as exc:
+                raise CheckFailed(f"/app/{name}: status {exc.code}") from None
+
     def stop(self) -> None:
         """Ctrl-C, as a person would; the demo and all it started must be gone in time."""
         with contextlib.suppress(ProcessLookupError):
@@ -311,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             waited = demo.wait_for_metadata()
             print(f"check-wheel: CapabilityStatement after {waited:.1f} s on {demo.url}")
             demo.find_test_person()
+        with step("the web app at /app/"):
+            demo.get_app()
         with step("stop it (SIGINT)"):
             demo.stop()
     except CheckFailed as exc:

@@ -197,6 +197,24 @@ def test_token_command_works_for_the_demo_configuration(demo: Demo) -> None:
     assert response.json()["resourceType"] == "Patient"
 
 
+def test_the_banner_names_the_app_and_the_demo_serves_it(demo: Demo) -> None:
+    """The app's address the banner prints serves the page, its scripts and its client
+    (the one the demo registers, whose redirect URI is that address)."""
+    match = re.search(r"^  the app +(http://\S+/app/) ", demo.banner, re.M)
+    assert match, demo.banner
+    app = match.group(1)
+    page = httpx.get(app, timeout=30)
+    assert page.status_code == 200
+    assert '<html lang="sv">' in page.text
+    for name in re.findall(r'src="([^"]+)"', page.text):
+        assert httpx.get(app + name, timeout=30).status_code == 200, name
+    config = httpx.get(app + "config.json", timeout=30).json()
+    assert config["clientId"] == "samlad-app"
+    home = httpx.get(app.removesuffix("app/"), timeout=30)
+    assert home.status_code == 303
+    assert home.headers["location"] == "/app/"
+
+
 def test_token_command_refuses_a_configuration_without_the_dev_issuer(tmp_path: Path) -> None:
     config = tmp_path / "prod.toml"
     config.write_text(

@@ -10,8 +10,10 @@ CapabilityStatement and the SMART discovery document), cacheable for
 Every answer also carries :data:`SECURITY_HEADERS`: no MIME sniffing, no framing, no
 referrer, and a Content-Security-Policy that allows nothing, since the gateway serves only
 JSON (no HTML page: see docs/api.md on /docs), except the development login pages
-(:data:`PAGES`), which set their own. ``Strict-Transport-Security`` is added when
-configured (``hsts_max_age``).
+(:data:`PAGES`), which set their own, and the web app under :data:`APP_PREFIX` (when
+served), whose files get :data:`APP_CONTENT_SECURITY_POLICY` (its own scripts, styles and
+origin only: no inline script, nothing from elsewhere) and, when found, short public
+caching. ``Strict-Transport-Security`` is added when configured (``hsts_max_age``).
 
 The middleware replaces any header of these names a route set, so no route can loosen
 them.
@@ -46,6 +48,16 @@ PAGES = frozenset({AUTHORIZE_PATH})
 #: How long a public document may be cached (seconds): a new release shows within it.
 PUBLIC_MAX_AGE = 300
 
+#: The web app's files (``gateway/http/webapp.py``): the same for everyone, nothing personal.
+APP_PREFIX = "/app/"
+#: The web app's policy: scripts, styles and connections to its own origin only (no
+#: inline script or style element, no eval), never framed.
+APP_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; manifest-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'none'"
+)
+
 #: The Content-Security-Policy of every answer: load nothing, be framed by nothing.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -65,6 +77,7 @@ _PUBLIC: tuple[tuple[bytes, bytes], ...] = (
     (b"cache-control", f"public, max-age={PUBLIC_MAX_AGE}".encode()),
 )
 _CSP = b"content-security-policy"
+_APP_CSP = ((_CSP, APP_CONTENT_SECURITY_POLICY.encode()),)
 _SET = frozenset(
     name for name, _ in (*SECURITY_HEADERS, *_PRIVATE, (b"strict-transport-security", b""))
 )
@@ -83,18 +96,23 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        public = scope["method"] == "GET" and scope["path"] in PUBLIC_DOCUMENTS
+        app_file = scope["path"].startswith(APP_PREFIX)
+        public = scope["method"] == "GET" and (scope["path"] in PUBLIC_DOCUMENTS or app_file)
+        # A file of the app unchanged (304) may be kept as long as the file itself.
+        kept_codes = (200, 304) if app_file else (200,)
         page = scope["path"] in PAGES
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                caching = _PUBLIC if public and message["status"] == 200 else _PRIVATE
+                caching = _PUBLIC if public and message["status"] in kept_codes else _PRIVATE
                 headers = message.get("headers", ())
                 kept = [(k, v) for k, v in headers if k.lower() not in _SET]
                 always = self._always
                 if page and any(k.lower() == _CSP for k, _ in headers):
                     kept += [(k, v) for k, v in headers if k.lower() == _CSP]
                     always = tuple((k, v) for k, v in always if k != _CSP)
+                elif app_file:
+                    always = tuple((k, v) for k, v in always if k != _CSP) + _APP_CSP
                 message = {**message, "headers": [*kept, *always, *caching]}
             await send(message)
 

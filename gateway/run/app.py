@@ -24,6 +24,7 @@ from gateway.http.health import build_health_router
 from gateway.http.metrics import Metrics, build_metrics_router
 from gateway.http.notifications import build_notification_router
 from gateway.http.ratelimit import THROTTLED_RESPONSE, RateLimiter, rate_limit
+from gateway.http.webapp import build_webapp_router
 from gateway.run.authserver.routes import build_authserver_router
 from gateway.run.authserver.server import DevAuthorizationServer
 from gateway.services import Services
@@ -146,6 +147,8 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.dev_authorization_server:
         app.state.authserver = DevAuthorizationServer(settings)
         app.include_router(build_authserver_router(app.state.authserver))
+    if settings.web_app:
+        app.include_router(build_webapp_router(settings))
     if settings.cors_allowed_origins:
         # Outermost of the app's own middleware: a preflight is answered before routing.
         app.add_middleware(

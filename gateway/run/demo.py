@@ -104,6 +104,9 @@ def write_demo_config(
             # allowed to call the gateway from its origin.
             "dev_authorization_server": True,
             "cors_allowed_origins": [public],
+            # The web app (the citizen's and the clinician's overview) at /app/.
+            "web_app": True,
+            "web_app_client_id": DEMO_APP_CLIENT,
         },
         "oauth_clients": [demo_app_client(public)],
         "issuers": [
@@ -336,6 +339,7 @@ def _banner(
     return f"""
 Samlad demo is running.
 
+  the app           {settings.public_base_url}/app/   (log in as Tolvan, or as a clinician)
   FHIR base URL     {base}
   configuration     {config}
   simulated regions

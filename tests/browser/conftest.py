@@ -32,7 +32,10 @@ AXE = Path(__file__).parents[1] / "js" / "node_modules" / "axe-core" / "axe.min.
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API runs it holds an asyncio loop
+# in the main thread, and every async test after it in the same run would then fail
+# ("Cannot run the event loop while another loop is running").
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     assert Path(CHROMIUM).is_file(), f"no Chromium at {CHROMIUM}: run scripts/ensure-chromium"
     with sync_playwright() as playwright:

@@ -157,14 +157,14 @@ class Served:
 
 @contextmanager
 def served_dev_gateway(
-    folder: Path, issuer: IssuerKit, regions: dict[str, Region]
+    folder: Path, issuer: IssuerKit, regions: dict[str, Region], **overrides: Any
 ) -> Iterator[Served]:
     """The gateway with its development authorization server, served by a real uvicorn on
-    a loopback port, for clients that speak real HTTP."""
+    a loopback port, for clients that speak real HTTP (``overrides``: more settings)."""
     sock = bind_socket(LOOPBACK, 0)
     public = f"http://{LOOPBACK}:{sock.getsockname()[1]}"
     try:
-        settings = dev_gateway_settings(folder, issuer, regions, public)
+        settings = dev_gateway_settings(folder, issuer, regions, public, **overrides)
         server = make_server(create_app(settings))
     except BaseException:
         sock.close()
