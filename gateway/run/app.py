@@ -18,6 +18,7 @@ from gateway.errors import install_error_handlers
 from gateway.http.answered import Answered, NoteAnswers
 from gateway.http.capability import CapabilityRegistry
 from gateway.http.discovery import build_discovery_router
+from gateway.http.export_routes import build_export_file_router
 from gateway.http.fhir_routes import build_fhir_router
 from gateway.http.headers import SecurityHeaders
 from gateway.http.health import build_health_router
@@ -34,7 +35,15 @@ access_log = logging.getLogger("samlad.access")
 #: What a browser script from an allowed origin may send and read (CORS).
 CORS_METHODS = ("GET", "POST", "PUT", "DELETE")
 CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "Prefer", "If-None-Match")
-CORS_EXPOSED_HEADERS = ("ETag", "Location", "Content-Location", "Last-Modified")
+CORS_EXPOSED_HEADERS = (
+    "ETag",
+    "Location",
+    "Content-Location",
+    "Last-Modified",
+    "X-Progress",
+    "Retry-After",
+    "Expires",
+)
 #: How long a browser may remember a preflight's answer (seconds).
 CORS_MAX_AGE = 600
 
@@ -137,6 +146,11 @@ def create_app(settings: Settings) -> FastAPI:
     # Every FHIR route spends the caller's rate budget first (gateway/http/ratelimit.py).
     app.include_router(
         build_fhir_router(registry),
+        dependencies=[Depends(rate_limit)],
+        responses={429: THROTTLED_RESPONSE},
+    )
+    app.include_router(
+        build_export_file_router(registry),
         dependencies=[Depends(rate_limit)],
         responses={429: THROTTLED_RESPONSE},
     )
