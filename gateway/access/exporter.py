@@ -89,9 +89,7 @@ def _updated_since(resource: FhirResource, since: datetime) -> bool:
 class Exporter:
     """The exports this process runs."""
 
-    def __init__(
-        self, services: RecordServices, jobs: ExportJobs, stopping: asyncio.Event
-    ) -> None:
+    def __init__(self, services: RecordServices, jobs: ExportJobs, stopping: asyncio.Event) -> None:
         """``stopping``: set when the process stops; each export then stops after the
         patient it is reading and is given back."""
         settings = services.settings
