@@ -100,6 +100,7 @@ class Exporter:
         #: This process, as the holder of the jobs it runs.
         self.me = uuid.uuid4().hex
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: set[str] = set()
         self._stopping = stopping
         self.on_patient: Progress | None = None
 
@@ -118,10 +119,11 @@ class Exporter:
                 self._spawn(job)
 
     def cancel(self, job_id: str) -> None:
-        """Stop running ``job_id`` here (its rows are removed by the caller)."""
-        task = self._tasks.get(job_id)
-        if task is not None:
-            task.cancel()
+        """Stop running ``job_id`` here before its next patient (its rows are removed by
+        the caller; a process running it elsewhere finds that when it writes next).
+        Never cancelled inside a step: a database operation under way is let finish."""
+        if job_id in self._tasks:
+            self._cancelled.add(job_id)
 
     async def aclose(self) -> None:
         """Wait for each running job to stop (once ``stopping`` is set) after its current
@@ -132,13 +134,16 @@ class Exporter:
     def _spawn(self, job: ExportJob) -> None:
         task = asyncio.create_task(self._run(job), name="bulk-export")
         self._tasks[job.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job.id, None))
+
+        def forget(_: asyncio.Task[None]) -> None:
+            self._tasks.pop(job.id, None)
+            self._cancelled.discard(job.id)
+
+        task.add_done_callback(forget)
 
     async def _run(self, job: ExportJob) -> None:
         try:
             await self._export(job)
-        except asyncio.CancelledError:
-            return  # cancelled by its client: the rows are gone
         except (GatewayError, StoreUnavailable):
             await self._fail(job, "the export could not be completed; ask for it again")
         except Exception:
@@ -158,6 +163,8 @@ class Exporter:
         files = _FileSet(job.done // self._per_set + 1)
         errors: list[FhirResource] = []
         for index in range(job.done, total):
+            if job.id in self._cancelled:
+                return
             if self._stopping.is_set():
                 with contextlib.suppress(StoreUnavailable):
                     await self.jobs.release(job.id, self.me)
