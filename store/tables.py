@@ -291,6 +291,8 @@ class ExportJob(SQLModel, table=True):
     request_url: str = Field(max_length=2000)
     types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     since: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+    #: The ``_typeFilter`` values (``Type?query``): of a type named, only what one matches.
+    type_filters: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     #: Opaque unified ids of the patients to export, in order.
     patients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     done: int = 0

@@ -19,14 +19,16 @@ import contextlib
 import logging
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
 
 import orjson
 
 from adapters.base import FhirResource
 from consent.principals import Integrator
 from fhir_profiles.datetimes import parse_instant
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.access.export_jobs import (
     COMPLETE,
     FAILED,
@@ -36,7 +38,9 @@ from gateway.access.export_jobs import (
     compressor,
 )
 from gateway.access.reader import RecordReader, RecordServices
-from gateway.errors import GatewayError, operation_outcome
+from gateway.answer.search.match import apply
+from gateway.answer.search.parse import SearchSpec, parse_search
+from gateway.errors import BadRequest, GatewayError, operation_outcome
 from gateway.sources import SourceStatus
 from store.db import StoreUnavailable
 from store.tables import ExportJob
@@ -77,6 +81,38 @@ class _FileSet:
             )
             for resource_type, (packer, parts, count) in sorted(self._open.items())
         ]
+
+
+def type_filters(values: Sequence[str]) -> dict[str, list[SearchSpec]]:
+    """``_typeFilter`` values (``Type?query``) parsed as searches of their type, by type;
+    one that names a type not exported, or anything but search filters (``_sort``,
+    ``_include``, a patient, an unknown parameter), is a 400."""
+    specs: dict[str, list[SearchSpec]] = {}
+    for value in values:
+        resource_type, mark, query = value.partition("?")
+        if not mark or resource_type not in PATIENT_COMPARTMENT_TYPES:
+            raise BadRequest("_typeFilter must be Type?query for a type this server exports")
+        spec = parse_search(resource_type, parse_qsl(query), strict=True)
+        if spec.patient or spec.sort or spec.include or spec.revinclude or spec.elements:
+            raise BadRequest("_typeFilter may hold only search filters")
+        if spec.summary or not spec.filters or len(spec.params) != len(parse_qsl(query)):
+            raise BadRequest("_typeFilter may hold only search filters")
+        specs.setdefault(resource_type, []).append(spec)
+    return specs
+
+
+def _matcher(job: ExportJob) -> Callable[[FhirResource], bool]:
+    r"""What of a patient's record the export holds: what was updated since ``_since``,
+    and of a type with ``_typeFilter``\ s, what one of them matches."""
+    since, filters = job.since, type_filters(job.type_filters)
+
+    def matches(resource: FhirResource) -> bool:
+        if since is not None and not _updated_since(resource, since):
+            return False
+        specs = filters.get(str(resource.get("resourceType")))
+        return specs is None or any(apply(spec, [resource]) for spec in specs)
+
+    return matches
 
 
 def _updated_since(resource: FhirResource, since: datetime) -> bool:
@@ -193,8 +229,7 @@ class Exporter:
         self, reader: RecordReader, job: ExportJob, patient_id: str, files: _FileSet
     ) -> list[FhirResource]:
         """Read one patient into ``files``; the error outcomes to report about them."""
-        since = job.since
-        matches = (lambda _: True) if since is None else (lambda r: _updated_since(r, since))
+        matches = _matcher(job)
         types = [t for t in job.types if t != "Patient"]
         async with self._slots:
             try:

@@ -32,7 +32,7 @@ from fhir_profiles.datetimes import parse_instant
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
 from gateway.access.auth import CurrentPrincipal
 from gateway.access.export_jobs import COMPLETE, FAILED
-from gateway.access.exporter import ERRORS, Exporter, expiry
+from gateway.access.exporter import ERRORS, Exporter, expiry, type_filters
 from gateway.errors import BadRequest, Forbidden, InternalError, NotFound, operation_outcome
 from gateway.fhir_json import FhirJSONResponse
 from gateway.http.capability import CapabilityRegistry
@@ -44,7 +44,7 @@ from store.tables import ExportJob
 #: What an export may name as ``_type``: the Patient and the types of its compartment.
 EXPORT_TYPES = ("Patient", *PATIENT_COMPARTMENT_TYPES)
 #: The kick-off parameters understood; any other is refused (400).
-_PARAMS = frozenset({"_type", "_since", "_outputFormat", "_format"})
+_PARAMS = frozenset({"_type", "_since", "_typeFilter", "_outputFormat", "_format"})
 #: Seconds a client is asked to wait before polling again.
 RETRY_AFTER = 2
 _JOB_ID = r"^[a-f0-9]{32}$"
@@ -72,14 +72,17 @@ def _exporter(request: Request) -> tuple[Services, Exporter]:
     return svc, svc.exports
 
 
-def _export_params(request: Request) -> tuple[list[str], datetime | None]:
-    """The asked-for types (every exportable type by default) and ``_since``; an
+def _export_params(request: Request) -> tuple[list[str], datetime | None, list[str]]:
+    """The asked-for types (every exportable type by default), ``_since`` and the
+    ``_typeFilter`` values (checked: :func:`~gateway.access.exporter.type_filters`); an
     unsupported parameter or value is a 400."""
     items = request.query_params.multi_items()
     unknown = sorted({n for n, _ in items if n not in _PARAMS})
     if unknown:
         raise BadRequest("unsupported parameter(s): " + ", ".join(unknown))
     types, since = list(EXPORT_TYPES), None
+    filters = [v for n, v in items if n == "_typeFilter"]
+    type_filters(filters)
     for name, value in items:
         if name == "_outputFormat" and value not in NDJSON_FORMATS:
             raise BadRequest("_outputFormat must be application/fhir+ndjson")
@@ -92,22 +95,24 @@ def _export_params(request: Request) -> tuple[list[str], datetime | None]:
             since = parse_instant(value) if len(value) > 10 else None
             if since is None:
                 raise BadRequest("_since must be an instant with a time zone")
-    return types, since
+    return types, since, filters
 
 
-async def _kick_off(request: Request, principal: Principal, group: str | None) -> Any:
+async def _kick_off(
+    request: Request, principal: Principal, group: str | None, *, system: bool = False
+) -> Any:
     integrator = _integrator(principal)
     if group is not None and group != group_id(integrator):
         raise NotFound("no such Group")
     prefer = request.headers.get("prefer", "").replace(" ", "").lower()
     if "respond-async" not in prefer.split(","):
         raise BadRequest("an export needs the header Prefer: respond-async")
-    types, since = _export_params(request)
+    types, since, filters = _export_params(request)
     svc, exporter = _exporter(request)
     now = datetime.now(UTC)
     patients = await svc.consents.consented_patients(integrator.care_provider_hsa_id, now)
     base = svc.settings.fhir_base_url
-    path = f"Group/{group}/$export" if group else "Patient/$export"
+    path = f"Group/{group}/$export" if group else "$export" if system else "Patient/$export"
     query = request.url.query
     job = ExportJob(
         id=uuid.uuid4().hex,
@@ -118,6 +123,7 @@ async def _kick_off(request: Request, principal: Principal, group: str | None) -
         request_url=f"{base}/{path}" + (f"?{query}" if query else ""),
         types=types,
         since=since,
+        type_filters=filters,
         patients=patients,
         status="running",
         transaction_time=now,
@@ -201,6 +207,17 @@ def build_export_router(routes: FhirRoutes) -> None:
     )
     async def patient_export(request: Request, principal: CurrentPrincipal) -> Any:
         return await _kick_off(request, principal, None)
+
+    @routes.get(
+        "/$export",
+        "Bundle",
+        summary="Bulk Data export at system level: the same as Patient/$export (the gateway "
+        "holds only patients' records)",
+        returns="OperationOutcome",
+        status_code=202,
+    )
+    async def system_export(request: Request, principal: CurrentPrincipal) -> Any:
+        return await _kick_off(request, principal, None, system=True)
 
     @routes.get(
         "/Group/{group_id}/$export",

@@ -354,6 +354,7 @@ def _export_calls() -> dict[tuple[str, str], Call]:
     and the files of an export that is not the caller's do not exist for it."""
     return {
         ("GET", "/Patient/$export"): Call("export", _kick_off("/fhir/Patient/$export")),
+        ("GET", "/$export"): Call("export", _kick_off("/fhir/$export")),
         ("GET", "/Group/{group_id}/$export"): Call(
             "export", _kick_off(f"/fhir/Group/{NORD_GROUP}/$export")
         ),

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import pytest
@@ -233,7 +234,11 @@ async def test_bad_kick_offs_are_refused(bulk_gateway: Gateway) -> None:
     no_prefer = await gw.client.get("/fhir/Patient/$export", headers=integrator)
     assert no_prefer.status_code == 400
     for query in (
-        "_typeFilter=Observation%3Fcode%3Dx",
+        "_typeFilter=Observation%3Fnonsense%3Dx",
+        "_typeFilter=Observation%3F_sort%3Ddate",
+        "_typeFilter=Observation%3Fpatient%3DPatient/x",
+        "_typeFilter=Practitioner%3Fname%3Dx",
+        "_typeFilter=Observation",
         "_outputFormat=text/csv",
         "_type=Practitioner",
         "_type=",
@@ -312,3 +317,28 @@ async def test_a_restart_mid_export_goes_on_from_the_last_written_files(
         assert {"Patient-1.ndjson", "Patient-2.ndjson", "Patient-3.ndjson"} <= set(names)
         by_type = await _exported(second, manifest, integrator)
         assert sorted(p["id"] for p in by_type["Patient"]) == sorted(consents)
+
+
+async def test_type_filters_and_the_system_level_export(bulk_gateway: Gateway) -> None:
+    gw = bulk_gateway
+    _, consents = await _consenting(gw)
+    integrator = gw.integrator()
+    everything = await _exported(
+        gw,
+        await _manifest(gw, await _kick_off(gw, integrator, "/fhir/$export"), integrator),
+        integrator,
+    )
+    assert sorted(p["id"] for p in everything["Patient"]) == sorted(consents)
+    chosen = sorted(o["id"] for o in everything["Observation"])[:2]
+    assert len(everything["Observation"]) > 2
+    query = "_typeFilter=" + quote(f"Observation?_id={','.join(chosen)}")
+    filtered = await _exported(
+        gw,
+        await _manifest(
+            gw, await _kick_off(gw, integrator, f"/fhir/Patient/$export?{query}"), integrator
+        ),
+        integrator,
+    )
+    assert sorted(o["id"] for o in filtered["Observation"]) == chosen
+    # Types without a filter are whole.
+    assert len(filtered["Condition"]) == len(everything["Condition"])

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("request_url", sa.String(2000), nullable=False),
         sa.Column("types", sa.JSON(), nullable=False),
         _moment("since", nullable=True),
+        sa.Column("type_filters", sa.JSON(), nullable=False),
         sa.Column("patients", sa.JSON(), nullable=False),
         sa.Column("done", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
