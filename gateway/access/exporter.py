@@ -161,6 +161,13 @@ class Exporter:
         if job_id in self._tasks:
             self._cancelled.add(job_id)
 
+    async def finished(self, job_id: str) -> None:
+        """Wait until this process no longer runs ``job_id`` (done, failed, cancelled or
+        given back)."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.wait([task])
+
     async def aclose(self) -> None:
         """Wait for each running job to stop (once ``stopping`` is set) after its current
         patient, given back."""

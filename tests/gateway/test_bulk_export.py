@@ -342,3 +342,35 @@ async def test_type_filters_and_the_system_level_export(bulk_gateway: Gateway) -
     assert sorted(o["id"] for o in filtered["Observation"]) == chosen
     # Types without a filter are whole.
     assert len(filtered["Condition"]) == len(everything["Condition"])
+
+
+async def test_a_cancelled_export_stops_and_leaves_nothing(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region], db: Database
+) -> None:
+    async with running_gateway(
+        database_url, issuer, regions, rate_limit_enabled=False, export_patients_per_file=1
+    ) as gw:
+        await _consenting(gw)
+        services: Services = gw.client._transport.app.state.services  # type: ignore[attr-defined]
+        exports = services.exports
+        assert exports is not None
+        integrator = gw.integrator()
+
+        async def cancel_after_the_first(job_id: str, done: int) -> None:
+            if done == 1:
+                own = f"/fhir/$export-status/{job_id}"
+                cancelled = await gw.client.delete(own, headers=integrator)
+                assert cancelled.status_code == 202, cancelled.text
+
+        exports.on_patient = cancel_after_the_first
+        status = await _kick_off(gw, integrator)
+        await exports.finished(status.rsplit("/", 1)[1])
+        assert (await gw.client.get(status, headers=integrator)).status_code == 404
+        async with db.connect() as conn:
+            files = (await conn.execute(text("SELECT count(*) FROM export_file"))).scalar()
+            jobs = (await conn.execute(text("SELECT count(*) FROM export_job"))).scalar()
+            reads = (
+                await conn.execute(text("SELECT count(*) FROM audit_entry WHERE action = 'export'"))
+            ).scalar()
+        assert (files, jobs) == (0, 0)
+        assert reads == 1, "no patient is read after the cancellation"
