@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -283,9 +282,12 @@ async def test_a_consent_withdrawn_mid_export_keeps_that_patient_out_of_later_fi
         assert errors[0]["issue"][0]["code"] == "forbidden"
 
 
+@pytest.mark.parametrize("ending", ["stopped", "died"])
 async def test_a_restart_mid_export_goes_on_from_the_last_written_files(
-    database_url: str, issuer: IssuerKit, regions: dict[str, Region], tmp_path: Path
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region], db: Database, ending: str
 ) -> None:
+    """A process that stops hands the export on; one that dies (it never says so) loses
+    it once its lease has run out."""
     integrator: dict[str, str] = {}
     async with running_gateway(
         database_url, issuer, regions, rate_limit_enabled=False, export_patients_per_file=1
@@ -308,6 +310,13 @@ async def test_a_restart_mid_export_goes_on_from_the_last_written_files(
             if response.headers["x-progress"].startswith("1 of 3"):
                 break
             await asyncio.sleep(0.01)
+        if ending == "died":
+            silent = datetime.now(UTC) - timedelta(hours=1)
+            async with db.engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE export_job SET claimed_by = 'gone', heartbeat_at = :silent"),
+                    {"silent": silent},
+                )
     # A new process over the same database takes the export over and finishes it.
     async with running_gateway(
         database_url, issuer, regions, rate_limit_enabled=False, export_patients_per_file=1
