@@ -230,7 +230,7 @@ class Services:
         the expired ones, now and every few seconds."""
         exports = self.exports
         assert exports is not None
-        tick = min(self.settings.export_lease_seconds / 4, 30.0)
+        tick = min(max(self.settings.export_lease_seconds / 4, 1.0), 30.0)
         while True:
             try:
                 await exports.jobs.purge(datetime.now(UTC))

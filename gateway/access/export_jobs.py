@@ -168,6 +168,19 @@ class ExportJobs:
 
         return await self._db.write(work)
 
+    async def heartbeat(self, job_id: str, me: str, now: datetime) -> bool:
+        """Say that ``me`` still runs the job; whether it still holds it."""
+
+        async def work(conn: AsyncConnection) -> bool:
+            changed = await conn.execute(
+                update(_JOBS)
+                .where(_JOBS.c.id == job_id, _JOBS.c.claimed_by == me)
+                .values(heartbeat_at=now)
+            )
+            return bool(changed.rowcount)
+
+        return await self._db.write(work)
+
     async def release(self, job_id: str, me: str) -> None:
         """Give the job back, for any process to take over at once."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
@@ -132,6 +133,8 @@ class Exporter:
         self._services = services
         self.jobs = jobs
         self._per_set = settings.export_patients_per_file
+        #: How often a running export says it is still alive: well within its lease.
+        self._say_every = settings.export_lease_seconds / 4
         self._slots = asyncio.Semaphore(settings.export_max_concurrent_reads)
         #: This process, as the holder of the jobs it runs.
         self.me = uuid.uuid4().hex
@@ -205,6 +208,7 @@ class Exporter:
         total = len(job.patients)
         files = _FileSet(job.done // self._per_set + 1)
         errors: list[FhirResource] = []
+        said = time.monotonic()
         for index in range(job.done, total):
             if job.id in self._cancelled:
                 return
@@ -227,6 +231,11 @@ class Exporter:
                     return  # no longer ours (cancelled, or taken over)
                 job.done, errors = done, []
                 files = _FileSet(files.number + 1)
+                said = time.monotonic()
+            elif time.monotonic() - said > self._say_every:
+                if not await self.jobs.heartbeat(job.id, self.me, datetime.now(UTC)):
+                    return  # no longer ours
+                said = time.monotonic()
             if self.on_patient is not None:
                 await self.on_patient(job.id, done)
         if total == 0:

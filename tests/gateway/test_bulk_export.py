@@ -255,8 +255,14 @@ async def test_bad_kick_offs_are_refused(bulk_gateway: Gateway) -> None:
 async def test_a_consent_withdrawn_mid_export_keeps_that_patient_out_of_later_files(
     database_url: str, issuer: IssuerKit, regions: dict[str, Region]
 ) -> None:
+    # Files a set of two patients at a time, saying it is alive after every patient.
     async with running_gateway(
-        database_url, issuer, regions, rate_limit_enabled=False, export_patients_per_file=1
+        database_url,
+        issuer,
+        regions,
+        rate_limit_enabled=False,
+        export_patients_per_file=2,
+        export_lease_seconds=0.001,
     ) as gw:
         ids, consents = await _consenting(gw)
         order = sorted(consents)  # the export reads its patients in id order
@@ -276,7 +282,7 @@ async def test_a_consent_withdrawn_mid_export_keeps_that_patient_out_of_later_fi
         assert sorted(p["id"] for p in by_type["Patient"]) == order[:2]
         assert f"Patient/{last}" not in _owners(by_type)
         assert last not in str(by_type)
-        # One set of files per patient; the withdrawn one's says why it is empty.
+        # The withdrawn one's set says why it is not there.
         errors = [o for e in manifest["error"] for o in await _lines(gw, e["url"], integrator)]
         assert [o["issue"][0]["expression"] for o in errors] == [[f"Patient/{last}"]]
         assert errors[0]["issue"][0]["code"] == "forbidden"
