@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import StreamingResponse
 
 from consent.principals import Integrator, Principal
@@ -36,7 +36,7 @@ from gateway.access.exporter import ERRORS, Exporter, expiry, type_filters
 from gateway.errors import BadRequest, Forbidden, InternalError, NotFound, operation_outcome
 from gateway.fhir_json import FhirJSONResponse
 from gateway.http.capability import CapabilityRegistry
-from gateway.http.declare import ERROR_RESPONSES, FhirRoutes
+from gateway.http.declare import ERROR_RESPONSES, FhirRoutes, as_fhir_json
 from gateway.http.deps import services
 from gateway.services import Services
 from store.tables import ExportJob
@@ -50,6 +50,34 @@ RETRY_AFTER = 2
 _JOB_ID = r"^[a-f0-9]{32}$"
 _FILE_NAME = r"^[A-Za-z]{1,64}-[0-9]{1,9}\.ndjson$"
 _GROUP_PREFIX = "consented-"
+
+
+def _documented(status: int, description: str, schema: dict[str, Any], media: str) -> Any:
+    return {status: {"description": description, "content": {media: {"schema": schema}}}}
+
+
+_OUTCOME = {"$ref": "#/components/schemas/OperationOutcome"}
+_FHIR_JSON = FhirJSONResponse.media_type
+#: The status URL's answers: 202 while the export runs, then the manifest.
+_STATUS_ANSWERS = {
+    **_documented(
+        200,
+        "the manifest: transactionTime, request, requiresAccessToken, output, error",
+        {
+            "type": "object",
+            "required": ["transactionTime", "request", "requiresAccessToken", "output", "error"],
+        },
+        _FHIR_JSON,
+    ),
+    **_documented(202, "in progress (X-Progress, Retry-After)", _OUTCOME, _FHIR_JSON),
+}
+_FILE_ANSWERS = _documented(200, "NDJSON", {"type": "string"}, NDJSON_MEDIA_TYPE)
+
+
+class NDJSONResponse(Response):
+    """An export's file (documented as such; the files themselves are streamed)."""
+
+    media_type = NDJSON_MEDIA_TYPE
 
 
 def group_id(principal: Integrator) -> str:
@@ -243,7 +271,7 @@ def build_export_router(routes: FhirRoutes) -> None:
         "/$export-status/{job_id}",
         "Bundle",
         summary="An export's status: 202 while it runs, then its manifest",
-        returns="OperationOutcome",
+        answers=_STATUS_ANSWERS,
     )
     async def export_status(
         request: Request,
@@ -298,14 +326,15 @@ async def _group(request: Request, principal: Principal, group: str) -> Any:
 
 def build_export_file_router(registry: CapabilityRegistry) -> APIRouter:
     """The export's files: NDJSON, so outside the FHIR JSON router's negotiation."""
-    router = APIRouter(prefix="/fhir", responses=ERROR_RESPONSES)
+    router = APIRouter(prefix="/fhir", responses=as_fhir_json(ERROR_RESPONSES))
     routes = FhirRoutes(router, registry)
 
     @routes.get(
         "/$export-file/{job_id}/{file_name}",
         "Binary",
         summary="One NDJSON file of an export, to the client that asked for it",
-        returns="Binary",
+        answers=_FILE_ANSWERS,
+        response_class=NDJSONResponse,
     )
     async def export_file(
         request: Request,

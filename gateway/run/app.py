@@ -17,6 +17,7 @@ from gateway.collect.deadline import FinishTimes, RequestClock
 from gateway.errors import install_error_handlers
 from gateway.http.answered import Answered, NoteAnswers
 from gateway.http.capability import CapabilityRegistry
+from gateway.http.declare import as_fhir_json
 from gateway.http.discovery import build_discovery_router
 from gateway.http.export_routes import build_export_file_router
 from gateway.http.fhir_routes import build_fhir_router
@@ -152,7 +153,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(
         build_export_file_router(registry),
         dependencies=[Depends(rate_limit)],
-        responses={429: THROTTLED_RESPONSE},
+        responses=as_fhir_json({429: THROTTLED_RESPONSE}),
     )
     app.include_router(build_notification_router())
 
