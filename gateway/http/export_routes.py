@@ -39,7 +39,7 @@ from gateway.http.capability import CapabilityRegistry
 from gateway.http.declare import ERROR_RESPONSES, FhirRoutes, as_fhir_json
 from gateway.http.deps import services
 from gateway.services import Services
-from store.tables import ExportJob
+from store.tables import ExportJob, as_utc
 
 #: What an export may name as ``_type``: the Patient and the types of its compartment.
 EXPORT_TYPES = ("Patient", *PATIENT_COMPARTMENT_TYPES)
@@ -174,7 +174,7 @@ async def _own_job(request: Request, principal: Principal, job_id: str) -> Expor
         job is None
         or job.client_id != integrator.client_id
         or job.care_provider_hsa_id != integrator.care_provider_hsa_id
-        or job.expires_at.astimezone(UTC) <= datetime.now(UTC)
+        or as_utc(job.expires_at) <= datetime.now(UTC)
     ):
         raise NotFound("no such export")
     return job
@@ -209,7 +209,7 @@ async def _status(request: Request, principal: Principal, job_id: str) -> Any:
         ]
 
     manifest = {
-        "transactionTime": job.transaction_time.astimezone(UTC).isoformat(),
+        "transactionTime": as_utc(job.transaction_time).isoformat(),
         "request": job.request_url,
         "requiresAccessToken": True,
         "output": listed("output"),
@@ -219,7 +219,7 @@ async def _status(request: Request, principal: Principal, job_id: str) -> Any:
 
 
 def _http_date(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return as_utc(moment).strftime("%a, %d %b %Y %H:%M:%S GMT")
 
 
 def build_export_router(routes: FhirRoutes) -> None:
