@@ -389,3 +389,26 @@ async def test_a_cancelled_export_stops_and_leaves_nothing(
             ).scalar()
         assert (files, jobs) == (0, 0)
         assert reads == 1, "no patient is read after the cancellation"
+
+
+async def test_an_export_that_fails_says_so_at_its_status_url(bulk_gateway: Gateway) -> None:
+    gw = bulk_gateway
+    await _consenting(gw, count=2)
+    services: Services = gw.client._transport.app.state.services  # type: ignore[attr-defined]
+    exports = services.exports
+    assert exports is not None
+
+    async def break_down(_: str, done: int) -> None:
+        if done == 1:  # before the first set of files is written
+            raise RuntimeError("the disk is full")
+
+    exports.on_patient = break_down
+    integrator = gw.integrator()
+    status = await _kick_off(gw, integrator)
+    await exports.finished(status.rsplit("/", 1)[1])
+    failed = await gw.client.get(status, headers=integrator)
+    assert failed.status_code == 500
+    outcome = failed.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "ask for it again" in outcome["issue"][0]["diagnostics"]
+    assert "disk" not in failed.text
