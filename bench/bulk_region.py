@@ -21,7 +21,11 @@ UCUM quantities, reference ranges, High/Low flags, the performing lab with its H
 spread evenly over 2001-2026 and deterministic for a given N. They are serialised once,
 at start-up, so a page is a join of bytes and the server is never the bottleneck.
 
-    .venv/bin/python -m bench.bulk_region --port 8199 --resources 50000 [--token T]
+With ``--people K`` it holds K people, each with the same N results: the test person
+and K - 1 more (``bench-1`` ...), born 1950 onwards with valid numbers (:func:`people`);
+their Observations differ only in whom they are about.
+
+    .venv/bin/python -m bench.bulk_region --port 8199 --resources 50000 [--token T] [--people K]
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import bisect
 import gc
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -53,6 +57,7 @@ from simregions.labs import (
     UCUM_SYSTEM,
     LabAnalysis,
 )
+from simregions.people import make_pnr
 from simregions.server import bind_socket, make_server
 
 FHIR_JSON = "application/fhir+json"
@@ -72,12 +77,21 @@ INTERPRETATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ObservationInt
 NPU_SHARE = 0.3
 
 
-def patient_resource() -> dict[str, Any]:
+def people(count: int) -> list[tuple[str, str]]:
+    """(personnummer, patient id) of the ``count`` people held: the test person first."""
+    held = [(PERSON, PATIENT_ID)]
+    for number in range(1, count):
+        birth = date(1950, 1, 1) + timedelta(days=number * 7)
+        held.append((make_pnr(birth, 100 + number % 800), f"bench-{number}"))
+    return held
+
+
+def patient_resource(person: str = PERSON, patient_id: str = PATIENT_ID) -> dict[str, Any]:
     return {
         "resourceType": "Patient",
-        "id": PATIENT_ID,
+        "id": patient_id,
         "meta": {"versionId": "1", "lastUpdated": "2026-01-15T13:05:00Z"},
-        "identifier": [{"use": "official", "system": PERSONNUMMER_SYSTEM, "value": PERSON}],
+        "identifier": [{"use": "official", "system": PERSONNUMMER_SYSTEM, "value": person}],
         "active": True,
         "name": [
             {
@@ -257,8 +271,13 @@ def _outcome(status: int, code: str, text: str) -> Response:
 class BulkRegion:
     """The Starlette app around one :class:`BulkData`."""
 
-    def __init__(self, data: BulkData, base_url: str, token: str) -> None:
+    def __init__(self, data: BulkData, base_url: str, token: str, people_held: int = 1) -> None:
         self.data = data
+        #: Patient id by identifier token, and the people's patient ids.
+        self.by_identifier = {
+            f"{PERSONNUMMER_SYSTEM}|{pnr}": (pnr, pid) for pnr, pid in people(people_held)
+        }
+        self.patient_ids = {pid for _, pid in self.by_identifier.values()}
         self.base_url = base_url
         self.authorization = f"Bearer {token}"
         self.app = Starlette(
@@ -296,13 +315,14 @@ class BulkRegion:
         refused = self.denied(request)
         if refused is not None:
             return refused
-        wanted = f"{PERSONNUMMER_SYSTEM}|{PERSON}"
-        found = [v for n, v in params if n == "identifier"] == [wanted]
+        asked = [v for n, v in params if n == "identifier"]
+        found = self.by_identifier.get(asked[0]) if len(asked) == 1 else None
         entries = []
         if found:
+            pnr, patient_id = found
             entry = {
-                "fullUrl": f"{self.base_url}/Patient/{PATIENT_ID}",
-                "resource": self.data.patient,
+                "fullUrl": f"{self.base_url}/Patient/{patient_id}",
+                "resource": patient_resource(pnr, patient_id),
                 "search": {"mode": "match"},
             }
             entries.append(orjson.dumps(entry))
@@ -320,7 +340,8 @@ class BulkRegion:
             return _outcome(404, "not-supported", "resource type not served")
         query = request.query_params
         self_url = f"{self.base_url}/{resource_type}?{request.url.query}"
-        if resource_type != "Observation" or query.get("patient") != PATIENT_ID:
+        patient_id = query.get("patient")
+        if resource_type != "Observation" or patient_id not in self.patient_ids:
             return Response(searchset([], 0, self_url), media_type=FHIR_JSON)
         try:
             count = min(MAX_PAGE, max(1, int(query.get("_count", DEFAULT_PAGE))))
@@ -338,17 +359,21 @@ class BulkRegion:
         end = min(start + count, len(self.data.entries))
         next_url = None
         if end < len(self.data.entries):
-            params = {"patient": PATIENT_ID, "_count": str(count), "_offset": str(end - first)}
+            params = {"patient": patient_id, "_count": str(count), "_offset": str(end - first)}
             if last_updated is not None:
                 params["_lastUpdated"] = last_updated
             next_url = f"{self.base_url}/Observation?{urlencode(params)}"
         body = searchset(self.data.entries[start:end], total, self_url, next_url)
+        if patient_id != PATIENT_ID:
+            body = body.replace(
+                f'"Patient/{PATIENT_ID}"'.encode(), f'"Patient/{patient_id}"'.encode()
+            )
         return Response(body, media_type=FHIR_JSON)
 
 
-async def serve(port: int, count: int, token: str) -> None:
+async def serve(port: int, count: int, token: str, people_held: int = 1) -> None:
     base_url = f"http://127.0.0.1:{port}/fhir"
-    region = BulkRegion(build_data(count, base_url), base_url, token)
+    region = BulkRegion(build_data(count, base_url), base_url, token, people_held)
     gc.freeze()  # the data lives as long as the server; no collection needs to visit it
     sock = bind_socket(port=port)
     await make_server(region.app).serve(sockets=[sock])
@@ -359,10 +384,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--resources", type=int, required=True, help="Observations to hold")
     parser.add_argument("--token", default=DEFAULT_TOKEN)
+    parser.add_argument("--people", type=int, default=1, help="people held, each with them")
     args = parser.parse_args()
     if args.resources < 1:
         parser.error("--resources must be at least 1")
-    asyncio.run(serve(args.port, args.resources, args.token))
+    asyncio.run(serve(args.port, args.resources, args.token, args.people))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ _INTERACTIONS: dict[str, tuple[str | None, str]] = {
     "read": ("read", "R"),
     "search": ("search-type", "E"),
     "everything": ("operation", "E"),
+    "export": ("operation", "E"),
     "audit-read": ("search-type", "E"),
     "consent-create": ("create", "C"),
     "consent-withdraw": ("update", "U"),

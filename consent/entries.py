@@ -30,6 +30,7 @@ KNOWN_ACTIONS = frozenset(
         "read",
         "search",
         "everything",
+        "export",
         "consent-create",
         "consent-withdraw",
         "block-create",

@@ -198,6 +198,26 @@ class ConsentStore:
         accesses.sort(key=lambda e: as_utc(e.expires_at), reverse=True)
         return Standing(consents, blocks, _running(accesses, at))
 
+    async def consented_patients(self, care_provider_hsa_id: str, at: datetime) -> list[str]:
+        """The patients (opaque ids, in order) with a consent naming the care provider
+        ``care_provider_hsa_id`` itself that is active ``at``: whom an export for the
+        provider covers. Each is decided on again when their data is read."""
+        consents = _CONSENTS.c
+        query = select_rows(consents.patient_id, consents.period_start, consents.period_end).where(
+            consents.grantee_type == "care-provider",
+            consents.grantee_hsa_id == care_provider_hsa_id,
+            consents.withdrawn_at.is_(None),
+        )
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        # The period is compared here: SQLite keeps moments as text without their zone.
+        active = {
+            str(patient_id)
+            for patient_id, start, end in rows
+            if as_utc(start) <= at and (end is None or as_utc(end) > at)
+        }
+        return sorted(active)
+
     async def _save(self, record: SQLModel, table: Table, logged: Logged | None) -> None:
         """Insert ``record``; with ``logged``, in one transaction with its log entry."""
         if logged is not None:

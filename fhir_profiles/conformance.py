@@ -30,3 +30,10 @@ PATIENT_EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient
 IPS_SUMMARY_DEFINITION = "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"
 #: ``Patient/{id}/$emergency-access`` (nödåtkomst; Samlad's own).
 EMERGENCY_ACCESS_DEFINITION = "https://samlad.se/fhir/OperationDefinition/Patient-emergency-access"
+#: ``Patient/$export`` and ``Group/{id}/$export`` (the Bulk Data Access IG v2).
+PATIENT_EXPORT_DEFINITION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
+GROUP_EXPORT_DEFINITION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
+#: The NDJSON media types ``_outputFormat`` may name (the Bulk Data Access IG v2).
+NDJSON_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
+#: The media type the export's files are served as.
+NDJSON_MEDIA_TYPE = "application/fhir+ndjson"

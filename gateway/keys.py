@@ -39,6 +39,8 @@ class Purpose(bytes, Enum):
     PAGING_CURSOR = b"samlad paging cursor v1\x00"
     #: The record owner index's hashes of resource ids (from ``data_key``).
     RECORD_OWNER = b"samlad record owner v1"
+    #: Bulk Data export files (from ``data_key``).
+    BULK_EXPORT = b"samlad bulk export v1"
 
 
 #: The labels of the SHA-256 derivation before HKDF, by purpose.

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -18,6 +18,8 @@ from consent.audit import AuditLog
 from consent.checkpoints import Checkpointer, CheckpointKey, JsonLinesFile
 from consent.relations import GuardianRegister
 from consent.store import ConsentStore
+from gateway.access.export_jobs import ExportJobs
+from gateway.access.exporter import Exporter
 from gateway.access.persons import PersonIndex
 from gateway.access.tokens import TokenVerifier
 from gateway.answer.paging import PageCursorCodec
@@ -79,7 +81,10 @@ class Services:
     clients: list[httpx.AsyncClient] = field(default_factory=list)
     #: Each source's HTTP client, by source id (also in ``clients``).
     source_clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+    #: The Bulk Data exports this process runs (made at start, over these services).
+    exports: Exporter | None = None
     housekeeping: asyncio.Task[None] | None = None
+    export_timer: asyncio.Task[None] | None = None
     checkpoint_timer: asyncio.Task[None] | None = None
     #: Set to stop the housekeeping tasks at the end of their current step.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -174,6 +179,15 @@ class Services:
             clients=clients,
             source_clients=source_clients,
         )
+        services.exports = Exporter(
+            services,
+            ExportJobs(
+                db,
+                settings.data_key.get_secret_value(),
+                lease=timedelta(seconds=settings.export_lease_seconds),
+            ),
+            services.stopping,
+        )
         if metrics is not None:
             metrics.watch(breakers, services.pools)
         return services
@@ -209,6 +223,22 @@ class Services:
                     log.warning("audit checkpoint skipped: the data store is unavailable")
 
         self.checkpoint_timer = asyncio.create_task(checkpoint_forever(), name="audit-checkpoints")
+        self.export_timer = asyncio.create_task(self._exports_forever(), name="bulk-exports")
+
+    async def _exports_forever(self) -> None:
+        """Take over the exports nobody runs (at start: those a restart left), and remove
+        the expired ones, now and every few seconds."""
+        exports = self.exports
+        assert exports is not None
+        tick = min(max(self.settings.export_lease_seconds / 4, 1.0), 30.0)
+        while True:
+            try:
+                await exports.jobs.purge(datetime.now(UTC))
+                await exports.resume()
+            except StoreUnavailable:
+                log.warning("bulk exports not resumed: the data store is unavailable")
+            if await self._pause(tick):
+                return
 
     async def _pause(self, seconds: float) -> bool:
         """Wait ``seconds`` or until stopping; whether stopping."""
@@ -221,9 +251,11 @@ class Services:
         # operation under way (aiosqlite's worker thread, a write turn) could leave the
         # shutdown waiting for it forever.
         self.stopping.set()
-        for task in (self.housekeeping, self.checkpoint_timer):
+        for task in (self.housekeeping, self.checkpoint_timer, self.export_timer):
             if task is not None:
                 await task
+        if self.exports is not None:
+            await self.exports.aclose()  # each running export given back after its patient
         for source in self.aggregator.sources:
             await source.adapter.aclose()
         for client in self.clients:

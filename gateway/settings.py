@@ -206,6 +206,19 @@ class Settings(BaseSettings):
     #: each holds a database connection while it is sent. More wait for a turn, at most
     #: ``request_deadline``, and are then refused (503).
     max_concurrent_streams: int = Field(default=8, ge=1, le=1_000)
+    # -- Bulk Data export (``$export``, gateway/access/exporter.py).
+    #: Patients one worker reads for exports at once, all exports together: each holds
+    #: one of the ``max_concurrent_refreshes`` and ``max_concurrent_streams`` turns while
+    #: it is read, so interactive reads always have the rest.
+    export_max_concurrent_reads: int = Field(default=2, ge=1, le=100)
+    #: Patients per set of NDJSON files: an export's files appear a set at a time, each
+    #: set once all of its patients are read.
+    export_patients_per_file: int = Field(default=100, ge=1, le=100_000)
+    #: How long an export's status URL and files are kept after it was asked for (hours).
+    export_expiry_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    #: A running export whose process has not said it is alive for this long is taken
+    #: over by another process (seconds).
+    export_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
     #: Most resources each worker keeps decoded and merged in memory for warm reads
     #: (twice this in the worst case: decoded and merged; about 10 kB each); 0 keeps
     #: none. The default covers a typical record and keeps a worker under 150 MB.

@@ -263,3 +263,59 @@ class AuditCheckpoint(SQLModel, table=True):
     key_id: str = Field(max_length=64)
     #: Ed25519 signature of :meth:`Checkpoint.payload`, base64url without padding.
     signature: str = Field(max_length=128)
+
+
+# Bulk Data exports.
+
+
+class ExportJob(SQLModel, table=True):
+    """One Bulk Data export an integrator asked for (``$export``), and how far it got.
+
+    The patients are fixed when it is asked for (those whose consent names the care
+    provider then); each is decided on again when their data is read. ``done`` counts the
+    patients whose files are written, so a job taken over by another process (or after a
+    restart) goes on from there. ``claimed_by`` names the process running it; its
+    ``heartbeat_at`` says it still does.
+    """
+
+    __tablename__ = "export_job"
+
+    id: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(max_length=64, index=True)
+    care_provider_hsa_id: str = Field(max_length=64)
+    #: The kick-off token's scopes: what each patient's read is decided with.
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: The Group exported (None: ``Patient/$export``).
+    group_id: str | None = Field(default=None, max_length=64)
+    #: The kick-off request's URL (no identity number: only types and ``_since``).
+    request_url: str = Field(max_length=2000)
+    types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    since: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+    #: The ``_typeFilter`` values (``Type?query``): of a type named, only what one matches.
+    type_filters: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: Opaque unified ids of the patients to export, in order.
+    patients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    done: int = 0
+    #: ``running``, ``complete`` or ``failed``
+    status: str = Field(max_length=16)
+    #: Why a job failed, safe to show its client.
+    error: str | None = Field(default=None, max_length=200)
+    transaction_time: datetime = Field(sa_column=_moment())
+    expires_at: datetime = Field(sa_column=_moment())
+    claimed_by: str | None = Field(default=None, max_length=64)
+    heartbeat_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+
+
+class ExportFile(SQLModel, table=True):
+    """One finished NDJSON file of an export: written whole, with the job's progress."""
+
+    __tablename__ = "export_file"
+
+    job_id: str = Field(primary_key=True, max_length=64)
+    #: The file's name in its URL, e.g. ``Observation-2.ndjson``.
+    name: str = Field(primary_key=True, max_length=80)
+    #: The resources' type; ``OperationOutcome`` for an error file.
+    resource_type: str = Field(max_length=64)
+    count: int
+    #: The zlib-compressed NDJSON sealed with AES-GCM (``gateway.envelope``).
+    body: bytes

@@ -434,15 +434,14 @@ class RecordReader:
         return await self._read(person, patient_id, scope)
 
     async def everything(
-        self, patient_id: str, types: Sequence[str], matches: Match
+        self, patient_id: str, types: Sequence[str], matches: Match, action: str = "everything"
     ) -> RecordStream:
         """The patient and every resource of ``types`` the principal may read, as a
-        stream (:mod:`gateway.answer.streamed`): planned, hidden and logged here, before anything
-        is sent. The caller emits its pages and closes it."""
+        stream (:mod:`gateway.answer.streamed`): planned, hidden and logged (as ``action``:
+        ``everything``, or ``export`` for a Bulk Data export) here, before anything is
+        sent. The caller emits its pages and closes it."""
         person = await self.person(patient_id)
-        scope = await self._scope(
-            person, patient_id, types, "everything", with_patient=True, narrow=True
-        )
+        scope = await self._scope(person, patient_id, types, action, with_patient=True, narrow=True)
         collector = self._services.collector
         collected = await collector.collect(person, patient_id, scope.covered.types, load=False)
         stream = await open_stream(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import NotAcceptable
@@ -48,6 +48,19 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": _error("any other client error (405, 410, 413, 422), as an OperationOutcome"),
     "5XX": _error("exception (500) or transient (503), as an OperationOutcome"),
 }
+
+
+def as_fhir_json(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """``responses`` documented as FHIR JSON whatever the route's own media type (the
+    errors of a route that answers otherwise, say NDJSON)."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status, response in responses.items():
+        given = {k: v for k, v in response.items() if k != "model"}
+        if "model" in response:
+            schema = {"$ref": f"#/components/schemas/{response['model'].__name__}"}
+            given["content"] = {FhirJSONResponse.media_type: {"schema": schema}}
+        documented[status] = given
+    return documented
 
 
 def success_response(
@@ -127,7 +140,11 @@ class FhirRoutes:
         returns: str | None = None,
         openapi_extra: dict[str, Any] | None = None,
         public: bool = False,
+        answers: dict[int | str, dict[str, Any]] | None = None,
+        response_class: type[Response] = FhirJSONResponse,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Declare a route; its answer is documented as one ``returns`` resource with
+        ``status_code``, or as ``answers`` (OpenAPI responses) when given."""
         self.registry.add(resource_type, interaction, search_params, operation)
         self.registry.endpoints.append(
             Endpoint(
@@ -144,10 +161,10 @@ class FhirRoutes:
         return self.router.api_route(
             path,
             methods=[method],
-            response_class=FhirJSONResponse,
+            response_class=response_class,
             summary=summary,
             status_code=status_code,
-            responses=success_response(returns, status_code, read=interaction == "read"),
+            responses=answers or success_response(returns, status_code, read=interaction == "read"),
             openapi_extra=openapi_extra,
         )
 

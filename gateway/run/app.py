@@ -17,7 +17,9 @@ from gateway.collect.deadline import FinishTimes, RequestClock
 from gateway.errors import install_error_handlers
 from gateway.http.answered import Answered, NoteAnswers
 from gateway.http.capability import CapabilityRegistry
+from gateway.http.declare import as_fhir_json
 from gateway.http.discovery import build_discovery_router
+from gateway.http.export_routes import build_export_file_router
 from gateway.http.fhir_routes import build_fhir_router
 from gateway.http.headers import SecurityHeaders
 from gateway.http.health import build_health_router
@@ -35,7 +37,15 @@ access_log = logging.getLogger("samlad.access")
 #: What a browser script from an allowed origin may send and read (CORS).
 CORS_METHODS = ("GET", "POST", "PUT", "DELETE")
 CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "Accept", "Prefer", "If-None-Match")
-CORS_EXPOSED_HEADERS = ("ETag", "Location", "Content-Location", "Last-Modified")
+CORS_EXPOSED_HEADERS = (
+    "ETag",
+    "Location",
+    "Content-Location",
+    "Last-Modified",
+    "X-Progress",
+    "Retry-After",
+    "Expires",
+)
 #: How long a browser may remember a preflight's answer (seconds).
 CORS_MAX_AGE = 600
 
@@ -140,6 +150,11 @@ def create_app(settings: Settings) -> FastAPI:
         build_fhir_router(registry),
         dependencies=[Depends(rate_limit)],
         responses={429: THROTTLED_RESPONSE},
+    )
+    app.include_router(
+        build_export_file_router(registry),
+        dependencies=[Depends(rate_limit)],
+        responses=as_fhir_json({429: THROTTLED_RESPONSE}),
     )
     app.include_router(build_notification_router())
 

@@ -63,6 +63,9 @@ class Row:
     scoped: bool = True
     #: A care unit whose HSA-id no answer to this principal may hold.
     hides: str | None = None
+    #: A system client with read scopes: may start Bulk Data exports (of whatever its
+    #: provider's consents cover) and read its Group.
+    exporter: bool = False
 
 
 async def _citizen_self(gw: Gateway, _: str) -> dict[str, str]:
@@ -198,8 +201,8 @@ ROWS = [
     Row("clinician, withdrawn consent", TEST_PERSON, False, _clinician_withdrawn, clinician=True),
     Row("clinician, emergency access", TEST_PERSON, True, _clinician_emergency, clinician=True),
     Row("clinician, no consent", TEST_PERSON, False, _clinician_no_consent, clinician=True),
-    Row("integrator, consent", TEST_PERSON, True, _integrator_consent),
-    Row("integrator, no consent", TEST_PERSON, False, _integrator_no_consent),
+    Row("integrator, consent", TEST_PERSON, True, _integrator_consent, exporter=True),
+    Row("integrator, no consent", TEST_PERSON, False, _integrator_no_consent, exporter=True),
     Row(
         "integrator, scopes of another context",
         TEST_PERSON,
@@ -330,6 +333,40 @@ def _references(node: Any) -> list[str]:
     return []
 
 
+#: A status URL no export has.
+UNKNOWN_EXPORT = "/fhir/$export-status/" + "0" * 32
+NORD_GROUP = f"consented-{NORD_PROVIDER}"
+
+
+def _kick_off(path: str) -> Callable[[Gateway, Context], Awaitable[httpx.Response]]:
+    async def call(gw: Gateway, ctx: Context) -> httpx.Response:
+        return await gw.client.get(path, headers=ctx.headers | {"Prefer": "respond-async"})
+
+    return call
+
+
+async def _cancel_unknown(gw: Gateway, ctx: Context) -> httpx.Response:
+    return await gw.client.delete(UNKNOWN_EXPORT, headers=ctx.headers)
+
+
+def _export_calls() -> dict[tuple[str, str], Call]:
+    """Bulk Data export: the kick-offs and the Group answer an exporter; the status URL
+    and the files of an export that is not the caller's do not exist for it."""
+    return {
+        ("GET", "/Patient/$export"): Call("export", _kick_off("/fhir/Patient/$export")),
+        ("GET", "/$export"): Call("export", _kick_off("/fhir/$export")),
+        ("GET", "/Group/{group_id}/$export"): Call(
+            "export", _kick_off(f"/fhir/Group/{NORD_GROUP}/$export")
+        ),
+        ("GET", "/Group/{group_id}"): Call("group", _get(lambda _: f"/fhir/Group/{NORD_GROUP}")),
+        ("GET", "/$export-status/{job_id}"): Call("export-job", _get(lambda _: UNKNOWN_EXPORT)),
+        ("DELETE", "/$export-status/{job_id}"): Call("export-job", _cancel_unknown),
+        ("GET", "/$export-file/{job_id}/{file_name}"): Call(
+            "export-job", _get(lambda _: "/fhir/$export-file/" + "0" * 32 + "/Patient-1.ndjson")
+        ),
+    }
+
+
 def _calls() -> dict[tuple[str, str], Call]:
     """Every endpoint with personal data, by (method, path template), in the order the
     matrix calls them: reads first, then the calls that change what exists."""
@@ -374,7 +411,7 @@ def _calls() -> dict[tuple[str, str], Call]:
         ("PUT", "/Consent/{record_id}"): Call("self-service", _update_consent),
         ("POST", "/Patient/{patient_id}/$emergency-access"): Call("emergency", _open_emergency),
     }
-    return calls
+    return _export_calls() | calls
 
 
 CALLS = _calls()
@@ -435,6 +472,12 @@ def _expected(row: Row, call: Call, ctx: Context) -> set[int]:
             return {200} if row.allowed else {400}
         case "self-service":
             return {200, 201} if row.self_service else {403}
+        case "export":
+            return {202} if row.exporter else {403}
+        case "group":
+            return {200} if row.exporter else {403}
+        case "export-job":
+            return {404} if row.exporter else {403}
         case _:
             return {200} if row.clinician else {403}
 

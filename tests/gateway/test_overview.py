@@ -186,6 +186,7 @@ async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
         "Patient",
         "Consent",
         "AuditEvent",
+        "Group",
         *SERVED_TYPES,
         *REFERENCED_TYPES,
     }
@@ -201,8 +202,11 @@ async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
     assert [o["name"] for o in resources["Patient"]["operation"]] == [
         "emergency-access",
         "everything",
+        "export",
         "summary",
     ]
+    assert {i["code"] for i in resources["Group"]["interaction"]} == {"read"}
+    assert [o["name"] for o in resources["Group"]["operation"]] == ["export"]
     assert {i["code"] for i in resources["Consent"]["interaction"]} == {
         "create",
         "read",
