@@ -313,13 +313,16 @@ class AuditLog:
         patient_id: str,
         *,
         since: datetime | None = None,
+        upto: int | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[AuditEntryPublic]:
         """The entries about one patient's data, newest first (highest seq first).
 
-        ``since`` (timezone-aware) keeps entries recorded at or after it; ``limit``
-        (1 to 1000) and ``offset`` page through the rest.
+        ``since`` (timezone-aware) keeps entries recorded at or after it, ``upto`` those
+        at or before that seq (what a reading that started there saw, however many
+        entries were appended since); ``limit`` (1 to 1000) and ``offset`` page through
+        the rest.
         """
         if not 1 <= limit <= 1000 or offset < 0:
             raise ValueError("limit must be 1-1000 and offset not negative")
@@ -329,6 +332,8 @@ class AuditLog:
         query = select(table).where(table.c.patient_id == patient_id)
         if since is not None:
             query = query.where(table.c.recorded_at >= since)
+        if upto is not None:
+            query = query.where(table.c.seq <= upto)
         query = query.order_by(table.c.seq.desc()).limit(limit).offset(offset)
         async with self._db.session() as session:
             conn = await session.connection()

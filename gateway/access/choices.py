@@ -208,11 +208,31 @@ class PatientChoices:
             raise NotFound("no such Consent")
         return block_resource(lifted)
 
-    async def access_log(self, patient_id: str) -> list[AuditEntryPublic]:
-        """Who has accessed the patient's data, oldest first; this reading is logged too."""
+    async def access_log(
+        self, patient_id: str, *, upto: int | None = None
+    ) -> tuple[list[AuditEntryPublic], int]:
+        """Who has accessed the patient's data, newest first, and the last entry read.
+
+        Every entry the principal may see, never capped: read a thousand at a time.
+        ``upto`` (a seq) keeps the entries a first page saw, so later pages neither repeat
+        nor skip entries appended meanwhile (this reading is logged too, after it).
+        """
         decision = await self._authorise(patient_id, "AuditEvent", "s", "audit-read")
-        entries = await self._services.audit.for_patient(patient_id, limit=1000)
-        entries.reverse()
+        log = self._services.audit
+        entries: list[AuditEntryPublic] = []
+        below = upto
+        while True:  # by seq, not offset: entries appended meanwhile shift no batch
+            batch = await log.for_patient(patient_id, upto=below, limit=_LOG_BATCH)
+            entries += batch
+            if len(batch) < _LOG_BATCH:
+                break
+            below = batch[-1].seq - 1
+        last = upto if upto is not None else (entries[0].seq if entries else 0)
         visibility, provider_of = Visibility(decision), self._services.provider_of
         await self._reader.log(decision, patient_id, "audit-read", ["AuditEvent"])
-        return [entry for entry in entries if visibility.shows_entry(entry, provider_of)]
+        shown = [entry for entry in entries if visibility.shows_entry(entry, provider_of)]
+        return shown, last
+
+
+#: Entries of the access log read at a time.
+_LOG_BATCH = 1000

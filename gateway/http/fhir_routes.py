@@ -29,7 +29,7 @@ from gateway.answer.search import search_params_for
 from gateway.answer.summary import build_summary
 from gateway.errors import BadRequest
 from gateway.fhir_json import FhirJSONResponse, read_response
-from gateway.http import searches
+from gateway.http import log_pages, searches
 from gateway.http.capability import CapabilityRegistry, capability_statement
 from gateway.http.consent_routes import PATIENT_PATTERN, add_consent_routes
 from gateway.http.declare import (
@@ -38,7 +38,7 @@ from gateway.http.declare import (
     form_body,
     negotiate,
 )
-from gateway.http.deps import Reader, Referenced, services
+from gateway.http.deps import Choices, Reader, Referenced, services
 from gateway.http.discovery import SMART_CONFIGURATION, oauth_endpoints
 
 _IDENTIFIER_SYSTEMS = {
@@ -219,10 +219,14 @@ def _add_paging(routes: FhirRoutes) -> None:
     async def get_page(
         request: Request,
         records: Reader,
+        desk: Choices,
         principal: CurrentPrincipal,
         _getpages: Annotated[str, Query(max_length=4096, description="paging cursor")],
     ) -> Any:
-        return await searches.next_page(request, records, principal, _getpages)
+        state = searches.open_cursor(request, principal, _getpages)
+        if state.search == log_pages.AUDIT_SEARCH:
+            return await log_pages.log_page(request, desk, principal, [], state)
+        return await searches.next_page(request, records, principal, state)
 
 
 async def _patient_search(request: Request, records: RecordReader, identifier: str) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
@@ -59,8 +60,9 @@ def fingerprint(principal: Principal, services: Services) -> str:
     return "|".join([principal.kind, *(str(v) for _, v in sorted(fields.items()) if v)])
 
 
-def _warnings(names: Sequence[str]) -> FhirResource:
-    return {
+def warnings_entry(names: Sequence[str]) -> dict[str, Any]:
+    """The searchset entry (``search.mode = outcome``) naming the parameters ignored."""
+    outcome = {
         "resourceType": "OperationOutcome",
         "id": "search-warnings",
         "issue": [
@@ -72,6 +74,7 @@ def _warnings(names: Sequence[str]) -> FhirResource:
             for name in names
         ],
     }
+    return {"resource": outcome, "search": {"mode": "outcome"}}
 
 
 def _ids(resources: Sequence[FhirResource]) -> list[str]:
@@ -148,9 +151,7 @@ def _render(
             base, state, services.paging, total=len(matched), self_url=self_url
         )
     if spec.unsupported:
-        bundle["entry"].append(
-            {"resource": _warnings(spec.unsupported), "search": {"mode": "outcome"}}
-        )
+        bundle["entry"].append(warnings_entry(spec.unsupported))
     return FhirJSONResponse(bundle)
 
 
@@ -312,12 +313,17 @@ async def _streamed_bundle(
     yield bytes(part)
 
 
+def open_cursor(request: Request, principal: Principal, token: str) -> PageState:
+    """The search and page a ``_getpages`` cursor names, if it was issued to ``principal``."""
+    services: Services = request.app.state.services
+    return services.paging.decode(token, bound_to=fingerprint(principal, services))
+
+
 async def next_page(
-    request: Request, records: RecordReader, principal: Principal, token: str
+    request: Request, records: RecordReader, principal: Principal, state: PageState
 ) -> Response:
     """The page a ``_getpages`` cursor names, read again for the same principal."""
     services: Services = request.app.state.services
-    state = services.paging.decode(token, bound_to=fingerprint(principal, services))
     params = dict(state.params)
     patient_id = params.get("patient", "")
     if state.search == EVERYTHING:

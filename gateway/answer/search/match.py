@@ -44,7 +44,7 @@ def _matches(criterion: Filter, values: list[Any]) -> bool:
     if criterion.missing is not None:
         return (not values) == criterion.missing
     if criterion.param.kind == "date":
-        hit = any(_date_matches(c, lo, hi) for lo, hi in values for c in criterion.dates)
+        hit = any(date_matches(c, lo, hi) for lo, hi in values for c in criterion.dates)
     else:
         hit = any(
             _token_matches(t, system, code) for system, code in values for t in criterion.tokens
@@ -58,8 +58,9 @@ def _token_matches(token: Token, system: str | None, code: str) -> bool:
     return token.code is None or code == token.code
 
 
-def _date_matches(criterion: DateCriterion, rlo: int, rhi: int) -> bool:
-    # FHIR R4 search, "date": prefixes compare the target's range with the value's.
+def date_matches(criterion: DateCriterion, rlo: int, rhi: int) -> bool:
+    """Whether a value spanning [rlo, rhi) matches ``criterion`` (FHIR R4 search,
+    "date": prefixes compare the target's range with the value's)."""
     lo, hi = criterion.lo, criterion.hi
     within = lo <= rlo and rhi <= hi
     match criterion.prefix:

@@ -127,8 +127,8 @@ class _Draft:
 
     def refuse_or_note(self, name: str) -> None:
         if self.strict:
-            raise BadRequest(f"unsupported search parameter: {_safe_name(name)}")
-        self.unsupported.append(_safe_name(name))
+            raise BadRequest(f"unsupported search parameter: {safe_name(name)}")
+        self.unsupported.append(safe_name(name))
 
     def spec(self) -> SearchSpec:
         return SearchSpec(
@@ -227,7 +227,7 @@ def _read_result_param(draft: _Draft, name: str, value: str) -> None:
         draft.kept.append((name, value))
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
     return name if _SAFE_NAME.fullmatch(name) else "(a parameter with a malformed name)"
 
 
