@@ -28,6 +28,15 @@ from starlette.types import Receive, Scope, Send
 from adapters.base import FhirResource
 from consent.principals import Principal
 from fhir_profiles.datetimes import parse_instant
+from fhir_profiles.identifiers import (
+    PERSONNUMMER_OID,
+    PERSONNUMMER_SYSTEM,
+    SAMORDNINGSNUMMER_OID,
+    SAMORDNINGSNUMMER_SYSTEM,
+    InvalidPersonIdentifier,
+    PersonIdentifier,
+    parse_person_identifier,
+)
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
 from gateway.access.reader import ReadResult, RecordReader, actor_fields
 from gateway.answer.bundles import entry, searchset, searchset_head, source_status_entry
@@ -45,8 +54,27 @@ from gateway.errors import BadRequest
 from gateway.fhir_json import FhirJSONResponse, dumps
 from gateway.services import Services
 
+_IDENTIFIER_SYSTEMS = {
+    PERSONNUMMER_SYSTEM,
+    SAMORDNINGSNUMMER_SYSTEM,
+    PERSONNUMMER_OID,
+    SAMORDNINGSNUMMER_OID,
+}
 EVERYTHING = "Patient/$everything"
 EVERYTHING_PARAMS = frozenset({"_count", "_type", "_since", "_format"})
+
+
+def parse_identifier_token(token: str, name: str = "identifier") -> PersonIdentifier:
+    """``system|value`` for a Swedish person identifier; the value is never echoed."""
+    system, bar, value = token.partition("|")
+    if not bar or system not in _IDENTIFIER_SYSTEMS:
+        raise BadRequest(
+            f"{name} must be system|value with the personnummer or samordningsnummer system"
+        )
+    try:
+        return parse_person_identifier(value)
+    except InvalidPersonIdentifier as exc:
+        raise BadRequest(f"{name} value is not a valid Swedish person identifier") from exc
 
 
 def strict_handling(request: Request) -> bool:
@@ -164,9 +192,10 @@ async def type_search(
 ) -> FhirJSONResponse:
     """The first page of a search of one type for one patient."""
     services: Services = request.app.state.services
+    params = await _resolve_chains(services, params)
     spec = parse_search(resource_type, params, strict=strict_handling(request))
     if spec.patient is None:
-        raise BadRequest("the patient parameter is required")
+        raise BadRequest("the patient parameter (or subject) is required")
     result = await _search(records, spec, spec.patient)
     matched, snapshot = _matches(services, spec, result)
     state = PageState(
@@ -182,6 +211,27 @@ async def type_search(
     return _render(
         request, result, matched, snapshot, state, spec=spec, self_url=self_url, from_cursor=False
     )
+
+
+#: Chained searches on the patient's identifier, and the parameter each stands for.
+CHAINS = {"patient.identifier": "patient", "subject.identifier": "subject"}
+
+
+async def _resolve_chains(
+    services: Services, params: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """``patient.identifier=system|value`` (a Swedish person identifier) as
+    ``patient={id}``: the search goes on by the opaque id, so its links, cursors and log
+    carry no identity number (send it in a ``POST _search`` body to keep it out of the
+    request URL too). Any other chain is left for the parser to report."""
+    resolved = []
+    for name, value in params:
+        if name in CHAINS and value:
+            person = parse_identifier_token(value, name)
+            resolved.append((CHAINS[name], await services.persons.remember(person)))
+        else:
+            resolved.append((name, value))
+    return resolved
 
 
 def _everything_params(

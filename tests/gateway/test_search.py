@@ -461,7 +461,10 @@ def test_subject_names_the_patient_and_a_patient_takes_no_identifier_modifier() 
         parse_search("Flag", [("subject", "Group/g1")], strict=True)
     spec = parse_search("Procedure", [("patient:identifier", "x")], strict=False)
     assert spec.unsupported == ("patient:identifier",)
-    assert "subject" not in search_params_for("Observation")
+    # R4 defines subject for the types whose subject is the patient, and only those.
+    assert "subject" in search_params_for("Observation")
+    for resource_type in ("Appointment", "AllergyIntolerance", "Immunization"):
+        assert "subject" not in search_params_for(resource_type)
 
 
 def test_care_plan_care_team_and_flag_parameters() -> None:

@@ -35,7 +35,13 @@ from gateway.answer.search.params import (
     served_types,
     sortable_for,
 )
-from gateway.answer.search.parse import DEFAULT_COUNT, MAX_COUNT, SearchSpec, parse_search
+from gateway.answer.search.parse import (
+    DEFAULT_COUNT,
+    MAX_COUNT,
+    SearchSpec,
+    parse_search,
+    safe_name,
+)
 
 __all__ = [
     "DEFAULT_COUNT",
@@ -49,6 +55,7 @@ __all__ = [
     "includes_for",
     "parse_search",
     "revincludes_for",
+    "safe_name",
     "search_params_for",
     "served_types",
     "sortable_for",

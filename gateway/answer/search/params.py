@@ -9,8 +9,9 @@ FHIR R4 defines for them: ``date`` is ``Observation.effective``, ``Encounter.per
 ``DiagnosticReport.effective``; Condition has no ``date`` in R4, only ``onset-date`` and
 ``recorded-date``, ServiceRequest ``authored`` and ``occurrence``, MedicationDispense
 ``whenhandedover`` and ``whenprepared``. Most types name their patient in ``subject``
-(searched as ``patient`` or ``subject``); Appointment in ``participant.actor``,
-AllergyIntolerance and Immunization in ``patient``. Flag's ``status`` and ``category`` are
+(searched as ``patient`` or ``subject``, as R4 defines both for each of them);
+Appointment in ``participant.actor``, AllergyIntolerance and Immunization in ``patient``
+(R4 gives these three no ``subject``). Flag's ``status`` and ``category`` are
 beyond R4's list for it. Reference parameters other than the patient
 (``DiagnosticReport.based-on``, ``result``, ``performer``; ``ServiceRequest.requester``,
 ``performer``; ``Procedure.performer``; ``MedicationDispense.prescription``,
@@ -64,6 +65,7 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
     {
         "Observation": {
             "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
             "category": _token(("category",)),
             "code": _token(("code",)),
             "status": _token(("status",)),
@@ -73,6 +75,7 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
         },
         "MedicationRequest": {
             "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
             "category": _token(("category",)),
             "code": _token(("medicationCodeableConcept",)),
             "status": _token(("status",)),
@@ -90,6 +93,7 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
         },
         "Encounter": {
             "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
             "status": _token(("status",)),
             "class": _token(("class",)),
             "type": _token(("type",)),
@@ -97,6 +101,7 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
         },
         "Condition": {
             "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
             "category": _token(("category",)),
             "code": _token(("code",)),
             "clinical-status": _token(("clinicalStatus",)),
@@ -106,6 +111,7 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
         },
         "DocumentReference": {
             "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
             "category": _token(("category",)),
             "type": _token(("type",)),
             "status": _token(("status",)),
@@ -185,6 +191,7 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
         },
         "MedicationDispense": {
             "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
             "status": _token(("status",)),
             "code": _token(("medicationCodeableConcept",)),
             "whenhandedover": _date(("whenHandedOver",)),
