@@ -10,7 +10,10 @@ to, or are referred to by, and nothing counts in ``total``. The types they may n
 read with the matches, in the page's one read (``RecordReader.search`` with ``also``):
 one decision, one collect, one log entry and one source status for both; the reader
 leaves out, unread, the types the token's scopes do not cover. The Provenance of merged
-duplicates among the matches is served on every page, as it always was.
+duplicates among a page's matches is served (``search.mode = include``) only when
+``_revinclude=Provenance:target`` asks for it: clients that ignore ``search.mode`` would
+otherwise count it among the results. ``$everything`` serves it always (it is the whole
+record, and FHIR lets it include whatever the server thinks relevant).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from gateway.access.reader import ReadResult, RecordReader, actor_fields
 from gateway.answer.bundles import entry, searchset, searchset_head, source_status_entry
 from gateway.answer.paging import PageState, check_snapshot, page, page_links, snapshot_of
 from gateway.answer.search import (
+    PROVENANCE_TARGET,
     SearchSpec,
     apply,
     elements,
@@ -162,8 +166,10 @@ def _render(
         shown, _ = page(matched, state.offset, state.count)
     # Resolved from the whole matches: ``_elements`` may leave out the references.
     extra = _includes(spec, result, shown)
-    targets = {f"{r['resourceType']}/{r['id']}" for r in shown}
-    provenance = [p for p in result.provenance if p["target"][0]["reference"] in targets]
+    provenance: list[FhirResource] = []
+    if PROVENANCE_TARGET in spec.revinclude:  # only when asked: clients count entries
+        targets = {f"{r['resourceType']}/{r['id']}" for r in shown}
+        provenance = [p for p in result.provenance if p["target"][0]["reference"] in targets]
     if spec.subsetted:
         shown = [elements(spec, r) for r in shown]
     bundle = searchset(
@@ -173,7 +179,9 @@ def _render(
         self_link=self_url or base,
         included=extra + provenance,
     )
-    bundle["total"] = len(matched)
+    bundle["total"] = len(matched)  # exact, for _total=estimate and accurate alike
+    if spec.total == "none" and spec.summary != "count":
+        del bundle["total"]
     if spec.summary != "count":
         bundle["link"] = page_links(
             base, state, services.paging, total=len(matched), self_url=self_url

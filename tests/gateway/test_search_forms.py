@@ -187,3 +187,44 @@ async def test_history_and_vread_are_not_supported(gateway: Gateway) -> None:
         assert issue["code"] == "not-supported"
         assert "not supported" in issue["diagnostics"]
         assert response.headers["Allow"] == ""
+
+
+async def test_summary_total_and_text_shape_the_answer(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    headers = gateway.citizen()
+    search = f"/fhir/Observation?patient={patient_id}&_count=1000"
+    whole = (await gateway.client.get(search, headers=headers)).json()
+    summary = (await gateway.client.get(f"{search}&_summary=true", headers=headers)).json()
+    assert summary["total"] == whole["total"] > 0
+    for entry in summary["entry"]:
+        if entry["search"]["mode"] != "match":
+            continue
+        resource = entry["resource"]
+        assert "text" not in resource
+        assert "note" not in resource
+        assert "category" not in resource  # not a summary element of Observation
+        assert {"status", "code"} <= set(resource)
+        assert "SUBSETTED" in [t["code"] for t in resource["meta"]["tag"]]
+    untotalled = (await gateway.client.get(f"{search}&_total=none", headers=headers)).json()
+    assert "total" not in untotalled
+    assert _matches(untotalled["entry"]) == _matches(whole["entry"])
+    accurate = (await gateway.client.get(f"{search}&_total=accurate", headers=headers)).json()
+    assert accurate["total"] == whole["total"]
+    # A lab result's code by the words of its name (its codings' display or its text).
+    names = [
+        e["resource"]["code"].get("text") or e["resource"]["code"]["coding"][0].get("display")
+        for e in whole["entry"]
+        if e["search"]["mode"] == "match"
+    ]
+    word = next(n for n in names if n)[:4]
+    response = await gateway.client.get(
+        "/fhir/Observation",
+        params={"patient": patient_id, "_count": "1000", "code:text": word},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.text
+    by_text = response.json()
+    assert 0 < by_text["total"] <= whole["total"]
+    assert not [
+        e for e in by_text["entry"] if e["search"]["mode"] == "outcome" and "ignored" in str(e)
+    ]

@@ -29,6 +29,7 @@ from gateway.answer.search.elements import SUBSETTED_TAG, elements
 from gateway.answer.search.include import include_types, included
 from gateway.answer.search.match import apply
 from gateway.answer.search.params import (
+    PROVENANCE_TARGET,
     includes_for,
     revincludes_for,
     search_params_for,
@@ -46,6 +47,7 @@ from gateway.answer.search.parse import (
 __all__ = [
     "DEFAULT_COUNT",
     "MAX_COUNT",
+    "PROVENANCE_TARGET",
     "SUBSETTED_TAG",
     "SearchSpec",
     "apply",

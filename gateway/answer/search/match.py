@@ -4,6 +4,7 @@ matches then put in the search's order (:mod:`gateway.answer.search.sort`).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,11 +46,31 @@ def _matches(criterion: Filter, values: list[Any]) -> bool:
         return (not values) == criterion.missing
     if criterion.param.kind == "date":
         hit = any(date_matches(c, lo, hi) for lo, hi in values for c in criterion.dates)
+    elif criterion.param.kind == "string":
+        hit = any(string_matches(criterion, value) for value in values)
     else:
         hit = any(
             _token_matches(t, system, code) for system, code in values for t in criterion.tokens
         )
     return hit != criterion.negate
+
+
+def string_matches(criterion: Filter, value: str) -> bool:
+    """FHIR string search: by default the value starts with one of the criterion's,
+    ignoring case and accents; ``:contains`` anywhere in it; ``:exact`` exactly equal."""
+    if criterion.mode == "exact":
+        return value in criterion.strings
+    folded = folded_text(value)
+    wanted = (folded_text(s) for s in criterion.strings)
+    if criterion.mode == "contains":
+        return any(w in folded for w in wanted)
+    return any(folded.startswith(w) for w in wanted)
+
+
+def folded_text(text: str) -> str:
+    """``text`` for comparing while ignoring case and accents (``Åsa`` as ``asa``)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def _token_matches(token: Token, system: str | None, code: str) -> bool:

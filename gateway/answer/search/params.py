@@ -16,7 +16,9 @@ beyond R4's list for it. Reference parameters other than the patient
 (``DiagnosticReport.based-on``, ``result``, ``performer``; ``ServiceRequest.requester``,
 ``performer``; ``Procedure.performer``; ``MedicationDispense.prescription``,
 ``performer``) take ``Type/id``, an absolute URL ending so, or ``id``, and ``:identifier``
-(``system|value``, an HSA-id) for what the gateway does not serve. Parsing, matching and
+(``system|value``, an HSA-id) for what the gateway does not serve. The string parameters
+R4 defines on the served types' text elements are ``Observation.value-string``,
+``DocumentReference.description`` and ``Immunization.lot-number``. Parsing, matching and
 the capability list all read that table, so the CapabilityStatement cannot promise a
 parameter that is not honoured.
 
@@ -33,7 +35,7 @@ from types import MappingProxyType
 from typing import Literal
 
 Path = tuple[str, ...]
-ParamKind = Literal["token", "date", "reference"]
+ParamKind = Literal["token", "date", "reference", "string"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,10 @@ def _reference(*paths: Path) -> Param:
     return Param("reference", paths)
 
 
+def _string(*paths: Path) -> Param:
+    return Param("string", paths)
+
+
 _PATIENT_SUBJECT = Param("reference", (("subject",),))
 #: The parameters that name the searched patient (``subject=Patient/{id}`` as ``patient``).
 PATIENT_PARAMS = frozenset({"patient", "subject"})
@@ -72,6 +78,7 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
             "date": _date(("effectiveDateTime",), ("effectivePeriod",), ("effectiveInstant",)),
             "component-code": _token(("component", "code")),
             "combo-code": _token(("code",), ("component", "code")),
+            "value-string": _string(("valueString",)),
         },
         "MedicationRequest": {
             "patient": _PATIENT_SUBJECT,
@@ -117,6 +124,7 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
             "status": _token(("status",)),
             "date": _date(("date",)),
             "period": _date(("context", "period")),
+            "description": _string(("description",)),
         },
         "AllergyIntolerance": {
             "patient": Param("reference", (("patient",),)),
@@ -131,6 +139,7 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
             "patient": Param("reference", (("patient",),)),
             "status": _token(("status",)),
             "vaccine-code": _token(("vaccineCode",)),
+            "lot-number": _string(("lotNumber",)),
             "date": _date(("occurrenceDateTime",)),
         },
         "Procedure": {
@@ -294,8 +303,8 @@ LINKS: Mapping[str, Mapping[str, Link]] = MappingProxyType(
         },
     }
 )
-#: The Provenance of merged duplicates: every read of the record carries it, and every
-#: page serves it for its matches, asked for or not (see ``gateway.http.searches``).
+#: The Provenance of merged duplicates: every read of the record carries it; a search's
+#: page serves it for its matches only when asked for (see ``gateway.http.searches``).
 PROVENANCE_TARGET = "Provenance:target"
 _COMMON: Mapping[str, Param] = MappingProxyType(
     {"_id": _token(("id",)), "_lastUpdated": _date(("meta", "lastUpdated"))}
@@ -356,6 +365,7 @@ def revinclude_links(resource_type: str) -> dict[str, str]:
 
 
 def sortable_for(resource_type: str) -> tuple[str, ...]:
-    """Names usable in ``_sort`` for ``resource_type``: its date and token parameters."""
+    """Names usable in ``_sort`` for ``resource_type``: its date, token and string
+    parameters."""
     table = params_for(resource_type)
     return tuple(name for name, param in table.items() if param.kind != "reference")
