@@ -126,7 +126,9 @@ def _add_patient_routes(routes: FhirRoutes) -> None:
         "Patient",
         interaction="search-type",
         summary="Find the unified Patient, identifier in the form body (not the URL)",
-        openapi_extra=form_body({"identifier": {"type": "string"}, "_id": {"type": "string"}}),
+        openapi_extra=form_body(
+            {"identifier": {"type": "string"}, "_id": {"type": "string"}}, any_of=True
+        ),
     )
     async def search_patient_post(request: Request, records: Reader) -> Any:
         async with request.form() as form:
@@ -285,6 +287,16 @@ def _add_referenced_read(routes: FhirRoutes, resource_type: str) -> None:
         return read_response(request, await referenced.read(resource_type, resource_id))
 
 
+#: A type search's patient, as the OpenAPI document describes it.
+_PATIENT_PARAMETER = {
+    "name": "patient",
+    "in": "query",
+    "required": True,
+    "description": "Patient id (or Patient/id); or subject, or patient.identifier instead",
+    "schema": {"type": "string", "pattern": PATIENT_PATTERN},
+}
+
+
 def _add_type_search(routes: FhirRoutes, resource_type: str) -> None:
     params = search_params_for(resource_type)
 
@@ -294,19 +306,11 @@ def _add_type_search(routes: FhirRoutes, resource_type: str) -> None:
         interaction="search-type",
         search_params=params,
         summary=f"Search {resource_type} for one patient",
+        # Documented as required; read from the query with the rest, since ``subject``
+        # or ``patient.identifier`` may name the patient instead.
+        openapi_extra={"parameters": [_PATIENT_PARAMETER]},
     )
-    async def search(
-        request: Request,
-        records: Reader,
-        principal: CurrentPrincipal,
-        patient: Annotated[
-            str | None,
-            Query(
-                description="Patient id (or Patient/id); or subject, or patient.identifier",
-                json_schema_extra={"pattern": PATIENT_PATTERN},
-            ),
-        ] = None,
-    ) -> Any:
+    async def search(request: Request, records: Reader, principal: CurrentPrincipal) -> Any:
         items = [(n, v) for n, v in request.query_params.multi_items() if n != "_format"]
         return await searches.type_search(request, records, principal, resource_type, items)
 
