@@ -1,10 +1,12 @@
 """What a page of the patient's access log costs to read, by the length of the log.
 
-Every page of ``AuditEvent?patient=`` reads the patient's whole log, a thousand entries
-at a time by seq (``PatientChoices.access_log``), so that its total is exact and counts
-only what the reader is shown. This times that read for logs of several lengths and, side
-by side in the same run, the single capped read it replaced (the newest 1000 entries),
-each going first every other run; medians are printed. SQLite in a temporary folder.
+Every page of ``AuditEvent?patient=`` knows the patient's whole log, so that its total is
+exact and counts only what the reader is shown. For a reader shown every entry it reads
+the keys (seq, recorded_at) of all of them and then the page's 50 entries
+(``keys``); a guardian's reading reads every entry, a thousand at a time by seq
+(``whole``). This times both for logs of several lengths and, side by side in the same
+run, the single capped read the first replaced (the newest 1000 entries, ``capped``),
+each going first in turn; medians are printed. SQLite in a temporary folder.
 
     python -m bench.bench_access_log [--runs 7] [--lengths 1000 10000 50000]
 """
@@ -53,6 +55,12 @@ async def _whole(log: AuditLog) -> int:
         below = batch[-1].seq - 1
 
 
+async def _keys(log: AuditLog) -> int:
+    """The keys of the whole log, then the first page's 50 entries."""
+    keys = await log.keys_for_patient(PATIENT)
+    return len(keys) + len(await log.by_seq(PATIENT, [seq for seq, _ in keys[:50]]))
+
+
 async def _capped(log: AuditLog) -> int:
     """The newest 1000 entries, as the one read before."""
     return len(await log.for_patient(PATIENT, limit=1000))
@@ -68,19 +76,19 @@ async def _measure(length: int, runs: int) -> None:
             for start in range(0, length, 1000):
                 size = min(1000, length - start)
                 await asyncio.gather(*(log.append(_entry()) for _ in range(size)))
-            times: dict[str, list[float]] = {"whole": [], "capped": []}
+            reads = {"keys": _keys, "whole": _whole, "capped": _capped}
+            times: dict[str, list[float]] = {name: [] for name in reads}
+            names = list(reads)
             for run in range(runs):
-                order = ("whole", "capped") if run % 2 == 0 else ("capped", "whole")
-                for name in order:
-                    read = _whole if name == "whole" else _capped
+                for name in names[run % 3 :] + names[: run % 3]:
                     started = time.perf_counter()
-                    await read(log)
+                    await reads[name](log)
                     times[name].append(time.perf_counter() - started)
-            whole = statistics.median(times["whole"]) * 1000
-            capped = statistics.median(times["capped"]) * 1000
+            keys, whole, capped = (statistics.median(times[n]) * 1000 for n in names)
             print(
-                f"{length:>7} entries: whole log {whole:8.1f} ms, newest 1000 {capped:6.1f} ms,"
-                f" ratio {whole / capped:5.1f}"
+                f"{length:>7} entries: keys + page {keys:7.1f} ms, whole log {whole:8.1f} ms,"
+                f" newest 1000 {capped:6.1f} ms; keys/capped {keys / capped:5.1f},"
+                f" whole/keys {whole / keys:5.1f}"
             )
         finally:
             await log.aclose()

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from consent.entries import AuditEntryPublic
 from gateway.answer.search.dates import DateCriterion, parse_date_value
 from gateway.answer.search.match import date_matches
 from gateway.answer.search.parse import DEFAULT_COUNT, MAX_COUNT, safe_name
@@ -106,10 +105,11 @@ def parse_log_search(
     )
 
 
-def select(search: LogSearch, entries: Sequence[AuditEntryPublic]) -> list[AuditEntryPublic]:
-    """The entries (given newest first) that match ``search``, in its order."""
-    matched = [entry for entry in entries if _in_dates(search, entry.recorded_at)]
-    matched.sort(key=lambda entry: entry.seq, reverse=not search.oldest_first)
+def select(search: LogSearch, keys: Sequence[tuple[int, datetime]]) -> list[int]:
+    """The seqs of the entries (their (seq, recorded_at) keys, given newest first) that
+    match ``search``, in its order."""
+    matched = [seq for seq, recorded in keys if _in_dates(search, recorded)]
+    matched.sort(reverse=not search.oldest_first)
     return matched
 
 

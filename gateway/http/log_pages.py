@@ -1,11 +1,12 @@
 """The patient's access log as a searchset: ``AuditEvent?patient=`` and its later pages.
 
-Every page reads the whole log again through :class:`PatientChoices` (so who may read it
-is decided, and the reading logged, every time), up to the last entry the first page
-saw: entries appended since (this very reading among them) neither shift nor repeat
-entries on later pages. The cursor carries that entry's seq beside the search; the
-total is exact and counts only the entries the principal is shown. Each Bundle carries
-the newest signed checkpoint, to hold the log to later.
+Every page reads the log again through :class:`PatientChoices` (so who may read it is
+decided, and the reading logged, every time): the keys of every entry shown, and then
+only the page's entries, up to the last entry the first page saw. Entries appended since
+(this very reading among them) neither shift nor repeat entries on later pages. The
+cursor carries that entry's seq beside the search; the total is exact and counts only
+the entries the principal is shown. Each Bundle carries the newest signed checkpoint, to
+hold the log to later.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ async def log_page(
         upto = int(given)
         params = [(n, v) for n, v in state.params if n != _UPTO]
     search = parse_log_search(params, strict=state is not None or strict_handling(request))
-    entries, last = await desk.access_log(search.patient, upto=upto)
-    matched = select(search, entries)
-    snapshot = snapshot_of(str(entry.seq) for entry in matched)
+    view = await desk.access_log(search.patient, upto=upto)
+    last = view.last
+    matched = select(search, view.keys)
+    snapshot = snapshot_of(str(seq) for seq in matched)
     base = svc.settings.fhir_base_url
     self_url = None
     if state is None:
@@ -67,7 +69,7 @@ async def log_page(
     else:
         check_snapshot(state, snapshot)
     shown = [] if search.count_only else page(matched, state.offset, state.count)[0]
-    events = [to_audit_event(entry, base_url=base) for entry in shown]
+    events = [to_audit_event(entry, base_url=base) for entry in await view.entries(shown)]
     bundle = searchset(events, None, base_url=base, self_link=self_url or base)
     bundle["total"] = len(matched)
     if not search.count_only:
