@@ -5,6 +5,7 @@
     ├── Unauthorized        401 login          missing or unverifiable token
     ├── Forbidden           403 forbidden      valid token, not allowed
     ├── NotFound            404 not-found      unknown (or hidden) resource
+    ├── NotSupported        405 not-supported  an interaction refused on principle (history)
     ├── NotAcceptable       406 not-supported  unsupported format
     ├── TooManyRequests     429 throttled      over the client's request rate (Retry-After)
     ├── ServiceUnavailable  503 transient      a store or dependency is down
@@ -63,6 +64,16 @@ class Forbidden(GatewayError):
 
 class NotFound(GatewayError):
     status, code = 404, "not-found"
+
+
+class NotSupported(GatewayError):
+    """An interaction the gateway refuses on principle, whatever the resource: 405, with an
+    empty ``Allow`` (no method is served at that path)."""
+
+    status, code = 405, "not-supported"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Allow": ""})
 
 
 class NotAcceptable(GatewayError):

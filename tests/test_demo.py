@@ -300,7 +300,7 @@ def test_consent_walkthrough_in_the_demo(demo: Demo) -> None:
             == 200
         )
         assert fhir.get(f"/Patient/{patient_id}", headers=doc).status_code == 200
-        log = fhir.get(f"/AuditEvent?patient={patient_id}", headers=citizen)
+        log = fhir.get(f"/AuditEvent?patient={patient_id}&_sort=date", headers=citizen)
         assert log.status_code == 200
         doctor_events = [
             e["resource"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from consent.audit import AuditLog
 from consent.decision import AccessDecision
 from consent.entries import AuditEntryPublic
 from consent.fhir import (
@@ -208,11 +209,64 @@ class PatientChoices:
             raise NotFound("no such Consent")
         return block_resource(lifted)
 
-    async def access_log(self, patient_id: str) -> list[AuditEntryPublic]:
-        """Who has accessed the patient's data, oldest first; this reading is logged too."""
+    async def access_log(self, patient_id: str, *, upto: int | None = None) -> AccessLogView:
+        """Who has accessed the patient's data: every entry the principal may see, never
+        capped, as a view of their (seq, recorded_at) keys, newest first, whose entries
+        are read a page at a time.
+
+        ``upto`` (a seq) keeps the entries a first page saw, so later pages neither repeat
+        nor skip entries appended meanwhile (this reading is logged too, after it). A
+        reader shown every entry has only the keys read here; for one shown some (a
+        guardian), every entry is read and decided on first.
+        """
         decision = await self._authorise(patient_id, "AuditEvent", "s", "audit-read")
-        entries = await self._services.audit.for_patient(patient_id, limit=1000)
-        entries.reverse()
+        log = self._services.audit
         visibility, provider_of = Visibility(decision), self._services.provider_of
+        if visibility.hides_guardian_blocks:
+            entries: list[AuditEntryPublic] = []
+            below = upto
+            while True:  # by seq, not offset: entries appended meanwhile shift no batch
+                batch = await log.for_patient(patient_id, upto=below, limit=_LOG_BATCH)
+                entries += batch
+                if len(batch) < _LOG_BATCH:
+                    break
+                below = batch[-1].seq - 1
+            last = upto if upto is not None else (entries[0].seq if entries else 0)
+            shown = [e for e in entries if visibility.shows_entry(e, provider_of)]
+            view = AccessLogView(patient_id, last, [(e.seq, e.recorded_at) for e in shown], log)
+            view.read = {e.seq: e for e in shown}
+        else:
+            keys = await log.keys_for_patient(patient_id, upto=upto)
+            last = upto if upto is not None else (keys[0][0] if keys else 0)
+            view = AccessLogView(patient_id, last, keys, log)
         await self._reader.log(decision, patient_id, "audit-read", ["AuditEvent"])
-        return [entry for entry in entries if visibility.shows_entry(entry, provider_of)]
+        return view
+
+
+class AccessLogView:
+    """What one authorised reading of a patient's access log may show: the keys (seq,
+    recorded_at) of every entry shown, newest first, up to entry ``last``; its entries
+    are read by :meth:`entries`, only among those keys."""
+
+    def __init__(
+        self, patient_id: str, last: int, keys: list[tuple[int, datetime]], log: AuditLog
+    ) -> None:
+        self.patient_id = patient_id
+        self.last = last
+        self.keys = keys
+        self.read: dict[int, AuditEntryPublic] = {}
+        self._log = log
+        self._shown = frozenset(seq for seq, _ in keys)
+
+    async def entries(self, seqs: list[int]) -> list[AuditEntryPublic]:
+        """The entries with these seqs (shown ones only), in the order given."""
+        wanted = [seq for seq in seqs if seq in self._shown]
+        missing = [seq for seq in wanted if seq not in self.read]
+        for start in range(0, len(missing), _LOG_BATCH):
+            batch = await self._log.by_seq(self.patient_id, missing[start : start + _LOG_BATCH])
+            self.read.update((entry.seq, entry) for entry in batch)
+        return [self.read[seq] for seq in wanted if seq in self.read]
+
+
+#: Entries of the access log read at a time.
+_LOG_BATCH = 1000

@@ -9,15 +9,16 @@ import orjson
 from fastapi import Query, Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from consent.audit_fhir import checkpoint_extension, to_audit_event
 from consent.fhir import shape_error
 from consent.reasons import InvalidReason, stated_reason
 from fhir_profiles.conformance import EMERGENCY_ACCESS_DEFINITION
+from gateway.access.auth import CurrentPrincipal
 from gateway.answer.bundles import searchset
 from gateway.errors import BadRequest, GatewayError
 from gateway.fhir_json import FhirJSONResponse, read_response
+from gateway.http import log_pages
 from gateway.http.declare import FhirRoutes
-from gateway.http.deps import Choices, Emergency, services
+from gateway.http.deps import Choices, Emergency
 
 #: A patient search value: one opaque id (at most 64 characters, no ``/`` or ``,``).
 PATIENT_PATTERN = "^(Patient/)?[^/,]{1,64}$"
@@ -200,31 +201,24 @@ def _add_emergency_access(routes: FhirRoutes) -> None:
 
 
 def _add_audit_search(routes: FhirRoutes) -> None:
-    """``GET /AuditEvent?patient=``: the patient's own access log, with its checkpoint."""
+    """``GET /AuditEvent?patient=``: the patient's own access log, newest first, paged,
+    with its checkpoint (:mod:`gateway.http.log_pages`)."""
 
     @routes.get(
         "/AuditEvent",
         "AuditEvent",
         interaction="search-type",
-        search_params={"patient": "reference"},
+        search_params={"patient": "reference", "date": "date"},
         summary="Who has accessed the patient's data (the patient's own log)",
     )
     async def search_audit(
-        request: Request, desk: Choices, patient: Annotated[str, PATIENT_QUERY]
+        request: Request,
+        desk: Choices,
+        principal: CurrentPrincipal,
+        patient: Annotated[str, PATIENT_QUERY],
     ) -> Any:
-        patient_id = patient.removeprefix("Patient/")
-        entries = await desk.access_log(patient_id)
-        base = _base_url(request)
-        events = [to_audit_event(entry, base_url=base) for entry in entries]
-        bundle = searchset(
-            events, None, base_url=base, self_link=f"{base}/AuditEvent?patient={patient_id}"
-        )
-        # The newest signed checkpoint at the time of reading: entries up to its seq are
-        # anchored, and the patient can hold the log to it later.
-        checkpoint = await services(request).audit.latest_checkpoint()
-        if checkpoint is not None:
-            bundle["meta"]["extension"] = [checkpoint_extension(checkpoint)]
-        return FhirJSONResponse(bundle)
+        params = [(n, v) for n, v in request.query_params.multi_items() if n != "_format"]
+        return await log_pages.log_page(request, desk, principal, params)
 
 
 def _base_url(request: Request) -> str:

@@ -83,14 +83,18 @@ def success_response(
     return documented
 
 
-def form_body(properties: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """``openapi_extra`` for a form body of search parameters (``properties`` required)."""
-    schema = {
+def form_body(properties: dict[str, dict[str, Any]], *, any_of: bool = False) -> dict[str, Any]:
+    """``openapi_extra`` for a form body of search parameters (``properties`` required; with
+    ``any_of``, at least one of them)."""
+    schema: dict[str, Any] = {
         "type": "object",
-        "required": sorted(properties),
         "properties": properties,
         "additionalProperties": {"type": "string"},
     }
+    if any_of:
+        schema["anyOf"] = [{"required": [name]} for name in sorted(properties)]
+    else:
+        schema["required"] = sorted(properties)
     return {
         "requestBody": {
             "required": True,

@@ -6,30 +6,22 @@ capability registry, so the CapabilityStatement cannot drift from what is served
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from fhir_profiles.conformance import IPS_SUMMARY_DEFINITION, PATIENT_EVERYTHING_DEFINITION
-from fhir_profiles.identifiers import (
-    PERSONNUMMER_OID,
-    PERSONNUMMER_SYSTEM,
-    SAMORDNINGSNUMMER_OID,
-    SAMORDNINGSNUMMER_SYSTEM,
-    InvalidPersonIdentifier,
-    PersonIdentifier,
-    parse_person_identifier,
-)
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
 from gateway.access.auth import CurrentPrincipal
 from gateway.access.reader import ReadResult, RecordReader
 from gateway.answer.bundles import searchset
-from gateway.answer.search import search_params_for
+from gateway.answer.search import safe_name, search_params_for
 from gateway.answer.summary import build_summary
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, NotFound
 from gateway.fhir_json import FhirJSONResponse, read_response
-from gateway.http import searches
+from gateway.http import log_pages, searches
 from gateway.http.capability import CapabilityRegistry, capability_statement
 from gateway.http.consent_routes import PATIENT_PATTERN, add_consent_routes
 from gateway.http.declare import (
@@ -38,16 +30,11 @@ from gateway.http.declare import (
     form_body,
     negotiate,
 )
-from gateway.http.deps import Reader, Referenced, services
+from gateway.http.deps import Choices, Reader, Referenced, services
 from gateway.http.discovery import SMART_CONFIGURATION, oauth_endpoints
 from gateway.http.export_routes import build_export_router
+from gateway.http.unsupported import add_history_refusals
 
-_IDENTIFIER_SYSTEMS = {
-    PERSONNUMMER_SYSTEM,
-    SAMORDNINGSNUMMER_SYSTEM,
-    PERSONNUMMER_OID,
-    SAMORDNINGSNUMMER_OID,
-}
 #: A FHIR id (R4 ``id`` datatype).
 ID_PATTERN = r"^[A-Za-z0-9\-\.]{1,64}$"
 _TYPE_NAMES = "|".join(["Patient", *PATIENT_COMPARTMENT_TYPES])
@@ -55,31 +42,18 @@ _TYPE_NAMES = "|".join(["Patient", *PATIENT_COMPARTMENT_TYPES])
 TYPES = f"^ *({_TYPE_NAMES}) *(, *({_TYPE_NAMES}) *)*$"
 
 
-def parse_identifier_token(token: str) -> PersonIdentifier:
-    """``system|value`` for a Swedish person identifier; the value is never echoed."""
-    system, bar, value = token.partition("|")
-    if not bar or system not in _IDENTIFIER_SYSTEMS:
-        raise BadRequest(
-            "identifier must be system|value with the personnummer or samordningsnummer system"
-        )
-    try:
-        return parse_person_identifier(value)
-    except InvalidPersonIdentifier as exc:
-        raise BadRequest("identifier value is not a valid Swedish person identifier") from exc
-
-
-def _bundle(result: ReadResult, request: Request, self_link: str, *, patient: bool) -> Any:
-    svc = services(request)
-    base = svc.settings.fhir_base_url
+def _bundle(result: ReadResult | None, request: Request, self_link: str, *, patient: bool) -> Any:
+    """A searchset of what ``result`` read (nothing when None), as a dict."""
+    base = services(request).settings.fhir_base_url
+    if result is None:
+        return searchset([], None, base_url=base, self_link=f"{base}/{self_link}")
     resources = ([result.patient] if patient and result.patient else []) + result.resources
-    return FhirJSONResponse(
-        searchset(
-            resources,
-            result.reports,
-            base_url=base,
-            self_link=f"{base}/{self_link}",
-            included=result.provenance,
-        )
+    return searchset(
+        resources,
+        result.reports,
+        base_url=base,
+        self_link=f"{base}/{self_link}",
+        included=result.provenance,
     )
 
 
@@ -87,6 +61,7 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
     """The /fhir router; fills ``registry`` with what it serves."""
     router = APIRouter(prefix="/fhir", dependencies=[Depends(negotiate)], responses=ERROR_RESPONSES)
     routes = FhirRoutes(router, registry)
+    add_history_refusals(router)  # first: no read may take ``_history`` for an id
     _add_metadata(routes)
     # Before the Patient read: ``Patient/$export`` is not a Patient id.
     build_export_router(routes)
@@ -136,15 +111,17 @@ def _add_patient_routes(routes: FhirRoutes) -> None:
         "/Patient",
         "Patient",
         interaction="search-type",
-        search_params={"identifier": "token"},
-        summary="Find the unified Patient by personnummer",
+        search_params={"identifier": "token", "_id": "token"},
+        summary="Find the unified Patient by personnummer, or by its id",
     )
     async def search_patient(
         request: Request,
         records: Reader,
-        identifier: Annotated[str, Query(description="system|value")],
+        identifier: Annotated[str | None, Query(description="system|value")] = None,
+        _id: Annotated[str | None, Query(description="the unified Patient's id")] = None,
     ) -> Any:
-        return await _patient_search(request, records, identifier)
+        items = list(request.query_params.multi_items())
+        return await _patient_search(request, records, items)
 
     @routes.route(
         "POST",
@@ -152,11 +129,15 @@ def _add_patient_routes(routes: FhirRoutes) -> None:
         "Patient",
         interaction="search-type",
         summary="Find the unified Patient, identifier in the form body (not the URL)",
+        openapi_extra=form_body(
+            {"identifier": {"type": "string"}, "_id": {"type": "string"}}, any_of=True
+        ),
     )
-    async def search_patient_post(
-        request: Request, records: Reader, identifier: Annotated[str, Form()]
-    ) -> Any:
-        return await _patient_search(request, records, identifier)
+    async def search_patient_post(request: Request, records: Reader) -> Any:
+        async with request.form() as form:
+            items = [(n, v) for n, v in form.multi_items() if isinstance(v, str)]
+        items += list(request.query_params.multi_items())
+        return await _patient_search(request, records, items)
 
     @routes.get("/Patient/{patient_id}", "Patient", interaction="read", summary="Read a Patient")
     async def read_patient(request: Request, records: Reader, patient_id: str) -> Any:
@@ -222,21 +203,61 @@ def _add_paging(routes: FhirRoutes) -> None:
     async def get_page(
         request: Request,
         records: Reader,
+        desk: Choices,
         principal: CurrentPrincipal,
         _getpages: Annotated[str, Query(max_length=4096, description="paging cursor")],
     ) -> Any:
-        return await searches.next_page(request, records, principal, _getpages)
+        state = searches.open_cursor(request, principal, _getpages)
+        if state.search == log_pages.AUDIT_SEARCH:
+            return await log_pages.log_page(request, desk, principal, [], state)
+        return await searches.next_page(request, records, principal, state)
 
 
-async def _patient_search(request: Request, records: RecordReader, identifier: str) -> Any:
-    person = parse_identifier_token(identifier)
-    result = await records.find_by_identifier(person)
-    found = any(r.status.has_data for r in result.reports)
+async def _patient_search(
+    request: Request, records: RecordReader, items: list[tuple[str, str]]
+) -> Any:
+    """``identifier`` (a Swedish person identifier) or ``_id`` (the unified Patient's id),
+    or both (the same person, else nothing matches); other parameters are reported as
+    unsupported, or refused with ``Prefer: handling=strict``."""
+    given: dict[str, str] = {}
+    ignored = sorted({n for n, v in items if v and n not in ("identifier", "_id", "_format")})
+    if ignored and searches.strict_handling(request):
+        raise BadRequest("unsupported search parameter(s): " + ", ".join(map(safe_name, ignored)))
+    for name, value in items:
+        if name in ("identifier", "_id") and value and given.setdefault(name, value) != value:
+            raise BadRequest(f"{name} may name only one Patient")
+    if not given:
+        raise BadRequest("identifier or _id is required")
+    patient_id = given.get("_id")
+    if patient_id is not None and not re.fullmatch(ID_PATTERN, patient_id):
+        raise BadRequest("_id must be one Patient id")
+    result: ReadResult | None = None
+    if "identifier" in given:
+        person = searches.parse_identifier_token(given["identifier"])
+        own = services(request).persons.id_for(person)
+        if patient_id in (None, own):  # else two different people: nothing matches
+            patient_id = own
+            result = await records.find_by_identifier(person)
+    else:
+        assert patient_id is not None
+        result = await _patient_by_id(records, patient_id)
     # The self link names the same search by the opaque id: no identity number in URLs.
-    patient_id = services(request).persons.id_for(person)
-    if not found:
+    self_link = f"Patient?_id={patient_id}"
+    found = result is not None and any(r.status.has_data for r in result.reports)
+    if result is not None and not found:
         result = ReadResult(None, [], result.reports, result.decision)
-    return _bundle(result, request, f"Patient?_id={patient_id}", patient=found)
+    bundle = _bundle(result, request, self_link, patient=found)
+    if ignored:
+        bundle["entry"].append(searches.warnings_entry([safe_name(n) for n in ignored]))
+    return FhirJSONResponse(bundle)
+
+
+async def _patient_by_id(records: RecordReader, patient_id: str) -> ReadResult | None:
+    """The Patient an id names, as a search answers it (None: no such patient)."""
+    try:
+        return await records.patient(patient_id)
+    except NotFound:
+        return None
 
 
 def _add_type_read(routes: FhirRoutes, resource_type: str) -> None:
@@ -269,6 +290,16 @@ def _add_referenced_read(routes: FhirRoutes, resource_type: str) -> None:
         return read_response(request, await referenced.read(resource_type, resource_id))
 
 
+#: A type search's patient, as the OpenAPI document describes it.
+_PATIENT_PARAMETER = {
+    "name": "patient",
+    "in": "query",
+    "required": True,
+    "description": "Patient id (or Patient/id); or subject, or patient.identifier instead",
+    "schema": {"type": "string", "pattern": PATIENT_PATTERN},
+}
+
+
 def _add_type_search(routes: FhirRoutes, resource_type: str) -> None:
     params = search_params_for(resource_type)
 
@@ -278,19 +309,11 @@ def _add_type_search(routes: FhirRoutes, resource_type: str) -> None:
         interaction="search-type",
         search_params=params,
         summary=f"Search {resource_type} for one patient",
+        # Documented as required; read from the query with the rest, since ``subject``
+        # or ``patient.identifier`` may name the patient instead.
+        openapi_extra={"parameters": [_PATIENT_PARAMETER]},
     )
-    async def search(
-        request: Request,
-        records: Reader,
-        principal: CurrentPrincipal,
-        patient: Annotated[
-            str,
-            Query(
-                description="Patient id (or Patient/id)",
-                json_schema_extra={"pattern": PATIENT_PATTERN},
-            ),
-        ],
-    ) -> Any:
+    async def search(request: Request, records: Reader, principal: CurrentPrincipal) -> Any:
         items = [(n, v) for n, v in request.query_params.multi_items() if n != "_format"]
         return await searches.type_search(request, records, principal, resource_type, items)
 

@@ -10,7 +10,10 @@ to, or are referred to by, and nothing counts in ``total``. The types they may n
 read with the matches, in the page's one read (``RecordReader.search`` with ``also``):
 one decision, one collect, one log entry and one source status for both; the reader
 leaves out, unread, the types the token's scopes do not cover. The Provenance of merged
-duplicates among the matches is served on every page, as it always was.
+duplicates among a page's matches is served (``search.mode = include``) only when
+``_revinclude=Provenance:target`` asks for it: clients that ignore ``search.mode`` would
+otherwise count it among the results. ``$everything`` serves it always (it is the whole
+record, and FHIR lets it include whatever the server thinks relevant).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
@@ -27,11 +31,21 @@ from starlette.types import Receive, Scope, Send
 from adapters.base import FhirResource
 from consent.principals import Principal
 from fhir_profiles.datetimes import parse_instant
+from fhir_profiles.identifiers import (
+    PERSONNUMMER_OID,
+    PERSONNUMMER_SYSTEM,
+    SAMORDNINGSNUMMER_OID,
+    SAMORDNINGSNUMMER_SYSTEM,
+    InvalidPersonIdentifier,
+    PersonIdentifier,
+    parse_person_identifier,
+)
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
 from gateway.access.reader import ReadResult, RecordReader, actor_fields
 from gateway.answer.bundles import entry, searchset, searchset_head, source_status_entry
 from gateway.answer.paging import PageState, check_snapshot, page, page_links, snapshot_of
 from gateway.answer.search import (
+    PROVENANCE_TARGET,
     SearchSpec,
     apply,
     elements,
@@ -44,8 +58,27 @@ from gateway.errors import BadRequest
 from gateway.fhir_json import FhirJSONResponse, dumps
 from gateway.services import Services
 
+_IDENTIFIER_SYSTEMS = {
+    PERSONNUMMER_SYSTEM,
+    SAMORDNINGSNUMMER_SYSTEM,
+    PERSONNUMMER_OID,
+    SAMORDNINGSNUMMER_OID,
+}
 EVERYTHING = "Patient/$everything"
 EVERYTHING_PARAMS = frozenset({"_count", "_type", "_since", "_format"})
+
+
+def parse_identifier_token(token: str, name: str = "identifier") -> PersonIdentifier:
+    """``system|value`` for a Swedish person identifier; the value is never echoed."""
+    system, bar, value = token.partition("|")
+    if not bar or system not in _IDENTIFIER_SYSTEMS:
+        raise BadRequest(
+            f"{name} must be system|value with the personnummer or samordningsnummer system"
+        )
+    try:
+        return parse_person_identifier(value)
+    except InvalidPersonIdentifier as exc:
+        raise BadRequest(f"{name} value is not a valid Swedish person identifier") from exc
 
 
 def strict_handling(request: Request) -> bool:
@@ -59,8 +92,9 @@ def fingerprint(principal: Principal, services: Services) -> str:
     return "|".join([principal.kind, *(str(v) for _, v in sorted(fields.items()) if v)])
 
 
-def _warnings(names: Sequence[str]) -> FhirResource:
-    return {
+def warnings_entry(names: Sequence[str]) -> dict[str, Any]:
+    """The searchset entry (``search.mode = outcome``) naming the parameters ignored."""
+    outcome = {
         "resourceType": "OperationOutcome",
         "id": "search-warnings",
         "issue": [
@@ -72,6 +106,7 @@ def _warnings(names: Sequence[str]) -> FhirResource:
             for name in names
         ],
     }
+    return {"resource": outcome, "search": {"mode": "outcome"}}
 
 
 def _ids(resources: Sequence[FhirResource]) -> list[str]:
@@ -131,8 +166,10 @@ def _render(
         shown, _ = page(matched, state.offset, state.count)
     # Resolved from the whole matches: ``_elements`` may leave out the references.
     extra = _includes(spec, result, shown)
-    targets = {f"{r['resourceType']}/{r['id']}" for r in shown}
-    provenance = [p for p in result.provenance if p["target"][0]["reference"] in targets]
+    provenance: list[FhirResource] = []
+    if PROVENANCE_TARGET in spec.revinclude:  # only when asked: clients count entries
+        targets = {f"{r['resourceType']}/{r['id']}" for r in shown}
+        provenance = [p for p in result.provenance if p["target"][0]["reference"] in targets]
     if spec.subsetted:
         shown = [elements(spec, r) for r in shown]
     bundle = searchset(
@@ -142,15 +179,15 @@ def _render(
         self_link=self_url or base,
         included=extra + provenance,
     )
-    bundle["total"] = len(matched)
+    bundle["total"] = len(matched)  # exact, for _total=estimate and accurate alike
+    if spec.total == "none" and spec.summary != "count":
+        del bundle["total"]
     if spec.summary != "count":
         bundle["link"] = page_links(
             base, state, services.paging, total=len(matched), self_url=self_url
         )
     if spec.unsupported:
-        bundle["entry"].append(
-            {"resource": _warnings(spec.unsupported), "search": {"mode": "outcome"}}
-        )
+        bundle["entry"].append(warnings_entry(spec.unsupported))
     return FhirJSONResponse(bundle)
 
 
@@ -163,9 +200,10 @@ async def type_search(
 ) -> FhirJSONResponse:
     """The first page of a search of one type for one patient."""
     services: Services = request.app.state.services
+    params = await _resolve_chains(services, params)
     spec = parse_search(resource_type, params, strict=strict_handling(request))
     if spec.patient is None:
-        raise BadRequest("the patient parameter is required")
+        raise BadRequest("the patient parameter (or subject) is required")
     result = await _search(records, spec, spec.patient)
     matched, snapshot = _matches(services, spec, result)
     state = PageState(
@@ -181,6 +219,27 @@ async def type_search(
     return _render(
         request, result, matched, snapshot, state, spec=spec, self_url=self_url, from_cursor=False
     )
+
+
+#: Chained searches on the patient's identifier, and the parameter each stands for.
+CHAINS = {"patient.identifier": "patient", "subject.identifier": "subject"}
+
+
+async def _resolve_chains(
+    services: Services, params: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """``patient.identifier=system|value`` (a Swedish person identifier) as
+    ``patient={id}``: the search goes on by the opaque id, so its links, cursors and log
+    carry no identity number (send it in a ``POST _search`` body to keep it out of the
+    request URL too). Any other chain is left for the parser to report."""
+    resolved = []
+    for name, value in params:
+        if name in CHAINS and value:
+            person = parse_identifier_token(value, name)
+            resolved.append((CHAINS[name], await services.persons.remember(person)))
+        else:
+            resolved.append((name, value))
+    return resolved
 
 
 def _everything_params(
@@ -312,12 +371,17 @@ async def _streamed_bundle(
     yield bytes(part)
 
 
+def open_cursor(request: Request, principal: Principal, token: str) -> PageState:
+    """The search and page a ``_getpages`` cursor names, if it was issued to ``principal``."""
+    services: Services = request.app.state.services
+    return services.paging.decode(token, bound_to=fingerprint(principal, services))
+
+
 async def next_page(
-    request: Request, records: RecordReader, principal: Principal, token: str
+    request: Request, records: RecordReader, principal: Principal, state: PageState
 ) -> Response:
     """The page a ``_getpages`` cursor names, read again for the same principal."""
     services: Services = request.app.state.services
-    state = services.paging.decode(token, bound_to=fingerprint(principal, services))
     params = dict(state.params)
     patient_id = params.get("patient", "")
     if state.search == EVERYTHING:

@@ -555,9 +555,10 @@ async def test_log_lists_every_attempt_allowed_or_denied(gateway: Gateway) -> No
         f"/fhir/AuditEvent?patient={patient_id}", headers=gateway.citizen()
     )
     assert log.status_code == 200
-    events = [e["resource"] for e in log.json()["entry"]]
+    # Served newest first; read oldest first: the lookup, the refusal, the consent,
+    # the clinician's read.
+    events = [e["resource"] for e in reversed(log.json()["entry"])]
     assert TEST_PERSON not in log.text
-    # Oldest first: the lookup, the refusal, the consent, the clinician's read.
     summary = [
         (
             next(c["code"] for c in e["subtype"] if c["system"].endswith("audit-action")),

@@ -59,7 +59,7 @@ async def test_the_log_carries_the_checkpoint_it_was_read_under(
         # The newest when the answer was made: the reading of the log is entry 5, and
         # with it a checkpoint fell due (two entries since the one at 3).
         assert (checkpoint.prev_seq, checkpoint.seq) == (3, 5)
-        assert [int(e["resource"]["id"]) for e in bundle["entry"]] == [1, 2, 3, 4]
+        assert [int(e["resource"]["id"]) for e in bundle["entry"]] == [4, 3, 2, 1]  # newest first
         file = gateway.settings.effective_audit_checkpoint_file
     # The gateway exported the same checkpoints; nothing was left to anchor at shutdown.
     assert [(c.prev_seq, c.seq) for c in read_checkpoint_file(file)] == [(0, 1), (1, 3), (3, 5)]

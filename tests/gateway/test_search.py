@@ -461,7 +461,10 @@ def test_subject_names_the_patient_and_a_patient_takes_no_identifier_modifier() 
         parse_search("Flag", [("subject", "Group/g1")], strict=True)
     spec = parse_search("Procedure", [("patient:identifier", "x")], strict=False)
     assert spec.unsupported == ("patient:identifier",)
-    assert "subject" not in search_params_for("Observation")
+    # R4 defines subject for the types whose subject is the patient, and only those.
+    assert "subject" in search_params_for("Observation")
+    for resource_type in ("Appointment", "AllergyIntolerance", "Immunization"):
+        assert "subject" not in search_params_for(resource_type)
 
 
 def test_care_plan_care_team_and_flag_parameters() -> None:
@@ -520,7 +523,7 @@ def test_other_types_are_left_out() -> None:
 
 
 def test_every_advertised_parameter_is_accepted_strictly() -> None:
-    sample = {"token": "x", "date": "2026-05", "reference": "Patient/p1"}
+    sample = {"token": "x", "date": "2026-05", "reference": "Patient/p1", "string": "x"}
     for resource_type in served_types():
         for name, kind in search_params_for(resource_type).items():
             spec = parse_search(resource_type, [(name, sample[kind])], strict=True)
@@ -610,12 +613,98 @@ def test_summary_data_and_count() -> None:
     assert parse_search("Observation", [("_summary", "false")], strict=True).summary is None
 
 
-def test_summary_true_is_not_supported() -> None:
-    assert parse_search("Observation", [("_summary", "true")], strict=False).unsupported == (
-        "_summary",
-    )
+def test_summary_true_keeps_the_summary_elements_and_text_the_narrative() -> None:
+    resource = {**RECORD[0], "note": [{"text": "x"}], "interpretation": [{"text": "H"}]}
+    summary = elements(parse_search("Observation", [("_summary", "true")], strict=True), resource)
+    # Observation's summary elements (FHIR's Σ) and what is mandatory; no narrative, no notes.
+    assert set(summary) == {
+        "resourceType",
+        "id",
+        "meta",
+        "status",
+        "code",
+        "subject",
+        "effectiveDateTime",
+        "valueQuantity",
+    }
+    assert dict(SUBSETTED_TAG) in summary["meta"]["tag"]
+    text = elements(parse_search("Observation", [("_summary", "text")], strict=True), resource)
+    assert set(text) == {"resourceType", "id", "meta", "text", "status", "code"}
+    assert dict(SUBSETTED_TAG) in text["meta"]["tag"]
+    assert "note" in resource  # the input is not changed
     with pytest.raises(BadRequest, match="_summary"):
-        parse_search("Observation", [("_summary", "true")], strict=True)
+        parse_search("Observation", [("_summary", "short")], strict=False)
+
+
+def test_total() -> None:
+    for value in ("none", "estimate", "accurate"):
+        spec = parse_search("Observation", [("_total", value)], strict=True)
+        assert spec.total == value
+        assert spec.params == (("_total", value),)
+    with pytest.raises(BadRequest, match="_total"):
+        parse_search("Observation", [("_total", "some")], strict=False)
+
+
+def _document(resource_id: str, description: str) -> FhirResource:
+    return {
+        "resourceType": "DocumentReference",
+        "id": resource_id,
+        "status": "current",
+        "subject": {"reference": PATIENT},
+        "description": description,
+        "type": {"text": "Epikris", "coding": [{"code": "x", "display": "Utskrivning"}]},
+        "content": [],
+    }
+
+
+DOCUMENTS = [
+    _document("d1", "Återbesök hjärtmottagningen"),
+    _document("d2", "återbesök"),
+    _document("d3", "Remissvar: besök på vårdcentral"),
+]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        # Starts with, ignoring case and accents.
+        ([("description", "aterbesok")], ["d1", "d2"]),
+        ([("description", "ÅTERBESÖK H")], ["d1"]),
+        ([("description", "besök")], []),
+        ([("description", "remiss,återbesök hj")], ["d1", "d3"]),
+        # Exactly: case and accents count, the whole value.
+        ([("description:exact", "återbesök")], ["d2"]),
+        ([("description:exact", "Återbesök")], []),
+        # Anywhere in the value.
+        ([("description:contains", "BESOK")], ["d1", "d2", "d3"]),
+        ([("description:contains", "vårdcentral")], ["d3"]),
+        ([("description:missing", "false")], ["d1", "d2", "d3"]),
+        # A token's text: CodeableConcept.text and its codings' display.
+        ([("type:text", "epik")], ["d1", "d2", "d3"]),
+        ([("type:text", "utskr")], ["d1", "d2", "d3"]),
+        ([("type:text", "remiss")], []),
+    ],
+)
+def test_string_parameters_and_token_text(
+    params: list[tuple[str, str]], expected: list[str]
+) -> None:
+    spec = parse_search("DocumentReference", params, strict=True)
+    assert [r["id"] for r in apply(spec, DOCUMENTS)] == expected
+
+
+def test_string_modifiers_belong_to_strings() -> None:
+    spec = parse_search(
+        "Observation", [("code:exact", "x"), ("status:contains", "f")], strict=False
+    )
+    assert spec.unsupported == ("code:exact", "status:contains")
+    spec = parse_search("DocumentReference", [("description:text", "x")], strict=False)
+    assert spec.unsupported == ("description:text",)
+    assert search_params_for("Immunization")["lot-number"] == "string"
+    assert search_params_for("Observation")["value-string"] == "string"
+    assert "description" in sortable_for("DocumentReference")
+    spec = parse_search("DocumentReference", [("_sort", "-description")], strict=True)
+    # Case ignored; Swedish letters after z, as in the alphabet.
+    assert [r["id"] for r in apply(spec, DOCUMENTS)] == ["d1", "d2", "d3"]
 
 
 def test_count() -> None:

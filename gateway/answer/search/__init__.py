@@ -29,17 +29,25 @@ from gateway.answer.search.elements import SUBSETTED_TAG, elements
 from gateway.answer.search.include import include_types, included
 from gateway.answer.search.match import apply
 from gateway.answer.search.params import (
+    PROVENANCE_TARGET,
     includes_for,
     revincludes_for,
     search_params_for,
     served_types,
     sortable_for,
 )
-from gateway.answer.search.parse import DEFAULT_COUNT, MAX_COUNT, SearchSpec, parse_search
+from gateway.answer.search.parse import (
+    DEFAULT_COUNT,
+    MAX_COUNT,
+    SearchSpec,
+    parse_search,
+    safe_name,
+)
 
 __all__ = [
     "DEFAULT_COUNT",
     "MAX_COUNT",
+    "PROVENANCE_TARGET",
     "SUBSETTED_TAG",
     "SearchSpec",
     "apply",
@@ -49,6 +57,7 @@ __all__ = [
     "includes_for",
     "parse_search",
     "revincludes_for",
+    "safe_name",
     "search_params_for",
     "served_types",
     "sortable_for",

@@ -4,6 +4,7 @@ matches then put in the search's order (:mod:`gateway.answer.search.sort`).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,12 +45,32 @@ def _matches(criterion: Filter, values: list[Any]) -> bool:
     if criterion.missing is not None:
         return (not values) == criterion.missing
     if criterion.param.kind == "date":
-        hit = any(_date_matches(c, lo, hi) for lo, hi in values for c in criterion.dates)
+        hit = any(date_matches(c, lo, hi) for lo, hi in values for c in criterion.dates)
+    elif criterion.param.kind == "string":
+        hit = any(string_matches(criterion, value) for value in values)
     else:
         hit = any(
             _token_matches(t, system, code) for system, code in values for t in criterion.tokens
         )
     return hit != criterion.negate
+
+
+def string_matches(criterion: Filter, value: str) -> bool:
+    """FHIR string search: by default the value starts with one of the criterion's,
+    ignoring case and accents; ``:contains`` anywhere in it; ``:exact`` exactly equal."""
+    if criterion.mode == "exact":
+        return value in criterion.strings
+    folded = folded_text(value)
+    wanted = (folded_text(s) for s in criterion.strings)
+    if criterion.mode == "contains":
+        return any(w in folded for w in wanted)
+    return any(folded.startswith(w) for w in wanted)
+
+
+def folded_text(text: str) -> str:
+    """``text`` for comparing while ignoring case and accents (``Åsa`` as ``asa``)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def _token_matches(token: Token, system: str | None, code: str) -> bool:
@@ -58,8 +79,9 @@ def _token_matches(token: Token, system: str | None, code: str) -> bool:
     return token.code is None or code == token.code
 
 
-def _date_matches(criterion: DateCriterion, rlo: int, rhi: int) -> bool:
-    # FHIR R4 search, "date": prefixes compare the target's range with the value's.
+def date_matches(criterion: DateCriterion, rlo: int, rhi: int) -> bool:
+    """Whether a value spanning [rlo, rhi) matches ``criterion`` (FHIR R4 search,
+    "date": prefixes compare the target's range with the value's)."""
     lo, hi = criterion.lo, criterion.hi
     within = lo <= rlo and rhi <= hi
     match criterion.prefix:

@@ -9,13 +9,16 @@ FHIR R4 defines for them: ``date`` is ``Observation.effective``, ``Encounter.per
 ``DiagnosticReport.effective``; Condition has no ``date`` in R4, only ``onset-date`` and
 ``recorded-date``, ServiceRequest ``authored`` and ``occurrence``, MedicationDispense
 ``whenhandedover`` and ``whenprepared``. Most types name their patient in ``subject``
-(searched as ``patient`` or ``subject``); Appointment in ``participant.actor``,
-AllergyIntolerance and Immunization in ``patient``. Flag's ``status`` and ``category`` are
+(searched as ``patient`` or ``subject``, as R4 defines both for each of them);
+Appointment in ``participant.actor``, AllergyIntolerance and Immunization in ``patient``
+(R4 gives these three no ``subject``). Flag's ``status`` and ``category`` are
 beyond R4's list for it. Reference parameters other than the patient
 (``DiagnosticReport.based-on``, ``result``, ``performer``; ``ServiceRequest.requester``,
 ``performer``; ``Procedure.performer``; ``MedicationDispense.prescription``,
 ``performer``) take ``Type/id``, an absolute URL ending so, or ``id``, and ``:identifier``
-(``system|value``, an HSA-id) for what the gateway does not serve. Parsing, matching and
+(``system|value``, an HSA-id) for what the gateway does not serve. The string parameters
+R4 defines on the served types' text elements are ``Observation.value-string``,
+``DocumentReference.description`` and ``Immunization.lot-number``. Parsing, matching and
 the capability list all read that table, so the CapabilityStatement cannot promise a
 parameter that is not honoured.
 
@@ -32,7 +35,7 @@ from types import MappingProxyType
 from typing import Literal
 
 Path = tuple[str, ...]
-ParamKind = Literal["token", "date", "reference"]
+ParamKind = Literal["token", "date", "reference", "string"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,10 @@ def _reference(*paths: Path) -> Param:
     return Param("reference", paths)
 
 
+def _string(*paths: Path) -> Param:
+    return Param("string", paths)
+
+
 _PATIENT_SUBJECT = Param("reference", (("subject",),))
 #: The parameters that name the searched patient (``subject=Patient/{id}`` as ``patient``).
 PATIENT_PARAMS = frozenset({"patient", "subject"})
@@ -64,15 +71,18 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
     {
         "Observation": {
             "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
             "category": _token(("category",)),
             "code": _token(("code",)),
             "status": _token(("status",)),
             "date": _date(("effectiveDateTime",), ("effectivePeriod",), ("effectiveInstant",)),
             "component-code": _token(("component", "code")),
             "combo-code": _token(("code",), ("component", "code")),
+            "value-string": _string(("valueString",)),
         },
         "MedicationRequest": {
             "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
             "category": _token(("category",)),
             "code": _token(("medicationCodeableConcept",)),
             "status": _token(("status",)),
@@ -90,6 +100,7 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
         },
         "Encounter": {
             "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
             "status": _token(("status",)),
             "class": _token(("class",)),
             "type": _token(("type",)),
@@ -97,6 +108,7 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
         },
         "Condition": {
             "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
             "category": _token(("category",)),
             "code": _token(("code",)),
             "clinical-status": _token(("clinicalStatus",)),
@@ -106,11 +118,13 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
         },
         "DocumentReference": {
             "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
             "category": _token(("category",)),
             "type": _token(("type",)),
             "status": _token(("status",)),
             "date": _date(("date",)),
             "period": _date(("context", "period")),
+            "description": _string(("description",)),
         },
         "AllergyIntolerance": {
             "patient": Param("reference", (("patient",),)),
@@ -125,6 +139,7 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
             "patient": Param("reference", (("patient",),)),
             "status": _token(("status",)),
             "vaccine-code": _token(("vaccineCode",)),
+            "lot-number": _string(("lotNumber",)),
             "date": _date(("occurrenceDateTime",)),
         },
         "Procedure": {
@@ -185,6 +200,7 @@ PARAMS: Mapping[str, Mapping[str, Param]] = MappingProxyType(
         },
         "MedicationDispense": {
             "patient": _PATIENT_SUBJECT,
+            "subject": _PATIENT_SUBJECT,
             "status": _token(("status",)),
             "code": _token(("medicationCodeableConcept",)),
             "whenhandedover": _date(("whenHandedOver",)),
@@ -287,8 +303,8 @@ LINKS: Mapping[str, Mapping[str, Link]] = MappingProxyType(
         },
     }
 )
-#: The Provenance of merged duplicates: every read of the record carries it, and every
-#: page serves it for its matches, asked for or not (see ``gateway.http.searches``).
+#: The Provenance of merged duplicates: every read of the record carries it; a search's
+#: page serves it for its matches only when asked for (see ``gateway.http.searches``).
 PROVENANCE_TARGET = "Provenance:target"
 _COMMON: Mapping[str, Param] = MappingProxyType(
     {"_id": _token(("id",)), "_lastUpdated": _date(("meta", "lastUpdated"))}
@@ -349,6 +365,7 @@ def revinclude_links(resource_type: str) -> dict[str, str]:
 
 
 def sortable_for(resource_type: str) -> tuple[str, ...]:
-    """Names usable in ``_sort`` for ``resource_type``: its date and token parameters."""
+    """Names usable in ``_sort`` for ``resource_type``: its date, token and string
+    parameters."""
     table = params_for(resource_type)
     return tuple(name for name, param in table.items() if param.kind != "reference")

@@ -29,12 +29,25 @@ from gateway.errors import BadRequest
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
 
-Summary = Literal["count", "data"]
+Summary = Literal["count", "data", "true", "text"]
+Total = Literal["none", "estimate", "accurate"]
+StringMode = Literal["start", "exact", "contains"]
 
-_RESULT_PARAMS = frozenset({"_count", "_sort", "_summary", "_elements", "_include", "_revinclude"})
+_RESULT_PARAMS = frozenset(
+    {"_count", "_sort", "_summary", "_total", "_elements", "_include", "_revinclude"}
+)
 #: Handled by the routes (format negotiation), so accepted and not kept.
 _IGNORED = frozenset({"_format", "_pretty"})
-_TOKEN_MODIFIERS = frozenset({"not", "missing"})
+_TOKEN_MODIFIERS = frozenset({"not", "missing", "text"})
+_STRING_MODIFIERS = frozenset({"exact", "contains"})
+_SUMMARIES: dict[str, Summary | None] = {
+    "true": "true",
+    "text": "text",
+    "data": "data",
+    "count": "count",
+    "false": None,
+}
+_TOTALS: dict[str, Total] = {"none": "none", "estimate": "estimate", "accurate": "accurate"}
 
 _ELEMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}", re.ASCII)
 # A parameter name safe to repeat back: short, FHIR-like, no long digit runs (a
@@ -64,6 +77,9 @@ class Filter:
     dates: tuple[DateCriterion, ...] = ()
     negate: bool = False
     missing: bool | None = None
+    #: A string parameter's values (or a token's ``:text``), and how they compare.
+    strings: tuple[str, ...] = ()
+    mode: StringMode = "start"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +100,11 @@ class SearchSpec:
     filters: tuple[Filter, ...] = ()
     sort: tuple[SortKey, ...] = ()
     count: int = DEFAULT_COUNT
-    #: ``"count"``: only the total is wanted; ``"data"``: leave out the narrative.
+    #: ``"count"``: only the total is wanted; ``"data"``: leave out the narrative;
+    #: ``"true"``: only the summary elements; ``"text"``: the narrative and what is mandatory.
     summary: Summary | None = None
+    #: ``_total``: ``"none"`` leaves the total out (it is otherwise always exact).
+    total: Total | None = None
     #: Top-level elements asked for with ``_elements``, or None for all.
     elements: frozenset[str] | None = None
     #: Accepted ``_include`` values, normalised to ``Type:param``.
@@ -101,7 +120,7 @@ class SearchSpec:
     @property
     def subsetted(self) -> bool:
         """True when resources are returned with elements left out."""
-        return self.elements is not None or self.summary == "data"
+        return self.elements is not None or self.summary in ("data", "true", "text")
 
 
 # -- parsing -----------------------------------------------------------------------------
@@ -121,14 +140,15 @@ class _Draft:
     sort: tuple[SortKey, ...] = ()
     count: int = DEFAULT_COUNT
     summary: Summary | None = None
+    total: Total | None = None
     elements: frozenset[str] | None = None
     include: list[str] = field(default_factory=list)
     revinclude: list[str] = field(default_factory=list)
 
     def refuse_or_note(self, name: str) -> None:
         if self.strict:
-            raise BadRequest(f"unsupported search parameter: {_safe_name(name)}")
-        self.unsupported.append(_safe_name(name))
+            raise BadRequest(f"unsupported search parameter: {safe_name(name)}")
+        self.unsupported.append(safe_name(name))
 
     def spec(self) -> SearchSpec:
         return SearchSpec(
@@ -138,6 +158,7 @@ class _Draft:
             sort=self.sort,
             count=self.count,
             summary=self.summary,
+            total=self.total,
             elements=self.elements,
             include=tuple(dict.fromkeys(self.include)),
             revinclude=tuple(dict.fromkeys(self.revinclude)),
@@ -208,12 +229,15 @@ def _read_result_param(draft: _Draft, name: str, value: str) -> None:
             text = ",".join(("-" if k.descending else "") + k.name for k in draft.sort)
             draft.kept.append((name, text))
     elif name == "_summary":
-        if value in ("true", "text"):
-            draft.refuse_or_note("_summary")
-            return
-        if value not in ("count", "data", "false"):
-            raise BadRequest("_summary must be one of count, data, false")
-        draft.summary = "count" if value == "count" else "data" if value == "data" else None
+        if value not in _SUMMARIES:
+            raise BadRequest("_summary must be one of true, text, data, count, false")
+        if draft.summary != "count":  # _count=0 asked for the total only already
+            draft.summary = _SUMMARIES[value]
+        draft.kept.append((name, value))
+    elif name == "_total":
+        if value not in _TOTALS:
+            raise BadRequest("_total must be one of none, estimate, accurate")
+        draft.total = _TOTALS[value]
         draft.kept.append((name, value))
     elif name == "_elements":
         draft.elements = _parse_elements(draft.resource_type, value)
@@ -227,7 +251,7 @@ def _read_result_param(draft: _Draft, name: str, value: str) -> None:
         draft.kept.append((name, value))
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
     return name if _SAFE_NAME.fullmatch(name) else "(a parameter with a malformed name)"
 
 
@@ -236,7 +260,9 @@ def _modifier_ok(base: str, param: Param, modifier: str) -> bool:
         return True
     if param.kind == "reference":  # a reference's identifier, e.g. performer:identifier
         return modifier == "identifier" and base not in PATIENT_PARAMS
-    return param.kind == "token" and modifier in _TOKEN_MODIFIERS
+    if param.kind == "string":
+        return modifier in _STRING_MODIFIERS
+    return param.kind == "token" and modifier in _TOKEN_MODIFIERS and base != "_id"
 
 
 def _parse_count(value: str) -> int:
@@ -314,6 +340,8 @@ def _parse_filter(name: str, param: Param, modifier: str, value: str, now: datet
     parts = _split_escaped(value, ",")
     if param.kind == "date":
         return Filter(name, param, dates=tuple(parse_date_value(name, p, now) for p in parts))
+    if param.kind == "string" or modifier == "text":
+        return _string_filter(name, param, modifier, parts)
     if modifier == "identifier":  # the Identifier of a reference: a token of its own
         identifiers = Param("token", tuple((*path, "identifier") for path in param.paths))
         tokens = tuple(_parse_token(name, p) for p in parts)
@@ -326,6 +354,24 @@ def _parse_filter(name: str, param: Param, modifier: str, value: str, now: datet
     else:
         tokens = tuple(_parse_token(name, p) for p in parts)
     return Filter(name, param, tokens=tokens, negate=modifier == "not")
+
+
+def _string_filter(name: str, param: Param, modifier: str, parts: list[str]) -> Filter:
+    """A string parameter (``:exact``, ``:contains``, else starts-with), or a token's
+    ``:text``: the text of its CodeableConcepts and the display of their codings, compared
+    as a string (starts-with, ignoring case and accents)."""
+    values = tuple(_unescape(p) for p in parts)
+    if not all(values):
+        raise BadRequest(f"{name} has an empty value")
+    if modifier == "text":
+        paths = tuple(
+            extended
+            for path in param.paths
+            for extended in ((*path, "text"), (*path, "coding", "display"))
+        )
+        return Filter(f"{name}:text", Param("string", paths), strings=values)
+    mode: StringMode = "exact" if modifier == "exact" else "contains" if modifier else "start"
+    return Filter(name, param, strings=values, mode=mode)
 
 
 def _parse_reference(name: str, text: str) -> Token:

@@ -31,10 +31,13 @@ def _first(pair: tuple[Any, Row]) -> Any:
 
 
 def _sort_value(values: list[Any], param: Param) -> Any:
-    # Dates sort by their earliest instant; tokens by their first (system, code).
+    # Dates sort by their earliest instant, strings by their first alphabetically (ignoring
+    # case), tokens by their first (system, code).
     if not values:
         return None
     if param.kind == "date":
         return min(lo for lo, _ in values)
+    if param.kind == "string":
+        return min(value.casefold() for value in values)
     system, code = values[0]
     return system or "", code

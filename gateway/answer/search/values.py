@@ -1,5 +1,5 @@
 """The values a search parameter sees in a resource: codes as (system, code) pairs, dates
-as ranges of UTC microseconds, references as (type, id) pairs.
+as ranges of UTC microseconds, references as (type, id) pairs, strings as they are.
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ def _span(value: Any) -> tuple[int, int] | None:
 
 
 def extract(resource: FhirResource, param: Param) -> list[Any]:
-    """The values ``param`` sees in ``resource``: (system, code) pairs, date spans or
-    reference strings."""
+    """The values ``param`` sees in ``resource``: (system, code) pairs, date spans,
+    (type, id) pairs of references, or strings."""
     values: list[Any] = []
     kind = param.kind
     for path in param.paths:
@@ -95,6 +95,8 @@ def extract(resource: FhirResource, param: Param) -> list[Any]:
         elif kind == "token":
             for value in found:
                 _tokens(value, values)
+        elif kind == "string":
+            values.extend(value for value in found if isinstance(value, str))
         else:  # references as (type, id): what a reference filter's tokens compare with
             for value in found:
                 _reference(value, values)
