@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from consent.policy import decide_emergency_open
 from consent.principals import Clinician, Principal
+from fhir_profiles.identifiers import PersonIdentifier
 from gateway.access.reader import READABLE_TYPES, RecordReader, RecordServices
 from gateway.errors import Forbidden
 from store.tables import EmergencyAccess
@@ -30,6 +31,19 @@ class EmergencyOpening:
         if not decision.allowed:
             await self._reader.log(decision, patient_id, "emergency-open", [])
             raise Forbidden(f"emergency access is not permitted ({decision.reason})")
+
+    def check_role(self) -> None:
+        """Refuse (403) whoever may not open emergency access whatever reason they state,
+        before the body names the patient: such a refusal is in no patient's log, as the
+        body naming them is never read."""
+        decision = decide_emergency_open(self._principal, "", READABLE_TYPES)
+        if not decision.allowed:
+            raise Forbidden(f"emergency access is not permitted ({decision.reason})")
+
+    async def patient_of(self, person: PersonIdentifier) -> str:
+        """The unified patient id of the person a clinician names by identity number (a
+        person the gateway has not seen yet is remembered, as a search would)."""
+        return await self._services.persons.remember(person)
 
     async def open(
         self, patient_id: str, reason: str, block_override_reason: str | None

@@ -13,12 +13,14 @@ from consent.fhir import shape_error
 from consent.reasons import InvalidReason, stated_reason
 from fhir_profiles.conformance import EMERGENCY_ACCESS_DEFINITION
 from gateway.access.auth import CurrentPrincipal
+from gateway.access.emergency import EmergencyOpening
 from gateway.answer.bundles import searchset
 from gateway.errors import BadRequest, GatewayError
 from gateway.fhir_json import FhirJSONResponse, read_response
 from gateway.http import log_pages
 from gateway.http.declare import FhirRoutes
 from gateway.http.deps import Choices, Emergency
+from gateway.http.searches import parse_identifier_token
 
 #: A patient search value: one opaque id (at most 64 characters, no ``/`` or ``,``).
 PATIENT_PATTERN = "^(Patient/)?[^/,]{1,64}$"
@@ -165,7 +167,9 @@ def _add_consent(routes: FhirRoutes) -> None:
 
 
 def _add_emergency_access(routes: FhirRoutes) -> None:
-    """``Patient/{id}/$emergency-access``: open emergency access with a stated reason."""
+    """``$emergency-access``: open emergency access with a stated reason, for the patient
+    in the URL, or (type level) for the person a clinician names by identity number in
+    the body, as NPÖ's clinicians do for a patient they cannot find by consent."""
 
     @routes.route(
         "POST",
@@ -183,21 +187,46 @@ def _add_emergency_access(routes: FhirRoutes) -> None:
     ) -> Any:
         await opening.check_opener(patient_id)
         values = parameter_values(await json_body(request))
-        reason = _stated(values.get("reason", ""), "reason")
-        override = values.get("blockOverrideReason") or None
-        if override is not None:
-            override = _stated(override, "blockOverrideReason")
-        record = await opening.open(patient_id, reason, override)
-        expires = record.expires_at.astimezone(UTC).isoformat(timespec="seconds")
-        return FhirJSONResponse(
-            {
-                "resourceType": "Parameters",
-                "parameter": [
-                    {"name": "expires", "valueInstant": expires.replace("+00:00", "Z")},
-                    {"name": "blocksLifted", "valueBoolean": override is not None},
-                ],
-            }
-        )
+        return await _open_emergency(opening, patient_id, values)
+
+    @routes.route(
+        "POST",
+        "/Patient/$emergency-access",
+        "Patient",
+        operation=("emergency-access", EMERGENCY_ACCESS_DEFINITION),
+        summary="Open emergency access for the person named by identity number in the body",
+        returns="Parameters",
+        openapi_extra=json_resource_body("Parameters"),
+    )
+    async def emergency_access_by_identifier(request: Request, opening: Emergency) -> Any:
+        opening.check_role()
+        values = parameter_values(await json_body(request))
+        person = parse_identifier_token(values.get("identifier", ""))
+        patient_id = await opening.patient_of(person)
+        return await _open_emergency(opening, patient_id, values)
+
+
+async def _open_emergency(
+    opening: EmergencyOpening, patient_id: str, values: dict[str, str]
+) -> FhirJSONResponse:
+    """Open it with the body's reasons; the answer names the patient, when it expires and
+    whether blocks were lifted."""
+    reason = _stated(values.get("reason", ""), "reason")
+    override = values.get("blockOverrideReason") or None
+    if override is not None:
+        override = _stated(override, "blockOverrideReason")
+    record = await opening.open(patient_id, reason, override)
+    expires = record.expires_at.astimezone(UTC).isoformat(timespec="seconds")
+    return FhirJSONResponse(
+        {
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "patient", "valueReference": {"reference": f"Patient/{patient_id}"}},
+                {"name": "expires", "valueInstant": expires.replace("+00:00", "Z")},
+                {"name": "blocksLifted", "valueBoolean": override is not None},
+            ],
+        }
+    )
 
 
 def _add_audit_search(routes: FhirRoutes) -> None:

@@ -4,7 +4,8 @@ sources' status; the clinician, before any consent, is told plainly there is non
 citizen grants the clinician's care provider consent and the clinician reads the record;
 the citizen withdraws; the clinician's next load says no consent, and emergency access
 opens it; the citizen sees the clinician's reads, the refusals and the emergency access
-in the log. axe-core finds no serious or critical WCAG 2.1 AA violation on any view of
+in the log. Care staff of a provider never consented to open emergency access from the
+refused search itself. axe-core finds no serious or critical WCAG 2.1 AA violation on any view of
 either role, and no identity number is ever in an address the app asks for."""
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ CATEGORIES = (
 #: The development login's default clinician (gateway/run/authserver/pages.py).
 CLINICIAN = "SE2321009001-DOC1"
 CARE_PROVIDER = "SE2321009001-NORD"
+#: Care staff of a provider the person never consented to.
+OTHER_STAFF = {
+    "hsa_id": "SE2321009002-DOC9",
+    "care_unit": "SE2321009002-AKUT",
+    "care_provider": "SE2321009002-SYD",
+}
 #: Logins with the app's files in the browser's cache, for the first useful paint's median.
 WARM_LOGINS = 5
 IDENTITY_NUMBERS = re.compile(r"19121212-?1212|121212-?1212")
@@ -85,7 +92,9 @@ def accessible(page: Page) -> None:
     assert serious_violations(page) == [], page.url
 
 
-def log_in(page: Page, served: Served, *, clinician: bool = False) -> float:
+def log_in(
+    page: Page, served: Served, *, clinician: bool = False, staff: dict[str, str] | None = None
+) -> float:
     """From the app's start page through the development login back to the app; the
     milliseconds from the app's page after the login to its first useful paint (the
     overview, or the clinician's search)."""
@@ -100,6 +109,8 @@ def log_in(page: Page, served: Served, *, clinician: bool = False) -> float:
     expect(login).to_be_focused()
     page.keyboard.press("Enter")
     role = "Logga in som vårdpersonal" if clinician else "Logga in som invånare"
+    for field, value in (staff or {}).items():
+        page.locator(f"input#{field}").fill(value)
     page.get_by_role("button", name=role).click()
     page.get_by_role("button", name="Godkänn").click()
     page.wait_for_url(f"{served.public}/app/**")
@@ -180,6 +191,7 @@ def test_the_citizen_and_the_clinician_in_the_browser(
 ) -> None:
     citizen_context = browser.new_context(locale="sv-SE", timezone_id="Europe/Stockholm")
     clinician_context = browser.new_context(locale="sv-SE", timezone_id="Europe/Stockholm")
+    other_context = browser.new_context(locale="sv-SE", timezone_id="Europe/Stockholm")
     seen: list[str] = []
     try:
         citizen = citizen_context.new_page()
@@ -257,8 +269,30 @@ def test_the_citizen_and_the_clinician_in_the_browser(
             by_clinician.filter(has_text="Nödåtkomst: Medvetslös på akuten").first
         ).to_be_visible()
         accessible(citizen)
+
+        # Care staff of another provider, whom the search refuses (no consent at all),
+        # open emergency access from that refusal: the identity number goes in the body,
+        # the gateway answers the patient's id, and the record opens.
+        other = other_context.new_page()
+        watch_addresses(other, seen)
+        log_in(other, served, clinician=True, staff=OTHER_STAFF)
+        search(other)
+        expect(other.get_by_role("heading", name="Inget samtycke")).to_be_visible()
+        other.get_by_label("Skäl till nödåtkomst").fill("Medvetslös, ingen anhörig nåbar")
+        other.get_by_role("button", name="Öppna nödåtkomst").click()
+        expect(other.get_by_role("heading", name="Tidslinje")).to_be_visible(timeout=60_000)
+        accessible(other)
+        citizen.get_by_role("button", name="Vem har läst").click()
+        expect(
+            citizen.get_by_role("table", name="Vem har läst dina uppgifter")
+            .locator("tbody tr")
+            .filter(has_text=f"Vårdpersonal {OTHER_STAFF['hsa_id']}")
+            .filter(has_text="Nödåtkomst: Medvetslös, ingen anhörig nåbar")
+            .first
+        ).to_be_visible()
     finally:
         citizen_context.close()
         clinician_context.close()
+        other_context.close()
     assert seen, "the pages asked for something"
     assert not [url for url in seen if IDENTITY_NUMBERS.search(url)]

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
 from gateway.http.capability import CapabilityRegistry
 from gateway.run.app import create_app
@@ -303,6 +304,20 @@ async def _open_emergency(gw: Gateway, ctx: Context) -> httpx.Response:
     )
 
 
+async def _open_emergency_by_identifier(gw: Gateway, ctx: Context) -> httpx.Response:
+    return await gw.client.post(
+        "/fhir/Patient/$emergency-access",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "identifier", "valueString": f"{PERSONNUMMER_SYSTEM}|{ctx.person}"},
+                {"name": "reason", "valueString": "Medvetslös på akuten"},
+            ],
+        },
+        headers=ctx.headers,
+    )
+
+
 def _type_search(resource_type: str) -> Callable[[Context], str]:
     return lambda c: f"/fhir/{resource_type}?patient={c.patient_id}"
 
@@ -410,6 +425,7 @@ def _calls() -> dict[tuple[str, str], Call]:
         ("POST", "/Consent"): Call("self-service", _create_consent),
         ("PUT", "/Consent/{record_id}"): Call("self-service", _update_consent),
         ("POST", "/Patient/{patient_id}/$emergency-access"): Call("emergency", _open_emergency),
+        ("POST", "/Patient/$emergency-access"): Call("emergency", _open_emergency_by_identifier),
     }
     return _export_calls() | calls
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 import consent.audit
 from consent.entries import AUDIT_TABLE
 from consent.errors import AccessLogUnavailable
+from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM
 from store.db import Database
 from store.tables import EmergencyAccess
 from tests.gateway.conftest import TEST_PERSON, Gateway
@@ -118,3 +119,90 @@ async def test_no_opening_is_stored_when_its_log_entry_cannot_be_written(
     assert await logged_openings(db, patient_id) == []
     later = await gateway.client.get(f"/fhir/Patient/{patient_id}", headers=gateway.clinician())
     assert later.status_code == 403, "the failed opening grants nothing"
+
+
+def by_identifier(personnummer: str, reason: str = "Medvetslös, kan inte samtycka") -> Any:
+    identifier = f"{PERSONNUMMER_SYSTEM}|{personnummer}"
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "identifier", "valueString": identifier},
+            {"name": "reason", "valueString": reason},
+        ],
+    }
+
+
+async def test_a_clinician_without_consent_opens_by_identity_number_and_then_reads(
+    gateway: Gateway, db: Database
+) -> None:
+    """A patient a clinician cannot find without consent: named by identity number in
+    the body, the opening answers the patient's id, and the record reads."""
+    found = await gateway.client.post(
+        "/fhir/Patient/_search",
+        data={"identifier": f"{PERSONNUMMER_SYSTEM}|{TEST_PERSON}"},
+        headers=gateway.clinician(),
+    )
+    assert found.status_code == 403, "no consent: the search gives nothing"
+    response = await gateway.client.post(
+        "/fhir/Patient/$emergency-access",
+        json=by_identifier(TEST_PERSON),
+        headers=gateway.clinician(),
+    )
+    assert response.status_code == 200, response.text
+    assert TEST_PERSON not in response.text
+    values = {p["name"]: p for p in response.json()["parameter"]}
+    patient_id = await gateway.patient_id()
+    assert values["patient"]["valueReference"] == {"reference": f"Patient/{patient_id}"}
+    assert values["blocksLifted"]["valueBoolean"] is False
+    assert len(await openings(db, patient_id)) == 1
+    (entry,) = await logged_openings(db, patient_id)
+    assert entry["emergency"]
+    read = await gateway.client.get(f"/fhir/Patient/{patient_id}", headers=gateway.clinician())
+    assert read.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("principal", "status"),
+    [("citizen", 403), ("integrator", 403), ("clinician without user scopes", 403)],
+)
+async def test_who_may_not_open_is_refused_by_identity_number_before_the_body_is_read(
+    gateway: Gateway, db: Database, principal: str, status: int
+) -> None:
+    headers = {
+        "citizen": gateway.citizen(),
+        "integrator": gateway.integrator(),
+        "clinician without user scopes": gateway.clinician(scope="patient/*.rs"),
+    }[principal]
+    response = await gateway.client.post(
+        "/fhir/Patient/$emergency-access", content=b"not even JSON", headers=headers
+    )
+    assert response.status_code == status, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert await openings(db, await gateway.patient_id()) == []
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        None,
+        "",
+        f"{PERSONNUMMER_SYSTEM}|191212121213",  # a wrong check digit
+        f"urn:oid:1.2.3|{TEST_PERSON}",  # not a Swedish person identifier system
+        TEST_PERSON,  # no system
+    ],
+    ids=["missing", "empty", "check-digit", "other-system", "no-system"],
+)
+async def test_a_bad_identity_number_is_a_400_that_never_repeats_it(
+    gateway: Gateway, db: Database, identifier: str | None
+) -> None:
+    body = by_identifier(TEST_PERSON)
+    body["parameter"] = [p for p in body["parameter"] if p["name"] != "identifier"]
+    if identifier is not None:
+        body["parameter"].append({"name": "identifier", "valueString": identifier})
+    response = await gateway.client.post(
+        "/fhir/Patient/$emergency-access", json=body, headers=gateway.clinician()
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert "19121212121" not in response.text
+    assert await openings(db, await gateway.patient_id()) == []

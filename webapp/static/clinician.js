@@ -16,7 +16,10 @@ function patientName(patient) {
   return name.text || [...(name.given || []), name.family].filter(Boolean).join(' ');
 }
 
-function noConsent(main, patient, config, reload) {
+// `patient` is the patient found, or null when the search itself was refused: then the
+// emergency access names the person by `identifier` (in the body, never an address), and
+// the gateway answers the patient's id. `opened(id)` loads the patient once it is open.
+function noConsent(main, patient, opened, identifier) {
   const explanation = el(
     'section',
     { class: 'status warn', 'aria-labelledby': 'inget-samtycke' },
@@ -24,12 +27,6 @@ function noConsent(main, patient, config, reload) {
     el('p', { class: 'strong' }, `${patient ? patientName(patient) : 'Patienten'} har inte gett din vårdgivare eller vårdenhet samtycke att ta del av uppgifter från andra vårdgivare.`),
     el('p', {}, 'Fråga patienten om samtycke. Patienten ger det själv i Samlad under "Samtycken och spärrar" (till din vårdgivare eller vårdenhet, med dess HSA-id), och du kan sedan söka igen.'),
   );
-  if (patient === null) {
-    // The search itself was refused: without the patient's id no emergency access can be
-    // asked for from here.
-    main.append(explanation, el('p', {}, 'Nödåtkomst kan inte öppnas från sökningen här: följ vårdgivarens egna rutiner för nödåtkomst.'));
-    return;
-  }
   const message = el('p', { role: 'status', class: 'form-message' });
   const form = el(
     'form',
@@ -43,17 +40,21 @@ function noConsent(main, patient, config, reload) {
           form.elements.skal.focus();
           return;
         }
+        const parameter = [{ name: 'reason', valueString: reason }];
+        const path = patient
+          ? `/Patient/${encodeURIComponent(patient.id)}/$emergency-access`
+          : '/Patient/$emergency-access';
+        if (!patient) parameter.push({ name: 'identifier', valueString: identifier });
         try {
-          await fhirJson(`/Patient/${encodeURIComponent(patient.id)}/$emergency-access`, {
+          const answer = await fhirJson(path, {
             method: 'POST',
             headers: { 'Content-Type': 'application/fhir+json' },
-            body: JSON.stringify({
-              resourceType: 'Parameters',
-              parameter: [{ name: 'reason', valueString: reason }],
-            }),
+            body: JSON.stringify({ resourceType: 'Parameters', parameter }),
           });
+          const named = (answer.parameter || []).find((p) => p.name === 'patient');
+          const id = patient ? patient.id : named.valueReference.reference.split('/')[1];
           announce('Nödåtkomst öppnad. Åtkomsten loggas och följs upp.');
-          await reload();
+          await opened(id);
         } catch (error) {
           message.textContent = `Det gick inte: ${error.message}`;
         }
@@ -79,7 +80,7 @@ async function openPatient(main, patient, config) {
   const area = el('div', { class: 'patient' }, heading, again);
   main.querySelector('.patient')?.remove();
   main.append(area);
-  const reload = () => openPatient(main, patient, config);
+  const opened = () => openPatient(main, patient, config);
   try {
     await showOverview(area, patient.id, config, [
       el('p', { class: 'note', role: 'note' }, BLOCK_NOTE),
@@ -87,7 +88,7 @@ async function openPatient(main, patient, config) {
   } catch (error) {
     area.querySelector('[aria-busy]')?.remove();
     if (error instanceof FhirError && error.status === 403) {
-      noConsent(area, patient, config, reload);
+      noConsent(area, patient, opened, null);
     } else {
       area.append(el('p', { class: 'warn' }, `Uppgifterna kunde inte hämtas: ${error.message}`));
     }
@@ -113,11 +114,12 @@ export function showClinician(main, config) {
           return;
         }
         message.textContent = 'Söker …';
+        const identifier = `${config.systems.personnummer}|${field.value.trim()}`;
         try {
           const bundle = await fhirJson('/Patient/_search', {
             method: 'POST',
             headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-            body: new URLSearchParams({ identifier: `${config.systems.personnummer}|${field.value.trim()}` }),
+            body: new URLSearchParams({ identifier }),
           });
           const patient = ((bundle.entry || []).find((e) => e.resource && e.resource.resourceType === 'Patient') || {}).resource;
           if (!patient) {
@@ -132,7 +134,8 @@ export function showClinician(main, config) {
             main.querySelector('.patient')?.remove();
             const area = el('div', { class: 'patient' });
             main.append(area);
-            noConsent(area, null, config, null);
+            const opened = (id) => openPatient(main, { resourceType: 'Patient', id }, config);
+            noConsent(area, null, opened, identifier);
             area.querySelector('h2').setAttribute('tabindex', '-1');
             area.querySelector('h2').focus();
           } else {
