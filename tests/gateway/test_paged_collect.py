@@ -201,7 +201,7 @@ async def test_a_change_to_cached_data_that_does_not_decrypt_is_fetched_in_full_
 def test_one_read_keeps_at_most_its_budget_in_memory_across_sources_and_types() -> None:
     budget = KeepBudget(600)
     seal = lambda number, part: orjson.dumps([number, len(part)])  # noqa: E731
-    first, second = ChunkSealer(seal, budget), ChunkSealer(seal, budget)
+    first, second = ChunkSealer(seal, budget, ref=str), ChunkSealer(seal, budget, ref=str)
     first.take([{"id": str(n)} for n in range(500)])
     second.take([{"id": str(n)} for n in range(200)])  # 100 would fit: none of it is kept
     assert budget.left == 100
@@ -325,7 +325,7 @@ def test_digests_are_kept_in_step_with_the_resources_kept() -> None:
         resources: list[FhirResource] = [{"id": str(n)} for n in range(start, start + size)]
         return resources, [str(r["id"]).encode() for r in resources]
 
-    sealer = ChunkSealer(seal, budget)
+    sealer = ChunkSealer(seal, budget, ref=str)
     sealer.take(*page(0, 100))
     sealer.take(*page(100, 100))
     kept = sealer.finish()
