@@ -101,7 +101,9 @@ class _ChunkBody:
     last chunks of a complete answer is only a flush and an encryption."""
 
     def __init__(self) -> None:
-        self._zlib = zlib.compressobj(COMPRESSION_LEVEL)
+        # Made only once a chunk has more than COMPRESS_BATCH of JSON: a compressor holds
+        # about 260 kB, and an overview has a chunk open per source and type at once.
+        self._zlib: zlib._Compress | None = None
         self._compressed: list[bytes] = []
         self._waiting: list[bytes] = [b"["]
         self._size = 1
@@ -119,15 +121,19 @@ class _ChunkBody:
         if self._size >= COMPRESS_BATCH:
             self._compress()
 
-    def _compress(self) -> None:
+    def _compress(self) -> zlib._Compress:
+        if self._zlib is None:
+            self._zlib = zlib.compressobj(COMPRESSION_LEVEL)
         self._compressed.append(self._zlib.compress(b"".join(self._waiting)))
         self._waiting, self._size = [], 0
+        return self._zlib
 
     def finish(self) -> bytes:
         """The whole array, compressed (a zlib stream, as :func:`zlib.compress` makes)."""
         self._waiting.append(b"]")
-        self._compress()
-        self._compressed.append(self._zlib.flush())
+        if self._zlib is None:  # never more than a batch: compressed in one go
+            return zlib.compress(b"".join(self._waiting), COMPRESSION_LEVEL)
+        self._compressed.append(self._compress().flush())
         return b"".join(self._compressed)
 
 
