@@ -13,8 +13,10 @@ with every region given the same added latency per HTTP request:
 
 The two are interleaved (alternating which goes first) so drift hits both alike. Prints
 the medians, overhead = median(gateway) - median(limit), the median of the per-pair
-differences and the ratio. Regions and the gateway run as separate processes on
-loopback; SQLite lives in a temporary folder.
+differences and the ratio; and the CPU the gateway process used per overview (from
+``/proc``), which the machine's other work disturbs much less than the times. Regions
+and the gateway run as separate processes on loopback; SQLite lives in a temporary
+folder.
 
     .venv/bin/python -m bench.bench_overview [--latency-ms 50 200] [--runs 15]
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -45,6 +48,12 @@ from bench.harness import (
 BENCH_TIMEOUT = 60.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU a process has used so far, every thread's (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(
     gateway: RunningGateway,
     regions: list[RunningRegion],
@@ -60,12 +69,17 @@ async def measure(
         fan_out_times: list[float] = []
         limit_times: list[float] = []
         counts: set[tuple[int, int]] = set()
+        cpu = 0.0
+        pid = gateway.process.popen.pid
         for run in range(warmup + runs):
             order = ("gateway", "limit") if run % 2 == 0 else ("limit", "gateway")
             timed: dict[str, float] = {}
             for which in order:
                 if which == "gateway":
+                    before = cpu_seconds(pid)
                     overview = await everything(gateway)
+                    if run >= warmup:
+                        cpu += cpu_seconds(pid) - before
                     if set(overview.statuses.values()) != {"ok"}:
                         raise RuntimeError(f"incomplete overview: {overview.statuses}")
                     timed["gateway"] = overview.elapsed
@@ -92,6 +106,7 @@ async def measure(
     fan_out = median(fan_out_times)
     print(f"  of which fan-out    {ms(fan_out)}  (slowest source's elapsedMs in the gateway)")
     print(f"  of which the rest   {ms(gateway_median - fan_out)}  (auth, merge, render, log)")
+    print(f"  gateway CPU         {ms(cpu / runs)}  per overview (mean; the clock ticks 10 ms)")
 
 
 async def run(latencies: list[float], runs: int, warmup: int) -> None:

@@ -21,6 +21,7 @@ cache, by :class:`gateway.access.reader.RecordReader`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import (
@@ -133,10 +134,11 @@ class RecordCache:
         """Seals one (person, source, type)'s fresh resources as they arrive (for
         :meth:`store`), keeping them in memory too while ``keep`` allows."""
         return ChunkSealer(
-            lambda number, part: self._cipher.seal(
-                part, self._cipher.aad(patient_id, source_id, resource_type, number)
+            lambda number, compressed: self._cipher.seal(
+                compressed, self._cipher.aad(patient_id, source_id, resource_type, number)
             ),
             keep,
+            ref=functools.partial(self.owners.ref, resource_type),
         )
 
     # -- reads -----------------------------------------------------------------------
@@ -403,7 +405,7 @@ class RecordCache:
         # Upserts: a chunk row removed by another write meanwhile may be back.
         for batch in _batched(rows, WRITE_BATCH):
             await conn.execute(self._put_chunk, batch)
-        await self.owners.replace(conn, patient_id, source_id, {t: sealed[t].ids for t in types})
+        await self.owners.replace(conn, patient_id, source_id, {t: sealed[t].refs for t in types})
         await conn.execute(
             self._put_sync,
             [

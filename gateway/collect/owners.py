@@ -18,7 +18,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import Select, Table, delete, select, tuple_
+from sqlalchemy import Select, Table, bindparam, delete, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.keys import Purpose, derive_key
@@ -41,8 +41,15 @@ class OwnerIndex:
     def __init__(self, db: Database, data_key: str) -> None:
         self._db = db
         self._key = derive_key(data_key, Purpose.RECORD_OWNER)
-        # Another write of the same rows may have committed meanwhile: keep either.
-        self._put = db.upsert(_OWNERS).on_conflict_do_nothing()
+        # A plain insert: every write of one person and source's rows holds its write
+        # lock (see RecordCache._write) and inserts only what it did not find there.
+        self._put = insert(_OWNERS)
+        self._remove = delete(_OWNERS).where(
+            _OWNERS.c.patient_id == bindparam("patient_id"),
+            _OWNERS.c.source_id == bindparam("source_id"),
+            _OWNERS.c.resource_type == bindparam("type"),
+            _OWNERS.c.ref == bindparam("gone"),
+        )
 
     def ref(self, resource_type: str, resource_id: str) -> str:
         """The keyed hash a resource is indexed under."""
@@ -54,25 +61,38 @@ class OwnerIndex:
         conn: AsyncConnection,
         patient_id: str,
         source_id: str,
-        ids: Mapping[str, Sequence[str]],
+        refs: Mapping[str, Sequence[str]],
     ) -> None:
-        """Index exactly ``ids`` (per type) for one person and source, replacing what
-        those types had; run in the transaction that writes their chunks."""
-        if not ids:
+        """Index exactly ``refs`` (per type, each made by :meth:`ref` beforehand, out of
+        the transaction) for one person and source, replacing what those types had: rows
+        no longer there removed, new ones added. Run in the transaction that writes their
+        chunks, under its write lock."""
+        if not refs:
             return
-        await conn.execute(
-            delete(_OWNERS).where(
+        types = sorted(refs)
+        indexed = await conn.execute(
+            select(_OWNERS.c.resource_type, _OWNERS.c.ref).where(
                 _OWNERS.c.patient_id == patient_id,
                 _OWNERS.c.source_id == source_id,
-                _OWNERS.c.resource_type.in_(sorted(ids)),
+                _OWNERS.c.resource_type.in_(types),
             )
         )
+        # Only the difference is written: a refresh mostly finds the same resources.
+        gone = {(resource_type, ref) for resource_type, ref in indexed}
+        new = []
+        for resource_type in types:
+            for ref in sorted(set(refs[resource_type])):
+                if (resource_type, ref) in gone:
+                    gone.discard((resource_type, ref))
+                else:
+                    new.append((resource_type, ref))
         person = {"patient_id": patient_id, "source_id": source_id}
-        rows = [
-            {**person, "resource_type": resource_type, "ref": ref}
-            for resource_type in sorted(ids)
-            for ref in sorted({self.ref(resource_type, i) for i in ids[resource_type]})
-        ]
+        if gone:
+            await conn.execute(
+                self._remove,
+                [{**person, "type": t, "gone": ref} for t, ref in sorted(gone)],
+            )
+        rows = [{**person, "resource_type": t, "ref": ref} for t, ref in new]
         for start in range(0, len(rows), _WRITE_BATCH):
             await conn.execute(self._put, rows[start : start + _WRITE_BATCH])
 

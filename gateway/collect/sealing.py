@@ -28,6 +28,9 @@ CHUNK_SIZE = 500
 #: zlib level of the chunks' JSON before encryption: FHIR JSON shrinks about eightfold
 #: at the fastest level, so a huge record's sealed chunks fit in memory until written.
 COMPRESSION_LEVEL = 1
+#: Serialised JSON gathered before it is handed to the compressor: many small calls cost
+#: more than a few large ones.
+COMPRESS_BATCH = 64 * 1024
 
 
 class CacheCorrupt(Exception):
@@ -49,8 +52,10 @@ class ChunkCipher:
         """The associated data of one chunk: its row's key."""
         return f"{patient_id}|{source_id}|{resource_type}|{chunk}".encode()
 
-    def seal(self, resources: Sequence[FhirResource], aad: bytes) -> bytes:
-        return self._envelope.seal(zlib.compress(orjson.dumps(resources), COMPRESSION_LEVEL), aad)
+    def seal(self, compressed: bytes, aad: bytes) -> bytes:
+        """A chunk's body: its resources' JSON array, already compressed (see
+        :class:`ChunkSealer`), encrypted."""
+        return self._envelope.seal(compressed, aad)
 
     def open(self, body: bytes, aad: bytes) -> list[FhirResource]:
         """The resources of a chunk; raises :class:`CacheCorrupt` if it does not open or
@@ -77,8 +82,9 @@ class Sealed:
     #: Beside kept ``resources``, what was handed in with each (see
     #: :meth:`ChunkSealer.take`); else None.
     digests: list[bytes | None] | None = None
-    #: The id of every resource sealed, in order (what the owner index records).
-    ids: list[str] = field(default_factory=list)
+    #: The owner index's key of every resource sealed, in order (see
+    #: :meth:`~gateway.collect.owners.OwnerIndex.ref`).
+    refs: list[str] = field(default_factory=list)
 
 
 class KeepBudget:
@@ -89,16 +95,68 @@ class KeepBudget:
         self.left = limit
 
 
+class _ChunkBody:
+    """One chunk's JSON array, compressed as its resources arrive: each resource is
+    serialised and compressed while the source is still paging, so that sealing the
+    last chunks of a complete answer is only a flush and an encryption."""
+
+    def __init__(self) -> None:
+        # Made only once a chunk has more than COMPRESS_BATCH of JSON: a compressor holds
+        # about 260 kB, and an overview has a chunk open per source and type at once.
+        self._zlib: zlib._Compress | None = None
+        self._compressed: list[bytes] = []
+        self._waiting: list[bytes] = [b"["]
+        self._size = 1
+        self.count = 0
+
+    def add(self, resources: Sequence[FhirResource]) -> None:
+        if not resources:
+            return
+        items = orjson.dumps(resources)[1:-1]  # the array's items, without its brackets
+        if self.count:
+            self._waiting.append(b",")
+        self._waiting.append(items)
+        self._size += len(items) + 1
+        self.count += len(resources)
+        if self._size >= COMPRESS_BATCH:
+            self._compress()
+
+    def _compress(self) -> zlib._Compress:
+        if self._zlib is None:
+            self._zlib = zlib.compressobj(COMPRESSION_LEVEL)
+        self._compressed.append(self._zlib.compress(b"".join(self._waiting)))
+        self._waiting, self._size = [], 0
+        return self._zlib
+
+    def finish(self) -> bytes:
+        """The whole array, compressed (a zlib stream, as :func:`zlib.compress` makes)."""
+        self._waiting.append(b"]")
+        if self._zlib is None:  # never more than a batch: compressed in one go
+            return zlib.compress(b"".join(self._waiting), COMPRESSION_LEVEL)
+        self._compressed.append(self._compress().flush())
+        return b"".join(self._compressed)
+
+
 class ChunkSealer:
     """Seals resources into chunks of :data:`CHUNK_SIZE` as they arrive (a
     :class:`~adapters.base.PageSink` of already normalised resources), keeping them in
-    memory too while ``keep`` allows (none without one)."""
+    memory too while ``keep`` allows (none without one).
+
+    ``seal(number, compressed)`` encrypts one chunk's compressed JSON; ``ref`` is the
+    owner index's key of a resource id. Both the compression and the keys are made as
+    each page arrives, overlapping the wait for the next one, rather than when the
+    answer is complete and its store is all that stands between it and the reader."""
 
     def __init__(
-        self, seal: Callable[[int, Sequence[FhirResource]], bytes], keep: KeepBudget | None
+        self,
+        seal: Callable[[int, bytes], bytes],
+        keep: KeepBudget | None,
+        *,
+        ref: Callable[[str], str],
     ) -> None:
         self._seal = seal
         self._keep = keep
+        self._ref = ref
         self._kept: list[FhirResource] | None = None
         self._digests: list[bytes | None] | None = None
         self.restart()
@@ -106,8 +164,8 @@ class ChunkSealer:
     def restart(self) -> None:
         self._give_back()
         self._bodies: list[bytes] = []
-        self._pending: list[FhirResource] = []
-        self._ids: list[str] = []
+        self._body = _ChunkBody()
+        self._refs: list[str] = []
         self._kept = [] if self._keep is not None else None
         self._digests = [] if self._keep is not None else None
         self.count = 0
@@ -130,7 +188,7 @@ class ChunkSealer:
         if digests is not None and len(digests) != len(resources):
             raise ValueError("one digest per resource")
         self.count += len(resources)
-        self._ids += [str(r.get("id")) for r in resources]
+        self._refs += [self._ref(str(r.get("id"))) for r in resources]
         if self._kept is not None and self._keep is not None:
             if len(resources) <= self._keep.left:
                 self._keep.left -= len(resources)
@@ -141,14 +199,20 @@ class ChunkSealer:
                     self._digests += digests
             else:  # too many to keep: all of this type is read back from the store
                 self._give_back()
-        self._pending += resources
-        while len(self._pending) >= CHUNK_SIZE:
-            self._bodies.append(self._seal(len(self._bodies), self._pending[:CHUNK_SIZE]))
-            del self._pending[:CHUNK_SIZE]
+        start = 0
+        while start < len(resources):
+            part = resources[start : start + CHUNK_SIZE - self._body.count]
+            self._body.add(part)
+            start += len(part)
+            if self._body.count == CHUNK_SIZE:
+                self._seal_body()
+
+    def _seal_body(self) -> None:
+        self._bodies.append(self._seal(len(self._bodies), self._body.finish()))
+        self._body = _ChunkBody()
 
     def finish(self) -> Sealed:
         """Seal what is left; an empty type is one empty chunk."""
-        if self._pending or not self._bodies:
-            self._bodies.append(self._seal(len(self._bodies), self._pending))
-            self._pending = []
-        return Sealed(self._bodies, self.count, self._kept, self._digests, self._ids)
+        if self._body.count or not self._bodies:
+            self._seal_body()
+        return Sealed(self._bodies, self.count, self._kept, self._digests, self._refs)

@@ -143,6 +143,35 @@ async def test_a_full_refresh_replaces_what_was_cached(cache: RecordCache) -> No
     assert len(await _raw_bodies(cache)) == 1  # the second chunk is gone too
 
 
+async def test_the_owner_index_follows_each_refresh_of_the_record(cache: RecordCache) -> None:
+    async def owned() -> dict[int, list[str]]:
+        return {n: await cache.owners.owners("Observation", f"src.obs-{n}") for n in range(16)}
+
+    def observations(numbers: range) -> dict[str, list[dict[str, Any]]]:
+        return {"Observation": [_observation(n) for n in numbers]}
+
+    await cache.save("unified", "src", observations(range(10)), NOW, full=True)
+    await cache.save("other", "src", observations(range(3)), NOW, full=True)
+    assert await owned() == {
+        n: ["other", "unified"] if n < 3 else ["unified"] if n < 10 else [] for n in range(16)
+    }
+
+    later = NOW + timedelta(minutes=5)
+    await cache.save("unified", "src", observations(range(5, 15)), later, full=True)
+    assert await owned() == {
+        n: ["other"] if n < 3 else ["unified"] if 5 <= n < 15 else [] for n in range(16)
+    }
+
+    changes = {"Observation": [_observation(15), _observation(6) | {"status": "amended"}]}
+    await cache.save("unified", "src", changes, later + timedelta(minutes=5), full=False)
+    assert await owned() == {
+        n: ["other"] if n < 3 else ["unified"] if n >= 5 else [] for n in range(16)
+    }
+
+    await cache.forget("unified", "src")
+    assert await owned() == {n: ["other"] if n < 3 else [] for n in range(16)}
+
+
 async def test_a_chunk_moved_to_another_person_is_never_served(cache: RecordCache) -> None:
     await cache.save("unified", "src", {"Observation": [_observation(1)]}, NOW, full=True)
     await cache.save("other", "src", {"Observation": [_observation(9)]}, NOW, full=True)

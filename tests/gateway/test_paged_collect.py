@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import zlib
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from gateway.collect.cache import CHUNK_SIZE, ChunkSealer, KeepBudget, RecordCac
 from gateway.collect.collector import PATIENT, Collector
 from gateway.collect.engagement import EngagementIndex
 from gateway.collect.fanout import Aggregator
+from gateway.collect.sealing import COMPRESS_BATCH
 from gateway.merge.dedup import DuplicatePlan
 from gateway.merge.record import merge_sources, normalise_source
 from gateway.sources import Source, SourceRecord, SourceReport, SourceStatus
@@ -201,7 +203,7 @@ async def test_a_change_to_cached_data_that_does_not_decrypt_is_fetched_in_full_
 def test_one_read_keeps_at_most_its_budget_in_memory_across_sources_and_types() -> None:
     budget = KeepBudget(600)
     seal = lambda number, part: orjson.dumps([number, len(part)])  # noqa: E731
-    first, second = ChunkSealer(seal, budget), ChunkSealer(seal, budget)
+    first, second = ChunkSealer(seal, budget, ref=str), ChunkSealer(seal, budget, ref=str)
     first.take([{"id": str(n)} for n in range(500)])
     second.take([{"id": str(n)} for n in range(200)])  # 100 would fit: none of it is kept
     assert budget.left == 100
@@ -212,6 +214,39 @@ def test_one_read_keeps_at_most_its_budget_in_memory_across_sources_and_types() 
     assert [len(s.bodies) for s in sealed] == [1, 1]
     first.restart()  # a retried search starts over: what it kept is given back
     assert budget.left == 600
+
+
+def test_chunks_compressed_page_by_page_hold_exactly_the_resources_in_order() -> None:
+    """Pages of any size, across chunk boundaries and past the compressor's batch: each
+    chunk opens to its resources, in order, as one whole array would; every resource is
+    keyed for the owner index in the order taken."""
+    sealed_chunks: list[tuple[int, bytes]] = []
+
+    def seal(number: int, compressed: bytes) -> bytes:
+        sealed_chunks.append((number, compressed))
+        return compressed
+
+    resources: list[FhirResource] = [
+        {"resourceType": "Observation", "id": f"obs-{n}", "note": [{"text": "x" * (n % 700)}]}
+        for n in range(2 * CHUNK_SIZE + 123)
+    ]
+    assert len(orjson.dumps(resources[:CHUNK_SIZE])) > 2 * COMPRESS_BATCH
+    sealer = ChunkSealer(seal, None, ref=lambda i: f"ref:{i}")
+    for start, size in ((0, 7), (7, 0), (7, 480), (487, 13), (500, 1), (501, 620), (1121, 2)):
+        sealer.take(resources[start : start + size])
+    sealed = sealer.finish()
+    assert [number for number, _ in sealed_chunks] == [0, 1, 2]
+    opened = [orjson.loads(zlib.decompress(body)) for body in sealed.bodies]
+    assert opened == [
+        resources[:CHUNK_SIZE],
+        resources[CHUNK_SIZE : 2 * CHUNK_SIZE],
+        resources[2 * CHUNK_SIZE :],
+    ]
+    assert sealed.count == len(resources)
+    assert sealed.refs == [f"ref:obs-{n}" for n in range(len(resources))]
+
+    empty = ChunkSealer(seal, None, ref=str).finish()  # an empty type is one empty chunk
+    assert [orjson.loads(zlib.decompress(body)) for body in empty.bodies] == [[]]
 
 
 def _collector_of(
@@ -325,7 +360,7 @@ def test_digests_are_kept_in_step_with_the_resources_kept() -> None:
         resources: list[FhirResource] = [{"id": str(n)} for n in range(start, start + size)]
         return resources, [str(r["id"]).encode() for r in resources]
 
-    sealer = ChunkSealer(seal, budget)
+    sealer = ChunkSealer(seal, budget, ref=str)
     sealer.take(*page(0, 100))
     sealer.take(*page(100, 100))
     kept = sealer.finish()
