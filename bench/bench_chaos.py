@@ -58,6 +58,7 @@ from bench.harness import (
     TEST_PERSON,
     Issuer,
     RunningRegion,
+    consent_body,
     free_port,
     median,
     region_sources,
@@ -69,8 +70,6 @@ from consent.verify import verify_command
 
 DEADLINE = 5.0
 CITIZEN_SCOPE = "patient/*.rs patient/Consent.cu"
-HSA = "urn:oid:1.2.752.129.2.1.4.1"
-LEVEL = "https://samlad.se/fhir/StructureDefinition/hsa-organisation-level"
 #: The care providers the citizen grants consent to during the run (none exist elsewhere).
 GRANTEE_PREFIX = "SE2321000016-C"
 PHASES = (
@@ -214,42 +213,6 @@ async def clinician(client: httpx.AsyncClient, token: str, run: Run) -> None:
             phase.refusals[str(issue.get("diagnostics", issue.get("code", "?")))[:70]] += 1
             phase.clean_503 += in_time and outcome.get("resourceType") == "OperationOutcome"
             await asyncio.sleep(0.2)  # as a client told to come back would
-
-
-def consent_body(patient_id: str, grantee: str) -> dict[str, object]:
-    return {
-        "resourceType": "Consent",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": f"Patient/{patient_id}"},
-        "provision": {
-            "type": "permit",
-            "actor": [
-                {
-                    "role": {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                "code": "IRCP",
-                            }
-                        ]
-                    },
-                    "reference": {
-                        "extension": [{"url": LEVEL, "valueCode": "care-provider"}],
-                        "identifier": {"system": HSA, "value": grantee},
-                    },
-                }
-            ],
-        },
-    }
 
 
 async def consent_writer(

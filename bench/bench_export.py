@@ -45,6 +45,7 @@ from bench.harness import (
     PERSONNUMMER_SYSTEM,
     Issuer,
     Process,
+    consent_body,
     free_port,
     median,
     process_tree_cpu,
@@ -56,10 +57,6 @@ from bench.harness import (
 )
 from consent.scopes import CITIZEN_SCOPE
 from simregions.people import people_in_region
-
-CONSENT_ROLES = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
-HSA = "urn:oid:1.2.752.129.2.1.4.1"
-LEVEL = "https://samlad.se/fhir/StructureDefinition/hsa-organisation-level"
 
 
 @dataclass
@@ -91,35 +88,6 @@ def _reset_peak(pid: int) -> bool:
     return True
 
 
-def _consent(patient_id: str) -> dict[str, object]:
-    return {
-        "resourceType": "Consent",
-        "status": "active",
-        "scope": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "code": "patient-privacy",
-                }
-            ]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": f"Patient/{patient_id}"},
-        "provision": {
-            "type": "permit",
-            "actor": [
-                {
-                    "role": {"coding": [{"system": CONSENT_ROLES, "code": "IRCP"}]},
-                    "reference": {
-                        "extension": [{"url": LEVEL, "valueCode": "care-provider"}],
-                        "identifier": {"system": HSA, "value": CLINICIAN_CARE_PROVIDER},
-                    },
-                }
-            ],
-        },
-    }
-
-
 async def _consenting(client: httpx.AsyncClient, issuer: Issuer, people: list[str]) -> list[str]:
     """Each person's unified id, after they consented to Region Nord's provider."""
     ids = []
@@ -137,7 +105,9 @@ async def _consenting(client: httpx.AsyncClient, issuer: Issuer, people: list[st
             for e in found.json()["entry"]
             if e["resource"]["resourceType"] == "Patient"
         )
-        granted = await client.post("/Consent", json=_consent(patient_id), headers=headers)
+        granted = await client.post(
+            "/Consent", json=consent_body(patient_id, CLINICIAN_CARE_PROVIDER), headers=headers
+        )
         granted.raise_for_status()
         ids.append(patient_id)
     return ids

@@ -40,7 +40,9 @@ from joserfc.jwk import RSAKey
 from sqlalchemy.engine import make_url
 
 from adapters.fhir_r4 import format_identifier
-from fhir_profiles.identifiers import parse_person_identifier
+from fhir_profiles.codes import CONSENT_SCOPE_SYSTEM, LOINC_SYSTEM, PARTICIPATION_TYPE_SYSTEM
+from fhir_profiles.extensions import HSA_ORGANISATION_LEVEL_URL
+from fhir_profiles.identifiers import HSA_ID_SYSTEM, parse_person_identifier
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.run.cli import LOG_LEVEL_VARIABLE
 from gateway.run.configfile import CONFIG_FILE_VARIABLE
@@ -64,6 +66,32 @@ CLINICIAN_CARE_UNIT = "SE2321009001-MEDM"
 CLINICIAN_CARE_PROVIDER = "SE2321009001-NORD"
 #: Where the benches create their PostgreSQL databases (trust auth on loopback).
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def consent_body(patient_id: str, grantee: str) -> dict[str, object]:
+    """A person's consent for the care provider ``grantee`` (an HSA-id) to read their
+    record, as ``POST /fhir/Consent`` takes it."""
+    return {
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {"coding": [{"system": CONSENT_SCOPE_SYSTEM, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": LOINC_SYSTEM, "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "provision": {
+            "type": "permit",
+            "actor": [
+                {
+                    "role": {"coding": [{"system": PARTICIPATION_TYPE_SYSTEM, "code": "IRCP"}]},
+                    "reference": {
+                        "extension": [
+                            {"url": HSA_ORGANISATION_LEVEL_URL, "valueCode": "care-provider"}
+                        ],
+                        "identifier": {"system": HSA_ID_SYSTEM, "value": grantee},
+                    },
+                }
+            ],
+        },
+    }
 
 
 def free_port() -> int:
