@@ -215,6 +215,21 @@ def test_the_banner_names_the_app_and_the_demo_serves_it(demo: Demo) -> None:
     assert home.headers["location"] == "/app/"
 
 
+def test_a_standard_smart_client_library_logs_in_to_the_demo(demo: Demo) -> None:
+    """fhir-kit-client, as the demo's app (the client the demo registers, its redirect
+    the app's address), finds the demo's login by itself and reads Tolvan's record."""
+    from tests.gateway.smart_helpers import fhir_kit_client_login
+
+    match = re.search(r"^  the app +(http://\S+/app/) ", demo.banner, re.M)
+    assert match, demo.banner
+    app = match.group(1)
+    public = app.removesuffix("/app/")
+    read = fhir_kit_client_login(f"{public}/fhir", "samlad-app", app, public)
+    assert read["patient"]["id"] == demo.patient_id
+    assert read["patient"]["name"][0]["given"] == ["Tolvan"]
+    assert "Observation" in read["observations"]
+
+
 def test_token_command_refuses_a_configuration_without_the_dev_issuer(tmp_path: Path) -> None:
     config = tmp_path / "prod.toml"
     config.write_text(

@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import re
 import secrets
+import shutil
+import subprocess
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -42,6 +45,8 @@ APP_SCOPES = [
     "user/*.rs",
 ]
 TOLVAN = "191212121212"
+#: The JavaScript test tools (tests/js, installed by make with npm ci).
+JS_TOOLS = Path(__file__).parents[1] / "js"
 
 
 def pkce() -> tuple[str, str]:
@@ -196,3 +201,37 @@ def log_in_by_browser(url: str, person: str = TOLVAN) -> str:
         answer = browser.post(target, data={**hidden_fields(consent.text), "decision": "allow"})
         assert answer.status_code == 302, answer.text
         return answer.headers["location"]
+
+
+def fhir_kit_client_login(fhir: str, client_id: str, redirect_uri: str, public: str) -> Any:
+    """fhir-kit-client's part of a standalone launch (tests/js/smart_login.mjs) against
+    the FHIR base ``fhir``, Tolvan logging in by browser in between: what it read with
+    the token it got (``scope``, ``refresh``, ``patient``, ``observations``). The
+    authorization endpoint it found must be the gateway's own (under ``public``)."""
+    node = shutil.which("node")
+    assert node is not None, "Node.js runs the JavaScript test tools"
+    assert (JS_TOOLS / "node_modules" / "fhir-kit-client").is_dir(), "run make: npm ci in tests/js"
+    scope = "openid fhirUser launch/patient offline_access patient/*.rs"
+    app = subprocess.Popen(
+        [node, str(JS_TOOLS / "smart_login.mjs"), fhir, client_id, redirect_uri, scope],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert app.stdout is not None
+        assert app.stdin is not None
+        first = app.stdout.readline()
+        assert first, app.stderr.read() if app.stderr else "fhir-kit-client printed nothing"
+        url = json.loads(first)["authorize"]
+        # The endpoint came from the gateway's own discovery, not from the caller.
+        assert url.startswith(f"{public}/dev-issuer/authorize?"), url
+        callback = log_in_by_browser(url)
+        out, err = app.communicate(callback + "\n", timeout=60)
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+    assert app.returncode == 0, err
+    return json.loads(out)

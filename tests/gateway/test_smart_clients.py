@@ -6,9 +6,6 @@ consent pages, is filled in as a person would (httpx)."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +15,13 @@ from fhirclient.models.observation import Observation
 
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import Region
-from tests.gateway.smart_helpers import APP, Served, log_in_by_browser, served_dev_gateway
-
-TOOLS = Path(__file__).parents[1] / "js"
+from tests.gateway.smart_helpers import (
+    APP,
+    Served,
+    fhir_kit_client_login,
+    log_in_by_browser,
+    served_dev_gateway,
+)
 
 
 @pytest.fixture
@@ -60,34 +61,8 @@ def test_fhirclient_discovers_the_login_and_completes_it(served: Served) -> None
 
 
 def test_fhir_kit_client_discovers_the_login_and_completes_it(served: Served) -> None:
-    node = shutil.which("node")
-    assert node is not None, "Node.js runs the JavaScript test tools"
-    assert (TOOLS / "node_modules" / "fhir-kit-client").is_dir(), "run make: npm ci in tests/js"
     fhir = served.settings.fhir_base_url
-    scope = "openid fhirUser launch/patient offline_access patient/*.rs"
-    app = subprocess.Popen(
-        [node, str(TOOLS / "smart_login.mjs"), fhir, APP, f"{served.public}/app/", scope],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert app.stdout is not None
-        assert app.stdin is not None
-        first = app.stdout.readline()
-        assert first, app.stderr.read() if app.stderr else "fhir-kit-client printed nothing"
-        url = json.loads(first)["authorize"]
-        # The endpoint came from the gateway's own discovery, not from this test.
-        assert url.startswith(f"{served.public}/dev-issuer/authorize?")
-        callback = log_in_by_browser(url)
-        out, err = app.communicate(callback + "\n", timeout=60)
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
-    assert app.returncode == 0, err
-    read = json.loads(out)
+    read = fhir_kit_client_login(fhir, APP, f"{served.public}/app/", served.public)
     assert read["refresh"] is True
     assert set(read["scope"].split()) >= {"launch/patient", "patient/*.rs"}
     assert read["patient"]["resourceType"] == "Patient"
