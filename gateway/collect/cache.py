@@ -42,6 +42,7 @@ from sqlalchemy import Table, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import FhirResource
+from gateway.collect.changes import ChangeLog
 from gateway.collect.owners import OwnerIndex
 from gateway.collect.sealing import (
     CHUNK_SIZE,
@@ -106,6 +107,7 @@ class RecordCache:
         self._cipher = ChunkCipher(data_key)
         #: Whose record each cached resource is in, written with the chunks.
         self.owners = OwnerIndex(db, data_key)
+        self._changes = ChangeLog(self.owners)
         self.retention = retention
         # Built once: constructing an upsert costs more than running it.
         chunk = db.upsert(_CHUNKS)
@@ -333,6 +335,8 @@ class RecordCache:
             if t not in stored or stored[t].synced_at <= synced_at
         }
         full_synced = dict.fromkeys(current, synced_at)
+        known = {t: part.ids for t, part in current.items() if t in stored}
+        await self._changes.replaced(conn, patient_id, source_id, known)
         await self._write(conn, patient_id, source_id, current, synced_at, full_synced)
 
     async def _merge_changes(
@@ -369,6 +373,8 @@ class RecordCache:
         written = {t: merged[t] for t in merged if t not in newer}
         full_synced = {t: previous[t].full_synced_at for t in written}
         sealed = self._sealed(patient_id, source_id, written)
+        news = {t: (str(r.get("id")) for r in changes[t]) for t in written}
+        await self._changes.changed(conn, patient_id, news)
         await self._write(conn, patient_id, source_id, sealed, synced_at, full_synced)
         return merged
 

@@ -1,0 +1,77 @@
+"""The changes a refresh brings to a person's cached record, for subscriptions.
+
+Written by the cache (:mod:`gateway.collect.cache`) in the same transaction as the chunks
+it replaces, into the ``subscription_event`` outbox: a change is recorded if and only if
+the data that holds it is. Only types some topic announces
+(:data:`fhir_profiles.subscriptions.TOPIC_TYPES`) are looked at, and only types cached
+before (a person's first fetch is not news). A full refresh tells of the resources whose
+ids were not in the record before (the owner index says which were); a refresh of
+changes only tells of every resource the source says changed, new or not.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import Table, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from fhir_profiles.subscriptions import TOPIC_TYPES
+from gateway.collect.owners import OwnerIndex
+from store.tables import SubscriptionEvent
+
+_EVENTS: Table = SubscriptionEvent.__table__  # type: ignore[attr-defined]
+
+
+class ChangeLog:
+    """Records the changes of cache writes as subscription events."""
+
+    def __init__(self, owners: OwnerIndex) -> None:
+        self._owners = owners
+
+    async def replaced(
+        self,
+        conn: AsyncConnection,
+        patient_id: str,
+        source_id: str,
+        ids: Mapping[str, Sequence[str]],
+    ) -> None:
+        """Before a full refresh replaces the types in ``ids`` (cached before): record
+        the ids new to the record."""
+        types = sorted(t for t in ids if t in TOPIC_TYPES)
+        if not types:
+            return
+        held = await self._owners.held(conn, patient_id, source_id, types)
+        fresh = {
+            t: [i for i in ids[t] if self._owners.ref(t, i) not in held.get(t, set())]
+            for t in types
+        }
+        await self._record(conn, patient_id, fresh)
+
+    async def changed(
+        self, conn: AsyncConnection, patient_id: str, ids: Mapping[str, Iterable[str]]
+    ) -> None:
+        """A refresh of changes stores ``ids``: record each of a topic's type."""
+        await self._record(
+            conn, patient_id, {t: list(v) for t, v in ids.items() if t in TOPIC_TYPES}
+        )
+
+    async def _record(
+        self, conn: AsyncConnection, patient_id: str, ids: Mapping[str, Sequence[str]]
+    ) -> None:
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "id": uuid.uuid4().hex,
+                "patient_id": patient_id,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "recorded_at": now,
+            }
+            for resource_type in sorted(ids)
+            for resource_id in ids[resource_type]
+        ]
+        if rows:
+            await conn.execute(insert(_EVENTS), rows)
