@@ -41,6 +41,7 @@ from gateway.http.declare import (
 from gateway.http.deps import Reader, Referenced, services
 from gateway.http.discovery import SMART_CONFIGURATION, oauth_endpoints
 from gateway.http.export_routes import build_export_router
+from gateway.http.subscription_routes import build_subscription_router
 
 _IDENTIFIER_SYSTEMS = {
     PERSONNUMMER_SYSTEM,
@@ -90,6 +91,7 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
     _add_metadata(routes)
     # Before the Patient read: ``Patient/$export`` is not a Patient id.
     build_export_router(routes)
+    build_subscription_router(routes)
     _add_patient_routes(routes)
     _add_patient_operations(routes)
     _add_paging(routes)
