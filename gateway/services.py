@@ -273,6 +273,8 @@ class Services:
         ):
             if task is not None:
                 await task
+        if self.notifier is not None:
+            await self.notifier.aclose()  # the refreshes a source's news started
         if self.exports is not None:
             await self.exports.aclose()  # each running export given back after its patient
         for source in self.aggregator.sources:

@@ -23,7 +23,7 @@ import orjson
 
 from adapters.base import FhirResource
 from consent.principals import Integrator
-from fhir_profiles.subscriptions import ERROR, EVENT, HANDSHAKE
+from fhir_profiles.subscriptions import ERROR, EVENT, HANDSHAKE, TOPIC_TYPES
 from gateway.access.reader import RecordReader, RecordServices
 from gateway.access.subscriptions import Due, Subscriptions
 from gateway.answer.notifications import notification_bundle
@@ -56,8 +56,36 @@ class Notifier:
         self._attempts = settings.subscription_max_attempts
         self._base = settings.fhir_base_url
         self._woken = asyncio.Event()
+        self._refreshes: set[asyncio.Task[None]] = set()
         #: A send takes at most its timeout; the lease outlasts it.
         self._lease = timedelta(seconds=120)
+
+    async def source_news(self, patient_id: str) -> None:
+        """A source says it has new data for the patient: if a subscription may be told
+        of it, ask the sources now (in the background) rather than at the next read, so
+        that what changed reaches the outbox. Nothing is read for anyone here: the data
+        only goes to the cache, and each notification is decided on when it is sent."""
+        if not await self.subscriptions.wanted(patient_id):
+            return
+        task = asyncio.create_task(self._refresh(patient_id), name="subscription-refresh")
+        self._refreshes.add(task)
+        task.add_done_callback(self._refreshes.discard)
+
+    async def _refresh(self, patient_id: str) -> None:
+        try:
+            person = await self._services.persons.resolve(patient_id)
+            if person is not None:
+                await self._services.collector.collect(
+                    person, patient_id, sorted(TOPIC_TYPES), load=False
+                )
+        except (GatewayError, StoreUnavailable):
+            log.warning("a source's news could not be fetched; the next read asks again")
+        self.wake()
+
+    async def aclose(self) -> None:
+        """Wait for the refreshes under way."""
+        if self._refreshes:
+            await asyncio.gather(*self._refreshes, return_exceptions=True)
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll."""

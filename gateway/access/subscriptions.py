@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
@@ -81,6 +81,13 @@ class Subscriptions:
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [Subscription.model_validate(r._asdict()) for r in rows]
+
+    async def wanted(self, patient_id: str) -> bool:
+        """Whether a live subscription may be told of this patient's changes."""
+        whose = or_(_SUBS.c.patient_id.is_(None), _SUBS.c.patient_id == patient_id)
+        query = select(_SUBS.c.id).where(_SUBS.c.status.in_([ACTIVE, REQUESTED]), whose).limit(1)
+        async with self._db.connect() as conn:
+            return (await conn.execute(query)).first() is not None
 
     async def delete(self, subscription_id: str) -> None:
         """Remove the subscription and what it had still to send."""

@@ -423,3 +423,45 @@ async def test_http_endpoints_only_in_dev_mode(
             "/fhir/Subscription", json=subscription(receiver.url), headers=production.integrator()
         )
     assert response.status_code == 400, response.text
+
+
+async def test_a_source_notification_delivers_without_a_read(
+    database_url: str,
+    issuer: IssuerKit,
+    own_region: tuple[RegionStore, dict[str, Any]],
+    regions: dict[str, Region],
+    receiver: Receiver,
+) -> None:
+    store, source = own_region
+    async with running_gateway(
+        database_url,
+        issuer,
+        {},
+        extra_sources=[source],
+        cache_fresh_seconds=3600,  # no read would ask the region again
+        dev_mode=True,
+        subscription_poll_seconds=0.05,
+        rate_limit_enabled=False,
+    ) as gw:
+        patient_id = await gw.patient_id()
+        await grant(gw, patient_id, NORD_PROVIDER)
+        before = await _observation_ids(gw, patient_id)
+        await _subscribe(gw, subscription(receiver.url, patient_id, payload="empty"))
+        await receiver.next()  # the handshake
+        _new_result(store, before, 3)
+        response = await gw.client.post(
+            "/engagement/notifications",
+            json={
+                "identifier": {
+                    "system": "http://electronichealth.se/identifier/personnummer",
+                    "value": TEST_PERSON,
+                }
+            },
+            headers={"Authorization": f"Bearer {regions['nord'].spec.token}-notify"},
+        )
+        assert response.status_code == 202, response.text
+        _, notification = await receiver.next()
+    status = _status(notification)
+    assert status["type"] == "event-notification"
+    assert [p["name"] for p in status["notification-event"]] == ["event-number", "timestamp"]
+    assert len(notification["entry"]) == 1, "an empty payload names no resource"
