@@ -34,6 +34,11 @@ CAPABILITY_TOPIC = _BACKPORT + "capabilitystatement-subscriptiontopic-canonical"
 
 #: What a notification may carry.
 PAYLOADS = ("empty", "id-only", "full-resource")
+#: ``Subscription/{id}/$status``.
+STATUS_DEFINITION = (
+    "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status"
+)
+
 #: The only channel the gateway delivers to.
 REST_HOOK = "rest-hook"
 #: ``Subscription.status`` values.

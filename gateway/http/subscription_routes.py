@@ -29,6 +29,7 @@ from fhir_profiles.subscriptions import (
     PAYLOADS,
     REQUESTED,
     REST_HOOK,
+    STATUS_DEFINITION,
     TOPICS,
 )
 from gateway.access.auth import CurrentPrincipal
@@ -37,7 +38,7 @@ from gateway.access.subscriptions import new_id
 from gateway.answer.notifications import status_parameters, subscription_resource
 from gateway.errors import BadRequest, Forbidden, NotFound, operation_outcome
 from gateway.fhir_json import FhirJSONResponse
-from gateway.http.consent_routes import json_body
+from gateway.http.consent_routes import json_body, json_resource_body
 from gateway.http.declare import FhirRoutes
 from gateway.http.deps import services
 from store.tables import Subscription
@@ -48,6 +49,7 @@ _HEADER = re.compile(r"^[A-Za-z0-9\-]{1,64}:[ \t]*[\x20-\x7e]{0,1000}$")
 #: Headers a subscription may not set: the gateway's own.
 _RESERVED = frozenset({"host", "content-type", "content-length", "transfer-encoding"})
 MAX_HEADERS = 10
+_MEDIA_TYPES = ("application/fhir+json", "application/json")
 DEFAULT_TIMEOUT, MAX_TIMEOUT = 10, 60
 MAX_HEARTBEAT = 24 * 3600
 
@@ -72,7 +74,8 @@ def _extension(element: Any, url: str) -> Any:
     """The value of ``element``'s extension ``url`` (None if absent)."""
     if not isinstance(element, dict):
         return None
-    for extension in element.get("extension") or []:
+    extensions = element.get("extension")
+    for extension in extensions if isinstance(extensions, list) else []:
         if isinstance(extension, dict) and extension.get("url") == url:
             values = [v for k, v in extension.items() if k.startswith("value")]
             return values[0] if values else None
@@ -82,10 +85,14 @@ def _extension(element: Any, url: str) -> Any:
 def _endpoint(value: Any, dev_mode: bool) -> str:
     if not isinstance(value, str) or len(value) > 2000:
         raise BadRequest("channel.endpoint must be an https URL")
-    parts = urlsplit(value)
-    if parts.scheme == "https" and parts.hostname:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError as exc:
+        raise BadRequest("channel.endpoint must be an https URL") from exc
+    if parts.scheme == "https" and host:
         return value
-    if parts.scheme == "http" and dev_mode and _loopback(parts.hostname or ""):
+    if parts.scheme == "http" and dev_mode and _loopback(host or ""):
         return value
     raise BadRequest("channel.endpoint must be an https URL")
 
@@ -124,25 +131,23 @@ def parse_subscription(body: Any, principal: Integrator, dev_mode: bool) -> Subs
     """A new subscription from a Subscription resource; anything not understood is 400."""
     if not isinstance(body, dict) or body.get("resourceType") != "Subscription":
         raise BadRequest("the body must be a Subscription")
-    topic = TOPICS.get(body.get("criteria"))  # type: ignore[arg-type]
+    criteria = body.get("criteria")
+    topic = TOPICS.get(criteria) if isinstance(criteria, str) else None
     if topic is None:
         raise BadRequest("criteria must be the canonical URL of a topic: " + ", ".join(TOPICS))
     if not parse_scopes(principal.scopes, "system").readable(topic.types):
         raise Forbidden("the token's scopes do not allow reading this topic's resource types")
     patient_id = None
-    criteria = _extension(body.get("_criteria"), FILTER_CRITERIA)
-    if criteria is not None:
-        match = _PATIENT_FILTER.match(criteria) if isinstance(criteria, str) else None
+    given = _extension(body.get("_criteria"), FILTER_CRITERIA)
+    if given is not None:
+        match = _PATIENT_FILTER.match(given) if isinstance(given, str) else None
         if match is None:
             raise BadRequest("the only filter is patient=Patient/{id}")
         patient_id = match.group(1)
     channel = body.get("channel")
     if not isinstance(channel, dict) or channel.get("type") != REST_HOOK:
         raise BadRequest("channel.type must be rest-hook")
-    if channel.get("payload", "application/fhir+json") not in (
-        "application/fhir+json",
-        "application/json",
-    ):
+    if channel.get("payload", "application/fhir+json") not in _MEDIA_TYPES:
         raise BadRequest("channel.payload must be application/fhir+json")
     payload = _extension(channel.get("_payload"), PAYLOAD_CONTENT) or "id-only"
     if payload not in PAYLOADS:
@@ -209,6 +214,7 @@ def build_subscription_router(routes: FhirRoutes) -> None:
         interaction="create",
         summary="Subscribe to a topic (rest-hook); a handshake is sent before it is active",
         status_code=201,
+        openapi_extra=json_resource_body("Subscription"),
     )
     async def create_subscription(request: Request, principal: CurrentPrincipal) -> Any:
         integrator = _integrator(principal)
@@ -240,6 +246,7 @@ def build_subscription_router(routes: FhirRoutes) -> None:
     @routes.get(
         "/Subscription/{subscription_id}/$status",
         "Subscription",
+        operation=("status", STATUS_DEFINITION),
         summary="The subscription's status: events since it started, its last error",
     )
     async def subscription_status(

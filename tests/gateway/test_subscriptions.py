@@ -465,3 +465,53 @@ async def test_a_source_notification_delivers_without_a_read(
     assert status["type"] == "event-notification"
     assert [p["name"] for p in status["notification-event"]] == ["event-number", "timestamp"]
     assert len(notification["entry"]) == 1, "an empty payload names no resource"
+
+
+async def test_the_capability_statement_lists_the_topics(gw: Gateway) -> None:
+    response = await gw.client.get("/fhir/metadata")
+    assert response.status_code == 200
+    (subscription,) = [
+        r for r in response.json()["rest"][0]["resource"] if r["type"] == "Subscription"
+    ]
+    topics = {e["valueCanonical"] for e in subscription["extension"]}
+    assert LAB in topics
+    assert len(topics) == 3
+    assert {"create", "read", "delete", "search-type"} <= {
+        i["code"] for i in subscription["interaction"]
+    }
+    assert [o["name"] for o in subscription["operation"]] == ["status"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"resourceType": "Subscription", "criteria": ["x"]},
+        {
+            "resourceType": "Subscription",
+            "criteria": LAB,
+            "channel": {"type": "rest-hook", "endpoint": "https://[::1"},
+        },
+        {
+            "resourceType": "Subscription",
+            "criteria": LAB,
+            "channel": {
+                "type": "rest-hook",
+                "endpoint": "https://e.org/h",
+                "extension": 5,
+                "_payload": {"extension": "x"},
+                "payload": ["x"],
+            },
+        },
+        {
+            "resourceType": "Subscription",
+            "criteria": LAB,
+            "_criteria": {"extension": [{"url": FILTER_CRITERIA, "valueString": 5}]},
+            "channel": {"type": "rest-hook", "endpoint": "https://e.org/h"},
+        },
+    ],
+)
+async def test_odd_bodies_are_400(gw: Gateway, body: Any) -> None:
+    response = await gw.client.post("/fhir/Subscription", json=body, headers=gw.integrator())
+    assert response.status_code == 400, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
