@@ -197,7 +197,12 @@ class Services:
         # never carries a source's credentials.
         notify_client = httpx.AsyncClient(follow_redirects=False)
         services.clients.append(notify_client)
-        services.notifier = Notifier(services, Subscriptions(db), notify_client, services.stopping)
+        services.notifier = Notifier(
+            services,
+            Subscriptions(db, settings.data_key.get_secret_value()),
+            notify_client,
+            services.stopping,
+        )
         if metrics is not None:
             metrics.watch(breakers, services.pools)
         return services

@@ -339,8 +339,10 @@ class Subscription(SQLModel, table=True):
     endpoint: str = Field(max_length=2000)
     #: ``empty``, ``id-only`` or ``full-resource``.
     payload: str = Field(max_length=16)
-    #: ``Name: value`` lines sent with every notification.
-    headers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: The ``Name: value`` lines sent with every notification (they may hold the
+    #: endpoint's credentials), as JSON sealed with AES-GCM (``gateway.envelope``);
+    #: None: no headers.
+    headers: bytes | None = None
     heartbeat_seconds: int | None = None
     timeout_seconds: int
     #: ``requested``, ``active``, ``error`` or ``off``.

@@ -136,7 +136,7 @@ class Notifier:
             self._base, sub, delivery.kind, now, event=event, resource=resource
         )
         headers = {"Content-Type": "application/fhir+json"}
-        for line in sub.headers:
+        for line in self.subscriptions.headers(sub):
             name, _, value = line.partition(":")
             headers[name.strip()] = value.strip()
         try:

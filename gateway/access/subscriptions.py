@@ -11,14 +11,18 @@ two processes do not send it at once.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import orjson
 from sqlalchemy import Table, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
 from fhir_profiles.subscriptions import ACTIVE, HANDSHAKE, HEARTBEAT, REQUESTED, TOPICS
+from gateway.envelope import Envelope, Unopened
+from gateway.keys import Purpose, derive_key
 from store.db import Database
 from store.tables import Subscription, SubscriptionDelivery, SubscriptionEvent, as_utc
 
@@ -50,11 +54,16 @@ def new_id() -> str:
 class Subscriptions:
     """The ``subscription`` rows and their deliveries."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, data_key: str) -> None:
         self._db = db
+        self._envelope = Envelope(derive_key(data_key, Purpose.SUBSCRIPTION_HEADERS))
 
-    async def create(self, subscription: Subscription) -> None:
-        """Store a new subscription (``requested``) with its handshake due now."""
+    async def create(self, subscription: Subscription, headers: Sequence[str] = ()) -> None:
+        """Store a new subscription (``requested``), its ``headers`` sealed, with its
+        handshake due now."""
+        if headers:
+            plain = orjson.dumps(list(headers))
+            subscription.headers = self._envelope.seal(plain, _aad(subscription.id))
         values = subscription.model_dump()
 
         async def work(conn: AsyncConnection) -> None:
@@ -81,6 +90,16 @@ class Subscriptions:
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [Subscription.model_validate(r._asdict()) for r in rows]
+
+    def headers(self, sub: Subscription) -> list[str]:
+        """The header lines ``sub`` sends (none if they do not open: sealed under
+        another key)."""
+        if sub.headers is None:
+            return []
+        try:
+            return [str(h) for h in orjson.loads(self._envelope.open(sub.headers, _aad(sub.id)))]
+        except Unopened:
+            return []
 
     async def wanted(self, patient_id: str) -> bool:
         """Whether a live subscription may be told of this patient's changes."""
@@ -243,6 +262,10 @@ class Subscriptions:
             await conn.execute(update(_SUBS).where(_SUBS.c.id == sub).values(**values))
 
         await self._db.write(work)
+
+
+def _aad(subscription_id: str) -> bytes:
+    return f"subscription:{subscription_id}/headers".encode()
 
 
 def _matches(sub: Subscription, patient_id: str, resource_type: str) -> bool:

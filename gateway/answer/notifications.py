@@ -118,8 +118,7 @@ def subscription_resource(sub: Subscription) -> FhirResource:
         channel["extension"].append(
             {"url": HEARTBEAT_PERIOD, "valueUnsignedInt": sub.heartbeat_seconds}
         )
-    if sub.headers:
-        channel["header"] = ["*** (set; not shown)" for _ in sub.headers]
+    # The header values are never shown again: they may hold the endpoint's credentials.
     resource: dict[str, Any] = {
         "resourceType": "Subscription",
         "id": sub.id,

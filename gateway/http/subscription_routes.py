@@ -127,8 +127,11 @@ def _headers(value: Any) -> list[str]:
     return list(value)
 
 
-def parse_subscription(body: Any, principal: Integrator, dev_mode: bool) -> Subscription:
-    """A new subscription from a Subscription resource; anything not understood is 400."""
+def parse_subscription(
+    body: Any, principal: Integrator, dev_mode: bool
+) -> tuple[Subscription, list[str]]:
+    """A new subscription from a Subscription resource, and its header lines; anything
+    not understood is 400."""
     if not isinstance(body, dict) or body.get("resourceType") != "Subscription":
         raise BadRequest("the body must be a Subscription")
     criteria = body.get("criteria")
@@ -152,7 +155,7 @@ def parse_subscription(body: Any, principal: Integrator, dev_mode: bool) -> Subs
     payload = _extension(channel.get("_payload"), PAYLOAD_CONTENT) or "id-only"
     if payload not in PAYLOADS:
         raise BadRequest("the payload content must be one of " + ", ".join(PAYLOADS))
-    return Subscription(
+    subscription = Subscription(
         id=new_id(),
         client_id=principal.client_id,
         care_provider_hsa_id=principal.care_provider_hsa_id,
@@ -161,7 +164,6 @@ def parse_subscription(body: Any, principal: Integrator, dev_mode: bool) -> Subs
         patient_id=patient_id,
         endpoint=_endpoint(channel.get("endpoint"), dev_mode),
         payload=payload,
-        headers=_headers(channel.get("header")),
         heartbeat_seconds=_seconds(
             _extension(channel, HEARTBEAT_PERIOD), "the heartbeat period", None, MAX_HEARTBEAT
         ),
@@ -172,6 +174,7 @@ def parse_subscription(body: Any, principal: Integrator, dev_mode: bool) -> Subs
         status=REQUESTED,
         created_at=datetime.now(UTC),
     )
+    return subscription, _headers(channel.get("header"))
 
 
 async def _own(request: Request, principal: Principal, subscription_id: str) -> Subscription:
@@ -219,9 +222,11 @@ def build_subscription_router(routes: FhirRoutes) -> None:
     async def create_subscription(request: Request, principal: CurrentPrincipal) -> Any:
         integrator = _integrator(principal)
         svc = services(request)
-        sub = parse_subscription(await json_body(request), integrator, svc.settings.dev_mode)
+        sub, headers = parse_subscription(
+            await json_body(request), integrator, svc.settings.dev_mode
+        )
         notifier = _notifier(request)
-        await notifier.subscriptions.create(sub)
+        await notifier.subscriptions.create(sub, headers)
         notifier.wake()
         location = f"{svc.settings.fhir_base_url}/Subscription/{sub.id}"
         return FhirJSONResponse(

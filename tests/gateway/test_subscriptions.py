@@ -239,6 +239,9 @@ async def test_a_new_lab_result_reaches_the_receiver(
         await asyncio.sleep(0.01)
     assert read.json()["status"] == "active"
     assert "receiver-secret" not in read.text
+    async with db.connect() as conn:
+        stored = (await conn.execute(text("SELECT headers FROM subscription"))).scalar_one()
+    assert b"receiver-secret" not in bytes(stored), "sealed at rest"
 
     new_id = _new_result(store, before, 1)
     await _refresh(gw, patient_id)

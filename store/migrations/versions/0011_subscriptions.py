@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("patient_id", sa.String(64), nullable=True),
         sa.Column("endpoint", sa.String(2000), nullable=False),
         sa.Column("payload", sa.String(16), nullable=False),
-        sa.Column("headers", sa.JSON(), nullable=False),
+        sa.Column("headers", sa.LargeBinary(), nullable=True),
         sa.Column("heartbeat_seconds", sa.Integer(), nullable=True),
         sa.Column("timeout_seconds", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
