@@ -184,25 +184,7 @@ class Services:
             clients=clients,
             source_clients=source_clients,
         )
-        services.exports = Exporter(
-            services,
-            ExportJobs(
-                db,
-                settings.data_key.get_secret_value(),
-                lease=timedelta(seconds=settings.export_lease_seconds),
-            ),
-            services.stopping,
-        )
-        # Notifications go to integrators' own endpoints: a client of their own, which
-        # never carries a source's credentials.
-        notify_client = httpx.AsyncClient(follow_redirects=False)
-        services.clients.append(notify_client)
-        services.notifier = Notifier(
-            services,
-            Subscriptions(db, settings.data_key.get_secret_value()),
-            notify_client,
-            services.stopping,
-        )
+        _add_background_work(services, db, settings)
         if metrics is not None:
             metrics.watch(breakers, services.pools)
         return services
@@ -288,6 +270,29 @@ class Services:
             await client.aclose()
         await self.audit.aclose()  # every queued access-log entry written (or failed)
         await self.db.dispose()
+
+
+def _add_background_work(services: Services, db: Database, settings: Settings) -> None:
+    """The exports and the subscriptions' deliveries this process runs, over ``services``."""
+    services.exports = Exporter(
+        services,
+        ExportJobs(
+            db,
+            settings.data_key.get_secret_value(),
+            lease=timedelta(seconds=settings.export_lease_seconds),
+        ),
+        services.stopping,
+    )
+    # Notifications go to integrators' own endpoints: a client of their own, which
+    # never carries a source's credentials.
+    notify_client = httpx.AsyncClient(follow_redirects=False)
+    services.clients.append(notify_client)
+    services.notifier = Notifier(
+        services,
+        Subscriptions(db, settings.data_key.get_secret_value()),
+        notify_client,
+        services.stopping,
+    )
 
 
 def checkpointer(settings: Settings) -> Checkpointer:
