@@ -4,7 +4,9 @@ Written by the cache (:mod:`gateway.collect.cache`) in the same transaction as t
 it replaces, into the ``subscription_event`` outbox: a change is recorded if and only if
 the data that holds it is. Only types some topic announces
 (:data:`fhir_profiles.subscriptions.TOPIC_TYPES`) are looked at, and only types cached
-before (a person's first fetch is not news). A full refresh tells of the resources whose
+before (a person's first fetch is not news), and only for a person a live subscription
+may be told of (one naming them, or one for every patient): for anyone else a write
+costs one indexed query more. A full refresh tells of the resources whose
 ids were not in the record before (the owner index says which were); a refresh of
 changes only tells of every resource the source says changed, new or not.
 """
@@ -15,14 +17,22 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fhir_profiles.subscriptions import TOPIC_TYPES
+from fhir_profiles.subscriptions import ACTIVE, REQUESTED, TOPIC_TYPES
 from gateway.collect.owners import OwnerIndex
-from store.tables import SubscriptionEvent
+from store.tables import Subscription, SubscriptionEvent
 
 _EVENTS: Table = SubscriptionEvent.__table__  # type: ignore[attr-defined]
+_SUBS: Table = Subscription.__table__  # type: ignore[attr-defined]
+
+
+async def _subscribed(conn: AsyncConnection, patient_id: str) -> bool:
+    """Whether a live subscription may be told of the person's changes."""
+    whose = or_(_SUBS.c.patient_id.is_(None), _SUBS.c.patient_id == patient_id)
+    query = select(_SUBS.c.id).where(_SUBS.c.status.in_([ACTIVE, REQUESTED]), whose).limit(1)
+    return (await conn.execute(query)).first() is not None
 
 
 class ChangeLog:
@@ -41,7 +51,7 @@ class ChangeLog:
         """Before a full refresh replaces the types in ``ids`` (cached before): record
         the ids new to the record."""
         types = sorted(t for t in ids if t in TOPIC_TYPES)
-        if not types:
+        if not types or not await _subscribed(conn, patient_id):
             return
         held = await self._owners.held(conn, patient_id, source_id, types)
         fresh = {
@@ -54,9 +64,9 @@ class ChangeLog:
         self, conn: AsyncConnection, patient_id: str, ids: Mapping[str, Iterable[str]]
     ) -> None:
         """A refresh of changes stores ``ids``: record each of a topic's type."""
-        await self._record(
-            conn, patient_id, {t: list(v) for t, v in ids.items() if t in TOPIC_TYPES}
-        )
+        topical = {t: list(v) for t, v in ids.items() if t in TOPIC_TYPES}
+        if topical and await _subscribed(conn, patient_id):
+            await self._record(conn, patient_id, topical)
 
     async def _record(
         self, conn: AsyncConnection, patient_id: str, ids: Mapping[str, Sequence[str]]
