@@ -23,7 +23,7 @@ import orjson
 
 from adapters.base import FhirResource
 from consent.principals import Integrator
-from fhir_profiles.subscriptions import ERROR, EVENT, HANDSHAKE, TOPIC_TYPES
+from fhir_profiles.subscriptions import ERROR, EVENT, TOPIC_TYPES
 from gateway.access.reader import RecordReader, RecordServices
 from gateway.access.subscriptions import Due, Subscriptions
 from gateway.answer.notifications import notification_bundle
@@ -171,8 +171,7 @@ class Notifier:
             return
         wait = self._retry * 2 ** (attempts - 1)
         retry_at = datetime.now(UTC) + timedelta(seconds=wait)
-        status = ERROR if due.delivery.kind == HANDSHAKE and attempts >= self._attempts else None
-        await self.subscriptions.failed(due, error, retry_at, status=status)
+        await self.subscriptions.failed(due, error, retry_at)
 
 
 def as_aware(moment: datetime) -> datetime:
