@@ -23,7 +23,7 @@ import asyncio
 import statistics
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,9 +50,7 @@ class _NoChanges:
     ) -> None:
         return None
 
-    async def changed(
-        self, conn: AsyncConnection, patient_id: str, ids: Mapping[str, Iterable[str]]
-    ) -> None:
+    async def changed(self, conn: AsyncConnection, patient_id: str, *given: Any) -> None:
         return None
 
 

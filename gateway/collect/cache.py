@@ -366,6 +366,7 @@ class RecordCache:
             for resource in self._cipher.open(body, aad):
                 current[resource_type][str(resource.get("id"))] = resource
         newer = {t for t, state in previous.items() if state.synced_at > synced_at}
+        await self._changes.changed(conn, patient_id, current, changes, newer)
         for resource_type, changed in changes.items():
             if resource_type not in newer:
                 _apply_changes(current[resource_type], changed)
@@ -373,8 +374,6 @@ class RecordCache:
         written = {t: merged[t] for t in merged if t not in newer}
         full_synced = {t: previous[t].full_synced_at for t in written}
         sealed = self._sealed(patient_id, source_id, written)
-        news = {t: (str(r.get("id")) for r in changes[t]) for t in written}
-        await self._changes.changed(conn, patient_id, news)
         await self._write(conn, patient_id, source_id, sealed, synced_at, full_synced)
         return merged
 

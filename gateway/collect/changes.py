@@ -8,24 +8,35 @@ before (a person's first fetch is not news), and only for a person a live subscr
 may be told of (one naming them, or one for every patient): for anyone else a write
 costs one indexed query more. A full refresh tells of the resources whose
 ids were not in the record before (the owner index says which were); a refresh of
-changes only tells of every resource the source says changed, new or not.
+changes only tells of every resource the source answers that is new or differs from
+its cached version.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Table, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.base import FhirResource
 from fhir_profiles.subscriptions import ACTIVE, REQUESTED, TOPIC_TYPES
 from gateway.collect.owners import OwnerIndex
 from store.tables import Subscription, SubscriptionEvent
 
 _EVENTS: Table = SubscriptionEvent.__table__  # type: ignore[attr-defined]
 _SUBS: Table = Subscription.__table__  # type: ignore[attr-defined]
+
+
+def _version(resource: FhirResource | None) -> tuple[str, str] | None:
+    """Which version of a resource this is, as its source says (``meta``): the gateway's
+    own marks on it (when it was fetched) do not make it another."""
+    if resource is None:
+        return None
+    meta = resource.get("meta") or {}
+    return str(meta.get("versionId")), str(meta.get("lastUpdated"))
 
 
 async def _subscribed(conn: AsyncConnection, patient_id: str) -> bool:
@@ -61,12 +72,31 @@ class ChangeLog:
         await self._record(conn, patient_id, fresh)
 
     async def changed(
-        self, conn: AsyncConnection, patient_id: str, ids: Mapping[str, Iterable[str]]
+        self,
+        conn: AsyncConnection,
+        patient_id: str,
+        cached: Mapping[str, Mapping[str, FhirResource]],
+        changes: Mapping[str, Sequence[FhirResource]],
+        skipped: Collection[str],
     ) -> None:
-        """A refresh of changes stores ``ids``: record each of a topic's type."""
-        topical = {t: list(v) for t, v in ids.items() if t in TOPIC_TYPES}
-        if topical and await _subscribed(conn, patient_id):
-            await self._record(conn, patient_id, topical)
+        """Before a refresh of ``changes`` is merged into the ``cached`` resources (by
+        type and id; the types in ``skipped`` are not merged): record each resource of a
+        topic's type that is new or another version (``meta.versionId`` and
+        ``lastUpdated``) than the cached one. A source asked for
+        changes since a moment is asked from a little before it, so it answers some
+        unchanged resources again: those are not news."""
+        news = {
+            t: [
+                str(r.get("id"))
+                for r in changes[t]
+                if _version(cached.get(t, {}).get(str(r.get("id")))) != _version(r)
+            ]
+            for t in changes
+            if t in TOPIC_TYPES and t not in skipped
+        }
+        news = {t: ids for t, ids in news.items() if ids}
+        if news and await _subscribed(conn, patient_id):
+            await self._record(conn, patient_id, news)
 
     async def _record(
         self, conn: AsyncConnection, patient_id: str, ids: Mapping[str, Sequence[str]]

@@ -216,7 +216,14 @@ async def _settled(gw: Gateway) -> None:
         if not left:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError("the notifier did not settle")
+    async with db.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT kind, attempts, resource_type, due_at FROM subscription_delivery")
+            )
+        ).all()
+        subs = (await conn.execute(text("SELECT status, error FROM subscription"))).all()
+    raise AssertionError(f"the notifier did not settle: {rows} {subs}")
 
 
 async def test_a_new_lab_result_reaches_the_receiver(
@@ -518,3 +525,37 @@ async def test_odd_bodies_are_400(gw: Gateway, body: Any) -> None:
     response = await gw.client.post("/fhir/Subscription", json=body, headers=gw.integrator())
     assert response.status_code == 400, response.text
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+async def test_a_changed_appointment_reaches_only_the_appointment_topic(
+    gw: Gateway, own_region: tuple[RegionStore, dict[str, Any]], receiver: Receiver
+) -> None:
+    store, _ = own_region
+    patient_id = await gw.patient_id()
+    await grant(gw, patient_id, NORD_PROVIDER)
+    await _refresh(gw, patient_id)  # every type cached: the next refresh asks for changes
+    response = await gw.client.get(f"/fhir/Appointment?patient={patient_id}", headers=gw.citizen())
+    appointment_id = response.json()["entry"][0]["resource"]["id"]
+    lab = await _subscribe(gw, subscription(receiver.url, patient_id, payload="id-only"))
+    visits = subscription(receiver.url, patient_id, payload="id-only")
+    visits["criteria"] = "https://samlad.se/fhir/SubscriptionTopic/appointment"
+    visits_id = await _subscribe(gw, visits)
+    await receiver.next()
+    await receiver.next()  # the two handshakes
+    await _settled(gw)
+
+    stored = store.read("Appointment", appointment_id.removeprefix("region-own."))
+    assert stored is not None
+    changed = orjson.loads(stored.body)
+    changed["comment"] = "Ta med remissen"
+    changed["meta"]["lastUpdated"] = datetime.now(UTC).isoformat()
+    store.put(changed)
+    await _refresh(gw, patient_id)
+    await _settled(gw)
+
+    _, notification = receiver.received.get_nowait()
+    status = _status(notification)
+    assert status["subscription"]["reference"].endswith(f"/Subscription/{visits_id}")
+    assert notification["entry"][1]["fullUrl"].endswith(f"/Appointment/{appointment_id}")
+    assert "resource" not in notification["entry"][1], "id-only"
+    assert receiver.received.empty(), f"nothing for the lab-result subscription {lab}"
