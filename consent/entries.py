@@ -31,6 +31,7 @@ KNOWN_ACTIONS = frozenset(
         "search",
         "everything",
         "export",
+        "notify",
         "consent-create",
         "consent-withdraw",
         "block-create",

@@ -41,6 +41,8 @@ class Purpose(bytes, Enum):
     RECORD_OWNER = b"samlad record owner v1"
     #: Bulk Data export files (from ``data_key``).
     BULK_EXPORT = b"samlad bulk export v1"
+    #: The header values a subscription sends to its endpoint (from ``data_key``).
+    SUBSCRIPTION_HEADERS = b"samlad subscription headers v1"
 
 
 #: The labels of the SHA-256 derivation before HKDF, by purpose.

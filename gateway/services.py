@@ -20,7 +20,9 @@ from consent.relations import GuardianRegister
 from consent.store import ConsentStore
 from gateway.access.export_jobs import ExportJobs
 from gateway.access.exporter import Exporter
+from gateway.access.notifier import Notifier
 from gateway.access.persons import PersonIndex
+from gateway.access.subscriptions import Subscriptions
 from gateway.access.tokens import TokenVerifier
 from gateway.answer.paging import PageCursorCodec
 from gateway.collect.cache import RecordCache
@@ -85,6 +87,9 @@ class Services:
     exports: Exporter | None = None
     housekeeping: asyncio.Task[None] | None = None
     export_timer: asyncio.Task[None] | None = None
+    #: The subscriptions' delivery worker of this process (made at start).
+    notifier: Notifier | None = None
+    notifier_task: asyncio.Task[None] | None = None
     checkpoint_timer: asyncio.Task[None] | None = None
     #: Set to stop the housekeeping tasks at the end of their current step.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -179,15 +184,7 @@ class Services:
             clients=clients,
             source_clients=source_clients,
         )
-        services.exports = Exporter(
-            services,
-            ExportJobs(
-                db,
-                settings.data_key.get_secret_value(),
-                lease=timedelta(seconds=settings.export_lease_seconds),
-            ),
-            services.stopping,
-        )
+        _add_background_work(services, db, settings)
         if metrics is not None:
             metrics.watch(breakers, services.pools)
         return services
@@ -224,6 +221,8 @@ class Services:
 
         self.checkpoint_timer = asyncio.create_task(checkpoint_forever(), name="audit-checkpoints")
         self.export_timer = asyncio.create_task(self._exports_forever(), name="bulk-exports")
+        if self.notifier is not None:
+            self.notifier_task = asyncio.create_task(self.notifier.run(), name="notifications")
 
     async def _exports_forever(self) -> None:
         """Take over the exports nobody runs (at start: those a restart left), and remove
@@ -251,9 +250,18 @@ class Services:
         # operation under way (aiosqlite's worker thread, a write turn) could leave the
         # shutdown waiting for it forever.
         self.stopping.set()
-        for task in (self.housekeeping, self.checkpoint_timer, self.export_timer):
+        if self.notifier is not None:
+            self.notifier.wake()
+        for task in (
+            self.housekeeping,
+            self.checkpoint_timer,
+            self.export_timer,
+            self.notifier_task,
+        ):
             if task is not None:
                 await task
+        if self.notifier is not None:
+            await self.notifier.aclose()  # the refreshes a source's news started
         if self.exports is not None:
             await self.exports.aclose()  # each running export given back after its patient
         for source in self.aggregator.sources:
@@ -262,6 +270,29 @@ class Services:
             await client.aclose()
         await self.audit.aclose()  # every queued access-log entry written (or failed)
         await self.db.dispose()
+
+
+def _add_background_work(services: Services, db: Database, settings: Settings) -> None:
+    """The exports and the subscriptions' deliveries this process runs, over ``services``."""
+    services.exports = Exporter(
+        services,
+        ExportJobs(
+            db,
+            settings.data_key.get_secret_value(),
+            lease=timedelta(seconds=settings.export_lease_seconds),
+        ),
+        services.stopping,
+    )
+    # Notifications go to integrators' own endpoints: a client of their own, which
+    # never carries a source's credentials.
+    notify_client = httpx.AsyncClient(follow_redirects=False)
+    services.clients.append(notify_client)
+    services.notifier = Notifier(
+        services,
+        Subscriptions(db, settings.data_key.get_secret_value()),
+        notify_client,
+        services.stopping,
+    )
 
 
 def checkpointer(settings: Settings) -> Checkpointer:

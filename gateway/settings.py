@@ -219,6 +219,12 @@ class Settings(BaseSettings):
     #: A running export whose process has not said it is alive for this long is taken
     #: over by another process (seconds).
     export_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    #: How often each worker looks for subscription notifications to send (seconds).
+    subscription_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
+    #: A failed notification is tried again after this, doubled per attempt (seconds).
+    subscription_retry_seconds: float = Field(default=5.0, gt=0, le=3600)
+    #: Attempts at a notification before its subscription is set to ``error``.
+    subscription_max_attempts: int = Field(default=6, ge=1, le=100)
     #: Most resources each worker keeps decoded and merged in memory for warm reads
     #: (twice this in the worst case: decoded and merged; about 10 kB each); 0 keeps
     #: none. The default covers a typical record and keeps a worker under 150 MB.

@@ -319,3 +319,71 @@ class ExportFile(SQLModel, table=True):
     count: int
     #: The zlib-compressed NDJSON sealed with AES-GCM (``gateway.envelope``).
     body: bytes
+
+
+class Subscription(SQLModel, table=True):
+    """A topic-based subscription of an integrator (R4 Subscriptions Backport IG): what it
+    is told of, where, and how its deliveries went. Only its client (``client_id`` and
+    care provider) sees it; each delivery is decided on with its ``scopes`` when sent."""
+
+    __tablename__ = "subscription"
+
+    id: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(max_length=64, index=True)
+    care_provider_hsa_id: str = Field(max_length=64)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: The topic's canonical URL (``fhir_profiles.subscriptions.TOPICS``).
+    topic: str = Field(max_length=200)
+    #: The opaque unified id of the patient it is filtered to; None: every patient.
+    patient_id: str | None = Field(default=None, max_length=64, index=True)
+    endpoint: str = Field(max_length=2000)
+    #: ``empty``, ``id-only`` or ``full-resource``.
+    payload: str = Field(max_length=16)
+    #: The ``Name: value`` lines sent with every notification (they may hold the
+    #: endpoint's credentials), as JSON sealed with AES-GCM (``gateway.envelope``);
+    #: None: no headers.
+    headers: bytes | None = None
+    heartbeat_seconds: int | None = None
+    timeout_seconds: int
+    #: ``requested``, ``active``, ``error`` or ``off``.
+    status: str = Field(max_length=16)
+    #: Events numbered so far (``events-since-subscription-start``).
+    events: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    #: The last delivery failure, safe to show its client.
+    error: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(sa_column=_moment())
+    #: When a notification last reached the endpoint (for heartbeats).
+    sent_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+
+
+class SubscriptionEvent(SQLModel, table=True):
+    """A change the gateway learnt of: a resource of a topic's type new or changed in a
+    person's cached record. Written in the cache write's own transaction (an outbox);
+    turned into deliveries, and removed, by the notifier."""
+
+    __tablename__ = "subscription_event"
+
+    id: str = Field(primary_key=True, max_length=32)
+    patient_id: str = Field(max_length=64)
+    resource_type: str = Field(max_length=64)
+    resource_id: str = Field(max_length=200)
+    recorded_at: datetime = Field(sa_column=_moment())
+
+
+class SubscriptionDelivery(SQLModel, table=True):
+    """One notification to send to a subscription's endpoint: a handshake, a heartbeat
+    or an event; retried with backoff until sent or given up."""
+
+    __tablename__ = "subscription_delivery"
+
+    id: str = Field(primary_key=True, max_length=32)
+    subscription_id: str = Field(max_length=64, index=True)
+    #: ``handshake``, ``heartbeat`` or ``event-notification``.
+    kind: str = Field(max_length=32)
+    patient_id: str | None = Field(default=None, max_length=64)
+    resource_type: str | None = Field(default=None, max_length=64)
+    resource_id: str | None = Field(default=None, max_length=200)
+    event_number: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    attempts: int = 0
+    due_at: datetime = Field(sa_column=_moment())
+    recorded_at: datetime = Field(sa_column=_moment())

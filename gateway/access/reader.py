@@ -388,13 +388,16 @@ class RecordReader:
         scope = await self._scope(person, patient_id, (), "read", with_patient=True)
         return await self._read(person, patient_id, scope)
 
-    async def read(self, resource_type: str, resource_id: str) -> FhirResource:
+    async def read(
+        self, resource_type: str, resource_id: str, action: str = "read"
+    ) -> FhirResource:
         """One resource by its gateway id, as a search of its owner's record serves it.
 
         The owner index (:mod:`gateway.collect.owners`) names whose cached record holds
         it; each such person is decided on as for a search of that type (a refusal is
         logged), and the first record the principal may read that holds it answers
-        (logged as a read of that type, returning it). 403 if every owner refused, 404
+        (logged as ``action`` of that type, returning it: a ``read``, or a ``notify``
+        when a subscription's notification carries it). 403 if every owner refused, 404
         if no record holds it or what holds it is hidden from the principal.
         """
         wanted = f"{resource_type}/{resource_id}"
@@ -405,7 +408,7 @@ class RecordReader:
                 continue
             try:
                 scope = await self._scope(
-                    person, patient_id, (resource_type,), "read", with_patient=False
+                    person, patient_id, (resource_type,), action, with_patient=False
                 )
             except Forbidden as exc:
                 refused = exc

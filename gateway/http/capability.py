@@ -11,6 +11,7 @@ from typing import Any
 
 from fhir_profiles.codes import RESTFUL_SECURITY_SERVICE_SYSTEM
 from fhir_profiles.extensions import SMART_OAUTH_URIS_URL
+from fhir_profiles.subscriptions import BACKPORT_SUBSCRIPTION, CAPABILITY_TOPIC, TOPICS
 from gateway import __version__
 from gateway.answer.search import includes_for, revincludes_for, served_types
 from gateway.http.discovery import OAuthEndpoints
@@ -101,6 +102,11 @@ def capability_statement(
         if entry.search_params:
             resource["searchParam"] = [
                 {"name": param, "type": kind} for param, kind in sorted(entry.search_params.items())
+            ]
+        if name == "Subscription":
+            resource["supportedProfile"] = [BACKPORT_SUBSCRIPTION]
+            resource["extension"] = [
+                {"url": CAPABILITY_TOPIC, "valueCanonical": url} for url in sorted(TOPICS)
             ]
         if entry.operations:
             resource["operation"] = [

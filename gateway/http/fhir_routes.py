@@ -34,6 +34,7 @@ from gateway.http.deps import Choices, Reader, Referenced, services
 from gateway.http.discovery import SMART_CONFIGURATION, oauth_endpoints
 from gateway.http.export_routes import build_export_router
 from gateway.http.unsupported import add_history_refusals
+from gateway.http.subscription_routes import build_subscription_router
 
 #: A FHIR id (R4 ``id`` datatype).
 ID_PATTERN = r"^[A-Za-z0-9\-\.]{1,64}$"
@@ -65,6 +66,7 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
     _add_metadata(routes)
     # Before the Patient read: ``Patient/$export`` is not a Patient id.
     build_export_router(routes)
+    build_subscription_router(routes)
     _add_patient_routes(routes)
     _add_patient_operations(routes)
     _add_paging(routes)

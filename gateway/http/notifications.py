@@ -1,7 +1,9 @@
 """Sources announce new data for a person, so the next read asks them at once.
 
 The engagement index marks the source as holding data, and the cache treats its data for
-the person as due for a refresh (kept, for use should the refresh fail).
+the person as due for a refresh (kept, for use should the refresh fail). When a
+subscription may be told of the person's changes, the gateway asks at once
+(:meth:`gateway.access.notifier.Notifier.source_news`).
 
 ``POST /engagement/notifications`` with the source's own ``notify_token`` as bearer token
 and a JSON body ``{"identifier": {"system": ..., "value": ...}}`` (the identity number in
@@ -59,6 +61,8 @@ def build_notification_router() -> APIRouter:
         patient_id = await services.persons.remember(person)
         await services.engagement.announce(patient_id, source_id)
         await services.cache.expire(patient_id, source_id)
+        if services.notifier is not None:
+            await services.notifier.source_news(patient_id)
         return Response(status_code=202)
 
     return router

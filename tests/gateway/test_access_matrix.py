@@ -65,7 +65,8 @@ class Row:
     #: A care unit whose HSA-id no answer to this principal may hold.
     hides: str | None = None
     #: A system client with read scopes: may start Bulk Data exports (of whatever its
-    #: provider's consents cover) and read its Group.
+    #: provider's consents cover) and read its Group, and subscribe to topics (what is
+    #: sent is decided per patient when it is sent).
     exporter: bool = False
 
 
@@ -382,6 +383,39 @@ def _export_calls() -> dict[tuple[str, str], Call]:
     }
 
 
+#: A subscription no client has.
+UNKNOWN_SUBSCRIPTION = "/fhir/Subscription/" + "0" * 32
+
+
+async def _subscribe(gw: Gateway, ctx: Context) -> httpx.Response:
+    body = {
+        "resourceType": "Subscription",
+        "criteria": "https://samlad.se/fhir/SubscriptionTopic/lab-result",
+        "channel": {"type": "rest-hook", "endpoint": "https://receiver.invalid/hook"},
+    }
+    return await gw.client.post("/fhir/Subscription", json=body, headers=ctx.headers)
+
+
+async def _unsubscribe_unknown(gw: Gateway, ctx: Context) -> httpx.Response:
+    return await gw.client.delete(UNKNOWN_SUBSCRIPTION, headers=ctx.headers)
+
+
+def _subscription_calls() -> dict[tuple[str, str], Call]:
+    """Subscriptions: a system client with read scopes may subscribe and list its own;
+    a subscription that is not the caller's does not exist for it."""
+    return {
+        ("GET", "/Subscription"): Call("group", _get(lambda _: "/fhir/Subscription")),
+        ("GET", "/Subscription/{subscription_id}"): Call(
+            "export-job", _get(lambda _: UNKNOWN_SUBSCRIPTION)
+        ),
+        ("GET", "/Subscription/{subscription_id}/$status"): Call(
+            "export-job", _get(lambda _: UNKNOWN_SUBSCRIPTION + "/$status")
+        ),
+        ("DELETE", "/Subscription/{subscription_id}"): Call("export-job", _unsubscribe_unknown),
+        ("POST", "/Subscription"): Call("subscribe", _subscribe),
+    }
+
+
 def _calls() -> dict[tuple[str, str], Call]:
     """Every endpoint with personal data, by (method, path template), in the order the
     matrix calls them: reads first, then the calls that change what exists."""
@@ -427,7 +461,7 @@ def _calls() -> dict[tuple[str, str], Call]:
         ("POST", "/Patient/{patient_id}/$emergency-access"): Call("emergency", _open_emergency),
         ("POST", "/Patient/$emergency-access"): Call("emergency", _open_emergency_by_identifier),
     }
-    return _export_calls() | calls
+    return _export_calls() | _subscription_calls() | calls
 
 
 CALLS = _calls()
@@ -494,6 +528,8 @@ def _expected(row: Row, call: Call, ctx: Context) -> set[int]:
             return {200} if row.exporter else {403}
         case "export-job":
             return {404} if row.exporter else {403}
+        case "subscribe":
+            return {201} if row.exporter else {403}
         case _:
             return {200} if row.clinician else {403}
 

@@ -99,6 +99,7 @@ async def test_every_route_carries_the_headers_also_when_refused(open_gateway: G
                 "create": ("POST", base),
                 "read": ("GET", f"{base}/{{"),
                 "update": ("PUT", f"{base}/{{"),
+                "delete": ("DELETE", f"{base}/{{"),
             }[interaction]
             assert any(m == wanted[0] and t.startswith(wanted[1]) for m, t in walked), wanted
         for operation in resource.get("operation", []):

@@ -187,8 +187,15 @@ async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
         "Consent",
         "AuditEvent",
         "Group",
+        "Subscription",
         *SERVED_TYPES,
         *REFERENCED_TYPES,
+    }
+    assert {i["code"] for i in resources["Subscription"]["interaction"]} == {
+        "create",
+        "delete",
+        "read",
+        "search-type",
     }
     assert {i["code"] for i in resources["Patient"]["interaction"]} == {"read", "search-type"}
     for resource_type in SERVED_TYPES:

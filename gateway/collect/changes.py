@@ -1,0 +1,117 @@
+"""The changes a refresh brings to a person's cached record, for subscriptions.
+
+Written by the cache (:mod:`gateway.collect.cache`) in the same transaction as the chunks
+it replaces, into the ``subscription_event`` outbox: a change is recorded if and only if
+the data that holds it is. Only types some topic announces
+(:data:`fhir_profiles.subscriptions.TOPIC_TYPES`) are looked at, and only types cached
+before (a person's first fetch is not news), and only for a person a live subscription
+may be told of (one naming them, or one for every patient): for anyone else a write
+costs one indexed query more. A full refresh tells of the resources whose
+ids were not in the record before (the owner index says which were); a refresh of
+changes only tells of every resource the source answers that is new or differs from
+its cached version.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import Table, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.base import FhirResource
+from fhir_profiles.subscriptions import ACTIVE, REQUESTED, TOPIC_TYPES
+from gateway.collect.owners import OwnerIndex
+from store.tables import Subscription, SubscriptionEvent
+
+_EVENTS: Table = SubscriptionEvent.__table__  # type: ignore[attr-defined]
+_SUBS: Table = Subscription.__table__  # type: ignore[attr-defined]
+
+
+def _version(resource: FhirResource | None) -> tuple[str, str] | None:
+    """Which version of a resource this is, as its source says (``meta``): the gateway's
+    own marks on it (when it was fetched) do not make it another."""
+    if resource is None:
+        return None
+    meta = resource.get("meta") or {}
+    return str(meta.get("versionId")), str(meta.get("lastUpdated"))
+
+
+async def _subscribed(conn: AsyncConnection, patient_id: str) -> bool:
+    """Whether a live subscription may be told of the person's changes."""
+    whose = or_(_SUBS.c.patient_id.is_(None), _SUBS.c.patient_id == patient_id)
+    query = select(_SUBS.c.id).where(_SUBS.c.status.in_([ACTIVE, REQUESTED]), whose).limit(1)
+    return (await conn.execute(query)).first() is not None
+
+
+class ChangeLog:
+    """Records the changes of cache writes as subscription events."""
+
+    def __init__(self, owners: OwnerIndex) -> None:
+        self._owners = owners
+
+    async def replaced(
+        self,
+        conn: AsyncConnection,
+        patient_id: str,
+        source_id: str,
+        ids: Mapping[str, Sequence[str]],
+    ) -> None:
+        """Before a full refresh replaces the types in ``ids`` (cached before): record
+        the ids new to the record."""
+        types = sorted(t for t in ids if t in TOPIC_TYPES)
+        if not types or not await _subscribed(conn, patient_id):
+            return
+        held = await self._owners.held(conn, patient_id, source_id, types)
+        fresh = {
+            t: [i for i in ids[t] if self._owners.ref(t, i) not in held.get(t, set())]
+            for t in types
+        }
+        await self._record(conn, patient_id, fresh)
+
+    async def changed(
+        self,
+        conn: AsyncConnection,
+        patient_id: str,
+        cached: Mapping[str, Mapping[str, FhirResource]],
+        changes: Mapping[str, Sequence[FhirResource]],
+        skipped: Collection[str],
+    ) -> None:
+        """Before a refresh of ``changes`` is merged into the ``cached`` resources (by
+        type and id; the types in ``skipped`` are not merged): record each resource of a
+        topic's type that is new or another version (``meta.versionId`` and
+        ``lastUpdated``) than the cached one. A source asked for
+        changes since a moment is asked from a little before it, so it answers some
+        unchanged resources again: those are not news."""
+        news = {
+            t: [
+                str(r.get("id"))
+                for r in changes[t]
+                if _version(cached.get(t, {}).get(str(r.get("id")))) != _version(r)
+            ]
+            for t in changes
+            if t in TOPIC_TYPES and t not in skipped
+        }
+        news = {t: ids for t, ids in news.items() if ids}
+        if news and await _subscribed(conn, patient_id):
+            await self._record(conn, patient_id, news)
+
+    async def _record(
+        self, conn: AsyncConnection, patient_id: str, ids: Mapping[str, Sequence[str]]
+    ) -> None:
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "id": uuid.uuid4().hex,
+                "patient_id": patient_id,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "recorded_at": now,
+            }
+            for resource_type in sorted(ids)
+            for resource_id in ids[resource_type]
+        ]
+        if rows:
+            await conn.execute(insert(_EVENTS), rows)
