@@ -337,7 +337,7 @@ class RecordCache:
             if t not in stored or stored[t].synced_at <= synced_at
         }
         full_synced = dict.fromkeys(current, synced_at)
-        known = {t: part.ids for t, part in current.items() if t in stored}
+        known = {t: (part.ids, part.refs) for t, part in current.items() if t in stored}
         await self._changes.replaced(conn, patient_id, source_id, known)
         await self._write(conn, patient_id, source_id, current, synced_at, full_synced)
 

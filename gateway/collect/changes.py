@@ -57,16 +57,17 @@ class ChangeLog:
         conn: AsyncConnection,
         patient_id: str,
         source_id: str,
-        ids: Mapping[str, Sequence[str]],
+        ids: Mapping[str, tuple[Sequence[str], Sequence[str]]],
     ) -> None:
-        """Before a full refresh replaces the types in ``ids`` (cached before): record
-        the ids new to the record."""
+        """Before a full refresh replaces the types in ``ids`` (cached before; per type
+        the ids and their owner-index keys, in the same order): record the ids new to
+        the record."""
         types = sorted(t for t in ids if t in TOPIC_TYPES)
         if not types or not await _subscribed(conn, patient_id):
             return
         held = await self._owners.held(conn, patient_id, source_id, types)
         fresh = {
-            t: [i for i in ids[t] if self._owners.ref(t, i) not in held.get(t, set())]
+            t: [i for i, ref in zip(*ids[t], strict=True) if ref not in held.get(t, set())]
             for t in types
         }
         await self._record(conn, patient_id, fresh)

@@ -85,6 +85,8 @@ class Sealed:
     #: The owner index's key of every resource sealed, in order (see
     #: :meth:`~gateway.collect.owners.OwnerIndex.ref`).
     refs: list[str] = field(default_factory=list)
+    #: The id of every resource sealed, in the same order.
+    ids: list[str] = field(default_factory=list)
 
 
 class KeepBudget:
@@ -166,6 +168,7 @@ class ChunkSealer:
         self._bodies: list[bytes] = []
         self._body = _ChunkBody()
         self._refs: list[str] = []
+        self._ids: list[str] = []
         self._kept = [] if self._keep is not None else None
         self._digests = [] if self._keep is not None else None
         self.count = 0
@@ -188,7 +191,9 @@ class ChunkSealer:
         if digests is not None and len(digests) != len(resources):
             raise ValueError("one digest per resource")
         self.count += len(resources)
-        self._refs += [self._ref(str(r.get("id"))) for r in resources]
+        ids = [str(r.get("id")) for r in resources]
+        self._ids += ids
+        self._refs += [self._ref(resource_id) for resource_id in ids]
         if self._kept is not None and self._keep is not None:
             if len(resources) <= self._keep.left:
                 self._keep.left -= len(resources)
@@ -215,4 +220,4 @@ class ChunkSealer:
         """Seal what is left; an empty type is one empty chunk."""
         if self._body.count or not self._bodies:
             self._seal_body()
-        return Sealed(self._bodies, self.count, self._kept, self._digests, self._refs)
+        return Sealed(self._bodies, self.count, self._kept, self._digests, self._refs, self._ids)

@@ -33,8 +33,8 @@ from gateway.http.declare import (
 from gateway.http.deps import Choices, Reader, Referenced, services
 from gateway.http.discovery import SMART_CONFIGURATION, oauth_endpoints
 from gateway.http.export_routes import build_export_router
-from gateway.http.unsupported import add_history_refusals
 from gateway.http.subscription_routes import build_subscription_router
+from gateway.http.unsupported import add_history_refusals
 
 #: A FHIR id (R4 ``id`` datatype).
 ID_PATTERN = r"^[A-Za-z0-9\-\.]{1,64}$"
