@@ -301,3 +301,20 @@ def _references(resources: list[dict[str, Any]]) -> Iterator[str]:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
+
+
+def test_a_search_of_a_referenced_type_is_refused_as_an_outcome(nord: Nord) -> None:
+    """smart-fetch's ``export`` also searches ``PractitionerRole?practitioner=`` for every
+    Practitioner it read (its ``pract-practrole`` task). Referenced types are read by id
+    only (the CapabilityStatement says so), so each such search is an OperationOutcome,
+    which smart-fetch counts as an error and finishes anyway."""
+    headers = integrator_headers(nord)
+    with httpx.Client(base_url=nord.fhir, headers=headers) as fhir:
+        interactions = {
+            r["type"]: {i["code"] for i in r.get("interaction", [])}
+            for r in fhir.get("/metadata").json()["rest"][0]["resource"]
+        }
+        searched = fhir.get("/PractitionerRole", params={"practitioner": "region-nord.x"})
+    assert {t: interactions[t] for t in REFERENCED} == {t: {"read"} for t in REFERENCED}
+    assert searched.status_code == 404
+    assert searched.json()["resourceType"] == "OperationOutcome"
