@@ -6,14 +6,12 @@ records there and the first three consent to Nord. Its ``bulk`` (Group and syste
 ``crawl`` and managed ``export`` each finish and write exactly the consenting patients'
 data: per type as many resources as a raw search as the same client finds.
 
-Every type smart-fetch knows is run (the whole run takes seconds with five people); SQLite
-only: the served gateway is the development set-up (dev mode, one process), and the export's
-storage on PostgreSQL is covered by test_bulk_export.py."""
+Every type smart-fetch knows is run (each command takes a few seconds with five people), on
+SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import gzip
-import sqlite3
 import subprocess
 import sys
 import time
@@ -29,6 +27,7 @@ import orjson
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from sqlalchemy import create_engine, make_url, text
 
 from gateway.run.dev_issuer import dev_token
 from tests.conftest import IssuerKit
@@ -102,11 +101,38 @@ def _consent(served: Served) -> tuple[list[str], list[str]]:
     return consenting, others
 
 
-@pytest.fixture(scope="module")
+def _sync_url(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _emptied(url: str) -> None:
+    """Every table of the session's PostgreSQL database emptied, for the tests after."""
+    engine = create_engine(_sync_url(url))
+    with engine.begin() as conn:
+        tables = conn.execute(
+            text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename <> 'alembic_version'"
+            )
+        ).scalars()
+        conn.execute(text(f"TRUNCATE {', '.join(tables)}"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def nord(
-    tmp_path_factory: pytest.TempPathFactory, issuer: IssuerKit, regions: dict[str, Region]
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    issuer: IssuerKit,
+    regions: dict[str, Region],
 ) -> Iterator[Nord]:
     folder = tmp_path_factory.mktemp("smart-fetch")
+    database: dict[str, str] = {}
+    if request.param == "postgresql":
+        database["database_url"] = request.getfixturevalue("postgres_url")
     key, public, private = _backend_key(folder)
     clients = [
         {"client_id": APP, "redirect_uris": ["http://127.0.0.1:8000/app/"], "scopes": []},
@@ -118,11 +144,15 @@ def nord(
         },
     ]
     # No rate limits: how many requests a second smart-fetch makes depends on the machine.
-    with served_dev_gateway(
-        folder, issuer, regions, oauth_clients=clients, rate_limit_enabled=False
-    ) as served:
-        consenting, others = _consent(served)
-        yield Nord(served, folder, key, private, consenting, others)
+    try:
+        with served_dev_gateway(
+            folder, issuer, regions, oauth_clients=clients, rate_limit_enabled=False, **database
+        ) as served:
+            consenting, others = _consent(served)
+            yield Nord(served, folder, key, private, consenting, others)
+    finally:
+        if database:
+            _emptied(database["database_url"])
 
 
 def smart_fetch(nord: Nord, command: str, *args: str) -> Path:
@@ -239,10 +269,17 @@ def assert_counts_as_searched(nord: Nord, by_type: dict[str, list[dict[str, Any]
 
 def export_log(nord: Nord) -> list[tuple[str, str, str]]:
     """The access log's export entries: patient, client, outcome."""
-    with sqlite3.connect(nord.folder / "samlad.db") as conn:
-        rows = conn.execute(
-            "SELECT patient_id, actor_id, outcome FROM audit_entry WHERE action = 'export'"
-        ).fetchall()
+    engine = create_engine(_sync_url(nord.served.settings.database_url))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT patient_id, actor_id, outcome FROM audit_entry"
+                    " WHERE action = 'export' ORDER BY seq"
+                )
+            ).all()
+    finally:
+        engine.dispose()
     return [(str(p), str(a), str(o)) for p, a, o in rows]
 
 
