@@ -63,10 +63,13 @@ def dev_gateway_settings(
     public: str = PUBLIC,
     **overrides: Any,
 ) -> Settings:
-    """Dev mode on SQLite, the development issuer (of ``public``, the gateway's public
-    base URL) as authorization server, one public app."""
-    url = f"sqlite:///{folder / 'samlad.db'}"
-    upgrade(url)
+    """Dev mode on SQLite (or the migrated ``database_url`` among ``overrides``), the
+    development issuer (of ``public``, the gateway's public base URL) as authorization
+    server, one public app."""
+    url = overrides.pop("database_url", None)
+    if url is None:
+        url = f"sqlite:///{folder / 'samlad.db'}"
+        upgrade(url)
     dev = DevIssuer(folder / "dev-issuer", f"{public}/dev-issuer", f"{public}/fhir")
     dev.ensure_keys()
     values: dict[str, Any] = {
