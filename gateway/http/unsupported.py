@@ -19,7 +19,8 @@ HISTORY_NOT_SUPPORTED = (
     "the history and vread interactions are not supported: the gateway keeps no versions"
 )
 
-_HISTORY_PATHS = (
+#: The history and vread paths, under the FHIR base.
+HISTORY_PATHS = (
     "/_history",
     "/{resource_type}/_history",
     "/{resource_type}/{resource_id}/_history",
@@ -33,5 +34,5 @@ async def _refuse() -> None:
 
 def add_history_refusals(router: APIRouter) -> None:
     """Answer every history and vread request on ``router`` with a 405."""
-    for path in _HISTORY_PATHS:
+    for path in HISTORY_PATHS:
         router.add_api_route(path, _refuse, methods=["GET"], include_in_schema=False)

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 from gateway.http.headers import CONTENT_SECURITY_POLICY, PUBLIC_DOCUMENTS, PUBLIC_MAX_AGE
+from gateway.http.unsupported import HISTORY_PATHS
 from gateway.run.app import create_app
 from gateway.settings import Settings, load_settings
 from tests.conftest import IssuerKit
@@ -29,6 +30,8 @@ SECURITY = {
 }
 #: Answered without a token, and with no personal data.
 OPEN_PATHS = {*PUBLIC_DOCUMENTS, "/healthz", "/livez", "/readyz", "/openapi.json"}
+#: Refused on principle to anyone, with no login asked: they serve nothing.
+REFUSED_PATHS = {f"/fhir{path}" for path in HISTORY_PATHS}
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,9 @@ async def test_every_route_carries_the_headers_also_when_refused(open_gateway: G
         public = call.method == "GET" and call.template in PUBLIC_DOCUMENTS
         if call.template in OPEN_PATHS:
             assert response.status_code == 200, call
+        elif call.template in REFUSED_PATHS:
+            assert response.status_code == 405, call
+            assert response.json()["resourceType"] == "OperationOutcome"
         else:
             assert response.status_code == 401, call  # an OperationOutcome
             assert response.json()["resourceType"] == "OperationOutcome"
