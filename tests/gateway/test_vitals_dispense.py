@@ -231,6 +231,7 @@ def test_dispense_parameters(params: list[tuple[str, str]], expected: list[str])
 def test_dispense_links_and_capability() -> None:
     assert search_params_for("MedicationDispense") == {
         "patient": "reference",
+        "subject": "reference",
         "status": "token",
         "code": "token",
         "whenhandedover": "date",
