@@ -94,7 +94,7 @@ def static_file(root: Path, path: str) -> Path:
         candidate = candidate / INDEX
     try:
         resolved = candidate.resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # ValueError: a NUL in the path
         raise NotFound("not found") from None
     if not resolved.is_relative_to(root) or not resolved.is_file():
         raise NotFound("not found")

@@ -105,6 +105,8 @@ async def test_the_config_names_the_client_and_the_systems_from_the_profiles(
         "/app/..%2f..%2fpyproject.toml",
         "/app/.hidden",
         "/app/__init__.py",
+        "/app/%00",  # a NUL byte: the file system refuses the path
+        "/app/index.html%00.js",
     ],
 )
 async def test_only_the_apps_files_are_served(served: httpx.AsyncClient, path: str) -> None:
