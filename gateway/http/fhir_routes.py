@@ -237,9 +237,13 @@ async def _patient_search(
     if "identifier" in given:
         person = searches.parse_identifier_token(given["identifier"])
         own = services(request).persons.id_for(person)
-        if patient_id in (None, own):  # else two different people: nothing matches
+        # Decided (and logged) on the identifier's person first, whatever ``_id`` says:
+        # else an ``_id`` beside it would tell without a decision whether the two match.
+        result = await records.find_by_identifier(person)
+        if patient_id is None:
             patient_id = own
-            result = await records.find_by_identifier(person)
+        elif patient_id != own:  # two different people: nothing matches
+            result = ReadResult(None, [], result.reports, result.decision)
     else:
         assert patient_id is not None
         result = await _patient_by_id(records, patient_id)

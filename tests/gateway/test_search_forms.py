@@ -68,6 +68,26 @@ async def test_the_patient_searchs_own_self_link_answers(gateway: Gateway) -> No
     assert other.json()["total"] == 0
 
 
+@pytest.mark.parametrize("other_id", ["matching", "someone-else"])
+async def test_an_id_beside_the_identifier_tells_nothing_without_a_decision(
+    gateway: Gateway, other_id: str
+) -> None:
+    """Someone who may not read the identifier's person is refused (403) whether or not
+    the ``_id`` beside it is that person's: the answer never tells which."""
+    patient_id = await gateway.patient_id()
+    stranger = gateway.citizen("199001011239")
+    answer = await gateway.client.post(
+        "/fhir/Patient/_search",
+        data={
+            "identifier": f"{PNR}|{TEST_PERSON}",
+            "_id": patient_id if other_id == "matching" else other_id,
+        },
+        headers=stranger,
+    )
+    assert answer.status_code == 403, answer.text
+    assert TEST_PERSON not in answer.text
+
+
 async def test_an_unknown_patient_id_matches_nothing(gateway: Gateway) -> None:
     response = await gateway.client.get("/fhir/Patient?_id=nobody-here", headers=gateway.citizen())
     assert response.status_code == 200, response.text
