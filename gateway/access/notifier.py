@@ -131,6 +131,7 @@ class Notifier:
             except GatewayError:
                 await self._failed(due, "the resource could not be read; will try again")
                 return
+            sub = await self.subscriptions.number(due)
             event = (delivery.event_number or 0, as_aware(delivery.recorded_at), focus)
         bundle = notification_bundle(
             self._base, sub, delivery.kind, now, event=event, resource=resource
@@ -146,7 +147,9 @@ class Notifier:
                 headers=headers,
                 timeout=sub.timeout_seconds,
             )
-        except httpx.HTTPError:
+        # httpx's own errors, and what a malformed address makes its transport raise
+        # (seen: an OverflowError in an ExceptionGroup): a failed delivery, never a crash.
+        except (httpx.HTTPError, OSError, ValueError, OverflowError, ExceptionGroup):
             await self._failed(due, "the endpoint could not be reached")
             return
         if not 200 <= answer.status_code < 300:

@@ -121,7 +121,9 @@ class Subscriptions:
 
     async def fan_out(self, now: datetime) -> int:
         """Turn the outbox's events into deliveries to the active (or requested)
-        subscriptions they match, numbered; how many events were taken."""
+        subscriptions they match; how many events were taken. A delivery is numbered
+        only when its read is allowed (:meth:`number`): what the integrator may not see
+        counts for nothing it is told."""
 
         async def work(conn: AsyncConnection) -> int:
             events = (
@@ -135,29 +137,46 @@ class Subscriptions:
                 await conn.execute(select(_SUBS).where(_SUBS.c.status.in_([ACTIVE, REQUESTED])))
             ).all()
             subs = [Subscription.model_validate(r._asdict()) for r in live]
-            counts = {s.id: s.events for s in subs}
             for event in events:
                 for sub in subs:
                     if not _matches(sub, event.patient_id, event.resource_type):
                         continue
-                    counts[sub.id] += 1
                     row = _delivery(sub.id, "event-notification", now)
                     row |= {
                         "patient_id": event.patient_id,
                         "resource_type": event.resource_type,
                         "resource_id": event.resource_id,
-                        "event_number": counts[sub.id],
                     }
                     await conn.execute(insert(_DELIVERIES).values(**row))
-            for sub in subs:
-                if counts[sub.id] != sub.events:
-                    await conn.execute(
-                        update(_SUBS).where(_SUBS.c.id == sub.id).values(events=counts[sub.id])
-                    )
             await conn.execute(delete(_EVENTS).where(_EVENTS.c.id.in_([e.id for e in events])))
             return len(events)
 
         return await self._db.write(work, lock="subscription-outbox")
+
+    async def number(self, due: Due) -> Subscription:
+        """Number an event whose read was allowed: the subscription's next event number,
+        kept with the delivery so that a retry sends the same one. The subscription as it
+        is now (its count including this event)."""
+        sub_id, delivery_id = due.subscription.id, due.delivery.id
+
+        async def work(conn: AsyncConnection) -> Subscription:
+            row = (await conn.execute(select(_SUBS).where(_SUBS.c.id == sub_id))).first()
+            if row is None:
+                return due.subscription
+            sub = Subscription.model_validate(row._asdict())
+            if due.delivery.event_number is not None:
+                return sub
+            sub.events += 1
+            await conn.execute(update(_SUBS).where(_SUBS.c.id == sub_id).values(events=sub.events))
+            await conn.execute(
+                update(_DELIVERIES)
+                .where(_DELIVERIES.c.id == delivery_id)
+                .values(event_number=sub.events)
+            )
+            due.delivery.event_number = sub.events
+            return sub
+
+        return await self._db.write(work, lock=f"subscription-events:{sub_id}")
 
     async def heartbeats(self, now: datetime) -> None:
         """A heartbeat due for each active subscription that has one and has sent
@@ -205,13 +224,27 @@ class Subscriptions:
                 r.id: Subscription.model_validate(r._asdict())
                 for r in (await conn.execute(select(_SUBS).where(_SUBS.c.id.in_(wanted)))).all()
             }
-            taken = [
-                Due(d, subs[d.subscription_id]) for d in deliveries if d.subscription_id in subs
+            # A requested subscription gets its handshake and nothing else until it is
+            # active; one gone or given up on gets nothing, its deliveries removed.
+            dead = [
+                d.id
+                for d in deliveries
+                if subs.get(d.subscription_id) is None
+                or subs[d.subscription_id].status not in (ACTIVE, REQUESTED)
             ]
-            ids = [d.id for d in deliveries]
-            if ids:
+            kept = [d for d in deliveries if d.id not in set(dead)]
+            taken = [
+                Due(d, subs[d.subscription_id])
+                for d in kept
+                if subs[d.subscription_id].status == (REQUESTED if d.kind == HANDSHAKE else ACTIVE)
+            ]
+            if dead:
+                await conn.execute(delete(_DELIVERIES).where(_DELIVERIES.c.id.in_(dead)))
+            if kept:  # those waiting for a handshake too, so they hold no batch's place
                 await conn.execute(
-                    update(_DELIVERIES).where(_DELIVERIES.c.id.in_(ids)).values(due_at=now + lease)
+                    update(_DELIVERIES)
+                    .where(_DELIVERIES.c.id.in_([d.id for d in kept]))
+                    .values(due_at=now + lease)
                 )
             return taken
 
@@ -226,6 +259,12 @@ class Subscriptions:
             values: dict[str, object] = {"sent_at": now}
             if activated:
                 values |= {"status": ACTIVE, "error": None}
+                # What waited for the handshake is due at once.
+                await conn.execute(
+                    update(_DELIVERIES)
+                    .where(_DELIVERIES.c.subscription_id == due.subscription.id)
+                    .values(due_at=now)
+                )
             await conn.execute(
                 update(_SUBS).where(_SUBS.c.id == due.subscription.id).values(**values)
             )

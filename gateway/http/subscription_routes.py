@@ -88,8 +88,12 @@ def _endpoint(value: Any, dev_mode: bool) -> str:
     try:
         parts = urlsplit(value)
         host = parts.hostname
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
     except ValueError as exc:
         raise BadRequest("channel.endpoint must be an https URL") from exc
+    if parts.username is not None or parts.password is not None:
+        # It would be stored and shown in the clear: credentials go in channel.header.
+        raise BadRequest("channel.endpoint must not hold credentials (use channel.header)")
     if parts.scheme == "https" and host:
         return value
     if parts.scheme == "http" and dev_mode and _loopback(host or ""):

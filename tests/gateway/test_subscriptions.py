@@ -306,6 +306,12 @@ async def test_a_withdrawn_consent_stops_deliveries(
     assert [r[0] for r in rows] == ["denied"]
     read = await gw.client.get(f"/fhir/Subscription/{sub_id}", headers=gw.integrator())
     assert read.json()["status"] == "active", "the subscription stays"
+    # Nor is the hidden event counted: the count would tell of activity it may not see.
+    status = await gw.client.get(f"/fhir/Subscription/{sub_id}/$status", headers=gw.integrator())
+    assert status.status_code == 200, status.text
+    (entry,) = status.json()["entry"]
+    values = {p["name"]: p.get("valueString") for p in entry["resource"]["parameter"]}
+    assert values["events-since-subscription-start"] == "0"
 
 
 async def test_a_failing_receiver_is_tried_again_then_the_subscription_is_in_error(
@@ -389,6 +395,10 @@ async def test_citizens_and_clinicians_cannot_subscribe(gw: Gateway, receiver: R
         {"channel": {"type": "websocket"}},
         {"channel": {"type": "rest-hook", "endpoint": "ftp://example.org/x"}},
         {"channel": {"type": "rest-hook", "endpoint": "http://example.org/hook"}},
+        # A port no address can have: refused here, never left to fail every delivery.
+        {"channel": {"type": "rest-hook", "endpoint": "https://127.0.0.1:99999/hook"}},
+        # Credentials in the address would be stored and shown in the clear.
+        {"channel": {"type": "rest-hook", "endpoint": "https://user:secret@e.org/h"}},
         {"channel": {"type": "rest-hook", "endpoint": "https://e.org/h", "header": ["Host: x"]}},
         {"channel": {"type": "rest-hook", "endpoint": "https://e.org/h", "header": "x"}},
         {
