@@ -216,7 +216,15 @@ class Exporter:
                 with contextlib.suppress(StoreUnavailable):
                     await self.jobs.release(job.id, self.me)
                 return
-            errors += await self._patient(reader, job, job.patients[index], files)
+            # Said to be running while the patient waits for a read slot and is read,
+            # however long that takes: else another process would take the job over.
+            stop = asyncio.Event()
+            beating = asyncio.create_task(self._beating(job.id, stop))
+            try:
+                errors += await self._patient(reader, job, job.patients[index], files)
+            finally:
+                stop.set()
+                await beating
             files.patients += 1
             done = index + 1
             if files.patients >= self._per_set or done == total:
@@ -240,6 +248,18 @@ class Exporter:
                 await self.on_patient(job.id, done)
         if total == 0:
             await self.jobs.advance(job.id, self.me, datetime.now(UTC), done=0, status=COMPLETE)
+
+    async def _beating(self, job_id: str, stop: asyncio.Event) -> None:
+        """Say every lease quarter (at most once a second) that this process still runs
+        ``job_id``, until ``stop`` (a heartbeat under way is let finish)."""
+        while True:
+            try:
+                await asyncio.wait_for(stop.wait(), max(self._say_every, 1.0))
+                return
+            except TimeoutError:
+                pass
+            with contextlib.suppress(StoreUnavailable):
+                await self.jobs.heartbeat(job_id, self.me, datetime.now(UTC))
 
     async def _patient(
         self, reader: RecordReader, job: ExportJob, patient_id: str, files: _FileSet

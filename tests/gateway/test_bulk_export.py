@@ -4,6 +4,7 @@ gateway over SQLite and PostgreSQL, an integrator exporting its consented patien
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -412,3 +413,42 @@ async def test_an_export_that_fails_says_so_at_its_status_url(bulk_gateway: Gate
     assert outcome["resourceType"] == "OperationOutcome"
     assert "ask for it again" in outcome["issue"][0]["diagnostics"]
     assert "disk" not in failed.text
+
+
+async def test_an_export_waiting_for_a_read_slot_keeps_its_lease(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region], db: Database
+) -> None:
+    """While every read slot is taken (by other exports), the waiting export still says
+    it is running, so no other process takes it over meanwhile."""
+    async with running_gateway(
+        database_url, issuer, regions, rate_limit_enabled=False, export_lease_seconds=4
+    ) as gw:
+        await _consenting(gw, count=1)
+        services: Services = gw.client._transport.app.state.services  # type: ignore[attr-defined]
+        assert services.exports is not None
+        slots = services.exports._slots
+        taken = [await slots.acquire() for _ in range(gw.settings.export_max_concurrent_reads)]
+        try:
+            integrator = gw.integrator()
+            await _kick_off(gw, integrator)
+            beats: list[datetime] = []
+            for _ in range(6000):  # over one and a half leases of waiting
+                async with db.connect() as conn:
+                    beat = (
+                        await conn.execute(text("SELECT heartbeat_at FROM export_job"))
+                    ).scalar_one()
+                if beat is not None and (not beats or beat != beats[-1]):
+                    beats.append(
+                        beat if isinstance(beat, datetime) else datetime.fromisoformat(beat)
+                    )
+                if beats and beats[-1] - beats[0] >= timedelta(seconds=6):
+                    break
+                await asyncio.sleep(0.01)
+            assert beats, "the export never started"
+            assert beats[-1] - beats[0] >= timedelta(seconds=6), "the waiting export said nothing"
+            # Said again each time before its lease (4 s) ran out, never left to lapse.
+            gaps = [later - earlier for earlier, later in itertools.pairwise(beats)]
+            assert max(gaps) < timedelta(seconds=3), gaps
+        finally:
+            for _ in taken:
+                slots.release()
