@@ -7,9 +7,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from consent.principals import Citizen, Clinician, Integrator, Principal
+from consent.scopes import parse_scopes
 from fhir_profiles.identifiers import InvalidPersonIdentifier, parse_person_identifier
+from fhir_profiles.resource_types import RECORD_TYPES
 from gateway.access.tokens import TokenVerifier
-from gateway.errors import Unauthorized
+from gateway.errors import Forbidden, Unauthorized
 
 
 def _scopes(claims: dict[str, Any]) -> frozenset[str]:
@@ -60,3 +62,14 @@ async def authenticate(request: Request) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+def system_client(principal: Principal, what: str) -> Integrator:
+    """The principal, if it is a system client (an integrator) whose ``system/`` scopes
+    read some record type: who may use ``what`` (Bulk Data export, subscriptions);
+    anyone else is refused (403)."""
+    if not isinstance(principal, Integrator):
+        raise Forbidden(f"only system clients (integrators) may use {what}")
+    if not parse_scopes(principal.scopes, "system").readable(RECORD_TYPES):
+        raise Forbidden("the token's scopes do not allow reading any resource type")
+    return principal

@@ -20,7 +20,6 @@ from fastapi import Path, Request
 
 from consent.principals import Integrator, Principal
 from consent.scopes import parse_scopes
-from fhir_profiles.resource_types import RECORD_TYPES
 from fhir_profiles.subscriptions import (
     CHANNEL_TIMEOUT,
     FILTER_CRITERIA,
@@ -32,7 +31,7 @@ from fhir_profiles.subscriptions import (
     STATUS_DEFINITION,
     TOPICS,
 )
-from gateway.access.auth import CurrentPrincipal
+from gateway.access.auth import CurrentPrincipal, system_client
 from gateway.access.notifier import Notifier
 from gateway.access.subscriptions import new_id
 from gateway.answer.notifications import status_parameters, subscription_resource
@@ -52,16 +51,6 @@ MAX_HEADERS = 10
 _MEDIA_TYPES = ("application/fhir+json", "application/json")
 DEFAULT_TIMEOUT, MAX_TIMEOUT = 10, 60
 MAX_HEARTBEAT = 24 * 3600
-
-
-def _integrator(principal: Principal) -> Integrator:
-    """Subscriptions are for integrators with ``system/`` read scopes; anyone else is
-    refused (403)."""
-    if not isinstance(principal, Integrator):
-        raise Forbidden("subscriptions are for system clients (integrators) only")
-    if not parse_scopes(principal.scopes, "system").readable(RECORD_TYPES):
-        raise Forbidden("the token's scopes do not allow reading any resource type")
-    return principal
 
 
 def _notifier(request: Request) -> Notifier:
@@ -183,7 +172,7 @@ def parse_subscription(
 
 async def _own(request: Request, principal: Principal, subscription_id: str) -> Subscription:
     """The asking client's subscription; 404 for anyone else's."""
-    integrator = _integrator(principal)
+    integrator = system_client(principal, "subscriptions")
     sub = await _notifier(request).subscriptions.get(subscription_id)
     if (
         sub is None
@@ -224,7 +213,7 @@ def build_subscription_router(routes: FhirRoutes) -> None:
         openapi_extra=json_resource_body("Subscription"),
     )
     async def create_subscription(request: Request, principal: CurrentPrincipal) -> Any:
-        integrator = _integrator(principal)
+        integrator = system_client(principal, "subscriptions")
         svc = services(request)
         sub, headers = parse_subscription(
             await json_body(request), integrator, svc.settings.dev_mode
@@ -244,7 +233,7 @@ def build_subscription_router(routes: FhirRoutes) -> None:
         summary="The client's own subscriptions",
     )
     async def list_subscriptions(request: Request, principal: CurrentPrincipal) -> Any:
-        integrator = _integrator(principal)
+        integrator = system_client(principal, "subscriptions")
         subs = await _notifier(request).subscriptions.of_client(
             integrator.client_id, integrator.care_provider_hsa_id
         )

@@ -244,6 +244,7 @@ async def test_bad_kick_offs_are_refused(bulk_gateway: Gateway) -> None:
         "_type=",
         "_since=2024-01-01",
         "patient=Patient/x",
+        "_typeFilter=Observation%3Fcode%3D" + "x" * 2000,  # more than the job can keep
     ):
         response = await gw.client.get(f"/fhir/Patient/$export?{query}", headers=integrator | ASYNC)
         assert response.status_code == 400, (query, response.text)
