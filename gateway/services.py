@@ -232,8 +232,9 @@ class Services:
         tick = min(max(self.settings.export_lease_seconds / 4, 1.0), 30.0)
         while True:
             try:
-                await exports.jobs.purge(datetime.now(UTC))
-                await exports.resume()
+                if not await exports.jobs.none():
+                    await exports.jobs.purge(datetime.now(UTC))
+                    await exports.resume()
             except StoreUnavailable:
                 log.warning("bulk exports not resumed: the data store is unavailable")
             if await self._pause(tick):

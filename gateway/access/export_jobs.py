@@ -193,6 +193,12 @@ class ExportJobs:
 
         await self._db.write(work)
 
+    async def none(self) -> bool:
+        """Whether there is no export at all (one read, so that a gateway nobody exports
+        from writes nothing each round)."""
+        async with self._db.connect() as conn:
+            return (await conn.execute(select(_JOBS.c.id).limit(1))).first() is None
+
     async def purge(self, now: datetime) -> int:
         """Remove the jobs past their expiry, with their files; how many."""
 

@@ -106,6 +106,8 @@ class Notifier:
 
     async def once(self) -> int:
         """One round: fan out, heartbeats, send what is due; how many were sent at."""
+        if await self.subscriptions.idle():
+            return 0
         now = datetime.now(UTC)
         await self.subscriptions.fan_out(now)
         await self.subscriptions.heartbeats(now)

@@ -119,6 +119,19 @@ class Subscriptions:
 
         await self._db.write(work)
 
+    async def idle(self) -> bool:
+        """Whether there is nothing to do: no live subscription, no change waiting and no
+        delivery waiting (one read, so that an idle gateway writes nothing each round)."""
+        async with self._db.connect() as conn:
+            for query in (
+                select(_SUBS.c.id).where(_SUBS.c.status.in_([ACTIVE, REQUESTED])),
+                select(_EVENTS.c.id),
+                select(_DELIVERIES.c.id),
+            ):
+                if (await conn.execute(query.limit(1))).first() is not None:
+                    return False
+        return True
+
     async def fan_out(self, now: datetime) -> int:
         """Turn the outbox's events into deliveries to the active (or requested)
         subscriptions they match; how many events were taken. A delivery is numbered
