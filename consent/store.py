@@ -31,7 +31,7 @@ from consent.audit import AuditLog
 from consent.entries import AuditEntryCreate
 from consent.reasons import stated_reason
 from store.db import Database
-from store.tables import BlockRecord, ConsentRecord, EmergencyAccess, as_utc
+from store.tables import BlockRecord, ConsentRecord, EmergencyAccess, as_utc, table_of
 
 ORGANISATION_LEVELS = ("care-provider", "care-unit")
 #: From whom a block hides: everyone else, or the patient's guardians only.
@@ -51,14 +51,9 @@ class Standing:
     emergency: EmergencyAccess | None
 
 
-def _table(model: type[SQLModel]) -> Table:
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    return table
-
-
-_CONSENTS: Table = _table(ConsentRecord)
-_BLOCKS: Table = _table(BlockRecord)
-_EMERGENCY: Table = _table(EmergencyAccess)
+_CONSENTS: Table = table_of(ConsentRecord)
+_BLOCKS: Table = table_of(BlockRecord)
+_EMERGENCY: Table = table_of(EmergencyAccess)
 
 #: The access log and the entry that records a change, written with it (see
 #: :meth:`ConsentStore.grant`).

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, String
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, String, Table
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -20,6 +20,12 @@ MAX_REASON = 1000
 
 ActorKind = Literal["citizen", "clinician", "integrator", "guardian"]
 Outcome = Literal["allowed", "denied", "error"]
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model (for statements written with SQLAlchemy Core)."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 def _moment(nullable: bool = False) -> Column[datetime]:

@@ -16,25 +16,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, delete, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import SQLModel
 
 from gateway.envelope import Envelope, Unopened
 from gateway.keys import Purpose, derive_key
 from store.db import Database
-from store.tables import ExportFile, ExportJob
+from store.tables import ExportFile, ExportJob, table_of
 
 RUNNING, COMPLETE, FAILED = "running", "complete", "failed"
 
 
-def _table(model: type[SQLModel]) -> Table:
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    return table
-
-
-_JOBS = _table(ExportJob)
-_FILES = _table(ExportFile)
+_JOBS = table_of(ExportJob)
+_FILES = table_of(ExportFile)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,25 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
-from sqlalchemy import Table, delete, insert, or_, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import SQLModel
 
 from fhir_profiles.subscriptions import ACTIVE, HANDSHAKE, HEARTBEAT, REQUESTED, TOPICS
+from gateway.collect.changes import subscribed
 from gateway.envelope import Envelope, Unopened
 from gateway.keys import Purpose, derive_key
 from store.db import Database
-from store.tables import Subscription, SubscriptionDelivery, SubscriptionEvent, as_utc
+from store.tables import Subscription, SubscriptionDelivery, SubscriptionEvent, as_utc, table_of
 
-
-def _table(model: type[SQLModel]) -> Table:
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    return table
-
-
-_SUBS = _table(Subscription)
-_EVENTS = _table(SubscriptionEvent)
-_DELIVERIES = _table(SubscriptionDelivery)
+_SUBS = table_of(Subscription)
+_EVENTS = table_of(SubscriptionEvent)
+_DELIVERIES = table_of(SubscriptionDelivery)
 #: Most events taken from the outbox at once.
 EVENT_BATCH = 500
 
@@ -103,10 +97,8 @@ class Subscriptions:
 
     async def wanted(self, patient_id: str) -> bool:
         """Whether a live subscription may be told of this patient's changes."""
-        whose = or_(_SUBS.c.patient_id.is_(None), _SUBS.c.patient_id == patient_id)
-        query = select(_SUBS.c.id).where(_SUBS.c.status.in_([ACTIVE, REQUESTED]), whose).limit(1)
         async with self._db.connect() as conn:
-            return (await conn.execute(query)).first() is not None
+            return await subscribed(conn, patient_id)
 
     async def delete(self, subscription_id: str) -> None:
         """Remove the subscription and what it had still to send."""

@@ -18,16 +18,16 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Table, insert, or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import FhirResource
 from fhir_profiles.subscriptions import ACTIVE, REQUESTED, TOPIC_TYPES
 from gateway.collect.owners import OwnerIndex
-from store.tables import Subscription, SubscriptionEvent
+from store.tables import Subscription, SubscriptionEvent, table_of
 
-_EVENTS: Table = SubscriptionEvent.__table__  # type: ignore[attr-defined]
-_SUBS: Table = Subscription.__table__  # type: ignore[attr-defined]
+_EVENTS = table_of(SubscriptionEvent)
+_SUBS = table_of(Subscription)
 
 
 def _version(resource: FhirResource | None) -> tuple[str, str] | None:
@@ -39,8 +39,9 @@ def _version(resource: FhirResource | None) -> tuple[str, str] | None:
     return str(meta.get("versionId")), str(meta.get("lastUpdated"))
 
 
-async def _subscribed(conn: AsyncConnection, patient_id: str) -> bool:
-    """Whether a live subscription may be told of the person's changes."""
+async def subscribed(conn: AsyncConnection, patient_id: str) -> bool:
+    """Whether a live subscription may be told of the person's changes: the one rule
+    for recording a change and for asking the sources at a source's notification."""
     whose = or_(_SUBS.c.patient_id.is_(None), _SUBS.c.patient_id == patient_id)
     query = select(_SUBS.c.id).where(_SUBS.c.status.in_([ACTIVE, REQUESTED]), whose).limit(1)
     return (await conn.execute(query)).first() is not None
@@ -63,7 +64,7 @@ class ChangeLog:
         the ids and their owner-index keys, in the same order): record the ids new to
         the record."""
         types = sorted(t for t in ids if t in TOPIC_TYPES)
-        if not types or not await _subscribed(conn, patient_id):
+        if not types or not await subscribed(conn, patient_id):
             return
         held = await self._owners.held(conn, patient_id, source_id, types)
         fresh = {
@@ -96,7 +97,7 @@ class ChangeLog:
             if t in TOPIC_TYPES and t not in skipped
         }
         news = {t: ids for t, ids in news.items() if ids}
-        if news and await _subscribed(conn, patient_id):
+        if news and await subscribed(conn, patient_id):
             await self._record(conn, patient_id, news)
 
     async def _record(
