@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -38,6 +39,9 @@ Insert = postgresql.Insert | sqlite.Insert
 #: SQLSTATEs of a transaction PostgreSQL aborted for colliding with another (deadlock
 #: detected, could not serialize access): run again, it normally succeeds.
 COLLISIONS = frozenset({"40P01", "40001"})
+
+#: The most seconds :meth:`Database.dispose` waits for writes whose callers are gone.
+FINISH_SECONDS = 10.0
 
 T = TypeVar("T")
 
@@ -133,6 +137,8 @@ class Database:
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
+        #: Writes whose callers were cancelled, still finishing (see :meth:`write`).
+        self._finishing: set[asyncio.Task[Any]] = set()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -170,7 +176,22 @@ class Database:
         start, so it must do nothing outside the transaction that cannot be repeated.
         Any other database error, or a second collision, is a 503; an exception of
         ``work``'s own rolls back and passes through.
+
+        A write once begun is finished whatever becomes of its caller: it runs in a task
+        of its own, so a cancelled caller (a deadline, a client gone) is let go at once
+        while the transaction commits or rolls back. Cut off half-way, under the
+        cancellation of an AnyIO task group that cancels every step of the cleanup too,
+        a transaction could leave its connection neither committed nor rolled back, and on
+        SQLite then hold the one write lock: every later write failed until a restart.
         """
+        return await _to_the_end(self._write(work, lock, lock_timeout), self._finishing)
+
+    async def _write(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[T]],
+        lock: str | None,
+        lock_timeout: float | None,
+    ) -> T:
         try:
             try:
                 return await self._transaction(work, lock, lock_timeout)
@@ -224,11 +245,19 @@ class Database:
         """A plain connection for Core reads (each statement sees what is committed when
         it runs): for hot reads, a fraction of a session's CPU and round trips. Not for
         writes: use :meth:`write`."""
+        conn = await self._opened()
         try:
-            async with self._reads.connect() as conn:
-                yield conn
+            yield conn
         except SQLAlchemyError as exc:
             raise unavailable(exc) from exc
+        finally:
+            running = asyncio.current_task()
+            if running is not None and running.cancelling():
+                # Given back even though every step of a cancelled reader's cleanup may be
+                # cancelled again (see :meth:`write`), never left to the garbage collector.
+                await _to_the_end(self._given_back(conn), self._finishing)
+            else:
+                await self._given_back(conn)
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:
@@ -237,20 +266,46 @@ class Database:
 
         PostgreSQL: a REPEATABLE READ transaction. SQLite: an explicit deferred
         transaction (the driver opens none for reads of its own); with the write-ahead
-        log, it does not hold up writers.
+        log, it does not hold up writers. Ended and given back even when the reader is
+        cancelled (see :meth:`write`).
         """
-        async with self.connect() as conn:
+        conn = await self._opened()
+        try:
             if self.dialect == "postgresql":
                 await conn.execution_options(isolation_level="REPEATABLE READ")
                 await conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                yield conn
-                return
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.exec_driver_sql("BEGIN")
-            try:
-                yield conn
-            finally:
+            else:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.exec_driver_sql("BEGIN")
+            yield conn
+        except SQLAlchemyError as exc:
+            raise unavailable(exc) from exc
+        finally:
+            await _to_the_end(
+                self._given_back(conn, ended=self.dialect == "sqlite"), self._finishing
+            )
+
+    async def _opened(self) -> AsyncConnection:
+        """A pooled connection, taken out in a task of its own: a reader cancelled while
+        it is being opened or pinged lets go at once, and the connection goes back."""
+        try:
+            return await _to_the_end(
+                self._reads.connect().start(), self._finishing, undo=self._given_back
+            )
+        except SQLAlchemyError as exc:
+            raise unavailable(exc) from exc
+
+    async def _given_back(self, conn: AsyncConnection, *, ended: bool = False) -> None:
+        """Give ``conn`` back to the pool; ``ended``: roll back its explicit transaction first."""
+        try:
+            if ended and not conn.invalidated:
                 await conn.exec_driver_sql("ROLLBACK")
+        except SQLAlchemyError as exc:
+            raise unavailable(exc) from exc
+        finally:
+            # An invalidated connection (a statement cancelled half-way) is closed for
+            # good by the pool; either way this one is given back.
+            await conn.close()
 
     def upsert(self, table: Table) -> Insert:
         """An INSERT that can take ``on_conflict_do_update``/``_do_nothing`` (both backends)."""
@@ -259,7 +314,47 @@ class Database:
         return sqlite.insert(table)
 
     async def dispose(self) -> None:
+        """Close every connection, once the writes of cancelled callers have finished."""
+        if self._finishing:
+            await asyncio.wait(set(self._finishing), timeout=FINISH_SECONDS)
         await self.engine.dispose()
+
+
+async def _to_the_end(
+    step: Awaitable[T],
+    running: set[asyncio.Task[Any]],
+    undo: Callable[[T], Awaitable[None]] | None = None,
+) -> T:
+    """Await ``step`` in a task of its own that the caller's cancellation does not reach:
+    a cancelled caller is let go at once and ``step`` goes on to its end (held in
+    ``running`` meanwhile); then what it made is handed to ``undo``, if given, and
+    otherwise dropped."""
+    task = asyncio.ensure_future(step)
+    running.add(task)
+    task.add_done_callback(running.discard)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(functools.partial(_outcome_dropped, running, undo))
+        raise
+
+
+def _outcome_dropped(
+    running: set[asyncio.Task[Any]],
+    undo: Callable[[Any], Awaitable[None]] | None,
+    task: asyncio.Task[Any],
+) -> None:
+    """What a step nobody waits for any more came to: undone if it can be, and only a
+    failure is worth a line."""
+    if task.cancelled():
+        return
+    if (error := task.exception()) is not None:
+        log.warning("a database step whose caller was cancelled failed: %s", type(error).__name__)
+    elif undo is not None:
+        undoing = asyncio.ensure_future(undo(task.result()))
+        running.add(undoing)
+        undoing.add_done_callback(running.discard)
+        undoing.add_done_callback(functools.partial(_outcome_dropped, running, None))
 
 
 def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
