@@ -38,7 +38,10 @@ function describe(resource) {
   }
   const category = CATEGORIES.find((c) => c.test(resource));
   if (!category) return { date: null, line: resource.resourceType };
-  return { date: category.date(resource), line: category.line(resource) };
+  const line = category.line(resource);
+  // A current prescription's latest dispensing is listed beside it.
+  const prefix = resource.resourceType === 'MedicationDispense' ? 'Uthämtat: ' : '';
+  return { date: category.date(resource), line: `${prefix}${line}` };
 }
 
 function sectionTitle(section) {
