@@ -28,6 +28,9 @@ PROFILE_FOR_TYPE: Mapping[str, str] = MappingProxyType(
 PATIENT_EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 #: ``Patient/{id}/$summary`` (the IPS implementation guide).
 IPS_SUMMARY_DEFINITION = "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"
+#: ``Patient/{id}/$download`` (the patient summary or the whole record as a file to keep;
+#: Samlad's own).
+DOWNLOAD_DEFINITION = "https://samlad.se/fhir/OperationDefinition/Patient-download"
 #: ``Patient/{id}/$emergency-access`` (nödåtkomst; Samlad's own).
 EMERGENCY_ACCESS_DEFINITION = "https://samlad.se/fhir/OperationDefinition/Patient-emergency-access"
 #: ``Patient/$export`` and ``Group/{id}/$export`` (the Bulk Data Access IG v2).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -547,3 +548,44 @@ def _clinician_token(demo: Demo) -> str:
         text=True,
         check=True,
     ).stdout.strip()
+
+
+def test_tolvan_downloads_his_ips_document_and_whole_record_in_the_demo(demo: Demo) -> None:
+    """Taking the record along in the demo (his printing is in
+    tests/browser/test_take_along.py): the IPS document and the whole record from every
+    region, as files, each download in his log."""
+    base = demo.everything_url.rsplit("/Patient/", 1)[0]
+    citizen = {"Authorization": f"Bearer {demo.token}"}
+    path = f"/Patient/{demo.patient_id}/$download"
+    with httpx.Client(base_url=base, timeout=60) as fhir:
+        document = fhir.get(path, headers=citizen)
+        assert document.status_code == 200, document.text
+        assert document.headers["content-disposition"].startswith("attachment; filename=")
+        bundle = document.json()
+        assert bundle["type"] == "document"
+        composition = bundle["entry"][0]["resource"]
+        assert composition["resourceType"] == "Composition"
+        patient = next(
+            e["resource"]
+            for e in bundle["entry"]
+            if e["fullUrl"] == composition["subject"]["reference"]
+        )
+        assert patient["name"][0]["family"] == "Tolvansson"
+
+        record = fhir.get(path, params={"content": "record"}, headers=citizen)
+        assert record.status_code == 200, record.text
+        assert record.headers["content-type"].startswith("application/fhir+ndjson")
+        lines = [json.loads(line) for line in record.text.splitlines()]
+        assert lines[0]["resourceType"] == "Patient"
+        status = lines[-1]
+        assert status["id"] == "source-status"
+        named = {i["extension"][0]["extension"][0]["valueString"] for i in status["issue"]}
+        assert named == {"region-nord", "region-vast", "region-syd", "region-ost"}
+
+        log = fhir.get("/AuditEvent", params={"patient": demo.patient_id}, headers=citizen)
+        actions = {
+            coding["code"]
+            for entry in log.json()["entry"]
+            for coding in entry["resource"].get("subtype", [])
+        }
+        assert {"download-summary", "download-record"} <= actions

@@ -473,15 +473,16 @@ class RecordReader:
             raise
         return stream
 
-    async def summary(self, patient_id: str) -> ReadResult:
+    async def summary(self, patient_id: str, action: str = "summary") -> ReadResult:
         """What a patient summary is built from: like ``everything``, but the Patient is
-        required (a summary without it is refused, 403)."""
+        required (a summary without it is refused, 403). Logged as ``action``: a
+        ``summary``, or a ``download-summary`` when the document is taken along."""
         person = await self.person(patient_id)
         scope = await self._scope(
             person,
             patient_id,
             PATIENT_COMPARTMENT_TYPES,
-            "summary",
+            action,
             with_patient=True,
             narrow=True,
             patient_required=True,

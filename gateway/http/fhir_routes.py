@@ -18,7 +18,6 @@ from gateway.access.auth import CurrentPrincipal
 from gateway.access.reader import ReadResult, RecordReader
 from gateway.answer.bundles import searchset
 from gateway.answer.search import safe_name, search_params_for
-from gateway.answer.summary import build_summary
 from gateway.errors import BadRequest, NotFound
 from gateway.fhir_json import FhirJSONResponse, read_response
 from gateway.http import log_pages, searches
@@ -32,6 +31,7 @@ from gateway.http.declare import (
 )
 from gateway.http.deps import Choices, Reader, Referenced, services
 from gateway.http.discovery import SMART_CONFIGURATION, oauth_endpoints
+from gateway.http.download_routes import add_download_routes, summary_document
 from gateway.http.export_routes import build_export_router
 from gateway.http.subscription_routes import build_subscription_router
 from gateway.http.unsupported import add_history_refusals
@@ -185,17 +185,9 @@ def _add_patient_operations(routes: FhirRoutes) -> None:
         summary="International Patient Summary (IPS) document of the unified record",
     )
     async def patient_summary(request: Request, records: Reader, patient_id: str) -> Any:
-        result = await records.summary(patient_id)
-        assert result.patient is not None  # records.summary refuses without it
-        missing = [r.name for r in result.reports if not r.status.current]
-        document = build_summary(
-            result.patient,
-            result.resources,
-            base_url=services(request).settings.fhir_base_url,
-            now=datetime.now(UTC),
-            incomplete_sources=missing,
-        )
-        return FhirJSONResponse(document)
+        return FhirJSONResponse(summary_document(request, await records.summary(patient_id)))
+
+    add_download_routes(routes)
 
 
 def _add_paging(routes: FhirRoutes) -> None:

@@ -9,6 +9,7 @@ it and who may.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -248,6 +249,8 @@ class Call:
     request: Callable[[Gateway, Context], Awaitable[httpx.Response]]
     #: The type a ``by-id`` or ``referenced`` call reads.
     resource_type: str = ""
+    #: Further calls of the same endpoint (other parameters), each answering the same.
+    variants: tuple[Callable[[Gateway, Context], Awaitable[httpx.Response]], ...] = ()
 
 
 @dataclass
@@ -436,6 +439,11 @@ def _calls() -> dict[tuple[str, str], Call]:
         ("GET", "/Patient/{patient_id}/$summary"): Call(
             "record", _get(lambda c: f"/fhir/Patient/{c.patient_id}/$summary")
         ),
+        ("GET", "/Patient/{patient_id}/$download"): Call(
+            "record",
+            _get(lambda c: f"/fhir/Patient/{c.patient_id}/$download"),
+            variants=(_get(lambda c: f"/fhir/Patient/{c.patient_id}/$download?content=record"),),
+        ),
         ("GET", ""): Call("paging", _get(lambda c: c.next_page)),
     }
     for t in PATIENT_COMPARTMENT_TYPES:
@@ -539,8 +547,9 @@ async def test_matrix(gateway: Gateway, row: Row) -> None:
     patient_id = await _patient_id(gateway, row.person)
     headers = await row.setup(gateway, patient_id)
     ctx = await _context(gateway, row, patient_id, headers)
-    for (method, path), call in CALLS.items():
-        response = await call.request(gateway, ctx)
+    asked = [(key, c, r) for key, c in CALLS.items() for r in (c.request, *c.variants)]
+    for (method, path), call, request in asked:
+        response = await request(gateway, ctx)
         expected = _expected(row, call, ctx)
         assert response.status_code in expected, (method, path, response.text)
         if row.hides is not None:
@@ -554,8 +563,21 @@ async def test_matrix(gateway: Gateway, row: Row) -> None:
         if call.kind in ("record", "by-id", "paging"):
             first_page = call.kind == "record"
             await _check_read(
-                gateway, response.json(), headers, patient_id, first_page, hides=row.hides
+                gateway, _body(response), headers, patient_id, first_page, hides=row.hides
             )
+
+
+def _body(response: httpx.Response) -> dict[str, Any]:
+    """A JSON answer; an NDJSON one (the whole record to download) as the searchset of
+    its resources it amounts to (its last line is the sources' status)."""
+    if not response.headers["content-type"].startswith("application/fhir+ndjson"):
+        body: dict[str, Any] = response.json()
+        return body
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert lines[-1]["resourceType"] == "OperationOutcome"
+    resources = [r for r in lines[:-1] if r["resourceType"] != "Provenance"]
+    entries = [{"resource": r, "search": {"mode": "match"}} for r in resources]
+    return {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
 
 
 async def _check_read(

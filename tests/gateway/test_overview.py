@@ -207,6 +207,7 @@ async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
         probe = await gateway.client.get(f"/fhir/{resource_type}/region-nord.x")
         assert probe.status_code == 401
     assert [o["name"] for o in resources["Patient"]["operation"]] == [
+        "download",
         "emergency-access",
         "everything",
         "export",

@@ -6,6 +6,7 @@ import { showAccessLog, showChoices } from './choices.js';
 import { showClinician } from './clinician.js';
 import { el } from './dom.js';
 import { showOverview } from './overview.js';
+import { printButton, printedLine, showSummary } from './summary.js';
 import { completeLogin, currentSession, loadConfig, login, logout } from './smart.js';
 
 const main = document.getElementById('innehall');
@@ -14,6 +15,7 @@ const account = document.getElementById('konto');
 
 const CITIZEN_VIEWS = [
   { id: 'oversikt', title: 'Min översikt' },
+  { id: 'sammanfattning', title: 'Sammanfattning' },
   { id: 'samtycken', title: 'Samtycken och spärrar' },
   { id: 'logg', title: 'Vem har läst' },
 ];
@@ -50,7 +52,10 @@ async function citizenView(id, session, config) {
   startView(view.title);
   main.focus();
   try {
-    if (id === 'oversikt') rememberIds(await showOverview(main, session.patient, config), config);
+    if (id === 'oversikt') {
+      main.append(printedLine(), printButton());
+      rememberIds(await showOverview(main, session.patient, config), config);
+    } else if (id === 'sammanfattning') await showSummary(main, session.patient, config, knownIds);
     else if (id === 'samtycken') await showChoices(main, session.patient, config, knownIds);
     else await showAccessLog(main, session.patient, config);
   } catch (error) {

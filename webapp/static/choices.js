@@ -7,7 +7,7 @@ import { FhirError, fhirJson } from './smart.js';
 
 const LEVELS = { 'care-provider': 'vårdgivare', 'care-unit': 'vårdenhet' };
 
-function consentBody(patientId, config, kind, hsaId, level) {
+export function consentBody(patientId, config, kind, hsaId, level) {
   const permit = kind === 'permit';
   return {
     resourceType: 'Consent',
@@ -163,6 +163,8 @@ const ACTIONS = {
   read: 'läste en uppgift',
   search: 'sökte i journalen',
   summary: 'läste sammanfattningen',
+  'download-summary': 'laddade ner sammanfattningen',
+  'download-record': 'laddade ner hela journalen',
 };
 
 function codingCode(codings, system) {
