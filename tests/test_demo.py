@@ -581,7 +581,7 @@ def test_tolvan_seals_region_syd_from_his_own_view_but_not_from_his_clinician(
         check=True,
     ).stdout.strip()
     doc = {"Authorization": f"Bearer {doc_token}"}
-    everything = f"/Patient/{patient_id}/$everything?_count=2000"
+    everything = f"/Patient/{patient_id}/$everything?_count=1000"
     with httpx.Client(base_url=base, timeout=60) as fhir:
         # Whatever block of Region Syd an earlier step left would hide it from the clinician.
         listed = _get(fhir, f"/Consent?patient={patient_id}", citizen).json()
