@@ -187,3 +187,23 @@ def test_record_dates_read_dates_date_times_and_instants() -> None:
     assert record_date(_obs("not a date")) is None
     booked = {"resourceType": "Appointment", "start": "2030-01-01", "created": "2026-10-01"}
     assert record_date(booked) == datetime(2026, 10, 1, tzinfo=UTC), "booked, not when held"
+
+
+def test_the_documented_exclusions_load_from_a_configuration_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """docs/configuration.md's ``[gateway.online_exclusions]`` is read as written."""
+    from gateway.settings import load_settings
+    from tests.test_cli import documented_toml
+
+    path = tmp_path / "samlad.toml"
+    path.write_text(
+        "[gateway]\ndev_mode = true\n"
+        + documented_toml("docs/configuration.md", "online_exclusions"),
+        encoding="utf-8",
+    )
+    exclusions = load_settings(path).online_exclusions
+    assert exclusions.units == {
+        "SE2321009003-RPK1",
+        "SE2321009003-RPK2",
+        "SE2321009003-LSS1",
+    }
+    assert "DocumentReference|http://loinc.org|11488-4" in exclusions.record_kinds
