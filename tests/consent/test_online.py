@@ -15,7 +15,7 @@ from consent.policy import AccessFacts, decide
 from consent.principals import Citizen, Clinician, Integrator
 from consent.visibility import Visibility
 from fhir_profiles.identifiers import parse_person_identifier
-from fhir_profiles.record_dates import RECORD_DATE_FIELDS, record_date
+from fhir_profiles.record_dates import record_date
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from store.tables import ConsentRecord, SealRecord
 
@@ -173,11 +173,6 @@ def test_withhold_online_keeps_the_blocks_it_was_given() -> None:
     )
     narrowed = withhold_online(decision, [_seal("care-unit", hsa_id="V")], OnlineExclusions(), NOW)
     assert narrowed.hidden_units == {"U", "V"}
-
-
-@pytest.mark.parametrize("name", PATIENT_COMPARTMENT_TYPES)
-def test_every_compartment_type_has_a_record_date(name: str) -> None:
-    assert RECORD_DATE_FIELDS.get(name)
 
 
 def test_record_dates_read_dates_date_times_and_instants() -> None:
