@@ -158,7 +158,8 @@ class Visibility:
         if table is None:
             return resource
         # What it names of a type not read may be hidden when a unit is blocked (any
-        # record may name any unit), or when its source states approval or nullification
+        # record may name any unit), when the online view withholds something (a sealed
+        # period, a kind of record), or when its source states approval or nullification
         # (its records are the same source's: a source without either hides none).
         decision = self.decision
         unsure = bool(decision.hidden_units or decision.withheld) or states_record_status(resource)
