@@ -51,6 +51,8 @@ _INTERACTIONS: dict[str, tuple[str | None, str]] = {
     "block-lift": ("update", "U"),
     "guardian-block-create": ("create", "C"),
     "guardian-block-lift": ("update", "U"),
+    "seal-create": ("create", "C"),
+    "seal-lift": ("update", "U"),
     "emergency-open": (None, "E"),
 }
 _OUTCOMES = {"allowed": "0", "denied": "4", "error": "8"}

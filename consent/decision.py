@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 #: Why a guardian may not set, read or lift a guardian block: the refusal is kept from
 #: the guardian too (see :mod:`consent.visibility`).
 NOT_FOR_GUARDIANS = "not-for-guardians"
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """What of the record is kept from the person's online view, beyond the care providers
+    and units hidden (see :mod:`consent.online`): for whoever reads as the person or for
+    them (the person, a guardian, a proxy), never for clinicians or integrators."""
+
+    #: The whole record is sealed: no entry is shown.
+    everything: bool = False
+    #: Sealed spans of record dates, each ``[start, end)`` (aware moments).
+    periods: tuple[tuple[datetime, datetime], ...] = ()
+    #: Delayed release: entries made after this moment are held back.
+    made_after: datetime | None = None
+    #: Record kinds the region never shows online: a resource type, or
+    #: ``Type|system|code`` (a coding of its category, type or code).
+    kinds: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return self.everything or bool(self.periods or self.kinds) or self.made_after is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +52,10 @@ class AccessDecision:
     #: Records the responsible clinician has not (or not readably) approved for the patient
     #: are hidden: true when the patient, or their guardian, reads (RIV-TA consumer rule R1).
     hides_unapproved: bool = False
+    #: Entries kept from the person's online view by their seals, their delayed release
+    #: and the region's exclusions (the sealed and excluded care providers and units are
+    #: in ``hidden_providers`` and ``hidden_units``).
+    withheld: Withheld = Withheld()
 
     @classmethod
     def deny(cls, reason: str, actor_kind: str = "") -> AccessDecision:

@@ -41,6 +41,8 @@ KNOWN_ACTIONS = frozenset(
         "block-lift",
         "guardian-block-create",
         "guardian-block-lift",
+        "seal-create",
+        "seal-lift",
         "emergency-open",
         "audit-read",
     }

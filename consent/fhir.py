@@ -318,3 +318,8 @@ def _guardians() -> dict[str, Any]:
         "role": {"coding": [{"system": ROLE_CLASS_SYSTEM, "code": "GUARD", "display": "guardian"}]},
         "reference": {"type": "RelatedPerson", "display": "vårdnadshavare"},
     }
+
+
+#: The parts every Consent the gateway emits shares, for the seals' (:mod:`consent.seals`).
+base_resource = _base
+organisation_actor = _actor

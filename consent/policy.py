@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from consent.decision import NOT_FOR_GUARDIANS, AccessDecision
+from consent.online import OnlineExclusions, reads_online, withhold_online
 from consent.principals import Citizen, Clinician, Integrator, Principal
 from consent.scopes import parse_scopes
 from fhir_profiles.identifiers import PersonIdentifier
-from store.tables import BlockRecord, ConsentRecord, EmergencyAccess, as_utc
+from store.tables import BlockRecord, ConsentRecord, EmergencyAccess, SealRecord, as_utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,11 @@ class AccessFacts:
     guardian: bool = False
     served_types: frozenset[str] = field(default_factory=frozenset)
     ages: CitizenAges = CitizenAges()
+    #: The person's seals of their online view and their delayed release (known when a
+    #: citizen reads: they bind only the online view, :mod:`consent.online`).
+    seals: Sequence[SealRecord] = ()
+    #: What the region never shows the person online.
+    exclusions: OnlineExclusions = field(default_factory=OnlineExclusions)
 
 
 def consent_is_active(record: ConsentRecord, at: datetime) -> bool:
@@ -178,6 +184,8 @@ def decide(principal: Principal, facts: AccessFacts) -> AccessDecision:
             )
     if not decision.resource_types:
         return AccessDecision.deny("scope", decision.actor_kind)
+    if reads_online(decision):
+        return withhold_online(decision, facts.seals, facts.exclusions, facts.now)
     return decision
 
 

@@ -30,6 +30,7 @@ from sqlmodel import SQLModel
 from consent.audit import AuditLog
 from consent.entries import AuditEntryCreate
 from consent.reasons import stated_reason
+from consent.seal_store import SealStore
 from store.db import Database
 from store.tables import BlockRecord, ConsentRecord, EmergencyAccess, as_utc, table_of
 
@@ -169,6 +170,8 @@ class ConsentStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        #: The person's seals of their online view (:mod:`consent.seal_store`).
+        self.seals = SealStore(db)
 
     async def standing(
         self, patient_id: str, clinician_hsa_id: str | None, at: datetime

@@ -24,6 +24,10 @@ patient summary, the source reports).
 * What was counted of a source before anything was hidden (types it sent that are not
   served, references to what no answer holds) is shown only to a reader from whom
   nothing of the named sources is hidden.
+* What the person's online view withholds (:mod:`consent.online`: their seals, their
+  delayed release, the region's exclusions) is hidden from whoever reads it, like a
+  record not approved for the patient; sealed or excluded care providers and units are
+  hidden as blocked ones are (never named, unknown units failing closed).
 * A guardian block (vårdnadshavarspärr) is itself hidden from guardians: the guardian's
   list of the child's choices leaves it out, and so does the guardian's copy of the
   access log, with every entry that would name what it hides (an actor of the blocked
@@ -37,6 +41,7 @@ from types import MappingProxyType
 
 from consent.decision import NOT_FOR_GUARDIANS, AccessDecision
 from consent.entries import AuditEntryPublic
+from consent.online import withholds
 from fhir_profiles.record_status import (
     FhirResource,
     care_tags,
@@ -76,7 +81,12 @@ class Visibility:
     def key(self) -> tuple[object, ...]:
         """Everything what is shown depends on (for remembering what was made of it)."""
         decision = self.decision
-        return (decision.hidden_providers, decision.hidden_units, decision.hides_unapproved)
+        return (
+            decision.hidden_providers,
+            decision.hidden_units,
+            decision.hides_unapproved,
+            decision.withheld,
+        )
 
     def hides(self, provider: str | None, unit: str | None) -> bool:
         """True when data made by ``provider`` / ``unit`` must not be shown."""
@@ -97,6 +107,8 @@ class Visibility:
         if is_nullified(resource):
             return True
         if self.decision.hides_unapproved and held_back_from_patient(resource):
+            return True
+        if withholds(self.decision.withheld, resource):
             return True
         provider, unit = care_tags(resource)
         if self.hides(provider, unit):
@@ -146,9 +158,11 @@ class Visibility:
         if table is None:
             return resource
         # What it names of a type not read may be hidden when a unit is blocked (any
-        # record may name any unit), or when its source states approval or nullification
+        # record may name any unit), when the online view withholds something (a sealed
+        # period, a kind of record), or when its source states approval or nullification
         # (its records are the same source's: a source without either hides none).
-        unsure = bool(self.decision.hidden_units) or states_record_status(resource)
+        decision = self.decision
+        unsure = bool(decision.hidden_units or decision.withheld) or states_record_status(resource)
         changed: FhirResource = {}
         for element, target in table.items():
             references = resource.get(element)
@@ -174,11 +188,13 @@ class Visibility:
 
     @property
     def shows_everything_named(self) -> bool:
-        """Nothing of a named source is hidden (no care unit blocked, nothing held back):
+        """Nothing of a named source is hidden (no care unit blocked, nothing held back or
+        withheld from the online view):
         only then may what was counted of a source before hiding (types it sent that are
         not served, references to what no answer holds) be shown, as it says nothing of
         hidden data."""
-        return not (self.decision.hidden_units or self.decision.hides_unapproved)
+        decision = self.decision
+        return not (decision.hidden_units or decision.hides_unapproved or decision.withheld)
 
     def names_source(self, care_provider: str | None) -> bool:
         """Whether a source holding data for ``care_provider`` may be named at all."""

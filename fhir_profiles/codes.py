@@ -88,6 +88,10 @@ AUDIT_ACTION_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-action"
 ACTOR_KIND_SYSTEM = "https://samlad.se/fhir/CodeSystem/actor-kind"
 AUDIT_AGENT_ROLE_SYSTEM = "https://samlad.se/fhir/CodeSystem/audit-agent-role"
 CONSENT_POLICY_SYSTEM = "https://samlad.se/fhir/CodeSystem/consent-policy"
+#: The category marking a Consent that limits the person's own online access (and that of
+#: everyone acting for them): ``seal`` (spärr av egen åtkomst) or ``delayed-release``
+#: (entries newer than some days held back); see docs/consent.md.
+ONLINE_ACCESS_SYSTEM = "https://samlad.se/fhir/CodeSystem/online-access"
 #: The type of a diagnosis in the national enumeration (``huvuddiagnos``, ``bidiagnos``),
 #: and of a care plan (``SIP``, ``VP``, ``RP``, ...): RIV-TA enumerations without an OID.
 DIAGNOSIS_TYPE_SYSTEM = "https://samlad.se/fhir/CodeSystem/diagnosis-type"

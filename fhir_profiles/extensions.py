@@ -22,6 +22,9 @@ ALSO_REPORTED_BY_URL = "https://samlad.se/fhir/StructureDefinition/also-reported
 SOURCE_STATUS_URL = "https://samlad.se/fhir/StructureDefinition/source-status"
 #: Whether a consent's or block's actor is a care provider or a care unit.
 HSA_ORGANISATION_LEVEL_URL = "https://samlad.se/fhir/StructureDefinition/hsa-organisation-level"
+#: On a delayed-release Consent's ``provision``: how many days new entries are held back
+#: from the person's online view (a ``valueDuration`` in UCUM days).
+RELEASE_DELAY_URL = "https://samlad.se/fhir/StructureDefinition/release-delay"
 #: The access log's: on an AuditEvent, emergency access (nödåtkomst), the person or care
 #: provider a read was made on behalf of, the entry's place in the hash chain; on the
 #: searchset Bundle's ``meta``, the signed checkpoint the reading was made under.

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.config import SourceConfig, SourceConfigError, parse_sources
+from consent.online import OnlineExclusions
 from consent.policy import CitizenAges
 from consent.relations import RegisterConfig
 
@@ -268,6 +269,9 @@ class Settings(BaseSettings):
     guardian_access_until_age: int = Field(default=13, ge=0, le=18)
     #: Where guardian relations come from (files or HTTP endpoints).
     guardian_registers: list[RegisterConfig] = Field(default_factory=list)
+    #: Care units (by HSA-id or kind) and record kinds never shown to the person online
+    #: (``[gateway.online_exclusions]``; docs/configuration.md).
+    online_exclusions: OnlineExclusions = Field(default_factory=OnlineExclusions)
     #: Web origins (``https://app.example``) whose scripts may call the gateway (CORS);
     #: none by default.
     cors_allowed_origins: list[str] = Field(default_factory=list)

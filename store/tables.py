@@ -183,6 +183,28 @@ class BlockRecord(SQLModel, table=True):
     lifted_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
 
 
+class SealRecord(SQLModel, table=True):
+    """The person limits their own online access (and that of everyone acting for them:
+    guardians, proxies): a seal of their whole record, a care provider, a care unit or a
+    period of record dates, or delayed release of new entries. Clinicians are not bound."""
+
+    __tablename__ = "seal_record"
+
+    id: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(index=True, max_length=64)
+    #: ``record``, ``care-provider``, ``care-unit``, ``period`` or ``delayed-release``
+    kind: str = Field(max_length=32)
+    #: The care provider or care unit sealed (those kinds only).
+    hsa_id: str | None = Field(default=None, max_length=64)
+    #: The record dates sealed (``period``): from the first day to the last, inclusive.
+    data_start: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+    data_end: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+    #: Entries newer than this many days are held back (``delayed-release``).
+    delay_days: int | None = Field(default=None)
+    recorded_at: datetime = Field(sa_column=_moment())
+    lifted_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+
+
 class EmergencyAccess(SQLModel, table=True):
     """A clinician opened a record without consent, stating a reason (nödåtkomst)."""
 

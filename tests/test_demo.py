@@ -589,3 +589,79 @@ def test_tolvan_downloads_his_ips_document_and_whole_record_in_the_demo(demo: De
             for coding in entry["resource"].get("subtype", [])
         }
         assert {"download-summary", "download-record"} <= actions
+
+
+def test_tolvan_seals_region_syd_from_his_own_view_but_not_from_his_clinician(
+    demo: Demo,
+) -> None:
+    """Tolvan seals Region Syd from his own online view: its data and its status vanish
+    for him, and a clinician he consented to still reads it; lifting the seal restores it."""
+    from tests.gateway.consent_helpers import consent_body, seal_body
+
+    config = demo.data_dir / "demo.toml"
+    base = demo.everything_url.rsplit("/Patient/", 1)[0]
+    patient_id, syd = demo.patient_id, "SE2321009003-SYD0"
+    citizen = {"Authorization": f"Bearer {demo.token}"}
+    # A clinician of Region Väst, so that the walkthrough's log of DOC1 stays its own.
+    doc_token = subprocess.run(
+        [
+            *SAMLAD,
+            "token",
+            "--config",
+            str(config),
+            "--role",
+            "clinician",
+            "--hsa-id",
+            "SE2321009002-DOC5",
+            "--care-unit",
+            "SE2321009002-MEDV",
+            "--care-provider",
+            "SE2321009002-VAST",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    doc = {"Authorization": f"Bearer {doc_token}"}
+    everything = f"/Patient/{patient_id}/$everything?_count=1000"
+    with httpx.Client(base_url=base, timeout=60) as fhir:
+        # Whatever block of Region Syd an earlier step left would hide it from the clinician.
+        listed = _get(fhir, f"/Consent?patient={patient_id}", citizen).json()
+        for entry in listed.get("entry", []):
+            choice = entry["resource"]
+            if (
+                choice["status"] == "active"
+                and syd in str(choice)
+                and "online-access" not in str(choice)
+            ):
+                lifted = fhir.put(
+                    f"/Consent/{choice['id']}",
+                    json=choice | {"status": "inactive"},
+                    headers=citizen,
+                )
+                assert lifted.status_code == 200, lifted.text
+        consent = fhir.post(
+            "/Consent", json=consent_body(patient_id, "SE2321009002-VAST"), headers=citizen
+        )
+        assert consent.status_code == 201, consent.text
+        assert "region-syd" in _statuses(_get(fhir, everything, citizen).json())
+
+        sealed = fhir.post("/Consent", json=seal_body(patient_id, hsa_id=syd), headers=citizen)
+        assert sealed.status_code == 201, sealed.text
+        mine = _whole(fhir, everything, citizen)
+        assert mine, "Tolvan reads the rest of his record"
+        assert syd not in str(mine)
+        assert "region-syd" not in str(mine), "Region Syd is not even named to him"
+        theirs = _whole(fhir, everything, doc)
+        assert syd in str(theirs), "the clinician he consented to reads Region Syd"
+
+        seal_id = sealed.json()["id"]
+        lift = {"resourceType": "Consent", "id": seal_id, "status": "inactive"}
+        assert fhir.put(f"/Consent/{seal_id}", json=lift, headers=citizen).status_code == 200
+        assert syd in str(_whole(fhir, everything, citizen)), "lifted, it is back"
+        withdrawn = fhir.put(
+            f"/Consent/{consent.json()['id']}",
+            json=consent.json() | {"status": "inactive"},
+            headers=citizen,
+        )
+        assert withdrawn.status_code == 200

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fhir_profiles.record_dates import RECORD_DATE_FIELDS
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RESOURCE_TYPES
 from gateway.answer.search import search_params_for, served_types
 from gateway.merge.dedup import MATCH_RULES
@@ -48,6 +49,14 @@ def test_every_compartment_type_is_searchable_by_patient(name: str) -> None:
 @pytest.mark.parametrize("name", PATIENT_COMPARTMENT_TYPES)
 def test_every_compartment_type_has_a_duplicate_rule(name: str) -> None:
     assert name in MATCH_RULES
+
+
+@pytest.mark.parametrize("name", PATIENT_COMPARTMENT_TYPES)
+def test_every_compartment_type_has_a_record_date(name: str) -> None:
+    """A sealed period and delayed release go by it (docs/consent.md)."""
+    paths = RECORD_DATE_FIELDS.get(name)
+    assert paths, "when an entry of the type was made"
+    assert set(paths) <= set(RESOURCE_TYPES[name].datetime_fields), "normalised dates only"
 
 
 def test_the_search_serves_no_type_outside_the_catalogue() -> None:

@@ -21,6 +21,7 @@ from fhir_profiles.analytes import analyte_for
 from fhir_profiles.codes import (
     ATC_SYSTEM_ALIASES,
     LOINC_SYSTEM,
+    ONLINE_ACCESS_SYSTEM,
     ROLE_CLASS_SYSTEM,
     UCUM_SYSTEM,
     has_mappable_coding,
@@ -241,17 +242,47 @@ def _atc_system(resource: dict[str, Any], where: str) -> list[Issue]:
 
 def _is_guardians(actor: object) -> bool:
     """The actor a guardian block denies (role class GUARD, :data:`ROLE_CLASS_SYSTEM`)."""
+    return _has_role_class(actor, "GUARD")
+
+
+def _has_role_class(actor: object, code: str) -> bool:
     role = actor.get("role") if isinstance(actor, dict) else None
     codings = role.get("coding") if isinstance(role, dict) else None
     return isinstance(codings, list) and any(
-        isinstance(c, dict) and c.get("system") == ROLE_CLASS_SYSTEM and c.get("code") == "GUARD"
+        isinstance(c, dict) and c.get("system") == ROLE_CLASS_SYSTEM and c.get("code") == code
         for c in codings
     )
+
+
+def _is_seal(resource: dict[str, Any]) -> bool:
+    """A seal of the person's online view or their delayed release (a category coding of
+    :data:`ONLINE_ACCESS_SYSTEM`)."""
+    return any(
+        system == ONLINE_ACCESS_SYSTEM
+        for system, _ in values_at(resource, "category.coding.system", "Consent")
+    )
+
+
+def _seal_actors(provision: dict[str, Any], where: str) -> list[Issue]:
+    """A seal denies the patient's own online access (one actor in role class PAT), and
+    may name what it seals (one organisation actor, as a block names it)."""
+    actors = provision.get("actor")
+    actors = actors if isinstance(actors, list) else []
+    patients = [a for a in actors if _has_role_class(a, "PAT")]
+    organisations = [a for a in actors if not _has_role_class(a, "PAT")]
+    if provision.get("type") != "deny" or len(patients) != 1 or len(organisations) > 1:
+        message = "a seal is a deny naming the patient (PAT) once and at most one organisation"
+        return [_issue("samlad-consent-1", f"{where}.provision.actor", message)]
+    if organisations:
+        return _organisation_actor(organisations[0], "CST", where, actors.index(organisations[0]))
+    return []
 
 
 def _consent_actor(resource: dict[str, Any], where: str) -> list[Issue]:
     provision = resource.get("provision")
     provision = provision if isinstance(provision, dict) else {}
+    if _is_seal(resource):
+        return _seal_actors(provision, where)
     actors = provision.get("actor")
     kind = str(provision.get("type"))
     expected = {"permit": "IRCP", "deny": "CST"}.get(kind)
@@ -266,6 +297,15 @@ def _consent_actor(resource: dict[str, Any], where: str) -> list[Issue]:
         message = "exactly one organisation actor (and, in a deny, at most one GUARD actor)"
         return [_issue("samlad-consent-1", f"{where}.provision.actor", message)]
     actor = organisations[0]
+    return _organisation_actor(actor, expected, where, actors.index(actor))
+
+
+def _organisation_actor(actor: Any, expected: str | None, where: str, index: int) -> list[Issue]:
+    """An actor naming a care provider or care unit: an HSA-id with its level, in role
+    ``expected``."""
+    if not isinstance(actor, dict):
+        message = "actor must be an HSA-id with its level, role IRCP (permit) or CST (deny)"
+        return [_issue("samlad-consent-1", f"{where}.provision.actor[{index}]", message)]
     roles = {code for code, _ in values_at(actor, "role.coding.code", where)}
     reference = actor.get("reference") if isinstance(actor.get("reference"), dict) else {}
     identifier = reference.get("identifier") if isinstance(reference, dict) else None
@@ -281,7 +321,7 @@ def _consent_actor(resource: dict[str, Any], where: str) -> list[Issue]:
         or levels not in (["care-provider"], ["care-unit"])
     ):
         message = "actor must be an HSA-id with its level, role IRCP (permit) or CST (deny)"
-        at = f"{where}.provision.actor[{actors.index(actor)}]"
+        at = f"{where}.provision.actor[{index}]"
         return [_issue("samlad-consent-1", at, message)]
     return []
 

@@ -7,7 +7,9 @@ block (hiding a care provider's or unit's data from the patient's guardians) is 
 and lifted by the patient or by care staff of that provider or unit, decided by
 :func:`consent.policy.decide_guardian_block`; to a guardian it reads as not found, and
 what a guardian is shown of the choices and the log is what :mod:`consent.visibility`
-lets them see.
+lets them see. A seal of the person's online view, or their delayed release
+(:mod:`consent.seals`), is a Consent managed as a block is, by whoever manages the
+person's choices.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ from consent.policy import (
     decide_self_service_role,
 )
 from consent.principals import Principal
+from consent.seals import parse_seal, seal_code, seal_resource
 from consent.store import Logged
 from consent.visibility import Visibility
 from gateway.access.reader import RecordReader, RecordServices, type_counts
 from gateway.errors import BadRequest, Forbidden, NotFound
-from store.tables import BlockRecord
+from store.tables import BlockRecord, SealRecord
 
 
 class UnprocessableConsent(BadRequest):
@@ -97,7 +100,9 @@ class PatientChoices:
             raise Forbidden(f"not permitted ({role.reason})")
 
     async def create(self, body: Any) -> dict[str, Any]:
-        """Record a consent (permit) or a block (deny) from a Consent resource."""
+        """Record a consent (permit), a block (deny) or a seal from a Consent resource."""
+        if seal_code(body) is not None:
+            return await self._seal(body)
         try:
             request = parse_consent(body)
         except InvalidConsent as exc:
@@ -132,14 +137,31 @@ class PatientChoices:
         )
         return block_resource(block)
 
+    async def _seal(self, body: Any) -> dict[str, Any]:
+        """Record a seal of the person's online view, or their delayed release."""
+        try:
+            request = parse_seal(body)
+        except InvalidConsent as exc:
+            raise UnprocessableConsent(str(exc)) from exc
+        action = "seal-create"
+        decision = await self._authorise(request.patient_id, "Consent", "c", action)
+        logged = self._logged(decision, request.patient_id, action)
+        return seal_resource(await self._services.consents.seals.seal(request, logged))
+
     def _logged(self, decision: AccessDecision, patient_id: str, action: str) -> Logged:
         """The access log and the entry for a change of one Consent resource."""
         entry = self._reader.entry(decision, patient_id, action, ["Consent"], {"Consent": 1})
         return self._services.audit, entry
 
-    async def _find(self, record_id: str) -> tuple[str, dict[str, Any], BlockRecord | None]:
-        """The patient, the resource and (for a block) the record of Consent ``record_id``."""
+    async def _find(
+        self, record_id: str
+    ) -> tuple[str, dict[str, Any], BlockRecord | SealRecord | None]:
+        """The patient, the resource and (for a block or a seal) the record of Consent
+        ``record_id``."""
         store = self._services.consents
+        seal = await store.seals.get(record_id) if record_id.startswith("seal-") else None
+        if seal is not None:
+            return seal.patient_id, seal_resource(seal), seal
         consent = await store.get_consent(record_id) if record_id.startswith("consent-") else None
         if consent is not None:
             return consent.patient_id, consent_resource(consent, datetime.now(UTC)), None
@@ -149,10 +171,15 @@ class PatientChoices:
         raise NotFound("no such Consent")
 
     async def _authorise_record(
-        self, patient_id: str, block: BlockRecord | None, permission: str, action: str
+        self,
+        patient_id: str,
+        record: BlockRecord | SealRecord | None,
+        permission: str,
+        action: str,
     ) -> AccessDecision:
-        """May the principal do ``permission`` on a consent or ``block`` of the patient."""
+        """May the principal do ``permission`` on a consent, block or seal of the patient."""
         facts = await self._facts(patient_id)
+        block = record if isinstance(record, BlockRecord) else None
         if block is not None and block.hidden_from == "guardians":
             level, hsa_id = block.blocked_type, block.blocked_hsa_id
             decision = decide_guardian_block(self._principal, facts, level, hsa_id, permission)
@@ -173,6 +200,7 @@ class PatientChoices:
         visibility = Visibility(decision)
         resources = [consent_resource(c, now) for c in standing.consents]
         resources += [block_resource(b) for b in standing.blocks if visibility.shows_block(b)]
+        resources += [seal_resource(s) for s in await store.seals.of_patient(patient_id)]
         await self._reader.log(decision, patient_id, "search", ["Consent"], type_counts(resources))
         return resources
 
@@ -181,6 +209,8 @@ class PatientChoices:
         patient_id, current, block = await self._find(record_id)
         if block is None:
             action = "consent-withdraw"
+        elif isinstance(block, SealRecord):
+            action = "seal-lift"
         else:
             action = "guardian-block-lift" if block.hidden_from == "guardians" else "block-lift"
         # Decided before the body is read: who may not know of the record learns nothing
@@ -204,6 +234,11 @@ class PatientChoices:
             if consent is None:
                 raise NotFound("no such Consent")
             return consent_resource(consent, datetime.now(UTC))
+        if isinstance(block, SealRecord):
+            unsealed = await store.seals.lift(record_id, logged)
+            if unsealed is None:
+                raise NotFound("no such Consent")
+            return seal_resource(unsealed)
         lifted = await store.lift(record_id, logged=logged)
         if lifted is None:
             raise NotFound("no such Consent")

@@ -12,9 +12,9 @@ so a new endpoint cannot forget a check.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from adapters.base import FhirResource
@@ -62,6 +62,11 @@ class RecordServices(Protocol):
     collector: Collector
     #: Merged records by exact input version (see :meth:`RecordReader._merge`).
     merged: BoundedMemo[Any, MergedRecord]
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The time access decisions are made at (a test may set another)."""
+        ...
 
     def provider_of(self, source_id: str) -> str | None:
         """The care provider HSA-id a source holds data for, if configured."""
@@ -156,7 +161,7 @@ class RecordReader:
     async def facts(self, person: PersonIdentifier, patient_id: str) -> AccessFacts:
         """Everything the policy needs to know; any failure to know it is a 503."""
         principal, store = self._principal, self._services.consents
-        now = datetime.now(UTC)
+        now = self._services.clock()
         is_self = isinstance(principal, Citizen) and principal.person == person
         try:
             guardian = (
@@ -175,6 +180,9 @@ class RecordReader:
             )
         except RegisterUnavailable as exc:
             raise ServiceUnavailable("the guardian register is unavailable") from exc
+        # The person's seals bind only the online view: what citizens read.
+        citizen = isinstance(principal, Citizen)
+        seals = await store.seals.of_patient(patient_id, active_only=True) if citizen else ()
         return AccessFacts(
             person=person,
             patient_id=patient_id,
@@ -185,6 +193,8 @@ class RecordReader:
             guardian=guardian,
             served_types=READABLE_TYPES,
             ages=self._services.settings.citizen_ages,
+            seals=seals,
+            exclusions=self._services.settings.online_exclusions,
         )
 
     async def log(

@@ -24,11 +24,15 @@ from fhir_profiles.codes import (
     CONSENT_SCOPE_SYSTEM,
     LOINC_SYSTEM,
     NPU_SYSTEM,
+    ONLINE_ACCESS_SYSTEM,
     PARTICIPATION_TYPE_SYSTEM,
+    ROLE_CLASS_SYSTEM,
+    UCUM_SYSTEM,
 )
 from fhir_profiles.extensions import (
     EMERGENCY_ACCESS_URL,
     HSA_ORGANISATION_LEVEL_URL,
+    RELEASE_DELAY_URL,
     SOURCE_STATUS_URL,
 )
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, PERSONNUMMER_SYSTEM, SOURCE_SYSTEM
@@ -74,11 +78,15 @@ def app_config(settings: Settings) -> dict[str, Any]:
             "careUnit": CARE_UNIT_TAG,
             "consentScope": CONSENT_SCOPE_SYSTEM,
             "participationType": PARTICIPATION_TYPE_SYSTEM,
+            "roleClass": ROLE_CLASS_SYSTEM,
+            "onlineAccess": ONLINE_ACCESS_SYSTEM,
+            "ucum": UCUM_SYSTEM,
         },
         "extensions": {
             "sourceStatus": SOURCE_STATUS_URL,
             "organisationLevel": HSA_ORGANISATION_LEVEL_URL,
             "emergencyAccess": EMERGENCY_ACCESS_URL,
+            "releaseDelay": RELEASE_DELAY_URL,
         },
     }
 

@@ -114,6 +114,8 @@ class Gateway:
     issuer: IssuerKit
     regions: dict[str, Region]
     settings: Settings
+    #: The app in process (its ``state.services`` for a test to set the decisions' clock).
+    app: Any = None
 
     def auth(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
@@ -176,7 +178,7 @@ async def running_gateway(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
-            yield Gateway(client, issuer, regions, settings)
+            yield Gateway(client, issuer, regions, settings, app)
 
 
 @pytest.fixture(scope="session")

@@ -99,3 +99,52 @@ async def deactivate(gateway: Gateway, record_id: str, person: str = TEST_PERSON
     )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "inactive"
+
+
+#: Seals of the person's own online view (docs/consent.md).
+ONLINE_ACCESS = "https://samlad.se/fhir/CodeSystem/online-access"
+RELEASE_DELAY = "https://samlad.se/fhir/StructureDefinition/release-delay"
+
+
+def seal_body(
+    patient_id: str,
+    *,
+    hsa_id: str | None = None,
+    level: str = "care-provider",
+    period: tuple[str, str] | None = None,
+    delay_days: int | None = None,
+) -> dict[str, Any]:
+    """A seal of the person's online view: of ``hsa_id`` (``level``), of the record dates
+    ``period``, of the whole record (neither), or delayed release (``delay_days``)."""
+    body = consent_body(patient_id, hsa_id or "unused", level=level, kind="deny")
+    code = "seal" if delay_days is None else "delayed-release"
+    body["category"].append({"coding": [{"system": ONLINE_ACCESS, "code": code}]})
+    patient = {
+        "role": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleClass", "code": "PAT"}
+            ]
+        },
+        "reference": {"reference": f"Patient/{patient_id}"},
+    }
+    provision = body["provision"]
+    provision["actor"] = [patient, *(provision["actor"] if hsa_id else [])]
+    if period is not None:
+        provision["dataPeriod"] = {"start": period[0], "end": period[1]}
+    if delay_days is not None:
+        duration = {"value": delay_days, "unit": "d", "system": "http://unitsofmeasure.org"}
+        provision["extension"] = [
+            {"url": RELEASE_DELAY, "valueDuration": {**duration, "code": "d"}}
+        ]
+    return body
+
+
+async def seal(
+    gateway: Gateway, patient_id: str, *, person: str = TEST_PERSON, **kwargs: Any
+) -> str:
+    """Seal as the person; the seal's id."""
+    response = await gateway.client.post(
+        "/fhir/Consent", json=seal_body(patient_id, **kwargs), headers=gateway.citizen(person)
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])

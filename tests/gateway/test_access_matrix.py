@@ -31,7 +31,13 @@ from tests.gateway.conftest import (
     Gateway,
     follow_pages,
 )
-from tests.gateway.consent_helpers import consent_body, deactivate, grant, guardian_block_body
+from tests.gateway.consent_helpers import (
+    consent_body,
+    deactivate,
+    grant,
+    guardian_block_body,
+    seal,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -69,6 +75,9 @@ class Row:
     #: provider's consents cover) and read its Group, and subscribe to topics (what is
     #: sent is decided per patient when it is sent).
     exporter: bool = False
+    #: The person sealed ``hides`` from their online view: their own choices (the Consent
+    #: list) name it, as the seal; no read does.
+    sealed: bool = False
 
 
 async def _citizen_self(gw: Gateway, _: str) -> dict[str, str]:
@@ -99,6 +108,32 @@ async def _guardian_block(gw: Gateway, patient_id: str) -> dict[str, str]:
     response = await gw.client.post("/fhir/Consent", json=body, headers=staff)
     assert response.status_code == 201, response.text
     return guardian
+
+
+async def _sealed_provider(gw: Gateway, patient_id: str) -> dict[str, str]:
+    """The person seals Region Syd from their own online view."""
+    await seal(gw, patient_id, hsa_id=SYD_PROVIDER)
+    return gw.citizen()
+
+
+async def _guardian_sealed_unit(gw: Gateway, patient_id: str) -> dict[str, str]:
+    """A care unit sealed from the child's online view binds the guardian reading it."""
+    await seal(gw, patient_id, person=GUARDIAN, hsa_id=CHILD_UNIT, level="care-unit")
+    return gw.citizen(GUARDIAN)
+
+
+async def _clinician_consent_person_sealed(gw: Gateway, patient_id: str) -> dict[str, str]:
+    """The person sealed Region Syd and their whole record from their own view: a
+    consented clinician still reads all of it."""
+    await grant(gw, patient_id, NORD_PROVIDER)
+    await seal(gw, patient_id, hsa_id=SYD_PROVIDER)
+    await seal(gw, patient_id)
+    headers = gw.clinician()
+    seen = await gw.client.get(
+        f"/fhir/Patient/{patient_id}/$everything?_count=1000", headers=headers
+    )
+    assert SYD_PROVIDER in seen.text, "the clinician reads what the person sealed"
+    return headers
 
 
 async def _clinician_provider_consent(gw: Gateway, patient_id: str) -> dict[str, str]:
@@ -181,6 +216,24 @@ ROWS = [
         self_service=True,
         hides=CHILD_UNIT,
     ),
+    Row(
+        "citizen self, seal of a provider",
+        TEST_PERSON,
+        True,
+        _sealed_provider,
+        self_service=True,
+        hides=SYD_PROVIDER,
+        sealed=True,
+    ),
+    Row(
+        "guardian of child under 13, seal of a unit",
+        CHILD,
+        True,
+        _guardian_sealed_unit,
+        self_service=True,
+        hides=CHILD_UNIT,
+        sealed=True,
+    ),
     Row("guardian of child 13 or older", GROWN_CHILD, False, _guardian),
     Row("child under 16, own record", CHILD, False, _child_self),
     Row(
@@ -191,6 +244,13 @@ ROWS = [
         clinician=True,
     ),
     Row("clinician, unit consent", TEST_PERSON, True, _clinician_unit_consent, clinician=True),
+    Row(
+        "clinician, provider consent, the person's seals",
+        TEST_PERSON,
+        True,
+        _clinician_consent_person_sealed,
+        clinician=True,
+    ),
     Row(
         "clinician, other unit same provider",
         TEST_PERSON,
@@ -552,7 +612,7 @@ async def test_matrix(gateway: Gateway, row: Row) -> None:
         response = await request(gateway, ctx)
         expected = _expected(row, call, ctx)
         assert response.status_code in expected, (method, path, response.text)
-        if row.hides is not None:
+        if row.hides is not None and not (row.sealed and call.kind == "self-service"):
             assert row.hides not in response.text, (method, path)
         if response.status_code >= 400:
             body = response.text

@@ -3,6 +3,7 @@
 // access log (AuditEvent?patient=…): who has looked, emergency accesses flagged.
 
 import { announce, el, formatDate, table } from './dom.js';
+import { delayForm, sealCode, sealForm, sealText } from './seals.js';
 import { FhirError, fhirJson } from './smart.js';
 
 const LEVELS = { 'care-provider': 'vårdgivare', 'care-unit': 'vårdenhet' };
@@ -104,8 +105,16 @@ async function consentTable(patientId, config, refresh) {
   if (!consents.length) return el('p', {}, 'Du har inga samtycken eller spärrar.');
   const rows = consents.map((consent) => {
     const permit = consent.provision && consent.provision.type === 'permit';
-    const { hsaId, level } = actorOf(consent, config);
+    const sealed = sealCode(consent, config);
+    const { hsaId, level } = sealed ? { hsaId: sealText(consent, config).what, level: '' } : actorOf(consent, config);
     const active = consent.status === 'active';
+    const [buttonText, doneText] = sealed === 'delayed-release'
+      ? ['Stäng av', 'Fördröjd visning är avstängd.']
+      : sealed
+        ? ['Visa igen', `${hsaId} visas för dig igen.`]
+        : permit
+          ? ['Återkalla', `Samtycket till ${hsaId} är återkallat.`]
+          : ['Häv spärr', `Spärren av ${hsaId} är hävd.`];
     const action = active
       ? el(
           'button',
@@ -118,18 +127,18 @@ async function consentTable(patientId, config, refresh) {
                   headers: { 'Content-Type': 'application/fhir+json' },
                   body: JSON.stringify({ resourceType: 'Consent', id: consent.id, status: 'inactive' }),
                 });
-                await refresh(permit ? `Samtycket till ${hsaId} är återkallat.` : `Spärren av ${hsaId} är hävd.`);
+                await refresh(doneText);
               } catch (error) {
                 announce(errorText(error));
               }
             },
           },
-          permit ? 'Återkalla' : 'Häv spärr',
+          buttonText,
           el('span', { class: 'visually-hidden' }, ` för ${hsaId}`),
         )
       : '';
     return [
-      permit ? 'Samtycke' : 'Spärr',
+      sealed ? sealText(consent, config).kind : permit ? 'Samtycke' : 'Spärr',
       `${hsaId}${level ? ` (${level})` : ''}`,
       formatDate(consent.dateTime || (consent.provision.period && consent.provision.period.start)),
       active ? 'Gäller' : 'Upphört',
@@ -154,6 +163,9 @@ export async function showChoices(main, patientId, config, knownIds) {
     el('h2', {}, 'Ändra'),
     choiceForm('Ge samtycke', 'permit', 'Ge samtycke', knownIds, patientId, config, refresh),
     choiceForm('Spärra uppgifter', 'deny', 'Spärra', knownIds, patientId, config, refresh),
+    el('h2', {}, 'Din egen åtkomst'),
+    sealForm(patientId, config, refresh, errorText),
+    delayForm(patientId, config, refresh, errorText),
   );
   await refresh();
 }
