@@ -68,6 +68,7 @@ from consent.entries import (
     ChainReport,
     _link_problem,
     canonical_bytes,
+    chain_start,
     compute_hash,
 )
 from consent.errors import AccessLogUnavailable
@@ -383,9 +384,11 @@ class AuditLog:
         that does not match) and an inserted row (the entry after it no longer links).
         """
         table = AUDIT_TABLE
-        expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
+        checked = 0
         async with self._db.session() as session:
             conn = await session.connection()
+            # After a prune (consent.retention), the chain kept starts where it left off.
+            expected_seq, prev_hash = await chain_start(conn)
             while True:
                 query = select(table).order_by(table.c.seq).limit(batch_size)
                 if checked:
