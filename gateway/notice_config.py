@@ -1,5 +1,6 @@
-"""How people are told of news and of reads of their record (the ``[notices]`` table of
-the configuration): the mail server, the link a message carries, and the outbox's pace.
+"""How people are told of news and of reads of their record (the ``[gateway.notices]``
+table of the configuration): the mail server, the link a message carries, and the
+outbox's pace.
 """
 
 from __future__ import annotations

@@ -226,7 +226,7 @@ class Settings(BaseSettings):
     subscription_retry_seconds: float = Field(default=5.0, gt=0, le=3600)
     #: Attempts at a notification before its subscription is set to ``error``.
     subscription_max_attempts: int = Field(default=6, ge=1, le=100)
-    #: The person's notices of news and reads (``[notices]``; gateway/notice_config.py).
+    #: The person's notices of news and reads (``[gateway.notices]``; gateway/notice_config.py).
     notices: NoticeConfig = Field(default_factory=NoticeConfig)
     #: Access-log entries older than this may be removed by ``samlad audit prune`` (days).
     audit_retention_days: int = Field(default=3 * 365 + 1, ge=1, le=100 * 366)
