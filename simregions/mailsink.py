@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -44,6 +45,8 @@ class MailSink:
     """The server: ``await start()``, then :attr:`port`; ``await close()``."""
 
     host: str = "127.0.0.1"
+    #: Told of each message as it arrives (the demo prints and files it).
+    on_message: Callable[[Received], None] | None = None
     received: list[Received] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.Server | None = None
@@ -110,8 +113,11 @@ class MailSink:
     def _keep(self, sender: str, recipients: list[str], data: bytes) -> None:
         message = message_from_bytes(data, policy=policy.default)
         assert isinstance(message, EmailMessage)
-        self.received.append(Received(sender, tuple(recipients), message))
+        received = Received(sender, tuple(recipients), message)
+        self.received.append(received)
         self.arrived.set()
+        if self.on_message is not None:
+            self.on_message(received)
 
 
 async def _data(reader: asyncio.StreamReader) -> bytes:
