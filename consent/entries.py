@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 from pydantic import field_validator, model_validator
-from sqlalchemy import Table
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
 from consent.reasons import IDENTITY_NUMBER_IN_TEXT, stated_reason
@@ -194,6 +195,21 @@ class ChainReport:
 
 
 AUDIT_TABLE: Table = SQLModel.metadata.tables["audit_entry"]
+#: Removals of the oldest entries past their retention (:mod:`consent.retention`).
+PRUNE_TABLE: Table = SQLModel.metadata.tables["audit_prune"]
+
+
+async def chain_start(conn: AsyncConnection) -> tuple[int, str]:
+    """Where the chain kept begins: the seq of its first entry and the ``prev_hash`` that
+    entry links to (1 and :data:`GENESIS_HASH`, unless older entries were pruned)."""
+    row = (
+        await conn.execute(
+            select(PRUNE_TABLE.c.through_seq, PRUNE_TABLE.c.through_hash)
+            .order_by(PRUNE_TABLE.c.through_seq.desc())
+            .limit(1)
+        )
+    ).first()
+    return (1, GENESIS_HASH) if row is None else (int(row.through_seq) + 1, row.through_hash)
 
 
 def canonical_bytes(fields: Mapping[str, Any]) -> bytes:

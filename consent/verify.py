@@ -25,7 +25,7 @@ from consent.checkpoints import (
     instant,
     read_checkpoint_file,
 )
-from consent.entries import AUDIT_TABLE, ChainReport
+from consent.entries import AUDIT_TABLE, ChainReport, chain_start
 from store.db import Database, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -106,9 +106,17 @@ async def verify_anchored(
             detail = f"no checkpoint covers the {chain.checked} entries"
             return AnchorReport(chain, 0, "unanchored", None, detail)
         return AnchorReport(chain, 0, None if chain.ok else "chain", None)
-    ordered = [by_seq[seq] for seq in sorted(by_seq)]
     async with db.session() as session:
-        found = await _compare(await session.connection(), ordered, chain)
+        conn = await session.connection()
+        first, start_hash = await chain_start(conn)
+        # A prune must end at a signed checkpoint; those before it anchor removed entries.
+        if first > 1 and (first - 1 not in by_seq or by_seq[first - 1].head_hash != start_hash):
+            detail = f"entries up to seq {first - 1} were removed at no signed checkpoint"
+            return AnchorReport(chain, count, "unanchored", by_seq.get(first - 1), detail)
+        ordered = [by_seq[seq] for seq in sorted(by_seq) if seq >= first]
+        if not ordered:
+            return AnchorReport(chain, count, None if chain.ok else "chain", by_seq[first - 1])
+        found = await _compare(conn, ordered, chain)
     if found is not None:
         problem, checkpoint, detail = found
         return AnchorReport(chain, count, problem, checkpoint, detail)

@@ -40,3 +40,7 @@ GROUP_EXPORT_DEFINITION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/g
 NDJSON_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
 #: The media type the export's files are served as.
 NDJSON_MEDIA_TYPE = "application/fhir+ndjson"
+#: ``Patient/{id}/$notification-settings`` (what the person is told of, and where; Samlad's own).
+NOTIFICATION_SETTINGS_DEFINITION = (
+    "https://samlad.se/fhir/OperationDefinition/Patient-notification-settings"
+)

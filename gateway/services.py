@@ -20,6 +20,9 @@ from consent.relations import GuardianRegister
 from consent.store import ConsentStore
 from gateway.access.export_jobs import ExportJobs
 from gateway.access.exporter import Exporter
+from gateway.access.notice_channels import Channels
+from gateway.access.notice_outbox import NoticeOutbox
+from gateway.access.notice_worker import NoticeWorker
 from gateway.access.notifier import Notifier
 from gateway.access.persons import PersonIndex
 from gateway.access.subscriptions import Subscriptions
@@ -30,6 +33,7 @@ from gateway.collect.collector import Collector
 from gateway.collect.directory import Directory
 from gateway.collect.engagement import EngagementIndex
 from gateway.collect.fanout import Aggregator
+from gateway.collect.notices import record_accesses
 from gateway.collect.pools import SourcePool, source_pools
 from gateway.collect.resilience import CircuitBreaker, ResiliencePolicy, ResilientAdapter
 from gateway.memo import BoundedMemo
@@ -90,6 +94,9 @@ class Services:
     #: The subscriptions' delivery worker of this process (made at start).
     notifier: Notifier | None = None
     notifier_task: asyncio.Task[None] | None = None
+    #: The person's notices' worker of this process (made at start).
+    notice_worker: NoticeWorker | None = None
+    notice_task: asyncio.Task[None] | None = None
     checkpoint_timer: asyncio.Task[None] | None = None
     #: Set to stop the housekeeping tasks at the end of their current step.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -174,6 +181,7 @@ class Services:
                 db,
                 on_appended=metrics.observe_audit_append if metrics else None,
                 checkpoints=checkpointer(settings),
+                on_written=record_accesses,
             ),
             engagement=engagement,
             cache=cache,
@@ -225,6 +233,8 @@ class Services:
         self.export_timer = asyncio.create_task(self._exports_forever(), name="bulk-exports")
         if self.notifier is not None:
             self.notifier_task = asyncio.create_task(self.notifier.run(), name="notifications")
+        if self.notice_worker is not None:
+            self.notice_task = asyncio.create_task(self.notice_worker.run(), name="notices")
 
     async def _exports_forever(self) -> None:
         """Take over the exports nobody runs (at start: those a restart left), and remove
@@ -260,6 +270,7 @@ class Services:
             self.checkpoint_timer,
             self.export_timer,
             self.notifier_task,
+            self.notice_task,
         ):
             if task is not None:
                 await task
@@ -294,6 +305,14 @@ def _add_background_work(services: Services, db: Database, settings: Settings) -
         services,
         Subscriptions(db, settings.data_key.get_secret_value()),
         notify_client,
+        services.stopping,
+    )
+    config = settings.notices
+    services.notice_worker = NoticeWorker(
+        NoticeOutbox(db, settings.data_key.get_secret_value()),
+        Channels(config, notify_client),
+        config,
+        config.link or settings.public_base_url.rstrip("/") + "/app/",
         services.stopping,
     )
 

@@ -30,6 +30,7 @@ from adapters.config import SourceConfig, SourceConfigError, parse_sources
 from consent.online import OnlineExclusions
 from consent.policy import CitizenAges
 from consent.relations import RegisterConfig
+from gateway.notice_config import NoticeConfig
 
 #: Well-known development keys; refused unless ``dev_mode`` is on.
 DEV_ID_KEY = "samlad-dev-id-key-not-secret"
@@ -226,6 +227,10 @@ class Settings(BaseSettings):
     subscription_retry_seconds: float = Field(default=5.0, gt=0, le=3600)
     #: Attempts at a notification before its subscription is set to ``error``.
     subscription_max_attempts: int = Field(default=6, ge=1, le=100)
+    #: The person's notices of news and reads (``[gateway.notices]``; gateway/notice_config.py).
+    notices: NoticeConfig = Field(default_factory=NoticeConfig)
+    #: Access-log entries older than this may be removed by ``samlad audit prune`` (days).
+    audit_retention_days: int = Field(default=3 * 365 + 1, ge=1, le=100 * 366)
     #: Most resources each worker keeps decoded and merged in memory for warm reads
     #: (twice this in the worst case: decoded and merged; about 10 kB each); 0 keeps
     #: none. The default covers a typical record and keeps a worker under 150 MB.

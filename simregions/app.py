@@ -8,6 +8,8 @@ Routes (every one except ``GET /fhir/metadata`` needs ``Authorization: Bearer <t
 * ``GET /fhir/{type}?...`` and ``POST /fhir/{type}/_search`` (form body): search, paged.
 * ``GET``/``PUT /_sim/behaviour``: read or change the region's :class:`Behaviour`.
 * ``GET /_sim/relations``: guardian relations of the region's children.
+* ``PUT /_sim/resources``: add or replace one resource (a FHIR JSON body with its
+  ``meta.lastUpdated``): the region's record changes, as when new results arrive.
 
 Latency and faults from the :class:`Behaviour` apply to ``/fhir`` only.
 """
@@ -61,6 +63,7 @@ class SimRegionApp:
                 Route(f"{FHIR_BASE_PATH}/{{rtype}}", self.search_get, methods=["GET"]),
                 Route("/_sim/behaviour", self.sim_behaviour, methods=["GET", "PUT"]),
                 Route("/_sim/relations", self.sim_relations, methods=["GET"]),
+                Route("/_sim/resources", self.sim_resources, methods=["PUT"]),
             ],
             exception_handlers={HTTPException: self.http_error},
         )
@@ -219,6 +222,22 @@ class SimRegionApp:
             except BehaviourError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(self.behaviour.as_dict())
+
+    async def sim_resources(self, request: Request) -> Response:
+        """Add or replace one resource of the region's record."""
+        try:
+            resource = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            resource = None
+        if not (
+            isinstance(resource, dict)
+            and isinstance(resource.get("resourceType"), str)
+            and isinstance(resource.get("id"), str)
+            and isinstance(resource.get("meta"), dict)
+        ):
+            return JSONResponse({"error": "body must be a resource with an id and meta"}, 400)
+        self.store.put(resource)
+        return Response(status_code=204)
 
     async def sim_relations(self, request: Request) -> Response:
         """Guardian relations whose child lives in this region.

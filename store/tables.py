@@ -415,3 +415,69 @@ class SubscriptionDelivery(SQLModel, table=True):
     attempts: int = 0
     due_at: datetime = Field(sa_column=_moment())
     recorded_at: datetime = Field(sa_column=_moment())
+
+
+class NoticeSetting(SQLModel, table=True):
+    """What a person has asked to be told of, and where (opt-in; no row: nothing)."""
+
+    __tablename__ = "notice_setting"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    #: The kinds chosen: ``lab-result``, ``note``, ``appointment``, ``access``.
+    kinds: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: The e-mail address and the webhook URL, each sealed with AES-GCM
+    #: (``gateway.envelope``); None: that channel is not used.
+    email: bytes | None = None
+    webhook: bytes | None = None
+    #: Quiet hours in Swedish local time, minutes after midnight; None: none.
+    quiet_start: int | None = None
+    quiet_end: int | None = None
+    updated_at: datetime = Field(sa_column=_moment())
+
+
+class Notice(SQLModel, table=True):
+    """Something a person asked to be told of (the outbox): written in the transaction
+    that records it (a cache write, an access-log entry), one row per kind and ``ref``
+    while it waits, turned into messages by the notice worker."""
+
+    __tablename__ = "notice"
+    __table_args__ = (Index("ux_notice_ref", "patient_id", "kind", "ref", unique=True),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    patient_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    #: What makes two notices one (``Type/id``; the reader of an access).
+    ref: str = Field(max_length=200)
+    recorded_at: datetime = Field(sa_column=_moment())
+
+
+class NoticeMessage(SQLModel, table=True):
+    """One message to send on one channel: the notices of a kind batched; retried with
+    backoff until sent or given up."""
+
+    __tablename__ = "notice_message"
+
+    id: str = Field(primary_key=True, max_length=32)
+    patient_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    #: ``email`` or ``webhook``.
+    channel: str = Field(max_length=16)
+    #: How many notices it tells of.
+    count: int
+    attempts: int = 0
+    due_at: datetime = Field(sa_column=_moment())
+    recorded_at: datetime = Field(sa_column=_moment())
+
+
+class AuditPrune(SQLModel, table=True):
+    """An explicit removal of the access log's oldest entries past their retention:
+    entries up to ``through_seq``, a signed checkpoint's head, whose ``head_hash`` the
+    first entry kept links to. Append-only, like the log."""
+
+    __tablename__ = "audit_prune"
+
+    through_seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    through_hash: str = Field(max_length=64)
+    #: Entries recorded before this were past their retention.
+    cutoff: datetime = Field(sa_column=_moment())
+    pruned_at: datetime = Field(sa_column=_moment())

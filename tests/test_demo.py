@@ -665,3 +665,85 @@ def test_tolvan_seals_region_syd_from_his_own_view_but_not_from_his_clinician(
             headers=citizen,
         )
         assert withdrawn.status_code == 200
+
+
+def test_a_new_lab_result_and_a_clinicians_read_reach_tolvans_email(tmp_path: Path) -> None:
+    """Tolvan asks to be told; a new lab result at Region Nord and a clinician's read each
+    reach his e-mail at the demo's mail sink on loopback, with no health data in it."""
+    import tomllib
+    from datetime import UTC, datetime
+    from email import message_from_bytes, policy
+
+    from tests.gateway.consent_helpers import consent_body
+
+    demo = start_demo(tmp_path / "data")
+    try:
+        config = demo.data_dir / "demo.toml"
+        nord = next(
+            s for s in tomllib.loads(config.read_text())["sources"] if s["id"] == "region-nord"
+        )
+        region = {"Authorization": f"Bearer {nord['auth']['token']}"}
+        base = demo.everything_url.rsplit("/Patient/", 1)[0]
+        patient_id = demo.patient_id
+        citizen = {"Authorization": f"Bearer {demo.token}"}
+        doc_token = subprocess.run(
+            [*SAMLAD, "token", "--config", str(config), "--role", "clinician"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        with httpx.Client(base_url=base, timeout=30) as fhir:
+            settings = {
+                "resourceType": "Parameters",
+                "parameter": [
+                    {"name": "kind", "valueCode": "lab-result"},
+                    {"name": "kind", "valueCode": "access"},
+                    {"name": "email", "valueString": "tolvan@example.se"},
+                ],
+            }
+            chosen = fhir.post(
+                f"/Patient/{patient_id}/$notification-settings", json=settings, headers=citizen
+            )
+            assert chosen.status_code == 200, chosen.text
+            labs = fhir.get(
+                f"/Observation?patient={patient_id}&category=laboratory", headers=citizen
+            ).json()
+            local = next(
+                e["resource"]["id"].removeprefix("region-nord.")
+                for e in labs["entry"]
+                if e["resource"]["id"].startswith("region-nord.")
+            )
+            result = httpx.get(f"{nord['base_url']}/Observation/{local}", headers=region).json()
+            now = datetime.now(UTC).isoformat()
+            result |= {"id": "demo-new-result", "effectiveDateTime": now}
+            result["meta"]["lastUpdated"] = now
+            region_root = nord["base_url"].removesuffix("/fhir")
+            put = httpx.put(f"{region_root}/_sim/resources", json=result, headers=region)
+            assert put.status_code == 204
+            assert fhir.get(f"/Patient/{patient_id}/$everything", headers=citizen).is_success
+            consent = consent_body(patient_id, "SE2321009001-NORD")
+            assert fhir.post("/Consent", json=consent, headers=citizen).status_code == 201
+            doc = {"Authorization": f"Bearer {doc_token}"}
+            assert fhir.get(f"/Patient/{patient_id}", headers=doc).status_code == 200
+        mails: list[Any] = []
+        deadline = time.monotonic() + 60
+        while len(mails) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            mails = [
+                message_from_bytes(path.read_bytes(), policy=policy.default)
+                for path in sorted((demo.data_dir / "mail").glob("*.eml"))
+            ]
+        assert sorted(str(m["Subject"]) for m in mails) == [
+            "Din journal har lästs",
+            "Ny information i din journal",
+        ]
+        for mail in mails:
+            assert mail["To"] == "tolvan@example.se"
+            text = mail.as_string()
+            for secret in ("191212121212", "1212-1212", "Tolvansson", patient_id, local):
+                assert secret not in text
+            for coding in result["code"]["coding"]:
+                assert coding["code"] not in text
+    finally:
+        demo.running.stop()
+    assert "E-post till tolvan@example.se: Ny information i din journal" in demo.running.output

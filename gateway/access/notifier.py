@@ -61,10 +61,11 @@ class Notifier:
         self._lease = timedelta(seconds=120)
 
     async def source_news(self, patient_id: str) -> None:
-        """A source says it has new data for the patient: if a subscription may be told
-        of it, ask the sources now (in the background) rather than at the next read, so
-        that what changed reaches the outbox. Nothing is read for anyone here: the data
-        only goes to the cache, and each notification is decided on when it is sent."""
+        """A source says it has new data for the patient: if a subscription (or the
+        person) may be told of it, ask the sources now (in the background) rather than
+        at the next read, so that what changed reaches the outbox. Nothing is read for
+        anyone here: the data only goes to the cache, and each notification is decided
+        on when it is sent."""
         if not await self.subscriptions.wanted(patient_id):
             return
         task = asyncio.create_task(self._refresh(patient_id), name="subscription-refresh")

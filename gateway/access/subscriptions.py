@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_profiles.subscriptions import ACTIVE, HANDSHAKE, HEARTBEAT, REQUESTED, TOPICS
 from gateway.collect.changes import subscribed
+from gateway.collect.notices import news_kinds
 from gateway.envelope import Envelope, Unopened
 from gateway.keys import Purpose, derive_key
 from store.db import Database
@@ -96,9 +97,10 @@ class Subscriptions:
             return []
 
     async def wanted(self, patient_id: str) -> bool:
-        """Whether a live subscription may be told of this patient's changes."""
+        """Whether a live subscription may be told of this patient's changes, or the
+        person asked to be told of news (:mod:`gateway.collect.notices`)."""
         async with self._db.connect() as conn:
-            return await subscribed(conn, patient_id)
+            return await subscribed(conn, patient_id) or bool(await news_kinds(conn, patient_id))
 
     async def delete(self, subscription_id: str) -> None:
         """Remove the subscription and what it had still to send."""

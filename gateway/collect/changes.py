@@ -1,12 +1,15 @@
-"""The changes a refresh brings to a person's cached record, for subscriptions.
+"""The changes a refresh brings to a person's cached record, for subscriptions and for
+the person's own notices.
 
 Written by the cache (:mod:`gateway.collect.cache`) in the same transaction as the chunks
 it replaces, into the ``subscription_event`` outbox: a change is recorded if and only if
 the data that holds it is. Only types some topic announces
 (:data:`fhir_profiles.subscriptions.TOPIC_TYPES`) are looked at, and only types cached
 before (a person's first fetch is not news), and only for a person a live subscription
-may be told of (one naming them, or one for every patient): for anyone else a write
-costs one indexed query more. A full refresh tells of the resources whose
+may be told of (one naming them, or one for every patient) or who asked to be told of
+that kind of news themselves (:mod:`gateway.collect.notices`, written to the ``notice``
+outbox in the same transaction): for anyone else a write costs two indexed queries
+more. A full refresh tells of the resources whose
 ids were not in the record before (the owner index says which were); a refresh of
 changes only tells of every resource the source answers that is new or differs from
 its cached version.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, or_, select
@@ -23,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import FhirResource
 from fhir_profiles.subscriptions import ACTIVE, REQUESTED, TOPIC_TYPES
+from gateway.collect.notices import news_kinds, record_news
 from gateway.collect.owners import OwnerIndex
 from store.tables import Subscription, SubscriptionEvent, table_of
 
@@ -64,14 +69,17 @@ class ChangeLog:
         the ids and their owner-index keys, in the same order): record the ids new to
         the record."""
         types = sorted(t for t in ids if t in TOPIC_TYPES)
-        if not types or not await subscribed(conn, patient_id):
+        if not types:
+            return
+        wanted = await _wanted(conn, patient_id)
+        if not wanted.any:
             return
         held = await self._owners.held(conn, patient_id, source_id, types)
         fresh = {
             t: [i for i, ref in zip(*ids[t], strict=True) if ref not in held.get(t, set())]
             for t in types
         }
-        await self._record(conn, patient_id, fresh)
+        await _record(conn, patient_id, fresh, wanted)
 
     async def changed(
         self,
@@ -97,12 +105,36 @@ class ChangeLog:
             if t in TOPIC_TYPES and t not in skipped
         }
         news = {t: ids for t, ids in news.items() if ids}
-        if news and await subscribed(conn, patient_id):
-            await self._record(conn, patient_id, news)
+        if news:
+            wanted = await _wanted(conn, patient_id)
+            await _record(conn, patient_id, news, wanted)
 
-    async def _record(
-        self, conn: AsyncConnection, patient_id: str, ids: Mapping[str, Sequence[str]]
-    ) -> None:
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """Who wants a person's changes: a live subscription, and the person (which kinds)."""
+
+    subscribed: bool
+    kinds: frozenset[str]
+
+    @property
+    def any(self) -> bool:
+        return self.subscribed or bool(self.kinds)
+
+
+async def _wanted(conn: AsyncConnection, patient_id: str) -> _Wanted:
+    return _Wanted(await subscribed(conn, patient_id), await news_kinds(conn, patient_id))
+
+
+async def _record(
+    conn: AsyncConnection,
+    patient_id: str,
+    ids: Mapping[str, Sequence[str]],
+    wanted: _Wanted,
+) -> None:
+    if wanted.kinds:
+        await record_news(conn, patient_id, wanted.kinds, ids)
+    if wanted.subscribed:
         now = datetime.now(UTC)
         rows = [
             {

@@ -2,7 +2,8 @@
 
 The engagement index marks the source as holding data, and the cache treats its data for
 the person as due for a refresh (kept, for use should the refresh fail). When a
-subscription may be told of the person's changes, the gateway asks at once
+subscription may be told of the person's changes, or the person asked to be told of news
+(:mod:`gateway.collect.notices`), the gateway asks at once
 (:meth:`gateway.access.notifier.Notifier.source_news`).
 
 ``POST /engagement/notifications`` with the source's own ``notify_token`` as bearer token

@@ -1,4 +1,4 @@
-"""The ``samlad`` command: demo, serve, token, migrate, audit verify, cache purge.
+"""The ``samlad`` command: demo, serve, token, migrate, audit verify and prune, cache purge.
 
 Every command reads its configuration from ``--config FILE``, else the file named by
 ``SAMLAD_CONFIG``, else (all but ``serve``) the demo's ``.samlad/demo.toml`` in the working
@@ -221,6 +221,15 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_audit_prune(args: argparse.Namespace) -> int:
+    from consent.retention import prune_command
+    from gateway.services import checkpointer
+
+    _, settings = settings_for(args.config)
+    database_url, days = settings.effective_database_url, settings.audit_retention_days
+    return asyncio.run(prune_command(database_url, checkpointer(settings), days))
+
+
 def cmd_cache_purge(args: argparse.Namespace) -> int:
     from gateway.collect.cache import RecordCache
     from store.db import Database
@@ -422,8 +431,13 @@ def _add_migrate(commands: _Commands) -> None:
 
 
 def _add_audit(commands: _Commands) -> None:
-    audit = commands.add("audit", "the access log")
-    verify = _Commands(audit, "audit_command", commands.common).add(
+    audit = _Commands(commands.add("audit", "the access log"), "audit_command", commands.common)
+    prune = audit.add(
+        "prune", "remove entries older than audit_retention_days, after a signed checkpoint"
+    )
+    _add_config(prune)
+    prune.set_defaults(func=cmd_audit_prune)
+    verify = audit.add(
         "verify", "check the hash chain against the signed checkpoints; exit 1 on any break"
     )
     _add_config(verify)

@@ -15,7 +15,7 @@ import shlex
 import shutil
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -34,6 +34,7 @@ from gateway.settings import Settings, load_settings
 from simregions.app import create_app as create_region_app
 from simregions.legacy.app import create_legacy_app
 from simregions.legacy.spec import OST, LegacyRegionSpec
+from simregions.mailsink import MailSink, Received
 from simregions.regions import DEFAULT_REGIONS, RegionSpec
 from simregions.server import LOOPBACK, bind_socket, make_server
 
@@ -85,13 +86,15 @@ def write_demo_config(
     region_urls: dict[str, str],
     regions: tuple[RegionSpec, ...],
     extra_sources: Sequence[dict[str, Any]] = (),
+    mail_port: int | None = None,
 ) -> Path:
-    """Write the demo's TOML configuration and the dev issuer's keys; return the file."""
+    """Write the demo's TOML configuration and the dev issuer's keys; return the file.
+    ``mail_port``: the demo's mail sink on loopback, which people's notices go to."""
     data_dir.mkdir(parents=True, exist_ok=True)
     public = f"http://{LOOPBACK}:{port}"
     issuer = DevIssuer(data_dir / "dev-issuer", f"{public}/dev-issuer", f"{public}/fhir")
     issuer.ensure_keys()
-    config = {
+    config: dict[str, Any] = {
         "gateway": {
             "dev_mode": True,
             "data_dir": str(data_dir.resolve()),
@@ -127,6 +130,16 @@ def write_demo_config(
             for spec in regions
         ],
     }
+    if mail_port is not None:
+        # Notices by e-mail to the demo's mail sink, gathered for a few seconds only.
+        config["gateway"]["notices"] = {
+            "smtp_host": LOOPBACK,
+            "smtp_port": mail_port,
+            "link": f"{public}/app/",
+            "batch_seconds": 5,
+            "poll_seconds": 1,
+            "retry_seconds": 5,
+        }
     header = "# Written by `samlad demo`: dev mode, SQLite, the local development issuer.\n\n"
     path = data_dir / "demo.toml"
     path.write_text(header + tomli_w.dumps(config), encoding="utf-8")
@@ -243,8 +256,14 @@ async def run_demo(
             )
     urls = {spec.id: spec.base_url(ports[spec.id]) for spec in regions}
     legacy_url = OST.base_url(ports[OST.id])
+    sink = await MailSink(LOOPBACK, on_message=mail_filer(data_dir / "mail")).start()
     config_file = write_demo_config(
-        data_dir, port, urls, regions, [legacy_source(OST, legacy_url), *added_sources]
+        data_dir,
+        port,
+        urls,
+        regions,
+        [legacy_source(OST, legacy_url), *added_sources],
+        mail_port=sink.port,
     )
     settings = load_settings(config_file)
 
@@ -297,6 +316,20 @@ async def run_demo(
             server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks, return_exceptions=True)
+        await sink.close()
+
+
+def mail_filer(folder: Path) -> Callable[[Received], None]:
+    """What the demo does with each message its mail sink receives: says so, and files
+    it in ``folder`` (``1.eml``, ``2.eml``, ...)."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def filed(received: Received) -> None:
+        name = folder / f"{len(list(folder.glob('*.eml'))) + 1}.eml"
+        name.write_bytes(received.message.as_bytes())
+        print(f"E-post till {', '.join(received.recipients)}: {received.subject}", flush=True)
+
+    return filed
 
 
 def login_url(settings: Settings) -> str:

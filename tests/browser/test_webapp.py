@@ -269,6 +269,10 @@ def test_the_citizen_and_the_clinician_in_the_browser(
             by_clinician.filter(has_text="Nödåtkomst: Medvetslös på akuten").first
         ).to_be_visible()
         accessible(citizen)
+        citizen.get_by_role("button", name="Meddelanden").click()
+        expect(citizen.get_by_label("När någon annan läser min journal")).not_to_be_checked()
+        expect(citizen.get_by_label("E-postadress")).to_be_visible()
+        accessible(citizen)
 
         # Care staff of another provider, whom the search refuses (no consent at all),
         # open emergency access from that refusal: the identity number goes in the body,

@@ -382,6 +382,19 @@ async def _open_emergency_by_identifier(gw: Gateway, ctx: Context) -> httpx.Resp
     )
 
 
+async def _choose_notices(gw: Gateway, ctx: Context) -> httpx.Response:
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "kind", "valueCode": "access"},
+            {"name": "webhook", "valueUrl": "https://receiver.invalid/hook"},
+        ],
+    }
+    return await gw.client.post(
+        f"/fhir/Patient/{ctx.patient_id}/$notification-settings", json=body, headers=ctx.headers
+    )
+
+
 def _type_search(resource_type: str) -> Callable[[Context], str]:
     return lambda c: f"/fhir/{resource_type}?patient={c.patient_id}"
 
@@ -524,7 +537,13 @@ def _calls() -> dict[tuple[str, str], Call]:
         ("GET", "/AuditEvent"): Call(
             "self-service", _get(lambda c: f"/fhir/AuditEvent?patient={c.patient_id}")
         ),
+        ("GET", "/Patient/{patient_id}/$notification-settings"): Call(
+            "self-service", _get(lambda c: f"/fhir/Patient/{c.patient_id}/$notification-settings")
+        ),
         ("POST", "/Consent"): Call("self-service", _create_consent),
+        ("POST", "/Patient/{patient_id}/$notification-settings"): Call(
+            "self-service", _choose_notices
+        ),
         ("PUT", "/Consent/{record_id}"): Call("self-service", _update_consent),
         ("POST", "/Patient/{patient_id}/$emergency-access"): Call("emergency", _open_emergency),
         ("POST", "/Patient/$emergency-access"): Call("emergency", _open_emergency_by_identifier),

@@ -1,10 +1,11 @@
 // The app's shell: log in (SMART standalone launch), then the citizen's views (the
-// overview, consents and blocks, the access log) or the clinician's (find a patient).
+// overview, consents and blocks, the access log, notices) or the clinician's (find a patient).
 // A token response with a patient context is a citizen's; without one, a clinician's.
 
 import { showAccessLog, showChoices } from './choices.js';
 import { showClinician } from './clinician.js';
 import { el } from './dom.js';
+import { showNotices } from './notices.js';
 import { showOverview } from './overview.js';
 import { printButton, printedLine, showSummary } from './summary.js';
 import { completeLogin, currentSession, loadConfig, login, logout } from './smart.js';
@@ -18,6 +19,7 @@ const CITIZEN_VIEWS = [
   { id: 'sammanfattning', title: 'Sammanfattning' },
   { id: 'samtycken', title: 'Samtycken och spärrar' },
   { id: 'logg', title: 'Vem har läst' },
+  { id: 'meddelanden', title: 'Meddelanden' },
 ];
 
 let knownIds = new Set();
@@ -57,6 +59,7 @@ async function citizenView(id, session, config) {
       rememberIds(await showOverview(main, session.patient, config), config);
     } else if (id === 'sammanfattning') await showSummary(main, session.patient, config, knownIds);
     else if (id === 'samtycken') await showChoices(main, session.patient, config, knownIds);
+    else if (id === 'meddelanden') await showNotices(main, session.patient);
     else await showAccessLog(main, session.patient, config);
   } catch (error) {
     main.querySelector('[aria-busy]')?.remove();
