@@ -34,6 +34,8 @@ KNOWN_ACTIONS = frozenset(
         "notify",
         "consent-create",
         "consent-withdraw",
+        "proxy-create",
+        "proxy-withdraw",
         "block-create",
         "block-lift",
         "guardian-block-create",

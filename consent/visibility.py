@@ -43,6 +43,7 @@ from fhir_profiles.record_status import (
     concerned_units,
     held_back_from_patient,
     is_nullified,
+    observation_categories,
     states_record_status,
 )
 from store.tables import BlockRecord
@@ -76,7 +77,12 @@ class Visibility:
     def key(self) -> tuple[object, ...]:
         """Everything what is shown depends on (for remembering what was made of it)."""
         decision = self.decision
-        return (decision.hidden_providers, decision.hidden_units, decision.hides_unapproved)
+        return (
+            decision.hidden_providers,
+            decision.hidden_units,
+            decision.hides_unapproved,
+            decision.observation_categories,
+        )
 
     def hides(self, provider: str | None, unit: str | None) -> bool:
         """True when data made by ``provider`` / ``unit`` must not be shown."""
@@ -98,11 +104,21 @@ class Visibility:
             return True
         if self.decision.hides_unapproved and held_back_from_patient(resource):
             return True
+        if self._outside_categories(resource):
+            return True
         provider, unit = care_tags(resource)
         if self.hides(provider, unit):
             return True
         hidden_units = self.decision.hidden_units
         return bool(hidden_units) and any(u in hidden_units for u in concerned_units(resource))
+
+    def _outside_categories(self, resource: FhirResource) -> bool:
+        """An Observation of no category the decision shows (a proxy's grant for lab
+        results shows the laboratory ones only)."""
+        wanted = self.decision.observation_categories
+        if wanted is None or resource.get("resourceType") != "Observation":
+            return False
+        return not wanted & observation_categories(resource)
 
     def shown(self, resources: Sequence[FhirResource]) -> list[bool]:
         """For each of ``resources``, whether it may be shown."""
