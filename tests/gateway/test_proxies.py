@@ -9,16 +9,20 @@ on their behalf. Who may do what on every endpoint is in the access matrix
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
+from tests.conftest import IssuerKit
 from tests.gateway.conftest import (
     PROXY,
     REPRESENTATIVE,
     REPRESENTED,
     TEST_PERSON,
     Gateway,
+    Region,
     every_entry,
 )
 from tests.gateway.consent_helpers import (
@@ -27,6 +31,16 @@ from tests.gateway.consent_helpers import (
     grant_proxy,
     proxy_body,
 )
+from tests.gateway.smart_helpers import (
+    APP,
+    APP_REDIRECT,
+    DevGateway,
+    authorize_params,
+    dev_gateway,
+    hidden_fields,
+    pkce,
+    query_of,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -34,6 +48,7 @@ LAB_AND_MEDICINES = ("medicines", "lab-results")
 #: What a grant for medicines and lab results covers.
 COVERED = {"Patient", "MedicationRequest", "MedicationDispense", "Observation", "DiagnosticReport"}
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+AUTHORIZE, TOKEN_URL = "/dev-issuer/authorize", "/dev-issuer/token"
 ON_BEHALF_OF = "https://samlad.se/fhir/StructureDefinition/on-behalf-of"
 
 
@@ -234,3 +249,66 @@ async def test_nobody_is_their_own_proxy(gateway: Gateway) -> None:
     response = await gateway.client.post("/fhir/Consent", json=body, headers=gateway.citizen())
     assert response.status_code == 422
     assert TEST_PERSON not in response.text
+
+
+async def test_the_proxy_picks_whose_record_at_login(
+    tmp_path: Path,
+    issuer: IssuerKit,
+    regions: dict[str, Region],
+    guardian_register: Path,
+    database_url: str,
+) -> None:
+    """The SMART login lets a proxy choose among those they may act for; the token's
+    ``patient`` launch context is the person chosen, while the proxy stays who they are."""
+    async with dev_gateway(
+        tmp_path,
+        issuer,
+        regions,
+        database_url=database_url,
+        guardian_registers=[{"file": str(guardian_register)}],
+    ) as dev:
+        tolvan_token, tolvan = await _smart_login(dev, TEST_PERSON)
+        grant = await dev.client.post(
+            "/fhir/Consent",
+            json=proxy_body(tolvan, PROXY, categories=LAB_AND_MEDICINES),
+            headers={"Authorization": f"Bearer {tolvan_token}"},
+        )
+        assert grant.status_code == 201, grant.text
+        token, patient = await _smart_login(dev, PROXY, pick=tolvan)
+        assert patient == tolvan
+        headers = {"Authorization": f"Bearer {token}"}
+        read = await dev.client.get(f"/fhir/MedicationRequest?patient={patient}", headers=headers)
+        assert read.status_code == 200
+        refused = await dev.client.get(f"/fhir/Condition?patient={patient}", headers=headers)
+        assert refused.status_code == 403
+        # Picking someone they may not act for opens their own record instead.
+        _, own = await _smart_login(dev, PROXY, pick="someone-else")
+        assert own not in (tolvan, "someone-else")
+
+
+async def _smart_login(dev: DevGateway, person: str, pick: str | None = None) -> tuple[str, str]:
+    """Log ``person`` in through the development login (choosing ``pick``'s record when
+    offered); their access token and the token's ``patient``."""
+    verifier, challenge = pkce()
+    page = await dev.client.get(f"{AUTHORIZE}?{urlencode(authorize_params(challenge))}")
+    fields = hidden_fields(page.text) | {"role": "citizen", "person": person}
+    consent = await dev.client.post(AUTHORIZE, data=fields)
+    assert consent.status_code == 200, consent.text
+    if pick is not None:
+        assert 'name="patient"' in consent.text
+        assert "Tolvan" in consent.text
+    chosen = {"patient": pick} if pick else {}
+    answer = await dev.client.post(
+        AUTHORIZE, data={**hidden_fields(consent.text), **chosen, "decision": "allow"}
+    )
+    assert answer.status_code == 302, answer.text
+    code = query_of(answer.headers["location"])["code"]
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": APP,
+        "code": code,
+        "redirect_uri": APP_REDIRECT,
+        "code_verifier": verifier,
+    }
+    token = (await dev.client.post(TOKEN_URL, data=form)).json()
+    return token["access_token"], token["patient"]
