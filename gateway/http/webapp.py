@@ -25,6 +25,8 @@ from fhir_profiles.codes import (
     LOINC_SYSTEM,
     NPU_SYSTEM,
     PARTICIPATION_TYPE_SYSTEM,
+    RECORD_CATEGORY_SYSTEM,
+    ROLE_CODE_SYSTEM,
 )
 from fhir_profiles.extensions import (
     EMERGENCY_ACCESS_URL,
@@ -74,6 +76,8 @@ def app_config(settings: Settings) -> dict[str, Any]:
             "careUnit": CARE_UNIT_TAG,
             "consentScope": CONSENT_SCOPE_SYSTEM,
             "participationType": PARTICIPATION_TYPE_SYSTEM,
+            "roleCode": ROLE_CODE_SYSTEM,
+            "recordCategory": RECORD_CATEGORY_SYSTEM,
         },
         "extensions": {
             "sourceStatus": SOURCE_STATUS_URL,
