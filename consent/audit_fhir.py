@@ -144,13 +144,22 @@ def _actor_identifier(entry: AuditEntryPublic) -> dict[str, str]:
     return {"system": PATIENT_ID_SYSTEM, "value": entry.actor_id}
 
 
+def _role(entry: AuditEntryPublic) -> str:
+    """The actor's kind as the log shows it: a citizen acting on another adult's behalf is
+    a ``representative`` when the entry's reason says so (``legal-representative``), else
+    a ``proxy``; any other actor as logged."""
+    if entry.actor_kind == "citizen" and entry.on_behalf_of:
+        return "representative" if entry.outcome_reason == "legal-representative" else "proxy"
+    return entry.actor_kind
+
+
 def _agents(entry: AuditEntryPublic) -> list[dict[str, Any]]:
     who: dict[str, Any] = {"identifier": _actor_identifier(entry)}
     if entry.actor_kind == "citizen":
         who["reference"] = f"Patient/{entry.actor_id}"
     requestor: dict[str, Any] = {
         "type": {"coding": [_coding(PARTICIPATION_TYPE_SYSTEM, "IRCP", "information recipient")]},
-        "role": [{"coding": [_coding(ACTOR_KIND_SYSTEM, entry.actor_kind)]}],
+        "role": [{"coding": [_coding(ACTOR_KIND_SYSTEM, _role(entry))]}],
         "who": who,
         "requestor": True,
     }
@@ -176,7 +185,8 @@ def _agents(entry: AuditEntryPublic) -> list[dict[str, Any]]:
 
 def _on_behalf_of(entry: AuditEntryPublic) -> dict[str, str]:
     assert entry.on_behalf_of is not None
-    # An integrator acts for a care provider (HSA-id); a guardian for a person (opaque id).
+    # An integrator acts for a care provider (HSA-id); a proxy or legal representative for
+    # the person (opaque id).
     system = HSA_ID_SYSTEM if entry.actor_kind == "integrator" else PATIENT_ID_SYSTEM
     return {"system": system, "value": entry.on_behalf_of}
 

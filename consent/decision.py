@@ -9,6 +9,10 @@ from datetime import datetime
 #: the guardian too (see :mod:`consent.visibility`).
 NOT_FOR_GUARDIANS = "not-for-guardians"
 
+#: How a citizen acts for another adult: by the person's proxy grant, or as their legal
+#: representative from the relations register. Logged as themselves, on behalf of the person.
+PROXY_KINDS = frozenset({"proxy", "representative"})
+
 
 @dataclass(frozen=True, slots=True)
 class Withheld:
@@ -37,7 +41,8 @@ class AccessDecision:
     allowed: bool
     #: A short machine-readable reason, e.g. ``self``, ``consent``, ``no-consent``; safe to show.
     reason: str
-    #: How the principal acts: ``citizen``, ``guardian``, ``clinician``, ``integrator``.
+    #: How the principal acts: ``citizen``, ``guardian``, ``proxy`` (by the person's
+    #: grant), ``representative`` (god man, förvaltare), ``clinician``, ``integrator``.
     actor_kind: str = ""
     #: PurposeOfUse (v3-ActReason) for the log: PATRQT, TREAT, ETREAT.
     purpose: str = ""
@@ -56,6 +61,10 @@ class AccessDecision:
     #: and the region's exclusions (the sealed and excluded care providers and units are
     #: in ``hidden_providers`` and ``hidden_units``).
     withheld: Withheld = Withheld()
+    #: Only Observations of these categories (``observation-category`` codes) are shown;
+    #: None shows every Observation the types allow (a proxy's grant may cover only the
+    #: laboratory ones: :mod:`fhir_profiles.record_categories`).
+    observation_categories: frozenset[str] | None = None
 
     @classmethod
     def deny(cls, reason: str, actor_kind: str = "") -> AccessDecision:

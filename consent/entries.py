@@ -38,6 +38,8 @@ KNOWN_ACTIONS = frozenset(
         "download-record",
         "consent-create",
         "consent-withdraw",
+        "proxy-create",
+        "proxy-withdraw",
         "block-create",
         "block-lift",
         "guardian-block-create",

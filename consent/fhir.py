@@ -6,6 +6,11 @@ One resource type carries both of the patient's choices:
   (information recipient): the care provider or care unit that may read;
 * a **block** (spärr) is ``provision.type = deny`` with one actor in role ``CST``
   (custodian): the care provider or care unit whose data is hidden from others;
+* a **proxy grant** (fullmakt) is ``provision.type = permit`` with one actor in role
+  ``HPOWATT`` (healthcare power of attorney) whose reference names the proxy by identity
+  number, optionally limited by ``provision.period``, by ``provision.class`` (resource
+  types or record categories) and, with ``provision.action`` ``correct``, letting the
+  proxy manage the person's choices too;
 * a **guardian block** (vårdnadshavarspärr) is a block with a second actor, in role class
   ``GUARD`` (guardian): the data is hidden from the patient's guardians only (the
   reference of that actor is not read: it binds every guardian the register names).
@@ -17,23 +22,36 @@ a block is an update to ``status = inactive``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fhir_profiles.codes import (
+    CONSENT_ACTION_SYSTEM,
     CONSENT_POLICY_SYSTEM,
     CONSENT_SCOPE_SYSTEM,
     LOINC_SYSTEM,
     PARTICIPATION_TYPE_SYSTEM,
+    RECORD_CATEGORY_SYSTEM,
+    RESOURCE_TYPES_SYSTEM,
     ROLE_CLASS_SYSTEM,
+    ROLE_CODE_SYSTEM,
 )
 from fhir_profiles.conformance import PROFILE_FOR_TYPE
 from fhir_profiles.datetimes import parse_datetime
 from fhir_profiles.extensions import HSA_ORGANISATION_LEVEL_URL
-from fhir_profiles.identifiers import HSA_ID_SYSTEM
+from fhir_profiles.identifiers import (
+    HSA_ID_SYSTEM,
+    PATIENT_ID_SYSTEM,
+    InvalidPersonIdentifier,
+    PersonIdentifier,
+    parse_person_identifier,
+)
+from fhir_profiles.record_categories import RECORD_CATEGORIES
+from fhir_profiles.resource_types import RECORD_TYPES
 from store.tables import BlockRecord, ConsentRecord
 
 LEVELS = ("care-provider", "care-unit")
@@ -58,6 +76,12 @@ class ConsentRequest:
     #: From whom a block hides: ``others`` (everyone else) or ``guardians`` (a guardian
     #: block); ``others`` for a consent.
     hidden_from: str = "others"
+    #: A proxy grant's proxy (``kind`` is ``proxy``; ``level`` and ``hsa_id`` are empty).
+    proxy: PersonIdentifier | None = None
+    #: A proxy grant's limits: resource types and record categories (None: all).
+    covers: tuple[str, ...] | None = None
+    #: A proxy grant lets the proxy manage the person's choices too.
+    manages: bool = False
 
 
 class _Element(BaseModel):
@@ -106,6 +130,8 @@ class _Provision(_Element):
     type: str | None = None
     period: _Period | None = None
     actor: list[_Actor] = []
+    action: list[_CodeableConcept] = []
+    class_: list[_Coding] = Field(default=[], alias="class")
 
 
 class _Consent(_Element):
@@ -176,6 +202,8 @@ def parse_consent(resource: Any) -> ConsentRequest:
     if provision is None or provision.type not in ("permit", "deny"):
         raise InvalidConsent("Consent.provision.type must be permit (consent) or deny (block)")
     kind = "consent" if provision.type == "permit" else "block"
+    if any(_is_proxy_actor(a) for a in provision.actor):
+        return _proxy_request(provision, reference.removeprefix("Patient/"))
     guardians = [a for a in provision.actor if _is_guardian_actor(a)]
     organisations = [a for a in provision.actor if not _is_guardian_actor(a)]
     if len(organisations) != 1:
@@ -219,6 +247,66 @@ def parse_consent(resource: Any) -> ConsentRequest:
         start=start,
         end=end,
         hidden_from="guardians" if guardians else "others",
+    )
+
+
+def _period(provision: _Provision) -> tuple[datetime | None, datetime | None]:
+    period = provision.period or _Period()
+    start = _instant(period.start, "Consent.provision.period.start")
+    end = _instant(period.end, "Consent.provision.period.end")
+    if start and end and end <= start:
+        raise InvalidConsent("Consent.provision.period.end must be after its start")
+    return start, end
+
+
+def _is_proxy_actor(actor: _Actor) -> bool:
+    return any(c.system == ROLE_CODE_SYSTEM and c.code == "HPOWATT" for c in actor.role.coding)
+
+
+def _proxy_request(provision: _Provision, patient_id: str) -> ConsentRequest:
+    """A proxy grant: a permit to one person (role ``HPOWATT``) named by identity number,
+    limited by period and ``provision.class``; ``correct`` among its actions lets the
+    proxy manage the person's choices. Messages never repeat the number."""
+    if provision.type != "permit" or len(provision.actor) != 1:
+        raise InvalidConsent("a proxy grant is a permit with exactly one actor (HPOWATT)")
+    identifier = provision.actor[0].reference.identifier
+    try:
+        if identifier is None or identifier.value is None:
+            raise InvalidPersonIdentifier("missing")
+        proxy = parse_person_identifier(identifier.value)
+        if identifier.system not in proxy.national_systems:
+            raise InvalidPersonIdentifier("system")
+    except InvalidPersonIdentifier:
+        raise InvalidConsent(
+            "Consent.provision.actor.reference.identifier must be the proxy's personnummer"
+        ) from None
+    covers: list[str] = []
+    for coding in provision.class_:
+        known: Collection[str] = RECORD_TYPES if coding.system == RESOURCE_TYPES_SYSTEM else ()
+        if coding.system == RECORD_CATEGORY_SYSTEM:
+            known = RECORD_CATEGORIES.keys()
+        if coding.code is not None and coding.code in known:
+            covers.append(coding.code)
+        else:
+            raise InvalidConsent(
+                "Consent.provision.class must be record types or record categories"
+            )
+    actions = {c.code for a in provision.action for c in a.coding}
+    if any(c.system != CONSENT_ACTION_SYSTEM for a in provision.action for c in a.coding) or (
+        not actions <= {"access", "correct"}
+    ):
+        raise InvalidConsent("Consent.provision.action must be access or correct")
+    start, end = _period(provision)
+    return ConsentRequest(
+        kind="proxy",
+        patient_id=patient_id,
+        level="",
+        hsa_id="",
+        start=start,
+        end=end,
+        proxy=proxy,
+        covers=tuple(dict.fromkeys(covers)) if covers else None,
+        manages="correct" in actions,
     )
 
 
@@ -283,8 +371,12 @@ def _base(record_id: str, patient_id: str, recorded: datetime, active: bool) -> 
     }
 
 
-def consent_resource(record: ConsentRecord, now: datetime) -> dict[str, Any]:
-    """A consent record as a Consent resource; expired or withdrawn ones are inactive."""
+def consent_resource(
+    record: ConsentRecord, now: datetime, proxy: PersonIdentifier | None = None
+) -> dict[str, Any]:
+    """A consent record as a Consent resource; expired or withdrawn ones are inactive. A
+    proxy grant names its proxy by ``proxy`` (their identity number, in the body only),
+    else by their opaque id."""
     end = record.period_end
     expired = end is not None and (end if end.tzinfo else end.replace(tzinfo=UTC)) <= now
     active = record.withdrawn_at is None and not expired
@@ -292,12 +384,50 @@ def consent_resource(record: ConsentRecord, now: datetime) -> dict[str, Any]:
     period: dict[str, Any] = {"start": _when(record.period_start)}
     if record.period_end is not None:
         period["end"] = _when(record.period_end)
+    if record.grantee_type == "proxy":
+        resource["provision"] = {"type": "permit", "period": period, **_proxy(record, proxy)}
+        return resource
     resource["provision"] = {
         "type": "permit",
         "period": period,
         "actor": [_actor("IRCP", record.grantee_type, record.grantee_hsa_id)],
     }
     return resource
+
+
+_HPOWATT = "healthcare power of attorney"
+
+
+def _proxy(record: ConsentRecord, proxy: PersonIdentifier | None) -> dict[str, Any]:
+    """A proxy grant's actor, and its limits (``class``) and actions."""
+    identifier = (
+        {"system": proxy.system, "value": proxy.value}
+        if proxy is not None
+        else {"system": PATIENT_ID_SYSTEM, "value": record.grantee_hsa_id}
+    )
+    role = {
+        "system": ROLE_CODE_SYSTEM,
+        "code": "HPOWATT",
+        "display": "healthcare power of attorney",
+    }
+    provision: dict[str, Any] = {
+        "actor": [{"role": {"coding": [role]}, "reference": {"identifier": identifier}}],
+        "action": [
+            {"coding": [{"system": CONSENT_ACTION_SYSTEM, "code": code}]}
+            for code in (("access", "correct") if record.manages else ("access",))
+        ],
+    }
+    if record.covers:
+        provision["class"] = [
+            {
+                "system": RECORD_CATEGORY_SYSTEM
+                if code in RECORD_CATEGORIES
+                else RESOURCE_TYPES_SYSTEM,
+                "code": code,
+            }
+            for code in record.covers.split()
+        ]
+    return provision
 
 
 def block_resource(record: BlockRecord) -> dict[str, Any]:

@@ -24,14 +24,14 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from consent.decision import AccessDecision, Withheld
+from consent.decision import PROXY_KINDS, AccessDecision, Withheld
 from fhir_profiles.record_dates import RECORD_DATE_FIELDS, record_date
 from fhir_profiles.record_status import FhirResource
 from store.tables import SealRecord, as_utc
 
 #: How principals act who read the person's own online view: the person themselves, a
 #: guardian, a proxy (ombud).
-ONLINE_READERS = frozenset({"citizen", "guardian", "proxy"})
+ONLINE_READERS = frozenset({"citizen", "guardian"}) | PROXY_KINDS
 
 #: Delayed release holds entries back this many days unless the person says otherwise.
 DEFAULT_RELEASE_DELAY_DAYS = 14

@@ -8,14 +8,15 @@ The rules, in plain words, are in docs/consent.md.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from consent.decision import NOT_FOR_GUARDIANS, AccessDecision
+from consent.decision import NOT_FOR_GUARDIANS, PROXY_KINDS, AccessDecision
 from consent.online import OnlineExclusions, reads_online, withhold_online
 from consent.principals import Citizen, Clinician, Integrator, Principal
 from consent.scopes import parse_scopes
 from fhir_profiles.identifiers import PersonIdentifier
+from fhir_profiles.record_categories import Coverage, coverage
 from store.tables import BlockRecord, ConsentRecord, EmergencyAccess, SealRecord, as_utc
 
 
@@ -50,6 +51,47 @@ class AccessFacts:
     seals: Sequence[SealRecord] = ()
     #: What the region never shows the person online.
     exclusions: OnlineExclusions = field(default_factory=OnlineExclusions)
+    #: The person's proxy grants (active or not) that name the asking citizen.
+    proxy_grants: Sequence[ConsentRecord] = ()
+    #: The relations register names the asking citizen as the person's legal
+    #: representative (god man, förvaltare).
+    representative: bool = False
+
+
+#: A person is acted for by a proxy or a legal representative from this birthday (younger
+#: people have guardians).
+ADULT_AGE = 18
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyStanding:
+    """What a citizen acting for another adult may do: read what ``covers`` covers (None:
+    all the person sees), and manage the person's choices (``manages``)."""
+
+    covers: Coverage | None
+    manages: bool
+
+
+def proxy_standing(facts: AccessFacts) -> ProxyStanding | None:
+    """How the asking citizen may act for ``facts.person``: as legal representative (the
+    whole record, managing nothing), or by the person's active proxy grants to them
+    together (their limits joined; any unlimited one covers all); None if by neither."""
+    if facts.person.age_on(facts.now.date()) < ADULT_AGE:
+        return None
+    grants = [g for g in facts.proxy_grants if consent_is_active(g, facts.now)]
+    if facts.representative:
+        return ProxyStanding(None, False)
+    if not grants:
+        return None
+    manages = any(g.manages for g in grants)
+    if any(not g.covers for g in grants):
+        return ProxyStanding(None, manages)
+    return ProxyStanding(coverage(c for g in grants for c in (g.covers or "").split()), manages)
+
+
+#: Why a proxy or legal representative may not manage the person's choices or read their
+#: access log: their grant does not say so (``provision.action`` ``correct``).
+PROXY_MAY_NOT_MANAGE = "proxy-may-not-manage"
 
 
 def consent_is_active(record: ConsentRecord, at: datetime) -> bool:
@@ -103,9 +145,33 @@ def _citizen_as(principal: Citizen, facts: AccessFacts) -> str | AccessDecision:
         if age < facts.ages.own_from:
             return AccessDecision.deny("too-young", "citizen")
         return "citizen"
-    if not facts.guardian or age >= facts.ages.guardian_until:
-        return AccessDecision.deny("not-own-record", "citizen")
-    return "guardian"
+    if facts.guardian and age < facts.ages.guardian_until:
+        return "guardian"
+    if facts.representative and proxy_standing(facts) is not None:
+        return "representative"
+    if proxy_standing(facts) is not None:
+        return "proxy"
+    return AccessDecision.deny("not-own-record", "citizen")
+
+
+_REASON = {"citizen": "self", "guardian": "guardian", "proxy": "proxy"}
+_REASON["representative"] = "legal-representative"
+
+
+def _proxy_types(kind: str, facts: AccessFacts, types: frozenset[str]) -> AccessDecision:
+    """What a citizen acting as ``kind`` reads of ``types`` (their scopes' types): for a
+    proxy, only what their grant covers (and of Observations only its categories)."""
+    standing = proxy_standing(facts) if kind in PROXY_KINDS else None
+    covers = standing.covers if standing is not None else None
+    return AccessDecision(
+        allowed=True,
+        reason=_REASON[kind],
+        actor_kind=kind,
+        purpose="PATRQT",
+        resource_types=types if covers is None else types & covers.types,
+        hides_unapproved=True,
+        observation_categories=None if covers is None else covers.observation_categories,
+    )
 
 
 def _guardian_hidden(kind: str, facts: AccessFacts) -> tuple[frozenset[str], frozenset[str]]:
@@ -125,15 +191,10 @@ def decide(principal: Principal, facts: AccessFacts) -> AccessDecision:
                 return kind
             types = parse_scopes(principal.scopes, "patient").readable(facts.served_types)
             providers, units = _guardian_hidden(kind, facts)
-            decision = AccessDecision(
-                allowed=True,
-                reason="self" if kind == "citizen" else "guardian",
-                actor_kind=kind,
-                purpose="PATRQT",
+            decision = replace(
+                _proxy_types(kind, facts, types),
                 hidden_providers=providers,
                 hidden_units=units,
-                resource_types=types,
-                hides_unapproved=True,
             )
         case Clinician():
             types = parse_scopes(principal.scopes, "user").readable(facts.served_types)
@@ -263,10 +324,14 @@ def decide_self_service(
         return kind
     if not parse_scopes(principal.scopes, "patient").allows(resource_type, permission):
         return AccessDecision.deny("scope", kind)
+    if kind in PROXY_KINDS:
+        standing = proxy_standing(facts)
+        if standing is None or not standing.manages:
+            return AccessDecision.deny(PROXY_MAY_NOT_MANAGE, kind)
     providers, units = _guardian_hidden(kind, facts)
     return AccessDecision(
         allowed=True,
-        reason="self" if kind == "citizen" else "guardian",
+        reason=_REASON[kind],
         actor_kind=kind,
         purpose="PATRQT",
         hidden_providers=providers,
@@ -293,6 +358,8 @@ def decide_guardian_block(
                 return kind
             if kind == "guardian":
                 return AccessDecision.deny(NOT_FOR_GUARDIANS, "guardian")
+            if kind in PROXY_KINDS:
+                return AccessDecision.deny(PROXY_MAY_NOT_MANAGE, kind)
             if not parse_scopes(principal.scopes, "patient").allows("Consent", permission):
                 return AccessDecision.deny("scope", "citizen")
             reason, kind = "self", "citizen"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     ColumnElement,
     DateTime,
@@ -60,7 +61,7 @@ _EMERGENCY: Table = table_of(EmergencyAccess)
 #: :meth:`ConsentStore.grant`).
 Logged = tuple[AuditLog, AuditEntryCreate]
 
-_TEXT, _MOMENT = String(), DateTime(timezone=True)
+_TEXT, _MOMENT, _FLAG = String(), DateTime(timezone=True), Boolean()
 
 
 def _none(type_: TypeEngine[Any]) -> ColumnElement[Any]:
@@ -85,6 +86,8 @@ _STANDING = union_all(
         _none(_TEXT).label("reason"),
         _none(_TEXT).label("override"),
         _none(_TEXT).label("hidden_from"),
+        _CONSENTS.c.covers.label("covers"),
+        _CONSENTS.c.manages.label("manages"),
     ).where(_CONSENTS.c.patient_id == bindparam("patient_id")),
     select_rows(
         literal_column("'block'", _TEXT),
@@ -100,6 +103,8 @@ _STANDING = union_all(
         _none(_TEXT),
         _none(_TEXT),
         _BLOCKS.c.hidden_from,
+        _none(_TEXT),
+        _none(_FLAG),
     ).where(_BLOCKS.c.patient_id == bindparam("patient_id")),
     select_rows(
         literal_column("'emergency'", _TEXT),
@@ -115,6 +120,8 @@ _STANDING = union_all(
         _EMERGENCY.c.reason,
         _EMERGENCY.c.block_override_reason,
         _none(_TEXT),
+        _none(_TEXT),
+        _none(_FLAG),
     ).where(
         _EMERGENCY.c.patient_id == bindparam("patient_id"),
         _EMERGENCY.c.clinician_hsa_id == bindparam("clinician"),
@@ -134,6 +141,8 @@ def _from_row(row: Row[Any], patient_id: str) -> ConsentRecord | BlockRecord | E
             period_end=row.ends,
             recorded_at=row.recorded,
             withdrawn_at=row.ended,
+            covers=row.covers,
+            manages=bool(row.manages),
         )
     if row.kind == "block":
         return BlockRecord(
@@ -216,6 +225,26 @@ class ConsentStore:
         }
         return sorted(active)
 
+    async def proxied_patients(self, proxy_id: str, at: datetime) -> list[str]:
+        """The patients (opaque ids, in order) whose proxy grant naming ``proxy_id`` (the
+        proxy's opaque id) is active ``at``: whom the proxy may act for. Each read is
+        decided on again."""
+        consents = _CONSENTS.c
+        query = select_rows(consents.patient_id, consents.period_start, consents.period_end).where(
+            consents.grantee_type == "proxy",
+            consents.grantee_hsa_id == proxy_id,
+            consents.withdrawn_at.is_(None),
+        )
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return sorted(
+            {
+                str(patient_id)
+                for patient_id, start, end in rows
+                if as_utc(start) <= at and (end is None or as_utc(end) > at)
+            }
+        )
+
     async def _save(self, record: SQLModel, table: Table, logged: Logged | None) -> None:
         """Insert ``record``; with ``logged``, in one transaction with its log entry."""
         if logged is not None:
@@ -235,9 +264,13 @@ class ConsentStore:
         end: datetime | None,
         *,
         logged: Logged | None = None,
+        covers: Sequence[str] | None = None,
+        manages: bool = False,
     ) -> ConsentRecord:
         """Record a consent; with ``logged`` (the access log and the entry recording
-        this), the consent and its entry are committed together or not at all."""
+        this), the consent and its entry are committed together or not at all. A proxy
+        grant (``grantee_type`` ``proxy``, the proxy's opaque id) may be limited to what
+        it ``covers`` and may let the proxy manage the person's choices (``manages``)."""
         now = _now()
         record = ConsentRecord(
             id=f"consent-{uuid.uuid4().hex}",
@@ -247,6 +280,8 @@ class ConsentStore:
             period_start=start or now,
             period_end=end,
             recorded_at=now,
+            covers=" ".join(covers) if covers else None,
+            manages=manages,
         )
         await self._save(record, _CONSENTS, logged)
         return record

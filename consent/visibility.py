@@ -48,6 +48,7 @@ from fhir_profiles.record_status import (
     concerned_units,
     held_back_from_patient,
     is_nullified,
+    observation_categories,
     states_record_status,
 )
 from store.tables import BlockRecord
@@ -86,6 +87,7 @@ class Visibility:
             decision.hidden_units,
             decision.hides_unapproved,
             decision.withheld,
+            decision.observation_categories,
         )
 
     def hides(self, provider: str | None, unit: str | None) -> bool:
@@ -110,11 +112,21 @@ class Visibility:
             return True
         if withholds(self.decision.withheld, resource):
             return True
+        if self._outside_categories(resource):
+            return True
         provider, unit = care_tags(resource)
         if self.hides(provider, unit):
             return True
         hidden_units = self.decision.hidden_units
         return bool(hidden_units) and any(u in hidden_units for u in concerned_units(resource))
+
+    def _outside_categories(self, resource: FhirResource) -> bool:
+        """An Observation of no category the decision shows (a proxy's grant for lab
+        results shows the laboratory ones only)."""
+        wanted = self.decision.observation_categories
+        if wanted is None or resource.get("resourceType") != "Observation":
+            return False
+        return not wanted & observation_categories(resource)
 
     def shown(self, resources: Sequence[FhirResource]) -> list[bool]:
         """For each of ``resources``, whether it may be shown."""

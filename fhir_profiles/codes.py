@@ -75,6 +75,14 @@ PARTICIPATION_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-Participat
 #: The actor a guardian block (vårdnadshavarspärr) denies: role class ``GUARD``.
 ROLE_CLASS_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-RoleClass"
 ACT_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+#: The actor a proxy grant (fullmakt, ombud) names: role code ``HPOWATT`` (healthcare
+#: power of attorney).
+ROLE_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+#: What a Consent's provision covers (``provision.class``): FHIR resource types.
+RESOURCE_TYPES_SYSTEM = "http://hl7.org/fhir/resource-types"
+#: What a Consent lets its actor do (``provision.action``): ``access`` (read), ``correct``
+#: (a proxy may also manage the person's consents, blocks and proxies).
+CONSENT_ACTION_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentaction"
 SECURITY_SOURCE_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/security-source-type"
 AUDIT_ENTITY_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 OBJECT_ROLE_SYSTEM = "http://terminology.hl7.org/CodeSystem/object-role"
@@ -92,6 +100,9 @@ CONSENT_POLICY_SYSTEM = "https://samlad.se/fhir/CodeSystem/consent-policy"
 #: everyone acting for them): ``seal`` (spärr av egen åtkomst) or ``delayed-release``
 #: (entries newer than some days held back); see docs/consent.md.
 ONLINE_ACCESS_SYSTEM = "https://samlad.se/fhir/CodeSystem/online-access"
+#: The categories of the record a proxy grant may be limited to (``provision.class``):
+#: see :mod:`fhir_profiles.record_categories`.
+RECORD_CATEGORY_SYSTEM = "https://samlad.se/fhir/CodeSystem/record-category"
 #: The type of a diagnosis in the national enumeration (``huvuddiagnos``, ``bidiagnos``),
 #: and of a care plan (``SIP``, ``VP``, ``RP``, ...): RIV-TA enumerations without an OID.
 DIAGNOSIS_TYPE_SYSTEM = "https://samlad.se/fhir/CodeSystem/diagnosis-type"

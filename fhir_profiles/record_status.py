@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fhir_profiles.codes import OBSERVATION_CATEGORY_SYSTEM
+
 FhirResource = dict[str, Any]
 
 CARE_PROVIDER_TAG = "https://samlad.se/fhir/CodeSystem/care-provider"
@@ -110,3 +112,18 @@ def care_tags(resource: FhirResource) -> tuple[str | None, str | None]:
         elif tag.get("system") == CARE_UNIT_TAG:
             unit = tag.get("code")
     return provider, unit
+
+
+def observation_categories(resource: FhirResource) -> frozenset[str]:
+    """The ``observation-category`` codes of an Observation (``laboratory``,
+    ``vital-signs``, ...): what a proxy grant limited to record categories is decided on."""
+    codes: set[str] = set()
+    categories = resource.get("category")
+    for category in categories if isinstance(categories, list) else []:
+        codings = category.get("coding") if isinstance(category, dict) else None
+        for coding in codings if isinstance(codings, list) else []:
+            if isinstance(coding, dict) and coding.get("system") == OBSERVATION_CATEGORY_SYSTEM:
+                code = coding.get("code")
+                if isinstance(code, str):
+                    codes.add(code)
+    return frozenset(codes)

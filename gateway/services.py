@@ -100,8 +100,13 @@ class Services:
     checkpoint_timer: asyncio.Task[None] | None = None
     #: Set to stop the housekeeping tasks at the end of their current step.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    #: The time access decisions are made at (a test may set another).
+    #: The time access is decided at (a consent's or a proxy grant's period is compared
+    #: with it); tests move it.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def now(self) -> datetime:
+        """The time access is decided at (see :attr:`clock`)."""
+        return self.clock()
 
     def provider_of(self, source_id: str) -> str | None:
         """The care provider HSA-id a source holds data for, if configured."""

@@ -7,7 +7,8 @@ Routes (every one except ``GET /fhir/metadata`` needs ``Authorization: Bearer <t
 * ``GET /fhir/{type}/{id}``: read.
 * ``GET /fhir/{type}?...`` and ``POST /fhir/{type}/_search`` (form body): search, paged.
 * ``GET``/``PUT /_sim/behaviour``: read or change the region's :class:`Behaviour`.
-* ``GET /_sim/relations``: guardian relations of the region's children.
+* ``GET /_sim/relations``: guardian relations of the region's children, and legal
+  representatives of its adults.
 * ``PUT /_sim/resources``: add or replace one resource (a FHIR JSON body with its
   ``meta.lastUpdated``): the region's record changes, as when new results arrive.
 
@@ -33,7 +34,7 @@ from simregions.behaviour import FHIR_PATH_PREFIX, Behaviour, BehaviourError
 from simregions.data import build_region_data
 from simregions.faults import NEXT_LOOP_SCOPE_KEY, apply_fault, quiet_reset_logging
 from simregions.fhirhttp import error_response, fhir_response
-from simregions.people import people_in_region, relations
+from simregions.people import people_in_region, relations, representatives
 from simregions.regions import FHIR_BASE_PATH, RegionSpec
 from simregions.search import SearchError, SearchRequest, run_search
 from simregions.store import SEARCH_PARAMS, RegionStore, region_store
@@ -240,7 +241,8 @@ class SimRegionApp:
         return Response(status_code=204)
 
     async def sim_relations(self, request: Request) -> Response:
-        """Guardian relations whose child lives in this region.
+        """Guardian relations whose child lives in this region, and legal representatives
+        (god man, förvaltare) of adults who live in it.
 
         Each side carries the canonical personnummer, the identifier as this region writes
         it, and the local Patient reference (null if that person has no record here).
@@ -261,6 +263,15 @@ class SimRegionApp:
             {"relationship": "guardian", "guardian": side(guardian), "child": side(child)}
             for guardian, child in relations()
             if child in in_region
+        ]
+        listed += [
+            {
+                "relationship": "legal-representative",
+                "representative": side(representative),
+                "represented": side(person),
+            }
+            for representative, person in representatives()
+            if person in in_region
         ]
         return JSONResponse({"region": self.region.id, "relations": listed})
 

@@ -268,6 +268,17 @@ def relations() -> tuple[tuple[str, str], ...]:
     return population().relations
 
 
+#: Legal representatives (god man, förvaltare) as (representative pnr, represented pnr):
+#: a man of 59 for a woman of 86, both in Region Nord. Chosen among people the population
+#: already has (adding people would change everyone's data).
+_REPRESENTATIVES = (("196707195290", "194003029818"),)
+
+
+def representatives() -> tuple[tuple[str, str], ...]:
+    """Legal representative relations as (representative pnr, represented pnr)."""
+    return _REPRESENTATIVES
+
+
 def get_person(pnr: str) -> Person:
     """Return the person with canonical number ``pnr`` (KeyError, without the number, if none)."""
     for person in population().people:

@@ -155,13 +155,20 @@ class ConsentRecord(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=64)
     patient_id: str = Field(index=True, max_length=64)
-    #: ``care-provider`` or ``care-unit``
+    #: ``care-provider`` or ``care-unit``; ``proxy`` for a proxy grant (fullmakt)
     grantee_type: str = Field(max_length=32)
+    #: The HSA-id of the care provider or unit; of a proxy, their opaque unified id
+    #: (never their identity number)
     grantee_hsa_id: str = Field(max_length=64)
     period_start: datetime = Field(sa_column=_moment())
     period_end: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
     recorded_at: datetime = Field(sa_column=_moment())
     withdrawn_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+    #: A proxy grant's limits: the resource types and record categories it covers,
+    #: space-separated (None: the whole record as the person sees it).
+    covers: str | None = Field(default=None, max_length=1024)
+    #: A proxy grant lets the proxy manage the person's consents, blocks and proxies too.
+    manages: bool = Field(default=False)
 
 
 class BlockRecord(SQLModel, table=True):

@@ -334,6 +334,57 @@ def test_consent_walkthrough_in_the_demo(demo: Demo) -> None:
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
+def test_tolvan_grants_a_proxy_for_medicines_and_lab_results_and_sees_their_reads(
+    demo: Demo,
+) -> None:
+    """Tolvan makes another adult of the test population his proxy for medicines and lab
+    results; they log in as themselves, open Tolvan's record, see only those, and Tolvan
+    sees their reads in his log."""
+    from tests.gateway.consent_helpers import proxy_body
+
+    config = demo.data_dir / "demo.toml"
+    base = demo.everything_url.rsplit("/Patient/", 1)[0]
+    tolvan, proxy_number = demo.patient_id, "197904105082"
+    citizen = {"Authorization": f"Bearer {demo.token}"}
+    command = [*SAMLAD, "token", "--config", str(config), "--role", "citizen"]
+    command += ["--personnummer", proxy_number]
+    proxy_token = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    proxy = {"Authorization": f"Bearer {proxy_token.strip()}"}
+    body = proxy_body(tolvan, proxy_number, categories=("medicines", "lab-results"))
+    with httpx.Client(base_url=base, timeout=60) as fhir:
+        assert fhir.get(f"/Patient/{tolvan}", headers=proxy).status_code == 403
+        assert fhir.post("/Consent", json=body, headers=citizen).status_code == 201
+        listed = fhir.get("/Patient", headers=proxy).json()
+        assert tolvan in [e["resource"]["id"] for e in listed["entry"]]
+        seen = fhir.get(f"/Patient/{tolvan}/$everything", headers=proxy)
+        assert seen.status_code == 200
+        matches = [e["resource"] for e in seen.json()["entry"] if e["search"]["mode"] == "match"]
+        types = {r["resourceType"] for r in matches}
+        assert types <= {
+            "Patient",
+            "MedicationRequest",
+            "MedicationDispense",
+            "Observation",
+            "DiagnosticReport",
+        }
+        assert {"MedicationRequest", "Observation"} <= types
+        assert all(
+            "laboratory" in str(r.get("category"))
+            for r in matches
+            if r["resourceType"] == "Observation"
+        )
+        assert fhir.get(f"/Condition?patient={tolvan}", headers=proxy).status_code == 403
+        log = fhir.get(f"/AuditEvent?patient={tolvan}", headers=citizen)
+        assert log.status_code == 200
+        by_proxy = [
+            e["resource"]
+            for e in log.json()["entry"]
+            if "'code': 'proxy'" in str(e["resource"]["agent"])
+        ]
+        assert len(by_proxy) >= 3
+        assert proxy_number not in log.text
+
+
 def test_the_printed_login_url_logs_tolvan_in_and_the_printed_exchange_gives_tokens(
     demo: Demo,
 ) -> None:

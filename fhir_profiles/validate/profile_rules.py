@@ -23,6 +23,7 @@ from fhir_profiles.codes import (
     LOINC_SYSTEM,
     ONLINE_ACCESS_SYSTEM,
     ROLE_CLASS_SYSTEM,
+    ROLE_CODE_SYSTEM,
     UCUM_SYSTEM,
     has_mappable_coding,
 )
@@ -278,6 +279,31 @@ def _seal_actors(provision: dict[str, Any], where: str) -> list[Issue]:
     return []
 
 
+def _is_proxy(actor: object) -> bool:
+    """The actor of a proxy grant (role code HPOWATT, :data:`ROLE_CODE_SYSTEM`)."""
+    role = actor.get("role") if isinstance(actor, dict) else None
+    codings = role.get("coding") if isinstance(role, dict) else None
+    return isinstance(codings, list) and any(
+        isinstance(c, dict) and c.get("system") == ROLE_CODE_SYSTEM and c.get("code") == "HPOWATT"
+        for c in codings
+    )
+
+
+def _proxy_actor(actors: list[Any], kind: str, where: str) -> list[Issue]:
+    """A proxy grant: a permit with one actor, the proxy, named by an identifier."""
+    reference = actors[0].get("reference") if isinstance(actors[0], dict) else None
+    identifier = reference.get("identifier") if isinstance(reference, dict) else None
+    if (
+        kind != "permit"
+        or len(actors) != 1
+        or not isinstance(identifier, dict)
+        or not identifier.get("value")
+    ):
+        message = "a proxy grant is a permit with one HPOWATT actor named by an identifier"
+        return [_issue("samlad-consent-1", f"{where}.provision.actor", message)]
+    return []
+
+
 def _consent_actor(resource: dict[str, Any], where: str) -> list[Issue]:
     provision = resource.get("provision")
     provision = provision if isinstance(provision, dict) else {}
@@ -287,6 +313,8 @@ def _consent_actor(resource: dict[str, Any], where: str) -> list[Issue]:
     kind = str(provision.get("type"))
     expected = {"permit": "IRCP", "deny": "CST"}.get(kind)
     actors = actors if isinstance(actors, list) else []
+    if any(_is_proxy(a) for a in actors):
+        return _proxy_actor(actors, kind, where)
     organisations = [a for a in actors if not _is_guardians(a)]
     guardians = len(actors) - len(organisations)
     if (

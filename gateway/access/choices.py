@@ -14,13 +14,14 @@ person's choices.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from consent.audit import AuditLog
 from consent.decision import AccessDecision
 from consent.entries import AuditEntryPublic
 from consent.fhir import (
+    ConsentRequest,
     InvalidConsent,
     block_resource,
     consent_resource,
@@ -39,11 +40,21 @@ from consent.store import Logged
 from consent.visibility import Visibility
 from gateway.access.reader import RecordReader, RecordServices, type_counts
 from gateway.errors import BadRequest, Forbidden, NotFound
-from store.tables import BlockRecord, SealRecord
+from store.tables import BlockRecord, ConsentRecord, SealRecord
 
 
 class UnprocessableConsent(BadRequest):
     status, code = 422, "processing"
+
+
+def _is_proxy_grant(resource: dict[str, Any]) -> bool:
+    """Whether a Consent resource (as the gateway renders it) is a proxy grant."""
+    actors = resource.get("provision", {}).get("actor", [])
+    return any(
+        coding.get("code") == "HPOWATT"
+        for actor in actors
+        for coding in actor.get("role", {}).get("coding", [])
+    )
 
 
 class PatientChoices:
@@ -116,6 +127,8 @@ class PatientChoices:
         else:
             decision = await self._authorise(request.patient_id, "Consent", "c", action)
         store = self._services.consents
+        if request.kind == "proxy":
+            return await self._grant_proxy(request, decision, action)
         # The change and its log entry are committed together, or neither is.
         logged = self._logged(decision, request.patient_id, action)
         if request.kind == "consent":
@@ -127,7 +140,7 @@ class PatientChoices:
                 request.end,
                 logged=logged,
             )
-            return consent_resource(record, datetime.now(UTC))
+            return consent_resource(record, self._services.now())
         block = await store.block(
             request.patient_id,
             request.level,
@@ -148,6 +161,35 @@ class PatientChoices:
         logged = self._logged(decision, request.patient_id, action)
         return seal_resource(await self._services.consents.seals.seal(request, logged))
 
+    async def _grant_proxy(
+        self, request: ConsentRequest, decision: AccessDecision, action: str
+    ) -> dict[str, Any]:
+        """Record a proxy grant: the proxy is kept by their opaque id (remembered in the
+        person index, so the grant can name them again); nobody is their own proxy."""
+        assert request.proxy is not None
+        if request.proxy == await self._reader.person(request.patient_id):
+            raise UnprocessableConsent("a person cannot be their own proxy")
+        proxy_id = await self._services.persons.remember(request.proxy)
+        record = await self._services.consents.grant(
+            request.patient_id,
+            "proxy",
+            proxy_id,
+            request.start,
+            request.end,
+            logged=self._logged(decision, request.patient_id, action),
+            covers=request.covers,
+            manages=request.manages,
+        )
+        return consent_resource(record, self._services.now(), request.proxy)
+
+    async def _resource(self, record: ConsentRecord, now: datetime) -> dict[str, Any]:
+        """A consent record as a Consent resource; a proxy grant names its proxy by
+        identity number (in the body only) when the person index knows them."""
+        proxy = None
+        if record.grantee_type == "proxy":
+            proxy = await self._services.persons.resolve(record.grantee_hsa_id)
+        return consent_resource(record, now, proxy)
+
     def _logged(self, decision: AccessDecision, patient_id: str, action: str) -> Logged:
         """The access log and the entry for a change of one Consent resource."""
         entry = self._reader.entry(decision, patient_id, action, ["Consent"], {"Consent": 1})
@@ -164,7 +206,8 @@ class PatientChoices:
             return seal.patient_id, seal_resource(seal), seal
         consent = await store.get_consent(record_id) if record_id.startswith("consent-") else None
         if consent is not None:
-            return consent.patient_id, consent_resource(consent, datetime.now(UTC)), None
+            resource = await self._resource(consent, self._services.now())
+            return consent.patient_id, resource, None
         block = await store.get_block(record_id) if record_id.startswith("block-") else None
         if block is not None:
             return block.patient_id, block_resource(block), block
@@ -195,10 +238,10 @@ class PatientChoices:
 
     async def search(self, patient_id: str) -> list[dict[str, Any]]:
         decision = await self._authorise(patient_id, "Consent", "s", "search")
-        store, now = self._services.consents, datetime.now(UTC)
+        store, now = self._services.consents, self._services.now()
         standing = await store.standing(patient_id, None, now)
         visibility = Visibility(decision)
-        resources = [consent_resource(c, now) for c in standing.consents]
+        resources = [await self._resource(c, now) for c in standing.consents]
         resources += [block_resource(b) for b in standing.blocks if visibility.shows_block(b)]
         resources += [seal_resource(s) for s in await store.seals.of_patient(patient_id)]
         await self._reader.log(decision, patient_id, "search", ["Consent"], type_counts(resources))
@@ -208,7 +251,7 @@ class PatientChoices:
         """Withdraw a consent or lift a block: the only change a Consent accepts."""
         patient_id, current, block = await self._find(record_id)
         if block is None:
-            action = "consent-withdraw"
+            action = "proxy-withdraw" if _is_proxy_grant(current) else "consent-withdraw"
         elif isinstance(block, SealRecord):
             action = "seal-lift"
         else:
@@ -233,7 +276,7 @@ class PatientChoices:
             consent = await store.withdraw(record_id, logged=logged)
             if consent is None:
                 raise NotFound("no such Consent")
-            return consent_resource(consent, datetime.now(UTC))
+            return await self._resource(consent, self._services.now())
         if isinstance(block, SealRecord):
             unsealed = await store.seals.lift(record_id, logged)
             if unsealed is None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from adapters.base import FhirResource
 from consent.audit import AuditLog
-from consent.decision import AccessDecision
+from consent.decision import PROXY_KINDS, AccessDecision
 from consent.entries import AuditEntryCreate
 from consent.policy import (
     AccessFacts,
@@ -29,15 +29,16 @@ from consent.policy import (
     scope_read,
 )
 from consent.principals import Citizen, Clinician, Integrator, Principal
-from consent.relations import GuardianRegister, RegisterUnavailable
+from consent.relations import GuardianRegister
 from consent.store import ConsentStore
 from consent.visibility import Visibility
 from fhir_profiles.identifiers import PersonIdentifier
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
 from gateway.access.persons import PersonIndex
+from gateway.access.proxies import grants_to, relations_of
 from gateway.answer.streamed import Match, RecordStream, open_stream
 from gateway.collect.collector import Collector
-from gateway.errors import Forbidden, NotFound, ServiceUnavailable
+from gateway.errors import Forbidden, NotFound
 from gateway.memo import BoundedMemo
 from gateway.merge.record import (
     MergedRecord,
@@ -70,6 +71,10 @@ class RecordServices(Protocol):
 
     def provider_of(self, source_id: str) -> str | None:
         """The care provider HSA-id a source holds data for, if configured."""
+        ...
+
+    def now(self) -> datetime:
+        """The time access is decided at (a consent's or proxy grant's period)."""
         ...
 
 
@@ -161,40 +166,30 @@ class RecordReader:
     async def facts(self, person: PersonIdentifier, patient_id: str) -> AccessFacts:
         """Everything the policy needs to know; any failure to know it is a 503."""
         principal, store = self._principal, self._services.consents
-        now = self._services.clock()
+        now = self._services.now()
         is_self = isinstance(principal, Citizen) and principal.person == person
-        try:
-            guardian = (
-                not is_self
-                and isinstance(principal, Citizen)
-                and await self._services.guardians.is_guardian_of(principal.person, person)
-            )
-            # A citizen's own choices do not bind their own reading; a guardian's reading is
-            # bound by the child's guardian blocks.
-            standing = (
-                None
-                if isinstance(principal, Citizen) and not guardian
-                else await store.standing(
-                    patient_id, principal.hsa_id if isinstance(principal, Clinician) else None, now
-                )
-            )
-        except RegisterUnavailable as exc:
-            raise ServiceUnavailable("the guardian register is unavailable") from exc
-        # The person's seals bind only the online view: what citizens read.
-        citizen = isinstance(principal, Citizen)
+        relations = await relations_of(principal, person, self._services.guardians)
+        # A citizen's own choices do not bind their own reading; another citizen's reading
+        # is bound by the person's guardian blocks or proxy grants.
+        clinician = principal.hsa_id if isinstance(principal, Clinician) else None
+        standing = None if is_self else await store.standing(patient_id, clinician, now)
+        consents = standing.consents if standing else ()
+        citizen = isinstance(principal, Citizen)  # seals bind only what citizens read online
         seals = await store.seals.of_patient(patient_id, active_only=True) if citizen else ()
         return AccessFacts(
             person=person,
             patient_id=patient_id,
             now=now,
-            consents=standing.consents if standing else (),
+            consents=consents,
             blocks=standing.blocks if standing else (),
             emergency=standing.emergency if standing else None,
-            guardian=guardian,
+            guardian=relations.guardian,
             served_types=READABLE_TYPES,
             ages=self._services.settings.citizen_ages,
             seals=seals,
             exclusions=self._services.settings.online_exclusions,
+            proxy_grants=grants_to(principal, self._services.persons, consents),
+            representative=relations.representative,
         )
 
     async def log(
@@ -225,10 +220,15 @@ class RecordReader:
         """The access log entry :meth:`log` writes (also written by changes that are
         committed together with their entry)."""
         counts = returned or {}
+        # A proxy or legal representative acts as the citizen they are, on behalf of the
+        # person (the entry's reason says which: ``proxy``, ``legal-representative``).
+        kind = decision.actor_kind or self._principal.kind
+        acting_for = {"on_behalf_of": patient_id} if kind in PROXY_KINDS else {}
         return AuditEntryCreate.model_validate(
             {
                 **actor_fields(self._principal, self._services),
-                "actor_kind": decision.actor_kind or self._principal.kind,
+                **acting_for,
+                "actor_kind": "citizen" if kind in PROXY_KINDS else kind,
                 "patient_id": patient_id,
                 "action": action,
                 "resource_types": sorted(set(resource_types)),

@@ -12,9 +12,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from adapters.base import FhirResource
+from consent.principals import Citizen, Principal
 from fhir_profiles.conformance import IPS_SUMMARY_DEFINITION, PATIENT_EVERYTHING_DEFINITION
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
 from gateway.access.auth import CurrentPrincipal
+from gateway.access.proxies import acting_for
 from gateway.access.reader import ReadResult, RecordReader
 from gateway.answer.bundles import searchset
 from gateway.answer.search import safe_name, search_params_for
@@ -116,16 +119,18 @@ def _add_patient_routes(routes: FhirRoutes) -> None:
         "Patient",
         interaction="search-type",
         search_params={"identifier": "token", "_id": "token"},
-        summary="Find the unified Patient by personnummer, or by its id",
+        summary="Find the unified Patient by personnummer, or by its id; without either, "
+        "a citizen's own Patient and those of the people they may act for",
     )
     async def search_patient(
         request: Request,
         records: Reader,
+        principal: CurrentPrincipal,
         identifier: Annotated[str | None, Query(description="system|value")] = None,
         _id: Annotated[str | None, Query(description="the unified Patient's id")] = None,
     ) -> Any:
         items = list(request.query_params.multi_items())
-        return await _patient_search(request, records, items)
+        return await _patient_search(request, records, items, principal)
 
     @routes.route(
         "POST",
@@ -137,11 +142,13 @@ def _add_patient_routes(routes: FhirRoutes) -> None:
             {"identifier": {"type": "string"}, "_id": {"type": "string"}}, any_of=True
         ),
     )
-    async def search_patient_post(request: Request, records: Reader) -> Any:
+    async def search_patient_post(
+        request: Request, records: Reader, principal: CurrentPrincipal
+    ) -> Any:
         async with request.form() as form:
             items = [(n, v) for n, v in form.multi_items() if isinstance(v, str)]
         items += list(request.query_params.multi_items())
-        return await _patient_search(request, records, items)
+        return await _patient_search(request, records, items, principal)
 
     @routes.get("/Patient/{patient_id}", "Patient", interaction="read", summary="Read a Patient")
     async def read_patient(request: Request, records: Reader, patient_id: str) -> Any:
@@ -210,11 +217,12 @@ def _add_paging(routes: FhirRoutes) -> None:
 
 
 async def _patient_search(
-    request: Request, records: RecordReader, items: list[tuple[str, str]]
+    request: Request, records: RecordReader, items: list[tuple[str, str]], principal: Principal
 ) -> Any:
     """``identifier`` (a Swedish person identifier) or ``_id`` (the unified Patient's id),
     or both (the same person, else nothing matches); other parameters are reported as
-    unsupported, or refused with ``Prefer: handling=strict``."""
+    unsupported, or refused with ``Prefer: handling=strict``. Neither, for a citizen: the
+    people they may read (:func:`_acting_for`)."""
     given: dict[str, str] = {}
     ignored = sorted({n for n, v in items if v and n not in ("identifier", "_id", "_format")})
     if ignored and searches.strict_handling(request):
@@ -223,7 +231,7 @@ async def _patient_search(
         if name in ("identifier", "_id") and value and given.setdefault(name, value) != value:
             raise BadRequest(f"{name} may name only one Patient")
     if not given:
-        raise BadRequest("identifier or _id is required")
+        return await _acting_for(request, records, principal)
     patient_id = given.get("_id")
     if patient_id is not None and not re.fullmatch(ID_PATTERN, patient_id):
         raise BadRequest("_id must be one Patient id")
@@ -250,6 +258,20 @@ async def _patient_search(
     if ignored:
         bundle["entry"].append(searches.warnings_entry([safe_name(n) for n in ignored]))
     return FhirJSONResponse(bundle)
+
+
+async def _acting_for(request: Request, records: RecordReader, principal: Principal) -> Any:
+    """``GET /Patient`` without parameters, for a citizen: their own Patient and those of
+    the people they may act for (a proxy, a legal representative); for others a 400."""
+    if not isinstance(principal, Citizen):
+        raise BadRequest("identifier or _id is required")
+
+    async def read_patient(patient_id: str) -> FhirResource | None:
+        return (await records.patient(patient_id)).patient
+
+    patients = await acting_for(principal, services(request), read_patient)
+    base = services(request).settings.fhir_base_url
+    return FhirJSONResponse(searchset(patients, None, base_url=base, self_link=f"{base}/Patient"))
 
 
 async def _patient_by_id(records: RecordReader, patient_id: str) -> ReadResult | None:

@@ -26,7 +26,9 @@ from fhir_profiles.codes import (
     NPU_SYSTEM,
     ONLINE_ACCESS_SYSTEM,
     PARTICIPATION_TYPE_SYSTEM,
+    RECORD_CATEGORY_SYSTEM,
     ROLE_CLASS_SYSTEM,
+    ROLE_CODE_SYSTEM,
     UCUM_SYSTEM,
 )
 from fhir_profiles.extensions import (
@@ -81,6 +83,8 @@ def app_config(settings: Settings) -> dict[str, Any]:
             "roleClass": ROLE_CLASS_SYSTEM,
             "onlineAccess": ONLINE_ACCESS_SYSTEM,
             "ucum": UCUM_SYSTEM,
+            "roleCode": ROLE_CODE_SYSTEM,
+            "recordCategory": RECORD_CATEGORY_SYSTEM,
         },
         "extensions": {
             "sourceStatus": SOURCE_STATUS_URL,

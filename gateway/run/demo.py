@@ -414,6 +414,10 @@ curl -s -d grant_type=authorization_code -d client_id={DEMO_APP_CLIENT} -d code=
   -d redirect_uri={settings.public_base_url}/app/ -d code_verifier={DEMO_VERIFIER} \\
   {token_url}
 
+Tolvan may make another adult his proxy (ombud), say 19790410-5082, who then logs in as
+themselves and picks Tolvan's record (docs/consent.md, "Proxies for adults"); the token
+of that person: {samlad_token} --role citizen --personnummer 19790410-5082
+
 More tokens:  {samlad_token} --role clinician   (--help lists the options)
 Ctrl-C stops everything.
 """

@@ -30,6 +30,10 @@ TEST_PERSON = "191212121212"
 GUARDIAN = "198107281563"
 CHILD = "201605121936"  # born 2016: under 13
 GROWN_CHILD = "200808074447"  # born 2008: 13 or older, the guardian may no longer read
+#: An adult the test person may make their proxy (no relation to anyone).
+PROXY = "197904105082"
+#: A legal representative (god man) and the adult they represent, from the register.
+REPRESENTATIVE, REPRESENTED = "196707195290", "194003029818"
 NORD_PROVIDER = "SE2321009001-NORD"
 FHIR_BASE = "http://gateway.test/fhir"
 
@@ -116,6 +120,8 @@ class Gateway:
     settings: Settings
     #: The app in process (its ``state.services`` for a test to set the decisions' clock).
     app: Any = None
+    #: The app's long-lived parts (``services.clock`` moves the time access is decided at).
+    services: Any = None
 
     def auth(self, token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
@@ -178,7 +184,7 @@ async def running_gateway(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
-            yield Gateway(client, issuer, regions, settings, app)
+            yield Gateway(client, issuer, regions, settings, app, app.state.services)
 
 
 @pytest.fixture(scope="session")
@@ -193,6 +199,13 @@ def guardian_register(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "child": {"personnummer": child},
             }
             for guardian, child in pairs
+        ]
+        + [
+            {
+                "relationship": "legal-representative",
+                "representative": {"personnummer": REPRESENTATIVE},
+                "represented": {"personnummer": REPRESENTED},
+            }
         ]
     }
     path = tmp_path_factory.mktemp("register") / "relations.json"

@@ -139,12 +139,69 @@ def seal_body(
     return body
 
 
+PROXY_ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+RESOURCE_TYPES = "http://hl7.org/fhir/resource-types"
+RECORD_CATEGORY = "https://samlad.se/fhir/CodeSystem/record-category"
+PNR_SYSTEM = "http://electronichealth.se/identifier/personnummer"
+
+
+def proxy_body(
+    patient_id: str,
+    proxy: str,
+    *,
+    categories: tuple[str, ...] = (),
+    types: tuple[str, ...] = (),
+    manages: bool = False,
+    start: str | None = None,
+    end: str | None = None,
+) -> dict[str, Any]:
+    """A proxy grant to the person ``proxy`` (by personnummer, in the body), limited to
+    ``categories`` and ``types`` if any; ``manages`` lets the proxy manage the choices."""
+    body = consent_body(patient_id, "unused", start=start, end=end)
+    provision = body["provision"]
+    provision["actor"] = [
+        {
+            "role": {"coding": [{"system": PROXY_ROLE, "code": "HPOWATT"}]},
+            "reference": {"identifier": {"system": PNR_SYSTEM, "value": proxy}},
+        }
+    ]
+    classes = [{"system": RECORD_CATEGORY, "code": c} for c in categories]
+    classes += [{"system": RESOURCE_TYPES, "code": t} for t in types]
+    if classes:
+        provision["class"] = classes
+    if manages:
+        provision["action"] = [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/consentaction",
+                        "code": "correct",
+                    }
+                ]
+            }
+        ]
+    return body
+
+
 async def seal(
     gateway: Gateway, patient_id: str, *, person: str = TEST_PERSON, **kwargs: Any
 ) -> str:
     """Seal as the person; the seal's id."""
     response = await gateway.client.post(
         "/fhir/Consent", json=seal_body(patient_id, **kwargs), headers=gateway.citizen(person)
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def grant_proxy(
+    gateway: Gateway, patient_id: str, proxy: str, *, person: str = TEST_PERSON, **kwargs: Any
+) -> str:
+    """The person grants ``proxy`` a proxy; the grant's id."""
+    response = await gateway.client.post(
+        "/fhir/Consent",
+        json=proxy_body(patient_id, proxy, **kwargs),
+        headers=gateway.citizen(person),
     )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])

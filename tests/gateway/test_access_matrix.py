@@ -27,6 +27,9 @@ from tests.gateway.conftest import (
     GROWN_CHILD,
     GUARDIAN,
     NORD_PROVIDER,
+    PROXY,
+    REPRESENTATIVE,
+    REPRESENTED,
     TEST_PERSON,
     Gateway,
     follow_pages,
@@ -35,6 +38,7 @@ from tests.gateway.consent_helpers import (
     consent_body,
     deactivate,
     grant,
+    grant_proxy,
     guardian_block_body,
     seal,
 )
@@ -78,6 +82,11 @@ class Row:
     #: The person sealed ``hides`` from their online view: their own choices (the Consent
     #: list) name it, as the seal; no read does.
     sealed: bool = False
+    #: Reads only these types of the record (a proxy grant's limits), and of Observations
+    #: only laboratory ones; None: every type its scopes allow.
+    types: frozenset[str] | None = None
+    #: The person's record lacks some types (the test person's has every one).
+    sparse: bool = False
 
 
 async def _citizen_self(gw: Gateway, _: str) -> dict[str, str]:
@@ -204,6 +213,44 @@ async def _integrator_wrong_context_scope(gw: Gateway, patient_id: str) -> dict[
     return gw.integrator(scope="user/*.rs patient/*.rs")
 
 
+async def _proxy_no_grant(gw: Gateway, _: str) -> dict[str, str]:
+    return gw.citizen(PROXY)
+
+
+async def _proxy_grant(gw: Gateway, patient_id: str) -> dict[str, str]:
+    await grant_proxy(gw, patient_id, PROXY)
+    return gw.citizen(PROXY)
+
+
+async def _proxy_managing(gw: Gateway, patient_id: str) -> dict[str, str]:
+    await grant_proxy(gw, patient_id, PROXY, manages=True)
+    return gw.citizen(PROXY)
+
+
+async def _proxy_limited(gw: Gateway, patient_id: str) -> dict[str, str]:
+    await grant_proxy(gw, patient_id, PROXY, categories=("medicines", "lab-results"))
+    return gw.citizen(PROXY)
+
+
+async def _proxy_expired(gw: Gateway, patient_id: str) -> dict[str, str]:
+    await grant_proxy(gw, patient_id, PROXY, start="2020-01-01", end="2021-01-01")
+    return gw.citizen(PROXY)
+
+
+async def _proxy_withdrawn(gw: Gateway, patient_id: str) -> dict[str, str]:
+    await deactivate(gw, await grant_proxy(gw, patient_id, PROXY))
+    return gw.citizen(PROXY)
+
+
+async def _representative(gw: Gateway, _: str) -> dict[str, str]:
+    return gw.citizen(REPRESENTATIVE)
+
+
+#: What a proxy grant for medicines and lab results covers.
+MEDICINES_AND_LABS = frozenset(
+    {"Patient", "MedicationRequest", "MedicationDispense", "Observation", "DiagnosticReport"}
+)
+
 ROWS = [
     Row("citizen self", TEST_PERSON, True, _citizen_self, self_service=True),
     Row("other citizen", TEST_PERSON, False, _other_citizen),
@@ -266,6 +313,19 @@ ROWS = [
     Row("clinician, no consent", TEST_PERSON, False, _clinician_no_consent, clinician=True),
     Row("integrator, consent", TEST_PERSON, True, _integrator_consent, exporter=True),
     Row("integrator, no consent", TEST_PERSON, False, _integrator_no_consent, exporter=True),
+    Row("proxy, no grant", TEST_PERSON, False, _proxy_no_grant),
+    Row("proxy, grant", TEST_PERSON, True, _proxy_grant),
+    Row("proxy, grant to manage", TEST_PERSON, True, _proxy_managing, self_service=True),
+    Row(
+        "proxy, limited categories",
+        TEST_PERSON,
+        True,
+        _proxy_limited,
+        types=MEDICINES_AND_LABS,
+    ),
+    Row("proxy, expired grant", TEST_PERSON, False, _proxy_expired),
+    Row("proxy, withdrawn grant", TEST_PERSON, False, _proxy_withdrawn),
+    Row("legal representative", REPRESENTED, True, _representative, sparse=True),
     Row(
         "integrator, scopes of another context",
         TEST_PERSON,
@@ -520,9 +580,9 @@ def _calls() -> dict[tuple[str, str], Call]:
         ("GET", ""): Call("paging", _get(lambda c: c.next_page)),
     }
     for t in PATIENT_COMPARTMENT_TYPES:
-        calls[("GET", f"/{t}")] = Call("record", _get(_type_search(t)))
+        calls[("GET", f"/{t}")] = Call("record", _get(_type_search(t)), t)
         calls[("POST", f"/{t}/_search")] = Call(
-            "record", _post_form(f"/fhir/{t}/_search", lambda c: {"patient": c.patient_id})
+            "record", _post_form(f"/fhir/{t}/_search", lambda c: {"patient": c.patient_id}), t
         )
         calls[("GET", f"/{t}/{{resource_id}}")] = Call("by-id", _get(_read_by_id(t)), t)
     for t in REFERENCED_TYPES:
@@ -603,6 +663,11 @@ def _expected(row: Row, call: Call, ctx: Context) -> set[int]:
             return {404}
         case "referenced":
             return {200}
+        case "record" | "by-id" if row.allowed and row.types is not None:
+            if call.resource_type and call.resource_type not in row.types:
+                return {403}
+            # The record's first Observation may be one the grant does not show.
+            return {200, 404} if call.kind == "by-id" else {200}
         case "record" | "by-id":
             return {200} if row.allowed else {403}
         case "paging":
@@ -642,7 +707,14 @@ async def test_matrix(gateway: Gateway, row: Row) -> None:
         if call.kind in ("record", "by-id", "paging"):
             first_page = call.kind == "record"
             await _check_read(
-                gateway, _body(response), headers, patient_id, first_page, hides=row.hides
+                gateway,
+                _body(response),
+                headers,
+                patient_id,
+                first_page,
+                hides=row.hides,
+                types=row.types,
+                sparse=row.sparse,
             )
 
 
@@ -667,14 +739,22 @@ async def _check_read(
     first_page: bool,
     *,
     hides: str | None = None,
+    types: frozenset[str] | None = None,
+    sparse: bool = False,
 ) -> None:
     """What an allowed read returns is the person's, and nobody else's (and nothing of the
-    care unit ``hides``, on any page; all of a type may be hidden by it)."""
+    care unit ``hides``, on any page; all of a type may be hidden by it; with ``types``,
+    nothing of another type, and only laboratory Observations)."""
+    if types is not None:
+        _check_types(body, types)
     if body["resourceType"] == "Bundle" and body["type"] == "searchset":
         matches = await follow_pages(gateway, body, headers)
+        if types is not None:
+            for match in matches:
+                _check_types(match, types)
         if first_page:
             assert body["total"] == len(matches), "totals count exactly what the pages hold"
-        assert matches or hides is not None
+        assert matches or hides is not None or sparse
         assert hides is None or hides not in str(matches)
         assert len({(r["resourceType"], r["id"]) for r in matches}) == len(matches)
         for resource in matches:
@@ -693,6 +773,20 @@ async def _check_read(
     else:  # a read by id
         refs = str(body.get("subject") or body.get("patient") or body.get("participant"))
         assert f"Patient/{patient_id}" in refs
+
+
+def _check_types(body: dict[str, Any], types: frozenset[str]) -> None:
+    """``body`` (a resource, a Bundle's entries, a document's) holds nothing but ``types``,
+    and its Observations are laboratory ones."""
+    if body["resourceType"] == "Bundle":
+        for entry in body.get("entry", []):
+            resource = entry["resource"]
+            if resource["resourceType"] in PATIENT_COMPARTMENT_TYPES:
+                _check_types(resource, types)
+        return
+    assert body["resourceType"] in types, body["resourceType"]
+    if body["resourceType"] == "Observation":
+        assert "'laboratory'" in str(body.get("category")), body["id"]
 
 
 async def test_log_lists_every_attempt_allowed_or_denied(gateway: Gateway) -> None:

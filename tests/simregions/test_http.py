@@ -10,7 +10,7 @@ import pytest
 
 from simregions.data import SERVED_TYPES, build_region_data
 from simregions.fhirhttp import FHIR_JSON
-from simregions.people import TEST_PERSON_PNR, relations
+from simregions.people import TEST_PERSON_PNR, relations, representatives
 from simregions.regions import DEFAULT_REGIONS
 from simregions.store import region_store
 from tests.simregions.conftest import Served
@@ -231,12 +231,21 @@ def test_relations_list_the_children_of_the_region(
     served = regions["nord"]
     response = client.get(f"{served.server.url}/_sim/relations", headers=served.auth)
     assert response.status_code == 200
-    listed = response.json()["relations"]
+    every = response.json()["relations"]
+    listed = [r for r in every if r["relationship"] == "guardian"]
     patient_ids = build_region_data(served.spec).patient_ids
     expected = [(g, c) for g, c in relations() if c in patient_ids]
     assert [(r["guardian"]["personnummer"], r["child"]["personnummer"]) for r in listed] == (
         expected
     )
+    # Legal representatives of the region's adults too (god man, förvaltare).
+    represented = [
+        (r["representative"]["personnummer"], r["represented"]["personnummer"])
+        for r in every
+        if r["relationship"] == "legal-representative"
+    ]
+    assert represented == [(a, p) for a, p in representatives() if p in patient_ids]
+    assert represented
     for relation in listed:
         assert (
             relation["child"]["patient"]

@@ -1,6 +1,8 @@
 // The app's shell: log in (SMART standalone launch), then the citizen's views (the
 // overview, consents and blocks, the access log, notices) or the clinician's (find a patient).
 // A token response with a patient context is a citizen's; without one, a clinician's.
+// A citizen who may act for others (a proxy, a legal representative) picks whose record
+// (GET /Patient lists them, their own first); another's record shows its overview only.
 
 import { showAccessLog, showChoices } from './choices.js';
 import { showClinician } from './clinician.js';
@@ -8,7 +10,7 @@ import { el } from './dom.js';
 import { showNotices } from './notices.js';
 import { showOverview } from './overview.js';
 import { printButton, printedLine, showSummary } from './summary.js';
-import { completeLogin, currentSession, loadConfig, login, logout } from './smart.js';
+import { completeLogin, currentSession, fhirJson, loadConfig, login, logout } from './smart.js';
 
 const main = document.getElementById('innehall');
 const menu = document.getElementById('meny');
@@ -81,6 +83,47 @@ function showAccount(role) {
   );
 }
 
+/** The citizen's own Patient and those of the people they may act for ([] if unknown). */
+async function whoseRecords() {
+  try {
+    const bundle = await fhirJson('/Patient');
+    return (bundle.entry || []).map((e) => e.resource).filter((r) => r && r.resourceType === 'Patient');
+  } catch {
+    return [];
+  }
+}
+
+function nameOf(patient) {
+  const name = (patient.name || [])[0] || {};
+  return [...(name.given || []), name.family].filter(Boolean).join(' ') || 'Namn saknas';
+}
+
+/** The citizen's menu; with others to act for, a choice of whose record (theirs first). */
+function showCitizen(session, config, people) {
+  const own = people.length ? people[0].id : session.patient;
+  const views = session.patient === own ? CITIZEN_VIEWS : CITIZEN_VIEWS.slice(0, 1);
+  menu.replaceChildren(
+    el('ul', {}, views.map((v) =>
+      el('li', {}, el('button', { type: 'button', 'data-view': v.id, onclick: () => citizenView(v.id, session, config) }, v.title)),
+    )),
+  );
+  if (people.length > 1) {
+    const picker = el(
+      'select',
+      {
+        id: 'vems-journal',
+        onchange: (event) => showCitizen({ ...session, patient: event.target.value }, config, people),
+      },
+      people.map((p, i) =>
+        el('option', { value: p.id, selected: p.id === session.patient }, i === 0 ? `Min egen (${nameOf(p)})` : `${nameOf(p)} (som ombud)`),
+      ),
+    );
+    menu.append(el('p', {}, el('label', { for: 'vems-journal' }, 'Vems journal'), picker));
+  }
+  menu.hidden = false;
+  citizenView('oversikt', session, config);
+}
+
 function showLogin(message) {
   menu.hidden = true;
   account.replaceChildren();
@@ -115,13 +158,8 @@ async function start() {
   }
   if (session.patient) {
     showAccount('citizen');
-    menu.replaceChildren(
-      el('ul', {}, CITIZEN_VIEWS.map((v) =>
-        el('li', {}, el('button', { type: 'button', 'data-view': v.id, onclick: () => citizenView(v.id, session, config) }, v.title)),
-      )),
-    );
-    menu.hidden = false;
-    await citizenView('oversikt', session, config);
+    const people = await whoseRecords();
+    showCitizen(session, config, people);
   } else {
     showAccount('clinician');
     menu.hidden = true;

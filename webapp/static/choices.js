@@ -1,6 +1,7 @@
 // The citizen's own choices (the FHIR Consent API): give a care provider or unit access,
-// withdraw it, block a provider's or unit's data from others and lift the block; and the
-// access log (AuditEvent?patient=…): who has looked, emergency accesses flagged.
+// withdraw it, block a provider's or unit's data from others and lift the block, give
+// another adult a proxy (fullmakt) and withdraw it; and the access log
+// (AuditEvent?patient=…): who has looked, emergency accesses and proxies flagged.
 
 import { announce, el, formatDate, table } from './dom.js';
 import { delayForm, sealCode, sealForm, sealText } from './seals.js';
@@ -29,6 +30,97 @@ export function consentBody(patientId, config, kind, hsaId, level) {
       ],
     },
   };
+}
+
+/** What a proxy grant may be limited to, in the order offered (record categories). */
+const CATEGORIES = {
+  medicines: 'Läkemedel',
+  'lab-results': 'Provsvar',
+  conditions: 'Diagnoser',
+  notes: 'Anteckningar',
+  vaccinations: 'Vaccinationer',
+  appointments: 'Besök och bokningar',
+};
+
+function proxyBody(patientId, config, number, categories) {
+  const body = consentBody(patientId, config, 'permit', '', 'care-provider');
+  body.provision.actor = [
+    {
+      role: { coding: [{ system: config.systems.roleCode, code: 'HPOWATT' }] },
+      reference: { identifier: { system: config.systems.personnummer, value: number } },
+    },
+  ];
+  if (categories.length) {
+    body.provision.class = categories.map((code) => ({ system: config.systems.recordCategory, code }));
+  }
+  return body;
+}
+
+function isProxyGrant(consent, config) {
+  const actor = ((consent.provision && consent.provision.actor) || [])[0];
+  return Boolean(
+    actor && ((actor.role && actor.role.coding) || []).some((c) => c.system === config.systems.roleCode && c.code === 'HPOWATT'),
+  );
+}
+
+function proxyText(consent) {
+  const actor = consent.provision.actor[0];
+  const value = (actor.reference && actor.reference.identifier && actor.reference.identifier.value) || '';
+  const number = /^\d{12}$/.test(value) ? `${value.slice(0, 8)}-${value.slice(8)}` : 'ombud';
+  const limits = (consent.provision.class || []).map((c) => CATEGORIES[c.code] || c.code);
+  return `${number} (${limits.length ? limits.join(', ').toLowerCase() : 'hela journalen'})`;
+}
+
+function proxyForm(patientId, config, refresh) {
+  const message = el('p', { role: 'status', class: 'form-message' });
+  const boxes = Object.entries(CATEGORIES).map(([code, text]) =>
+    el('label', { class: 'check' }, el('input', { type: 'checkbox', name: 'kategori', value: code }), ` ${text}`),
+  );
+  const form = el(
+    'form',
+    {
+      class: 'choice',
+      novalidate: true,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const number = form.elements['ombud-pnr'].value.replace(/[^0-9]/g, '');
+        if (number.length !== 12) {
+          message.textContent = 'Skriv ombudets personnummer med tolv siffror, till exempel 19790410-5082.';
+          form.elements['ombud-pnr'].focus();
+          return;
+        }
+        const categories = [...form.querySelectorAll('input[name=kategori]:checked')].map((b) => b.value);
+        try {
+          await fhirJson('/Consent', {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/fhir+json' },
+            body: JSON.stringify(proxyBody(patientId, config, number, categories)),
+          });
+          message.textContent = 'Fullmakten är given.';
+          form.reset();
+          await refresh(message.textContent);
+        } catch (error) {
+          message.textContent = errorText(error);
+        }
+      },
+    },
+    el(
+      'fieldset',
+      {},
+      el('legend', {}, 'Ge fullmakt till ett ombud'),
+      el('label', { for: 'ombud-pnr' }, 'Ombudets personnummer'),
+      el('input', { id: 'ombud-pnr', name: 'ombud-pnr', inputmode: 'numeric', autocomplete: 'off', required: true }),
+      el(
+        'fieldset',
+        { class: 'categories' },
+        el('legend', {}, 'Vad får ombudet läsa? Utan val gäller fullmakten hela journalen.'),
+        ...boxes,
+      ),
+      el('button', { type: 'submit' }, 'Ge fullmakt'),
+    ),
+    message,
+  );
+  return form;
 }
 
 function actorOf(consent, config) {
@@ -102,17 +194,24 @@ async function consentTable(patientId, config, refresh) {
   const consents = (bundle.entry || [])
     .map((e) => e.resource)
     .filter((r) => r && r.resourceType === 'Consent');
-  if (!consents.length) return el('p', {}, 'Du har inga samtycken eller spärrar.');
+  if (!consents.length) return el('p', {}, 'Du har inga samtycken, spärrar eller fullmakter.');
   const rows = consents.map((consent) => {
     const permit = consent.provision && consent.provision.type === 'permit';
     const sealed = sealCode(consent, config);
-    const { hsaId, level } = sealed ? { hsaId: sealText(consent, config).what, level: '' } : actorOf(consent, config);
+    const proxy = !sealed && isProxyGrant(consent, config);
+    const { hsaId, level } = sealed
+      ? { hsaId: sealText(consent, config).what, level: '' }
+      : proxy
+        ? { hsaId: proxyText(consent), level: '' }
+        : actorOf(consent, config);
     const active = consent.status === 'active';
     const [buttonText, doneText] = sealed === 'delayed-release'
       ? ['Stäng av', 'Fördröjd visning är avstängd.']
       : sealed
         ? ['Visa igen', `${hsaId} visas för dig igen.`]
-        : permit
+        : proxy
+          ? ['Återkalla', `Fullmakten till ${hsaId} är återkallad.`]
+          : permit
           ? ['Återkalla', `Samtycket till ${hsaId} är återkallat.`]
           : ['Häv spärr', `Spärren av ${hsaId} är hävd.`];
     const action = active
@@ -138,14 +237,14 @@ async function consentTable(patientId, config, refresh) {
         )
       : '';
     return [
-      sealed ? sealText(consent, config).kind : permit ? 'Samtycke' : 'Spärr',
+      sealed ? sealText(consent, config).kind : proxy ? 'Fullmakt' : permit ? 'Samtycke' : 'Spärr',
       `${hsaId}${level ? ` (${level})` : ''}`,
       formatDate(consent.dateTime || (consent.provision.period && consent.provision.period.start)),
       active ? 'Gäller' : 'Upphört',
       action,
     ];
   });
-  return table('Dina samtycken och spärrar', ['Typ', 'Vem', 'Från', 'Status', 'Ändra'], rows);
+  return table('Dina samtycken, spärrar och fullmakter', ['Typ', 'Vem', 'Från', 'Status', 'Ändra'], rows);
 }
 
 /** The view "Samtycken och spärrar". `knownIds`: HSA-ids seen in the record, suggested. */
@@ -166,6 +265,9 @@ export async function showChoices(main, patientId, config, knownIds) {
     el('h2', {}, 'Din egen åtkomst'),
     sealForm(patientId, config, refresh, errorText),
     delayForm(patientId, config, refresh, errorText),
+    el('h2', {}, 'Ombud'),
+    el('p', {}, 'Ge en annan vuxen rätt att läsa din journal med sin egen inloggning, hela eller bara det du väljer. Ombudet kan inte ändra dina samtycken, spärrar eller fullmakter. Du ser deras läsningar under "Vem har läst", och kan återkalla fullmakten när du vill.'),
+    proxyForm(patientId, config, refresh),
   );
   await refresh();
 }
@@ -195,8 +297,12 @@ function auditRow(event, config) {
     (event.subtype || []).map((s) => s.code).pop() || event.action;
   const emergency = (event.extension || []).find((e) => e.url === config.extensions.emergencyAccess);
   const reason = emergency && (emergency.extension || []).find((e) => e.url === 'reason');
-  const whoText =
-    kind === 'citizen' ? 'Du själv' : kind === 'clinician' ? `Vårdpersonal ${who}` : `${kind || 'Okänd'} ${who}`;
+  const whoText = {
+    citizen: 'Du själv',
+    clinician: `Vårdpersonal ${who}`,
+    proxy: 'Ditt ombud, för din räkning',
+    representative: 'Din gode man eller förvaltare, för din räkning',
+  }[kind] || `${kind || 'Okänd'} ${who}`;
   return {
     emergency: Boolean(emergency),
     cells: [

@@ -145,10 +145,42 @@ def _text_field(name: str, label: str, english: str, default: str) -> str:
     )
 
 
+def person_label(pnr: str) -> str:
+    """How the login names a person: a test person by name and number, else the number."""
+    number = f"{pnr[:8]}-{pnr[8:]}"
+    for person in all_people():
+        if person.pnr == pnr:
+            return f"{person.given} {person.family}, {number}"
+    return number
+
+
+def _patient_choice(patients: list[tuple[str, str]]) -> str:
+    """Whose record to open: the citizen's own (first, chosen) and each person's they may
+    act for; nothing to choose when there is only their own."""
+    if len(patients) < 2:
+        return ""
+    options = "".join(
+        f'<label><input type="radio" name="patient" value="{escape(patient_id)}"'
+        f"{' checked' if index == 0 else ''}> {escape(label)}</label>"
+        for index, (patient_id, label) in enumerate(patients)
+    )
+    return (
+        '<fieldset><legend>Vems journal vill du öppna? <span lang="en">(whose record do you '
+        f"want to open?)</span></legend>{options}</fieldset>"
+    )
+
+
 def consent_page(
-    oauth: dict[str, str], who: dict[str, str], client_id: str, display: str, scopes: list[str]
+    oauth: dict[str, str],
+    who: dict[str, str],
+    client_id: str,
+    display: str,
+    scopes: list[str],
+    patients: list[tuple[str, str]] | None = None,
 ) -> str:
-    """The scopes the app will get, to allow or deny."""
+    """The scopes the app will get, to allow or deny; for a citizen who may act for others
+    (a proxy, a legal representative), whose record to open (``patients``: id and label,
+    their own first)."""
     items = []
     for scope in scopes:
         swedish, english = SCOPE_TEXT.get(scope, (scope, scope))
@@ -163,6 +195,7 @@ def consent_page(
         '<span lang="en">(asks to)</span>:</p>'
         f"<ul>{listing}</ul>"
         f'<form method="post">{_hidden({**oauth, **who, "step": "consent"})}'
+        f"{_patient_choice(patients or [])}"
         '<button type="submit" name="decision" value="allow">Godkänn <span lang="en">(allow)'
         '</span></button><button type="submit" name="decision" value="deny">Neka '
         '<span lang="en">(deny)</span></button></form>'

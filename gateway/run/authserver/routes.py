@@ -6,6 +6,7 @@ OAuth's own errors.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -14,6 +15,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
+from consent.relations import RegisterUnavailable
 from fhir_profiles.identifiers import InvalidPersonIdentifier, parse_person_identifier
 from gateway.http.discovery import AUTHORIZE_PATH, JWKS_PATH, TOKEN_PATH
 from gateway.run.authserver.pages import (
@@ -21,6 +23,7 @@ from gateway.run.authserver.pages import (
     consent_page,
     content_security_policy,
     login_page,
+    person_label,
 )
 from gateway.run.authserver.server import DevAuthorizationServer, FormRequest, oauth_error
 from gateway.run.authserver.state import Identity
@@ -86,6 +89,27 @@ def _identity(form: dict[str, str], services: Services) -> tuple[Identity, str]:
     raise ValueError("Välj vem du är (choose who you are).")
 
 
+async def _patients(services: Services, identity: Identity) -> list[tuple[str, str]]:
+    """Whose record a citizen may open (id and label): their own, then each person they
+    may act for now (an active proxy grant, or as legal representative: the same people
+    ``GET /fhir/Patient`` lists, each read decided again when it is made)."""
+    if identity.kind != "citizen" or identity.patient_id is None:
+        return []
+    person = parse_person_identifier(identity.claims["personnummer"])
+    ids = await services.consents.proxied_patients(identity.patient_id, services.now())
+    try:
+        represented = await services.guardians.represented_by(person)
+    except RegisterUnavailable:
+        represented = []  # fail closed: only whom a grant names
+    ids += [services.persons.id_for(other) for other in represented]
+    patients = [(identity.patient_id, person_label(person.value))]
+    for patient_id in dict.fromkeys(ids):
+        other = await services.persons.resolve(patient_id)
+        if other is not None and patient_id != identity.patient_id:
+            patients.append((patient_id, person_label(other.value)))
+    return patients
+
+
 def build_authserver_router(server: DevAuthorizationServer) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     jwks = orjson.loads(server.issuer.jwks_file.read_bytes()) if server.issuer.jwks_file else {}
@@ -126,11 +150,15 @@ def build_authserver_router(server: DevAuthorizationServer) -> APIRouter:
             clinician = form.get("role") == "clinician"
             page = login_page(carried, oauth.client.client_id, str(problem), clinician)
             return _page(page, grant.redirect_uri, status=400)
+        patients = await _patients(services, identity)
         if form.get("step") != "consent":
             who = {"role": identity.kind, **_who(form, identity)}
             scopes = identity.own_scopes(oauth.scope.split())
-            page = consent_page(carried, who, oauth.client.client_id, display, scopes)
+            page = consent_page(carried, who, oauth.client.client_id, display, scopes, patients)
             return _page(page, grant.redirect_uri)
+        chosen = form.get("patient")
+        if chosen and chosen in {patient_id for patient_id, _ in patients}:
+            identity = dataclasses.replace(identity, patient_id=chosen)
         allowed = form.get("decision") == "allow"
         if allowed and identity.kind == "citizen":
             await services.persons.remember(

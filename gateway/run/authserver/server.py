@@ -302,8 +302,8 @@ class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             claims["nonce"] = user.nonce
         if "fhirUser" in scopes:
             base = self.settings.fhir_base_url
-            if user.patient_id is not None:
-                claims["fhirUser"] = f"{base}/Patient/{user.patient_id}"
+            if user.kind == "citizen":  # themselves, whoever's record they opened
+                claims["fhirUser"] = f"{base}/Patient/{user.subject}"
             else:
                 claims["fhirUser"] = f"{base}/Practitioner/{user.subject}"
         return mint(self.issuer, claims, lifetime=ACCESS_LIFETIME, now=now)
