@@ -49,6 +49,8 @@ _INTERACTIONS: dict[str, tuple[str | None, str]] = {
     "guardian-block-create": ("create", "C"),
     "guardian-block-lift": ("update", "U"),
     "emergency-open": (None, "E"),
+    "own-data-create": ("create", "C"),
+    "own-data-delete": ("delete", "D"),
 }
 _OUTCOMES = {"allowed": "0", "denied": "4", "error": "8"}
 

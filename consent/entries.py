@@ -40,6 +40,8 @@ KNOWN_ACTIONS = frozenset(
         "guardian-block-lift",
         "emergency-open",
         "audit-read",
+        "own-data-create",
+        "own-data-delete",
     }
 )
 

@@ -43,6 +43,8 @@ class Purpose(bytes, Enum):
     BULK_EXPORT = b"samlad bulk export v1"
     #: The header values a subscription sends to its endpoint (from ``data_key``).
     SUBSCRIPTION_HEADERS = b"samlad subscription headers v1"
+    #: What a person reports themselves (from ``data_key``).
+    OWN_DATA = b"samlad own data v1"
 
 
 #: The labels of the SHA-256 derivation before HKDF, by purpose.

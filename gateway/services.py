@@ -21,6 +21,7 @@ from consent.store import ConsentStore
 from gateway.access.export_jobs import ExportJobs
 from gateway.access.exporter import Exporter
 from gateway.access.notifier import Notifier
+from gateway.access.own_data import OwnData
 from gateway.access.persons import PersonIndex
 from gateway.access.subscriptions import Subscriptions
 from gateway.access.tokens import TokenVerifier
@@ -73,6 +74,8 @@ class Services:
     engagement: EngagementIndex
     cache: RecordCache
     collector: Collector
+    #: The person's own source: what they recorded themselves.
+    own_data: OwnData
     #: What references point to beyond the record (Practitioner, Organization, ...).
     directory: Directory
     #: Merged records by exact input version (see RecordReader._merge).
@@ -176,6 +179,7 @@ class Services:
             engagement=engagement,
             cache=cache,
             collector=collector,
+            own_data=OwnData(db, settings.data_key.get_secret_value()),
             directory=Directory(sources, settings.directory_fresh_seconds),
             merged=BoundedMemo(settings.memory_cache_resources),
             # Only references: a few bytes per match.

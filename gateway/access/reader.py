@@ -34,9 +34,10 @@ from consent.store import ConsentStore
 from consent.visibility import Visibility
 from fhir_profiles.identifiers import PersonIdentifier
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
+from gateway.access.own_data import OwnData
 from gateway.access.persons import PersonIndex
 from gateway.answer.streamed import Match, RecordStream, open_stream
-from gateway.collect.collector import Collector
+from gateway.collect.collector import Collected, Collector
 from gateway.errors import Forbidden, NotFound, ServiceUnavailable
 from gateway.memo import BoundedMemo
 from gateway.merge.record import (
@@ -60,6 +61,8 @@ class RecordServices(Protocol):
     guardians: GuardianRegister
     audit: AuditLog
     collector: Collector
+    #: The person's own source: what they recorded themselves.
+    own_data: OwnData
     #: Merged records by exact input version (see :meth:`RecordReader._merge`).
     merged: BoundedMemo[Any, MergedRecord]
 
@@ -299,7 +302,12 @@ class RecordReader:
         decision, covered = scope.decision, scope.covered
         extra = covered.extra
         read = [*covered.types, *extra]
-        collected = await self._services.collector.collect(person, patient_id, read)
+        collected = await self._with_own(
+            await self._services.collector.collect(person, patient_id, read),
+            person,
+            patient_id,
+            read,
+        )
         merged, version = self._merge(collected.sources, scope.visibility, person, patient_id, read)
         resources, included = merged.resources, []
         if extra:
@@ -323,6 +331,17 @@ class RecordReader:
             included,
             None if version is None else (*version, tuple(covered.types), covered.with_patient),
         )
+
+    async def _with_own(
+        self, collected: Collected, person: PersonIdentifier, patient_id: str, types: Sequence[str]
+    ) -> Collected:
+        """What the sources gave, and the person's own source (what they recorded
+        themselves) when it holds any of ``types``: one more source, under the same
+        decision as the rest."""
+        own = await self._services.own_data.source(person, patient_id, types)
+        if own is None:
+            return collected
+        return Collected([*collected.sources, own[0]], [*collected.reports, own[1]])
 
     def _visible_reports(
         self,
@@ -402,7 +421,9 @@ class RecordReader:
         """
         wanted = f"{resource_type}/{resource_id}"
         refused: Forbidden | None = None
-        for patient_id in await self._services.collector.owners.owners(resource_type, resource_id):
+        owners = await self._services.collector.owners.owners(resource_type, resource_id)
+        own = await self._services.own_data.owner(resource_type, resource_id)
+        for patient_id in [*owners, *([own] if own is not None else [])]:
             person = await self._services.persons.resolve(patient_id)
             if person is None:
                 continue
@@ -446,7 +467,12 @@ class RecordReader:
         person = await self.person(patient_id)
         scope = await self._scope(person, patient_id, types, action, with_patient=True, narrow=True)
         collector = self._services.collector
-        collected = await collector.collect(person, patient_id, scope.covered.types, load=False)
+        collected = await self._with_own(
+            await collector.collect(person, patient_id, scope.covered.types, load=False),
+            person,
+            patient_id,
+            scope.covered.types,
+        )
         stream = await open_stream(
             collector,
             collected,

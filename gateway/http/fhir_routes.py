@@ -33,6 +33,7 @@ from gateway.http.declare import (
 from gateway.http.deps import Choices, Reader, Referenced, services
 from gateway.http.discovery import SMART_CONFIGURATION, oauth_endpoints
 from gateway.http.export_routes import build_export_router
+from gateway.http.own_data_routes import add_own_data_routes
 from gateway.http.subscription_routes import build_subscription_router
 from gateway.http.unsupported import add_history_refusals
 
@@ -76,6 +77,7 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
     for resource_type in REFERENCED_TYPES:
         _add_referenced_read(routes, resource_type)
     add_consent_routes(routes)
+    add_own_data_routes(routes)
     return router
 
 
