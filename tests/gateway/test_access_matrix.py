@@ -31,6 +31,7 @@ from tests.gateway.conftest import (
     follow_pages,
 )
 from tests.gateway.consent_helpers import consent_body, deactivate, grant, guardian_block_body
+from tests.gateway.test_own_data import blood_pressure, symptoms
 
 pytestmark = pytest.mark.anyio
 
@@ -68,6 +69,9 @@ class Row:
     #: provider's consents cover) and read its Group, and subscribe to topics (what is
     #: sent is decided per patient when it is sent).
     exporter: bool = False
+    #: May record and delete the person's own measurements and answered forms: the
+    #: person alone (not a guardian: what is recorded says the patient reported it).
+    own_writer: bool = False
 
 
 async def _citizen_self(gw: Gateway, _: str) -> dict[str, str]:
@@ -169,7 +173,7 @@ async def _integrator_wrong_context_scope(gw: Gateway, patient_id: str) -> dict[
 
 
 ROWS = [
-    Row("citizen self", TEST_PERSON, True, _citizen_self, self_service=True),
+    Row("citizen self", TEST_PERSON, True, _citizen_self, self_service=True, own_writer=True),
     Row("other citizen", TEST_PERSON, False, _other_citizen),
     Row("guardian of child under 13", CHILD, True, _guardian, self_service=True),
     Row(
@@ -416,6 +420,48 @@ def _subscription_calls() -> dict[tuple[str, str], Call]:
     }
 
 
+def _own_body(resource_type: str, patient_id: str) -> dict[str, Any]:
+    if resource_type == "Observation":
+        return blood_pressure(patient_id)
+    return symptoms(patient_id)
+
+
+def _record_own(resource_type: str) -> Callable[[Gateway, Context], Awaitable[httpx.Response]]:
+    async def call(gw: Gateway, ctx: Context) -> httpx.Response:
+        body = _own_body(resource_type, ctx.patient_id)
+        return await gw.client.post(f"/fhir/{resource_type}", json=body, headers=ctx.headers)
+
+    return call
+
+
+def _delete_own(resource_type: str) -> Callable[[Gateway, Context], Awaitable[httpx.Response]]:
+    """The person records one (a child cannot: nothing of theirs exists to delete), and
+    the row's principal deletes it."""
+
+    async def call(gw: Gateway, ctx: Context) -> httpx.Response:
+        resource_id = ABSENT
+        if ctx.person != CHILD:
+            made = await gw.client.post(
+                f"/fhir/{resource_type}",
+                json=_own_body(resource_type, ctx.patient_id),
+                headers=gw.citizen(ctx.person),
+            )
+            assert made.status_code == 201, made.text
+            resource_id = made.json()["id"]
+        return await gw.client.delete(f"/fhir/{resource_type}/{resource_id}", headers=ctx.headers)
+
+    return call
+
+
+def _own_data_calls() -> dict[tuple[str, str], Call]:
+    """What a person records themselves: only they create and delete it."""
+    calls = {}
+    for t in ("Observation", "QuestionnaireResponse"):
+        calls[("POST", f"/{t}")] = Call("own-write", _record_own(t))
+        calls[("DELETE", f"/{t}/{{resource_id}}")] = Call("own-delete", _delete_own(t))
+    return calls
+
+
 def _calls() -> dict[tuple[str, str], Call]:
     """Every endpoint with personal data, by (method, path template), in the order the
     matrix calls them: reads first, then the calls that change what exists."""
@@ -461,7 +507,7 @@ def _calls() -> dict[tuple[str, str], Call]:
         ("POST", "/Patient/{patient_id}/$emergency-access"): Call("emergency", _open_emergency),
         ("POST", "/Patient/$emergency-access"): Call("emergency", _open_emergency_by_identifier),
     }
-    return _export_calls() | _subscription_calls() | calls
+    return _export_calls() | _subscription_calls() | calls | _own_data_calls()
 
 
 CALLS = _calls()
@@ -530,6 +576,14 @@ def _expected(row: Row, call: Call, ctx: Context) -> set[int]:
             return {404} if row.exporter else {403}
         case "subscribe":
             return {201} if row.exporter else {403}
+        case "own-write":
+            return {201} if row.own_writer else {403}
+        case "own-delete" if row.own_writer:
+            return {204}
+        case "own-delete":
+            # Nothing of a child's exists (a child cannot record): not found for the
+            # citizens who ask about one; anyone else may not delete what exists.
+            return {404} if row.person == CHILD else {403}
         case _:
             return {200} if row.clinician else {403}
 
