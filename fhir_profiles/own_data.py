@@ -19,7 +19,7 @@ from fhir_profiles.codes import LOINC_SYSTEM, OBSERVATION_CATEGORY_SYSTEM, UCUM_
 
 #: The id of the person's own source (never a configured source's id: those are regions).
 OWN_SOURCE_ID = "patient-reported"
-OWN_SOURCE_NAME = "Reported by the patient"
+OWN_SOURCE_NAME = "Rapporterat av patienten"
 
 #: Where the information came from: the patient themselves.
 INFORMATION_SOURCE_SYSTEM = "https://samlad.se/fhir/CodeSystem/information-source"
@@ -30,6 +30,10 @@ PATIENT_REPORTED_TAG: Mapping[str, str] = MappingProxyType(
         "display": "Reported by the patient",
     }
 )
+
+#: The types only the own source holds: never asked of a configured source, served from
+#: the own source alone (in ``$everything`` and by id).
+OWN_ONLY_TYPES: tuple[str, ...] = ("QuestionnaireResponse",)
 
 #: The category every own measurement has.
 VITAL_SIGNS_CATEGORY = "vital-signs"

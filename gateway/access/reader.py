@@ -33,6 +33,7 @@ from consent.relations import GuardianRegister, RegisterUnavailable
 from consent.store import ConsentStore
 from consent.visibility import Visibility
 from fhir_profiles.identifiers import PersonIdentifier
+from fhir_profiles.own_data import OWN_ONLY_TYPES
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
 from gateway.access.own_data import OwnData
 from gateway.access.persons import PersonIndex
@@ -74,8 +75,9 @@ class RecordServices(Protocol):
 #: PurposeOfUse logged for refused requests, which have no decided purpose.
 _DEFAULT_PURPOSE = {"citizen": "PATRQT", "clinician": "TREAT", "integrator": "TREAT"}
 
-#: Every type a principal can be granted read access to through the record.
-READABLE_TYPES = RECORD_TYPES
+#: Every type a principal can be granted read access to through the record (the own
+#: source's own types too).
+READABLE_TYPES = RECORD_TYPES | frozenset(OWN_ONLY_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,11 @@ def _is(resource: FhirResource, reference: str) -> bool:
     """Whether ``resource`` is ``Type/id``, itself or as a duplicate merged into it."""
     own = f"{resource.get('resourceType')}/{resource.get('id')}"
     return own == reference or reference in also_known_as(resource)
+
+
+def _asked(types: Sequence[str]) -> list[str]:
+    """The types asked of the sources: all but those only the own source holds."""
+    return [t for t in types if t not in OWN_ONLY_TYPES]
 
 
 def _with_patient(counts: Counter[str], patient: FhirResource | None) -> Counter[str]:
@@ -303,7 +310,7 @@ class RecordReader:
         extra = covered.extra
         read = [*covered.types, *extra]
         collected = await self._with_own(
-            await self._services.collector.collect(person, patient_id, read),
+            await self._services.collector.collect(person, patient_id, _asked(read)),
             person,
             patient_id,
             read,
@@ -468,7 +475,7 @@ class RecordReader:
         scope = await self._scope(person, patient_id, types, action, with_patient=True, narrow=True)
         collector = self._services.collector
         collected = await self._with_own(
-            await collector.collect(person, patient_id, scope.covered.types, load=False),
+            await collector.collect(person, patient_id, _asked(scope.covered.types), load=False),
             person,
             patient_id,
             scope.covered.types,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, Header, Path, Query, Request, Response
 
-from fhir_profiles.own_data import QUESTIONNAIRES
+from fhir_profiles.own_data import OWN_ONLY_TYPES, QUESTIONNAIRES
 from gateway.access.auth import CurrentPrincipal
 from gateway.access.own_writes import (
     OWN_TYPES,
@@ -23,7 +23,7 @@ from gateway.errors import BadRequest, NotFound
 from gateway.fhir_json import FhirJSONResponse, read_response
 from gateway.http.consent_routes import json_resource_body
 from gateway.http.declare import FhirRoutes
-from gateway.http.deps import services
+from gateway.http.deps import Reader, services
 
 #: The id of an own resource: the own source's prefix and a hex id.
 OWN_ID_PATTERN = r"^[A-Za-z0-9.-]{1,64}$"
@@ -60,7 +60,27 @@ def add_own_data_routes(routes: FhirRoutes) -> None:
     for resource_type in OWN_TYPES:
         _add_create(routes, resource_type)
         _add_delete(routes, resource_type)
+    for resource_type in OWN_ONLY_TYPES:
+        _add_read(routes, resource_type)
     _add_questionnaires(routes)
+
+
+def _add_read(routes: FhirRoutes, resource_type: str) -> None:
+    """A type only the own source holds, read by id through the record reader (decided,
+    hidden and logged as a read of its owner's record)."""
+
+    @routes.get(
+        f"/{resource_type}/{{resource_id}}",
+        resource_type,
+        interaction="read",
+        summary=f"Read a {resource_type} a person recorded",
+    )
+    async def read(
+        request: Request,
+        records: Reader,
+        resource_id: Annotated[str, Path(pattern=OWN_ID_PATTERN, description="The resource's id")],
+    ) -> Any:
+        return read_response(request, await records.read(resource_type, resource_id))
 
 
 def _add_create(routes: FhirRoutes, resource_type: str) -> None:

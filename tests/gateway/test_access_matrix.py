@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM
+from fhir_profiles.own_data import OWN_ONLY_TYPES
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
 from gateway.http.capability import CapabilityRegistry
 from gateway.run.app import create_app
@@ -340,7 +341,10 @@ async def _ids(gw: Gateway, patient_id: str, owner: dict[str, str]) -> dict[str,
         ids.setdefault(resource["resourceType"], resource["id"])
         for kind, _, local in (r.partition("/") for r in _references(resource)):
             ids.setdefault(kind, local)
-    return {t: ids.get(t, ABSENT) for t in (*PATIENT_COMPARTMENT_TYPES, *REFERENCED_TYPES)}
+    return {
+        t: ids.get(t, ABSENT)
+        for t in (*PATIENT_COMPARTMENT_TYPES, *OWN_ONLY_TYPES, *REFERENCED_TYPES)
+    }
 
 
 def _references(node: Any) -> list[str]:
@@ -490,6 +494,8 @@ def _calls() -> dict[tuple[str, str], Call]:
             "record", _post_form(f"/fhir/{t}/_search", lambda c: {"patient": c.patient_id})
         )
         calls[("GET", f"/{t}/{{resource_id}}")] = Call("by-id", _get(_read_by_id(t)), t)
+    for t in OWN_ONLY_TYPES:
+        calls[("GET", f"/{t}/{{resource_id}}")] = Call("by-id", _get(_read_by_id(t)), t)
     for t in REFERENCED_TYPES:
         calls[("GET", f"/{t}/{{resource_id}}")] = Call("referenced", _get(_read_by_id(t)), t)
     calls |= {
@@ -536,6 +542,13 @@ async def _context(gw: Gateway, row: Row, patient_id: str, headers: dict[str, st
         "/fhir/Consent", json=consent_body(patient_id, "SE2321009098-MINE"), headers=owner
     )
     assert consent.status_code == 201, consent.text
+    if row.person != CHILD:  # the person's own answered form (a child cannot record one)
+        answered = await gw.client.post(
+            "/fhir/QuestionnaireResponse",
+            json=symptoms(patient_id),
+            headers=gw.citizen(row.person),
+        )
+        assert answered.status_code == 201, answered.text
     pager = headers if row.allowed else owner
     search = f"/fhir/Observation?patient={patient_id}"
     total = (await gw.client.get(f"{search}&_count=1", headers=pager)).json()["total"]

@@ -184,6 +184,20 @@ async def test_an_answered_symptom_form_with_a_photo(gateway: Gateway) -> None:
     assert answered["author"] == {"reference": f"Patient/{patient_id}"}
     photo = answered["item"][-1]["answer"][0]["valueAttachment"]
     assert photo["size"] == len(PNG)
+    (own,) = await _own_in_everything(gateway, patient_id, gateway.citizen())
+    assert own == answered
+    refused = await gateway.client.get(
+        f"/fhir/QuestionnaireResponse/{answered['id']}", headers=gateway.clinician()
+    )
+    assert refused.status_code == 403
+    await grant(gateway, patient_id, NORD_PROVIDER)
+    read = await gateway.client.get(
+        f"/fhir/QuestionnaireResponse/{answered['id']}", headers=gateway.clinician()
+    )
+    assert read.status_code == 200
+    assert read.json()["item"][0]["answer"] == [{"valueString": "Hosta och halsont i tre dagar"}]
+    (seen,) = await _own_in_everything(gateway, patient_id, gateway.clinician())
+    assert seen["id"] == answered["id"]
     gone = await gateway.client.delete(
         f"/fhir/QuestionnaireResponse/{answered['id']}", headers=gateway.citizen()
     )
