@@ -6,6 +6,7 @@ import { showAccessLog, showChoices } from './choices.js';
 import { showClinician } from './clinician.js';
 import { el } from './dom.js';
 import { showOverview } from './overview.js';
+import { showOwnData } from './own.js';
 import { completeLogin, currentSession, loadConfig, login, logout } from './smart.js';
 
 const main = document.getElementById('innehall');
@@ -14,6 +15,7 @@ const account = document.getElementById('konto');
 
 const CITIZEN_VIEWS = [
   { id: 'oversikt', title: 'Min översikt' },
+  { id: 'egna', title: 'Egna mätningar och symtom' },
   { id: 'samtycken', title: 'Samtycken och spärrar' },
   { id: 'logg', title: 'Vem har läst' },
 ];
@@ -51,6 +53,7 @@ async function citizenView(id, session, config) {
   main.focus();
   try {
     if (id === 'oversikt') rememberIds(await showOverview(main, session.patient, config), config);
+    else if (id === 'egna') showOwnData(main, session.patient, config);
     else if (id === 'samtycken') await showChoices(main, session.patient, config, knownIds);
     else await showAccessLog(main, session.patient, config);
   } catch (error) {
