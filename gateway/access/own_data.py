@@ -26,7 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.base import FhirResource
 from adapters.config import SourceConfig
 from fhir_profiles.identifiers import SOURCE_URI, PersonIdentifier
-from fhir_profiles.own_data import OWN_SOURCE_ID, OWN_SOURCE_NAME, PATIENT_REPORTED_TAG
+from fhir_profiles.own_data import (
+    OWN_ONLY_TYPES,
+    OWN_SOURCE_ID,
+    OWN_SOURCE_NAME,
+    PATIENT_REPORTED_TAG,
+)
 from gateway.envelope import Envelope, Unopened
 from gateway.keys import Purpose, derive_key
 from gateway.merge.record import NormalisedSource, gateway_id
@@ -36,6 +41,11 @@ from store.tables import OwnResource, table_of
 
 _OWN = table_of(OwnResource)
 _PREFIX = f"{OWN_SOURCE_ID}."
+
+
+def asked_of_sources(types: Sequence[str]) -> list[str]:
+    """The types asked of the configured sources: all but those only the own source holds."""
+    return [t for t in types if t not in OWN_ONLY_TYPES]
 
 
 class _NoAdapter:

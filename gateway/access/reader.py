@@ -28,14 +28,15 @@ from consent.policy import (
     decide,
     scope_read,
 )
-from consent.principals import Citizen, Clinician, Integrator, Principal
+from consent.principals import Citizen, Clinician, Principal
 from consent.relations import GuardianRegister, RegisterUnavailable
 from consent.store import ConsentStore
 from consent.visibility import Visibility
 from fhir_profiles.identifiers import PersonIdentifier
 from fhir_profiles.own_data import OWN_ONLY_TYPES
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
-from gateway.access.own_data import OwnData
+from gateway.access.actors import actor_fields
+from gateway.access.own_data import OwnData, asked_of_sources
 from gateway.access.persons import PersonIndex
 from gateway.answer.streamed import Match, RecordStream, open_stream
 from gateway.collect.collector import Collected, Collector
@@ -121,37 +122,12 @@ def _is(resource: FhirResource, reference: str) -> bool:
     return own == reference or reference in also_known_as(resource)
 
 
-def _asked(types: Sequence[str]) -> list[str]:
-    """The types asked of the sources: all but those only the own source holds."""
-    return [t for t in types if t not in OWN_ONLY_TYPES]
-
-
 def _with_patient(counts: Counter[str], patient: FhirResource | None) -> Counter[str]:
     """What a read returned by type, its Patient (if it returned one) included."""
     returned = Counter(counts)
     if patient is not None:
         returned["Patient"] += 1
     return returned
-
-
-def actor_fields(principal: Principal, services: RecordServices) -> dict[str, str | None]:
-    """Who acts, for the access log: never an identity number, only opaque or HSA ids."""
-    match principal:
-        case Citizen():
-            return {"actor_id": services.persons.id_for(principal.person)}
-        case Clinician():
-            return {
-                "actor_id": principal.hsa_id,
-                "actor_care_unit_hsa_id": principal.care_unit_hsa_id,
-                "actor_care_provider_hsa_id": principal.care_provider_hsa_id,
-            }
-        case Integrator():
-            return {
-                "actor_id": principal.client_id,
-                "actor_care_provider_hsa_id": principal.care_provider_hsa_id,
-                "on_behalf_of": principal.care_provider_hsa_id,
-            }
-    raise AssertionError("unknown principal")  # pragma: no cover
 
 
 class RecordReader:
@@ -310,7 +286,7 @@ class RecordReader:
         extra = covered.extra
         read = [*covered.types, *extra]
         collected = await self._with_own(
-            await self._services.collector.collect(person, patient_id, _asked(read)),
+            await self._services.collector.collect(person, patient_id, asked_of_sources(read)),
             person,
             patient_id,
             read,
@@ -475,7 +451,9 @@ class RecordReader:
         scope = await self._scope(person, patient_id, types, action, with_patient=True, narrow=True)
         collector = self._services.collector
         collected = await self._with_own(
-            await collector.collect(person, patient_id, _asked(scope.covered.types), load=False),
+            await collector.collect(
+                person, patient_id, asked_of_sources(scope.covered.types), load=False
+            ),
             person,
             patient_id,
             scope.covered.types,

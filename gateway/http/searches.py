@@ -42,7 +42,8 @@ from fhir_profiles.identifiers import (
 )
 from fhir_profiles.own_data import OWN_ONLY_TYPES
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
-from gateway.access.reader import ReadResult, RecordReader, actor_fields
+from gateway.access.actors import actor_fields
+from gateway.access.reader import ReadResult, RecordReader
 from gateway.answer.bundles import entry, searchset, searchset_head, source_status_entry
 from gateway.answer.paging import PageState, check_snapshot, page, page_links, snapshot_of
 from gateway.answer.search import (

@@ -31,7 +31,7 @@ def test_every_purpose_gets_its_own_key_from_one_secret() -> None:
     assert len(keys) == 7
     assert len(set(keys)) == 7
     assert all(len(key) == 32 for key in keys)
-    assert len({purpose.value for purpose in Purpose}) == 6
+    assert len({purpose.value for purpose in Purpose}) == 7
 
 
 def test_keys_are_hkdf_sha256_of_the_secret_with_the_purpose_as_info() -> None:
