@@ -52,10 +52,12 @@ class Measurement:
     unit: str
     low: float
     high: float
+    #: The unit as shown (``Quantity.unit``), when not the UCUM code itself.
+    shown: str = ""
 
 
-_SYSTOLIC = Measurement("8480-6", "Systolic blood pressure", "mm[Hg]", 30, 300)
-_DIASTOLIC = Measurement("8462-4", "Diastolic blood pressure", "mm[Hg]", 10, 250)
+_SYSTOLIC = Measurement("8480-6", "Systolic blood pressure", "mm[Hg]", 30, 300, "mmHg")
+_DIASTOLIC = Measurement("8462-4", "Diastolic blood pressure", "mm[Hg]", 10, 250, "mmHg")
 
 #: The blood pressure panel: its values are the systolic and diastolic components.
 BLOOD_PRESSURE_PANEL = "85354-9"
@@ -74,7 +76,7 @@ MEASUREMENTS: Mapping[str, Measurement] = MappingProxyType(
             Measurement("8867-4", "Heart rate", "/min", 10, 300),
             Measurement("29463-7", "Body weight", "kg", 0.3, 500),
             Measurement("8302-2", "Body height", "cm", 20, 260),
-            Measurement("8310-5", "Body temperature", "Cel", 25, 45),
+            Measurement("8310-5", "Body temperature", "Cel", 25, 45, "°C"),
             Measurement("59408-5", "Oxygen saturation by pulse oximetry", "%", 40, 100),
             Measurement(
                 "14743-9",

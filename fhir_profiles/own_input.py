@@ -133,7 +133,7 @@ def _quantity(value: Any, measurement: Measurement, where: str) -> dict[str, Any
         raise _fail(f"{where}.value", "outside what can be measured")
     return {
         "value": number,
-        "unit": measurement.unit,
+        "unit": measurement.shown or measurement.unit,
         "system": UCUM_SYSTEM,
         "code": measurement.unit,
     }
