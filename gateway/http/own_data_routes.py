@@ -1,6 +1,6 @@
 """FHIR routes for what a person reports themselves: create and delete own measurements
 (Observation) and answered forms (QuestionnaireResponse), and the Questionnaires the
-gateway serves for them (definitions, no personal data: public)."""
+gateway serves for them (definitions, no personal data: any logged-in principal)."""
 
 from __future__ import annotations
 
@@ -142,10 +142,10 @@ def _add_questionnaires(routes: FhirRoutes) -> None:
         interaction="search-type",
         search_params={"url": "uri"},
         summary="The Questionnaires a person may answer (the symptom form)",
-        public=True,
     )
     async def search_questionnaires(
         request: Request,
+        _: CurrentPrincipal,
         url: Annotated[str | None, Query(description="canonical URL")] = None,
     ) -> Any:
         found = [dict(q) for q in QUESTIONNAIRES.values() if url is None or q["url"] == url]
@@ -159,10 +159,10 @@ def _add_questionnaires(routes: FhirRoutes) -> None:
         "Questionnaire",
         interaction="read",
         summary="Read a Questionnaire",
-        public=True,
     )
     async def read_questionnaire(
         request: Request,
+        _: CurrentPrincipal,
         questionnaire_id: Annotated[str, Path(pattern=OWN_ID_PATTERN)],
     ) -> Any:
         found = QUESTIONNAIRES.get(questionnaire_id)

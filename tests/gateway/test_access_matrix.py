@@ -459,7 +459,12 @@ def _delete_own(resource_type: str) -> Callable[[Gateway, Context], Awaitable[ht
 
 def _own_data_calls() -> dict[tuple[str, str], Call]:
     """What a person records themselves: only they create and delete it."""
-    calls = {}
+    calls = {
+        ("GET", "/Questionnaire"): Call("definition", _get(lambda _: "/fhir/Questionnaire")),
+        ("GET", "/Questionnaire/{questionnaire_id}"): Call(
+            "definition", _get(lambda _: "/fhir/Questionnaire/symptom-form")
+        ),
+    }
     for t in ("Observation", "QuestionnaireResponse"):
         calls[("POST", f"/{t}")] = Call("own-write", _record_own(t))
         calls[("DELETE", f"/{t}/{{resource_id}}")] = Call("own-delete", _delete_own(t))
@@ -589,6 +594,8 @@ def _expected(row: Row, call: Call, ctx: Context) -> set[int]:
             return {404} if row.exporter else {403}
         case "subscribe":
             return {201} if row.exporter else {403}
+        case "definition":  # a form anyone logged in may read: nobody's record
+            return {200}
         case "own-write":
             return {201} if row.own_writer else {403}
         case "own-delete" if row.own_writer:

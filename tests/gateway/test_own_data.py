@@ -170,10 +170,13 @@ async def test_the_person_deletes_what_they_recorded_and_it_is_logged(gateway: G
 
 
 async def test_an_answered_symptom_form_with_a_photo(gateway: Gateway) -> None:
-    form = await gateway.client.get("/fhir/Questionnaire/symptom-form")
+    assert (await gateway.client.get("/fhir/Questionnaire/symptom-form")).status_code == 401
+    form = await gateway.client.get("/fhir/Questionnaire/symptom-form", headers=gateway.citizen())
     assert form.status_code == 200
     assert form.json()["url"] == SYMPTOM_FORM_URL
-    listed = await gateway.client.get(f"/fhir/Questionnaire?url={SYMPTOM_FORM_URL}")
+    listed = await gateway.client.get(
+        f"/fhir/Questionnaire?url={SYMPTOM_FORM_URL}", headers=gateway.clinician()
+    )
     assert listed.json()["total"] == 1
     patient_id = await gateway.patient_id()
     response = await gateway.client.post(
