@@ -54,6 +54,8 @@ _INTERACTIONS: dict[str, tuple[str | None, str]] = {
     "seal-create": ("create", "C"),
     "seal-lift": ("update", "U"),
     "emergency-open": (None, "E"),
+    "own-data-create": ("create", "C"),
+    "own-data-delete": ("delete", "D"),
 }
 _OUTCOMES = {"allowed": "0", "denied": "4", "error": "8"}
 

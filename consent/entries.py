@@ -48,6 +48,8 @@ KNOWN_ACTIONS = frozenset(
         "seal-lift",
         "emergency-open",
         "audit-read",
+        "own-data-create",
+        "own-data-delete",
     }
 )
 

@@ -340,6 +340,37 @@ def decide_self_service(
     )
 
 
+#: Why a guardian may not record data for the child: what is recorded is marked as
+#: reported by the patient (performer, author), which it would not be.
+NOT_THE_REPORTER = "not-the-reporter"
+
+
+def decide_own_data_write(
+    principal: Principal, facts: AccessFacts, resource_type: str, permission: str
+) -> AccessDecision:
+    """Recording (``c``) or deleting (``d``) what a person reports themselves (own
+    measurements, answered forms): only the person, from their own-access age, with a
+    ``patient/`` scope granting ``permission`` on the type. Nobody records for anyone
+    else: not a guardian (the data says the patient reported it), not care staff, not an
+    integrator (their records live in their own systems)."""
+    if not isinstance(principal, Citizen):
+        return AccessDecision.deny("patient-only", principal.kind)
+    kind = _citizen_as(principal, facts)
+    if isinstance(kind, AccessDecision):
+        return kind
+    if kind == "guardian":
+        return AccessDecision.deny(NOT_THE_REPORTER, "guardian")
+    if not parse_scopes(principal.scopes, "patient").allows(resource_type, permission):
+        return AccessDecision.deny("scope", "citizen")
+    return AccessDecision(
+        allowed=True,
+        reason="self",
+        actor_kind="citizen",
+        purpose="PATRQT",
+        resource_types=frozenset({resource_type}),
+    )
+
+
 def decide_guardian_block(
     principal: Principal, facts: AccessFacts, level: str, hsa_id: str, permission: str
 ) -> AccessDecision:

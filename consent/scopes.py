@@ -51,5 +51,7 @@ def parse_scopes(scopes: Iterable[str], context: str) -> Grants:
 
 
 #: A citizen's own scopes: read everything of one's own; create and withdraw consents
-#: and blocks.
-CITIZEN_SCOPE = "patient/*.rs patient/Consent.cu"
+#: and blocks; record and delete own measurements and answered forms.
+CITIZEN_SCOPE = (
+    "patient/*.rs patient/Consent.cu patient/Observation.cd patient/QuestionnaireResponse.cd"
+)

@@ -45,6 +45,8 @@ class Purpose(bytes, Enum):
     SUBSCRIPTION_HEADERS = b"samlad subscription headers v1"
     #: A person's e-mail address and webhook URL for notices (from ``data_key``).
     NOTICE_CONTACTS = b"samlad notice contacts v1"
+    #: What a person reports themselves (from ``data_key``).
+    OWN_DATA = b"samlad own data v1"
 
 
 #: The labels of the SHA-256 derivation before HKDF, by purpose.

@@ -24,6 +24,7 @@ from gateway.access.notice_channels import Channels
 from gateway.access.notice_outbox import NoticeOutbox
 from gateway.access.notice_worker import NoticeWorker
 from gateway.access.notifier import Notifier
+from gateway.access.own_data import OwnData
 from gateway.access.persons import PersonIndex
 from gateway.access.subscriptions import Subscriptions
 from gateway.access.tokens import TokenVerifier
@@ -77,6 +78,8 @@ class Services:
     engagement: EngagementIndex
     cache: RecordCache
     collector: Collector
+    #: The person's own source: what they recorded themselves.
+    own_data: OwnData
     #: What references point to beyond the record (Practitioner, Organization, ...).
     directory: Directory
     #: Merged records by exact input version (see RecordReader._merge).
@@ -191,6 +194,7 @@ class Services:
             engagement=engagement,
             cache=cache,
             collector=collector,
+            own_data=OwnData(db, settings.data_key.get_secret_value()),
             directory=Directory(sources, settings.directory_fresh_seconds),
             merged=BoundedMemo(settings.memory_cache_resources),
             # Only references: a few bytes per match.

@@ -208,6 +208,8 @@ class Settings(BaseSettings):
     #: each holds a database connection while it is sent. More wait for a turn, at most
     #: ``request_deadline``, and are then refused (503).
     max_concurrent_streams: int = Field(default=8, ge=1, le=1_000)
+    #: The largest image a person may attach to an answered form (bytes, decoded).
+    own_data_max_attachment_bytes: int = Field(default=2_000_000, ge=1_000, le=20_000_000)
     # -- Bulk Data export (``$export``, gateway/access/exporter.py).
     #: Patients one worker reads for exports at once, all exports together: each holds
     #: one of the ``max_concurrent_refreshes`` and ``max_concurrent_streams`` turns while

@@ -488,3 +488,25 @@ class AuditPrune(SQLModel, table=True):
     #: Entries recorded before this were past their retention.
     cutoff: datetime = Field(sa_column=_moment())
     pruned_at: datetime = Field(sa_column=_moment())
+
+
+# What a person reports themselves (own measurements, answered forms).
+
+
+class OwnResource(SQLModel, table=True):
+    """One resource a person recorded about themselves, kept as their own source: sealed
+    like the cache (``gateway.envelope``, under its own key), named by the person's opaque
+    id, deleted when they delete it."""
+
+    __tablename__ = "own_resource"
+
+    #: The resource's id at the own source (its gateway id is ``patient-reported.{id}``).
+    id: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(max_length=64, index=True)
+    resource_type: str = Field(max_length=64)
+    #: A keyed hash of the client's idempotency key (with the person and type): a retried
+    #: create finds the resource it made. None when no key was sent.
+    idempotency: str | None = Field(default=None, max_length=64, unique=True)
+    created_at: datetime = Field(sa_column=_moment())
+    #: The resource as served (orjson), sealed with AES-GCM, its row key as associated data.
+    body: bytes

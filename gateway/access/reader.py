@@ -12,14 +12,14 @@ so a new endpoint cannot forget a check.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from adapters.base import FhirResource
 from consent.audit import AuditLog
-from consent.decision import PROXY_KINDS, AccessDecision
+from consent.decision import AccessDecision
 from consent.entries import AuditEntryCreate
 from consent.policy import (
     AccessFacts,
@@ -28,16 +28,19 @@ from consent.policy import (
     decide,
     scope_read,
 )
-from consent.principals import Citizen, Clinician, Integrator, Principal
+from consent.principals import Citizen, Clinician, Principal
 from consent.relations import GuardianRegister
 from consent.store import ConsentStore
 from consent.visibility import Visibility
 from fhir_profiles.identifiers import PersonIdentifier
+from fhir_profiles.own_data import OWN_ONLY_TYPES
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
+from gateway.access.actors import actor_fields, log_entry
+from gateway.access.own_data import OwnData, asked_of_sources
 from gateway.access.persons import PersonIndex
 from gateway.access.proxies import grants_to, relations_of
 from gateway.answer.streamed import Match, RecordStream, open_stream
-from gateway.collect.collector import Collector
+from gateway.collect.collector import Collected, Collector
 from gateway.errors import Forbidden, NotFound
 from gateway.memo import BoundedMemo
 from gateway.merge.record import (
@@ -61,13 +64,10 @@ class RecordServices(Protocol):
     guardians: GuardianRegister
     audit: AuditLog
     collector: Collector
+    #: The person's own source: what they recorded themselves.
+    own_data: OwnData
     #: Merged records by exact input version (see :meth:`RecordReader._merge`).
     merged: BoundedMemo[Any, MergedRecord]
-
-    @property
-    def clock(self) -> Callable[[], datetime]:
-        """The time access decisions are made at (a test may set another)."""
-        ...
 
     def provider_of(self, source_id: str) -> str | None:
         """The care provider HSA-id a source holds data for, if configured."""
@@ -78,11 +78,9 @@ class RecordServices(Protocol):
         ...
 
 
-#: PurposeOfUse logged for refused requests, which have no decided purpose.
-_DEFAULT_PURPOSE = {"citizen": "PATRQT", "clinician": "TREAT", "integrator": "TREAT"}
-
-#: Every type a principal can be granted read access to through the record.
-READABLE_TYPES = RECORD_TYPES
+#: Every type a principal can be granted read access to through the record (the own
+#: source's own types too).
+READABLE_TYPES = RECORD_TYPES | frozenset(OWN_ONLY_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,26 +130,6 @@ def _with_patient(counts: Counter[str], patient: FhirResource | None) -> Counter
     if patient is not None:
         returned["Patient"] += 1
     return returned
-
-
-def actor_fields(principal: Principal, services: RecordServices) -> dict[str, str | None]:
-    """Who acts, for the access log: never an identity number, only opaque or HSA ids."""
-    match principal:
-        case Citizen():
-            return {"actor_id": services.persons.id_for(principal.person)}
-        case Clinician():
-            return {
-                "actor_id": principal.hsa_id,
-                "actor_care_unit_hsa_id": principal.care_unit_hsa_id,
-                "actor_care_provider_hsa_id": principal.care_provider_hsa_id,
-            }
-        case Integrator():
-            return {
-                "actor_id": principal.client_id,
-                "actor_care_provider_hsa_id": principal.care_provider_hsa_id,
-                "on_behalf_of": principal.care_provider_hsa_id,
-            }
-    raise AssertionError("unknown principal")  # pragma: no cover
 
 
 class RecordReader:
@@ -219,30 +197,11 @@ class RecordReader:
     ) -> AuditEntryCreate:
         """The access log entry :meth:`log` writes (also written by changes that are
         committed together with their entry)."""
-        counts = returned or {}
-        # A proxy or legal representative acts as the citizen they are, on behalf of the
-        # person (the entry's reason says which: ``proxy``, ``legal-representative``).
-        kind = decision.actor_kind or self._principal.kind
-        acting_for = {"on_behalf_of": patient_id} if kind in PROXY_KINDS else {}
-        return AuditEntryCreate.model_validate(
-            {
-                **actor_fields(self._principal, self._services),
-                **acting_for,
-                "actor_kind": "citizen" if kind in PROXY_KINDS else kind,
-                "patient_id": patient_id,
-                "action": action,
-                "resource_types": sorted(set(resource_types)),
-                "returned_count": sum(counts.values()),
-                "returned": {
-                    "types": dict(sorted(counts.items())),
-                    "sources": sorted(r.source_id for r in reports),
-                },
-                "purpose": decision.purpose or _DEFAULT_PURPOSE.get(self._principal.kind),
-                "emergency": decision.emergency,
-                "emergency_reason": decision.emergency_reason,
-                "outcome": "allowed" if decision.allowed else "denied",
-                "outcome_reason": decision.reason,
-            }
+        actor = actor_fields(self._principal, self._services)
+        returned = returned or {}
+        kind = self._principal.kind
+        return log_entry(
+            actor, kind, decision, patient_id, action, resource_types, returned, reports
         )
 
     async def authorise(
@@ -309,7 +268,12 @@ class RecordReader:
         decision, covered = scope.decision, scope.covered
         extra = covered.extra
         read = [*covered.types, *extra]
-        collected = await self._services.collector.collect(person, patient_id, read)
+        collected = await self._with_own(
+            await self._services.collector.collect(person, patient_id, asked_of_sources(read)),
+            person,
+            patient_id,
+            read,
+        )
         merged, version = self._merge(collected.sources, scope.visibility, person, patient_id, read)
         resources, included = merged.resources, []
         if extra:
@@ -333,6 +297,17 @@ class RecordReader:
             included,
             None if version is None else (*version, tuple(covered.types), covered.with_patient),
         )
+
+    async def _with_own(
+        self, collected: Collected, person: PersonIdentifier, patient_id: str, types: Sequence[str]
+    ) -> Collected:
+        """What the sources gave, and the person's own source (what they recorded
+        themselves) when it holds any of ``types``: one more source, under the same
+        decision as the rest."""
+        own = await self._services.own_data.source(person, patient_id, types)
+        if own is None:
+            return collected
+        return Collected([*collected.sources, own[0]], [*collected.reports, own[1]])
 
     def _visible_reports(
         self,
@@ -412,7 +387,9 @@ class RecordReader:
         """
         wanted = f"{resource_type}/{resource_id}"
         refused: Forbidden | None = None
-        for patient_id in await self._services.collector.owners.owners(resource_type, resource_id):
+        owners = await self._services.collector.owners.owners(resource_type, resource_id)
+        own = await self._services.own_data.owner(resource_type, resource_id)
+        for patient_id in [*owners, *([own] if own is not None else [])]:
             person = await self._services.persons.resolve(patient_id)
             if person is None:
                 continue
@@ -456,7 +433,14 @@ class RecordReader:
         person = await self.person(patient_id)
         scope = await self._scope(person, patient_id, types, action, with_patient=True, narrow=True)
         collector = self._services.collector
-        collected = await collector.collect(person, patient_id, scope.covered.types, load=False)
+        collected = await self._with_own(
+            await collector.collect(
+                person, patient_id, asked_of_sources(scope.covered.types), load=False
+            ),
+            person,
+            patient_id,
+            scope.covered.types,
+        )
         stream = await open_stream(
             collector,
             collected,

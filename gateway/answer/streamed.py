@@ -87,8 +87,12 @@ class RecordStream:
         for source in self._sources:
             source_id = source.source.id
             for resource_type in self._types:
-                chunks = self._collector.chunks(
-                    self._cache, self._patient_id, source_id, resource_type
+                chunks = (
+                    _held(source, resource_type)
+                    if source.held
+                    else self._collector.chunks(
+                        self._cache, self._patient_id, source_id, resource_type
+                    )
                 )
                 try:
                     async with aclosing(chunks):
@@ -234,6 +238,15 @@ async def open_stream(
         with anyio.CancelScope(shield=True):
             await stack.aclose()
         raise
+
+
+async def _held(
+    source: NormalisedSource, resource_type: str
+) -> AsyncGenerator[tuple[list[FhirResource], list[bytes | None] | None], None]:
+    """A held source's resources of one type (the person's own source), as one chunk."""
+    chunk = [r for r in source.resources if r.get("resourceType") == resource_type]
+    if chunk:
+        yield chunk, None
 
 
 class _Unreadable(Exception):

@@ -37,6 +37,7 @@ from gateway.http.discovery import SMART_CONFIGURATION, oauth_endpoints
 from gateway.http.download_routes import add_download_routes, summary_document
 from gateway.http.export_routes import build_export_router
 from gateway.http.notice_routes import add_notice_routes
+from gateway.http.own_data_routes import add_own_data_routes
 from gateway.http.subscription_routes import build_subscription_router
 from gateway.http.unsupported import add_history_refusals
 
@@ -81,6 +82,7 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
         _add_referenced_read(routes, resource_type)
     add_consent_routes(routes)
     add_notice_routes(routes)
+    add_own_data_routes(routes)
     return router
 
 

@@ -40,8 +40,10 @@ from fhir_profiles.identifiers import (
     PersonIdentifier,
     parse_person_identifier,
 )
+from fhir_profiles.own_data import OWN_ONLY_TYPES
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
-from gateway.access.reader import ReadResult, RecordReader, actor_fields
+from gateway.access.actors import actor_fields
+from gateway.access.reader import ReadResult, RecordReader
 from gateway.answer.bundles import entry, searchset, searchset_head, source_status_entry
 from gateway.answer.paging import PageState, check_snapshot, page, page_links, snapshot_of
 from gateway.answer.search import (
@@ -246,7 +248,7 @@ def _everything_params(
     params: Sequence[tuple[str, str]],
 ) -> tuple[int | None, frozenset[str], datetime | None]:
     count: int | None = None
-    types = RECORD_TYPES
+    types = RECORD_TYPES | frozenset(OWN_ONLY_TYPES)
     since: datetime | None = None
     for name, value in params:
         if name == "_count":
@@ -295,7 +297,7 @@ async def everything(
     if unknown and strict_handling(request):
         raise BadRequest("unsupported parameter(s): " + ", ".join(unknown))
     count, types, since = _everything_params(params)
-    read = [t for t in PATIENT_COMPARTMENT_TYPES if t in types]
+    read = [t for t in (*PATIENT_COMPARTMENT_TYPES, *OWN_ONLY_TYPES) if t in types]
     stream = await records.everything(patient_id, read, _since_filter(since))
     try:
         accepted = tuple((n, v) for n, v in params if n in {"_type", "_since"})

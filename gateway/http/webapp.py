@@ -24,6 +24,7 @@ from fhir_profiles.codes import (
     CONSENT_SCOPE_SYSTEM,
     LOINC_SYSTEM,
     NPU_SYSTEM,
+    OBSERVATION_CATEGORY_SYSTEM,
     ONLINE_ACCESS_SYSTEM,
     PARTICIPATION_TYPE_SYSTEM,
     RECORD_CATEGORY_SYSTEM,
@@ -38,6 +39,11 @@ from fhir_profiles.extensions import (
     SOURCE_STATUS_URL,
 )
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, PERSONNUMMER_SYSTEM, SOURCE_SYSTEM
+from fhir_profiles.own_data import (
+    INFORMATION_SOURCE_SYSTEM,
+    SYMPTOM_FORM_URL,
+    SYMPTOM_SEVERITY_SYSTEM,
+)
 from fhir_profiles.record_status import CARE_PROVIDER_TAG, CARE_UNIT_TAG
 from gateway.errors import NotFound
 from gateway.settings import Settings
@@ -59,7 +65,8 @@ MEDIA_TYPES = {
 #: The scopes the app asks for; the authorization server grants those of the person's
 #: context (a citizen's ``patient/``, a clinician's ``user/``) that the client registered.
 APP_SCOPES = (
-    "openid fhirUser launch/patient offline_access patient/*.rs patient/Consent.cu user/*.rs"
+    "openid fhirUser launch/patient offline_access patient/*.rs patient/Consent.cu"
+    " patient/Observation.cd patient/QuestionnaireResponse.cd user/*.rs"
 )
 
 
@@ -85,7 +92,11 @@ def app_config(settings: Settings) -> dict[str, Any]:
             "ucum": UCUM_SYSTEM,
             "roleCode": ROLE_CODE_SYSTEM,
             "recordCategory": RECORD_CATEGORY_SYSTEM,
+            "observationCategory": OBSERVATION_CATEGORY_SYSTEM,
+            "informationSource": INFORMATION_SOURCE_SYSTEM,
+            "symptomSeverity": SYMPTOM_SEVERITY_SYSTEM,
         },
+        "symptomForm": SYMPTOM_FORM_URL,
         "extensions": {
             "sourceStatus": SOURCE_STATUS_URL,
             "organisationLevel": HSA_ORGANISATION_LEVEL_URL,

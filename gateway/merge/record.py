@@ -90,6 +90,9 @@ class NormalisedSource:
     resources: list[FhirResource]
     #: Names exactly this data (source, types and sync times), for memos; None if unknown.
     version: tuple[object, ...] | None = None
+    #: Its resources are held here, not in the record cache (the person's own source):
+    #: a stream over the record reads them from here.
+    held: bool = False
 
 
 def gateway_id(source_id: str, local_id: str) -> str:

@@ -42,6 +42,8 @@ APP_SCOPES = [
     "offline_access",
     "patient/*.rs",
     "patient/Consent.cu",
+    "patient/Observation.cd",
+    "patient/QuestionnaireResponse.cd",
     "user/*.rs",
 ]
 TOLVAN = "191212121212"

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM
+from fhir_profiles.own_data import OWN_ONLY_TYPES
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
 from gateway.http.capability import CapabilityRegistry
 from gateway.run.app import create_app
@@ -42,6 +43,7 @@ from tests.gateway.consent_helpers import (
     guardian_block_body,
     seal,
 )
+from tests.gateway.test_own_data import blood_pressure, symptoms
 
 pytestmark = pytest.mark.anyio
 
@@ -87,6 +89,9 @@ class Row:
     types: frozenset[str] | None = None
     #: The person's record lacks some types (the test person's has every one).
     sparse: bool = False
+    #: May record and delete the person's own measurements and answered forms: the
+    #: person alone (not a guardian: what is recorded says the patient reported it).
+    own_writer: bool = False
 
 
 async def _citizen_self(gw: Gateway, _: str) -> dict[str, str]:
@@ -252,7 +257,7 @@ MEDICINES_AND_LABS = frozenset(
 )
 
 ROWS = [
-    Row("citizen self", TEST_PERSON, True, _citizen_self, self_service=True),
+    Row("citizen self", TEST_PERSON, True, _citizen_self, self_service=True, own_writer=True),
     Row("other citizen", TEST_PERSON, False, _other_citizen),
     Row("guardian of child under 13", CHILD, True, _guardian, self_service=True),
     Row(
@@ -472,7 +477,10 @@ async def _ids(gw: Gateway, patient_id: str, owner: dict[str, str]) -> dict[str,
         ids.setdefault(resource["resourceType"], resource["id"])
         for kind, _, local in (r.partition("/") for r in _references(resource)):
             ids.setdefault(kind, local)
-    return {t: ids.get(t, ABSENT) for t in (*PATIENT_COMPARTMENT_TYPES, *REFERENCED_TYPES)}
+    return {
+        t: ids.get(t, ABSENT)
+        for t in (*PATIENT_COMPARTMENT_TYPES, *OWN_ONLY_TYPES, *REFERENCED_TYPES)
+    }
 
 
 def _references(node: Any) -> list[str]:
@@ -552,6 +560,53 @@ def _subscription_calls() -> dict[tuple[str, str], Call]:
     }
 
 
+def _own_body(resource_type: str, patient_id: str) -> dict[str, Any]:
+    if resource_type == "Observation":
+        return blood_pressure(patient_id)
+    return symptoms(patient_id)
+
+
+def _record_own(resource_type: str) -> Callable[[Gateway, Context], Awaitable[httpx.Response]]:
+    async def call(gw: Gateway, ctx: Context) -> httpx.Response:
+        body = _own_body(resource_type, ctx.patient_id)
+        return await gw.client.post(f"/fhir/{resource_type}", json=body, headers=ctx.headers)
+
+    return call
+
+
+def _delete_own(resource_type: str) -> Callable[[Gateway, Context], Awaitable[httpx.Response]]:
+    """The person records one (a child cannot: nothing of theirs exists to delete), and
+    the row's principal deletes it."""
+
+    async def call(gw: Gateway, ctx: Context) -> httpx.Response:
+        resource_id = ABSENT
+        if ctx.person != CHILD:
+            made = await gw.client.post(
+                f"/fhir/{resource_type}",
+                json=_own_body(resource_type, ctx.patient_id),
+                headers=gw.citizen(ctx.person),
+            )
+            assert made.status_code == 201, made.text
+            resource_id = made.json()["id"]
+        return await gw.client.delete(f"/fhir/{resource_type}/{resource_id}", headers=ctx.headers)
+
+    return call
+
+
+def _own_data_calls() -> dict[tuple[str, str], Call]:
+    """What a person records themselves: only they create and delete it."""
+    calls = {
+        ("GET", "/Questionnaire"): Call("definition", _get(lambda _: "/fhir/Questionnaire")),
+        ("GET", "/Questionnaire/{questionnaire_id}"): Call(
+            "definition", _get(lambda _: "/fhir/Questionnaire/symptom-form")
+        ),
+    }
+    for t in ("Observation", "QuestionnaireResponse"):
+        calls[("POST", f"/{t}")] = Call("own-write", _record_own(t))
+        calls[("DELETE", f"/{t}/{{resource_id}}")] = Call("own-delete", _delete_own(t))
+    return calls
+
+
 def _calls() -> dict[tuple[str, str], Call]:
     """Every endpoint with personal data, by (method, path template), in the order the
     matrix calls them: reads first, then the calls that change what exists."""
@@ -585,6 +640,8 @@ def _calls() -> dict[tuple[str, str], Call]:
             "record", _post_form(f"/fhir/{t}/_search", lambda c: {"patient": c.patient_id}), t
         )
         calls[("GET", f"/{t}/{{resource_id}}")] = Call("by-id", _get(_read_by_id(t)), t)
+    for t in OWN_ONLY_TYPES:
+        calls[("GET", f"/{t}/{{resource_id}}")] = Call("by-id", _get(_read_by_id(t)), t)
     for t in REFERENCED_TYPES:
         calls[("GET", f"/{t}/{{resource_id}}")] = Call("referenced", _get(_read_by_id(t)), t)
     calls |= {
@@ -608,7 +665,7 @@ def _calls() -> dict[tuple[str, str], Call]:
         ("POST", "/Patient/{patient_id}/$emergency-access"): Call("emergency", _open_emergency),
         ("POST", "/Patient/$emergency-access"): Call("emergency", _open_emergency_by_identifier),
     }
-    return _export_calls() | _subscription_calls() | calls
+    return _export_calls() | _subscription_calls() | calls | _own_data_calls()
 
 
 CALLS = _calls()
@@ -637,6 +694,13 @@ async def _context(gw: Gateway, row: Row, patient_id: str, headers: dict[str, st
         "/fhir/Consent", json=consent_body(patient_id, "SE2321009098-MINE"), headers=owner
     )
     assert consent.status_code == 201, consent.text
+    if row.person != CHILD:  # the person's own answered form (a child cannot record one)
+        answered = await gw.client.post(
+            "/fhir/QuestionnaireResponse",
+            json=symptoms(patient_id),
+            headers=gw.citizen(row.person),
+        )
+        assert answered.status_code == 201, answered.text
     pager = headers if row.allowed else owner
     search = f"/fhir/Observation?patient={patient_id}"
     total = (await gw.client.get(f"{search}&_count=1", headers=pager)).json()["total"]
@@ -682,6 +746,16 @@ def _expected(row: Row, call: Call, ctx: Context) -> set[int]:
             return {404} if row.exporter else {403}
         case "subscribe":
             return {201} if row.exporter else {403}
+        case "definition":  # a form anyone logged in may read: nobody's record
+            return {200}
+        case "own-write":
+            return {201} if row.own_writer else {403}
+        case "own-delete" if row.own_writer:
+            return {204}
+        case "own-delete":
+            # Nothing of a child's exists (a child cannot record): not found for the
+            # citizens who ask about one; anyone else may not delete what exists.
+            return {404} if row.person == CHILD else {403}
         case _:
             return {200} if row.clinician else {403}
 

@@ -188,6 +188,8 @@ async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
         "AuditEvent",
         "Group",
         "Subscription",
+        "Questionnaire",
+        "QuestionnaireResponse",
         *SERVED_TYPES,
         *REFERENCED_TYPES,
     }
@@ -200,7 +202,13 @@ async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
     assert {i["code"] for i in resources["Patient"]["interaction"]} == {"read", "search-type"}
     for resource_type in SERVED_TYPES:
         interactions = {i["code"] for i in resources[resource_type]["interaction"]}
-        assert interactions == {"read", "search-type"}
+        # A person records and deletes their own measurements.
+        own = {"create", "delete"} if resource_type == "Observation" else set()
+        assert interactions == {"read", "search-type"} | own
+    own_forms = {i["code"] for i in resources["QuestionnaireResponse"]["interaction"]}
+    assert own_forms == {"create", "delete", "read"}
+    forms = {i["code"] for i in resources["Questionnaire"]["interaction"]}
+    assert forms == {"read", "search-type"}
     for resource_type in REFERENCED_TYPES:
         assert [i["code"] for i in resources[resource_type]["interaction"]] == ["read"]
         assert not resources[resource_type].get("searchParam")

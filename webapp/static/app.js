@@ -9,6 +9,7 @@ import { showClinician } from './clinician.js';
 import { el } from './dom.js';
 import { showNotices } from './notices.js';
 import { showOverview } from './overview.js';
+import { showOwnData } from './own.js';
 import { printButton, printedLine, showSummary } from './summary.js';
 import { completeLogin, currentSession, fhirJson, loadConfig, login, logout } from './smart.js';
 
@@ -19,6 +20,7 @@ const account = document.getElementById('konto');
 const CITIZEN_VIEWS = [
   { id: 'oversikt', title: 'Min översikt' },
   { id: 'sammanfattning', title: 'Sammanfattning' },
+  { id: 'egna', title: 'Egna mätningar och symtom' },
   { id: 'samtycken', title: 'Samtycken och spärrar' },
   { id: 'logg', title: 'Vem har läst' },
   { id: 'meddelanden', title: 'Meddelanden' },
@@ -60,6 +62,7 @@ async function citizenView(id, session, config) {
       main.append(printedLine(), printButton());
       rememberIds(await showOverview(main, session.patient, config), config);
     } else if (id === 'sammanfattning') await showSummary(main, session.patient, config, knownIds);
+    else if (id === 'egna') showOwnData(main, session.patient, config);
     else if (id === 'samtycken') await showChoices(main, session.patient, config, knownIds);
     else if (id === 'meddelanden') await showNotices(main, session.patient);
     else await showAccessLog(main, session.patient, config);

@@ -32,8 +32,33 @@ function periodStart(p) {
   return p ? p.start || p.end || null : null;
 }
 
+/** Whether the patient reported it themselves (the own source's tag). */
+export function isPatientReported(r) {
+  return ((r.meta && r.meta.tag) || []).some((t) => t.code === 'patient-reported');
+}
+
+function answered(r) {
+  const answers = (r.item || []).flatMap((i) => (i.answer || []).map((a) => [i.linkId, a]));
+  const symptom = answers.find(([link]) => link === 'symptom');
+  const fever = answers.find(([link]) => link === 'fever');
+  return [
+    symptom ? symptom[1].valueString : '',
+    fever && fever[1].valueBoolean ? 'feber' : '',
+  ].filter(Boolean).join(', ');
+}
+
 /** The categories, in the order shown; `test` picks a category's resources. */
 export const CATEGORIES = [
+  {
+    id: 'egna',
+    title: 'Rapporterat av patienten: mätningar och symtom',
+    test: (r) => isPatientReported(r),
+    date: (r) => r.effectiveDateTime || r.authored,
+    line: (r) =>
+      r.resourceType === 'QuestionnaireResponse'
+        ? `Symtombeskrivning: ${answered(r)}`
+        : `${text(r.code)}: ${observationValue(r)}`,
+  },
   {
     id: 'kontakter',
     title: 'Vårdkontakter',

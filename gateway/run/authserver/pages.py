@@ -60,6 +60,14 @@ SCOPE_TEXT = {
         "Ge och återkalla samtycken och spärrar",
         "Grant and withdraw consents and blocks",
     ),
+    "patient/Observation.cd": (
+        "Spara och ta bort egna mätningar",
+        "Record and delete your own measurements",
+    ),
+    "patient/QuestionnaireResponse.cd": (
+        "Spara och ta bort egna symtombeskrivningar",
+        "Record and delete your own symptom descriptions",
+    ),
     "user/*.rs": (
         "Läsa och söka i de journaler du har rätt att se",
         "Read and search the records you may see",
