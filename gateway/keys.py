@@ -43,6 +43,8 @@ class Purpose(bytes, Enum):
     BULK_EXPORT = b"samlad bulk export v1"
     #: The header values a subscription sends to its endpoint (from ``data_key``).
     SUBSCRIPTION_HEADERS = b"samlad subscription headers v1"
+    #: The writes waiting in the outbox for the system that owns them (from ``data_key``).
+    WRITE_OUTBOX = b"samlad write outbox v1"
 
 
 #: The labels of the SHA-256 derivation before HKDF, by purpose.

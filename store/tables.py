@@ -393,3 +393,41 @@ class SubscriptionDelivery(SQLModel, table=True):
     attempts: int = 0
     due_at: datetime = Field(sa_column=_moment())
     recorded_at: datetime = Field(sa_column=_moment())
+
+
+class WriteRequest(SQLModel, table=True):
+    """A write to the system that owns it (a booking, a cancellation, a renewal request,
+    a message): the outbox the write worker delivers from, and what a retried request
+    with the same idempotency key is answered from. The body is personal data: sealed."""
+
+    __tablename__ = "write_request"
+
+    id: str = Field(primary_key=True, max_length=32)
+    #: A keyed hash of who asked and their idempotency key: one write per key.
+    idempotency_key: str = Field(max_length=64, unique=True)
+    #: A hash of the request (interaction, target and body): a key reused for another
+    #: request is refused.
+    request_digest: str = Field(max_length=64)
+    #: A keyed hash of who asked: only they may read its status.
+    asked_by: str = Field(max_length=64)
+    patient_id: str = Field(max_length=64, index=True)
+    source_id: str = Field(max_length=64)
+    care_unit_hsa_id: str = Field(max_length=64)
+    #: ``create`` or ``update``.
+    interaction: str = Field(max_length=16)
+    resource_type: str = Field(max_length=64)
+    #: The owner's own id of what an update changes (None for a create).
+    target_id: str | None = Field(default=None, max_length=200)
+    #: The resource to send, as the gateway serves it, sealed (``gateway.envelope``).
+    body: bytes
+    #: ``queued``, ``delivered``, ``refused`` or ``failed`` (given up).
+    status: str = Field(max_length=16, index=True)
+    attempts: int = 0
+    due_at: datetime = Field(sa_column=_moment())
+    recorded_at: datetime = Field(sa_column=_moment())
+    done_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+    #: The owner's answer: its HTTP status, and the id it gave what it created.
+    answer_status: int | None = None
+    result_id: str | None = Field(default=None, max_length=200)
+    #: Why the last attempt failed or was refused, safe to show who asked.
+    error: str | None = Field(default=None, max_length=200)
