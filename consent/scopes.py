@@ -51,5 +51,8 @@ def parse_scopes(scopes: Iterable[str], context: str) -> Grants:
 
 
 #: A citizen's own scopes: read everything of one's own; create and withdraw consents
-#: and blocks.
-CITIZEN_SCOPE = "patient/*.rs patient/Consent.cu"
+#: and blocks; book, move and cancel appointments, ask for renewals and orders (Task),
+#: write to care units (Communication).
+CITIZEN_SCOPE = (
+    "patient/*.rs patient/Consent.cu patient/Appointment.cu patient/Task.c patient/Communication.c"
+)

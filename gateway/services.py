@@ -21,9 +21,11 @@ from consent.store import ConsentStore
 from gateway.access.export_jobs import ExportJobs
 from gateway.access.exporter import Exporter
 from gateway.access.notifier import Notifier
+from gateway.access.outbox import WriteOutbox
 from gateway.access.persons import PersonIndex
 from gateway.access.subscriptions import Subscriptions
 from gateway.access.tokens import TokenVerifier
+from gateway.access.write_worker import WriteWorker
 from gateway.answer.paging import PageCursorCodec
 from gateway.collect.cache import RecordCache
 from gateway.collect.collector import Collector
@@ -32,6 +34,7 @@ from gateway.collect.engagement import EngagementIndex
 from gateway.collect.fanout import Aggregator
 from gateway.collect.pools import SourcePool, source_pools
 from gateway.collect.resilience import CircuitBreaker, ResiliencePolicy, ResilientAdapter
+from gateway.collect.slots import Schedules
 from gateway.memo import BoundedMemo
 from gateway.merge.record import MergedRecord
 from gateway.settings import Settings
@@ -91,6 +94,11 @@ class Services:
     notifier: Notifier | None = None
     notifier_task: asyncio.Task[None] | None = None
     checkpoint_timer: asyncio.Task[None] | None = None
+    #: The delivery of writes to the systems that own them (made at start).
+    writes: WriteWorker | None = None
+    #: Free times across the sources, and who owns the Slots they answered.
+    schedules: Schedules | None = None
+    writes_task: asyncio.Task[None] | None = None
     #: Set to stop the housekeeping tasks at the end of their current step.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -100,6 +108,11 @@ class Services:
             if source.id == source_id:
                 return source.config.care_provider_hsa_id
         return None
+
+    @property
+    def writable_sources(self) -> Sequence[Source]:
+        """The sources writes may be routed to (their adapters say whether they take them)."""
+        return self.aggregator.sources
 
     @classmethod
     async def start(cls, settings: Settings, metrics: Observer | None = None) -> Services:
@@ -223,6 +236,8 @@ class Services:
         self.export_timer = asyncio.create_task(self._exports_forever(), name="bulk-exports")
         if self.notifier is not None:
             self.notifier_task = asyncio.create_task(self.notifier.run(), name="notifications")
+        if self.writes is not None:
+            self.writes_task = asyncio.create_task(self.writes.run(), name="write-deliveries")
 
     async def _exports_forever(self) -> None:
         """Take over the exports nobody runs (at start: those a restart left), and remove
@@ -253,16 +268,21 @@ class Services:
         self.stopping.set()
         if self.notifier is not None:
             self.notifier.wake()
+        if self.writes is not None:
+            self.writes.wake()
         for task in (
             self.housekeeping,
             self.checkpoint_timer,
             self.export_timer,
             self.notifier_task,
+            self.writes_task,
         ):
             if task is not None:
                 await task
         if self.notifier is not None:
             await self.notifier.aclose()  # the refreshes a source's news started
+        if self.writes is not None:
+            await self.writes.aclose()  # the deliveries requests started
         if self.exports is not None:
             await self.exports.aclose()  # each running export given back after its patient
         for source in self.aggregator.sources:
@@ -292,6 +312,12 @@ def _add_background_work(services: Services, db: Database, settings: Settings) -
         services,
         Subscriptions(db, settings.data_key.get_secret_value()),
         notify_client,
+        services.stopping,
+    )
+    services.schedules = Schedules(services.aggregator.sources)
+    services.writes = WriteWorker(
+        services,
+        WriteOutbox(db, settings.id_key.get_secret_value(), settings.data_key.get_secret_value()),
         services.stopping,
     )
 
