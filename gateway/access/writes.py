@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from adapters.base import FhirResource
+from adapters.base import FhirResource, supports_writes
 from adapters.errors import SourceError
 from consent.audit import AuditLog
 from consent.policy import AccessFacts
@@ -31,7 +31,7 @@ from gateway.access.outbox import QUEUED, WriteOutbox, new_id, request_digest
 from gateway.access.reader import READABLE_TYPES, RecordReader, RecordServices
 from gateway.access.write_worker import Delivered, WriteWorker
 from gateway.collect.directory import Directory
-from gateway.collect.slots import Schedules
+from gateway.collect.slots import Schedules, writer_of
 from gateway.errors import Forbidden, GatewayError, NotFound, ServiceUnavailable
 from gateway.merge.record import also_known_as
 from gateway.sources import Source
@@ -52,8 +52,11 @@ class Unprocessable(GatewayError):
     status, code = 422, "processing"
 
 
-class Conflict(GatewayError):
-    status, code = 409, "conflict"
+class NotWritable(GatewayError):
+    """The owner's adapter cannot write (a source that is read only, say the legacy
+    XML services)."""
+
+    status, code = 422, "not-supported"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +199,8 @@ class Writer:
     async def _owner(self, ask: WriteAsk) -> Owner:
         kind, _, gid = ask.concerns.partition("/")
         source, local = self._source_of(gid)
+        if not supports_writes(writer_of(source)):
+            raise NotWritable("the system that owns this does not accept writes")
         provider = source.config.care_provider_hsa_id or ""
         try:
             if kind == "Slot":

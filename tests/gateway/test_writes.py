@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import IssuerKit
+from tests.gateway.consent_helpers import block
 from tests.gateway.writes_helpers import (
     Written,
     booking,
@@ -314,3 +315,50 @@ async def test_who_may_write(database_url: str, issuer: IssuerKit, written: Writ
         )
         assert other.status_code == 403
     assert written.apps["vast"].writes.created == {}
+
+
+async def test_no_booking_at_a_blocked_unit(
+    database_url: str, issuer: IssuerKit, written: Written
+) -> None:
+    async with gateway_over(database_url, issuer, written) as gw:
+        patient_id = await gw.patient_id()
+        found = await gw.client.get(
+            "/fhir/Slot",
+            params={"status": "free", "start": "ge2026-11-03"},
+            headers=gw.citizen(),
+        )
+        entries = found.json()["entry"]
+        schedules = {
+            e["resource"]["id"]: e["resource"]["actor"][0]["identifier"]["value"]
+            for e in entries
+            if e["search"]["mode"] == "include"
+        }
+        slot = next(
+            e["resource"]
+            for e in entries
+            if e["search"]["mode"] == "match" and e["resource"]["id"].startswith("region-vast.")
+        )
+        unit = schedules[slot["schedule"]["reference"].removeprefix("Schedule/")]
+        await block(gw, patient_id, unit, level="care-unit")
+        refused = await gw.client.post(
+            "/fhir/Appointment",
+            json=booking(patient_id, slot["id"]),
+            headers=gw.citizen() | {"Idempotency-Key": "blocked"},
+        )
+    assert refused.status_code == 403
+    assert "blocked-unit" in refused.text
+    assert written.apps["vast"].writes.created == {}
+
+
+async def test_the_capability_statement_says_what_is_writable(
+    database_url: str, issuer: IssuerKit, written: Written
+) -> None:
+    async with gateway_over(database_url, issuer, written) as gw:
+        statement = (await gw.client.get("/fhir/metadata")).json()
+    interactions = {
+        r["type"]: {i["code"] for i in r["interaction"]} for r in statement["rest"][0]["resource"]
+    }
+    assert {"create", "update", "read", "search-type"} <= interactions["Appointment"]
+    assert interactions["Task"] == {"create"}
+    assert interactions["Communication"] == {"create"}
+    assert interactions["Slot"] == {"search-type"}
