@@ -24,7 +24,8 @@ _CONTEXT = {"citizen": "patient", "clinician": "user", "integrator": "system"}
 
 def _blocked(facts: AccessFacts, provider: str, unit: str) -> bool:
     for block in facts.blocks:
-        if block.lifted_at is not None:
+        # A guardian block binds the guardians' reading, not where the person is cared for.
+        if block.lifted_at is not None or block.hidden_from != "others":
             continue
         if block.blocked_type == "care-provider" and block.blocked_hsa_id == provider:
             return True
