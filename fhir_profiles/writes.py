@@ -26,11 +26,7 @@ WRITABLE: Mapping[str, tuple[str, ...]] = MappingProxyType(
 #: The SMART permission letter each interaction needs.
 PERMISSION = MappingProxyType({"create": "c", "update": "u"})
 
-#: The statuses a booking is made with, and the one a cancellation sets.
+#: The statuses a booking is made with.
 BOOKABLE_STATUSES = frozenset({"proposed", "pending", "booked"})
-CANCELLED = "cancelled"
-
-#: Task codes (``Task.code``) the gateway passes on: the FHIR task codes.
-TASK_CODE_SYSTEM = "http://hl7.org/fhir/CodeSystem/task-code"
 #: The types a Task's ``focus`` may name: a prescription to renew, an order to fulfil.
 TASK_FOCUS_TYPES = frozenset({"MedicationRequest", "ServiceRequest"})

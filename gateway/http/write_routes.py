@@ -15,11 +15,7 @@ from typing import Annotated, Any
 from fastapi import Path, Request
 
 from consent.policy import decide_referenced_read
-from fhir_profiles.writes import (
-    BOOKABLE_STATUSES,
-    TASK_FOCUS_TYPES,
-    WRITABLE,
-)
+from fhir_profiles.writes import BOOKABLE_STATUSES, TASK_FOCUS_TYPES
 from gateway.access.auth import CurrentPrincipal
 from gateway.access.outbox import DELIVERED, QUEUED, WriteOutbox
 from gateway.access.reader import RecordReader
@@ -295,7 +291,3 @@ def _add_status(routes: FhirRoutes) -> None:
         returned = {row.resource_type: 1} if resource is not None else {}
         await reader.log(decision, row.patient_id, "read", [row.resource_type], returned)
         return _answer(svc, Delivered(row, resource), "update")
-
-
-#: The writable types, for the CapabilityStatement's readers (kept with the routes).
-WRITABLE_TYPES = tuple(WRITABLE)

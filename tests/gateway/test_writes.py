@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from fhir_profiles.writes import WRITABLE
 from tests.conftest import IssuerKit
 from tests.gateway.consent_helpers import block
 from tests.gateway.writes_helpers import (
@@ -358,6 +359,8 @@ async def test_the_capability_statement_says_what_is_writable(
     interactions = {
         r["type"]: {i["code"] for i in r["interaction"]} for r in statement["rest"][0]["resource"]
     }
+    for resource_type, writable in WRITABLE.items():
+        assert set(writable) <= interactions[resource_type]
     assert {"create", "update", "read", "search-type"} <= interactions["Appointment"]
     assert interactions["Task"] == {"create"}
     assert interactions["Communication"] == {"create"}
