@@ -151,12 +151,16 @@ class WriteWorker:
                 return Delivered(await self._reread(row))
             local_patient = str(local["id"])
             resource = to_owner(self.outbox.resource(row), source.id, row.patient_id, local_patient)
-            resource["identifier"] = [
-                *[i for i in resource.get("identifier", []) if i.get("system") != WRITE_ID_SYSTEM],
-                {"system": WRITE_ID_SYSTEM, "value": row.id},
-            ]
             if row.interaction == "create":
                 resource.pop("id", None)
+                resource["identifier"] = [
+                    *[
+                        i
+                        for i in resource.get("identifier", [])
+                        if i.get("system") != WRITE_ID_SYSTEM
+                    ],
+                    {"system": WRITE_ID_SYSTEM, "value": row.id},
+                ]
                 condition = f"identifier={WRITE_ID_SYSTEM}|{row.id}"
                 answered = await adapter.create(resource, condition)
             else:
