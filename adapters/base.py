@@ -114,3 +114,38 @@ class ReadableSource(Protocol):
 def supports_reads(adapter: object) -> TypeGuard[ReadableSource]:
     """Whether ``adapter`` can read resources by id (see :class:`ReadableSource`)."""
     return getattr(adapter, "readable", False) is True
+
+
+class WritableSource(Protocol):
+    """An adapter that can write to its source: create and update resources, and find
+    free times in its schedules. Optional, like :class:`IncrementalSource`: the gateway
+    writes only to sources whose adapter's ``writable`` attribute is true; to any other
+    it answers that the owner does not accept writes.
+
+    A refusal by the source (a slot taken, a request it will not take) raises
+    :class:`adapters.errors.SourceRefused`; a failure worth retrying raises
+    :class:`adapters.errors.SourceUnavailable`, and the gateway delivers again later, so
+    a create must be safe to repeat under its ``condition``.
+    """
+
+    writable: bool
+
+    async def create(self, resource: FhirResource, condition: str) -> FhirResource:
+        """Create ``resource`` at the source unless what ``condition`` (an
+        ``If-None-Exist`` search, ``identifier=system|value``) finds exists; the resource
+        as the source holds it (made now, or earlier under the same condition)."""
+        ...
+
+    async def update(self, resource: FhirResource) -> FhirResource:
+        """Replace the source's resource of this type and id; as it holds it now."""
+        ...
+
+    async def find_slots(self, params: Sequence[tuple[str, str]]) -> list[FhirResource]:
+        """The Slots a ``Slot`` search with ``params`` finds, and the Schedules they
+        belong to."""
+        ...
+
+
+def supports_writes(adapter: object) -> TypeGuard[WritableSource]:
+    """Whether ``adapter`` can write to its source (see :class:`WritableSource`)."""
+    return getattr(adapter, "writable", False) is True

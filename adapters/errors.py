@@ -4,7 +4,8 @@
     ├── SourceUnavailable       retryable: timeout, connection failure, 429, 5xx
     └── SourceFailure           not worth retrying as is
         ├── SourceAuthError     the source refused our credentials (401/403) or token fetch failed
-        └── SourceProtocolError the source answered with something that is not usable FHIR
+        ├── SourceProtocolError the source answered with something that is not usable FHIR
+        └── SourceRefused       the source refused a write (a slot taken: 409; invalid: 422)
 
     TypeNotOffered              not an error: the source serves no such resource type at all
 
@@ -53,6 +54,17 @@ class SourceProtocolError(SourceFailure):
     """The source answered with something that is not usable FHIR."""
 
     reason = "protocol"
+
+
+class SourceRefused(SourceFailure):
+    """The source refused a write, for good: ``status`` is what the gateway answers
+    (409 when what was asked for is taken, 404 when it is gone, 422 otherwise)."""
+
+    reason = "refused"
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class TypeNotOffered(Exception):

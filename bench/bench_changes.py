@@ -35,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bench.harness import fresh_postgres
 from gateway.collect.cache import RecordCache
 from store.db import Database
+from store.jobs import Subscription
 from store.migrate import upgrade
-from store.tables import Subscription
 
 PATIENT, SOURCE = "bench-patient", "region-bench"
 LAB_RESULT = "https://samlad.se/fhir/SubscriptionTopic/lab-result"

@@ -51,7 +51,10 @@ def parse_scopes(scopes: Iterable[str], context: str) -> Grants:
 
 
 #: A citizen's own scopes: read everything of one's own; create and withdraw consents
-#: and blocks; record and delete own measurements and answered forms.
+#: and blocks; record and delete own measurements and answered forms; book, move and
+#: cancel appointments, ask for renewals and orders (Task), write to care units
+#: (Communication).
 CITIZEN_SCOPE = (
     "patient/*.rs patient/Consent.cu patient/Observation.cd patient/QuestionnaireResponse.cd"
+    " patient/Appointment.cu patient/Task.c patient/Communication.c"
 )

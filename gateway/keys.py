@@ -47,6 +47,8 @@ class Purpose(bytes, Enum):
     NOTICE_CONTACTS = b"samlad notice contacts v1"
     #: What a person reports themselves (from ``data_key``).
     OWN_DATA = b"samlad own data v1"
+    #: The writes waiting in the outbox for the system that owns them (from ``data_key``).
+    WRITE_OUTBOX = b"samlad write outbox v1"
 
 
 #: The labels of the SHA-256 derivation before HKDF, by purpose.

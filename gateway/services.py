@@ -24,10 +24,12 @@ from gateway.access.notice_channels import Channels
 from gateway.access.notice_outbox import NoticeOutbox
 from gateway.access.notice_worker import NoticeWorker
 from gateway.access.notifier import Notifier
+from gateway.access.outbox import WriteOutbox
 from gateway.access.own_data import OwnData
 from gateway.access.persons import PersonIndex
 from gateway.access.subscriptions import Subscriptions
 from gateway.access.tokens import TokenVerifier
+from gateway.access.write_worker import WriteWorker
 from gateway.answer.paging import PageCursorCodec
 from gateway.collect.cache import RecordCache
 from gateway.collect.collector import Collector
@@ -37,6 +39,7 @@ from gateway.collect.fanout import Aggregator
 from gateway.collect.notices import record_accesses
 from gateway.collect.pools import SourcePool, source_pools
 from gateway.collect.resilience import CircuitBreaker, ResiliencePolicy, ResilientAdapter
+from gateway.collect.slots import Schedules
 from gateway.memo import BoundedMemo
 from gateway.merge.record import MergedRecord
 from gateway.settings import Settings
@@ -101,6 +104,11 @@ class Services:
     notice_worker: NoticeWorker | None = None
     notice_task: asyncio.Task[None] | None = None
     checkpoint_timer: asyncio.Task[None] | None = None
+    #: The delivery of writes to the systems that own them (made at start).
+    writes: WriteWorker | None = None
+    #: Free times across the sources, and who owns the Slots they answered.
+    schedules: Schedules | None = None
+    writes_task: asyncio.Task[None] | None = None
     #: Set to stop the housekeeping tasks at the end of their current step.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: The time access is decided at (a consent's or a proxy grant's period is compared
@@ -117,6 +125,11 @@ class Services:
             if source.id == source_id:
                 return source.config.care_provider_hsa_id
         return None
+
+    @property
+    def writable_sources(self) -> Sequence[Source]:
+        """The sources writes may be routed to (their adapters say whether they take them)."""
+        return self.aggregator.sources
 
     @classmethod
     async def start(cls, settings: Settings, metrics: Observer | None = None) -> Services:
@@ -244,6 +257,8 @@ class Services:
             self.notifier_task = asyncio.create_task(self.notifier.run(), name="notifications")
         if self.notice_worker is not None:
             self.notice_task = asyncio.create_task(self.notice_worker.run(), name="notices")
+        if self.writes is not None:
+            self.writes_task = asyncio.create_task(self.writes.run(), name="write-deliveries")
 
     async def _exports_forever(self) -> None:
         """Take over the exports nobody runs (at start: those a restart left), and remove
@@ -274,17 +289,22 @@ class Services:
         self.stopping.set()
         if self.notifier is not None:
             self.notifier.wake()
+        if self.writes is not None:
+            self.writes.wake()
         for task in (
             self.housekeeping,
             self.checkpoint_timer,
             self.export_timer,
             self.notifier_task,
             self.notice_task,
+            self.writes_task,
         ):
             if task is not None:
                 await task
         if self.notifier is not None:
             await self.notifier.aclose()  # the refreshes a source's news started
+        if self.writes is not None:
+            await self.writes.aclose()  # the deliveries requests started
         if self.exports is not None:
             await self.exports.aclose()  # each running export given back after its patient
         for source in self.aggregator.sources:
@@ -322,6 +342,12 @@ def _add_background_work(services: Services, db: Database, settings: Settings) -
         Channels(config, notify_client),
         config,
         config.link or settings.public_base_url.rstrip("/") + "/app/",
+        services.stopping,
+    )
+    services.schedules = Schedules(services.aggregator.sources)
+    services.writes = WriteWorker(
+        services,
+        WriteOutbox(db, settings.id_key.get_secret_value(), settings.data_key.get_secret_value()),
         services.stopping,
     )
 

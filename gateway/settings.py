@@ -233,6 +233,15 @@ class Settings(BaseSettings):
     notices: NoticeConfig = Field(default_factory=NoticeConfig)
     #: Access-log entries older than this may be removed by ``samlad audit prune`` (days).
     audit_retention_days: int = Field(default=3 * 365 + 1, ge=1, le=100 * 366)
+    #: How long a write waits for the owning system before it is answered 202, queued.
+    write_wait_seconds: float = Field(default=10.0, gt=0, le=60)
+    #: How often each process looks for queued writes to deliver (seconds).
+    write_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
+    #: A failed delivery is tried again after this, doubled per attempt, at most
+    #: ``write_retry_cap_seconds`` apart; given up after ``write_max_attempts``.
+    write_retry_seconds: float = Field(default=5.0, gt=0, le=3600)
+    write_retry_cap_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    write_max_attempts: int = Field(default=50, ge=1, le=1000)
     #: Most resources each worker keeps decoded and merged in memory for warm reads
     #: (twice this in the worst case: decoded and merged; about 10 kB each); 0 keeps
     #: none. The default covers a typical record and keeps a worker under 150 MB.

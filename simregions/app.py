@@ -6,7 +6,11 @@ Routes (every one except ``GET /fhir/metadata`` needs ``Authorization: Bearer <t
   search parameters the store answers.
 * ``GET /fhir/{type}/{id}``: read.
 * ``GET /fhir/{type}?...`` and ``POST /fhir/{type}/_search`` (form body): search, paged.
+* ``GET /fhir/Slot?...``: the care units' times (:mod:`simregions.schedules`).
+* ``POST /fhir/{type}`` and ``PUT /fhir/{type}/{id}``: bookings, cancellations, requests
+  and messages (:mod:`simregions.writes`).
 * ``GET``/``PUT /_sim/behaviour``: read or change the region's :class:`Behaviour`.
+* ``PUT /_sim/status/{type}/{id}``: the region's staff change a request's status.
 * ``GET /_sim/relations``: guardian relations of the region's children, and legal
   representatives of its adults.
 * ``PUT /_sim/resources``: add or replace one resource (a FHIR JSON body with its
@@ -38,6 +42,7 @@ from simregions.people import people_in_region, relations, representatives
 from simregions.regions import FHIR_BASE_PATH, RegionSpec
 from simregions.search import SearchError, SearchRequest, run_search
 from simregions.store import SEARCH_PARAMS, RegionStore, region_store
+from simregions.writes import RegionWrites, WritableStore
 
 FHIR_VERSION = "4.0.1"
 _METADATA_PATH = f"{FHIR_BASE_PATH}/metadata"
@@ -54,15 +59,21 @@ class SimRegionApp:
     def __init__(self, region: RegionSpec, behaviour: Behaviour, store: RegionStore) -> None:
         self.region = region
         self.behaviour = behaviour
-        self.store = store
+        self.store = WritableStore(store)
+        #: What this app was written (bookings, requests, messages): its own, in memory.
+        self.writes = RegionWrites(region, self.store)
         self._token = f"Bearer {region.token}".encode()
         self.routes = Starlette(
             routes=[
                 Route(_METADATA_PATH, self.metadata, methods=["GET"]),
+                Route(f"{FHIR_BASE_PATH}/Slot", self.search_slots, methods=["GET"]),
                 Route(f"{FHIR_BASE_PATH}/{{rtype}}/_search", self.search_post, methods=["POST"]),
                 Route(f"{FHIR_BASE_PATH}/{{rtype}}/{{rid}}", self.read, methods=["GET"]),
+                Route(f"{FHIR_BASE_PATH}/{{rtype}}/{{rid}}", self.update, methods=["PUT"]),
                 Route(f"{FHIR_BASE_PATH}/{{rtype}}", self.search_get, methods=["GET"]),
+                Route(f"{FHIR_BASE_PATH}/{{rtype}}", self.create, methods=["POST"]),
                 Route("/_sim/behaviour", self.sim_behaviour, methods=["GET", "PUT"]),
+                Route("/_sim/status/{rtype}/{rid}", self.sim_status, methods=["PUT"]),
                 Route("/_sim/relations", self.sim_relations, methods=["GET"]),
                 Route("/_sim/resources", self.sim_resources, methods=["PUT"]),
             ],
@@ -120,7 +131,7 @@ class SimRegionApp:
                 "interaction": [{"code": "read"}, {"code": "search-type"}],
                 "searchParam": [
                     {"name": name, "type": kind}
-                    for name, kind in SEARCH_PARAMS[resource_type].items()
+                    for name, kind in SEARCH_PARAMS.get(resource_type, {}).items()
                 ],
             }
             for resource_type in self.store.types
@@ -201,6 +212,32 @@ class SimRegionApp:
         except SearchError as exc:
             return error_response(400, exc.code, exc.diagnostics)
 
+    async def search_slots(self, request: Request) -> Response:
+        """``GET /fhir/Slot``: the units' free (or busy) times."""
+        params = list(request.query_params.multi_items())
+        answer: Response = self.writes.search_slots(params, self.fhir_base(request))
+        return answer
+
+    async def create(self, request: Request) -> Response:
+        """``POST /fhir/{type}``: a booking, a request or a message (:mod:`simregions.writes`)."""
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return error_response(400, "invalid", "the body must be JSON")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        answer: Response = await self.writes.create(request.path_params["rtype"], body, headers)
+        return answer
+
+    async def update(self, request: Request) -> Response:
+        """``PUT /fhir/{type}/{id}``: an Appointment cancelled or moved."""
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return error_response(400, "invalid", "the body must be JSON")
+        params = request.path_params
+        answer: Response = await self.writes.update(params["rtype"], params["rid"], body)
+        return answer
+
     async def http_error(self, request: Request, exc: Exception) -> Response:
         """Unrouted paths and wrong methods, as OperationOutcome."""
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -239,6 +276,20 @@ class SimRegionApp:
             return JSONResponse({"error": "body must be a resource with an id and meta"}, 400)
         self.store.put(resource)
         return Response(status_code=204)
+
+    async def sim_status(self, request: Request) -> Response:
+        """``PUT /_sim/status/{type}/{id}`` with ``{"status": ...}``: the region's staff
+        act on a request (a Task renewed, a message answered)."""
+        try:
+            status = orjson.loads(await request.body()).get("status")
+        except (orjson.JSONDecodeError, AttributeError):
+            return JSONResponse({"error": "body must be a JSON object"}, status_code=400)
+        params = request.path_params
+        if not isinstance(status, str) or not self.writes.set_status(
+            params["rtype"], params["rid"], status
+        ):
+            return JSONResponse({"error": "no such resource"}, status_code=404)
+        return JSONResponse({"status": status})
 
     async def sim_relations(self, request: Request) -> Response:
         """Guardian relations whose child lives in this region, and legal representatives

@@ -13,12 +13,14 @@ import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 from urllib.parse import urlencode
 
 import orjson
 
 from simregions.fhirhttp import operation_outcome
-from simregions.store import SEARCH_PARAMS, RegionStore, StoredResource
+from simregions.regions import RegionSpec
+from simregions.store import SEARCH_PARAMS, StoredResource
 
 #: Parameters every search accepts without comment (_format is honoured by answering JSON).
 _QUIET_PARAMS = frozenset({"_format", "_pretty"})
@@ -125,7 +127,17 @@ def _token_predicate(name: str, value: str) -> Callable[[StoredResource], bool]:
     return matches
 
 
-def run_search(store: RegionStore, request: SearchRequest) -> bytes:
+class SearchedStore(Protocol):
+    """What a search asks of a region's store (:class:`RegionStore`, or one with what
+    was written to the region on top)."""
+
+    @property
+    def region(self) -> RegionSpec: ...
+
+    def candidates(self, resource_type: str, patient_id: str | None) -> list[StoredResource]: ...
+
+
+def run_search(store: SearchedStore, request: SearchRequest) -> bytes:
     """Answer ``request`` with one searchset Bundle page, as JSON bytes."""
     region = store.region
     supported = SEARCH_PARAMS[request.resource_type]

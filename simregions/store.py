@@ -33,7 +33,7 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "Practitioner": {"_id": "token", "identifier": "token"},
     "Observation": {"category": "token", "code": "token", "status": "token"},
     "MedicationRequest": {"status": "token", "code": "token"},
-    "Appointment": {"status": "token"},
+    "Appointment": {"status": "token", "identifier": "token"},
     "Encounter": {"status": "token", "class": "token"},
     "Condition": {"code": "token", "clinical-status": "token", "category": "token"},
     "DocumentReference": {"status": "token", "type": "token"},
@@ -46,6 +46,16 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "DiagnosticReport": {"status": "token", "code": "token", "category": "token"},
     "ServiceRequest": {"status": "token", "code": "token", "category": "token", "intent": "token"},
     "MedicationDispense": {"status": "token", "code": "token"},
+    # What is written to the region (simregions.writes); Slot is searched by its own route.
+    "Schedule": {"_id": "token"},
+    "Slot": {"_id": "token", "status": "token"},
+    "Task": {"_id": "token", "identifier": "token", "patient": "reference", "status": "token"},
+    "Communication": {
+        "_id": "token",
+        "identifier": "token",
+        "patient": "reference",
+        "subject": "reference",
+    },
 }
 for _type in PATIENT_COMPARTMENT_TYPES:
     SEARCH_PARAMS[_type] = {"_id": "token", "patient": "reference", "subject": "reference"} | (

@@ -1,6 +1,8 @@
-"""Every table the gateway keeps, in one place. Schema changes go through the Alembic
-migrations in store/migrations; rows are validated where they are made (consent/,
-gateway/), not here.
+"""The tables of the record and of who may see it: the person index, the cache, the
+engagement index, consents, blocks and seals, the access log, what a person reports
+themselves. The background work's tables are in :mod:`store.jobs`. Schema changes go
+through the Alembic migrations in store/migrations; rows are validated where they are
+made (consent/, gateway/), not here.
 
 No identity number is stored in clear: people are named by their opaque unified id, and
 the person index keeps the identity number encrypted.
@@ -28,7 +30,8 @@ def table_of(model: type[SQLModel]) -> Table:
     return table
 
 
-def _moment(nullable: bool = False) -> Column[datetime]:
+def moment(nullable: bool = False) -> Column[datetime]:
+    """A timezone-aware timestamp column."""
     return Column(DateTime(timezone=True), nullable=nullable)
 
 
@@ -160,10 +163,10 @@ class ConsentRecord(SQLModel, table=True):
     #: The HSA-id of the care provider or unit; of a proxy, their opaque unified id
     #: (never their identity number)
     grantee_hsa_id: str = Field(max_length=64)
-    period_start: datetime = Field(sa_column=_moment())
-    period_end: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
-    recorded_at: datetime = Field(sa_column=_moment())
-    withdrawn_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+    period_start: datetime = Field(sa_column=moment())
+    period_end: datetime | None = Field(default=None, sa_column=moment(nullable=True))
+    recorded_at: datetime = Field(sa_column=moment())
+    withdrawn_at: datetime | None = Field(default=None, sa_column=moment(nullable=True))
     #: A proxy grant's limits: the resource types and record categories it covers,
     #: space-separated (None: the whole record as the person sees it).
     covers: str | None = Field(default=None, max_length=1024)
@@ -186,8 +189,8 @@ class BlockRecord(SQLModel, table=True):
     #: provider or unit itself) or ``guardians`` (the patient's guardians only: a guardian
     #: block, vårdnadshavarspärr).
     hidden_from: str = Field(default="others", max_length=16)
-    recorded_at: datetime = Field(sa_column=_moment())
-    lifted_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+    recorded_at: datetime = Field(sa_column=moment())
+    lifted_at: datetime | None = Field(default=None, sa_column=moment(nullable=True))
 
 
 class SealRecord(SQLModel, table=True):
@@ -204,12 +207,12 @@ class SealRecord(SQLModel, table=True):
     #: The care provider or care unit sealed (those kinds only).
     hsa_id: str | None = Field(default=None, max_length=64)
     #: The record dates sealed (``period``): from the first day to the last, inclusive.
-    data_start: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
-    data_end: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+    data_start: datetime | None = Field(default=None, sa_column=moment(nullable=True))
+    data_end: datetime | None = Field(default=None, sa_column=moment(nullable=True))
     #: Entries newer than this many days are held back (``delayed-release``).
     delay_days: int | None = Field(default=None)
-    recorded_at: datetime = Field(sa_column=_moment())
-    lifted_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
+    recorded_at: datetime = Field(sa_column=moment())
+    lifted_at: datetime | None = Field(default=None, sa_column=moment(nullable=True))
 
 
 class EmergencyAccess(SQLModel, table=True):
@@ -225,8 +228,8 @@ class EmergencyAccess(SQLModel, table=True):
     reason: str = Field(max_length=1000)
     #: The law's conditions for reading blocked data, when recorded (else blocks hold).
     block_override_reason: str | None = Field(default=None, max_length=1000)
-    started_at: datetime = Field(sa_column=_moment())
-    expires_at: datetime = Field(sa_column=_moment())
+    started_at: datetime = Field(sa_column=moment())
+    expires_at: datetime = Field(sa_column=moment())
 
 
 # The access log and its signed checkpoints.
@@ -300,182 +303,6 @@ class AuditCheckpoint(SQLModel, table=True):
     signature: str = Field(max_length=128)
 
 
-# Bulk Data exports.
-
-
-class ExportJob(SQLModel, table=True):
-    """One Bulk Data export an integrator asked for (``$export``), and how far it got.
-
-    The patients are fixed when it is asked for (those whose consent names the care
-    provider then); each is decided on again when their data is read. ``done`` counts the
-    patients whose files are written, so a job taken over by another process (or after a
-    restart) goes on from there. ``claimed_by`` names the process running it; its
-    ``heartbeat_at`` says it still does.
-    """
-
-    __tablename__ = "export_job"
-
-    id: str = Field(primary_key=True, max_length=64)
-    client_id: str = Field(max_length=64, index=True)
-    care_provider_hsa_id: str = Field(max_length=64)
-    #: The kick-off token's scopes: what each patient's read is decided with.
-    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    #: The Group exported (None: ``Patient/$export``).
-    group_id: str | None = Field(default=None, max_length=64)
-    #: The kick-off request's URL (no identity number: only types and ``_since``).
-    request_url: str = Field(max_length=2000)
-    types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    since: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
-    #: The ``_typeFilter`` values (``Type?query``): of a type named, only what one matches.
-    type_filters: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    #: Opaque unified ids of the patients to export, in order.
-    patients: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    done: int = 0
-    #: ``running``, ``complete`` or ``failed``
-    status: str = Field(max_length=16)
-    #: Why a job failed, safe to show its client.
-    error: str | None = Field(default=None, max_length=200)
-    transaction_time: datetime = Field(sa_column=_moment())
-    expires_at: datetime = Field(sa_column=_moment())
-    claimed_by: str | None = Field(default=None, max_length=64)
-    heartbeat_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
-
-
-class ExportFile(SQLModel, table=True):
-    """One finished NDJSON file of an export: written whole, with the job's progress."""
-
-    __tablename__ = "export_file"
-
-    job_id: str = Field(primary_key=True, max_length=64)
-    #: The file's name in its URL, e.g. ``Observation-2.ndjson``.
-    name: str = Field(primary_key=True, max_length=80)
-    #: The resources' type; ``OperationOutcome`` for an error file.
-    resource_type: str = Field(max_length=64)
-    count: int
-    #: The zlib-compressed NDJSON sealed with AES-GCM (``gateway.envelope``).
-    body: bytes
-
-
-class Subscription(SQLModel, table=True):
-    """A topic-based subscription of an integrator (R4 Subscriptions Backport IG): what it
-    is told of, where, and how its deliveries went. Only its client (``client_id`` and
-    care provider) sees it; each delivery is decided on with its ``scopes`` when sent."""
-
-    __tablename__ = "subscription"
-
-    id: str = Field(primary_key=True, max_length=64)
-    client_id: str = Field(max_length=64, index=True)
-    care_provider_hsa_id: str = Field(max_length=64)
-    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    #: The topic's canonical URL (``fhir_profiles.subscriptions.TOPICS``).
-    topic: str = Field(max_length=200)
-    #: The opaque unified id of the patient it is filtered to; None: every patient.
-    patient_id: str | None = Field(default=None, max_length=64, index=True)
-    endpoint: str = Field(max_length=2000)
-    #: ``empty``, ``id-only`` or ``full-resource``.
-    payload: str = Field(max_length=16)
-    #: The ``Name: value`` lines sent with every notification (they may hold the
-    #: endpoint's credentials), as JSON sealed with AES-GCM (``gateway.envelope``);
-    #: None: no headers.
-    headers: bytes | None = None
-    heartbeat_seconds: int | None = None
-    timeout_seconds: int
-    #: ``requested``, ``active``, ``error`` or ``off``.
-    status: str = Field(max_length=16)
-    #: Events numbered so far (``events-since-subscription-start``).
-    events: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
-    #: The last delivery failure, safe to show its client.
-    error: str | None = Field(default=None, max_length=200)
-    created_at: datetime = Field(sa_column=_moment())
-    #: When a notification last reached the endpoint (for heartbeats).
-    sent_at: datetime | None = Field(default=None, sa_column=_moment(nullable=True))
-
-
-class SubscriptionEvent(SQLModel, table=True):
-    """A change the gateway learnt of: a resource of a topic's type new or changed in a
-    person's cached record. Written in the cache write's own transaction (an outbox);
-    turned into deliveries, and removed, by the notifier."""
-
-    __tablename__ = "subscription_event"
-
-    id: str = Field(primary_key=True, max_length=32)
-    patient_id: str = Field(max_length=64)
-    resource_type: str = Field(max_length=64)
-    resource_id: str = Field(max_length=200)
-    recorded_at: datetime = Field(sa_column=_moment())
-
-
-class SubscriptionDelivery(SQLModel, table=True):
-    """One notification to send to a subscription's endpoint: a handshake, a heartbeat
-    or an event; retried with backoff until sent or given up."""
-
-    __tablename__ = "subscription_delivery"
-
-    id: str = Field(primary_key=True, max_length=32)
-    subscription_id: str = Field(max_length=64, index=True)
-    #: ``handshake``, ``heartbeat`` or ``event-notification``.
-    kind: str = Field(max_length=32)
-    patient_id: str | None = Field(default=None, max_length=64)
-    resource_type: str | None = Field(default=None, max_length=64)
-    resource_id: str | None = Field(default=None, max_length=200)
-    event_number: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    attempts: int = 0
-    due_at: datetime = Field(sa_column=_moment())
-    recorded_at: datetime = Field(sa_column=_moment())
-
-
-class NoticeSetting(SQLModel, table=True):
-    """What a person has asked to be told of, and where (opt-in; no row: nothing)."""
-
-    __tablename__ = "notice_setting"
-
-    patient_id: str = Field(primary_key=True, max_length=64)
-    #: The kinds chosen: ``lab-result``, ``note``, ``appointment``, ``access``.
-    kinds: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    #: The e-mail address and the webhook URL, each sealed with AES-GCM
-    #: (``gateway.envelope``); None: that channel is not used.
-    email: bytes | None = None
-    webhook: bytes | None = None
-    #: Quiet hours in Swedish local time, minutes after midnight; None: none.
-    quiet_start: int | None = None
-    quiet_end: int | None = None
-    updated_at: datetime = Field(sa_column=_moment())
-
-
-class Notice(SQLModel, table=True):
-    """Something a person asked to be told of (the outbox): written in the transaction
-    that records it (a cache write, an access-log entry), one row per kind and ``ref``
-    while it waits, turned into messages by the notice worker."""
-
-    __tablename__ = "notice"
-    __table_args__ = (Index("ux_notice_ref", "patient_id", "kind", "ref", unique=True),)
-
-    id: str = Field(primary_key=True, max_length=32)
-    patient_id: str = Field(max_length=64)
-    kind: str = Field(max_length=16)
-    #: What makes two notices one (``Type/id``; the reader of an access).
-    ref: str = Field(max_length=200)
-    recorded_at: datetime = Field(sa_column=_moment())
-
-
-class NoticeMessage(SQLModel, table=True):
-    """One message to send on one channel: the notices of a kind batched; retried with
-    backoff until sent or given up."""
-
-    __tablename__ = "notice_message"
-
-    id: str = Field(primary_key=True, max_length=32)
-    patient_id: str = Field(max_length=64)
-    kind: str = Field(max_length=16)
-    #: ``email`` or ``webhook``.
-    channel: str = Field(max_length=16)
-    #: How many notices it tells of.
-    count: int
-    attempts: int = 0
-    due_at: datetime = Field(sa_column=_moment())
-    recorded_at: datetime = Field(sa_column=_moment())
-
-
 class AuditPrune(SQLModel, table=True):
     """An explicit removal of the access log's oldest entries past their retention:
     entries up to ``through_seq``, a signed checkpoint's head, whose ``head_hash`` the
@@ -486,8 +313,8 @@ class AuditPrune(SQLModel, table=True):
     through_seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     through_hash: str = Field(max_length=64)
     #: Entries recorded before this were past their retention.
-    cutoff: datetime = Field(sa_column=_moment())
-    pruned_at: datetime = Field(sa_column=_moment())
+    cutoff: datetime = Field(sa_column=moment())
+    pruned_at: datetime = Field(sa_column=moment())
 
 
 # What a person reports themselves (own measurements, answered forms).
@@ -507,6 +334,6 @@ class OwnResource(SQLModel, table=True):
     #: A keyed hash of the client's idempotency key (with the person and type): a retried
     #: create finds the resource it made. None when no key was sent.
     idempotency: str | None = Field(default=None, max_length=64, unique=True)
-    created_at: datetime = Field(sa_column=_moment())
+    created_at: datetime = Field(sa_column=moment())
     #: The resource as served (orjson), sealed with AES-GCM, its row key as associated data.
     body: bytes

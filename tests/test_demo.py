@@ -798,3 +798,98 @@ def test_a_new_lab_result_and_a_clinicians_read_reach_tolvans_email(tmp_path: Pa
     finally:
         demo.running.stop()
     assert "E-post till tolvan@example.se: Ny information i din journal" in demo.running.output
+
+
+def _free_slot(fhir: httpx.Client, headers: dict[str, str], region: str) -> str:
+    found = fhir.get("/Slot", params={"status": "free", "start": "ge2026-11-03"}, headers=headers)
+    assert found.status_code == 200, found.text
+    return next(
+        str(e["resource"]["id"])
+        for e in found.json()["entry"]
+        if e["search"]["mode"] == "match" and e["resource"]["id"].startswith(f"region-{region}.")
+    )
+
+
+def _booking(patient_id: str, slot: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Appointment",
+        "status": "booked",
+        "slot": [{"reference": f"Slot/{slot}"}],
+        "participant": [{"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"}],
+    }
+
+
+def test_tolvan_books_cancels_renews_and_a_booking_waits_for_its_region(demo: Demo) -> None:
+    """Issue 19's demo: a time at a Region Väst unit booked and cancelled, a medicine from
+    Region Nord renewed, and a booking made while Region Väst is down delivered exactly
+    once when it is back."""
+    base = demo.everything_url.rsplit("/Patient/", 1)[0]
+    citizen = {"Authorization": f"Bearer {demo.token}"}
+    patient_id = demo.patient_id
+    with httpx.Client(base_url=base, timeout=30) as fhir:
+        slot = _free_slot(fhir, citizen, "vast")
+        booked = fhir.post(
+            "/Appointment",
+            json=_booking(patient_id, slot),
+            headers=citizen | {"Idempotency-Key": "demo-booking"},
+        )
+        assert booked.status_code == 201, booked.text
+        cancelled = fhir.put(
+            f"/Appointment/{booked.json()['id']}",
+            json=booked.json() | {"status": "cancelled"},
+            headers=citizen,
+        )
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled"
+
+        medicines = fhir.get(f"/MedicationRequest?patient={patient_id}", headers=citizen)
+        medicine = next(
+            e["resource"]["id"]
+            for e in medicines.json()["entry"]
+            if str(e.get("resource", {}).get("id", "")).startswith("region-nord.")
+        )
+        renewal = {
+            "resourceType": "Task",
+            "status": "requested",
+            "intent": "order",
+            "for": {"reference": f"Patient/{patient_id}"},
+            "focus": {"reference": f"MedicationRequest/{medicine}"},
+            "owner": {"reference": "Organization/region-nord.d3629f5e-6d6f-5ee0-ab4b-2fe722d491e2"},
+        }
+        renewed = fhir.post(
+            "/Task", json=renewal, headers=citizen | {"Idempotency-Key": "demo-renewal"}
+        )
+        assert renewed.status_code == 201, renewed.text
+
+        slot = _free_slot(fhir, citizen, "vast")
+        vast = _region_url(demo, "vast")
+        sim = {"Authorization": "Bearer sim-vast-token"}
+        httpx.put(f"{vast}/_sim/behaviour", json={"fault": "down"}, headers=sim)
+        try:
+            queued = fhir.post(
+                "/Appointment",
+                json=_booking(patient_id, slot),
+                headers=citizen | {"Idempotency-Key": "demo-while-down"},
+            )
+            assert queued.status_code == 202, queued.text
+        finally:
+            httpx.put(f"{vast}/_sim/behaviour", json={"fault": "none"}, headers=sim)
+        status_url = queued.headers["Content-Location"]
+        for _ in range(120):
+            if fhir.get(status_url, headers=citizen).status_code == 200:
+                break
+            time.sleep(0.5)
+        assert fhir.get(status_url, headers=citizen).status_code == 200
+        write_id = status_url.rsplit("/", 1)[1]
+        at_region = httpx.get(
+            f"{vast}/fhir/Appointment",
+            params={"identifier": f"https://samlad.se/fhir/sid/write-id|{write_id}"},
+            headers=sim,
+        )
+        assert at_region.json()["total"] == 1
+
+
+def _region_url(demo: Demo, region: str) -> str:
+    match = re.search(rf"^\s+{region}\s+(http://\S+)/fhir$", demo.banner, re.M)
+    assert match, demo.banner
+    return match.group(1)

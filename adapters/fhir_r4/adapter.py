@@ -28,6 +28,7 @@ from adapters.fhir_r4.bundles import (
     total,
 )
 from adapters.fhir_r4.dialect import parse_dialect
+from adapters.fhir_r4.writes import FhirR4Writes
 from adapters.transport import exchange
 from fhir_profiles.identifiers import (
     InvalidPersonIdentifier,
@@ -36,7 +37,6 @@ from fhir_profiles.identifiers import (
 )
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 
-# The name the package had as one module: log filters and levels keep working.
 log = logging.getLogger("adapters.fhir_r4")
 
 FHIR_JSON = "application/fhir+json"
@@ -69,7 +69,7 @@ class SearchResult:
     skipped: int = 0
 
 
-class FhirR4Adapter:
+class FhirR4Adapter(FhirR4Writes):
     """A FHIR R4 REST source, reached through an injected ``httpx.AsyncClient``."""
 
     kind = "fhir-r4"

@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.envelope import Envelope, Unopened
 from gateway.keys import Purpose, derive_key
 from store.db import Database
-from store.tables import ExportFile, ExportJob, table_of
+from store.jobs import ExportFile, ExportJob
+from store.tables import table_of
 
 RUNNING, COMPLETE, FAILED = "running", "complete", "failed"
 

@@ -44,7 +44,7 @@ from gateway.answer.search.parse import SearchSpec, parse_search
 from gateway.errors import BadRequest, GatewayError, operation_outcome
 from gateway.sources import SourceStatus
 from store.db import StoreUnavailable
-from store.tables import ExportJob
+from store.jobs import ExportJob
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from fhir_profiles.datetimes import STOCKHOLM
 from gateway.envelope import Envelope, Unopened
 from gateway.keys import Purpose, derive_key
 from store.db import Database
-from store.tables import Notice, NoticeMessage, NoticeSetting, table_of
+from store.jobs import Notice, NoticeMessage, NoticeSetting
+from store.tables import table_of
 
 _SETTINGS = table_of(NoticeSetting)
 _NOTICES = table_of(Notice)

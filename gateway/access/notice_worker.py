@@ -22,7 +22,7 @@ from gateway.access.notice_channels import Channels, DeliveryFailed, message_for
 from gateway.access.notice_outbox import EMAIL, WEBHOOK, NoticeOutbox, Preferences
 from gateway.notice_config import NoticeConfig
 from store.db import StoreUnavailable
-from store.tables import NoticeMessage
+from store.jobs import NoticeMessage
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ from gateway.collect.notices import news_kinds
 from gateway.envelope import Envelope, Unopened
 from gateway.keys import Purpose, derive_key
 from store.db import Database
-from store.tables import Subscription, SubscriptionDelivery, SubscriptionEvent, as_utc, table_of
+from store.jobs import Subscription, SubscriptionDelivery, SubscriptionEvent
+from store.tables import as_utc, table_of
 
 _SUBS = table_of(Subscription)
 _EVENTS = table_of(SubscriptionEvent)

@@ -25,7 +25,7 @@ from fhir_profiles.subscriptions import (
     PAYLOAD_CONTENT,
     REST_HOOK,
 )
-from store.tables import Subscription
+from store.jobs import Subscription
 
 
 def status_parameters(

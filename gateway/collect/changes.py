@@ -29,7 +29,8 @@ from adapters.base import FhirResource
 from fhir_profiles.subscriptions import ACTIVE, REQUESTED, TOPIC_TYPES
 from gateway.collect.notices import news_kinds, record_news
 from gateway.collect.owners import OwnerIndex
-from store.tables import Subscription, SubscriptionEvent, table_of
+from store.jobs import Subscription, SubscriptionEvent
+from store.tables import table_of
 
 _EVENTS = table_of(SubscriptionEvent)
 _SUBS = table_of(Subscription)

@@ -23,7 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from fhir_profiles.subscriptions import TOPICS
-from store.tables import Notice, NoticeSetting, table_of
+from store.jobs import Notice, NoticeSetting
+from store.tables import table_of
 
 _NOTICES = table_of(Notice)
 _SETTINGS = table_of(NoticeSetting)

@@ -38,7 +38,8 @@ from gateway.http.capability import CapabilityRegistry
 from gateway.http.declare import ERROR_RESPONSES, FhirRoutes, as_fhir_json
 from gateway.http.deps import services
 from gateway.services import Services
-from store.tables import ExportJob, as_utc
+from store.jobs import ExportJob
+from store.tables import as_utc
 
 #: What an export may name as ``_type``: the Patient and the types of its compartment.
 EXPORT_TYPES = ("Patient", *PATIENT_COMPARTMENT_TYPES)

@@ -40,6 +40,7 @@ from gateway.http.notice_routes import add_notice_routes
 from gateway.http.own_data_routes import add_own_data_routes
 from gateway.http.subscription_routes import build_subscription_router
 from gateway.http.unsupported import add_history_refusals
+from gateway.http.write_routes import build_write_router
 
 #: A FHIR id (R4 ``id`` datatype).
 ID_PATTERN = r"^[A-Za-z0-9\-\.]{1,64}$"
@@ -72,6 +73,7 @@ def build_fhir_router(registry: CapabilityRegistry) -> APIRouter:
     # Before the Patient read: ``Patient/$export`` is not a Patient id.
     build_export_router(routes)
     build_subscription_router(routes)
+    build_write_router(routes)
     _add_patient_routes(routes)
     _add_patient_operations(routes)
     _add_paging(routes)

@@ -40,7 +40,7 @@ from gateway.fhir_json import FhirJSONResponse
 from gateway.http.consent_routes import json_body, json_resource_body
 from gateway.http.declare import FhirRoutes
 from gateway.http.deps import services
-from store.tables import Subscription
+from store.jobs import Subscription
 
 _ID = r"^[a-f0-9]{32}$"
 _PATIENT_FILTER = re.compile(r"^(?:[A-Za-z]+\?)?patient=(?:Patient/)?([A-Za-z0-9\-.]{1,64})$")

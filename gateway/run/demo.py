@@ -401,6 +401,19 @@ answer (lastSync). The same command with "none" for "down" brings it back.
 curl -s -X PUT -H "Authorization: Bearer sim-syd-token" -H "Content-Type: application/json" \\
   -d '{{"fault": "down"}}' {syd}/_sim/behaviour
 
+Tolvan books a time: free times at every region's units, then a booking of one (the
+Slot's id from the first answer), sent to the region and unit that own it; 201, or 202
+and a status URL when that region is down (delivered, once, when it is back). Cancel it
+with a PUT of the Appointment with "status": "cancelled"; ask for a renewal with a POST
+of a Task whose focus is a MedicationRequest ([docs/api.md] "Writes to the regions"):
+
+curl -s -H "Authorization: Bearer $TOKEN" \
+  "{base}/Slot?status=free&start=ge2026-11-03&service-type=L%C3%A4karbes%C3%B6k"
+curl -s -i -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/fhir+json" \
+  -H "Idempotency-Key: my-first-booking" -d '{{"resourceType": "Appointment", "status": \
+  "booked", "slot": [{{"reference": "Slot/SLOT_ID"}}], "participant": [{{"actor": \
+  {{"reference": "Patient/'$PID'"}}, "status": "accepted"}}]}}' {base}/Appointment
+
 A standard SMART login (development only: you pick who you are): apps discover it at
 {base}/.well-known/smart-configuration; the demo's app is the public client
 {DEMO_APP_CLIENT} with the redirect URI {settings.public_base_url}/app/ (PKCE S256).

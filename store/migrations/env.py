@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
-import store.tables  # noqa: F401 - registers every table on SQLModel.metadata
+import store.jobs
+import store.tables  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -11,6 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 from sqlmodel import SQLModel
 
+import store.jobs  # noqa: F401 - every table on SQLModel.metadata
 from consent.checkpoints import CHECKPOINT_TABLE
 from consent.entries import AUDIT_TABLE
 from store.db import sync_url

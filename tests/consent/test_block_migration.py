@@ -16,6 +16,7 @@ from sqlalchemy import column, create_engine, insert, inspect, select, table
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
+import store.jobs  # noqa: F401 - every table on SQLModel.metadata
 from store.db import sync_url
 from store.migrate import alembic_config, upgrade
 from store.tables import BlockRecord

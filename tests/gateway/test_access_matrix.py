@@ -92,6 +92,9 @@ class Row:
     #: May record and delete the person's own measurements and answered forms: the
     #: person alone (not a guardian: what is recorded says the patient reported it).
     own_writer: bool = False
+    #: May write to the person's record at its owner (book, ask for a renewal, send a
+    #: message): the person, or a clinician within a consent, with write scopes.
+    writer: bool = False
 
 
 async def _citizen_self(gw: Gateway, _: str) -> dict[str, str]:
@@ -153,6 +156,11 @@ async def _clinician_consent_person_sealed(gw: Gateway, patient_id: str) -> dict
 async def _clinician_provider_consent(gw: Gateway, patient_id: str) -> dict[str, str]:
     await grant(gw, patient_id, NORD_PROVIDER)
     return gw.clinician()
+
+
+async def _clinician_writing(gw: Gateway, patient_id: str) -> dict[str, str]:
+    await grant(gw, patient_id, NORD_PROVIDER)
+    return gw.clinician(scope="user/*.rs user/Appointment.cu user/Task.c user/Communication.c")
 
 
 async def _clinician_unit_consent(gw: Gateway, patient_id: str) -> dict[str, str]:
@@ -257,7 +265,15 @@ MEDICINES_AND_LABS = frozenset(
 )
 
 ROWS = [
-    Row("citizen self", TEST_PERSON, True, _citizen_self, self_service=True, own_writer=True),
+    Row(
+        "citizen self",
+        TEST_PERSON,
+        True,
+        _citizen_self,
+        self_service=True,
+        own_writer=True,
+        writer=True,
+    ),
     Row("other citizen", TEST_PERSON, False, _other_citizen),
     Row("guardian of child under 13", CHILD, True, _guardian, self_service=True),
     Row(
@@ -294,6 +310,14 @@ ROWS = [
         True,
         _clinician_provider_consent,
         clinician=True,
+    ),
+    Row(
+        "clinician, provider consent, write scopes",
+        TEST_PERSON,
+        True,
+        _clinician_writing,
+        clinician=True,
+        writer=True,
     ),
     Row("clinician, unit consent", TEST_PERSON, True, _clinician_unit_consent, clinician=True),
     Row(
@@ -574,6 +598,21 @@ def _record_own(resource_type: str) -> Callable[[Gateway, Context], Awaitable[ht
     return call
 
 
+#: A Slot, an Organization, a write no region or client has.
+NO_SLOT = "region-nord.no-such-slot"
+UNKNOWN_WRITE = "/fhir/$write-status/" + "0" * 32
+
+
+def _writing(
+    method: str, path: Callable[[Context], str], body: Callable[[Context], dict[str, Any]]
+) -> Callable[[Gateway, Context], Awaitable[httpx.Response]]:
+    async def call(gw: Gateway, ctx: Context) -> httpx.Response:
+        headers = ctx.headers | {"Idempotency-Key": "matrix"}
+        return await gw.client.request(method, path(ctx), json=body(ctx), headers=headers)
+
+    return call
+
+
 def _delete_own(resource_type: str) -> Callable[[Gateway, Context], Awaitable[httpx.Response]]:
     """The person records one (a child cannot: nothing of theirs exists to delete), and
     the row's principal deletes it."""
@@ -605,6 +644,74 @@ def _own_data_calls() -> dict[tuple[str, str], Call]:
         calls[("POST", f"/{t}")] = Call("own-write", _record_own(t))
         calls[("DELETE", f"/{t}/{{resource_id}}")] = Call("own-delete", _delete_own(t))
     return calls
+
+
+def _patient(ctx: Context) -> dict[str, str]:
+    return {"reference": f"Patient/{ctx.patient_id}"}
+
+
+def _write_calls() -> dict[tuple[str, str], Call]:
+    """Writes to the owners: refused (403) to whoever may not write for the person,
+    before anything is looked up; what they concern exists nowhere, so one who may is
+    told it is not found (nothing is written to the shared regions)."""
+    return {
+        ("GET", "/Slot"): Call(
+            "referenced", _get(lambda _: "/fhir/Slot?status=free&start=ge2026-11-20"), "Slot"
+        ),
+        ("POST", "/Appointment"): Call(
+            "write",
+            _writing(
+                "POST",
+                lambda _: "/fhir/Appointment",
+                lambda c: {
+                    "resourceType": "Appointment",
+                    "status": "booked",
+                    "slot": [{"reference": f"Slot/{NO_SLOT}"}],
+                    "participant": [{"actor": _patient(c), "status": "accepted"}],
+                },
+            ),
+        ),
+        ("PUT", "/Appointment/{appointment_id}"): Call(
+            "write",
+            _writing(
+                "PUT",
+                lambda _: f"/fhir/Appointment/{ABSENT}",
+                lambda c: {
+                    "resourceType": "Appointment",
+                    "id": ABSENT,
+                    "status": "cancelled",
+                    "participant": [{"actor": _patient(c), "status": "accepted"}],
+                },
+            ),
+        ),
+        ("POST", "/Task"): Call(
+            "write",
+            _writing(
+                "POST",
+                lambda _: "/fhir/Task",
+                lambda c: {
+                    "resourceType": "Task",
+                    "status": "requested",
+                    "intent": "order",
+                    "for": _patient(c),
+                    "focus": {"reference": f"MedicationRequest/{ABSENT}"},
+                },
+            ),
+        ),
+        ("POST", "/Communication"): Call(
+            "write",
+            _writing(
+                "POST",
+                lambda _: "/fhir/Communication",
+                lambda c: {
+                    "resourceType": "Communication",
+                    "subject": _patient(c),
+                    "recipient": [{"reference": f"Organization/{ABSENT}"}],
+                },
+            ),
+        ),
+        ("GET", "/$write-status/{write_id}"): Call("unknown", _get(lambda _: UNKNOWN_WRITE)),
+    }
 
 
 def _calls() -> dict[tuple[str, str], Call]:
@@ -665,7 +772,7 @@ def _calls() -> dict[tuple[str, str], Call]:
         ("POST", "/Patient/{patient_id}/$emergency-access"): Call("emergency", _open_emergency),
         ("POST", "/Patient/$emergency-access"): Call("emergency", _open_emergency_by_identifier),
     }
-    return _export_calls() | _subscription_calls() | calls | _own_data_calls()
+    return _export_calls() | _subscription_calls() | _write_calls() | calls | _own_data_calls()
 
 
 CALLS = _calls()
@@ -723,6 +830,12 @@ def _expected(row: Row, call: Call, ctx: Context) -> set[int]:
     match call.kind:
         case "referenced" if not row.scoped:
             return {403}
+        case "referenced" if call.resource_type == "Slot":
+            return {200}
+        case "write":
+            return {404} if row.writer else {403}
+        case "unknown":
+            return {404}
         case "referenced" | "by-id" if ctx.ids[call.resource_type] == ABSENT:
             return {404}
         case "referenced":

@@ -1,0 +1,293 @@
+"""The writes a client sends to the systems that own the data, and free times to book:
+``GET /fhir/Slot``, ``POST /fhir/Appointment``, ``PUT /fhir/Appointment/{id}``,
+``POST /fhir/Task``, ``POST /fhir/Communication``, and the status of a queued write at
+``GET /fhir/$write-status/{id}``.
+
+Each write goes through :class:`gateway.access.writes.Writer` (the owner, the decision,
+the access log, the outbox); a route only reads the body and says what happened.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import Path, Request
+
+from consent.policy import decide_referenced_read
+from fhir_profiles.writes import BOOKABLE_STATUSES, TASK_FOCUS_TYPES
+from gateway.access.auth import CurrentPrincipal
+from gateway.access.outbox import DELIVERED, QUEUED, WriteOutbox
+from gateway.access.reader import RecordReader
+from gateway.access.write_worker import Delivered, current
+from gateway.access.writes import Unprocessable, WriteAsk, Writer
+from gateway.collect.slots import SLOT_PARAMS
+from gateway.errors import BadRequest, Forbidden, NotFound, operation_outcome
+from gateway.fhir_json import FhirJSONResponse
+from gateway.http.consent_routes import json_body, json_resource_body
+from gateway.http.declare import FhirRoutes
+from gateway.http.deps import services
+from gateway.services import Services
+
+_ID = r"^[A-Za-z0-9\-.]{1,64}$"
+_WRITE_ID = r"^[a-f0-9]{32}$"
+_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+def _reference(value: Any, what: str, kinds: frozenset[str] | set[str]) -> tuple[str, str]:
+    reference = value.get("reference") if isinstance(value, dict) else None
+    match = _REFERENCE.match(reference) if isinstance(reference, str) else None
+    if match is None or match.group(1) not in kinds:
+        raise BadRequest(f"{what} must reference a {' or '.join(sorted(kinds))}")
+    return match.group(1), match.group(2)
+
+
+def _patient(resource: dict[str, Any]) -> str:
+    """The one Patient an Appointment's participants name."""
+    found = [
+        p["actor"]["reference"].removeprefix("Patient/")
+        for p in resource.get("participant") or ()
+        if isinstance(p, dict)
+        and isinstance(p.get("actor"), dict)
+        and str(p["actor"].get("reference", "")).startswith("Patient/")
+    ]
+    if len(found) != 1:
+        raise BadRequest("an Appointment must have exactly one Patient participant")
+    return str(found[0])
+
+
+def _client_key(request: Request) -> str | None:
+    """The client's idempotency key: ``Idempotency-Key``, else ``If-None-Exist``."""
+    for header in ("idempotency-key", "if-none-exist"):
+        value = request.headers.get(header)
+        if value is not None:
+            if not _KEY.match(value):
+                raise BadRequest(f"{header} must be 1 to 200 visible characters")
+            return f"{header}:{value}"
+    return None
+
+
+def _resource(body: Any, resource_type: str) -> dict[str, Any]:
+    if not isinstance(body, dict) or body.get("resourceType") != resource_type:
+        raise BadRequest(f"the body must be a {resource_type}")
+    return body
+
+
+def _outbox(svc: Services) -> WriteOutbox:
+    assert svc.writes is not None  # made at start
+    return svc.writes.outbox
+
+
+def _status_url(svc: Services, write_id: str) -> str:
+    return f"{svc.settings.fhir_base_url}/$write-status/{write_id}"
+
+
+def _answer(svc: Services, done: Delivered, interaction: str) -> FhirJSONResponse:
+    """What a write's state is answered with."""
+    row = done.row
+    base = svc.settings.fhir_base_url
+    if row.status == DELIVERED:
+        status = 201 if interaction == "create" else 200
+        location = {
+            "Location": f"{base}/{row.resource_type}/{row.source_id}.{row.result_id}",
+            "Link": f'<{_status_url(svc, row.id)}>; rel="monitor"',
+        }
+        if done.resource is not None:
+            location["Location"] = f"{base}/{row.resource_type}/{done.resource['id']}"
+            return FhirJSONResponse(done.resource, status_code=status, headers=location)
+        outcome = operation_outcome("information", "informational", "the owning system has it")
+        return FhirJSONResponse(outcome, status_code=status, headers=location)
+    if row.status == QUEUED:
+        outcome = operation_outcome(
+            "information",
+            "transient",
+            "the owning system does not answer now: the write is queued and will be delivered",
+        )
+        headers = {"Content-Location": _status_url(svc, row.id), "Retry-After": "5"}
+        return FhirJSONResponse(outcome, status_code=202, headers=headers)
+    code = {409: "conflict", 404: "not-found", 403: "forbidden"}.get(
+        row.answer_status or 0, "processing"
+    )
+    if row.status != "refused":
+        code = "transient"
+    message = row.error or "the owning system refused the write"
+    return FhirJSONResponse(
+        operation_outcome("error", code, message), status_code=row.answer_status or 503
+    )
+
+
+async def _write(
+    request: Request, principal: CurrentPrincipal, ask_of: Any, resource_type: str, how: str
+) -> FhirJSONResponse:
+    svc = services(request)
+    writer = Writer(principal, svc, _outbox(svc))
+    writer.check_role(resource_type, how)
+    ask = ask_of(_resource(await json_body(request), resource_type), _client_key(request))
+    return _answer(svc, await writer.write(ask), how)
+
+
+def build_write_router(routes: FhirRoutes) -> None:
+    """Slot search, the writes, and a write's status."""
+    _add_slots(routes)
+    _add_appointments(routes)
+    _add_requests(routes)
+    _add_status(routes)
+
+
+def _add_slots(routes: FhirRoutes) -> None:
+    @routes.get(
+        "/Slot",
+        "Slot",
+        interaction="search-type",
+        search_params={"status": "token", "start": "date", "service-type": "token"},
+        summary="Free times at every region's care units (each Schedule included)",
+    )
+    async def search_slots(request: Request, principal: CurrentPrincipal) -> Any:
+        if not decide_referenced_read(principal, "Slot").allowed:
+            raise Forbidden("the token's scopes do not allow reading Slot")
+        params = [(n, v) for n, v in request.query_params.multi_items() if n in SLOT_PARAMS]
+        svc = services(request)
+        assert svc.schedules is not None  # made at start
+        slots, schedules, missing = await svc.schedules.find(params, svc.settings.request_deadline)
+        base = svc.settings.fhir_base_url
+        entries = [
+            {
+                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": mode},
+            }
+            for mode, found in (("match", slots), ("include", schedules))
+            for r in found
+        ]
+        if missing:
+            issue = operation_outcome(
+                "warning", "incomplete", "not every region answered: " + ", ".join(missing)
+            )
+            entries.append({"resource": issue, "search": {"mode": "outcome"}})
+        return FhirJSONResponse(
+            {"resourceType": "Bundle", "type": "searchset", "total": len(slots), "entry": entries}
+        )
+
+
+def _add_appointments(routes: FhirRoutes) -> None:
+    @routes.route(
+        "POST",
+        "/Appointment",
+        "Appointment",
+        interaction="create",
+        summary="Book a Slot: sent to the region and care unit that own its schedule",
+        status_code=201,
+        openapi_extra=json_resource_body("Appointment"),
+    )
+    async def book(request: Request, principal: CurrentPrincipal) -> Any:
+        def ask(body: dict[str, Any], key: str | None) -> WriteAsk:
+            slots = body.get("slot")
+            if not isinstance(slots, list) or len(slots) != 1:
+                raise BadRequest("an Appointment must name exactly one Slot")
+            _, slot = _reference(slots[0], "slot", {"Slot"})
+            if body.get("status", "booked") not in BOOKABLE_STATUSES:
+                raise BadRequest("a booking's status is booked, pending or proposed")
+            return WriteAsk("create", "Appointment", body, _patient(body), f"Slot/{slot}", key)
+
+        return await _write(request, principal, ask, "Appointment", "create")
+
+    @routes.route(
+        "PUT",
+        "/Appointment/{appointment_id}",
+        "Appointment",
+        interaction="update",
+        summary="Cancel or move an Appointment: sent to the region that owns it",
+        openapi_extra=json_resource_body("Appointment"),
+    )
+    async def change(
+        request: Request,
+        principal: CurrentPrincipal,
+        appointment_id: Annotated[str, Path(pattern=_ID)],
+    ) -> Any:
+        found = services(request).directory.source_of(appointment_id)
+
+        def ask(body: dict[str, Any], key: str | None) -> WriteAsk:
+            if body.get("id") != appointment_id:
+                raise BadRequest("the body's id must be the id in the URL")
+            if found is None:
+                raise Unprocessable("the owner of this Appointment is unknown")
+            concerns = f"Appointment/{appointment_id}"
+            return WriteAsk("update", "Appointment", body, _patient(body), concerns, key, found[1])
+
+        return await _write(request, principal, ask, "Appointment", "update")
+
+
+def _add_requests(routes: FhirRoutes) -> None:
+    @routes.route(
+        "POST",
+        "/Task",
+        "Task",
+        interaction="create",
+        summary="Ask for a prescription's renewal or an order: sent to the unit that made it",
+        status_code=201,
+        openapi_extra=json_resource_body("Task"),
+    )
+    async def create_task(request: Request, principal: CurrentPrincipal) -> Any:
+        def ask(body: dict[str, Any], key: str | None) -> WriteAsk:
+            _, patient = _reference(body.get("for"), "for", {"Patient"})
+            kind, focus = _reference(body.get("focus"), "focus", set(TASK_FOCUS_TYPES))
+            body = body | {"status": "requested", "intent": body.get("intent", "order")}
+            hint = None
+            if body.get("owner") is not None:
+                owner_kind, owner = _reference(body["owner"], "owner", {"Organization"})
+                hint = f"{owner_kind}/{owner}"
+            concerns = f"{kind}/{focus}"
+            return WriteAsk("create", "Task", body, patient, concerns, key, unit_hint=hint)
+
+        return await _write(request, principal, ask, "Task", "create")
+
+    @routes.route(
+        "POST",
+        "/Communication",
+        "Communication",
+        interaction="create",
+        summary="Send a message to a care unit: sent to its region",
+        status_code=201,
+        openapi_extra=json_resource_body("Communication"),
+    )
+    async def create_message(request: Request, principal: CurrentPrincipal) -> Any:
+        def ask(body: dict[str, Any], key: str | None) -> WriteAsk:
+            _, patient = _reference(body.get("subject"), "subject", {"Patient"})
+            recipients = body.get("recipient")
+            if not isinstance(recipients, list) or len(recipients) != 1:
+                raise BadRequest("a message has exactly one recipient, a care unit")
+            _, unit = _reference(recipients[0], "recipient", {"Organization"})
+            body = body | {"status": body.get("status", "completed")}
+            return WriteAsk("create", "Communication", body, patient, f"Organization/{unit}", key)
+
+        return await _write(request, principal, ask, "Communication", "create")
+
+
+def _add_status(routes: FhirRoutes) -> None:
+    @routes.get(
+        "/$write-status/{write_id}",
+        "Bundle",
+        summary="A write's status: 202 while queued; then what the owner holds now, or why "
+        "it refused",
+        returns="OperationOutcome",
+    )
+    async def write_status(
+        request: Request,
+        principal: CurrentPrincipal,
+        write_id: Annotated[str, Path(pattern=_WRITE_ID)],
+    ) -> Any:
+        svc = services(request)
+        outbox = _outbox(svc)
+        row = await outbox.get(write_id)
+        if row is None or not Writer(principal, svc, outbox).mine(row):
+            raise NotFound("no such write")
+        if row.status != DELIVERED:
+            return _answer(svc, Delivered(row), row.interaction)
+        reader = RecordReader(principal, svc)
+        person = await reader.person(row.patient_id)
+        decision = await reader.authorise(person, row.patient_id, "read", [row.resource_type])
+        resource = await current(svc, row)
+        returned = {row.resource_type: 1} if resource is not None else {}
+        await reader.log(decision, row.patient_id, "read", [row.resource_type], returned)
+        return _answer(svc, Delivered(row, resource), "update")
