@@ -358,8 +358,8 @@ def decide_own_data_write(
     kind = _citizen_as(principal, facts)
     if isinstance(kind, AccessDecision):
         return kind
-    if kind == "guardian":
-        return AccessDecision.deny(NOT_THE_REPORTER, "guardian")
+    if kind != "citizen":  # a guardian, a proxy: what is recorded says the patient reported it
+        return AccessDecision.deny(NOT_THE_REPORTER, kind)
     if not parse_scopes(principal.scopes, "patient").allows(resource_type, permission):
         return AccessDecision.deny("scope", "citizen")
     return AccessDecision(

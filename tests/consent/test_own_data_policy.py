@@ -3,13 +3,15 @@ own-access age, with a ``patient/`` scope for the type and the permission."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from consent.policy import NOT_THE_REPORTER, AccessFacts, decide_own_data_write
 from consent.principals import Citizen, Clinician, Integrator, Principal
 from fhir_profiles.identifiers import PersonIdentifier, parse_person_identifier
+from store.tables import ConsentRecord
 
 ADULT = parse_person_identifier("191212121212")
 CHILD = parse_person_identifier("201605121936")
@@ -18,8 +20,25 @@ WRITE = frozenset({"patient/*.rs", "patient/Observation.cd"})
 NOW = datetime(2026, 12, 6, tzinfo=UTC)
 
 
-def _facts(person: PersonIdentifier = ADULT, *, guardian: bool = False) -> AccessFacts:
-    return AccessFacts(person=person, patient_id="p", now=NOW, guardian=guardian)
+def _facts(
+    person: PersonIdentifier = ADULT, *, guardian: bool = False, representative: bool = False
+) -> AccessFacts:
+    return AccessFacts(
+        person=person, patient_id="p", now=NOW, guardian=guardian, representative=representative
+    )
+
+
+def _proxy_grant() -> ConsentRecord:
+    """An active proxy grant to GUARDIAN's person (the whole record, managing too)."""
+    return ConsentRecord(
+        id="consent-proxy",
+        patient_id="p",
+        grantee_type="proxy",
+        grantee_hsa_id="proxy-id",
+        period_start=NOW - timedelta(days=1),
+        recorded_at=NOW - timedelta(days=1),
+        manages=True,
+    )
 
 
 @pytest.mark.parametrize("permission", ["c", "d"])
@@ -37,6 +56,14 @@ def test_the_person_writes_their_own(permission: str) -> None:
         (Citizen(GUARDIAN, WRITE), _facts(CHILD, guardian=True), NOT_THE_REPORTER),
         (Citizen(CHILD, WRITE), _facts(CHILD), "too-young"),
         (Citizen(GUARDIAN, WRITE), _facts(), "not-own-record"),
+        # Acting for another adult, they read what the person sees, but what they record
+        # would say the patient reported it.
+        (Citizen(GUARDIAN, WRITE), _facts(representative=True), NOT_THE_REPORTER),
+        (
+            Citizen(GUARDIAN, WRITE),
+            replace(_facts(), proxy_grants=(_proxy_grant(),)),
+            NOT_THE_REPORTER,
+        ),
         (
             Clinician("SE1-DOC", "SE1-UNIT", "SE1-PROV", frozenset({"user/*.cruds"})),
             _facts(),
