@@ -27,6 +27,7 @@ from gateway.access.tokens import TokenVerifier
 from gateway.answer.paging import PageCursorCodec
 from gateway.collect.cache import RecordCache
 from gateway.collect.collector import Collector
+from gateway.collect.coverage import Coverages
 from gateway.collect.directory import Directory
 from gateway.collect.engagement import EngagementIndex
 from gateway.collect.fanout import Aggregator
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between purges of expired cache entries.
 PURGE_INTERVAL = 3600.0
+#: Seconds between tries to learn what a source offers, until it has answered once.
+COVERAGE_RETRY_INTERVAL = 300.0
 
 
 class Observer(Protocol):
@@ -75,6 +78,8 @@ class Services:
     collector: Collector
     #: What references point to beyond the record (Practitioner, Organization, ...).
     directory: Directory
+    #: What each source shares and since when (learned in the background).
+    coverage: Coverages
     #: Merged records by exact input version (see RecordReader._merge).
     merged: BoundedMemo[Any, MergedRecord]
     #: A search's matches and paging snapshot per exact read (see
@@ -91,6 +96,7 @@ class Services:
     notifier: Notifier | None = None
     notifier_task: asyncio.Task[None] | None = None
     checkpoint_timer: asyncio.Task[None] | None = None
+    coverage_task: asyncio.Task[None] | None = None
     #: Set to stop the housekeeping tasks at the end of their current step.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -177,6 +183,7 @@ class Services:
             cache=cache,
             collector=collector,
             directory=Directory(sources, settings.directory_fresh_seconds),
+            coverage=Coverages(sources, source_clients),
             merged=BoundedMemo(settings.memory_cache_resources),
             # Only references: a few bytes per match.
             matches=BoundedMemo(settings.memory_cache_resources * 10),
@@ -221,6 +228,9 @@ class Services:
 
         self.checkpoint_timer = asyncio.create_task(checkpoint_forever(), name="audit-checkpoints")
         self.export_timer = asyncio.create_task(self._exports_forever(), name="bulk-exports")
+        self.coverage_task = asyncio.create_task(
+            self.coverage.run(self._pause, COVERAGE_RETRY_INTERVAL), name="source-coverage"
+        )
         if self.notifier is not None:
             self.notifier_task = asyncio.create_task(self.notifier.run(), name="notifications")
 
@@ -261,6 +271,10 @@ class Services:
         ):
             if task is not None:
                 await task
+        if self.coverage_task is not None:  # only asks sources: no step to finish
+            self.coverage_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.coverage_task
         if self.notifier is not None:
             await self.notifier.aclose()  # the refreshes a source's news started
         if self.exports is not None:
