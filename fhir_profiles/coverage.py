@@ -129,11 +129,16 @@ def coverage_extension(covered: SourceCoverage) -> dict[str, Any]:
 
 
 def coverage_text(covered: SourceCoverage) -> str:
-    """The coverage in words, for ``diagnostics``."""
-    shared = ", ".join(code + (f" from {since}" if since else "") for code, since in covered.shares)
-    text = f"shares {shared or 'nothing'}"
+    """What the source does not share, in words, for ``diagnostics`` (empty when it
+    shares every category as far back as it keeps)."""
+    parts = [
+        f"{code} from {since}" for code, since in covered.shares if since and since != covered.since
+    ]
+    if covered.since is not None:
+        parts.append(f"{'the rest' if parts else 'everything'} from {covered.since}")
+    text = "shares " + ", ".join(parts) if parts else ""
     if covered.withholds:
-        text += "; does not share " + ", ".join(covered.withholds)
+        text += ("; " if text else "") + "does not share " + ", ".join(covered.withholds)
     return text
 
 

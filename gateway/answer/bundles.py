@@ -121,7 +121,8 @@ def source_issue(report: SourceReport) -> dict[str, Any]:
     extensions = [{"url": SOURCE_STATUS_URL, "extension": extension}]
     if report.coverage is not None:
         extensions.append(coverage_extension(report.coverage))
-        text += "; " + coverage_text(report.coverage)
+        if words := coverage_text(report.coverage):
+            text += "; " + words
     return {
         "severity": severity,
         "code": code,

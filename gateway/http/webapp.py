@@ -26,6 +26,7 @@ from fhir_profiles.codes import (
     NPU_SYSTEM,
     PARTICIPATION_TYPE_SYSTEM,
 )
+from fhir_profiles.coverage import EMPTY_CATEGORY_URL, SOURCE_COVERAGE_URL
 from fhir_profiles.extensions import (
     EMERGENCY_ACCESS_URL,
     HSA_ORGANISATION_LEVEL_URL,
@@ -79,6 +80,8 @@ def app_config(settings: Settings) -> dict[str, Any]:
             "sourceStatus": SOURCE_STATUS_URL,
             "organisationLevel": HSA_ORGANISATION_LEVEL_URL,
             "emergencyAccess": EMERGENCY_ACCESS_URL,
+            "sourceCoverage": SOURCE_COVERAGE_URL,
+            "emptyCategory": EMPTY_CATEGORY_URL,
         },
     }
 
