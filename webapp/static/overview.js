@@ -70,6 +70,16 @@ export function coverageSentence(source) {
   return `${source.name} delar ${parts.join(', ')}${withheld.length ? `; inga ${listed(withheld)}` : ''}.`;
 }
 
+// What each source shares and since when, one sentence a source (none when no status says).
+function coverageList(sources) {
+  const sentences = sources.map(coverageSentence).filter(Boolean);
+  if (!sentences.length) return null;
+  return [
+    el('h3', { id: 'kallor-delar' }, 'Vad källorna delar'),
+    el('ul', { class: 'coverage', 'aria-labelledby': 'kallor-delar' }, sentences.map((t) => el('li', {}, t))),
+  ];
+}
+
 function statusSection(sources) {
   const troubled = sources.filter((s) => ['stale', 'timeout', 'failed'].includes(s.status));
   return el(
@@ -79,19 +89,8 @@ function statusSection(sources) {
     troubled.length
       ? el('p', { class: 'strong' }, 'Alla källor svarade inte: uppgifter kan saknas eller vara gamla.')
       : null,
-    el(
-      'ul',
-      {},
-      sources.map((s) => {
-        const shares = coverageSentence(s);
-        return el(
-          'li',
-          { 'data-status': s.status },
-          statusSentence(s),
-          shares ? el('span', { class: 'coverage' }, ` ${shares}`) : null,
-        );
-      }),
-    ),
+    el('ul', {}, sources.map((s) => el('li', { 'data-status': s.status }, statusSentence(s)))),
+    coverageList(sources),
   );
 }
 
