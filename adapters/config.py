@@ -20,10 +20,13 @@ Example::
 from __future__ import annotations
 
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from fhir_profiles.coverage import CATEGORY_CODES
 
 
 class NoAuth(BaseModel):
@@ -55,6 +58,38 @@ class SmartBackendAuth(BaseModel):
 SourceAuth = Annotated[NoAuth | BearerAuth | SmartBackendAuth, Field(discriminator="type")]
 
 
+def _categories(codes: list[str]) -> list[str]:
+    unknown = sorted(set(codes) - CATEGORY_CODES)
+    if unknown:
+        raise ValueError(
+            f"unknown categories {unknown}; valid: {', '.join(sorted(CATEGORY_CODES))}"
+        )
+    return codes
+
+
+class CoverageConfig(BaseModel):
+    """What a source shares, as its operator knows it (``[sources.coverage]``): the
+    categories (:data:`fhir_profiles.coverage.CATEGORIES`) it does not share, and since
+    when it shares the rest (in all, and per category)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    since: date | None = None
+    since_by_category: dict[str, date] = Field(default_factory=dict)
+    withholds: list[str] = Field(default_factory=list)
+
+    @field_validator("withholds")
+    @classmethod
+    def _known(cls, codes: list[str]) -> list[str]:
+        return _categories(codes)
+
+    @field_validator("since_by_category")
+    @classmethod
+    def _known_keys(cls, dates: dict[str, date]) -> dict[str, date]:
+        _categories(list(dates))
+        return dates
+
+
 class SourceConfig(BaseModel):
     """One configured upstream system."""
 
@@ -72,6 +107,8 @@ class SourceConfig(BaseModel):
     timeout: float = Field(default=5.0, gt=0, le=120)
     #: Dialect settings understood by the adapter of this ``kind``.
     dialect: dict[str, Any] = Field(default_factory=dict)
+    #: What the source shares and since when, beside what it says it offers.
+    coverage: CoverageConfig = CoverageConfig()
 
     @property
     def display_name(self) -> str:

@@ -33,6 +33,7 @@ from gateway.access.write_worker import WriteWorker
 from gateway.answer.paging import PageCursorCodec
 from gateway.collect.cache import RecordCache
 from gateway.collect.collector import Collector
+from gateway.collect.coverage import Coverages
 from gateway.collect.directory import Directory
 from gateway.collect.engagement import EngagementIndex
 from gateway.collect.fanout import Aggregator
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between purges of expired cache entries.
 PURGE_INTERVAL = 3600.0
+#: Seconds between tries to learn what a source offers, until it has answered once.
+COVERAGE_RETRY_INTERVAL = 300.0
 
 
 class Observer(Protocol):
@@ -85,6 +88,8 @@ class Services:
     own_data: OwnData
     #: What references point to beyond the record (Practitioner, Organization, ...).
     directory: Directory
+    #: What each source shares and since when (learned in the background).
+    coverage: Coverages
     #: Merged records by exact input version (see RecordReader._merge).
     merged: BoundedMemo[Any, MergedRecord]
     #: A search's matches and paging snapshot per exact read (see
@@ -109,6 +114,7 @@ class Services:
     #: Free times across the sources, and who owns the Slots they answered.
     schedules: Schedules | None = None
     writes_task: asyncio.Task[None] | None = None
+    coverage_task: asyncio.Task[None] | None = None
     #: Set to stop the housekeeping tasks at the end of their current step.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: The time access is decided at (a consent's or a proxy grant's period is compared
@@ -209,6 +215,7 @@ class Services:
             collector=collector,
             own_data=OwnData(db, settings.data_key.get_secret_value()),
             directory=Directory(sources, settings.directory_fresh_seconds),
+            coverage=Coverages(sources, source_clients),
             merged=BoundedMemo(settings.memory_cache_resources),
             # Only references: a few bytes per match.
             matches=BoundedMemo(settings.memory_cache_resources * 10),
@@ -253,6 +260,9 @@ class Services:
 
         self.checkpoint_timer = asyncio.create_task(checkpoint_forever(), name="audit-checkpoints")
         self.export_timer = asyncio.create_task(self._exports_forever(), name="bulk-exports")
+        self.coverage_task = asyncio.create_task(
+            self.coverage.run(self._pause, COVERAGE_RETRY_INTERVAL), name="source-coverage"
+        )
         if self.notifier is not None:
             self.notifier_task = asyncio.create_task(self.notifier.run(), name="notifications")
         if self.notice_worker is not None:
@@ -301,6 +311,10 @@ class Services:
         ):
             if task is not None:
                 await task
+        if self.coverage_task is not None:  # only asks sources: no step to finish
+            self.coverage_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.coverage_task
         if self.notifier is not None:
             await self.notifier.aclose()  # the refreshes a source's news started
         if self.writes is not None:

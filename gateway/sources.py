@@ -18,6 +18,7 @@ from typing import Protocol
 
 from adapters.base import FhirResource, PageSink, SourceAdapter
 from adapters.config import SourceConfig
+from fhir_profiles.coverage import SourceCoverage
 
 
 class SourceStatus(StrEnum):
@@ -81,6 +82,9 @@ class SourceReport:
     #: The asked types the source serves no such thing of at all (it said so): none of
     #: them is in its answer, for anyone. A fact about the source, shown to every reader.
     not_offered: list[str] = field(default_factory=list)
+    #: What the source shares and since when (a fact about the source, shown to every
+    #: reader who may know of it): set as the answer is made.
+    coverage: SourceCoverage | None = None
 
     def serves_nothing(self, warning: str, *, reason: str | None = None) -> None:
         """Nothing of this source is served after all (its Patient is not the person's,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 from fhir_profiles.identifiers import (
@@ -43,6 +44,10 @@ class RegionSpec:
     * ``numeric_ids``: resource ids are sequence numbers rather than UUIDs.
     * ``local_datetimes``: some clinical times are sent without a UTC offset.
     * ``alternative_units``: a few analyses are reported in non-Swedish units (mg/dL, g/dL, U/L).
+    * ``withholds_labs``: the region shares no laboratory results (no laboratory Observation,
+      no laboratory DiagnosticReport), as some regions keep them from online access.
+    * ``shares_from``: the region shares nothing dated before these days, per resource type
+      (``"*"``: every type), as a region's online record starts at a date.
     """
 
     id: str
@@ -62,6 +67,8 @@ class RegionSpec:
     local_datetimes: bool
     alternative_units: bool
     vendor: str
+    withholds_labs: bool = False
+    shares_from: tuple[tuple[str, date], ...] = ()
 
     def unit(self, kind: UnitKind) -> CareUnit:
         """Return the region's first care unit of ``kind``."""

@@ -133,6 +133,47 @@ def _patient_id(resource: FhirResource) -> str | None:
     return None
 
 
+#: Where a resource says when it happened, in the order looked at.
+_WHEN = (
+    "effectiveDateTime",
+    "issued",
+    "authoredOn",
+    "date",
+    "occurrenceDateTime",
+    "onsetDateTime",
+    "recordedDate",
+    "whenHandedOver",
+    "performedDateTime",
+    "start",
+    "created",
+)
+
+
+def _when(resource: FhirResource) -> str | None:
+    for name in _WHEN:
+        if isinstance(resource.get(name), str):
+            return str(resource[name])
+    for name in ("period", "performedPeriod"):
+        start = (
+            resource.get(name, {}).get("start") if isinstance(resource.get(name), dict) else None
+        )
+        if isinstance(start, str):
+            return start
+    return None
+
+
+def shared(region: RegionSpec, resource: FhirResource) -> bool:
+    """Whether ``region`` shares ``resource`` (see ``withholds_labs`` and ``shares_from``)."""
+    if region.withholds_labs and resource["resourceType"] in ("Observation", "DiagnosticReport"):
+        codes = {code for _, code in _codings(resource.get("category"))}
+        if codes & {"laboratory", "LAB"}:
+            return False
+    limits = dict(region.shares_from)
+    limit = limits.get(resource["resourceType"], limits.get("*"))
+    when = _when(resource) if limit is not None else None
+    return limit is None or when is None or when[:10] >= limit.isoformat()
+
+
 class RegionStore:
     """Read and search access to one region's resources."""
 
@@ -143,7 +184,8 @@ class RegionStore:
         self._by_type: dict[str, list[StoredResource]] = {name: [] for name in SERVED_TYPES}
         self._by_patient: dict[tuple[str, str], list[StoredResource]] = {}
         for resource in data.resources:
-            self._add(resource)
+            if shared(data.region, resource):
+                self._add(resource)
 
     def _add(self, resource: FhirResource) -> StoredResource:
         stored = StoredResource(

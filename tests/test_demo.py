@@ -90,6 +90,7 @@ def _statuses(bundle: dict[str, object]) -> dict[str, str]:
     return {
         issue["extension"][0]["extension"][0]["valueString"]: issue["details"]["coding"][0]["code"]
         for issue in outcome["issue"]
+        if "extension" in issue  # a clinician's notice on blocks names no source
     }
 
 
@@ -127,6 +128,62 @@ def test_printed_request_returns_all_three_regions_then_survives_one_down(demo: 
         httpx.put(
             behaviour_url, json={"fault": "none"}, headers={"Authorization": f"Bearer {sim_token}"}
         )
+
+
+def _coverage(issue: dict[str, Any]) -> dict[str, Any]:
+    """A source's coverage from its issue: learnedFrom, since, shares (category: since),
+    withholds."""
+    (found,) = [e for e in issue["extension"] if e["url"].endswith("/source-coverage")]
+    parts = found["extension"]
+    shares: dict[str, str | None] = {}
+    for share in (p["extension"] for p in parts if p["url"] == "shares"):
+        values = {p["url"]: next(v for k, v in p.items() if k != "url") for p in share}
+        shares[values["category"]] = values.get("since")
+    return {
+        "learnedFrom": {p["valueCode"] for p in parts if p["url"] == "learnedFrom"},
+        "since": next((p["valueDate"] for p in parts if p["url"] == "since"), None),
+        "shares": shares,
+        "withholds": [p["valueCode"] for p in parts if p["url"] == "withholds"],
+    }
+
+
+def test_the_overview_says_what_each_region_shares_and_since_when(demo: Demo) -> None:
+    """Region Syd shares no lab results, nothing before 2001 and notes only from 2005, as
+    the demo's configuration says; what the FHIR regions and Region Öst offer is learned
+    from their CapabilityStatements and contracts. The status of ``$everything`` (what the
+    overview reads) says so for each region, and Region Syd's labs are not in the record."""
+    headers = {"Authorization": f"Bearer {demo.token}"}
+    covered: dict[str, dict[str, Any]] = {}
+    for _ in range(50):  # learned in the background just after start-up
+        bundle = httpx.get(demo.everything_url, headers=headers, timeout=30).json()
+        (outcome,) = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+        covered = {
+            issue["extension"][0]["extension"][0]["valueString"]: _coverage(issue)
+            for issue in outcome["issue"]
+        }
+        if all(len(c["learnedFrom"] - {"configuration"}) == 1 for c in covered.values()):
+            break
+        time.sleep(0.2)
+    syd = covered["region-syd"]
+    assert syd["learnedFrom"] == {"configuration", "capability-statement"}
+    assert syd["since"] == "2001-01-01"
+    assert syd["shares"]["notes"] == "2005-01-01"
+    assert syd["withholds"] == ["lab-results"]
+    for region in ("region-nord", "region-vast"):
+        assert covered[region]["learnedFrom"] == {"capability-statement"}
+        assert covered[region]["withholds"] == []
+        assert covered[region]["since"] is None
+    ost = covered["region-ost"]
+    assert ost["learnedFrom"] == {"contracts"}
+    assert {"appointments", "procedures"} <= set(ost["withholds"])
+    assert "lab-results" in ost["shares"]
+    from_syd = [
+        e["resource"]
+        for e in bundle["entry"]
+        if "source:region-syd#" in str(e["resource"].get("meta", {}).get("source"))
+    ]
+    assert from_syd
+    assert not [r for r in from_syd if "laboratory" in str(r.get("category"))]
 
 
 def test_a_source_added_with_add_sources_is_asked_beside_the_regions(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from gateway.access.persons import PersonIndex
 from gateway.access.proxies import grants_to, relations_of
 from gateway.answer.streamed import Match, RecordStream, open_stream
 from gateway.collect.collector import Collected, Collector
+from gateway.collect.coverage import Coverages
 from gateway.errors import Forbidden, NotFound
 from gateway.memo import BoundedMemo
 from gateway.merge.record import (
@@ -68,6 +69,8 @@ class RecordServices(Protocol):
     own_data: OwnData
     #: Merged records by exact input version (see :meth:`RecordReader._merge`).
     merged: BoundedMemo[Any, MergedRecord]
+    #: What each source shares and since when.
+    coverage: Coverages
 
     def provider_of(self, source_id: str) -> str | None:
         """The care provider HSA-id a source holds data for, if configured."""
@@ -315,13 +318,15 @@ class RecordReader:
         visibility: Visibility,
         shown: Mapping[str, int],
     ) -> list[SourceReport]:
-        """The status of the sources the decision lets the reader know of: a source whose
-        whole care provider is blocked is not even named. A source with data counts only
-        what may be shown of it (``shown``), so the count says nothing of hidden data."""
+        """The status of the sources the decision lets the reader know of, each with its
+        coverage: a source whose whole care provider is blocked is not even named. A
+        source with data counts only what may be shown of it (``shown``), so the count
+        says nothing of hidden data."""
         visible = [
             r for r in reports if visibility.names_source(self._services.provider_of(r.source_id))
         ]
         for report in visible:
+            report.coverage = self._services.coverage.of(report.source_id)
             report.shows(
                 shown.get(report.source_id, 0),
                 counts_before_hiding=visibility.shows_everything_named,

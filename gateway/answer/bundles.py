@@ -26,6 +26,7 @@ from typing import Any
 
 from adapters.base import FhirResource
 from fhir_profiles.codes import SOURCE_STATUS_SYSTEM
+from fhir_profiles.coverage import coverage_extension, coverage_text
 from fhir_profiles.demographics import Conflict, conflict_extension, conflicts_of
 from fhir_profiles.extensions import SOURCE_STATUS_URL
 from gateway.sources import SourceReport, SourceStatus
@@ -117,6 +118,11 @@ def source_issue(report: SourceReport) -> dict[str, Any]:
         text += "; does not offer: " + ", ".join(report.not_offered)
     if report.warnings:
         text += "; " + "; ".join(report.warnings)
+    extensions = [{"url": SOURCE_STATUS_URL, "extension": extension}]
+    if report.coverage is not None:
+        extensions.append(coverage_extension(report.coverage))
+        if words := coverage_text(report.coverage):
+            text += "; " + words
     return {
         "severity": severity,
         "code": code,
@@ -125,7 +131,7 @@ def source_issue(report: SourceReport) -> dict[str, Any]:
             "text": report.name,
         },
         "diagnostics": text,
-        "extension": [{"url": SOURCE_STATUS_URL, "extension": extension}],
+        "extension": extensions,
     }
 
 
@@ -165,12 +171,16 @@ def demographics_issue(conflict: Conflict) -> dict[str, Any]:
 
 
 def source_status_outcome(
-    reports: Sequence[SourceReport], patient: FhirResource | None = None
+    reports: Sequence[SourceReport],
+    patient: FhirResource | None = None,
+    notices: Sequence[dict[str, Any]] = (),
 ) -> FhirResource:
-    """One OperationOutcome with an issue per source, and one per demographic
-    disagreement behind ``patient`` (the unified Patient the answer shows, if any)."""
+    """One OperationOutcome with an issue per source, one per demographic
+    disagreement behind ``patient`` (the unified Patient the answer shows, if any), and
+    the ``notices`` (:mod:`gateway.answer.coverage`)."""
     issues = [source_issue(report) for report in reports]
     issues.extend(demographics_issue(conflict) for conflict in conflicts_of(patient))
+    issues.extend(notices)
     return {
         "resourceType": "OperationOutcome",
         "id": "source-status",
@@ -189,13 +199,16 @@ def entry(resource: FhirResource, mode: str, base_url: str) -> dict[str, Any]:
 
 
 def source_status_entry(
-    reports: Sequence[SourceReport], patient: FhirResource | None = None
+    reports: Sequence[SourceReport],
+    patient: FhirResource | None = None,
+    notices: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The searchset entry (``outcome``) with the status of every source (and the
-    disagreements behind ``patient``, the unified Patient the answer shows)."""
+    disagreements behind ``patient``, the unified Patient the answer shows, and the
+    ``notices``)."""
     return {
         "fullUrl": f"urn:uuid:{uuid.uuid4()}",
-        "resource": source_status_outcome(reports, patient),
+        "resource": source_status_outcome(reports, patient, notices),
         "search": {"mode": "outcome"},
     }
 
@@ -219,8 +232,10 @@ def searchset(
     base_url: str,
     self_link: str,
     included: Sequence[FhirResource] = (),
+    notices: Sequence[dict[str, Any]] = (),
 ) -> FhirResource:
-    """A searchset Bundle: the matches, the includes, then the per-source status (if any)."""
+    """A searchset Bundle: the matches, the includes, then the per-source status (if any,
+    with the ``notices``)."""
     entries: list[dict[str, Any]] = [
         entry(resource, mode, base_url)
         for mode, batch in (("match", resources), ("include", included))
@@ -231,5 +246,5 @@ def searchset(
             (r for batch in (resources, included) for r in batch if r["resourceType"] == "Patient"),
             None,
         )
-        entries.append(source_status_entry(reports, patient))
+        entries.append(source_status_entry(reports, patient, notices))
     return {**searchset_head(len(resources), self_link), "entry": entries}

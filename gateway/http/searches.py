@@ -45,6 +45,7 @@ from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
 from gateway.access.actors import actor_fields
 from gateway.access.reader import ReadResult, RecordReader
 from gateway.answer.bundles import entry, searchset, searchset_head, source_status_entry
+from gateway.answer.coverage import notices
 from gateway.answer.paging import PageState, check_snapshot, page, page_links, snapshot_of
 from gateway.answer.search import (
     PROVENANCE_TARGET,
@@ -157,6 +158,7 @@ def _render(
     spec: SearchSpec,
     self_url: str | None,
     from_cursor: bool,
+    kind: str,
 ) -> FhirJSONResponse:
     services: Services = request.app.state.services
     base = services.settings.fhir_base_url
@@ -180,6 +182,7 @@ def _render(
         base_url=base,
         self_link=self_url or base,
         included=extra + provenance,
+        notices=notices(kind, spec.resource_type, spec.params, len(matched), result.reports),
     )
     bundle["total"] = len(matched)  # exact, for _total=estimate and accurate alike
     if spec.total == "none" and spec.summary != "count":
@@ -219,7 +222,15 @@ async def type_search(
     query = urlencode([*spec.params, ("_count", str(spec.count))])
     self_url = f"{services.settings.fhir_base_url}/{resource_type}?{query}"
     return _render(
-        request, result, matched, snapshot, state, spec=spec, self_url=self_url, from_cursor=False
+        request,
+        result,
+        matched,
+        snapshot,
+        state,
+        spec=spec,
+        self_url=self_url,
+        from_cursor=False,
+        kind=principal.kind,
     )
 
 
@@ -327,7 +338,8 @@ async def everything(
     except BaseException:
         await stream.aclose()
         raise
-    return _StreamedAnswer(_streamed_bundle(head, stream, state, base), stream)
+    shown = notices(principal.kind, None, (), stream.total, stream.reports)
+    return _StreamedAnswer(_streamed_bundle(head, stream, state, base, shown), stream)
 
 
 def _since_filter(since: datetime | None) -> Callable[[FhirResource], bool]:
@@ -357,9 +369,14 @@ class _StreamedAnswer(StreamingResponse):
 
 
 async def _streamed_bundle(
-    head: FhirResource, stream: RecordStream, state: PageState, base: str
+    head: FhirResource,
+    stream: RecordStream,
+    state: PageState,
+    base: str,
+    shown: Sequence[dict[str, Any]] = (),
 ) -> AsyncIterator[bytes]:
-    """The Bundle ``head`` with the page's entries, then the sources' status, as bytes."""
+    """The Bundle ``head`` with the page's entries, then the sources' status (with the
+    notices ``shown``), as bytes."""
     part = bytearray(dumps(head)[:-1] + b',"entry":[')
     separator = b""
     async with aclosing(stream.page(state.offset, state.count)) as entries:
@@ -369,7 +386,8 @@ async def _streamed_bundle(
             if len(part) >= STREAM_PART:
                 yield bytes(part)
                 part.clear()
-    part += separator + dumps(source_status_entry(stream.reports, stream.patient)) + b"]}"
+    outcome = source_status_entry(stream.reports, stream.patient, shown)
+    part += separator + dumps(outcome) + b"]}"
     yield bytes(part)
 
 
@@ -395,5 +413,13 @@ async def next_page(
     result = await _search(records, spec, spec.patient)
     matched, snapshot = _matches(services, spec, result)
     return _render(
-        request, result, matched, snapshot, state, spec=spec, self_url=None, from_cursor=True
+        request,
+        result,
+        matched,
+        snapshot,
+        state,
+        spec=spec,
+        self_url=None,
+        from_cursor=True,
+        kind=principal.kind,
     )

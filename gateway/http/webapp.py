@@ -32,6 +32,7 @@ from fhir_profiles.codes import (
     ROLE_CODE_SYSTEM,
     UCUM_SYSTEM,
 )
+from fhir_profiles.coverage import EMPTY_CATEGORY_URL, SOURCE_COVERAGE_URL
 from fhir_profiles.extensions import (
     EMERGENCY_ACCESS_URL,
     HSA_ORGANISATION_LEVEL_URL,
@@ -102,6 +103,8 @@ def app_config(settings: Settings) -> dict[str, Any]:
             "organisationLevel": HSA_ORGANISATION_LEVEL_URL,
             "emergencyAccess": EMERGENCY_ACCESS_URL,
             "releaseDelay": RELEASE_DELAY_URL,
+            "sourceCoverage": SOURCE_COVERAGE_URL,
+            "emptyCategory": EMPTY_CATEGORY_URL,
         },
     }
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import shlex
 import shutil
 import socket
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,6 +26,7 @@ import tomli_w
 import uvicorn
 
 from consent.scopes import CITIZEN_SCOPE
+from fhir_profiles.coverage import category_of
 from fhir_profiles.identifiers import PERSONNUMMER_SYSTEM, parse_person_identifier
 from gateway.http.discovery import oauth_endpoints
 from gateway.run.app import create_app
@@ -39,6 +42,36 @@ from simregions.regions import DEFAULT_REGIONS, RegionSpec
 from simregions.server import LOOPBACK, bind_socket, make_server
 
 TEST_PERSON = "191212121212"
+
+#: How the demo's Region Syd differs in what it shares, as real regions do: no lab
+#: results, nothing before 2001, and notes only from 2005.
+_SYD_SHARES = {
+    "withholds_labs": True,
+    "shares_from": (("*", date(2001, 1, 1)), ("DocumentReference", date(2005, 1, 1))),
+}
+
+
+def demo_regions() -> tuple[RegionSpec, ...]:
+    """The simulated FHIR regions the demo starts: the default ones, Region Syd sharing
+    less (:data:`_SYD_SHARES`)."""
+    return tuple(
+        dataclasses.replace(spec, **_SYD_SHARES) if spec.id == "syd" else spec  # type: ignore[arg-type]
+        for spec in DEFAULT_REGIONS
+    )
+
+
+def region_coverage(spec: RegionSpec) -> dict[str, Any]:
+    """The ``[sources.coverage]`` table saying what a simulated region shares."""
+    coverage: dict[str, Any] = {}
+    if spec.withholds_labs:
+        coverage["withholds"] = ["lab-results"]
+    for resource_type, since in spec.shares_from:
+        category = category_of(resource_type)
+        if resource_type == "*":
+            coverage["since"] = since
+        elif category is not None:
+            coverage.setdefault("since_by_category", {})[category] = since
+    return coverage
 
 
 def region_source(spec: RegionSpec, base_url: str) -> dict[str, Any]:
@@ -59,7 +92,7 @@ def region_source(spec: RegionSpec, base_url: str) -> dict[str, Any]:
         # The token the region presents when it announces new data (a demo value).
         "notify_token": f"{spec.token}-notify",
         "dialect": dialect,
-    }
+    } | ({"coverage": coverage} if (coverage := region_coverage(spec)) else {})
 
 
 def legacy_source(spec: LegacyRegionSpec, base_url: str) -> dict[str, Any]:
@@ -245,7 +278,7 @@ async def run_demo(
     """Start the regions and the gateway, which also asks ``added_sources`` (``[[sources]]``
     entries checked by :func:`~gateway.run.demo_sources.read_added_sources`); return when
     cancelled (Ctrl-C)."""
-    regions = DEFAULT_REGIONS
+    regions = demo_regions()
     ports = region_ports(region_port_base)
     for wanted in [port, *ports.values()]:
         reason = _cannot_listen(wanted)

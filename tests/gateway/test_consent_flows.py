@@ -33,7 +33,12 @@ def sources_of(bundle: dict[str, Any]) -> set[str]:
 
 def status_sources(bundle: dict[str, Any]) -> set[str]:
     (outcome,) = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
-    return {i["extension"][0]["extension"][0]["valueString"] for i in outcome["issue"]}
+    # Every source's issue; a clinician's notice on blocks names none.
+    return {
+        i["extension"][0]["extension"][0]["valueString"]
+        for i in outcome["issue"]
+        if "extension" in i
+    }
 
 
 async def everything(gateway: Gateway, patient_id: str, headers: dict[str, str]) -> dict[str, Any]:

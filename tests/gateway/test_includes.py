@@ -93,6 +93,8 @@ def status_of(bundle: Bundle) -> dict[str, str]:
     (outcome,) = [r for r in of_mode(bundle, "outcome") if r["id"] == "source-status"]
     found = {}
     for issue in outcome["issue"]:
+        if not str(issue.get("extension", "")).count("/source-status"):
+            continue  # an empty search's issue, a clinician's notice on blocks
         values = {e["url"]: e for e in issue["extension"][0]["extension"]}
         found[values["source"]["valueString"]] = values["status"]["valueCode"]
     return found

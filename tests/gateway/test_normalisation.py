@@ -263,6 +263,6 @@ async def test_a_us_coded_source_is_served_in_swedish_units_and_the_rest_as_sent
 def bundle_warning(bundle: dict[str, Any], source_id: str) -> str:
     """The one warning the source's status issue carries after its resource count."""
     (outcome,) = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
-    (issue,) = [i for i in outcome["issue"] if source_id in str(i["extension"])]
+    (issue,) = [i for i in outcome["issue"] if source_id in str(i.get("extension"))]
     _, warning = str(issue["diagnostics"]).split("; ", 1)
     return warning

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from fhir_profiles.extensions import SOURCE_STATUS_URL
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
 from tests.gateway.conftest import TEST_PERSON, Gateway, follow_pages
 
@@ -26,7 +27,11 @@ def source_status(bundle: dict[str, Any]) -> dict[str, dict[str, Any]]:
     assert len(outcomes) == 1
     status: dict[str, dict[str, Any]] = {}
     for issue in outcomes[0]["issue"]:
-        (ext,) = issue["extension"]
+        # Beside it, a source's issue carries its coverage; notices carry no status.
+        found = [e for e in issue.get("extension", []) if e["url"] == SOURCE_STATUS_URL]
+        if not found:
+            continue
+        (ext,) = found
         values: dict[str, Any] = {}
         for e in ext["extension"]:
             if "extension" in e:

@@ -293,7 +293,9 @@ async def test_a_fhir_server_returning_types_not_served_has_them_counted_in_its_
     assert status["unresolved"] == {"Account": 1, "Device": 1}
     assert status["resourceCount"] == 2
     (outcome,) = [e for e in response.json()["entry"] if e["search"]["mode"] == "outcome"]
-    (issue,) = outcome["resource"]["issue"]
+    # The source's issue, then the notice every clinician is given on blocks.
+    issue, notice = outcome["resource"]["issue"]
+    assert notice["details"]["coding"][0]["code"] == "may-be-blocked"
     assert "1 Goal, 1 ImagingStudy, 1 Practitioner" in issue["diagnostics"]
     served = matches(response.json())
     assert [r["resourceType"] for r in served] == ["Patient", "Observation", "Encounter"]

@@ -47,7 +47,10 @@ function answered(r) {
   ].filter(Boolean).join(', ');
 }
 
-/** The categories, in the order shown; `test` picks a category's resources. */
+/**
+ * The categories, in the order shown; `test` picks a category's resources, `shared` is
+ * the record category (the gateway's code) a source's coverage names it by.
+ */
 export const CATEGORIES = [
   {
     id: 'egna',
@@ -61,6 +64,7 @@ export const CATEGORIES = [
   },
   {
     id: 'kontakter',
+    shared: 'encounters',
     title: 'Vårdkontakter',
     test: (r) => r.resourceType === 'Encounter',
     date: (r) => periodStart(r.period),
@@ -68,6 +72,7 @@ export const CATEGORIES = [
   },
   {
     id: 'anteckningar',
+    shared: 'notes',
     title: 'Journalanteckningar',
     test: (r) => r.resourceType === 'DocumentReference',
     date: (r) => r.date || (r.context && periodStart(r.context.period)),
@@ -75,6 +80,7 @@ export const CATEGORIES = [
   },
   {
     id: 'diagnoser',
+    shared: 'diagnoses',
     title: 'Diagnoser',
     test: (r) => r.resourceType === 'Condition',
     date: (r) => r.onsetDateTime || r.recordedDate,
@@ -82,6 +88,7 @@ export const CATEGORIES = [
   },
   {
     id: 'lakemedel',
+    shared: 'medications',
     title: 'Läkemedel (förskrivningar)',
     test: (r) => r.resourceType === 'MedicationRequest',
     date: (r) => r.authoredOn,
@@ -92,6 +99,7 @@ export const CATEGORIES = [
   },
   {
     id: 'uttag',
+    shared: 'medications',
     title: 'Uthämtade läkemedel',
     test: (r) => r.resourceType === 'MedicationDispense',
     date: (r) => r.whenHandedOver || r.whenPrepared,
@@ -99,6 +107,7 @@ export const CATEGORIES = [
   },
   {
     id: 'vaccinationer',
+    shared: 'vaccinations',
     title: 'Vaccinationer',
     test: (r) => r.resourceType === 'Immunization',
     date: (r) => r.occurrenceDateTime,
@@ -106,6 +115,7 @@ export const CATEGORIES = [
   },
   {
     id: 'uppmarksamhet',
+    shared: 'alerts',
     title: 'Uppmärksamhetsinformation och allergier',
     test: (r) => r.resourceType === 'AllergyIntolerance' || r.resourceType === 'Flag',
     date: (r) => r.recordedDate || r.onsetDateTime || periodStart(r.period),
@@ -116,6 +126,7 @@ export const CATEGORIES = [
   },
   {
     id: 'labb',
+    shared: 'lab-results',
     title: 'Labbsvar',
     test: (r) => r.resourceType === 'Observation' && isCategory(r, 'laboratory'),
     date: (r) => r.effectiveDateTime || r.issued,
@@ -123,6 +134,7 @@ export const CATEGORIES = [
   },
   {
     id: 'provsvar',
+    shared: 'reports',
     title: 'Svar och utlåtanden',
     test: (r) => r.resourceType === 'DiagnosticReport',
     date: (r) => r.effectiveDateTime || r.issued,
@@ -130,6 +142,7 @@ export const CATEGORIES = [
   },
   {
     id: 'matningar',
+    shared: 'vital-signs',
     title: 'Mätningar (vitalparametrar)',
     test: (r) => r.resourceType === 'Observation' && isCategory(r, 'vital-signs'),
     date: (r) => r.effectiveDateTime,
@@ -137,6 +150,7 @@ export const CATEGORIES = [
   },
   {
     id: 'bedomningar',
+    shared: 'assessments',
     title: 'Bedömningar',
     test: (r) =>
       r.resourceType === 'Observation' && !isCategory(r, 'laboratory') && !isCategory(r, 'vital-signs'),
@@ -145,6 +159,7 @@ export const CATEGORIES = [
   },
   {
     id: 'remisser',
+    shared: 'referrals',
     title: 'Remisser',
     test: (r) => r.resourceType === 'ServiceRequest',
     date: (r) => r.authoredOn,
@@ -152,6 +167,7 @@ export const CATEGORIES = [
   },
   {
     id: 'atgarder',
+    shared: 'procedures',
     title: 'Åtgärder',
     test: (r) => r.resourceType === 'Procedure',
     date: (r) => r.performedDateTime || periodStart(r.performedPeriod),
@@ -159,6 +175,7 @@ export const CATEGORIES = [
   },
   {
     id: 'vardplaner',
+    shared: 'care-plans',
     title: 'Vårdplaner',
     test: (r) => r.resourceType === 'CarePlan',
     date: (r) => periodStart(r.period) || r.created,
@@ -166,6 +183,7 @@ export const CATEGORIES = [
   },
   {
     id: 'vardteam',
+    shared: 'care-plans',
     title: 'Vårdteam',
     test: (r) => r.resourceType === 'CareTeam',
     date: (r) => periodStart(r.period),
@@ -173,6 +191,7 @@ export const CATEGORIES = [
   },
   {
     id: 'bokningar-kommande',
+    shared: 'appointments',
     title: 'Kommande tidsbokningar',
     test: (r, now) => r.resourceType === 'Appointment' && Date.parse(r.start) >= now,
     date: (r) => r.start,
@@ -181,6 +200,7 @@ export const CATEGORIES = [
   },
   {
     id: 'bokningar-tidigare',
+    shared: 'appointments',
     title: 'Tidigare tidsbokningar',
     test: (r, now) => r.resourceType === 'Appointment' && !(Date.parse(r.start) >= now),
     date: (r) => r.start,

@@ -30,6 +30,56 @@ export function statusSentence(source) {
   }
 }
 
+/** What the record's categories (the gateway's codes) are called in a sentence. */
+const SHARED_NAMES = {
+  encounters: 'vårdkontakter',
+  notes: 'journalanteckningar',
+  diagnoses: 'diagnoser',
+  medications: 'läkemedel',
+  vaccinations: 'vaccinationer',
+  alerts: 'uppmärksamhetsinformation',
+  'lab-results': 'labbsvar',
+  reports: 'svar och utlåtanden',
+  'vital-signs': 'mätningar',
+  assessments: 'bedömningar',
+  referrals: 'remisser',
+  procedures: 'åtgärder',
+  'care-plans': 'vårdplaner',
+  appointments: 'tidsbokningar',
+};
+
+function fromWhen(day) {
+  return day.endsWith('-01-01') ? day.slice(0, 4) : formatDate(day);
+}
+
+function listed(words, last = 'eller') {
+  return words.length > 1 ? `${words.slice(0, -1).join(', ')} ${last} ${words.at(-1)}` : words[0];
+}
+
+/** What a source shares as a sentence ("Region Syd delar journalanteckningar från 2005,
+ * övrigt från 2001; inga labbsvar."), or null when its status does not say. */
+export function coverageSentence(source) {
+  const coverage = source.coverage;
+  if (!coverage) return null;
+  const parts = coverage.shares
+    .filter((s) => s.since && s.since !== coverage.since)
+    .map((s) => `${SHARED_NAMES[s.category] || s.category} från ${fromWhen(s.since)}`);
+  if (coverage.since) parts.push(`${parts.length ? 'övrigt' : 'uppgifter'} från ${fromWhen(coverage.since)}`);
+  if (!parts.length) parts.push(coverage.withholds.length ? 'övriga kategorier' : 'alla kategorier');
+  const withheld = coverage.withholds.map((c) => SHARED_NAMES[c] || c);
+  return `${source.name} delar ${parts.join(', ')}${withheld.length ? `; inga ${listed(withheld)}` : ''}.`;
+}
+
+// What each source shares and since when, one sentence a source (none when no status says).
+function coverageList(sources) {
+  const sentences = sources.map(coverageSentence).filter(Boolean);
+  if (!sentences.length) return null;
+  return [
+    el('h3', { id: 'kallor-delar' }, 'Vad källorna delar'),
+    el('ul', { class: 'coverage', 'aria-labelledby': 'kallor-delar' }, sentences.map((t) => el('li', {}, t))),
+  ];
+}
+
 function statusSection(sources) {
   const troubled = sources.filter((s) => ['stale', 'timeout', 'failed'].includes(s.status));
   return el(
@@ -40,6 +90,7 @@ function statusSection(sources) {
       ? el('p', { class: 'strong' }, 'Alla källor svarade inte: uppgifter kan saknas eller vara gamla.')
       : null,
     el('ul', {}, sources.map((s) => el('li', { 'data-status': s.status }, statusSentence(s)))),
+    coverageList(sources),
   );
 }
 
@@ -71,7 +122,14 @@ function origin(resource, config, names) {
   ].join('');
 }
 
-function categorySection(category, items, config, names) {
+// The sources that do not share a category: "Delas inte av Region Syd."
+function notSharedNote(category, sources) {
+  const withholding = sources.filter((s) => s.coverage && s.coverage.withholds.includes(category.shared));
+  if (!withholding.length) return null;
+  return el('p', { class: 'not-shared' }, `Delas inte av ${listed(withholding.map((s) => s.name), 'och')}.`);
+}
+
+function categorySection(category, items, config, names, sources) {
   const heading = el('h2', { id: `kat-${category.id}` }, `${category.title} (${items.length})`);
   const body =
     category.id === 'labb'
@@ -83,7 +141,8 @@ function categorySection(category, items, config, names) {
             items.map((r) => [formatDate(category.date(r)), category.line(r), origin(r, config, names)]),
           )
         : el('p', {}, 'Inga uppgifter.');
-  return el('section', { class: 'category', 'aria-labelledby': heading.id }, heading, body);
+  const note = notSharedNote(category, sources);
+  return el('section', { class: 'category', 'aria-labelledby': heading.id }, heading, note, body);
 }
 
 function timeline(sorted, config, names) {
@@ -148,7 +207,7 @@ export async function showOverview(main, id, config, notes = []) {
   main.append(
     ...notes,
     contents,
-    ...CATEGORIES.map((c) => categorySection(c, sorted.get(c.id), config, names)),
+    ...CATEGORIES.map((c) => categorySection(c, sorted.get(c.id), config, names, record.sources)),
     timeline(sorted, config, names),
   );
   performance.mark('samlad-overview');

@@ -11,7 +11,7 @@ function escapeRegExp(text) {
 /**
  * The record of patient `id`: { patient, resources, sources } where `sources` is the
  * source-status OperationOutcome read into { id, name, status, lastSync, answeredAt,
- * count, reason }. `onProgress(counts)` is called as entries arrive, counts by source id.
+ * count, reason, coverage }. `onProgress(counts)` is called as entries arrive, counts by source id.
  */
 export async function loadRecord(id, config, onProgress) {
   const answer = await fhirFetch(`/Patient/${encodeURIComponent(id)}/$everything`);
@@ -83,9 +83,29 @@ function readSourceStatus(outcome, config) {
       answeredAt: value('answeredAt'),
       count: value('resourceCount'),
       reason: value('reason'),
+      coverage: readCoverage(issue, config),
     });
   }
   return sources;
+}
+
+// What a source shares (its source-coverage extension): { since, shares: [{ category,
+// since }], withholds: [category] }, or null when the status does not say.
+function readCoverage(issue, config) {
+  const found = (issue.extension || []).find((e) => e.url === config.extensions.sourceCoverage);
+  if (!found) return null;
+  const parts = found.extension || [];
+  const since = parts.find((p) => p.url === 'since');
+  return {
+    since: since ? since.valueDate : null,
+    shares: parts
+      .filter((p) => p.url === 'shares')
+      .map((p) => {
+        const part = (name) => (p.extension || []).find((e) => e.url === name) || {};
+        return { category: part('category').valueCode, since: part('since').valueDate || null };
+      }),
+    withholds: parts.filter((p) => p.url === 'withholds').map((p) => p.valueCode),
+  };
 }
 
 /** The source id of a resource (from meta.source), or null. */
