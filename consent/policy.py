@@ -371,6 +371,16 @@ def decide_own_data_write(
     )
 
 
+def decide_seal(principal: Principal, facts: AccessFacts, permission: str) -> AccessDecision:
+    """Sealing the person's online view or lifting a seal (``c``, ``u``): as
+    :func:`decide_self_service` says, but never a proxy's or a legal representative's,
+    whatever their grant: a seal protects the person from being made to show the record."""
+    decision = decide_self_service(principal, facts, "Consent", permission)
+    if decision.allowed and decision.actor_kind in PROXY_KINDS and permission in ("c", "u"):
+        return AccessDecision.deny(PROXY_MAY_NOT_MANAGE, decision.actor_kind)
+    return decision
+
+
 def decide_guardian_block(
     principal: Principal, facts: AccessFacts, level: str, hsa_id: str, permission: str
 ) -> AccessDecision:

@@ -44,6 +44,7 @@ RECORD_DATE_FIELDS: Mapping[str, tuple[Path, ...]] = MappingProxyType(
         "CarePlan": (("created",), ("period", "start")),
         "CareTeam": (("period", "start"),),
         "Flag": (("period", "start"),),
+        "QuestionnaireResponse": (("authored",),),
         "MedicationDispense": (("whenHandedOver",), ("whenPrepared",)),
     }
 )

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from consent.audit import AuditLog
-from consent.decision import AccessDecision
+from consent.decision import PROXY_KINDS, AccessDecision
 from consent.entries import AuditEntryPublic
 from consent.fhir import (
     ConsentRequest,
@@ -29,8 +29,10 @@ from consent.fhir import (
     parse_status_change,
 )
 from consent.policy import (
+    PROXY_MAY_NOT_MANAGE,
     AccessFacts,
     decide_guardian_block,
+    decide_seal,
     decide_self_service,
     decide_self_service_role,
 )
@@ -157,7 +159,9 @@ class PatientChoices:
         except InvalidConsent as exc:
             raise UnprocessableConsent(str(exc)) from exc
         action = "seal-create"
-        decision = await self._authorise(request.patient_id, "Consent", "c", action)
+        facts = await self._facts(request.patient_id)
+        decision = decide_seal(self._principal, facts, "c")
+        decision = await self._allowed(decision, request.patient_id, action, "Consent")
         logged = self._logged(decision, request.patient_id, action)
         return seal_resource(await self._services.consents.seals.seal(request, logged))
 
@@ -169,6 +173,11 @@ class PatientChoices:
         assert request.proxy is not None
         if request.proxy == await self._reader.person(request.patient_id):
             raise UnprocessableConsent("a person cannot be their own proxy")
+        if decision.actor_kind in PROXY_KINDS and request.proxy == getattr(
+            self._principal, "person", None
+        ):  # a proxy who manages grants others, never themselves a wider grant
+            refused = AccessDecision.deny(PROXY_MAY_NOT_MANAGE, decision.actor_kind)
+            await self._allowed(refused, request.patient_id, action, "Consent")
         proxy_id = await self._services.persons.remember(request.proxy)
         record = await self._services.consents.grant(
             request.patient_id,
@@ -226,6 +235,8 @@ class PatientChoices:
         if block is not None and block.hidden_from == "guardians":
             level, hsa_id = block.blocked_type, block.blocked_hsa_id
             decision = decide_guardian_block(self._principal, facts, level, hsa_id, permission)
+        elif isinstance(record, SealRecord):
+            decision = decide_seal(self._principal, facts, permission)
         else:
             decision = decide_self_service(self._principal, facts, "Consent", permission)
         return await self._allowed(decision, patient_id, action, "Consent", block)

@@ -172,6 +172,12 @@ class WriteWorker:
         except SourceError as exc:
             await self._failed(row, now, f"the owning system could not be reached ({exc.reason})")
             return Delivered(await self._reread(row))
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - counted as a failed attempt, never a poison row
+            log.warning("a write could not be delivered: %s", type(exc).__name__)
+            await self._failed(row, now, "the write could not be delivered")
+            return Delivered(await self._reread(row))
         served = from_owner(answered, source.id, row.patient_id, local_patient)
         await self.outbox.delivered(row, datetime.now(UTC), str(answered.get("id")))
         with contextlib.suppress(StoreUnavailable):

@@ -201,7 +201,9 @@ class Writer:
         source, local = self._source_of(gid)
         if not supports_writes(writer_of(source)):
             raise NotWritable("the system that owns this does not accept writes")
-        provider = source.config.care_provider_hsa_id or ""
+        provider = source.config.care_provider_hsa_id
+        if not provider:  # a block of its care provider could not be told: fail closed
+            raise NotWritable("the care provider of the system that owns this is unknown")
         try:
             if kind == "Slot":
                 assert self._services.schedules is not None  # made at start

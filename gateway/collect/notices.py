@@ -38,7 +38,7 @@ ACCESS = "access"
 #: Every kind a person may ask for, in the order they are shown.
 KINDS = (*sorted(set(NEWS_KINDS.values())), ACCESS)
 #: Access-log actions that change choices rather than read data: nobody is told of them.
-_NOT_READS = ("consent-", "block-")
+_NOT_READS = ("consent-", "block-", "seal-", "proxy-", "notice-", "own-data-")
 
 
 async def news_kinds(conn: AsyncConnection, patient_id: str) -> frozenset[str]:
@@ -66,8 +66,11 @@ async def record_news(
 
 
 def _is_told_access(entry: Mapping[str, Any]) -> bool:
+    """A read by someone other than the person: care staff, an integrator, a guardian, or
+    a citizen acting for the person (a proxy is logged as the citizen they are, by their
+    own opaque id, which is not the person's)."""
     return (
-        entry["actor_kind"] != "citizen"
+        (entry["actor_kind"] != "citizen" or entry["actor_id"] != entry["patient_id"])
         and entry["outcome"] == "allowed"
         and not any(part in entry["action"] for part in _NOT_READS)
     )

@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from adapters.base import FhirResource
 from fhir_profiles.conformance import DOWNLOAD_DEFINITION, NDJSON_MEDIA_TYPE
+from fhir_profiles.own_data import OWN_ONLY_TYPES
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.access.reader import ReadResult
 from gateway.answer.bundles import source_status_outcome
@@ -106,9 +107,8 @@ def add_download_routes(routes: FhirRoutes) -> None:
                 summary_document(request, result),
                 headers=_attachment(f"samlad-patientsammanfattning-{day}.json"),
             )
-        stream = await records.everything(
-            patient_id, PATIENT_COMPARTMENT_TYPES, lambda _: True, RECORD_ACTION
-        )
+        everything = (*PATIENT_COMPARTMENT_TYPES, *OWN_ONLY_TYPES)  # as $everything reads
+        stream = await records.everything(patient_id, everything, lambda _: True, RECORD_ACTION)
         return _NDJSONDownload(
             _lines(stream), stream, headers=_attachment(f"samlad-journal-{day}.ndjson")
         )

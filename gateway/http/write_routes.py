@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import Path, Request
 
 from consent.policy import decide_referenced_read
+from consent.visibility import Visibility
 from fhir_profiles.writes import BOOKABLE_STATUSES, TASK_FOCUS_TYPES
 from gateway.access.auth import CurrentPrincipal
 from gateway.access.outbox import DELIVERED, QUEUED, WriteOutbox
@@ -288,6 +289,11 @@ def _add_status(routes: FhirRoutes) -> None:
         person = await reader.person(row.patient_id)
         decision = await reader.authorise(person, row.patient_id, "read", [row.resource_type])
         resource = await current(svc, row)
+        if resource is not None and (
+            not decision.may_read_type(row.resource_type)
+            or Visibility(decision).hides_resource(resource)
+        ):  # the write's status, but not what its owner now holds
+            resource = None
         returned = {row.resource_type: 1} if resource is not None else {}
         await reader.log(decision, row.patient_id, "read", [row.resource_type], returned)
         return _answer(svc, Delivered(row, resource), "update")

@@ -383,3 +383,17 @@ async def test_an_idle_worker_writes_nothing(gw: Gateway) -> None:
     worker = _worker(gw)
     assert await worker.outbox.idle()
     assert await _sent(gw, timedelta(seconds=61)) == 0
+
+
+def test_a_read_by_anyone_but_the_person_is_an_access_to_tell_of() -> None:
+    """A proxy is logged as the citizen they are, by their own opaque id: their reads are
+    told of like a clinician's; the person's own reads, and changes of choices, are not."""
+    from gateway.collect.notices import _is_told_access
+
+    read = {"actor_kind": "citizen", "actor_id": "p1", "patient_id": "p1", "outcome": "allowed"}
+    assert not _is_told_access(read | {"action": "everything"})
+    assert _is_told_access(read | {"action": "everything", "actor_id": "proxy-1"})
+    assert _is_told_access(read | {"action": "read", "actor_kind": "clinician", "actor_id": "D"})
+    for change in ("seal-create", "proxy-create", "notice-settings-change", "own-data-create"):
+        assert not _is_told_access(read | {"action": change, "actor_id": "proxy-1"})
+    assert not _is_told_access(read | {"action": "read", "actor_id": "x", "outcome": "denied"})

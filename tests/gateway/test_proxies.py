@@ -30,6 +30,8 @@ from tests.gateway.consent_helpers import (
     deactivate,
     grant_proxy,
     proxy_body,
+    seal,
+    seal_body,
 )
 from tests.gateway.smart_helpers import (
     APP,
@@ -153,6 +155,29 @@ async def test_a_proxy_never_manages_the_persons_choices_unless_the_grant_says_s
         for x in r["provision"]["action"]
         for a in x["coding"]
     )
+
+
+async def test_a_proxy_who_manages_never_seals_nor_lifts_a_seal_nor_widens_their_own_grant(
+    gateway: Gateway,
+) -> None:
+    """A seal protects the person from being made to show their record, to a proxy too;
+    and a managing proxy's grant is the person's to widen, not theirs."""
+    tolvan = await gateway.patient_id()
+    sealed = await seal(gateway, tolvan, hsa_id="SE2321009003-SYD0")
+    await grant_proxy(gateway, tolvan, PROXY, manages=True, categories=("medicines",))
+    proxy = gateway.citizen(PROXY)
+    lifted = {"resourceType": "Consent", "id": sealed, "status": "inactive"}
+    lift = await gateway.client.put(f"/fhir/Consent/{sealed}", json=lifted, headers=proxy)
+    assert lift.status_code == 403, lift.text
+    new_seal = seal_body(tolvan, hsa_id="SE2321009001-NORD")
+    made = await gateway.client.post("/fhir/Consent", json=new_seal, headers=proxy)
+    assert made.status_code == 403, made.text
+    wider = await gateway.client.post(
+        "/fhir/Consent", json=proxy_body(tolvan, PROXY), headers=proxy
+    )
+    assert wider.status_code == 403, wider.text
+    assert PROXY not in wider.text
+    await deactivate(gateway, sealed)  # the person still may
 
 
 async def test_an_expired_grant_gives_nothing_from_the_moment_it_ends(gateway: Gateway) -> None:
