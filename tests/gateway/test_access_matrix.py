@@ -292,6 +292,8 @@ ROWS = [
         self_service=True,
         hides=SYD_PROVIDER,
         sealed=True,
+        own_writer=True,
+        writer=True,
     ),
     Row(
         "guardian of child under 13, seal of a unit",
