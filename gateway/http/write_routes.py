@@ -16,6 +16,7 @@ from fastapi import Path, Request
 
 from consent.policy import decide_referenced_read
 from consent.visibility import Visibility
+from fhir_profiles.resource_types import RECORD_TYPES
 from fhir_profiles.writes import BOOKABLE_STATUSES, TASK_FOCUS_TYPES
 from gateway.access.auth import CurrentPrincipal
 from gateway.access.outbox import DELIVERED, QUEUED, WriteOutbox
@@ -289,10 +290,13 @@ def _add_status(routes: FhirRoutes) -> None:
         person = await reader.person(row.patient_id)
         decision = await reader.authorise(person, row.patient_id, "read", [row.resource_type])
         resource = await current(svc, row)
-        if resource is not None and (
-            not decision.may_read_type(row.resource_type)
-            or Visibility(decision).hides_resource(resource)
-        ):  # the write's status, but not what its owner now holds
+        # A record's type (an Appointment) only to whom may read it, and never from a unit
+        # hidden from them; a request of their own (a Task, a message) to its writer.
+        readable = row.resource_type not in RECORD_TYPES or (
+            decision.may_read_type(row.resource_type)
+            and not Visibility(decision).hides_resource(resource or {})
+        )
+        if not readable:  # the write's status, but not what its owner now holds
             resource = None
         returned = {row.resource_type: 1} if resource is not None else {}
         await reader.log(decision, row.patient_id, "read", [row.resource_type], returned)
