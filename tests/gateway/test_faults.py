@@ -224,14 +224,16 @@ async def test_rate_limited_call_is_retried_after_retry_after(
 
 
 class CountingApp:
-    """A region app that counts the FHIR requests that reach it."""
+    """A region app that counts the FHIR requests for data that reach it (not the one for
+    its CapabilityStatement, which the gateway asks once to learn what it shares)."""
 
     def __init__(self, inner: SimRegionApp) -> None:
         self.inner = inner
         self.fhir_requests = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/fhir"):
+        path = scope["path"] if scope["type"] == "http" else ""
+        if path.startswith("/fhir") and path != "/fhir/metadata":
             self.fhir_requests += 1
         await self.inner(scope, receive, send)
 

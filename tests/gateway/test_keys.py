@@ -28,10 +28,10 @@ def _sealed_before_the_format_byte(key: bytes, plain: bytes, nonce: bytes) -> by
 
 def test_every_purpose_gets_its_own_key_from_one_secret() -> None:
     keys = [derive_key(SECRET, purpose) for purpose in Purpose]
-    assert len(keys) == 7
-    assert len(set(keys)) == 7
+    assert len(keys) == 9
+    assert len(set(keys)) == 9
     assert all(len(key) == 32 for key in keys)
-    assert len({purpose.value for purpose in Purpose}) == 7
+    assert len({purpose.value for purpose in Purpose}) == 9
 
 
 def test_keys_are_hkdf_sha256_of_the_secret_with_the_purpose_as_info() -> None:
