@@ -248,11 +248,17 @@ class LeakOracle:
         return found
 
     def _self_service_leaks(self, principal: Principal, resource: dict[str, Any]) -> list[str]:
-        """Consents and the access log are the patient's alone (Parameters: the answer of
-        ``$emergency-access``, for clinicians only)."""
+        """Consents, the access log and the notice settings are the patient's alone
+        (Parameters naming when access expires: the answer of ``$emergency-access``, for
+        clinicians only)."""
         kind = resource["resourceType"]
         if kind == "Parameters":
-            return [] if isinstance(principal, Clinician) else ["emergency access opened"]
+            names = {p.get("name") for p in resource.get("parameter", [])}
+            if "expires" in names:
+                return [] if isinstance(principal, Clinician) else ["emergency access opened"]
+            return (
+                [] if isinstance(principal, Citizen) else [f"settings shown to a {principal.kind}"]
+            )
         if not isinstance(principal, Citizen):
             return [f"{kind} shown to a {principal.kind}"]
         patient_id = _patient_of(resource)

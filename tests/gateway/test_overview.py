@@ -195,6 +195,9 @@ async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
         "Subscription",
         "Questionnaire",
         "QuestionnaireResponse",
+        "Slot",
+        "Task",
+        "Communication",
         *SERVED_TYPES,
         *REFERENCED_TYPES,
     }
@@ -205,11 +208,14 @@ async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
         "search-type",
     }
     assert {i["code"] for i in resources["Patient"]["interaction"]} == {"read", "search-type"}
+    # A person records and deletes their own measurements, books and moves appointments.
+    written = {"Observation": {"create", "delete"}, "Appointment": {"create", "update"}}
     for resource_type in SERVED_TYPES:
         interactions = {i["code"] for i in resources[resource_type]["interaction"]}
-        # A person records and deletes their own measurements.
-        own = {"create", "delete"} if resource_type == "Observation" else set()
-        assert interactions == {"read", "search-type"} | own
+        assert interactions == {"read", "search-type"} | written.get(resource_type, set())
+    for resource_type, asked in (("Task", "create"), ("Communication", "create")):
+        assert {i["code"] for i in resources[resource_type]["interaction"]} == {asked}
+    assert {i["code"] for i in resources["Slot"]["interaction"]} == {"search-type"}
     own_forms = {i["code"] for i in resources["QuestionnaireResponse"]["interaction"]}
     assert own_forms == {"create", "delete", "read"}
     forms = {i["code"] for i in resources["Questionnaire"]["interaction"]}
@@ -224,6 +230,7 @@ async def test_metadata_is_true_to_the_routes(gateway: Gateway) -> None:
         "emergency-access",
         "everything",
         "export",
+        "notification-settings",
         "summary",
     ]
     assert {i["code"] for i in resources["Group"]["interaction"]} == {"read"}

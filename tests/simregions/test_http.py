@@ -47,7 +47,8 @@ def test_metadata_needs_no_token_and_lists_what_is_served(
     assert statement["resourceType"] == "CapabilityStatement"
     assert statement["fhirVersion"] == "4.0.1"
     served = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    assert set(served) == set(SERVED_TYPES)
+    # The record's types, and the schedules and requests it takes writes for.
+    assert set(served) == set(SERVED_TYPES) | {"Schedule", "Slot", "Task", "Communication"}
     names = {p["name"] for p in served["Observation"]["searchParam"]}
     assert {"patient", "subject", "_lastUpdated", "code"} <= names
 
