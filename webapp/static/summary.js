@@ -173,7 +173,13 @@ function shareForm(patientId, config, knownIds) {
           form.elements['dela-dagar'].focus();
           return;
         }
-        const start = new Date();
+        let start;
+        try {
+          start = await gatewayNow();
+        } catch (error) {
+          message.textContent = errorText(error);
+          return;
+        }
         const end = new Date(start.getTime() + days * 86_400_000);
         const body = consentBody(patientId, config, 'permit', hsaId, 'care-unit');
         body.provision.period = { start: start.toISOString(), end: end.toISOString() };
@@ -244,4 +250,14 @@ export async function showSummary(main, patientId, config, knownIds) {
     ...(composition.section || []).map((s, i) => summarySection(s, i, byUrl)),
   );
   announce('Sammanfattningen är klar.');
+}
+
+/**
+ * The gateway's time now (the Date header of its answer): a share's period is counted
+ * from the clock that decides on it, not from this device's, which may be wrong.
+ */
+async function gatewayNow() {
+  const answer = await fhirFetch('/metadata', { cache: 'no-store' });
+  const date = Date.parse(answer.headers.get('Date') || '');
+  return Number.isNaN(date) ? new Date() : new Date(date);
 }
