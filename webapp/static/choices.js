@@ -85,7 +85,7 @@ function proxyForm(patientId, config, refresh) {
         event.preventDefault();
         const number = form.elements['ombud-pnr'].value.replace(/[^0-9]/g, '');
         if (number.length !== 12) {
-          message.textContent = 'Skriv ombudets personnummer med tolv siffror, till exempel 19790410-5082.';
+          message.textContent = 'Skriv ombudets personnummer med tolv siffror: ÅÅÅÅMMDD-NNNN.';
           form.elements['ombud-pnr'].focus();
           return;
         }
