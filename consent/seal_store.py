@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Table, insert, update
@@ -24,8 +25,12 @@ class SealStore:
     """The seals and delayed releases of patients, by opaque patient id. Each change is
     committed in one transaction with its access-log entry, or not at all."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self._db = db
+        #: The time seals are recorded and lifted at.
+        self._clock = clock
 
     async def of_patient(self, patient_id: str, *, active_only: bool = False) -> list[SealRecord]:
         """The patient's seals, newest first (lifted ones too unless ``active_only``): one
@@ -49,7 +54,7 @@ class SealStore:
             data_start=midnight(request.first_day) if request.first_day else None,
             data_end=midnight(request.last_day) if request.last_day else None,
             delay_days=request.delay_days,
-            recorded_at=datetime.now(UTC),
+            recorded_at=self._clock(),
         )
         log, entry = logged
         await log.append(entry, together_with=[insert(_SEALS).values(**record.model_dump())])
@@ -68,7 +73,7 @@ class SealStore:
         if record.lifted_at is not None:
             await log.append(entry)
             return record
-        record.lifted_at = datetime.now(UTC)
+        record.lifted_at = self._clock()
         statement = (
             update(_SEALS)
             .where(_SEALS.c.id == record_id, _SEALS.c.lifted_at.is_(None))

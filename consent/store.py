@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,8 +40,12 @@ ORGANISATION_LEVELS = ("care-provider", "care-unit")
 BLOCK_AUDIENCES = ("others", "guardians")
 
 
-def _now() -> datetime:
+def _wall_clock() -> datetime:
     return datetime.now(UTC)
+
+
+#: Where a store reads the time its records are made at.
+Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +181,13 @@ def _running(accesses: Sequence[EmergencyAccess], at: datetime) -> EmergencyAcce
 class ConsentStore:
     """Consent, blocks and emergency access of patients, by opaque patient id."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock = _wall_clock) -> None:
         self._db = db
+        #: The time records are made, withdrawn and lifted at: the same clock access is
+        #: decided with (``Services.now``), so that a moved clock moves both.
+        self.clock = clock
         #: The person's seals of their online view (:mod:`consent.seal_store`).
-        self.seals = SealStore(db)
+        self.seals = SealStore(db, lambda: self.clock())
 
     async def standing(
         self, patient_id: str, clinician_hsa_id: str | None, at: datetime
@@ -271,7 +278,7 @@ class ConsentStore:
         this), the consent and its entry are committed together or not at all. A proxy
         grant (``grantee_type`` ``proxy``, the proxy's opaque id) may be limited to what
         it ``covers`` and may let the proxy manage the person's choices (``manages``)."""
-        now = _now()
+        now = self.clock()
         record = ConsentRecord(
             id=f"consent-{uuid.uuid4().hex}",
             patient_id=patient_id,
@@ -305,7 +312,7 @@ class ConsentStore:
             blocked_type=blocked_type,
             blocked_hsa_id=blocked_hsa_id,
             hidden_from=hidden_from,
-            recorded_at=_now(),
+            recorded_at=self.clock(),
         )
         await self._save(record, _BLOCKS, logged)
         return record
@@ -327,7 +334,7 @@ class ConsentStore:
         if record is None:
             return None
         if record.withdrawn_at is None:
-            record.withdrawn_at = _now()
+            record.withdrawn_at = self.clock()
             ended = _CONSENTS.c.withdrawn_at
             await self._end(_CONSENTS, record_id, ended, record.withdrawn_at, logged)
         elif logged is not None:
@@ -341,7 +348,7 @@ class ConsentStore:
         if record is None:
             return None
         if record.lifted_at is None:
-            record.lifted_at = _now()
+            record.lifted_at = self.clock()
             await self._end(_BLOCKS, record_id, _BLOCKS.c.lifted_at, record.lifted_at, logged)
         elif logged is not None:
             await logged[0].append(logged[1])
@@ -386,7 +393,7 @@ class ConsentStore:
         log entry's reason is kept by the same rule); a failing one raises
         :class:`consent.reasons.InvalidReason` and nothing is stored.
         """
-        now = _now()
+        now = self.clock()
         record = EmergencyAccess(
             id=f"emergency-{uuid.uuid4().hex}",
             patient_id=patient_id,

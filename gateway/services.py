@@ -121,6 +121,11 @@ class Services:
     #: with it); tests move it.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
+    def __post_init__(self) -> None:
+        # Consents, blocks, seals and emergency accesses are recorded at the time access
+        # is decided at, so that a moved clock moves both.
+        self.consents.clock = self.now
+
     def now(self) -> datetime:
         """The time access is decided at (see :attr:`clock`)."""
         return self.clock()
