@@ -59,7 +59,7 @@ class AccessFacts:
 
 
 #: A person is acted for by a proxy or a legal representative from this birthday (younger
-#: people have guardians).
+#: people have guardians); a proxy or legal representative is this old too.
 ADULT_AGE = 18
 
 
@@ -147,10 +147,9 @@ def _citizen_as(principal: Citizen, facts: AccessFacts) -> str | AccessDecision:
         return "citizen"
     if facts.guardian and age < facts.ages.guardian_until:
         return "guardian"
-    if facts.representative and proxy_standing(facts) is not None:
-        return "representative"
-    if proxy_standing(facts) is not None:
-        return "proxy"
+    adult = principal.person.age_on(facts.now.date()) >= ADULT_AGE  # as proxies are
+    if adult and proxy_standing(facts) is not None:
+        return "representative" if facts.representative else "proxy"
     return AccessDecision.deny("not-own-record", "citizen")
 
 

@@ -29,6 +29,7 @@ from consent.fhir import (
     parse_status_change,
 )
 from consent.policy import (
+    ADULT_AGE,
     PROXY_MAY_NOT_MANAGE,
     AccessFacts,
     decide_guardian_block,
@@ -169,15 +170,19 @@ class PatientChoices:
         self, request: ConsentRequest, decision: AccessDecision, action: str
     ) -> dict[str, Any]:
         """Record a proxy grant: the proxy is kept by their opaque id (remembered in the
-        person index, so the grant can name them again); nobody is their own proxy."""
+        person index, so the grant can name them again); nobody is their own proxy.
+
+        Only the person grants a proxy: a proxy, even one who manages,
+        never does, since a grant they made could pass on more than their own (wider
+        categories, managing, a longer period), also back to themselves through another."""
         assert request.proxy is not None
-        if request.proxy == await self._reader.person(request.patient_id):
-            raise UnprocessableConsent("a person cannot be their own proxy")
-        if decision.actor_kind in PROXY_KINDS and request.proxy == getattr(
-            self._principal, "person", None
-        ):  # a proxy who manages grants others, never themselves a wider grant
+        if decision.actor_kind in PROXY_KINDS:
             refused = AccessDecision.deny(PROXY_MAY_NOT_MANAGE, decision.actor_kind)
             await self._allowed(refused, request.patient_id, action, "Consent")
+        if request.proxy == await self._reader.person(request.patient_id):
+            raise UnprocessableConsent("a person cannot be their own proxy")
+        if request.proxy.age_on(self._services.now().date()) < ADULT_AGE:
+            raise UnprocessableConsent(f"a proxy is an adult ({ADULT_AGE} or older)")
         proxy_id = await self._services.persons.remember(request.proxy)
         record = await self._services.consents.grant(
             request.patient_id,

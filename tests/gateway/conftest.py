@@ -92,7 +92,9 @@ def gateway_settings(
     database_url: str, issuer: IssuerKit, regions: dict[str, Region], **overrides: Any
 ) -> Settings:
     sources = [region_source(r.spec, r.base_url) for r in regions.values()]
-    timeout = overrides.pop("source_timeout", 3.0)
+    # Generous by default, so that every source answers in full on a busy machine; the
+    # tests of timeouts and late sources set both themselves.
+    timeout = overrides.pop("source_timeout", 60.0)
     for source in sources:
         source["timeout"] = timeout
     sources += overrides.pop("extra_sources", [])
@@ -107,6 +109,7 @@ def gateway_settings(
         "public_base_url": FHIR_BASE.removesuffix("/fhir"),
         "issuers": [issuer.config],
         "sources": sources,
+        "request_deadline": 120.0,
     }
     values.update(overrides)
     return load_settings(None, **values)

@@ -47,6 +47,8 @@ from tests.gateway.smart_helpers import (
 pytestmark = pytest.mark.anyio
 
 LAB_AND_MEDICINES = ("medicines", "lab-results")
+#: An adult who is neither the person nor their proxy.
+OTHER_ADULT = "198107281563"
 #: What a grant for medicines and lab results covers.
 COVERED = {"Patient", "MedicationRequest", "MedicationDispense", "Observation", "DiagnosticReport"}
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -157,11 +159,11 @@ async def test_a_proxy_never_manages_the_persons_choices_unless_the_grant_says_s
     )
 
 
-async def test_a_proxy_who_manages_never_seals_nor_lifts_a_seal_nor_widens_their_own_grant(
+async def test_a_proxy_who_manages_never_seals_nor_grants_a_proxy(
     gateway: Gateway,
 ) -> None:
     """A seal protects the person from being made to show their record, to a proxy too;
-    and a managing proxy's grant is the person's to widen, not theirs."""
+    and proxies are the person's to grant, not a proxy's (not even to widen their own)."""
     tolvan = await gateway.patient_id()
     sealed = await seal(gateway, tolvan, hsa_id="SE2321009003-SYD0")
     await grant_proxy(gateway, tolvan, PROXY, manages=True, categories=("medicines",))
@@ -177,6 +179,12 @@ async def test_a_proxy_who_manages_never_seals_nor_lifts_a_seal_nor_widens_their
     )
     assert wider.status_code == 403, wider.text
     assert PROXY not in wider.text
+    # Nor grants anyone else: that grant could pass on more than their own, and come back.
+    other = await gateway.client.post(
+        "/fhir/Consent", json=proxy_body(tolvan, OTHER_ADULT), headers=proxy
+    )
+    assert other.status_code == 403, other.text
+    assert OTHER_ADULT not in other.text
     await deactivate(gateway, sealed)  # the person still may
 
 
@@ -266,6 +274,16 @@ async def test_a_bad_grant_is_422_and_never_repeats_the_number(
     assert response.status_code == 422, response.text
     assert message in response.text
     assert PROXY not in response.text
+
+
+async def test_a_proxy_is_an_adult(gateway: Gateway) -> None:
+    tolvan = await gateway.patient_id()
+    child = "201605121936"  # ten years old on any day the suite runs
+    body = proxy_body(tolvan, child)
+    response = await gateway.client.post("/fhir/Consent", json=body, headers=gateway.citizen())
+    assert response.status_code == 422
+    assert "adult" in response.text
+    assert child not in response.text
 
 
 async def test_nobody_is_their_own_proxy(gateway: Gateway) -> None:
