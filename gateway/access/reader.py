@@ -33,7 +33,7 @@ from consent.relations import GuardianRegister
 from consent.store import ConsentStore
 from consent.visibility import Visibility
 from fhir_profiles.identifiers import PersonIdentifier
-from fhir_profiles.own_data import OWN_ONLY_TYPES
+from fhir_profiles.own_data import OWN_ONLY_TYPES, OWN_SOURCE_ID
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
 from gateway.access.actors import actor_fields, log_entry
 from gateway.access.own_data import OwnData, asked_of_sources
@@ -321,9 +321,13 @@ class RecordReader:
         """The status of the sources the decision lets the reader know of, each with its
         coverage: a source whose whole care provider is blocked is not even named. A
         source with data counts only what may be shown of it (``shown``), so the count
-        says nothing of hidden data."""
+        says nothing of hidden data. The person's own source is named only when some of
+        it is shown: it is asked only when it holds something, so naming it would tell."""
         visible = [
-            r for r in reports if visibility.names_source(self._services.provider_of(r.source_id))
+            r
+            for r in reports
+            if visibility.names_source(self._services.provider_of(r.source_id))
+            and (r.source_id != OWN_SOURCE_ID or shown.get(OWN_SOURCE_ID, 0) > 0)
         ]
         for report in visible:
             report.coverage = self._services.coverage.of(report.source_id)

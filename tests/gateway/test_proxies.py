@@ -43,6 +43,7 @@ from tests.gateway.smart_helpers import (
     pkce,
     query_of,
 )
+from tests.gateway.test_own_data import blood_pressure
 
 pytestmark = pytest.mark.anyio
 
@@ -355,3 +356,27 @@ async def _smart_login(dev: DevGateway, person: str, pick: str | None = None) ->
     }
     token = (await dev.client.post(TOKEN_URL, data=form)).json()
     return token["access_token"], token["patient"]
+
+
+async def test_a_proxy_is_not_told_the_person_recorded_what_the_grant_does_not_cover(
+    gateway: Gateway,
+) -> None:
+    """The person's own source is asked only when it holds something: its status entry,
+    even counting nothing shown, would tell a proxy for lab results that the person
+    recorded a measurement."""
+    tolvan = await gateway.patient_id()
+    await grant_proxy(gateway, tolvan, PROXY, categories=("lab-results",))
+    search = f"/fhir/Observation?patient={tolvan}&_count=1000"
+
+    async def names_own_source(headers: dict[str, str]) -> bool:
+        response = await gateway.client.get(search, headers=headers)
+        assert response.status_code == 200, response.text
+        return "patient-reported" in response.text
+
+    assert not await names_own_source(gateway.citizen(PROXY))
+    made = await gateway.client.post(
+        "/fhir/Observation", json=blood_pressure(tolvan), headers=gateway.citizen()
+    )
+    assert made.status_code == 201, made.text
+    assert not await names_own_source(gateway.citizen(PROXY))
+    assert await names_own_source(gateway.citizen()), "the person is shown their own source"
