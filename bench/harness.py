@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 
 from adapters.fhir_r4 import format_identifier
 from fhir_profiles.codes import CONSENT_SCOPE_SYSTEM, LOINC_SYSTEM, PARTICIPATION_TYPE_SYSTEM
-from fhir_profiles.extensions import HSA_ORGANISATION_LEVEL_URL
+from fhir_profiles.extensions import HSA_ORGANISATION_LEVEL_URL, SOURCE_STATUS_URL
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, parse_person_identifier
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.run.cli import LOG_LEVEL_VARIABLE
@@ -527,8 +527,11 @@ async def everything(gateway: RunningGateway) -> Overview:
     for entry in bundle["entry"]:
         if entry["search"]["mode"] == "outcome":
             for issue in entry["resource"]["issue"]:
-                (ext,) = issue["extension"]
-                values = {e["url"]: e[k] for e in ext["extension"] for k in e if k != "url"}
+                # A source's issue also carries its coverage; a notice carries no status.
+                status = [e for e in issue.get("extension", []) if e["url"] == SOURCE_STATUS_URL]
+                if not status:
+                    continue
+                values = {e["url"]: e[k] for e in status[0]["extension"] for k in e if k != "url"}
                 statuses[values["source"]] = values["status"]
                 fan_out = max(fan_out, float(values["elapsedMs"]) / 1000)
     return Overview(elapsed, int(bundle["total"]), statuses, fan_out, len(body))
