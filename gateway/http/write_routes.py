@@ -22,7 +22,7 @@ from gateway.access.auth import CurrentPrincipal
 from gateway.access.outbox import DELIVERED, QUEUED, WriteOutbox
 from gateway.access.reader import RecordReader
 from gateway.access.write_worker import Delivered, current
-from gateway.access.writes import Unprocessable, WriteAsk, Writer
+from gateway.access.writes import WriteAsk, Writer
 from gateway.collect.slots import SLOT_PARAMS
 from gateway.errors import BadRequest, Forbidden, NotFound, operation_outcome
 from gateway.fhir_json import FhirJSONResponse
@@ -212,10 +212,10 @@ def _add_appointments(routes: FhirRoutes) -> None:
         def ask(body: dict[str, Any], key: str | None) -> WriteAsk:
             if body.get("id") != appointment_id:
                 raise BadRequest("the body's id must be the id in the URL")
-            if found is None:
-                raise Unprocessable("the owner of this Appointment is unknown")
+            # An owner not found is refused by the writer (and logged as refused).
+            target = found[1] if found is not None else None
             concerns = f"Appointment/{appointment_id}"
-            return WriteAsk("update", "Appointment", body, _patient(body), concerns, key, found[1])
+            return WriteAsk("update", "Appointment", body, _patient(body), concerns, key, target)
 
         return await _write(request, principal, ask, "Appointment", "update")
 

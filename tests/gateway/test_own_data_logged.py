@@ -63,9 +63,9 @@ async def test_a_retried_create_racing_its_original_makes_one_resource(
     statuses: list[int] = []
 
     async def post(headers: dict[str, str]) -> None:
-        body = blood_pressure(patient_id) | {
-            "identifier": [{"system": "urn:uuid:device", "value": "reading-7"}]
-        }
+        body = blood_pressure(patient_id)
+        if "If-None-Exist" in headers:
+            body |= {"identifier": [{"system": "urn:uuid:device", "value": "reading-7"}]}
         response = await gateway.client.post("/fhir/Observation", json=body, headers=headers)
         statuses.append(response.status_code)
 
