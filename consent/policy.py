@@ -309,35 +309,54 @@ def scope_read(
     return ReadScope(list(types), extra, with_patient, [*main, *extra_logged])
 
 
-def decide_self_service(
-    principal: Principal, facts: AccessFacts, resource_type: str, permission: str
+def decide_as_person(
+    principal: Principal,
+    facts: AccessFacts,
+    resource_type: str,
+    permission: str,
+    *,
+    only_themselves: str | None = None,
 ) -> AccessDecision:
-    """Managing consents and blocks, and reading the access log: the patient's own business.
-
-    Only the patient (or their guardian, for a child under 13) may do it, and only with a
-    ``patient/`` scope that grants ``permission`` (``c``, ``r``, ``u`` or ``s``) on the type.
-    """
+    """A citizen acting on the person's record: as themselves (from their own-access age)
+    or as their guardian, proxy or legal representative (``only_themselves``: the refusal
+    of those), with a ``patient/`` scope granting ``permission`` on the type. What every
+    decision of a person's own business starts from; nobody else ever may."""
     if not isinstance(principal, Citizen):
         return AccessDecision.deny("patient-only", principal.kind)
     kind = _citizen_as(principal, facts)
     if isinstance(kind, AccessDecision):
         return kind
+    if only_themselves is not None and kind != "citizen":
+        return AccessDecision.deny(only_themselves, kind)
     if not parse_scopes(principal.scopes, "patient").allows(resource_type, permission):
         return AccessDecision.deny("scope", kind)
-    if kind in PROXY_KINDS:
-        standing = proxy_standing(facts)
-        if standing is None or not standing.manages:
-            return AccessDecision.deny(PROXY_MAY_NOT_MANAGE, kind)
-    providers, units = _guardian_hidden(kind, facts)
     return AccessDecision(
         allowed=True,
         reason=_REASON[kind],
         actor_kind=kind,
         purpose="PATRQT",
-        hidden_providers=providers,
-        hidden_units=units,
         resource_types=frozenset({resource_type}),
     )
+
+
+def decide_self_service(
+    principal: Principal, facts: AccessFacts, resource_type: str, permission: str
+) -> AccessDecision:
+    """Managing consents and blocks, and reading the access log: the patient's own business.
+
+    Only the patient (or their guardian, for a child under 13, or a proxy whose grant lets
+    them manage) may do it, as :func:`decide_as_person` says.
+    """
+    decision = decide_as_person(principal, facts, resource_type, permission)
+    kind = decision.actor_kind
+    if not decision.allowed:
+        return decision
+    if kind in PROXY_KINDS:
+        standing = proxy_standing(facts)
+        if standing is None or not standing.manages:
+            return AccessDecision.deny(PROXY_MAY_NOT_MANAGE, kind)
+    providers, units = _guardian_hidden(kind, facts)
+    return replace(decision, hidden_providers=providers, hidden_units=units)
 
 
 #: Why a guardian may not record data for the child: what is recorded is marked as
@@ -349,25 +368,12 @@ def decide_own_data_write(
     principal: Principal, facts: AccessFacts, resource_type: str, permission: str
 ) -> AccessDecision:
     """Recording (``c``) or deleting (``d``) what a person reports themselves (own
-    measurements, answered forms): only the person, from their own-access age, with a
-    ``patient/`` scope granting ``permission`` on the type. Nobody records for anyone
-    else: not a guardian (the data says the patient reported it), not care staff, not an
-    integrator (their records live in their own systems)."""
-    if not isinstance(principal, Citizen):
-        return AccessDecision.deny("patient-only", principal.kind)
-    kind = _citizen_as(principal, facts)
-    if isinstance(kind, AccessDecision):
-        return kind
-    if kind != "citizen":  # a guardian, a proxy: what is recorded says the patient reported it
-        return AccessDecision.deny(NOT_THE_REPORTER, kind)
-    if not parse_scopes(principal.scopes, "patient").allows(resource_type, permission):
-        return AccessDecision.deny("scope", "citizen")
-    return AccessDecision(
-        allowed=True,
-        reason="self",
-        actor_kind="citizen",
-        purpose="PATRQT",
-        resource_types=frozenset({resource_type}),
+    measurements, answered forms): only the person, as :func:`decide_as_person` says.
+    Nobody records for anyone else: not a guardian or a proxy (the data says the patient
+    reported it), not care staff, not an integrator (their records live in their own
+    systems)."""
+    return decide_as_person(
+        principal, facts, resource_type, permission, only_themselves=NOT_THE_REPORTER
     )
 
 
