@@ -77,7 +77,9 @@ async def test_a_clients_own_key_holds_after_a_day(
         patient_id = await gw.patient_id()
         started = gw.services.now()
         headers = gw.citizen() | {"Idempotency-Key": "m-1"}
-        sent = await gw.client.post("/fhir/Communication", json=message(patient_id), headers=headers)
+        sent = await gw.client.post(
+            "/fhir/Communication", json=message(patient_id), headers=headers
+        )
         assert sent.status_code == 201
         gw.services.clock = lambda: started + timedelta(days=30)
         again = await gw.client.post(
