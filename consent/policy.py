@@ -317,10 +317,9 @@ def decide_as_person(
     *,
     only_themselves: str | None = None,
 ) -> AccessDecision:
-    """A citizen acting on the person's record: as themselves (from their own-access age)
-    or as their guardian, proxy or legal representative (``only_themselves``: the refusal
-    of those), with a ``patient/`` scope granting ``permission`` on the type. What every
-    decision of a person's own business starts from; nobody else ever may."""
+    """A citizen on the person's own business, as themselves (from their own-access age)
+    or their guardian, proxy or representative (``only_themselves``: why not those), with
+    a ``patient/`` scope granting ``permission`` on the type; nobody else ever."""
     if not isinstance(principal, Citizen):
         return AccessDecision.deny("patient-only", principal.kind)
     kind = _citizen_as(principal, facts)
@@ -342,15 +341,12 @@ def decide_as_person(
 def decide_self_service(
     principal: Principal, facts: AccessFacts, resource_type: str, permission: str
 ) -> AccessDecision:
-    """Managing consents and blocks, and reading the access log: the patient's own business.
-
-    Only the patient (or their guardian, for a child under 13, or a proxy whose grant lets
-    them manage) may do it, as :func:`decide_as_person` says.
-    """
+    """Managing consents and blocks, and reading the access log: the patient's own business,
+    as :func:`decide_as_person` says (a proxy only if their grant lets them manage)."""
     decision = decide_as_person(principal, facts, resource_type, permission)
-    kind = decision.actor_kind
     if not decision.allowed:
         return decision
+    kind = decision.actor_kind
     if kind in PROXY_KINDS:
         standing = proxy_standing(facts)
         if standing is None or not standing.manages:
@@ -359,8 +355,7 @@ def decide_self_service(
     return replace(decision, hidden_providers=providers, hidden_units=units)
 
 
-#: Why a guardian may not record data for the child: what is recorded is marked as
-#: reported by the patient (performer, author), which it would not be.
+#: Why a guardian may not record for the child: it is marked as reported by the patient.
 NOT_THE_REPORTER = "not-the-reporter"
 
 
@@ -368,10 +363,9 @@ def decide_own_data_write(
     principal: Principal, facts: AccessFacts, resource_type: str, permission: str
 ) -> AccessDecision:
     """Recording (``c``) or deleting (``d``) what a person reports themselves (own
-    measurements, answered forms): only the person, as :func:`decide_as_person` says.
-    Nobody records for anyone else: not a guardian or a proxy (the data says the patient
-    reported it), not care staff, not an integrator (their records live in their own
-    systems)."""
+    measurements, answered forms): only the person (:func:`decide_as_person`); not a
+    guardian or a proxy (the data says the patient reported it), nor care staff or an
+    integrator (their records live in their own systems)."""
     return decide_as_person(
         principal, facts, resource_type, permission, only_themselves=NOT_THE_REPORTER
     )
