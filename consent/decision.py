@@ -29,6 +29,9 @@ class Withheld:
     #: Record kinds the region never shows online: a resource type, or
     #: ``Type|system|code`` (a coding of its category, type or code).
     kinds: frozenset[str] = frozenset()
+    #: The reader is the person: delayed release does not hold back what they reported
+    #: themselves (their own source), which seals and exclusions still may.
+    reporter_reads: bool = False
 
     def __bool__(self) -> bool:
         return self.everything or bool(self.periods or self.kinds) or self.made_after is not None

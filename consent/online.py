@@ -5,7 +5,8 @@ Three things narrow it, on top of what every reader is denied (docs/consent.md):
 
 * the person's **seals** (spärr av egen åtkomst): their whole record, a care provider, a
   care unit, or a period of record dates, until they lift it;
-* their **delayed release**: entries made in the last N days (default 14) are held back;
+* their **delayed release**: entries made in the last N days (default 14) are held back
+  (never what the person reported themselves, from them);
 * the region's **exclusions** (configuration): care units, by HSA-id or by kind, and
   record kinds that never reach the person online (forensic psychiatry, LSS, Barnahus,
   third-party information), applied as ``approvedForPatient = false`` is.
@@ -25,6 +26,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from consent.decision import PROXY_KINDS, AccessDecision, Withheld
+from fhir_profiles.own_data import is_patient_reported
 from fhir_profiles.record_dates import RECORD_DATE_FIELDS, record_date
 from fhir_profiles.record_status import FhirResource
 from store.tables import SealRecord, as_utc
@@ -114,6 +116,7 @@ def withhold_online(
         periods=tuple(sorted(periods)),
         made_after=made_after,
         kinds=frozenset(exclusions.record_kinds),
+        reporter_reads=decision.actor_kind == "citizen",
     )
     return replace(
         decision,
@@ -139,7 +142,7 @@ def withholds(withheld: Withheld, resource: FhirResource) -> bool:
     """Whether ``withheld`` keeps the entry ``resource`` from the online view. The Patient
     is not an entry. A sealed period hides an entry it cannot date (fail closed); delayed
     release holds back only what it can date as newer (an undated entry would otherwise
-    never be released)."""
+    never be released), and never what the reader reported themselves."""
     resource_type = str(resource.get("resourceType"))
     if not withheld or resource_type not in RECORD_DATE_FIELDS:
         return False
@@ -157,4 +160,6 @@ def withholds(withheld: Withheld, resource: FhirResource) -> bool:
         made is None or any(start <= made < end for start, end in withheld.periods)
     ):
         return True
+    if withheld.reporter_reads and is_patient_reported(resource):
+        return False  # what the person reported themselves is never held back from them
     return withheld.made_after is not None and made is not None and made > withheld.made_after

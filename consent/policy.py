@@ -308,39 +308,53 @@ def scope_read(
     return ReadScope(list(types), extra, with_patient, [*main, *extra_logged])
 
 
-def decide_self_service(
-    principal: Principal, facts: AccessFacts, resource_type: str, permission: str
+def decide_as_person(
+    principal: Principal,
+    facts: AccessFacts,
+    resource_type: str,
+    permission: str,
+    *,
+    only_themselves: str | None = None,
 ) -> AccessDecision:
-    """Managing consents and blocks, and reading the access log: the patient's own business.
-
-    Only the patient (or their guardian, for a child under 13) may do it, and only with a
-    ``patient/`` scope that grants ``permission`` (``c``, ``r``, ``u`` or ``s``) on the type.
-    """
+    """A citizen on the person's own business, as themselves (from their own-access age)
+    or their guardian, proxy or representative (``only_themselves``: why not those), with
+    a ``patient/`` scope granting ``permission`` on the type; nobody else ever."""
     if not isinstance(principal, Citizen):
         return AccessDecision.deny("patient-only", principal.kind)
     kind = _citizen_as(principal, facts)
     if isinstance(kind, AccessDecision):
         return kind
+    if only_themselves is not None and kind != "citizen":
+        return AccessDecision.deny(only_themselves, kind)
     if not parse_scopes(principal.scopes, "patient").allows(resource_type, permission):
         return AccessDecision.deny("scope", kind)
-    if kind in PROXY_KINDS:
-        standing = proxy_standing(facts)
-        if standing is None or not standing.manages:
-            return AccessDecision.deny(PROXY_MAY_NOT_MANAGE, kind)
-    providers, units = _guardian_hidden(kind, facts)
     return AccessDecision(
         allowed=True,
         reason=_REASON[kind],
         actor_kind=kind,
         purpose="PATRQT",
-        hidden_providers=providers,
-        hidden_units=units,
         resource_types=frozenset({resource_type}),
     )
 
 
-#: Why a guardian may not record data for the child: what is recorded is marked as
-#: reported by the patient (performer, author), which it would not be.
+def decide_self_service(
+    principal: Principal, facts: AccessFacts, resource_type: str, permission: str
+) -> AccessDecision:
+    """Managing consents and blocks, and reading the access log: the patient's own business,
+    as :func:`decide_as_person` says (a proxy only if their grant lets them manage)."""
+    decision = decide_as_person(principal, facts, resource_type, permission)
+    if not decision.allowed:
+        return decision
+    kind = decision.actor_kind
+    if kind in PROXY_KINDS:
+        standing = proxy_standing(facts)
+        if standing is None or not standing.manages:
+            return AccessDecision.deny(PROXY_MAY_NOT_MANAGE, kind)
+    providers, units = _guardian_hidden(kind, facts)
+    return replace(decision, hidden_providers=providers, hidden_units=units)
+
+
+#: Why a guardian may not record for the child: it is marked as reported by the patient.
 NOT_THE_REPORTER = "not-the-reporter"
 
 
@@ -348,25 +362,11 @@ def decide_own_data_write(
     principal: Principal, facts: AccessFacts, resource_type: str, permission: str
 ) -> AccessDecision:
     """Recording (``c``) or deleting (``d``) what a person reports themselves (own
-    measurements, answered forms): only the person, from their own-access age, with a
-    ``patient/`` scope granting ``permission`` on the type. Nobody records for anyone
-    else: not a guardian (the data says the patient reported it), not care staff, not an
+    measurements, answered forms): only the person (:func:`decide_as_person`); not a
+    guardian or a proxy (the data says the patient reported it), nor care staff or an
     integrator (their records live in their own systems)."""
-    if not isinstance(principal, Citizen):
-        return AccessDecision.deny("patient-only", principal.kind)
-    kind = _citizen_as(principal, facts)
-    if isinstance(kind, AccessDecision):
-        return kind
-    if kind != "citizen":  # a guardian, a proxy: what is recorded says the patient reported it
-        return AccessDecision.deny(NOT_THE_REPORTER, kind)
-    if not parse_scopes(principal.scopes, "patient").allows(resource_type, permission):
-        return AccessDecision.deny("scope", "citizen")
-    return AccessDecision(
-        allowed=True,
-        reason="self",
-        actor_kind="citizen",
-        purpose="PATRQT",
-        resource_types=frozenset({resource_type}),
+    return decide_as_person(
+        principal, facts, resource_type, permission, only_themselves=NOT_THE_REPORTER
     )
 
 

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from consent.decision import AccessDecision
-from consent.policy import AccessFacts, _citizen_as, _consented
+from consent.policy import AccessFacts, _consented, decide_as_person
 from consent.principals import Citizen, Clinician, Integrator, Principal
 from consent.scopes import parse_scopes
 
@@ -63,12 +63,12 @@ def decide_write(
         return role
     match principal:
         case Citizen():
-            kind = _citizen_as(principal, facts)
-            if isinstance(kind, AccessDecision):
-                return kind
-            if kind != "citizen":
-                return AccessDecision.deny("not-own-record", kind)
-            reason, purpose = "self", "PATRQT"
+            person = decide_as_person(
+                principal, facts, resource_type, permission, only_themselves="not-own-record"
+            )
+            if not person.allowed:
+                return person
+            reason, kind, purpose = person.reason, person.actor_kind, person.purpose
         case Clinician():
             own = (principal.care_provider_hsa_id, principal.care_unit_hsa_id)
             if not _consented(facts.consents, facts.now, *own):

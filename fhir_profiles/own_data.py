@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from fhir_profiles.codes import LOINC_SYSTEM, OBSERVATION_CATEGORY_SYSTEM, UCUM_SYSTEM
+from fhir_profiles.identifiers import SOURCE_URI
 
 #: The id of the person's own source (never a configured source's id: those are regions).
 OWN_SOURCE_ID = "patient-reported"
@@ -30,6 +31,15 @@ PATIENT_REPORTED_TAG: Mapping[str, str] = MappingProxyType(
         "display": "Reported by the patient",
     }
 )
+
+
+def is_patient_reported(resource: Mapping[str, Any]) -> bool:
+    """Whether ``resource`` (as the gateway serves it) is of the person's own source: its
+    ``meta.source`` names it (the gateway sets every resource's; no region has its id)."""
+    meta = resource.get("meta")
+    source = meta.get("source") if isinstance(meta, Mapping) else None
+    return isinstance(source, str) and source.startswith(f"{SOURCE_URI}{OWN_SOURCE_ID}#")
+
 
 #: The types only the own source holds: never asked of a configured source, served from
 #: the own source alone (in ``$everything`` and by id).

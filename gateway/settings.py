@@ -235,6 +235,9 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=3 * 365 + 1, ge=1, le=100 * 366)
     #: How long a write waits for the owning system before it is answered 202, queued.
     write_wait_seconds: float = Field(default=10.0, gt=0, le=60)
+    #: How long a write sent without an ``Idempotency-Key`` is kept as the answer to the
+    #: same request again (its body's digest is its key), in hours.
+    write_digest_key_hours: float = Field(default=24.0, gt=0, le=24 * 366)
     #: How often each process looks for queued writes to deliver (seconds).
     write_poll_seconds: float = Field(default=2.0, gt=0, le=3600)
     #: A failed delivery is tried again after this, doubled per attempt, at most

@@ -26,7 +26,7 @@ from gateway.envelope import Envelope
 from gateway.keys import Purpose, derive_key
 from store.db import Database
 from store.jobs import WriteRequest
-from store.tables import table_of
+from store.tables import as_utc, table_of
 
 _WRITES = table_of(WriteRequest)
 QUEUED, DELIVERED, REFUSED, FAILED = "queued", "delivered", "refused", "failed"
@@ -62,9 +62,13 @@ class WriteOutbox:
         opened: FhirResource = orjson.loads(self._envelope.open(row.body, _aad(row.id)))
         return opened
 
-    async def submit(self, row: WriteRequest) -> tuple[WriteRequest, bool]:
+    async def submit(
+        self, row: WriteRequest, *, renew_before: datetime | None = None
+    ) -> tuple[WriteRequest, bool]:
         """Store ``row``, unless a write with its idempotency key exists: that one, and
-        whether ``row`` was stored."""
+        whether ``row`` was stored. With ``renew_before``, a key recorded before then has
+        run out: the earlier write keeps its row (and status URL) under a key no request
+        names again, and ``row`` is stored."""
         values = row.model_dump()
 
         async def work(conn: AsyncConnection) -> tuple[WriteRequest, bool]:
@@ -74,7 +78,15 @@ class WriteOutbox:
                 )
             ).first()
             if found is not None:
-                return WriteRequest.model_validate(found._asdict()), False
+                earlier = WriteRequest.model_validate(found._asdict())
+                if renew_before is None or as_utc(earlier.recorded_at) >= renew_before:
+                    return earlier, False
+                retired = self.keyed("run-out", earlier.id)
+                await conn.execute(
+                    update(_WRITES)
+                    .where(_WRITES.c.id == earlier.id)
+                    .values(idempotency_key=retired)
+                )
             await conn.execute(insert(_WRITES).values(**values))
             return row, True
 

@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Executable, delete, exists, insert, literal, select
 
 from adapters.base import FhirResource
 from adapters.config import SourceConfig
+from consent.store import Logged
 from fhir_profiles.identifiers import SOURCE_URI, PersonIdentifier
 from fhir_profiles.own_data import (
     OWN_ONLY_TYPES,
@@ -131,50 +131,73 @@ class OwnData:
         patient_id: str,
         resource: FhirResource,
         now: datetime,
+        logged: Logged,
         *,
         key: str | None = None,
         identifier: tuple[str, str] | None = None,
     ) -> Stored:
-        """Store ``resource`` (checked, without id) as the person's; once only: with a
-        ``key`` (an idempotency key) or an ``identifier`` (``If-None-Exist``) that an
-        earlier resource of the person's has, that one is returned instead. One write per
-        person at a time, so a retry racing its original finds it."""
+        """Store ``resource`` (checked, without id) as the person's, committed with its
+        access log entry (``logged``) or not at all; once only: with a ``key`` (an
+        idempotency key) or an ``identifier`` (``If-None-Exist``) that an earlier resource
+        of the person's has, that one is returned instead (and the entry written alone).
+        This holds across a retry racing its original: the row is inserted only if no row
+        has its key (or, without one, its identifier), in the log's transaction (appends
+        take turns)."""
+        log, entry = logged
         resource_type = str(resource["resourceType"])
+        if key is None and identifier is not None:
+            # Held under the key's column too, so a racing twin is not inserted (a
+            # client's key is printable: never this).
+            key = "\x00identifier\x00" + "|".join(identifier)
         hashed = None if key is None else self._key_hash(patient_id, resource_type, key)
+        earlier = await self._earlier(patient_id, resource_type, hashed, identifier)
+        if earlier is not None:
+            await log.append(entry)
+            return Stored(earlier, created=False)
+        local_id = uuid.uuid4().hex
+        served = _as_served(resource, local_id, now)
+        body = self._envelope.seal(orjson.dumps(served), _aad(patient_id, resource_type, local_id))
+        values = {
+            "id": local_id,
+            "patient_id": patient_id,
+            "resource_type": resource_type,
+            "idempotency": hashed,
+            "created_at": now,
+            "body": body,
+        }
+        await log.append(entry, together_with=[_insert_unless_keyed(values)])
+        if hashed is not None:
+            first = await self._earlier(patient_id, resource_type, hashed, None)
+            if first is not None and first["id"] != served["id"]:
+                return Stored(first, created=False)  # the retry's original won the race
+        return Stored(served, created=True)
 
-        async def work(conn: AsyncConnection) -> Stored:
+    async def _earlier(
+        self,
+        patient_id: str,
+        resource_type: str,
+        hashed: str | None,
+        identifier: tuple[str, str] | None,
+    ) -> FhirResource | None:
+        """The person's resource stored under the key ``hashed`` or with ``identifier``."""
+        async with self._db.connect() as conn:
             if hashed is not None:
                 query = select(_OWN).where(_OWN.c.idempotency == hashed)
                 row = (await conn.execute(query)).first()
                 found = None if row is None else self._open(row)
                 if found is not None:
-                    return Stored(found, created=False)
-            if identifier is not None:
-                query = select(_OWN).where(
-                    _OWN.c.patient_id == patient_id, _OWN.c.resource_type == resource_type
-                )
-                for row in (await conn.execute(query)).all():
-                    found = self._open(row)
-                    if found is not None and identifier in _identifiers(found):
-                        return Stored(found, created=False)
-            local_id = uuid.uuid4().hex
-            served = _as_served(resource, local_id, now)
-            body = self._envelope.seal(
-                orjson.dumps(served), _aad(patient_id, resource_type, local_id)
+                    return found
+            if identifier is None:
+                return None
+            query = select(_OWN).where(
+                _OWN.c.patient_id == patient_id, _OWN.c.resource_type == resource_type
             )
-            await conn.execute(
-                insert(_OWN).values(
-                    id=local_id,
-                    patient_id=patient_id,
-                    resource_type=resource_type,
-                    idempotency=hashed,
-                    created_at=now,
-                    body=body,
-                )
-            )
-            return Stored(served, created=True)
-
-        return await self._db.write(work, lock=f"own-data:{patient_id}")
+            rows = (await conn.execute(query)).all()
+        for row in rows:
+            found = self._open(row)
+            if found is not None and identifier in _identifiers(found):
+                return found
+        return None
 
     async def owner(self, resource_type: str, resource_id: str) -> str | None:
         """Whose own resource ``resource_type/resource_id`` (a gateway id) is, if anyone's."""
@@ -188,21 +211,19 @@ class OwnData:
             row = (await conn.execute(query)).first()
         return None if row is None else str(row.patient_id)
 
-    async def delete(self, patient_id: str, resource_type: str, resource_id: str) -> bool:
-        """Remove the person's own resource; False if they have none of that id."""
+    async def delete(
+        self, patient_id: str, resource_type: str, resource_id: str, logged: Logged
+    ) -> None:
+        """Remove the person's own resource, committed with its access log entry
+        (``logged``) or not at all."""
+        log, entry = logged
         local_id = resource_id.removeprefix(_PREFIX)
-
-        async def work(conn: AsyncConnection) -> bool:
-            gone = await conn.execute(
-                delete(_OWN).where(
-                    _OWN.c.id == local_id,
-                    _OWN.c.patient_id == patient_id,
-                    _OWN.c.resource_type == resource_type,
-                )
-            )
-            return bool(gone.rowcount)
-
-        return await self._db.write(work, lock=f"own-data:{patient_id}")
+        statement = delete(_OWN).where(
+            _OWN.c.id == local_id,
+            _OWN.c.patient_id == patient_id,
+            _OWN.c.resource_type == resource_type,
+        )
+        await log.append(entry, together_with=[statement])
 
     async def source(
         self, person: PersonIdentifier, patient_id: str, types: Sequence[str]
@@ -228,6 +249,16 @@ class OwnData:
             resource_count=len(resources),
         )
         return normalised, report
+
+
+def _insert_unless_keyed(values: dict[str, Any]) -> Executable:
+    """The insert of an own resource's row; with an idempotency key, only if no row has it
+    yet (a failing statement would fail every entry of the log's batch)."""
+    if values["idempotency"] is None:
+        return insert(_OWN).values(**values)
+    row = select(*(literal(value, _OWN.c[name].type) for name, value in values.items()))
+    taken = exists().where(_OWN.c.idempotency == values["idempotency"])
+    return insert(_OWN).from_select(list(values), row.where(~taken))
 
 
 def _as_served(resource: FhirResource, local_id: str, now: datetime) -> FhirResource:

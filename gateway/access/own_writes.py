@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from adapters.base import FhirResource
+from consent.decision import AccessDecision
 from consent.policy import decide_own_data_write, decide_self_service_role
 from consent.principals import Principal
+from consent.store import Logged
 from fhir_profiles.own_input import OwnInputError, checked_observation, checked_response
 from gateway.access.reader import RecordReader, RecordServices
 from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound
@@ -25,6 +26,9 @@ from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound
 #: The types a person records themselves, and how each is checked.
 OWN_TYPES = ("Observation", "QuestionnaireResponse")
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+#: Why a create was refused once the patient was known: what it sent is not a
+#: measurement or form the gateway accepts (422, 413).
+INVALID_INPUT = "invalid-input"
 _IF_NONE_EXIST = re.compile(r"^identifier=([^|&\s]{1,200})\|([A-Za-z0-9._:-]{1,64})$")
 
 
@@ -92,9 +96,11 @@ class OwnDataDesk:
         if not role.allowed:
             raise Forbidden(f"not permitted ({role.reason})")
 
-    async def _authorise(self, patient_id: str, resource_type: str, permission: str) -> str:
+    async def _authorise(
+        self, patient_id: str, resource_type: str, permission: str
+    ) -> tuple[AccessDecision, str]:
         """Decide on writing the patient's own data; a refusal is logged and is a 403.
-        Returns the log action."""
+        The decision and the log action."""
         action = "own-data-create" if permission == "c" else "own-data-delete"
         person = await self._services.persons.resolve(patient_id)
         if person is None:
@@ -104,8 +110,16 @@ class OwnDataDesk:
         if not decision.allowed:
             await self._reader.log(decision, patient_id, action, [resource_type])
             raise Forbidden(f"not permitted ({decision.reason})")
-        self._decision = decision
-        return action
+        return decision, action
+
+    def _logged(
+        self, decision: AccessDecision, patient_id: str, action: str, resource_type: str
+    ) -> Logged:
+        """The access log and the entry a write of one resource is committed with."""
+        entry = self._reader.entry(
+            decision, patient_id, action, [resource_type], {resource_type: 1}
+        )
+        return self._services.audit, entry
 
     async def create(
         self,
@@ -116,38 +130,36 @@ class OwnDataDesk:
         identifier: tuple[str, str] | None,
         max_attachment_bytes: int,
     ) -> Created:
-        """Check, decide, store once and log a create of ``resource_type``."""
+        """Check, decide, store once and log a create of ``resource_type``: a body
+        refused once the patient is known is logged as refused (never the body)."""
         if not isinstance(body, dict) or body.get("resourceType") != resource_type:
             raise BadRequest(f"the body must be a {resource_type} resource")
         patient_id = _patient_id(body)
-        action = await self._authorise(patient_id, resource_type, "c")
-        now = datetime.now(UTC)
+        decision, action = await self._authorise(patient_id, resource_type, "c")
+        now = self._services.now()
         try:
             if resource_type == "Observation":
                 checked = checked_observation(body, now)
             else:
                 checked = checked_response(body, now, max_attachment_bytes)
         except OwnInputError as exc:
+            refused = AccessDecision.deny(INVALID_INPUT, decision.actor_kind)
+            await self._reader.log(refused, patient_id, action, [resource_type])
             if exc.status == 413:
                 raise OwnDataTooLarge(str(exc)) from exc
             raise UnprocessableOwnData(str(exc)) from exc
+        logged = self._logged(decision, patient_id, action, resource_type)
         stored = await self._services.own_data.add(
-            patient_id, checked, now, key=key, identifier=identifier
-        )
-        await self._reader.log(
-            self._decision, patient_id, action, [resource_type], {resource_type: 1}
+            patient_id, checked, now, logged, key=key, identifier=identifier
         )
         return Created(stored.resource, stored.created)
 
     async def delete(self, resource_type: str, resource_id: str) -> None:
-        """Delete one of the person's own resources: 404 if no one's, 403 (logged) if
-        the principal may not delete it."""
+        """Delete one of the person's own resources, with its log entry: 404 if no one's,
+        403 (logged) if the principal may not delete it."""
         patient_id = await self._services.own_data.owner(resource_type, resource_id)
         if patient_id is None:
             raise NotFound(f"no such {resource_type}")
-        action = await self._authorise(patient_id, resource_type, "d")
-        if not await self._services.own_data.delete(patient_id, resource_type, resource_id):
-            raise NotFound(f"no such {resource_type}")
-        await self._reader.log(
-            self._decision, patient_id, action, [resource_type], {resource_type: 1}
-        )
+        decision, action = await self._authorise(patient_id, resource_type, "d")
+        logged = self._logged(decision, patient_id, action, resource_type)
+        await self._services.own_data.delete(patient_id, resource_type, resource_id, logged)

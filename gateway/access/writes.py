@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from adapters.base import FhirResource, supports_writes
 from adapters.errors import SourceError
 from consent.audit import AuditLog
+from consent.decision import AccessDecision
 from consent.policy import AccessFacts
 from consent.principals import Citizen, Clinician, Integrator, Principal
 from consent.store import ConsentStore
@@ -114,7 +115,7 @@ class Writer:
         """Decide, log, queue and deliver ``ask``; the write as it then stands."""
         self.check_role(ask.resource_type, ask.interaction)
         person = await self._reader.person(ask.patient_id)
-        now = datetime.now(UTC)
+        now = self._services.now()
         standing = await self._services.consents.standing(
             ask.patient_id,
             self._principal.hsa_id if isinstance(self._principal, Clinician) else None,
@@ -134,7 +135,7 @@ class Writer:
         # all), then for the owner found: never an unknown or blocked unit.
         decision = decide_write(self._principal, facts, ask.resource_type, permission, None)
         if decision.allowed:
-            owner = await self._owner(ask)
+            owner = await self._owner_or_logged(ask, decision)
             decision = decide_write(
                 self._principal,
                 facts,
@@ -172,7 +173,12 @@ class Writer:
             due_at=now + worker.lease,
             recorded_at=now,
         )
-        stored, new = await self._outbox.submit(row)
+        # A key of the body alone holds for a while (the same booking may be asked again
+        # a year later); a client's own key holds for good.
+        window = timedelta(hours=self._services.settings.write_digest_key_hours)
+        stored, new = await self._outbox.submit(
+            row, renew_before=now - window if ask.client_key is None else None
+        )
         if stored.request_digest != digest:
             raise Unprocessable("this Idempotency-Key was used for another request")
         if stored.status != QUEUED:
@@ -189,6 +195,17 @@ class Writer:
         return row.asked_by == self._outbox.keyed(asker(self._principal, self._services))
 
     # -- the owner of what a write concerns ---------------------------------------------
+
+    async def _owner_or_logged(self, ask: WriteAsk, decision: AccessDecision) -> Owner:
+        """The owner of what ``ask`` concerns; when it cannot be found (404, 422, 503) the
+        attempt is logged as refused, why in a word, before the error is raised."""
+        try:
+            return await self._owner(ask)
+        except GatewayError as exc:
+            reason = _OWNER_REFUSALS.get(type(exc), "owner-unknown")
+            refused = AccessDecision.deny(reason, decision.actor_kind)
+            await self._reader.log(refused, ask.patient_id, ask.interaction, [ask.resource_type])
+            raise
 
     def _source_of(self, gateway_id: str) -> tuple[Source, str]:
         found = self._services.directory.source_of(gateway_id)
@@ -251,6 +268,14 @@ class Writer:
             if resource.get("id") == gid or reference in also_known_as(resource):
                 return resource
         raise NotFound(f"no such {kind} in the patient's record")
+
+
+#: Why a write is refused when the owner of what it concerns cannot be found, as logged.
+_OWNER_REFUSALS: dict[type[GatewayError], str] = {
+    NotFound: "no-such-target",
+    NotWritable: "not-writable",
+    ServiceUnavailable: "owner-unavailable",
+}
 
 
 def _participating_unit(resource: FhirResource) -> str | None:

@@ -10,6 +10,7 @@ the access log, the outbox); a route only reads the body and says what happened.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Path, Request
@@ -22,7 +23,7 @@ from gateway.access.auth import CurrentPrincipal
 from gateway.access.outbox import DELIVERED, QUEUED, WriteOutbox
 from gateway.access.reader import RecordReader
 from gateway.access.write_worker import Delivered, current
-from gateway.access.writes import Unprocessable, WriteAsk, Writer
+from gateway.access.writes import WriteAsk, Writer
 from gateway.collect.slots import SLOT_PARAMS
 from gateway.errors import BadRequest, Forbidden, NotFound, operation_outcome
 from gateway.fhir_json import FhirJSONResponse
@@ -119,9 +120,14 @@ def _answer(svc: Services, done: Delivered, interaction: str) -> FhirJSONRespons
     )
 
 
+AskOf = Callable[[dict[str, Any], str | None], WriteAsk]
+
+
 async def _write(
-    request: Request, principal: CurrentPrincipal, ask_of: Any, resource_type: str, how: str
+    request: Request, principal: CurrentPrincipal, resource_type: str, how: str, ask_of: AskOf
 ) -> FhirJSONResponse:
+    """One write: refused before the body is read if the principal may never make it;
+    else the body read as ``ask_of`` says, written, and what happened answered."""
     svc = services(request)
     writer = Writer(principal, svc, _outbox(svc))
     writer.check_role(resource_type, how)
@@ -129,11 +135,70 @@ async def _write(
     return _answer(svc, await writer.write(ask), how)
 
 
+def _write_route(
+    routes: FhirRoutes, method: str, path: str, resource_type: str, how: str, summary: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The registration of a write route: its interaction, its status, its body."""
+    return routes.route(
+        method,
+        path,
+        resource_type,
+        interaction=how,
+        summary=summary,
+        status_code=201 if how == "create" else 200,
+        openapi_extra=json_resource_body(resource_type),
+    )
+
+
+def _booking(body: dict[str, Any], key: str | None) -> WriteAsk:
+    slots = body.get("slot")
+    if not isinstance(slots, list) or len(slots) != 1:
+        raise BadRequest("an Appointment must name exactly one Slot")
+    _, slot = _reference(slots[0], "slot", {"Slot"})
+    if body.get("status", "booked") not in BOOKABLE_STATUSES:
+        raise BadRequest("a booking's status is booked, pending or proposed")
+    return WriteAsk("create", "Appointment", body, _patient(body), f"Slot/{slot}", key)
+
+
+def _change(appointment_id: str, owner: tuple[Any, str] | None) -> AskOf:
+    """A change of the Appointment ``appointment_id``, its owner's own id as found."""
+
+    def ask(body: dict[str, Any], key: str | None) -> WriteAsk:
+        if body.get("id") != appointment_id:
+            raise BadRequest("the body's id must be the id in the URL")
+        # An owner not found is refused by the writer (and logged as refused).
+        target = owner[1] if owner is not None else None
+        concerns = f"Appointment/{appointment_id}"
+        return WriteAsk("update", "Appointment", body, _patient(body), concerns, key, target)
+
+    return ask
+
+
+def _task(body: dict[str, Any], key: str | None) -> WriteAsk:
+    _, patient = _reference(body.get("for"), "for", {"Patient"})
+    kind, focus = _reference(body.get("focus"), "focus", set(TASK_FOCUS_TYPES))
+    body = body | {"status": "requested", "intent": body.get("intent", "order")}
+    hint = None
+    if body.get("owner") is not None:
+        owner_kind, owner = _reference(body["owner"], "owner", {"Organization"})
+        hint = f"{owner_kind}/{owner}"
+    return WriteAsk("create", "Task", body, patient, f"{kind}/{focus}", key, unit_hint=hint)
+
+
+def _message(body: dict[str, Any], key: str | None) -> WriteAsk:
+    _, patient = _reference(body.get("subject"), "subject", {"Patient"})
+    recipients = body.get("recipient")
+    if not isinstance(recipients, list) or len(recipients) != 1:
+        raise BadRequest("a message has exactly one recipient, a care unit")
+    _, unit = _reference(recipients[0], "recipient", {"Organization"})
+    body = body | {"status": body.get("status", "completed")}
+    return WriteAsk("create", "Communication", body, patient, f"Organization/{unit}", key)
+
+
 def build_write_router(routes: FhirRoutes) -> None:
     """Slot search, the writes, and a write's status."""
     _add_slots(routes)
-    _add_appointments(routes)
-    _add_requests(routes)
+    _add_writes(routes)
     _add_status(routes)
 
 
@@ -172,98 +237,36 @@ def _add_slots(routes: FhirRoutes) -> None:
         )
 
 
-def _add_appointments(routes: FhirRoutes) -> None:
-    @routes.route(
-        "POST",
-        "/Appointment",
-        "Appointment",
-        interaction="create",
-        summary="Book a Slot: sent to the region and care unit that own its schedule",
-        status_code=201,
-        openapi_extra=json_resource_body("Appointment"),
-    )
+def _add_writes(routes: FhirRoutes) -> None:
+    summary = "Book a Slot: sent to the region and care unit that own its schedule"
+
+    @_write_route(routes, "POST", "/Appointment", "Appointment", "create", summary)
     async def book(request: Request, principal: CurrentPrincipal) -> Any:
-        def ask(body: dict[str, Any], key: str | None) -> WriteAsk:
-            slots = body.get("slot")
-            if not isinstance(slots, list) or len(slots) != 1:
-                raise BadRequest("an Appointment must name exactly one Slot")
-            _, slot = _reference(slots[0], "slot", {"Slot"})
-            if body.get("status", "booked") not in BOOKABLE_STATUSES:
-                raise BadRequest("a booking's status is booked, pending or proposed")
-            return WriteAsk("create", "Appointment", body, _patient(body), f"Slot/{slot}", key)
+        return await _write(request, principal, "Appointment", "create", _booking)
 
-        return await _write(request, principal, ask, "Appointment", "create")
+    summary = "Cancel or move an Appointment: sent to the region that owns it"
 
-    @routes.route(
-        "PUT",
-        "/Appointment/{appointment_id}",
-        "Appointment",
-        interaction="update",
-        summary="Cancel or move an Appointment: sent to the region that owns it",
-        openapi_extra=json_resource_body("Appointment"),
-    )
+    @_write_route(routes, "PUT", "/Appointment/{appointment_id}", "Appointment", "update", summary)
     async def change(
         request: Request,
         principal: CurrentPrincipal,
         appointment_id: Annotated[str, Path(pattern=_ID)],
     ) -> Any:
-        found = services(request).directory.source_of(appointment_id)
+        owner = services(request).directory.source_of(appointment_id)
+        ask = _change(appointment_id, owner)
+        return await _write(request, principal, "Appointment", "update", ask)
 
-        def ask(body: dict[str, Any], key: str | None) -> WriteAsk:
-            if body.get("id") != appointment_id:
-                raise BadRequest("the body's id must be the id in the URL")
-            if found is None:
-                raise Unprocessable("the owner of this Appointment is unknown")
-            concerns = f"Appointment/{appointment_id}"
-            return WriteAsk("update", "Appointment", body, _patient(body), concerns, key, found[1])
+    summary = "Ask for a prescription's renewal or an order: sent to the unit that made it"
 
-        return await _write(request, principal, ask, "Appointment", "update")
-
-
-def _add_requests(routes: FhirRoutes) -> None:
-    @routes.route(
-        "POST",
-        "/Task",
-        "Task",
-        interaction="create",
-        summary="Ask for a prescription's renewal or an order: sent to the unit that made it",
-        status_code=201,
-        openapi_extra=json_resource_body("Task"),
-    )
+    @_write_route(routes, "POST", "/Task", "Task", "create", summary)
     async def create_task(request: Request, principal: CurrentPrincipal) -> Any:
-        def ask(body: dict[str, Any], key: str | None) -> WriteAsk:
-            _, patient = _reference(body.get("for"), "for", {"Patient"})
-            kind, focus = _reference(body.get("focus"), "focus", set(TASK_FOCUS_TYPES))
-            body = body | {"status": "requested", "intent": body.get("intent", "order")}
-            hint = None
-            if body.get("owner") is not None:
-                owner_kind, owner = _reference(body["owner"], "owner", {"Organization"})
-                hint = f"{owner_kind}/{owner}"
-            concerns = f"{kind}/{focus}"
-            return WriteAsk("create", "Task", body, patient, concerns, key, unit_hint=hint)
+        return await _write(request, principal, "Task", "create", _task)
 
-        return await _write(request, principal, ask, "Task", "create")
+    summary = "Send a message to a care unit: sent to its region"
 
-    @routes.route(
-        "POST",
-        "/Communication",
-        "Communication",
-        interaction="create",
-        summary="Send a message to a care unit: sent to its region",
-        status_code=201,
-        openapi_extra=json_resource_body("Communication"),
-    )
+    @_write_route(routes, "POST", "/Communication", "Communication", "create", summary)
     async def create_message(request: Request, principal: CurrentPrincipal) -> Any:
-        def ask(body: dict[str, Any], key: str | None) -> WriteAsk:
-            _, patient = _reference(body.get("subject"), "subject", {"Patient"})
-            recipients = body.get("recipient")
-            if not isinstance(recipients, list) or len(recipients) != 1:
-                raise BadRequest("a message has exactly one recipient, a care unit")
-            _, unit = _reference(recipients[0], "recipient", {"Organization"})
-            body = body | {"status": body.get("status", "completed")}
-            return WriteAsk("create", "Communication", body, patient, f"Organization/{unit}", key)
-
-        return await _write(request, principal, ask, "Communication", "create")
+        return await _write(request, principal, "Communication", "create", _message)
 
 
 def _add_status(routes: FhirRoutes) -> None:
