@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 from adapters.base import FhirResource
 from fhir_profiles.identifiers import PersonIdentifier
+from fhir_profiles.resource_types import RESOURCE_TYPES
 from gateway.collect.cache import CacheCorrupt, CacheSnapshot, RecordCache, SyncState
 from gateway.collect.deadline import FinishTimes, request_arrival
 from gateway.collect.decoded import DecodedMemory
@@ -112,7 +113,7 @@ class Collector:
         #: before it is served).
         self.revalidator = (
             Revalidator(leases, self.refresh, clock)
-            if leases and stale_for > timedelta(0)
+            if leases and stale_for > fresh_for > timedelta(0)
             else None
         )
 
@@ -123,12 +124,14 @@ class Collector:
         types: Sequence[str],
         *,
         load: bool = True,
+        revalidate: bool = True,
     ) -> Collected:
         """The normalised data of ``types`` (and each source's Patient) for ``person``.
 
         Without ``load``, the sources' resources are left in the cache (their
         ``resources`` are empty; only the Patients are read): a stream over a large
-        record reads them a chunk at a time with :meth:`chunks`.
+        record reads them a chunk at a time with :meth:`chunks`. Without ``revalidate``,
+        stale data is refreshed before it is served, as with no stale bound.
         """
         arrival = request_arrival()
         started = arrival.arrived if arrival is not None else time.monotonic()
@@ -145,8 +148,10 @@ class Collector:
             if source.id in plan.skip or any(t not in known for t in kept):
                 continue
             fresh = all(now - s.synced_at < self._fresh_for for s in known.values())
-            usable = self.revalidator is not None and all(
-                now - s.synced_at < self._stale_for for s in known.values()
+            usable = (
+                revalidate
+                and self.revalidator is not None
+                and all(now - s.synced_at < self._stale_for for s in known.values())
             )
             if fresh or usable:
                 # Read it now: data that cannot be read is asked for instead.
@@ -183,7 +188,8 @@ class Collector:
     async def refresh(
         self, person: PersonIdentifier, patient_id: str, source_id: str, types: Sequence[str]
     ) -> SourceReport | None:
-        """Ask one source again for the person's ``types`` and store its answer as a read
+        """Ask one source again for the person's ``types`` and every other type cached of
+        it (one refresh serves every read of the person), and store its answer as a read
         would, in a refresh slot (waited for as long as it takes): a background refresh of
         stale data. A failure leaves the cache as it was. The source's report, or None
         when the engagement index says it holds nothing for the person."""
@@ -191,9 +197,10 @@ class Collector:
         plan = await self._engagement.plan(patient_id, now)
         if source_id in plan.skip:
             return None
-        kept = [PATIENT, *types]
-        states = await self._cache.states(patient_id, kept, now)
+        states = await self._cache.states(patient_id, [PATIENT, *RESOURCE_TYPES], now)
         known = states.get(source_id, {})
+        types = sorted({*types, *known} - {PATIENT})
+        kept = [PATIENT, *types]
         since: dict[str, datetime] = {}
         if all(t in known for t in kept) and all(
             now - s.full_synced_at < self._full_every for s in known.values()
