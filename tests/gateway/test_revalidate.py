@@ -18,8 +18,9 @@ import pytest
 import time_machine
 from sqlalchemy import text
 
-from gateway.collect.revalidate import Revalidator
+from gateway.collect.revalidate import RefreshLeases, Revalidator
 from gateway.services import Services
+from store.db import Database
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import TEST_PERSON, Gateway, Region, running_gateway
 from tests.gateway.test_overview import matches, source_status
@@ -179,3 +180,19 @@ async def test_a_stale_bound_of_0_refreshes_before_answering(
     assert _statuses(second) == {"ok"}
     for source_id, status in source_status(second).items():
         assert status["lastSync"] > source_status(first)[source_id]["lastSync"]
+
+
+async def test_one_process_of_all_holds_a_refresh_lease(db: Database) -> None:
+    """Across processes (two lease holders on one database): the second is refused while
+    the first holds the lease, and takes it once given back or expired."""
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    one, other = RefreshLeases(db, timedelta(seconds=30)), RefreshLeases(db, timedelta(seconds=30))
+
+    assert await one.take("unified", "src", now)
+    assert not await other.take("unified", "src", now + timedelta(seconds=29))
+    assert await other.take("unified", "another-src", now)  # per source
+    await one.give_back("unified", "src")
+    assert await other.take("unified", "src", now + timedelta(seconds=1))
+    # Left behind by a process that stopped: taken over once its time has passed.
+    assert not await one.take("unified", "src", now + timedelta(seconds=30))
+    assert await one.take("unified", "src", now + timedelta(seconds=32))
