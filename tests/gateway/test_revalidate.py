@@ -156,7 +156,14 @@ async def test_a_failing_background_refresh_keeps_the_stale_data(
 async def test_beyond_the_stale_bound_a_read_waits_for_its_refresh(
     database_url: str, issuer: IssuerKit, regions: dict[str, Region]
 ) -> None:
-    async with running_gateway(database_url, issuer, regions, cache_stale_seconds=600) as gateway:
+    async with running_gateway(
+        # A busy machine's slow region must not turn the refresh waited for into a timeout.
+        database_url,
+        issuer,
+        regions,
+        cache_stale_seconds=600,
+        request_deadline=30,
+    ) as gateway:
         first = await _everything(gateway)
         with later(timedelta(seconds=601)):
             second = await _everything(gateway)
@@ -171,7 +178,9 @@ async def test_beyond_the_stale_bound_a_read_waits_for_its_refresh(
 async def test_a_stale_bound_of_0_refreshes_before_answering(
     database_url: str, issuer: IssuerKit, regions: dict[str, Region]
 ) -> None:
-    async with running_gateway(database_url, issuer, regions, cache_stale_seconds=0) as gateway:
+    async with running_gateway(
+        database_url, issuer, regions, cache_stale_seconds=0, request_deadline=30, source_timeout=20
+    ) as gateway:
         first = await _everything(gateway)
         with later(STALE):
             second = await _everything(gateway)
