@@ -95,7 +95,9 @@ async def _access_entries(gateway: Gateway) -> int:
 async def test_stale_data_is_served_at_once_and_refreshed_once(
     database_url: str, issuer: IssuerKit, regions: dict[str, Region]
 ) -> None:
-    async with running_gateway(database_url, issuer, regions, source_timeout=20) as gateway:
+    async with running_gateway(
+        database_url, issuer, regions, source_timeout=20, request_deadline=30
+    ) as gateway:
         first = await _everything(gateway)
         fetches = Fetches(gateway.services)
         with later(STALE):
@@ -135,6 +137,7 @@ async def test_a_failing_background_refresh_keeps_the_stale_data(
         regions,
         breaker_failure_threshold=100,
         retry_attempts=1,
+        request_deadline=30,
         source_timeout=20,  # the first read's regions answer, however busy the machine
     ) as gateway:
         first = await _everything(gateway)
