@@ -40,6 +40,7 @@ from gateway.collect.fanout import Aggregator
 from gateway.collect.notices import record_accesses
 from gateway.collect.pools import SourcePool, source_pools
 from gateway.collect.resilience import CircuitBreaker, ResiliencePolicy, ResilientAdapter
+from gateway.collect.revalidate import RefreshLeases
 from gateway.collect.slots import Schedules
 from gateway.memo import BoundedMemo
 from gateway.merge.record import MergedRecord
@@ -193,6 +194,9 @@ class Services:
             engagement,
             fresh_for=timedelta(seconds=settings.cache_fresh_seconds),
             full_every=timedelta(seconds=settings.cache_full_refresh_seconds),
+            stale_for=timedelta(seconds=settings.cache_stale_seconds),
+            # A lease outlasts any refresh (its deadline, and a wait for a slot).
+            leases=RefreshLeases(db, timedelta(seconds=max(30.0, 4 * settings.request_deadline))),
             memory_budget=settings.memory_cache_resources,
             max_refreshes=settings.max_concurrent_refreshes,
             max_streams=settings.max_concurrent_streams,
@@ -320,6 +324,8 @@ class Services:
             self.coverage_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.coverage_task
+        if self.collector.revalidator is not None:
+            await self.collector.revalidator.aclose()  # the refreshes of stale data
         if self.notifier is not None:
             await self.notifier.aclose()  # the refreshes a source's news started
         if self.writes is not None:

@@ -192,6 +192,11 @@ class Settings(BaseSettings):
     #: Cached data younger than this is served without asking the source (seconds; 0
     #: asks every time and keeps the cache only for sources that fail).
     cache_fresh_seconds: float = Field(default=60.0, ge=0, le=86400)
+    #: Cached data past ``cache_fresh_seconds`` but younger than this is served at once
+    #: (status ``revalidating``) while one refresh per person and source runs in the
+    #: background; older data is refreshed before answering (seconds; 0: never served
+    #: past freshness, every stale read waits for its refresh).
+    cache_stale_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
     #: A refresh asks only for what changed since the last sync, except that at least this
     #: often it asks for everything, so deletions at the source show (seconds).
     cache_full_refresh_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)

@@ -29,11 +29,19 @@ class SourceStatus(StrEnum):
     NOT_ASKED = "not-asked"  # the engagement index says it holds nothing for the person
     CACHED = "cached"  # not asked: its data was synced within the freshness window
     STALE = "stale"  # asked and failed: its data comes from the cache of an earlier sync
+    #: not asked in time: its cached data, past the freshness window but within the stale
+    #: bound, is served while it is refreshed in the background
+    REVALIDATING = "revalidating"
 
     @property
     def has_data(self) -> bool:
         """Data of the source's is in the answer (fresh or from the cache)."""
-        return self in (SourceStatus.OK, SourceStatus.CACHED, SourceStatus.STALE)
+        return self in (
+            SourceStatus.OK,
+            SourceStatus.CACHED,
+            SourceStatus.STALE,
+            SourceStatus.REVALIDATING,
+        )
 
     @property
     def current(self) -> bool:
@@ -124,7 +132,8 @@ class SourceReport:
         self, status: SourceStatus, synced_at: datetime | None, resources: int
     ) -> None:
         """What is served of the source comes from the cache (``CACHED``: fresh enough not
-        to ask; ``STALE``: asked and failed), as synced at ``synced_at``."""
+        to ask; ``REVALIDATING``: past that, asked again in the background; ``STALE``:
+        asked and failed), as synced at ``synced_at``."""
         self.status = status
         self.synced_at = synced_at
         self.resource_count = resources

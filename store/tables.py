@@ -109,6 +109,21 @@ class CacheSync(SQLModel, table=True):
     chunks: int
 
 
+class CacheRefresh(SQLModel, table=True):
+    """A background refresh of one person's cached data from one source under way: the
+    lease that lets one process of all ask the source (see
+    :mod:`gateway.collect.revalidate`). Removed when the refresh ends; one left by a
+    process that stopped is taken over once ``until`` has passed."""
+
+    __tablename__ = "record_cache_refresh"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    source_id: str = Field(primary_key=True, max_length=64)
+    #: The process refreshing.
+    holder: str = Field(max_length=64)
+    until: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
 class RecordOwner(SQLModel, table=True):
     """Whose record a cached resource is in: one row per (person, source, type, resource),
     written with the cache chunks, so that a read by id finds the person to decide on.

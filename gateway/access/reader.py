@@ -444,7 +444,13 @@ class RecordReader:
         collector = self._services.collector
         collected = await self._with_own(
             await collector.collect(
-                person, patient_id, asked_of_sources(scope.covered.types), load=False
+                person,
+                patient_id,
+                asked_of_sources(scope.covered.types),
+                load=False,
+                # An export waits for its refresh: nobody waits for it, and its files are
+                # only as current as what they were read from.
+                revalidate=action != "export",
             ),
             person,
             patient_id,

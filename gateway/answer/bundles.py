@@ -39,6 +39,7 @@ _ISSUE_CODE = {
     SourceStatus.NOT_ASKED: ("information", "informational"),
     SourceStatus.CACHED: ("information", "informational"),
     SourceStatus.STALE: ("warning", "incomplete"),
+    SourceStatus.REVALIDATING: ("information", "informational"),
 }
 
 
@@ -89,7 +90,7 @@ def source_issue(report: SourceReport) -> dict[str, Any]:
         text = f"{report.name} did not answer ({report.reason or report.status.value})"
     if report.synced_at is not None:
         extension.append({"url": "lastSync", "valueInstant": _instant(report.synced_at)})
-    if report.status in (SourceStatus.OK, SourceStatus.CACHED, SourceStatus.STALE):
+    if report.status.has_data:
         extension.append({"url": "resourceCount", "valueUnsignedInt": report.resource_count})
         text += f" with {report.resource_count} resource(s)"
     elif report.status is SourceStatus.NO_DATA:
@@ -100,6 +101,11 @@ def source_issue(report: SourceReport) -> dict[str, Any]:
         text = (
             f"{report.name}: {report.resource_count} resource(s) from the cache,"
             f" synced at {_instant(report.synced_at)}"
+        )
+    elif report.status is SourceStatus.REVALIDATING and report.synced_at is not None:
+        text = (
+            f"{report.name}: {report.resource_count} resource(s) from the cache, synced at"
+            f" {_instant(report.synced_at)}; asked again in the background"
         )
     elif report.status is SourceStatus.STALE and report.synced_at is not None:
         text = (

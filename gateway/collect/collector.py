@@ -6,6 +6,9 @@ For every configured source, per request:
 * the engagement index says it holds nothing for the person: not asked (``not-asked``);
 * its cached data for every asked type is younger than ``fresh_for``: served from the
   cache without asking (``cached``);
+* past that but younger than ``stale_for``: served from the cache without waiting
+  (``revalidating``) while the source is asked again in the background, once per person
+  and source (:mod:`gateway.collect.revalidate`);
 * otherwise it is asked: for only what changed since the last sync when the adapter can
   search by last update and the last full refresh is younger than ``full_every``, else for
   everything. A fresh answer is normalised, stored and served (``ok``); ``no-data``
@@ -32,12 +35,14 @@ from datetime import UTC, datetime, timedelta
 
 from adapters.base import FhirResource
 from fhir_profiles.identifiers import PersonIdentifier
+from fhir_profiles.resource_types import RESOURCE_TYPES
 from gateway.collect.cache import CacheCorrupt, CacheSnapshot, RecordCache, SyncState
 from gateway.collect.deadline import FinishTimes, request_arrival
 from gateway.collect.decoded import DecodedMemory
 from gateway.collect.engagement import EngagementIndex, Plan
 from gateway.collect.fanout import Aggregator
 from gateway.collect.pages import Pages
+from gateway.collect.revalidate import RefreshLeases, Revalidator
 from gateway.collect.streams import Streams
 from gateway.merge.record import NormalisedSource, normalise_source
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport, SourceStatus
@@ -72,20 +77,29 @@ class Collector:
         *,
         fresh_for: timedelta,
         full_every: timedelta,
+        stale_for: timedelta = timedelta(0),
+        leases: RefreshLeases | None = None,
         memory_budget: int = 0,
         max_refreshes: int = 8,
         max_streams: int = 8,
         on_collected: Callable[[Sequence[SourceReport]], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        """``memory_budget``: most cached resources kept decoded in memory (0: none);
+        """``stale_for``: cached data younger than this (and past ``fresh_for``) is served
+        while it is refreshed in the background under ``leases`` (0, or no leases: never,
+        it is refreshed first);
+        ``memory_budget``: most cached resources kept decoded in memory (0: none);
         ``max_refreshes``: most requests asking sources at once (see :meth:`_admitted`);
         ``max_streams``: most snapshots open at once (see :meth:`snapshot`);
-        ``on_collected``: told every read's final source reports (for metrics)."""
+        ``on_collected``: told every read's final source reports (for metrics);
+        ``clock``: the time the cache's age is judged at."""
         self._aggregator = aggregator
         self._cache = cache
         self._engagement = engagement
         self._fresh_for = fresh_for
         self._full_every = full_every
+        self._stale_for = stale_for
+        self._clock = clock
         #: How long this process lately took to finish an answer after its fan-out:
         #: kept back from the sources' share of the deadline (see :mod:`gateway.collect.deadline`).
         self.finish_times = FinishTimes()
@@ -95,6 +109,13 @@ class Collector:
         self._on_collected = on_collected
         #: Whose cached record holds each resource (for reads by id).
         self.owners = cache.owners
+        #: The refreshes of stale data in the background (None: stale data is refreshed
+        #: before it is served).
+        self.revalidator = (
+            Revalidator(leases, self.refresh, clock)
+            if leases and stale_for > fresh_for > timedelta(0)
+            else None
+        )
 
     async def collect(
         self,
@@ -103,36 +124,116 @@ class Collector:
         types: Sequence[str],
         *,
         load: bool = True,
+        revalidate: bool = True,
     ) -> Collected:
         """The normalised data of ``types`` (and each source's Patient) for ``person``.
 
         Without ``load``, the sources' resources are left in the cache (their
         ``resources`` are empty; only the Patients are read): a stream over a large
-        record reads them a chunk at a time with :meth:`chunks`.
+        record reads them a chunk at a time with :meth:`chunks`. Without ``revalidate``,
+        stale data is refreshed before it is served, as with no stale bound.
         """
         arrival = request_arrival()
         started = arrival.arrived if arrival is not None else time.monotonic()
-        now = datetime.now(UTC)
+        now = self._clock()
         plan = await self._engagement.plan(patient_id, now)
         kept = [PATIENT, *types]
         states = await self._cache.states(patient_id, kept, now)
         by_id = {source.id: source for source in self._aggregator.sources}
         served: dict[str, NormalisedSource] = {}
         since: dict[str, datetime] = {}
+        revalidating: set[str] = set()
         for source in self._aggregator.sources:
             known = states.get(source.id, {})
             if source.id in plan.skip or any(t not in known for t in kept):
                 continue
-            if all(now - s.synced_at < self._fresh_for for s in known.values()):
+            fresh = all(now - s.synced_at < self._fresh_for for s in known.values())
+            usable = (
+                revalidate
+                and self.revalidator is not None
+                and all(now - s.synced_at < self._stale_for for s in known.values())
+            )
+            if fresh or usable:
                 # Read it now: data that cannot be read is asked for instead.
                 cached = await self._cached(patient_id, by_id[source.id], kept, known, load)
                 if cached is not None:
                     served[source.id] = cached
+                    if not fresh:
+                        revalidating.add(source.id)
                     continue
             elif all(now - s.full_synced_at < self._full_every for s in known.values()):
-                since[source.id] = min(s.synced_at for s in known.values()) - SINCE_OVERLAP
+                since[source.id] = self._since(known)
         skip = plan.skip | set(served)
         asks = any(source.id not in skip for source in self._aggregator.sources)
+        async with self._admitted(started) if asks else contextlib.nullcontext():
+            whole = self._aggregator.deadline
+            remaining = whole - self.finish_times.reserve(whole) - (time.monotonic() - started)
+            collected = await self._ask(
+                person, patient_id, types, states, served, plan, skip, since, remaining, load
+            )
+            if arrival is not None and asks and load:
+                # A streamed answer's time to start grows with the record (its plan pass):
+                # not a measure of how busy the worker is.
+                arrival.fanned_out = time.monotonic()
+        for report in collected.reports:
+            if report.source_id in revalidating:
+                report.status = SourceStatus.REVALIDATING
+        if self.revalidator is not None:
+            for source_id in sorted(revalidating):
+                self.revalidator.start(person, patient_id, source_id, types)
+        if self._on_collected is not None:
+            self._on_collected(collected.reports)
+        return collected
+
+    async def refresh(
+        self, person: PersonIdentifier, patient_id: str, source_id: str, types: Sequence[str]
+    ) -> SourceReport | None:
+        """Ask one source again for the person's ``types`` and every other type cached of
+        it (one refresh serves every read of the person), and store its answer as a read
+        would, in a refresh slot (waited for as long as it takes): a background refresh of
+        stale data. A failure leaves the cache as it was. The source's report, or None
+        when the engagement index says it holds nothing for the person."""
+        now = self._clock()
+        plan = await self._engagement.plan(patient_id, now)
+        if source_id in plan.skip:
+            return None
+        states = await self._cache.states(patient_id, [PATIENT, *RESOURCE_TYPES], now)
+        known = states.get(source_id, {})
+        types = sorted({*types, *known} - {PATIENT})
+        kept = [PATIENT, *types]
+        since: dict[str, datetime] = {}
+        if all(t in known for t in kept) and all(
+            now - s.full_synced_at < self._full_every for s in known.values()
+        ):
+            since[source_id] = self._since(known)
+        skip = frozenset(s.id for s in self._aggregator.sources if s.id != source_id)
+        plan, deadline = Plan(skip=skip, full=False), self._aggregator.deadline
+        async with self._slots:
+            collected = await self._ask(
+                person, patient_id, types, states, {}, plan, skip, since, deadline, False
+            )
+        return next(r for r in collected.reports if r.source_id == source_id)
+
+    @staticmethod
+    def _since(known: Mapping[str, SyncState]) -> datetime:
+        """Where a refresh of changes only reaches back to."""
+        return min(s.synced_at for s in known.values()) - SINCE_OVERLAP
+
+    async def _ask(
+        self,
+        person: PersonIdentifier,
+        patient_id: str,
+        types: Sequence[str],
+        states: dict[str, dict[str, SyncState]],
+        served: dict[str, NormalisedSource],
+        plan: Plan,
+        skip: frozenset[str],
+        since: dict[str, datetime],
+        deadline: float,
+        load: bool,
+    ) -> Collected:
+        """Ask the sources not in ``skip`` within ``deadline`` seconds, then store and
+        serve their answers (see :meth:`_finish`)."""
         pages = Pages(
             self._cache,
             person,
@@ -143,25 +244,18 @@ class Collector:
                 patient_id, record, report, types, pages, load
             ),
         )
-        async with self._admitted(started) if asks else contextlib.nullcontext():
-            whole = self._aggregator.deadline
-            remaining = whole - self.finish_times.reserve(whole) - (time.monotonic() - started)
-            gathered = await self._aggregator.gather(
-                person,
-                types,
-                skip=skip,
-                since=since,
-                deadline=remaining,
-                sinks=pages,
-                usual=FinishTimes.unhurried(whole),
-            )
-            if arrival is not None and asks and load:
-                # A streamed answer's time to start grows with the record (its plan pass):
-                # not a measure of how busy the worker is.
-                arrival.fanned_out = time.monotonic()
-            return await self._finish(
-                person, patient_id, types, gathered, states, served, plan, pages, load
-            )
+        gathered = await self._aggregator.gather(
+            person,
+            types,
+            skip=skip,
+            since=since,
+            deadline=deadline,
+            sinks=pages,
+            usual=FinishTimes.unhurried(self._aggregator.deadline),
+        )
+        return await self._finish(
+            person, patient_id, types, gathered, states, served, plan, pages, load
+        )
 
     @asynccontextmanager
     async def _admitted(self, started: float) -> AsyncIterator[None]:
@@ -242,8 +336,6 @@ class Collector:
                     served[report.source_id] = cached
                     _from_cache(report, SourceStatus.STALE, state, cached)
         ordered = [served[s.id] for s in self._aggregator.sources if s.id in served]
-        if self._on_collected is not None:
-            self._on_collected(gathered.reports)
         return Collected(sources=ordered, reports=gathered.reports)
 
     async def _cached(

@@ -48,10 +48,15 @@ REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 AUDIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 #: What a read did with the cache, per source: served fresh cached data (``hit``), asked
-#: the source (``miss``), or fell back to cached data when the source failed (``stale``).
-_CACHE_RESULTS = {SourceStatus.CACHED: "hit", SourceStatus.STALE: "stale"}
+#: the source (``miss``), fell back to cached data when the source failed (``stale``), or
+#: served data past its freshness while it is refreshed in the background (``revalidating``).
+_CACHE_RESULTS = {
+    SourceStatus.CACHED: "hit",
+    SourceStatus.STALE: "stale",
+    SourceStatus.REVALIDATING: "revalidating",
+}
 #: Reports of sources that were not asked: no fetch to time.
-_NOT_FETCHED = (SourceStatus.CACHED, SourceStatus.NOT_ASKED)
+_NOT_FETCHED = (SourceStatus.CACHED, SourceStatus.NOT_ASKED, SourceStatus.REVALIDATING)
 
 
 #: Where the gauges read each source's breaker and pool (set once the services start).

@@ -19,6 +19,8 @@ export function statusSentence(source) {
       return `${name} svarade: inga uppgifter om personen.`;
     case 'cached':
       return `${name} tillfrågades inte nu; visar uppgifter från ${formatWhen(source.lastSync)}.`;
+    case 'revalidating':
+      return `${name} tillfrågas nu i bakgrunden; visar uppgifter från ${formatWhen(source.lastSync)}.`;
     case 'stale':
       return `${name} svarade inte; visar uppgifter från ${formatWhen(source.lastSync)}.`;
     case 'not-asked':
