@@ -291,6 +291,10 @@ class Settings(BaseSettings):
     #: Web origins (``https://app.example``) whose scripts may call the gateway (CORS);
     #: none by default.
     cors_allowed_origins: list[str] = Field(default_factory=list)
+    #: IP networks (``127.0.0.1/32``) that notice webhooks and subscription endpoints may
+    #: reach although they are not public (loopback, private, link-local), and over
+    #: ``http``; none by default (``gateway.access.callbacks``).
+    callback_allowed_networks: list[str] = Field(default_factory=list)
     #: Serve the local development issuer as an OAuth 2.0 / OpenID Connect authorization
     #: server at ``{public_base_url}/dev-issuer`` (dev mode only; docs/api.md).
     dev_authorization_server: bool = False
@@ -315,6 +319,18 @@ class Settings(BaseSettings):
                 # A name or "*" would be trusted by uvicorn as a literal or as everyone.
                 raise ValueError(
                     f"trusted_proxies: {entry!r} is not an IP address or network"
+                ) from None
+        return value
+
+    @field_validator("callback_allowed_networks")
+    @classmethod
+    def _networks_only(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"callback_allowed_networks: {entry!r} is not an IP address or network"
                 ) from None
         return value
 
