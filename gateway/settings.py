@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -309,28 +310,16 @@ class Settings(BaseSettings):
     issuers: list[IssuerConfig] = Field(default_factory=list)
     sources: list[SourceConfig] = Field(default_factory=list)
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "callback_allowed_networks")
     @classmethod
-    def _addresses_only(cls, value: list[str]) -> list[str]:
+    def _addresses_only(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for entry in value:
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
-                # A name or "*" would be trusted by uvicorn as a literal or as everyone.
+                # A name or "*" would be taken as a literal or as everyone.
                 raise ValueError(
-                    f"trusted_proxies: {entry!r} is not an IP address or network"
-                ) from None
-        return value
-
-    @field_validator("callback_allowed_networks")
-    @classmethod
-    def _networks_only(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            try:
-                ipaddress.ip_network(entry.strip(), strict=False)
-            except ValueError:
-                raise ValueError(
-                    f"callback_allowed_networks: {entry!r} is not an IP address or network"
+                    f"{info.field_name}: {entry!r} is not an IP address or network"
                 ) from None
         return value
 
