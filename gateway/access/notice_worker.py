@@ -15,7 +15,6 @@ due in quiet hours waits for their end. The clock is injected (``clock``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -23,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 from gateway.access.notice_channels import Channels, DeliveryFailed, message_for
 from gateway.access.notice_outbox import EMAIL, WEBHOOK, NoticeOutbox, Preferences
 from gateway.access.notice_standing import NoticeStanding
+from gateway.access.polling import poll
 from gateway.collect.notices import ACCESS
 from gateway.errors import GatewayError
 from gateway.notice_config import NoticeConfig
-from store.db import StoreUnavailable
 from store.jobs import NoticeMessage
 
 log = logging.getLogger(__name__)
@@ -64,15 +63,7 @@ class NoticeWorker:
 
     async def run(self) -> None:
         """Work until stopping."""
-        while not self._stopping.is_set():
-            try:
-                await self.once()
-            except StoreUnavailable:
-                log.warning("notices paused: the data store is unavailable")
-            except Exception:
-                log.exception("notices failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._config.poll_seconds)
+        await poll(self.once, "notices", self._config.poll_seconds, self._stopping)
 
     def channels_of(self, preferences: Preferences) -> list[str]:
         """The channels a message goes to (e-mail only with a mail server)."""
