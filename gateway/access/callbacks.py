@@ -146,15 +146,16 @@ class CallbackTransport(httpx.AsyncBaseTransport):
         url = request.url
         if url.scheme not in _PORTS:
             raise CallbackRefused("not an http(s) address", request=request)
+        host = url.raw_host.decode("ascii")  # as resolved and as TLS names it (IDNA)
         try:
-            addresses = await resolve(url.host, url.port or _PORTS[url.scheme])
+            addresses = await resolve(host, url.port or _PORTS[url.scheme])
         except (OSError, UnicodeError) as exc:
             raise httpx.ConnectError("the name did not resolve", request=request) from exc
         if self._rule.refusal(url.scheme, addresses) is not None:
             raise CallbackRefused("not an address the gateway may call", request=request)
         # The checked address, not the name (which the pool would resolve again); the
         # name stays the Host header (set when the request was built) and TLS's SNI.
-        request.extensions = {**request.extensions, "sni_hostname": url.host}
+        request.extensions = {**request.extensions, "sni_hostname": host}
         failure: httpx.ConnectError | None = None
         for address in addresses:
             request.url = url.copy_with(host=str(address))
