@@ -1,7 +1,8 @@
 """Notices go to whoever chose them only while they stand for the person: a guardian's
 end when the child turns 13, a proxy's when the grant ends; what waited by then is
-dropped, not sent. The clocks are injected: the child's birthday is a fixed date, so the
-test reads the same on any day."""
+dropped, not sent. The access decision's clock is injected (``services.clock``) to pass
+the end: the child's 13th birthday is a fixed date, so the test reads the same on any
+day."""
 
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ async def _count(gw: Gateway, table: str) -> int:
 
 
 async def test_a_guardians_notices_end_when_the_child_turns_13(gw: Gateway) -> None:
-    gw.services.clock = lambda: THIRTEENTH - timedelta(days=30)
+    assert datetime.now(UTC) < THIRTEENTH - timedelta(days=30)  # today, a year ahead: 12 or less
     child = await gw.patient_id(CHILD, asking=GUARDIAN)
     await _choose(gw, child, GUARDIAN)
     await _read(gw, child, GUARDIAN)  # someone other than the child read: told of
@@ -111,14 +112,12 @@ async def test_a_proxys_notices_end_with_the_grant(gw: Gateway) -> None:
     tolvan = await gw.patient_id()
     end = (datetime.now(UTC) + timedelta(days=1)).isoformat(timespec="seconds")
     await grant_proxy(gw, tolvan, PROXY, manages=True, end=end)
-    now = datetime.now(UTC)
-    gw.services.clock = lambda: now
     await _choose(gw, tolvan, PROXY)
     await _read(gw, tolvan, PROXY)
     assert await _round(gw) == 1
     await _read(gw, tolvan, PROXY)
     assert await _count(gw, "notice") == 1
-    gw.services.clock = lambda: now + timedelta(days=1, seconds=1)
+    gw.services.clock = lambda: datetime.now(UTC) + timedelta(days=1, seconds=1)
     assert await _round(gw) == 0
     assert await _count(gw, "notice") == 0
 
@@ -129,9 +128,7 @@ async def test_the_persons_own_choice_is_theirs_alone(gw: Gateway) -> None:
     tolvan = await gw.patient_id()
     end = (datetime.now(UTC) + timedelta(days=1)).isoformat(timespec="seconds")
     await grant_proxy(gw, tolvan, PROXY, end=end)
-    now = datetime.now(UTC)
-    gw.services.clock = lambda: now
     await _choose(gw, tolvan, "191212121212")
     await _read(gw, tolvan, PROXY)
-    gw.services.clock = lambda: now + timedelta(days=2)
+    gw.services.clock = lambda: datetime.now(UTC) + timedelta(days=2)
     assert await _round(gw) == 1
