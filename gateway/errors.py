@@ -7,6 +7,7 @@
     ├── NotFound            404 not-found      unknown (or hidden) resource
     ├── NotSupported        405 not-supported  an interaction refused on principle (history)
     ├── NotAcceptable       406 not-supported  unsupported format
+    ├── Unprocessable       422 processing     well-formed, but not a value we take
     ├── TooManyRequests     429 throttled      over the client's request rate (Retry-After)
     ├── ServiceUnavailable  503 transient      a store or dependency is down
     └── InternalError       500 exception      a bug; details only in the server log
@@ -78,6 +79,10 @@ class NotSupported(GatewayError):
 
 class NotAcceptable(GatewayError):
     status, code = 406, "not-supported"
+
+
+class Unprocessable(GatewayError):
+    status, code = 422, "processing"
 
 
 class TooManyRequests(GatewayError):

@@ -18,10 +18,12 @@ from consent.audit import AuditLog
 from consent.checkpoints import Checkpointer, CheckpointKey, JsonLinesFile
 from consent.relations import GuardianRegister
 from consent.store import ConsentStore
+from gateway.access.callbacks import CallbackRule, callback_client
 from gateway.access.export_jobs import ExportJobs
 from gateway.access.exporter import Exporter
 from gateway.access.notice_channels import Channels
 from gateway.access.notice_outbox import NoticeOutbox
+from gateway.access.notice_standing import NoticeStanding
 from gateway.access.notice_worker import NoticeWorker
 from gateway.access.notifier import Notifier
 from gateway.access.outbox import WriteOutbox
@@ -351,9 +353,10 @@ def _add_background_work(services: Services, db: Database, settings: Settings) -
         ),
         services.stopping,
     )
-    # Notifications go to integrators' own endpoints: a client of their own, which
-    # never carries a source's credentials.
-    notify_client = httpx.AsyncClient(follow_redirects=False)
+    # Notifications go to integrators' own endpoints, notices to people's webhooks: a
+    # client of their own, which never carries a source's credentials and connects only
+    # where the gateway may call (gateway.access.callbacks).
+    notify_client = callback_client(CallbackRule.configured(settings))
     services.clients.append(notify_client)
     services.notifier = Notifier(
         services,
@@ -365,6 +368,7 @@ def _add_background_work(services: Services, db: Database, settings: Settings) -
     services.notice_worker = NoticeWorker(
         NoticeOutbox(db, settings.data_key.get_secret_value()),
         Channels(config, notify_client),
+        NoticeStanding(services),
         config,
         config.link or settings.public_base_url.rstrip("/") + "/app/",
         services.stopping,

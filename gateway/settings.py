@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -299,6 +300,10 @@ class Settings(BaseSettings):
     #: Web origins (``https://app.example``) whose scripts may call the gateway (CORS);
     #: none by default.
     cors_allowed_origins: list[str] = Field(default_factory=list)
+    #: IP networks (``127.0.0.1/32``) that notice webhooks and subscription endpoints may
+    #: reach although they are not public (loopback, private, link-local), and over
+    #: ``http``; none by default (``gateway.access.callbacks``).
+    callback_allowed_networks: list[str] = Field(default_factory=list)
     #: Serve the local development issuer as an OAuth 2.0 / OpenID Connect authorization
     #: server at ``{public_base_url}/dev-issuer`` (dev mode only; docs/api.md).
     dev_authorization_server: bool = False
@@ -313,17 +318,15 @@ class Settings(BaseSettings):
     issuers: list[IssuerConfig] = Field(default_factory=list)
     sources: list[SourceConfig] = Field(default_factory=list)
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "callback_allowed_networks")
     @classmethod
-    def _addresses_only(cls, value: list[str]) -> list[str]:
+    def _addresses_only(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for entry in value:
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
-                # A name or "*" would be trusted by uvicorn as a literal or as everyone.
-                raise ValueError(
-                    f"trusted_proxies: {entry!r} is not an IP address or network"
-                ) from None
+                # A name or "*" would be taken as a literal or as everyone.
+                raise ValueError(f"{info.field_name}: {entry!r} is not an IP network") from None
         return value
 
     @field_validator("cors_allowed_origins")
@@ -363,7 +366,10 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _dev_server_has_its_issuer(self) -> Self:
+    def _consistent(self) -> Self:
+        # Browsers ignore HSTS sent over plain HTTP: asking for it there is a mistake.
+        if self.hsts_max_age and not self.public_base_url.startswith("https://"):
+            raise ValueError("hsts_max_age needs an https public_base_url")
         if self.dev_authorization_server and self.dev_issuer is None:
             raise ValueError(
                 "dev_authorization_server needs a development issuer (an [[issuers]] entry "
@@ -372,13 +378,6 @@ class Settings(BaseSettings):
         ids = [client.client_id for client in self.oauth_clients]
         if len(ids) != len(set(ids)):
             raise ValueError("oauth_clients: a client_id is registered twice")
-        return self
-
-    @model_validator(mode="after")
-    def _hsts_needs_tls(self) -> Self:
-        # Browsers ignore HSTS sent over plain HTTP: asking for it there is a mistake.
-        if self.hsts_max_age and not self.public_base_url.startswith("https://"):
-            raise ValueError("hsts_max_age needs an https public_base_url")
         return self
 
     @property

@@ -153,6 +153,9 @@ class NoticeSetting(SQLModel, table=True):
     quiet_start: int | None = None
     quiet_end: int | None = None
     updated_at: datetime = Field(sa_column=moment())
+    #: Who chose them when it was not the person (a guardian, a proxy): their identifier,
+    #: sealed like the contacts; None: the person. Notices stop when that standing ends.
+    setter: bytes | None = None
 
 
 class Notice(SQLModel, table=True):

@@ -31,7 +31,7 @@ _SETTINGS = table_of(NoticeSetting)
 _NOTICES = table_of(Notice)
 _MESSAGES = table_of(NoticeMessage)
 _LOCAL = ZoneInfo(STOCKHOLM)
-EMAIL, WEBHOOK = "email", "webhook"
+EMAIL, WEBHOOK, SETTER = "email", "webhook", "setter"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,9 @@ class Preferences:
     #: Quiet hours, local time: nothing is sent from ``quiet_start`` to ``quiet_end``.
     quiet_start: time | None = None
     quiet_end: time | None = None
+    #: Who chose them, when not the person: a guardian's or a proxy's identifier (12
+    #: digits; empty if it no longer opens, which stands for nobody).
+    setter: str | None = None
 
     def quiet_until(self, moment: datetime) -> datetime | None:
         """When the quiet hours around ``moment`` end; None if it is not in them."""
@@ -105,6 +108,7 @@ class NoticeOutbox:
             self._open(row.webhook, patient_id, WEBHOOK),
             _clock(row.quiet_start),
             _clock(row.quiet_end),
+            None if row.setter is None else self._open(row.setter, patient_id, SETTER) or "",
         )
 
     async def choose(self, patient_id: str, chosen: Preferences | None, now: datetime) -> None:
@@ -120,6 +124,7 @@ class NoticeOutbox:
                 "quiet_start": _minutes(chosen.quiet_start),
                 "quiet_end": _minutes(chosen.quiet_end),
                 "updated_at": now,
+                "setter": self._seal(chosen.setter, patient_id, SETTER),
             }
 
         async def work(conn: AsyncConnection) -> None:
@@ -137,6 +142,17 @@ class NoticeOutbox:
                 if (await conn.execute(select(table.c.id).limit(1))).first() is not None:
                     return False
         return True
+
+    async def refs(self, patient_id: str, kind: str) -> list[str]:
+        """What the person's waiting notices of ``kind`` are about (``Type/id``, or who
+        read), oldest first."""
+        query = (
+            select(_NOTICES.c.ref)
+            .where(_NOTICES.c.patient_id == patient_id, _NOTICES.c.kind == kind)
+            .order_by(_NOTICES.c.recorded_at, _NOTICES.c.id)
+        )
+        async with self._db.connect() as conn:
+            return [r.ref for r in await conn.execute(query)]
 
     async def ready(self, before: datetime) -> list[tuple[str, str]]:
         """(person, kind) of the notices whose oldest was recorded before ``before``."""

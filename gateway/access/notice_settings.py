@@ -10,14 +10,15 @@ reads ``Consent``, changing one that updates it), and every attempt is logged
 
 from __future__ import annotations
 
-import ipaddress
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, time
 from typing import Any
-from urllib.parse import urlsplit
 
 from consent.policy import decide_self_service
-from consent.principals import Principal
+from consent.principals import Citizen, Principal
+from fhir_profiles.identifiers import PersonIdentifier
+from gateway.access.callbacks import CallbackRule, callback_url
 from gateway.access.notice_outbox import NoticeOutbox, Preferences
 from gateway.access.reader import RecordReader, RecordServices
 from gateway.collect.notices import KINDS
@@ -32,29 +33,6 @@ _VALUES = {
     "quietStart": "valueTime",
     "quietEnd": "valueTime",
 }
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _webhook(value: str, dev_mode: bool) -> str:
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 (raises ValueError for a port out of range)
-    except ValueError as exc:
-        raise BadRequest("webhook must be an https URL") from exc
-    if len(value) > 2000 or parts.username is not None or parts.password is not None:
-        raise BadRequest("webhook must be an https URL without credentials")
-    if (parts.scheme == "https" and host) or (
-        parts.scheme == "http" and dev_mode and _loopback(host)
-    ):
-        return value
-    raise BadRequest("webhook must be an https URL")
 
 
 def _time(value: str, name: str) -> time:
@@ -84,9 +62,10 @@ def _values(body: Any) -> dict[str, list[str]]:
     return values
 
 
-def parse_preferences(body: Any, *, email: bool, dev_mode: bool) -> Preferences | None:
+def parse_preferences(body: Any, *, email: bool) -> Preferences | None:
     """The settings a Parameters body asks for; None when it asks for no kind (opt out).
-    ``email``: whether e-mail can be sent at all."""
+    ``email``: whether e-mail can be sent at all. Whether the webhook may be called is
+    the caller's to check (:meth:`CallbackRule.check`)."""
     values = _values(body)
     kinds = tuple(k for k in KINDS if k in set(values.get("kind", [])))
     if len(kinds) != len(set(values.get("kind", []))):
@@ -105,7 +84,7 @@ def parse_preferences(body: Any, *, email: bool, dev_mode: bool) -> Preferences 
     return Preferences(
         kinds,
         address,
-        None if hook is None else _webhook(hook, dev_mode),
+        None if hook is None else callback_url(hook, "webhook"),
         None if start is None else _time(start, "quietStart"),
         None if end is None else _time(end, "quietEnd"),
     )
@@ -139,7 +118,9 @@ class NoticeDesk:
         self._reader = RecordReader(principal, services)
         self._outbox = outbox
 
-    async def _authorise(self, patient_id: str, permission: str, action: str) -> NoticeOutbox:
+    async def _authorise(
+        self, patient_id: str, permission: str, action: str
+    ) -> tuple[NoticeOutbox, PersonIdentifier]:
         person = await self._reader.person(patient_id)
         facts = await self._reader.facts(person, patient_id)
         decision = decide_self_service(self._principal, facts, "Consent", permission)
@@ -148,15 +129,20 @@ class NoticeDesk:
             raise Forbidden(f"not permitted ({decision.reason})")
         if self._outbox is None:
             raise ServiceUnavailable("notices are not offered")
-        return self._outbox
+        return self._outbox, person
 
     async def read(self, patient_id: str) -> dict[str, Any]:
-        outbox = await self._authorise(patient_id, "r", "notice-settings-read")
+        outbox, _ = await self._authorise(patient_id, "r", "notice-settings-read")
         return preferences_resource(await outbox.preferences(patient_id))
 
     async def change(self, patient_id: str, body: Any, *, email: bool) -> dict[str, Any]:
-        outbox = await self._authorise(patient_id, "u", "notice-settings-change")
-        dev_mode = self._services.settings.dev_mode
-        chosen = parse_preferences(body, email=email, dev_mode=dev_mode)
+        outbox, person = await self._authorise(patient_id, "u", "notice-settings-change")
+        chosen = parse_preferences(body, email=email)
+        if chosen is not None and chosen.webhook is not None:
+            await CallbackRule.configured(self._services.settings).check(chosen.webhook, "webhook")
+        if chosen is not None and isinstance(self._principal, Citizen):
+            # A guardian's or a proxy's choice lasts as long as their standing does.
+            setter = self._principal.person
+            chosen = replace(chosen, setter=None if setter == person else setter.value)
         await outbox.choose(patient_id, chosen, datetime.now(UTC))
         return preferences_resource(chosen)

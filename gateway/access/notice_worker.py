@@ -5,7 +5,9 @@ Every ``poll_seconds`` the worker looks (one read) whether a notice or a message
 only then does it write. A person's notices of one kind become one message per channel
 once the oldest has waited ``batch_seconds`` and it is not their quiet hours
 (:class:`~gateway.access.notice_outbox.NoticeOutbox`). A message due is sent: by e-mail,
-or to the person's webhook (:mod:`gateway.access.notice_channels`). A failed one is tried
+or to the person's webhook (:mod:`gateway.access.notice_channels`). Only what the one
+who chose the notices may still be told becomes a message, decided at batching and again
+before sending (:mod:`gateway.access.notice_standing`). A failed one is tried
 again after ``retry_seconds`` doubled per attempt, and given up after ``max_attempts``; one
 due in quiet hours waits for their end. The clock is injected (``clock``).
 """
@@ -13,15 +15,17 @@ due in quiet hours waits for their end. The clock is injected (``clock``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from gateway.access.notice_channels import Channels, DeliveryFailed, message_for
 from gateway.access.notice_outbox import EMAIL, WEBHOOK, NoticeOutbox, Preferences
+from gateway.access.notice_standing import NoticeStanding
+from gateway.access.polling import poll
+from gateway.collect.notices import ACCESS
+from gateway.errors import GatewayError
 from gateway.notice_config import NoticeConfig
-from store.db import StoreUnavailable
 from store.jobs import NoticeMessage
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ class NoticeWorker:
         self,
         outbox: NoticeOutbox,
         channels: Channels,
+        standing: NoticeStanding,
         config: NoticeConfig,
         link: str,
         stopping: asyncio.Event,
@@ -48,6 +53,7 @@ class NoticeWorker:
     ) -> None:
         self.outbox = outbox
         self.channels = channels
+        self._standing = standing
         self._config = config
         self._link = link
         self._stopping = stopping
@@ -57,15 +63,7 @@ class NoticeWorker:
 
     async def run(self) -> None:
         """Work until stopping."""
-        while not self._stopping.is_set():
-            try:
-                await self.once()
-            except StoreUnavailable:
-                log.warning("notices paused: the data store is unavailable")
-            except Exception:
-                log.exception("notices failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._config.poll_seconds)
+        await poll(self.once, "notices", self._config.poll_seconds, self._stopping)
 
     def channels_of(self, preferences: Preferences) -> list[str]:
         """The channels a message goes to (e-mail only with a mail server)."""
@@ -84,12 +82,28 @@ class NoticeWorker:
             if preferences is not None:
                 if preferences.quiet_until(now) is not None:
                     continue
-                channels = self.channels_of(preferences)
+                try:
+                    if await self._tells(patient_id, kind, preferences):
+                        channels = self.channels_of(preferences)
+                except GatewayError:
+                    log.warning("news could not be decided on; tried again next round")
+                    continue
             await self.outbox.batch(patient_id, kind, channels, now)
         due = await self.outbox.take_due(now, self._lease, SEND_BATCH)
         if due:
             await asyncio.gather(*(self._send(message, now) for message in due))
         return len(due)
+
+    async def _tells(self, patient_id: str, kind: str, preferences: Preferences) -> bool:
+        """Whether the one who chose ``preferences`` is to be told of the person's
+        waiting notices of ``kind``: they still stand for the person, and (news) some of
+        it is what they could read online now."""
+        if not await self._standing.stands(patient_id, preferences):
+            return False
+        if kind == ACCESS:
+            return True
+        refs = await self.outbox.refs(patient_id, kind)
+        return await self._standing.any_shown(patient_id, preferences, refs)
 
     async def _send(self, message: NoticeMessage, now: datetime) -> None:
         preferences = await self.outbox.preferences(message.patient_id)
@@ -98,6 +112,9 @@ class NoticeWorker:
             address = preferences.email if message.channel == EMAIL else preferences.webhook
         if preferences is None or address is None:
             await self.outbox.sent(message)  # the person no longer wants it there
+            return
+        if not await self._standing.stands(message.patient_id, preferences):
+            await self.outbox.sent(message)  # the one told no longer stands for them
             return
         quiet = preferences.quiet_until(now)
         if quiet is not None:

@@ -14,7 +14,6 @@ or gone, nothing is sent and the delivery is dropped. A failed send (no answer, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +23,7 @@ import orjson
 from adapters.base import FhirResource
 from consent.principals import Integrator
 from fhir_profiles.subscriptions import ERROR, EVENT, TOPIC_TYPES
+from gateway.access.polling import poll
 from gateway.access.reader import RecordReader, RecordServices
 from gateway.access.subscriptions import Due, Subscriptions
 from gateway.answer.notifications import notification_bundle
@@ -94,16 +94,7 @@ class Notifier:
 
     async def run(self) -> None:
         """Work until stopping."""
-        while not self._stopping.is_set():
-            try:
-                await self.once()
-            except StoreUnavailable:
-                log.warning("subscription deliveries paused: the data store is unavailable")
-            except Exception:
-                log.exception("subscription deliveries failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self._poll)
-            self._woken.clear()
+        await poll(self.once, "subscription deliveries", self._poll, self._stopping, self._woken)
 
     async def once(self) -> int:
         """One round: fan out, heartbeats, send what is due; how many were sent at."""

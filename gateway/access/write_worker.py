@@ -28,6 +28,7 @@ from adapters.errors import SourceError, SourceRefused
 from fhir_profiles.writes import WRITE_ID_SYSTEM
 from gateway.access.outbox import DELIVERED, WriteOutbox
 from gateway.access.persons import PersonIndex
+from gateway.access.polling import poll
 from gateway.collect.cache import RecordCache
 from gateway.collect.slots import writer_of
 from gateway.merge.written import from_owner, to_owner
@@ -85,16 +86,7 @@ class WriteWorker:
 
     async def run(self) -> None:
         """Work until stopping."""
-        while not self._stopping.is_set():
-            try:
-                await self.once()
-            except StoreUnavailable:
-                log.warning("write deliveries paused: the data store is unavailable")
-            except Exception:
-                log.exception("write deliveries failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self._poll)
-            self._woken.clear()
+        await poll(self.once, "write deliveries", self._poll, self._stopping, self._woken)
 
     async def aclose(self) -> None:
         """Wait for the deliveries requests started."""

@@ -4,17 +4,16 @@
 Only an integrator (a system principal) whose scopes read a topic's types may subscribe
 to it; a subscription is seen by its own client only (its ``client_id`` and care
 provider): anyone else's is 404. The channel is ``rest-hook`` to an ``https`` endpoint
-(``http`` to a loopback address in dev mode only). What is sent, and when, is
+the gateway may call (:mod:`gateway.access.callbacks`: a public address, or one in
+``callback_allowed_networks``, which may be ``http``). What is sent, and when, is
 :mod:`gateway.access.notifier`'s.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import Path, Request
 
@@ -32,6 +31,7 @@ from fhir_profiles.subscriptions import (
     TOPICS,
 )
 from gateway.access.auth import CurrentPrincipal, system_client
+from gateway.access.callbacks import CallbackRule, callback_url
 from gateway.access.notifier import Notifier
 from gateway.access.subscriptions import new_id
 from gateway.answer.notifications import status_parameters, subscription_resource
@@ -71,34 +71,6 @@ def _extension(element: Any, url: str) -> Any:
     return None
 
 
-def _endpoint(value: Any, dev_mode: bool) -> str:
-    if not isinstance(value, str) or len(value) > 2000:
-        raise BadRequest("channel.endpoint must be an https URL")
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        parts.port  # noqa: B018 (raises ValueError for a port out of range)
-    except ValueError as exc:
-        raise BadRequest("channel.endpoint must be an https URL") from exc
-    if parts.username is not None or parts.password is not None:
-        # It would be stored and shown in the clear: credentials go in channel.header.
-        raise BadRequest("channel.endpoint must not hold credentials (use channel.header)")
-    if parts.scheme == "https" and host:
-        return value
-    if parts.scheme == "http" and dev_mode and _loopback(host or ""):
-        return value
-    raise BadRequest("channel.endpoint must be an https URL")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _seconds(value: Any, name: str, default: int | None, most: int) -> int | None:
     if value is None:
         return default
@@ -120,11 +92,10 @@ def _headers(value: Any) -> list[str]:
     return list(value)
 
 
-def parse_subscription(
-    body: Any, principal: Integrator, dev_mode: bool
-) -> tuple[Subscription, list[str]]:
+def parse_subscription(body: Any, principal: Integrator) -> tuple[Subscription, list[str]]:
     """A new subscription from a Subscription resource, and its header lines; anything
-    not understood is 400."""
+    not understood is 400. Whether its endpoint may be called is the caller's to check
+    (:meth:`CallbackRule.check`)."""
     if not isinstance(body, dict) or body.get("resourceType") != "Subscription":
         raise BadRequest("the body must be a Subscription")
     criteria = body.get("criteria")
@@ -155,7 +126,7 @@ def parse_subscription(
         scopes=sorted(principal.scopes),
         topic=topic.url,
         patient_id=patient_id,
-        endpoint=_endpoint(channel.get("endpoint"), dev_mode),
+        endpoint=callback_url(channel.get("endpoint"), "channel.endpoint"),
         payload=payload,
         heartbeat_seconds=_seconds(
             _extension(channel, HEARTBEAT_PERIOD), "the heartbeat period", None, MAX_HEARTBEAT
@@ -215,9 +186,8 @@ def build_subscription_router(routes: FhirRoutes) -> None:
     async def create_subscription(request: Request, principal: CurrentPrincipal) -> Any:
         integrator = system_client(principal, "subscriptions")
         svc = services(request)
-        sub, headers = parse_subscription(
-            await json_body(request), integrator, svc.settings.dev_mode
-        )
+        sub, headers = parse_subscription(await json_body(request), integrator)
+        await CallbackRule.configured(svc.settings).check(sub.endpoint, "channel.endpoint")
         notifier = _notifier(request)
         await notifier.subscriptions.create(sub, headers)
         notifier.wake()

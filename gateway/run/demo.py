@@ -130,6 +130,8 @@ def write_demo_config(
     config: dict[str, Any] = {
         "gateway": {
             "dev_mode": True,
+            # The demo's receivers (a subscription's endpoint, a webhook) run on loopback.
+            "callback_allowed_networks": [f"{LOOPBACK}/32"],
             "data_dir": str(data_dir.resolve()),
             "port": port,
             "public_base_url": public,

@@ -34,13 +34,15 @@ from simregions.server import RunningServer, serve_in_thread
 from simregions.store import RegionStore
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import NORD_PROVIDER, TEST_PERSON, Gateway, Region, running_gateway
-from tests.gateway.consent_helpers import grant
+from tests.gateway.consent_helpers import grant, seal
 
 pytestmark = pytest.mark.anyio
 
 EMAIL = "tolvan@example.test"
 LINK = "https://samlad.example/app/"
 WAIT = 30.0
+#: The receivers' network, which the gateway may call (``callback_allowed_networks``).
+LOOPBACK_NETWORK = "127.0.0.0/8"
 #: Every line a message may hold: the fixed texts and the link, nothing else.
 ALLOWED_LINES = {
     line
@@ -121,6 +123,7 @@ async def gw(
         extra_sources=[own_region[1]],
         cache_fresh_seconds=0,
         dev_mode=True,
+        callback_allowed_networks=[LOOPBACK_NETWORK],
         notices=notices,
         rate_limit_enabled=False,
     ) as running:
@@ -188,6 +191,7 @@ async def _new_result(gw: Gateway, store: RegionStore, patient_id: str, n: int) 
     result["id"] = f"new-result-{n}"
     result["meta"]["lastUpdated"] = now.isoformat()
     result["effectiveDateTime"] = now.isoformat()
+    result["issued"] = now.isoformat()
     result.pop("effectivePeriod", None)
     store.put(result)
     return result
@@ -377,6 +381,48 @@ async def test_opting_out_removes_what_waits_and_bad_settings_are_refused(gw: Ga
     async with services.db.connect() as conn:
         stored = (await conn.execute(text("SELECT email FROM notice_setting"))).scalar_one()
     assert EMAIL.encode() not in bytes(stored), "sealed at rest"
+
+
+@pytest.mark.parametrize("sealed", [{}, {"delay_days": 14}], ids=["record", "delayed-release"])
+async def test_news_the_person_cannot_read_online_is_not_told(
+    gw: Gateway, own_region: tuple[RegionStore, dict[str, Any]], sealed: dict[str, Any]
+) -> None:
+    """A result under the person's seal, or held back by their delayed release, is not
+    news to them: being told it arrived would tell them it exists."""
+    store, _ = own_region
+    patient_id = await gw.patient_id()
+    await _refresh(gw, patient_id)
+    await _choose(
+        gw, patient_id, ("kind", "valueCode", "lab-result"), ("email", "valueString", EMAIL)
+    )
+    await _new_result(gw, store, patient_id, 1)
+    await seal(gw, patient_id, **sealed)
+    await _refresh(gw, patient_id)
+    assert await _count(gw, "notice") == 1
+    assert await _sent(gw, timedelta(seconds=61)) == 0
+    assert await _count(gw, "notice") == 0, "dropped, not left to wait"
+    assert await _count(gw, "notice_message") == 0
+
+
+@pytest.mark.parametrize(
+    "webhook", ["https://169.254.169.254/latest/", "https://10.0.0.7/hook", "https://[::1]/hook"]
+)
+async def test_a_webhook_inside_the_network_is_refused(gw: Gateway, webhook: str) -> None:
+    patient_id = await gw.patient_id()
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "kind", "valueCode": "access"},
+            {"name": "webhook", "valueUrl": webhook},
+        ],
+    }
+    refused = await gw.client.post(
+        f"/fhir/Patient/{patient_id}/$notification-settings", json=body, headers=gw.citizen()
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["resourceType"] == "OperationOutcome"
+    assert webhook.split("/")[2] not in refused.text
+    assert await _count(gw, "notice_setting") == 0
 
 
 async def test_an_idle_worker_writes_nothing(gw: Gateway) -> None:

@@ -42,6 +42,8 @@ pytestmark = pytest.mark.anyio
 LAB = "https://samlad.se/fhir/SubscriptionTopic/lab-result"
 #: Generous: a bound on a test that has failed, never a measure of speed.
 WAIT = 30.0
+#: The receivers' network, which the gateway may call (``callback_allowed_networks``).
+LOOPBACK_NETWORK = "127.0.0.0/8"
 
 
 @dataclass
@@ -100,6 +102,7 @@ async def gw(
         extra_sources=[own_region[1]],
         cache_fresh_seconds=0,
         dev_mode=True,
+        callback_allowed_networks=[LOOPBACK_NETWORK],
         subscription_poll_seconds=0.05,
         subscription_retry_seconds=0.05,
         subscription_max_attempts=3,
@@ -435,14 +438,39 @@ async def test_not_json_is_refused(gw: Gateway) -> None:
     assert response.json()["resourceType"] == "OperationOutcome"
 
 
-async def test_http_endpoints_only_in_dev_mode(
+async def test_loopback_and_http_endpoints_only_with_the_allow_list(
     database_url: str, issuer: IssuerKit, regions: dict[str, Region], receiver: Receiver
 ) -> None:
-    async with running_gateway(database_url, issuer, regions) as production:
-        response = await production.client.post(
-            "/fhir/Subscription", json=subscription(receiver.url), headers=production.integrator()
-        )
-    assert response.status_code == 400, response.text
+    port = receiver.server.url.rsplit(":", 1)[1]
+    async with running_gateway(database_url, issuer, regions, dev_mode=True) as production:
+        for endpoint in (receiver.url, f"https://127.0.0.1:{port}/hook"):
+            response = await production.client.post(
+                "/fhir/Subscription",
+                json=subscription(endpoint),
+                headers=production.integrator(),
+            )
+            assert response.status_code == 422, response.text
+            assert response.json()["resourceType"] == "OperationOutcome"
+            assert "127.0.0.1" not in response.text
+    assert receiver.received.empty()
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.7/hook",
+        "https://192.168.0.1/hook",
+        "https://[fd00::1]/hook",
+    ],
+)
+async def test_an_endpoint_inside_the_network_is_refused(gw: Gateway, endpoint: str) -> None:
+    response = await gw.client.post(
+        "/fhir/Subscription", json=subscription(endpoint), headers=gw.integrator()
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert endpoint.split("/")[2] not in response.text
 
 
 async def test_a_source_notification_delivers_without_a_read(
@@ -460,6 +488,7 @@ async def test_a_source_notification_delivers_without_a_read(
         extra_sources=[source],
         cache_fresh_seconds=3600,  # no read would ask the region again
         dev_mode=True,
+        callback_allowed_networks=[LOOPBACK_NETWORK],
         subscription_poll_seconds=0.05,
         rate_limit_enabled=False,
     ) as gw:
