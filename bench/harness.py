@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 
 from adapters.fhir_r4 import format_identifier
 from fhir_profiles.codes import CONSENT_SCOPE_SYSTEM, LOINC_SYSTEM, PARTICIPATION_TYPE_SYSTEM
-from fhir_profiles.extensions import HSA_ORGANISATION_LEVEL_URL
+from fhir_profiles.extensions import HSA_ORGANISATION_LEVEL_URL, SOURCE_STATUS_URL
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, parse_person_identifier
 from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.run.cli import LOG_LEVEL_VARIABLE
@@ -514,6 +514,15 @@ class Overview:
     size: int = 0
 
 
+def source_status(issue: dict[str, Any]) -> dict[str, Any] | None:
+    """The parts of an outcome issue's ``source-status`` extension by name (``source``,
+    ``status``, ``elapsedMs``, ...); None for an issue that names no source."""
+    for ext in issue.get("extension", []):
+        if ext["url"] == SOURCE_STATUS_URL:
+            return {e["url"]: e[k] for e in ext["extension"] for k in e if k != "url"}
+    return None
+
+
 async def everything(gateway: RunningGateway) -> Overview:
     """Time one ``$everything``, reading the per-source status from its outcome entry."""
     started = time.perf_counter()
@@ -527,8 +536,9 @@ async def everything(gateway: RunningGateway) -> Overview:
     for entry in bundle["entry"]:
         if entry["search"]["mode"] == "outcome":
             for issue in entry["resource"]["issue"]:
-                (ext,) = issue["extension"]
-                values = {e["url"]: e[k] for e in ext["extension"] for k in e if k != "url"}
+                values = source_status(issue)
+                if values is None:
+                    continue
                 statuses[values["source"]] = values["status"]
                 fan_out = max(fan_out, float(values["elapsedMs"]) / 1000)
     return Overview(elapsed, int(bundle["total"]), statuses, fan_out, len(body))
