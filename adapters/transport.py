@@ -215,6 +215,13 @@ class _Wire:
 
     def ended(self, task: asyncio.Task[tuple[int, bytes]]) -> None:
         _abandoned.discard(task)
+        # The request's trace hook holds this wire, and the wire the task, which holds
+        # the body it read: a reference cycle that only the cyclic collector frees, and
+        # the gateway runs it seldom (gateway.run.app.tune_garbage_collector), so a
+        # large record's pages stayed in memory until the answer was complete. Broken
+        # here: the body goes as soon as its caller lets it go.
+        self.task = None
+        self.request.extensions.pop("trace", None)
         if self.sent is not None:
             self.sent.set()
         if not task.cancelled():

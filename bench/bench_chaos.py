@@ -62,6 +62,7 @@ from bench.harness import (
     free_port,
     median,
     region_sources,
+    source_status,
     start_gateway,
     start_regions,
 )
@@ -176,9 +177,9 @@ def _statuses(body: bytes) -> dict[str, str]:
     for entry in bundle.get("entry", []):
         if entry.get("search", {}).get("mode") == "outcome":
             for issue in entry["resource"]["issue"]:
-                (ext,) = issue["extension"]
-                values = {e["url"]: e[k] for e in ext["extension"] for k in e if k != "url"}
-                statuses[values["source"]] = values["status"]
+                values = source_status(issue)
+                if values is not None:
+                    statuses[values["source"]] = values["status"]
     return statuses
 
 

@@ -514,6 +514,15 @@ class Overview:
     size: int = 0
 
 
+def source_status(issue: dict[str, Any]) -> dict[str, Any] | None:
+    """The parts of an outcome issue's ``source-status`` extension by name (``source``,
+    ``status``, ``elapsedMs``, ...); None for an issue that names no source."""
+    for ext in issue.get("extension", []):
+        if ext["url"] == SOURCE_STATUS_URL:
+            return {e["url"]: e[k] for e in ext["extension"] for k in e if k != "url"}
+    return None
+
+
 async def everything(gateway: RunningGateway) -> Overview:
     """Time one ``$everything``, reading the per-source status from its outcome entry."""
     started = time.perf_counter()
@@ -527,11 +536,9 @@ async def everything(gateway: RunningGateway) -> Overview:
     for entry in bundle["entry"]:
         if entry["search"]["mode"] == "outcome":
             for issue in entry["resource"]["issue"]:
-                # A source's issue also carries its coverage; a notice carries no status.
-                status = [e for e in issue.get("extension", []) if e["url"] == SOURCE_STATUS_URL]
-                if not status:
+                values = source_status(issue)
+                if values is None:
                     continue
-                values = {e["url"]: e[k] for e in status[0]["extension"] for k in e if k != "url"}
                 statuses[values["source"]] = values["status"]
                 fan_out = max(fan_out, float(values["elapsedMs"]) / 1000)
     return Overview(elapsed, int(bundle["total"]), statuses, fan_out, len(body))
