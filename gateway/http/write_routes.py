@@ -16,8 +16,8 @@ from fastapi import Path, Request
 
 from consent.policy import decide_referenced_read
 from consent.visibility import Visibility
+from fhir_profiles import writes as shapes
 from fhir_profiles.resource_types import RECORD_TYPES
-from fhir_profiles.writes import BOOKABLE_STATUSES, TASK_FOCUS_TYPES
 from gateway.access.auth import CurrentPrincipal
 from gateway.access.outbox import DELIVERED, QUEUED, WriteOutbox
 from gateway.access.reader import RecordReader
@@ -125,7 +125,10 @@ async def _write(
     svc = services(request)
     writer = Writer(principal, svc, _outbox(svc))
     writer.check_role(resource_type, how)
-    ask = ask_of(_resource(await json_body(request), resource_type), _client_key(request))
+    try:
+        ask = ask_of(_resource(await json_body(request), resource_type), _client_key(request))
+    except shapes.WriteShapeError as exc:
+        raise Unprocessable(str(exc)) from exc
     return _answer(svc, await writer.write(ask), how)
 
 
@@ -184,13 +187,10 @@ def _add_appointments(routes: FhirRoutes) -> None:
     )
     async def book(request: Request, principal: CurrentPrincipal) -> Any:
         def ask(body: dict[str, Any], key: str | None) -> WriteAsk:
-            slots = body.get("slot")
-            if not isinstance(slots, list) or len(slots) != 1:
-                raise BadRequest("an Appointment must name exactly one Slot")
-            _, slot = _reference(slots[0], "slot", {"Slot"})
-            if body.get("status", "booked") not in BOOKABLE_STATUSES:
-                raise BadRequest("a booking's status is booked, pending or proposed")
-            return WriteAsk("create", "Appointment", body, _patient(body), f"Slot/{slot}", key)
+            made = shapes.booking(body)
+            return WriteAsk(
+                "create", "Appointment", made.resource, made.patient_id, made.concerns, key
+            )
 
         return await _write(request, principal, ask, "Appointment", "create")
 
@@ -232,15 +232,16 @@ def _add_requests(routes: FhirRoutes) -> None:
     )
     async def create_task(request: Request, principal: CurrentPrincipal) -> Any:
         def ask(body: dict[str, Any], key: str | None) -> WriteAsk:
-            _, patient = _reference(body.get("for"), "for", {"Patient"})
-            kind, focus = _reference(body.get("focus"), "focus", set(TASK_FOCUS_TYPES))
-            body = body | {"status": "requested", "intent": body.get("intent", "order")}
-            hint = None
-            if body.get("owner") is not None:
-                owner_kind, owner = _reference(body["owner"], "owner", {"Organization"})
-                hint = f"{owner_kind}/{owner}"
-            concerns = f"{kind}/{focus}"
-            return WriteAsk("create", "Task", body, patient, concerns, key, unit_hint=hint)
+            made = shapes.task(body)
+            return WriteAsk(
+                "create",
+                "Task",
+                made.resource,
+                made.patient_id,
+                made.concerns,
+                key,
+                unit_hint=made.unit_hint,
+            )
 
         return await _write(request, principal, ask, "Task", "create")
 
@@ -255,13 +256,10 @@ def _add_requests(routes: FhirRoutes) -> None:
     )
     async def create_message(request: Request, principal: CurrentPrincipal) -> Any:
         def ask(body: dict[str, Any], key: str | None) -> WriteAsk:
-            _, patient = _reference(body.get("subject"), "subject", {"Patient"})
-            recipients = body.get("recipient")
-            if not isinstance(recipients, list) or len(recipients) != 1:
-                raise BadRequest("a message has exactly one recipient, a care unit")
-            _, unit = _reference(recipients[0], "recipient", {"Organization"})
-            body = body | {"status": body.get("status", "completed")}
-            return WriteAsk("create", "Communication", body, patient, f"Organization/{unit}", key)
+            made = shapes.message(body)
+            return WriteAsk(
+                "create", "Communication", made.resource, made.patient_id, made.concerns, key
+            )
 
         return await _write(request, principal, ask, "Communication", "create")
 
