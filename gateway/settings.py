@@ -210,6 +210,10 @@ class Settings(BaseSettings):
     max_concurrent_streams: int = Field(default=8, ge=1, le=1_000)
     #: The largest image a person may attach to an answered form (bytes, decoded).
     own_data_max_attachment_bytes: int = Field(default=2_000_000, ge=1_000, le=20_000_000)
+    #: Most resources a person may keep in their own source (each read opens them all).
+    own_data_max_records: int = Field(default=500, ge=1, le=100_000)
+    #: Most bytes (sealed, all resources together) a person's own source may hold.
+    own_data_max_bytes: int = Field(default=20_000_000, ge=10_000, le=1_000_000_000)
     # -- Bulk Data export (``$export``, gateway/access/exporter.py).
     #: Patients one worker reads for exports at once, all exports together: each holds
     #: one of the ``max_concurrent_refreshes`` and ``max_concurrent_streams`` turns while

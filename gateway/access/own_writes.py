@@ -19,6 +19,7 @@ from adapters.base import FhirResource
 from consent.policy import decide_own_data_write, decide_self_service_role
 from consent.principals import Principal
 from fhir_profiles.own_input import OwnInputError, checked_observation, checked_response
+from gateway.access.own_data import OwnDataFull
 from gateway.access.reader import RecordReader, RecordServices
 from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound
 
@@ -131,9 +132,14 @@ class OwnDataDesk:
             if exc.status == 413:
                 raise OwnDataTooLarge(str(exc)) from exc
             raise UnprocessableOwnData(str(exc)) from exc
-        stored = await self._services.own_data.add(
-            patient_id, checked, now, key=key, identifier=identifier
-        )
+        try:
+            stored = await self._services.own_data.add(
+                patient_id, checked, now, key=key, identifier=identifier
+            )
+        except OwnDataFull as exc:
+            if exc.status == 413:
+                raise OwnDataTooLarge(str(exc)) from exc
+            raise UnprocessableOwnData(str(exc)) from exc
         await self._reader.log(
             self._decision, patient_id, action, [resource_type], {resource_type: 1}
         )
