@@ -2,10 +2,13 @@
 
 A writer is made for one principal. For each write it finds the owner recorded on what
 the write concerns (the source and care unit of the Slot booked, of the Appointment
-changed, of the prescription a Task asks to renew, of the unit a message is for), asks
-the policy once (:func:`consent.writes.decide_write`: never to an unknown or blocked
-unit), writes the access log entry, stores the write in the outbox under its
-idempotency key, and has it delivered now. The answer says what happened: delivered
+changed, of the prescription a Task asks to renew, of the unit a message is for), sets
+what the gateway decides in what is sent (a Task's ``owner``; an update is the
+Appointment the record holds, cancelled or moved, and a move's new unit is decided too;
+nothing names a Patient but the writer's), asks the policy
+(:func:`consent.writes.decide_write`: never to an unknown or blocked unit), writes the
+access log entry, stores the write in the outbox under its idempotency key, and has it
+delivered now. The answer says what happened: delivered
 (201, or 200 for an update), queued because the owner did not answer in time (202 with a
 status URL), or refused (the owner's reason, say 409 for a slot taken).
 """

@@ -4,7 +4,8 @@
 ``GET /fhir/$write-status/{id}``.
 
 Each write goes through :class:`gateway.access.writes.Writer` (the owner, the decision,
-the access log, the outbox); a route only reads the body and says what happened.
+the access log, the outbox); a route only has the body shaped
+(:mod:`fhir_profiles.writes`: an allow-list per type) and says what happened.
 """
 
 from __future__ import annotations
@@ -33,16 +34,7 @@ from gateway.services import Services
 
 _ID = r"^[A-Za-z0-9\-.]{1,64}$"
 _WRITE_ID = r"^[a-f0-9]{32}$"
-_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-
-
-def _reference(value: Any, what: str, kinds: frozenset[str] | set[str]) -> tuple[str, str]:
-    reference = value.get("reference") if isinstance(value, dict) else None
-    match = _REFERENCE.match(reference) if isinstance(reference, str) else None
-    if match is None or match.group(1) not in kinds:
-        raise BadRequest(f"{what} must reference a {' or '.join(sorted(kinds))}")
-    return match.group(1), match.group(2)
 
 
 def _patient(resource: dict[str, Any]) -> str:
