@@ -224,7 +224,12 @@ class Services:
             engagement=engagement,
             cache=cache,
             collector=collector,
-            own_data=OwnData(db, settings.data_key.get_secret_value()),
+            own_data=OwnData(
+                db,
+                settings.data_key.get_secret_value(),
+                max_records=settings.own_data_max_records,
+                max_bytes=settings.own_data_max_bytes,
+            ),
             directory=Directory(sources, settings.directory_fresh_seconds),
             coverage=Coverages(sources, source_clients),
             merged=BoundedMemo(settings.memory_cache_resources),

@@ -166,9 +166,8 @@ class Settings(BaseSettings):
     audit_checkpoint_every_entries: int = Field(default=100, ge=1, le=1_000_000)
     #: ... or when the last one is this old and entries arrived since (seconds).
     audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0, le=86400)
-    #: The append-only file checkpoints are exported to (JSON lines, fsync'd); empty
-    #: means ``audit-checkpoints.jsonl`` in data_dir. Keep it where the database's
-    #: administrators cannot write.
+    #: The append-only file checkpoints are exported to (JSON lines, fsync'd; default
+    #: data_dir/audit-checkpoints.jsonl), where the database's administrators cannot write.
     audit_checkpoint_file: Path | None = None
     #: Upper bound on one overview, whatever the per-source timeouts say (seconds).
     request_deadline: float = Field(default=5.0, gt=0, le=300)
@@ -193,10 +192,8 @@ class Settings(BaseSettings):
     #: Cached data younger than this is served without asking the source (seconds; 0
     #: asks every time and keeps the cache only for sources that fail).
     cache_fresh_seconds: float = Field(default=60.0, ge=0, le=86400)
-    #: Cached data past ``cache_fresh_seconds`` but younger than this is served at once
-    #: (status ``revalidating``) while one refresh per person and source runs in the
-    #: background; older data is refreshed before answering (seconds; 0: never served
-    #: past freshness, every stale read waits for its refresh).
+    #: Cached data past freshness but younger than this is served at once (``revalidating``)
+    #: while it is refreshed in the background; older data waits (seconds; 0: always waits).
     cache_stale_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
     #: A refresh asks only for what changed since the last sync, except that at least this
     #: often it asks for everything, so deletions at the source show (seconds).
@@ -216,6 +213,10 @@ class Settings(BaseSettings):
     max_concurrent_streams: int = Field(default=8, ge=1, le=1_000)
     #: The largest image a person may attach to an answered form (bytes, decoded).
     own_data_max_attachment_bytes: int = Field(default=2_000_000, ge=1_000, le=20_000_000)
+    #: Most resources a person may keep in their own source (each read opens them all).
+    own_data_max_records: int = Field(default=500, ge=1, le=100_000)
+    #: Most bytes (sealed, all resources together) a person's own source may hold.
+    own_data_max_bytes: int = Field(default=20_000_000, ge=10_000, le=1_000_000_000)
     # -- Bulk Data export (``$export``, gateway/access/exporter.py).
     #: Patients one worker reads for exports at once, all exports together: each holds
     #: one of the ``max_concurrent_refreshes`` and ``max_concurrent_streams`` turns while

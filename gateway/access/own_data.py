@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Executable, delete, exists, insert, literal, select
+from sqlalchemy import Executable, delete, exists, func, insert, literal, select
 
 from adapters.base import FhirResource
 from adapters.config import SourceConfig
@@ -94,11 +94,22 @@ def _instant(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class OwnDataFull(Exception):
+    """No room for one more resource of the person's own (``status``: 422 for too many,
+    413 for too many bytes)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class OwnData:
     """The own source's rows: add, find, list, delete; sealed under :data:`Purpose.OWN_DATA`."""
 
-    def __init__(self, db: Database, data_key: str) -> None:
+    def __init__(self, db: Database, data_key: str, *, max_records: int, max_bytes: int) -> None:
         self._db = db
+        self._max_records = max_records
+        self._max_bytes = max_bytes
         key = derive_key(data_key, Purpose.OWN_DATA)
         self._envelope = Envelope(key)
         self._hash_key = hashlib.sha256(b"idempotency:" + key).digest()
@@ -157,6 +168,7 @@ class OwnData:
         local_id = uuid.uuid4().hex
         served = _as_served(resource, local_id, now)
         body = self._envelope.seal(orjson.dumps(served), _aad(patient_id, resource_type, local_id))
+        await self._room_for(patient_id, len(body))
         values = {
             "id": local_id,
             "patient_id": patient_id,
@@ -198,6 +210,20 @@ class OwnData:
             if found is not None and identifier in _identifiers(found):
                 return found
         return None
+
+    async def _room_for(self, patient_id: str, size: int) -> None:
+        """Raise :class:`OwnDataFull` if the person's own source has no room for one more
+        resource of ``size`` bytes (sealed). Checked before the insert, outside its
+        transaction: creates racing each other may pass the limit by a few, never by more."""
+        query = select(func.count(), func.coalesce(func.sum(func.length(_OWN.c.body)), 0)).where(
+            _OWN.c.patient_id == patient_id
+        )
+        async with self._db.connect() as conn:
+            count, used = (await conn.execute(query)).one()
+        if count + 1 > self._max_records:
+            raise OwnDataFull(f"at most {self._max_records} own resources are kept", 422)
+        if int(used) + size > self._max_bytes:
+            raise OwnDataFull("the own data kept would be larger than allowed", 413)
 
     async def owner(self, resource_type: str, resource_id: str) -> str | None:
         """Whose own resource ``resource_type/resource_id`` (a gateway id) is, if anyone's."""

@@ -20,6 +20,7 @@ from consent.policy import decide_own_data_write, decide_self_service_role
 from consent.principals import Principal
 from consent.store import Logged
 from fhir_profiles.own_input import OwnInputError, checked_observation, checked_response
+from gateway.access.own_data import OwnDataFull
 from gateway.access.reader import RecordReader, RecordServices
 from gateway.errors import BadRequest, Forbidden, GatewayError, NotFound
 
@@ -142,16 +143,16 @@ class OwnDataDesk:
                 checked = checked_observation(body, now)
             else:
                 checked = checked_response(body, now, max_attachment_bytes)
-        except OwnInputError as exc:
+            logged = self._logged(decision, patient_id, action, resource_type)
+            stored = await self._services.own_data.add(
+                patient_id, checked, now, logged, key=key, identifier=identifier
+            )
+        except (OwnInputError, OwnDataFull) as exc:  # nothing stored
             refused = AccessDecision.deny(INVALID_INPUT, decision.actor_kind)
             await self._reader.log(refused, patient_id, action, [resource_type])
             if exc.status == 413:
                 raise OwnDataTooLarge(str(exc)) from exc
             raise UnprocessableOwnData(str(exc)) from exc
-        logged = self._logged(decision, patient_id, action, resource_type)
-        stored = await self._services.own_data.add(
-            patient_id, checked, now, logged, key=key, identifier=identifier
-        )
         return Created(stored.resource, stored.created)
 
     async def delete(self, resource_type: str, resource_id: str) -> None:

@@ -31,7 +31,7 @@ from gateway.access.persons import PersonIndex
 from gateway.access.polling import poll
 from gateway.collect.cache import RecordCache
 from gateway.collect.slots import writer_of
-from gateway.merge.written import from_owner, to_owner
+from gateway.merge.written import ForeignReference, from_owner, to_owner
 from gateway.settings import Settings
 from gateway.sources import Source
 from store.db import StoreUnavailable
@@ -158,6 +158,9 @@ class WriteWorker:
             else:
                 resource["id"] = row.target_id
                 answered = await adapter.update(resource)
+        except ForeignReference as exc:  # checked when it was asked: never sent
+            await self.outbox.refused(row, now, 422, str(exc))
+            return Delivered(await self._reread(row))
         except SourceRefused as exc:
             await self.outbox.refused(row, now, exc.status, str(exc))
             return Delivered(await self._reread(row))

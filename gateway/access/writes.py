@@ -2,10 +2,13 @@
 
 A writer is made for one principal. For each write it finds the owner recorded on what
 the write concerns (the source and care unit of the Slot booked, of the Appointment
-changed, of the prescription a Task asks to renew, of the unit a message is for), asks
-the policy once (:func:`consent.writes.decide_write`: never to an unknown or blocked
-unit), writes the access log entry, stores the write in the outbox under its
-idempotency key, and has it delivered now. The answer says what happened: delivered
+changed, of the prescription a Task asks to renew, of the unit a message is for), sets
+what the gateway decides in what is sent (a Task's ``owner``; an update is the
+Appointment the record holds, cancelled or moved, and a move's new unit is decided too;
+nothing names a Patient but the writer's), asks the policy
+(:func:`consent.writes.decide_write`: never to an unknown or blocked unit), writes the
+access log entry, stores the write in the outbox under its idempotency key, and has it
+delivered now. The answer says what happened: delivered
 (201, or 200 for an update), queued because the owner did not answer in time (202 with a
 status URL), or refused (the owner's reason, say 409 for a slot taken).
 """
@@ -13,7 +16,7 @@ status URL), or refused (the owner's reason, say 409 for a slot taken).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -27,14 +30,15 @@ from consent.store import ConsentStore
 from consent.writes import decide_write, decide_write_role
 from fhir_profiles.identifiers import HSA_ID_SYSTEM
 from fhir_profiles.record_status import care_tags
-from fhir_profiles.writes import PERMISSION
+from fhir_profiles.writes import PERMISSION, WriteShapeError, appointment_change, moved_to
 from gateway.access.outbox import QUEUED, WriteOutbox, new_id, request_digest
 from gateway.access.reader import READABLE_TYPES, RecordReader, RecordServices
 from gateway.access.write_worker import Delivered, WriteWorker
 from gateway.collect.directory import Directory
 from gateway.collect.slots import Schedules, writer_of
-from gateway.errors import Forbidden, GatewayError, NotFound, ServiceUnavailable
+from gateway.errors import Forbidden, GatewayError, NotFound, ServiceUnavailable, Unprocessable
 from gateway.merge.record import also_known_as
+from gateway.merge.written import ForeignReference, check_references
 from gateway.sources import Source
 from store.jobs import WriteRequest
 
@@ -47,10 +51,6 @@ class WritingServices(RecordServices, Protocol):
     directory: Directory
     writes: WriteWorker | None
     schedules: Schedules | None
-
-
-class Unprocessable(GatewayError):
-    status, code = 422, "processing"
 
 
 class NotWritable(GatewayError):
@@ -83,6 +83,8 @@ class Owner:
     source: Source
     unit_hsa_id: str | None
     provider_hsa_id: str
+    #: What the write changes, as the patient's record holds it (an update's Appointment).
+    current: FhirResource | None = None
 
 
 def asker(principal: Principal, reader_services: RecordServices) -> str:
@@ -134,25 +136,54 @@ class Writer:
         # Whoever owns it first (nothing is looked up for one who may not write at
         # all), then for the owner found: never an unknown or blocked unit.
         decision = decide_write(self._principal, facts, ask.resource_type, permission, None)
+        # What the client asked identifies the write (a repeated update is the same one).
+        digest = request_digest(ask.interaction, ask.resource_type, ask.target_id, ask.resource)
         if decision.allowed:
             owner = await self._owner_or_logged(ask, decision)
-            decision = decide_write(
-                self._principal,
-                facts,
-                ask.resource_type,
-                permission,
-                (owner.provider_hsa_id, owner.unit_hsa_id),
-            )
+            ask, units = await self._outgoing(ask, owner)
+            for unit in units:  # an Appointment moved: its new unit as well
+                decision = decide_write(
+                    self._principal,
+                    facts,
+                    ask.resource_type,
+                    permission,
+                    (unit.provider_hsa_id, unit.unit_hsa_id),
+                )
+                if not decision.allowed:
+                    break
         await self._reader.log(decision, ask.patient_id, ask.interaction, [ask.resource_type])
         if not decision.allowed:
             raise Forbidden(f"this write is not permitted ({decision.reason})")
-        return await self._submit(ask, owner, now)
+        return await self._submit(ask, owner, now, digest)
 
-    async def _submit(self, ask: WriteAsk, owner: Owner, now: datetime) -> Delivered:
+    async def _outgoing(self, ask: WriteAsk, owner: Owner) -> tuple[WriteAsk, list[Owner]]:
+        """What is sent to ``owner``, and every unit the write goes to: a Task's
+        ``owner`` is the unit it was routed to; an update is the Appointment the record
+        holds, cancelled or moved (to a Slot of the same owner) and nothing else."""
+        resource, units = ask.resource, [owner]
+        try:
+            if ask.resource_type == "Task" and owner.unit_hsa_id:
+                unit = {"system": HSA_ID_SYSTEM, "value": owner.unit_hsa_id}
+                resource = resource | {"owner": {"type": "Organization", "identifier": unit}}
+            if ask.interaction == "update":
+                if owner.current is None:
+                    raise Unprocessable("what this write changes is unknown")
+                resource = appointment_change(owner.current, ask.resource)
+                slot = moved_to(owner.current, resource)
+                if slot is not None:
+                    moved = await self._owner(replace(ask, concerns=f"Slot/{slot}"))
+                    if moved.source.id != owner.source.id:
+                        raise Unprocessable("an Appointment moves to a Slot of its owner only")
+                    units.append(moved)
+            check_references(resource, ask.patient_id)
+        except (WriteShapeError, ForeignReference) as exc:
+            raise Unprocessable(str(exc)) from exc
+        return replace(ask, resource=resource), units
+
+    async def _submit(self, ask: WriteAsk, owner: Owner, now: datetime, digest: str) -> Delivered:
         worker = self._services.writes
         assert worker is not None  # made at start
         who = asker(self._principal, self._services)
-        digest = request_digest(ask.interaction, ask.resource_type, ask.target_id, ask.resource)
         key = ask.client_key if ask.client_key is not None else f"digest:{digest}"
         row_id = new_id()
         row = WriteRequest(
@@ -243,7 +274,7 @@ class Writer:
             or await self._outbox.unit_of_result(source.id, local)
             or await self._hinted_unit(ask, source)
         )
-        return Owner(source, unit, tagged_provider or provider)
+        return Owner(source, unit, tagged_provider or provider, resource)
 
     async def _hinted_unit(self, ask: WriteAsk, source: Source) -> str | None:
         """The unit the client named (of the same source as what the write concerns)."""

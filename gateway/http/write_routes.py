@@ -4,7 +4,8 @@
 ``GET /fhir/$write-status/{id}``.
 
 Each write goes through :class:`gateway.access.writes.Writer` (the owner, the decision,
-the access log, the outbox); a route only reads the body and says what happened.
+the access log, the outbox); a route only has the body shaped
+(:mod:`fhir_profiles.writes`: an allow-list per type) and says what happened.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from fastapi import Path, Request
 
 from consent.policy import decide_referenced_read
 from consent.visibility import Visibility
+from fhir_profiles import writes as shapes
 from fhir_profiles.resource_types import RECORD_TYPES
-from fhir_profiles.writes import BOOKABLE_STATUSES, TASK_FOCUS_TYPES
 from gateway.access.auth import CurrentPrincipal
 from gateway.access.outbox import DELIVERED, QUEUED, WriteOutbox
 from gateway.access.reader import RecordReader
 from gateway.access.write_worker import Delivered, current
 from gateway.access.writes import WriteAsk, Writer
 from gateway.collect.slots import SLOT_PARAMS
-from gateway.errors import BadRequest, Forbidden, NotFound, operation_outcome
+from gateway.errors import BadRequest, Forbidden, NotFound, Unprocessable, operation_outcome
 from gateway.fhir_json import FhirJSONResponse
 from gateway.http.consent_routes import json_body, json_resource_body
 from gateway.http.declare import FhirRoutes
@@ -34,16 +35,7 @@ from gateway.services import Services
 
 _ID = r"^[A-Za-z0-9\-.]{1,64}$"
 _WRITE_ID = r"^[a-f0-9]{32}$"
-_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-
-
-def _reference(value: Any, what: str, kinds: frozenset[str] | set[str]) -> tuple[str, str]:
-    reference = value.get("reference") if isinstance(value, dict) else None
-    match = _REFERENCE.match(reference) if isinstance(reference, str) else None
-    if match is None or match.group(1) not in kinds:
-        raise BadRequest(f"{what} must reference a {' or '.join(sorted(kinds))}")
-    return match.group(1), match.group(2)
 
 
 def _patient(resource: dict[str, Any]) -> str:
@@ -131,7 +123,10 @@ async def _write(
     svc = services(request)
     writer = Writer(principal, svc, _outbox(svc))
     writer.check_role(resource_type, how)
-    ask = ask_of(_resource(await json_body(request), resource_type), _client_key(request))
+    try:
+        ask = ask_of(_resource(await json_body(request), resource_type), _client_key(request))
+    except shapes.WriteShapeError as exc:
+        raise Unprocessable(str(exc)) from exc
     return _answer(svc, await writer.write(ask), how)
 
 
@@ -151,13 +146,8 @@ def _write_route(
 
 
 def _booking(body: dict[str, Any], key: str | None) -> WriteAsk:
-    slots = body.get("slot")
-    if not isinstance(slots, list) or len(slots) != 1:
-        raise BadRequest("an Appointment must name exactly one Slot")
-    _, slot = _reference(slots[0], "slot", {"Slot"})
-    if body.get("status", "booked") not in BOOKABLE_STATUSES:
-        raise BadRequest("a booking's status is booked, pending or proposed")
-    return WriteAsk("create", "Appointment", body, _patient(body), f"Slot/{slot}", key)
+    made = shapes.booking(body)
+    return WriteAsk("create", "Appointment", made.resource, made.patient_id, made.concerns, key)
 
 
 def _change(appointment_id: str, owner: tuple[Any, str] | None) -> AskOf:
@@ -175,24 +165,21 @@ def _change(appointment_id: str, owner: tuple[Any, str] | None) -> AskOf:
 
 
 def _task(body: dict[str, Any], key: str | None) -> WriteAsk:
-    _, patient = _reference(body.get("for"), "for", {"Patient"})
-    kind, focus = _reference(body.get("focus"), "focus", set(TASK_FOCUS_TYPES))
-    body = body | {"status": "requested", "intent": body.get("intent", "order")}
-    hint = None
-    if body.get("owner") is not None:
-        owner_kind, owner = _reference(body["owner"], "owner", {"Organization"})
-        hint = f"{owner_kind}/{owner}"
-    return WriteAsk("create", "Task", body, patient, f"{kind}/{focus}", key, unit_hint=hint)
+    made = shapes.task(body)
+    return WriteAsk(
+        "create",
+        "Task",
+        made.resource,
+        made.patient_id,
+        made.concerns,
+        key,
+        unit_hint=made.unit_hint,
+    )
 
 
 def _message(body: dict[str, Any], key: str | None) -> WriteAsk:
-    _, patient = _reference(body.get("subject"), "subject", {"Patient"})
-    recipients = body.get("recipient")
-    if not isinstance(recipients, list) or len(recipients) != 1:
-        raise BadRequest("a message has exactly one recipient, a care unit")
-    _, unit = _reference(recipients[0], "recipient", {"Organization"})
-    body = body | {"status": body.get("status", "completed")}
-    return WriteAsk("create", "Communication", body, patient, f"Organization/{unit}", key)
+    made = shapes.message(body)
+    return WriteAsk("create", "Communication", made.resource, made.patient_id, made.concerns, key)
 
 
 def build_write_router(routes: FhirRoutes) -> None:

@@ -709,6 +709,7 @@ def _write_calls() -> dict[tuple[str, str], Call]:
                     "resourceType": "Communication",
                     "subject": _patient(c),
                     "recipient": [{"reference": f"Organization/{ABSENT}"}],
+                    "payload": [{"contentString": "Hej"}],
                 },
             ),
         ),
