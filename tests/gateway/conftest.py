@@ -19,6 +19,7 @@ from gateway.run.demo import region_source
 from gateway.settings import Settings, load_settings
 from simregions.app import create_app as create_region_app
 from simregions.behaviour import Behaviour
+from simregions.mailsink import MailSink
 from simregions.people import relations
 from simregions.regions import DEFAULT_REGIONS, RegionSpec
 from simregions.server import RunningServer, start_in_thread
@@ -280,3 +281,11 @@ async def follow_pages(
         assert response.status_code == 200, response.text
         bundle = response.json()
     raise AssertionError("paging did not end")
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[MailSink]:
+    """An SMTP server on loopback that keeps every message it is sent."""
+    server = await MailSink().start()
+    yield server
+    await server.close()

@@ -83,13 +83,6 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[MailSink]:
-    server = await MailSink().start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
 def own_region(regions: dict[str, Region]) -> Iterator[tuple[RegionStore, dict[str, Any]]]:
     """Region Nord's data in a store of its own, which the tests change."""
     spec = regions["nord"].spec
