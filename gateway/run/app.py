@@ -86,10 +86,16 @@ def tune_garbage_collector() -> None:
     Parsing one overview allocates about a million small objects, none in reference
     cycles; with CPython's default thresholds the full collections that follow cost more
     than the parsing itself (measured: ``bench/bench_normalise.py``). Objects alive after
-    start-up are frozen out of collection and collections run less often. Cycles are still
-    collected, only later.
+    the process's first start-up are frozen out of collection and collections run less
+    often. Cycles are still collected, only later.
+
+    The freeze is made once per process (when nothing is frozen yet), after a full
+    collection: a frozen cycle is never freed, so freezing at every start would keep each
+    gateway a process had started and stopped, with all it held, forever.
     """
-    gc.freeze()
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import gc
 import random
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -36,7 +37,13 @@ from simregions.legacy.spec import OST
 from simregions.regions import get_region
 from simregions.server import RunningServer, serve_in_thread
 from tests.conftest import IssuerKit
-from tests.gateway.conftest import TEST_PERSON, Gateway, Region, gateway_settings
+from tests.gateway.conftest import (
+    TEST_PERSON,
+    Gateway,
+    Region,
+    gateway_settings,
+    running_gateway,
+)
 from tests.gateway.test_overview import source_status
 
 pytestmark = pytest.mark.anyio
@@ -281,6 +288,27 @@ async def test_after_a_burst_of_cancelled_reads_every_source_is_ok_again_by_itse
         assert response.status_code == 200, response.text
         statuses = {k: v["status"] for k, v in source_status(response.json()).items()}
         assert statuses == {region.source_id: "ok" for region in regions.values()}
+
+
+async def test_a_stopped_gateway_is_collected_whole(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    """The process's first gateway freezes what is alive out of the cyclic collector;
+    no later start freezes anything more, and a stopped gateway is freed whole, so that
+    a process starting gateways one after another (a restart in place, these tests)
+    does not keep each one, with every record it read, forever."""
+    async with running_gateway(database_url, issuer, regions) as first:
+        await first.patient_id()
+    del first
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    async with running_gateway(database_url, issuer, regions) as second:
+        await second.patient_id()
+        app, services = weakref.ref(second.app), weakref.ref(second.services)
+    del second
+    gc.collect()
+    assert gc.get_freeze_count() <= frozen
+    assert (app(), services()) == (None, None)
 
 
 def test_source_pools_report_connections_and_slots() -> None:
