@@ -46,15 +46,20 @@ demo: $(STAMP)
 # Then the built wheel, installed alone from the runtime lock, must start the demo.
 test: lint test-today test-any-day check-wheel
 
+# Each pass runs in one worker process per core (pytest-xdist), a test file to a worker,
+# so that a file's module fixtures start once: `make test TEST_WORKERS=1` runs it in one.
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
 test-today: $(STAMP) $(JS_STAMP)
 	bash scripts/ensure-postgres
 	bash scripts/ensure-chromium
-	$(BIN)/pytest
+	$(PYTEST)
 
 test-any-day: $(STAMP) $(JS_STAMP)
 	bash scripts/ensure-postgres
 	bash scripts/ensure-chromium
-	PYTHONPATH=tests/any_day $(BIN)/pytest -W ignore::pytest.PytestAssertRewriteWarning
+	PYTHONPATH=tests/any_day $(PYTEST) -W ignore::pytest.PytestAssertRewriteWarning
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

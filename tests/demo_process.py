@@ -7,6 +7,7 @@ started (``make`` and the demo under it), as Ctrl-C in a terminal does.
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -24,45 +25,41 @@ REGION_PORTS = len(DEFAULT_REGIONS) + 1
 BANNER_END = "Ctrl-C stops everything."
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sockets.append(sock)
-    ports = [s.getsockname()[1] for s in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
+def _outside_the_ephemeral_range() -> range:
+    """Ports the kernel never hands out by itself (to a bind to port 0 or to an outgoing
+    connection), so that one found free stays free until the demo binds it, whatever
+    runs beside (another test worker opening connections by the hundred)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(10_000, max(low, 11_000))
 
 
-def _consecutive_free_ports(count: int) -> int:
-    for _ in range(50):
-        base = _free_ports(1)[0]
-        if base + count > 65000:
-            continue
-        probes: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                probe = socket.socket()
-                probes.append(probe)
-                probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for probe in probes:
-                probe.close()
-        return base
-    raise RuntimeError("no free port range")
+def _all_free(ports: range) -> bool:
+    probes: list[socket.socket] = []
+    try:
+        for port in ports:
+            probe = socket.socket()
+            probes.append(probe)
+            probe.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    finally:
+        for probe in probes:
+            probe.close()
+    return True
 
 
 def free_demo_ports() -> tuple[int, int]:
-    """A free gateway port and the first of :data:`REGION_PORTS` free consecutive ones."""
-    region_base = _consecutive_free_ports(REGION_PORTS)
-    port = _free_ports(1)[0]
-    while region_base <= port < region_base + REGION_PORTS:  # a port may be handed out again
-        port = _free_ports(1)[0]
-    return port, region_base
+    """A free gateway port and the first of :data:`REGION_PORTS` free consecutive ones
+    after it, from outside the kernel's ephemeral range."""
+    candidates = _outside_the_ephemeral_range()
+    for _ in range(100):
+        port = random.randrange(candidates.start, candidates.stop - REGION_PORTS - 1)
+        if _all_free(range(port, port + REGION_PORTS + 1)):
+            return port, port + 1
+    raise RuntimeError("no free port range")
 
 
 def demo_environment() -> dict[str, str]:

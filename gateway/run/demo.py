@@ -74,6 +74,10 @@ def region_coverage(spec: RegionSpec) -> dict[str, Any]:
     return coverage
 
 
+#: Each simulated region's timeout in the demo's ``[[sources]]`` (seconds).
+DEMO_SOURCE_TIMEOUT = 5.0
+
+
 def region_source(spec: RegionSpec, base_url: str) -> dict[str, Any]:
     """The ``[[sources]]`` entry that points the gateway at one simulated region."""
     dialect: dict[str, Any] = {"page_size": spec.page_size}
@@ -87,7 +91,7 @@ def region_source(spec: RegionSpec, base_url: str) -> dict[str, Any]:
         "care_provider_hsa_id": spec.care_provider_hsa_id,
         "kind": "fhir-r4",
         "base_url": base_url,
-        "timeout": 5.0,
+        "timeout": DEMO_SOURCE_TIMEOUT,
         "auth": {"type": "bearer", "token": spec.token},
         # The token the region presents when it announces new data (a demo value).
         "notify_token": f"{spec.token}-notify",
@@ -103,7 +107,7 @@ def legacy_source(spec: LegacyRegionSpec, base_url: str) -> dict[str, Any]:
         "care_provider_hsa_id": spec.care_provider_hsa_id,
         "kind": "legacy-xml",
         "base_url": base_url,
-        "timeout": 5.0,
+        "timeout": DEMO_SOURCE_TIMEOUT,
         "auth": {"type": "bearer", "token": spec.token},
         "dialect": {
             "logical_address": spec.care_provider_hsa_id,

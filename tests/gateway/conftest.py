@@ -15,7 +15,7 @@ import pytest
 
 from consent.scopes import CITIZEN_SCOPE
 from gateway.run.app import create_app
-from gateway.run.demo import region_source
+from gateway.run.demo import DEMO_SOURCE_TIMEOUT, region_source
 from gateway.settings import Settings, load_settings
 from simregions.app import create_app as create_region_app
 from simregions.behaviour import Behaviour
@@ -93,12 +93,14 @@ def gateway_settings(
     database_url: str, issuer: IssuerKit, regions: dict[str, Region], **overrides: Any
 ) -> Settings:
     sources = [region_source(r.spec, r.base_url) for r in regions.values()]
+    sources += overrides.pop("extra_sources", [])
     # Generous by default, so that every source answers in full on a busy machine; the
-    # tests of timeouts and late sources set both themselves.
+    # tests of timeouts and late sources set both themselves (an extra source keeps a
+    # timeout of its own, other than the demo's).
     timeout = overrides.pop("source_timeout", 60.0)
     for source in sources:
-        source["timeout"] = timeout
-    sources += overrides.pop("extra_sources", [])
+        if source.get("timeout", DEMO_SOURCE_TIMEOUT) == DEMO_SOURCE_TIMEOUT:
+            source["timeout"] = timeout
     values: dict[str, Any] = {
         "dev_mode": False,
         "id_key": "test-id-key-0123456789",
