@@ -189,18 +189,32 @@ def message(body: Mapping[str, Any]) -> Shaped:
     return Shaped(resource, patient, f"Organization/{unit}")
 
 
+#: The states (FHIR R4 AppointmentStatus) in which an Appointment may still be cancelled or
+#: moved: not once it is cancelled, fulfilled, arrived, checked in, missed or in error.
+CHANGEABLE_APPOINTMENT = frozenset({"proposed", "pending", "booked", "waitlist"})
+
+
 def appointment_change(current: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
     """``PUT Appointment``: ``current`` (as its owner holds it) cancelled, or moved to the
-    body's Slot; nothing else of the body is taken."""
+    body's Slot, while it may still change; nothing else of the body is taken. A body that
+    changes nothing (a repeated cancellation) is the Appointment as it is."""
     resource = {k: v for k, v in current.items() if k != "meta"}
     status = body.get("status", current.get("status"))
-    if status != current.get("status"):
+    cancelled = status != current.get("status")
+    if cancelled:
         if status != "cancelled":
             raise WriteShapeError("an Appointment's status may only be changed to cancelled")
         resource["status"] = "cancelled"
     if "slot" in body:
         _, slot = literal(_one(body.get("slot"), "slot"), "slot", {"Slot"})
         resource["slot"] = [{"reference": f"Slot/{slot}"}]
+    moved = moved_to(current, resource) is not None
+    if (cancelled or moved) and current.get("status") not in CHANGEABLE_APPOINTMENT:
+        raise WriteShapeError(
+            f"an Appointment that is {current.get('status', 'without a status')} cannot change"
+        )
+    if cancelled and moved:
+        raise WriteShapeError("an Appointment is cancelled or moved, not both at once")
     return resource
 
 

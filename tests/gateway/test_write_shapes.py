@@ -167,6 +167,17 @@ async def test_a_move_is_decided_at_the_new_unit_and_changes_nothing_else(
             f"/fhir/Appointment/{appointment['id']}", json=cancel, headers=gw.citizen()
         )
         assert done.status_code == 200, done.text
+        # Once cancelled, it moves no more (to a Slot of a unit it may reach).
+        near = next(s for s in slots[1:] if unit(s) == unit(first))
+        again = appointment | {
+            "status": "cancelled",
+            "slot": [{"reference": f"Slot/{near['id']}"}],
+        }
+        refused = await gw.client.put(
+            f"/fhir/Appointment/{appointment['id']}", json=again, headers=gw.citizen()
+        )
+        assert refused.status_code == 422, refused.text
+        assert "cancelled cannot change" in refused.text
     [stored] = _stored(written, "vast", "Appointment")
     assert stored["status"] == "cancelled"
     assert stored["slot"] == [{"reference": f"Slot/{first['id'].removeprefix('region-vast.')}"}]
