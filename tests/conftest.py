@@ -122,3 +122,32 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> IssuerKit:
     jwks.write_bytes(orjson.dumps({"keys": [key.as_dict(private=False)]}))
     config = IssuerConfig(issuer=TEST_ISSUER, audience=TEST_AUDIENCE, jwks_file=jwks)
     return IssuerKit(key, config)
+
+
+# -- lines printed at the end of the run ------------------------------------------------
+
+#: Where a worker process (pytest-xdist) hands its lines to the process that reports.
+_REPORTED = "samlad_reported"
+_REPORTED_KEY = pytest.StashKey[list[str]]()
+
+
+def report_at_the_end(config: pytest.Config, text: str) -> None:
+    """Print ``text`` in the run's summary (the fuzz tally, say), from this process or,
+    under pytest-xdist, from the worker that made it."""
+    output = getattr(config, "workeroutput", None)
+    if output is not None:
+        output[_REPORTED] = [*output.get(_REPORTED, []), text]
+    else:
+        config.stash.setdefault(_REPORTED_KEY, []).append(text)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """A worker's lines, taken over as it ends."""
+    lines = node.workeroutput.get(_REPORTED, [])
+    node.config.stash.setdefault(_REPORTED_KEY, []).extend(lines)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for lines in config.stash.get(_REPORTED_KEY, []):
+        terminalreporter.write_line(lines)

@@ -93,7 +93,7 @@ def gateway_settings(
     database_url: str, issuer: IssuerKit, regions: dict[str, Region], **overrides: Any
 ) -> Settings:
     sources = [region_source(r.spec, r.base_url) for r in regions.values()]
-    sources += overrides.pop("extra_sources", [])
+    sources += [dict(source) for source in overrides.pop("extra_sources", [])]
     # Generous by default, so that every source answers in full on a busy machine; the
     # tests of timeouts and late sources set both themselves (an extra source keeps a
     # timeout of its own, other than the demo's).

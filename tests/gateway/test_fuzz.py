@@ -32,7 +32,7 @@ from gateway.answer.search import search_params_for
 from gateway.run.app import create_app
 from gateway.settings import load_settings
 from simregions.server import RunningServer
-from tests.conftest import IssuerKit
+from tests.conftest import IssuerKit, report_at_the_end
 from tests.gateway.conftest import (
     CITIZEN_SCOPE,
     NORD_PROVIDER,
@@ -115,10 +115,8 @@ def fuzz_target(
     finally:
         server.stop()
         oracle.close()
-        capture = request.config.pluginmanager.get_plugin("capturemanager")
-        if capture is not None and TALLY.statuses:
-            with capture.global_and_fixture_disabled():
-                print("\n" + TALLY.summary())
+        if TALLY.statuses:
+            report_at_the_end(request.config, TALLY.summary())
 
 
 def openapi_document() -> dict[str, Any]:
