@@ -32,12 +32,10 @@ class SealStore:
         #: The time seals are recorded and lifted at.
         self._clock = clock
 
-    async def of_patient(self, patient_id: str, *, active_only: bool = False) -> list[SealRecord]:
-        """The patient's seals, newest first (lifted ones too unless ``active_only``): one
-        statement, on every read by a citizen."""
+    async def of_patient(self, patient_id: str) -> list[SealRecord]:
+        """The patient's seals, newest first, lifted ones too (those in force are read
+        with the rest of the person's standing: :meth:`consent.store.ConsentStore.standing`)."""
         query = select_rows(_SEALS).where(_SEALS.c.patient_id == patient_id)
-        if active_only:
-            query = query.where(_SEALS.c.lifted_at.is_(None))
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         seals = [SealRecord(**dict(row)) for row in rows]

@@ -13,11 +13,13 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     DateTime,
+    Integer,
     Row,
     String,
     Table,
     bindparam,
     cast,
+    exists,
     insert,
     literal_column,
     null,
@@ -33,7 +35,15 @@ from consent.entries import AuditEntryCreate
 from consent.reasons import stated_reason
 from consent.seal_store import SealStore
 from store.db import Database
-from store.tables import BlockRecord, ConsentRecord, EmergencyAccess, as_utc, table_of
+from store.tables import (
+    BlockRecord,
+    ConsentRecord,
+    EmergencyAccess,
+    OwnResource,
+    SealRecord,
+    as_utc,
+    table_of,
+)
 
 ORGANISATION_LEVELS = ("care-provider", "care-unit")
 #: From whom a block hides: everyone else, or the patient's guardians only.
@@ -55,26 +65,33 @@ class Standing:
     consents: Sequence[ConsentRecord]
     blocks: Sequence[BlockRecord]
     emergency: EmergencyAccess | None
+    #: The seals and delayed releases in force (not lifted), newest first.
+    seals: Sequence[SealRecord] = ()
+    #: Whether the person has recorded anything themselves (their own source holds data).
+    holds_own: bool = False
 
 
 _CONSENTS: Table = table_of(ConsentRecord)
 _BLOCKS: Table = table_of(BlockRecord)
 _EMERGENCY: Table = table_of(EmergencyAccess)
+_SEALS: Table = table_of(SealRecord)
+_OWN: Table = table_of(OwnResource)
 
 #: The access log and the entry that records a change, written with it (see
 #: :meth:`ConsentStore.grant`).
 Logged = tuple[AuditLog, AuditEntryCreate]
 
-_TEXT, _MOMENT, _FLAG = String(), DateTime(timezone=True), Boolean()
+_TEXT, _MOMENT, _FLAG, _NUMBER = String(), DateTime(timezone=True), Boolean(), Integer()
 
 
 def _none(type_: TypeEngine[Any]) -> ColumnElement[Any]:
     return cast(null(), type_)
 
 
-# A patient's standing in one statement (one round trip on every data read): the three
-# kinds of record in one row shape, told apart by ``kind``. Built once: building a
-# statement costs more than running it.
+# A patient's standing in one statement (one round trip on every data read): consents,
+# blocks, the asking clinician's emergency access, the seals in force and whether the
+# person's own source holds anything, in one row shape, told apart by ``kind``. Built
+# once: building a statement costs more than running it.
 _STANDING = union_all(
     select_rows(
         literal_column("'consent'", _TEXT).label("kind"),
@@ -92,6 +109,7 @@ _STANDING = union_all(
         _none(_TEXT).label("hidden_from"),
         _CONSENTS.c.covers.label("covers"),
         _CONSENTS.c.manages.label("manages"),
+        _none(_NUMBER).label("days"),
     ).where(_CONSENTS.c.patient_id == bindparam("patient_id")),
     select_rows(
         literal_column("'block'", _TEXT),
@@ -109,6 +127,7 @@ _STANDING = union_all(
         _BLOCKS.c.hidden_from,
         _none(_TEXT),
         _none(_FLAG),
+        _none(_NUMBER),
     ).where(_BLOCKS.c.patient_id == bindparam("patient_id")),
     select_rows(
         literal_column("'emergency'", _TEXT),
@@ -126,15 +145,45 @@ _STANDING = union_all(
         _none(_TEXT),
         _none(_TEXT),
         _none(_FLAG),
+        _none(_NUMBER),
     ).where(
         _EMERGENCY.c.patient_id == bindparam("patient_id"),
         _EMERGENCY.c.clinician_hsa_id == bindparam("clinician"),
     ),
+    select_rows(
+        literal_column("'seal'", _TEXT),
+        _SEALS.c.id,
+        _SEALS.c.kind,
+        _SEALS.c.hsa_id,
+        _none(_TEXT),
+        _none(_TEXT),
+        _SEALS.c.data_start,
+        _SEALS.c.data_end,
+        _SEALS.c.recorded_at,
+        _SEALS.c.lifted_at,
+        _none(_TEXT),
+        _none(_TEXT),
+        _none(_TEXT),
+        _none(_TEXT),
+        _none(_FLAG),
+        _SEALS.c.delay_days,
+    ).where(_SEALS.c.patient_id == bindparam("patient_id"), _SEALS.c.lifted_at.is_(None)),
+    # One row when the own source holds anything, none when it holds nothing.
+    select_rows(
+        literal_column("'own'", _TEXT),
+        *(_none(_TEXT) for _ in range(5)),
+        *(_none(_MOMENT) for _ in range(4)),
+        *(_none(_TEXT) for _ in range(4)),
+        _none(_FLAG),
+        _none(_NUMBER),
+    ).where(exists().where(_OWN.c.patient_id == bindparam("patient_id"))),
 )
 
 
-def _from_row(row: Row[Any], patient_id: str) -> ConsentRecord | BlockRecord | EmergencyAccess:
-    """One record of :data:`_STANDING`'s rows."""
+def _from_row(
+    row: Row[Any], patient_id: str
+) -> ConsentRecord | BlockRecord | EmergencyAccess | SealRecord:
+    """One record of :data:`_STANDING`'s rows (not its ``own`` row)."""
     if row.kind == "consent":
         return ConsentRecord(
             id=row.id,
@@ -155,6 +204,18 @@ def _from_row(row: Row[Any], patient_id: str) -> ConsentRecord | BlockRecord | E
             blocked_type=row.who_type,
             blocked_hsa_id=row.who,
             hidden_from=row.hidden_from,
+            recorded_at=row.recorded,
+            lifted_at=row.ended,
+        )
+    if row.kind == "seal":
+        return SealRecord(
+            id=row.id,
+            patient_id=patient_id,
+            kind=row.who_type,
+            hsa_id=row.who,
+            data_start=row.starts,
+            data_end=row.ends,
+            delay_days=row.days,
             recorded_at=row.recorded,
             lifted_at=row.ended,
         )
@@ -192,8 +253,9 @@ class ConsentStore:
     async def standing(
         self, patient_id: str, clinician_hsa_id: str | None, at: datetime
     ) -> Standing:
-        """Every consent and block of the patient, newest first (ended ones too), and for
-        a clinician their emergency access that is running ``at``: read at once.
+        """Every consent and block of the patient, newest first (ended ones too), for a
+        clinician their emergency access that is running ``at``, the seals in force and
+        whether the person recorded anything themselves: read at once.
 
         On every data read: one statement, no ORM session.
         """
@@ -203,14 +265,17 @@ class ConsentStore:
                     _STANDING, {"patient_id": patient_id, "clinician": clinician_hsa_id}
                 )
             ).all()
-        records = [_from_row(row, patient_id) for row in rows]
+        records = [_from_row(row, patient_id) for row in rows if row.kind != "own"]
         consents = [r for r in records if isinstance(r, ConsentRecord)]
         blocks = [r for r in records if isinstance(r, BlockRecord)]
         accesses = [r for r in records if isinstance(r, EmergencyAccess)]
+        seals = [r for r in records if isinstance(r, SealRecord)]
         consents.sort(key=lambda c: as_utc(c.recorded_at), reverse=True)
         blocks.sort(key=lambda b: as_utc(b.recorded_at), reverse=True)
         accesses.sort(key=lambda e: as_utc(e.expires_at), reverse=True)
-        return Standing(consents, blocks, _running(accesses, at))
+        seals.sort(key=lambda s: as_utc(s.recorded_at), reverse=True)
+        holds_own = any(row.kind == "own" for row in rows)
+        return Standing(consents, blocks, _running(accesses, at), seals, holds_own)
 
     async def consented_patients(self, care_provider_hsa_id: str, at: datetime) -> list[str]:
         """The patients (opaque ids, in order) with a consent naming the care provider

@@ -97,6 +97,9 @@ class _Scope:
     covered: ReadScope
     #: What the decision lets the reader see, applied to everything the read returns.
     visibility: Visibility
+    #: Whether the person's own source held anything when the decision was made (it is
+    #: asked only then).
+    holds_own: bool
 
 
 @dataclass(slots=True)
@@ -146,32 +149,37 @@ class RecordReader:
 
     async def facts(self, person: PersonIdentifier, patient_id: str) -> AccessFacts:
         """Everything the policy needs to know; any failure to know it is a 503."""
-        principal, store = self._principal, self._services.consents
-        now = self._services.now()
+        return (await self._facts(person, patient_id))[0]
+
+    async def _facts(self, person: PersonIdentifier, patient_id: str) -> tuple[AccessFacts, bool]:
+        """:meth:`facts`, and whether the person's own source holds anything: the
+        person's standing is one statement (:meth:`consent.store.ConsentStore.standing`)."""
+        principal, services = self._principal, self._services
+        now = services.now()
         is_self = isinstance(principal, Citizen) and principal.person == person
-        relations = await relations_of(principal, person, self._services.guardians)
+        relations = await relations_of(principal, person, services.guardians)
+        clinician = principal.hsa_id if isinstance(principal, Clinician) else None
+        standing = await services.consents.standing(patient_id, clinician, now)
         # A citizen's own choices do not bind their own reading; another citizen's reading
         # is bound by the person's guardian blocks or proxy grants.
-        clinician = principal.hsa_id if isinstance(principal, Clinician) else None
-        standing = None if is_self else await store.standing(patient_id, clinician, now)
-        consents = standing.consents if standing else ()
+        consents = () if is_self else standing.consents
         citizen = isinstance(principal, Citizen)  # seals bind only what citizens read online
-        seals = await store.seals.of_patient(patient_id, active_only=True) if citizen else ()
-        return AccessFacts(
+        facts = AccessFacts(
             person=person,
             patient_id=patient_id,
             now=now,
             consents=consents,
-            blocks=standing.blocks if standing else (),
-            emergency=standing.emergency if standing else None,
+            blocks=() if is_self else standing.blocks,
+            emergency=None if is_self else standing.emergency,
             guardian=relations.guardian,
             served_types=READABLE_TYPES,
-            ages=self._services.settings.citizen_ages,
-            seals=seals,
-            exclusions=self._services.settings.online_exclusions,
-            proxy_grants=grants_to(principal, self._services.persons, consents),
+            ages=services.settings.citizen_ages,
+            seals=standing.seals if citizen else (),
+            exclusions=services.settings.online_exclusions,
+            proxy_grants=grants_to(principal, services.persons, consents),
             representative=relations.representative,
         )
+        return facts, standing.holds_own
 
     async def log(
         self,
@@ -211,11 +219,18 @@ class RecordReader:
         self, person: PersonIdentifier, patient_id: str, action: str, types: Sequence[str]
     ) -> AccessDecision:
         """Decide; a refusal is logged and raised as 403."""
-        decision = decide(self._principal, await self.facts(person, patient_id))
+        return (await self._authorised(person, patient_id, action, types))[0]
+
+    async def _authorised(
+        self, person: PersonIdentifier, patient_id: str, action: str, types: Sequence[str]
+    ) -> tuple[AccessDecision, bool]:
+        """:meth:`authorise`, and whether the person's own source holds anything."""
+        facts, holds_own = await self._facts(person, patient_id)
+        decision = decide(self._principal, facts)
         if not decision.allowed:
             await self.log(decision, patient_id, action, types)
             raise Forbidden(f"access to this patient's data is not permitted ({decision.reason})")
-        return decision
+        return decision, holds_own
 
     # -- reads -----------------------------------------------------------------------
 
@@ -241,7 +256,7 @@ class RecordReader:
         """Decide what a read may cover (the policy's :func:`~consent.policy.decide` and
         :func:`~consent.policy.scope_read`); a refusal is logged and raised as 403."""
         asked = asked_types(types, with_patient=with_patient, also=also)
-        decision = await self.authorise(person, patient_id, action, asked)
+        decision, holds_own = await self._authorised(person, patient_id, action, asked)
         covered = scope_read(
             decision,
             types,
@@ -255,7 +270,7 @@ class RecordReader:
                 AccessDecision.deny("scope", decision.actor_kind), patient_id, action, asked
             )
             raise Forbidden("the token's scopes do not allow reading this resource type")
-        return _Scope(decision, action, covered, Visibility(decision))
+        return _Scope(decision, action, covered, Visibility(decision), holds_own)
 
     async def _read(
         self,
@@ -275,7 +290,7 @@ class RecordReader:
             await self._services.collector.collect(person, patient_id, asked_of_sources(read)),
             person,
             patient_id,
-            read,
+            read if scope.holds_own else (),
         )
         merged, version = self._merge(collected.sources, scope.visibility, person, patient_id, read)
         resources, included = merged.resources, []
@@ -306,7 +321,9 @@ class RecordReader:
     ) -> Collected:
         """What the sources gave, and the person's own source (what they recorded
         themselves) when it holds any of ``types``: one more source, under the same
-        decision as the rest."""
+        decision as the rest. Not asked at all for no ``types``."""
+        if not types:
+            return collected
         own = await self._services.own_data.source(person, patient_id, types)
         if own is None:
             return collected
@@ -454,7 +471,7 @@ class RecordReader:
             ),
             person,
             patient_id,
-            scope.covered.types,
+            scope.covered.types if scope.holds_own else (),
         )
         stream = await open_stream(
             collector,

@@ -1,14 +1,15 @@
-"""A patient's standing (consents, blocks, a clinician's running emergency access), read in
-one statement on every data read; an emergency opening is stored with its log entry."""
+"""A patient's standing (consents, blocks, a clinician's running emergency access, the seals
+in force, whether they recorded anything), read in one statement on every data read; an
+emergency opening is stored with its log entry."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import consent.audit
@@ -16,9 +17,10 @@ from consent.audit import AuditLog
 from consent.entries import AUDIT_TABLE, AuditEntryCreate
 from consent.errors import AccessLogUnavailable
 from consent.reasons import InvalidReason, stated_reason
+from consent.seals import SealRequest
 from consent.store import ConsentStore
 from store.db import Database, StoreUnavailable
-from store.tables import EmergencyAccess
+from store.tables import EmergencyAccess, OwnResource, table_of
 from tests.consent.helpers import entry
 
 pytestmark = pytest.mark.anyio
@@ -268,3 +270,35 @@ async def test_an_opening_must_come_with_its_own_log_entry(
                 logged_as=logged_as,
             )
     assert await _openings(db) == []
+
+
+async def test_standing_names_the_seals_in_force_and_whether_the_person_recorded_anything(
+    store: ConsentStore, db: Database
+) -> None:
+    log = AuditLog(db)
+    logged = (log, entry(PATIENT, action="seal-create"))
+    record = await store.seals.seal(SealRequest(PATIENT, "care-unit", "SE2321009003-ONKO"), logged)
+    period = SealRequest(PATIENT, "period", first_day=date(2024, 1, 1), last_day=date(2024, 6, 30))
+    dated = await store.seals.seal(period, logged)
+    delayed = await store.seals.seal(SealRequest(PATIENT, "delayed-release", delay_days=21), logged)
+    lifted = await store.seals.seal(SealRequest(PATIENT, "record"), logged)
+    await store.seals.lift(lifted.id, logged)
+    await store.seals.seal(SealRequest(OTHER, "record"), (log, entry(OTHER, action="seal-create")))
+    now = datetime.now(UTC)
+    assert not (await store.standing(PATIENT, None, now)).holds_own
+
+    async with db.connect() as conn:
+        own = {"patient_id": OTHER, "resource_type": "Observation", "created_at": now}
+        await conn.execute(insert(table_of(OwnResource)).values(id="o1", body=b"x", **own))
+        await conn.commit()
+    standing = await store.standing(PATIENT, DOC1, now)
+    others = await store.standing(OTHER, None, now)
+
+    assert [s.id for s in standing.seals] == [delayed.id, dated.id, record.id], "in force only"
+    assert (standing.seals[2].kind, standing.seals[2].hsa_id) == ("care-unit", "SE2321009003-ONKO")
+    assert standing.seals[0].delay_days == 21
+    assert standing.seals[1].data_start is not None
+    assert _aware(standing.seals[1].data_start) == dated.data_start
+    assert (standing.holds_own, others.holds_own) == (False, True)
+    assert [s.kind for s in others.seals] == ["record"]
+    assert (standing.consents, standing.blocks, standing.emergency) == ([], [], None)
