@@ -110,8 +110,6 @@ class AuditLog:
         max_batch: int = MAX_BATCH,
         on_appended: Callable[[float], None] | None = None,
         checkpoints: Checkpointer | None = None,
-        on_written: Callable[[AsyncConnection, Sequence[dict[str, Any]]], Awaitable[None]]
-        | None = None,
     ) -> None:
         """``lock_timeout``: seconds a write waits for the PostgreSQL append lock before
         giving up with StoreUnavailable (on SQLite the driver's busy timeout applies).
@@ -119,8 +117,6 @@ class AuditLog:
         ``on_appended``: told the seconds each successful append waited for its commit.
         ``checkpoints``: writes signed checkpoints of the head with the entries (see
         :mod:`consent.checkpoints`).
-        ``on_written``: run with each batch's entries as stored, in their transaction
-        (what must be committed with them or not at all: the person's notices).
         """
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -135,7 +131,6 @@ class AuditLog:
         self._closed = False
         self._on_appended = on_appended
         self._checkpoints = checkpoints
-        self._on_written = on_written
         self._unpublished: list[Checkpoint] = []  # committed, not yet exported
         # Exports (an fsync each) off the writer's path: the next batch need not wait.
         self._exporter: asyncio.Task[None] | None = None
@@ -244,8 +239,6 @@ class AuditLog:
         ) -> tuple[list[dict[str, Any]], Checkpoint | None]:
             await _run_statements(conn, together_with)
             rows = await _insert_at_head(conn, batch)
-            if self._on_written is not None:
-                await self._on_written(conn, rows)
             if self._checkpoints is None:
                 return rows, None
             return rows, await self._checkpoints.write_if_due(conn, rows)

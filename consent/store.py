@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Boolean,
     Column,
     ColumnElement,
     DateTime,
+    Executable,
     Integer,
     Row,
     String,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     null,
+    or_,
     union_all,
     update,
 )
@@ -35,6 +38,7 @@ from consent.entries import AuditEntryCreate
 from consent.reasons import stated_reason
 from consent.seal_store import SealStore
 from store.db import Database
+from store.jobs import NoticeSetting
 from store.tables import (
     BlockRecord,
     ConsentRecord,
@@ -69,6 +73,10 @@ class Standing:
     seals: Sequence[SealRecord] = ()
     #: Whether the person has recorded anything themselves (their own source holds data).
     holds_own: bool = False
+    #: What the person asked to be told of (``notice_setting``), and whether they gave a
+    #: channel to be told by (e-mail or webhook): an access is told as it is logged.
+    notice_kinds: frozenset[str] = frozenset()
+    notice_channel: bool = False
 
 
 _CONSENTS: Table = table_of(ConsentRecord)
@@ -76,6 +84,7 @@ _BLOCKS: Table = table_of(BlockRecord)
 _EMERGENCY: Table = table_of(EmergencyAccess)
 _SEALS: Table = table_of(SealRecord)
 _OWN: Table = table_of(OwnResource)
+_NOTICE_SETTINGS: Table = table_of(NoticeSetting)
 
 #: The access log and the entry that records a change, written with it (see
 #: :meth:`ConsentStore.grant`).
@@ -89,9 +98,10 @@ def _none(type_: TypeEngine[Any]) -> ColumnElement[Any]:
 
 
 # A patient's standing in one statement (one round trip on every data read): consents,
-# blocks, the asking clinician's emergency access, the seals in force and whether the
-# person's own source holds anything, in one row shape, told apart by ``kind``. Built
-# once: building a statement costs more than running it.
+# blocks, the asking clinician's emergency access, the seals in force, whether the
+# person's own source holds anything and what they asked to be told of, in one row
+# shape, told apart by ``kind``. Built once: building a statement costs more than
+# running it.
 _STANDING = union_all(
     select_rows(
         literal_column("'consent'", _TEXT).label("kind"),
@@ -110,6 +120,8 @@ _STANDING = union_all(
         _CONSENTS.c.covers.label("covers"),
         _CONSENTS.c.manages.label("manages"),
         _none(_NUMBER).label("days"),
+        _none(_TEXT).label("kinds"),
+        _none(_FLAG).label("channel"),
     ).where(_CONSENTS.c.patient_id == bindparam("patient_id")),
     select_rows(
         literal_column("'block'", _TEXT),
@@ -128,6 +140,8 @@ _STANDING = union_all(
         _none(_TEXT),
         _none(_FLAG),
         _none(_NUMBER),
+        _none(_TEXT),
+        _none(_FLAG),
     ).where(_BLOCKS.c.patient_id == bindparam("patient_id")),
     select_rows(
         literal_column("'emergency'", _TEXT),
@@ -146,6 +160,8 @@ _STANDING = union_all(
         _none(_TEXT),
         _none(_FLAG),
         _none(_NUMBER),
+        _none(_TEXT),
+        _none(_FLAG),
     ).where(
         _EMERGENCY.c.patient_id == bindparam("patient_id"),
         _EMERGENCY.c.clinician_hsa_id == bindparam("clinician"),
@@ -167,6 +183,8 @@ _STANDING = union_all(
         _none(_TEXT),
         _none(_FLAG),
         _SEALS.c.delay_days,
+        _none(_TEXT),
+        _none(_FLAG),
     ).where(_SEALS.c.patient_id == bindparam("patient_id"), _SEALS.c.lifted_at.is_(None)),
     # One row when the own source holds anything, none when it holds nothing.
     select_rows(
@@ -176,14 +194,30 @@ _STANDING = union_all(
         *(_none(_TEXT) for _ in range(4)),
         _none(_FLAG),
         _none(_NUMBER),
+        _none(_TEXT),
+        _none(_FLAG),
     ).where(exists().where(_OWN.c.patient_id == bindparam("patient_id"))),
+    select_rows(
+        literal_column("'notice'", _TEXT),
+        *(_none(_TEXT) for _ in range(5)),
+        *(_none(_MOMENT) for _ in range(4)),
+        *(_none(_TEXT) for _ in range(4)),
+        _none(_FLAG),
+        _none(_NUMBER),
+        cast(_NOTICE_SETTINGS.c.kinds, _TEXT),
+        or_(_NOTICE_SETTINGS.c.email.is_not(None), _NOTICE_SETTINGS.c.webhook.is_not(None)),
+    ).where(_NOTICE_SETTINGS.c.patient_id == bindparam("patient_id")),
 )
+
+
+#: The rows of :data:`_STANDING` that are facts about the person rather than records.
+_FLAGS = ("own", "notice")
 
 
 def _from_row(
     row: Row[Any], patient_id: str
 ) -> ConsentRecord | BlockRecord | EmergencyAccess | SealRecord:
-    """One record of :data:`_STANDING`'s rows (not its ``own`` row)."""
+    """One record of :data:`_STANDING`'s rows (not one of :data:`_FLAGS`)."""
     if row.kind == "consent":
         return ConsentRecord(
             id=row.id,
@@ -265,7 +299,7 @@ class ConsentStore:
                     _STANDING, {"patient_id": patient_id, "clinician": clinician_hsa_id}
                 )
             ).all()
-        records = [_from_row(row, patient_id) for row in rows if row.kind != "own"]
+        records = [_from_row(row, patient_id) for row in rows if row.kind not in _FLAGS]
         consents = [r for r in records if isinstance(r, ConsentRecord)]
         blocks = [r for r in records if isinstance(r, BlockRecord)]
         accesses = [r for r in records if isinstance(r, EmergencyAccess)]
@@ -275,7 +309,16 @@ class ConsentStore:
         accesses.sort(key=lambda e: as_utc(e.expires_at), reverse=True)
         seals.sort(key=lambda s: as_utc(s.recorded_at), reverse=True)
         holds_own = any(row.kind == "own" for row in rows)
-        return Standing(consents, blocks, _running(accesses, at), seals, holds_own)
+        notice = next((row for row in rows if row.kind == "notice"), None)
+        return Standing(
+            consents,
+            blocks,
+            _running(accesses, at),
+            seals,
+            holds_own,
+            frozenset(orjson.loads(notice.kinds)) if notice else frozenset(),
+            bool(notice.channel) if notice else False,
+        )
 
     async def consented_patients(self, care_provider_hsa_id: str, at: datetime) -> list[str]:
         """The patients (opaque ids, in order) with a consent naming the care provider
@@ -450,9 +493,11 @@ class ConsentStore:
         *,
         log: AuditLog,
         logged_as: AuditEntryCreate,
+        together_with: Sequence[Executable] = (),
     ) -> EmergencyAccess:
         """Record an emergency access together with its access log entry ``logged_as``,
-        appended to ``log``: in one transaction, so there is never one without the other.
+        appended to ``log``: in one transaction, so there is never one without the other
+        (nor without the rows ``together_with``: the person's notice of it).
 
         Both reasons are kept as :func:`consent.reasons.stated_reason` makes them (the
         log entry's reason is kept by the same rule); a failing one raises
@@ -477,7 +522,6 @@ class ConsentStore:
             logged_as.emergency_reason != record.reason
         ):
             raise ValueError("the log entry must be this clinician's emergency opening")
-        await log.append(
-            logged_as, together_with=[insert(_EMERGENCY).values(**record.model_dump())]
-        )
+        opened = insert(_EMERGENCY).values(**record.model_dump())
+        await log.append(logged_as, together_with=[opened, *together_with])
         return record

@@ -39,7 +39,6 @@ from gateway.collect.coverage import Coverages
 from gateway.collect.directory import Directory
 from gateway.collect.engagement import EngagementIndex
 from gateway.collect.fanout import Aggregator
-from gateway.collect.notices import record_accesses
 from gateway.collect.pools import SourcePool, source_pools
 from gateway.collect.resilience import CircuitBreaker, ResiliencePolicy, ResilientAdapter
 from gateway.collect.revalidate import RefreshLeases
@@ -219,7 +218,6 @@ class Services:
                 db,
                 on_appended=metrics.observe_audit_append if metrics else None,
                 checkpoints=checkpointer(settings),
-                on_written=record_accesses,
             ),
             engagement=engagement,
             cache=cache,

@@ -62,6 +62,7 @@ class EmergencyOpening:
             await reader.log(decision, patient_id, "emergency-open", [])
             raise Forbidden(f"emergency access is not permitted ({decision.reason})")
         settings = self._services.settings
+        logged_as = reader.entry(decision, patient_id, "emergency-open", [])
         return await self._services.consents.open_emergency(
             patient_id,
             principal.hsa_id,
@@ -71,5 +72,6 @@ class EmergencyOpening:
             block_override_reason,
             timedelta(hours=settings.emergency_access_hours),
             log=self._services.audit,
-            logged_as=reader.entry(decision, patient_id, "emergency-open", []),
+            logged_as=logged_as,
+            together_with=await reader.notices_of(logged_as),
         )

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy import Executable
+
 from adapters.base import FhirResource
 from consent.audit import AuditLog
 from consent.decision import AccessDecision
@@ -42,6 +44,7 @@ from gateway.access.proxies import grants_to, relations_of
 from gateway.answer.streamed import Match, RecordStream, open_stream
 from gateway.collect.collector import Collected, Collector
 from gateway.collect.coverage import Coverages
+from gateway.collect.notices import access_notices, is_told_access
 from gateway.errors import Forbidden, NotFound
 from gateway.memo import BoundedMemo
 from gateway.merge.record import (
@@ -53,6 +56,7 @@ from gateway.merge.record import (
 )
 from gateway.settings import Settings
 from gateway.sources import SourceReport
+from store.db import Database
 
 
 class RecordServices(Protocol):
@@ -60,6 +64,7 @@ class RecordServices(Protocol):
     (:class:`gateway.services.Services` has them all)."""
 
     settings: Settings
+    db: Database
     persons: PersonIndex
     consents: ConsentStore
     guardians: GuardianRegister
@@ -144,6 +149,10 @@ class RecordReader:
     def __init__(self, principal: Principal, services: RecordServices) -> None:
         self._principal = principal
         self._services = services
+        #: What each person decided on asked to be told of, and whether they gave a
+        #: channel, as read with their standing (the notice of an access is written with
+        #: its log entry).
+        self._notice_wishes: dict[str, tuple[frozenset[str], bool]] = {}
 
     # -- facts, decision, log ------------------------------------------------------
 
@@ -160,6 +169,7 @@ class RecordReader:
         relations = await relations_of(principal, person, services.guardians)
         clinician = principal.hsa_id if isinstance(principal, Clinician) else None
         standing = await services.consents.standing(patient_id, clinician, now)
+        self._notice_wishes[patient_id] = (standing.notice_kinds, standing.notice_channel)
         # A citizen's own choices do not bind their own reading; another citizen's reading
         # is bound by the person's guardian blocks or proxy grants.
         consents = () if is_self else standing.consents
@@ -195,7 +205,24 @@ class RecordReader:
         ``returned``: how many resources of each type the answer holds.
         """
         entry = self.entry(decision, patient_id, action, resource_types, returned, reports)
-        await self._services.audit.append(entry)
+        await self._services.audit.append(entry, together_with=await self.notices_of(entry))
+
+    async def notices_of(self, entry: AuditEntryCreate) -> list[Executable]:
+        """The person's notice of the access ``entry`` logs, written with it when they
+        asked to be told (:func:`gateway.collect.notices.access_notices`). What they asked
+        for is known from the standing the decision read; read now only when no decision
+        read it (an emergency opening)."""
+        if not is_told_access(entry):
+            return []
+        wishes = self._notice_wishes.get(entry.patient_id)
+        if wishes is None:
+            now = self._services.now()
+            standing = await self._services.consents.standing(entry.patient_id, None, now)
+            wishes = self._notice_wishes[entry.patient_id] = (
+                standing.notice_kinds,
+                standing.notice_channel,
+            )
+        return access_notices(self._services.db, entry, *wishes)
 
     def entry(
         self,

@@ -2,13 +2,14 @@
 
 News (a new or changed lab result, note or appointment) is recorded by the cache's change
 detection (:mod:`gateway.collect.changes`) in the transaction that writes the chunks; an
-access by anyone but the person (care staff, a system client, a guardian or a proxy) by
-the access log (:class:`consent.audit.AuditLog`'s ``on_written``) in the transaction that
-appends the entry. Nothing is recorded for a person without a ``notice_setting`` that
-asks for the kind, except emergency access, recorded for everyone with a channel. One
-notice per kind and ``ref`` waits at a time: the rest are the same news. Nothing in a
-notice is health data: a kind, an opaque id and a resource or reader reference, which
-never reach a message.
+access by anyone but the person (care staff, a system client, a guardian or a proxy) in
+the transaction that appends its access-log entry (:func:`access_notices`, from what the
+person asked for as read with their standing on that request: no statement more for
+anyone who asked for nothing). Nothing is recorded for a person without a
+``notice_setting`` that asks for the kind, except emergency access, recorded for everyone
+with a channel. One notice per kind and ``ref`` waits at a time: the rest are the same
+news. Nothing in a notice is health data: a kind, an opaque id and a resource or reader
+reference, which never reach a message.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Executable, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from consent.entries import AuditEntryCreate
 from fhir_profiles.subscriptions import TOPICS
+from store.db import Database
 from store.jobs import Notice, NoticeSetting
 from store.tables import table_of
 
@@ -65,48 +68,44 @@ async def record_news(
     await _insert(conn, [(patient_id, kind, ref) for kind, ref in refs])
 
 
-def _is_told_access(entry: Mapping[str, Any]) -> bool:
+def is_told_access(entry: AuditEntryCreate) -> bool:
     """A read by someone other than the person: care staff, an integrator, a guardian, or
     a citizen acting for the person (a proxy is logged as the citizen they are, by their
     own opaque id, which is not the person's)."""
     return (
-        (entry["actor_kind"] != "citizen" or entry["actor_id"] != entry["patient_id"])
-        and entry["outcome"] == "allowed"
-        and not any(part in entry["action"] for part in _NOT_READS)
+        (entry.actor_kind != "citizen" or entry.actor_id != entry.patient_id)
+        and entry.outcome == "allowed"
+        and not any(part in entry.action for part in _NOT_READS)
     )
 
 
-async def record_accesses(conn: AsyncConnection, entries: Sequence[Mapping[str, Any]]) -> None:
-    """Notices of the accesses among the access log's new ``entries`` that someone
-    other than the person made, for those who asked (emergency access: for everyone
-    with a channel). Reads nothing when no entry is such an access."""
-    accesses = [e for e in entries if _is_told_access(e)]
-    if not accesses:
-        return
-    query = select(
-        _SETTINGS.c.patient_id, _SETTINGS.c.kinds, _SETTINGS.c.email, _SETTINGS.c.webhook
-    ).where(_SETTINGS.c.patient_id.in_(sorted({e["patient_id"] for e in accesses})))
-    asked: dict[str, bool] = {}
-    for row in await conn.execute(query):
-        if row.email is not None or row.webhook is not None:
-            asked[row.patient_id] = ACCESS in row.kinds
-    rows = [
-        (e["patient_id"], ACCESS, f"{e['actor_kind']}:{e['actor_id']}")
-        for e in accesses
-        if e["patient_id"] in asked and (asked[e["patient_id"]] or e["emergency"])
+def access_notices(
+    db: Database, entry: AuditEntryCreate, kinds: Collection[str], channel: bool
+) -> list[Executable]:
+    """The notice of the access ``entry`` logs, to be written with it, for a person who
+    asked to be told of accesses (``kinds``, read with their standing) and gave a
+    ``channel``; emergency access is told to everyone with a channel. Empty when nothing
+    is told."""
+    if not channel or not is_told_access(entry) or not (ACCESS in kinds or entry.emergency):
+        return []
+    ref = f"{entry.actor_kind}:{entry.actor_id}"
+    values = _values([(entry.patient_id, ACCESS, ref)])
+    return [db.upsert(_NOTICES).values(values).on_conflict_do_nothing()]
+
+
+def _values(rows: Sequence[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """The notices' rows, one per person, kind and ref."""
+    now = datetime.now(UTC)
+    return [
+        {"id": uuid.uuid4().hex, "patient_id": p, "kind": k, "ref": r[:200], "recorded_at": now}
+        for p, k, r in dict.fromkeys(rows)
     ]
-    await _insert(conn, rows)
 
 
 async def _insert(conn: AsyncConnection, rows: Sequence[tuple[str, str, str]]) -> None:
     """Insert notices; one already waiting for the same person, kind and ref stays."""
     if not rows:
         return
-    now = datetime.now(UTC)
-    values = [
-        {"id": uuid.uuid4().hex, "patient_id": p, "kind": k, "ref": r[:200], "recorded_at": now}
-        for p, k, r in dict.fromkeys(rows)
-    ]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(_NOTICES).values(values)
+    statement = dialect.insert(_NOTICES).values(_values(rows))
     await conn.execute(statement.on_conflict_do_nothing())

@@ -1,6 +1,6 @@
 """A patient's standing (consents, blocks, a clinician's running emergency access, the seals
-in force, whether they recorded anything), read in one statement on every data read; an
-emergency opening is stored with its log entry."""
+in force, whether they recorded anything, what they asked to be told of), read in one
+statement on every data read; an emergency opening is stored with its log entry."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from consent.reasons import InvalidReason, stated_reason
 from consent.seals import SealRequest
 from consent.store import ConsentStore
 from store.db import Database, StoreUnavailable
+from store.jobs import NoticeSetting
 from store.tables import EmergencyAccess, OwnResource, table_of
 from tests.consent.helpers import entry
 
@@ -302,3 +303,25 @@ async def test_standing_names_the_seals_in_force_and_whether_the_person_recorded
     assert (standing.holds_own, others.holds_own) == (False, True)
     assert [s.kind for s in others.seals] == ["record"]
     assert (standing.consents, standing.blocks, standing.emergency) == ([], [], None)
+
+
+async def test_standing_says_what_the_person_asked_to_be_told_of_and_whether_they_can_be(
+    store: ConsentStore, db: Database
+) -> None:
+    now = datetime.now(UTC)
+    settings = table_of(NoticeSetting)
+    # (The gateway seals the contacts: the store sees bytes.)
+    rows = [
+        {"patient_id": PATIENT, "kinds": ["access", "note"], "email": b"sealed", "webhook": None},
+        {"patient_id": OTHER, "kinds": ["access"], "email": None, "webhook": None},
+    ]
+    async with db.connect() as conn:
+        await conn.execute(insert(settings), [row | {"updated_at": now} for row in rows])
+        await conn.commit()
+    asked = await store.standing(PATIENT, DOC1, now)
+    no_channel = await store.standing(OTHER, None, now)
+    nothing = await store.standing("patient-c", None, now)
+
+    assert (asked.notice_kinds, asked.notice_channel) == (frozenset({"access", "note"}), True)
+    assert (no_channel.notice_kinds, no_channel.notice_channel) == (frozenset({"access"}), False)
+    assert (nothing.notice_kinds, nothing.notice_channel) == (frozenset(), False)

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from gateway.access.notice_channels import message_for
 from gateway.access.notice_worker import NoticeWorker
+from gateway.collect.notices import is_told_access
 from gateway.run.demo import region_source
 from gateway.services import Services
 from simregions.app import SimRegionApp
@@ -33,6 +34,7 @@ from simregions.mailsink import MailSink, Received
 from simregions.server import RunningServer, serve_in_thread
 from simregions.store import RegionStore
 from tests.conftest import IssuerKit
+from tests.consent.helpers import entry
 from tests.gateway.conftest import NORD_PROVIDER, TEST_PERSON, Gateway, Region, running_gateway
 from tests.gateway.consent_helpers import grant, seal
 
@@ -427,12 +429,14 @@ async def test_an_idle_worker_writes_nothing(gw: Gateway) -> None:
 def test_a_read_by_anyone_but_the_person_is_an_access_to_tell_of() -> None:
     """A proxy is logged as the citizen they are, by their own opaque id: their reads are
     told of like a clinician's; the person's own reads, and changes of choices, are not."""
-    from gateway.collect.notices import _is_told_access
 
-    read = {"actor_kind": "citizen", "actor_id": "p1", "patient_id": "p1", "outcome": "allowed"}
-    assert not _is_told_access(read | {"action": "everything"})
-    assert _is_told_access(read | {"action": "everything", "actor_id": "proxy-1"})
-    assert _is_told_access(read | {"action": "read", "actor_kind": "clinician", "actor_id": "D"})
+    def told(**fields: Any) -> bool:
+        own_read = {"actor_kind": "citizen", "actor_id": "p1", "outcome": "allowed"}
+        return is_told_access(entry("p1", **(own_read | fields)))
+
+    assert not told(action="everything")
+    assert told(action="everything", actor_id="proxy-1")
+    assert told(action="read", actor_kind="clinician", actor_id="D")
     for change in ("seal-create", "proxy-create", "notice-settings-change", "own-data-create"):
-        assert not _is_told_access(read | {"action": change, "actor_id": "proxy-1"})
-    assert not _is_told_access(read | {"action": "read", "actor_id": "x", "outcome": "denied"})
+        assert not told(action=change, actor_id="proxy-1")
+    assert not told(action="read", actor_id="x", outcome="denied")
