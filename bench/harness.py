@@ -252,6 +252,8 @@ def _toml_value(value: Any) -> str:
 
 
 def _toml_table(header: str, values: dict[str, Any]) -> list[str]:
+    """``values`` as the TOML table ``header`` (``[gateway]``, ``[[sources]]``), a dict
+    among them as a table inside it."""
     lines = [header]
     nested = []
     for key, value in values.items():
@@ -260,7 +262,7 @@ def _toml_table(header: str, values: dict[str, Any]) -> list[str]:
         else:
             lines.append(f"{key} = {_toml_value(value)}")
     for key, value in nested:
-        lines.append(f"[sources.{key}]")
+        lines.append(f"[{header.strip('[]')}.{key}]")
         lines.extend(f"{k} = {_toml_value(v)}" for k, v in value.items())
     return lines
 

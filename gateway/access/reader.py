@@ -149,10 +149,11 @@ class RecordReader:
     def __init__(self, principal: Principal, services: RecordServices) -> None:
         self._principal = principal
         self._services = services
-        #: What each person decided on asked to be told of, and whether they gave a
-        #: channel, as read with their standing (the notice of an access is written with
-        #: its log entry).
-        self._notice_wishes: dict[str, tuple[frozenset[str], bool]] = {}
+        #: What the person last decided on asked to be told of, and whether they gave a
+        #: channel, as read with their standing: the notice of an access is written with
+        #: its log entry, which follows the decision (one person's only: an export's
+        #: reader decides on many people in turn).
+        self._notice_wishes: tuple[str, frozenset[str], bool] | None = None
 
     # -- facts, decision, log ------------------------------------------------------
 
@@ -169,7 +170,7 @@ class RecordReader:
         relations = await relations_of(principal, person, services.guardians)
         clinician = principal.hsa_id if isinstance(principal, Clinician) else None
         standing = await services.consents.standing(patient_id, clinician, now)
-        self._notice_wishes[patient_id] = (standing.notice_kinds, standing.notice_channel)
+        self._notice_wishes = (patient_id, standing.notice_kinds, standing.notice_channel)
         # A citizen's own choices do not bind their own reading; another citizen's reading
         # is bound by the person's guardian blocks or proxy grants.
         consents = () if is_self else standing.consents
@@ -214,15 +215,13 @@ class RecordReader:
         read it (an emergency opening)."""
         if not is_told_access(entry):
             return []
-        wishes = self._notice_wishes.get(entry.patient_id)
-        if wishes is None:
+        wishes = self._notice_wishes
+        if wishes is None or wishes[0] != entry.patient_id:
             now = self._services.now()
             standing = await self._services.consents.standing(entry.patient_id, None, now)
-            wishes = self._notice_wishes[entry.patient_id] = (
-                standing.notice_kinds,
-                standing.notice_channel,
-            )
-        return access_notices(self._services.db, entry, *wishes)
+            wishes = (entry.patient_id, standing.notice_kinds, standing.notice_channel)
+        _, kinds, channel = wishes
+        return access_notices(self._services.db, entry, kinds, channel)
 
     def entry(
         self,
