@@ -4,50 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-from sqlalchemy import (
-    Boolean,
-    Column,
-    ColumnElement,
-    DateTime,
-    Executable,
-    Integer,
-    Row,
-    String,
-    Table,
-    bindparam,
-    cast,
-    exists,
-    insert,
-    literal_column,
-    null,
-    or_,
-    union_all,
-    update,
-)
+from sqlalchemy import Column, Executable, Table, insert, update
 from sqlalchemy import select as select_rows
-from sqlalchemy.types import TypeEngine
 from sqlmodel import SQLModel
 
 from consent.audit import AuditLog
 from consent.entries import AuditEntryCreate
 from consent.reasons import stated_reason
 from consent.seal_store import SealStore
+from consent.standing import Standing, read_standing
 from store.db import Database
-from store.jobs import NoticeSetting
-from store.tables import (
-    BlockRecord,
-    ConsentRecord,
-    EmergencyAccess,
-    OwnResource,
-    SealRecord,
-    as_utc,
-    table_of,
-)
+from store.tables import BlockRecord, ConsentRecord, EmergencyAccess, as_utc, table_of
 
 ORGANISATION_LEVELS = ("care-provider", "care-unit")
 #: From whom a block hides: everyone else, or the patient's guardians only.
@@ -62,215 +32,13 @@ def _wall_clock() -> datetime:
 Clock = Callable[[], datetime]
 
 
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """A patient's choices as they bear on one read."""
-
-    consents: Sequence[ConsentRecord]
-    blocks: Sequence[BlockRecord]
-    emergency: EmergencyAccess | None
-    #: The seals and delayed releases in force (not lifted), newest first.
-    seals: Sequence[SealRecord] = ()
-    #: Whether the person has recorded anything themselves (their own source holds data).
-    holds_own: bool = False
-    #: What the person asked to be told of (``notice_setting``), and whether they gave a
-    #: channel to be told by (e-mail or webhook): an access is told as it is logged.
-    notice_kinds: frozenset[str] = frozenset()
-    notice_channel: bool = False
-
-
 _CONSENTS: Table = table_of(ConsentRecord)
 _BLOCKS: Table = table_of(BlockRecord)
 _EMERGENCY: Table = table_of(EmergencyAccess)
-_SEALS: Table = table_of(SealRecord)
-_OWN: Table = table_of(OwnResource)
-_NOTICE_SETTINGS: Table = table_of(NoticeSetting)
 
 #: The access log and the entry that records a change, written with it (see
 #: :meth:`ConsentStore.grant`).
 Logged = tuple[AuditLog, AuditEntryCreate]
-
-_TEXT, _MOMENT, _FLAG, _NUMBER = String(), DateTime(timezone=True), Boolean(), Integer()
-
-
-def _none(type_: TypeEngine[Any]) -> ColumnElement[Any]:
-    return cast(null(), type_)
-
-
-# A patient's standing in one statement (one round trip on every data read): consents,
-# blocks, the asking clinician's emergency access, the seals in force, whether the
-# person's own source holds anything and what they asked to be told of, in one row
-# shape, told apart by ``kind``. Built once: building a statement costs more than
-# running it.
-_STANDING = union_all(
-    select_rows(
-        literal_column("'consent'", _TEXT).label("kind"),
-        _CONSENTS.c.id,
-        _CONSENTS.c.grantee_type.label("who_type"),
-        _CONSENTS.c.grantee_hsa_id.label("who"),
-        _none(_TEXT).label("unit"),
-        _none(_TEXT).label("provider"),
-        _CONSENTS.c.period_start.label("starts"),
-        _CONSENTS.c.period_end.label("ends"),
-        _CONSENTS.c.recorded_at.label("recorded"),
-        _CONSENTS.c.withdrawn_at.label("ended"),
-        _none(_TEXT).label("reason"),
-        _none(_TEXT).label("override"),
-        _none(_TEXT).label("hidden_from"),
-        _CONSENTS.c.covers.label("covers"),
-        _CONSENTS.c.manages.label("manages"),
-        _none(_NUMBER).label("days"),
-        _none(_TEXT).label("kinds"),
-        _none(_FLAG).label("channel"),
-    ).where(_CONSENTS.c.patient_id == bindparam("patient_id")),
-    select_rows(
-        literal_column("'block'", _TEXT),
-        _BLOCKS.c.id,
-        _BLOCKS.c.blocked_type,
-        _BLOCKS.c.blocked_hsa_id,
-        _none(_TEXT),
-        _none(_TEXT),
-        _none(_MOMENT),
-        _none(_MOMENT),
-        _BLOCKS.c.recorded_at,
-        _BLOCKS.c.lifted_at,
-        _none(_TEXT),
-        _none(_TEXT),
-        _BLOCKS.c.hidden_from,
-        _none(_TEXT),
-        _none(_FLAG),
-        _none(_NUMBER),
-        _none(_TEXT),
-        _none(_FLAG),
-    ).where(_BLOCKS.c.patient_id == bindparam("patient_id")),
-    select_rows(
-        literal_column("'emergency'", _TEXT),
-        _EMERGENCY.c.id,
-        _none(_TEXT),
-        _EMERGENCY.c.clinician_hsa_id,
-        _EMERGENCY.c.care_unit_hsa_id,
-        _EMERGENCY.c.care_provider_hsa_id,
-        _EMERGENCY.c.started_at,
-        _EMERGENCY.c.expires_at,
-        _none(_MOMENT),
-        _none(_MOMENT),
-        _EMERGENCY.c.reason,
-        _EMERGENCY.c.block_override_reason,
-        _none(_TEXT),
-        _none(_TEXT),
-        _none(_FLAG),
-        _none(_NUMBER),
-        _none(_TEXT),
-        _none(_FLAG),
-    ).where(
-        _EMERGENCY.c.patient_id == bindparam("patient_id"),
-        _EMERGENCY.c.clinician_hsa_id == bindparam("clinician"),
-    ),
-    select_rows(
-        literal_column("'seal'", _TEXT),
-        _SEALS.c.id,
-        _SEALS.c.kind,
-        _SEALS.c.hsa_id,
-        _none(_TEXT),
-        _none(_TEXT),
-        _SEALS.c.data_start,
-        _SEALS.c.data_end,
-        _SEALS.c.recorded_at,
-        _SEALS.c.lifted_at,
-        _none(_TEXT),
-        _none(_TEXT),
-        _none(_TEXT),
-        _none(_TEXT),
-        _none(_FLAG),
-        _SEALS.c.delay_days,
-        _none(_TEXT),
-        _none(_FLAG),
-    ).where(_SEALS.c.patient_id == bindparam("patient_id"), _SEALS.c.lifted_at.is_(None)),
-    # One row when the own source holds anything, none when it holds nothing.
-    select_rows(
-        literal_column("'own'", _TEXT),
-        *(_none(_TEXT) for _ in range(5)),
-        *(_none(_MOMENT) for _ in range(4)),
-        *(_none(_TEXT) for _ in range(4)),
-        _none(_FLAG),
-        _none(_NUMBER),
-        _none(_TEXT),
-        _none(_FLAG),
-    ).where(exists().where(_OWN.c.patient_id == bindparam("patient_id"))),
-    select_rows(
-        literal_column("'notice'", _TEXT),
-        *(_none(_TEXT) for _ in range(5)),
-        *(_none(_MOMENT) for _ in range(4)),
-        *(_none(_TEXT) for _ in range(4)),
-        _none(_FLAG),
-        _none(_NUMBER),
-        cast(_NOTICE_SETTINGS.c.kinds, _TEXT),
-        or_(_NOTICE_SETTINGS.c.email.is_not(None), _NOTICE_SETTINGS.c.webhook.is_not(None)),
-    ).where(_NOTICE_SETTINGS.c.patient_id == bindparam("patient_id")),
-)
-
-
-#: The rows of :data:`_STANDING` that are facts about the person rather than records.
-_FLAGS = ("own", "notice")
-
-
-def _from_row(
-    row: Row[Any], patient_id: str
-) -> ConsentRecord | BlockRecord | EmergencyAccess | SealRecord:
-    """One record of :data:`_STANDING`'s rows (not one of :data:`_FLAGS`)."""
-    if row.kind == "consent":
-        return ConsentRecord(
-            id=row.id,
-            patient_id=patient_id,
-            grantee_type=row.who_type,
-            grantee_hsa_id=row.who,
-            period_start=row.starts,
-            period_end=row.ends,
-            recorded_at=row.recorded,
-            withdrawn_at=row.ended,
-            covers=row.covers,
-            manages=bool(row.manages),
-        )
-    if row.kind == "block":
-        return BlockRecord(
-            id=row.id,
-            patient_id=patient_id,
-            blocked_type=row.who_type,
-            blocked_hsa_id=row.who,
-            hidden_from=row.hidden_from,
-            recorded_at=row.recorded,
-            lifted_at=row.ended,
-        )
-    if row.kind == "seal":
-        return SealRecord(
-            id=row.id,
-            patient_id=patient_id,
-            kind=row.who_type,
-            hsa_id=row.who,
-            data_start=row.starts,
-            data_end=row.ends,
-            delay_days=row.days,
-            recorded_at=row.recorded,
-            lifted_at=row.ended,
-        )
-    return EmergencyAccess(
-        id=row.id,
-        patient_id=patient_id,
-        clinician_hsa_id=row.who,
-        care_unit_hsa_id=row.unit,
-        care_provider_hsa_id=row.provider,
-        reason=row.reason,
-        block_override_reason=row.override,
-        started_at=row.starts,
-        expires_at=row.ends,
-    )
-
-
-def _running(accesses: Sequence[EmergencyAccess], at: datetime) -> EmergencyAccess | None:
-    for access in accesses:
-        if as_utc(access.started_at) <= at < as_utc(access.expires_at):
-            return access
-    return None
 
 
 class ConsentStore:
@@ -287,38 +55,8 @@ class ConsentStore:
     async def standing(
         self, patient_id: str, clinician_hsa_id: str | None, at: datetime
     ) -> Standing:
-        """Every consent and block of the patient, newest first (ended ones too), for a
-        clinician their emergency access that is running ``at``, the seals in force and
-        whether the person recorded anything themselves: read at once.
-
-        On every data read: one statement, no ORM session.
-        """
-        async with self._db.connect() as conn:
-            rows = (
-                await conn.execute(
-                    _STANDING, {"patient_id": patient_id, "clinician": clinician_hsa_id}
-                )
-            ).all()
-        records = [_from_row(row, patient_id) for row in rows if row.kind not in _FLAGS]
-        consents = [r for r in records if isinstance(r, ConsentRecord)]
-        blocks = [r for r in records if isinstance(r, BlockRecord)]
-        accesses = [r for r in records if isinstance(r, EmergencyAccess)]
-        seals = [r for r in records if isinstance(r, SealRecord)]
-        consents.sort(key=lambda c: as_utc(c.recorded_at), reverse=True)
-        blocks.sort(key=lambda b: as_utc(b.recorded_at), reverse=True)
-        accesses.sort(key=lambda e: as_utc(e.expires_at), reverse=True)
-        seals.sort(key=lambda s: as_utc(s.recorded_at), reverse=True)
-        holds_own = any(row.kind == "own" for row in rows)
-        notice = next((row for row in rows if row.kind == "notice"), None)
-        return Standing(
-            consents,
-            blocks,
-            _running(accesses, at),
-            seals,
-            holds_own,
-            frozenset(orjson.loads(notice.kinds)) if notice else frozenset(),
-            bool(notice.channel) if notice else False,
-        )
+        """The patient's standing for one read (:func:`consent.standing.read_standing`)."""
+        return await read_standing(self._db, patient_id, clinician_hsa_id, at)
 
     async def consented_patients(self, care_provider_hsa_id: str, at: datetime) -> list[str]:
         """The patients (opaque ids, in order) with a consent naming the care provider

@@ -9,7 +9,8 @@ from datetime import timedelta
 from consent.policy import decide_emergency_open
 from consent.principals import Clinician, Principal
 from fhir_profiles.identifiers import PersonIdentifier
-from gateway.access.reader import READABLE_TYPES, RecordReader, RecordServices
+from gateway.access.facts import READABLE_TYPES
+from gateway.access.reader import RecordReader, RecordServices
 from gateway.errors import Forbidden
 from store.tables import EmergencyAccess
 

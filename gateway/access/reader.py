@@ -1,7 +1,7 @@
 """The data boundary: every read of personal data goes through :class:`RecordReader`.
 
 A reader is made for one principal. Each method resolves the person, gathers the facts
-(consents, blocks, emergency access, guardianship), asks the policy once, collects the
+(:mod:`gateway.access.facts`), asks the policy once, collects the
 normalised data (from the sources or the cache, :mod:`gateway.collect.collector`) and merges it,
 removes what the decision hides, and writes the access log entry
 before anything reaches a route. If the facts or the log cannot be read or written, the
@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Executable
@@ -30,17 +29,14 @@ from consent.policy import (
     decide,
     scope_read,
 )
-from consent.principals import Citizen, Clinician, Principal
-from consent.relations import GuardianRegister
-from consent.store import ConsentStore
+from consent.principals import Principal
 from consent.visibility import Visibility
 from fhir_profiles.identifiers import PersonIdentifier
-from fhir_profiles.own_data import OWN_ONLY_TYPES, OWN_SOURCE_ID
-from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RECORD_TYPES
+from fhir_profiles.own_data import OWN_SOURCE_ID
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
 from gateway.access.actors import actor_fields, log_entry
+from gateway.access.facts import FactServices, gather_facts
 from gateway.access.own_data import OwnData, asked_of_sources
-from gateway.access.persons import PersonIndex
-from gateway.access.proxies import grants_to, relations_of
 from gateway.answer.streamed import Match, RecordStream, open_stream
 from gateway.collect.collector import Collected, Collector
 from gateway.collect.coverage import Coverages
@@ -54,20 +50,15 @@ from gateway.merge.record import (
     merge_sources,
     origins,
 )
-from gateway.settings import Settings
 from gateway.sources import SourceReport
 from store.db import Database
 
 
-class RecordServices(Protocol):
+class RecordServices(FactServices, Protocol):
     """What reading a person's record needs of the process's long-lived parts
     (:class:`gateway.services.Services` has them all)."""
 
-    settings: Settings
     db: Database
-    persons: PersonIndex
-    consents: ConsentStore
-    guardians: GuardianRegister
     audit: AuditLog
     collector: Collector
     #: The person's own source: what they recorded themselves.
@@ -80,15 +71,6 @@ class RecordServices(Protocol):
     def provider_of(self, source_id: str) -> str | None:
         """The care provider HSA-id a source holds data for, if configured."""
         ...
-
-    def now(self) -> datetime:
-        """The time access is decided at (a consent's or proxy grant's period)."""
-        ...
-
-
-#: Every type a principal can be granted read access to through the record (the own
-#: source's own types too).
-READABLE_TYPES = RECORD_TYPES | frozenset(OWN_ONLY_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,34 +144,9 @@ class RecordReader:
         return (await self._facts(person, patient_id))[0]
 
     async def _facts(self, person: PersonIdentifier, patient_id: str) -> tuple[AccessFacts, bool]:
-        """:meth:`facts`, and whether the person's own source holds anything: the
-        person's standing is one statement (:meth:`consent.store.ConsentStore.standing`)."""
-        principal, services = self._principal, self._services
-        now = services.now()
-        is_self = isinstance(principal, Citizen) and principal.person == person
-        relations = await relations_of(principal, person, services.guardians)
-        clinician = principal.hsa_id if isinstance(principal, Clinician) else None
-        standing = await services.consents.standing(patient_id, clinician, now)
+        """:meth:`facts`, and whether the person's own source holds anything."""
+        facts, standing = await gather_facts(self._principal, self._services, person, patient_id)
         self._notice_wishes = (patient_id, standing.notice_kinds, standing.notice_channel)
-        # A citizen's own choices do not bind their own reading; another citizen's reading
-        # is bound by the person's guardian blocks or proxy grants.
-        consents = () if is_self else standing.consents
-        citizen = isinstance(principal, Citizen)  # seals bind only what citizens read online
-        facts = AccessFacts(
-            person=person,
-            patient_id=patient_id,
-            now=now,
-            consents=consents,
-            blocks=() if is_self else standing.blocks,
-            emergency=None if is_self else standing.emergency,
-            guardian=relations.guardian,
-            served_types=READABLE_TYPES,
-            ages=services.settings.citizen_ages,
-            seals=standing.seals if citizen else (),
-            exclusions=services.settings.online_exclusions,
-            proxy_grants=grants_to(principal, services.persons, consents),
-            representative=relations.representative,
-        )
         return facts, standing.holds_own
 
     async def log(

@@ -31,8 +31,9 @@ from consent.writes import decide_write, decide_write_role
 from fhir_profiles.identifiers import HSA_ID_SYSTEM
 from fhir_profiles.record_status import care_tags
 from fhir_profiles.writes import PERMISSION, WriteShapeError, appointment_change, moved_to
+from gateway.access.facts import READABLE_TYPES
 from gateway.access.outbox import QUEUED, WriteOutbox, new_id, request_digest
-from gateway.access.reader import READABLE_TYPES, RecordReader, RecordServices
+from gateway.access.reader import RecordReader, RecordServices
 from gateway.access.write_worker import Delivered, WriteWorker
 from gateway.collect.directory import Directory
 from gateway.collect.slots import Schedules, writer_of

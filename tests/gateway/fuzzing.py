@@ -28,8 +28,8 @@ from consent.store import ConsentStore
 from consent.visibility import Visibility
 from fhir_profiles.identifiers import parse_person_identifier
 from fhir_profiles.record_status import care_tags
+from gateway.access.facts import READABLE_TYPES
 from gateway.access.persons import PersonIndex
-from gateway.access.reader import READABLE_TYPES
 from store.db import Database
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import CITIZEN_SCOPE, NORD_PROVIDER, TEST_PERSON
