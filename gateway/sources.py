@@ -48,6 +48,14 @@ class SourceStatus(StrEnum):
         """What the answer holds of the source is up to date (within the freshness window)."""
         return self in (SourceStatus.OK, SourceStatus.NO_DATA, SourceStatus.CACHED)
 
+    @property
+    def missed(self) -> bool:
+        """The source was asked and did not answer in time (what the answer holds of it,
+        if anything, is from an earlier sync): the answer may be incomplete. Not a source
+        left unasked because it holds nothing for the person, nor one whose cached data is
+        served while it is asked again in the background."""
+        return self in (SourceStatus.TIMEOUT, SourceStatus.FAILED, SourceStatus.STALE)
+
 
 @dataclass(frozen=True, slots=True)
 class Source:

@@ -42,7 +42,6 @@ from gateway.access.reader import RecordReader, RecordServices
 from gateway.answer.search.match import apply
 from gateway.answer.search.parse import SearchSpec, parse_search
 from gateway.errors import BadRequest, GatewayError, operation_outcome
-from gateway.sources import SourceStatus
 from store.db import StoreUnavailable
 from store.jobs import ExportJob
 
@@ -278,11 +277,7 @@ class Exporter:
                     kind = str(resource.get("resourceType"))
                     if mode == "match" and (kind != "Patient" or "Patient" in job.types):
                         files.add(kind, resource)
-                missing = [
-                    r.name
-                    for r in stream.reports
-                    if not r.status.current and r.status is not SourceStatus.NOT_ASKED
-                ]
+                missing = [r.name for r in stream.reports if r.status.missed]
             finally:
                 await stream.aclose()
         if not missing:

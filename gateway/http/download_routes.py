@@ -67,7 +67,7 @@ def summary_document(request: Request, result: ReadResult) -> dict[str, Any]:
     """The IPS document of what a summary read returned (the Patient is there: a
     summary read refuses without it)."""
     assert result.patient is not None
-    missing = [r.name for r in result.reports if not r.status.current]
+    missing = [r.name for r in result.reports if r.status.missed]
     return build_summary(
         result.patient,
         result.resources,

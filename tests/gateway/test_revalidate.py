@@ -214,3 +214,31 @@ async def test_one_process_of_all_holds_a_refresh_lease(db: Database) -> None:
     # Left behind by a process that stopped: taken over once its time has passed.
     assert not await one.take("unified", "src", now + timedelta(seconds=30))
     assert await one.take("unified", "src", now + timedelta(seconds=32))
+
+
+async def test_a_summary_from_data_being_revalidated_is_not_called_incomplete(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    async with running_gateway(
+        database_url, issuer, regions, source_timeout=20, request_deadline=30
+    ) as gateway:
+        await _everything(gateway)
+        patient_id = await gateway.patient_id()
+        with later(STALE):
+            response = await gateway.client.get(
+                f"/fhir/Patient/{patient_id}/$summary", headers=gateway.citizen()
+            )
+            await revalidator(gateway).settled()
+            regions["syd"].behaviour.fault = "error-500"
+            with later(timedelta(hours=2)):  # past the stale bound: asked, and Syd fails
+                failed = await gateway.client.get(
+                    f"/fhir/Patient/{patient_id}/$summary", headers=gateway.citizen()
+                )
+
+    assert response.status_code == failed.status_code == 200, (response.text, failed.text)
+    (composition,) = (e["resource"] for e in response.json()["entry"][:1])
+    assert composition["resourceType"] == "Composition"
+    assert "may be incomplete" not in composition["text"]["div"]
+    (said,) = (e["resource"] for e in failed.json()["entry"][:1])
+    assert "may be incomplete" in said["text"]["div"]
+    assert "Region Syd" in said["text"]["div"]
