@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import FhirResource
@@ -93,8 +93,15 @@ class WriteOutbox:
         return await self._db.write(work, lock=f"write-key:{row.idempotency_key}")
 
     async def get(self, write_id: str) -> WriteRequest | None:
+        return await self._one(_WRITES.c.id == write_id)
+
+    async def by_key(self, idempotency_key: str) -> WriteRequest | None:
+        """The write stored under ``idempotency_key`` (as :meth:`keyed` makes it), if any."""
+        return await self._one(_WRITES.c.idempotency_key == idempotency_key)
+
+    async def _one(self, where: ColumnElement[bool]) -> WriteRequest | None:
         async with self._db.connect() as conn:
-            found = (await conn.execute(select(_WRITES).where(_WRITES.c.id == write_id))).first()
+            found = (await conn.execute(select(_WRITES).where(where))).first()
         return None if found is None else WriteRequest.model_validate(found._asdict())
 
     async def unit_of_result(self, source_id: str, result_id: str) -> str | None:

@@ -16,9 +16,10 @@ status URL), or refused (the owner's reason, say 409 for a slot taken).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from adapters.base import FhirResource, supports_writes
 from adapters.errors import SourceError
@@ -42,6 +43,8 @@ from gateway.merge.record import also_known_as
 from gateway.merge.written import ForeignReference, check_references
 from gateway.sources import Source
 from store.jobs import WriteRequest
+
+_T = TypeVar("_T")
 
 
 class WritingServices(RecordServices, Protocol):
@@ -140,8 +143,9 @@ class Writer:
         # What the client asked identifies the write (a repeated update is the same one).
         digest = request_digest(ask.interaction, ask.resource_type, ask.target_id, ask.resource)
         if decision.allowed:
-            owner = await self._owner_or_logged(ask, decision)
-            ask, units = await self._outgoing(ask, owner)
+            owner = await self._or_logged(self._owner(ask), ask, decision, "owner-unknown")
+            outgoing = self._outgoing(ask, owner)
+            ask, units = await self._or_logged(outgoing, ask, decision, INVALID_INPUT)
             for unit in units:  # an Appointment moved: its new unit as well
                 decision = decide_write(
                     self._principal,
@@ -152,10 +156,23 @@ class Writer:
                 )
                 if not decision.allowed:
                     break
+        if decision.allowed and await self._key_taken(ask, digest):
+            refused = AccessDecision.deny(KEY_REUSED, decision.actor_kind)
+            await self._reader.log(refused, ask.patient_id, ask.interaction, [ask.resource_type])
+            raise Unprocessable(_KEY_REUSED_TEXT)
         await self._reader.log(decision, ask.patient_id, ask.interaction, [ask.resource_type])
         if not decision.allowed:
             raise Forbidden(f"this write is not permitted ({decision.reason})")
         return await self._submit(ask, owner, now, digest)
+
+    async def _key_taken(self, ask: WriteAsk, digest: str) -> bool:
+        """Whether the client's ``Idempotency-Key`` names a write other than this one
+        (checked again as the write is stored, for two requests racing)."""
+        if ask.client_key is None:
+            return False
+        who = asker(self._principal, self._services)
+        earlier = await self._outbox.by_key(self._outbox.keyed(who, ask.client_key))
+        return earlier is not None and earlier.request_digest != digest
 
     async def _outgoing(self, ask: WriteAsk, owner: Owner) -> tuple[WriteAsk, list[Owner]]:
         """What is sent to ``owner``, and every unit the write goes to: a Task's
@@ -212,7 +229,7 @@ class Writer:
             row, renew_before=now - window if ask.client_key is None else None
         )
         if stored.request_digest != digest:
-            raise Unprocessable("this Idempotency-Key was used for another request")
+            raise Unprocessable(_KEY_REUSED_TEXT)
         if stored.status != QUEUED:
             return Delivered(stored)
         task = worker.start_now(stored.id, held=new)
@@ -228,13 +245,16 @@ class Writer:
 
     # -- the owner of what a write concerns ---------------------------------------------
 
-    async def _owner_or_logged(self, ask: WriteAsk, decision: AccessDecision) -> Owner:
-        """The owner of what ``ask`` concerns; when it cannot be found (404, 422, 503) the
-        attempt is logged as refused, why in a word, before the error is raised."""
+    async def _or_logged(
+        self, step: Awaitable[_T], ask: WriteAsk, decision: AccessDecision, otherwise: str
+    ) -> _T:
+        """What ``step`` (finding the owner, shaping what is sent) gives; when it refuses
+        (404, 422, 503) the attempt is logged as refused, why in a word (``otherwise`` for
+        a 422 of its own), before the error is raised."""
         try:
-            return await self._owner(ask)
+            return await step
         except GatewayError as exc:
-            reason = _OWNER_REFUSALS.get(type(exc), "owner-unknown")
+            reason = _OWNER_REFUSALS.get(type(exc), otherwise)
             refused = AccessDecision.deny(reason, decision.actor_kind)
             await self._reader.log(refused, ask.patient_id, ask.interaction, [ask.resource_type])
             raise
@@ -301,6 +321,12 @@ class Writer:
                 return resource
         raise NotFound(f"no such {kind} in the patient's record")
 
+
+#: A write refused because what is sent could not be made of it (logged as this).
+INVALID_INPUT = "invalid-input"
+#: A write refused because its ``Idempotency-Key`` names another write (logged as this).
+KEY_REUSED = "idempotency-key-reused"
+_KEY_REUSED_TEXT = "this Idempotency-Key was used for another request"
 
 #: Why a write is refused when the owner of what it concerns cannot be found, as logged.
 _OWNER_REFUSALS: dict[type[GatewayError], str] = {

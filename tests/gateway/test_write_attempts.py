@@ -1,5 +1,6 @@
 """Every write an identified principal asks for is in the patient's access log, refused
-ones too (without the body, without an identity number); and a write sent without an
+ones too (its owner not found, what is sent not made of it, its key another write's;
+without the body, without an identity number); and a write sent without an
 ``Idempotency-Key`` is answered as the same request only for a while (its body's digest
 is its key): the same message may be sent again the next day."""
 
@@ -17,7 +18,7 @@ from consent.entries import AUDIT_TABLE
 from store.db import Database
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import TEST_PERSON
-from tests.gateway.writes_helpers import Written, fresh_regions, gateway_over
+from tests.gateway.writes_helpers import Written, booking, first_free, fresh_regions, gateway_over
 
 pytestmark = pytest.mark.anyio
 
@@ -141,3 +142,51 @@ async def test_a_write_whose_owner_is_not_found_is_logged_as_refused(
     assert TEST_PERSON not in text
     assert "utslag" not in text
     assert written.apps["vast"].writes.created == {}
+
+
+async def test_a_write_refused_as_it_is_shaped_is_logged_as_refused(
+    database_url: str, issuer: IssuerKit, written: Written
+) -> None:
+    async with gateway_over(database_url, issuer, written) as gw:
+        patient_id = await gw.patient_id()
+        slot = await first_free(gw, "vast")
+        made = await gw.client.post(
+            "/fhir/Appointment", json=booking(patient_id, slot["id"]), headers=gw.citizen()
+        )
+        assert made.status_code == 201, made.text
+        appointment = made.json()
+        # A status other than cancelled: not a change the gateway sends on.
+        fulfilled = appointment | {"status": "fulfilled"}
+        refused = await gw.client.put(
+            f"/fhir/Appointment/{appointment['id']}", json=fulfilled, headers=gw.citizen()
+        )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["resourceType"] == "OperationOutcome"
+    outcomes = [(e["action"], e["outcome"], e["outcome_reason"]) for e in await _entries(
+        database_url, patient_id
+    )]  # fmt: skip
+    assert outcomes == [("create", "allowed", "self"), ("update", "denied", "invalid-input")]
+    stored = written.apps["vast"].store.read("Appointment", appointment["id"].split(".", 1)[1])
+    assert stored is not None
+    assert orjson.loads(stored.body)["status"] == "booked"  # nothing was sent
+
+
+async def test_a_key_used_for_another_write_is_logged_as_refused(
+    database_url: str, issuer: IssuerKit, written: Written
+) -> None:
+    async with gateway_over(database_url, issuer, written) as gw:
+        patient_id = await gw.patient_id()
+        headers = gw.citizen() | {"Idempotency-Key": "one-key"}
+        first = await gw.client.post(
+            "/fhir/Communication", json=message(patient_id), headers=headers
+        )
+        other = message(patient_id) | {"payload": [{"contentString": "Ett annat meddelande."}]}
+        second = await gw.client.post("/fhir/Communication", json=other, headers=headers)
+    assert first.status_code == 201, first.text
+    assert second.status_code == 422
+    assert "Idempotency-Key" in second.json()["issue"][0]["diagnostics"]
+    outcomes = [(e["outcome"], e["outcome_reason"]) for e in await _entries(
+        database_url, patient_id
+    )]  # fmt: skip
+    assert outcomes == [("allowed", "self"), ("denied", "idempotency-key-reused")]
+    assert written.apps["vast"].writes.created == {"Communication": 1}
