@@ -14,6 +14,8 @@ The others are published ones: HL7's ``data-absent-reason`` and SMART's ``oauth-
 
 from __future__ import annotations
 
+#: Where every extension of Samlad's own is defined: none of them is a source's data.
+SAMLAD_EXTENSIONS = "https://samlad.se/fhir/StructureDefinition/"
 #: When the gateway fetched a unified resource from its source (``meta.extension``).
 FETCHED_AT_URL = "https://samlad.se/fhir/StructureDefinition/fetched-at"
 #: One per duplicate merged into a resource: the duplicate's ``meta.source``.

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from fhir_profiles.extensions import SAMLAD_EXTENSIONS
+
 #: The identifier system of the id the gateway gives each write. A create is sent with
 #: this identifier and ``If-None-Exist: identifier={system}|{id}``: delivered again after
 #: a lost answer, the owner finds what it made the first time.
@@ -197,8 +199,16 @@ CHANGEABLE_APPOINTMENT = frozenset({"proposed", "pending", "booked", "waitlist"}
 def appointment_change(current: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
     """``PUT Appointment``: ``current`` (as its owner holds it) cancelled, or moved to the
     body's Slot, while it may still change; nothing else of the body is taken. A body that
-    changes nothing (a repeated cancellation) is the Appointment as it is."""
-    resource = {k: v for k, v in current.items() if k != "meta"}
+    changes nothing (a repeated cancellation) is the Appointment as it is. What the
+    gateway added to it (``meta``, its own extensions) is not sent back."""
+    resource = {k: v for k, v in current.items() if k not in ("meta", "extension")}
+    kept = [
+        e
+        for e in current.get("extension") or ()
+        if not (isinstance(e, dict) and str(e.get("url", "")).startswith(SAMLAD_EXTENSIONS))
+    ]
+    if kept:
+        resource["extension"] = kept
     status = body.get("status", current.get("status"))
     cancelled = status != current.get("status")
     if cancelled:

@@ -61,3 +61,17 @@ def test_an_appointment_is_not_cancelled_and_moved_at_once() -> None:
     body = current | {"status": "cancelled", "slot": [{"reference": "Slot/region-vast.s2"}]}
     with pytest.raises(WriteShapeError, match="not both"):
         appointment_change(current, body)
+
+
+def test_what_the_gateway_added_is_not_sent_back() -> None:
+    theirs = {"url": "http://regionvast.example.se/fhir/booking-channel", "valueCode": "web"}
+    ours = {
+        "url": "https://samlad.se/fhir/StructureDefinition/also-reported-by",
+        "valueUri": "urn:samlad:source:region-nord#Appointment/77",
+    }
+    current = _current("booked") | {"extension": [theirs, ours]}
+    cancelled = appointment_change(current, current | {"status": "cancelled"})
+    assert cancelled["extension"] == [theirs]
+    assert "meta" not in cancelled
+    only_ours = appointment_change(current | {"extension": [ours]}, {"status": "cancelled"})
+    assert "extension" not in only_ours
