@@ -11,7 +11,7 @@ which they were:
 
 * a clinician of Region Nord, with the person's consent (as ``bench_warm`` reads);
 * the person themselves;
-* the person, after recording a blood pressure of their own (their own source is read);
+* the person, after recording their weight (their own source is read);
 * the clinician, after the person asked to be told of reads by e-mail (the notice is
   written with the log entry).
 
@@ -76,24 +76,18 @@ class Statements:
         self.seen.clear()
 
 
-def blood_pressure(patient_id: str) -> dict[str, Any]:
-    def component(code: str, value: float) -> dict[str, Any]:
-        return {
-            "code": {"coding": [{"system": LOINC, "code": code}]},
-            "valueQuantity": {"value": value, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"},
-        }
-
+def body_weight(patient_id: str) -> dict[str, Any]:
+    """A weighing the person records of themselves."""
+    vital = "http://terminology.hl7.org/CodeSystem/observation-category"
     return {
         "resourceType": "Observation",
         "status": "final",
-        "category": [{"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-            "code": "vital-signs"}]}],
-        "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
+        "category": [{"coding": [{"system": vital, "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": LOINC, "code": "29463-7"}]},
         "subject": {"reference": f"Patient/{patient_id}"},
-        "effectiveDateTime": "2026-01-05T08:30:00+01:00",
-        "component": [component("8480-6", 128), component("8462-4", 84)],
-    }  # fmt: skip
+        "effectiveDateTime": "2026-01-05T07:45:00+01:00",
+        "valueQuantity": {"value": 81.0, "unit": "kg", "system": UCUM, "code": "kg"},
+    }
 
 
 async def read_pages(
@@ -182,7 +176,7 @@ async def measure(app: Any, issuer: Issuer, statements: Statements, reads: int) 
         await case("the person", citizen)
         recorded = await client.post(
             "/Observation",
-            content=orjson.dumps(blood_pressure(patient_id)),
+            content=orjson.dumps(body_weight(patient_id)),
             headers=citizen | fhir_json,
         )
         if recorded.status_code != 201:

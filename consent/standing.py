@@ -11,11 +11,13 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    BindParameter,
     Boolean,
     ColumnElement,
     DateTime,
     Integer,
     Row,
+    Select,
     String,
     Table,
     bindparam,
@@ -73,116 +75,99 @@ def _none(type_: TypeEngine[Any]) -> ColumnElement[Any]:
     return cast(null(), type_)
 
 
+#: The one row shape every kind of :data:`_STANDING`'s rows has (after ``kind``), and
+#: each column's type.
+_SHAPE: dict[str, TypeEngine[Any]] = {
+    "id": _TEXT,
+    "who_type": _TEXT,
+    "who": _TEXT,
+    "unit": _TEXT,
+    "provider": _TEXT,
+    "starts": _MOMENT,
+    "ends": _MOMENT,
+    "recorded": _MOMENT,
+    "ended": _MOMENT,
+    "reason": _TEXT,
+    "override": _TEXT,
+    "hidden_from": _TEXT,
+    "covers": _TEXT,
+    "manages": _FLAG,
+    "days": _NUMBER,
+    "kinds": _TEXT,
+    "channel": _FLAG,
+}
+
+
+def _rows(kind: str, **columns: ColumnElement[Any]) -> Select[Any]:
+    """One kind's rows in :data:`_SHAPE`: its ``columns``, and a typed NULL for the rest."""
+    if not set(columns) <= set(_SHAPE):
+        raise ValueError(f"not in the standing's row shape: {sorted(set(columns) - set(_SHAPE))}")
+    return select_rows(
+        literal_column(f"'{kind}'", _TEXT).label("kind"),
+        *(columns.get(name, _none(type_)).label(name) for name, type_ in _SHAPE.items()),
+    )
+
+
+_PATIENT: BindParameter[Any] = bindparam("patient_id")
+
 # A patient's standing in one statement (one round trip on every data read): consents,
 # blocks, the asking clinician's emergency access, the seals in force, whether the
-# person's own source holds anything and what they asked to be told of, in one row
-# shape, told apart by ``kind``. Built once: building a statement costs more than
-# running it.
+# person's own source holds anything and what they asked to be told of, told apart by
+# ``kind``. Built once: building a statement costs more than running it.
 _STANDING = union_all(
-    select_rows(
-        literal_column("'consent'", _TEXT).label("kind"),
-        _CONSENTS.c.id,
-        _CONSENTS.c.grantee_type.label("who_type"),
-        _CONSENTS.c.grantee_hsa_id.label("who"),
-        _none(_TEXT).label("unit"),
-        _none(_TEXT).label("provider"),
-        _CONSENTS.c.period_start.label("starts"),
-        _CONSENTS.c.period_end.label("ends"),
-        _CONSENTS.c.recorded_at.label("recorded"),
-        _CONSENTS.c.withdrawn_at.label("ended"),
-        _none(_TEXT).label("reason"),
-        _none(_TEXT).label("override"),
-        _none(_TEXT).label("hidden_from"),
-        _CONSENTS.c.covers.label("covers"),
-        _CONSENTS.c.manages.label("manages"),
-        _none(_NUMBER).label("days"),
-        _none(_TEXT).label("kinds"),
-        _none(_FLAG).label("channel"),
-    ).where(_CONSENTS.c.patient_id == bindparam("patient_id")),
-    select_rows(
-        literal_column("'block'", _TEXT),
-        _BLOCKS.c.id,
-        _BLOCKS.c.blocked_type,
-        _BLOCKS.c.blocked_hsa_id,
-        _none(_TEXT),
-        _none(_TEXT),
-        _none(_MOMENT),
-        _none(_MOMENT),
-        _BLOCKS.c.recorded_at,
-        _BLOCKS.c.lifted_at,
-        _none(_TEXT),
-        _none(_TEXT),
-        _BLOCKS.c.hidden_from,
-        _none(_TEXT),
-        _none(_FLAG),
-        _none(_NUMBER),
-        _none(_TEXT),
-        _none(_FLAG),
-    ).where(_BLOCKS.c.patient_id == bindparam("patient_id")),
-    select_rows(
-        literal_column("'emergency'", _TEXT),
-        _EMERGENCY.c.id,
-        _none(_TEXT),
-        _EMERGENCY.c.clinician_hsa_id,
-        _EMERGENCY.c.care_unit_hsa_id,
-        _EMERGENCY.c.care_provider_hsa_id,
-        _EMERGENCY.c.started_at,
-        _EMERGENCY.c.expires_at,
-        _none(_MOMENT),
-        _none(_MOMENT),
-        _EMERGENCY.c.reason,
-        _EMERGENCY.c.block_override_reason,
-        _none(_TEXT),
-        _none(_TEXT),
-        _none(_FLAG),
-        _none(_NUMBER),
-        _none(_TEXT),
-        _none(_FLAG),
+    _rows(
+        "consent",
+        id=_CONSENTS.c.id,
+        who_type=_CONSENTS.c.grantee_type,
+        who=_CONSENTS.c.grantee_hsa_id,
+        starts=_CONSENTS.c.period_start,
+        ends=_CONSENTS.c.period_end,
+        recorded=_CONSENTS.c.recorded_at,
+        ended=_CONSENTS.c.withdrawn_at,
+        covers=_CONSENTS.c.covers,
+        manages=_CONSENTS.c.manages,
+    ).where(_CONSENTS.c.patient_id == _PATIENT),
+    _rows(
+        "block",
+        id=_BLOCKS.c.id,
+        who_type=_BLOCKS.c.blocked_type,
+        who=_BLOCKS.c.blocked_hsa_id,
+        recorded=_BLOCKS.c.recorded_at,
+        ended=_BLOCKS.c.lifted_at,
+        hidden_from=_BLOCKS.c.hidden_from,
+    ).where(_BLOCKS.c.patient_id == _PATIENT),
+    _rows(
+        "emergency",
+        id=_EMERGENCY.c.id,
+        who=_EMERGENCY.c.clinician_hsa_id,
+        unit=_EMERGENCY.c.care_unit_hsa_id,
+        provider=_EMERGENCY.c.care_provider_hsa_id,
+        starts=_EMERGENCY.c.started_at,
+        ends=_EMERGENCY.c.expires_at,
+        reason=_EMERGENCY.c.reason,
+        override=_EMERGENCY.c.block_override_reason,
     ).where(
-        _EMERGENCY.c.patient_id == bindparam("patient_id"),
+        _EMERGENCY.c.patient_id == _PATIENT,
         _EMERGENCY.c.clinician_hsa_id == bindparam("clinician"),
     ),
-    select_rows(
-        literal_column("'seal'", _TEXT),
-        _SEALS.c.id,
-        _SEALS.c.kind,
-        _SEALS.c.hsa_id,
-        _none(_TEXT),
-        _none(_TEXT),
-        _SEALS.c.data_start,
-        _SEALS.c.data_end,
-        _SEALS.c.recorded_at,
-        _SEALS.c.lifted_at,
-        _none(_TEXT),
-        _none(_TEXT),
-        _none(_TEXT),
-        _none(_TEXT),
-        _none(_FLAG),
-        _SEALS.c.delay_days,
-        _none(_TEXT),
-        _none(_FLAG),
-    ).where(_SEALS.c.patient_id == bindparam("patient_id"), _SEALS.c.lifted_at.is_(None)),
+    _rows(
+        "seal",
+        id=_SEALS.c.id,
+        who_type=_SEALS.c.kind,
+        who=_SEALS.c.hsa_id,
+        starts=_SEALS.c.data_start,
+        ends=_SEALS.c.data_end,
+        recorded=_SEALS.c.recorded_at,
+        ended=_SEALS.c.lifted_at,
+        days=_SEALS.c.delay_days,
+    ).where(_SEALS.c.patient_id == _PATIENT, _SEALS.c.lifted_at.is_(None)),
     # One row when the own source holds anything, none when it holds nothing.
-    select_rows(
-        literal_column("'own'", _TEXT),
-        *(_none(_TEXT) for _ in range(5)),
-        *(_none(_MOMENT) for _ in range(4)),
-        *(_none(_TEXT) for _ in range(4)),
-        _none(_FLAG),
-        _none(_NUMBER),
-        _none(_TEXT),
-        _none(_FLAG),
-    ).where(exists().where(_OWN.c.patient_id == bindparam("patient_id"))),
-    select_rows(
-        literal_column("'notice'", _TEXT),
-        *(_none(_TEXT) for _ in range(5)),
-        *(_none(_MOMENT) for _ in range(4)),
-        *(_none(_TEXT) for _ in range(4)),
-        _none(_FLAG),
-        _none(_NUMBER),
-        cast(_NOTICE_SETTINGS.c.kinds, _TEXT),
-        or_(_NOTICE_SETTINGS.c.email.is_not(None), _NOTICE_SETTINGS.c.webhook.is_not(None)),
-    ).where(_NOTICE_SETTINGS.c.patient_id == bindparam("patient_id")),
+    _rows("own").where(exists().where(_OWN.c.patient_id == _PATIENT)),
+    _rows(
+        "notice",
+        kinds=cast(_NOTICE_SETTINGS.c.kinds, _TEXT),
+        channel=or_(_NOTICE_SETTINGS.c.email.is_not(None), _NOTICE_SETTINGS.c.webhook.is_not(None)),
+    ).where(_NOTICE_SETTINGS.c.patient_id == _PATIENT),
 )
 
 
