@@ -98,14 +98,20 @@ _SHAPE: dict[str, TypeEngine[Any]] = {
 }
 
 
-def _rows(kind: str, **columns: ColumnElement[Any]) -> Select[Any]:
-    """One kind's rows in :data:`_SHAPE`: its ``columns``, and a typed NULL for the rest."""
+def _rows(kind: str, *, first: bool = False, **columns: ColumnElement[Any]) -> Select[Any]:
+    """One kind's rows in :data:`_SHAPE`: its ``columns``, and NULL for the rest. Only the
+    ``first`` of a union names its columns and types its NULLs (the union takes its names,
+    and PostgreSQL a NULL's type from the rows before it), which keeps the statement
+    within what the PostgreSQL driver keeps parsed (4,096 bytes)."""
     if not set(columns) <= set(_SHAPE):
         raise ValueError(f"not in the standing's row shape: {sorted(set(columns) - set(_SHAPE))}")
-    return select_rows(
-        literal_column(f"'{kind}'", _TEXT).label("kind"),
-        *(columns.get(name, _none(type_)).label(name) for name, type_ in _SHAPE.items()),
-    )
+    values = [
+        literal_column(f"'{kind}'", _TEXT),
+        *(columns.get(name, _none(type_) if first else null()) for name, type_ in _SHAPE.items()),
+    ]
+    if first:
+        values = [value.label(name) for value, name in zip(values, ["kind", *_SHAPE], strict=True)]
+    return select_rows(*values)
 
 
 _PATIENT: BindParameter[Any] = bindparam("patient_id")
@@ -117,6 +123,7 @@ _PATIENT: BindParameter[Any] = bindparam("patient_id")
 _STANDING = union_all(
     _rows(
         "consent",
+        first=True,
         id=_CONSENTS.c.id,
         who_type=_CONSENTS.c.grantee_type,
         who=_CONSENTS.c.grantee_hsa_id,

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import consent.audit
@@ -311,7 +312,7 @@ async def test_standing_says_what_the_person_asked_to_be_told_of_and_whether_the
     now = datetime.now(UTC)
     settings = table_of(NoticeSetting)
     # (The gateway seals the contacts: the store sees bytes.)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"patient_id": PATIENT, "kinds": ["access", "note"], "email": b"sealed", "webhook": None},
         {"patient_id": OTHER, "kinds": ["access"], "email": None, "webhook": None},
     ]
@@ -325,3 +326,13 @@ async def test_standing_says_what_the_person_asked_to_be_told_of_and_whether_the
     assert (asked.notice_kinds, asked.notice_channel) == (frozenset({"access", "note"}), True)
     assert (no_channel.notice_kinds, no_channel.notice_channel) == (frozenset({"access"}), False)
     assert (nothing.notice_kinds, nothing.notice_channel) == (frozenset(), False)
+
+
+def test_the_standing_statement_is_short_enough_for_the_driver_to_keep_it_parsed() -> None:
+    """psycopg keeps the parse of a statement of at most 4,096 bytes
+    (``psycopg._queries.MAX_CACHED_STATEMENT_LENGTH``); a longer one is parsed again on
+    every read that makes it."""
+    from consent.standing import _STANDING
+
+    compiled = _STANDING.compile(dialect=postgresql.dialect())
+    assert len(str(compiled).encode()) <= 4096
