@@ -36,6 +36,15 @@ IDLE_PING_SECONDS = 10.0
 #: The dialect-specific INSERT both backends' upserts are built from.
 Insert = postgresql.Insert | sqlite.Insert
 
+
+def upsert_into(dialect: str, table: Table) -> Insert:
+    """:meth:`Database.upsert` for the dialect named ``dialect`` (a connection's
+    ``dialect.name``)."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
 #: SQLSTATEs of a transaction PostgreSQL aborted for colliding with another (deadlock
 #: detected, could not serialize access): run again, it normally succeeds.
 COLLISIONS = frozenset({"40P01", "40001"})
@@ -309,9 +318,7 @@ class Database:
 
     def upsert(self, table: Table) -> Insert:
         """An INSERT that can take ``on_conflict_do_update``/``_do_nothing`` (both backends)."""
-        if self.dialect == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+        return upsert_into(self.dialect, table)
 
     async def dispose(self) -> None:
         """Close every connection, once the writes of cancelled callers have finished."""

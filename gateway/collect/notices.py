@@ -20,12 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Executable, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from consent.entries import AuditEntryCreate
 from fhir_profiles.subscriptions import TOPICS
-from store.db import Database
+from store.db import Database, upsert_into
 from store.jobs import Notice, NoticeSetting
 from store.tables import table_of
 
@@ -82,11 +81,11 @@ def is_told_access(entry: AuditEntryCreate) -> bool:
 def access_notices(
     db: Database, entry: AuditEntryCreate, kinds: Collection[str], channel: bool
 ) -> list[Executable]:
-    """The notice of the access ``entry`` logs, to be written with it, for a person who
-    asked to be told of accesses (``kinds``, read with their standing) and gave a
-    ``channel``; emergency access is told to everyone with a channel. Empty when nothing
-    is told."""
-    if not channel or not is_told_access(entry) or not (ACCESS in kinds or entry.emergency):
+    """The notice of the access ``entry`` logs (one :func:`is_told_access` holds for), to
+    be written with it, for a person who asked to be told of accesses (``kinds``, read
+    with their standing) and gave a ``channel``; emergency access is told to everyone with
+    a channel. Empty when nothing is told."""
+    if not channel or not (ACCESS in kinds or entry.emergency):
         return []
     ref = f"{entry.actor_kind}:{entry.actor_id}"
     values = _values([(entry.patient_id, ACCESS, ref)])
@@ -106,6 +105,5 @@ async def _insert(conn: AsyncConnection, rows: Sequence[tuple[str, str, str]]) -
     """Insert notices; one already waiting for the same person, kind and ref stays."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(_NOTICES).values(_values(rows))
+    statement = upsert_into(conn.dialect.name, _NOTICES).values(_values(rows))
     await conn.execute(statement.on_conflict_do_nothing())
