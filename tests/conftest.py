@@ -24,7 +24,7 @@ from joserfc.jwk import RSAKey
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from gateway.settings import IssuerConfig
+from gateway.trust_config import IssuerConfig
 from store.migrate import upgrade
 
 # Hypothesis's per-example deadline measures the machine's speed, not the code's

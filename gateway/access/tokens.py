@@ -24,7 +24,7 @@ from joserfc.jwk import KeySet
 
 from gateway.errors import ServiceUnavailable, Unauthorized
 from gateway.memo import BoundedMemo
-from gateway.settings import IssuerConfig
+from gateway.trust_config import IssuerConfig
 
 #: Clock skew tolerated on ``exp`` and ``nbf`` (seconds).
 LEEWAY = 30

@@ -18,7 +18,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from gateway.fhir_json import FhirJSONResponse
-from gateway.settings import ClientAuthMethod, GrantType, Settings
+from gateway.settings import Settings
+from gateway.trust_config import ClientAuthMethod, GrantType
 
 #: The development authorization server's paths (its issuer is ``{public_base_url}`` + this).
 DEV_ISSUER_PATH = "/dev-issuer"

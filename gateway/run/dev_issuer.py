@@ -17,7 +17,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from gateway.settings import ConfigError, IssuerConfig, Settings
+from gateway.settings import ConfigError, Settings
+from gateway.trust_config import IssuerConfig
 
 ALGORITHM = "ES256"
 

@@ -8,7 +8,8 @@ import pytest
 
 from adapters.registry import UnknownAdapterKind
 from gateway.run.app import create_app
-from gateway.settings import DEV_ID_KEY, ConfigError, IssuerConfig, load_settings
+from gateway.settings import DEV_ID_KEY, ConfigError, load_settings
+from gateway.trust_config import IssuerConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from fhir_profiles.extensions import SMART_OAUTH_URIS_URL
-from gateway.settings import ConfigError, IssuerConfig, load_settings
+from gateway.settings import ConfigError, load_settings
+from gateway.trust_config import IssuerConfig
 from tests.conftest import IssuerKit
 from tests.gateway.conftest import Gateway, Region, running_gateway
 from tests.gateway.smart_helpers import FHIR, PUBLIC, DevGateway, dev_gateway

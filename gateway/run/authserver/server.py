@@ -51,7 +51,8 @@ from gateway.run.authserver.state import (
     new_family,
 )
 from gateway.run.dev_issuer import ensure_configured_keys, mint
-from gateway.settings import ConfigError, IssuerConfig, Settings
+from gateway.settings import ConfigError, Settings
+from gateway.trust_config import IssuerConfig
 
 
 class FormPayload(OAuth2Payload):  # type: ignore[misc]

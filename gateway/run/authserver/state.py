@@ -21,7 +21,7 @@ import orjson
 from authlib.oauth2.rfc6749 import ClientMixin
 from joserfc.jwk import KeySet
 
-from gateway.settings import OAuthClientConfig
+from gateway.trust_config import OAuthClientConfig
 
 #: An authorization code is good for this long, and once (seconds).
 CODE_LIFETIME = 60
