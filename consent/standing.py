@@ -241,15 +241,40 @@ def _running(accesses: Sequence[EmergencyAccess], at: datetime) -> EmergencyAcce
     return None
 
 
-async def read_standing(
-    db: Database, patient_id: str, clinician_hsa_id: str | None, at: datetime
-) -> Standing:
-    """Every consent and block of the patient, newest first (ended ones too), for a
-    clinician their emergency access that is running ``at``, the seals in force, whether
-    the person recorded anything themselves and what they asked to be told of: read at
-    once.
+@dataclass(frozen=True, slots=True)
+class HeldStanding:
+    """A patient's standing as read for one asker, whatever the time: :meth:`at` a read's
+    time is its :class:`Standing` (the emergency access running then). What a worker
+    keeps in memory (:mod:`consent.standing_memory`)."""
 
-    On every data read: one statement, no ORM session.
+    consents: tuple[ConsentRecord, ...]
+    blocks: tuple[BlockRecord, ...]
+    accesses: tuple[EmergencyAccess, ...]
+    seals: tuple[SealRecord, ...]
+    holds_own: bool
+    notice_kinds: frozenset[str]
+    notice_channel: bool
+
+    def at(self, at: datetime) -> Standing:
+        return Standing(
+            self.consents,
+            self.blocks,
+            _running(self.accesses, at),
+            self.seals,
+            self.holds_own,
+            self.notice_kinds,
+            self.notice_channel,
+        )
+
+
+async def read_standing(
+    db: Database, patient_id: str, clinician_hsa_id: str | None
+) -> HeldStanding:
+    """Every consent and block of the patient, newest first (ended ones too), for a
+    clinician their emergency accesses, the seals in force, whether the person recorded
+    anything themselves and what they asked to be told of: read at once.
+
+    On every data read whose standing no worker holds: one statement, no ORM session.
     """
     async with db.connect() as conn:
         rows = (
@@ -264,14 +289,13 @@ async def read_standing(
     blocks.sort(key=lambda b: as_utc(b.recorded_at), reverse=True)
     accesses.sort(key=lambda e: as_utc(e.expires_at), reverse=True)
     seals.sort(key=lambda s: as_utc(s.recorded_at), reverse=True)
-    holds_own = any(row.kind == "own" for row in rows)
     notice = next((row for row in rows if row.kind == "notice"), None)
-    return Standing(
-        consents,
-        blocks,
-        _running(accesses, at),
-        seals,
-        holds_own,
+    return HeldStanding(
+        tuple(consents),
+        tuple(blocks),
+        tuple(accesses),
+        tuple(seals),
+        any(row.kind == "own" for row in rows),
         frozenset(orjson.loads(notice.kinds)) if notice else frozenset(),
         bool(notice.channel) if notice else False,
     )

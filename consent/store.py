@@ -15,7 +15,8 @@ from consent.audit import AuditLog
 from consent.entries import AuditEntryCreate
 from consent.reasons import stated_reason
 from consent.seal_store import SealStore
-from consent.standing import Standing, read_standing
+from consent.standing import HeldStanding, Standing, read_standing
+from consent.standing_memory import StandingMemory
 from store.db import Database
 from store.tables import BlockRecord, ConsentRecord, EmergencyAccess, as_utc, table_of
 
@@ -44,8 +45,15 @@ Logged = tuple[AuditLog, AuditEntryCreate]
 class ConsentStore:
     """Consent, blocks and emergency access of patients, by opaque patient id."""
 
-    def __init__(self, db: Database, clock: Clock = _wall_clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock = _wall_clock,
+        memory: StandingMemory[HeldStanding] | None = None,
+    ) -> None:
         self._db = db
+        #: People's standing as this worker last read it (None: read on every request).
+        self.memory = memory
         #: The time records are made, withdrawn and lifted at: the same clock access is
         #: decided with (``Services.now``), so that a moved clock moves both.
         self.clock = clock
@@ -55,8 +63,17 @@ class ConsentStore:
     async def standing(
         self, patient_id: str, clinician_hsa_id: str | None, at: datetime
     ) -> Standing:
-        """The patient's standing for one read (:func:`consent.standing.read_standing`)."""
-        return await read_standing(self._db, patient_id, clinician_hsa_id, at)
+        """The patient's standing for one read (:func:`consent.standing.read_standing`),
+        as this worker holds it if it may (:mod:`consent.standing_memory`)."""
+        memory = self.memory
+        if memory is None:
+            return (await read_standing(self._db, patient_id, clinician_hsa_id)).at(at)
+        held = memory.recall(patient_id, clinician_hsa_id)
+        if held is None:
+            token = memory.token()
+            held = await read_standing(self._db, patient_id, clinician_hsa_id)
+            memory.remember(patient_id, clinician_hsa_id, held, token)
+        return held.at(at)
 
     async def consented_patients(self, care_provider_hsa_id: str, at: datetime) -> list[str]:
         """The patients (opaque ids, in order) with a consent naming the care provider

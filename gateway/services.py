@@ -17,6 +17,8 @@ from adapters.registry import build_adapter, build_auth, check_kinds
 from consent.audit import AuditLog
 from consent.checkpoints import Checkpointer, CheckpointKey, JsonLinesFile
 from consent.relations import GuardianRegister
+from consent.standing import HeldStanding
+from consent.standing_memory import CHANNEL, STANDING_TABLES, StandingMemory
 from consent.store import ConsentStore
 from gateway.access.callbacks import CallbackRule, callback_client
 from gateway.access.export_jobs import ExportJobs
@@ -47,6 +49,7 @@ from gateway.memo import BoundedMemo
 from gateway.merge.record import MergedRecord
 from gateway.settings import Settings
 from gateway.sources import Source, SourceReport
+from store.changes import Listener, watch_writes
 from store.db import Database, StoreUnavailable
 from store.migrate import check_current, upgrade
 
@@ -117,6 +120,10 @@ class Services:
     schedules: Schedules | None = None
     writes_task: asyncio.Task[None] | None = None
     coverage_task: asyncio.Task[None] | None = None
+    #: What tells this worker of changes to people's standing made by any process
+    #: (PostgreSQL only), and its task.
+    standing_listener: Listener | None = None
+    standing_task: asyncio.Task[None] | None = None
     #: Set to stop the housekeeping tasks at the end of their current step.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: The time access is decided at (a consent's or a proxy grant's period is compared
@@ -212,7 +219,7 @@ class Services:
             ),
             aggregator=aggregator,
             tokens=TokenVerifier(settings.issuers, jwks_client),
-            consents=ConsentStore(db),
+            consents=ConsentStore(db, memory=standing_memory(db, settings)),
             guardians=GuardianRegister(settings.guardian_registers, register_client),
             audit=AuditLog(
                 db,
@@ -238,6 +245,7 @@ class Services:
             source_clients=source_clients,
         )
         _add_background_work(services, db, settings)
+        services.standing_listener = standing_listener(services.consents.memory, db)
         if metrics is not None:
             metrics.watch(breakers, services.pools)
         return services
@@ -279,6 +287,10 @@ class Services:
         )
         if self.notifier is not None:
             self.notifier_task = asyncio.create_task(self.notifier.run(), name="notifications")
+        if self.standing_listener is not None:
+            self.standing_task = asyncio.create_task(
+                self.standing_listener.run(self._pause), name="standing-changes"
+            )
         if self.notice_worker is not None:
             self.notice_task = asyncio.create_task(self.notice_worker.run(), name="notices")
         if self.writes is not None:
@@ -325,10 +337,12 @@ class Services:
         ):
             if task is not None:
                 await task
-        if self.coverage_task is not None:  # only asks sources: no step to finish
-            self.coverage_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.coverage_task
+        # Only ask and listen: no step to finish.
+        for reader in (self.coverage_task, self.standing_task):
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
         if self.collector.revalidator is not None:
             await self.collector.revalidator.aclose()  # the refreshes of stale data
         if self.notifier is not None:
@@ -343,6 +357,34 @@ class Services:
             await client.aclose()
         await self.audit.aclose()  # every queued access-log entry written (or failed)
         await self.db.dispose()
+
+
+def standing_memory(db: Database, settings: Settings) -> StandingMemory[HeldStanding]:
+    """What this worker holds of people's standing (:mod:`consent.standing_memory`),
+    told of this process's own writes to it."""
+    memory: StandingMemory[HeldStanding] = StandingMemory(
+        max_seconds=settings.standing_memory_seconds,
+        # PostgreSQL without its channel: read on every request.
+        unlistened_seconds=0.0
+        if db.dialect == "postgresql"
+        else min(settings.standing_memory_sqlite_seconds, settings.standing_memory_seconds),
+        people=settings.standing_memory_people,
+    )
+    watch_writes(db.engine, STANDING_TABLES, memory)
+    return memory
+
+
+def standing_listener(memory: StandingMemory[HeldStanding] | None, db: Database) -> Listener | None:
+    """What tells ``memory`` of every process's changes (PostgreSQL only)."""
+    if memory is None or db.dialect != "postgresql":
+        return None
+    return Listener(
+        db.url,
+        CHANNEL,
+        on_note=memory.heard,
+        on_up=memory.connected,
+        on_down=memory.disconnected,
+    )
 
 
 def _add_background_work(services: Services, db: Database, settings: Settings) -> None:

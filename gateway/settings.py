@@ -183,6 +183,13 @@ class Settings(BaseSettings):
     #: (twice this in the worst case: decoded and merged; about 10 kB each); 0 keeps
     #: none. The default covers a typical record and keeps a worker under 150 MB.
     memory_cache_resources: int = Field(default=2_000, ge=0, le=10_000_000)
+    #: How long a worker uses a person's standing it read, told of every change by
+    #: PostgreSQL (seconds; 0: read on every request; read on every request without it).
+    standing_memory_seconds: float = Field(default=60.0, ge=0, le=3600)
+    #: The same on SQLite, told only of its own changes (seconds).
+    standing_memory_sqlite_seconds: float = Field(default=1.0, ge=0, le=60)
+    #: How many people's standing a worker holds in memory (the most recently read).
+    standing_memory_people: int = Field(default=10_000, ge=0, le=10_000_000)
     #: How long an emergency access (nödåtkomst) lasts once opened (hours).
     emergency_access_hours: float = Field(default=4.0, gt=0, le=24)
     # -- Request rate limits (gateway/http/ratelimit.py): a token bucket per principal, and one

@@ -303,7 +303,7 @@ async def test_standing_names_the_seals_in_force_and_whether_the_person_recorded
     assert _aware(standing.seals[1].data_start) == dated.data_start
     assert (standing.holds_own, others.holds_own) == (False, True)
     assert [s.kind for s in others.seals] == ["record"]
-    assert (standing.consents, standing.blocks, standing.emergency) == ([], [], None)
+    assert (standing.consents, standing.blocks, standing.emergency) == ((), (), None)
 
 
 async def test_standing_says_what_the_person_asked_to_be_told_of_and_whether_they_can_be(
