@@ -68,6 +68,12 @@ _SEALS: Table = table_of(SealRecord)
 _OWN: Table = table_of(OwnResource)
 _NOTICE_SETTINGS: Table = table_of(NoticeSetting)
 
+#: The tables a person's standing is read from: a change to any of them changes it
+#: (:mod:`consent.standing_memory`; each has a trigger that says so, migration 0019).
+STANDING_TABLES = frozenset(
+    table.name for table in (_CONSENTS, _BLOCKS, _EMERGENCY, _SEALS, _OWN, _NOTICE_SETTINGS)
+)
+
 _TEXT, _MOMENT, _FLAG, _NUMBER = String(), DateTime(timezone=True), Boolean(), Integer()
 
 

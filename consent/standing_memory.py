@@ -25,18 +25,6 @@ from typing import Generic, TypeVar
 #: The PostgreSQL notification channel of changes to a person's standing.
 CHANNEL = "samlad_standing"
 
-#: The tables a person's standing is read from (``consent.standing``).
-STANDING_TABLES = frozenset(
-    {
-        "consent_record",
-        "block_record",
-        "emergency_access",
-        "seal_record",
-        "own_resource",
-        "notice_setting",
-    }
-)
-
 T = TypeVar("T")
 
 

@@ -17,8 +17,8 @@ from adapters.registry import build_adapter, build_auth, check_kinds
 from consent.audit import AuditLog
 from consent.checkpoints import Checkpointer, CheckpointKey, JsonLinesFile
 from consent.relations import GuardianRegister
-from consent.standing import HeldStanding
-from consent.standing_memory import CHANNEL, STANDING_TABLES, StandingMemory
+from consent.standing import STANDING_TABLES, HeldStanding
+from consent.standing_memory import CHANNEL, StandingMemory
 from consent.store import ConsentStore
 from gateway.access.callbacks import CallbackRule, callback_client
 from gateway.access.export_jobs import ExportJobs

@@ -15,7 +15,8 @@ from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from consent.audit import AuditLog
-from consent.standing_memory import CHANNEL, STANDING_TABLES, StandingMemory
+from consent.standing import STANDING_TABLES
+from consent.standing_memory import CHANNEL, StandingMemory
 from consent.store import ConsentStore
 from gateway.services import standing_listener, standing_memory
 from gateway.settings import Settings
@@ -299,3 +300,17 @@ async def test_the_channel_names_people_by_their_opaque_id_only(database_url: st
     finally:
         await db.dispose()
     assert payloads == [PATIENT]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_every_table_of_the_standing_tells_of_its_changes(database_url: str) -> None:
+    """A table added to the standing needs its trigger (a migration), or a change to it
+    would go unheard by other processes."""
+    async with await psycopg.AsyncConnection.connect(libpq_url(database_url)) as conn:
+        cursor = await conn.execute(
+            "SELECT DISTINCT event_object_table FROM information_schema.triggers"
+            " WHERE action_statement LIKE %s",
+            ("%samlad_standing_changed%",),
+        )
+        told = {row[0] for row in await cursor.fetchall()}
+    assert told == STANDING_TABLES
