@@ -72,6 +72,7 @@ class Observer(Protocol):
         self,
         breakers: Sequence[tuple[str, CircuitBreaker]],
         pools: Callable[[], Sequence[SourcePool]],
+        listening: Callable[[], bool | None],
     ) -> None: ...
 
 
@@ -247,8 +248,14 @@ class Services:
         _add_background_work(services, db, settings)
         services.standing_listener = standing_listener(services.consents.memory, db)
         if metrics is not None:
-            metrics.watch(breakers, services.pools)
+            metrics.watch(breakers, services.pools, services.listening)
         return services
+
+    def listening(self) -> bool | None:
+        """Whether this worker is told of every process's changes to people's standing;
+        None where there is no such channel (SQLite)."""
+        memory = self.consents.memory
+        return None if self.standing_listener is None or memory is None else memory.listening
 
     def pools(self) -> list[SourcePool]:
         """Each source's connections in use and idle, and its concurrency slots in use."""

@@ -31,6 +31,7 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from consent.standing_memory import CHANNEL
 from gateway.collect.pools import SourcePool
 from gateway.collect.resilience import BreakerState, CircuitBreaker
 from gateway.errors import NotFound, Unauthorized
@@ -62,6 +63,9 @@ _NOT_FETCHED = (SourceStatus.CACHED, SourceStatus.NOT_ASKED, SourceStatus.REVALI
 #: Where the gauges read each source's breaker and pool (set once the services start).
 Breakers = Sequence[tuple[str, CircuitBreaker]]
 Pools = Callable[[], Sequence[SourcePool]]
+#: Whether the worker is told of every process's changes to people's standing (None:
+#: there is no such channel, SQLite).
+Listening = Callable[[], bool | None]
 
 
 class Metrics:
@@ -132,18 +136,28 @@ class Metrics:
             multiprocess_mode="liveall",
             registry=registry,
         )
+        self.standing_listening = Gauge(
+            "samlad_standing_listening",
+            "1 while the worker is told of every process's changes to people's standing "
+            "(PostgreSQL), 0 while not: every request then reads the standing (per process).",
+            ["channel"],
+            multiprocess_mode="liveall",
+            registry=registry,
+        )
         self._breakers: Breakers = ()
         self._pools: Pools = tuple
+        self._listening: Listening = lambda: None
 
     @classmethod
     def from_environment(cls) -> Metrics:
         """Metrics in multiprocess mode when the server runs several workers."""
         return cls(os.environ.get(METRICS_DIR_VARIABLE) or None)
 
-    def watch(self, breakers: Breakers, pools: Pools) -> None:
-        """Show these sources' breakers, and the pools ``pools`` reads (set once the
-        services have started)."""
-        self._breakers, self._pools = tuple(breakers), pools
+    def watch(self, breakers: Breakers, pools: Pools, listening: Listening) -> None:
+        """Show these sources' breakers, the pools ``pools`` reads and whether the
+        worker is ``listening`` for changes to people's standing (set once the services
+        have started)."""
+        self._breakers, self._pools, self._listening = tuple(breakers), pools, listening
         self.refresh_gauges()
 
     def refresh_gauges(self) -> None:
@@ -158,6 +172,8 @@ class Metrics:
             self.connections.labels(pool.source_id, "waiting").set(pool.requests_waiting)
             self.slots.labels(pool.source_id, "in-use").set(pool.slots_in_use)
             self.slots.labels(pool.source_id, "total").set(pool.slots)
+        if (listening := self._listening()) is not None:
+            self.standing_listening.labels(CHANNEL).set(listening)
 
     def observe_request(self, answered: Answered) -> None:
         """Count and time one HTTP request by method, route template and status (read

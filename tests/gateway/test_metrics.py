@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -214,3 +215,24 @@ def test_several_workers_count_together(tmp_path: Path, issuer: IssuerKit) -> No
     access = [line for line in output.splitlines() if '"samlad.access"' in line]
     assert len(access) == 20, "one JSON line per request; probes and scrapes are not logged"
     assert '"route":"/fhir/metadata"' in access[0]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_whether_the_worker_hears_of_standing_changes_shows(
+    database_url: str, issuer: IssuerKit
+) -> None:
+    async with running_gateway(database_url, issuer, {}, metrics_token=TOKEN) as gateway:
+        memory = gateway.services.consents.memory
+        deadline = time.monotonic() + 10
+        while not memory.listening:
+            assert time.monotonic() < deadline, "the worker never listened"
+            await asyncio.sleep(0.01)
+        assert value(await scrape(gateway), "samlad_standing_listening") == 1
+        memory.disconnected()  # as when its connection drops
+        assert value(await scrape(gateway), "samlad_standing_listening") == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_no_standing_channel_shows_on_sqlite(database_url: str, issuer: IssuerKit) -> None:
+    async with running_gateway(database_url, issuer, {}, metrics_token=TOKEN) as gateway:
+        assert "samlad_standing_listening{" not in await scrape(gateway)
