@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from typing import Any
 
 import pytest
 from starlette.types import Receive, Scope, Send
@@ -102,10 +103,22 @@ async def test_stopped_region_is_reported_missing(
 
 # -- resilience: every fault within the deadline, with its reason ----------------------
 
-#: Each source's share of a request in the tests below (seconds).
+#: The faulty source's share of a request in the tests below (seconds).
 SOURCE_TIMEOUT = 1.0
-#: What the gateway may add on top: merging, rendering and the access log (generous for CI).
-MARGIN = 1.0
+#: What the gateway may add on top: its own work before and after the sources (merging,
+#: rendering, the access log), which on a machine busy with other work takes seconds.
+MARGIN = 4.0
+#: The healthy sources' timeout and the request's deadline in those tests: room enough
+#: for a healthy region to answer on a busy machine, so that only the fault is reported.
+HEALTHY_TIMEOUT = 30.0
+
+
+def with_faulty(regions: dict[str, Region], name: str) -> tuple[dict[str, Region], dict[str, Any]]:
+    """The healthy ``regions`` (their timeout set by the gateway's ``source_timeout``) and
+    the one called ``name`` as a source of its own with :data:`SOURCE_TIMEOUT`."""
+    faulty = regions[name]
+    source = region_source(faulty.spec, faulty.base_url) | {"timeout": SOURCE_TIMEOUT}
+    return {key: region for key, region in regions.items() if key != name}, source
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -134,8 +147,14 @@ async def test_fault_is_reported_within_the_deadline(
     reason: str,
     attempts: int,
 ) -> None:
+    healthy, vast_source = with_faulty(regions, "vast")
     async with running_gateway(
-        database_url, issuer, regions, source_timeout=SOURCE_TIMEOUT, request_deadline=2.0
+        database_url,
+        issuer,
+        healthy,
+        source_timeout=HEALTHY_TIMEOUT,
+        request_deadline=HEALTHY_TIMEOUT,
+        extra_sources=[vast_source],
     ) as gateway:
         patient_id = await gateway.patient_id()
         regions["vast"].behaviour.fault = fault
@@ -150,7 +169,7 @@ async def test_fault_is_reported_within_the_deadline(
     statuses = source_status(bundle)
     vast = statuses["region-vast"]
     assert (vast["status"], vast["reason"], vast["attempts"]) == (status, reason, attempts)
-    assert vast["elapsedMs"] <= SOURCE_TIMEOUT * 1000 + 200
+    assert vast["elapsedMs"] <= (SOURCE_TIMEOUT + MARGIN) * 1000
     for other in ("region-nord", "region-syd"):
         assert statuses[other]["status"] == "ok"
         assert statuses[other]["attempts"] == 1
@@ -172,7 +191,7 @@ async def test_connection_refused_is_reported_within_the_deadline(
         database_url,
         issuer,
         regions,
-        source_timeout=SOURCE_TIMEOUT,
+        source_timeout=HEALTHY_TIMEOUT,
         extra_sources=[stopped],
         breaker_failure_threshold=100,  # see every retry; the breaker has its own test
     ) as gateway:
@@ -238,6 +257,10 @@ class CountingApp:
         await self.inner(scope, receive, send)
 
 
+#: The open circuit's cool-down in the test below (seconds).
+COOL_DOWN = 5.0
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_open_circuit_spares_the_region_until_a_probe_closes_it(
     database_url: str, issuer: IssuerKit, regions: dict[str, Region]
@@ -246,16 +269,17 @@ async def test_open_circuit_spares_the_region_until_a_probe_closes_it(
     counted = CountingApp(create_region_app(regions["nord"].spec, behaviour))
     with serve_in_thread(counted) as server:
         source = region_source(regions["nord"].spec, server.url + "/fhir")
-        source |= {"id": "region-counted", "name": "Region Räknad", "timeout": SOURCE_TIMEOUT}
+        source |= {"id": "region-counted", "name": "Region Räknad", "timeout": HEALTHY_TIMEOUT}
         async with running_gateway(
             database_url,
             issuer,
             regions,
-            source_timeout=SOURCE_TIMEOUT,
+            source_timeout=HEALTHY_TIMEOUT,
             extra_sources=[source],
             retry_attempts=1,
             breaker_failure_threshold=2,
-            breaker_cool_down=2.0,
+            # Longer than the two reads below take on a busy machine.
+            breaker_cool_down=COOL_DOWN,
             cache_fresh_seconds=0,  # every read asks the region
         ) as gateway:
             patient_id = await gateway.patient_id()
@@ -278,11 +302,11 @@ async def test_open_circuit_spares_the_region_until_a_probe_closes_it(
             for _ in range(2):
                 status = await everything()
                 assert (status["reason"], status["attempts"]) == ("circuit-open", 0)
-                assert float(status["elapsedMs"]) < 50  # type: ignore[arg-type]
+                assert float(status["elapsedMs"]) < 500  # type: ignore[arg-type]
             assert counted.fhir_requests == 3  # not one request reached the region
 
             behaviour.fault = "none"
-            await asyncio.sleep(2.05 - (time.monotonic() - opened))  # the rest of the cool-down
+            await asyncio.sleep(COOL_DOWN + 0.05 - (time.monotonic() - opened))  # the rest
             status = await everything()
             assert status["status"] == "ok"
             assert counted.fhir_requests > 3
@@ -300,12 +324,12 @@ async def test_a_hanging_region_given_its_whole_time_opens_its_circuit(
     behaviour = Behaviour()
     with serve_in_thread(create_region_app(regions["nord"].spec, behaviour)) as server:
         source = region_source(regions["nord"].spec, server.url + "/fhir")
-        source |= {"id": "region-hanging", "name": "Region Hängande", "timeout": 0.5}
+        source |= {"id": "region-hanging", "name": "Region Hängande", "timeout": 2.0}
         async with running_gateway(
             database_url,
             issuer,
             regions,
-            request_deadline=5.0,
+            request_deadline=20.0,
             extra_sources=[source],
             retry_attempts=1,
             breaker_failure_threshold=2,
