@@ -7,17 +7,14 @@ spends (``time.process_time``) for ``--requests`` GETs made ``--concurrency`` at
 over kept-alive connections, and the rate it makes them at. Ways compared, in rounds
 that rotate their order (medians over the rounds):
 
-* **exchange**: what the adapters do (``adapters.transport.exchange``: each request in a
-  task of its own, httpcore's trace hook, the body streamed and capped), on an
-  ``httpx.AsyncClient`` set up as ``gateway.services`` sets a source's up (as many
-  connections as ``source_max_concurrency``, 16);
-* **exchange, 4 connections**: the same with a pool of 4 (httpcore checks every
-  connection of a pool whenever a request is assigned or a response closed);
-* **httpx get**: ``client.get(...).content`` on the same client, without the exchange;
-* **aiohttp**: ``aiohttp.ClientSession`` with 16 connections, ``read()`` (installed with
-  the development dependencies only: a comparison, not a candidate unless it wins);
-* **exchange over aiohttp**: the adapters' exchange on an ``httpx.AsyncClient`` whose
-  transport is aiohttp's pool (a sketch: what httpx's own layers cost without httpcore);
+* **exchange**: what the adapters do (``adapters.transport.exchange``: the body streamed
+  and capped) on a source's client as ``gateway.services`` makes it
+  (``adapters.client.source_client``: httpx over aiohttp's pool, as many connections as
+  ``source_max_concurrency``, 16);
+* **exchange on httpx's pool**: the same exchange on an ``httpx.AsyncClient`` with httpx's
+  own pool (httpcore) of 16, as sources were reached before (section 24);
+* **httpx get**: ``client.get(...).content`` on that httpx client, without the exchange;
+* **aiohttp**: ``aiohttp.ClientSession`` with 16 connections, ``read()``: the pool alone;
 * **HTTP/2**: httpx with ``http2=True`` when the ``h2`` package is installed (it is not in
   the lock; reported as not measured otherwise). Uvicorn serves HTTP/1.1 only, so
   HTTP/2 could not be measured against it anyway.
@@ -38,9 +35,11 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 
+from adapters.client import source_client
 from adapters.transport import exchange
 from bench.harness import free_port, median, spawn, wait_until_up
 
@@ -111,8 +110,8 @@ def _check(status: int, size: int, expected: int) -> None:
         raise RuntimeError(f"a wrong answer: {status}, {size} bytes where {expected} were sent")
 
 
-def _source_client(connections: int) -> httpx.AsyncClient:
-    """A source's client as ``gateway.services`` makes it."""
+def _httpx_client(connections: int) -> httpx.AsyncClient:
+    """A source's client as ``gateway.services`` made it before ``source_client``."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(10.0, connect=5.0),
         limits=httpx.Limits(
@@ -120,36 +119,6 @@ def _source_client(connections: int) -> httpx.AsyncClient:
         ),
         follow_redirects=False,
     )
-
-
-class _AiohttpTransport(httpx.AsyncBaseTransport):
-    """httpx's API over aiohttp's connection pool (a sketch for measuring: no timeouts of
-    httpx's, no httpcore trace hook)."""
-
-    def __init__(self, session: Any) -> None:
-        self._session = session
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self._session.request(
-            request.method,
-            str(request.url),
-            headers=list(request.headers.multi_items()),
-            data=request.content or None,
-            allow_redirects=False,
-        )
-
-        class Body(httpx.AsyncByteStream):
-            async def __aiter__(self) -> Any:
-                async for chunk in response.content.iter_any():
-                    yield chunk
-
-            async def aclose(self) -> None:
-                response.release()
-
-        return httpx.Response(response.status, headers=response.raw_headers, stream=Body())
-
-    async def aclose(self) -> None:
-        await self._session.close()
 
 
 HEADERS = {"Accept": "application/fhir+json"}
@@ -180,8 +149,11 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, tuple[list[fl
     clients: dict[str, Any] = {}
     ways: dict[str, Callable[[], Awaitable[None]]] = {}
 
-    for name, connections in (("exchange", 16), ("exchange, 4 connections", 4)):
-        client = clients[name] = _source_client(connections)
+    for name, client in (
+        ("exchange", source_client(timeout=10.0, connect_timeout=5.0, max_connections=16)),
+        ("exchange on httpx's pool", _httpx_client(16)),
+    ):
+        clients[name] = client
 
         async def by_exchange(client: httpx.AsyncClient = client) -> None:
             request = client.build_request("GET", url, headers=HEADERS)
@@ -190,7 +162,7 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, tuple[list[fl
 
         ways[name] = by_exchange
 
-    plain = clients["httpx get"] = _source_client(16)
+    plain = clients["httpx get"] = _httpx_client(16)
 
     async def by_get() -> None:
         response = await plain.get(url, headers=HEADERS)
@@ -198,36 +170,16 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, tuple[list[fl
 
     ways["httpx get"] = by_get
 
-    if find_spec("aiohttp") is not None:
-        import aiohttp
+    session = clients["aiohttp"] = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=16), headers=HEADERS
+    )
 
-        session = clients["aiohttp"] = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=16), headers=HEADERS
-        )
+    async def by_aiohttp() -> None:
+        async with session.get(url) as response:
+            body = await response.read()
+        _check(response.status, len(body), expected)
 
-        async def by_aiohttp() -> None:
-            async with session.get(url) as response:
-                body = await response.read()
-            _check(response.status, len(body), expected)
-
-        ways["aiohttp"] = by_aiohttp
-
-        over = clients["httpx over aiohttp"] = httpx.AsyncClient(
-            transport=_AiohttpTransport(
-                aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=16), auto_decompress=False
-                )
-            ),
-            timeout=httpx.Timeout(10.0, connect=5.0),
-            follow_redirects=False,
-        )
-
-        async def by_exchange_over_aiohttp() -> None:
-            request = over.build_request("GET", url, headers=HEADERS)
-            status, body = await exchange(over, request, "bench search", limit=limit)
-            _check(status, len(body), expected)
-
-        ways["exchange over aiohttp"] = by_exchange_over_aiohttp
+    ways["aiohttp"] = by_aiohttp
 
     names = list(ways)
     figures: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in names}

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import httpx
 
 from adapters.base import FhirResource
+from adapters.client import source_client
 from adapters.registry import build_adapter, build_auth, check_kinds
 from consent.audit import AuditLog
 from consent.checkpoints import Checkpointer, CheckpointKey, JsonLinesFile
@@ -169,17 +170,12 @@ class Services:
         policy = resilience_policy(settings)
         breakers: list[tuple[str, CircuitBreaker]] = []
         for config in settings.sources:
-            client = httpx.AsyncClient(
-                auth=build_auth(config),
-                timeout=httpx.Timeout(
-                    config.timeout, connect=min(config.timeout, settings.connect_timeout)
-                ),
+            client = source_client(
+                timeout=config.timeout,
+                connect_timeout=settings.connect_timeout,
                 # More connections than concurrent calls would never be used.
-                limits=httpx.Limits(
-                    max_connections=settings.source_max_concurrency,
-                    max_keepalive_connections=min(settings.source_max_concurrency, 20),
-                ),
-                follow_redirects=False,
+                max_connections=settings.source_max_concurrency,
+                auth=build_auth(config),
             )
             clients.append(client)
             source_clients[config.id] = client

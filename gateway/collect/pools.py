@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from adapters.transport import pool_state
+from adapters.client import pool_state
 from gateway.collect.resilience import ResilientAdapter
 from gateway.sources import Source
 

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.base import FhirResource
+from adapters.client import source_client
 from adapters.fhir_r4 import FhirR4Adapter
 from simregions.server import RunningServer, start_in_thread
 from tests.adapters.adapter_fakes import make_config, resource
@@ -66,6 +67,11 @@ def served() -> Iterator[tuple[PagedSource, RunningServer]]:
         server.stop()
 
 
+def _client() -> httpx.AsyncClient:
+    """A source's client as the gateway makes it: it says when a request has been sent."""
+    return source_client(timeout=5.0, connect_timeout=5.0, max_connections=4)
+
+
 class SlowSink:
     """Takes each page slowly, blocking the event loop as normalising does."""
 
@@ -88,7 +94,7 @@ async def test_the_next_page_is_asked_for_before_the_current_one_is_taken(
     source.asked.clear()
     source.hang = None
     sink = SlowSink()
-    async with httpx.AsyncClient() as client:
+    async with _client() as client:
         adapter = FhirR4Adapter(make_config(base_url=source.base, page_size=2), client)
         result = await adapter.search_all("Observation", "p1", sink=sink)
     assert result.pages == PAGES
@@ -105,7 +111,7 @@ async def test_a_search_cut_short_leaves_no_request_behind(
     source.hang = 3
     sink = SlowSink()
     before = set(asyncio.all_tasks())
-    async with httpx.AsyncClient() as client:
+    async with _client() as client:
         adapter = FhirR4Adapter(make_config(base_url=source.base, page_size=2), client)
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(1.0):

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from aiohttp import ClientResponse
 
 from adapters.base import FhirResource, SourceAdapter
+from adapters.client import pool_state, source_client
 from adapters.config import SourceConfig
 from adapters.errors import SourceError
 from adapters.fhir_r4 import FhirR4Adapter
 from adapters.legacy_xml import LegacyXmlAdapter
 from adapters.registry import build_auth
-from adapters.transport import exchanges_finishing, pool_state
 from fhir_profiles.identifiers import PersonIdentifier
 from gateway.collect.pools import source_pools
 from gateway.collect.resilience import CallBudget, ResiliencePolicy, ResilientAdapter, call_budget
@@ -122,10 +123,8 @@ async def wired(
     servers: dict[str, tuple[RunningServer, Behaviour, SourceConfig]],
 ) -> AsyncIterator[Wired]:
     _, behaviour, config = servers[request.param]
-    client = httpx.AsyncClient(
-        auth=build_auth(config),
-        timeout=httpx.Timeout(5.0),
-        limits=httpx.Limits(max_connections=SLOTS, max_keepalive_connections=SLOTS),
+    client = source_client(
+        timeout=5.0, connect_timeout=5.0, max_connections=SLOTS, auth=build_auth(config)
     )
     inner: SourceAdapter = (
         FhirR4Adapter(config, client)
@@ -143,14 +142,16 @@ async def wired(
         await client.aclose()
 
 
-async def settled() -> None:
-    """Let abandoned exchanges finish closing their connections (a bounded wait for a
-    condition, not a timing claim: they end within a few event-loop turns)."""
+async def settled(*clients: httpx.AsyncClient) -> None:
+    """Let cancelled reads finish unwinding (a bounded wait for a condition, not a
+    timing claim: a cancelled page fetched ahead ends within a few event-loop turns):
+    until no connection of ``clients`` is in use or awaited."""
     for _ in range(1000):
-        if exchanges_finishing() == 0:
+        states = [pool_state(client) for client in clients]
+        if all(s is not None and (s.in_use, s.waiting) == (0, 0) for s in states):
             break
         await asyncio.sleep(0.005)
-    await asyncio.sleep(0)  # the pool's own bookkeeping after the last one
+    await asyncio.sleep(0)
 
 
 async def test_a_read_cancelled_at_any_step_gives_back_its_connection_and_slot(
@@ -176,23 +177,19 @@ async def test_a_read_cancelled_at_any_step_gives_back_its_connection_and_slot(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await settled()
+        await settled(wired.client)
         wired.assert_whole()
     assert completed, "the read never finished within the turns tried"
     # As many concurrent reads as there are slots all get connections.
     assert await asyncio.gather(*(wired.read() for _ in range(SLOTS))) == [expected] * SLOTS
-    await settled()
+    await settled(wired.client)
     wired.assert_whole()
 
 
-def _exchanges_alive() -> list[asyncio.Task[object]]:
-    """The tasks of source exchanges still in memory, reachable or not (each holds the
-    body it read)."""
-    return [
-        o
-        for o in gc.get_objects()
-        if isinstance(o, asyncio.Task) and o.get_coro().__qualname__ == "_exchanged"
-    ]
+def _responses_alive() -> list[ClientResponse]:
+    """The connection pool's responses still in memory, reachable or not (each holds
+    what it read of its body)."""
+    return [o for o in gc.get_objects() if isinstance(o, ClientResponse)]
 
 
 async def test_a_read_lets_each_body_go_without_the_cyclic_collector(wired: Wired) -> None:
@@ -200,13 +197,13 @@ async def test_a_read_lets_each_body_go_without_the_cyclic_collector(wired: Wire
     in memory waiting for the cyclic garbage collector, which the gateway runs seldom: a
     large record's pages are let go one by one as they are read, not all at its end."""
     await wired.read()
-    await settled()
+    await settled(wired.client)
     gc.collect()
     gc.disable()
     try:
         assert await wired.read() > 0
-        await settled()
-        assert _exchanges_alive() == []
+        await settled(wired.client)
+        assert _responses_alive() == []
     finally:
         gc.enable()
 
@@ -228,11 +225,11 @@ async def test_a_read_cut_off_by_its_deadline_gives_back_its_connection_and_slot
             await wired.read(deadline=rng.uniform(0.0, 0.3))
 
     await asyncio.gather(*(cut_short() for _ in range(4 * SLOTS)))
-    await settled()
+    await settled(wired.client)
     wired.assert_whole()
     wired.behaviour.fault = "none"
     assert await wired.read() == expected
-    await settled()
+    await settled(wired.client)
     wired.assert_whole()
 
 
@@ -280,7 +277,7 @@ async def test_after_a_burst_of_cancelled_reads_every_source_is_ok_again_by_itse
         for region in regions.values():
             region.behaviour.fault = "none"
             region.behaviour.latency_ms = 0
-        await settled()
+        await settled(*services.source_clients.values())
         for pool in services.pools():
             in_use = (pool.connections_in_use, pool.requests_waiting, pool.slots_in_use)
             assert in_use == (0, 0, 0), pool
