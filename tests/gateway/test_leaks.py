@@ -249,6 +249,9 @@ async def test_after_a_burst_of_cancelled_reads_every_source_is_ok_again_by_itse
         rate_limit_enabled=False,
         request_deadline=4.0,
         source_timeout=4.0,
+        # Väst's hangs that run their whole share are real failures and may open its
+        # circuit, rightly; what is tested here is that nothing is lost, so it stays shut.
+        breaker_failure_threshold=1000,
     )
     app = create_app(settings)
     async with (
@@ -284,7 +287,9 @@ async def test_after_a_burst_of_cancelled_reads_every_source_is_ok_again_by_itse
         response = await client.get(everything, headers=headers)
         assert response.status_code == 200, response.text
         statuses = {k: v["status"] for k, v in source_status(response.json()).items()}
-        assert statuses == {region.source_id: "ok" for region in regions.values()}
+        assert statuses == {region.source_id: "ok" for region in regions.values()}, (
+            source_status(response.json())
+        )
 
 
 async def test_a_stopped_gateway_is_collected_whole(
