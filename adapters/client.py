@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 import httpx
@@ -61,16 +61,42 @@ def source_client(
     between requests), ``timeout`` seconds for each read and for a free connection,
     ``connect_timeout`` to open one. Must be used inside a running event loop's life
     and closed with ``aclose``."""
-    return httpx.AsyncClient(
+    return _SourceClient(
         auth=auth,
         timeout=httpx.Timeout(timeout, connect=min(timeout, connect_timeout)),
         transport=SourceTransport(max_connections),
         follow_redirects=False,
         trust_env=False,
-        # A source's cookies are never kept: nothing ties one person's requests to
-        # another's at the source (authentication is each request's own).
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie store that takes nothing and sends nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
+class _SourceClient(httpx.AsyncClient):
+    """httpx's client, keeping no cookies: nothing ties one person's requests to another's
+    at the source (authentication is each request's own). httpx's own store would also
+    parse every response's URL again for its jar, kept or not (about a sixth of the
+    exchange's CPU, docs/performance.md section 25)."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._none = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._none
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        raise AttributeError("a source's client keeps no cookies")
 
 
 async def _on_headers_sent(
