@@ -287,8 +287,8 @@ async def test_after_a_burst_of_cancelled_reads_every_source_is_ok_again_by_itse
         response = await client.get(everything, headers=headers)
         assert response.status_code == 200, response.text
         statuses = {k: v["status"] for k, v in source_status(response.json()).items()}
-        assert statuses == {region.source_id: "ok" for region in regions.values()}, (
-            source_status(response.json())
+        assert statuses == {region.source_id: "ok" for region in regions.values()}, source_status(
+            response.json()
         )
 
 
