@@ -83,7 +83,7 @@ class _NoCookies(httpx.Cookies):
 class _SourceClient(httpx.AsyncClient):
     """httpx's client, keeping no cookies: nothing ties one person's requests to another's
     at the source (authentication is each request's own). httpx's own store would also
-    parse every response's URL again for its jar, kept or not (about a sixth of the
+    parse every response's URL again for its jar, kept or not (about a fifth of the
     exchange's CPU, docs/performance.md section 25)."""
 
     def __init__(self, **settings: Any) -> None:
@@ -124,7 +124,6 @@ class SourceTransport(httpx.AsyncBaseTransport):
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
-        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
     def _opened(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -135,8 +134,7 @@ class SourceTransport(httpx.AsyncBaseTransport):
                 limit=self._max_connections,
                 limit_per_host=0,
                 ssl=httpx.create_ssl_context(),
-                # As long as httpx keeps one: shorter than most servers' own, so that
-                # a connection is seldom reused just as its server closes it.
+                # As long as httpx kept one.
                 keepalive_timeout=_KEEPALIVE_SECONDS,
             )
             session = self._session = aiohttp.ClientSession(
@@ -148,20 +146,16 @@ class SourceTransport(httpx.AsyncBaseTransport):
             )
         return session
 
-    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
+    @staticmethod
+    def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
         given = request.extensions.get("timeout", {})
         connect, read, pool = given.get("connect"), given.get("read"), given.get("pool")
-        key = (connect, read, pool)
-        timeout = self._timeouts.get(key)
-        if timeout is None:
-            # aiohttp's ``connect`` covers the wait for a free connection and opening
-            # one; ``sock_connect`` opening one only; ``sock_read`` each read.
-            whole = None if pool is None or connect is None else pool + connect
-            timeout = aiohttp.ClientTimeout(
-                total=None, connect=whole, sock_connect=connect, sock_read=read
-            )
-            self._timeouts[key] = timeout
-        return timeout
+        # aiohttp's ``connect`` covers the wait for a free connection and opening one;
+        # ``sock_connect`` opening one only; ``sock_read`` each read.
+        whole = None if pool is None or connect is None else pool + connect
+        return aiohttp.ClientTimeout(
+            total=None, connect=whole, sock_connect=connect, sock_read=read
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._opened()
