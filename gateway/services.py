@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -46,6 +46,7 @@ from gateway.collect.pools import SourcePool, source_pools
 from gateway.collect.resilience import CircuitBreaker, ResiliencePolicy, ResilientAdapter
 from gateway.collect.revalidate import RefreshLeases
 from gateway.collect.slots import Schedules
+from gateway.collect.turns import Turns
 from gateway.memo import BoundedMemo
 from gateway.merge.record import MergedRecord
 from gateway.settings import Settings
@@ -74,6 +75,7 @@ class Observer(Protocol):
         breakers: Sequence[tuple[str, CircuitBreaker]],
         pools: Callable[[], Sequence[SourcePool]],
         listening: Callable[[], bool | None],
+        turns: Mapping[str, Turns],
     ) -> None: ...
 
 
@@ -244,7 +246,7 @@ class Services:
         _add_background_work(services, db, settings)
         services.standing_listener = standing_listener(services.consents.memory, db)
         if metrics is not None:
-            metrics.watch(breakers, services.pools, services.listening)
+            metrics.watch(breakers, services.pools, services.listening, collector.all_turns)
         return services
 
     def listening(self) -> bool | None:

@@ -17,6 +17,8 @@ For every configured source, per request:
 
 Every report carries ``synced_at``: when the served data was last fetched from the source.
 
+A request asks its sources in its turn (:mod:`gateway.collect.turns`): a few at a time in
+a process, the oldest first; one that has no turn in time answers without asking them.
 A full answer from a paged source arrives through :mod:`gateway.collect.pages`; a stream
 over a large record reads the cache through :mod:`gateway.collect.streams`; both share the
 resources kept decoded in memory (:mod:`gateway.collect.decoded`).
@@ -24,12 +26,11 @@ resources kept decoded in memory (:mod:`gateway.collect.decoded`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -37,13 +38,14 @@ from adapters.base import FhirResource
 from fhir_profiles.identifiers import PersonIdentifier
 from fhir_profiles.resource_types import RESOURCE_TYPES
 from gateway.collect.cache import CacheCorrupt, CacheSnapshot, RecordCache, SyncState
-from gateway.collect.deadline import FinishTimes, request_arrival
+from gateway.collect.deadline import HOLD_SHARE, FinishTimes, request_arrival
 from gateway.collect.decoded import DecodedMemory
 from gateway.collect.engagement import EngagementIndex, Plan
 from gateway.collect.fanout import Aggregator
 from gateway.collect.pages import Pages
 from gateway.collect.revalidate import RefreshLeases, Revalidator
 from gateway.collect.streams import Streams
+from gateway.collect.turns import Turn, Turns
 from gateway.merge.record import NormalisedSource, normalise_source
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport, SourceStatus
 
@@ -52,9 +54,6 @@ log = logging.getLogger(__name__)
 #: A refresh by last update reaches back this far before the last sync, so a source
 #: whose clock runs a little behind ours loses nothing (the overlap is merged by id).
 SINCE_OVERLAP = timedelta(minutes=2)
-
-#: The longest share of its deadline a request waits for a refresh slot.
-ADMISSION_SHARE = 0.2
 
 #: A source's Patient is cached as this type, beside the data types.
 PATIENT = "Patient"
@@ -89,7 +88,7 @@ class Collector:
         while it is refreshed in the background under ``leases`` (0, or no leases: never,
         it is refreshed first);
         ``memory_budget``: most cached resources kept decoded in memory (0: none);
-        ``max_refreshes``: most requests asking sources at once (see :meth:`_admitted`);
+        ``max_refreshes``: most requests asking sources at once (:class:`Turns`);
         ``max_streams``: most snapshots open at once (see :meth:`snapshot`);
         ``on_collected``: told every read's final source reports (for metrics);
         ``clock``: the time the cache's age is judged at."""
@@ -103,12 +102,14 @@ class Collector:
         #: How long this process lately took to finish an answer after its fan-out:
         #: kept back from the sources' share of the deadline (see :mod:`gateway.collect.deadline`).
         self.finish_times = FinishTimes()
-        self._slots = asyncio.Semaphore(max_refreshes)
+        self.turns = Turns(max_refreshes, hold=aggregator.deadline * HOLD_SHARE)
         self._decoded = DecodedMemory(memory_budget)
         self._streams = Streams(cache, self._decoded, max_streams)
         self._on_collected = on_collected
         #: Whose cached record holds each resource (for reads by id).
         self.owners = cache.owners
+        #: The turns at asking sources and at reading the cache for a streamed answer.
+        self.all_turns = {"sources": self.turns, "streams": self._streams.turns}
         #: The refreshes of stale data in the background (None: stale data is refreshed
         #: before it is served).
         self.revalidator = (
@@ -165,11 +166,14 @@ class Collector:
                 since[source.id] = self._since(known)
         skip = plan.skip | set(served)
         asks = any(source.id not in skip for source in self._aggregator.sources)
-        async with self._admitted(started) if asks else contextlib.nullcontext():
-            whole = self._aggregator.deadline
-            remaining = whole - self.finish_times.reserve(whole) - (time.monotonic() - started)
+        whole, times = self._aggregator.deadline, self.finish_times
+        patience = times.turn_patience(whole, time.monotonic() - started)
+        async with self.turns.turn(started, patience) if asks else _no_turn() as turn:
+            # No turn in time: the sources are not asked (reported ``timeout``).
+            elapsed, busy = time.monotonic() - started, self.turns.waiting > 0
+            share = 0.0 if turn is None else times.sources_share(whole, elapsed, busy)
             collected = await self._ask(
-                person, patient_id, types, states, served, plan, skip, since, remaining, load
+                person, patient_id, types, states, served, plan, skip, since, share, load, turn
             )
             if arrival is not None and asks and load:
                 # A streamed answer's time to start grows with the record (its plan pass):
@@ -208,9 +212,9 @@ class Collector:
             since[source_id] = self._since(known)
         skip = frozenset(s.id for s in self._aggregator.sources if s.id != source_id)
         plan, deadline = Plan(skip=skip, full=False), self._aggregator.deadline
-        async with self._slots:
+        async with self.turns.turn(time.monotonic()) as turn:
             collected = await self._ask(
-                person, patient_id, types, states, {}, plan, skip, since, deadline, False
+                person, patient_id, types, states, {}, plan, skip, since, deadline, False, turn
             )
         return next(r for r in collected.reports if r.source_id == source_id)
 
@@ -231,9 +235,11 @@ class Collector:
         since: dict[str, datetime],
         deadline: float,
         load: bool,
+        turn: Turn | None,
     ) -> Collected:
         """Ask the sources not in ``skip`` within ``deadline`` seconds, then store and
-        serve their answers (see :meth:`_finish`)."""
+        serve their answers (see :meth:`_finish`), in ``turn`` (resumed if it was passed
+        on while the sources were waited for)."""
         pages = Pages(
             self._cache,
             person,
@@ -253,30 +259,11 @@ class Collector:
             sinks=pages,
             usual=FinishTimes.unhurried(self._aggregator.deadline),
         )
+        if turn is not None:
+            await turn.resume()
         return await self._finish(
             person, patient_id, types, gathered, states, served, plan, pages, load
         )
-
-    @asynccontextmanager
-    async def _admitted(self, started: float) -> AsyncIterator[None]:
-        """A refresh slot: at most ``max_refreshes`` requests of this process ask sources
-        and normalise at once, so a burst is worked through a few at a time rather than
-        all at once with no time to read any answer. A request waits for a slot at most
-        :data:`ADMISSION_SHARE` of its deadline, then goes ahead without one: a source
-        that hangs holds its slot, and must not hold up everyone else. A request that
-        waited gives its sources less than their usual time; their timeouts are then not
-        held against them (see :class:`~gateway.collect.resilience.CallBudget`)."""
-        patience = self._aggregator.deadline * ADMISSION_SHARE - (time.monotonic() - started)
-        try:
-            async with asyncio.timeout(max(patience, 0.0)):
-                await self._slots.acquire()
-        except TimeoutError:
-            yield  # waited long enough: go ahead without a slot
-            return
-        try:
-            yield
-        finally:
-            self._slots.release()
 
     async def _finish(
         self,
@@ -475,6 +462,11 @@ class Collector:
         if not load:
             stored = {PATIENT: stored[PATIENT]}
         return _assembled(normalised.source, stored, kept, dict.fromkeys(kept, synced_at))
+
+
+def _no_turn() -> AbstractAsyncContextManager[Turn | None]:
+    """No turn: for a request that asks no source."""
+    return contextlib.nullcontext(None)
 
 
 def _assembled(

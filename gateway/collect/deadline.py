@@ -1,15 +1,17 @@
 """The request deadline, counted from when the request arrived, with room left to answer.
 
 ``request_deadline`` bounds a whole answer, not only the sources' part of it: time spent
-before the sources are asked (authentication, consent, waiting for a refresh slot) and
-after they answered (merging, logging, rendering) counts too. So the sources get what is
-left of the deadline at the moment they are asked, less the time this process has lately
-needed from the end of a fan-out to the start of its answer (:class:`FinishTimes`); what
-is kept back is at least a tenth of the deadline and at most two fifths. When
-the gateway is busy that time grows, the sources get less, and the answer still starts
-within the deadline; a source cut short that way is reported ``timeout`` but is not
-blamed for it (its circuit breaker does not count it: see
-:class:`gateway.collect.resilience.CallBudget`).
+before the sources are asked (authentication, consent, waiting for a turn at asking them:
+:mod:`gateway.collect.turns`) and after they answered (merging, logging, rendering) counts
+too. So the sources get what is left of the deadline at the moment they are asked, less
+the time this process has lately needed from the end of a fan-out to the start of its
+answer (:class:`FinishTimes`); what is kept back is at least a tenth of the deadline and
+at most two fifths. When the gateway is busy that time grows, the sources get less, and
+the answer still starts within the deadline; a source cut short that way is reported
+``timeout`` but is not blamed for it (its circuit breaker does not count it: see
+:class:`gateway.collect.resilience.CallBudget`). While other requests wait for a turn,
+the sources get at most :data:`BUSY_SHARE` of the deadline; a request that has no turn
+while they could still have :data:`LEAST_SHARE` of it does not ask them at all.
 
 :class:`RequestClock` middleware stamps each HTTP request on arrival, in a context
 variable the collector reads, and reports each answer's finishing time.
@@ -35,6 +37,18 @@ FINISH_MARGIN = 0.05
 #: How fast the estimate follows a sample above it, and below it: up at once when the
 #: gateway gets busy, down slowly when it calms.
 RISE, FALL = 0.5, 0.05
+
+#: The longest share of its deadline a request holds its turn at asking sources before
+#: the turn's slot passes on (see :mod:`gateway.collect.turns`).
+HOLD_SHARE = 0.1
+#: The least share of its deadline a request's sources are given: a request that has no
+#: turn at asking them while that much is still left answers without asking them.
+LEAST_SHARE = 0.1
+#: The longest share of its deadline a request's sources are given while other requests
+#: wait for a turn (the worker is busy): a source slower than that is reported
+#: ``timeout`` (not held against it), and those waiting on a source that hangs give up on
+#: it one after another rather than all together at the end of their deadlines.
+BUSY_SHARE = 0.3
 
 
 @dataclass(slots=True)
@@ -68,6 +82,18 @@ class FinishTimes:
     def reserve(self, deadline: float) -> float:
         """Seconds of ``deadline`` to keep back for finishing now."""
         return _reserve(self.estimate, deadline)
+
+    def turn_patience(self, deadline: float, elapsed: float) -> float:
+        """How much longer a request ``elapsed`` seconds old may wait for its turn at
+        asking sources: while they could still be given :data:`LEAST_SHARE` of it."""
+        return deadline * (1 - LEAST_SHARE) - self.reserve(deadline) - elapsed
+
+    def sources_share(self, deadline: float, elapsed: float, busy: bool) -> float:
+        """The seconds a request ``elapsed`` seconds old gives its sources: what is left
+        of ``deadline`` less what is kept back for finishing; at most :data:`BUSY_SHARE`
+        of it while the worker is ``busy`` (others wait for a turn)."""
+        share = deadline - self.reserve(deadline) - elapsed
+        return min(share, deadline * BUSY_SHARE) if busy else share
 
     @staticmethod
     def unhurried(deadline: float) -> float:

@@ -193,6 +193,11 @@ class Aggregator:
                 **kwargs,  # type: ignore[arg-type]
             )
 
+        if deadline <= now:
+            # Its share was spent before it could be asked (the request had no turn in
+            # time): not asked at all, and not held against it.
+            log.warning("source %s not asked: the request's time ran out", source.id)
+            return None, report(SourceStatus.TIMEOUT, reason="timeout")
         try:
             with call_budget(budget):
                 backstop = budget.deadline - self._clock.now() + BACKSTOP_GRACE

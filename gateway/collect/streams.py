@@ -5,7 +5,6 @@ this process has decoded that very version).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
@@ -14,6 +13,7 @@ from adapters.base import FhirResource
 from gateway.collect.cache import CHUNK_SIZE, CacheSnapshot, RecordCache
 from gateway.collect.deadline import request_arrival
 from gateway.collect.decoded import DecodedMemory
+from gateway.collect.turns import Turns
 from gateway.errors import ServiceUnavailable
 
 
@@ -23,7 +23,8 @@ class Streams:
     def __init__(self, cache: RecordCache, decoded: DecodedMemory, max_streams: int) -> None:
         self._cache = cache
         self._decoded = decoded
-        self._open = asyncio.Semaphore(max_streams)
+        #: Turns at reading the cache: held for as long as the answer takes to send.
+        self.turns = Turns(max_streams, hold=None)
 
     @asynccontextmanager
     async def snapshot(self, patient_id: str, deadline: float) -> AsyncIterator[CacheSnapshot]:
@@ -31,25 +32,21 @@ class Streams:
 
         Each open snapshot holds a database connection and a read transaction, for as
         long as its answer takes to send: at most ``max_streams`` are open at once in this
-        process, so they can never take every connection the other reads need. A read
-        that finds none free within the request ``deadline``, counted from its arrival, is
-        refused (503).
+        process, so they can never take every connection the other reads need; they are
+        handed out oldest request first (:class:`~gateway.collect.turns.Turns`). A read
+        that cannot have one within the request ``deadline``, counted from its arrival, is
+        refused (503): at once when the wait foreseen is longer than that.
         """
         arrival = request_arrival()
         started = arrival.arrived if arrival is not None else time.monotonic()
-        patience = max(deadline - (time.monotonic() - started), 0.0)
-        try:
-            async with asyncio.timeout(patience):
-                await self._open.acquire()
-        except TimeoutError:
-            raise ServiceUnavailable(
-                "too many large answers are being sent at once; try again shortly"
-            ) from None
-        try:
+        patience = deadline - (time.monotonic() - started)
+        async with self.turns.turn(started, patience) as turn:
+            if turn is None:
+                raise ServiceUnavailable(
+                    "too many large answers are being sent at once; try again shortly"
+                )
             async with self._cache.snapshot(patient_id) as snapshot:
                 yield snapshot
-        finally:
-            self._open.release()
 
     async def chunks(
         self, snapshot: CacheSnapshot, patient_id: str, source_id: str, resource_type: str

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -34,6 +34,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from consent.standing_memory import CHANNEL
 from gateway.collect.pools import SourcePool
 from gateway.collect.resilience import BreakerState, CircuitBreaker
+from gateway.collect.turns import Turns
 from gateway.errors import NotFound, Unauthorized
 from gateway.http.answered import Answered
 from gateway.settings import Settings
@@ -66,6 +67,8 @@ Pools = Callable[[], Sequence[SourcePool]]
 #: Whether the worker is told of every process's changes to people's standing (None:
 #: there is no such channel, SQLite).
 Listening = Callable[[], bool | None]
+#: The worker's turns (:class:`~gateway.collect.turns.Turns`), by the work they are for.
+AllTurns = Mapping[str, Turns]
 
 
 class Metrics:
@@ -144,20 +147,41 @@ class Metrics:
             multiprocess_mode="liveall",
             registry=registry,
         )
+        self.turns = Gauge(
+            "samlad_turns",
+            "Requests holding a turn (in-use) and waiting for one (waiting), by the work "
+            "it is for: asking sources, or reading the cache for a streamed answer (per "
+            "process).",
+            ["work", "state"],
+            multiprocess_mode="liveall",
+            registry=registry,
+        )
+        self.turns_refused = Counter(
+            "samlad_turns_refused",
+            "Requests that had no turn in time, by the work it was for: answered at once, "
+            "their sources reported timeout (sources) or with 503 (streams).",
+            ["work"],
+            registry=registry,
+        )
         self._breakers: Breakers = ()
         self._pools: Pools = tuple
         self._listening: Listening = lambda: None
+        self._turns: AllTurns = {}
+        self._refused_counted: dict[str, int] = {}
 
     @classmethod
     def from_environment(cls) -> Metrics:
         """Metrics in multiprocess mode when the server runs several workers."""
         return cls(os.environ.get(METRICS_DIR_VARIABLE) or None)
 
-    def watch(self, breakers: Breakers, pools: Pools, listening: Listening) -> None:
-        """Show these sources' breakers, the pools ``pools`` reads and whether the
-        worker is ``listening`` for changes to people's standing (set once the services
-        have started)."""
+    def watch(
+        self, breakers: Breakers, pools: Pools, listening: Listening, turns: AllTurns
+    ) -> None:
+        """Show these sources' breakers, the pools ``pools`` reads, whether the worker
+        is ``listening`` for changes to people's standing and its ``turns`` (set once the
+        services have started)."""
         self._breakers, self._pools, self._listening = tuple(breakers), pools, listening
+        self._turns = turns
         self.refresh_gauges()
 
     def refresh_gauges(self) -> None:
@@ -174,6 +198,13 @@ class Metrics:
             self.slots.labels(pool.source_id, "total").set(pool.slots)
         if (listening := self._listening()) is not None:
             self.standing_listening.labels(CHANNEL).set(listening)
+        for work, turns in self._turns.items():
+            self.turns.labels(work, "in-use").set(turns.in_use)
+            self.turns.labels(work, "waiting").set(turns.waiting)
+            refused = turns.refused - self._refused_counted.get(work, 0)
+            if refused:
+                self.turns_refused.labels(work).inc(refused)
+            self._refused_counted[work] = turns.refused
 
     def observe_request(self, answered: Answered) -> None:
         """Count and time one HTTP request by method, route template and status (read

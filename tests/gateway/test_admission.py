@@ -1,5 +1,7 @@
-"""Admission: a worker asks sources for a bounded number of requests at once; the rest
-wait their turn for a share of their deadline, then go ahead anyway."""
+"""Turns at asking sources: a worker asks sources for a few requests at once, the oldest
+first; a turn held too long passes on; a request with no turn in time answers without
+asking; while others wait, sources are given less (gateway/collect/turns.py and the
+collector)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,15 @@ from adapters.config import SourceConfig
 from fhir_profiles.identifiers import PersonIdentifier, parse_person_identifier
 from gateway.collect.cache import RecordCache
 from gateway.collect.collector import Collector
+from gateway.collect.deadline import BUSY_SHARE
 from gateway.collect.engagement import EngagementIndex
 from gateway.collect.fanout import Aggregator
-from gateway.collect.resilience import BreakerState, ResiliencePolicy, ResilientAdapter
+from gateway.collect.resilience import (
+    BreakerState,
+    ResiliencePolicy,
+    ResilientAdapter,
+    current_budget,
+)
 from gateway.sources import Source, SourceStatus
 from store.db import Database
 
@@ -34,8 +42,15 @@ class SlowAdapter:
         self.delay = delay
         self.in_flight = 0
         self.most_in_flight = 0
+        self.calls = 0
+        #: The seconds each call was given (its budget's deadline, less now).
+        self.given: list[float] = []
 
     async def find_patient(self, person: PersonIdentifier) -> FhirResource | None:
+        self.calls += 1
+        budget = current_budget()
+        if budget is not None:
+            self.given.append(budget.deadline - time.monotonic())
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
@@ -73,7 +88,7 @@ def person(number: str) -> PersonIdentifier:
 
 async def test_requests_beyond_the_slots_wait_their_turn(db: Database) -> None:
     adapter = SlowAdapter(delay=0.1)
-    gateway = collector(db, adapter, slots=1, deadline=5.0)  # up to 1 s of waiting
+    gateway = collector(db, adapter, slots=1, deadline=30.0)  # a turn held up to 3 s
     people = ["191212121212", "198107281563", "201605121936"]
 
     results = await asyncio.gather(
@@ -86,8 +101,8 @@ async def test_requests_beyond_the_slots_wait_their_turn(db: Database) -> None:
         assert report.status is SourceStatus.NO_DATA
 
 
-async def test_a_request_waits_for_a_turn_at_most_a_share_of_its_deadline(db: Database) -> None:
-    """A hanging source holds its slot; the next request goes ahead without one."""
+async def test_a_turn_passes_on_while_a_hanging_source_is_waited_for(db: Database) -> None:
+    """A hanging source holds its request's turn only a tenth of the deadline."""
     adapter = SlowAdapter(delay=5.0)
     gateway = collector(db, adapter, slots=1)
 
@@ -101,6 +116,43 @@ async def test_a_request_waits_for_a_turn_at_most_a_share_of_its_deadline(db: Da
     assert [o.reports[0].status for o in outcomes] == [SourceStatus.TIMEOUT] * 2
     assert adapter.most_in_flight == 2  # the second did not wait for the first to end
     assert elapsed < DEADLINE + 0.5
+
+
+async def test_without_a_turn_in_time_the_sources_are_not_asked(db: Database) -> None:
+    """Each turn passes on after a tenth of the deadline; a request still waiting when its
+    sources could have only a tenth left answers at once, saying they were not asked."""
+    adapter = SlowAdapter(delay=5.0)
+    gateway = collector(db, adapter, slots=1)
+    people = [f"id-{n}" for n in range(12)]
+
+    started = time.monotonic()
+    outcomes = await asyncio.gather(
+        *(gateway.collect(person("191212121212"), p, ["Observation"]) for p in people)
+    )
+    elapsed = time.monotonic() - started
+
+    assert [o.reports[0].status for o in outcomes] == [SourceStatus.TIMEOUT] * len(people)
+    # Eight turns at most fit before the patience runs out (the twelfth would come after
+    # 11 tenths of the deadline): the rest were never asked.
+    assert 1 <= adapter.calls < len(people)
+    assert gateway.turns.refused == len(people) - adapter.calls
+    assert elapsed < DEADLINE + 0.5
+
+
+async def test_while_others_wait_for_a_turn_the_sources_are_given_less(db: Database) -> None:
+    adapter = SlowAdapter(delay=30.0)
+    gateway = collector(db, adapter, slots=1, deadline=2.0)  # turns pass on after 0.2 s
+
+    await asyncio.gather(
+        *(gateway.collect(person("191212121212"), f"id-{n}", ["Observation"]) for n in range(3))
+    )
+
+    first, second, third = adapter.given
+    # The first and the last asked while nobody else waited: all that was left, less what
+    # is kept back for finishing. The second, with the third waiting behind it, less.
+    assert first > 2.0 * BUSY_SHARE
+    assert second <= 2.0 * BUSY_SHARE
+    assert third > second
 
 
 async def test_a_source_cut_short_by_the_requests_wait_is_not_blamed() -> None:

@@ -236,3 +236,21 @@ async def test_whether_the_worker_hears_of_standing_changes_shows(
 async def test_no_standing_channel_shows_on_sqlite(database_url: str, issuer: IssuerKit) -> None:
     async with running_gateway(database_url, issuer, {}, metrics_token=TOKEN) as gateway:
         assert "samlad_standing_listening{" not in await scrape(gateway)
+
+
+async def test_the_workers_turns_and_refusals_show(database_url: str, issuer: IssuerKit) -> None:
+    settings = {"metrics_token": TOKEN, "max_concurrent_refreshes": 1}
+    async with running_gateway(database_url, issuer, {}, **settings) as gateway:
+        turns = gateway.services.collector.all_turns["sources"]
+        async with turns.turn(time.monotonic()) as held:
+            assert held is not None
+            async with turns.turn(time.monotonic(), patience=0.0) as refused:
+                assert refused is None
+            text = await scrape(gateway)
+        after = await scrape(gateway)
+
+    assert value(text, "samlad_turns", work="sources", state="in-use") == 1
+    assert value(text, "samlad_turns", work="streams", state="in-use") == 0
+    assert value(text, "samlad_turns_refused_total", work="sources") == 1
+    assert value(after, "samlad_turns", work="sources", state="in-use") == 0
+    assert value(after, "samlad_turns_refused_total", work="sources") == 1
