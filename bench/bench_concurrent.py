@@ -302,9 +302,12 @@ def summarise(
             f" max {max(fan_out) * 1000:.0f} ms; the rest of the request median "
             f"{median(rest) * 1000:.0f} ms, max {max(rest) * 1000:.0f} ms"
         )
-    said = Counter(f"{a.status} {a.diagnostics[:100]}" for a in got if a.status != 200)
-    for text, count in said.most_common():
-        print(f"{'':11}{count} x {text}")
+    said: dict[str, list[float]] = {}
+    for a in got:
+        if a.status != 200:
+            said.setdefault(f"{a.status} {a.diagnostics[:100]}", []).append(a.elapsed)
+    for text, when in sorted(said.items(), key=lambda item: -len(item[1])):
+        print(f"{'':11}{len(when)} x {text} (median {median(when) * 1000:.0f} ms)")
     per_source: dict[str, Counter[str]] = {}
     for answer in served:
         for source, status in answer.sources.items():
@@ -317,14 +320,21 @@ def summarise(
         note = f"  <- {wrong} reported failing, though not faulty" if wrong else ""
         shown = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))
         print(f"{'':11}{source:12} {shown}{note}")
-    missed = sum(1 for a in got if a.status != 200 or a.elapsed > deadline)
-    missed += sum(
+    partial = sum(
         1
         for a in served
         if a.elapsed <= deadline
         and any(st not in SERVED_STATUSES for src, st in a.sources.items() if src != fault_source)
     )
-    return median(times), missed
+    in_time = [a for a in got if a.elapsed <= deadline]
+    whole = sum(1 for a in in_time if a.status in (200, 403)) - partial
+    print(
+        f"{'':11}in time and whole {whole}; in time, saying a healthy region is missing "
+        f"{partial}; in time, refused {sum(1 for a in in_time if a.status not in (200, 403))}; "
+        f"late {late}"
+    )
+    missed = sum(1 for a in got if a.status != 200 or a.elapsed > deadline)
+    return median(times), missed + partial
 
 
 async def run_scenario(
