@@ -21,6 +21,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import Context
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
@@ -177,7 +178,9 @@ class Exporter:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     def _spawn(self, job: ExportJob) -> None:
-        task = asyncio.create_task(self._run(job), name="bulk-export")
+        # Not in the context of the request that asked for it (nor of any other): its reads
+        # are nobody's request, with that request's deadline long gone.
+        task = asyncio.create_task(self._run(job), name="bulk-export", context=Context())
         self._tasks[job.id] = task
 
         def forget(_: asyncio.Task[None]) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -167,8 +168,13 @@ class Collector:
         skip = plan.skip | set(served)
         asks = any(source.id not in skip for source in self._aggregator.sources)
         whole, times = self._aggregator.deadline, self.finish_times
-        patience = times.turn_patience(whole, time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        patience = math.inf if arrival is None else times.turn_patience(whole, elapsed)
         async with self.turns.turn(started, patience) if asks else _no_turn() as turn:
+            if arrival is None:
+                # A read nobody waits on (outside an HTTP request: a Bulk export's) waits
+                # for its turn as long as it takes; its deadline counts from its turn.
+                started = time.monotonic()
             # No turn in time: the sources are not asked (reported ``timeout``).
             elapsed, busy = time.monotonic() - started, self.turns.waiting > 0
             share = 0.0 if turn is None else times.sources_share(whole, elapsed, busy)

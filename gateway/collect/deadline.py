@@ -20,7 +20,8 @@ variable the collector reads, and reports each answer's finishing time.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -64,8 +65,21 @@ _current: ContextVar[Arrival | None] = ContextVar("samlad_request_arrival", defa
 
 
 def request_arrival() -> Arrival | None:
-    """The timing of the HTTP request being served (None outside one)."""
+    """The timing of the HTTP request being served (None outside one: a read nobody
+    waits on, such as a Bulk export's)."""
     return _current.get()
+
+
+@contextmanager
+def arrived(at: float | None = None) -> Iterator[Arrival]:
+    """Serve what runs inside as one request that arrived ``at`` (``time.monotonic()``;
+    now by default), as :class:`RequestClock` does each HTTP request."""
+    arrival = Arrival(time.monotonic() if at is None else at)
+    token = _current.set(arrival)
+    try:
+        yield arrival
+    finally:
+        _current.reset(token)
 
 
 class FinishTimes:
@@ -120,17 +134,13 @@ class RequestClock:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        arrival = Arrival(time.monotonic())
-        token = _current.set(arrival)
+        with arrived() as arrival:
 
-        async def send_timed(message: Message) -> None:
-            if message["type"] == "http.response.start" and arrival.fanned_out is not None:
-                times = self._finish_times()
-                if times is not None:
-                    times.add(time.monotonic() - arrival.fanned_out)
-            await send(message)
+            async def send_timed(message: Message) -> None:
+                if message["type"] == "http.response.start" and arrival.fanned_out is not None:
+                    times = self._finish_times()
+                    if times is not None:
+                        times.add(time.monotonic() - arrival.fanned_out)
+                await send(message)
 
-        try:
             await self.app(scope, receive, send_timed)
-        finally:
-            _current.reset(token)

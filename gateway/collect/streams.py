@@ -5,6 +5,7 @@ this process has decoded that very version).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
@@ -35,11 +36,13 @@ class Streams:
         process, so they can never take every connection the other reads need; they are
         handed out oldest request first (:class:`~gateway.collect.turns.Turns`). A read
         that cannot have one within the request ``deadline``, counted from its arrival, is
-        refused (503): at once when the wait foreseen is longer than that.
+        refused (503): at once when the wait foreseen is longer than that. A read outside
+        an HTTP request waits as long as it takes.
         """
         arrival = request_arrival()
+        # A read nobody waits on (a Bulk export's) waits as long as it takes.
         started = arrival.arrived if arrival is not None else time.monotonic()
-        patience = deadline - (time.monotonic() - started)
+        patience = math.inf if arrival is None else deadline - (time.monotonic() - started)
         async with self.turns.turn(started, patience) as turn:
             if turn is None:
                 raise ServiceUnavailable(

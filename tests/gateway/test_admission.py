@@ -16,7 +16,7 @@ from adapters.config import SourceConfig
 from fhir_profiles.identifiers import PersonIdentifier, parse_person_identifier
 from gateway.collect.cache import RecordCache
 from gateway.collect.collector import Collector
-from gateway.collect.deadline import BUSY_SHARE
+from gateway.collect.deadline import BUSY_SHARE, arrived
 from gateway.collect.engagement import EngagementIndex
 from gateway.collect.fanout import Aggregator
 from gateway.collect.resilience import (
@@ -126,9 +126,10 @@ async def test_without_a_turn_in_time_the_sources_are_not_asked(db: Database) ->
     people = [f"id-{n}" for n in range(12)]
 
     started = time.monotonic()
-    outcomes = await asyncio.gather(
-        *(gateway.collect(person("191212121212"), p, ["Observation"]) for p in people)
-    )
+    with arrived(started):  # requests someone waits on
+        outcomes = await asyncio.gather(
+            *(gateway.collect(person("191212121212"), p, ["Observation"]) for p in people)
+        )
     elapsed = time.monotonic() - started
 
     assert [o.reports[0].status for o in outcomes] == [SourceStatus.TIMEOUT] * len(people)
@@ -171,3 +172,22 @@ async def test_a_source_cut_short_by_the_requests_wait_is_not_blamed() -> None:
     full = await aggregator.gather(someone, ["Observation"])
     assert full.reports[0].status is SourceStatus.TIMEOUT
     assert adapter.breaker.state is BreakerState.OPEN
+
+
+async def test_a_read_nobody_waits_on_waits_for_its_turn(db: Database) -> None:
+    """Outside an HTTP request (a Bulk export's read), a read waits for its turn however
+    long, and then gives its sources their whole time."""
+    adapter = SlowAdapter(delay=0.0)
+    gateway = collector(db, adapter, slots=1)
+    gateway.turns.hold = None  # the one turn is held until its block ends
+    async with gateway.turns.turn(0.0) as held:
+        assert held is not None
+        reading = asyncio.create_task(
+            gateway.collect(person("191212121212"), "id-1", ["Observation"])
+        )
+        await asyncio.sleep(DEADLINE * 2)
+        assert not reading.done(), "it waits, however long"
+    outcome = await reading
+
+    assert outcome.reports[0].status is SourceStatus.NO_DATA
+    assert adapter.given[0] > DEADLINE * 0.5

@@ -453,3 +453,32 @@ async def test_an_export_waiting_for_a_read_slot_keeps_its_lease(
         finally:
             for _ in taken:
                 slots.release()
+
+
+async def test_an_export_read_after_its_kick_off_requests_deadline_asks_the_sources(
+    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
+) -> None:
+    """An export runs in the background, long after the request that asked for it was
+    answered: that request's deadline is not its reads' (they wait for their turns and
+    ask the sources as any read does)."""
+    async with running_gateway(
+        database_url, issuer, regions, rate_limit_enabled=False, request_deadline=2.0
+    ) as gw:
+        _, consents = await _consenting(gw, count=1)
+        services: Services = gw.client._transport.app.state.services  # type: ignore[attr-defined]
+        assert services.exports is not None
+        slots = services.exports._slots
+        taken = [await slots.acquire() for _ in range(gw.settings.export_max_concurrent_reads)]
+        integrator = gw.integrator()
+        try:
+            status = await _kick_off(gw, integrator)
+            await asyncio.sleep(2.5)  # the kick-off's deadline has passed
+        finally:
+            for _ in taken:
+                slots.release()
+        manifest = await _manifest(gw, status, integrator)
+        by_type = await _exported(gw, manifest, integrator)
+
+    assert manifest["error"] == []
+    assert [p["id"] for p in by_type["Patient"]] == list(consents)
+    assert len(by_type) > 3, "the sources were asked: the patient's record is there"
