@@ -350,7 +350,7 @@ async def test_streams_open_at_once_are_bounded_and_the_rest_refused_in_time(
 
     first, second = await opened(), await opened()
     try:
-        with pytest.raises(ServiceUnavailable, match="too many large answers"):
+        with deadline.arrived(), pytest.raises(ServiceUnavailable, match="too many large answers"):
             await opened()  # waits the request deadline (0.3 s) for a turn, then 503
     finally:
         await first.aclose()
@@ -376,4 +376,23 @@ async def test_a_request_whose_deadline_has_passed_waits_for_no_stream_turn(
     finally:
         deadline._current.reset(token)
         await first.aclose()
+    assert db.engine.pool.checkedout() == 0
+
+
+async def test_a_read_outside_a_request_waits_for_a_stream_turn_however_long(
+    db: Database,
+) -> None:
+    """A Bulk export's read is nobody's request: it waits past the request deadline for
+    a turn at reading the cache, rather than being refused."""
+    collector, cache = _collector(db, memory_budget=0, max_streams=1)
+    collected = await _cached(cache, _normalised())
+    first = await _open(collector, collected)
+    waiting = asyncio.create_task(_open(collector, collected))
+    try:
+        await asyncio.sleep(0.6)  # twice the request deadline
+        assert not waiting.done()
+    finally:
+        await first.aclose()
+    second = await waiting
+    await second.aclose()
     assert db.engine.pool.checkedout() == 0
