@@ -71,6 +71,14 @@ Listening = Callable[[], bool | None]
 AllTurns = Mapping[str, Turns]
 
 
+def _process_gauge(
+    name: str, documentation: str, labels: list[str], registry: CollectorRegistry | None
+) -> Gauge:
+    """A gauge of one process's state (a breaker, a pool, its turns): with several workers,
+    each worker's own samples (``pid`` label), a dead worker's dropped."""
+    return Gauge(name, documentation, labels, multiprocess_mode="liveall", registry=registry)
+
+
 class Metrics:
     """The gateway's metrics, in a registry of its own (none at import time)."""
 
@@ -117,44 +125,39 @@ class Metrics:
             buckets=AUDIT_BUCKETS,
             registry=registry,
         )
-        self.circuit = Gauge(
+        self.circuit = _process_gauge(
             "samlad_source_circuit_state",
             "1 for the state each source's circuit breaker is in (per process).",
             ["source", "state"],
-            multiprocess_mode="liveall",
-            registry=registry,
+            registry,
         )
-        self.connections = Gauge(
+        self.connections = _process_gauge(
             "samlad_source_connections",
             "Connections of each source's HTTP pool, in use and idle, and requests waiting "
             "for one (per process).",
             ["source", "state"],
-            multiprocess_mode="liveall",
-            registry=registry,
+            registry,
         )
-        self.slots = Gauge(
+        self.slots = _process_gauge(
             "samlad_source_slots",
             "Each source's concurrency slots, in use and in all (per process).",
             ["source", "state"],
-            multiprocess_mode="liveall",
-            registry=registry,
+            registry,
         )
-        self.standing_listening = Gauge(
+        self.standing_listening = _process_gauge(
             "samlad_standing_listening",
             "1 while the worker is told of every process's changes to people's standing "
             "(PostgreSQL), 0 while not: every request then reads the standing (per process).",
             ["channel"],
-            multiprocess_mode="liveall",
-            registry=registry,
+            registry,
         )
-        self.turns = Gauge(
+        self.turns = _process_gauge(
             "samlad_turns",
             "Requests holding a turn (in-use) and waiting for one (waiting), by the work "
             "it is for: asking sources, or reading the cache for a streamed answer (per "
             "process).",
             ["work", "state"],
-            multiprocess_mode="liveall",
-            registry=registry,
+            registry,
         )
         self.turns_refused = Counter(
             "samlad_turns_refused",
