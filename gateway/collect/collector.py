@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from adapters.base import FhirResource
 from fhir_profiles.identifiers import PersonIdentifier
 from fhir_profiles.resource_types import RESOURCE_TYPES
-from gateway.collect.cache import CacheCorrupt, CacheSnapshot, RecordCache, SyncState
+from gateway.collect.cache import CacheCorrupt, CacheSnapshot, RecordCache, Sealed, SyncState
 from gateway.collect.deadline import HOLD_SHARE, FinishTimes, request_arrival
 from gateway.collect.decoded import DecodedMemory
 from gateway.collect.engagement import EngagementIndex, Plan
@@ -252,8 +252,8 @@ class Collector:
             patient_id,
             frozenset(types),
             self._decoded.budget,
-            store=lambda record, report: self._store_pages(
-                patient_id, record, report, types, pages, load
+            store=lambda record, report, sealed: self._store_pages(
+                patient_id, record, report, sealed, types, load
             ),
         )
         gathered = await self._aggregator.gather(
@@ -388,17 +388,13 @@ class Collector:
         patient_id: str,
         record: SourceRecord,
         report: SourceReport,
+        sealed: dict[str, Sealed],
         types: Sequence[str],
-        pages: Pages,
         load: bool,
-    ) -> NormalisedSource | None:
-        """Store a full answer whose pages were normalised and sealed as they arrived;
-        returns what is now known (without ``load``, the Patient only), or None if the
-        source's Patient does not link to the person."""
+    ) -> NormalisedSource:
+        """Store a full answer whose pages were normalised and ``sealed`` as they arrived;
+        returns what is now known (without ``load``, the Patient only)."""
         source = record.source
-        sealed = pages.sealed(record, report)
-        if sealed is None:
-            return None
         patient = self._cache.sealer(patient_id, source.id, PATIENT)
         patient.take([record.patient])
         synced_at = report.synced_at or datetime.now(UTC)

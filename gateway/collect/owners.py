@@ -93,9 +93,12 @@ class OwnerIndex:
                 self._remove,
                 [{**person, "type": t, "gone": ref} for t, ref in sorted(gone)],
             )
-        rows = [{**person, "resource_type": t, "ref": ref} for t, ref in new]
-        for start in range(0, len(rows), _WRITE_BATCH):
-            await conn.execute(self._put, rows[start : start + _WRITE_BATCH])
+        for start in range(0, len(new), _WRITE_BATCH):
+            # A batch's rows made only for its statement: a large record's would be tens
+            # of MB at once.
+            batch = new[start : start + _WRITE_BATCH]
+            rows = [{**person, "resource_type": t, "ref": ref} for t, ref in batch]
+            await conn.execute(self._put, rows)
 
     async def held(
         self, conn: AsyncConnection, patient_id: str, source_id: str, types: Sequence[str]

@@ -21,8 +21,8 @@ class Pages:
     """The sinks a collect's full answers go into, page by page as they arrive: per
     source a normaliser, made once its Patient is known, and per type a sink that
     normalises each page and seals it into chunks. A source's answer is stored
-    (``store``) as soon as it is complete, while slower sources are still being waited
-    for."""
+    (``store``, given its sealed parts) as soon as it is complete, while slower sources
+    are still being waited for, and then let go: nothing of it stays here."""
 
     def __init__(
         self,
@@ -32,7 +32,9 @@ class Pages:
         wanted: frozenset[str],
         keep: int,
         *,
-        store: Callable[[SourceRecord, SourceReport], Awaitable[NormalisedSource | None]],
+        store: Callable[
+            [SourceRecord, SourceReport, dict[str, Sealed]], Awaitable[NormalisedSource | None]
+        ],
     ) -> None:
         self._cache = cache
         self._person = person
@@ -47,8 +49,11 @@ class Pages:
     async def answered(self, record: SourceRecord, report: SourceReport) -> None:
         # A failure to store (the database) is raised by stored_for, once every source is
         # done, not into the fan-out: no source is left running unattended.
+        sealed = self._sealed(record, report)
         try:
-            self._stored[record.source.id] = await self._store(record, report)
+            self._stored[record.source.id] = (
+                None if sealed is None else await self._store(record, report, sealed)
+            )
         except StoreUnavailable as exc:
             self._stored[record.source.id] = exc
 
@@ -74,15 +79,15 @@ class Pages:
         self.sinks.setdefault(source.id, {})[resource_type] = sink
         return sink
 
-    def sealed(self, record: SourceRecord, report: SourceReport) -> dict[str, Sealed] | None:
+    def _sealed(self, record: SourceRecord, report: SourceReport) -> dict[str, Sealed] | None:
         """A source's complete answer, each type's last chunk sealed, with its count and
-        notes reported; None (and the identity failure reported) if the source's Patient
-        does not link to the person."""
+        notes reported, its sinks let go; None (and the identity failure reported) if the
+        source's Patient does not link to the person."""
         normaliser = self.normalisers.get(record.source.id)
+        sinks = self.sinks.pop(record.source.id, {})
         if isinstance(normaliser, LinkError):
             identity_failure(report, normaliser)
             return None
-        sinks = self.sinks.get(record.source.id, {})
         sealed = {t: sink.sealer.finish() for t, sink in sinks.items()}
         notes = Notes()
         for sink in sinks.values():

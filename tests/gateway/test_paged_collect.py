@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import zlib
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -385,3 +386,52 @@ def test_digests_are_kept_in_step_with_the_resources_kept() -> None:
     assert not sealer.keeps
     over = sealer.finish()
     assert (over.resources, over.digests, over.count) == (None, None, 400)
+
+
+def _sealers_alive() -> int:
+    """Chunk sealers in memory, reachable or not (each holds its answer's sealed chunks,
+    ids and owner-index keys until they are let go)."""
+    return sum(isinstance(o, ChunkSealer) for o in gc.get_objects())
+
+
+async def test_a_stored_answer_is_let_go_at_once_without_the_cyclic_collector(
+    db: Database,
+) -> None:
+    """Once a source's answer is stored, its sealed chunks, ids and keys leave memory,
+    while slower sources are still being waited for and without waiting for the cyclic
+    garbage collector (which the gateway runs seldom): a large record is not held a
+    second time while its answer is read back and streamed."""
+    slow_may_answer = asyncio.Event()
+    fast, slow_answer = PagedSource(patient(), _answer()), PagedSource(patient(), _answer())
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Observation"):
+            await slow_may_answer.wait()
+        return slow_answer(request)
+
+    cache = RecordCache(db, "test-data-key-0123456789", timedelta(hours=24))
+    collector, clients = _collector_of(db, cache, {"fast": fast, "slow": slow})
+    gc.collect()
+    gc.disable()
+    try:
+        collecting = asyncio.create_task(
+            collector.collect(PERSON, PATIENT_ID, ["Observation"], load=False)
+        )
+        for _ in range(200):
+            if "fast" in await cache.states(PATIENT_ID, [PATIENT, "Observation"]):
+                break
+            await asyncio.sleep(0.01)
+        assert not collecting.done()
+        assert _sealers_alive() == 1  # the slow source's, still being filled
+        slow_may_answer.set()
+        collected = await collecting
+        assert {r.source_id: r.resource_count for r in collected.reports} == {
+            "fast": 518,
+            "slow": 518,
+        }
+        del collecting
+        assert _sealers_alive() == 0
+    finally:
+        gc.enable()
+        for client in clients:
+            await client.aclose()
