@@ -9,7 +9,6 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol
 
-import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -90,6 +89,10 @@ class Listener:
 
     async def run(self, pause: Callable[[float], Awaitable[bool]]) -> None:
         """Listen until ``pause`` (waiting between attempts) says to stop, or cancelled."""
+        # Imported here, where PostgreSQL is in use: the driver is 9 MB of a process's
+        # memory that a gateway on SQLite does without (docs/performance.md section 28).
+        import psycopg
+
         told = False  # of failing: once, until listening again
         while True:
             try:
@@ -102,6 +105,8 @@ class Listener:
                 return
 
     async def _listen(self) -> None:
+        import psycopg  # see run
+
         self._listened = False
         conn = await psycopg.AsyncConnection.connect(
             self._url,

@@ -25,8 +25,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_several_workers_serve_one_port(tmp_path: Path, issuer: IssuerKit) -> None:
-    port = free_port()
+def _sqlite_config(tmp_path: Path, issuer: IssuerKit, port: int) -> Path:
     config = tmp_path / "gateway.toml"
     config.write_text(
         "[gateway]\n"
@@ -42,25 +41,47 @@ def test_several_workers_serve_one_port(tmp_path: Path, issuer: IssuerKit) -> No
         f'audience = "{issuer.config.audience}"\n'
         f'jwks_file = "{issuer.config.jwks_file}"\n'
     )
+    return config
+
+
+def _search_tolvan(port: int, issuer: IssuerKit) -> httpx.Response:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        return client.post(
+            "/fhir/Patient/_search",
+            data={"identifier": "http://electronichealth.se/identifier/personnummer|191212121212"},
+            headers={
+                "Authorization": f"Bearer {issuer.citizen('191212121212')}",
+                "Connection": "close",
+            },
+        )
+
+
+def test_several_workers_serve_one_port(tmp_path: Path, issuer: IssuerKit) -> None:
+    port = free_port()
+    config = _sqlite_config(tmp_path, issuer, port)
     with serve(config, port, "--workers", "2", ready_within=60) as served:
         process = served.process
         # The parent supervises the worker processes (uvicorn adds none of its own).
         assert len(_children(process.pid)) >= 2
-        token = issuer.citizen("191212121212")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            for _ in range(8):  # new connections: both workers answer, on one database
-                response = client.post(
-                    "/fhir/Patient/_search",
-                    data={
-                        "identifier": "http://electronichealth.se/identifier/personnummer|"
-                        "191212121212"
-                    },
-                    headers={"Authorization": f"Bearer {token}", "Connection": "close"},
-                )
-                assert response.status_code == 200, response.text
-                assert response.json()["total"] == 0  # no sources configured
+        for _ in range(8):  # new connections: both workers answer, on one database
+            response = _search_tolvan(port, issuer)
+            assert response.status_code == 200, response.text
+            assert response.json()["total"] == 0  # no sources configured
     assert process.returncode == 0, served.output
     assert "Traceback" not in served.output
+
+
+def test_a_gateway_on_sqlite_does_without_the_postgresql_driver(
+    tmp_path: Path, issuer: IssuerKit
+) -> None:
+    """psycopg, about 9 MB of a process's memory, is loaded only where PostgreSQL is
+    used: not by a gateway on SQLite, started and answering a read."""
+    port = free_port()
+    with serve(_sqlite_config(tmp_path, issuer, port), port, ready_within=60) as served:
+        assert _search_tolvan(port, issuer).status_code == 200
+        mapped = Path(f"/proc/{served.process.pid}/maps").read_text()
+        assert "_sqlite3" in mapped  # the SQLite driver's library: the map is the worker's
+        assert "psycopg" not in mapped
 
 
 def test_no_workers_is_refused() -> None:
