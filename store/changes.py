@@ -90,7 +90,7 @@ class Listener:
     async def run(self, pause: Callable[[float], Awaitable[bool]]) -> None:
         """Listen until ``pause`` (waiting between attempts) says to stop, or cancelled."""
         # Imported here, where PostgreSQL is in use: the driver is 9 MB of a process's
-        # memory that a gateway on SQLite does without (docs/performance.md section 28).
+        # memory that a gateway on SQLite does without (docs/performance.md section 27).
         import psycopg
 
         told = False  # of failing: once, until listening again
