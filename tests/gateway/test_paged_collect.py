@@ -281,9 +281,20 @@ def _collector_of(
     return collector, clients
 
 
-async def test_a_source_is_stored_as_soon_as_it_has_answered(db: Database) -> None:
+def _sealers_alive() -> int:
+    """Chunk sealers in memory, reachable or not (each holds its answer's sealed chunks,
+    ids and owner-index keys until they are let go)."""
+    return sum(isinstance(o, ChunkSealer) for o in gc.get_objects())
+
+
+async def test_a_source_is_stored_as_soon_as_it_has_answered_and_then_let_go(
+    db: Database,
+) -> None:
     """A fast source's answer is in the cache while a slow one is still being waited for:
-    its write is off the request's critical path."""
+    its write is off the request's critical path. Once stored, its sealed chunks, ids and
+    keys leave memory at once, without waiting for the cyclic garbage collector (which
+    the gateway runs seldom): a large record is not held a second time while its answer
+    is read back and streamed."""
     slow_may_answer = asyncio.Event()
     fast = PagedSource(patient(), _answer())
     slow_answer = PagedSource(patient(), _answer()[:10])
@@ -295,6 +306,8 @@ async def test_a_source_is_stored_as_soon_as_it_has_answered(db: Database) -> No
 
     cache = RecordCache(db, "test-data-key-0123456789", timedelta(hours=24))
     collector, clients = _collector_of(db, cache, {"fast": fast, "slow": slow})
+    gc.collect()
+    gc.disable()
     try:
         collecting = asyncio.create_task(
             collector.collect(PERSON, PATIENT_ID, ["Observation"], load=False)
@@ -305,9 +318,13 @@ async def test_a_source_is_stored_as_soon_as_it_has_answered(db: Database) -> No
             await asyncio.sleep(0.01)
         assert not collecting.done()
         assert set(await cache.states(PATIENT_ID, [PATIENT, "Observation"])) == {"fast"}
+        assert _sealers_alive() == 1  # the slow source's, still being filled
         slow_may_answer.set()
         collected = await collecting
+        del collecting
+        assert _sealers_alive() == 0
     finally:
+        gc.enable()
         for client in clients:
             await client.aclose()
     assert [s.source.id for s in collected.sources] == ["fast", "slow"]
@@ -386,52 +403,3 @@ def test_digests_are_kept_in_step_with_the_resources_kept() -> None:
     assert not sealer.keeps
     over = sealer.finish()
     assert (over.resources, over.digests, over.count) == (None, None, 400)
-
-
-def _sealers_alive() -> int:
-    """Chunk sealers in memory, reachable or not (each holds its answer's sealed chunks,
-    ids and owner-index keys until they are let go)."""
-    return sum(isinstance(o, ChunkSealer) for o in gc.get_objects())
-
-
-async def test_a_stored_answer_is_let_go_at_once_without_the_cyclic_collector(
-    db: Database,
-) -> None:
-    """Once a source's answer is stored, its sealed chunks, ids and keys leave memory,
-    while slower sources are still being waited for and without waiting for the cyclic
-    garbage collector (which the gateway runs seldom): a large record is not held a
-    second time while its answer is read back and streamed."""
-    slow_may_answer = asyncio.Event()
-    fast, slow_answer = PagedSource(patient(), _answer()), PagedSource(patient(), _answer())
-
-    async def slow(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/Observation"):
-            await slow_may_answer.wait()
-        return slow_answer(request)
-
-    cache = RecordCache(db, "test-data-key-0123456789", timedelta(hours=24))
-    collector, clients = _collector_of(db, cache, {"fast": fast, "slow": slow})
-    gc.collect()
-    gc.disable()
-    try:
-        collecting = asyncio.create_task(
-            collector.collect(PERSON, PATIENT_ID, ["Observation"], load=False)
-        )
-        for _ in range(200):
-            if "fast" in await cache.states(PATIENT_ID, [PATIENT, "Observation"]):
-                break
-            await asyncio.sleep(0.01)
-        assert not collecting.done()
-        assert _sealers_alive() == 1  # the slow source's, still being filled
-        slow_may_answer.set()
-        collected = await collecting
-        assert {r.source_id: r.resource_count for r in collected.reports} == {
-            "fast": 518,
-            "slow": 518,
-        }
-        del collecting
-        assert _sealers_alive() == 0
-    finally:
-        gc.enable()
-        for client in clients:
-            await client.aclose()
