@@ -33,7 +33,7 @@ class Pages:
         keep: int,
         *,
         store: Callable[
-            [SourceRecord, SourceReport, dict[str, Sealed]], Awaitable[NormalisedSource | None]
+            [SourceRecord, SourceReport, dict[str, Sealed]], Awaitable[NormalisedSource]
         ],
     ) -> None:
         self._cache = cache
