@@ -36,7 +36,8 @@ MB here are 10^6 bytes.
 ``--profile`` runs the gateway in this process instead (uvicorn in a thread) with
 ``tracemalloc`` on, and reports for the cold and warm request the traced Python memory
 per step of the request path (peak above the step's start, and what the step leaves
-behind), plus the largest live allocation sites just after the answer was serialised.
+behind: paging, normalising and sealing, storing, the stream's plan pass), plus the
+largest live allocation sites once the stream is planned, before it is sent.
 It is slower (tracemalloc traces every allocation) and makes no timing claims.
 
     .venv/bin/python -m bench.bench_everything [--sizes 5000 20000 50000] [--page-size 1000]
@@ -498,15 +499,21 @@ STAGES: tuple[tuple[str, int, str, str | None, str], ...] = (
     ("fan-out (all sources)", 2, "gateway.collect.fanout", "Aggregator", "gather"),
     ("adapter search, per type", 3, "adapters.fhir_r4", "FhirR4Adapter", "search_all"),
     ("one page: read + parse", 4, "adapters.fhir_r4", "FhirR4Adapter", "_fetch"),
-    ("normalise", 2, "gateway.collect.collector", None, "normalise_source"),
-    ("cache write (encrypt)", 2, "gateway.collect.cache", "RecordCache", "save"),
-    ("cache read (decrypt)", 2, "gateway.collect.cache", "RecordCache", "load"),
-    ("merge (dedup, provenance)", 1, "gateway.access.reader", "RecordReader", "_merge"),
+    ("one page: normalise + seal", 4, "gateway.collect.pages", "NormalisingSink", "take"),
+    ("store the sealed answer", 3, "gateway.collect.cache", "RecordCache", "store"),
+    ("owner index write", 4, "gateway.collect.owners", "OwnerIndex", "replace"),
+    ("stream: plan pass", 1, "gateway.answer.streamed", "RecordStream", "_plan_pass"),
     ("access log", 1, "gateway.access.reader", "RecordReader", "log"),
-    ("bundle (searchset dict)", 1, "gateway.http.searches", None, "searchset"),
-    ("serialise (orjson)", 1, "gateway.fhir_json", "FhirJSONResponse", "render"),
 )
-SERIALISE = "serialise (orjson)"
+#: The step after which the live allocations are listed: the answer is planned, its
+#: emitting not begun.
+SNAPSHOT_AFTER = "stream: plan pass"
+
+
+def _snapshot(tracker: Tracker, name: str) -> None:
+    if name == SNAPSHOT_AFTER and tracker.active and tracker.label not in tracker.snapshots:
+        assert tracker.label is not None
+        tracker.snapshots[tracker.label] = tracemalloc.take_snapshot()
 
 
 def _probe(tracker: Tracker, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -515,7 +522,9 @@ def _probe(tracker: Tracker, name: str, original: Callable[..., Any]) -> Callabl
         @functools.wraps(original)
         async def async_probe(*args: Any, **kwargs: Any) -> Any:
             with tracker.stage(name):
-                return await original(*args, **kwargs)
+                result = await original(*args, **kwargs)
+            _snapshot(tracker, name)
+            return result
 
         return async_probe
 
@@ -523,10 +532,7 @@ def _probe(tracker: Tracker, name: str, original: Callable[..., Any]) -> Callabl
     def probe(*args: Any, **kwargs: Any) -> Any:
         with tracker.stage(name):
             result = original(*args, **kwargs)
-        if name == SERIALISE and tracker.active and tracker.label not in tracker.snapshots:
-            assert tracker.label is not None
-            # Everything the answer exists as is alive now: resources, bundle, bytes.
-            tracker.snapshots[tracker.label] = tracemalloc.take_snapshot()
+        _snapshot(tracker, name)
         return result
 
     return probe
@@ -670,7 +676,7 @@ def print_profile(
         stats = snapshot.statistics("lineno")
         total = sum(s.size for s in stats)
         print(
-            f"  live just after serialising: {mb(total):.1f} MB; largest allocation sites"
+            f"  live once the stream is planned: {mb(total):.1f} MB; largest allocation sites"
             " (source text as on disk now):"
         )
         for stat in stats[:12]:
