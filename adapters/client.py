@@ -11,7 +11,8 @@ closes it on every path, cancellation included, so a caller's cancellation simpl
 propagates (``tests/gateway/test_leaks.py`` proves no connection or slot is lost).
 
 What the transport keeps of httpx's behaviour: its timeouts (connect, read, and the wait
-for a pooled connection), its TLS verification (``httpx.create_ssl_context``), bodies
+for a pooled connection), its TLS verification (``httpx.create_ssl_context``: one context
+for every source, see :func:`tls_context`), bodies
 decompressed by httpx (aiohttp's own decompression is off, so the cap in
 :func:`adapters.transport.exchange` counts decompressed bytes), no redirects, no cookies
 and no proxy from the environment (sources are reached directly). Errors come out as
@@ -22,6 +23,8 @@ own messages carry the URL, whose query may hold an identity number.
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -48,6 +51,16 @@ class PoolState:
     idle: int
     #: Requests waiting for a connection.
     waiting: int
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS context every source is verified with (httpx's: the CA bundle, host
+    names checked). One for the process: each context parses the CA bundle into a copy
+    of its own, about 0.8 MB, so a context per source made a gateway with 200 sources
+    about 180 MB larger (docs/performance.md section 27). Every source is verified the
+    same way, and a context is safe to share between connections and threads."""
+    return httpx.create_ssl_context()
 
 
 def source_client(
@@ -133,7 +146,7 @@ class SourceTransport(httpx.AsyncBaseTransport):
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
                 limit_per_host=0,
-                ssl=httpx.create_ssl_context(),
+                ssl=tls_context(),
                 # As long as httpx kept one.
                 keepalive_timeout=_KEEPALIVE_SECONDS,
             )

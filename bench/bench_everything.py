@@ -68,6 +68,7 @@ from bench.harness import (
     RunningGateway,
     everything,
     free_port,
+    memory_of,
     open_gateway,
     process_tree_cpu,
     spawn,
@@ -148,16 +149,6 @@ def bulk_source(base_url: str, resources: int, page_size: int) -> dict[str, Any]
 
 
 # -- /proc -----------------------------------------------------------------------------------
-
-
-def memory_of(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of ``pid`` in bytes."""
-    found: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            found[name] = int(value.split()[0]) * 1024
-    return found
 
 
 def reset_peak(pid: int) -> bool:

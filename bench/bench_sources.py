@@ -40,6 +40,7 @@ from bench.harness import (
     everything,
     free_port,
     median,
+    memory_of,
     ms,
     open_gateway,
     region_sources,
@@ -186,6 +187,13 @@ async def run(total_sources: int, latency_ms: float, runs: int, warmup: int) -> 
                 processes.append(gateway.process)
             for gateway in gateways:
                 await open_gateway(gateway)
+            resident = [memory_of(g.process.popen.pid)["VmRSS"] / 1e6 for g in gateways]
+            print(
+                "resident memory after the first look (every source asked once):"
+                f" {resident[0]:.1f} MB with 3 sources, {resident[1]:.1f} MB with"
+                f" {total_sources} ({(resident[1] - resident[0]) / (total_sources - 3) * 1e3:.0f}"
+                " kB a source more); MB = 10^6 bytes"
+            )
             print(f"latency {latency_ms:g} ms per request at every source")
             await measure(gateways[0], gateways[1], runs, warmup, total_sources)
         finally:

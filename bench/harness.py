@@ -622,6 +622,16 @@ class DirectClients:
 # -- CPU accounting (Linux /proc): who used the shared cores during a measurement --------
 
 
+def memory_of(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of ``pid`` in bytes."""
+    found: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            found[name] = int(value.split()[0]) * 1024
+    return found
+
+
 def process_tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) used so far by ``pid`` and its live descendants, such
     as a uvicorn supervisor and its workers; 0 where /proc cannot tell."""

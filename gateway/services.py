@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import httpx
 
 from adapters.base import FhirResource
-from adapters.client import source_client
+from adapters.client import source_client, tls_context
 from adapters.registry import build_adapter, build_auth, check_kinds
 from consent.audit import AuditLog
 from consent.checkpoints import Checkpointer, CheckpointKey, JsonLinesFile
@@ -184,9 +184,11 @@ class Services:
             adapter = ResilientAdapter(build_adapter(config, client), policy)
             sources.append(Source(config, adapter))
             breakers.append((config.id, adapter.breaker))
-        jwks_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+        jwks_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False, verify=tls_context())
         clients.append(jwks_client)
-        register_client = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+        register_client = httpx.AsyncClient(
+            timeout=5.0, follow_redirects=False, verify=tls_context()
+        )
         clients.append(register_client)
         aggregator = Aggregator(sources, settings.request_deadline)
         engagement = EngagementIndex(db, timedelta(seconds=settings.engagement_full_check_seconds))

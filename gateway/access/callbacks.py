@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from adapters.client import tls_context
 from gateway.errors import BadRequest, Unprocessable
 from gateway.settings import Settings
 
@@ -140,7 +141,7 @@ class CallbackTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, rule: CallbackRule, inner: httpx.AsyncBaseTransport | None = None) -> None:
         self._rule = rule
-        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._inner = inner or httpx.AsyncHTTPTransport(verify=tls_context())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url

@@ -7,19 +7,29 @@ URL, whose query may hold an identity number."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import gzip
+import ipaddress
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from adapters.client import PoolState, pool_state, source_client
+from adapters.client import PoolState, pool_state, source_client, tls_context
 from adapters.errors import SourceProtocolError, SourceTimeout, SourceUnavailable
 from adapters.transport import exchange
 from simregions.server import RunningServer, serve_in_thread
@@ -226,3 +236,83 @@ async def test_a_closed_client_refuses_to_send(server: RunningServer) -> None:
     await client.aclose()
     with pytest.raises(RuntimeError):
         await client.get(f"{server.url}/echo")
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no CA signed, and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def _tls_server(cert_file: Path, key_file: Path) -> tuple[socket.socket, threading.Thread]:
+    """A server that offers TLS with the given certificate to every connection."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                context.wrap_socket(conn, server_side=True)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def _verifying_context(client: httpx.AsyncClient) -> ssl.SSLContext:
+    # aiohttp keeps a connector's TLS context private.
+    transport: Any = client._transport
+    context: ssl.SSLContext = transport._session.connector._ssl
+    return context
+
+
+async def test_every_source_verifies_tls_with_one_context(tmp_path: Path) -> None:
+    """A certificate no CA signed is refused by every source's client, and every client
+    verifies with the same context (one parsed CA bundle for the process, not one per
+    source: about 0.8 MB each)."""
+    listener, thread = _tls_server(*_self_signed(tmp_path))
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/fhir/metadata"
+    clients = [source_client(timeout=2.0, connect_timeout=2.0, max_connections=1) for _ in range(3)]
+    try:
+        for client in clients:
+            with pytest.raises(SourceUnavailable, match="cannot connect"):
+                await exchange(client, client.build_request("GET", url), "metadata", limit=99)
+        contexts = {id(_verifying_context(client)) for client in clients}
+        assert contexts == {id(tls_context())}
+        assert tls_context().verify_mode is ssl.CERT_REQUIRED
+        assert tls_context().check_hostname
+    finally:
+        for client in clients:
+            await client.aclose()
+        listener.close()
+        thread.join(timeout=5)
