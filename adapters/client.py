@@ -55,11 +55,13 @@ class PoolState:
 
 @functools.cache
 def tls_context() -> ssl.SSLContext:
-    """The TLS context every source is verified with (httpx's: the CA bundle, host
-    names checked). One for the process: each context parses the CA bundle into a copy
-    of its own, about 0.8 MB, so a context per source made a gateway with 200 sources
-    about 180 MB larger (docs/performance.md section 27). Every source is verified the
-    same way, and a context is safe to share between connections and threads."""
+    """The TLS context every outgoing connection is verified with: the sources', and
+    the gateway's own clients' (the issuers' keys, client registration, callbacks).
+    httpx's (the CA bundle, host names checked), one for the process: each context
+    parses the CA bundle into a copy of its own, about 0.8 MB, so a context per source
+    made a gateway with 200 sources about 180 MB larger (docs/performance.md section
+    27). Every connection is verified the same way, and a context is safe to share
+    between connections and threads."""
     return httpx.create_ssl_context()
 
 
