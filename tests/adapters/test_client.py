@@ -14,7 +14,7 @@ import ipaddress
 import socket
 import ssl
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +95,11 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         await client.aclose()
 
 
-def _garbage_server() -> tuple[socket.socket, threading.Thread]:
-    """A server that answers every connection with bytes that are not HTTP."""
+def _socket_server(
+    handle: Callable[[socket.socket], None],
+) -> tuple[socket.socket, threading.Thread]:
+    """A server on loopback that hands every connection to ``handle``, then closes it;
+    it stops when its listening socket is closed."""
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
@@ -105,13 +108,22 @@ def _garbage_server() -> tuple[socket.socket, threading.Thread]:
                 conn, _ = listener.accept()
             except OSError:
                 return
-            with conn:
-                conn.recv(65536)
-                conn.sendall(b"\x00\x01 this is not HTTP\r\n\r\n")
+            with conn, contextlib.suppress(OSError):
+                handle(conn)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     return listener, thread
+
+
+def _garbage_server() -> tuple[socket.socket, threading.Thread]:
+    """A server that answers every connection with bytes that are not HTTP."""
+
+    def answer(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(b"\x00\x01 this is not HTTP\r\n\r\n")
+
+    return _socket_server(answer)
 
 
 async def test_the_query_is_sent_as_built_and_no_cookie_is_kept(
@@ -273,20 +285,7 @@ def _tls_server(cert_file: Path, key_file: Path) -> tuple[socket.socket, threadi
     """A server that offers TLS with the given certificate to every connection."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn, contextlib.suppress(OSError):
-                context.wrap_socket(conn, server_side=True)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    return listener, thread
+    return _socket_server(lambda conn: context.wrap_socket(conn, server_side=True).close())
 
 
 def _verifying_context(client: httpx.AsyncClient) -> ssl.SSLContext:
