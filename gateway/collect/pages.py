@@ -42,8 +42,8 @@ class Pages:
         self._wanted = wanted
         self._keep = KeepBudget(keep)
         self._store = store
-        self.normalisers: dict[str, SourceNormaliser | LinkError] = {}
-        self.sinks: dict[str, dict[str, NormalisingSink]] = {}
+        self._normalisers: dict[str, SourceNormaliser | LinkError] = {}
+        self._sinks: dict[str, dict[str, NormalisingSink]] = {}
         self._stored: dict[str, NormalisedSource | StoreUnavailable | None] = {}
 
     async def answered(self, record: SourceRecord, report: SourceReport) -> None:
@@ -65,7 +65,7 @@ class Pages:
         return stored
 
     def __call__(self, source: Source, patient: FhirResource, resource_type: str) -> PageSink:
-        normaliser = self.normalisers.get(source.id)
+        normaliser = self._normalisers.get(source.id)
         if normaliser is None:
             try:
                 normaliser = SourceNormaliser(
@@ -73,18 +73,18 @@ class Pages:
                 )
             except LinkError as exc:  # reported, and nothing kept, when the answer is in
                 normaliser = exc
-            self.normalisers[source.id] = normaliser
+            self._normalisers[source.id] = normaliser
         sealer = self._cache.sealer(self._patient_id, source.id, resource_type, self._keep)
         sink = NormalisingSink(None if isinstance(normaliser, LinkError) else normaliser, sealer)
-        self.sinks.setdefault(source.id, {})[resource_type] = sink
+        self._sinks.setdefault(source.id, {})[resource_type] = sink
         return sink
 
     def _sealed(self, record: SourceRecord, report: SourceReport) -> dict[str, Sealed] | None:
         """A source's complete answer, each type's last chunk sealed, with its count and
         notes reported, its sinks let go; None (and the identity failure reported) if the
         source's Patient does not link to the person."""
-        normaliser = self.normalisers.get(record.source.id)
-        sinks = self.sinks.pop(record.source.id, {})
+        normaliser = self._normalisers.get(record.source.id)
+        sinks = self._sinks.pop(record.source.id, {})
         if isinstance(normaliser, LinkError):
             identity_failure(report, normaliser)
             return None
