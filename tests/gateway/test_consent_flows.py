@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,8 +12,7 @@ from sqlalchemy import create_engine, text
 from consent.audit import AuditLog
 from consent.store import ConsentStore
 from store.db import Database, sync_url
-from tests.conftest import IssuerKit
-from tests.gateway.conftest import NORD_PROVIDER, TEST_PERSON, Gateway, Region, running_gateway
+from tests.gateway.conftest import NORD_PROVIDER, TEST_PERSON, Gateway
 from tests.gateway.consent_helpers import block, consent_body, deactivate, grant
 from tests.gateway.test_overview import source_status
 
@@ -205,42 +205,40 @@ def _shown_from(bundle: dict[str, Any], source_id: str) -> int:
     return shown
 
 
-async def test_emergency_access_is_flagged_limited_and_respects_blocks(
-    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
-) -> None:
-    async with running_gateway(
-        database_url, issuer, regions, emergency_access_hours=1.5 / 3600
-    ) as gateway:
-        patient_id = await gateway.patient_id()
-        await block(gateway, patient_id, SYD_PROVIDER)
-        headers = gateway.clinician()
-        missing = {"resourceType": "Parameters", "parameter": []}
-        response = await gateway.client.post(
-            f"/fhir/Patient/{patient_id}/$emergency-access", json=missing, headers=headers
-        )
-        assert response.status_code == 400
-        opened = await gateway.client.post(
-            f"/fhir/Patient/{patient_id}/$emergency-access",
-            json={
-                "resourceType": "Parameters",
-                "parameter": [{"name": "reason", "valueString": "Akut medvetslös, 19121212-1212"}],
-            },
-            headers=headers,
-        )
-        assert opened.status_code == 200, opened.text
-        seen = await everything(gateway, patient_id, headers)
-        assert sources_of(seen) == {"region-nord", "region-vast"}, "blocks still hold"
-        await asyncio.sleep(1.6)
-        expired = await gateway.client.get(f"/fhir/Patient/{patient_id}", headers=headers)
-        assert expired.status_code == 403
+async def test_emergency_access_is_flagged_limited_and_respects_blocks(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id()
+    await block(gateway, patient_id, SYD_PROVIDER)
+    headers = gateway.clinician()
+    missing = {"resourceType": "Parameters", "parameter": []}
+    response = await gateway.client.post(
+        f"/fhir/Patient/{patient_id}/$emergency-access", json=missing, headers=headers
+    )
+    assert response.status_code == 400
+    opened = await gateway.client.post(
+        f"/fhir/Patient/{patient_id}/$emergency-access",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueString": "Akut medvetslös, 19121212-1212"}],
+        },
+        headers=headers,
+    )
+    assert opened.status_code == 200, opened.text
+    seen = await everything(gateway, patient_id, headers)
+    assert sources_of(seen) == {"region-nord", "region-vast"}, "blocks still hold"
+    # Access is decided at the moved clock: just past the access's hours.
+    lasts = timedelta(hours=gateway.settings.emergency_access_hours)
+    later = datetime.now(UTC) + lasts + timedelta(minutes=1)
+    gateway.services.clock = lambda: later
+    expired = await gateway.client.get(f"/fhir/Patient/{patient_id}", headers=headers)
+    assert expired.status_code == 403
 
-        log = await gateway.client.get(
-            f"/fhir/AuditEvent?patient={patient_id}", headers=gateway.citizen()
-        )
-        flagged = [e["resource"] for e in log.json()["entry"] if "emergency" in str(e["resource"])]
-        assert flagged, "emergency accesses are flagged in the log"
-        assert TEST_PERSON not in log.text
-        assert "19121212-1212" not in log.text, "identity numbers in reasons are redacted"
+    log = await gateway.client.get(
+        f"/fhir/AuditEvent?patient={patient_id}", headers=gateway.citizen()
+    )
+    flagged = [e["resource"] for e in log.json()["entry"] if "emergency" in str(e["resource"])]
+    assert flagged, "emergency accesses are flagged in the log"
+    assert TEST_PERSON not in log.text
+    assert "19121212-1212" not in log.text, "identity numbers in reasons are redacted"
 
 
 async def test_emergency_with_recorded_conditions_may_read_blocked_data(gateway: Gateway) -> None:

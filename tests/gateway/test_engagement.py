@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 
 from gateway.collect.engagement import EngagementIndex
 from gateway.sources import SourceReport, SourceStatus
@@ -83,15 +84,14 @@ async def test_a_source_announcing_new_data_is_asked_at_once(gateway: Gateway) -
     assert after["region-vast"] == "not-asked"
 
 
-async def test_every_source_is_asked_again_within_the_bound(
-    database_url: str, issuer: IssuerKit, regions: dict[str, Region]
-) -> None:
-    async with running_gateway(
-        database_url, issuer, regions, engagement_full_check_seconds=1.0
-    ) as gateway:
-        patient_id = await gateway.patient_id(NORD_ONLY)
+async def test_every_source_is_asked_again_within_the_bound(gateway: Gateway) -> None:
+    patient_id = await gateway.patient_id(NORD_ONLY)
+    assert (await statuses(gateway, patient_id))["region-vast"] == "not-asked"
+    # The wall clock moved to just before the bound, then just past it.
+    bound = datetime.now(UTC) + timedelta(seconds=gateway.settings.engagement_full_check_seconds)
+    with time_machine.travel(bound - timedelta(minutes=1), tick=True):
         assert (await statuses(gateway, patient_id))["region-vast"] == "not-asked"
-        await asyncio.sleep(1.1)
+    with time_machine.travel(bound + timedelta(minutes=1), tick=True):
         assert (await statuses(gateway, patient_id))["region-vast"] == "no-data"
 
 
