@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
 
 from gateway.errors import NotAcceptable
 from gateway.fhir_json import FhirJSONResponse
@@ -33,34 +34,38 @@ class OperationOutcome(BaseModel):
     issue: list[OutcomeIssue] = Field(min_length=1)
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"model": OperationOutcome, "description": description}
+#: Where the OpenAPI document keeps the OperationOutcome's schema (see :func:`outcome_schemas`).
+OUTCOME_SCHEMA = {"$ref": f"#/components/schemas/{OperationOutcome.__name__}"}
+
+
+def outcome_schemas() -> dict[str, Any]:
+    """The OpenAPI components every documented error refers to: OperationOutcome and what
+    it holds (added to the document once, see ``GatewayApp.openapi``)."""
+    _, schemas = models_json_schema(
+        [(OperationOutcome, "serialization")], ref_template="#/components/schemas/{model}"
+    )
+    return dict(schemas["$defs"])
+
+
+def fhir_error(description: str, **documented: Any) -> dict[str, Any]:
+    """An error answer as the OpenAPI document describes it: an OperationOutcome in FHIR
+    JSON. By reference, not as a ``model``: FastAPI would build a pydantic field for each
+    route and status (about 4 MB at the first request), only to document it."""
+    content = {FhirJSONResponse.media_type: {"schema": OUTCOME_SCHEMA}}
+    return {"description": description, "content": content, **documented}
 
 
 #: The error answers of every FHIR route, as documented in the OpenAPI schema. Declaring
 #: them also keeps FastAPI from documenting its own 422 (validation errors are 400 here).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _error("invalid: a bad or missing parameter, or a body that is not JSON"),
-    401: _error("login: a missing or invalid bearer token"),
-    403: _error("forbidden: the token may not read or do this"),
-    404: _error("not-found: unknown (or hidden) resource"),
-    406: _error("not-supported: only application/fhir+json is served"),
-    "4XX": _error("any other client error (405, 410, 413, 422), as an OperationOutcome"),
-    "5XX": _error("exception (500) or transient (503), as an OperationOutcome"),
+    400: fhir_error("invalid: a bad or missing parameter, or a body that is not JSON"),
+    401: fhir_error("login: a missing or invalid bearer token"),
+    403: fhir_error("forbidden: the token may not read or do this"),
+    404: fhir_error("not-found: unknown (or hidden) resource"),
+    406: fhir_error("not-supported: only application/fhir+json is served"),
+    "4XX": fhir_error("any other client error (405, 410, 413, 422), as an OperationOutcome"),
+    "5XX": fhir_error("exception (500) or transient (503), as an OperationOutcome"),
 }
-
-
-def as_fhir_json(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
-    """``responses`` documented as FHIR JSON whatever the route's own media type (the
-    errors of a route that answers otherwise, say NDJSON)."""
-    documented: dict[int | str, dict[str, Any]] = {}
-    for status, response in responses.items():
-        given = {k: v for k, v in response.items() if k != "model"}
-        if "model" in response:
-            schema = {"$ref": f"#/components/schemas/{response['model'].__name__}"}
-            given["content"] = {FhirJSONResponse.media_type: {"schema": schema}}
-        documented[status] = given
-    return documented
 
 
 def success_response(

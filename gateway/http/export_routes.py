@@ -35,7 +35,7 @@ from gateway.access.exporter import ERRORS, Exporter, expiry, type_filters
 from gateway.errors import BadRequest, InternalError, NotFound, operation_outcome
 from gateway.fhir_json import FhirJSONResponse
 from gateway.http.capability import CapabilityRegistry
-from gateway.http.declare import ERROR_RESPONSES, FhirRoutes, as_fhir_json
+from gateway.http.declare import ERROR_RESPONSES, FhirRoutes
 from gateway.http.deps import services
 from gateway.services import Services
 from store.jobs import ExportJob
@@ -324,7 +324,7 @@ async def _group(request: Request, principal: Principal, group: str) -> Any:
 
 def build_export_file_router(registry: CapabilityRegistry) -> APIRouter:
     """The export's files: NDJSON, so outside the FHIR JSON router's negotiation."""
-    router = APIRouter(prefix="/fhir", responses=as_fhir_json(ERROR_RESPONSES))
+    router = APIRouter(prefix="/fhir", responses=ERROR_RESPONSES)
     routes = FhirRoutes(router, registry)
 
     @routes.get(

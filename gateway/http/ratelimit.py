@@ -35,7 +35,7 @@ from consent.principals import Citizen, Clinician, Integrator, Principal
 from gateway.access.auth import bearer_token, principal_from_claims
 from gateway.access.persons import PersonIndex
 from gateway.errors import TooManyRequests, Unauthorized
-from gateway.http.declare import OperationOutcome
+from gateway.http.declare import fhir_error
 from gateway.services import Services
 from gateway.settings import Settings
 
@@ -49,16 +49,15 @@ ANONYMOUS = "anonymous"
 UNLIMITED_ROUTES = frozenset({"/fhir/metadata"})
 
 #: The 429 answer as the OpenAPI document describes it.
-THROTTLED_RESPONSE: dict[str, Any] = {
-    "model": OperationOutcome,
-    "description": "throttled: over the client's request rate; Retry-After says when to retry",
-    "headers": {
+THROTTLED_RESPONSE: dict[str, Any] = fhir_error(
+    "throttled: over the client's request rate; Retry-After says when to retry",
+    headers={
         "Retry-After": {
             "description": "seconds to wait before the next request",
             "schema": {"type": "integer", "minimum": 1},
         }
     },
-}
+)
 
 
 class _Bucket:

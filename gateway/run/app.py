@@ -17,7 +17,7 @@ from gateway.collect.deadline import FinishTimes, RequestClock
 from gateway.errors import install_error_handlers
 from gateway.http.answered import Answered, NoteAnswers
 from gateway.http.capability import CapabilityRegistry
-from gateway.http.declare import as_fhir_json
+from gateway.http.declare import outcome_schemas
 from gateway.http.discovery import build_discovery_router
 from gateway.http.export_routes import build_export_file_router
 from gateway.http.fhir_routes import build_fhir_router
@@ -112,6 +112,16 @@ class GatewayApp(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeaders(super().build_middleware_stack(), hsts_max_age=self.hsts_max_age)
 
+    def openapi(self) -> dict[str, Any]:
+        """FastAPI's document, with the OperationOutcome schema every error refers to."""
+        made = self.openapi_schema is None
+        document = super().openapi()  # made once, then kept
+        if made:
+            document.setdefault("components", {}).setdefault("schemas", {}).update(
+                outcome_schemas()
+            )
+        return document
+
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the gateway app for ``settings``."""
@@ -160,7 +170,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(
         build_export_file_router(registry),
         dependencies=[Depends(rate_limit)],
-        responses=as_fhir_json({429: THROTTLED_RESPONSE}),
+        responses={429: THROTTLED_RESPONSE},
     )
     app.include_router(build_notification_router())
 

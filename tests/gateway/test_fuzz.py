@@ -325,6 +325,26 @@ def test_document_describes_fhir_answers() -> None:
                 (media_type, content), *_ = responses[code]["content"].items()
                 assert media_type.startswith("application/fhir+json"), label
                 assert content["schema"] == {"$ref": "#/components/schemas/OperationOutcome"}
+    # Errors refer to the OperationOutcome's schema: the document holds it, and every
+    # other schema it refers to.
+    schemas = DOCUMENT["components"]["schemas"]
+    assert schemas["OperationOutcome"]["properties"]["resourceType"]["const"] == "OperationOutcome"
+    refs = set(_references(DOCUMENT))
+    assert "#/components/schemas/OperationOutcome" in refs
+    assert all(ref.removeprefix("#/components/schemas/") in schemas for ref in refs), refs
+
+
+def _references(node: Any) -> Iterator[str]:
+    """Every ``$ref`` in an OpenAPI document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _references(item)
 
 
 @pytest.mark.parametrize(
