@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -82,6 +83,26 @@ def test_a_gateway_on_sqlite_does_without_the_postgresql_driver(
         mapped = Path(f"/proc/{served.process.pid}/maps").read_text()
         assert "_sqlite3" in mapped  # the SQLite driver's library: the map is the worker's
         assert "psycopg" not in mapped
+
+
+def test_a_production_gateway_does_without_the_development_login(
+    tmp_path: Path, issuer: IssuerKit
+) -> None:
+    """The development login's pages and the simulated people they offer (about 3 MB of
+    a process) are loaded only by a gateway that serves them."""
+    config = _sqlite_config(tmp_path, issuer, free_port())
+    program = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from gateway.run.app import create_app\n"
+        "from gateway.settings import load_settings\n"
+        f"create_app(load_settings(Path({str(config)!r})))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('gateway.run.a', 'simregions'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "['gateway.run.app']"
 
 
 def test_no_workers_is_refused() -> None:

@@ -27,8 +27,6 @@ from gateway.http.metrics import Metrics, build_metrics_router
 from gateway.http.notifications import build_notification_router
 from gateway.http.ratelimit import THROTTLED_RESPONSE, RateLimiter, rate_limit
 from gateway.http.webapp import build_webapp_router
-from gateway.run.authserver.routes import build_authserver_router
-from gateway.run.authserver.server import DevAuthorizationServer
 from gateway.services import Services
 from gateway.settings import Settings
 
@@ -176,6 +174,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(build_discovery_router(settings))
     if settings.dev_authorization_server:
+        # Imported only here: a production process never loads the development login
+        # pages, nor the simulated people they offer (about 3 MB).
+        from gateway.run.authserver.routes import build_authserver_router
+        from gateway.run.authserver.server import DevAuthorizationServer
+
         app.state.authserver = DevAuthorizationServer(settings)
         app.include_router(build_authserver_router(app.state.authserver))
     if settings.web_app:
