@@ -78,6 +78,11 @@ class PageSink(Protocol):
         """One page's resources, in order; the sink owns them."""
         ...
 
+    def expect(self, total: int) -> None:
+        """The source's first page says the search matches ``total`` resources in all (only
+        when it says so): a hint to plan by, never a count to trust."""
+        ...
+
 
 class PagedSource(Protocol):
     """An adapter that can hand a search's pages on as they arrive, so a huge record is

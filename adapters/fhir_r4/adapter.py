@@ -183,6 +183,8 @@ class FhirR4Adapter(FhirR4Writes):
         if sink is not None:
             sink.restart()
         bundle = await self._fetch(request, resource_type, first=True)
+        if sink is not None and (expected := total(bundle)):
+            sink.expect(expected)
         following: asyncio.Task[dict[str, Any]] | None = None
         try:
             while True:

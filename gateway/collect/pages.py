@@ -110,6 +110,9 @@ class NormalisingSink:
         self.sealer.restart()
         self.notes = Notes()
 
+    def expect(self, total: int) -> None:
+        self.sealer.expect(total)
+
     def take(self, page: list[FhirResource]) -> None:
         if self._normaliser is not None:
             normalised = self._normaliser.normalise(page, self.notes)

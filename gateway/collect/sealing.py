@@ -183,6 +183,14 @@ class ChunkSealer:
             self._keep.left += len(self._kept)
         self._kept = self._digests = None
 
+    def expect(self, total: int) -> None:
+        """The source says ``total`` resources are coming in all: if that many would not
+        fit in what may still be kept, none is kept from now on (they would be given back
+        once too many had come, after being held meanwhile)."""
+        kept, keep = self._kept, self._keep
+        if kept is not None and keep is not None and total - len(kept) > keep.left:
+            self._give_back()
+
     def take(
         self, resources: list[FhirResource], digests: list[bytes | None] | None = None
     ) -> None:

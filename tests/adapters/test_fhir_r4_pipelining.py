@@ -86,6 +86,9 @@ class SlowSink:
         time.sleep(0.1)
         self.taken.append((str(page[0]["id"]), started, time.monotonic()))
 
+    def expect(self, total: int) -> None:
+        pass
+
 
 async def test_the_next_page_is_asked_for_before_the_current_one_is_taken(
     served: tuple[PagedSource, RunningServer],

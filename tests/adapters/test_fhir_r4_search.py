@@ -435,6 +435,9 @@ class PageRecorder:
     def take(self, page: list[dict[str, Any]]) -> None:
         self.events.append([r["id"] for r in page])
 
+    def expect(self, total: int) -> None:
+        self.events.append(f"expect {total}")
+
 
 async def test_search_into_hands_each_page_to_the_sink_as_it_arrives(
     router: respx.Router, mock_client: httpx.AsyncClient
@@ -448,6 +451,18 @@ async def test_search_into_hands_each_page_to_the_sink_as_it_arrives(
     assert source.paged
     await source.search_into("Observation", "p1", sink)
     assert sink.events == ["restart", ["o1", "o2"], ["o3"]]
+
+
+async def test_search_into_tells_the_sink_the_total_the_first_page_says(
+    router: respx.Router, mock_client: httpx.AsyncClient
+) -> None:
+    second = searchset(obs(3), total=3)
+    router.get(OBS, params={"_offset": "2"}).mock(return_value=fhir_response(second))
+    first = searchset(obs(1), obs(2), next_url=f"{OBS}?_offset=2", total=3)
+    router.get(OBS).mock(return_value=fhir_response(first))
+    sink = PageRecorder()
+    await adapter(mock_client, page_size=2).search_into("Observation", "p1", sink)
+    assert sink.events == ["restart", "expect 3", ["o1", "o2"], ["o3"]]
 
 
 async def test_search_into_fails_like_search_after_handing_on_earlier_pages(

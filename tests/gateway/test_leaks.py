@@ -66,6 +66,9 @@ class _Sink:
     def take(self, page: list[FhirResource]) -> None:
         self.resources += page
 
+    def expect(self, total: int) -> None:
+        pass
+
 
 @dataclass
 class Wired:

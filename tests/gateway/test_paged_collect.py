@@ -217,6 +217,23 @@ def test_one_read_keeps_at_most_its_budget_in_memory_across_sources_and_types() 
     assert budget.left == 600
 
 
+def test_a_source_saying_more_is_coming_than_may_be_kept_has_none_kept() -> None:
+    """Its first pages are not held only to be given back when the rest comes."""
+    budget = KeepBudget(600)
+    seal = lambda number, part: orjson.dumps([number, len(part)])  # noqa: E731
+    large, small = ChunkSealer(seal, budget, ref=str), ChunkSealer(seal, budget, ref=str)
+    small.expect(600)  # would fit
+    small.take([{"id": str(n)} for n in range(100)])
+    assert (small.keeps, budget.left) == (True, 500)
+    small.expect(700)  # a hint that it grew past what is left: what it kept is given back
+    assert (small.keeps, budget.left) == (False, 600)
+    large.expect(5000)
+    large.take([{"id": str(n)} for n in range(200)])
+    assert (large.keeps, budget.left) == (False, 600)
+    sealed = large.finish()
+    assert (sealed.resources, sealed.count) == (None, 200)
+
+
 def test_chunks_compressed_page_by_page_hold_exactly_the_resources_in_order() -> None:
     """Pages of any size, across chunk boundaries and past the compressor's batch: each
     chunk opens to its resources, in order, as one whole array would; every resource is

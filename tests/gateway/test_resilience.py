@@ -416,6 +416,9 @@ async def test_a_retried_paged_search_starts_its_sink_over() -> None:
         def take(self, page: list[FhirResource]) -> None:
             events.append([r["id"] for r in page])
 
+        def expect(self, total: int) -> None:
+            events.append(f"expect {total}")
+
     config = SourceConfig(id="paged", kind="fhir-r4", base_url="http://paged.test/fhir")
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         adapter = wrap(FhirR4Adapter(config, client), FakeClock(), attempts=2)
