@@ -121,14 +121,16 @@ class RecordStream:
             digest.add(f"Patient/{self.patient['id']}")
         total = 1 if self.patient is not None else 0
         number = 0
+        last_source = self._sources[-1].source.id if self._sources else None
         async with aclosing(self._resources()) as resources:
             async for source_id, chunk, digests in resources:
                 self.shown[source_id] += len(chunk)
+                last = source_id == last_source
                 for index, resource in enumerate(chunk):
                     kept = (
-                        plan.offer(number, resource)
+                        plan.offer(number, resource, last=last)
                         if digests is None
-                        else plan.offer_digest(number, resource, digests[index])
+                        else plan.offer_digest(number, resource, digests[index], last=last)
                     )
                     if kept:
                         counts[resource["resourceType"]] += 1

@@ -381,9 +381,9 @@ class DuplicatePlan:
 
     Resources are offered in order, numbered from 0 by the caller; only a 16-byte digest
     of each first key and the number and source of its resource are kept (about 130
-    bytes a resource), so a record can be planned a chunk at a time and its resources
-    emitted in a second pass (``$everything``) as well as merged in memory
-    (:func:`deduplicate`).
+    bytes a resource, none for the last source's), so a record can be planned a chunk at
+    a time and its resources emitted in a second pass (``$everything``) as well as merged
+    in memory (:func:`deduplicate`).
     """
 
     __slots__ = ("_first", "_sources", "groups")
@@ -398,6 +398,11 @@ class DuplicatePlan:
         #: number of a kept resource -> the full ``meta.source`` of each duplicate of it.
         self.groups: dict[int, list[str]] = {}
 
+    @property
+    def remembered(self) -> int:
+        """How many keys it holds (what its memory grows with)."""
+        return len(self._first)
+
     def _source_index(self, origin: str) -> int:
         index = self._sources.get(origin)
         if index is None:
@@ -406,11 +411,17 @@ class DuplicatePlan:
             index = self._sources[origin] = len(self._sources)
         return index
 
-    def offer(self, number: int, resource: FhirResource) -> bool:
-        """Plan resource ``number``; True if it is kept, False if it is a duplicate."""
-        return self.offer_digest(number, resource, duplicate_digest(resource))
+    def offer(self, number: int, resource: FhirResource, *, last: bool = False) -> bool:
+        """Plan resource ``number``; True if it is kept, False if it is a duplicate.
 
-    def offer_digest(self, number: int, resource: FhirResource, digest: bytes | None) -> bool:
+        ``last``: every resource offered after it is from its source too (the stream's
+        last source). Its key is then not remembered: only another source's resource
+        could be its duplicate, and none comes. A record from one source keeps nothing."""
+        return self.offer_digest(number, resource, duplicate_digest(resource), last=last)
+
+    def offer_digest(
+        self, number: int, resource: FhirResource, digest: bytes | None, *, last: bool = False
+    ) -> bool:
         """:meth:`offer` with the resource's :func:`duplicate_digest` already known."""
         if digest is None:
             return True
@@ -418,7 +429,8 @@ class DuplicatePlan:
         origin = self._source_index(source.split("#", 1)[0])
         first = self._first.get(digest)
         if first is None:
-            self._first[digest] = number * _MAX_SOURCES + origin
+            if not last:
+                self._first[digest] = number * _MAX_SOURCES + origin
             return True
         primary, primary_origin = divmod(first, _MAX_SOURCES)
         # Only sources confirm each other: two equal records from one source both stay.

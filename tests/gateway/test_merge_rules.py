@@ -19,7 +19,7 @@ from consent.visibility import Visibility
 from fhir_profiles.identifiers import parse_person_identifier
 from fhir_profiles.record_status import care_tags
 from gateway.merge.admission import MAX_DEPTH
-from gateway.merge.dedup import match_key
+from gateway.merge.dedup import DuplicatePlan, match_key
 from gateway.merge.linking import CONFIDENTIALITY
 from gateway.merge.record import NormalisedSource, origins, patient_of, unify
 from gateway.sources import Gathered, Source, SourceRecord, SourceReport, SourceStatus
@@ -261,6 +261,33 @@ def test_duplicates_across_sources_merge_but_not_within_one() -> None:
         "urn:samlad:source:region-a#Observation/o1",
         "urn:samlad:source:region-b#Observation/o1",
     }
+
+
+def test_a_plan_remembers_no_key_of_the_last_source_and_decides_as_before() -> None:
+    """Only another source's resource could be a duplicate of the last source's, and none
+    follows: a plan told which source comes last keeps none of its keys (a record from
+    one source: none at all), and keeps and merges exactly what it would have."""
+
+    def unified(source_id: str, local_id: str, value: float) -> FhirResource:
+        resource = observation(local_id, effectiveDateTime="2026-05-20T07:48:00+02:00")
+        resource["valueQuantity"] = {**resource["valueQuantity"], "value": value}
+        resource["meta"] = {"source": f"urn:samlad:source:{source_id}#Observation/{local_id}"}
+        return resource
+
+    stream = [
+        unified("region-a", "o1", 1.0),
+        unified("region-a", "o2", 2.0),
+        unified("region-b", "o1", 1.0),  # region-a's o1 again: merged into it
+        unified("region-b", "o3", 3.0),
+        unified("region-b", "o4", 3.0),  # o3 again, from the same source: both stay
+    ]
+    told, untold = DuplicatePlan(), DuplicatePlan()
+    last = [r["meta"]["source"].startswith("urn:samlad:source:region-b") for r in stream]
+    kept = [told.offer(n, r, last=last[n]) for n, r in enumerate(stream)]
+    assert kept == [untold.offer(n, r) for n, r in enumerate(stream)]
+    assert kept == [True, True, False, True, True]
+    assert told.groups == untold.groups == {0: [stream[2]["meta"]["source"]]}
+    assert (told.remembered, untold.remembered) == (2, 3)
 
 
 def test_the_same_time_in_another_offset_is_the_same_fact() -> None:
