@@ -11,7 +11,6 @@ import orjson
 
 from adapters.config import SourceConfig
 from adapters.errors import SourceProtocolError
-from adapters.legacy_xml.adapter import SUPPORTED_TYPES
 from adapters.transport import exchange
 
 #: The largest CapabilityStatement read (bytes).
@@ -25,6 +24,9 @@ async def offered_types(
     ``contracts``); None for a kind that says nothing of it. Raises a
     :class:`~adapters.errors.SourceError` when the source cannot be asked."""
     if config.kind == "legacy-xml":
+        # Imported here: only a process with a legacy source loads that adapter.
+        from adapters.legacy_xml.adapter import SUPPORTED_TYPES
+
         return "contracts", frozenset(SUPPORTED_TYPES)
     if config.kind != "fhir-r4":
         return None

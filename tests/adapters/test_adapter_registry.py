@@ -10,14 +10,23 @@ import pytest
 from adapters.base import SourceAdapter
 from adapters.config import SourceConfig, SourceConfigError, parse_sources
 from adapters.fhir_r4 import FhirR4Adapter, parse_dialect
-from adapters.registry import ADAPTER_KINDS, UnknownAdapterKind, build_adapter, check_kinds
+from adapters.legacy_xml import LegacyXmlAdapter
+from adapters.registry import (
+    ADAPTER_KINDS,
+    UnknownAdapterKind,
+    adapter_class,
+    build_adapter,
+    check_kinds,
+)
 from tests.adapters.adapter_fakes import make_config
 
 pytestmark = pytest.mark.anyio
 
 
-def test_fhir_r4_is_registered() -> None:
-    assert ADAPTER_KINDS["fhir-r4"] is FhirR4Adapter
+def test_every_kind_is_registered() -> None:
+    assert adapter_class("fhir-r4") is FhirR4Adapter
+    assert adapter_class("legacy-xml") is LegacyXmlAdapter
+    assert sorted(ADAPTER_KINDS) == ["fhir-r4", "legacy-xml"]
 
 
 def test_unknown_kind_names_the_valid_kinds() -> None:
