@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import unquote
 
 import httpx
 import orjson
@@ -28,6 +27,7 @@ from adapters.fhir_r4.bundles import (
     total,
 )
 from adapters.fhir_r4.dialect import parse_dialect
+from adapters.fhir_r4.links import checked_next, without_fragment
 from adapters.fhir_r4.writes import FhirR4Writes
 from adapters.transport import exchange
 from fhir_profiles.identifiers import (
@@ -44,7 +44,6 @@ FHIR_JSON = "application/fhir+json"
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 # FHIR R4 ``id``: what a source may legitimately hand us as a Patient id.
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Most ids asked for in one ``_id`` search (its URL stays short).
 _IDS_PER_SEARCH = 50
 #: The types the gateway asks sources for (each by a search of its own, the Patient by
@@ -93,8 +92,6 @@ class FhirR4Adapter(FhirR4Writes):
         # Set once the source answers an identifier OR-search with 400; then never tried again.
         self._or_search_refused = False
         self._base = httpx.URL(config.base_url.rstrip("/"))
-        base_path = self._base.path.rstrip("/")
-        self._base_path_prefix = f"{base_path}/"
 
     @classmethod
     def check_config(cls, config: SourceConfig) -> None:
@@ -178,7 +175,7 @@ class FhirR4Adapter(FhirR4Writes):
         if since is not None:
             params["_lastUpdated"] = "gt" + since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         request = self._build("GET", self._url(resource_type), params=params)
-        seen = {_without_fragment(request.url)}
+        seen = {without_fragment(request.url)}
         result = SearchResult()
         if sink is not None:
             sink.restart()
@@ -197,8 +194,8 @@ class FhirR4Adapter(FhirR4Writes):
                         raise SourceProtocolError(
                             f"{what}: page cap reached ({self.dialect.page_cap} pages)"
                         )
-                    url = self._checked_next(request.url, next_url, resource_type)
-                    key = _without_fragment(url)
+                    url = checked_next(self._base, request.url, next_url, what)
+                    key = without_fragment(url)
                     if key in seen:
                         raise SourceProtocolError(f"{what}: next-link loop")
                     seen.add(key)
@@ -353,26 +350,6 @@ class FhirR4Adapter(FhirR4Writes):
             headers={"Accept": FHIR_JSON},
         )
 
-    def _checked_next(self, current: httpx.URL, link: str, resource_type: str) -> httpx.URL:
-        """Resolve a next link and refuse one that leaves this source's base URL."""
-        what = f"{self.source_id}: {resource_type} search"
-        try:
-            url = current.join(link)
-        except httpx.InvalidURL as exc:
-            raise SourceProtocolError(f"{what}: malformed next link") from exc
-        same_origin = (
-            url.scheme == self._base.scheme
-            and url.host == self._base.host
-            and _port(url) == _port(self._base)
-            and not url.userinfo
-        )
-        # Encoded dot segments ("%2e%2e") survive URL joining but not every server's decoder.
-        segments = unquote(url.path).split("/")
-        escapes = "." in segments or ".." in segments
-        if not same_origin or escapes or not url.path.startswith(self._base_path_prefix):
-            raise SourceProtocolError(f"{what}: next link leaves the source's base URL")
-        return url
-
     async def _sent(
         self, request: httpx.Request, resource_type: str
     ) -> asyncio.Task[dict[str, Any]]:
@@ -479,10 +456,6 @@ def _escape(text: str) -> str:
     return text
 
 
-def _port(url: httpx.URL) -> int | None:
-    return url.port or _DEFAULT_PORTS.get(url.scheme)
-
-
 def _settled(sent: asyncio.Event) -> Callable[[asyncio.Task[Any]], None]:
     """A done callback: sets ``sent``, and marks a failure as seen, for a task whose
     failure nobody awaits once its search has failed or been cancelled otherwise."""
@@ -493,9 +466,3 @@ def _settled(sent: asyncio.Event) -> Callable[[asyncio.Task[Any]], None]:
             task.exception()
 
     return done
-
-
-def _without_fragment(url: httpx.URL) -> str:
-    # A literal "#" can only start the fragment (one in a query is encoded): cheaper than
-    # rebuilding the URL without it, on every page.
-    return str(url).partition("#")[0]
