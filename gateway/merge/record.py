@@ -23,11 +23,13 @@ Provenance resource naming every contributing source.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, unquote
 
 from adapters.base import FhirResource, supports_reads
 from fhir_profiles.codes import PROVENANCE_PARTICIPANT_TYPE_SYSTEM
@@ -56,6 +58,8 @@ from gateway.sources import Gathered, Source, SourceRecord, SourceReport
 #: (:mod:`gateway.collect.directory`).
 RESOLVABLE = frozenset(PATIENT_COMPARTMENT_TYPES)
 _READ_BY_ID = RESOLVABLE | frozenset(REFERENCED_TYPES)
+#: What a FHIR R4 ``id`` is made of (its length is checked on its own).
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]+")
 
 
 @dataclass(slots=True)
@@ -96,9 +100,12 @@ class NormalisedSource:
 
 
 def gateway_id(source_id: str, local_id: str) -> str:
-    """A FHIR id unique across sources and stable across requests."""
+    """A FHIR id unique across sources and stable across requests: ``{source}.{local}``,
+    or the source and a digest of its id where that would be no FHIR id (longer than 64
+    characters, or the source's id holds others than letters, digits, ``-`` and ``.``:
+    a client building a URL of it could be sent elsewhere)."""
     candidate = f"{source_id}.{local_id}"
-    if len(candidate) <= 64:
+    if len(candidate) <= 64 and _FHIR_ID.fullmatch(local_id):
         return candidate
     digest = hashlib.sha256(local_id.encode()).hexdigest()[: 63 - len(source_id)]
     return f"{source_id}.{digest}"
@@ -117,7 +124,7 @@ def also_known_as(resource: FhirResource) -> list[str]:
         source, _, original = uri.removeprefix(SOURCE_URI).partition("#")
         kind, _, local = original.partition("/")
         if source and kind and local:
-            aliases.append(f"{kind}/{gateway_id(source, local)}")
+            aliases.append(f"{kind}/{gateway_id(source, unquote(local))}")
     return aliases
 
 
@@ -174,7 +181,9 @@ def _rewrite(
     resource["id"] = gateway_id(source_id, local_id)
     meta = resource.get("meta")
     meta = dict(meta) if isinstance(meta, dict) else {}
-    meta["source"] = f"{SOURCE_URI}{source_id}#{resource['resourceType']}/{local_id}"
+    # The source's own id, percent-encoded where it is no FHIR id: a uri holds no spaces.
+    original = quote(local_id, safe="")
+    meta["source"] = f"{SOURCE_URI}{source_id}#{resource['resourceType']}/{original}"
     existing = meta.get("tag")
     unit = care_unit_of(resource, ctx.provider, existing)
     tags = (

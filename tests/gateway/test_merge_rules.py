@@ -7,8 +7,10 @@ deliberately, reported for its source, and never leaks into the record.
 from __future__ import annotations
 
 import copy
+import re
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -288,6 +290,39 @@ def test_a_plan_remembers_no_key_of_the_last_source_and_decides_as_before() -> N
     assert kept == [True, True, False, True, True]
     assert told.groups == untold.groups == {0: [stream[2]["meta"]["source"]]}
     assert (told.remembered, untold.remembered) == (2, 3)
+
+
+@pytest.mark.parametrize("local_id", ["../etc", "a/b", "x y", "a#b", "ö1", "a" * 64])
+def test_a_source_id_that_is_no_fhir_id_becomes_one_and_references_follow(local_id: str) -> None:
+    """A client builds URLs of our ids: one made of a source's broken or hostile id could
+    send it elsewhere. Such an id is replaced by a digest of it, the same on every read
+    and in every reference to it; ``meta.source`` keeps it, percent-encoded."""
+    pointer = observation("o2", hasMember=[{"reference": f"Observation/{local_id}"}])
+    once, again = (
+        unify_observations([observation(local_id), copy.deepcopy(pointer)]) for _ in range(2)
+    )
+    made = once[0]["id"]
+    assert made == again[0]["id"]
+    assert re.fullmatch(r"region-a\.[0-9a-f]{1,55}", made)
+    assert once[0]["meta"]["source"] == (
+        f"urn:samlad:source:region-a#Observation/{quote(local_id, safe='')}"
+    )
+    if "/" not in local_id:  # else no reference to it can be told from a versioned one
+        assert once[1]["hasMember"] == [{"reference": f"Observation/{made}"}]
+
+
+def test_a_source_id_that_is_a_fhir_id_is_kept() -> None:
+    assert [r["id"] for r in unify_observations([observation("o-1.A")])] == ["region-a.o-1.A"]
+
+
+def unify_observations(resources: list[FhirResource]) -> list[FhirResource]:
+    merged = unify(
+        gathered((source("region-a"), patient(), resources)),
+        PERSON,
+        "unified-id",
+        frozenset({"Observation"}),
+    )
+    return merged.resources
 
 
 def test_the_same_time_in_another_offset_is_the_same_fact() -> None:
