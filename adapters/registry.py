@@ -29,7 +29,7 @@ class AdapterFactory(Protocol):
 
 
 #: Each kind's adapter, as ``module:class``. Imported when first used: a process without
-#: a legacy source never loads the XML adapter and its parsers (about 1.7 MB).
+#: a legacy source never loads the XML adapter and its parsers (about 1.1 MB).
 ADAPTER_KINDS: Mapping[str, str] = MappingProxyType(
     {
         "fhir-r4": "adapters.fhir_r4:FhirR4Adapter",

@@ -88,7 +88,7 @@ def test_a_gateway_on_sqlite_does_without_the_postgresql_driver(
 def test_a_production_gateway_does_without_the_development_login(
     tmp_path: Path, issuer: IssuerKit
 ) -> None:
-    """The development login's pages and the simulated people they offer (about 3 MB of
+    """The development login's pages and the simulated people they offer (about 2 MB of
     a process) are loaded only by a gateway that serves them; the legacy XML adapter only
     by one with a legacy source."""
     config = _sqlite_config(tmp_path, issuer, free_port())

@@ -175,7 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_discovery_router(settings))
     if settings.dev_authorization_server:
         # Imported only here: a production process never loads the development login
-        # pages, nor the simulated people they offer (about 3 MB).
+        # pages, nor the simulated people they offer (about 2 MB).
         from gateway.run.authserver.routes import build_authserver_router
         from gateway.run.authserver.server import DevAuthorizationServer
 
