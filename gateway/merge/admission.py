@@ -31,6 +31,8 @@ MAX_STRING = 2 * 1024 * 1024
 
 #: A FHIR resource type's name: the only upstream text a count is kept under.
 RESOURCE_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
+#: A relative reference: ``Type/id``, or a version of it (``Type/id/_history/version``).
+_RELATIVE_REFERENCE = re.compile(r"[A-Z][A-Za-z]{1,63}/[^/]+(/_history/[^/]+)?")
 
 
 class Inadmissible(ValueError):
@@ -71,6 +73,21 @@ def _walk(resource: FhirResource) -> list[dict[str, Any]]:
             if type(value) in _CONTAINERS:
                 push((value, depth + 1))
     return refs
+
+
+def _followable(reference: str) -> bool:
+    """Whether a client may follow ``reference`` from the gateway: a contained (``#``),
+    absolute or ``urn:`` one, or a relative one naming a type and one id (or a version of
+    it), without dot segments. Resolved against the gateway's base, ``../x`` or
+    ``Observation/a/../../x`` would send the client, with its token, elsewhere."""
+    if reference.startswith("#") or "://" in reference or reference.startswith("urn:"):
+        return True
+    segments = reference.split("/")
+    return (
+        _RELATIVE_REFERENCE.fullmatch(reference) is not None
+        and "." not in segments
+        and ".." not in segments
+    )
 
 
 def _oversized(resource: FhirResource) -> bool:
@@ -138,6 +155,8 @@ def admit_referenced(
     if not isinstance(local_id, str) or not 0 < len(local_id) <= 64:
         raise Inadmissible("missing or invalid id")
     refs = _walk(resource)
+    if not all(_followable(ref["reference"]) for ref in refs):
+        raise Inadmissible("a malformed reference")
     if _oversized(resource):
         raise Inadmissible("an attachment is too large")
     text = resource.get("text")

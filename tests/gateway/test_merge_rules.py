@@ -198,6 +198,10 @@ def deep(levels: int) -> dict[str, Any]:
         (observation(subject=None), "does not belong"),
         (observation(id=None), "invalid id"),
         (observation(id="x" * 65), "invalid id"),
+        (observation(performer=[{"reference": "../../admin"}]), "malformed reference"),
+        (observation(performer=[{"reference": "Organization/a/../../x"}]), "malformed reference"),
+        (observation(performer=[{"reference": "Organization/.."}]), "malformed reference"),
+        (observation(performer=[{"reference": "Organization"}]), "malformed reference"),
         ({**observation(), "resourceType": "Patient"}, "unexpected resource type"),
         ("not an object", "unexpected resource type"),
         (observation(extension=[deep(MAX_DEPTH + 5)]), "nested too deeply"),
@@ -219,6 +223,22 @@ def test_hostile_resources_are_dropped_and_reported(resource: Any, reason: str) 
     assert report.status is SourceStatus.OK
     assert any(reason in w for w in report.warnings), report.warnings
     assert report.resource_count == 1
+
+
+def test_every_followable_reference_is_admitted() -> None:
+    references = [
+        "Organization/o1",
+        "Organization/o1/_history/2",
+        "Organization/x y",  # no FHIR id, but one segment: made one (a digest)
+        "#contained",
+        "https://other.example/fhir/Organization/o1",
+        "urn:uuid:9a1c7d1e-9c1d-4f5e-9a9a-0b1f2c3d4e5f",
+    ]
+    performers = [{"reference": r} for r in references]
+    result = run((source(), patient(), [observation(performer=performers)]))
+    (admitted,) = result.resources
+    assert len(admitted["performer"]) == len(references)
+    assert not result.reports[0].warnings
 
 
 def test_absurd_dates_are_removed_and_reported() -> None:
