@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from tests.gateway.conftest import TEST_PERSON, Gateway
 
 HSA = "urn:oid:1.2.752.129.2.1.4.1"
@@ -205,3 +207,17 @@ async def grant_proxy(
     )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+async def open_emergency(
+    gateway: Gateway, patient_id: str, headers: dict[str, str], reason: str
+) -> httpx.Response:
+    """A clinician (``headers``) opens emergency access to the patient, for ``reason``."""
+    return await gateway.client.post(
+        f"/fhir/Patient/{patient_id}/$emergency-access",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueString": reason}],
+        },
+        headers=headers,
+    )

@@ -41,6 +41,7 @@ from tests.gateway.consent_helpers import (
     grant,
     grant_proxy,
     guardian_block_body,
+    open_emergency,
     seal,
 )
 from tests.gateway.test_own_data import blood_pressure, symptoms
@@ -196,14 +197,7 @@ async def _clinician_withdrawn(gw: Gateway, patient_id: str) -> dict[str, str]:
 
 async def _clinician_emergency(gw: Gateway, patient_id: str) -> dict[str, str]:
     headers = gw.clinician()
-    response = await gw.client.post(
-        f"/fhir/Patient/{patient_id}/$emergency-access",
-        json={
-            "resourceType": "Parameters",
-            "parameter": [{"name": "reason", "valueString": "Medvetslös på akuten"}],
-        },
-        headers=headers,
-    )
+    response = await open_emergency(gw, patient_id, headers, "Medvetslös på akuten")
     assert response.status_code == 200, response.text
     return headers
 

@@ -13,7 +13,7 @@ from consent.audit import AuditLog
 from consent.store import ConsentStore
 from store.db import Database, sync_url
 from tests.gateway.conftest import NORD_PROVIDER, TEST_PERSON, Gateway
-from tests.gateway.consent_helpers import block, consent_body, deactivate, grant
+from tests.gateway.consent_helpers import block, consent_body, deactivate, grant, open_emergency
 from tests.gateway.test_overview import source_status
 
 pytestmark = pytest.mark.anyio
@@ -214,14 +214,7 @@ async def test_emergency_access_is_flagged_limited_and_respects_blocks(gateway: 
         f"/fhir/Patient/{patient_id}/$emergency-access", json=missing, headers=headers
     )
     assert response.status_code == 400
-    opened = await gateway.client.post(
-        f"/fhir/Patient/{patient_id}/$emergency-access",
-        json={
-            "resourceType": "Parameters",
-            "parameter": [{"name": "reason", "valueString": "Akut medvetslös, 19121212-1212"}],
-        },
-        headers=headers,
-    )
+    opened = await open_emergency(gateway, patient_id, headers, "Akut medvetslös, 19121212-1212")
     assert opened.status_code == 200, opened.text
     seen = await everything(gateway, patient_id, headers)
     assert sources_of(seen) == {"region-nord", "region-vast"}, "blocks still hold"

@@ -36,7 +36,7 @@ from simregions.store import RegionStore
 from tests.conftest import IssuerKit
 from tests.consent.helpers import entry
 from tests.gateway.conftest import NORD_PROVIDER, TEST_PERSON, Gateway, Region, running_gateway
-from tests.gateway.consent_helpers import grant, seal
+from tests.gateway.consent_helpers import grant, open_emergency, seal
 
 pytestmark = pytest.mark.anyio
 
@@ -331,14 +331,8 @@ async def test_emergency_access_is_told_to_whoever_has_a_channel(
     await grant(gw, patient_id, NORD_PROVIDER)
     await gw.client.get(f"/fhir/Patient/{patient_id}", headers=gw.clinician())
     assert await _count(gw, "notice") == 0, "reads were not asked for"
-    opened = await gw.client.post(
-        f"/fhir/Patient/{patient_id}/$emergency-access",
-        json={
-            "resourceType": "Parameters",
-            "parameter": [{"name": "reason", "valueString": "Medvetslös på akuten"}],
-        },
-        headers=gw.clinician(unit="SE2321009003-VCSS", provider="SE2321009003-SYD0"),
-    )
+    syd = gw.clinician(unit="SE2321009003-VCSS", provider="SE2321009003-SYD0")
+    opened = await open_emergency(gw, patient_id, syd, "Medvetslös på akuten")
     assert opened.status_code == 200, opened.text
     assert await _count(gw, "notice") == 1
     assert await _sent(gw, timedelta(seconds=61)) == 1
