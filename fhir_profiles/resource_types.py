@@ -16,12 +16,16 @@ emitted too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from fhir_profiles.codes import OBSERVATION_CATEGORY_SYSTEM
+
+#: A resource's ``id`` as FHIR R4 has it: 1 to 64 letters, digits, ``-`` and ``.``.
+RESOURCE_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 #: A path to an element: keys from the resource down (lists on the way are walked).
 Path = tuple[str, ...]

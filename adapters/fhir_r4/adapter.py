@@ -35,15 +35,13 @@ from fhir_profiles.identifiers import (
     PersonIdentifier,
     parse_person_identifier,
 )
-from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES
+from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, RESOURCE_ID
 
 log = logging.getLogger("adapters.fhir_r4")
 
 FHIR_JSON = "application/fhir+json"
 
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
-# FHIR R4 ``id``: what a source may legitimately hand us as a Patient id.
-_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 #: Most ids asked for in one ``_id`` search (its URL stays short).
 _IDS_PER_SEARCH = 50
 #: The types the gateway asks sources for (each by a search of its own, the Patient by
@@ -167,7 +165,7 @@ class FhirR4Adapter(FhirR4Writes):
         result)."""
         if not _RESOURCE_TYPE.match(resource_type):
             raise ValueError("not a FHIR resource type name")
-        if not _FHIR_ID.match(patient_id):
+        if not RESOURCE_ID.fullmatch(patient_id):
             # Patient ids come from the source itself; a malformed one is its fault.
             raise SourceProtocolError(f"{self.source_id}: Patient id is not a valid FHIR id")
         what = f"{self.source_id}: {resource_type} search"
@@ -232,7 +230,7 @@ class FhirR4Adapter(FhirR4Writes):
         the search, or a 400 to the read too: it serves no such type)."""
         if not _RESOURCE_TYPE.match(resource_type):
             raise ValueError("not a FHIR resource type name")
-        wanted = sorted({i for i in ids if _FHIR_ID.match(i)})
+        wanted = sorted({i for i in ids if RESOURCE_ID.fullmatch(i)})
         found: list[FhirResource] = []
         for start in range(0, len(wanted), _IDS_PER_SEARCH):
             part = wanted[start : start + _IDS_PER_SEARCH]

@@ -6,7 +6,6 @@ invariants ext-1, per-1, app-2, app-3, con-4, con-5, ait-1 and ait-2.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from datetime import date
 from types import MappingProxyType
@@ -19,6 +18,7 @@ from fhir_profiles.codes import (
     CONDITION_VERIFICATION_SYSTEM,
 )
 from fhir_profiles.datetimes import parse_datetime
+from fhir_profiles.resource_types import RESOURCE_ID
 from fhir_profiles.validate.issues import Issue, codes_of, values_at
 
 _OO_CODES = (
@@ -97,7 +97,6 @@ _CONDITION_VERIFICATION = frozenset(
 )
 _ALLERGY_CLINICAL = frozenset(["active", "inactive", "resolved"])
 _ALLERGY_VERIFICATION = frozenset(["unconfirmed", "confirmed", "refuted", "entered-in-error"])
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}", re.ASCII)
 #: Periods the per-1 invariant is checked on, per type.
 _PERIODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -137,7 +136,7 @@ def base_rules(resource: dict[str, Any], rtype: str, where: str) -> list[Issue]:
     """Every layer-2 problem of one resource of type ``rtype`` (not of resources inside it)."""
     issues: list[Issue] = []
     rid = resource.get("id")
-    if isinstance(rid, str) and not _ID.fullmatch(rid):
+    if isinstance(rid, str) and not RESOURCE_ID.fullmatch(rid):
         issues.append(Issue("error", f"{where}.id", "not a valid FHIR id", "binding"))
     for path, allowed in REQUIRED_BINDINGS.items():
         head, _, rest = path.partition(".")

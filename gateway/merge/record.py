@@ -23,7 +23,6 @@ Provenance resource naming every contributing source.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,11 @@ from fhir_profiles.extensions import ALSO_REPORTED_BY_URL, FETCHED_AT_URL
 from fhir_profiles.identifiers import HSA_ID_SYSTEM, SOURCE_SYSTEM, SOURCE_URI, PersonIdentifier
 from fhir_profiles.normalise import normalise_resource
 from fhir_profiles.record_status import CARE_PROVIDER_TAG, CARE_UNIT_TAG, CONCERNED_UNIT_TAG
-from fhir_profiles.resource_types import PATIENT_COMPARTMENT_TYPES, REFERENCED_TYPES
+from fhir_profiles.resource_types import (
+    PATIENT_COMPARTMENT_TYPES,
+    REFERENCED_TYPES,
+    RESOURCE_ID,
+)
 from gateway.merge.admission import (
     PATIENT_FIELDS,
     RESOURCE_TYPE_NAME,
@@ -58,8 +61,6 @@ from gateway.sources import Gathered, Source, SourceRecord, SourceReport
 #: (:mod:`gateway.collect.directory`).
 RESOLVABLE = frozenset(PATIENT_COMPARTMENT_TYPES)
 _READ_BY_ID = RESOLVABLE | frozenset(REFERENCED_TYPES)
-#: What a FHIR R4 ``id`` is made of (its length is checked on its own).
-_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]+")
 
 
 @dataclass(slots=True)
@@ -105,7 +106,7 @@ def gateway_id(source_id: str, local_id: str) -> str:
     characters, or the source's id holds others than letters, digits, ``-`` and ``.``:
     a client building a URL of it could be sent elsewhere)."""
     candidate = f"{source_id}.{local_id}"
-    if len(candidate) <= 64 and _FHIR_ID.fullmatch(local_id):
+    if len(candidate) <= 64 and RESOURCE_ID.fullmatch(local_id):
         return candidate
     digest = hashlib.sha256(local_id.encode()).hexdigest()[: 63 - len(source_id)]
     return f"{source_id}.{digest}"
