@@ -102,17 +102,20 @@ def test_references_no_answer_holds_are_counted_per_target_type() -> None:
                     {"reference": "#contained"},
                     {"reference": "https://elsewhere.test/fhir/Practitioner/p9"},
                     {"reference": "urn:uuid:0b1d"},
-                    {"reference": "191212121212/x"},
                     {"display": "no reference at all"},
                 ],
             ),
+            # No type: no reference a client could follow; dropped, and never named.
+            observation("o6", performer=[{"reference": "191212121212/x"}]),
         ]
     )
     (report,) = result.reports
     # Served types (Encounter, Observation) and the source's own Patient resolve; contained,
-    # absolute and urn references are not the answer's to resolve; no non-type is named.
+    # absolute and urn references are not the answer's to resolve.
     assert report.unresolved == {"Practitioner": 2, "Organization": 1, "Patient": 1}
     assert report.resource_count == 5
+    assert report.warnings == ["dropped 1 resource(s): a malformed reference"]
+    assert "191212121212" not in str(report)
     assert report.unsupported == {}
     served = {r["id"]: r for r in result.resources}
     assert served["region-a.o1"]["performer"][0] == {
