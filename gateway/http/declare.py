@@ -35,7 +35,7 @@ class OperationOutcome(BaseModel):
 
 
 #: Where the OpenAPI document keeps the OperationOutcome's schema (see :func:`outcome_schemas`).
-OUTCOME_SCHEMA = {"$ref": f"#/components/schemas/{OperationOutcome.__name__}"}
+_OUTCOME_SCHEMA = {"$ref": f"#/components/schemas/{OperationOutcome.__name__}"}
 
 
 def outcome_schemas() -> dict[str, Any]:
@@ -51,7 +51,7 @@ def fhir_error(description: str, **documented: Any) -> dict[str, Any]:
     """An error answer as the OpenAPI document describes it: an OperationOutcome in FHIR
     JSON. By reference, not as a ``model``: FastAPI would build a pydantic field for each
     route and status (about 5.5 MB of a worker), only to document it."""
-    content = {FhirJSONResponse.media_type: {"schema": OUTCOME_SCHEMA}}
+    content = {FhirJSONResponse.media_type: {"schema": _OUTCOME_SCHEMA}}
     return {"description": description, "content": content, **documented}
 
 

@@ -32,7 +32,7 @@ MAX_STRING = 2 * 1024 * 1024
 #: A FHIR resource type's name: the only upstream text a count is kept under.
 RESOURCE_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
 #: A relative reference: ``Type/id``, or a version of it (``Type/id/_history/version``).
-_RELATIVE_REFERENCE = re.compile(r"[A-Z][A-Za-z]{1,63}/[^/]+(/_history/[^/]+)?")
+_RELATIVE_REFERENCE = re.compile(rf"{RESOURCE_TYPE_NAME.pattern}/[^/]+(/_history/[^/]+)?")
 
 
 class Inadmissible(ValueError):
