@@ -22,13 +22,11 @@ cache, by :class:`gateway.access.reader.RecordReader`.
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
-    Hashable,
     Iterable,
     Iterator,
     Mapping,
@@ -43,7 +41,7 @@ from sqlalchemy import Table, delete, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import FhirResource
-from gateway.collect.changes import ChangeLog
+from gateway.collect.changes import ChangeLog, apply_changes
 from gateway.collect.owners import OwnerIndex
 from gateway.collect.sealing import (
     CHUNK_SIZE,
@@ -55,7 +53,6 @@ from gateway.collect.sealing import (
 )
 from gateway.collect.snapshot import CacheSnapshot, StoredType
 from gateway.memo import RECENT_SECONDS, Recent
-from gateway.merge.dedup import record_keys
 from store.db import Database
 from store.tables import CacheChunk, CacheSync, as_utc
 
@@ -63,6 +60,7 @@ from store.tables import CacheChunk, CacheSync, as_utc
 __all__ = [
     "CHUNK_SIZE",
     "WRITE_BATCH",
+    "WRITE_BATCH_BYTES",
     "CacheCorrupt",
     "CacheSnapshot",
     "ChunkSealer",
@@ -77,8 +75,11 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-#: Most chunks written by one statement.
+#: Most chunks written by one statement, and most bytes of them: a large answer's chunks
+#: are read back from their temporary file (:mod:`gateway.collect.spill`) a statement at
+#: a time.
 WRITE_BATCH = 16
+WRITE_BATCH_BYTES = 512 * 1024
 
 
 _CHUNKS: Table = CacheChunk.__table__  # type: ignore[attr-defined]
@@ -93,8 +94,17 @@ class SyncState:
     full_synced_at: datetime
 
 
-def _batched(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    while batch := list(itertools.islice(rows, size)):
+def _batched(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """``rows`` (chunk rows) a statement's worth at a time."""
+    batch: list[dict[str, Any]] = []
+    held = 0
+    for row in rows:
+        batch.append(row)
+        held += len(row["body"])
+        if len(batch) == WRITE_BATCH or held >= WRITE_BATCH_BYTES:
+            yield batch
+            batch, held = [], 0
+    if batch:
         yield batch
 
 
@@ -284,7 +294,11 @@ class RecordCache:
         async def replace(conn: AsyncConnection) -> None:
             await self._replace(conn, patient_id, source_id, sealed, synced_at)
 
-        await self._locked(patient_id, source_id, replace)
+        try:
+            await self._locked(patient_id, source_id, replace)
+        finally:
+            for part in sealed.values():
+                part.close()
 
     async def _locked(
         self,
@@ -371,12 +385,16 @@ class RecordCache:
         await self._changes.changed(conn, patient_id, current, changes, newer)
         for resource_type, changed in changes.items():
             if resource_type not in newer:
-                _apply_changes(current[resource_type], changed)
+                apply_changes(current[resource_type], changed)
         merged = {t: list(by_id.values()) for t, by_id in current.items()}
         written = {t: merged[t] for t in merged if t not in newer}
         full_synced = {t: previous[t].full_synced_at for t in written}
         sealed = self._sealed(patient_id, source_id, written)
-        await self._write(conn, patient_id, source_id, sealed, synced_at, full_synced)
+        try:
+            await self._write(conn, patient_id, source_id, sealed, synced_at, full_synced)
+        finally:
+            for part in sealed.values():
+                part.close()
         return merged
 
     async def _write(
@@ -389,7 +407,8 @@ class RecordCache:
         full_synced_at: Mapping[str, datetime],
     ) -> None:
         """Replace the chunks of every type in ``sealed``: three statements for a record
-        of up to :data:`WRITE_BATCH` chunks, one more for each further batch. Rows are
+        of up to :data:`WRITE_BATCH` chunks (and :data:`WRITE_BATCH_BYTES`), one more for
+        each further batch. Rows are
         written in key order, as any other writer of them does."""
         if not sealed:
             return
@@ -408,7 +427,7 @@ class RecordCache:
             for number, body in enumerate(sealed[resource_type].bodies)
         )
         # Upserts: a chunk row removed by another write meanwhile may be back.
-        for batch in _batched(rows, WRITE_BATCH):
+        for batch in _batched(rows):
             await conn.execute(self._put_chunk, batch)
         await self.owners.replace(conn, patient_id, source_id, {t: sealed[t].refs for t in types})
         await conn.execute(
@@ -478,22 +497,3 @@ class RecordCache:
             return await self._db.write(remove)
         finally:
             self._recent.clear()
-
-
-def _apply_changes(current: dict[str, FhirResource], changed: Sequence[FhirResource]) -> None:
-    """Merge one source's changed resources into what it answered before (by id): a
-    changed resource replaces the one of its id, and also any other that is the same
-    record under an older id (:func:`~gateway.merge.dedup.record_keys`), so a source that
-    gave its data new ids does not show each record twice."""
-    holders: dict[Hashable, str] = {}
-    for resource_id, resource in current.items():
-        for key in record_keys(resource):
-            holders.setdefault(key, resource_id)
-    for resource in changed:
-        resource_id = str(resource.get("id"))
-        for key in record_keys(resource):
-            older = holders.get(key)
-            if older is not None and older != resource_id:
-                current.pop(older, None)
-            holders[key] = resource_id
-        current[resource_id] = resource

@@ -18,7 +18,7 @@ its cached version.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,6 +29,7 @@ from adapters.base import FhirResource
 from fhir_profiles.subscriptions import ACTIVE, REQUESTED, TOPIC_TYPES
 from gateway.collect.notices import news_kinds, record_news
 from gateway.collect.owners import OwnerIndex
+from gateway.merge.dedup import record_keys
 from store.jobs import Subscription, SubscriptionEvent
 from store.tables import table_of
 
@@ -64,7 +65,7 @@ class ChangeLog:
         conn: AsyncConnection,
         patient_id: str,
         source_id: str,
-        ids: Mapping[str, tuple[Sequence[str], Sequence[str]]],
+        ids: Mapping[str, tuple[Iterable[str], Iterable[str]]],
     ) -> None:
         """Before a full refresh replaces the types in ``ids`` (cached before; per type
         the ids and their owner-index keys, in the same order): record the ids new to
@@ -150,3 +151,22 @@ async def _record(
         ]
         if rows:
             await conn.execute(insert(_EVENTS), rows)
+
+
+def apply_changes(current: dict[str, FhirResource], changed: Sequence[FhirResource]) -> None:
+    """Merge one source's changed resources into what it answered before (by id): a
+    changed resource replaces the one of its id, and also any other that is the same
+    record under an older id (:func:`~gateway.merge.dedup.record_keys`), so a source that
+    gave its data new ids does not show each record twice."""
+    holders: dict[Hashable, str] = {}
+    for resource_id, resource in current.items():
+        for key in record_keys(resource):
+            holders.setdefault(key, resource_id)
+    for resource in changed:
+        resource_id = str(resource.get("id"))
+        for key in record_keys(resource):
+            older = holders.get(key)
+            if older is not None and older != resource_id:
+                current.pop(older, None)
+            holders[key] = resource_id
+        current[resource_id] = resource

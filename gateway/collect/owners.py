@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import Select, Table, bindparam, delete, insert, select, tuple_
+from sqlalchemy import Select, Table, bindparam, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.keys import Purpose, derive_key
@@ -41,9 +41,10 @@ class OwnerIndex:
     def __init__(self, db: Database, data_key: str) -> None:
         self._db = db
         self._key = derive_key(data_key, Purpose.RECORD_OWNER)
-        # A plain insert: every write of one person and source's rows holds its write
-        # lock (see RecordCache._write) and inserts only what it did not find there.
-        self._put = insert(_OWNERS)
+        # Every write of one person and source's rows holds its write lock (see
+        # RecordCache._write) and inserts only what it did not find there; a key met twice
+        # in one answer (the same id twice) is kept once.
+        self._put = db.upsert(_OWNERS).on_conflict_do_nothing()
         self._remove = delete(_OWNERS).where(
             _OWNERS.c.patient_id == bindparam("patient_id"),
             _OWNERS.c.source_id == bindparam("source_id"),
@@ -62,7 +63,7 @@ class OwnerIndex:
         conn: AsyncConnection,
         patient_id: str,
         source_id: str,
-        refs: Mapping[str, Sequence[str]],
+        refs: Mapping[str, Iterable[str]],
     ) -> None:
         """Index exactly ``refs`` (per type, each made by :meth:`ref` beforehand, out of
         the transaction) for one person and source, replacing what those types had: rows
@@ -70,35 +71,30 @@ class OwnerIndex:
         chunks, under its write lock."""
         if not refs:
             return
-        types = sorted(refs)
-        indexed = await conn.execute(
-            select(_OWNERS.c.resource_type, _OWNERS.c.ref).where(
-                _OWNERS.c.patient_id == patient_id,
-                _OWNERS.c.source_id == source_id,
-                _OWNERS.c.resource_type.in_(types),
-            )
-        )
-        # Only the difference is written: a refresh mostly finds the same resources.
-        gone = {(resource_type, ref) for resource_type, ref in indexed}
-        new = []
-        for resource_type in types:
-            for ref in sorted(set(refs[resource_type])):
-                if (resource_type, ref) in gone:
-                    gone.discard((resource_type, ref))
-                else:
-                    new.append((resource_type, ref))
         person = {"patient_id": patient_id, "source_id": source_id}
-        if gone:
-            await conn.execute(
-                self._remove,
-                [{**person, "type": t, "gone": ref} for t, ref in sorted(gone)],
-            )
-        for start in range(0, len(new), _WRITE_BATCH):
-            # A batch's rows made only for its statement: a large record's would be tens
-            # of MB at once.
-            batch = new[start : start + _WRITE_BATCH]
-            rows = [{**person, "resource_type": t, "ref": ref} for t, ref in batch]
-            await conn.execute(self._put, rows)
+        # Only the difference is written: a refresh mostly finds the same resources.
+        held = await self.held(conn, patient_id, source_id, sorted(refs))
+        for resource_type in sorted(refs):
+            gone = held.get(resource_type, set())
+            # Rows made a batch at a time, as the keys are read, in the order sealed: a
+            # large record's rows, or its keys sorted, would be MBs at once (no order is
+            # needed: the one writer of these rows holds their lock).
+            batch: list[dict[str, str]] = []
+            for ref in refs[resource_type]:
+                if ref in gone:
+                    gone.discard(ref)
+                    continue
+                batch.append({**person, "resource_type": resource_type, "ref": ref})
+                if len(batch) == _WRITE_BATCH:
+                    await conn.execute(self._put, batch)
+                    batch = []
+            if batch:
+                await conn.execute(self._put, batch)
+            if gone:
+                await conn.execute(
+                    self._remove,
+                    [{**person, "type": resource_type, "gone": ref} for ref in sorted(gone)],
+                )
 
     async def held(
         self, conn: AsyncConnection, patient_id: str, source_id: str, types: Sequence[str]

@@ -13,13 +13,14 @@ period after the change.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from adapters.base import FhirResource
+from gateway.collect.spill import SealedChunks
 from gateway.envelope import Envelope, Unopened
 from gateway.keys import Purpose, derive_key, legacy_key
 
@@ -69,12 +70,42 @@ class ChunkCipher:
         return resources
 
 
+class Texts:
+    """Short texts in order (ids, owner-index keys), held as one joined string per page: a
+    list of 50,000 ids or keys is 4 MB of string objects, this a few hundred kB. No text
+    may hold a newline (neither a FHIR id nor a key can)."""
+
+    __slots__ = ("_count", "_parts")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._count = 0
+
+    def extend(self, texts: Sequence[str]) -> None:
+        if not texts:
+            return
+        joined = "\n".join(texts)
+        if joined.count("\n") != len(texts) - 1:
+            raise ValueError("a text holds a newline")
+        self._parts.append(joined)
+        self._count += len(texts)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[str]:
+        for part in self._parts:
+            yield from part.split("\n")
+
+
 @dataclass(slots=True)
 class Sealed:
     """One (person, source, type)'s resources, sealed: what
     :meth:`~gateway.collect.cache.RecordCache.store` writes."""
 
-    bodies: list[bytes]
+    #: The chunks, in order (in memory or, for a large answer, in a temporary file until
+    #: stored: see :meth:`close`).
+    bodies: SealedChunks
     count: int
     #: The resources themselves, if the sealer was asked to keep them and they were few
     #: enough; else None.
@@ -84,9 +115,14 @@ class Sealed:
     digests: list[bytes | None] | None = None
     #: The owner index's key of every resource sealed, in order (see
     #: :meth:`~gateway.collect.owners.OwnerIndex.ref`).
-    refs: list[str] = field(default_factory=list)
+    refs: Texts = field(default_factory=Texts)
     #: The id of every resource sealed, in the same order.
-    ids: list[str] = field(default_factory=list)
+    ids: Texts = field(default_factory=Texts)
+
+    def close(self) -> None:
+        """Let the chunks go once stored (a temporary file is closed at once, not when
+        this is collected)."""
+        self.bodies.close()
 
 
 class KeepBudget:
@@ -161,14 +197,16 @@ class ChunkSealer:
         self._ref = ref
         self._kept: list[FhirResource] | None = None
         self._digests: list[bytes | None] | None = None
+        self._bodies = SealedChunks()
         self.restart()
 
     def restart(self) -> None:
         self._give_back()
-        self._bodies: list[bytes] = []
+        self._bodies.close()  # a search started again: its first try's chunks go
+        self._bodies = SealedChunks()
         self._body = _ChunkBody()
-        self._refs: list[str] = []
-        self._ids: list[str] = []
+        self._refs = Texts()
+        self._ids = Texts()
         self._kept = [] if self._keep is not None else None
         self._digests = [] if self._keep is not None else None
         self.count = 0
@@ -200,8 +238,8 @@ class ChunkSealer:
             raise ValueError("one digest per resource")
         self.count += len(resources)
         ids = [str(r.get("id")) for r in resources]
-        self._ids += ids
-        self._refs += [self._ref(resource_id) for resource_id in ids]
+        self._ids.extend(ids)
+        self._refs.extend([self._ref(resource_id) for resource_id in ids])
         if self._kept is not None and self._keep is not None:
             if len(resources) <= self._keep.left:
                 self._keep.left -= len(resources)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import tempfile
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import pytest
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import text
 from starlette.types import Receive, Scope, Send
 
+from gateway.collect import spill
 from gateway.collect.cache import CHUNK_SIZE, RecordCache
 from gateway.memo import RECENT_SECONDS
 from gateway.run.demo import region_source
@@ -170,6 +172,42 @@ async def test_the_owner_index_follows_each_refresh_of_the_record(cache: RecordC
 
     await cache.forget("unified", "src")
     assert await owned() == {n: ["other"] if n < 3 else [] for n in range(16)}
+
+
+async def test_an_id_met_twice_in_one_answer_is_indexed_once(cache: RecordCache) -> None:
+    twice = [_observation(n) for n in (0, 0, 1)]
+    await cache.save("unified", "src", {"Observation": twice}, NOW, full=True)
+    again = [_observation(n) for n in (1, 1, 2, 2)]
+    later = NOW + timedelta(minutes=1)
+    await cache.save("unified", "src", {"Observation": again}, later, full=True)
+    assert [await cache.owners.owners("Observation", f"src.obs-{n}") for n in range(3)] == [
+        [],
+        ["unified"],
+        ["unified"],
+    ]
+
+
+async def test_a_large_answer_held_in_a_temporary_file_is_stored_whole(
+    cache: RecordCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks past the spill threshold wait in a temporary file: stored in order, the file
+    closed once they are."""
+    made: list[IO[bytes]] = []
+    real = tempfile.TemporaryFile
+
+    def temporary_file() -> IO[bytes]:
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", temporary_file)
+    monkeypatch.setattr(spill, "SPILL_BYTES", 1000)
+    resources = [_observation(n) for n in range(3 * CHUNK_SIZE + 7)]
+    await cache.save("unified", "src", {"Observation": resources}, NOW, full=True)
+    assert len(made) == 1
+    assert made[0].closed
+    loaded = await cache.load("unified", ["src"], ["Observation"])
+    assert loaded["src"]["Observation"] == resources
+    assert len(await _raw_bodies(cache)) == 4
 
 
 async def test_a_chunk_moved_to_another_person_is_never_served(cache: RecordCache) -> None:

@@ -261,7 +261,7 @@ def test_chunks_compressed_page_by_page_hold_exactly_the_resources_in_order() ->
         resources[2 * CHUNK_SIZE :],
     ]
     assert sealed.count == len(resources)
-    assert sealed.refs == [f"ref:obs-{n}" for n in range(len(resources))]
+    assert list(sealed.refs) == [f"ref:obs-{n}" for n in range(len(resources))]
 
     empty = ChunkSealer(seal, None, ref=str).finish()  # an empty type is one empty chunk
     assert [orjson.loads(zlib.decompress(body)) for body in empty.bodies] == [[]]
