@@ -118,7 +118,10 @@ def normalise_datetime(value: str) -> str:
     return _normalise_text(value)
 
 
-@functools.lru_cache(maxsize=65_536)
+# 4,096: an instant recurs within a record (a lab panel's results share it), seldom far
+# apart; at 65,536 entries (about 200 bytes each, 13 MB when full) the cache grew with
+# each large record's distinct instants, which no later request needed.
+@functools.lru_cache(maxsize=4096)
 def _normalise_text(value: str) -> str:
     match = _DATETIME.fullmatch(value)
     if match is None:
