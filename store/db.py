@@ -33,6 +33,11 @@ DEFAULT_POOL_SIZE = 20
 #: pool, so after a restart one statement fails (a 503) and the rest reconnect.
 IDLE_PING_SECONDS = 10.0
 
+#: SQLite's page cache per connection, in KiB (its default is 2,000). Each pooled
+#: connection keeps its own, which a large record written or read through it fills; the
+#: operating system caches the file anyway, and reads and writes measured no slower.
+SQLITE_CACHE_KIB = 256
+
 #: The dialect-specific INSERT both backends' upserts are built from.
 Insert = postgresql.Insert | sqlite.Insert
 
@@ -138,6 +143,7 @@ class Database:
         )
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _write_ahead_log)
+            event.listen(self.engine.sync_engine, "connect", _small_page_cache)
         else:
             _ping_when_idle(self.engine, idle_ping_seconds)
         #: SQLite has one writer at a time: this process's writes take turns here, so
@@ -387,6 +393,13 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
 
     event.listen(sync, "checkin", returned)
     event.listen(sync, "checkout", checked_out)
+
+
+def _small_page_cache(dbapi_connection: Any, _record: Any) -> None:
+    """A connection's page cache of :data:`SQLITE_CACHE_KIB`."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    cursor.close()
 
 
 def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:

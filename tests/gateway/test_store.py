@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from fhir_profiles.identifiers import parse_person_identifier
 from gateway.access.persons import PersonIndex
-from store.db import Database, sync_url
+from store.db import SQLITE_CACHE_KIB, Database, sync_url
 from store.migrate import SchemaNotCurrent, check_current
 from store.tables import Person
 
@@ -190,3 +190,24 @@ def test_unmigrated_database_is_refused(tmp_path: Path) -> None:
 def test_url_forms() -> None:
     assert sync_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
     assert make_url(sync_url("sqlite:///x.db")).get_backend_name() == "sqlite"
+
+
+async def test_every_sqlite_connection_keeps_a_small_page_cache(tmp_path: Path) -> None:
+    """Each pooled connection has a cache of its own, filled by a large record: each is
+    held to SQLITE_CACHE_KIB, not SQLite's 2,000 KiB."""
+    db = Database(f"sqlite:///{tmp_path / 'samlad.db'}")
+    held = asyncio.Event()
+    sizes: list[int] = []
+
+    async def ask() -> None:
+        async with db.connect() as conn:
+            sizes.append(int((await conn.execute(text("PRAGMA cache_size"))).scalar_one()))
+            if len(sizes) == 2:
+                held.set()
+            await held.wait()  # both at once: two connections
+
+    try:
+        await asyncio.gather(ask(), ask())
+    finally:
+        await db.dispose()
+    assert sizes == [-SQLITE_CACHE_KIB, -SQLITE_CACHE_KIB]
