@@ -429,7 +429,8 @@ class RecordCache:
         # Upserts: a chunk row removed by another write meanwhile may be back.
         for batch in _batched(rows):
             await conn.execute(self._put_chunk, batch)
-        await self.owners.replace(conn, patient_id, source_id, {t: sealed[t].refs for t in types})
+        refs = {t: sealed[t].refs.merged() for t in types}
+        await self.owners.replace(conn, patient_id, source_id, refs)
         await conn.execute(
             self._put_sync,
             [

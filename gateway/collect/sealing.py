@@ -12,6 +12,7 @@ period after the change.
 
 from __future__ import annotations
 
+import heapq
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -97,6 +98,19 @@ class Texts:
         for part in self._parts:
             yield from part.split("\n")
 
+    def merged(self) -> Iterator[str]:
+        """Every text in sorted order, where each :meth:`extend` was given its texts
+        sorted: the pages merged as they are read, none split whole."""
+        return heapq.merge(*(_lines(part) for part in self._parts))
+
+
+def _lines(part: str) -> Iterator[str]:
+    start = 0
+    while (end := part.find("\n", start)) != -1:
+        yield part[start:end]
+        start = end + 1
+    yield part[start:]
+
 
 @dataclass(slots=True)
 class Sealed:
@@ -113,10 +127,11 @@ class Sealed:
     #: Beside kept ``resources``, what was handed in with each (see
     #: :meth:`ChunkSealer.take`); else None.
     digests: list[bytes | None] | None = None
-    #: The owner index's key of every resource sealed, in order (see
-    #: :meth:`~gateway.collect.owners.OwnerIndex.ref`).
+    #: The owner index's key of every resource sealed (see
+    #: :meth:`~gateway.collect.owners.OwnerIndex.ref`), in key order within each page
+    #: taken: :meth:`Texts.merged` gives them all in key order.
     refs: Texts = field(default_factory=Texts)
-    #: The id of every resource sealed, in the same order.
+    #: The id of every resource sealed, in the same order as ``refs``.
     ids: Texts = field(default_factory=Texts)
 
     def close(self) -> None:
@@ -238,8 +253,12 @@ class ChunkSealer:
             raise ValueError("one digest per resource")
         self.count += len(resources)
         ids = [str(r.get("id")) for r in resources]
-        self._ids.extend(ids)
-        self._refs.extend([self._ref(resource_id) for resource_id in ids])
+        refs = [self._ref(resource_id) for resource_id in ids]
+        # Each page's keys in key order (its ids in the same order), so the owner index
+        # is written in key order (Texts.merged) without every key held at once.
+        order = sorted(range(len(refs)), key=refs.__getitem__)
+        self._ids.extend([ids[i] for i in order])
+        self._refs.extend([refs[i] for i in order])
         if self._kept is not None and self._keep is not None:
             if len(resources) <= self._keep.left:
                 self._keep.left -= len(resources)

