@@ -408,8 +408,8 @@ class RecordCache:
     ) -> None:
         """Replace the chunks of every type in ``sealed``: three statements for a record
         of up to :data:`WRITE_BATCH` chunks (and :data:`WRITE_BATCH_BYTES`), one more for
-        each further batch. Rows are
-        written in key order, as any other writer of them does."""
+        each further batch. Rows are written in key order, as any other writer of them
+        does."""
         if not sealed:
             return
         types = sorted(sealed)
