@@ -61,7 +61,8 @@ class SealedChunks:
     def _spill(self) -> None:
         try:
             # Kept open beyond this call: closed by close(), or when this is let go.
-            self._file = tempfile.TemporaryFile()  # noqa: SIM115
+            # Unbuffered: a write that fails (a full disk) fails here, not at a later seek.
+            self._file = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115
             self._close = weakref.finalize(self, self._file.close)
             for body in self._held:
                 self._write(body)
@@ -74,7 +75,8 @@ class SealedChunks:
     def _write(self, body: bytes) -> None:
         assert self._file is not None
         self._file.seek(self._end)
-        self._file.write(body)
+        if self._file.write(body) != len(body):
+            raise OSError("a short write to the temporary file")
         self._spans.append((self._end, len(body)))
         self._end += len(body)
 

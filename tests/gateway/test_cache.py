@@ -195,9 +195,10 @@ async def test_a_large_answer_held_in_a_temporary_file_is_stored_whole(
     made: list[IO[bytes]] = []
     real = tempfile.TemporaryFile
 
-    def temporary_file() -> IO[bytes]:
-        made.append(real())
-        return made[-1]
+    def temporary_file(**options: Any) -> IO[bytes]:
+        file: IO[bytes] = real(**options)
+        made.append(file)
+        return file
 
     monkeypatch.setattr(tempfile, "TemporaryFile", temporary_file)
     monkeypatch.setattr(spill, "SPILL_BYTES", 1000)

@@ -25,8 +25,8 @@ def made_files(monkeypatch: pytest.MonkeyPatch) -> list[IO[bytes]]:
     made: list[IO[bytes]] = []
     real = tempfile.TemporaryFile
 
-    def temporary_file() -> IO[bytes]:
-        file = real()
+    def temporary_file(**options: Any) -> IO[bytes]:
+        file: IO[bytes] = real(**options)
         made.append(file)
         return file
 
@@ -93,26 +93,31 @@ def test_without_a_temporary_file_the_chunks_stay_in_memory(
 
 
 class _FullDisk(io.BytesIO):
-    """A file that takes ``room`` writes, then fails as a full disk does."""
+    """A file that takes ``room`` writes, then fails as a full disk does: an error, or
+    (unbuffered) a write of less than it was given."""
 
-    def __init__(self, room: int) -> None:
+    def __init__(self, room: int, short: bool) -> None:
         super().__init__()
         self.room = room
+        self.short = short
 
     def write(self, data: Any) -> int:
         if self.room == 0:
+            if self.short:
+                return super().write(bytes(data)[:3])
             raise OSError(28, "No space left on device")
         self.room -= 1
         return super().write(data)
 
 
+@pytest.mark.parametrize("short", [False, True], ids=["error", "short-write"])
 def test_a_file_that_fails_gives_its_chunks_back_to_memory(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, short: bool
 ) -> None:
     files: list[_FullDisk] = []
 
-    def full_disk() -> _FullDisk:
-        files.append(_FullDisk(room=6))
+    def full_disk(**_options: Any) -> _FullDisk:
+        files.append(_FullDisk(room=6, short=short))
         return files[-1]
 
     monkeypatch.setattr(tempfile, "TemporaryFile", full_disk)
