@@ -113,29 +113,37 @@ MARGIN = 4.0
 HEALTHY_TIMEOUT = 30.0
 
 
-def with_faulty(regions: dict[str, Region], name: str) -> tuple[dict[str, Region], dict[str, Any]]:
+def with_faulty(
+    regions: dict[str, Region], name: str, timeout: float = SOURCE_TIMEOUT
+) -> tuple[dict[str, Region], dict[str, Any]]:
     """The healthy ``regions`` (their timeout set by the gateway's ``source_timeout``) and
-    the one called ``name`` as a source of its own with :data:`SOURCE_TIMEOUT`."""
+    the one called ``name`` as a source of its own with ``timeout``."""
     faulty = regions[name]
-    source = region_source(faulty.spec, faulty.base_url) | {"timeout": SOURCE_TIMEOUT}
+    source = region_source(faulty.spec, faulty.base_url) | {"timeout": timeout}
     return {key: region for key, region in regions.items() if key != name}, source
+
+
+#: The faulty source's timeout where every retry is to be seen: three attempts whatever
+#: the machine's speed (on a busy one, three did not always fit in SOURCE_TIMEOUT); the
+#: other faults show what the deadline cuts.
+RETRIED = HEALTHY_TIMEOUT
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
-    ("fault", "status", "reason", "attempts"),
+    ("fault", "status", "reason", "attempts", "share"),
     [
-        ("timeout", "timeout", "timeout", 1),
-        ("slow-drip", "timeout", "timeout", 1),
-        ("reset", "failed", "unavailable", 3),
-        ("down", "failed", "unavailable", 3),
-        ("error-500", "failed", "unavailable", 3),
-        ("unavailable-503", "failed", "unavailable", 3),
+        ("timeout", "timeout", "timeout", 1, SOURCE_TIMEOUT),
+        ("slow-drip", "timeout", "timeout", 1, SOURCE_TIMEOUT),
+        ("reset", "failed", "unavailable", 3, RETRIED),
+        ("down", "failed", "unavailable", 3, RETRIED),
+        ("error-500", "failed", "unavailable", 3, RETRIED),
+        ("unavailable-503", "failed", "unavailable", 3, RETRIED),
         # Retry-After: 1 does not fit in what is left of the 1 s deadline: no retry.
-        ("rate-limit-429", "failed", "rate-limited", 1),
-        ("malformed-json", "failed", "protocol", 1),
-        ("invalid-fhir", "failed", "protocol", 1),
-        ("next-loop", "failed", "protocol", 1),
+        ("rate-limit-429", "failed", "rate-limited", 1, SOURCE_TIMEOUT),
+        ("malformed-json", "failed", "protocol", 1, SOURCE_TIMEOUT),
+        ("invalid-fhir", "failed", "protocol", 1, SOURCE_TIMEOUT),
+        ("next-loop", "failed", "protocol", 1, SOURCE_TIMEOUT),
     ],
 )
 async def test_fault_is_reported_within_the_deadline(
@@ -146,8 +154,9 @@ async def test_fault_is_reported_within_the_deadline(
     status: str,
     reason: str,
     attempts: int,
+    share: float,
 ) -> None:
-    healthy, vast_source = with_faulty(regions, "vast")
+    healthy, vast_source = with_faulty(regions, "vast", share)
     async with running_gateway(
         database_url,
         issuer,
@@ -164,12 +173,12 @@ async def test_fault_is_reported_within_the_deadline(
         )
         elapsed = time.perf_counter() - started
     assert response.status_code == 200
-    assert elapsed < SOURCE_TIMEOUT + MARGIN
+    assert elapsed < share + MARGIN
     bundle = response.json()
     statuses = source_status(bundle)
     vast = statuses["region-vast"]
     assert (vast["status"], vast["reason"], vast["attempts"]) == (status, reason, attempts)
-    assert vast["elapsedMs"] <= (SOURCE_TIMEOUT + MARGIN) * 1000
+    assert vast["elapsedMs"] <= (share + MARGIN) * 1000
     for other in ("region-nord", "region-syd"):
         assert statuses[other]["status"] == "ok"
         assert statuses[other]["attempts"] == 1
