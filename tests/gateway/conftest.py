@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import orjson
@@ -291,3 +291,18 @@ async def sink() -> AsyncIterator[MailSink]:
     server = await MailSink().start()
     yield server
     await server.close()
+
+
+@pytest.fixture
+def made_files(monkeypatch: pytest.MonkeyPatch) -> list[IO[bytes]]:
+    """Every temporary file made while the test runs, as made (real files)."""
+    made: list[IO[bytes]] = []
+    real = tempfile.TemporaryFile
+
+    def temporary_file(**options: Any) -> IO[bytes]:
+        file: IO[bytes] = real(**options)
+        made.append(file)
+        return file
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", temporary_file)
+    return made

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import tempfile
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -188,24 +187,15 @@ async def test_an_id_met_twice_in_one_answer_is_indexed_once(cache: RecordCache)
 
 
 async def test_a_large_answer_held_in_a_temporary_file_is_stored_whole(
-    cache: RecordCache, monkeypatch: pytest.MonkeyPatch
+    cache: RecordCache, monkeypatch: pytest.MonkeyPatch, made_files: list[IO[bytes]]
 ) -> None:
     """Chunks past the spill threshold wait in a temporary file: stored in order, the file
     closed once they are."""
-    made: list[IO[bytes]] = []
-    real = tempfile.TemporaryFile
-
-    def temporary_file(**options: Any) -> IO[bytes]:
-        file: IO[bytes] = real(**options)
-        made.append(file)
-        return file
-
-    monkeypatch.setattr(tempfile, "TemporaryFile", temporary_file)
     monkeypatch.setattr(spill, "SPILL_BYTES", 1000)
     resources = [_observation(n) for n in range(3 * CHUNK_SIZE + 7)]
     await cache.save("unified", "src", {"Observation": resources}, NOW, full=True)
-    assert len(made) == 1
-    assert made[0].closed
+    assert len(made_files) == 1
+    assert made_files[0].closed
     loaded = await cache.load("unified", ["src"], ["Observation"])
     assert loaded["src"]["Observation"] == resources
     assert len(await _raw_bodies(cache)) == 4

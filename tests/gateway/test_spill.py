@@ -19,21 +19,6 @@ from gateway.collect.spill import SealedChunks
 BODIES = [bytes([n]) * (30 + n) for n in range(12)]
 
 
-@pytest.fixture
-def made_files(monkeypatch: pytest.MonkeyPatch) -> list[IO[bytes]]:
-    """Every temporary file made, as it was made (real files)."""
-    made: list[IO[bytes]] = []
-    real = tempfile.TemporaryFile
-
-    def temporary_file(**options: Any) -> IO[bytes]:
-        file: IO[bytes] = real(**options)
-        made.append(file)
-        return file
-
-    monkeypatch.setattr(tempfile, "TemporaryFile", temporary_file)
-    return made
-
-
 def test_few_chunks_stay_in_memory(made_files: list[IO[bytes]]) -> None:
     chunks = SealedChunks(spill_bytes=sum(map(len, BODIES)))
     for body in BODIES:
