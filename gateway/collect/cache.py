@@ -50,6 +50,7 @@ from gateway.collect.sealing import (
     ChunkSealer,
     KeepBudget,
     Sealed,
+    close_all,
 )
 from gateway.collect.snapshot import CacheSnapshot, StoredType
 from gateway.memo import RECENT_SECONDS, Recent
@@ -297,8 +298,7 @@ class RecordCache:
         try:
             await self._locked(patient_id, source_id, replace)
         finally:
-            for part in sealed.values():
-                part.close()
+            close_all(sealed)
 
     async def _locked(
         self,
@@ -393,8 +393,7 @@ class RecordCache:
         try:
             await self._write(conn, patient_id, source_id, sealed, synced_at, full_synced)
         finally:
-            for part in sealed.values():
-                part.close()
+            close_all(sealed)
         return merged
 
     async def _write(

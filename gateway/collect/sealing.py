@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +138,12 @@ class Sealed:
         """Let the chunks go once stored (a temporary file is closed at once, not when
         this is collected)."""
         self.bodies.close()
+
+
+def close_all(sealed: Mapping[str, Sealed]) -> None:
+    """Let every part of an answer go once stored (or not to be stored)."""
+    for part in sealed.values():
+        part.close()
 
 
 class KeepBudget:
