@@ -30,6 +30,8 @@ from simregions.clock import REFERENCE_DATE
 from simregions.regions import DEFAULT_REGIONS
 
 TEST_PERSON_PNR = "191212121212"
+#: An adult of the simulated population, the demo's example of a proxy (ombud) for Tolvan.
+DEMO_PROXY_PNR = "197904105082"
 
 Sex = Literal["male", "female"]
 

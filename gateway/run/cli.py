@@ -376,7 +376,7 @@ def _add_token(commands: _Commands) -> None:
         type=personnummer,
         default=None,
         metavar="NUMBER",
-        help="the citizen's personnummer, e.g. 19121212-1212 (required for --role citizen)",
+        help="the citizen's personnummer, YYYYMMDD-NNNC (required for --role citizen)",
     )
     token.add_argument(
         "--hsa-id",

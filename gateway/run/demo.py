@@ -38,10 +38,11 @@ from simregions.app import create_app as create_region_app
 from simregions.legacy.app import create_legacy_app
 from simregions.legacy.spec import OST, LegacyRegionSpec
 from simregions.mailsink import MailSink, Received
+from simregions.people import DEMO_PROXY_PNR, TEST_PERSON_PNR
 from simregions.regions import DEFAULT_REGIONS, RegionSpec
 from simregions.server import LOOPBACK, bind_socket, make_server
 
-TEST_PERSON = "191212121212"
+TEST_PERSON = TEST_PERSON_PNR
 
 #: How the demo's Region Syd differs in what it shares, as real regions do: no lab
 #: results, nothing before 2001, and notes only from 2005.
@@ -408,6 +409,8 @@ def _banner(
             f"    {sid} {url}" for sid, url in added.items()
         )
     syd = urls["syd"].removesuffix("/fhir")
+    tolvan = parse_person_identifier(TEST_PERSON).format("yyyymmdd-nnnn")
+    proxy = parse_person_identifier(DEMO_PROXY_PNR).format("yyyymmdd-nnnn")
     return f"""
 Samlad demo is running.
 
@@ -417,7 +420,7 @@ Samlad demo is running.
   simulated regions
 {regions}
 
-A citizen token for the test person Tolvan Tolvansson (19121212-1212), valid 8 hours,
+A citizen token for the test person Tolvan Tolvansson ({tolvan}), valid 8 hours,
 and the id of their unified patient record:
 
 export TOKEN={token}
@@ -466,9 +469,9 @@ curl -s -d grant_type=authorization_code -d client_id={DEMO_APP_CLIENT} -d code=
   -d redirect_uri={settings.public_base_url}/app/ -d code_verifier={DEMO_VERIFIER} \\
   {token_url}
 
-Tolvan may make another adult his proxy (ombud), say 19790410-5082, who then logs in as
+Tolvan may make another adult his proxy (ombud), say {proxy}, who then logs in as
 themselves and picks Tolvan's record (docs/consent.md, "Proxies for adults"); the token
-of that person: {samlad_token} --role citizen --personnummer 19790410-5082
+of that person: {samlad_token} --role citizen --personnummer {proxy}
 
 More tokens:  {samlad_token} --role clinician   (--help lists the options)
 Ctrl-C stops everything.
